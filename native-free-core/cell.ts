@@ -1,0 +1,48 @@
+/**
+ * One resident agent. Kept small and flat — millions of these live in one thread and
+ * the budget is ≤ 200 bytes per agent beyond its state — so optional parts (mailbox,
+ * timer) are null/-1 until used and everything boolean is a bit in `flags`.
+ */
+import type { Mailbox } from './mailbox.ts'
+import type { TypeInfo } from './registry.ts'
+import type { Envelope } from './envelope.ts'
+
+/** An async handler is running: later messages wait in the mailbox. */
+export const kBusy = 1
+/** Changed by a committed-to-be turn in the open batch. */
+export const kDirty = 2
+/** The open batch's snapshot of this cell equals its current state (see ShardRuntime). */
+export const kSnapFresh = 4
+/** Passivate after the turn's batch is built. */
+export const kDeactivate = 8
+/** Delete state after the turn's batch is built. */
+export const kDelete = 16
+/** Removed from the table; late completions must not touch it. */
+export const kDropped = 32
+/** State is held by a store (the type is persistent). */
+export const kPersistent = 64
+/** Never committed yet: its first commit creates it (quota counting). */
+export const kNew = 128
+
+export class Cell {
+  readonly id: string
+  readonly hash: number
+  readonly info: TypeInfo
+  state: unknown
+  flags: number
+  /** Tick of the last message (idle passivation). */
+  lastTick: number
+  /** Handle of this agent's timer in the timing wheel, or -1. */
+  timer: number
+  mailbox: Mailbox<Envelope> | null = null
+
+  constructor (id: string, hash: number, info: TypeInfo, state: unknown, flags: number, tick: number) {
+    this.id = id
+    this.hash = hash
+    this.info = info
+    this.state = state
+    this.flags = flags
+    this.lastTick = tick
+    this.timer = -1
+  }
+}

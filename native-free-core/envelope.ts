@@ -1,0 +1,39 @@
+/**
+ * A decoded message for an agent. Transports decode each frame into one reused
+ * instance per thread (a flyweight: no allocation per message); the runtime clones it
+ * only when the message must wait in a busy agent's mailbox.
+ *
+ * On the wire (src/frame-codec.ts) and here, types and methods are registry indices.
+ */
+
+/** Fire-and-forget from outside the host's agents (`ref.cast`). */
+export const MSG_CAST = 1
+/** Expects a reply to (`replyTo` thread, `callId`). */
+export const MSG_CALL = 2
+/** From another agent's outbox (`ctx.send`). */
+export const MSG_SEND = 3
+
+export class Envelope {
+  kind = 0
+  id = ''
+  hash = 0
+  typeIdx = 0
+  methodIdx = 0
+  payload: unknown = undefined
+  /** Thread that waits for the reply (calls only). */
+  replyTo = 0
+  callId = 0
+
+  clone (): Envelope {
+    const e = new Envelope()
+    e.kind = this.kind
+    e.id = this.id
+    e.hash = this.hash
+    e.typeIdx = this.typeIdx
+    e.methodIdx = this.methodIdx
+    e.payload = this.payload
+    e.replyTo = this.replyTo
+    e.callId = this.callId
+    return e
+  }
+}

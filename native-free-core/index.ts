@@ -1,0 +1,26 @@
+/**
+ * `shoal/core`: the parts of Shoal that need no native addon and no `node:` module —
+ * agent definitions, ids and placement hash, the SharedArrayBuffer ring and doorbell,
+ * the shard runtime, the in-memory store, errors. Hosts inject their capabilities
+ * (store, codec, clock) through the interfaces declared here.
+ */
+export * from './errors.ts'
+export { DEFAULT_QUOTA, idOf, idString, parseId, checkKey, checkName } from './agent-id.ts'
+export type { AgentId, AgentAddress } from './agent-id.ts'
+export { hashId, shardOf, SHARDS } from './hash.ts'
+export { defineAgent, isAgentDefinition, kAgentDefinition } from './define-agent.ts'
+export type {
+  AgentContext, AgentDefinition, AgentSpec, AgentStorage, Handler, Handlers, MethodName, MethodsOf, PayloadOf,
+  RateLimit, ReplyOf, StateOf
+} from './define-agent.ts'
+export { AgentRegistry } from './registry.ts'
+export type { MethodInfo, TypeInfo } from './registry.ts'
+export { RingConsumer, RingProducer, createRing, forEachFrame, maxFrameBytes, ringCapacity, ringDepth, RING_HEADER_BYTES } from './ring-queue.ts'
+export type { BytesView, FrameTarget } from './ring-queue.ts'
+export { Doorbell, DOORBELL_BYTES } from './doorbell.ts'
+export { Envelope, MSG_CALL, MSG_CAST, MSG_SEND } from './envelope.ts'
+export { ShardRuntime } from './shard-runtime.ts'
+export type { RuntimeOutput, ShardRuntimeOptions, ValueCodec } from './shard-runtime.ts'
+export { MemoryStore } from './store.ts'
+export type { Store, WriteBatch, MemoryStoreOptions } from './store.ts'
+export { AgentTable } from './agent-table.ts'

@@ -1,0 +1,113 @@
+/**
+ * `ctx`, the second half of a handler's world: everything it may do besides changing
+ * its own state. One per turn, because an async handler keeps using its ctx across
+ * awaits while other agents' turns run. Effects are collected here and applied by the
+ * runtime when the turn ends (sends leave after the turn's commit: the outbox).
+ */
+import type { AgentAddress, AgentId } from './agent-id.ts'
+import { parseId } from './agent-id.ts'
+import type { AgentContext, AgentStorage } from './define-agent.ts'
+import { InvalidArgumentError, ShoalError } from './errors.ts'
+import { kDeactivate, kDelete } from './cell.ts'
+import type { Cell } from './cell.ts'
+
+/** A resolved `ctx.send`: target and method as registry indices. */
+export class OutboundSend {
+  readonly id: string
+  readonly hash: number
+  readonly typeIdx: number
+  readonly methodIdx: number
+  readonly payload: unknown
+
+  constructor (id: string, hash: number, typeIdx: number, methodIdx: number, payload: unknown) {
+    this.id = id
+    this.hash = hash
+    this.typeIdx = typeIdx
+    this.methodIdx = methodIdx
+    this.payload = payload
+  }
+}
+
+/** What a context needs from its runtime. */
+export interface ContextHost {
+  readonly tick: number
+  resolveSend (target: AgentAddress, method: string, payload: unknown): OutboundSend
+  offload (name: string, input: unknown): Promise<unknown>
+}
+
+export class TurnContext implements AgentContext {
+  private readonly host: ContextHost
+  readonly cell: Cell
+  /** Commands may change state and send; queries only read. */
+  readonly command: boolean
+  ended = false
+  outbox: OutboundSend[] | null = null
+  private idCache: AgentId | null = null
+
+  constructor (host: ContextHost, cell: Cell, command: boolean) {
+    this.host = host
+    this.cell = cell
+    this.command = command
+  }
+
+  get id (): AgentId {
+    return (this.idCache ??= parseId(this.cell.id))
+  }
+
+  get tick (): number {
+    return this.host.tick
+  }
+
+  send (target: AgentAddress, method: string, payload?: unknown): void {
+    this.live('send')
+    if (!this.command) throw new InvalidArgumentError('ctx.send is not allowed in a query: queries are read-only')
+    const out = this.host.resolveSend(target, method, payload);
+    (this.outbox ??= []).push(out)
+  }
+
+  deactivate (): void {
+    this.live('deactivate')
+    this.cell.flags |= kDeactivate
+  }
+
+  delete (): void {
+    this.live('delete')
+    if (!this.command) throw new InvalidArgumentError('ctx.delete is not allowed in a query: queries are read-only')
+    this.cell.flags |= kDelete
+  }
+
+  offload<R = unknown> (name: string, input?: unknown): Promise<R> {
+    this.live('offload')
+    return this.host.offload(name, input) as Promise<R>
+  }
+
+  timeout (_ticks: number): void {
+    throw notYet('ctx.timeout')
+  }
+
+  idleAfter (_ticks: number): void {
+    throw notYet('ctx.idleAfter')
+  }
+
+  remind (_name: string, _ms: number): void {
+    throw notYet('ctx.remind')
+  }
+
+  cancelReminder (_name: string): void {
+    throw notYet('ctx.cancelReminder')
+  }
+
+  get storage (): AgentStorage {
+    throw notYet('ctx.storage')
+  }
+
+  private live (what: string): void {
+    if (this.ended) {
+      throw new InvalidArgumentError(`ctx.${what}() was called after the turn ended: keep using ctx only inside the handler (await the work instead of leaving it running)`)
+    }
+  }
+}
+
+function notYet (what: string): ShoalError {
+  return new ShoalError(`${what} is not available in this version of the engine`)
+}
