@@ -1,0 +1,384 @@
+/**
+ * The host: what `createHost` returns. It owns the shared memory, the worker threads
+ * and the main thread's ThreadLoop, turns `ref.call`/`ref.cast` into frames on the
+ * ring of the thread that owns the agent, and matches replies to pending calls.
+ *
+ * Worker death (an uncaught error, OOM, `process.exit` in user code): the replies
+ * the worker already published are delivered, every other call routed to it fails
+ * with WorkerCrashedError (retriable), every ring touching it is replaced, and a new
+ * worker takes over the same shards. Calls made meanwhile wait in the new rings.
+ *
+ * The host keeps the process alive (its workers do) until `close()`, like a server.
+ */
+import { EventEmitter } from 'node:events'
+import { Worker } from 'node:worker_threads'
+import { DEFAULT_QUOTA, MAX_ID_BYTES, checkKey, checkName, idString, parseId, utf8Length } from '../native-free-core/agent-id.ts'
+import type { AgentId } from '../native-free-core/agent-id.ts'
+import { isAgentDefinition } from '../native-free-core/define-agent.ts'
+import type { AgentDefinition } from '../native-free-core/define-agent.ts'
+import { MSG_CALL, MSG_CAST } from '../native-free-core/envelope.ts'
+import {
+  HostClosedError, InvalidArgumentError, ShoalError, UnknownQuotaError, WorkerCrashedError, errorFromWire, messageOf
+} from '../native-free-core/errors.ts'
+import type { WireError } from '../native-free-core/errors.ts'
+import { hashId } from '../native-free-core/hash.ts'
+import { ringDepth } from '../native-free-core/ring-queue.ts'
+import type { AgentRegistry, TypeInfo } from '../native-free-core/registry.ts'
+import { ShardRuntime } from '../native-free-core/shard-runtime.ts'
+import { MemoryStore } from '../native-free-core/store.ts'
+import { AgentRef } from './agent-ref.ts'
+import type { RefTarget } from './agent-ref.ts'
+import { stateCodec } from './codec.ts'
+import { loadRegistry } from './load-agents.ts'
+import { memoryStoreOptions } from './memory-store-options.ts'
+import {
+  createMesh, kStatActive, kStatAlive, kStatBusy, kStatCommits, kStatCommitted, kStatMessages,
+  kStatOverflowBytes, kStatPendingCommit, kStatRunning, renewRings, statsView
+} from './mesh.ts'
+import type { Mesh } from './mesh.ts'
+import { resolveOptions } from './options.ts'
+import type { HostOptions, ResolvedHostOptions } from './options.ts'
+import { PendingCalls } from './pending-calls.ts'
+import type { CallOptions } from './pending-calls.ts'
+import { ThreadLoop } from './thread-loop.ts'
+import type { ControlMessage, WorkerData, WorkerMessage } from './worker-entry.ts'
+
+const workerUrl = new URL('./worker-entry.js', import.meta.url)
+
+export interface WorkerStats {
+  /** Thread index: 0 is the main thread (only with `workers: 0`), 1..N the workers. */
+  readonly thread: number
+  readonly alive: boolean
+  readonly activeAgents: number
+  /** Messages delivered to agents since the thread started. */
+  readonly messages: number
+  /** Async turns in flight. */
+  readonly busyAgents: number
+  readonly commits: number
+  readonly committedStates: number
+  /** Bytes waiting in the rings into this thread. */
+  readonly ringDepthBytes: number
+  /** Bytes this thread holds in overflow because a ring it writes to is full. */
+  readonly overflowBytes: number
+  readonly restarts: number
+}
+
+export interface HostStats {
+  readonly activeAgents: number
+  readonly messages: number
+  readonly pendingCalls: number
+  readonly workers: readonly WorkerStats[]
+}
+
+export interface AgentErrorEvent {
+  /** The agent, when the error concerns one. */
+  readonly id: AgentId | null
+  readonly method: string
+  readonly error: ShoalError
+}
+
+export interface WorkerRestartEvent {
+  readonly thread: number
+  readonly exitCode: number | null
+  readonly error: Error | null
+  /** Calls that failed with WorkerCrashedError. */
+  readonly failedCalls: number
+}
+
+export interface HostEvents {
+  'agent-error': [AgentErrorEvent]
+  'worker-restart': [WorkerRestartEvent]
+  error: [Error]
+}
+
+export interface RefOptions {
+  readonly quota?: string
+}
+
+class WorkerSlot {
+  worker: Worker | null = null
+  epoch = 0
+  restarts = 0
+  recentCrashes: number[] = []
+  lastError: Error | null = null
+  ready = false
+  readonly thread: number
+  constructor (thread: number) {
+    this.thread = thread
+  }
+}
+
+export class Host extends EventEmitter<HostEvents> implements RefTarget {
+  readonly options: ResolvedHostOptions
+  readonly registry: AgentRegistry
+  private readonly mesh: Mesh
+  private readonly loop: ThreadLoop
+  private readonly pending: PendingCalls
+  private readonly slots: WorkerSlot[] = []
+  private readonly agentErrorListeners: Int32Array
+  private readonly localStore: MemoryStore | null = null
+  private closing: Promise<void> | null = null
+  private closed = false
+
+  /** Use `createHost`. */
+  constructor (options: ResolvedHostOptions, registry: AgentRegistry) {
+    super()
+    this.options = options
+    this.registry = registry
+    this.pending = new PendingCalls(options.callTimeoutMs)
+    this.mesh = createMesh(options.workers, options.ringBytes)
+    this.agentErrorListeners = new Int32Array(new SharedArrayBuffer(4))
+    this.loop = new ThreadLoop({
+      index: 0,
+      mesh: this.mesh,
+      maxMessageBytes: options.maxMessageBytes,
+      onReply: (callId, ok, value) => this.pending.settle(callId, ok, value),
+      onAgentError: (id, method, error) => this.emitAgentError(id, method, error)
+    })
+    if (options.workers === 0) {
+      this.localStore = new MemoryStore(memoryStoreOptions)
+      this.loop.runtime = new ShardRuntime({ registry, store: this.localStore, codec: stateCodec, output: this.loop })
+    }
+    // workers report agent errors only while someone listens (see AgentErrorReporter)
+    const untyped = this as EventEmitter
+    untyped.on('newListener', (event: string | symbol) => { if (event === 'agent-error') Atomics.add(this.agentErrorListeners, 0, 1) })
+    untyped.on('removeListener', (event: string | symbol) => { if (event === 'agent-error') Atomics.sub(this.agentErrorListeners, 0, 1) })
+  }
+
+  /** Start the workers; resolves when every one has loaded the agents module. */
+  async start (): Promise<void> {
+    for (let t = 1; t < this.mesh.threads; t++) this.slots.push(new WorkerSlot(t))
+    try {
+      await Promise.all(this.slots.map((slot) => this.spawn(slot)))
+    } catch (err) {
+      this.closed = true
+      await Promise.all(this.slots.map((s) => s.worker?.terminate()))
+      throw err
+    }
+    this.loop.start()
+  }
+
+  /**
+   * A handle on one agent: `type` is a type name or the definition itself (for typed
+   * calls). The agent is activated by its first message, not by this.
+   */
+  ref<D extends AgentDefinition> (type: D, key: string, options?: RefOptions): AgentRef<D>
+  ref (type: string, key: string, options?: RefOptions): AgentRef
+  ref (type: string | AgentDefinition, key: string, options?: RefOptions): AgentRef {
+    const info = this.registry.require(isAgentDefinition(type) ? type.type : checkName('type', type))
+    if (isAgentDefinition(type) && info.def !== type) {
+      throw new InvalidArgumentError(`the definition passed for type ${JSON.stringify(type.type)} is not the one the host loaded from its agents module`)
+    }
+    checkKey(key)
+    const quota = options?.quota === undefined ? DEFAULT_QUOTA : checkName('quota', options.quota)
+    if (quota !== DEFAULT_QUOTA) {
+      throw new UnknownQuotaError(`quota ${JSON.stringify(quota)} does not exist`, { quota })
+    }
+    const id = idString(quota, info.type, key)
+    if (id.length * 3 > MAX_ID_BYTES && utf8Length(id) > MAX_ID_BYTES) {
+      throw new InvalidArgumentError(`agent id is longer than ${MAX_ID_BYTES} UTF-8 bytes`, { type: info.type, quota })
+    }
+    return new AgentRef(this, info, quota, key, id, hashId(id))
+  }
+
+  /** @internal RefTarget */
+  call (id: string, hash: number, info: TypeInfo, method: string, payload: unknown, options: CallOptions | undefined): Promise<unknown> {
+    if (this.closed || this.closing !== null) return Promise.reject(new HostClosedError())
+    let m
+    try {
+      m = this.registry.method(info, method)
+    } catch (err) {
+      return Promise.reject(err)
+    }
+    if (options?.signal?.aborted === true) {
+      return Promise.reject(errorFromWire({ code: 'SHOAL_ERR_ABORTED', message: `${info.type}.${method} was aborted before it was sent` }))
+    }
+    const loop = this.loop
+    const to = loop.ownerOf(hash)
+    const [callId, promise] = this.pending.add(to, this.slots[to - 1]?.epoch ?? 0, `${info.type}.${method}`, options)
+    try {
+      loop.writer.message(loop.producers[to]!, MSG_CALL, id, hash, info.index, m.index, payload, 0, callId)
+    } catch (err) {
+      this.pending.fail(callId, err instanceof ShoalError ? err : new ShoalError(messageOf(err)))
+      return promise
+    }
+    loop.touched(to)
+    return promise
+  }
+
+  /** @internal RefTarget */
+  cast (id: string, hash: number, info: TypeInfo, method: string, payload: unknown): void {
+    if (this.closed || this.closing !== null) throw new HostClosedError()
+    const m = this.registry.method(info, method)
+    const loop = this.loop
+    const to = loop.ownerOf(hash)
+    loop.writer.message(loop.producers[to]!, MSG_CAST, id, hash, info.index, m.index, payload, 0, 0)
+    loop.touched(to)
+  }
+
+  stats (): HostStats {
+    const workers: WorkerStats[] = []
+    const owners = this.options.workers === 0 ? [0] : this.slots.map((s) => s.thread)
+    let activeAgents = 0
+    let messages = 0
+    for (const t of owners) {
+      const s = statsView(this.mesh, t)
+      let depth = 0
+      for (let from = 0; from < this.mesh.threads; from++) {
+        const ring = this.mesh.rings[from]![t]
+        if (ring != null) depth += ringDepth(ring)
+      }
+      const w: WorkerStats = {
+        thread: t,
+        alive: s[kStatAlive] === 1,
+        activeAgents: s[kStatActive]!,
+        messages: s[kStatMessages]!,
+        busyAgents: s[kStatBusy]!,
+        commits: s[kStatCommits]!,
+        committedStates: s[kStatCommitted]!,
+        ringDepthBytes: depth,
+        overflowBytes: s[kStatOverflowBytes]!,
+        restarts: this.slots[t - 1]?.restarts ?? 0
+      }
+      activeAgents += w.activeAgents
+      messages += w.messages
+      workers.push(w)
+    }
+    return { activeAgents, messages, pendingCalls: this.pending.size, workers }
+  }
+
+  /**
+   * Stop taking calls, let in-flight work finish (up to `closeTimeoutMs`), commit, and
+   * stop the workers. Calls still pending after that fail with HostClosedError.
+   */
+  close (): Promise<void> {
+    this.closing ??= this.shutdown()
+    return this.closing
+  }
+
+  private async shutdown (): Promise<void> {
+    const deadline = Date.now() + this.options.closeTimeoutMs
+    let quietChecks = 0
+    while (Date.now() < deadline && quietChecks < 2) {
+      await delay(quietChecks === 0 ? 1 : 2)
+      quietChecks = this.quiescent() ? quietChecks + 1 : 0
+    }
+    this.closed = true
+    await Promise.all(this.slots.map((slot) => this.stopWorker(slot)))
+    if (this.loop.runtime !== null) await this.loop.drainAndStop()
+    else this.loop.stop()
+    this.pending.failAll(() => new HostClosedError('the host closed before the call completed'))
+    this.localStore?.close()
+  }
+
+  /** Nothing in any ring or overflow, no pass running, no turn or commit in flight, no call waiting. */
+  private quiescent (): boolean {
+    if (this.pending.size !== 0 || !this.loop.idle) return false
+    for (const row of this.mesh.rings) for (const ring of row) if (ring != null && ringDepth(ring) !== 0) return false
+    for (const slot of this.slots) {
+      const s = statsView(this.mesh, slot.thread)
+      if (s[kStatRunning] !== 0 || s[kStatBusy] !== 0 || s[kStatOverflowBytes] !== 0 || s[kStatPendingCommit] !== 0) return false
+    }
+    return true
+  }
+
+  private stopWorker (slot: WorkerSlot): Promise<void> {
+    const worker = slot.worker
+    if (worker === null) return Promise.resolve()
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => { void worker.terminate() }, Math.max(1000, this.options.closeTimeoutMs))
+      worker.once('exit', () => {
+        clearTimeout(timer)
+        resolve()
+      })
+      worker.postMessage({ type: 'stop' } satisfies ControlMessage)
+    })
+  }
+
+  private spawn (slot: WorkerSlot): Promise<void> {
+    const data: WorkerData = {
+      index: slot.thread,
+      agents: this.options.agents,
+      fingerprint: this.registry.fingerprint(),
+      mesh: this.mesh,
+      maxMessageBytes: this.options.maxMessageBytes,
+      listeners: this.agentErrorListeners.buffer as SharedArrayBuffer
+    }
+    const worker = new Worker(workerUrl, { workerData: data })
+    slot.worker = worker
+    slot.ready = false
+    slot.lastError = null
+    return new Promise((resolve, reject) => {
+      worker.on('message', (m: WorkerMessage) => {
+        if (m.type === 'ready') {
+          slot.ready = true
+          resolve()
+        } else if (m.type === 'agent-errors') {
+          for (const e of m.errors) this.emitAgentError(e.id, e.method, e.error)
+        }
+      })
+      worker.on('error', (err) => { slot.lastError = err })
+      worker.on('exit', (code) => {
+        if (slot.worker !== worker) return
+        slot.worker = null
+        if (!slot.ready) {
+          reject(slot.lastError ?? new ShoalError(`worker ${slot.thread} exited with code ${code} during startup`))
+          return
+        }
+        if (!this.closed) this.restart(slot, code)
+      })
+    })
+  }
+
+  /** A worker died: deliver what it published, fail what it owed, replace its rings, start another. */
+  private restart (slot: WorkerSlot, exitCode: number): void {
+    const t = slot.thread
+    const error = slot.lastError
+    this.loop.drainFrom(t)
+    slot.epoch++
+    slot.restarts++
+    const before = this.pending.size
+    this.pending.failThread(t, slot.epoch, () => new WorkerCrashedError(
+      `worker ${t} died (${error ? messageOf(error) : `exit code ${exitCode}`}) before replying; it has been restarted`,
+      { thread: t, exitCode }))
+    const failedCalls = before - this.pending.size
+    renewRings(this.mesh, t)
+    this.loop.attach(t)
+    for (const other of this.slots) {
+      if (other === slot || other.worker === null) continue
+      other.worker.postMessage({
+        type: 'attach', peer: t, out: this.mesh.rings[other.thread]![t]!, in: this.mesh.rings[t]![other.thread]!
+      } satisfies ControlMessage)
+    }
+    const now = Date.now()
+    slot.recentCrashes = slot.recentCrashes.filter((at) => now - at < 10_000)
+    slot.recentCrashes.push(now)
+    // a crash loop (a worker that dies on every start) backs off instead of spinning
+    const backoff = slot.recentCrashes.length <= 3 ? 0 : Math.min(5000, 50 * 2 ** slot.recentCrashes.length)
+    this.emit('worker-restart', { thread: t, exitCode, error, failedCalls })
+    setTimeout(() => {
+      if (this.closed) return
+      this.spawn(slot).catch((err: unknown) => {
+        this.emit('error', err instanceof Error ? err : new Error(String(err)))
+        if (!this.closed) this.restart(slot, -1)
+      })
+    }, backoff)
+  }
+
+  private emitAgentError (id: string, method: string, error: WireError): void {
+    if (this.agentErrorListeners[0] === 0) return
+    this.emit('agent-error', { id: id === '' ? null : parseId(id), method, error: errorFromWire(error) })
+  }
+}
+
+function delay (ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms))
+}
+
+export async function createHost (options: HostOptions): Promise<Host> {
+  const resolved = resolveOptions(options)
+  const registry = await loadRegistry(resolved.agents)
+  const host = new Host(resolved, registry)
+  await host.start()
+  return host
+}

@@ -1,0 +1,18 @@
+/**
+ * `shoal`: run millions of small stateful agents on worker threads.
+ *
+ *   import { createHost, defineAgent } from 'shoal'
+ */
+export { createHost, Host } from './host.ts'
+export type { HostStats, WorkerStats, HostEvents, AgentErrorEvent, WorkerRestartEvent, RefOptions } from './host.ts'
+export { AgentRef } from './agent-ref.ts'
+export type { HostOptions } from './options.ts'
+export { defaults } from './options.ts'
+export type { CallOptions } from './pending-calls.ts'
+export { nativeDecoderLoaded } from './codec.ts'
+export { defineAgent } from '../native-free-core/define-agent.ts'
+export type {
+  AgentContext, AgentDefinition, AgentStorage, MethodName, PayloadOf, ReplyOf, StateOf
+} from '../native-free-core/define-agent.ts'
+export type { AgentId, AgentAddress } from '../native-free-core/agent-id.ts'
+export * from '../native-free-core/errors.ts'

@@ -1,0 +1,122 @@
+/**
+ * `createHost` options: one object, validated once, resolved with defaults into a
+ * frozen `ResolvedHostOptions`. Every refusal is an InvalidOptionError that names the
+ * option, the rule and the value — including options that do not exist, since a typo
+ * (`worker: 4`) silently ignored is a misconfigured production host.
+ */
+import { availableParallelism } from 'node:os'
+import { isAbsolute, resolve } from 'node:path'
+import { pathToFileURL } from 'node:url'
+import { InvalidOptionError } from '../native-free-core/errors.ts'
+import { maxFrameBytes } from '../native-free-core/ring-queue.ts'
+
+export interface HostOptions {
+  /** The module that exports the agent definitions; every worker imports it. A file URL or a path. */
+  readonly agents: URL | string
+  /** Worker threads owning the agents. `0` runs them on the calling thread. Default: `os.availableParallelism()`. */
+  readonly workers?: number
+  /** LMDB environment directory for durable state. Omitted: an in-memory store. */
+  readonly dataDir?: string
+  /** Milliseconds per tick of the host clock. Default 1000. */
+  readonly tickMs?: number
+  /** Largest encoded message (header + id + payload), in bytes. Default 256 KiB. */
+  readonly maxMessageBytes?: number
+  /** Bytes per ring between two threads (a power of two ≥ 4 × maxMessageBytes). Default 4 MiB. */
+  readonly ringBytes?: number
+  /** Calls without `timeoutMs` fail with TimeoutError after this many ms; 0 = never. Default 30,000. */
+  readonly callTimeoutMs?: number
+  /** How long `close()` waits for in-flight work before stopping the workers. Default 10,000 ms. */
+  readonly closeTimeoutMs?: number
+}
+
+export interface ResolvedHostOptions {
+  readonly agents: string
+  readonly workers: number
+  readonly dataDir: string | undefined
+  readonly tickMs: number
+  readonly maxMessageBytes: number
+  readonly ringBytes: number
+  readonly callTimeoutMs: number
+  readonly closeTimeoutMs: number
+}
+
+export const defaults = {
+  workers: availableParallelism(),
+  tickMs: 1000,
+  maxMessageBytes: 256 * 1024,
+  ringBytes: 4 * 1024 * 1024,
+  callTimeoutMs: 30_000,
+  closeTimeoutMs: 10_000
+} as const
+
+const known = new Set(['agents', 'workers', 'dataDir', 'tickMs', 'maxMessageBytes', 'ringBytes', 'callTimeoutMs', 'closeTimeoutMs'])
+
+export function resolveOptions (options: HostOptions): ResolvedHostOptions {
+  if (options === null || typeof options !== 'object') {
+    throw new InvalidOptionError('(root)', options, 'must be an object { agents, workers?, dataDir?, ... }')
+  }
+  for (const key of Object.keys(options)) {
+    if (!known.has(key)) {
+      const near = [...known].find((k) => k.toLowerCase().startsWith(key.toLowerCase().slice(0, 4)))
+      throw new InvalidOptionError(key, (options as unknown as Record<string, unknown>)[key], `is not an option${near ? ` (did you mean ${near}?)` : ''}`)
+    }
+  }
+  const workers = integer('workers', options.workers ?? defaults.workers, 0, 254)
+  const maxMessageBytes = integer('maxMessageBytes', options.maxMessageBytes ?? defaults.maxMessageBytes, 64, 64 * 1024 * 1024)
+  const ringBytes = integer('ringBytes', options.ringBytes ?? Math.max(defaults.ringBytes, pow2AtLeast(4 * maxMessageBytes)), 4096, 1024 * 1024 * 1024)
+  if ((ringBytes & (ringBytes - 1)) !== 0) throw new InvalidOptionError('ringBytes', ringBytes, 'must be a power of two')
+  if (maxFrameBytes(ringBytes) < maxMessageBytes) {
+    throw new InvalidOptionError('maxMessageBytes', maxMessageBytes, `must be at most ringBytes / 2 - 8 (${maxFrameBytes(ringBytes)} with ringBytes ${ringBytes})`)
+  }
+  let dataDir: string | undefined
+  if (options.dataDir !== undefined) {
+    if (typeof options.dataDir !== 'string' || options.dataDir.length === 0) {
+      throw new InvalidOptionError('dataDir', options.dataDir, 'must be a non-empty directory path')
+    }
+    dataDir = resolve(options.dataDir)
+  }
+  return Object.freeze({
+    agents: agentsUrl(options.agents),
+    workers,
+    dataDir,
+    tickMs: number('tickMs', options.tickMs ?? defaults.tickMs, 1, 86_400_000),
+    maxMessageBytes,
+    ringBytes,
+    callTimeoutMs: integer('callTimeoutMs', options.callTimeoutMs ?? defaults.callTimeoutMs, 0, 2 ** 31 - 1),
+    closeTimeoutMs: integer('closeTimeoutMs', options.closeTimeoutMs ?? defaults.closeTimeoutMs, 0, 2 ** 31 - 1)
+  })
+}
+
+function agentsUrl (agents: unknown): string {
+  if (agents instanceof URL) {
+    if (agents.protocol !== 'file:' && agents.protocol !== 'data:') {
+      throw new InvalidOptionError('agents', agents, 'must be a file: URL (or a data: URL) of the agents module')
+    }
+    return agents.href
+  }
+  if (typeof agents === 'string' && agents.length > 0) {
+    if (agents.startsWith('file:') || agents.startsWith('data:')) return agents
+    return pathToFileURL(isAbsolute(agents) ? agents : resolve(agents)).href
+  }
+  throw new InvalidOptionError('agents', agents, 'is required: the URL or path of the module exporting your defineAgent() definitions')
+}
+
+function integer (name: string, value: unknown, min: number, max: number): number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+    throw new InvalidOptionError(name, value, `must be an integer from ${min} to ${max}`)
+  }
+  return value
+}
+
+function number (name: string, value: unknown, min: number, max: number): number {
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < min || value > max) {
+    throw new InvalidOptionError(name, value, `must be a number from ${min} to ${max}`)
+  }
+  return value
+}
+
+function pow2AtLeast (n: number): number {
+  let p = 4096
+  while (p < n) p *= 2
+  return p
+}

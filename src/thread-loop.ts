@@ -1,0 +1,332 @@
+/**
+ * The loop every thread runs (the main thread and each worker): drain inbound rings
+ * up to a budget → run the turns they carry → close the commit batch → publish
+ * outbound rings → yield with `setImmediate` if work remains, else park on the
+ * doorbell with `Atomics.waitAsync`, leaving the event loop free for LMDB callbacks,
+ * timers and control messages.
+ *
+ *        ┌──────── pass ────────┐
+ *   wake → copyOut → decode → deliver → commit → publish ─┬─ more? → setImmediate(pass)
+ *        └──────────────────────┘                         └─ idle  → park (waitAsync)
+ *
+ * States: `running` (inside a pass), `scheduled` (setImmediate pending), `parked`
+ * (waitAsync pending). A local wake — an async turn settled, a commit finished, the
+ * main thread wrote a call — rings this thread's own doorbell when parked, which
+ * resolves the pending waitAsync; there is never more than one waiter.
+ *
+ * It is also the runtime's `RuntimeOutput`: replies and sends are encoded straight into
+ * the ring of the thread they go to.
+ */
+import { Doorbell } from '../native-free-core/doorbell.ts'
+import { RingConsumer, RingProducer, align4 } from '../native-free-core/ring-queue.ts'
+import type { BytesView } from '../native-free-core/ring-queue.ts'
+import { shardOf } from '../native-free-core/hash.ts'
+import { MSG_SEND } from '../native-free-core/envelope.ts'
+import type { ShardRuntime, RuntimeOutput } from '../native-free-core/shard-runtime.ts'
+import { toWire } from '../native-free-core/errors.ts'
+import type { WireError } from '../native-free-core/errors.ts'
+import { FRAME_REPLY, FrameReader, FrameWriter } from './frame-codec.ts'
+import type { Mesh } from './mesh.ts'
+import {
+  kStatActive, kStatAlive, kStatBusy, kStatCommits, kStatCommitted, kStatMessages, kStatOverflowBytes,
+  kStatPasses, kStatPendingCommit, kStatRunning, statsView
+} from './mesh.ts'
+
+/** Bytes of frames taken from one ring per pass: bounds a pass to a few ms so timers and I/O interleave. */
+const RING_BUDGET_BYTES = 256 * 1024
+
+const bufferView: BytesView = (b, o, l) => Buffer.from(b as ArrayBuffer, o, l)
+
+export interface ThreadLoopOptions {
+  readonly index: number
+  readonly mesh: Mesh
+  readonly maxMessageBytes: number
+  /** Called for each reply frame (main thread). */
+  readonly onReply?: (callId: number, ok: boolean, value: unknown) => void
+  /** A message could not be delivered or a handler failed. */
+  readonly onAgentError?: (id: string, method: string, error: WireError) => void
+}
+
+export class ThreadLoop implements RuntimeOutput {
+  readonly index: number
+  readonly bell: Doorbell
+  readonly mesh: Mesh
+  runtime: ShardRuntime | null = null
+  readonly producers: Array<RingProducer | null> = []
+  readonly consumers: Array<RingConsumer | null> = []
+  readonly writer: FrameWriter
+  private readonly reader: FrameReader
+  private readonly shardTable: Uint16Array
+  private readonly bells: Doorbell[]
+  private readonly stats: Float64Array
+  private readonly onReply: ((callId: number, ok: boolean, value: unknown) => void) | undefined
+  private readonly onAgentError: ((id: string, method: string, error: WireError) => void) | undefined
+
+  private running = false
+  private scheduled = false
+  private parked = false
+  private again = false
+  private stopped = false
+  /** Producers written since the last publish. */
+  private readonly dirty = new Set<number>()
+  private flushQueued = false
+  private passes = 0
+
+  constructor (options: ThreadLoopOptions) {
+    this.index = options.index
+    this.mesh = options.mesh
+    this.writer = new FrameWriter(options.maxMessageBytes)
+    this.reader = new FrameReader(options.mesh.ringBytes)
+    this.shardTable = new Uint16Array(options.mesh.shardTable)
+    this.bells = options.mesh.bells.map((b) => new Doorbell(b))
+    this.bell = this.bells[this.index]!
+    this.stats = statsView(options.mesh, this.index)
+    this.onReply = options.onReply
+    this.onAgentError = options.onAgentError
+    for (let peer = 0; peer < this.mesh.threads; peer++) {
+      this.producers.push(null)
+      this.consumers.push(null)
+      this.attach(peer)
+    }
+  }
+
+  /** (Re)connect the rings to and from `peer`, e.g. after the peer restarted. */
+  attach (peer: number): void {
+    const out = this.mesh.rings[this.index]![peer]
+    const inn = this.mesh.rings[peer]![this.index]
+    this.producers[peer] = out ? new RingProducer(out, this.bells[peer]!, bufferView) : null
+    this.consumers[peer] = inn ? new RingConsumer(inn, this.bells[peer]!) : null
+    this.dirty.delete(peer)
+  }
+
+  /** Process what `peer` already published, then switch to its new rings (it restarted). */
+  reattach (peer: number, out: SharedArrayBuffer | null, inn: SharedArrayBuffer | null): void {
+    this.drainFrom(peer)
+    this.mesh.rings[this.index]![peer] = out
+    this.mesh.rings[peer]![this.index] = inn
+    this.attach(peer)
+  }
+
+  /** Run every frame `peer` has published, now, outside the loop (used before re-attaching). */
+  drainFrom (peer: number): void {
+    const ring = this.consumers[peer]
+    if (ring == null) return
+    const wasRunning = this.running
+    this.running = true
+    try {
+      let bytes: number
+      while ((bytes = ring.copyOut(this.reader.scratch, RING_BUDGET_BYTES)) > 0) this.dispatch(bytes)
+      this.runtime?.commit()
+      this.flush()
+    } finally {
+      this.running = wasRunning
+    }
+  }
+
+  /** Final pass: run what is inbound, commit, wait for commits in flight, publish; then stop. */
+  async drainAndStop (): Promise<void> {
+    for (let peer = 0; peer < this.consumers.length; peer++) this.drainFrom(peer)
+    this.stop()
+    this.runtime?.commit()
+    await this.runtime?.whenCommitted()
+    this.flush()
+    this.writeStats()
+  }
+
+  /** Which thread owns the agent with this hash. */
+  ownerOf (hash: number): number {
+    return this.shardTable[shardOf(hash)]!
+  }
+
+  start (): void {
+    this.bell.cancelSleep()
+    this.stats[kStatAlive] = 1
+    this.schedule()
+  }
+
+  /** Stop parking and scheduling; the current pass finishes. */
+  stop (): void {
+    this.stopped = true
+    this.stats[kStatAlive] = 0
+    if (this.parked) this.bell.ring()
+  }
+
+  // ---- RuntimeOutput -------------------------------------------------------------
+
+  reply (replyTo: number, callId: number, ok: boolean, value: unknown): void {
+    const ring = this.producers[replyTo]
+    if (ring == null) return // the caller's thread is gone (restarting): its calls already failed
+    this.writer.reply(ring, callId, ok, value)
+    this.touched(replyTo)
+  }
+
+  send (id: string, hash: number, typeIdx: number, methodIdx: number, payload: unknown): void {
+    const to = this.ownerOf(hash)
+    try {
+      this.writer.message(this.producers[to]!, MSG_SEND, id, hash, typeIdx, methodIdx, payload, 0, 0)
+      this.touched(to)
+    } catch (err) {
+      // the turn already committed: the send cannot fail its handler any more — report it
+      this.onAgentError?.(id, `#${methodIdx}`, toWire(err))
+    }
+  }
+
+  wake (): void {
+    if (this.running) this.again = true
+    else this.schedule()
+  }
+
+  agentError (id: string, method: string, error: WireError): void {
+    this.onAgentError?.(id, method, error)
+  }
+
+  // ---- producing from outside a pass (main thread calls and casts) --------------------
+
+  /** A producer was written: publish at the end of the current turn of the event loop. */
+  touched (peer: number): void {
+    this.dirty.add(peer)
+    if (!this.running && !this.flushQueued) {
+      this.flushQueued = true
+      queueMicrotask(() => {
+        this.flushQueued = false
+        this.flush()
+      })
+    }
+  }
+
+  /** Publish every written producer (one Atomics.store each) and wake sleeping consumers. */
+  flush (): void {
+    for (const peer of this.dirty) {
+      const ring = this.producers[peer]
+      if (ring == null || !ring.publish()) this.dirty.delete(peer)
+      // an overflowing producer stays in `dirty`: the consumer rings our bell when it frees space
+    }
+  }
+
+  // ---- the loop --------------------------------------------------------------------
+
+  private schedule (): void {
+    if (this.stopped && !this.parked) return
+    if (this.parked) {
+      this.bell.ring()
+      return
+    }
+    if (this.scheduled || this.running) {
+      this.again = true
+      return
+    }
+    this.scheduled = true
+    setImmediate(this.pass)
+  }
+
+  private readonly pass = (): void => {
+    this.scheduled = false
+    this.running = true
+    this.stats[kStatRunning] = 1
+    this.again = false
+    let more = false
+    try {
+      for (let peer = 0; peer < this.consumers.length; peer++) {
+        const ring = this.consumers[peer]
+        if (ring == null) continue
+        const bytes = ring.copyOut(this.reader.scratch, RING_BUDGET_BYTES)
+        if (bytes === 0) continue
+        this.dispatch(bytes)
+        if (ring.hasData()) more = true
+      }
+      this.runtime?.commit()
+      this.flush()
+    } finally {
+      this.running = false
+      this.stats[kStatRunning] = 0
+    }
+    this.passes++
+    this.writeStats()
+    if (this.stopped) return
+    if (more || this.again) {
+      this.scheduled = true
+      setImmediate(this.pass)
+    } else {
+      this.park()
+    }
+  }
+
+  /** Run every frame copied into scratch. */
+  private dispatch (bytes: number): void {
+    const reader = this.reader
+    const i32 = reader.i32
+    let p = 0
+    while (p < bytes) {
+      const len = i32[p >> 2]!
+      if (len < 0) { p -= len; continue } // skip marker at the ring's wrap point
+      const o = p + 4
+      p = o + align4(len)
+      try {
+        if (reader.kind(o) === FRAME_REPLY) {
+          const value = reader.reply(o, len)
+          this.onReply?.(reader.replyCallId, reader.replyOk, value)
+        } else if (this.runtime !== null) {
+          this.runtime.deliver(reader.message(o, len))
+        }
+      } catch (err) {
+        // a frame that does not decode, or a bug in a reply callback: keep serving the rest
+        this.onAgentError?.('', '', toWire(err))
+      }
+    }
+  }
+
+  private park (): void {
+    const seq = this.bell.announceSleep()
+    if (this.hasInbound() || this.again) {
+      this.bell.cancelSleep()
+      this.schedule()
+      return
+    }
+    const waiting = this.bell.wait(seq)
+    if (waiting === null) {
+      this.schedule()
+      return
+    }
+    this.parked = true
+    void waiting.then(this.unpark)
+  }
+
+  private readonly unpark = (): void => {
+    this.parked = false
+    this.bell.cancelSleep()
+    if (this.stopped) return
+    this.scheduled = true
+    this.pass()
+  }
+
+  private hasInbound (): boolean {
+    for (const ring of this.consumers) if (ring != null && ring.hasData()) return true
+    // an overflowing producer whose consumer freed space meanwhile: publish now, not on the next ring
+    for (const peer of this.dirty) if (this.producers[peer]?.drainable() === true) return true
+    return false
+  }
+
+  private writeStats (): void {
+    const s = this.stats
+    s[kStatPasses] = this.passes
+    const rt = this.runtime
+    if (rt !== null) {
+      s[kStatMessages] = rt.messages
+      s[kStatActive] = rt.activeAgents
+      s[kStatBusy] = rt.busy
+      s[kStatCommits] = rt.commits
+      s[kStatCommitted] = rt.committedStates
+      s[kStatPendingCommit] = rt.pendingCommit ? 1 : 0
+    }
+    let overflow = 0
+    for (const ring of this.producers) if (ring != null && ring.overflowing) overflow += ring.overflowBytes
+    s[kStatOverflowBytes] = overflow
+  }
+
+  /** Is this thread idle: nothing inbound, nothing in overflow, no turn or commit in flight? */
+  get idle (): boolean {
+    if (this.hasInbound()) return false
+    for (const ring of this.producers) if (ring != null && ring.overflowing) return false
+    return this.runtime === null || (this.runtime.busy === 0 && !this.runtime.pendingCommit)
+  }
+}

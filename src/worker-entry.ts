@@ -1,0 +1,78 @@
+/**
+ * Entry point of a worker thread: import the agents module, attach to the mesh, run
+ * the shard runtime in a ThreadLoop until told to stop.
+ *
+ * postMessage carries control only — ready, stop, ring re-attachment after a peer
+ * restarted, batched agent-error reports — never agent messages.
+ */
+import { parentPort, workerData } from 'node:worker_threads'
+import { ShardRuntime } from '../native-free-core/shard-runtime.ts'
+import { MemoryStore } from '../native-free-core/store.ts'
+import type { WireError } from '../native-free-core/errors.ts'
+import { ThreadLoop } from './thread-loop.ts'
+import { loadRegistry } from './load-agents.ts'
+import { stateCodec } from './codec.ts'
+import type { Mesh } from './mesh.ts'
+import { memoryStoreOptions } from './memory-store-options.ts'
+import { AgentErrorReporter } from './agent-error-reporter.ts'
+import type { AgentErrorReport } from './agent-error-reporter.ts'
+
+export interface WorkerData {
+  readonly index: number
+  readonly agents: string
+  readonly fingerprint: string
+  readonly mesh: Mesh
+  readonly maxMessageBytes: number
+  /** Int32 word: number of 'agent-error' listeners on the host (reports are skipped at 0). */
+  readonly listeners: SharedArrayBuffer
+}
+
+export type ControlMessage =
+  | { readonly type: 'attach', readonly peer: number, readonly out: SharedArrayBuffer | null, readonly in: SharedArrayBuffer | null }
+  | { readonly type: 'stop' }
+
+export type WorkerMessage =
+  | { readonly type: 'ready' }
+  | { readonly type: 'stopped' }
+  | { readonly type: 'agent-errors', readonly errors: readonly AgentErrorReport[], readonly dropped: number }
+
+const data = workerData as WorkerData
+const port = parentPort!
+const post = (m: WorkerMessage): void => port.postMessage(m)
+
+const registry = await loadRegistry(data.agents)
+if (registry.fingerprint() !== data.fingerprint) {
+  throw new Error(`worker ${data.index} loaded different agent definitions than the main thread: ${registry.fingerprint()} vs ${data.fingerprint}`)
+}
+
+const reporter = new AgentErrorReporter(new Int32Array(data.listeners), (errors, dropped) => post({ type: 'agent-errors', errors, dropped }))
+const loop = new ThreadLoop({
+  index: data.index,
+  mesh: data.mesh,
+  maxMessageBytes: data.maxMessageBytes,
+  onAgentError: (id: string, method: string, error: WireError) => reporter.report(id, method, error)
+})
+const store = new MemoryStore(memoryStoreOptions)
+loop.runtime = new ShardRuntime({ registry, store, codec: stateCodec, output: loop })
+
+port.on('message', (m: ControlMessage) => {
+  switch (m.type) {
+    case 'attach':
+      loop.reattach(m.peer, m.out, m.in)
+      break
+    case 'stop':
+      void stop()
+      break
+  }
+})
+
+async function stop (): Promise<void> {
+  await loop.drainAndStop()
+  await store.close()
+  reporter.flush()
+  post({ type: 'stopped' })
+  port.close()
+}
+
+loop.start()
+post({ type: 'ready' })
