@@ -18,7 +18,7 @@ import { isAgentDefinition } from '../native-free-core/define-agent.ts'
 import type { AgentDefinition } from '../native-free-core/define-agent.ts'
 import { MSG_CALL, MSG_CAST } from '../native-free-core/envelope.ts'
 import {
-  HostClosedError, InvalidArgumentError, ShoalError, UnknownQuotaError, WorkerCrashedError, errorFromWire, messageOf
+  HostClosedError, InvalidArgumentError, InvalidOptionError, ShoalError, UnknownQuotaError, WorkerCrashedError, errorFromWire, messageOf
 } from '../native-free-core/errors.ts'
 import type { WireError } from '../native-free-core/errors.ts'
 import { hashId } from '../native-free-core/hash.ts'
@@ -377,6 +377,9 @@ function delay (ms: number): Promise<void> {
 
 export async function createHost (options: HostOptions): Promise<Host> {
   const resolved = resolveOptions(options)
+  if (resolved.dataDir !== undefined) {
+    throw new InvalidOptionError('dataDir', resolved.dataDir, 'needs the LMDB store, which this build does not have yet')
+  }
   const registry = await loadRegistry(resolved.agents)
   const host = new Host(resolved, registry)
   await host.start()
