@@ -23,11 +23,11 @@ import {
 import type { WireError } from '../native-free-core/errors.ts'
 import { hashId } from '../native-free-core/hash.ts'
 import { ringDepth } from '../native-free-core/ring-queue.ts'
-import type { AgentRegistry, TypeInfo } from '../native-free-core/registry.ts'
+import type { AgentRegistry, MethodInfo } from '../native-free-core/registry.ts'
 import { ShardRuntime } from '../native-free-core/shard-runtime.ts'
 import { MemoryStore } from '../native-free-core/store.ts'
 import { AgentRef } from './agent-ref.ts'
-import type { RefTarget } from './agent-ref.ts'
+import type { RefAddress, RefTarget } from './agent-ref.ts'
 import { stateCodec } from './codec.ts'
 import { loadRegistry } from './load-agents.ts'
 import { memoryStoreOptions } from './memory-store-options.ts'
@@ -182,38 +182,48 @@ export class Host extends EventEmitter<HostEvents> implements RefTarget {
   }
 
   /** @internal RefTarget */
-  call (id: string, hash: number, info: TypeInfo, method: string, payload: unknown, options: CallOptions | undefined): Promise<unknown> {
+  call (to: RefAddress, method: string, payload: unknown, options: CallOptions | undefined): Promise<unknown> {
     if (this.closed || this.closing !== null) return Promise.reject(new HostClosedError())
-    let m
+    let m: MethodInfo
     try {
-      m = this.registry.method(info, method)
+      m = this.resolve(to, method)
     } catch (err) {
       return Promise.reject(err)
     }
     if (options?.signal?.aborted === true) {
-      return Promise.reject(errorFromWire({ code: 'SHOAL_ERR_ABORTED', message: `${info.type}.${method} was aborted before it was sent` }))
+      return Promise.reject(errorFromWire({ code: 'SHOAL_ERR_ABORTED', message: `${to.info.type}.${method} was aborted before it was sent` }))
     }
     const loop = this.loop
-    const to = loop.ownerOf(hash)
-    const [callId, promise] = this.pending.add(to, this.slots[to - 1]?.epoch ?? 0, `${info.type}.${method}`, options)
+    const thread = loop.ownerOf(to.hash)
+    const [callId, promise] = this.pending.add(thread, this.slots[thread - 1]?.epoch ?? 0, `${to.info.type}.${method}`, options)
     try {
-      loop.writer.message(loop.producers[to]!, MSG_CALL, id, hash, info.index, m.index, payload, 0, callId)
+      loop.writer.message(loop.producers[thread]!, MSG_CALL, to.id, to.idBytes, to.hash, to.info.index, m.index, payload, 0, callId)
     } catch (err) {
       this.pending.fail(callId, err instanceof ShoalError ? err : new ShoalError(messageOf(err)))
       return promise
     }
-    loop.touched(to)
+    loop.touched(thread)
     return promise
   }
 
   /** @internal RefTarget */
-  cast (id: string, hash: number, info: TypeInfo, method: string, payload: unknown): void {
+  cast (to: RefAddress, method: string, payload: unknown): void {
     if (this.closed || this.closing !== null) throw new HostClosedError()
-    const m = this.registry.method(info, method)
+    const m = this.resolve(to, method)
     const loop = this.loop
-    const to = loop.ownerOf(hash)
-    loop.writer.message(loop.producers[to]!, MSG_CAST, id, hash, info.index, m.index, payload, 0, 0)
-    loop.touched(to)
+    const thread = loop.ownerOf(to.hash)
+    loop.writer.message(loop.producers[thread]!, MSG_CAST, to.id, to.idBytes, to.hash, to.info.index, m.index, payload, 0, 0)
+    loop.touched(thread)
+  }
+
+  /** The method of a ref's type; from the second message on, the ref keeps its id's bytes. */
+  private resolve (to: RefAddress, method: string): MethodInfo {
+    if (++to.uses === 2) to.idBytes = Buffer.from(to.id, 'utf8')
+    if (method === to.lastMethod && to.lastMethodInfo !== null) return to.lastMethodInfo
+    const m = this.registry.method(to.info, method)
+    to.lastMethod = method
+    to.lastMethodInfo = m
+    return m
   }
 
   stats (): HostStats {
