@@ -22,9 +22,26 @@ const FNV_OFFSET = 0x811c9dc5
 const FNV_PRIME = 0x01000193
 
 export function hashId (id: string): number {
-  let h = FNV_OFFSET
-  for (let i = 0; i < id.length; i++) {
-    let c = id.charCodeAt(i)
+  return finish(fnv(FNV_OFFSET, id))
+}
+
+/**
+ * The hash state after a prefix, to continue with `hashAfter`: ids of one type share
+ * their `quota \x1f type \x1f` prefix, so a host hashes only the key per new ref.
+ * `hashAfter(prefixState(p), k) === hashId(p + k)`.
+ */
+export function prefixState (prefix: string): number {
+  return fnv(FNV_OFFSET, prefix)
+}
+
+export function hashAfter (state: number, rest: string): number {
+  return finish(fnv(state, rest))
+}
+
+/** FNV-1a over the UTF-8 bytes of `s`, from state `h`. */
+function fnv (h: number, s: string): number {
+  for (let i = 0; i < s.length; i++) {
+    let c = s.charCodeAt(i)
     if (c < 0x80) {
       h = Math.imul(h ^ c, FNV_PRIME)
       continue
@@ -32,8 +49,8 @@ export function hashId (id: string): number {
     if (c < 0x800) {
       h = Math.imul(h ^ (0xc0 | (c >> 6)), FNV_PRIME)
     } else {
-      if (c >= 0xd800 && c <= 0xdbff && i + 1 < id.length) {
-        const lo = id.charCodeAt(i + 1)
+      if (c >= 0xd800 && c <= 0xdbff && i + 1 < s.length) {
+        const lo = s.charCodeAt(i + 1)
         if (lo >= 0xdc00 && lo <= 0xdfff) {
           i++
           c = 0x10000 + ((c - 0xd800) << 10) + (lo - 0xdc00)
@@ -49,7 +66,11 @@ export function hashId (id: string): number {
     }
     h = Math.imul(h ^ (0x80 | (c & 0x3f)), FNV_PRIME)
   }
-  // fmix32 (murmur3's avalanche)
+  return h
+}
+
+/** fmix32, murmur3's avalanche. */
+function finish (h: number): number {
   h ^= h >>> 16
   h = Math.imul(h, 0x85ebca6b)
   h ^= h >>> 13

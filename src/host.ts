@@ -21,7 +21,7 @@ import {
   HostClosedError, InvalidArgumentError, InvalidOptionError, ShoalError, UnknownQuotaError, WorkerCrashedError, errorFromWire, messageOf
 } from '../native-free-core/errors.ts'
 import type { WireError } from '../native-free-core/errors.ts'
-import { hashId } from '../native-free-core/hash.ts'
+import { hashAfter, prefixState } from '../native-free-core/hash.ts'
 import { ringDepth } from '../native-free-core/ring-queue.ts'
 import type { AgentRegistry, MethodInfo } from '../native-free-core/registry.ts'
 import { ShardRuntime } from '../native-free-core/shard-runtime.ts'
@@ -165,7 +165,8 @@ export class Host extends EventEmitter<HostEvents> implements RefTarget {
   ref<D extends AgentDefinition> (type: D, key: string, options?: RefOptions): AgentRef<D>
   ref (type: string, key: string, options?: RefOptions): AgentRef
   ref (type: string | AgentDefinition, key: string, options?: RefOptions): AgentRef {
-    const info = this.registry.require(isAgentDefinition(type) ? type.type : checkName('type', type))
+    // a registered type name is valid by construction: the name check only runs to explain a miss
+    const info = this.registry.get(isAgentDefinition(type) ? type.type : type) ?? this.registry.require(checkName('type', type))
     if (isAgentDefinition(type) && info.def !== type) {
       throw new InvalidArgumentError(`the definition passed for type ${JSON.stringify(type.type)} is not the one the host loaded from its agents module`)
     }
@@ -178,8 +179,24 @@ export class Host extends EventEmitter<HostEvents> implements RefTarget {
     if (id.length * 3 > MAX_ID_BYTES && utf8Length(id) > MAX_ID_BYTES) {
       throw new InvalidArgumentError(`agent id is longer than ${MAX_ID_BYTES} UTF-8 bytes`, { type: info.type, quota })
     }
-    return new AgentRef(this, info, quota, key, id, hashId(id))
+    return new AgentRef(this, info, quota, key, id, hashAfter(this.prefixHash(quota, info.index), key))
   }
+
+  /**
+   * FNV state after `quota \x1f type \x1f`, cached per quota and type index: a new ref
+   * hashes only its key. (Quota strings are usually the same objects, so the Map
+   * lookup reuses their cached V8 hash.)
+   */
+  private prefixHash (quota: string, typeIndex: number): number {
+    let states = this.prefixStates.get(quota)
+    if (states === undefined) {
+      states = this.registry.types.map((t) => prefixState(idString(quota, t.type, '')))
+      if (this.prefixStates.size < 10_000) this.prefixStates.set(quota, states)
+    }
+    return states[typeIndex]!
+  }
+
+  private readonly prefixStates = new Map<string, number[]>()
 
   /** @internal RefTarget */
   call (to: RefAddress, method: string, payload: unknown, options: CallOptions | undefined): Promise<unknown> {

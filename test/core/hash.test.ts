@@ -1,6 +1,6 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { SHARDS, hashId, shardOf } from '../../native-free-core/hash.ts'
+import { SHARDS, hashAfter, hashId, prefixState, shardOf } from '../../native-free-core/hash.ts'
 import { idString } from '../../native-free-core/agent-id.ts'
 
 /** FNV-1a 32 over the UTF-8 bytes, the slow obvious way. */
@@ -68,5 +68,12 @@ test('keys that differ only in their last characters spread over workers', () =>
     }
     for (const n of perWorker) assert.ok(Math.abs(n - 1000 / workers) < 0.3 * 1000 / workers, `${workers} workers: ${perWorker}`)
     assert.ok(runs > 1000 * (1 - 1 / workers) * 0.8, `${workers} workers: consecutive keys change worker (${runs} runs)`)
+  }
+})
+
+test('hashing a prefix once and continuing with the key gives the same hash', () => {
+  for (const prefix of ['', 'default\u001fcounter\u001f', 'tenant-é\u001ft\u001f']) {
+    const state = prefixState(prefix)
+    for (const key of ['', 'user-1', '🦈', 'ключ']) assert.equal(hashAfter(state, key), hashId(prefix + key))
   }
 })
