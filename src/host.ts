@@ -167,9 +167,6 @@ export class Host extends EventEmitter<HostEvents> implements RefTarget {
   ref (type: string | AgentDefinition, key: string, options?: RefOptions): AgentRef {
     // a registered type name is valid by construction: the name check only runs to explain a miss
     const info = this.registry.get(isAgentDefinition(type) ? type.type : type) ?? this.registry.require(checkName('type', type))
-    if (isAgentDefinition(type) && info.def !== type) {
-      throw new InvalidArgumentError(`the definition passed for type ${JSON.stringify(type.type)} is not the one the host loaded from its agents module`)
-    }
     checkKey(key)
     const quota = options?.quota === undefined ? DEFAULT_QUOTA : checkName('quota', options.quota)
     if (quota !== DEFAULT_QUOTA) {
