@@ -1,14 +1,16 @@
 /**
  * Placement hash: FNV-1a 32-bit over the UTF-8 bytes of the id string
- * (`quota \x1f type \x1f key`, see agent-id.ts), and the shard it selects.
+ * (`quota \x1f type \x1f key`, see agent-id.ts), then murmur3's `fmix32` finalizer;
+ * and the shard it selects (the top 12 bits).
  *
  * Changing this implementation changes agent-to-shard assignment: every agent moves,
  * every cluster member disagrees with the others. It is fixed forever; the test
- * `hash-vectors` pins known values.
+ * `hash.test.ts` pins known values.
  *
- * The shard is the hash's top 12 bits. FNV's multiply carries entropy upward: the low
- * bits of the result depend only on the low bits of the input bytes, so the high
- * bits are the well-mixed ones.
+ * Why the finalizer: plain FNV-1a lets the last byte reach the top bits only through
+ * the prime's 2^24 term, so keys that differ in their last character (`user-1`,
+ * `user-2`, ...) landed 16 shards apart — always on the same worker for 2, 4, 8 or 16
+ * workers. fmix32 makes every input bit flip each output bit with probability ~1/2.
  *
  * Speed: ~36M short keys/s on this machine. ASCII is the fast path; other code points
  * are encoded to UTF-8 inline so that no bytes are allocated.
@@ -20,9 +22,26 @@ const FNV_OFFSET = 0x811c9dc5
 const FNV_PRIME = 0x01000193
 
 export function hashId (id: string): number {
-  let h = FNV_OFFSET
-  for (let i = 0; i < id.length; i++) {
-    let c = id.charCodeAt(i)
+  return finish(fnv(FNV_OFFSET, id))
+}
+
+/**
+ * The hash state after a prefix, to continue with `hashAfter`: ids of one type share
+ * their `quota \x1f type \x1f` prefix, so a host hashes only the key per new ref.
+ * `hashAfter(prefixState(p), k) === hashId(p + k)`.
+ */
+export function prefixState (prefix: string): number {
+  return fnv(FNV_OFFSET, prefix)
+}
+
+export function hashAfter (state: number, rest: string): number {
+  return finish(fnv(state, rest))
+}
+
+/** FNV-1a over the UTF-8 bytes of `s`, from state `h`. */
+function fnv (h: number, s: string): number {
+  for (let i = 0; i < s.length; i++) {
+    let c = s.charCodeAt(i)
     if (c < 0x80) {
       h = Math.imul(h ^ c, FNV_PRIME)
       continue
@@ -30,8 +49,8 @@ export function hashId (id: string): number {
     if (c < 0x800) {
       h = Math.imul(h ^ (0xc0 | (c >> 6)), FNV_PRIME)
     } else {
-      if (c >= 0xd800 && c <= 0xdbff && i + 1 < id.length) {
-        const lo = id.charCodeAt(i + 1)
+      if (c >= 0xd800 && c <= 0xdbff && i + 1 < s.length) {
+        const lo = s.charCodeAt(i + 1)
         if (lo >= 0xdc00 && lo <= 0xdfff) {
           i++
           c = 0x10000 + ((c - 0xd800) << 10) + (lo - 0xdc00)
@@ -47,6 +66,16 @@ export function hashId (id: string): number {
     }
     h = Math.imul(h ^ (0x80 | (c & 0x3f)), FNV_PRIME)
   }
+  return h
+}
+
+/** fmix32, murmur3's avalanche. */
+function finish (h: number): number {
+  h ^= h >>> 16
+  h = Math.imul(h, 0x85ebca6b)
+  h ^= h >>> 13
+  h = Math.imul(h, 0xc2b2ae35)
+  h ^= h >>> 16
   return h >>> 0
 }
 

@@ -125,36 +125,42 @@ export class RingProducer {
    * Never fails: without room in the ring the frame goes to overflow.
    */
   begin (maxBytes: number): number {
-    const need = 4 + align4(maxBytes)
     if (this.overflow.length === 0) {
-      let idx = this.tail & this.mask
-      const contiguous = this.capacity - idx
-      const extra = need <= contiguous ? 0 : contiguous
-      if (extra + need <= this.free() || extra + need <= this.refreshFree()) {
-        if (extra !== 0) {
-          // the frame does not fit before the end: mark the rest as skipped, restart at 0
-          this.ring.i32[idx >> 2] = -contiguous
-          this.tail = (this.tail + contiguous) | 0
-          idx = 0
-        }
+      const idx = this.place(4 + align4(maxBytes))
+      if (idx >= 0) {
         this.target = this.ring
         this.inRing = true
         this.frameAt = idx
         return idx + 4
       }
     }
-    return this.beginOverflow(need)
+    return this.beginOverflow(4 + align4(maxBytes))
+  }
+
+  /**
+   * Where `bytes` can be written contiguously now, or -1 if the ring is full. When they
+   * do not fit before the end of the buffer, writes a skip marker and answers 0. Reads
+   * the consumer's head (a shared cache line) only when the cached one says full.
+   */
+  private place (bytes: number): number {
+    const idx = this.tail & this.mask
+    const contiguous = this.capacity - idx
+    const extra = bytes <= contiguous ? 0 : contiguous
+    if (extra + bytes > this.free() && extra + bytes > this.refreshFree()) return -1
+    if (extra === 0) return idx
+    this.ring.i32[idx >> 2] = -contiguous
+    this.tail = (this.tail + contiguous) | 0
+    return 0
   }
 
   /** Finish the frame begun by `begin`; `bytes` is its payload length. */
   end (bytes: number): void {
     this.target.i32[this.frameAt >> 2] = bytes
-    if (this.inRing) {
-      this.tail = (this.tail + 4 + align4(bytes)) | 0
-      if (++this.unpublished >= PUBLISH_EVERY) this.publish()
-    } else {
-      (this.target as Chunk).used = this.frameAt + 4 + align4(bytes)
-    }
+    if (this.inRing) this.tail = (this.tail + 4 + align4(bytes)) | 0
+    else (this.target as Chunk).used = this.frameAt + 4 + align4(bytes)
+    // in overflow too: a producer looping synchronously must keep moving overflow into the
+    // ring as the consumer frees it, or the consumer starves until the loop ends
+    if (++this.unpublished >= PUBLISH_EVERY) this.publish()
   }
 
   /**
@@ -164,11 +170,11 @@ export class RingProducer {
    */
   publish (): boolean {
     if (this.overflow.length !== 0) this.drainOverflow()
+    this.unpublished = 0
     if (this.tail !== this.published) {
       // publish the enqueued data to the other side
       Atomics.store(this.ctl, kTail, this.tail)
       this.published = this.tail
-      this.unpublished = 0
       this.consumerBell.ring()
     }
     return this.overflow.length !== 0
@@ -211,8 +217,7 @@ export class RingProducer {
       const buf = new ArrayBuffer(size)
       chunk = { u8: this.bytesView(buf, 0, size), i32: new Int32Array(buf), u16: new Uint16Array(buf), used: 0, read: 0 }
       this.overflow.push(chunk)
-      // ask the consumer to ring our doorbell when it frees space (see drainOverflow)
-      Atomics.store(this.ctl, kProducerWaiting, 1)
+      this.setWaiting(true)
     }
     this.target = chunk
     this.inRing = false
@@ -221,35 +226,44 @@ export class RingProducer {
     return chunk.used + 4
   }
 
-  /** Move whole frames from overflow into the ring while they fit, oldest first. */
+  /**
+   * Ask the consumer to ring our doorbell when it frees space. Stored only on a change:
+   * the consumer reads this word on every copyOut, and rewriting it (even with the same
+   * value) would bounce its cache line between the two cores.
+   */
+  private setWaiting (on: boolean): void {
+    if (this.waiting === on) return
+    this.waiting = on
+    Atomics.store(this.ctl, kProducerWaiting, on ? 1 : 0)
+  }
+
+  private waiting = false
+
+  /**
+   * Move whole frames from overflow into the ring while they fit, oldest first: each
+   * run of frames that fits before the ring's end is one copy.
+   */
   private drainOverflow (): void {
-    this.refreshFree()
     while (this.overflow.length !== 0) {
       const chunk = this.overflow[0]!
       while (chunk.read < chunk.used) {
-        const len = chunk.i32[chunk.read >> 2]!
-        const size = 4 + align4(len)
-        let idx = this.tail & this.mask
-        const contiguous = this.capacity - idx
-        const extra = size <= contiguous ? 0 : contiguous
-        if (extra + size > this.free()) {
-          // still full: stay registered for a wake-up, then re-check (the consumer may
-          // have released space between our read of head and the flag store)
-          Atomics.store(this.ctl, kProducerWaiting, 1)
-          if (extra + size > this.refreshFree()) return
+        const first = 4 + align4(chunk.i32[chunk.read >> 2]!)
+        const idx = this.place(first)
+        if (idx < 0) return // still full: the consumer rings our doorbell when it frees space
+        const room = Math.min(this.free(), this.capacity - idx)
+        let run = first
+        while (chunk.read + run < chunk.used) {
+          const size = 4 + align4(chunk.i32[(chunk.read + run) >> 2]!)
+          if (run + size > room) break
+          run += size
         }
-        if (extra !== 0) {
-          this.ring.i32[idx >> 2] = -contiguous
-          this.tail = (this.tail + contiguous) | 0
-          idx = 0
-        }
-        this.ring.u8.set(chunk.u8.subarray(chunk.read, chunk.read + size), idx)
-        this.tail = (this.tail + size) | 0
-        chunk.read += size
+        this.ring.u8.set(chunk.u8.subarray(chunk.read, chunk.read + run), idx)
+        this.tail = (this.tail + run) | 0
+        chunk.read += run
       }
       this.overflow.shift()
     }
-    Atomics.store(this.ctl, kProducerWaiting, 0)
+    this.setWaiting(false)
   }
 }
 
@@ -293,12 +307,11 @@ export class RingConsumer {
     dst.set(this.data8.subarray(idx, idx + first), 0)
     if (avail > first) dst.set(this.data8.subarray(0, avail - first), first)
     this.head = (this.head + avail) | 0
-    // release the space; then, if the producer parked frames in overflow, wake it
+    // release the space; then, if the producer holds frames in overflow, wake it should it
+    // sleep (a no-op while it is awake). The producer clears the flag, not us: writes from
+    // both sides would make the word's cache line bounce between cores on every batch.
     Atomics.store(this.ctl, kHead, this.head)
-    if (Atomics.load(this.ctl, kProducerWaiting) !== 0) {
-      Atomics.store(this.ctl, kProducerWaiting, 0)
-      this.producerBell.ring()
-    }
+    if (Atomics.load(this.ctl, kProducerWaiting) !== 0) this.producerBell.ring()
     return avail
   }
 

@@ -31,8 +31,8 @@ export interface Store {
  * store. The host may inject faster byte/string conversions (Buffer's latin1).
  */
 export interface MemoryStoreOptions {
-  readonly toString?: (bytes: Uint8Array) => string
-  readonly toBytes?: (s: string) => Uint8Array
+  readonly bytesToString?: (bytes: Uint8Array) => string
+  readonly stringToBytes?: (s: string) => Uint8Array
 }
 
 export class MemoryStore implements Store {
@@ -42,8 +42,8 @@ export class MemoryStore implements Store {
   private readonly toBytes: (s: string) => Uint8Array
 
   constructor (options: MemoryStoreOptions = {}) {
-    this.toStr = options.toString ?? bytesToLatin1
-    this.toBytes = options.toBytes ?? latin1ToBytes
+    this.toStr = options.bytesToString ?? bytesToLatin1
+    this.toBytes = options.stringToBytes ?? latin1ToBytes
   }
 
   get size (): number {

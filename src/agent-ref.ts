@@ -5,13 +5,34 @@
  */
 import type { AgentAddress } from '../native-free-core/agent-id.ts'
 import type { AgentDefinition, MethodName, PayloadOf, ReplyOf } from '../native-free-core/define-agent.ts'
-import type { TypeInfo } from '../native-free-core/registry.ts'
+import type { MethodInfo, TypeInfo } from '../native-free-core/registry.ts'
 import type { CallOptions } from './pending-calls.ts'
+
+/**
+ * Where a ref points, resolved once, plus what repeated use can skip: the id's UTF-8
+ * bytes (kept from the second message on, so one-shot refs pay nothing) and the last
+ * method looked up.
+ */
+export class RefAddress {
+  readonly id: string
+  readonly hash: number
+  readonly info: TypeInfo
+  idBytes: Uint8Array | null = null
+  uses = 0
+  lastMethod = ''
+  lastMethodInfo: MethodInfo | null = null
+
+  constructor (id: string, hash: number, info: TypeInfo) {
+    this.id = id
+    this.hash = hash
+    this.info = info
+  }
+}
 
 /** What a ref needs from its host. */
 export interface RefTarget {
-  call (id: string, hash: number, info: TypeInfo, method: string, payload: unknown, options: CallOptions | undefined): Promise<unknown>
-  cast (id: string, hash: number, info: TypeInfo, method: string, payload: unknown): void
+  call (to: RefAddress, method: string, payload: unknown, options: CallOptions | undefined): Promise<unknown>
+  cast (to: RefAddress, method: string, payload: unknown): void
 }
 
 export class AgentRef<D extends AgentDefinition = AgentDefinition> implements AgentAddress {
@@ -19,28 +40,24 @@ export class AgentRef<D extends AgentDefinition = AgentDefinition> implements Ag
   readonly type: string
   readonly key: string
   readonly #target: RefTarget
-  readonly #id: string
-  readonly #hash: number
-  readonly #info: TypeInfo
+  readonly #to: RefAddress
 
   constructor (target: RefTarget, info: TypeInfo, quota: string, key: string, id: string, hash: number) {
     this.quota = quota
     this.type = info.type
     this.key = key
     this.#target = target
-    this.#info = info
-    this.#id = id
-    this.#hash = hash
+    this.#to = new RefAddress(id, hash, info)
   }
 
   /** Run a command or query and wait for its reply (a command's reply waits for its commit). */
   call<M extends MethodName<D>> (method: M, payload?: PayloadOf<D, M>, options?: CallOptions): Promise<ReplyOf<D, M>> {
-    return this.#target.call(this.#id, this.#hash, this.#info, method, payload, options) as Promise<ReplyOf<D, M>>
+    return this.#target.call(this.#to, method, payload, options) as Promise<ReplyOf<D, M>>
   }
 
   /** Fire and forget. Throws at once for bad input (unknown method, unencodable or too large payload). */
   cast<M extends MethodName<D>> (method: M, payload?: PayloadOf<D, M>): void {
-    this.#target.cast(this.#id, this.#hash, this.#info, method, payload)
+    this.#target.cast(this.#to, method, payload)
   }
 
   toJSON (): AgentAddress {

@@ -21,13 +21,13 @@ import {
   HostClosedError, InvalidArgumentError, InvalidOptionError, ShoalError, UnknownQuotaError, WorkerCrashedError, errorFromWire, messageOf
 } from '../native-free-core/errors.ts'
 import type { WireError } from '../native-free-core/errors.ts'
-import { hashId } from '../native-free-core/hash.ts'
+import { hashAfter, prefixState } from '../native-free-core/hash.ts'
 import { ringDepth } from '../native-free-core/ring-queue.ts'
-import type { AgentRegistry, TypeInfo } from '../native-free-core/registry.ts'
+import type { AgentRegistry, MethodInfo } from '../native-free-core/registry.ts'
 import { ShardRuntime } from '../native-free-core/shard-runtime.ts'
 import { MemoryStore } from '../native-free-core/store.ts'
 import { AgentRef } from './agent-ref.ts'
-import type { RefTarget } from './agent-ref.ts'
+import type { RefAddress, RefTarget } from './agent-ref.ts'
 import { stateCodec } from './codec.ts'
 import { loadRegistry } from './load-agents.ts'
 import { memoryStoreOptions } from './memory-store-options.ts'
@@ -165,10 +165,8 @@ export class Host extends EventEmitter<HostEvents> implements RefTarget {
   ref<D extends AgentDefinition> (type: D, key: string, options?: RefOptions): AgentRef<D>
   ref (type: string, key: string, options?: RefOptions): AgentRef
   ref (type: string | AgentDefinition, key: string, options?: RefOptions): AgentRef {
-    const info = this.registry.require(isAgentDefinition(type) ? type.type : checkName('type', type))
-    if (isAgentDefinition(type) && info.def !== type) {
-      throw new InvalidArgumentError(`the definition passed for type ${JSON.stringify(type.type)} is not the one the host loaded from its agents module`)
-    }
+    // a registered type name is valid by construction: the name check only runs to explain a miss
+    const info = this.registry.get(isAgentDefinition(type) ? type.type : type) ?? this.registry.require(checkName('type', type))
     checkKey(key)
     const quota = options?.quota === undefined ? DEFAULT_QUOTA : checkName('quota', options.quota)
     if (quota !== DEFAULT_QUOTA) {
@@ -178,42 +176,68 @@ export class Host extends EventEmitter<HostEvents> implements RefTarget {
     if (id.length * 3 > MAX_ID_BYTES && utf8Length(id) > MAX_ID_BYTES) {
       throw new InvalidArgumentError(`agent id is longer than ${MAX_ID_BYTES} UTF-8 bytes`, { type: info.type, quota })
     }
-    return new AgentRef(this, info, quota, key, id, hashId(id))
+    return new AgentRef(this, info, quota, key, id, hashAfter(this.prefixHash(quota, info.index), key))
   }
 
+  /**
+   * FNV state after `quota \x1f type \x1f`, cached per quota and type index: a new ref
+   * hashes only its key. (Quota strings are usually the same objects, so the Map
+   * lookup reuses their cached V8 hash.)
+   */
+  private prefixHash (quota: string, typeIndex: number): number {
+    let states = this.prefixStates.get(quota)
+    if (states === undefined) {
+      states = this.registry.types.map((t) => prefixState(idString(quota, t.type, '')))
+      if (this.prefixStates.size < 10_000) this.prefixStates.set(quota, states)
+    }
+    return states[typeIndex]!
+  }
+
+  private readonly prefixStates = new Map<string, number[]>()
+
   /** @internal RefTarget */
-  call (id: string, hash: number, info: TypeInfo, method: string, payload: unknown, options: CallOptions | undefined): Promise<unknown> {
+  call (to: RefAddress, method: string, payload: unknown, options: CallOptions | undefined): Promise<unknown> {
     if (this.closed || this.closing !== null) return Promise.reject(new HostClosedError())
-    let m
+    let m: MethodInfo
     try {
-      m = this.registry.method(info, method)
+      m = this.resolve(to, method)
     } catch (err) {
       return Promise.reject(err)
     }
     if (options?.signal?.aborted === true) {
-      return Promise.reject(errorFromWire({ code: 'SHOAL_ERR_ABORTED', message: `${info.type}.${method} was aborted before it was sent` }))
+      return Promise.reject(errorFromWire({ code: 'SHOAL_ERR_ABORTED', message: `${to.info.type}.${method} was aborted before it was sent` }))
     }
     const loop = this.loop
-    const to = loop.ownerOf(hash)
-    const [callId, promise] = this.pending.add(to, this.slots[to - 1]?.epoch ?? 0, `${info.type}.${method}`, options)
+    const thread = loop.ownerOf(to.hash)
+    const [callId, promise] = this.pending.add(thread, this.slots[thread - 1]?.epoch ?? 0, `${to.info.type}.${method}`, options)
     try {
-      loop.writer.message(loop.producers[to]!, MSG_CALL, id, hash, info.index, m.index, payload, 0, callId)
+      loop.writer.message(loop.producers[thread]!, MSG_CALL, to.id, to.idBytes, to.hash, to.info.index, m.index, payload, 0, callId)
     } catch (err) {
       this.pending.fail(callId, err instanceof ShoalError ? err : new ShoalError(messageOf(err)))
       return promise
     }
-    loop.touched(to)
+    loop.touched(thread)
     return promise
   }
 
   /** @internal RefTarget */
-  cast (id: string, hash: number, info: TypeInfo, method: string, payload: unknown): void {
+  cast (to: RefAddress, method: string, payload: unknown): void {
     if (this.closed || this.closing !== null) throw new HostClosedError()
-    const m = this.registry.method(info, method)
+    const m = this.resolve(to, method)
     const loop = this.loop
-    const to = loop.ownerOf(hash)
-    loop.writer.message(loop.producers[to]!, MSG_CAST, id, hash, info.index, m.index, payload, 0, 0)
-    loop.touched(to)
+    const thread = loop.ownerOf(to.hash)
+    loop.writer.message(loop.producers[thread]!, MSG_CAST, to.id, to.idBytes, to.hash, to.info.index, m.index, payload, 0, 0)
+    loop.touched(thread)
+  }
+
+  /** The method of a ref's type; from the second message on, the ref keeps its id's bytes. */
+  private resolve (to: RefAddress, method: string): MethodInfo {
+    if (++to.uses === 2) to.idBytes = Buffer.from(to.id, 'utf8')
+    if (method === to.lastMethod && to.lastMethodInfo !== null) return to.lastMethodInfo
+    const m = this.registry.method(to.info, method)
+    to.lastMethod = method
+    to.lastMethodInfo = m
+    return m
   }
 
   stats (): HostStats {

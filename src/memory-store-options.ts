@@ -7,6 +7,6 @@ import type { MemoryStoreOptions } from '../native-free-core/store.ts'
 const latin1Slice = Buffer.prototype.latin1Slice as (this: Uint8Array, start: number, end: number) => string
 
 export const memoryStoreOptions: MemoryStoreOptions = {
-  toString: (bytes) => latin1Slice.call(bytes, 0, bytes.length),
-  toBytes: (s) => Buffer.from(s, 'latin1')
+  bytesToString: (bytes) => latin1Slice.call(bytes, 0, bytes.length),
+  stringToBytes: (s) => Buffer.from(s, 'latin1')
 }

@@ -163,7 +163,7 @@ export class ThreadLoop implements RuntimeOutput {
   send (id: string, hash: number, typeIdx: number, methodIdx: number, payload: unknown): void {
     const to = this.ownerOf(hash)
     try {
-      this.writer.message(this.producers[to]!, MSG_SEND, id, hash, typeIdx, methodIdx, payload, 0, 0)
+      this.writer.message(this.producers[to]!, MSG_SEND, id, null, hash, typeIdx, methodIdx, payload, 0, 0)
       this.touched(to)
     } catch (err) {
       // the turn already committed: the send cannot fail its handler any more — report it

@@ -1,0 +1,33 @@
+/** Agents the engine benchmarks run; workers import this module by URL. */
+import { defineAgent } from '../src/index.ts'
+import { getHeapStatistics } from 'node:v8'
+
+/** Committed to the host's store after every batch (the in-memory store without dataDir). */
+export const counter = defineAgent({
+  type: 'counter',
+  initial: () => ({ n: 0 }),
+  commands: { add (s, by: number) { s.n += by; return s.n } },
+  queries: { get (s) { return s.n } }
+})
+
+/** The same agent, never persisted: the engine's own cost without a store. */
+export const volatileCounter = defineAgent({
+  type: 'volatile',
+  durable: false,
+  initial: () => ({ n: 0 }),
+  commands: { add (s, by: number) { s.n += by; return s.n } },
+  queries: { get (s) { return s.n } }
+})
+
+/** Heap of the worker thread it runs on (after a full GC when --expose-gc is set). */
+export const heapProbe = defineAgent({
+  type: 'heap-probe',
+  durable: false,
+  initial: () => ({}),
+  queries: {
+    heap () {
+      (globalThis as { gc?: () => void }).gc?.()
+      return getHeapStatistics().used_heap_size
+    }
+  }
+})

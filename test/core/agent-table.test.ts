@@ -1,0 +1,48 @@
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import fc from 'fast-check'
+import { AgentTable } from '../../native-free-core/agent-table.ts'
+
+interface Item { readonly id: string, readonly hash: number, readonly v: number }
+
+test('the open-addressing table behaves like a Map under random inserts, replaces and deletes', () => {
+  // few distinct hashes force long probe chains, collisions and tombstones
+  const op = fc.tuple(fc.constantFrom('set', 'delete', 'get'), fc.integer({ min: 0, max: 300 }), fc.integer({ min: 0, max: 7 }))
+  fc.assert(fc.property(fc.array(op, { maxLength: 3000 }), (ops) => {
+    const table = new AgentTable<Item>()
+    const model = new Map<string, Item>()
+    let v = 0
+    for (const [kind, k, bucket] of ops) {
+      const id = `id-${k}`
+      const hash = (bucket * 0x9e3779b1 + (k % 3)) | 0 // collisions across ids on purpose
+      const known = model.get(id)
+      const h = known?.hash ?? hash
+      if (kind === 'set') {
+        const item = { id, hash: h, v: v++ }
+        table.set(id, h, item)
+        model.set(id, item)
+      } else if (kind === 'delete') {
+        assert.equal(table.delete(id, h), model.delete(id))
+      }
+      assert.equal(table.get(id, h), model.get(id))
+      assert.equal(table.size, model.size)
+    }
+    assert.deepEqual([...table.values()].sort((a, b) => a.v - b.v), [...model.values()].sort((a, b) => a.v - b.v))
+  }), { seed: 42, numRuns: 200 })
+})
+
+test('the table grows, and churn through deleted slots keeps its capacity bounded', () => {
+  const table = new AgentTable<Item>()
+  const N = 200_000
+  for (let i = 0; i < N; i++) table.set(`k${i}`, Math.imul(i, 0x9e3779b1), { id: `k${i}`, hash: Math.imul(i, 0x9e3779b1), v: i })
+  assert.equal(table.size, N)
+  for (let i = 0; i < N; i += 2) assert.ok(table.delete(`k${i}`, Math.imul(i, 0x9e3779b1)))
+  for (let i = 0; i < N; i++) assert.equal(table.get(`k${i}`, Math.imul(i, 0x9e3779b1))?.v, i % 2 === 0 ? undefined : i)
+  // churn: many insert/delete rounds must not grow without bound (tombstones are purged)
+  for (let round = 0; round < 20; round++) {
+    for (let i = 0; i < N; i += 2) table.set(`r${round}-${i}`, Math.imul(i + round, 0x85ebca6b), { id: `r${round}-${i}`, hash: Math.imul(i + round, 0x85ebca6b), v: -1 })
+    for (let i = 0; i < N; i += 2) assert.ok(table.delete(`r${round}-${i}`, Math.imul(i + round, 0x85ebca6b)))
+  }
+  assert.equal(table.size, N / 2)
+  assert.ok((table as unknown as { cells: unknown[] }).cells.length <= 1 << 19, 'capacity stayed bounded')
+})

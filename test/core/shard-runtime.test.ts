@@ -1,0 +1,210 @@
+/**
+ * The shard runtime on one thread, with a store whose commits the test completes by
+ * hand: every ordering below is decided by the test, not by timing.
+ */
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { defineAgent } from '../../native-free-core/define-agent.ts'
+import { AgentRegistry } from '../../native-free-core/registry.ts'
+import { ShardRuntime } from '../../native-free-core/shard-runtime.ts'
+import type { RuntimeOutput } from '../../native-free-core/shard-runtime.ts'
+import { MemoryStore } from '../../native-free-core/store.ts'
+import type { Store, WriteBatch } from '../../native-free-core/store.ts'
+import { Envelope, MSG_CALL, MSG_CAST, MSG_SEND } from '../../native-free-core/envelope.ts'
+import { idString } from '../../native-free-core/agent-id.ts'
+import { hashId } from '../../native-free-core/hash.ts'
+import type { WireError } from '../../native-free-core/errors.ts'
+import { stateCodec } from '../../src/codec.ts'
+
+/** Commits complete when the test says so. */
+class ManualStore implements Store {
+  readonly durable = true
+  readonly inner = new MemoryStore()
+  readonly waiting: Array<() => void> = []
+  getState (id: string): Uint8Array | undefined { return this.inner.getState(id) }
+  ids (prefix: string): Iterable<string> { return this.inner.ids(prefix) }
+  close (): void {}
+  commit (batch: WriteBatch): Promise<void> {
+    return new Promise((resolve) => this.waiting.push(() => { this.inner.commit(batch); resolve() }))
+  }
+
+  async completeAll (): Promise<void> {
+    while (this.waiting.length > 0) this.waiting.shift()!()
+    for (let i = 0; i < 5; i++) await Promise.resolve()
+  }
+}
+
+type Out = { replies: Array<{ callId: number, ok: boolean, value: unknown }>, sends: Array<{ id: string, method: number, payload: unknown }>, errors: Array<{ id: string, code: string }> }
+
+let gate: { promise: Promise<void>, open: () => void } | null = null
+const counter = defineAgent({
+  type: 'counter',
+  initial: () => ({ n: 0, log: [] as string[] }),
+  commands: {
+    add (s, by: number) { s.n += by; return s.n },
+    fail (s, by: number) { s.n += by; throw new RangeError('no') },
+    poison (s) { (s as Record<string, unknown>).bad = Symbol('x') },
+    forward (s, to: string, ctx) { s.n++; ctx.send({ type: 'counter', key: to }, 'add', 10) },
+    async slow (s, tag: string) { s.log.push(`start ${tag}`); await gate!.promise; s.log.push(`end ${tag}`); return tag },
+    note (s, tag: string) { s.log.push(tag) },
+    bye (_s, _p, ctx) { ctx.deactivate() },
+    remove (_s, _p, ctx) { ctx.delete() }
+  },
+  queries: { get (s) { return s.n }, log (s) { return s.log }, throws () { throw new Error('q') } }
+})
+const scratch = defineAgent({ type: 'scratch', durable: false, initial: () => ({ n: 0 }), commands: { add (s, by: number) { s.n += by; return s.n }, fail (s) { s.n = 99; throw new Error('x') } }, queries: { get (s) { return s.n } } })
+
+function setup (store: Store | null = new ManualStore()): { rt: ShardRuntime, out: Out, store: Store | null, call: (type: string, key: string, method: string, payload?: unknown) => number, cast: (type: string, key: string, method: string, payload?: unknown) => void } {
+  const registry = new AgentRegistry([counter, scratch])
+  const out: Out = { replies: [], sends: [], errors: [] }
+  let rt!: ShardRuntime
+  const output: RuntimeOutput = {
+    reply: (_to, callId, ok, value) => out.replies.push({ callId, ok, value: ok ? value : (value as WireError).code }),
+    send: (id, hash, typeIdx, methodIdx, payload) => {
+      out.sends.push({ id, method: methodIdx, payload })
+      const env = new Envelope()
+      Object.assign(env, { kind: MSG_SEND, id, hash, typeIdx, methodIdx, payload })
+      rt.deliver(env)
+    },
+    wake: () => {},
+    agentError: (id, _m, e) => out.errors.push({ id, code: e.code })
+  }
+  rt = new ShardRuntime({ registry, store, codec: stateCodec, output })
+  let callId = 0
+  const env = (kind: number, type: string, key: string, method: string, payload: unknown): Envelope => {
+    const info = registry.require(type)
+    const e = new Envelope()
+    e.kind = kind; e.id = idString('default', type, key); e.hash = hashId(e.id)
+    e.typeIdx = info.index; e.methodIdx = registry.method(info, method).index; e.payload = payload
+    return e
+  }
+  return {
+    rt, out, store,
+    call: (type, key, method, payload) => { const e = env(MSG_CALL, type, key, method, payload); e.callId = ++callId; rt.deliver(e); return callId },
+    cast: (type, key, method, payload) => rt.deliver(env(MSG_CAST, type, key, method, payload))
+  }
+}
+
+test('a command reply waits for its commit; a query reply does not', async () => {
+  const { rt, out, store, call } = setup()
+  call('counter', 'a', 'add', 5)
+  call('counter', 'a', 'get')
+  assert.deepEqual(out.replies, [{ callId: 2, ok: true, value: 5 }], 'query answered at once')
+  rt.commit()
+  assert.equal(out.replies.length, 1, 'command still gated while the commit is in flight')
+  await (store as ManualStore).completeAll()
+  assert.deepEqual(out.replies[1], { callId: 1, ok: true, value: 5 })
+})
+
+test('a throwing command rolls back to the last committed state and the agent stays usable', async () => {
+  const { rt, out, store, call } = setup()
+  call('counter', 'a', 'add', 1)
+  rt.commit(); await (store as ManualStore).completeAll()
+  call('counter', 'a', 'fail', 100)
+  assert.equal(rt.activeAgents, 0, 'the cell was dropped')
+  call('counter', 'a', 'get')
+  assert.deepEqual(out.replies.slice(-1), [{ callId: 3, ok: true, value: 1 }])
+  rt.commit(); await (store as ManualStore).completeAll()
+  assert.deepEqual(out.replies.find((r) => r.callId === 2), { callId: 2, ok: false, value: 'SHOAL_ERR_AGENT' })
+  assert.deepEqual(out.errors.map((e) => e.code), ['SHOAL_ERR_AGENT'])
+})
+
+test('inside one batch, a throw keeps the uncommitted turns before it', async () => {
+  const { rt, out, store, call } = setup()
+  call('counter', 'a', 'add', 1)
+  call('counter', 'a', 'add', 2)
+  call('counter', 'a', 'fail', 100)
+  call('counter', 'a', 'add', 4)
+  rt.commit()
+  await (store as ManualStore).completeAll()
+  assert.deepEqual(out.replies.map((r) => [r.callId, r.ok, r.value]), [[1, true, 1], [2, true, 3], [3, false, 'SHOAL_ERR_AGENT'], [4, true, 7]])
+  assert.deepEqual(stateCodec.decode((store as ManualStore).getState(idString('default', 'counter', 'a'))!), { n: 7, log: [] })
+})
+
+test('an unencodable state fails that agent only; the rest of the batch commits', async () => {
+  const { rt, out, store, call } = setup()
+  call('counter', 'good', 'add', 1)
+  call('counter', 'bad', 'add', 1)
+  call('counter', 'bad', 'poison')
+  rt.commit()
+  await (store as ManualStore).completeAll()
+  assert.deepEqual(out.replies.map((r) => [r.callId, r.ok, r.value]), [[1, true, 1], [2, false, 'SHOAL_ERR_ENCODE'], [3, false, 'SHOAL_ERR_ENCODE']])
+  assert.ok((store as ManualStore).getState(idString('default', 'counter', 'good')))
+  assert.equal((store as ManualStore).getState(idString('default', 'counter', 'bad')), undefined)
+  call('counter', 'bad', 'get')
+  assert.deepEqual(out.replies.at(-1), { callId: 4, ok: true, value: 0 }, 'back to its last committed state (none: initial)')
+})
+
+test('sends leave after the commit and reach their target', async () => {
+  const { rt, out, store, call } = setup()
+  call('counter', 'a', 'forward', 'b')
+  rt.commit()
+  assert.equal(out.sends.length, 0)
+  await (store as ManualStore).completeAll()
+  assert.equal(out.sends.length, 1)
+  call('counter', 'b', 'get')
+  assert.equal(out.replies.at(-1)!.value, 10)
+})
+
+test('an async handler keeps its agent busy; its messages wait, other agents run', async () => {
+  const { rt, out, store, call, cast } = setup()
+  let open!: () => void
+  gate = { promise: new Promise((resolve) => { open = resolve }), open: () => open() }
+  call('counter', 'a', 'slow', 'one')
+  cast('counter', 'a', 'note', 'queued')
+  call('counter', 'b', 'add', 1)
+  rt.commit(); await (store as ManualStore).completeAll()
+  assert.deepEqual(out.replies.map((r) => r.callId), [2], 'b answered while a is busy')
+  assert.equal(rt.busy, 1)
+  gate.open()
+  await gate.promise
+  await new Promise((resolve) => setImmediate(resolve))
+  rt.commit(); await (store as ManualStore).completeAll()
+  call('counter', 'a', 'log')
+  assert.deepEqual(out.replies.at(-1)!.value, ['start one', 'end one', 'queued'])
+  assert.equal(rt.busy, 0)
+})
+
+test('a passivated agent reactivates from a commit still in flight', async () => {
+  const { rt, out, store, call } = setup()
+  call('counter', 'a', 'add', 3)
+  call('counter', 'a', 'bye')
+  rt.commit()
+  assert.equal(rt.activeAgents, 0, 'passivated once its batch was built')
+  call('counter', 'a', 'get')
+  assert.equal(out.replies.at(-1)!.value, 3, 'read through the in-flight overlay')
+  await (store as ManualStore).completeAll()
+  call('counter', 'a', 'remove')
+  rt.commit(); await (store as ManualStore).completeAll()
+  assert.equal((store as ManualStore).getState(idString('default', 'counter', 'a')), undefined)
+  call('counter', 'a', 'get')
+  assert.equal(out.replies.at(-1)!.value, 0)
+})
+
+test('durable: false agents are never stored and restart from initial after a throw', () => {
+  const store = new ManualStore()
+  const { rt, out, call } = setup(store)
+  call('scratch', 'x', 'add', 5)
+  assert.deepEqual(out.replies.at(-1), { callId: 1, ok: true, value: 5 }, 'not gated')
+  rt.commit()
+  assert.equal(store.waiting.length, 0, 'nothing to commit')
+  call('scratch', 'x', 'fail')
+  call('scratch', 'x', 'get')
+  assert.equal(out.replies.at(-1)!.value, 0)
+})
+
+test('a throwing query does not roll back', async () => {
+  const { rt, out, store, call } = setup()
+  call('counter', 'a', 'add', 2)
+  rt.commit(); await (store as ManualStore).completeAll()
+  call('counter', 'a', 'throws')
+  call('counter', 'a', 'get')
+  assert.deepEqual(out.replies.slice(-2).map((r) => r.value), ['SHOAL_ERR_AGENT', 2])
+  assert.equal(rt.activeAgents, 1)
+})
+
+test('with no store, every agent lives in memory only', () => {
+  const { out, call } = setup(null)
+  call('counter', 'a', 'add', 2)
+  assert.equal(out.replies.at(-1)!.value, 2, 'not gated')
+})
