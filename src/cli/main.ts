@@ -86,12 +86,17 @@ function program (): Command {
   return cli
 }
 
+/** Exit once stdout has flushed (a pipe may be asynchronous), so the table is never cut short. */
+function exit (code: number): void {
+  process.stdout.write('', () => process.exit(code))
+}
+
 try {
   await program().parseAsync(process.argv)
   // the host's workers are gone after close(); exit explicitly so no stray handle keeps a finished run alive
-  process.exit(0)
+  exit(0)
 } catch (err) {
   const e = err as { code?: unknown, message?: unknown }
   process.stderr.write(`shoal: ${typeof e?.code === 'string' ? `${e.code}: ` : ''}${String(e?.message ?? err)}\n`)
-  process.exit(1)
+  exit(1)
 }

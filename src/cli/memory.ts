@@ -6,8 +6,8 @@
  *
  * Bytes per agent = (after − before) / agents, from a checkpoint taken before the
  * agents were activated to one after; both RSS-based (what the OS gives the process:
- * heap pages, malloc'd Map backing stores, fragmentation) and heap-based (live JS
- * objects). "Beyond state": minus the heap size of one agent's state object, measured
+ * heap pages, off-heap buffers, fragmentation, slack) and heap-based (live JS objects
+ * plus each thread's `external` memory — the agent table's typed arrays live there). "Beyond state": minus the heap size of one agent's state object, measured
  * in a worker by allocating many `initial()` states (see bench-agents.ts `stateSize`).
  *
  * Precision: RSS only shrinks when V8 returns pages, so a checkpoint after heavy
@@ -19,11 +19,12 @@ import { fullGc } from './bench-agents.ts'
 
 export interface MemorySnapshot {
   readonly rssBytes: number
-  /** V8 heap in use, all threads. */
+  /** V8 heap in use plus off-heap `external` memory (typed arrays, buffers), all threads. */
   readonly heapUsedBytes: number
   readonly mainHeapUsedBytes: number
   /** One per worker thread (empty with `workers: 0`). */
   readonly workerHeapUsedBytes: readonly number[]
+  /** Off-heap memory of all threads (shared ring buffers counted once per thread that maps them). */
   readonly externalBytes: number
   readonly arrayBuffersBytes: number
 }
@@ -33,14 +34,15 @@ export async function snapshot (probes: ThreadProbes): Promise<MemorySnapshot> {
   const workers = (await probes.memory(true)).filter((m) => m.threadId !== 0)
   fullGc()
   const m = process.memoryUsage()
-  const workerHeaps = workers.map((w) => w.heapUsed)
+  const sum = (xs: readonly number[]): number => xs.reduce((a, b) => a + b, 0)
+  const external = m.external + sum(workers.map((w) => w.external))
   return {
     rssBytes: m.rss,
-    heapUsedBytes: m.heapUsed + workerHeaps.reduce((a, b) => a + b, 0),
+    heapUsedBytes: m.heapUsed + sum(workers.map((w) => w.heapUsed)) + external,
     mainHeapUsedBytes: m.heapUsed,
-    workerHeapUsedBytes: workerHeaps,
-    externalBytes: m.external,
-    arrayBuffersBytes: m.arrayBuffers
+    workerHeapUsedBytes: workers.map((w) => w.heapUsed),
+    externalBytes: external,
+    arrayBuffersBytes: m.arrayBuffers + sum(workers.map((w) => w.arrayBuffers))
   }
 }
 
@@ -62,6 +64,7 @@ export interface MemoryResult {
 
 export const memoryMethod = 'process.memoryUsage() after a full GC on every thread (worker heaps via their probe agent; ' +
   'RSS covers main + workers, one process), before and after activating the agents; (after − before) / agents. ' +
+  'Heap figure: V8 heap used + external (off-heap typed arrays) of every thread. ' +
   'State size: heap delta of allocating many initial() states in a worker, divided by their count.'
 
 export function perAgent (agents: number, before: MemorySnapshot, after: MemorySnapshot, stateHeapBytes: number, stateEncodedBytes: number): MemoryResult {

@@ -25,8 +25,6 @@ export interface ProgressOptions {
   readonly out: NodeJS.WriteStream
   /** Draw bars (a terminal) or print plain lines. Default: `out.isTTY`. */
   readonly tty?: boolean
-  /** Print nothing but summaries and log lines (used by tests). */
-  readonly quiet?: boolean
 }
 
 /** Plain-line mode prints a status line at most this often per phase. */
@@ -36,13 +34,11 @@ const kTtyRedrawMs = 200
 export class Progress {
   private readonly out: NodeJS.WriteStream
   private readonly tty: boolean
-  private readonly quiet: boolean
   private readonly started = Date.now()
 
   constructor (options: ProgressOptions) {
     this.out = options.out
     this.tty = options.tty ?? options.out.isTTY === true
-    this.quiet = options.quiet ?? false
   }
 
   log (line: string): void {
@@ -51,7 +47,6 @@ export class Progress {
 
   /** Start showing a phase of `total` units; `poll` is read a few times a second. */
   phase (name: string, total: number, poll: () => PhaseState): Phase {
-    if (this.quiet) return { done: (summary) => this.log(`${name}: ${summary}`) }
     return this.tty ? this.barPhase(name, total, poll) : this.plainPhase(name, total, poll)
   }
 

@@ -207,7 +207,7 @@ export function summaryRows (r: Parts): SummaryRow[] {
     add('memory', 'bytes per agent beyond state (RSS)', m.rssBytesPerAgentBeyondState, 'B', {
       target: { op: '<=', value: 200 }, note: `state { n } = ${m.stateHeapBytes.toFixed(0)} B of heap, ${m.stateEncodedBytes} B encoded`
     })
-    add('memory', 'bytes per agent beyond state (heap)', m.heapBytesPerAgentBeyondState, 'B', { note: 'live V8 heap delta, all threads' })
+    add('memory', 'bytes per agent beyond state (heap)', m.heapBytesPerAgentBeyondState, 'B', { note: 'live V8 heap + off-heap typed arrays, all threads' })
   }
   if (r.fanout !== null) {
     const f = r.fanout
@@ -252,9 +252,9 @@ export function summaryRows (r: Parts): SummaryRow[] {
 
 /** What each baseline in the table is, printed under it. */
 export const baselineLegend = [
-  'raw ring: msgpackr pack → SAB ring → copy out → unpack → Map dispatch, one producer thread → one consumer thread, same ids and spread',
+  'raw ring: msgpackr pack → SAB ring → copy out → unpack → Map dispatch, one producer thread → one consumer thread, random ids as fanout',
   'raw ring ping-pong: one frame there and back, both sides parking on a doorbell with Atomics.waitAsync, as the engine does',
-  'postMessage: one-way structured-clone messages to a worker doing the same Map dispatch',
+  'postMessage: one-way, one structured-clone message per message, to a worker that counts them',
   'raw LMDB puts: lmdb-js put() in a loop, state-sized values under the engine\'s id strings, awaiting the last put and the flush (fsync)'
 ]
 
