@@ -101,8 +101,10 @@ const DATA = ${data};
         ctx.save();
         ctx.font = (11 * devicePixelRatio) + 'px sans-serif';
         DATA.phases.forEach((p, i) => {
-          const x0 = u.valToPos(p.startMs / 1000, 'x', true);
-          const x1 = u.valToPos(p.endMs / 1000, 'x', true);
+          // phases before the host started (the baselines) fall left of the data: clip them
+          const x0 = Math.max(u.bbox.left, u.valToPos(p.startMs / 1000, 'x', true));
+          const x1 = Math.min(u.bbox.left + u.bbox.width, u.valToPos(p.endMs / 1000, 'x', true));
+          if (x1 <= x0) return;
           ctx.fillStyle = palette[i % 2];
           ctx.fillRect(x0, u.bbox.top, Math.max(1, x1 - x0), u.bbox.height);
           ctx.fillStyle = '#5b6573';
