@@ -168,10 +168,10 @@ export async function ringPingPong (rounds: number, spin: boolean): Promise<Late
  * Batched LMDB puts, as the engine's durable store will do them: `put` in a loop for
  * `ms`, yielding between chunks so lmdb-js' write thread commits what is queued, then
  * await the last put and `flushed` (the fsync). Values of `valueBytes` bytes under the
- * keys `key(i)`; a fresh environment in a temp dir, removed afterwards.
+ * keys `key(i)`; a fresh environment in a temp dir under `parentDir`, removed afterwards.
  */
-export async function lmdbPuts (ms: number, key: (i: number) => string, valueBytes: number): Promise<Rate> {
-  const dir = mkdtempSync(join(tmpdir(), 'shoal-lmdb-baseline-'))
+export async function lmdbPuts (ms: number, key: (i: number) => string, valueBytes: number, parentDir = tmpdir()): Promise<Rate> {
+  const dir = mkdtempSync(join(parentDir, 'shoal-lmdb-baseline-'))
   try {
     const db = open<Buffer, string>({ path: dir, encoding: 'binary', compression: false })
     const value = Buffer.alloc(valueBytes, 7)

@@ -63,6 +63,8 @@ export interface BaselineOptions {
   readonly seed: number
   /** Value size of an LMDB put: the engine's encoded state size. */
   readonly valueBytes: number
+  /** Where the LMDB baseline makes its scratch environment. */
+  readonly scratchDir: string
   /** Called as each baseline starts, for progress display. */
   readonly onPhase?: (name: string) => void
 }
@@ -86,7 +88,7 @@ export async function measureBaselines (o: BaselineOptions): Promise<Baselines> 
   const post = throughput(await postMessageOneWay(Math.max(10_000, Math.round(seconds * 500_000))), 0)
   o.onPhase?.('lmdb')
   const lmdbRng = new Rng(o.seed + 1)
-  const lmdb = await lmdbPuts(o.ms, () => benchId(lmdbRng.below(keys)), o.valueBytes)
+  const lmdb = await lmdbPuts(o.ms, () => benchId(lmdbRng.below(keys)), o.valueBytes, o.scratchDir)
   return {
     ring,
     ringRoundTrip: { count: rtt.rounds - Math.floor(rtt.rounds / 10), p50Us: rtt.p50us, p99Us: rtt.p99us, p999Us: rtt.p999us },

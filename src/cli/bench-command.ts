@@ -4,6 +4,9 @@
  *   1. raw baselines (ring, ring RTT, postMessage, LMDB), with no host running
  *   2. a host on `--workers` threads, durable (LMDB in a temp dir removed afterwards, or
  *      `--data-dir`, kept) or `--memory`
+ *
+ * Scratch: one temp directory per run holds the LMDB baseline's environment and the
+ * default data dir; it is removed at the end, on an error, and on SIGINT/SIGTERM.
  *   3. the scenarios asked for, always in the order activate → fanout → hot → mixed;
  *      memory checkpoints (full GC on every thread) around `activate`
  *   4. close the host, remove the temp dir, print the table, write the JSON (always
@@ -83,29 +86,18 @@ interface StorePlan {
   readonly dataDir: string | null
   readonly kept: boolean
   note: string | null
-  cleanup (): void
 }
 
-function planStore (o: BenchOptions): StorePlan {
-  if (o.store === 'memory') return { kind: 'memory', dataDir: null, kept: false, note: null, cleanup () {} }
+function planStore (o: BenchOptions, scratch: string): StorePlan {
+  if (o.store === 'memory') return { kind: 'memory', dataDir: null, kept: false, note: null }
   if (o.dataDir !== null) {
     const dir = resolve(o.dataDir)
     mkdirSync(dir, { recursive: true })
-    return { kind: 'durable', dataDir: dir, kept: true, note: null, cleanup () {} }
+    return { kind: 'durable', dataDir: dir, kept: true, note: null }
   }
-  const dir = mkdtempSync(join(tmpdir(), 'shoal-bench-'))
-  let removed = false
-  return {
-    kind: 'durable',
-    dataDir: dir,
-    kept: false,
-    note: null,
-    cleanup () {
-      if (removed) return
-      removed = true
-      rmSync(dir, { recursive: true, force: true })
-    }
-  }
+  const dir = join(scratch, 'data')
+  mkdirSync(dir)
+  return { kind: 'durable', dataDir: dir, kept: false, note: null }
 }
 
 /** `createHost` refused `dataDir` because this build has no durable store (issue 3 not merged). */
@@ -121,11 +113,28 @@ async function startHost (o: BenchOptions, plan: StorePlan, progress: Progress):
     return [await createHost({ ...base, dataDir: plan.dataDir! }), 'durable']
   } catch (err) {
     if (!durableUnavailable(err) || o.storeExplicit) throw err
-    plan.cleanup()
+    rmSync(plan.dataDir!, { recursive: true, force: true })
     plan.note = `durable store unavailable in this engine build (${(err as Error).message}); ran with the in-memory store instead`
     progress.log(`NOTE: ${plan.note}`)
     return [await createHost(base), 'memory']
   }
+}
+
+async function runBaselines (o: BenchOptions, progress: Progress, scratch: string): Promise<Baselines> {
+  let step = 0
+  let current = ''
+  const phase = progress.phase('baselines', 4, () => ({ value: step, detail: current }))
+  const b = await measureBaselines({
+    agents: o.agents,
+    ms: Math.max(200, Math.min(1000, o.durationMs / 2)),
+    seed: o.seed,
+    valueBytes: stateCodec.encode(counter.initial('k0')).length,
+    scratchDir: scratch,
+    onPhase: (name) => { current = name; step++ }
+  })
+  phase.done(`ring ${fmt(b.ring.msgsPerSec)} msgs/s, ring RTT p50 ${fmt(b.ringRoundTrip.p50Us)} µs, ` +
+    `postMessage ${fmt(b.postMessage.msgsPerSec)} msgs/s, LMDB ${fmt(b.lmdb.putsPerSec)} puts/s`)
+  return b
 }
 
 export async function runBench (o: BenchOptions, out: NodeJS.WriteStream = process.stdout): Promise<BenchResults> {
@@ -135,32 +144,19 @@ export async function runBench (o: BenchOptions, out: NodeJS.WriteStream = proce
   const layout = threadLayout(o.workers)
   progress.log(`Shoal bench: ${fmt(o.agents)} agents, scenarios ${o.scenarios.join(', ')}; ${layout}; Node ${process.version}`)
 
-  let baselines: Baselines | null = null
-  if (o.baselines) {
-    timeline.enter('baselines')
-    let step = 0
-    let current = ''
-    const phase = progress.phase('baselines', 4, () => ({ value: step, detail: current }))
-    baselines = await measureBaselines({
-      agents: o.agents,
-      ms: Math.max(200, Math.min(1000, o.durationMs / 2)),
-      seed: o.seed,
-      valueBytes: stateCodec.encode(counter.initial('k0')).length,
-      onPhase: (name) => { current = name; step++ }
-    })
-    phase.done(`ring ${fmt(baselines.ring.msgsPerSec)} msgs/s, ring RTT p50 ${fmt(baselines.ringRoundTrip.p50Us)} µs, ` +
-      `postMessage ${fmt(baselines.postMessage.msgsPerSec)} msgs/s, LMDB ${fmt(baselines.lmdb.putsPerSec)} puts/s`)
-  }
-
-  const plan = planStore(o)
+  const scratch = mkdtempSync(join(tmpdir(), 'shoal-bench-'))
+  const removeScratch = (): void => rmSync(scratch, { recursive: true, force: true })
   const onSignal = (signal: NodeJS.Signals): void => {
-    plan.cleanup()
+    removeScratch()
     process.exit(signal === 'SIGINT' ? 130 : 143)
   }
   process.once('SIGINT', onSignal)
   process.once('SIGTERM', onSignal)
   let host: Host | null = null
   try {
+    timeline.enter('baselines')
+    const baselines = o.baselines ? await runBaselines(o, progress, scratch) : null
+    const plan = planStore(o, scratch)
     timeline.enter('start host')
     const [h, store] = await startHost(o, plan, progress)
     host = h
@@ -212,7 +208,7 @@ export async function runBench (o: BenchOptions, out: NodeJS.WriteStream = proce
     await host.close()
     host = null
     timeline.stop()
-    plan.cleanup()
+    removeScratch()
 
     const config: RunConfig = {
       agents: o.agents,
@@ -266,6 +262,6 @@ export async function runBench (o: BenchOptions, out: NodeJS.WriteStream = proce
     process.off('SIGTERM', onSignal)
     timeline.stop()
     if (host !== null) await host.close().catch(() => {})
-    plan.cleanup()
+    removeScratch()
   }
 }
