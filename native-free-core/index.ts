@@ -24,3 +24,6 @@ export type { RuntimeOutput, ShardRuntimeOptions, ValueCodec } from './shard-run
 export { MemoryStore } from './store.ts'
 export type { Store, WriteBatch, MemoryStoreOptions } from './store.ts'
 export { AgentTable } from './agent-table.ts'
+export { TimingWheel, MAX_TICK, MAX_TIMERS } from './timing-wheel.ts'
+export type { TimingWheelOptions } from './timing-wheel.ts'
+export { TokenBucket } from './token-bucket.ts'
