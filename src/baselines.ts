@@ -9,10 +9,16 @@
  *   dispatched to a Map of agents
  * - `ringPingPong`    — round trips main → worker → main, both parking on doorbells
  *   (`waitAsync`, as the engine does) or both spinning
+ * - `lmdbPuts`        — lmdb-js `put` in a loop for a while, then await the last put
+ *   and the flush to disk (fsync on, lmdb-js defaults): what a group commit can reach
  *
  * Thread layout: main thread + one worker. On a 2-core machine that is one core each.
  */
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { Worker } from 'node:worker_threads'
+import { open } from 'lmdb'
 import { Packr } from 'msgpackr'
 import { Doorbell } from '../native-free-core/doorbell.ts'
 import { RingConsumer, RingProducer, createRing, forEachFrame } from '../native-free-core/ring-queue.ts'
@@ -90,7 +96,12 @@ export async function postMessageOneWay (messages: number): Promise<Rate> {
   return rate(messages, ms)
 }
 
-export async function msgpackRingDispatch (messages: number, agents: number, ringBytes = 4 << 20): Promise<Rate> {
+/**
+ * `pick(i, n)` chooses the agent (< n) of the i-th message: in turn by default; the CLI
+ * passes a seeded random pick, the spread of its fanout scenario (cache misses included).
+ */
+export async function msgpackRingDispatch (messages: number, agents: number, ringBytes = 4 << 20,
+  pick: (i: number, n: number) => number = (i, n) => i % n): Promise<Rate> {
   const ring = createRing(ringBytes)
   const bell = Doorbell.create()
   const own = Doorbell.create()
@@ -100,7 +111,7 @@ export async function msgpackRingDispatch (messages: number, agents: number, rin
   const producer = new RingProducer(ring, bell)
   const t0 = performance.now()
   await produce(producer, own, messages, (i) => {
-    const bytes = packr.pack([1, ids[i % ids.length]!, 'add', 1])
+    const bytes = packr.pack([1, ids[pick(i, ids.length)]!, 'add', 1])
     const o = producer.begin(bytes.length)
     producer.target.u8.set(bytes, o)
     producer.end(bytes.length)
@@ -151,4 +162,34 @@ export async function ringPingPong (rounds: number, spin: boolean): Promise<Late
   await w.done
   await w.worker.terminate()
   return { rounds, ...latencyOf(samples.slice(Math.floor(rounds / 10))) }
+}
+
+/**
+ * Batched LMDB puts, as the engine's durable store will do them: `put` in a loop for
+ * `ms`, yielding between chunks so lmdb-js' write thread commits what is queued, then
+ * await the last put and `flushed` (the fsync). Values of `valueBytes` bytes under the
+ * keys `key(i)`; a fresh environment in a temp dir under `parentDir`, removed afterwards.
+ */
+export async function lmdbPuts (ms: number, key: (i: number) => string, valueBytes: number, parentDir = tmpdir()): Promise<Rate> {
+  const dir = mkdtempSync(join(parentDir, 'shoal-lmdb-baseline-'))
+  try {
+    const db = open<Buffer, string>({ path: dir, encoding: 'binary', compression: false })
+    const value = Buffer.alloc(valueBytes, 7)
+    let puts = 0
+    let last: Promise<boolean> = Promise.resolve(true)
+    const t0 = performance.now()
+    const deadline = t0 + ms
+    while (performance.now() < deadline) {
+      for (let j = 0; j < 4096; j++) last = db.put(key(puts + j), value)
+      puts += 4096
+      await new Promise((resolve) => setImmediate(resolve))
+    }
+    await last
+    await db.flushed
+    const elapsed = performance.now() - t0
+    await db.close()
+    return rate(puts, elapsed)
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
 }

@@ -46,3 +46,21 @@ test('the table grows, and churn through deleted slots keeps its capacity bounde
   assert.equal(table.size, N / 2)
   assert.ok((table as unknown as { cells: unknown[] }).cells.length <= 1 << 19, 'capacity stayed bounded')
 })
+
+test('one worker\'s share of the hashes (a shard bit constant) still spreads over the whole table', () => {
+  // with 2 workers, worker 1 owns the even shards: bit 20 of every hash it holds is 0.
+  // Past 2^20 slots a `hash & mask` home slot left half the table unreachable (the engine
+  // stalled at ~1.05M agents per worker); 1,000,000 agents need a 2^21-slot table.
+  const table = new AgentTable<Item>()
+  let x = 0x2545f491
+  const N = 1_000_000
+  for (let i = 0; i < N; i++) {
+    x ^= x << 13; x ^= x >>> 17; x ^= x << 5 // xorshift32, seeded: deterministic
+    const hash = x & ~(1 << 20)
+    table.set(`k${i}`, hash, { id: `k${i}`, hash, v: i })
+  }
+  assert.equal(table.size, N)
+  assert.ok((table as unknown as { cells: unknown[] }).cells.length > 1 << 20, 'the table grew past 2^20 slots')
+  const d = table.meanProbeDistance()
+  assert.ok(d < 3, `mean probe distance ${d.toFixed(2)} (linear probing at load ≤ 0.7 expects ~1)`)
+})

@@ -1,0 +1,135 @@
+/**
+ * The agents `shoal bench` runs. Every worker thread imports this module by URL
+ * (`createHost({ agents })`), so it holds definitions only — plus the thread-local
+ * probe helpers they call.
+ *
+ *   counter   DESIGN §8's resident agent: `{ n: 0 }`, `add` (command), `get` (query)
+ *   hot       DNA's one-agent benchmark, state variant: every command counts into state
+ *   hotStore  the same with DNA's KV storage: every command also `ctx.storage.put`s a key.
+ *             Needs `ctx.storage` (issue 3); `storageAvailable` lets the scenario pick
+ *             the variant at run time (see scenarios/hot.ts)
+ *   probe     one per thread, found by its `threadId`: flow-control barriers (a query
+ *             replies only after every earlier message on the same ring ran), commit
+ *             barriers (`flush`, a command), and per-thread memory after a full GC
+ *
+ * Gotcha: `gc` is not exposed unless node ran with --expose-gc. `fullGc` switches the
+ * flag on at run time (V8 reads it when a context is created, so a fresh vm context
+ * gets a `gc` function); the flag is process-wide and harmless for a bench process.
+ */
+import { setFlagsFromString } from 'node:v8'
+import { runInNewContext } from 'node:vm'
+import { threadId } from 'node:worker_threads'
+import { defineAgent } from '../index.ts'
+
+export const counter = defineAgent({
+  type: 'counter',
+  initial: () => ({ n: 0 }),
+  commands: {
+    add (state, by: number) { state.n += by; return state.n }
+  },
+  queries: {
+    get (state) { return state.n }
+  }
+})
+
+export const hot = defineAgent({
+  type: 'hot',
+  initial: () => ({ n: 0 }),
+  commands: {
+    add (state, by: number) { state.n += by },
+    /** The final call of the run: its reply waits for the commit of everything before it. */
+    sync (state) { return state.n }
+  },
+  queries: {
+    get (state) { return state.n }
+  }
+})
+
+export const hotStore = defineAgent({
+  type: 'hotStore',
+  initial: () => ({ n: 0 }),
+  commands: {
+    add (state, by: number, ctx) {
+      state.n += by
+      ctx.storage.put(`k${state.n % 1024}`, state.n)
+    },
+    sync (state) { return state.n },
+    /** True once the engine provides `ctx.storage` for this host's store. */
+    storageAvailable (_state, _payload: undefined, ctx) {
+      try {
+        ctx.storage.put('probe', 1)
+        return true
+      } catch {
+        return false
+      }
+    }
+  },
+  queries: {
+    get (state) { return state.n }
+  }
+})
+
+export interface ThreadMemory {
+  readonly threadId: number
+  /** V8 heap in use on this thread, after a full GC when `gc` was true. */
+  readonly heapUsed: number
+  readonly heapTotal: number
+  /** Whole-process figures, as this thread saw them. */
+  readonly rss: number
+  readonly external: number
+  readonly arrayBuffers: number
+}
+
+export interface StateSize {
+  /** Heap bytes one `initial()` state takes, measured over `count` of them. */
+  readonly heapBytes: number
+  /** How many states the figure averages over. */
+  readonly count: number
+}
+
+export const probe = defineAgent({
+  type: 'probe',
+  initial: () => ({ flushes: 0 }),
+  commands: {
+    /** Persisted like any command, so its reply waits for this thread's commits so far. */
+    flush (state) { state.flushes++; return threadId }
+  },
+  queries: {
+    thread () { return threadId },
+    ping () { return threadId },
+    memory (_state, gc: boolean): ThreadMemory {
+      if (gc) fullGc()
+      const m = process.memoryUsage()
+      return { threadId, heapUsed: m.heapUsed, heapTotal: m.heapTotal, rss: m.rss, external: m.external, arrayBuffers: m.arrayBuffers }
+    },
+    /** Heap bytes per `counter` state, measured here so it reflects this thread's V8 layout. */
+    stateSize (_state, count: number): StateSize {
+      fullGc()
+      const before = process.memoryUsage().heapUsed
+      const keep: unknown[] = new Array(count)
+      for (let i = 0; i < count; i++) keep[i] = counter.initial(`k${i}`)
+      fullGc()
+      const after = process.memoryUsage().heapUsed
+      // the holding array's backing store (8 bytes a slot) is not the states' own
+      const heapBytes = Math.max(0, (after - before - count * 8) / count)
+      keep.length = 0
+      return { heapBytes, count }
+    }
+  }
+})
+
+let gcFn: (() => void) | null = null
+
+/** A full, synchronous garbage collection on this thread. */
+export function fullGc (): void {
+  if (gcFn === null) {
+    const exposed = (globalThis as { gc?: () => void }).gc
+    if (typeof exposed === 'function') gcFn = exposed
+    else {
+      setFlagsFromString('--expose-gc')
+      gcFn = runInNewContext('gc') as () => void
+    }
+  }
+  gcFn()
+  gcFn() // a second pass collects what the first one's finalizers released
+}

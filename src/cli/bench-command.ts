@@ -1,0 +1,267 @@
+/**
+ * `shoal bench`: how many agents this host carries, and how fast. The run, in order:
+ *
+ *   1. raw baselines (ring, ring RTT, postMessage, LMDB), with no host running
+ *   2. a host on `--workers` threads, durable (LMDB in a temp dir removed afterwards, or
+ *      `--data-dir`, kept) or `--memory`
+ *
+ * Scratch: one temp directory per run holds the LMDB baseline's environment and the
+ * default data dir; it is removed at the end, on an error, and on SIGINT/SIGTERM.
+ *   3. the scenarios asked for, always in the order activate → fanout → hot → mixed;
+ *      memory checkpoints (full GC on every thread) around `activate`
+ *   4. close the host, remove the temp dir, print the table, write the JSON (always
+ *      bench/results/latest.json, plus `--json`) and the HTML report (`--html`)
+ *
+ * The durable default and this build: until the LMDB store lands (issue 3) createHost
+ * refuses `dataDir`. When durable was only the default (not `--durable`/`--data-dir`),
+ * the run says so loudly and continues in memory, and the JSON records
+ * `store: 'memory'`, `storeRequested: 'durable'` and why — never durable figures that
+ * were not durable. Asked for explicitly, it fails instead.
+ */
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs'
+import { availableParallelism, tmpdir } from 'node:os'
+import { join, resolve } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { createHost } from '../index.ts'
+import type { Host } from '../index.ts'
+import { stateCodec } from '../codec.ts'
+import { counter } from './bench-agents.ts'
+import { measureBaselines } from './baselines.ts'
+import type { Baselines } from './baselines.ts'
+import { perAgent, snapshot } from './memory.ts'
+import type { MemoryResult, MemorySnapshot } from './memory.ts'
+import { Progress, fmt, fmtBytes } from './progress.ts'
+import { SCHEMA, machineInfo, scenarioNames, summarize, summaryRows, writeJson } from './results.ts'
+import type { BenchResults, RunConfig, ScenarioName } from './results.ts'
+import { writeHtml } from './report-html.ts'
+import { Rng } from './rng.ts'
+import { activate } from './scenarios/activate.ts'
+import type { ActivateResult } from './scenarios/activate.ts'
+import type { ScenarioContext } from './scenarios/context.ts'
+import { fanout } from './scenarios/fanout.ts'
+import type { FanoutResult } from './scenarios/fanout.ts'
+import { hot } from './scenarios/hot.ts'
+import type { HotResult } from './scenarios/hot.ts'
+import { mixed } from './scenarios/mixed.ts'
+import type { MixedResult } from './scenarios/mixed.ts'
+import { renderSummary } from './summary-table.ts'
+import { Timeline } from './timeline.ts'
+import { ThreadProbes } from './thread-probes.ts'
+
+export interface BenchOptions {
+  readonly agents: number
+  readonly workers: number
+  readonly store: 'durable' | 'memory'
+  /** The user chose the store (`--durable`, `--memory`, `--data-dir`) rather than the default. */
+  readonly storeExplicit: boolean
+  readonly dataDir: string | null
+  readonly durationMs: number
+  readonly scenarios: readonly ScenarioName[]
+  readonly hotCasts: number
+  readonly concurrency: number
+  readonly seed: number
+  readonly baselines: boolean
+  /** Extra JSON file (bench/results/latest.json is always written unless `latest` is null). */
+  readonly json: string | null
+  readonly html: string | null
+  readonly latest: string | null
+  /** Progress display: bars on a terminal, plain lines otherwise. */
+  readonly plain: boolean
+}
+
+const agentsUrl = new URL('./bench-agents.js', import.meta.url)
+export const latestJson = fileURLToPath(new URL('../../../bench/results/latest.json', import.meta.url))
+const kSampleMs = 250
+const kStateSizeSamples = 100_000
+
+export function threadLayout (workers: number): string {
+  const cores = availableParallelism()
+  if (workers === 0) return `agents on the main thread (no workers), ${cores} cores`
+  const over = workers + 1 > cores
+  return `${workers} worker${workers === 1 ? '' : 's'} + main thread on ${cores} cores${over ? ' (over-subscribed)' : ''}`
+}
+
+interface StorePlan {
+  readonly kind: 'durable' | 'memory'
+  readonly dataDir: string | null
+  readonly kept: boolean
+  note: string | null
+}
+
+function planStore (o: BenchOptions, scratch: string): StorePlan {
+  if (o.store === 'memory') return { kind: 'memory', dataDir: null, kept: false, note: null }
+  if (o.dataDir !== null) {
+    const dir = resolve(o.dataDir)
+    mkdirSync(dir, { recursive: true })
+    return { kind: 'durable', dataDir: dir, kept: true, note: null }
+  }
+  const dir = join(scratch, 'data')
+  mkdirSync(dir)
+  return { kind: 'durable', dataDir: dir, kept: false, note: null }
+}
+
+/** `createHost` refused `dataDir` because this build has no durable store (issue 3 not merged). */
+function durableUnavailable (err: unknown): boolean {
+  const e = err as { code?: unknown, data?: { option?: unknown } } | null
+  return e?.code === 'SHOAL_ERR_INVALID_OPTION' && e.data?.option === 'dataDir'
+}
+
+async function startHost (o: BenchOptions, plan: StorePlan, progress: Progress): Promise<[Host, 'durable' | 'memory']> {
+  const base = { agents: agentsUrl, workers: o.workers }
+  if (plan.kind === 'memory') return [await createHost(base), 'memory']
+  try {
+    return [await createHost({ ...base, dataDir: plan.dataDir! }), 'durable']
+  } catch (err) {
+    if (!durableUnavailable(err) || o.storeExplicit) throw err
+    rmSync(plan.dataDir!, { recursive: true, force: true })
+    plan.note = `durable store unavailable in this engine build (${(err as Error).message}); ran with the in-memory store instead`
+    progress.log(`NOTE: ${plan.note}`)
+    return [await createHost(base), 'memory']
+  }
+}
+
+async function runBaselines (o: BenchOptions, progress: Progress, scratch: string): Promise<Baselines> {
+  let step = 0
+  let current = ''
+  const phase = progress.phase('baselines', 4, () => ({ value: step, detail: current }))
+  const b = await measureBaselines({
+    agents: o.agents,
+    ms: Math.max(200, Math.min(1000, o.durationMs / 2)),
+    seed: o.seed,
+    valueBytes: stateCodec.encode(counter.initial('k0')).length,
+    scratchDir: scratch,
+    onPhase: (name) => { current = name; step++ }
+  })
+  phase.done(`ring ${fmt(b.ring.msgsPerSec)} msgs/s, ring RTT p50 ${fmt(b.ringRoundTrip.p50Us)} µs, ` +
+    `postMessage ${fmt(b.postMessage.msgsPerSec)} msgs/s, LMDB ${fmt(b.lmdb.putsPerSec)} puts/s`)
+  return b
+}
+
+export async function runBench (o: BenchOptions, out: NodeJS.WriteStream = process.stdout): Promise<BenchResults> {
+  const startedAt = new Date()
+  const timeline = new Timeline(performance.now())
+  const progress = new Progress({ out, tty: o.plain ? false : out.isTTY === true })
+  const layout = threadLayout(o.workers)
+  progress.log(`Shoal bench: ${fmt(o.agents)} agents, scenarios ${o.scenarios.join(', ')}; ${layout}; Node ${process.version}`)
+
+  const scratch = mkdtempSync(join(tmpdir(), 'shoal-bench-'))
+  const removeScratch = (): void => rmSync(scratch, { recursive: true, force: true })
+  const onSignal = (signal: NodeJS.Signals): void => {
+    removeScratch()
+    process.exit(signal === 'SIGINT' ? 130 : 143)
+  }
+  process.once('SIGINT', onSignal)
+  process.once('SIGTERM', onSignal)
+  let host: Host | null = null
+  try {
+    timeline.enter('baselines')
+    const baselines = o.baselines ? await runBaselines(o, progress, scratch) : null
+    const plan = planStore(o, scratch)
+    timeline.enter('start host')
+    const [h, store] = await startHost(o, plan, progress)
+    host = h
+    host.on('error', (err) => progress.log(`host error: ${err.message}`))
+    timeline.start(host, kSampleMs)
+    const probes = await ThreadProbes.find(host, o.workers === 0 ? 1 : o.workers)
+    const ctx: ScenarioContext = {
+      host,
+      probes,
+      progress,
+      agents: o.agents,
+      durationMs: o.durationMs,
+      hotCasts: o.hotCasts,
+      concurrency: o.concurrency,
+      rng: new Rng(o.seed)
+    }
+    let activated: ActivateResult | null = null
+    let fanned: FanoutResult | null = null
+    let hotResult: HotResult | null = null
+    let mixedResult: MixedResult | null = null
+    let memory: MemoryResult | null = null
+    for (const name of scenarioNames) {
+      if (!o.scenarios.includes(name)) continue
+      if (name === 'activate') {
+        timeline.enter('memory')
+        const stateHeapBytes = (await probes.stateSize(kStateSizeSamples)).heapBytes
+        const before: MemorySnapshot = await snapshot(probes)
+        timeline.enter('activate')
+        activated = await activate(ctx)
+        timeline.enter('memory')
+        const after = await snapshot(probes)
+        memory = perAgent(o.agents, before, after, stateHeapBytes, stateCodec.encode(counter.initial('k0')).length)
+        progress.log(`  memory: ${fmtBytes(after.rssBytes)} resident, ${fmt(memory.rssBytesPerAgent)} B/agent RSS ` +
+          `(${fmt(memory.heapBytesPerAgent)} B heap), state ${fmt(stateHeapBytes)} B → ${fmt(memory.rssBytesPerAgentBeyondState)} B/agent beyond state`)
+      } else if (name === 'fanout') {
+        timeline.enter('fanout')
+        fanned = await fanout(ctx)
+      } else if (name === 'hot') {
+        timeline.enter('hot')
+        hotResult = await hot(ctx)
+      } else {
+        timeline.enter('mixed')
+        mixedResult = await mixed(ctx)
+      }
+    }
+    timeline.enter('close')
+    const finalStats = host.stats()
+    const rssBytes = process.memoryUsage.rss()
+    await host.close()
+    host = null
+    timeline.stop()
+    removeScratch()
+
+    const config: RunConfig = {
+      agents: o.agents,
+      workers: o.workers,
+      threadLayout: layout,
+      store,
+      storeRequested: o.store,
+      storeNote: plan.note,
+      dataDir: store === 'durable' ? plan.dataDir : null,
+      dataDirKept: store === 'durable' && plan.kept,
+      durationMs: o.durationMs,
+      scenarios: scenarioNames.filter((s) => o.scenarios.includes(s)),
+      hotCasts: o.hotCasts,
+      concurrency: o.concurrency,
+      seed: o.seed
+    }
+    const finishedAt = new Date()
+    const parts = {
+      schema: SCHEMA,
+      startedAt: startedAt.toISOString(),
+      finishedAt: finishedAt.toISOString(),
+      elapsedMs: finishedAt.getTime() - startedAt.getTime(),
+      machine: machineInfo(),
+      config,
+      baselines,
+      activate: activated,
+      fanout: fanned,
+      hot: hotResult,
+      mixed: mixedResult,
+      memory,
+      final: { rssBytes, peakRssBytes: process.resourceUsage().maxRSS * 1024, activeAgents: finalStats.activeAgents },
+      timeline: timeline.samples,
+      phases: timeline.phases
+    } as const
+    const results: BenchResults = { ...parts, summary: summarize(parts), rows: summaryRows(parts) }
+    out.write(`${renderSummary(results)}\n`)
+    const written: string[] = []
+    for (const file of [o.latest, o.json]) {
+      if (file === null) continue
+      writeJson(file, results)
+      written.push(file)
+    }
+    if (o.html !== null) {
+      writeHtml(o.html, results)
+      written.push(o.html)
+    }
+    if (written.length !== 0) out.write(`\nresults: ${written.join(', ')}\n`)
+    return results
+  } finally {
+    process.off('SIGINT', onSignal)
+    process.off('SIGTERM', onSignal)
+    timeline.stop()
+    if (host !== null) await host.close().catch(() => {})
+    removeScratch()
+  }
+}

@@ -1,0 +1,102 @@
+#!/usr/bin/env node
+/**
+ * The `shoal` command (package.json `bin`). Today one subcommand:
+ *
+ *   shoal bench [--agents 1000000] [--workers N] [--durable | --memory] [--data-dir DIR]
+ *               [--duration S] [--scenario activate,fanout,hot,mixed] [--json FILE] [--html FILE]
+ *
+ * `npm start` builds and runs `shoal bench` with the defaults. Option parsing is
+ * commander's; values are checked here (a count must be a positive integer, `10M` and
+ * `1_000_000` accepted) so that a typo fails before minutes of benchmarking.
+ */
+import { readFileSync } from 'node:fs'
+import { Command, Option } from 'commander'
+import { defaults } from '../options.ts'
+import { parseCount, parseScenarios, parseSeconds } from './args.ts'
+import { latestJson, runBench } from './bench-command.ts'
+import { scenarioNames } from './results.ts'
+import type { ScenarioName } from './results.ts'
+
+const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string }
+
+interface BenchFlags {
+  agents: number
+  workers: number
+  durable?: boolean
+  memory?: boolean
+  dataDir?: string
+  duration: number
+  scenario: ScenarioName[]
+  hotCasts: number
+  concurrency: number
+  seed: number
+  baselines: boolean
+  json?: string
+  html?: string
+  plain?: boolean
+  latest: boolean
+}
+
+function program (): Command {
+  const cli = new Command('shoal')
+    .description('Shoal: millions of small stateful agents per Node.js host')
+    .version(pkg.version)
+    .showHelpAfterError()
+
+  cli.command('bench')
+    .description('benchmark this host: activate millions of agents, drive casts, calls and commits, report rates, latency and memory per agent')
+    .option('--agents <n>', 'agents to activate and spread traffic over (1e6, 10M, ...)', (v) => parseCount(v), 1_000_000)
+    .option('--workers <n>', 'worker threads owning the agents (0 = the main thread)', (v) => parseCount(v, 0), defaults.workers)
+    .addOption(new Option('--durable', 'durable state in LMDB (default): a temp directory removed afterwards, or --data-dir').conflicts('memory'))
+    .addOption(new Option('--memory', 'in-memory store, nothing written to disk').conflicts(['durable', 'dataDir']))
+    .option('--data-dir <dir>', 'LMDB directory to use and keep (implies --durable)')
+    .option('--duration <seconds>', 'length of each timed phase (fanout, mixed); baselines take up to half of it', parseSeconds, 5)
+    .addOption(new Option('--scenario <list>', `comma-separated, from ${scenarioNames.join(', ')}; or all`)
+      .argParser(parseScenarios).default([...scenarioNames], 'all'))
+    .option('--hot-casts <n>', 'casts to the one hot agent (DNA\'s benchmark)', (v) => parseCount(v), 1_000_000)
+    .option('--concurrency <n>', 'calls in flight in the mixed scenario', (v) => parseCount(v), 256)
+    .option('--seed <n>', 'seed of the agent picks (same seed, same traffic)', (v) => parseCount(v), 1)
+    .option('--no-baselines', 'skip the raw ring / postMessage / LMDB baselines')
+    .option('--json <file>', `also write the results JSON here (always written to ${latestJson})`)
+    .option('--html <file>', 'write a self-contained HTML report with charts')
+    .option('--plain', 'plain progress lines even on a terminal')
+    // tests run the CLI without overwriting a person's last results
+    .addOption(new Option('--no-latest', `do not write ${latestJson}`).hideHelp())
+    .action(async (flags: BenchFlags, cmd: Command) => {
+      const explicit = (name: string): boolean => cmd.getOptionValueSource(name) === 'cli'
+      const store = flags.memory === true ? 'memory' : 'durable'
+      await runBench({
+        agents: flags.agents,
+        workers: flags.workers,
+        store,
+        storeExplicit: explicit('durable') || explicit('memory') || explicit('dataDir'),
+        dataDir: flags.dataDir ?? null,
+        durationMs: flags.duration * 1000,
+        scenarios: flags.scenario,
+        hotCasts: flags.hotCasts,
+        concurrency: flags.concurrency,
+        seed: flags.seed,
+        baselines: flags.baselines,
+        json: flags.json ?? null,
+        html: flags.html ?? null,
+        latest: flags.latest ? latestJson : null,
+        plain: flags.plain === true
+      })
+    })
+  return cli
+}
+
+/** Exit once stdout has flushed (a pipe may be asynchronous), so the table is never cut short. */
+function exit (code: number): void {
+  process.stdout.write('', () => process.exit(code))
+}
+
+try {
+  await program().parseAsync(process.argv)
+  // the host's workers are gone after close(); exit explicitly so no stray handle keeps a finished run alive
+  exit(0)
+} catch (err) {
+  const e = err as { code?: unknown, message?: unknown }
+  process.stderr.write(`shoal: ${typeof e?.code === 'string' ? `${e.code}: ` : ''}${String(e?.message ?? err)}\n`)
+  exit(1)
+}

@@ -1,0 +1,156 @@
+/**
+ * `--html FILE`: one self-contained page — the summary table and two charts over the
+ * run's timeline (messages/s; RSS, main-thread heap and resident agents), phases
+ * shaded. It must open offline, from a mail attachment or a CI artifact, so uPlot's
+ * JS and CSS (a small maintained canvas chart library, ~50 KB) are read from
+ * node_modules and inlined, and the results are embedded as JSON.
+ *
+ * Gotchas: JSON inside <script> must not contain "</script>" — every "<" is escaped
+ * as \u003c. The page sets `window.shoalCharts` to the number of charts it drew, so a
+ * test (and a curious person) can tell a blank page from a finished one.
+ */
+import { readFileSync, mkdirSync, writeFileSync } from 'node:fs'
+import { createRequire } from 'node:module'
+import { dirname } from 'node:path'
+import { fmt, fmtBytes } from './progress.ts'
+import { baselineLegend } from './results.ts'
+import type { BenchResults, SummaryRow } from './results.ts'
+
+const require = createRequire(import.meta.url)
+
+function asset (path: string): string {
+  return readFileSync(require.resolve(path), 'utf8')
+}
+
+function esc (s: string): string {
+  return s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`)
+}
+
+function cell (v: number, unit: string): string {
+  if (unit === 'B') return Math.abs(v) < 4096 ? `${fmt(v)} B` : fmtBytes(v)
+  if (unit === 'agents') return fmt(v)
+  return `${fmt(v)} ${unit}`
+}
+
+function tableRow (r: SummaryRow): string {
+  const target = r.target === null
+    ? ''
+    : `${r.target.op === '>=' ? '≥' : '≤'} ${r.baseline !== null ? `${r.target.value}×` : cell(r.target.value, r.unit)} ` +
+      `<b class="${r.met === true ? 'met' : 'missed'}">${r.met === true ? 'met' : 'MISSED'}</b>`
+  return `<tr><td>${esc(r.name)}${r.note !== null ? `<div class="note">${esc(r.note)}</div>` : ''}</td>` +
+    `<td class="num">${esc(cell(r.value, r.unit))}</td>` +
+    `<td>${r.baseline === null ? '' : `${esc(cell(r.baseline.value, r.baseline.unit))} <span class="note">${esc(r.baseline.name)}</span>`}</td>` +
+    `<td class="num">${r.ratio === null ? '' : `${r.ratio.toFixed(2)}×`}</td><td>${target}</td></tr>`
+}
+
+export function renderHtml (r: BenchResults): string {
+  const c = r.config
+  const data = JSON.stringify({ timeline: r.timeline, phases: r.phases }).replace(/</g, '\\u003c')
+  const title = `Shoal bench — ${fmt(c.agents)} agents, ${c.workers} workers, ${c.store}`
+  return `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>${esc(title)}</title>
+<style>${asset('uplot/dist/uPlot.min.css')}</style>
+<style>
+  body { font: 14px/1.4 system-ui, sans-serif; margin: 24px auto; max-width: 1040px; color: #1d2530; padding: 0 16px; }
+  h1 { font-size: 22px; margin-bottom: 4px; }
+  .meta { color: #5b6573; margin: 0 0 16px; }
+  table { border-collapse: collapse; width: 100%; margin: 12px 0 24px; }
+  th, td { border-bottom: 1px solid #e3e6ea; padding: 6px 8px; text-align: left; vertical-align: top; }
+  th { background: #f5f7f9; font-weight: 600; }
+  td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+  .note { color: #6b7480; font-size: 12px; }
+  .met { color: #16803c; } .missed { color: #b42318; }
+  .chart { margin: 8px 0 28px; }
+  h2 { font-size: 17px; margin: 24px 0 4px; }
+</style>
+</head>
+<body>
+<h1>${esc(title)}</h1>
+<p class="meta">${esc(c.threadLayout)} · Node ${esc(r.machine.node)} · ${esc(r.machine.cpuModel)} · ${esc(fmtBytes(r.machine.totalMemoryBytes))} RAM ·
+${esc(r.startedAt)} · ${(r.elapsedMs / 1000).toFixed(1)} s${c.storeNote !== null ? `<br>store: ${esc(c.storeNote)}` : ''}</p>
+<table>
+<thead><tr><th>figure</th><th>value</th><th>baseline (same run)</th><th>ratio</th><th>target</th></tr></thead>
+<tbody>
+${r.rows.map(tableRow).join('\n')}
+</tbody>
+</table>
+${r.baselines !== null ? `<ul class="note">${baselineLegend.map((l) => `<li>${esc(l)}</li>`).join('')}</ul>` : ''}
+<p class="note">Resident memory at the end ${esc(fmtBytes(r.final.rssBytes))}, peak ${esc(fmtBytes(r.final.peakRssBytes))}.
+${r.memory !== null ? esc(r.memory.method) : ''}</p>
+<h2>Throughput</h2>
+<div id="throughput" class="chart"></div>
+<h2>Memory</h2>
+<div id="memory" class="chart"></div>
+<script>${asset('uplot/dist/uPlot.iife.min.js')}</script>
+<script>
+const DATA = ${data};
+(function () {
+  const tl = DATA.timeline;
+  const xs = tl.map((s) => s.t / 1000);
+  const width = Math.min(1000, document.body.clientWidth - 16);
+  const palette = ['rgba(66,133,244,0.07)', 'rgba(251,188,5,0.09)'];
+  // shade each phase and print its name along the top edge
+  const phaseBands = {
+    hooks: {
+      drawClear: [(u) => {
+        const ctx = u.ctx;
+        ctx.save();
+        ctx.font = (11 * devicePixelRatio) + 'px sans-serif';
+        DATA.phases.forEach((p, i) => {
+          // phases before the host started (the baselines) fall left of the data: clip them
+          const x0 = Math.max(u.bbox.left, u.valToPos(p.startMs / 1000, 'x', true));
+          const x1 = Math.min(u.bbox.left + u.bbox.width, u.valToPos(p.endMs / 1000, 'x', true));
+          if (x1 <= x0) return;
+          ctx.fillStyle = palette[i % 2];
+          ctx.fillRect(x0, u.bbox.top, Math.max(1, x1 - x0), u.bbox.height);
+          ctx.fillStyle = '#5b6573';
+          if (x1 - x0 > 30 * devicePixelRatio) ctx.fillText(p.name, x0 + 4, u.bbox.top + 14 * devicePixelRatio);
+        });
+        ctx.restore();
+      }]
+    }
+  };
+  const human = (v) => v >= 1e6 ? (v / 1e6).toFixed(1) + 'M' : v >= 1e3 ? (v / 1e3).toFixed(0) + 'k' : String(Math.round(v));
+  let drawn = 0;
+  new uPlot({
+    width, height: 300,
+    scales: { x: { time: false } },
+    axes: [{ label: 'seconds' }, { label: 'messages/s', size: 70, values: (u, vals) => vals.map(human) }],
+    series: [{ label: 'time (s)' }, { label: 'messages delivered/s', stroke: '#1a73e8', width: 2, fill: 'rgba(26,115,232,0.10)' }],
+    plugins: [phaseBands]
+  }, [xs, tl.map((s) => s.messagesPerSec)], document.getElementById('throughput'));
+  drawn++;
+  const MiB = 1024 * 1024;
+  new uPlot({
+    width, height: 300,
+    scales: { x: { time: false }, agents: {} },
+    axes: [
+      { label: 'seconds' },
+      { label: 'MiB', size: 70 },
+      { side: 1, scale: 'agents', label: 'resident agents', size: 70, values: (u, vals) => vals.map(human), grid: { show: false } }
+    ],
+    series: [
+      { label: 'time (s)' },
+      { label: 'RSS (MiB)', stroke: '#d93025', width: 2 },
+      { label: 'main heap (MiB)', stroke: '#188038', width: 2 },
+      { label: 'resident agents', stroke: '#9334e6', width: 2, dash: [6, 4], scale: 'agents' }
+    ],
+    plugins: [phaseBands]
+  }, [xs, tl.map((s) => s.rssBytes / MiB), tl.map((s) => s.mainHeapUsedBytes / MiB), tl.map((s) => s.activeAgents)], document.getElementById('memory'));
+  drawn++;
+  window.shoalCharts = drawn;
+})();
+</script>
+</body>
+</html>
+`
+}
+
+export function writeHtml (file: string, results: BenchResults): void {
+  mkdirSync(dirname(file), { recursive: true })
+  writeFileSync(file, renderHtml(results))
+}

@@ -1,0 +1,83 @@
+/**
+ * `hot`: DNA's one-agent benchmark — `hotCasts` `add(1)` casts to one agent, then one
+ * call whose reply the output gate holds until everything before it has committed.
+ * Figure: commands committed per second = casts / (first cast → that reply).
+ * The reply must equal `hotCasts`, or the run fails: a lost or doubled command is a
+ * bug, not a figure.
+ *
+ * Variant switch (waiting for issue 3). DNA's agent keeps its keys in KV storage, which
+ * is `ctx.storage` here. This build's engine throws "not available" for it, so the
+ * scenario asks a `hotStore` agent (`storageAvailable`, a command that tries one put)
+ * and runs:
+ *   'storage'  `hotStore.add`: counts into state AND ctx.storage.put()s a key — DNA's shape
+ *   'state'    `hot.add`: counts into state only — until the engine has ctx.storage
+ * No code change is needed when storage lands; the JSON's `variant` says which ran.
+ */
+import type { AgentRef } from '../../index.ts'
+import { hot as hotState, hotStore } from '../bench-agents.ts'
+import { fmt } from '../progress.ts'
+import { Pacer } from '../thread-probes.ts'
+import { kChunk, perSec, totals } from './context.ts'
+import type { ScenarioContext } from './context.ts'
+
+export type HotVariant = 'state' | 'storage'
+
+export interface HotResult {
+  readonly variant: HotVariant
+  readonly casts: number
+  readonly elapsedMs: number
+  /** Commands committed per second (the final reply waited for their commit). */
+  readonly commandsPerSec: number
+  readonly commits: number
+  readonly commandsPerCommit: number
+}
+
+/** Does this engine give handlers `ctx.storage` (with the host's store)? */
+export async function storageAvailable (ctx: ScenarioContext): Promise<boolean> {
+  try {
+    return await ctx.host.ref(hotStore, 'storage-probe').call('storageAvailable')
+  } catch {
+    return false
+  }
+}
+
+export async function hot (ctx: ScenarioContext): Promise<HotResult> {
+  const variant: HotVariant = await storageAvailable(ctx) ? 'storage' : 'state'
+  // both types have add(number) and sync() → number; the typed ref of `hot` speaks for either
+  const ref = (variant === 'storage' ? ctx.host.ref(hotStore, 'hot') : ctx.host.ref(hotState, 'hot')) as AgentRef<typeof hotState>
+  const base = await ref.call('sync')
+  const before = totals(ctx.host)
+  const pacer = new Pacer(ctx.probes)
+  const total = ctx.hotCasts
+  let casts = 0
+  const start = performance.now()
+  const phase = ctx.progress.phase(`hot (${variant})`, total, () => ({
+    value: casts,
+    detail: `${fmt(casts)} casts, ${fmt(perSec(casts, performance.now() - start))}/s`
+  }))
+  while (casts < total) {
+    const n = Math.min(kChunk * 2, total - casts)
+    for (let i = 0; i < n; i++) ref.cast('add', 1)
+    casts += n
+    await pacer.step()
+  }
+  const n = await ref.call('sync')
+  const elapsedMs = performance.now() - start
+  await pacer.drain()
+  await ctx.probes.barrier()
+  if (n - base !== total) {
+    phase.done('FAILED')
+    throw new Error(`hot agent counted ${n - base} of ${total} commands`)
+  }
+  const commits = totals(ctx.host).commits - before.commits
+  const result: HotResult = {
+    variant,
+    casts: total,
+    elapsedMs,
+    commandsPerSec: perSec(total, elapsedMs),
+    commits,
+    commandsPerCommit: commits > 0 ? total / commits : 0
+  }
+  phase.done(`${fmt(total)} commands committed in ${(elapsedMs / 1000).toFixed(2)} s — ${fmt(result.commandsPerSec)}/s, ${fmt(result.commandsPerCommit)} per commit`)
+  return result
+}
