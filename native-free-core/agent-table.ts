@@ -15,7 +15,9 @@
  * capacity passed 2^20, `hash & mask` used that constant bit, half the slots could
  * never be a home, and linear probing ran through clusters of a million cells: the
  * engine stalled at ~1,050,000 agents per worker (measured: 2 workers stopped at
- * 2,113,536 agents). The multiply mixes every bit of the hash into the slot index. Why not a `Map<string, Cell>`:
+ * 2,113,536 agents). The multiply mixes every bit of the hash into the slot index.
+ *
+ * Why not a `Map<string, Cell>`:
  * - a Map hashes each freshly decoded id string again (V8 caches a string's hash only
  *   on that string object), and its lookups were 44% of a worker's time at 1M agents;
  * - a V8 Map holds at most 2^24 (16,777,216) entries, and one thread may own 20 million
