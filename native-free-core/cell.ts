@@ -38,7 +38,9 @@ export class Cell {
 
   constructor (id: string, hash: number, info: TypeInfo, state: unknown, flags: number, tick: number) {
     this.id = id
-    this.hash = hash
+    // as int32: a uint32 above 2^31 is not a V8 small integer, and one such value turns
+    // the field into a boxed double in every cell
+    this.hash = hash | 0
     this.info = info
     this.state = state
     this.flags = flags
