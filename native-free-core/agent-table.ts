@@ -32,6 +32,7 @@
 const TOMB = Symbol('deleted')
 const MAX_LOAD = 0.7
 const MIN_CAPACITY = 1024
+const SMALLEST_CAPACITY = 8
 
 export interface Keyed {
   readonly id: string
@@ -47,8 +48,12 @@ export class AgentTable<V extends Keyed> {
   private live = 0
   private used = 0 // live + tombstones
 
+  /**
+   * `capacity` is rounded up to a power of two; below MIN_CAPACITY only when asked for
+   * (the simulator makes thousands of runtimes holding a handful of agents each).
+   */
   constructor (capacity = MIN_CAPACITY) {
-    let cap = MIN_CAPACITY
+    let cap = SMALLEST_CAPACITY
     while (cap < capacity) cap *= 2
     this.hashes = new Int32Array(cap)
     this.cells = new Array<V | typeof TOMB | undefined>(cap).fill(undefined)

@@ -60,6 +60,8 @@ export interface ShardRuntimeOptions {
   readonly codec: ValueCodec
   readonly output: RuntimeOutput
   readonly offload?: (name: string, input: unknown) => Promise<unknown>
+  /** Initial agent-table slots (default 1024); the simulator starts its many small runtimes smaller. */
+  readonly tableCapacity?: number
 }
 
 /** A reply or send held by the output gate until its batch commits. */
@@ -88,7 +90,7 @@ export class ShardRuntime implements ContextHost {
   readonly store: Store | null
   readonly codec: ValueCodec
   readonly output: RuntimeOutput
-  readonly table = new AgentTable<Cell>()
+  readonly table: AgentTable<Cell>
   tick = 0
 
   /** Messages delivered, for stats. */
@@ -114,6 +116,7 @@ export class ShardRuntime implements ContextHost {
     this.codec = options.codec
     this.output = options.output
     this.offloader = options.offload
+    this.table = new AgentTable<Cell>(options.tableCapacity)
     this.persistent = this.registry.types.map((t) => options.store !== null && t.def.durable !== false)
   }
 
