@@ -153,6 +153,15 @@ export class StorageError extends ShoalError {
   static override readonly code = 'SHOAL_ERR_STORAGE'
 }
 
+/**
+ * The simulator cannot go on deterministically: an async handler waits on something
+ * outside the simulation (real I/O, real timers), or the agents behave differently
+ * when a run is replayed (Math.random, Date.now, state kept outside `state`).
+ */
+export class SimulationError extends ShoalError {
+  static override readonly code = 'SHOAL_ERR_SIMULATION'
+}
+
 type ErrorClass = typeof ShoalError
 
 const byCode = new Map<string, ErrorClass>()
@@ -160,7 +169,7 @@ for (const cls of [
   ShoalError, InvalidOptionError, InvalidArgumentError, InvalidDefinitionError, UnknownAgentTypeError,
   UnknownMethodError, AgentError, TimeoutError, AbortedError, QuotaExceededError, UnknownQuotaError,
   RateLimitedError, MessageTooLargeError, EncodeError, DecodeError, WorkerCrashedError,
-  HostClosedError, StorageError
+  HostClosedError, StorageError, SimulationError
 ] as ErrorClass[]) byCode.set(cls.code, cls)
 
 /** Every code this build knows, for docs and tests. */
