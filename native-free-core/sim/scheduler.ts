@@ -1,0 +1,423 @@
+/**
+ * One simulated world: the real `ShardRuntime` running the user's definitions on this
+ * thread, a `SimStore`, the messages in flight (network.ts), a virtual clock, and a
+ * `Chooser` that makes every decision (choices.ts).
+ *
+ * A step is what one loop iteration of a host does for one message: deliver it (the
+ * turn runs), then commit — and only after the commit do the turn's reply and sends
+ * leave (the output gate), each meeting the send faults. The other kind of step
+ * advances the clock by one tick. Which step comes next is a choice among every
+ * deliverable message (oldest first) and the clock.
+ *
+ *   step ─┬─ deliver #m ─▶ runtime.deliver ─▶ [async turn settles] ─▶ runtime.commit
+ *         │                                                            │  └ crash? (store)
+ *         │                              reply / send ◀── released ────┘
+ *         │                                   └─ drop / duplicate / reorder / delay?
+ *         └─ tick ─▶ runtime.tick++ (timers: see below) ─▶ runtime.commit
+ *
+ * The runtime sees the simulator only as its `RuntimeOutput` and its `Store`: no test
+ * hook in the runtime. Sends are encoded when released and decoded at each delivery,
+ * as the host's rings do, so a payload the host could not carry fails here too, and a
+ * receiver never shares an object with its sender.
+ *
+ * A crash (faults.ts) makes the store refuse the commit: the runtime drops the agent's
+ * cell (back to its last committed state) and never releases the turn's reply and
+ * sends. The message that the crashed turn handled is then
+ *   - redelivered, at the head of its channel, if a durable agent sent it: the
+ *     sender's outbox retries it after a crash (DESIGN §4, the durable outbox);
+ *   - lost if it came from a client (the scenario's messages): a host answers the
+ *     pending call with WorkerCrashedError, which the world records as its reply.
+ *
+ * Async handlers: a turn that returns a promise is settled before the step ends, by
+ * yielding microtasks. Everything a handler can await in a simulation (`ctx.offload`
+ * with the `offload` option, other promises) settles that way; a handler that waits on
+ * real I/O or real timers would make runs depend on wall time, so after
+ * SETTLE_MICROTASKS yields the run fails with SimulationError.
+ *
+ * Timers (`ctx.timeout`, `idleTicks`) fire on the tick step once the runtime has them
+ * (issue 4); until then a tick only advances `ctx.tick`.
+ */
+import { idOf, parseId, typeOf } from '../agent-id.ts'
+import type { AgentAddress, AgentId } from '../agent-id.ts'
+import { Envelope, MSG_CALL, MSG_SEND } from '../envelope.ts'
+import { SimulationError, WorkerCrashedError, toWire } from '../errors.ts'
+import type { WireError } from '../errors.ts'
+import { hashId } from '../hash.ts'
+import type { AgentRegistry } from '../registry.ts'
+import { ShardRuntime } from '../shard-runtime.ts'
+import type { RuntimeOutput } from '../shard-runtime.ts'
+import type { Chooser } from './choices.ts'
+import { decodeSimValue, encodeSimValue, simCodec } from './codec.ts'
+import type { Faults } from './faults.ts'
+import { Network, SimMessage } from './network.ts'
+import type { Scenario } from './scenario.ts'
+import { SimStore } from './sim-store.ts'
+import { Hash2 } from './state-hash.ts'
+import { agentName, formatTrace } from './trace.ts'
+import type { TraceEntry } from './trace.ts'
+import type { InFlightMessage, Reply, World } from './world-view.ts'
+
+/** Microtasks an async turn may take to settle before the run is declared non-deterministic. */
+const SETTLE_MICROTASKS = 10_000
+
+type Event = TraceEntry extends infer T ? T extends unknown ? Omit<T, 'step' | 'tick'> : never : never
+
+/**
+ * A world between two steps, to start other worlds from (explore's fast path). Valid
+ * only when `Scenario.restorable`: then everything that decides the future is in the
+ * store, the network and the counters below — every cell holds exactly its committed
+ * state, which a fresh runtime reloads on the next message.
+ */
+export interface WorldSnapshot {
+  readonly store: SimStore
+  readonly network: Network
+  readonly tick: number
+  readonly steps: number
+  readonly faultsUsed: number
+  readonly seq: number
+  readonly replies: ReadonlyArray<Reply | undefined>
+  readonly replyHash: Hash2
+}
+
+export interface WorldOptions {
+  readonly budget: number
+  readonly record: boolean
+  readonly seed: number | null
+  /** Start from this snapshot instead of the scenario's beginning. */
+  readonly from?: WorldSnapshot
+}
+
+export class SimWorld implements RuntimeOutput, World {
+  readonly registry: AgentRegistry
+  readonly runtime: ShardRuntime
+  readonly store = new SimStore()
+  readonly network: Network
+  readonly seed: number | null
+  tick = 0
+  steps = 0
+  /** Faults injected so far; the run may inject at most `budget`. */
+  faultsUsed = 0
+  readonly budget: number
+  private readonly scenario: Scenario
+  private readonly faults: Faults
+  readonly chooser: Chooser
+  private readonly traceList: TraceEntry[] | null
+  private readonly replyList: Array<Reply | undefined>
+  private readonly replyHash: Hash2
+  private readonly hasVolatile: boolean
+  private seq = 0
+  private stepStartFaults = 0
+  private truncated = false
+  /** The agent whose turn is being committed: the sender of what it releases. */
+  private sender: string | null = null
+  /** The current commit crashed: ignore the replies the runtime fails. */
+  private crashed = false
+
+  constructor (scenario: Scenario, chooser: Chooser, options: WorldOptions) {
+    this.scenario = scenario
+    this.faults = scenario.faults
+    this.chooser = chooser
+    this.budget = options.budget
+    this.seed = options.seed
+    this.traceList = options.record ? [] : null
+    this.registry = scenario.registry()
+    this.hasVolatile = this.registry.types.some((t) => t.def.durable === false)
+    this.runtime = new ShardRuntime({
+      registry: this.registry,
+      store: this.store,
+      codec: simCodec,
+      output: this,
+      tableCapacity: 8,
+      ...(scenario.offload === undefined ? {} : { offload: scenario.offload })
+    })
+    this.store.crashes = () => this.crashNow()
+    this.store.committed = (ids) => { if (this.traceList !== null) this.record({ kind: 'commit', agents: ids.map(agentName) }) }
+    const from = options.from
+    if (from !== undefined) {
+      from.store.copyTo(this.store)
+      this.network = from.network.clone()
+      this.tick = this.runtime.tick = from.tick
+      this.steps = from.steps
+      this.faultsUsed = from.faultsUsed
+      this.seq = from.seq
+      this.replyList = from.replies.slice()
+      this.replyHash = new Hash2(from.replyHash.a, from.replyHash.b)
+      return
+    }
+    this.network = new Network()
+    this.replyHash = new Hash2(0, 0)
+    this.replyList = new Array<Reply | undefined>(scenario.messages.length).fill(undefined)
+    for (const [i, p] of scenario.messages.entries()) {
+      this.network.add(new SimMessage(++this.seq, null, p.client, `${p.client}\u0000${p.id}`, p.id, p.hash, p.typeIdx, p.methodIdx, p.method, p.bytes, i + 1))
+    }
+  }
+
+  /**
+   * This world between two steps (see WorldSnapshot: only for restorable scenarios).
+   * The snapshot takes over the store and the network: do not step this world again.
+   */
+  snapshot (): WorldSnapshot {
+    return {
+      store: this.store,
+      network: this.network,
+      tick: this.tick,
+      steps: this.steps,
+      faultsUsed: this.faultsUsed,
+      seq: this.seq,
+      replies: this.replyList,
+      replyHash: this.replyHash
+    }
+  }
+
+  /** One scheduler step; false when the run is over. A promise only while an async turn settles. */
+  step (): boolean | Promise<boolean> {
+    const ready = this.network.deliverable(this.tick)
+    const clock = this.clockCanAdvance()
+    const n = ready.length + (clock ? 1 : 0)
+    this.stepStartFaults = this.faultsUsed
+    if (n === 0) return false
+    if (this.steps >= this.scenario.maxSteps) {
+      this.truncated = true
+      this.record({ kind: 'limit' })
+      return false
+    }
+    if (this.chooser.event !== undefined) {
+      const keys = ready.map((m) => m.contentHash().value())
+      if (clock) keys.push(-1)
+      this.chooser.event(keys)
+    }
+    const choice = n === 1 ? 0 : this.chooser.pick(n)
+    this.steps++
+    if (choice === ready.length) {
+      this.advance()
+      return true
+    }
+    return this.deliver(ready[choice]!)
+  }
+
+  /** The options of the next step, in choice order: the deliverable messages, then the clock (target null). */
+  events (): Array<{ readonly key: number, readonly target: string | null }> {
+    const out: Array<{ readonly key: number, readonly target: string | null }> =
+      this.network.deliverable(this.tick).map((m) => ({ key: m.contentHash().value(), target: m.to }))
+    if (this.clockCanAdvance()) out.push({ key: -1, target: null })
+    return out
+  }
+
+  /** Faults the last step injected. */
+  get stepFaults (): number {
+    return this.faultsUsed - this.stepStartFaults
+  }
+
+  private clockCanAdvance (): boolean {
+    return this.tick < this.scenario.ticks || this.network.nextRelease(this.tick) >= 0
+  }
+
+  private advance (): void {
+    this.tick++
+    this.runtime.tick = this.tick
+    this.record({ kind: 'tick' })
+    this.runtime.commit()
+  }
+
+  private deliver (m: SimMessage): boolean | Promise<boolean> {
+    this.network.remove(m)
+    if (this.traceList !== null) {
+      this.record({ kind: 'deliver', msg: m.seq, from: m.sender, to: agentName(m.to), method: m.method, payload: decodeSimValue(m.bytes) })
+    }
+    const env = new Envelope()
+    env.kind = m.callId > 0 ? MSG_CALL : MSG_SEND
+    env.id = m.to
+    env.hash = m.hash
+    env.typeIdx = m.typeIdx
+    env.methodIdx = m.methodIdx
+    env.payload = decodeSimValue(m.bytes)
+    env.callId = m.callId
+    this.sender = m.to
+    this.runtime.deliver(env)
+    if (this.runtime.busy > 0) return this.settle().then(() => this.finish(m))
+    return this.finish(m)
+  }
+
+  private async settle (): Promise<void> {
+    for (let i = 0; i < SETTLE_MICROTASKS && this.runtime.busy > 0; i++) await undefined
+    if (this.runtime.busy > 0) {
+      throw new SimulationError(`an async handler of ${agentName(this.sender ?? '')} did not settle within the simulation: it waits on something outside it (real I/O, a real timer, a promise that never settles)`)
+    }
+  }
+
+  private finish (m: SimMessage): true {
+    this.crashed = false
+    this.runtime.commit()
+    if (this.crashed) this.afterCrash(m)
+    this.crashed = false
+    this.sender = null
+    return true
+  }
+
+  /** The store asks before each commit. */
+  private crashNow (): boolean {
+    if (!this.faults.crash(this.chooser, this.budget - this.faultsUsed)) return false
+    this.faultsUsed++
+    this.crashed = true
+    return true
+  }
+
+  private afterCrash (m: SimMessage): void {
+    const redeliver = m.from !== null && this.registry.get(typeOf(m.from))?.def.durable !== false
+    this.record({ kind: 'crash', agent: agentName(m.to), msg: m.seq, input: redeliver ? 'redelivered' : 'lost' })
+    if (redeliver) this.network.addFront(m)
+    else if (m.callId > 0) {
+      const error = new WorkerCrashedError(`the host crashed before committing the turn of ${agentName(m.to)}`).toWire()
+      this.setReply(m.callId, { ok: false, error })
+    }
+  }
+
+  // ---- RuntimeOutput -----------------------------------------------------------------
+
+  reply (_replyTo: number, callId: number, ok: boolean, value: unknown): void {
+    if (this.crashed) return // the runtime fails the batch's replies; the world records the crash instead
+    let r: Reply
+    if (!ok) r = { ok: false, error: value as WireError }
+    else {
+      try {
+        r = { ok: true, value: decodeSimValue(encodeSimValue(value, 'the reply')) }
+      } catch (err) {
+        r = { ok: false, error: toWire(err) }
+      }
+    }
+    this.setReply(callId, r)
+  }
+
+  send (id: string, hash: number, typeIdx: number, methodIdx: number, payload: unknown): void {
+    const from = this.sender!
+    const method = this.registry.types[typeIdx]!.methods[methodIdx]!.name
+    let bytes: Uint8Array
+    try {
+      bytes = encodeSimValue(payload, `the payload of ${method}`)
+    } catch (err) {
+      // as on a host: the turn has committed, so the send is lost and reported
+      const w = toWire(err)
+      this.record({ kind: 'error', agent: agentName(from), method, code: w.code, message: w.message })
+      return
+    }
+    const m = new SimMessage(++this.seq, from, agentName(from), `${from}\u0000${id}`, id, hash, typeIdx, methodIdx, method, bytes, 0)
+    if (this.traceList !== null) {
+      this.record({ kind: 'send', msg: m.seq, from: m.sender, to: agentName(id), method, payload: decodeSimValue(bytes) })
+    }
+    const fault = this.faults.sendFault(this.chooser, this.budget - this.faultsUsed)
+    if (fault !== 'none') this.faultsUsed++
+    switch (fault) {
+      case 'drop':
+        this.record({ kind: 'drop', msg: m.seq })
+        return
+      case 'duplicate': {
+        this.network.add(m)
+        const copy = m.copy(++this.seq)
+        this.network.add(copy)
+        this.record({ kind: 'duplicate', msg: m.seq, copy: copy.seq })
+        return
+      }
+      case 'reorder':
+        m.free = true
+        this.record({ kind: 'reorder', msg: m.seq })
+        break
+      case 'delay':
+        m.free = true
+        m.notBefore = this.tick + this.faults.delayTicks(this.chooser)
+        this.record({ kind: 'delay', msg: m.seq, until: m.notBefore })
+        break
+      case 'none':
+        break
+    }
+    this.network.add(m)
+  }
+
+  wake (): void {
+    // the world commits at the end of every step; nothing runs outside a step
+  }
+
+  agentError (id: string, method: string, error: WireError): void {
+    this.record({ kind: 'error', agent: agentName(id), method, code: error.code, message: error.message })
+  }
+
+  // ---- what users see ----------------------------------------------------------------
+
+  state<S = any> (address: AgentAddress): S {
+    const id = idOf(address)
+    const info = this.registry.require(address.type)
+    if (info.def.durable === false) {
+      const cell = this.runtime.table.get(id, hashId(id))
+      if (cell !== undefined) return decodeSimValue(simCodec.encode(cell.state)) as S
+    } else {
+      const bytes = this.store.getState(id)
+      if (bytes !== undefined) return decodeSimValue(bytes) as S
+    }
+    return info.def.initial(address.key) as S
+  }
+
+  agents (filter: { readonly type?: string, readonly quota?: string } = {}): AgentId[] {
+    const ids = new Set(this.store.ids(''))
+    if (this.hasVolatile) for (const cell of this.runtime.table.values()) if (cell.info.def.durable === false) ids.add(cell.id)
+    return [...ids].sort().map(parseId)
+      .filter((a) => (filter.type === undefined || a.type === filter.type) && (filter.quota === undefined || a.quota === filter.quota))
+  }
+
+  get inFlight (): InFlightMessage[] {
+    return this.network.all().map((m) => ({
+      seq: m.seq,
+      from: m.from === null ? null : parseId(m.from),
+      to: parseId(m.to),
+      method: m.method,
+      payload: decodeSimValue(m.bytes)
+    }))
+  }
+
+  get replies (): ReadonlyArray<Reply | undefined> {
+    return this.replyList
+  }
+
+  get idle (): boolean {
+    return this.network.size === 0 && this.tick >= this.scenario.ticks
+  }
+
+  get complete (): boolean {
+    return !this.truncated
+  }
+
+  get trace (): readonly TraceEntry[] {
+    return this.traceList ?? []
+  }
+
+  print (): string {
+    return formatTrace(this.trace)
+  }
+
+  /** The world's state for explore's visited set: everything that decides what can happen next. */
+  stateHash (): number {
+    const h = new Hash2().chainHash(this.store.hash()).chainHash(this.network.hash()).chainHash(this.replyHash).chain(this.tick)
+    if (this.budget !== Infinity) h.chain(this.budget - this.faultsUsed)
+    if (this.hasVolatile) {
+      const sum = new Hash2(0, 0)
+      for (const cell of this.runtime.table.values()) {
+        if (cell.info.def.durable !== false) continue
+        let bytes: Uint8Array
+        try { bytes = simCodec.encode(cell.state) } catch { bytes = new Uint8Array(0) }
+        sum.add(Hash2.ofString(cell.id).chainBytes(bytes))
+      }
+      h.chainHash(sum)
+    }
+    return h.value()
+  }
+
+  private setReply (callId: number, r: Reply): void {
+    this.replyList[callId - 1] = r
+    this.replyHash.add(new Hash2().chain(callId).chainBytes(encodeSimValue(r, 'the reply')))
+    this.record(r.ok
+      ? { kind: 'reply', msg: callId, ok: true, value: r.value }
+      : { kind: 'reply', msg: callId, ok: false, value: { code: r.error.code, message: r.error.message } })
+  }
+
+  private record (e: Event): void {
+    if (this.traceList !== null) this.traceList.push({ step: this.steps, tick: this.tick, ...e } as TraceEntry)
+  }
+}
