@@ -1,8 +1,10 @@
 /**
  * `shoal/core`: the parts of Shoal that need no native addon and no `node:` module —
  * agent definitions, ids and placement hash, the SharedArrayBuffer ring and doorbell,
- * the shard runtime, the in-memory store, errors. Hosts inject their capabilities
- * (store, codec, clock) through the interfaces declared here.
+ * the shard runtime, the in-memory store, errors, and the deterministic simulator
+ * (`simulate`, `explore`: your agents on one thread, under every ordering and fault).
+ * Hosts inject their capabilities (store, codec, clock) through the interfaces
+ * declared here.
  */
 export * from './errors.ts'
 export { DEFAULT_QUOTA, idOf, idString, parseId, checkKey, checkName } from './agent-id.ts'
@@ -27,3 +29,11 @@ export { AgentTable } from './agent-table.ts'
 export { TimingWheel, MAX_TICK, MAX_TIMERS } from './timing-wheel.ts'
 export type { TimingWheelOptions } from './timing-wheel.ts'
 export { TokenBucket } from './token-bucket.ts'
+export { simulate } from './sim/simulate.ts'
+export { explore } from './sim/explore.ts'
+export type { ExploreResult } from './sim/explore.ts'
+export type { AgentsInput, ExploreOptions, ScenarioMessage, SimulateOptions } from './sim/scenario.ts'
+export type { FaultOptions } from './sim/faults.ts'
+export type { InFlightMessage, Reply, World, WorldView } from './sim/world-view.ts'
+export { formatTrace } from './sim/trace.ts'
+export type { TraceEntry } from './sim/trace.ts'
