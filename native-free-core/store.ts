@@ -96,7 +96,7 @@ export interface MemoryStoreOptions {
 }
 
 export class MemoryStore implements Store {
-  readonly durable = false
+  readonly durable: boolean = false
   private readonly states = new Map<string, string>()
   private readonly storage = new Map<string, Map<string, string>>()
   private readonly pendingSends = new Map<number, Uint8Array>()
