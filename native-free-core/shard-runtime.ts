@@ -46,7 +46,7 @@ import { hashId } from './hash.ts'
 import { Mailbox } from './mailbox.ts'
 import type { AgentRegistry, MethodInfo } from './registry.ts'
 import { MAX_INCARNATION } from './store.ts'
-import type { OutboxRecord, StorageWrite, Store } from './store.ts'
+import type { OutboxRecord, Store } from './store.ts'
 import { StorageOverlay } from './agent-storage.ts'
 import { OutboundSend, TurnContext } from './turn-context.ts'
 import type { ContextHost } from './turn-context.ts'
@@ -99,7 +99,8 @@ class Effect {
 }
 
 interface Inflight { readonly bytes: Uint8Array | null, readonly seq: number }
-interface InflightStorage { overlay: StorageOverlay, seq: number }
+/** A commit in flight's storage changes of one agent. */
+interface InflightStorage { readonly overlay: StorageOverlay, readonly seq: number }
 
 export class ShardRuntime implements ContextHost {
   readonly registry: AgentRegistry
@@ -128,9 +129,9 @@ export class ShardRuntime implements ContextHost {
   private commitSeq = 0
   private lastCommit: Promise<void> | null = null
   /** `ctx.storage` writes of the open batch, per agent id. */
-  private readonly openStorage = new Map<string, StorageOverlay>()
-  /** `ctx.storage` writes handed to the store and not yet committed. */
-  private readonly inflightStorage = new Map<string, InflightStorage>()
+  private openStorage = new Map<string, StorageOverlay>()
+  /** `ctx.storage` writes handed to the store and not yet committed, per agent newest first. */
+  private readonly inflightStorage = new Map<string, InflightStorage[]>()
   private readonly durableOutbox: boolean
   private readonly maxMessageBytes: number
   /** Outbox keys applied in the open batch, removed from the store by its commit. */
@@ -149,6 +150,8 @@ export class ShardRuntime implements ContextHost {
     this.persistent = this.registry.types.map((t) => options.store !== null && t.def.durable !== false)
     this.durableOutbox = options.store?.durable === true
     this.maxMessageBytes = options.maxMessageBytes ?? Number.POSITIVE_INFINITY
+    // taken now, at the thread's start, not in the middle of building a batch
+    if (this.durableOutbox) this.takeIncarnation()
   }
 
   get activeAgents (): number {
@@ -189,9 +192,7 @@ export class ShardRuntime implements ContextHost {
       let bytes: Uint8Array | null
       if ((cell.flags & kDelete) !== 0) {
         bytes = null
-        const wipe = new StorageOverlay()
-        wipe.wiped = true
-        this.openStorage.set(cell.id, wipe)
+        this.openStorage.set(cell.id, this.wipeOverlay(cell.id))
       } else if ((cell.flags & kSnapFresh) !== 0) bytes = this.snapshots.get(cell)!
       else {
         try {
@@ -211,12 +212,6 @@ export class ShardRuntime implements ContextHost {
     this.dirty = []
     this.snapshots.clear()
     const released = failed === null ? effects : this.failEffects(effects, failed)
-    let wipes: string[] | null = null
-    let storage: StorageWrite[] | null = null
-    for (const [id, overlay] of this.openStorage) {
-      if (overlay.wiped) (wipes ??= []).push(id)
-      for (const [key, bytes] of overlay.entries) (storage ??= []).push({ id, key, bytes })
-    }
     let outboxPuts: OutboxRecord[] | null = null
     for (const e of released) {
       if (e.send?.record != null) {
@@ -226,33 +221,41 @@ export class ShardRuntime implements ContextHost {
     }
     const outboxDeletes = this.consumed.length === 0 ? null : this.consumed
     this.consumed = []
-    if (states.length === 0 && storage === null && wipes === null && outboxPuts === null && outboxDeletes === null) {
+    let storage: Map<string, StorageOverlay> | null = null
+    if (this.openStorage.size !== 0) {
+      storage = this.openStorage
+      this.openStorage = new Map()
+    }
+    if (states.length === 0 && storage === null && outboxPuts === null && outboxDeletes === null) {
       this.releaseInOrder(released)
       return
     }
     this.commits++
     this.committedStates += states.length
-    const storageIds = this.openStorage.size === 0 ? null : [...this.openStorage.keys()]
     const seq = ++this.commitSeq
-    if (storageIds !== null) {
-      for (const [id, overlay] of this.openStorage) {
-        const prev = this.inflightStorage.get(id)
-        if (prev === undefined) this.inflightStorage.set(id, { overlay, seq })
-        else {
-          prev.overlay.absorb(overlay)
-          prev.seq = seq
-        }
+    if (storage !== null) {
+      for (const [id, overlay] of storage) {
+        const chain = this.inflightStorage.get(id)
+        if (chain === undefined) this.inflightStorage.set(id, [{ overlay, seq }])
+        else chain.unshift({ overlay, seq })
       }
-      this.openStorage.clear()
     }
     const settled = (): void => {
       for (const [id] of states) if (this.inflight.get(id)?.seq === seq) this.inflight.delete(id)
-      if (storageIds !== null) for (const id of storageIds) if (this.inflightStorage.get(id)?.seq === seq) this.inflightStorage.delete(id)
+      if (storage !== null) {
+        for (const id of storage.keys()) {
+          const chain = this.inflightStorage.get(id)
+          if (chain === undefined) continue
+          const i = chain.findIndex((c) => c.seq === seq)
+          if (i >= 0) chain.splice(i, 1)
+          if (chain.length === 0) this.inflightStorage.delete(id)
+        }
+      }
       if (outboxDeletes !== null) for (const k of outboxDeletes) this.claimed.delete(k)
     }
     let result: Promise<void> | undefined
     try {
-      result = this.store!.commit({ states, wipes, storage, outboxPuts, outboxDeletes })
+      result = this.store!.commit({ states, storage, outboxPuts, outboxDeletes })
     } catch (err) {
       settled()
       this.commitFailed(states, released, err)
@@ -356,9 +359,11 @@ export class ShardRuntime implements ContextHost {
 
   storageBelow (id: string): StorageOverlay[] {
     const open = this.openStorage.get(id)
-    const inflight = this.inflightStorage.get(id)
-    if (inflight === undefined) return open === undefined ? kNoLayers : [open]
-    return open === undefined ? [inflight.overlay] : [open, inflight.overlay]
+    const chain = this.inflightStorage.get(id)
+    if (chain === undefined) return open === undefined ? kNoLayers : [open]
+    const layers = chain.map((c) => c.overlay)
+    if (open !== undefined) layers.unshift(open)
+    return layers
   }
 
   offload (name: string, input: unknown): Promise<unknown> {
@@ -497,11 +502,11 @@ export class ShardRuntime implements ContextHost {
         cell.flags |= kDirty
         this.dirty.push(cell)
       }
-      const writes = ctx.turnStorage?.writes
-      if (writes != null) {
-        const open = this.openStorage.get(cell.id)
-        if (open === undefined) this.openStorage.set(cell.id, writes)
-        else open.absorb(writes)
+      const storage = ctx.turnStorage
+      if (storage !== null && storage.writes !== null) {
+        let open = this.openStorage.get(cell.id)
+        if (open === undefined) this.openStorage.set(cell.id, open = new StorageOverlay())
+        storage.joinTo(open)
       }
       cell.flags &= ~kSnapFresh
       if (env.kind === MSG_CALL) this.effects.push(new Effect(cell, null, env.replyTo, env.callId, true, value))
@@ -614,15 +619,29 @@ export class ShardRuntime implements ContextHost {
     return true
   }
 
+  /**
+   * The storage layer of a delete: everything below is gone. A store wipes the keys it
+   * has committed when the batch is written; keys of commits still in flight are not
+   * there yet, so they are deleted by name too.
+   */
+  private wipeOverlay (id: string): StorageOverlay {
+    const wipe = new StorageOverlay()
+    wipe.wiped = true
+    for (const c of this.inflightStorage.get(id) ?? []) for (const [key, bytes] of c.overlay.entries) if (bytes !== null) wipe.entries.set(key, null)
+    return wipe
+  }
+
   private nextOutboxKey (): number {
-    if (this.incarnation === 0 || this.sendSeq === 0xffffffff) {
-      this.incarnation = this.store!.newIncarnation()
-      if (!(this.incarnation >= 1 && this.incarnation < MAX_INCARNATION)) {
-        throw new StorageError(`the store ran out of outbox incarnations (${this.incarnation})`)
-      }
-      this.sendSeq = 0
-    }
+    if (this.sendSeq === 0xffffffff) this.takeIncarnation()
     return this.incarnation * 0x100000000 + ++this.sendSeq
+  }
+
+  private takeIncarnation (): void {
+    this.incarnation = this.store!.newIncarnation()
+    if (!(this.incarnation >= 1 && this.incarnation < MAX_INCARNATION)) {
+      throw new StorageError(`the store ran out of outbox incarnations (${this.incarnation})`)
+    }
+    this.sendSeq = 0
   }
 
   private drop (cell: Cell): void {

@@ -8,11 +8,12 @@
  * synchronously (`undefined`) or when the returned promise resolves (the output gate).
  */
 
-/** A write of one `ctx.storage` key (`null` deletes it). */
-export interface StorageWrite {
-  readonly id: string
-  readonly key: string
-  readonly bytes: Uint8Array | null
+/** The `ctx.storage` changes of one agent in a batch. */
+export interface StorageChanges {
+  /** Remove every key the agent had (ctx.delete) before applying `entries`. */
+  readonly wiped: boolean
+  /** Key → new value bytes, `null` deletes the key. */
+  readonly entries: ReadonlyMap<string, Uint8Array | null>
 }
 
 /**
@@ -29,9 +30,8 @@ export interface OutboxRecord {
 export interface WriteBatch {
   /** States to write (`null` deletes the agent). */
   readonly states: ReadonlyArray<readonly [id: string, bytes: Uint8Array | null]>
-  /** Agents whose whole `ctx.storage` is removed (ctx.delete), before `storage` applies. */
-  readonly wipes?: readonly string[] | null
-  readonly storage?: readonly StorageWrite[] | null
+  /** `ctx.storage` changes, per agent id. */
+  readonly storage?: ReadonlyMap<string, StorageChanges> | null
   /** Durable sends of this batch's turns. */
   readonly outboxPuts?: readonly OutboxRecord[] | null
   /** Durable sends this batch's turns applied: removed in the same transaction, so a send is applied at most once. */
@@ -123,16 +123,19 @@ export class MemoryStore implements Store {
       if (bytes === null) this.states.delete(id)
       else this.states.set(id, this.toStr(bytes))
     }
-    if (batch.wipes != null) for (const id of batch.wipes) this.storage.delete(id)
     if (batch.storage != null) {
-      for (const w of batch.storage) {
-        let keys = this.storage.get(w.id)
-        if (w.bytes === null) {
-          if (keys?.delete(w.key) === true && keys.size === 0) this.storage.delete(w.id)
-          continue
+      for (const [id, changes] of batch.storage) {
+        if (changes.wiped) this.storage.delete(id)
+        let keys = this.storage.get(id)
+        for (const [key, bytes] of changes.entries) {
+          if (bytes === null) {
+            keys?.delete(key)
+            continue
+          }
+          if (keys === undefined) this.storage.set(id, keys = new Map())
+          keys.set(key, this.toStr(bytes))
         }
-        if (keys === undefined) this.storage.set(w.id, keys = new Map())
-        keys.set(w.key, this.toStr(w.bytes))
+        if (keys?.size === 0) this.storage.delete(id)
       }
     }
     if (batch.outboxPuts != null) for (const r of batch.outboxPuts) this.pendingSends.set(r.key, r.bytes)

@@ -9,9 +9,11 @@
  *   outbox     incarnation × 2^32 + sequence         msgpack [from, to, type, method, payload]
  *   meta       'incarnation'                         last incarnation handed out
  *
- * A batch is one `transaction()`: lmdb-js runs its callback in the write transaction
- * it shares with the other writes queued in the same event turn, so states, storage,
- * outbox records and their removals of one batch commit together or not at all.
+ * A batch is one LMDB transaction: lmdb-js puts every write queued in one event turn
+ * into the same transaction (its batching contract; the one thing that splits a batch is
+ * a `transactionSync`, which only `newIncarnation` uses, when a thread starts), so
+ * states, storage, outbox records and their removals of one batch commit together or
+ * not at all.
  *
  * Durability (the `durability` host option). lmdb-js commits with `overlappingSync`:
  * a transaction is first committed (visible, and in the OS's page cache), then flushed
@@ -52,6 +54,7 @@ export class LmdbStore implements Store {
   private readonly pendingSends: Database<Buffer, number>
   private readonly meta: Database<number, string>
   private readonly waitForFlush: boolean
+  private readonly keyScratch = new KeyScratch()
   private closed = false
 
   constructor (options: LmdbStoreOptions) {
@@ -70,30 +73,34 @@ export class LmdbStore implements Store {
   }
 
   commit (batch: WriteBatch): Promise<void> {
-    const written = this.env.transaction(() => {
-      for (const [id, bytes] of batch.states) {
-        if (bytes === null) this.states.remove(id)
-        else this.states.put(id, bytes as Buffer)
-      }
-      if (batch.wipes != null) {
-        for (const id of batch.wipes) {
+    // every write queued in one event turn is one transaction (lmdb-js's batching
+    // contract), executed on lmdb-js's write thread: no transaction callback, so this
+    // thread only encodes instructions
+    let written: Promise<boolean> = kNothingWritten
+    for (const [id, bytes] of batch.states) {
+      written = bytes === null ? this.states.remove(id) : this.states.put(id, bytes as Buffer)
+    }
+    if (batch.storage != null) {
+      const keys = this.keyScratch
+      for (const [id, changes] of batch.storage) {
+        if (changes.wiped) {
+          // the keys committed now; keys of commits still in flight come as explicit deletes in `entries`
+          this.env.resetReadTxn()
           const [start, end] = storageRange(id, '')
-          // collect first: removing under an open cursor is not safe, and keys are reused buffers
-          const keys: Buffer[] = []
-          for (const key of this.storage.getKeys({ start, end })) keys.push(Buffer.from(key))
-          for (const key of keys) this.storage.remove(key)
+          const stored: Buffer[] = []
+          for (const key of this.storage.getKeys({ start, end })) stored.push(Buffer.from(key)) // keys are reused buffers
+          for (const key of stored) written = this.storage.remove(key)
+        }
+        // one prefix per agent; lmdb-js copies a key when the write is queued, so the scratch is reused
+        const base = keys.prefix(id)
+        for (const [key, bytes] of changes.entries) {
+          const k = keys.with(base, key)
+          written = bytes === null ? this.storage.remove(k) : this.storage.put(k, bytes as Buffer)
         }
       }
-      if (batch.storage != null) {
-        for (const w of batch.storage) {
-          const key = storageKey(w.id, w.key)
-          if (w.bytes === null) this.storage.remove(key)
-          else this.storage.put(key, w.bytes as Buffer)
-        }
-      }
-      if (batch.outboxPuts != null) for (const r of batch.outboxPuts) this.pendingSends.put(r.key, r.bytes as Buffer)
-      if (batch.outboxDeletes != null) for (const k of batch.outboxDeletes) this.pendingSends.remove(k)
-    })
+    }
+    if (batch.outboxPuts != null) for (const r of batch.outboxPuts) written = this.pendingSends.put(r.key, r.bytes as Buffer)
+    if (batch.outboxDeletes != null) for (const k of batch.outboxDeletes) written = this.pendingSends.remove(k)
     return this.waitForFlush ? written.then(() => this.env.flushed).then(noop) : written.then(noop)
   }
 
@@ -150,6 +157,29 @@ export class LmdbStore implements Store {
 }
 
 function noop (): void {}
+
+const kNothingWritten = Promise.resolve(true)
+
+/**
+ * Builds storage keys in one reused buffer: `prefix(id)` writes the id part once, `with`
+ * appends a key and returns a view valid until the next call. Only for writes: lmdb-js
+ * copies the key into its instruction buffer before `put`/`remove` return.
+ */
+class KeyScratch {
+  private buf = Buffer.allocUnsafe(4096) as FastBuffer
+
+  /** Write `[u16 length][id]`; returns where keys start. */
+  prefix (id: string): number {
+    if (id.length * 3 + 2 + 512 * 3 > this.buf.length) this.buf = Buffer.allocUnsafe(2 * (id.length * 3 + 2 + 512 * 3)) as FastBuffer
+    const idLen = this.buf.utf8Write(id, 2)
+    this.buf.writeUInt16BE(idLen, 0)
+    return 2 + idLen
+  }
+
+  with (base: number, key: string): Buffer {
+    return this.buf.subarray(0, base + this.buf.utf8Write(key, base))
+  }
+}
 
 /** `[u16 BE byte length of id][id][storage key]`, UTF-8. */
 export function storageKey (id: string, key: string): Buffer {
