@@ -35,6 +35,7 @@ export class StorageOverlay {
   readonly entries = new Map<string, Uint8Array | null>()
 }
 
+/** What a turn's storage needs from its runtime. */
 export interface StorageHost {
   readonly store: Store | null
   encodeStored (value: unknown, what: string): Uint8Array
