@@ -166,7 +166,7 @@ export class Explorer {
   private async exhaustive (budget: number, maxRuns: number): Promise<Attempt | 'complete' | 'incomplete'> {
     const visited = new Map<number, Node>()
     const restorable = this.scenario.restorable
-    const root = this.world(new ReplayChooser([]), budget, false)
+    const root = this.world(new ReplayChooser([]), budget, false, null, true)
     this.runs++
     if (!this.check(root)) return { failed: true, steps: 0, faults: 0, made: [] }
     const rootNode: Node = { path: [], snapshot: null, sleep: new Map(), only: null, expanded: false, terminal: root.idle }
@@ -265,9 +265,9 @@ export class Explorer {
   /** A world at `node`, ready for its next step: restored from its snapshot, or replayed. */
   private async open (node: Node, level: number, budget: number): Promise<SimWorld> {
     if (node.snapshot !== null) {
-      return new SimWorld(this.scenario, new ReplayChooser([]), { budget, record: false, seed: null, from: node.snapshot })
+      return new SimWorld(this.scenario, new ReplayChooser([]), { budget, record: false, seed: null, hashing: true, from: node.snapshot })
     }
-    const world = this.world(new ReplayChooser(node.path), budget, false)
+    const world = this.world(new ReplayChooser(node.path), budget, false, null, true)
     for (let s = 0; s < level; s++) {
       const r = world.step()
       if (typeof r !== 'boolean') await r
@@ -326,8 +326,8 @@ export class Explorer {
     }
   }
 
-  private world (chooser: Chooser, budget: number, record: boolean, seed: number | null = null): SimWorld {
-    return new SimWorld(this.scenario, chooser, { budget, record, seed })
+  private world (chooser: Chooser, budget: number, record: boolean, seed: number | null = null, hashing = false): SimWorld {
+    return new SimWorld(this.scenario, chooser, { budget, record, seed, hashing })
   }
 
   /** Run the invariant; false (and `violation` set) when it throws or returns false. */

@@ -1,19 +1,28 @@
 /**
- * Faults the simulator injects, by seed or by enumeration:
+ * Faults the simulator injects, by seed or by enumeration, as a host would suffer them:
  *
- *   drop       a send between agents is lost
- *   duplicate  a send is delivered twice (a network or a retry that delivers twice)
- *   reorder    a send leaves its channel's FIFO order: later sends may overtake it
+ *   drop       a message is lost. A client's message is gone (a call never gets its
+ *              reply: a timeout); a send of a `durable: false` agent is gone. A durable
+ *              agent's send is lost only with a ring: its record stays in the outbox,
+ *              and the host's outbox scan delivers it again (here: from the next tick).
+ *   duplicate  a message arrives twice: a client that retried (after a timeout or a
+ *              WorkerCrashedError), or a send delivered again. The runtime drops the copy
+ *              of a durable send that was applied (effectively-once); everything else
+ *              is applied twice unless the agent is idempotent.
+ *   reorder    a send leaves its channel's FIFO order: later sends may overtake it (as a
+ *              redelivered durable send does on a host)
  *   delay      a send waits 1..maxDelay ticks before it can be delivered (and may be
  *              overtaken meanwhile)
  *   crash      the host dies after a command's turn and before its commit: the agent
  *              goes back to its last committed state, the turn's reply and sends never
- *              leave (see world.ts for what happens to the message that was handled)
+ *              leave; the message it handled is delivered again if it was a durable send
+ *              (its outbox record is still there), lost otherwise (scheduler.ts)
  *
- * Send faults apply to `ctx.send`s only, never to the scenario's own messages (those
- * come from clients outside the host) nor to replies. A crash applies to turns that
- * have something to commit: a command on a durable type (`durable: false` types have no
- * commit and are never crashed here; a real thread death would also reset them).
+ * drop and duplicate apply to every message; reorder and delay to agents' sends (the
+ * scenario's messages are concurrent already, unless they share a `client`). A crash
+ * applies to turns that have something to commit: a command on a durable type
+ * (`durable: false` types have no commit and are never crashed here; a real thread
+ * death would also reset them).
  *
  * Rates are the odds, in random runs, that a send (or a commit) suffers the fault.
  * Exhaustive exploration ignores the rates and tries every enabled fault at every
@@ -24,9 +33,9 @@ import { InvalidOptionError } from '../errors.ts'
 import type { Chooser } from './choices.ts'
 
 export interface FaultOptions {
-  /** Probability that a send between agents is lost. */
+  /** Probability that a message is lost (a durable send is then delivered again by the outbox). */
   readonly drop?: number
-  /** Probability that a send is delivered twice. */
+  /** Probability that a message arrives twice (a client's retry, a send delivered again). */
   readonly duplicate?: number
   /** Probability that a send may be overtaken by later sends on the same channel. */
   readonly reorder?: number
@@ -51,6 +60,8 @@ export class Faults {
   /** The enabled send faults and their rates, in a fixed order. */
   readonly sendKinds: readonly SendFault[]
   private readonly sendWeights: readonly number[]
+  private readonly clientKinds: readonly SendFault[]
+  private readonly clientWeights: readonly number[]
   /** The `max` option as given (undefined: mode-dependent default). */
   readonly max: number | undefined
 
@@ -73,6 +84,10 @@ export class Faults {
     weights[0] = 1 - total
     this.sendKinds = kinds
     this.sendWeights = weights
+    const drop = o.drop ?? 0
+    const duplicate = o.duplicate ?? 0
+    this.clientKinds = (['none', 'drop', 'duplicate'] as const).filter((k, i) => i === 0 || (k === 'drop' ? drop : duplicate) > 0)
+    this.clientWeights = this.clientKinds.map((k) => (k === 'none' ? 1 - drop - duplicate : k === 'drop' ? drop : duplicate))
   }
 
   /** True when some fault can happen at all. */
@@ -89,6 +104,12 @@ export class Faults {
   sendFault (chooser: Chooser, left: number): SendFault {
     if (left <= 0 || this.sendKinds.length === 1) return 'none'
     return this.sendKinds[chooser.pick(this.sendKinds.length, this.sendWeights)]!
+  }
+
+  /** What happens to a client's message as it arrives: only drop and duplicate apply. */
+  clientFault (chooser: Chooser, left: number): SendFault {
+    if (left <= 0 || this.clientKinds.length === 1) return 'none'
+    return this.clientKinds[chooser.pick(this.clientKinds.length, this.clientWeights)]!
   }
 
   /** How many ticks a delayed send waits. */

@@ -15,7 +15,8 @@
  *
  * Deliverable messages are listed in creation order (`seq`), so choice 0 is the oldest.
  */
-import { Hash2 } from './state-hash.ts'
+import { decodeSimValue } from './codec.ts'
+import { Hash2, valueHash } from './state-hash.ts'
 
 export class SimMessage {
   /** Creation order, and the message's number in traces (#seq). */
@@ -34,6 +35,8 @@ export class SimMessage {
   readonly bytes: Uint8Array
   /** > 0: the scenario message `callId - 1`, a call whose reply the world records. */
   readonly callId: number
+  /** A durable agent's send: its outbox record's key (0: none), which the receiver claims to apply it once. */
+  readonly outboxKey: number
   /** Out of its channel's FIFO (reordered or delayed). Set before it is queued, never after. */
   free = false
   /** Not deliverable before this tick (delay). Set before it is queued, never after. */
@@ -42,13 +45,13 @@ export class SimMessage {
 
   /** Another message with the same content (a duplicate). */
   copy (seq: number): SimMessage {
-    const m = new SimMessage(seq, this.from, this.sender, this.channel, this.to, this.hash, this.typeIdx, this.methodIdx, this.method, this.bytes, this.callId)
+    const m = new SimMessage(seq, this.from, this.sender, this.channel, this.to, this.hash, this.typeIdx, this.methodIdx, this.method, this.bytes, this.callId, this.outboxKey)
     m.free = this.free
     m.notBefore = this.notBefore
     return m
   }
 
-  constructor (seq: number, from: string | null, sender: string, channel: string, to: string, hash: number, typeIdx: number, methodIdx: number, method: string, bytes: Uint8Array, callId: number) {
+  constructor (seq: number, from: string | null, sender: string, channel: string, to: string, hash: number, typeIdx: number, methodIdx: number, method: string, bytes: Uint8Array, callId: number, outboxKey: number) {
     this.seq = seq
     this.from = from
     this.sender = sender
@@ -60,11 +63,16 @@ export class SimMessage {
     this.method = method
     this.bytes = bytes
     this.callId = callId
+    this.outboxKey = outboxKey
   }
 
-  /** Everything that decides what delivering it does — not `seq`, which only names it. */
+  /**
+   * Everything that decides what delivering it does — not `seq`, which only names it,
+   * nor the outbox key, which numbers sends in the order they happened (Network.hash
+   * labels keys canonically instead).
+   */
   contentHash (): Hash2 {
-    return (this.content ??= Hash2.ofString(this.channel).chainString(this.to).chain(this.methodIdx).chain(this.callId).chainBytes(this.bytes))
+    return (this.content ??= Hash2.ofString(this.channel).chainString(this.to).chain(this.methodIdx).chain(this.callId).chainHash(valueHash(decodeSimValue(this.bytes))))
   }
 }
 
@@ -146,15 +154,29 @@ export class Network {
     return out.sort(bySeq)
   }
 
-  /** Order-free over channels, ordered within each channel. */
-  hash (): Hash2 {
+  /**
+   * Order-free over channels, ordered within each channel. Outbox keys get labels 1, 2,
+   * ... in a canonical order — channels by name, then free messages by content — so
+   * that two messages carrying the same key (a duplicate) are told apart from two
+   * carrying different keys, whatever numbers the runtime gave them. `labels` receives
+   * them, for the store's outbox (SimStore.hash).
+   */
+  hash (labels: Map<number, number>): Hash2 {
+    const label = (m: SimMessage): number => {
+      if (m.outboxKey === 0) return 0
+      let l = labels.get(m.outboxKey)
+      if (l === undefined) labels.set(m.outboxKey, l = labels.size + 1)
+      return l
+    }
     const sum = new Hash2(0, 0)
-    for (const [channel, q] of this.channels) {
+    const names = [...this.channels.keys()].sort()
+    for (const channel of names) {
       const h = Hash2.ofString(channel)
-      for (const m of q) h.chainHash(m.contentHash())
+      for (const m of this.channels.get(channel)!) h.chainHash(m.contentHash()).chain(label(m))
       sum.add(h)
     }
-    for (const m of this.free) sum.add(new Hash2(0x3c6ef372, 0xa54ff53a).chainHash(m.contentHash()).chain(m.notBefore))
+    const free = this.free.slice().sort((a, b) => a.contentHash().value() - b.contentHash().value() || a.notBefore - b.notBefore)
+    for (const m of free) sum.add(new Hash2(0x3c6ef372, 0xa54ff53a).chainHash(m.contentHash()).chain(m.notBefore).chain(label(m)))
     return sum
   }
 }

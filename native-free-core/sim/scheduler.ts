@@ -37,10 +37,10 @@
  * Timers (`ctx.timeout`, `idleTicks`) fire on the tick step once the runtime has them
  * (issue 4); until then a tick only advances `ctx.tick`.
  */
-import { idOf, parseId, typeOf } from '../agent-id.ts'
+import { idOf, parseId } from '../agent-id.ts'
 import type { AgentAddress, AgentId } from '../agent-id.ts'
 import { Envelope, MSG_CALL, MSG_SEND } from '../envelope.ts'
-import { SimulationError, WorkerCrashedError, toWire } from '../errors.ts'
+import { SimulationError, WorkerCrashedError, errorFromWire, toWire } from '../errors.ts'
 import type { WireError } from '../errors.ts'
 import { hashId } from '../hash.ts'
 import type { AgentRegistry } from '../registry.ts'
@@ -52,10 +52,12 @@ import type { Faults } from './faults.ts'
 import { Network, SimMessage } from './network.ts'
 import type { Scenario } from './scenario.ts'
 import { SimStore } from './sim-store.ts'
-import { Hash2 } from './state-hash.ts'
+import { Hash2, valueHash } from './state-hash.ts'
 import { agentName, formatTrace } from './trace.ts'
 import type { TraceEntry } from './trace.ts'
 import type { InFlightMessage, Reply, World } from './world-view.ts'
+
+const kUnencodable = Symbol('unencodable')
 
 /** Microtasks an async turn may take to settle before the run is declared non-deterministic. */
 const SETTLE_MICROTASKS = 10_000
@@ -82,6 +84,8 @@ export interface WorldSnapshot {
 export interface WorldOptions {
   readonly budget: number
   readonly record: boolean
+  /** Keep state hashes (explore): `stateHash` works only then. */
+  readonly hashing?: boolean
   readonly seed: number | null
   /** Start from this snapshot instead of the scenario's beginning. */
   readonly from?: WorldSnapshot
@@ -90,7 +94,7 @@ export interface WorldOptions {
 export class SimWorld implements RuntimeOutput, World {
   readonly registry: AgentRegistry
   readonly runtime: ShardRuntime
-  readonly store = new SimStore()
+  readonly store: SimStore
   readonly network: Network
   readonly seed: number | null
   tick = 0
@@ -105,6 +109,7 @@ export class SimWorld implements RuntimeOutput, World {
   private readonly replyList: Array<Reply | undefined>
   private readonly replyHash: Hash2
   private readonly hasVolatile: boolean
+  private readonly hashing: boolean
   private seq = 0
   private stepStartFaults = 0
   private truncated = false
@@ -120,8 +125,14 @@ export class SimWorld implements RuntimeOutput, World {
     this.budget = options.budget
     this.seed = options.seed
     this.traceList = options.record ? [] : null
+    this.hashing = options.hashing === true
+    this.store = new SimStore(this.hashing)
     this.registry = scenario.registry()
     this.hasVolatile = this.registry.types.some((t) => t.def.durable === false)
+    const from = options.from
+    // before the runtime starts: it takes an outbox incarnation from the store, which
+    // must come after every incarnation the snapshot's records used
+    if (from !== undefined) from.store.copyTo(this.store)
     this.runtime = new ShardRuntime({
       registry: this.registry,
       store: this.store,
@@ -132,9 +143,7 @@ export class SimWorld implements RuntimeOutput, World {
     })
     this.store.crashes = () => this.crashNow()
     this.store.committed = (ids) => { if (this.traceList !== null) this.record({ kind: 'commit', agents: ids.map(agentName) }) }
-    const from = options.from
     if (from !== undefined) {
-      from.store.copyTo(this.store)
       this.network = from.network.clone()
       this.tick = this.runtime.tick = from.tick
       this.steps = from.steps
@@ -148,7 +157,7 @@ export class SimWorld implements RuntimeOutput, World {
     this.replyHash = new Hash2(0, 0)
     this.replyList = new Array<Reply | undefined>(scenario.messages.length).fill(undefined)
     for (const [i, p] of scenario.messages.entries()) {
-      this.network.add(new SimMessage(++this.seq, null, p.client, `${p.client}\u0000${p.id}`, p.id, p.hash, p.typeIdx, p.methodIdx, p.method, p.bytes, i + 1))
+      this.network.add(new SimMessage(++this.seq, null, p.client, `${p.client}\u0000${p.id}`, p.id, p.hash, p.typeIdx, p.methodIdx, p.method, p.bytes, i + 1, 0))
     }
   }
 
@@ -221,6 +230,21 @@ export class SimWorld implements RuntimeOutput, World {
 
   private deliver (m: SimMessage): boolean | Promise<boolean> {
     this.network.remove(m)
+    if (m.from === null) {
+      // a client's message: lost on its way, or sent twice (a retry after a timeout)
+      const fault = this.faults.clientFault(this.chooser, this.budget - this.faultsUsed)
+      if (fault === 'drop') {
+        this.faultsUsed++
+        this.record({ kind: 'drop', msg: m.seq, until: null })
+        return true
+      }
+      if (fault === 'duplicate') {
+        this.faultsUsed++
+        const copy = m.copy(++this.seq)
+        this.network.add(copy)
+        this.record({ kind: 'duplicate', msg: m.seq, copy: copy.seq })
+      }
+    }
     if (this.traceList !== null) {
       this.record({ kind: 'deliver', msg: m.seq, from: m.sender, to: agentName(m.to), method: m.method, payload: decodeSimValue(m.bytes) })
     }
@@ -232,8 +256,11 @@ export class SimWorld implements RuntimeOutput, World {
     env.methodIdx = m.methodIdx
     env.payload = decodeSimValue(m.bytes)
     env.callId = m.callId
+    env.outboxKey = m.outboxKey
     this.sender = m.to
+    const discarded = this.runtime.duplicateSends
     this.runtime.deliver(env)
+    if (this.runtime.duplicateSends !== discarded) this.record({ kind: 'discard', msg: m.seq })
     if (this.runtime.busy > 0) return this.settle().then(() => this.finish(m))
     return this.finish(m)
   }
@@ -263,7 +290,8 @@ export class SimWorld implements RuntimeOutput, World {
   }
 
   private afterCrash (m: SimMessage): void {
-    const redeliver = m.from !== null && this.registry.get(typeOf(m.from))?.def.durable !== false
+    // the outbox record was not removed (the batch never committed): the host delivers it again
+    const redeliver = m.outboxKey !== 0
     this.record({ kind: 'crash', agent: agentName(m.to), msg: m.seq, input: redeliver ? 'redelivered' : 'lost' })
     if (redeliver) this.network.addFront(m)
     else if (m.callId > 0) {
@@ -288,7 +316,7 @@ export class SimWorld implements RuntimeOutput, World {
     this.setReply(callId, r)
   }
 
-  send (id: string, hash: number, typeIdx: number, methodIdx: number, payload: unknown): void {
+  send (id: string, hash: number, typeIdx: number, methodIdx: number, payload: unknown, outboxKey: number): void {
     const from = this.sender!
     const method = this.registry.types[typeIdx]!.methods[methodIdx]!.name
     let bytes: Uint8Array
@@ -300,7 +328,7 @@ export class SimWorld implements RuntimeOutput, World {
       this.record({ kind: 'error', agent: agentName(from), method, code: w.code, message: w.message })
       return
     }
-    const m = new SimMessage(++this.seq, from, agentName(from), `${from}\u0000${id}`, id, hash, typeIdx, methodIdx, method, bytes, 0)
+    const m = new SimMessage(++this.seq, from, agentName(from), `${from}\u0000${id}`, id, hash, typeIdx, methodIdx, method, bytes, 0, outboxKey)
     if (this.traceList !== null) {
       this.record({ kind: 'send', msg: m.seq, from: m.sender, to: agentName(id), method, payload: decodeSimValue(bytes) })
     }
@@ -308,8 +336,15 @@ export class SimWorld implements RuntimeOutput, World {
     if (fault !== 'none') this.faultsUsed++
     switch (fault) {
       case 'drop':
-        this.record({ kind: 'drop', msg: m.seq })
-        return
+        if (outboxKey === 0) {
+          this.record({ kind: 'drop', msg: m.seq, until: null })
+          return
+        }
+        // lost with a ring; its record stays in the outbox, which delivers it again (at the next scan)
+        m.free = true
+        m.notBefore = this.tick + 1
+        this.record({ kind: 'drop', msg: m.seq, until: m.notBefore })
+        break
       case 'duplicate': {
         this.network.add(m)
         const copy = m.copy(++this.seq)
@@ -355,6 +390,14 @@ export class SimWorld implements RuntimeOutput, World {
     return info.def.initial(address.key) as S
   }
 
+  storage<V = unknown> (address: AgentAddress, options: { readonly prefix?: string } = {}): Array<[string, V]> {
+    const id = idOf(address)
+    this.registry.require(address.type)
+    const out: Array<[string, V]> = []
+    for (const [key, bytes] of this.store.listStorage(id, options.prefix ?? '', undefined)) out.push([key, decodeSimValue(bytes) as V])
+    return out
+  }
+
   agents (filter: { readonly type?: string, readonly quota?: string } = {}): AgentId[] {
     const ids = new Set(this.store.ids(''))
     if (this.hasVolatile) for (const cell of this.runtime.table.values()) if (cell.info.def.durable === false) ids.add(cell.id)
@@ -394,24 +437,43 @@ export class SimWorld implements RuntimeOutput, World {
 
   /** The world's state for explore's visited set: everything that decides what can happen next. */
   stateHash (): number {
-    const h = new Hash2().chainHash(this.store.hash()).chainHash(this.network.hash()).chainHash(this.replyHash).chain(this.tick)
+    const labels = new Map<number, number>()
+    const network = this.network.hash(labels)
+    const h = new Hash2().chainHash(network).chainHash(this.store.hash(labels)).chainHash(this.replyHash).chain(this.tick)
     if (this.budget !== Infinity) h.chain(this.budget - this.faultsUsed)
     if (this.hasVolatile) {
       const sum = new Hash2(0, 0)
       for (const cell of this.runtime.table.values()) {
         if (cell.info.def.durable !== false) continue
-        let bytes: Uint8Array
-        try { bytes = simCodec.encode(cell.state) } catch { bytes = new Uint8Array(0) }
-        sum.add(Hash2.ofString(cell.id).chainBytes(bytes))
+        // through the codec, as a commit would: what a host could keep of it
+        let state: unknown
+        try { state = decodeSimValue(simCodec.encode(cell.state)) } catch { state = kUnencodable }
+        sum.add(Hash2.ofString(cell.id).chainHash(valueHash(state)))
       }
       h.chainHash(sum)
     }
     return h.value()
   }
 
+  /**
+   * The reply a client acts on: the first definitive one. A message delivered twice (a
+   * retry) gets two replies; a client keeps the first answer or non-retriable error, and
+   * lets a later answer replace only a retriable error (WorkerCrashedError, ...).
+   */
   private setReply (callId: number, r: Reply): void {
+    const old = this.replyList[callId - 1]
+    const kept = old !== undefined && (old.ok || !errorFromWire(old.error).retriable)
+    if (kept) {
+      this.record(r.ok
+        ? { kind: 'reply', msg: callId, ok: true, value: r.value }
+        : { kind: 'reply', msg: callId, ok: false, value: { code: r.error.code, message: r.error.message } })
+      return
+    }
+    if (this.hashing) {
+      if (old !== undefined) this.replyHash.subtract(replyHash(callId, old))
+      this.replyHash.add(replyHash(callId, r))
+    }
     this.replyList[callId - 1] = r
-    this.replyHash.add(new Hash2().chain(callId).chainBytes(encodeSimValue(r, 'the reply')))
     this.record(r.ok
       ? { kind: 'reply', msg: callId, ok: true, value: r.value }
       : { kind: 'reply', msg: callId, ok: false, value: { code: r.error.code, message: r.error.message } })
@@ -420,4 +482,8 @@ export class SimWorld implements RuntimeOutput, World {
   private record (e: Event): void {
     if (this.traceList !== null) this.traceList.push({ step: this.steps, tick: this.tick, ...e } as TraceEntry)
   }
+}
+
+function replyHash (callId: number, r: Reply): Hash2 {
+  return new Hash2().chain(callId).chainHash(valueHash(r))
 }

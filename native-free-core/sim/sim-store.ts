@@ -1,22 +1,32 @@
 /**
- * The simulator's store: committed states in memory, plus the crash fault.
+ * The simulator's store: what the host's LMDB store keeps — committed states,
+ * `ctx.storage` keys, the durable outbox, outbox incarnations — in memory, plus the
+ * crash fault.
+ *
+ * It says `durable: true`, so the runtime runs exactly as on a host with a `dataDir`:
+ * durable agents' sends go through the outbox and are applied once (shard-runtime.ts,
+ * "Effectively-once sends"), which is what the crash fault relies on.
  *
  * A crash between a turn and its commit is injected here, with no hook in the shard
  * runtime: when the simulator decides that a commit crashes, `commit` throws. The
  * runtime then does what it does for any failed commit — drops the cells of the batch
- * (their next message reloads the last committed state), and never releases the
- * batch's replies and sends — which is what a host that died before the commit leaves
- * behind. The replies it fails with StorageError are caught by the simulator, which
- * records what a caller of a crashed host sees instead (WorkerCrashedError).
+ * (their next message reloads the last committed state), releases the outbox sends the
+ * batch had claimed, and never releases the batch's replies and sends — which is what a
+ * host that died before the commit leaves behind. The replies it fails with
+ * StorageError are caught by the simulator, which records what a caller of a crashed
+ * host sees instead (WorkerCrashedError).
  *
- * States are kept as the encoded bytes the runtime handed over (the codec gives fresh
- * bytes per encode and the runtime only decodes what `getState` returns, so nothing
- * mutates them), and the store keeps a running, order-free hash of its contents for
- * explore's visited-state set (state-hash.ts). Memory is not a concern here: a
- * simulation holds a handful of agents.
+ * Values are kept as the encoded bytes the runtime handed over: the codec makes fresh
+ * bytes per encode and the runtime only decodes what it reads, so nothing mutates them
+ * (a simulation holds a handful of agents; memory is not a concern). The store keeps
+ * running, order-free hashes of its states and storage for explore's visited set —
+ * structural hashes of the decoded values, blind to key order (state-hash.ts,
+ * `valueHash`); the outbox is hashed on demand with canonical labels (see `hash`).
  */
+import { compareKeys } from '../store.ts'
 import type { Store, WriteBatch } from '../store.ts'
-import { Hash2 } from './state-hash.ts'
+import { decodeSimValue } from './codec.ts'
+import { Hash2, valueHash } from './state-hash.ts'
 
 /** Thrown by `commit` to simulate a crash; never escapes the simulator. */
 export class SimulatedCrash extends Error {
@@ -26,36 +36,71 @@ export class SimulatedCrash extends Error {
   }
 }
 
+// one instance: a stack trace per simulated crash would be most of a crash's cost
+const kCrash = new SimulatedCrash()
+
 export class SimStore implements Store {
   readonly durable = true
+  /** Keep the hashes up to date (explore); a plain simulation does not need them. */
+  readonly hashing: boolean
   /** Asked before each commit; true makes the commit crash. */
   crashes: (batch: WriteBatch) => boolean = () => false
-  /** Called after each commit, with the ids it wrote. */
+  /** Called after each commit, with the agents whose state it wrote. */
   committed: (ids: readonly string[]) => void = () => {}
   private readonly states = new Map<string, Uint8Array>()
+  private readonly storage = new Map<string, Map<string, Uint8Array>>()
+  private readonly pending = new Map<number, Uint8Array>()
+  /** The content hash of each pending send, computed once. */
+  private readonly pendingHash = new Map<number, Hash2>()
+  private incarnation = 0
+  /** Per-entry hashes and their sums, kept up to date by `commit`. */
   private readonly entryHash = new Map<string, Hash2>()
-  private readonly sum = new Hash2(0, 0)
+  private readonly stateSum = new Hash2(0, 0)
+  private readonly storageSum = new Hash2(0, 0)
+
+  constructor (hashing: boolean) {
+    this.hashing = hashing
+  }
 
   getState (id: string): Uint8Array | undefined {
     return this.states.get(id)
   }
 
   commit (batch: WriteBatch): undefined {
-    if (this.crashes(batch)) throw new SimulatedCrash()
+    if (this.crashes(batch)) throw kCrash
     const ids: string[] = []
     for (const [id, bytes] of batch.states) {
+      if (bytes === null) this.states.delete(id)
+      else this.states.set(id, bytes)
+      ids.push(id)
+      if (!this.hashing) continue
       const old = this.entryHash.get(id)
-      if (old !== undefined) this.sum.subtract(old)
+      if (old !== undefined) this.stateSum.subtract(old)
       if (bytes === null) {
-        this.states.delete(id)
         this.entryHash.delete(id)
       } else {
-        const h = Hash2.ofString(id).chainBytes(bytes)
-        this.states.set(id, bytes)
+        const h = Hash2.ofString(id).chainHash(valueHash(decodeSimValue(bytes)))
         this.entryHash.set(id, h)
-        this.sum.add(h)
+        this.stateSum.add(h)
       }
-      ids.push(id)
+    }
+    if (batch.storage != null) {
+      for (const [id, changes] of batch.storage) {
+        if (changes.wiped) for (const key of [...(this.storage.get(id)?.keys() ?? [])]) this.setStorage(id, key, null)
+        for (const [key, bytes] of changes.entries) this.setStorage(id, key, bytes)
+      }
+    }
+    if (batch.outboxPuts != null) {
+      for (const r of batch.outboxPuts) {
+        this.pending.set(r.key, r.bytes)
+        if (this.hashing) this.pendingHash.set(r.key, valueHash(decodeSimValue(r.bytes)))
+      }
+    }
+    if (batch.outboxDeletes != null) {
+      for (const k of batch.outboxDeletes) {
+        this.pending.delete(k)
+        this.pendingHash.delete(k)
+      }
     }
     this.committed(ids)
     return undefined
@@ -67,22 +112,75 @@ export class SimStore implements Store {
     yield * found.sort()
   }
 
-  has (id: string): boolean {
-    return this.states.has(id)
+  getStorage (id: string, key: string): Uint8Array | undefined {
+    return this.storage.get(id)?.get(key)
   }
 
-  /** Copy the committed states into `into` (a fresh store); the bytes are shared, being immutable. */
+  * listStorage (id: string, prefix: string, start: string | undefined): Iterable<readonly [string, Uint8Array]> {
+    const keys = this.storage.get(id)
+    if (keys === undefined) return
+    const found = [...keys.keys()].filter((k) => k.startsWith(prefix) && (start === undefined || compareKeys(k, start) >= 0)).sort(compareKeys)
+    for (const k of found) yield [k, keys.get(k)!]
+  }
+
+  hasOutbox (key: number): boolean {
+    return this.pending.has(key)
+  }
+
+  * outbox (): Iterable<readonly [number, Uint8Array]> {
+    yield * [...this.pending]
+  }
+
+  newIncarnation (): number {
+    return ++this.incarnation
+  }
+
+  /** Copy everything into `into` (a fresh store); the bytes are shared, being immutable. */
   copyTo (into: SimStore): void {
     for (const [id, v] of this.states) into.states.set(id, v)
     for (const [id, h] of this.entryHash) into.entryHash.set(id, h)
-    into.sum.a = this.sum.a
-    into.sum.b = this.sum.b
+    for (const [id, keys] of this.storage) into.storage.set(id, new Map(keys))
+    for (const [k, v] of this.pending) into.pending.set(k, v)
+    for (const [k, h] of this.pendingHash) into.pendingHash.set(k, h)
+    into.incarnation = this.incarnation
+    into.stateSum.a = this.stateSum.a
+    into.stateSum.b = this.stateSum.b
+    into.storageSum.a = this.storageSum.a
+    into.storageSum.b = this.storageSum.b
   }
 
-  /** The order-free hash of every committed state. */
-  hash (): Hash2 {
-    return new Hash2(this.sum.a, this.sum.b)
+  /**
+   * An order-free hash of everything stored. Outbox keys are not hashed as such — they
+   * number sends in the order they happened, so two orderings that reach the same state
+   * would differ — but through `labels`: the network gives each key it holds a label
+   * in a canonical order (Network.hash), a stored send is hashed with its label (or 0
+   * when no message in flight carries it) and its content.
+   */
+  hash (labels: ReadonlyMap<number, number>): Hash2 {
+    if (!this.hashing) throw new Error('SimStore: hashing is off')
+    const h = new Hash2(this.stateSum.a, this.stateSum.b).chainHash(this.storageSum)
+    const outbox = new Hash2(0, 0)
+    for (const [key, content] of this.pendingHash) outbox.add(new Hash2().chain(labels.get(key) ?? 0).chainHash(content))
+    return h.chainHash(outbox)
   }
 
   close (): void {}
+
+  private setStorage (id: string, key: string, bytes: Uint8Array | null): void {
+    let keys = this.storage.get(id)
+    const old = keys?.get(key)
+    if (old !== undefined && this.hashing) this.storageSum.subtract(storageEntryHash(id, key, old))
+    if (bytes === null) {
+      keys?.delete(key)
+      if (keys?.size === 0) this.storage.delete(id)
+      return
+    }
+    if (keys === undefined) this.storage.set(id, keys = new Map())
+    keys.set(key, bytes)
+    if (this.hashing) this.storageSum.add(storageEntryHash(id, key, bytes))
+  }
+}
+
+function storageEntryHash (id: string, key: string, bytes: Uint8Array): Hash2 {
+  return Hash2.ofString(id).chainString(key).chainHash(valueHash(decodeSimValue(bytes)))
 }

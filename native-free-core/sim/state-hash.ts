@@ -104,3 +104,67 @@ export class Hash2 {
     return this.a * 0x200000 + (fmix(this.b) & 0x1fffff)
   }
 }
+
+/**
+ * A structural hash of a decoded value in which the order of an object's keys (and of
+ * a Set's members) does not count: `{ a: 1, b: 2 }` and `{ b: 2, a: 1 }` hash alike.
+ * States built by different orderings routinely differ only there (a map of applied
+ * ids filled in delivery order), and counting them apart would defeat state hashing.
+ * The cost: a handler whose behaviour depends on key order (`Object.keys(s.m)[0]`) is
+ * explored as if it did not. Arrays, strings and everything else are ordered.
+ */
+export function valueHash (value: unknown): Hash2 {
+  const h = new Hash2()
+  feed(h, value, 0)
+  return h
+}
+
+const kMaxDepth = 64
+
+function feed (h: Hash2, v: unknown, depth: number): void {
+  if (depth > kMaxDepth) { h.chain(0xdeeb); return }
+  switch (typeof v) {
+    case 'undefined': h.chain(1); return
+    case 'boolean': h.chain(v ? 2 : 3); return
+    case 'number':
+      if (Number.isInteger(v) && Math.abs(v) <= 0x7fffffff) h.chain(4).chain(v)
+      else h.chain(5).chainString(String(v))
+      return
+    case 'bigint': h.chain(6).chainString(v.toString()); return
+    case 'string': h.chain(7).chainString(v); return
+    case 'symbol': h.chain(15).chainString(String(v)); return
+    case 'function': h.chain(16); return
+    default: break
+  }
+  if (v === null) { h.chain(8); return }
+  if (Array.isArray(v)) {
+    h.chain(9).chain(v.length)
+    for (const x of v) feed(h, x, depth + 1)
+    return
+  }
+  if (ArrayBuffer.isView(v)) {
+    h.chain(10).chainString(Object.prototype.toString.call(v)).chainBytes(new Uint8Array(v.buffer, v.byteOffset, v.byteLength))
+    return
+  }
+  if (v instanceof Date) { h.chain(11).chainString(String(v.getTime())); return }
+  if (v instanceof Set) {
+    const sum = new Hash2(0, 0)
+    for (const x of v) sum.add(valueHash(x))
+    h.chain(12).chainHash(sum)
+    return
+  }
+  if (v instanceof Map) {
+    const sum = new Hash2(0, 0)
+    for (const [k, x] of v) sum.add(valueHash(k).chainHash(valueHash(x)))
+    h.chain(13).chainHash(sum)
+    return
+  }
+  // plain objects (and anything else decoded as one, such as an Error's fields)
+  const sum = new Hash2(0, 0)
+  for (const k of Object.keys(v as object)) {
+    const e = Hash2.ofString(k)
+    feed(e, (v as Record<string, unknown>)[k], depth + 1)
+    sum.add(e)
+  }
+  h.chain(14).chainString(v instanceof Error ? v.name : '').chainHash(sum)
+}

@@ -8,7 +8,7 @@
  *
  * Agents are named `type/key` (`quota/type/key` outside the default quota); the
  * scenario's clients `client#i` (or `client:name`). Messages are `#seq`, numbered in
- * creation order; a duplicate gets its own number. Payloads and reply values are copies
+ * creation order; a duplicate gets its own number, a redelivery keeps its. Payloads and reply values are copies
  * decoded from the bytes the host would carry, taken when the event happened.
  */
 import { DEFAULT_QUOTA, kIdSeparator } from '../agent-id.ts'
@@ -23,7 +23,10 @@ export type TraceEntry = At & (
   | { readonly kind: 'commit', readonly agents: readonly string[] }
   /** The host died before committing `agent`'s turn; the message it handled was redelivered or lost. */
   | { readonly kind: 'crash', readonly agent: string, readonly msg: number, readonly input: 'redelivered' | 'lost' }
-  | { readonly kind: 'drop', readonly msg: number }
+  /** Lost; a durable send's record stays in the outbox, which delivers it again from tick `until` (null: gone). */
+  | { readonly kind: 'drop', readonly msg: number, readonly until: number | null }
+  /** A copy of a durable send that was applied already: the runtime dropped it (effectively-once). */
+  | { readonly kind: 'discard', readonly msg: number }
   | { readonly kind: 'duplicate', readonly msg: number, readonly copy: number }
   | { readonly kind: 'reorder', readonly msg: number }
   | { readonly kind: 'delay', readonly msg: number, readonly until: number }
@@ -35,8 +38,20 @@ export type TraceEntry = At & (
   | { readonly kind: 'limit' }
 )
 
+const names = new Map<string, string>()
+
 /** `type/key`, or `quota/type/key` outside the default quota. */
 export function agentName (id: string): string {
+  let name = names.get(id)
+  if (name === undefined) {
+    name = nameOf(id)
+    if (names.size > 10_000) names.clear()
+    names.set(id, name)
+  }
+  return name
+}
+
+function nameOf (id: string): string {
   const parts = id.split(kIdSeparator)
   if (parts.length < 3) return id
   const [quota, type] = parts
@@ -63,7 +78,8 @@ function describe (e: TraceEntry): string {
     case 'reply': return `reply     to #${e.msg}: ${e.ok ? show(e.value) : `error ${show(e.value)}`}`
     case 'commit': return `commit    ${e.agents.join(', ')}`
     case 'crash': return `CRASH     ${e.agent} before its commit: turn rolled back, #${e.msg} ${e.input}`
-    case 'drop': return `DROP      #${e.msg}`
+    case 'drop': return e.until === null ? `DROP      #${e.msg}: lost` : `DROP      #${e.msg}: lost with a ring, the outbox delivers it again from tick ${e.until}`
+    case 'discard': return `discard   #${e.msg}: already applied (effectively-once)`
     case 'duplicate': return `DUPLICATE #${e.msg} as #${e.copy}`
     case 'reorder': return `REORDER   #${e.msg} may be overtaken`
     case 'delay': return `DELAY     #${e.msg} until tick ${e.until}`

@@ -32,11 +32,18 @@ export interface WorldView {
    * current state.
    */
   state<S = any> (address: AgentAddress): S
+  /** The agent's committed `ctx.storage` entries (copies), in key order. */
+  storage<V = unknown> (address: AgentAddress, options?: { readonly prefix?: string }): Array<[string, V]>
   /** Agents that have a committed state (or are resident, for `durable: false` types), sorted. */
   agents (filter?: { readonly type?: string, readonly quota?: string }): AgentId[]
   /** Every message sent and not yet delivered (nor dropped), oldest first. */
   readonly inFlight: readonly InFlightMessage[]
-  /** Replies to the scenario messages, by index; undefined while pending (or lost in a crash). */
+  /**
+   * Replies to the scenario messages, by index; undefined while none came (a message
+   * lost, or still on its way). A message delivered twice keeps the reply its client
+   * would act on: the first answer or non-retriable error; a later one replaces only a
+   * retriable error such as WorkerCrashedError. Every reply is in the trace.
+   */
   readonly replies: ReadonlyArray<Reply | undefined>
   /** The virtual clock. */
   readonly tick: number
