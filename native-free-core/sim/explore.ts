@@ -139,6 +139,7 @@ export class Explorer {
     // of every state would reach them
     const early = await random(Math.min(WARM_UP_RUNS, Math.floor(this.maxRuns / 10)))
     if (early !== null) return early
+    const warmUp = seedIndex
     const found = await this.exhaustive(exhaustiveBudget, Math.max(this.runs + 1, Math.floor(this.maxRuns * 3 / 4)))
     if (found !== 'complete' && found !== 'incomplete') return this.failed(found, null, exhaustiveBudget, false, exhaustiveBudget)
     const complete = found === 'complete'
@@ -157,7 +158,7 @@ export class Explorer {
       exhaustive: complete,
       faultsPerRun: exhaustiveBudget,
       truncated: this.truncated,
-      printout: `explore: the invariant held in ${this.runs} runs: ${seedIndex} random, then ${what}${randomTail ? ', then random runs' : ''}` +
+      printout: `explore: the invariant held in ${this.runs} runs: ${warmUp} random, then ${what}${randomTail ? `, then ${seedIndex - warmUp} random` : ''}` +
         (this.truncated > 0 ? `; ${this.truncated} random runs stopped at maxSteps` : '')
     }
   }
@@ -301,8 +302,9 @@ export class Explorer {
     const error = this.violation
     const replay = encodeReplay({ faultBudget: budget, choices: best.made })
     const how = seed === null ? 'found by exhaustive search' : `found by seed ${seed}`
+    const when = world.steps === 0 ? 'on the initial world, before any step' : `after ${world.steps} step${world.steps === 1 ? '' : 's'}`
     const printout = [
-      `explore: the invariant failed after ${world.steps} step${world.steps === 1 ? '' : 's'} (${how} after ${found.steps} steps, ${this.runs} runs)`,
+      `explore: the invariant failed ${when} (${how} after ${found.steps} steps, ${this.runs} runs)`,
       `  ${error}`,
       `reproduce: simulate({ ...sameOptions, replay: '${replay}' })`,
       '',

@@ -230,23 +230,20 @@ export class SimWorld implements RuntimeOutput, World {
 
   private deliver (m: SimMessage): boolean | Promise<boolean> {
     this.network.remove(m)
-    if (m.from === null) {
-      // a client's message: lost on its way, or sent twice (a retry after a timeout)
-      const fault = this.faults.clientFault(this.chooser, this.budget - this.faultsUsed)
-      if (fault === 'drop') {
-        this.faultsUsed++
-        this.record({ kind: 'drop', msg: m.seq, until: null })
-        return true
-      }
-      if (fault === 'duplicate') {
-        this.faultsUsed++
-        const copy = m.copy(++this.seq)
-        this.network.add(copy)
-        this.record({ kind: 'duplicate', msg: m.seq, copy: copy.seq })
-      }
+    // a client's message may be lost on its way, or sent twice (a retry after a timeout)
+    const fault = m.from === null ? this.faults.clientFault(this.chooser, this.budget - this.faultsUsed) : 'none'
+    if (fault !== 'none') this.faultsUsed++
+    if (fault === 'drop') {
+      this.record({ kind: 'drop', msg: m.seq, until: null })
+      return true
     }
     if (this.traceList !== null) {
       this.record({ kind: 'deliver', msg: m.seq, from: m.sender, to: agentName(m.to), method: m.method, payload: decodeSimValue(m.bytes) })
+    }
+    if (fault === 'duplicate') {
+      const copy = m.copy(++this.seq)
+      this.network.add(copy)
+      this.record({ kind: 'duplicate', msg: m.seq, copy: copy.seq })
     }
     const env = new Envelope()
     env.kind = m.callId > 0 ? MSG_CALL : MSG_SEND
