@@ -1,21 +1,36 @@
 /**
  * `explore`: check an invariant after every step of every run of a scenario.
  *
- * Phase 1, exhaustive: a breadth-first search over steps with state hashing. Each
- * visited world state (committed states, messages in flight with their channel order,
- * replies, clock, fault budget left: `SimWorld.stateHash`) is expanded once, by every
- * combination of the choices of one step — which message or the clock, then the faults
- * the step's sends and commit may meet (up to `faults.max` per run, 1 unless set). A
- * state reached again by another ordering is not expanded again. That is where the
- * reduction comes from: deliveries to different agents commute, so the k! orderings of
- * k independent deliveries reach only 2^k states (the subsets delivered so far), and
- * each is explored once. Breadth-first, so the first failure found has the fewest
- * steps of any. A world cannot be copied (the runtime is a black box), so each
- * expansion replays its path from the start: a run here is one such replay.
+ * Phase 1, random warm-up: WARM_UP_RUNS seeded runs (at most a tenth of `maxRuns`).
+ * Most bugs show up in the first few, long before a search of every state reaches them.
  *
- * Phase 2, random: if the search did not finish within its share of `maxRuns` (three
- * quarters), or faults are enabled without a `max` (the search covered one fault per
- * run, random runs cover more), seeded random runs take the rest: seed, seed + 1, ...
+ * Phase 2, exhaustive: a breadth-first search over steps with state hashing. Each
+ * visited world state (committed states and storage, the outbox, messages in flight with
+ * their channel order, replies, clock, fault budget left: `SimWorld.stateHash`) is
+ * expanded once, by every combination of the choices of one step — which message or
+ * the clock, then the faults the step's messages and commit may meet (up to
+ * `faults.max` per run, 1 unless set). A state reached again by another ordering is not
+ * expanded again: deliveries to different agents commute, so the k! orderings of k
+ * independent deliveries reach only 2^k states (the subsets delivered so far).
+ * Breadth-first, so the first failure found has the fewest steps of any.
+ *
+ * Partial-order reduction on top: sleep sets (Godefroid). After a state has explored
+ * the delivery to agent A, its later children that deliver to other agents "sleep" on
+ * it — delivering it there reaches a state the first branch reaches too — and pass it
+ * on to their children while they do not touch A. A sleeping delivery is not run at all
+ * when the state has no fault left to choose; otherwise it still runs for its faulty
+ * variants (a fault, the clock, a delivery to the same agent wake everything). With
+ * state caching, a state reached again with a smaller sleep set re-explores exactly
+ * the deliveries it had slept on (`arrive`). test/sim/state-reduction.test.ts checks on
+ * random scenarios that the states visited are those of the plain search.
+ *
+ * A world is restored from a snapshot of its store and network when the scenario
+ * allows it (`Scenario.restorable`); otherwise its path is replayed from the start. A
+ * "run" of this phase is one expansion either way.
+ *
+ * Phase 3, random: if the search did not finish within three quarters of `maxRuns`, or
+ * faults are enabled without a `max` (the search covered one fault per run, random runs
+ * cover more), seeded random runs take the rest.
  *
  * On failure: the failing choices are replayed once (if the failure does not come back,
  * the agents are not deterministic: SimulationError), shrunk (shrink.ts), and replayed
@@ -23,7 +38,8 @@
  * phase), a `replay` string for `simulate({ replay })`, the trace and a printout.
  *
  * The invariant must be a pure, synchronous function of the world view it gets: state
- * hashing assumes two equal states pass or fail alike.
+ * hashing assumes two equal states pass or fail alike. Two states that differ only in
+ * the order of an object's keys are equal here (state-hash.ts, `valueHash`).
  */
 import { InvalidOptionError, SimulationError, messageOf } from '../errors.ts'
 import { RandomChooser, RecordingChooser, ReplayChooser, encodeReplay } from './choices.ts'

@@ -9,7 +9,7 @@
  * advances the clock by one tick. Which step comes next is a choice among every
  * deliverable message (oldest first) and the clock.
  *
- *   step ─┬─ deliver #m ─▶ runtime.deliver ─▶ [async turn settles] ─▶ runtime.commit
+ *   step ─┬─ [client drop / duplicate?] deliver #m ─▶ runtime.deliver ─▶ [async turn settles] ─▶ runtime.commit
  *         │                                                            │  └ crash? (store)
  *         │                              reply / send ◀── released ────┘
  *         │                                   └─ drop / duplicate / reorder / delay?
@@ -21,12 +21,18 @@
  * receiver never shares an object with its sender.
  *
  * A crash (faults.ts) makes the store refuse the commit: the runtime drops the agent's
- * cell (back to its last committed state) and never releases the turn's reply and
- * sends. The message that the crashed turn handled is then
- *   - redelivered, at the head of its channel, if a durable agent sent it: the
- *     sender's outbox retries it after a crash (DESIGN §4, the durable outbox);
- *   - lost if it came from a client (the scenario's messages): a host answers the
- *     pending call with WorkerCrashedError, which the world records as its reply.
+ * cell (back to its last committed state), gives back the outbox sends the batch had
+ * claimed, and never releases the turn's reply and sends. The message that the crashed
+ * turn handled is then
+ *   - delivered again, at the head of its channel, if it is a durable send: its outbox
+ *     record was not removed, and a host delivers every stored send when the crashed
+ *     worker restarts (shard-runtime.ts, "Effectively-once sends");
+ *   - lost otherwise — a client's message (a host answers the pending call with
+ *     WorkerCrashedError, which the world records as its reply) or a `durable: false`
+ *     agent's send.
+ *
+ * The world keeps the state hashes explore needs (`stateHash`) only when asked
+ * (`hashing`): they cost a decode per commit.
  *
  * Async handlers: a turn that returns a promise is settled before the step ends, by
  * yielding microtasks. Everything a handler can await in a simulation (`ctx.offload`

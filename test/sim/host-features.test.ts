@@ -73,3 +73,10 @@ test('a durable: false agent has no commit: its state is read from its cell', as
   assert.ok(!world.trace.some((e) => e.kind === 'crash' || e.kind === 'commit'), 'nothing to commit, so nothing to crash')
   assert.deepEqual(world.agents(), [{ quota: 'default', type: 'scratch', key: 'x' }])
 })
+
+test('the agents module a host loads can be given as it is (its namespace)', async () => {
+  const agents = await import('../fixtures/agents.ts')
+  const world = await simulate({ agents, messages: [{ to: { type: 'counter', key: 'c' }, method: 'add', payload: 5 }] })
+  assert.deepEqual(world.replies[0], { ok: true, value: 5 })
+  assert.deepEqual(world.state({ type: 'counter', key: 'c' }), { n: 5 })
+})
