@@ -90,13 +90,15 @@ export type ExploreResult = ExploreStats & ({ readonly ok: true } | {
 
 type Invariant = (world: WorldView) => unknown
 
+const kNoPath: readonly number[] = []
+
 /**
  * A state of the exhaustive search: the choices that reach it, a snapshot when the
  * scenario allows one, and its sleep set — deliveries (message key → target agent)
  * already explored from an ordering that reaches the same states.
  */
 interface Node {
-  readonly path: readonly number[]
+  path: readonly number[]
   snapshot: WorldSnapshot | null
   readonly sleep: Map<number, string>
   /** A re-expansion: explore only these deliveries. */
@@ -239,6 +241,10 @@ export class Explorer {
             internal = [...made.slice(first, k), made[k]! + 1]
           }
         }
+        // the visited set keeps only what later arrivals compare with: a re-expansion
+        // brings its own snapshot and path
+        node.snapshot = null
+        node.path = kNoPath
       }
       frontier = next
     }
