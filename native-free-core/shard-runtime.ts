@@ -60,8 +60,12 @@ export interface ValueCodec {
 /** Where the runtime's effects go: the host's rings, or the simulator's queues. */
 export interface RuntimeOutput {
   reply (replyTo: number, callId: number, ok: boolean, value: unknown): void
-  /** `outboxKey` is non-zero for a durable send: the receiver needs it to apply the send once. */
-  send (id: string, hash: number, typeIdx: number, methodIdx: number, payload: unknown, outboxKey: number): void
+  /**
+   * `outboxKey` is non-zero for a durable send: the receiver needs it to apply the send
+   * once. `from` is the sending agent's id (the simulator keeps sends in order per
+   * sender and receiver; a batch may hold the turns of many agents).
+   */
+  send (id: string, hash: number, typeIdx: number, methodIdx: number, payload: unknown, outboxKey: number, from: string): void
   /** An async turn settled outside the host loop: run `commit()` and flush soon. */
   wake (): void
   /** A handler failed, or a message could not be handled (for events and dead letters). */
@@ -517,7 +521,7 @@ export class ShardRuntime implements ContextHost {
       return
     }
     if (env.kind === MSG_CALL) this.output.reply(env.replyTo, env.callId, true, value)
-    if (ctx.outbox !== null) for (const s of ctx.outbox) this.output.send(s.id, s.hash, s.typeIdx, s.methodIdx, s.payload, 0)
+    if (ctx.outbox !== null) for (const s of ctx.outbox) this.output.send(s.id, s.hash, s.typeIdx, s.methodIdx, s.payload, 0, cell.id)
     if ((cell.flags & (kDeactivate | kDelete)) !== 0 && (cell.flags & kDirty) === 0) this.drop(cell)
   }
 
@@ -606,7 +610,7 @@ export class ShardRuntime implements ContextHost {
 
   private release (effects: Effect[]): void {
     for (const e of effects) {
-      if (e.send !== null) this.output.send(e.send.id, e.send.hash, e.send.typeIdx, e.send.methodIdx, e.send.payload, e.send.outboxKey)
+      if (e.send !== null) this.output.send(e.send.id, e.send.hash, e.send.typeIdx, e.send.methodIdx, e.send.payload, e.send.outboxKey, e.cell.id)
       else this.output.reply(e.replyTo, e.callId, e.ok, e.value)
     }
   }

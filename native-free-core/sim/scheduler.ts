@@ -119,8 +119,8 @@ export class SimWorld implements RuntimeOutput, World {
   private seq = 0
   private stepStartFaults = 0
   private truncated = false
-  /** The agent whose turn is being committed: the sender of what it releases. */
-  private sender: string | null = null
+  /** The agent whose message is being handled (to name it when its async turn hangs). */
+  private handling: string | null = null
   /** The current commit crashed: ignore the replies the runtime fails. */
   private crashed = false
 
@@ -260,7 +260,7 @@ export class SimWorld implements RuntimeOutput, World {
     env.payload = decodeSimValue(m.bytes)
     env.callId = m.callId
     env.outboxKey = m.outboxKey
-    this.sender = m.to
+    this.handling = m.to
     const discarded = this.runtime.duplicateSends
     this.runtime.deliver(env)
     if (this.runtime.duplicateSends !== discarded) this.record({ kind: 'discard', msg: m.seq })
@@ -271,7 +271,7 @@ export class SimWorld implements RuntimeOutput, World {
   private async settle (): Promise<void> {
     for (let i = 0; i < SETTLE_MICROTASKS && this.runtime.busy > 0; i++) await undefined
     if (this.runtime.busy > 0) {
-      throw new SimulationError(`an async handler of ${agentName(this.sender ?? '')} did not settle within the simulation: it waits on something outside it (real I/O, a real timer, a promise that never settles)`)
+      throw new SimulationError(`an async handler of ${agentName(this.handling ?? '')} did not settle within the simulation: it waits on something outside it (real I/O, a real timer, a promise that never settles)`)
     }
   }
 
@@ -280,7 +280,7 @@ export class SimWorld implements RuntimeOutput, World {
     this.runtime.commit()
     if (this.crashed) this.afterCrash(m)
     this.crashed = false
-    this.sender = null
+    this.handling = null
     return true
   }
 
@@ -319,8 +319,7 @@ export class SimWorld implements RuntimeOutput, World {
     this.setReply(callId, r)
   }
 
-  send (id: string, hash: number, typeIdx: number, methodIdx: number, payload: unknown, outboxKey: number): void {
-    const from = this.sender!
+  send (id: string, hash: number, typeIdx: number, methodIdx: number, payload: unknown, outboxKey: number, from: string): void {
     const method = this.registry.types[typeIdx]!.methods[methodIdx]!.name
     let bytes: Uint8Array
     try {
