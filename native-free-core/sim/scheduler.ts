@@ -123,6 +123,7 @@ export class SimWorld implements RuntimeOutput, World {
   private handling: string | null = null
   /** The current commit crashed: ignore the replies the runtime fails. */
   private crashed = false
+  private crashable = true
 
   constructor (scenario: Scenario, chooser: Chooser, options: WorldOptions) {
     this.scenario = scenario
@@ -231,7 +232,10 @@ export class SimWorld implements RuntimeOutput, World {
     this.tick++
     this.runtime.tick = this.tick
     this.record({ kind: 'tick' })
+    // nothing runs on a tick yet (no timers in the runtime), so nothing is crashed here
+    this.crashable = false
     this.runtime.commit()
+    this.crashable = true
   }
 
   private deliver (m: SimMessage): boolean | Promise<boolean> {
@@ -286,7 +290,7 @@ export class SimWorld implements RuntimeOutput, World {
 
   /** The store asks before each commit. */
   private crashNow (): boolean {
-    if (!this.faults.crash(this.chooser, this.budget - this.faultsUsed)) return false
+    if (!this.crashable || !this.faults.crash(this.chooser, this.budget - this.faultsUsed)) return false
     this.faultsUsed++
     this.crashed = true
     return true
