@@ -22,16 +22,20 @@
  */
 import { keyOf, idOf } from './agent-id.ts'
 import type { AgentAddress } from './agent-id.ts'
-import { Cell, kBusy, kDeactivate, kDelete, kDirty, kDropped, kNew, kPersistent, kSnapFresh } from './cell.ts'
+import { Cell, kBusy, kDeactivate, kDelete, kDirty, kDropped, kLimited, kNew, kPersistent, kSnapFresh } from './cell.ts'
+import { systemClock } from './clock.ts'
+import type { Clock } from './clock.ts'
 import { AgentTable } from './agent-table.ts'
 import { Envelope, MSG_CALL } from './envelope.ts'
 import {
-  AgentError, DecodeError, EncodeError, ShoalError, StorageError, UnknownAgentTypeError, UnknownMethodError,
+  AgentError, DecodeError, EncodeError, RateLimitedError, ShoalError, StorageError, UnknownAgentTypeError, UnknownMethodError,
   messageOf
 } from './errors.ts'
 import type { WireError } from './errors.ts'
 import { hashId } from './hash.ts'
 import { Mailbox } from './mailbox.ts'
+import { RateLimits } from './rate-limits.ts'
+import type { LimitedCell } from './rate-limits.ts'
 import type { AgentRegistry, MethodInfo } from './registry.ts'
 import type { Store } from './store.ts'
 import { OutboundSend, TurnContext } from './turn-context.ts'
@@ -60,6 +64,8 @@ export interface ShardRuntimeOptions {
   readonly codec: ValueCodec
   readonly output: RuntimeOutput
   readonly offload?: (name: string, input: unknown) => Promise<unknown>
+  /** Time for rate limits. Default: `performance.now()`. */
+  readonly clock?: Clock
 }
 
 /** A reply or send held by the output gate until its batch commits. */
@@ -97,9 +103,14 @@ export class ShardRuntime implements ContextHost {
   busy = 0
   commits = 0
   committedStates = 0
+  /** Messages refused by a rate limit. */
+  rateLimited = 0
+  readonly clock: Clock
 
   private readonly persistent: readonly boolean[]
   private readonly offloader: ((name: string, input: unknown) => Promise<unknown>) | undefined
+  /** Null when no type has a rate limit. */
+  readonly limits: RateLimits | null
   private dirty: Cell[] = []
   private effects: Effect[] = []
   private readonly snapshots = new Map<Cell, Uint8Array>()
@@ -114,6 +125,8 @@ export class ShardRuntime implements ContextHost {
     this.codec = options.codec
     this.output = options.output
     this.offloader = options.offload
+    this.clock = options.clock ?? systemClock
+    this.limits = RateLimits.of(this.registry.types)
     this.persistent = this.registry.types.map((t) => options.store !== null && t.def.durable !== false)
   }
 
@@ -132,7 +145,9 @@ export class ShardRuntime implements ContextHost {
     if (cell === undefined) {
       cell = this.activate(env)
       if (cell === undefined) return
-    } else if ((cell.flags & kBusy) !== 0) {
+    }
+    if ((cell.flags & kLimited) !== 0 && !this.admit(cell as LimitedCell, env)) return
+    if ((cell.flags & kBusy) !== 0) {
       (cell.mailbox ??= new Mailbox()).push(env.clone())
       return
     }
@@ -272,9 +287,23 @@ export class ShardRuntime implements ContextHost {
       }
       flags |= kNew
     }
-    const cell = new Cell(env.id, env.hash, info, state, flags, this.tick)
+    const cell = this.limits !== null && this.limits.limited(info.index)
+      ? this.limits.create(env.id, env.hash, info, state, flags, this.tick, this.clock.now())
+      : new Cell(env.id, env.hash, info, state, flags, this.tick)
     this.table.set(env.id, env.hash, cell)
     return cell
+  }
+
+  /** Take a token from a limited agent's bucket, or refuse the message without running it. */
+  private admit (cell: LimitedCell, env: Envelope): boolean {
+    const wait = this.limits!.take(cell, this.clock.now())
+    if (wait === 0) return true
+    this.rateLimited++
+    const retryAfterMs = Math.ceil(wait * 1000) / 1000
+    this.reject(env, cell.info.methods[env.methodIdx]?.name ?? `#${env.methodIdx}`, new RateLimitedError(
+      `agent ${printable(cell.id)} is rate limited (${this.limits!.describe(cell.info.index)}): retry after ${retryAfterMs} ms`,
+      { id: cell.id, retryAfterMs }))
+    return false
   }
 
   private turn (cell: Cell, env: Envelope): void {
@@ -431,7 +460,9 @@ export class ShardRuntime implements ContextHost {
 
   private drop (cell: Cell): void {
     if (this.table.get(cell.id, cell.hash) === cell) this.table.delete(cell.id, cell.hash)
+    else if ((cell.flags & kDropped) !== 0) return
     cell.flags |= kDropped
+    if ((cell.flags & kLimited) !== 0) this.limits!.dropped(cell as LimitedCell, this.clock.now())
   }
 
   private reject (env: Envelope, method: string, error: ShoalError): void {

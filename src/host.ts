@@ -33,7 +33,7 @@ import { loadRegistry } from './load-agents.ts'
 import { memoryStoreOptions } from './memory-store-options.ts'
 import {
   createMesh, kStatActive, kStatAlive, kStatBusy, kStatCommits, kStatCommitted, kStatMessages,
-  kStatOverflowBytes, kStatPendingCommit, kStatRunning, renewRings, statsView
+  kStatOverflowBytes, kStatPendingCommit, kStatRateLimited, kStatRunning, renewRings, statsView
 } from './mesh.ts'
 import type { Mesh } from './mesh.ts'
 import { resolveOptions } from './options.ts'
@@ -41,6 +41,7 @@ import type { HostOptions, ResolvedHostOptions } from './options.ts'
 import { PendingCalls } from './pending-calls.ts'
 import type { CallOptions } from './pending-calls.ts'
 import { ThreadLoop } from './thread-loop.ts'
+import { TestClock } from './test-clock.ts'
 import type { ControlMessage, WorkerData, WorkerMessage } from './worker-entry.ts'
 
 const workerUrl = new URL('./worker-entry.js', import.meta.url)
@@ -61,6 +62,8 @@ export interface WorkerStats {
   /** Bytes this thread holds in overflow because a ring it writes to is full. */
   readonly overflowBytes: number
   readonly restarts: number
+  /** Messages refused by a rate limit since the thread started. */
+  readonly rateLimited: number
 }
 
 export interface HostStats {
@@ -137,7 +140,13 @@ export class Host extends EventEmitter<HostEvents> implements RefTarget {
     })
     if (options.workers === 0) {
       this.localStore = new MemoryStore(memoryStoreOptions)
-      this.loop.runtime = new ShardRuntime({ registry, store: this.localStore, codec: stateCodec, output: this.loop })
+      this.loop.runtime = new ShardRuntime({
+        registry,
+        store: this.localStore,
+        codec: stateCodec,
+        output: this.loop,
+        ...(options.testClock !== null ? { clock: TestClock.reader(options.testClock) } : {})
+      })
     }
     // workers report agent errors only while someone listens (see AgentErrorReporter)
     const untyped = this as EventEmitter
@@ -262,7 +271,8 @@ export class Host extends EventEmitter<HostEvents> implements RefTarget {
         committedStates: s[kStatCommitted]!,
         ringDepthBytes: depth,
         overflowBytes: s[kStatOverflowBytes]!,
-        restarts: this.slots[t - 1]?.restarts ?? 0
+        restarts: this.slots[t - 1]?.restarts ?? 0,
+        rateLimited: s[kStatRateLimited]!
       }
       activeAgents += w.activeAgents
       messages += w.messages
@@ -326,7 +336,8 @@ export class Host extends EventEmitter<HostEvents> implements RefTarget {
       fingerprint: this.registry.fingerprint(),
       mesh: this.mesh,
       maxMessageBytes: this.options.maxMessageBytes,
-      listeners: this.agentErrorListeners.buffer as SharedArrayBuffer
+      listeners: this.agentErrorListeners.buffer as SharedArrayBuffer,
+      clock: this.options.testClock
     }
     const worker = new Worker(workerUrl, { workerData: data })
     slot.worker = worker

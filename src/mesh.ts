@@ -29,6 +29,8 @@ export const kStatCommitMs = 8
 export const kStatAlive = 9
 /** 1 while a pass runs: frames taken out of a ring but not yet turned into effects. */
 export const kStatRunning = 10
+/** Messages refused by a rate limit. */
+export const kStatRateLimited = 11
 export const STAT_SLOTS = 16
 
 export interface Mesh {

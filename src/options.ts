@@ -9,6 +9,7 @@ import { isAbsolute, resolve } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { InvalidOptionError } from '../native-free-core/errors.ts'
 import { maxFrameBytes } from '../native-free-core/ring-queue.ts'
+import { TestClock, kTestClock } from './test-clock.ts'
 
 export interface HostOptions {
   /** The module that exports the agent definitions; every worker imports it. A file URL or a path. */
@@ -27,6 +28,8 @@ export interface HostOptions {
   readonly callTimeoutMs?: number
   /** How long `close()` waits for in-flight work before stopping the workers. Default 10,000 ms. */
   readonly closeTimeoutMs?: number
+  /** @internal Test hook: rate-limit time from a hand-driven clock (src/test-clock.ts). */
+  readonly [kTestClock]?: TestClock
 }
 
 export interface ResolvedHostOptions {
@@ -38,6 +41,8 @@ export interface ResolvedHostOptions {
   readonly ringBytes: number
   readonly callTimeoutMs: number
   readonly closeTimeoutMs: number
+  /** The test clock's buffer, or null for each thread's `performance.now()`. */
+  readonly testClock: SharedArrayBuffer | null
 }
 
 export const defaults = {
@@ -68,6 +73,10 @@ export function resolveOptions (options: HostOptions): ResolvedHostOptions {
   if (maxFrameBytes(ringBytes) < maxMessageBytes) {
     throw new InvalidOptionError('maxMessageBytes', maxMessageBytes, `must be at most ringBytes / 2 - 8 (${maxFrameBytes(ringBytes)} with ringBytes ${ringBytes})`)
   }
+  const testClock = options[kTestClock]
+  if (testClock !== undefined && !(testClock instanceof TestClock)) {
+    throw new InvalidOptionError('[kTestClock]', testClock, 'must be a TestClock')
+  }
   let dataDir: string | undefined
   if (options.dataDir !== undefined) {
     if (typeof options.dataDir !== 'string' || options.dataDir.length === 0) {
@@ -83,7 +92,8 @@ export function resolveOptions (options: HostOptions): ResolvedHostOptions {
     maxMessageBytes,
     ringBytes,
     callTimeoutMs: integer('callTimeoutMs', options.callTimeoutMs ?? defaults.callTimeoutMs, 0, 2 ** 31 - 1),
-    closeTimeoutMs: integer('closeTimeoutMs', options.closeTimeoutMs ?? defaults.closeTimeoutMs, 0, 2 ** 31 - 1)
+    closeTimeoutMs: integer('closeTimeoutMs', options.closeTimeoutMs ?? defaults.closeTimeoutMs, 0, 2 ** 31 - 1),
+    testClock: testClock?.buffer ?? null
   })
 }
 

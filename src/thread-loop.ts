@@ -29,7 +29,7 @@ import { FRAME_REPLY, FrameReader, FrameWriter } from './frame-codec.ts'
 import type { Mesh } from './mesh.ts'
 import {
   kStatActive, kStatAlive, kStatBusy, kStatCommits, kStatCommitted, kStatMessages, kStatOverflowBytes,
-  kStatPasses, kStatPendingCommit, kStatRunning, statsView
+  kStatPasses, kStatPendingCommit, kStatRateLimited, kStatRunning, statsView
 } from './mesh.ts'
 
 /** Bytes of frames taken from one ring per pass: bounds a pass to a few ms so timers and I/O interleave. */
@@ -317,6 +317,7 @@ export class ThreadLoop implements RuntimeOutput {
       s[kStatCommits] = rt.commits
       s[kStatCommitted] = rt.committedStates
       s[kStatPendingCommit] = rt.pendingCommit ? 1 : 0
+      s[kStatRateLimited] = rt.rateLimited
     }
     let overflow = 0
     for (const ring of this.producers) if (ring != null && ring.overflowing) overflow += ring.overflowBytes

@@ -15,6 +15,7 @@ import { stateCodec } from './codec.ts'
 import type { Mesh } from './mesh.ts'
 import { memoryStoreOptions } from './memory-store-options.ts'
 import { AgentErrorReporter } from './agent-error-reporter.ts'
+import { TestClock } from './test-clock.ts'
 import type { AgentErrorReport } from './agent-error-reporter.ts'
 
 export interface WorkerData {
@@ -25,6 +26,8 @@ export interface WorkerData {
   readonly maxMessageBytes: number
   /** Int32 word: number of 'agent-error' listeners on the host (reports are skipped at 0). */
   readonly listeners: SharedArrayBuffer
+  /** A TestClock's buffer (tests), or null for `performance.now()`. */
+  readonly clock: SharedArrayBuffer | null
 }
 
 export type ControlMessage =
@@ -53,7 +56,13 @@ const loop = new ThreadLoop({
   onAgentError: (id: string, method: string, error: WireError) => reporter.report(id, method, error)
 })
 const store = new MemoryStore(memoryStoreOptions)
-loop.runtime = new ShardRuntime({ registry, store, codec: stateCodec, output: loop })
+loop.runtime = new ShardRuntime({
+  registry,
+  store,
+  codec: stateCodec,
+  output: loop,
+  ...(data.clock !== null ? { clock: TestClock.reader(data.clock) } : {})
+})
 
 port.on('message', (m: ControlMessage) => {
   switch (m.type) {
