@@ -28,7 +28,7 @@ import type { Clock } from './clock.ts'
 import { AgentTable } from './agent-table.ts'
 import { Envelope, MSG_CALL } from './envelope.ts'
 import {
-  AgentError, DecodeError, EncodeError, RateLimitedError, ShoalError, StorageError, UnknownAgentTypeError, UnknownMethodError,
+  AgentError, DecodeError, EncodeError, InvalidArgumentError, OffloadError, RateLimitedError, ShoalError, StorageError, UnknownAgentTypeError, UnknownMethodError,
   messageOf
 } from './errors.ts'
 import type { WireError } from './errors.ts'
@@ -228,8 +228,11 @@ export class ShardRuntime implements ContextHost {
   }
 
   offload (name: string, input: unknown): Promise<unknown> {
+    if (typeof name !== 'string' || name.length === 0) {
+      return Promise.reject(new InvalidArgumentError(`ctx.offload(name) takes the name of an export of the offload module (got ${typeof name === 'string' ? '""' : typeof name})`))
+    }
     if (this.offloader === undefined) {
-      return Promise.reject(new ShoalError('ctx.offload needs the host option `offload: { filename }`'))
+      return Promise.reject(new OffloadError(`ctx.offload(${JSON.stringify(name)}) needs the host option \`offload: { filename }\``, { task: name }))
     }
     return this.offloader(name, input)
   }

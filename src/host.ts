@@ -18,7 +18,8 @@ import { isAgentDefinition } from '../native-free-core/define-agent.ts'
 import type { AgentDefinition } from '../native-free-core/define-agent.ts'
 import { MSG_CALL, MSG_CAST } from '../native-free-core/envelope.ts'
 import {
-  HostClosedError, InvalidArgumentError, InvalidOptionError, ShoalError, UnknownQuotaError, WorkerCrashedError, errorFromWire, messageOf
+  HostClosedError, InvalidArgumentError, InvalidOptionError, OffloadError, ShoalError, UnknownQuotaError, WorkerCrashedError, errorFromWire,
+  messageOf, toWire
 } from '../native-free-core/errors.ts'
 import type { WireError } from '../native-free-core/errors.ts'
 import { hashAfter, prefixState } from '../native-free-core/hash.ts'
@@ -42,6 +43,9 @@ import { PendingCalls } from './pending-calls.ts'
 import type { CallOptions } from './pending-calls.ts'
 import { ThreadLoop } from './thread-loop.ts'
 import { TestClock } from './test-clock.ts'
+import { OffloadPool } from './offload-pool.ts'
+import type { OffloadStats } from './offload-pool.ts'
+import { FRAME_TASK_DONE } from './frame-codec.ts'
 import type { ControlMessage, WorkerData, WorkerMessage } from './worker-entry.ts'
 
 const workerUrl = new URL('./worker-entry.js', import.meta.url)
@@ -71,6 +75,8 @@ export interface HostStats {
   readonly messages: number
   readonly pendingCalls: number
   readonly workers: readonly WorkerStats[]
+  /** The piscina pool, when the host has `offload`. */
+  readonly offload: OffloadStats | null
 }
 
 export interface AgentErrorEvent {
@@ -120,6 +126,7 @@ export class Host extends EventEmitter<HostEvents> implements RefTarget {
   private readonly slots: WorkerSlot[] = []
   private readonly agentErrorListeners: Int32Array
   private readonly localStore: MemoryStore | null = null
+  private readonly pool: OffloadPool | null
   private closing: Promise<void> | null = null
   private closed = false
 
@@ -136,16 +143,20 @@ export class Host extends EventEmitter<HostEvents> implements RefTarget {
       mesh: this.mesh,
       maxMessageBytes: options.maxMessageBytes,
       onReply: (callId, ok, value) => this.pending.settle(callId, ok, value),
-      onAgentError: (id, method, error) => this.emitAgentError(id, method, error)
+      onAgentError: (id, method, error) => this.emitAgentError(id, method, error),
+      onTask: (peer, taskId, name, input) => this.runTask(peer, taskId, name, input)
     })
+    this.pool = options.offload === null ? null : new OffloadPool(options.offload)
     if (options.workers === 0) {
+      const pool = this.pool
       this.localStore = new MemoryStore(memoryStoreOptions)
       this.loop.runtime = new ShardRuntime({
         registry,
         store: this.localStore,
         codec: stateCodec,
         output: this.loop,
-        ...(options.testClock !== null ? { clock: TestClock.reader(options.testClock) } : {})
+        ...(options.testClock !== null ? { clock: TestClock.reader(options.testClock) } : {}),
+        ...(pool !== null ? { offload: (name: string, input: unknown) => pool.run(name, input) } : {})
       })
     }
     // workers report agent errors only while someone listens (see AgentErrorReporter)
@@ -278,7 +289,7 @@ export class Host extends EventEmitter<HostEvents> implements RefTarget {
       messages += w.messages
       workers.push(w)
     }
-    return { activeAgents, messages, pendingCalls: this.pending.size, workers }
+    return { activeAgents, messages, pendingCalls: this.pending.size, workers, offload: this.pool?.stats() ?? null }
   }
 
   /**
@@ -302,6 +313,7 @@ export class Host extends EventEmitter<HostEvents> implements RefTarget {
     if (this.loop.runtime !== null) await this.loop.drainAndStop()
     else this.loop.stop()
     this.pending.failAll(() => new HostClosedError('the host closed before the call completed'))
+    await this.pool?.close()
     this.localStore?.close()
   }
 
@@ -337,7 +349,8 @@ export class Host extends EventEmitter<HostEvents> implements RefTarget {
       mesh: this.mesh,
       maxMessageBytes: this.options.maxMessageBytes,
       listeners: this.agentErrorListeners.buffer as SharedArrayBuffer,
-      clock: this.options.testClock
+      clock: this.options.testClock,
+      offload: this.pool !== null
     }
     const worker = new Worker(workerUrl, { workerData: data })
     slot.worker = worker
@@ -398,6 +411,24 @@ export class Host extends EventEmitter<HostEvents> implements RefTarget {
         if (!this.closed) this.restart(slot, -1)
       })
     }, backoff)
+  }
+
+  /** A worker's `ctx.offload`: run it on the pool, send the result back to that incarnation of the worker. */
+  private runTask (peer: number, taskId: number, name: string, input: unknown): void {
+    const slot = this.slots[peer - 1]
+    const epoch = slot?.epoch ?? 0
+    const done = (ok: boolean, value: unknown): void => {
+      if ((slot?.epoch ?? 0) !== epoch || this.closed) return // the worker restarted: its task died with it
+      const ring = this.loop.producers[peer]
+      if (ring == null) return
+      this.loop.writer.result(ring, FRAME_TASK_DONE, taskId, ok, value)
+      this.loop.touched(peer)
+    }
+    if (this.pool === null) {
+      done(false, new OffloadError(`ctx.offload(${JSON.stringify(name)}) needs the host option \`offload: { filename }\``, { task: name }).toWire())
+      return
+    }
+    this.pool.run(name, input).then((value) => done(true, value), (err: unknown) => done(false, toWire(err)))
   }
 
   private emitAgentError (id: string, method: string, error: WireError): void {

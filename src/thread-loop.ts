@@ -25,7 +25,7 @@ import { MSG_SEND } from '../native-free-core/envelope.ts'
 import type { ShardRuntime, RuntimeOutput } from '../native-free-core/shard-runtime.ts'
 import { toWire } from '../native-free-core/errors.ts'
 import type { WireError } from '../native-free-core/errors.ts'
-import { FRAME_REPLY, FrameReader, FrameWriter } from './frame-codec.ts'
+import { FRAME_REPLY, FRAME_TASK, FrameReader, FrameWriter } from './frame-codec.ts'
 import type { Mesh } from './mesh.ts'
 import {
   kStatActive, kStatAlive, kStatBusy, kStatCommits, kStatCommitted, kStatMessages, kStatOverflowBytes,
@@ -45,6 +45,10 @@ export interface ThreadLoopOptions {
   readonly onReply?: (callId: number, ok: boolean, value: unknown) => void
   /** A message could not be delivered or a handler failed. */
   readonly onAgentError?: (id: string, method: string, error: WireError) => void
+  /** Result frames other than replies: FRAME_STATE (follow), FRAME_TASK_DONE (offload). */
+  readonly onResult?: (kind: number, id: number, ok: boolean, value: unknown) => void
+  /** A FRAME_TASK from `peer` (the thread that owns the offload pool). */
+  readonly onTask?: (peer: number, taskId: number, name: string, input: unknown) => void
 }
 
 export class ThreadLoop implements RuntimeOutput {
@@ -61,6 +65,8 @@ export class ThreadLoop implements RuntimeOutput {
   private readonly stats: Float64Array
   private readonly onReply: ((callId: number, ok: boolean, value: unknown) => void) | undefined
   private readonly onAgentError: ((id: string, method: string, error: WireError) => void) | undefined
+  private readonly onResult: ((kind: number, id: number, ok: boolean, value: unknown) => void) | undefined
+  private readonly onTask: ((peer: number, taskId: number, name: string, input: unknown) => void) | undefined
 
   private running = false
   private scheduled = false
@@ -83,6 +89,8 @@ export class ThreadLoop implements RuntimeOutput {
     this.stats = statsView(options.mesh, this.index)
     this.onReply = options.onReply
     this.onAgentError = options.onAgentError
+    this.onResult = options.onResult
+    this.onTask = options.onTask
     for (let peer = 0; peer < this.mesh.threads; peer++) {
       this.producers.push(null)
       this.consumers.push(null)
@@ -115,7 +123,7 @@ export class ThreadLoop implements RuntimeOutput {
     this.running = true
     try {
       let bytes: number
-      while ((bytes = ring.copyOut(this.reader.scratch, RING_BUDGET_BYTES)) > 0) this.dispatch(bytes)
+      while ((bytes = ring.copyOut(this.reader.scratch, RING_BUDGET_BYTES)) > 0) this.dispatch(bytes, peer)
       this.runtime?.commit()
       this.flush()
     } finally {
@@ -231,7 +239,7 @@ export class ThreadLoop implements RuntimeOutput {
         if (ring == null) continue
         const bytes = ring.copyOut(this.reader.scratch, RING_BUDGET_BYTES)
         if (bytes === 0) continue
-        this.dispatch(bytes)
+        this.dispatch(bytes, peer)
         if (ring.hasData()) more = true
       }
       this.runtime?.commit()
@@ -251,8 +259,8 @@ export class ThreadLoop implements RuntimeOutput {
     }
   }
 
-  /** Run every frame copied into scratch. */
-  private dispatch (bytes: number): void {
+  /** Run every frame copied into scratch (they came from `peer`). */
+  private dispatch (bytes: number, peer: number): void {
     const reader = this.reader
     const i32 = reader.i32
     let p = 0
@@ -262,11 +270,18 @@ export class ThreadLoop implements RuntimeOutput {
       const o = p + 4
       p = o + align4(len)
       try {
-        if (reader.kind(o) === FRAME_REPLY) {
+        const kind = reader.kind(o)
+        if (kind < FRAME_REPLY) {
+          if (this.runtime !== null) this.runtime.deliver(reader.message(o, len))
+        } else if (kind === FRAME_REPLY) {
           const value = reader.reply(o, len)
           this.onReply?.(reader.replyCallId, reader.replyOk, value)
-        } else if (this.runtime !== null) {
-          this.runtime.deliver(reader.message(o, len))
+        } else if (kind === FRAME_TASK) {
+          const input = reader.task(o, len)
+          this.onTask?.(peer, reader.replyCallId, reader.taskName, input)
+        } else {
+          const value = reader.reply(o, len)
+          this.onResult?.(kind, reader.replyCallId, reader.replyOk, value)
         }
       } catch (err) {
         // a frame that does not decode, or a bug in a reply callback: keep serving the rest

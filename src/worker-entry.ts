@@ -16,6 +16,8 @@ import type { Mesh } from './mesh.ts'
 import { memoryStoreOptions } from './memory-store-options.ts'
 import { AgentErrorReporter } from './agent-error-reporter.ts'
 import { TestClock } from './test-clock.ts'
+import { OffloadClient } from './offload-client.ts'
+import { FRAME_TASK_DONE } from './frame-codec.ts'
 import type { AgentErrorReport } from './agent-error-reporter.ts'
 
 export interface WorkerData {
@@ -28,6 +30,8 @@ export interface WorkerData {
   readonly listeners: SharedArrayBuffer
   /** A TestClock's buffer (tests), or null for `performance.now()`. */
   readonly clock: SharedArrayBuffer | null
+  /** The host has an offload pool (on the main thread). */
+  readonly offload: boolean
 }
 
 export type ControlMessage =
@@ -53,15 +57,18 @@ const loop = new ThreadLoop({
   index: data.index,
   mesh: data.mesh,
   maxMessageBytes: data.maxMessageBytes,
-  onAgentError: (id: string, method: string, error: WireError) => reporter.report(id, method, error)
+  onAgentError: (id: string, method: string, error: WireError) => reporter.report(id, method, error),
+  onResult: (kind, id, ok, value) => { if (kind === FRAME_TASK_DONE) offload?.settle(id, ok, value) }
 })
+const offload = data.offload ? new OffloadClient(loop) : null
 const store = new MemoryStore(memoryStoreOptions)
 loop.runtime = new ShardRuntime({
   registry,
   store,
   codec: stateCodec,
   output: loop,
-  ...(data.clock !== null ? { clock: TestClock.reader(data.clock) } : {})
+  ...(data.clock !== null ? { clock: TestClock.reader(data.clock) } : {}),
+  ...(offload !== null ? { offload: (name: string, input: unknown) => offload.run(name, input) } : {})
 })
 
 port.on('message', (m: ControlMessage) => {
