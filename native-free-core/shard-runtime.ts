@@ -20,23 +20,24 @@
  * it. A batch whose agent's last turn was followed by no other then commits the
  * snapshot bytes as-is (kSnapFresh), so each persisted command costs one encode.
  */
-import { keyOf, idOf } from './agent-id.ts'
+import { keyOf, idOf, typeOf } from './agent-id.ts'
 import type { AgentAddress } from './agent-id.ts'
 import { Cell, kBusy, kDeactivate, kDelete, kDirty, kDropped, kLimited, kNew, kPersistent, kSnapFresh } from './cell.ts'
 import { systemClock } from './clock.ts'
 import type { Clock } from './clock.ts'
 import { AgentTable } from './agent-table.ts'
-import { Envelope, MSG_CALL } from './envelope.ts'
+import { Envelope, MSG_CALL, MSG_FOLLOW, MSG_UNFOLLOW } from './envelope.ts'
 import {
   AgentError, DecodeError, EncodeError, InvalidArgumentError, OffloadError, RateLimitedError, ShoalError, StorageError, UnknownAgentTypeError, UnknownMethodError,
-  messageOf
+  messageOf, toWire
 } from './errors.ts'
 import type { WireError } from './errors.ts'
 import { hashId } from './hash.ts'
 import { Mailbox } from './mailbox.ts'
+import { Followers } from './followers.ts'
 import { RateLimits } from './rate-limits.ts'
 import type { LimitedCell } from './rate-limits.ts'
-import type { AgentRegistry, MethodInfo } from './registry.ts'
+import type { AgentRegistry, MethodInfo, TypeInfo } from './registry.ts'
 import type { Store } from './store.ts'
 import { OutboundSend, TurnContext } from './turn-context.ts'
 import type { ContextHost } from './turn-context.ts'
@@ -55,6 +56,11 @@ export interface RuntimeOutput {
   wake (): void
   /** A handler failed, or a message could not be handled (for events and dead letters). */
   agentError? (id: string, method: string, error: WireError): void
+  /**
+   * A committed state for the follower `(thread, followId)`: the state's encoded bytes
+   * (`ok`), or why the subscription failed (a WireError).
+   */
+  followed? (thread: number, followId: number, ok: boolean, value: Uint8Array | WireError): void
 }
 
 export interface ShardRuntimeOptions {
@@ -111,6 +117,8 @@ export class ShardRuntime implements ContextHost {
   private readonly offloader: ((name: string, input: unknown) => Promise<unknown>) | undefined
   /** Null when no type has a rate limit. */
   readonly limits: RateLimits | null
+  /** `ref.follow()` subscriptions to this thread's agents. */
+  readonly followers = new Followers()
   private dirty: Cell[] = []
   private effects: Effect[] = []
   private readonly snapshots = new Map<Cell, Uint8Array>()
@@ -140,6 +148,10 @@ export class ShardRuntime implements ContextHost {
   }
 
   deliver (env: Envelope): void {
+    if (env.kind >= MSG_FOLLOW) {
+      this.follow(env)
+      return
+    }
     this.messages++
     let cell = this.table.get(env.id, env.hash)
     if (cell === undefined) {
@@ -201,6 +213,10 @@ export class ShardRuntime implements ContextHost {
       return
     }
     if (result === undefined) {
+      if (this.followers.size !== 0) {
+        if (this.lastCommit === null) this.publish(states)
+        else this.lastCommit = this.lastCommit.then(() => this.publish(states))
+      }
       this.releaseInOrder(released)
       return
     }
@@ -208,6 +224,7 @@ export class ShardRuntime implements ContextHost {
     for (const [id, bytes] of states) this.inflight.set(id, { bytes, seq })
     const done = result.then(() => {
       for (const [id] of states) if (this.inflight.get(id)?.seq === seq) this.inflight.delete(id)
+      if (this.followers.size !== 0) this.publish(states)
       this.release(released)
     }, (err: unknown) => {
       for (const [id] of states) if (this.inflight.get(id)?.seq === seq) this.inflight.delete(id)
@@ -310,6 +327,10 @@ export class ShardRuntime implements ContextHost {
   }
 
   private turn (cell: Cell, env: Envelope): void {
+    if (env.kind >= MSG_FOLLOW) {
+      this.follow(env) // queued behind a busy memory-only agent's turn
+      return
+    }
     const m = cell.info.methods[env.methodIdx]
     if (m === undefined) {
       this.reject(env, `#${env.methodIdx}`, new UnknownMethodError(cell.info.type, `#${env.methodIdx}`))
@@ -369,6 +390,8 @@ export class ShardRuntime implements ContextHost {
     }
     if (env.kind === MSG_CALL) this.output.reply(env.replyTo, env.callId, true, value)
     if (ctx.outbox !== null) for (const s of ctx.outbox) this.output.send(s.id, s.hash, s.typeIdx, s.methodIdx, s.payload)
+    // a memory-only agent's state counts as committed once its command's turn has ended
+    if (m.command && this.followers.size !== 0 && this.followers.of(cell.id) !== undefined) this.publishTurn(cell)
     if ((cell.flags & (kDeactivate | kDelete)) !== 0 && (cell.flags & kDirty) === 0) this.drop(cell)
   }
 
@@ -458,6 +481,100 @@ export class ShardRuntime implements ContextHost {
     for (const e of effects) {
       if (e.send !== null) this.output.send(e.send.id, e.send.hash, e.send.typeIdx, e.send.methodIdx, e.send.payload)
       else this.output.reply(e.replyTo, e.callId, e.ok, e.value)
+    }
+  }
+
+  /**
+   * MSG_FOLLOW / MSG_UNFOLLOW. A follower gets the current committed state at once, then
+   * every state committed after it (`publish`). Following activates nothing and runs no
+   * handler. Only a memory-only agent busy in an async turn makes the subscription wait
+   * (its state is mid-turn and nowhere else); an unsubscription waits behind anything
+   * already queued for that agent, so it never overtakes its subscription.
+   */
+  private follow (env: Envelope): void {
+    const cell = this.table.get(env.id, env.hash)
+    if (cell !== undefined && (cell.flags & kBusy) !== 0 && (cell.mailbox !== null || (env.kind === MSG_FOLLOW && (cell.flags & kPersistent) === 0))) {
+      (cell.mailbox ??= new Mailbox()).push(env.clone())
+      return
+    }
+    if (env.kind === MSG_UNFOLLOW) {
+      this.followers.remove(env.id, env.replyTo, env.callId)
+      return
+    }
+    const info = this.registry.types[env.typeIdx]
+    let bytes: Uint8Array
+    try {
+      if (info === undefined) throw new UnknownAgentTypeError(`#${env.typeIdx}`)
+      bytes = this.committedState(info, env.id, cell)
+    } catch (err) {
+      this.output.followed?.(env.replyTo, env.callId, false, toWire(err))
+      return
+    }
+    this.followers.add(env.id, env.replyTo, env.callId)
+    this.output.followed?.(env.replyTo, env.callId, true, bytes)
+  }
+
+  /** The agent's last committed state, encoded: what a new follower sees first. */
+  private committedState (info: TypeInfo, id: string, cell: Cell | undefined): Uint8Array {
+    // a resident cell with nothing uncommitted and nothing in flight holds exactly that
+    if (cell !== undefined && (cell.flags & (kBusy | kDirty)) === 0 && !this.inflight.has(id)) return this.encodeFor(id, cell.state)
+    if (this.persistent[info.index] === true) {
+      let bytes: Uint8Array | undefined
+      try {
+        bytes = this.store!.getState(id) // committed only: writes in flight are not visible yet
+      } catch (err) {
+        throw new StorageError(`reading agent ${printable(id)} failed: ${messageOf(err)}`, { id })
+      }
+      if (bytes !== undefined) return bytes
+    }
+    return this.encodeFor(id, this.initialOf(info, id))
+  }
+
+  /** Send a batch's committed states to their followers, in commit order. */
+  private publish (states: ReadonlyArray<readonly [string, Uint8Array | null]>): void {
+    for (const [id, bytes] of states) {
+      const list = this.followers.of(id)
+      if (list === undefined) continue
+      let value: Uint8Array | WireError
+      let ok = true
+      try {
+        // a deleted agent's next state is a fresh one
+        value = bytes ?? this.encodeFor(id, this.initialOf(this.registry.require(typeOf(id)), id))
+      } catch (err) {
+        ok = false
+        value = toWire(err)
+      }
+      for (const f of [...list]) this.output.followed?.(f.thread, f.followId, ok, value)
+    }
+  }
+
+  /** A memory-only agent's command turn ended: its state is as committed as it gets. */
+  private publishTurn (cell: Cell): void {
+    let bytes: Uint8Array | null = null
+    if ((cell.flags & kDelete) === 0) {
+      try {
+        bytes = this.encodeFor(cell.id, cell.state)
+      } catch (err) {
+        for (const f of [...this.followers.of(cell.id)!]) this.output.followed?.(f.thread, f.followId, false, toWire(err))
+        return
+      }
+    }
+    this.publish([[cell.id, bytes]])
+  }
+
+  private encodeFor (id: string, state: unknown): Uint8Array {
+    try {
+      return this.codec.encode(state)
+    } catch (err) {
+      throw new EncodeError(`the state of agent ${printable(id)} cannot be encoded: ${messageOf(err)}`, { id })
+    }
+  }
+
+  private initialOf (info: TypeInfo, id: string): unknown {
+    try {
+      return info.def.initial(keyOf(id))
+    } catch (err) {
+      throw new AgentError(`initial() failed: ${messageOf(err)}`, { name: nameOf(err), id })
     }
   }
 

@@ -4,9 +4,10 @@
  * inside a payload it travels as its plain address `{ quota, type, key }`.
  */
 import type { AgentAddress } from '../native-free-core/agent-id.ts'
-import type { AgentDefinition, MethodName, PayloadOf, ReplyOf } from '../native-free-core/define-agent.ts'
+import type { AgentDefinition, MethodName, PayloadOf, ReplyOf, StateOf } from '../native-free-core/define-agent.ts'
 import type { MethodInfo, TypeInfo } from '../native-free-core/registry.ts'
 import type { CallOptions } from './pending-calls.ts'
+import type { FollowOptions } from './follow.ts'
 
 /**
  * Where a ref points, resolved once, plus what repeated use can skip: the id's UTF-8
@@ -33,6 +34,7 @@ export class RefAddress {
 export interface RefTarget {
   call (to: RefAddress, method: string, payload: unknown, options: CallOptions | undefined): Promise<unknown>
   cast (to: RefAddress, method: string, payload: unknown): void
+  follow (to: RefAddress, options: FollowOptions | undefined): AsyncIterableIterator<unknown>
 }
 
 export class AgentRef<D extends AgentDefinition = AgentDefinition> implements AgentAddress {
@@ -58,6 +60,14 @@ export class AgentRef<D extends AgentDefinition = AgentDefinition> implements Ag
   /** Fire and forget. Throws at once for bad input (unknown method, unencodable or too large payload). */
   cast<M extends MethodName<D>> (method: M, payload?: PayloadOf<D, M>): void {
     this.#target.cast(this.#to, method, payload)
+  }
+
+  /**
+   * The agent's committed states as they happen, the current one first (Pachyderm's
+   * follow). Leaving the `for await` loop unsubscribes. Does not activate the agent.
+   */
+  follow (options?: FollowOptions): AsyncIterableIterator<StateOf<D>> {
+    return this.#target.follow(this.#to, options) as AsyncIterableIterator<StateOf<D>>
   }
 
   toJSON (): AgentAddress {

@@ -16,7 +16,7 @@ import { DEFAULT_QUOTA, MAX_ID_BYTES, checkKey, checkName, idString, parseId, ut
 import type { AgentId } from '../native-free-core/agent-id.ts'
 import { isAgentDefinition } from '../native-free-core/define-agent.ts'
 import type { AgentDefinition } from '../native-free-core/define-agent.ts'
-import { MSG_CALL, MSG_CAST } from '../native-free-core/envelope.ts'
+import { MSG_CALL, MSG_CAST, MSG_FOLLOW, MSG_UNFOLLOW } from '../native-free-core/envelope.ts'
 import {
   HostClosedError, InvalidArgumentError, InvalidOptionError, OffloadError, ShoalError, UnknownQuotaError, WorkerCrashedError, errorFromWire,
   messageOf, toWire
@@ -34,7 +34,7 @@ import { loadRegistry } from './load-agents.ts'
 import { memoryStoreOptions } from './memory-store-options.ts'
 import {
   createMesh, kStatActive, kStatAlive, kStatBusy, kStatCommits, kStatCommitted, kStatMessages,
-  kStatOverflowBytes, kStatPendingCommit, kStatRateLimited, kStatRunning, renewRings, statsView
+  kStatOverflowBytes, kStatPendingCommit, kStatRateLimited, kStatFollowers, kStatRunning, renewRings, statsView
 } from './mesh.ts'
 import type { Mesh } from './mesh.ts'
 import { resolveOptions } from './options.ts'
@@ -45,7 +45,9 @@ import { ThreadLoop } from './thread-loop.ts'
 import { TestClock } from './test-clock.ts'
 import { OffloadPool } from './offload-pool.ts'
 import type { OffloadStats } from './offload-pool.ts'
-import { FRAME_TASK_DONE } from './frame-codec.ts'
+import { FRAME_STATE, FRAME_TASK_DONE } from './frame-codec.ts'
+import { Follows } from './follow.ts'
+import type { FollowOptions, Subscription } from './follow.ts'
 import type { ControlMessage, WorkerData, WorkerMessage } from './worker-entry.ts'
 
 const workerUrl = new URL('./worker-entry.js', import.meta.url)
@@ -68,6 +70,8 @@ export interface WorkerStats {
   readonly restarts: number
   /** Messages refused by a rate limit since the thread started. */
   readonly rateLimited: number
+  /** `ref.follow()` subscriptions to this thread's agents. */
+  readonly followers: number
 }
 
 export interface HostStats {
@@ -127,6 +131,7 @@ export class Host extends EventEmitter<HostEvents> implements RefTarget {
   private readonly agentErrorListeners: Int32Array
   private readonly localStore: MemoryStore | null = null
   private readonly pool: OffloadPool | null
+  private readonly follows: Follows
   private closing: Promise<void> | null = null
   private closed = false
 
@@ -144,7 +149,12 @@ export class Host extends EventEmitter<HostEvents> implements RefTarget {
       maxMessageBytes: options.maxMessageBytes,
       onReply: (callId, ok, value) => this.pending.settle(callId, ok, value),
       onAgentError: (id, method, error) => this.emitAgentError(id, method, error),
-      onTask: (peer, taskId, name, input) => this.runTask(peer, taskId, name, input)
+      onTask: (peer, taskId, name, input) => this.runTask(peer, taskId, name, input),
+      onResult: (kind, id, ok, value) => { if (kind === FRAME_STATE) this.follows.deliver(id, ok, value) }
+    })
+    this.follows = new Follows({
+      subscribe: (sub) => this.sendFollow(sub, MSG_FOLLOW),
+      unsubscribe: (sub) => { if (!this.closed) this.sendFollow(sub, MSG_UNFOLLOW) }
     })
     this.pool = options.offload === null ? null : new OffloadPool(options.offload)
     if (options.workers === 0) {
@@ -250,6 +260,24 @@ export class Host extends EventEmitter<HostEvents> implements RefTarget {
     loop.touched(thread)
   }
 
+  /** @internal RefTarget */
+  follow (to: RefAddress, options: FollowOptions | undefined): AsyncIterableIterator<unknown> {
+    if (this.closed || this.closing !== null) throw new HostClosedError()
+    return this.follows.open(to, options)
+  }
+
+  /** MSG_FOLLOW / MSG_UNFOLLOW to the agent's owner; a follow id travels as the call id. */
+  private sendFollow (sub: Subscription<unknown>, kind: number): void {
+    const loop = this.loop
+    const to = sub.to
+    const thread = kind === MSG_FOLLOW ? loop.ownerOf(to.hash) : sub.thread
+    if (kind === MSG_FOLLOW) sub.thread = thread
+    const ring = loop.producers[thread]
+    if (ring == null) return
+    loop.writer.message(ring, kind, to.id, to.idBytes, to.hash, to.info.index, 0, undefined, 0, sub.followId)
+    loop.touched(thread)
+  }
+
   /** The method of a ref's type; from the second message on, the ref keeps its id's bytes. */
   private resolve (to: RefAddress, method: string): MethodInfo {
     if (++to.uses === 2) to.idBytes = Buffer.from(to.id, 'utf8')
@@ -283,7 +311,8 @@ export class Host extends EventEmitter<HostEvents> implements RefTarget {
         ringDepthBytes: depth,
         overflowBytes: s[kStatOverflowBytes]!,
         restarts: this.slots[t - 1]?.restarts ?? 0,
-        rateLimited: s[kStatRateLimited]!
+        rateLimited: s[kStatRateLimited]!,
+        followers: s[kStatFollowers]!
       }
       activeAgents += w.activeAgents
       messages += w.messages
@@ -313,6 +342,7 @@ export class Host extends EventEmitter<HostEvents> implements RefTarget {
     if (this.loop.runtime !== null) await this.loop.drainAndStop()
     else this.loop.stop()
     this.pending.failAll(() => new HostClosedError('the host closed before the call completed'))
+    this.follows.endAll()
     await this.pool?.close()
     this.localStore?.close()
   }
@@ -392,6 +422,7 @@ export class Host extends EventEmitter<HostEvents> implements RefTarget {
     const failedCalls = before - this.pending.size
     renewRings(this.mesh, t)
     this.loop.attach(t)
+    this.follows.renew(t)
     for (const other of this.slots) {
       if (other === slot || other.worker === null) continue
       other.worker.postMessage({

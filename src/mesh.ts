@@ -31,6 +31,8 @@ export const kStatAlive = 9
 export const kStatRunning = 10
 /** Messages refused by a rate limit. */
 export const kStatRateLimited = 11
+/** `ref.follow()` subscriptions to this thread's agents. */
+export const kStatFollowers = 12
 export const STAT_SLOTS = 16
 
 export interface Mesh {

@@ -25,11 +25,11 @@ import { MSG_SEND } from '../native-free-core/envelope.ts'
 import type { ShardRuntime, RuntimeOutput } from '../native-free-core/shard-runtime.ts'
 import { toWire } from '../native-free-core/errors.ts'
 import type { WireError } from '../native-free-core/errors.ts'
-import { FRAME_REPLY, FRAME_TASK, FrameReader, FrameWriter } from './frame-codec.ts'
+import { FRAME_REPLY, FRAME_STATE, FRAME_TASK, FrameReader, FrameWriter } from './frame-codec.ts'
 import type { Mesh } from './mesh.ts'
 import {
   kStatActive, kStatAlive, kStatBusy, kStatCommits, kStatCommitted, kStatMessages, kStatOverflowBytes,
-  kStatPasses, kStatPendingCommit, kStatRateLimited, kStatRunning, statsView
+  kStatPasses, kStatPendingCommit, kStatRateLimited, kStatFollowers, kStatRunning, statsView
 } from './mesh.ts'
 
 /** Bytes of frames taken from one ring per pass: bounds a pass to a few ms so timers and I/O interleave. */
@@ -179,6 +179,21 @@ export class ThreadLoop implements RuntimeOutput {
     }
   }
 
+  followed (thread: number, followId: number, ok: boolean, value: Uint8Array | WireError): void {
+    const ring = this.producers[thread]
+    if (ring == null) return // the following thread is gone
+    if (ok) {
+      try {
+        this.writer.resultBytes(ring, FRAME_STATE, followId, value as Uint8Array)
+      } catch (err) {
+        this.writer.result(ring, FRAME_STATE, followId, false, toWire(err)) // a state over maxMessageBytes
+      }
+    } else {
+      this.writer.result(ring, FRAME_STATE, followId, false, value)
+    }
+    this.touched(thread)
+  }
+
   wake (): void {
     if (this.running) this.again = true
     else this.schedule()
@@ -243,6 +258,8 @@ export class ThreadLoop implements RuntimeOutput {
         if (ring.hasData()) more = true
       }
       this.runtime?.commit()
+      // before publishing: a caller that got a reply reads stats that include its turn
+      this.writeStats()
       this.flush()
     } finally {
       this.running = false
@@ -333,6 +350,7 @@ export class ThreadLoop implements RuntimeOutput {
       s[kStatCommitted] = rt.committedStates
       s[kStatPendingCommit] = rt.pendingCommit ? 1 : 0
       s[kStatRateLimited] = rt.rateLimited
+      s[kStatFollowers] = rt.followers.size
     }
     let overflow = 0
     for (const ring of this.producers) if (ring != null && ring.overflowing) overflow += ring.overflowBytes
