@@ -35,6 +35,7 @@ import type { WireError } from './errors.ts'
 import { hashId } from './hash.ts'
 import { Mailbox } from './mailbox.ts'
 import { Followers } from './followers.ts'
+import { CommitStats } from './commit-stats.ts'
 import { RateLimits } from './rate-limits.ts'
 import type { LimitedCell } from './rate-limits.ts'
 import type { AgentRegistry, MethodInfo, TypeInfo } from './registry.ts'
@@ -72,6 +73,8 @@ export interface ShardRuntimeOptions {
   readonly offload?: (name: string, input: unknown) => Promise<unknown>
   /** Time for rate limits. Default: `performance.now()`. */
   readonly clock?: Clock
+  /** Real time for commit latency (stats only). Default: `performance.now()`. */
+  readonly stopwatch?: Clock
 }
 
 /** A reply or send held by the output gate until its batch commits. */
@@ -112,6 +115,9 @@ export class ShardRuntime implements ContextHost {
   /** Messages refused by a rate limit. */
   rateLimited = 0
   readonly clock: Clock
+  /** Batch sizes and commit latencies. */
+  readonly commitStats = new CommitStats()
+  private readonly stopwatch: Clock
 
   private readonly persistent: readonly boolean[]
   private readonly offloader: ((name: string, input: unknown) => Promise<unknown>) | undefined
@@ -134,6 +140,7 @@ export class ShardRuntime implements ContextHost {
     this.output = options.output
     this.offloader = options.offload
     this.clock = options.clock ?? systemClock
+    this.stopwatch = options.stopwatch ?? systemClock
     this.limits = RateLimits.of(this.registry.types)
     this.persistent = this.registry.types.map((t) => options.store !== null && t.def.durable !== false)
   }
@@ -173,6 +180,7 @@ export class ShardRuntime implements ContextHost {
    */
   commit (): void {
     if (this.dirty.length === 0 && this.effects.length === 0) return
+    const startedAt = this.stopwatch.now()
     const effects = this.effects
     this.effects = []
     const states: Array<[string, Uint8Array | null]> = []
@@ -205,6 +213,7 @@ export class ShardRuntime implements ContextHost {
     }
     this.commits++
     this.committedStates += states.length
+    this.commitStats.batch(states.length)
     let result: Promise<void> | undefined
     try {
       result = this.store!.commit({ states })
@@ -213,6 +222,7 @@ export class ShardRuntime implements ContextHost {
       return
     }
     if (result === undefined) {
+      this.commitStats.latency(this.stopwatch.now() - startedAt)
       if (this.followers.size !== 0) {
         if (this.lastCommit === null) this.publish(states)
         else this.lastCommit = this.lastCommit.then(() => this.publish(states))
@@ -223,6 +233,7 @@ export class ShardRuntime implements ContextHost {
     const seq = ++this.commitSeq
     for (const [id, bytes] of states) this.inflight.set(id, { bytes, seq })
     const done = result.then(() => {
+      this.commitStats.latency(this.stopwatch.now() - startedAt)
       for (const [id] of states) if (this.inflight.get(id)?.seq === seq) this.inflight.delete(id)
       if (this.followers.size !== 0) this.publish(states)
       this.release(released)

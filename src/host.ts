@@ -32,10 +32,7 @@ import type { RefAddress, RefTarget } from './agent-ref.ts'
 import { stateCodec } from './codec.ts'
 import { loadRegistry } from './load-agents.ts'
 import { memoryStoreOptions } from './memory-store-options.ts'
-import {
-  createMesh, kStatActive, kStatAlive, kStatBusy, kStatCommits, kStatCommitted, kStatMessages,
-  kStatOverflowBytes, kStatPendingCommit, kStatRateLimited, kStatFollowers, kStatRunning, renewRings, statsView
-} from './mesh.ts'
+import { createMesh, kStatBusy, kStatOverflowBytes, kStatPendingCommit, kStatRunning, renewRings, statsView } from './mesh.ts'
 import type { Mesh } from './mesh.ts'
 import { resolveOptions } from './options.ts'
 import type { HostOptions, ResolvedHostOptions } from './options.ts'
@@ -44,44 +41,15 @@ import type { CallOptions } from './pending-calls.ts'
 import { ThreadLoop } from './thread-loop.ts'
 import { TestClock } from './test-clock.ts'
 import { OffloadPool } from './offload-pool.ts'
-import type { OffloadStats } from './offload-pool.ts'
+import { readWorkerStats } from './host-stats.ts'
+import type { HostStats } from './host-stats.ts'
+import { hostMetrics } from './metrics.ts'
 import { FRAME_STATE, FRAME_TASK_DONE } from './frame-codec.ts'
 import { Follows } from './follow.ts'
 import type { FollowOptions, Subscription } from './follow.ts'
 import type { ControlMessage, WorkerData, WorkerMessage } from './worker-entry.ts'
 
 const workerUrl = new URL('./worker-entry.js', import.meta.url)
-
-export interface WorkerStats {
-  /** Thread index: 0 is the main thread (only with `workers: 0`), 1..N the workers. */
-  readonly thread: number
-  readonly alive: boolean
-  readonly activeAgents: number
-  /** Messages delivered to agents since the thread started. */
-  readonly messages: number
-  /** Async turns in flight. */
-  readonly busyAgents: number
-  readonly commits: number
-  readonly committedStates: number
-  /** Bytes waiting in the rings into this thread. */
-  readonly ringDepthBytes: number
-  /** Bytes this thread holds in overflow because a ring it writes to is full. */
-  readonly overflowBytes: number
-  readonly restarts: number
-  /** Messages refused by a rate limit since the thread started. */
-  readonly rateLimited: number
-  /** `ref.follow()` subscriptions to this thread's agents. */
-  readonly followers: number
-}
-
-export interface HostStats {
-  readonly activeAgents: number
-  readonly messages: number
-  readonly pendingCalls: number
-  readonly workers: readonly WorkerStats[]
-  /** The piscina pool, when the host has `offload`. */
-  readonly offload: OffloadStats | null
-}
 
 export interface AgentErrorEvent {
   /** The agent, when the error concerns one. */
@@ -288,37 +256,30 @@ export class Host extends EventEmitter<HostEvents> implements RefTarget {
     return m
   }
 
+  /** Per-thread figures read from shared memory (no round trip), and the host's own. */
   stats (): HostStats {
-    const workers: WorkerStats[] = []
-    const owners = this.options.workers === 0 ? [0] : this.slots.map((s) => s.thread)
+    const workers = this.ownerThreads().map((t) => readWorkerStats(this.mesh, t, this.slots[t - 1]?.restarts ?? 0))
     let activeAgents = 0
     let messages = 0
-    for (const t of owners) {
-      const s = statsView(this.mesh, t)
-      let depth = 0
-      for (let from = 0; from < this.mesh.threads; from++) {
-        const ring = this.mesh.rings[from]![t]
-        if (ring != null) depth += ringDepth(ring)
-      }
-      const w: WorkerStats = {
-        thread: t,
-        alive: s[kStatAlive] === 1,
-        activeAgents: s[kStatActive]!,
-        messages: s[kStatMessages]!,
-        busyAgents: s[kStatBusy]!,
-        commits: s[kStatCommits]!,
-        committedStates: s[kStatCommitted]!,
-        ringDepthBytes: depth,
-        overflowBytes: s[kStatOverflowBytes]!,
-        restarts: this.slots[t - 1]?.restarts ?? 0,
-        rateLimited: s[kStatRateLimited]!,
-        followers: s[kStatFollowers]!
-      }
+    for (const w of workers) {
       activeAgents += w.activeAgents
       messages += w.messages
-      workers.push(w)
     }
     return { activeAgents, messages, pendingCalls: this.pending.size, workers, offload: this.pool?.stats() ?? null }
+  }
+
+  /** Prometheus text exposition (prom-client), every thread's figures aggregated. */
+  metrics (): Promise<string> {
+    return hostMetrics(this.mesh, this.ownerThreads(), (t) => this.slots[t - 1]?.restarts ?? 0, {
+      pendingCalls: this.pending.size,
+      followers: this.follows.size,
+      offload: this.pool?.stats() ?? null
+    })
+  }
+
+  /** Threads that own agents: the workers, or the main thread with `workers: 0`. */
+  private ownerThreads (): number[] {
+    return this.options.workers === 0 ? [0] : this.slots.map((s) => s.thread)
   }
 
   /**

@@ -4,7 +4,8 @@
  *   import { createHost, defineAgent } from 'shoal'
  */
 export { createHost, Host } from './host.ts'
-export type { HostStats, WorkerStats, HostEvents, AgentErrorEvent, WorkerRestartEvent, RefOptions } from './host.ts'
+export type { HostEvents, AgentErrorEvent, WorkerRestartEvent, RefOptions } from './host.ts'
+export type { HostStats, WorkerStats } from './host-stats.ts'
 export { AgentRef } from './agent-ref.ts'
 export type { HostOptions } from './options.ts'
 export { defaults } from './options.ts'

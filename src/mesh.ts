@@ -15,6 +15,7 @@
 import { SHARDS } from '../native-free-core/hash.ts'
 import { createRing } from '../native-free-core/ring-queue.ts'
 import { DOORBELL_BYTES } from '../native-free-core/doorbell.ts'
+import { COMMIT_STATS_SLOTS } from '../native-free-core/commit-stats.ts'
 
 /** Per-thread stats words (Float64Array slots); written by the owner at the end of each pass. */
 export const kStatMessages = 0
@@ -33,7 +34,9 @@ export const kStatRunning = 10
 export const kStatRateLimited = 11
 /** `ref.follow()` subscriptions to this thread's agents. */
 export const kStatFollowers = 12
-export const STAT_SLOTS = 16
+/** CommitStats.values (commit-stats.ts) from here on. */
+export const kStatCommitStats = 16
+export const STAT_SLOTS = kStatCommitStats + COMMIT_STATS_SLOTS
 
 export interface Mesh {
   readonly threads: number

@@ -29,7 +29,7 @@ import { FRAME_REPLY, FRAME_STATE, FRAME_TASK, FrameReader, FrameWriter } from '
 import type { Mesh } from './mesh.ts'
 import {
   kStatActive, kStatAlive, kStatBusy, kStatCommits, kStatCommitted, kStatMessages, kStatOverflowBytes,
-  kStatPasses, kStatPendingCommit, kStatRateLimited, kStatFollowers, kStatRunning, statsView
+  kStatPasses, kStatPendingCommit, kStatRateLimited, kStatFollowers, kStatRunning, kStatCommitStats, statsView
 } from './mesh.ts'
 
 /** Bytes of frames taken from one ring per pass: bounds a pass to a few ms so timers and I/O interleave. */
@@ -351,6 +351,7 @@ export class ThreadLoop implements RuntimeOutput {
       s[kStatPendingCommit] = rt.pendingCommit ? 1 : 0
       s[kStatRateLimited] = rt.rateLimited
       s[kStatFollowers] = rt.followers.size
+      s.set(rt.commitStats.values, kStatCommitStats)
     }
     let overflow = 0
     for (const ring of this.producers) if (ring != null && ring.overflowing) overflow += ring.overflowBytes
