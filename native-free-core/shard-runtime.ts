@@ -22,7 +22,7 @@
  */
 import { keyOf, idOf, typeOf } from './agent-id.ts'
 import type { AgentAddress } from './agent-id.ts'
-import { Cell, kBusy, kDeactivate, kDelete, kDirty, kDropped, kLimited, kNew, kPersistent, kSnapFresh } from './cell.ts'
+import { Cell, kBusy, kCounted, kDeactivate, kDelete, kDirty, kDropped, kLimited, kNew, kPersistent, kSnapFresh } from './cell.ts'
 import { systemClock } from './clock.ts'
 import type { Clock } from './clock.ts'
 import { AgentTable } from './agent-table.ts'
@@ -36,6 +36,9 @@ import { hashId } from './hash.ts'
 import { Mailbox } from './mailbox.ts'
 import { Followers } from './followers.ts'
 import { CommitStats } from './commit-stats.ts'
+import { QuotaCounters } from './quota-counters.ts'
+import { QuotaDirectory, QuotaGate } from './quota-gate.ts'
+import type { QuotaBatch } from './quota-gate.ts'
 import { RateLimits } from './rate-limits.ts'
 import type { LimitedCell } from './rate-limits.ts'
 import type { AgentRegistry, MethodInfo, TypeInfo } from './registry.ts'
@@ -75,6 +78,8 @@ export interface ShardRuntimeOptions {
   readonly clock?: Clock
   /** Real time for commit latency (stats only). Default: `performance.now()`. */
   readonly stopwatch?: Clock
+  /** The host's quotas as this thread sees them. Default: only 'default', unlimited, counted privately. */
+  readonly quotas?: QuotaGate
 }
 
 /** A reply or send held by the output gate until its batch commits. */
@@ -125,6 +130,7 @@ export class ShardRuntime implements ContextHost {
   readonly limits: RateLimits | null
   /** `ref.follow()` subscriptions to this thread's agents. */
   readonly followers = new Followers()
+  readonly quotas: QuotaGate
   private dirty: Cell[] = []
   private effects: Effect[] = []
   private readonly snapshots = new Map<Cell, Uint8Array>()
@@ -142,6 +148,7 @@ export class ShardRuntime implements ContextHost {
     this.clock = options.clock ?? systemClock
     this.stopwatch = options.stopwatch ?? systemClock
     this.limits = RateLimits.of(this.registry.types)
+    this.quotas = options.quotas ?? new QuotaGate(new QuotaDirectory(), new QuotaCounters(1), 0)
     this.persistent = this.registry.types.map((t) => options.store !== null && t.def.durable !== false)
   }
 
@@ -200,6 +207,7 @@ export class ShardRuntime implements ContextHost {
           continue
         }
       }
+      if ((cell.flags & (kCounted | kDelete)) !== 0) this.quotas.committing(cell)
       states.push([cell.id, bytes])
       cell.flags &= ~(kDirty | kSnapFresh | kNew)
       if ((cell.flags & (kDeactivate | kDelete)) !== 0 && (cell.flags & kBusy) === 0) this.drop(cell)
@@ -214,15 +222,17 @@ export class ShardRuntime implements ContextHost {
     this.commits++
     this.committedStates += states.length
     this.commitStats.batch(states.length)
+    const quota = this.quotas.closeBatch()
     let result: Promise<void> | undefined
     try {
-      result = this.store!.commit({ states })
+      result = this.store!.commit(quota === null ? { states } : { states, quotaDeltas: quota.deltas })
     } catch (err) {
-      this.commitFailed(states, released, err)
+      this.commitFailed(states, released, err, quota)
       return
     }
     if (result === undefined) {
       this.commitStats.latency(this.stopwatch.now() - startedAt)
+      if (quota !== null) this.quotas.committed(quota)
       if (this.followers.size !== 0) {
         if (this.lastCommit === null) this.publish(states)
         else this.lastCommit = this.lastCommit.then(() => this.publish(states))
@@ -234,12 +244,13 @@ export class ShardRuntime implements ContextHost {
     for (const [id, bytes] of states) this.inflight.set(id, { bytes, seq })
     const done = result.then(() => {
       this.commitStats.latency(this.stopwatch.now() - startedAt)
+      if (quota !== null) this.quotas.committed(quota)
       for (const [id] of states) if (this.inflight.get(id)?.seq === seq) this.inflight.delete(id)
       if (this.followers.size !== 0) this.publish(states)
       this.release(released)
     }, (err: unknown) => {
       for (const [id] of states) if (this.inflight.get(id)?.seq === seq) this.inflight.delete(id)
-      this.commitFailed(states, released, err)
+      this.commitFailed(states, released, err, quota)
     }).finally(() => {
       if (this.lastCommit === done) this.lastCommit = null
       this.output.wake()
@@ -252,6 +263,10 @@ export class ShardRuntime implements ContextHost {
     const info = this.registry.require(target?.type)
     const m = this.registry.method(info, method)
     const id = idOf(target)
+    if (target.quota !== undefined) {
+      const refused = this.quotas.admit(id, false) // the quota must exist; the limit is the receiver's business
+      if (refused !== null) throw refused
+    }
     return new OutboundSend(id, hashId(id), info.index, m.index, payload)
   }
 
@@ -309,6 +324,11 @@ export class ShardRuntime implements ContextHost {
         }
       }
     }
+    const refused = this.quotas.admit(env.id, !found)
+    if (refused !== null) {
+      this.reject(env, m.name, refused)
+      return undefined
+    }
     if (!found) {
       try {
         state = info.def.initial(keyOf(env.id))
@@ -346,6 +366,15 @@ export class ShardRuntime implements ContextHost {
     if (m === undefined) {
       this.reject(env, `#${env.methodIdx}`, new UnknownMethodError(cell.info.type, `#${env.methodIdx}`))
       return
+    }
+    if (m.command && (cell.flags & (kNew | kCounted)) === kNew) {
+      // the first command of a new agent creates it: one unit of its quota, or refused unrun
+      const refused = this.quotas.reserve(cell)
+      if (refused !== null) {
+        this.reject(env, m.name, refused)
+        if ((cell.flags & kDirty) === 0) this.drop(cell)
+        return
+      }
     }
     if (m.command && (cell.flags & (kPersistent | kDirty | kSnapFresh)) === (kPersistent | kDirty)) {
       // a second command in the open batch: keep the state the first one left, for rollback
@@ -470,7 +499,8 @@ export class ShardRuntime implements ContextHost {
     return kept
   }
 
-  private commitFailed (states: ReadonlyArray<readonly [string, Uint8Array | null]>, effects: Effect[], err: unknown): void {
+  private commitFailed (states: ReadonlyArray<readonly [string, Uint8Array | null]>, effects: Effect[], err: unknown, quota: QuotaBatch | null): void {
+    if (quota !== null) this.quotas.failed(quota)
     const error = new StorageError(`commit failed: ${messageOf(err)}`)
     for (const [id] of states) {
       const cell = this.table.get(id, hashId(id))
@@ -594,6 +624,7 @@ export class ShardRuntime implements ContextHost {
     else if ((cell.flags & kDropped) !== 0) return
     cell.flags |= kDropped
     if ((cell.flags & kLimited) !== 0) this.limits!.dropped(cell as LimitedCell, this.clock.now())
+    if ((cell.flags & kCounted) !== 0) this.quotas.release(cell)
   }
 
   private reject (env: Envelope, method: string, error: ShoalError): void {

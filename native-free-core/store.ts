@@ -11,6 +11,8 @@
 /** One group commit: states to write (`null` deletes the agent). */
 export interface WriteBatch {
   readonly states: ReadonlyArray<readonly [id: string, bytes: Uint8Array | null]>
+  /** Net agents created per quota by this batch (quota-store.ts), applied in the same transaction. */
+  readonly quotaDeltas?: ReadonlyArray<readonly [quota: string, delta: number]> | null
 }
 
 export interface Store {
@@ -25,6 +27,8 @@ export interface Store {
   close (): Promise<void> | void
 }
 
+import type { QuotaRecords } from './quota-store.ts'
+
 /**
  * Committed snapshots in memory, as one-byte strings: a 4-byte state costs a 24-byte
  * string where a Uint8Array would cost ~200 bytes of object, ArrayBuffer and backing
@@ -35,9 +39,11 @@ export interface MemoryStoreOptions {
   readonly stringToBytes?: (s: string) => Uint8Array
 }
 
-export class MemoryStore implements Store {
+export class MemoryStore implements Store, QuotaRecords {
   readonly durable = false
   private readonly states = new Map<string, string>()
+  private readonly limits = new Map<string, number>()
+  private readonly counts = new Map<string, number>()
   private readonly toStr: (bytes: Uint8Array) => string
   private readonly toBytes: (s: string) => Uint8Array
 
@@ -60,7 +66,24 @@ export class MemoryStore implements Store {
       if (bytes === null) this.states.delete(id)
       else this.states.set(id, this.toStr(bytes))
     }
+    if (batch.quotaDeltas != null) {
+      for (const [quota, delta] of batch.quotaDeltas) this.counts.set(quota, (this.counts.get(quota) ?? 0) + delta)
+    }
     return undefined
+  }
+
+  quotaLimits (): Iterable<readonly [string, number]> {
+    return [...this.limits]
+  }
+
+  putQuotaLimit (quota: string, limit: number | null): undefined {
+    if (limit === null) this.limits.delete(quota)
+    else this.limits.set(quota, limit)
+    return undefined
+  }
+
+  quotaCounts (): Iterable<readonly [string, number]> {
+    return [...this.counts].filter(([, n]) => n !== 0)
   }
 
   * ids (prefix: string): Iterable<string> {

@@ -18,15 +18,17 @@ export class RefAddress {
   readonly id: string
   readonly hash: number
   readonly info: TypeInfo
+  readonly quota: string
   idBytes: Uint8Array | null = null
   uses = 0
   lastMethod = ''
   lastMethodInfo: MethodInfo | null = null
 
-  constructor (id: string, hash: number, info: TypeInfo) {
+  constructor (id: string, hash: number, info: TypeInfo, quota: string) {
     this.id = id
     this.hash = hash
     this.info = info
+    this.quota = quota
   }
 }
 
@@ -49,7 +51,7 @@ export class AgentRef<D extends AgentDefinition = AgentDefinition> implements Ag
     this.type = info.type
     this.key = key
     this.#target = target
-    this.#to = new RefAddress(id, hash, info)
+    this.#to = new RefAddress(id, hash, info, quota)
   }
 
   /** Run a command or query and wait for its reply (a command's reply waits for its commit). */

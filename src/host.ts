@@ -44,6 +44,9 @@ import { OffloadPool } from './offload-pool.ts'
 import { readWorkerStats } from './host-stats.ts'
 import type { HostStats } from './host-stats.ts'
 import { hostMetrics } from './metrics.ts'
+import { HostQuotas } from './host-quotas.ts'
+import type { QuotaUpdate, Quotas } from './host-quotas.ts'
+import { QuotaGate } from '../native-free-core/quota-gate.ts'
 import { FRAME_STATE, FRAME_TASK_DONE } from './frame-codec.ts'
 import { Follows } from './follow.ts'
 import type { FollowOptions, Subscription } from './follow.ts'
@@ -83,6 +86,8 @@ class WorkerSlot {
   recentCrashes: number[] = []
   lastError: Error | null = null
   ready = false
+  /** Quota updates this worker has not acknowledged yet, by sequence number. */
+  readonly quotaAcks = new Map<number, () => void>()
   readonly thread: number
   constructor (thread: number) {
     this.thread = thread
@@ -100,6 +105,10 @@ export class Host extends EventEmitter<HostEvents> implements RefTarget {
   private readonly localStore: MemoryStore | null = null
   private readonly pool: OffloadPool | null
   private readonly follows: Follows
+  /** `host.quotas`: create, change, read and delete quotas. */
+  readonly quotas: Quotas
+  private readonly hostQuotas: HostQuotas
+  private quotaSeq = 0
   private closing: Promise<void> | null = null
   private closed = false
 
@@ -125,10 +134,15 @@ export class Host extends EventEmitter<HostEvents> implements RefTarget {
       unsubscribe: (sub) => { if (!this.closed) this.sendFollow(sub, MSG_UNFOLLOW) }
     })
     this.pool = options.offload === null ? null : new OffloadPool(options.offload)
+    if (options.workers === 0) this.localStore = new MemoryStore(memoryStoreOptions)
+    // quota limits persist through QuotaRecords: the local store, or (until the durable
+    // store opens one environment for every thread) a memory store of the main thread's own
+    this.hostQuotas = new HostQuotas(this.mesh.threads, this.localStore ?? new MemoryStore(), (u) => this.broadcastQuota(u))
+    this.quotas = this.hostQuotas
     if (options.workers === 0) {
       const pool = this.pool
-      this.localStore = new MemoryStore(memoryStoreOptions)
       this.loop.runtime = new ShardRuntime({
+        quotas: new QuotaGate(this.hostQuotas.directory, this.hostQuotas.counters, 0),
         registry,
         store: this.localStore,
         codec: stateCodec,
@@ -167,9 +181,7 @@ export class Host extends EventEmitter<HostEvents> implements RefTarget {
     const info = this.registry.get(isAgentDefinition(type) ? type.type : type) ?? this.registry.require(checkName('type', type))
     checkKey(key)
     const quota = options?.quota === undefined ? DEFAULT_QUOTA : checkName('quota', options.quota)
-    if (quota !== DEFAULT_QUOTA) {
-      throw new UnknownQuotaError(`quota ${JSON.stringify(quota)} does not exist`, { quota })
-    }
+    if (quota !== DEFAULT_QUOTA && !this.hostQuotas.has(quota)) throw unknownQuota(quota)
     const id = idString(quota, info.type, key)
     if (id.length * 3 > MAX_ID_BYTES && utf8Length(id) > MAX_ID_BYTES) {
       throw new InvalidArgumentError(`agent id is longer than ${MAX_ID_BYTES} UTF-8 bytes`, { type: info.type, quota })
@@ -231,6 +243,7 @@ export class Host extends EventEmitter<HostEvents> implements RefTarget {
   /** @internal RefTarget */
   follow (to: RefAddress, options: FollowOptions | undefined): AsyncIterableIterator<unknown> {
     if (this.closed || this.closing !== null) throw new HostClosedError()
+    if (to.quota !== DEFAULT_QUOTA && !this.hostQuotas.has(to.quota)) throw unknownQuota(to.quota)
     return this.follows.open(to, options)
   }
 
@@ -248,6 +261,7 @@ export class Host extends EventEmitter<HostEvents> implements RefTarget {
 
   /** The method of a ref's type; from the second message on, the ref keeps its id's bytes. */
   private resolve (to: RefAddress, method: string): MethodInfo {
+    if (to.quota !== DEFAULT_QUOTA && !this.hostQuotas.has(to.quota)) throw unknownQuota(to.quota)
     if (++to.uses === 2) to.idBytes = Buffer.from(to.id, 'utf8')
     if (method === to.lastMethod && to.lastMethodInfo !== null) return to.lastMethodInfo
     const m = this.registry.method(to.info, method)
@@ -273,7 +287,8 @@ export class Host extends EventEmitter<HostEvents> implements RefTarget {
     return hostMetrics(this.mesh, this.ownerThreads(), (t) => this.slots[t - 1]?.restarts ?? 0, {
       pendingCalls: this.pending.size,
       followers: this.follows.size,
-      offload: this.pool?.stats() ?? null
+      offload: this.pool?.stats() ?? null,
+      quotas: this.hostQuotas.list()
     })
   }
 
@@ -341,7 +356,8 @@ export class Host extends EventEmitter<HostEvents> implements RefTarget {
       maxMessageBytes: this.options.maxMessageBytes,
       listeners: this.agentErrorListeners.buffer as SharedArrayBuffer,
       clock: this.options.testClock,
-      offload: this.pool !== null
+      offload: this.pool !== null,
+      quotas: this.hostQuotas.snapshot()
     }
     const worker = new Worker(workerUrl, { workerData: data })
     slot.worker = worker
@@ -354,11 +370,15 @@ export class Host extends EventEmitter<HostEvents> implements RefTarget {
           resolve()
         } else if (m.type === 'agent-errors') {
           for (const e of m.errors) this.emitAgentError(e.id, e.method, e.error)
+        } else if (m.type === 'quota-ack') {
+          slot.quotaAcks.get(m.seq)?.()
         }
       })
       worker.on('error', (err) => { slot.lastError = err })
       worker.on('exit', (code) => {
         if (slot.worker !== worker) return
+        // its replacement starts from the whole directory: nothing to wait for
+        for (const ack of [...slot.quotaAcks.values()]) ack()
         slot.worker = null
         if (!slot.ready) {
           reject(slot.lastError ?? new ShoalError(`worker ${slot.thread} exited with code ${code} during startup`))
@@ -384,6 +404,8 @@ export class Host extends EventEmitter<HostEvents> implements RefTarget {
     renewRings(this.mesh, t)
     this.loop.attach(t)
     this.follows.renew(t)
+    // the dead worker's uncommitted reservations died with it; with a memory store, so did its agents
+    this.hostQuotas.counters.resetThread(t, this.options.dataDir === undefined)
     for (const other of this.slots) {
       if (other === slot || other.worker === null) continue
       other.worker.postMessage({
@@ -403,6 +425,24 @@ export class Host extends EventEmitter<HostEvents> implements RefTarget {
         if (!this.closed) this.restart(slot, -1)
       })
     }, backoff)
+  }
+
+  /** Send a directory change to every worker and wait until each has applied it (or died). */
+  private broadcastQuota (update: QuotaUpdate): Promise<void> {
+    const seq = ++this.quotaSeq
+    const waits: Array<Promise<void>> = []
+    for (const slot of this.slots) {
+      const worker = slot.worker
+      if (worker === null) continue // restarting: the replacement gets the whole directory
+      waits.push(new Promise<void>((resolve) => {
+        slot.quotaAcks.set(seq, () => {
+          slot.quotaAcks.delete(seq)
+          resolve()
+        })
+      }))
+      worker.postMessage({ type: 'quota', seq, ...update } satisfies ControlMessage)
+    }
+    return Promise.all(waits).then(() => {})
   }
 
   /** A worker's `ctx.offload`: run it on the pool, send the result back to that incarnation of the worker. */
@@ -427,6 +467,10 @@ export class Host extends EventEmitter<HostEvents> implements RefTarget {
     if (this.agentErrorListeners[0] === 0) return
     this.emit('agent-error', { id: id === '' ? null : parseId(id), method, error: errorFromWire(error) })
   }
+}
+
+function unknownQuota (quota: string): UnknownQuotaError {
+  return new UnknownQuotaError(`quota ${JSON.stringify(quota)} does not exist (create it with host.quotas.set)`, { quota })
 }
 
 function delay (ms: number): Promise<void> {

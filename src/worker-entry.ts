@@ -18,6 +18,9 @@ import { AgentErrorReporter } from './agent-error-reporter.ts'
 import { TestClock } from './test-clock.ts'
 import { OffloadClient } from './offload-client.ts'
 import { FRAME_TASK_DONE } from './frame-codec.ts'
+import type { QuotaSnapshot, QuotaUpdate } from './host-quotas.ts'
+import { QuotaCounters } from '../native-free-core/quota-counters.ts'
+import { QuotaDirectory, QuotaGate } from '../native-free-core/quota-gate.ts'
 import type { AgentErrorReport } from './agent-error-reporter.ts'
 
 export interface WorkerData {
@@ -32,16 +35,20 @@ export interface WorkerData {
   readonly clock: SharedArrayBuffer | null
   /** The host has an offload pool (on the main thread). */
   readonly offload: boolean
+  /** The quota directory and counter chunks as they were when the worker was spawned. */
+  readonly quotas: QuotaSnapshot
 }
 
 export type ControlMessage =
   | { readonly type: 'attach', readonly peer: number, readonly out: SharedArrayBuffer | null, readonly in: SharedArrayBuffer | null }
   | { readonly type: 'stop' }
+  | ({ readonly type: 'quota', readonly seq: number } & QuotaUpdate)
 
 export type WorkerMessage =
   | { readonly type: 'ready' }
   | { readonly type: 'stopped' }
   | { readonly type: 'agent-errors', readonly errors: readonly AgentErrorReport[], readonly dropped: number }
+  | { readonly type: 'quota-ack', readonly seq: number }
 
 const data = workerData as WorkerData
 const port = parentPort!
@@ -62,8 +69,12 @@ const loop = new ThreadLoop({
 })
 const offload = data.offload ? new OffloadClient(loop) : null
 const store = new MemoryStore(memoryStoreOptions)
+const quotaDirectory = new QuotaDirectory()
+for (const [quota, slot, limit] of data.quotas.entries) quotaDirectory.set(quota, slot, limit)
+const quotaCounters = new QuotaCounters(data.mesh.threads, data.quotas.chunks)
 loop.runtime = new ShardRuntime({
   registry,
+  quotas: new QuotaGate(quotaDirectory, quotaCounters, data.index),
   store,
   codec: stateCodec,
   output: loop,
@@ -78,6 +89,11 @@ port.on('message', (m: ControlMessage) => {
       break
     case 'stop':
       void stop()
+      break
+    case 'quota':
+      if (m.chunk !== null && !quotaCounters.has(m.slot)) quotaCounters.attach(m.chunk)
+      quotaDirectory.set(m.quota, m.slot, m.limit)
+      post({ type: 'quota-ack', seq: m.seq })
       break
   }
 })
