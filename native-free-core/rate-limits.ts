@@ -22,7 +22,7 @@
  */
 import { Cell, kLimited } from './cell.ts'
 import type { TypeInfo } from './registry.ts'
-import { TokenBucket, kBucketBurst, kBucketFullAt, kBucketPerMs, kBucketStride } from './token-bucket.ts'
+import { TokenBucket, kBucketBurst, kBucketFullAt, kBucketPerMs, kBucketSlack, kBucketStride } from './token-bucket.ts'
 
 /** A cell of a rate-limited type: its bucket's GCRA state (token-bucket.ts). */
 export class LimitedCell extends Cell {
@@ -39,12 +39,17 @@ const MAX_KEPT = 1_000_000
 export class RateLimits {
   /** Per type: [perMs, burst, fullAt scratch], the record form of TokenBucket; null when unlimited. */
   private readonly records: ReadonlyArray<Float64Array | null>
+  /** Per type index, unpacked for the hot path (NaN when unlimited). */
+  private readonly perMs: Float64Array
+  private readonly burst: Float64Array
   /** Buckets of dropped cells that had not refilled yet: id → fullAt. */
   private kept = new Map<string, number>()
   private sweepAt = 1024
 
   private constructor (records: ReadonlyArray<Float64Array | null>) {
     this.records = records
+    this.perMs = Float64Array.from(records, (r) => r?.[kBucketPerMs] ?? NaN)
+    this.burst = Float64Array.from(records, (r) => r?.[kBucketBurst] ?? NaN)
   }
 
   /** The limits of a registry's types, or null when no type has one (nothing to check, ever). */
@@ -73,13 +78,19 @@ export class RateLimits {
 
   /** Take one token; returns 0 when granted, else the milliseconds until one is available. */
   take (cell: LimitedCell, nowMs: number): number {
-    const r = this.records[cell.info.index]!
-    r[kBucketFullAt] = cell.fullAt
-    if (TokenBucket.tryTakeAt(r, 0, nowMs)) {
-      cell.fullAt = r[kBucketFullAt]!
+    // TokenBucket.tryTakeAt's GCRA step, inlined without its argument checks (the
+    // runtime's clock is trusted): this runs on every message to a limited agent
+    const t = cell.info.index
+    const at = nowMs * this.perMs[t]!
+    const fullAt = cell.fullAt
+    const next = (fullAt > at ? fullAt : at) + 1
+    if (next - at <= this.burst[t]! + Math.abs(at) * kBucketSlack) {
+      cell.fullAt = next
       return 0
     }
     // the bucket holds `tokens` < 1: one more token takes (1 - tokens) / perMs
+    const r = this.records[t]!
+    r[kBucketFullAt] = fullAt
     const wait = (1 - TokenBucket.tokensAt(r, 0, nowMs)) / r[kBucketPerMs]!
     return wait > 0 ? wait : Number.MIN_VALUE
   }
