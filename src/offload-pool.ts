@@ -13,10 +13,13 @@
  * machine with 2 workers and maxThreads 2, four CPU-bound threads fighting for two cores
  * besides the workers themselves — and a burst on one worker could not use another
  * worker's idle pool threads. The price of one shared pool is one more hop each way on
- * the rings (worker → main → worker), measured in bench/offload.bench.ts: a no-op task
- * round trip through the engine against `pool.run` called straight from the main thread
- * (figures in bench/RESULTS.md). The rings carry the request and result as frames, never
- * one postMessage per task from the workers (piscina itself posts to its threads).
+ * the rings (worker → main → worker), measured in bench/tenancy.bench.ts: a no-op task
+ * adds ≈ 100–130 µs (p50) to a call whose handler awaits it, against ≈ 30 µs for
+ * `pool.run` called straight from the main thread — two extra wake-ups of parked
+ * threads (≈ 40 µs each, DESIGN §3). Negligible for the work offload is for (ms of CPU
+ * or blocking I/O); not worth it for microsecond tasks. The rings carry the request and
+ * result as frames, never one postMessage per task from the workers (piscina itself
+ * posts to its own threads).
  *
  * Values: an input crosses a ring (msgpack: the payload rules), then piscina's structured
  * clone; a result the same way back. So a `Map` returned by a task arrives as an object
