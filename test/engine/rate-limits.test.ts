@@ -8,7 +8,9 @@ import assert from 'node:assert/strict'
 import { RateLimitedError } from '../../src/index.ts'
 import type { AgentErrorEvent } from '../../src/index.ts'
 import { TestClock, kTestClock } from '../../src/test-clock.ts'
-import { keyOn, startHost } from './helpers.ts'
+import { createHost } from '../../src/index.ts'
+import type { HostOptions } from '../../src/index.ts'
+import { agentsUrl, keyOn, startHost } from './helpers.ts'
 
 test('a limited agent refuses excess messages with RateLimitedError until time passes', async () => {
   const clock = new TestClock(5_000)
@@ -58,4 +60,11 @@ test('casts and ctx.sends over the limit are dropped and reported as agent error
   } finally {
     await host.close()
   }
+})
+
+test('the test clock hook refuses anything but a TestClock', async () => {
+  await assert.rejects(createHost({ agents: agentsUrl, workers: 1, [kTestClock]: { now: () => 0 } } as unknown as HostOptions), (err: unknown) => {
+    const e = err as { code: string, data: { option: string } }
+    return e.code === 'SHOAL_ERR_INVALID_OPTION' && e.data.option === '[kTestClock]'
+  })
 })
