@@ -19,6 +19,18 @@
  * command on such an agent its state is encoded into `snapshots`, and a throw restores
  * it. A batch whose agent's last turn was followed by no other then commits the
  * snapshot bytes as-is (kSnapFresh), so each persisted command costs one encode.
+ *
+ * `ctx.storage` writes (agent-storage.ts) ride in the same batch: a turn's writes join
+ * the open batch when it succeeds and are dropped when it throws.
+ *
+ * Effectively-once sends (with a durable store). A durable agent's `ctx.send` is an
+ * outbox record written in its turn's batch and released after that batch commits. The
+ * receiver applies it only while the record still exists, and removes the record in the
+ * batch of the turn that applied it — one transaction, so "applied" and "removed" are
+ * the same fact. A crash before that commit leaves the record, which is delivered again
+ * (`redeliver`); a copy arriving after it finds no record and is dropped. Keys are
+ * incarnation × 2^32 + sequence: the sender's thread takes a fresh incarnation from the
+ * store whenever it starts, so a key is never reused.
  */
 import { keyOf, idOf, typeOf } from './agent-id.ts'
 import type { AgentAddress } from './agent-id.ts'
@@ -26,10 +38,10 @@ import { Cell, kBusy, kCounted, kDeactivate, kDelete, kDirty, kDropped, kLimited
 import { systemClock } from './clock.ts'
 import type { Clock } from './clock.ts'
 import { AgentTable } from './agent-table.ts'
-import { Envelope, MSG_CALL, MSG_FOLLOW, MSG_UNFOLLOW } from './envelope.ts'
+import { Envelope, MSG_CALL, MSG_FOLLOW, MSG_SEND, MSG_UNFOLLOW } from './envelope.ts'
 import {
-  AgentError, DecodeError, EncodeError, InvalidArgumentError, OffloadError, RateLimitedError, ShoalError, StorageError, UnknownAgentTypeError, UnknownMethodError,
-  messageOf, toWire
+  AgentError, DecodeError, EncodeError, InvalidArgumentError, MessageTooLargeError, OffloadError, RateLimitedError, ShoalError,
+  StorageError, UnknownAgentTypeError, UnknownMethodError, messageOf, toWire
 } from './errors.ts'
 import type { WireError } from './errors.ts'
 import { hashId } from './hash.ts'
@@ -42,7 +54,9 @@ import type { QuotaBatch } from './quota-gate.ts'
 import { RateLimits } from './rate-limits.ts'
 import type { LimitedCell } from './rate-limits.ts'
 import type { AgentRegistry, MethodInfo, TypeInfo } from './registry.ts'
-import type { Store } from './store.ts'
+import { MAX_INCARNATION } from './store.ts'
+import type { OutboxRecord, Store } from './store.ts'
+import { StorageOverlay } from './agent-storage.ts'
 import { OutboundSend, TurnContext } from './turn-context.ts'
 import type { ContextHost } from './turn-context.ts'
 
@@ -55,7 +69,8 @@ export interface ValueCodec {
 /** Where the runtime's effects go: the host's rings, or the simulator's queues. */
 export interface RuntimeOutput {
   reply (replyTo: number, callId: number, ok: boolean, value: unknown): void
-  send (id: string, hash: number, typeIdx: number, methodIdx: number, payload: unknown): void
+  /** `outboxKey` is non-zero for a durable send: the receiver needs it to apply the send once. */
+  send (id: string, hash: number, typeIdx: number, methodIdx: number, payload: unknown, outboxKey: number): void
   /** An async turn settled outside the host loop: run `commit()` and flush soon. */
   wake (): void
   /** A handler failed, or a message could not be handled (for events and dead letters). */
@@ -74,6 +89,8 @@ export interface ShardRuntimeOptions {
   readonly codec: ValueCodec
   readonly output: RuntimeOutput
   readonly offload?: (name: string, input: unknown) => Promise<unknown>
+  /** Largest encoded durable send: checked in the handler, since a stored send must be deliverable. */
+  readonly maxMessageBytes?: number
   /** Time for rate limits. Default: `performance.now()`. */
   readonly clock?: Clock
   /** Real time for commit latency (stats only). Default: `performance.now()`. */
@@ -102,6 +119,8 @@ class Effect {
 }
 
 interface Inflight { readonly bytes: Uint8Array | null, readonly seq: number }
+/** A commit in flight's storage changes of one agent. */
+interface InflightStorage { readonly overlay: StorageOverlay, readonly seq: number }
 
 export class ShardRuntime implements ContextHost {
   readonly registry: AgentRegistry
@@ -117,6 +136,8 @@ export class ShardRuntime implements ContextHost {
   busy = 0
   commits = 0
   committedStates = 0
+  /** Durable sends dropped because they had already been applied. */
+  duplicateSends = 0
   /** Messages refused by a rate limit. */
   rateLimited = 0
   readonly clock: Clock
@@ -125,14 +146,14 @@ export class ShardRuntime implements ContextHost {
   /** Batch sizes and commit latencies. */
   readonly commitStats = new CommitStats()
   private readonly stopwatch: Clock
-
-  private readonly persistent: readonly boolean[]
-  private readonly offloader: ((name: string, input: unknown) => Promise<unknown>) | undefined
   /** Null when no type has a rate limit. */
   readonly limits: RateLimits | null
   /** `ref.follow()` subscriptions to this thread's agents. */
   readonly followers = new Followers()
   readonly quotas: QuotaGate
+
+  private readonly persistent: readonly boolean[]
+  private readonly offloader: ((name: string, input: unknown) => Promise<unknown>) | undefined
   private dirty: Cell[] = []
   private effects: Effect[] = []
   private readonly snapshots = new Map<Cell, Uint8Array>()
@@ -140,6 +161,18 @@ export class ShardRuntime implements ContextHost {
   private readonly inflight = new Map<string, Inflight>()
   private commitSeq = 0
   private lastCommit: Promise<void> | null = null
+  /** `ctx.storage` writes of the open batch, per agent id. */
+  private openStorage = new Map<string, StorageOverlay>()
+  /** `ctx.storage` writes handed to the store and not yet committed, per agent newest first. */
+  private readonly inflightStorage = new Map<string, InflightStorage[]>()
+  private readonly durableOutbox: boolean
+  private readonly maxMessageBytes: number
+  /** Outbox keys applied in the open batch, removed from the store by its commit. */
+  private consumed: number[] = []
+  /** Outbox keys applied and not yet committed as removed (open batch and commits in flight). */
+  private readonly claimed = new Set<number>()
+  private incarnation = 0
+  private sendSeq = 0
 
   constructor (options: ShardRuntimeOptions) {
     this.registry = options.registry
@@ -152,6 +185,10 @@ export class ShardRuntime implements ContextHost {
     this.limits = RateLimits.of(this.registry.types)
     this.quotas = options.quotas ?? new QuotaGate(new QuotaDirectory(), new QuotaCounters(1), 0)
     this.persistent = this.registry.types.map((t) => options.store !== null && t.def.durable !== false)
+    this.durableOutbox = options.store?.durable === true
+    this.maxMessageBytes = options.maxMessageBytes ?? Number.POSITIVE_INFINITY
+    // taken now, at the thread's start, not in the middle of building a batch
+    if (this.durableOutbox) this.takeIncarnation()
   }
 
   get activeAgents (): number {
@@ -160,7 +197,7 @@ export class ShardRuntime implements ContextHost {
 
   /** True when a batch is open or commits are in flight. */
   get pendingCommit (): boolean {
-    return this.dirty.length !== 0 || this.effects.length !== 0 || this.lastCommit !== null
+    return this.dirty.length !== 0 || this.effects.length !== 0 || this.consumed.length !== 0 || this.lastCommit !== null
   }
 
   deliver (env: Envelope): void {
@@ -198,7 +235,7 @@ export class ShardRuntime implements ContextHost {
   }
 
   private commitBatch (): void {
-    if (this.dirty.length === 0 && this.effects.length === 0) return
+    if (this.dirty.length === 0 && this.effects.length === 0 && this.consumed.length === 0) return
     const startedAt = this.stopwatch.now()
     const effects = this.effects
     this.effects = []
@@ -207,14 +244,17 @@ export class ShardRuntime implements ContextHost {
     for (const cell of this.dirty) {
       if ((cell.flags & kDirty) === 0) continue // poisoned and dropped earlier in this batch
       let bytes: Uint8Array | null
-      if ((cell.flags & kDelete) !== 0) bytes = null
-      else if ((cell.flags & kSnapFresh) !== 0) bytes = this.snapshots.get(cell)!
+      if ((cell.flags & kDelete) !== 0) {
+        bytes = null
+        this.openStorage.set(cell.id, this.wipeOverlay(cell.id))
+      } else if ((cell.flags & kSnapFresh) !== 0) bytes = this.snapshots.get(cell)!
       else {
         try {
           bytes = this.codec.encode(cell.state)
         } catch (err) {
           (failed ??= new Map()).set(cell, unencodable(cell, err))
           cell.flags &= ~(kDirty | kSnapFresh)
+          this.openStorage.delete(cell.id)
           this.drop(cell)
           continue
         }
@@ -227,7 +267,21 @@ export class ShardRuntime implements ContextHost {
     this.dirty = []
     this.snapshots.clear()
     const released = failed === null ? effects : this.failEffects(effects, failed)
-    if (states.length === 0) {
+    let outboxPuts: OutboxRecord[] | null = null
+    for (const e of released) {
+      if (e.send?.record != null) {
+        e.send.outboxKey = this.nextOutboxKey();
+        (outboxPuts ??= []).push({ key: e.send.outboxKey, bytes: e.send.record })
+      }
+    }
+    const outboxDeletes = this.consumed.length === 0 ? null : this.consumed
+    this.consumed = []
+    let storage: Map<string, StorageOverlay> | null = null
+    if (this.openStorage.size !== 0) {
+      storage = this.openStorage
+      this.openStorage = new Map()
+    }
+    if (states.length === 0 && storage === null && outboxPuts === null && outboxDeletes === null) {
       this.releaseInOrder(released)
       return
     }
@@ -235,14 +289,37 @@ export class ShardRuntime implements ContextHost {
     this.committedStates += states.length
     this.commitStats.batch(states.length)
     const quota = this.quotas.closeBatch()
+    const seq = ++this.commitSeq
+    if (storage !== null) {
+      for (const [id, overlay] of storage) {
+        const chain = this.inflightStorage.get(id)
+        if (chain === undefined) this.inflightStorage.set(id, [{ overlay, seq }])
+        else chain.unshift({ overlay, seq })
+      }
+    }
+    const settled = (): void => {
+      for (const [id] of states) if (this.inflight.get(id)?.seq === seq) this.inflight.delete(id)
+      if (storage !== null) {
+        for (const id of storage.keys()) {
+          const chain = this.inflightStorage.get(id)
+          if (chain === undefined) continue
+          const i = chain.findIndex((c) => c.seq === seq)
+          if (i >= 0) chain.splice(i, 1)
+          if (chain.length === 0) this.inflightStorage.delete(id)
+        }
+      }
+      if (outboxDeletes !== null) for (const k of outboxDeletes) this.claimed.delete(k)
+    }
     let result: Promise<void> | undefined
     try {
-      result = this.store!.commit(quota === null ? { states } : { states, quotaDeltas: quota.deltas })
+      result = this.store!.commit({ states, storage, outboxPuts, outboxDeletes, quotaDeltas: quota?.deltas ?? null })
     } catch (err) {
+      settled()
       this.commitFailed(states, released, err, quota)
       return
     }
     if (result === undefined) {
+      settled()
       this.commitStats.latency(this.stopwatch.now() - startedAt)
       if (quota !== null) this.quotas.committed(quota)
       if (this.followers.size !== 0) {
@@ -252,16 +329,15 @@ export class ShardRuntime implements ContextHost {
       this.releaseInOrder(released)
       return
     }
-    const seq = ++this.commitSeq
     for (const [id, bytes] of states) this.inflight.set(id, { bytes, seq })
     const done = result.then(() => {
+      settled()
       this.commitStats.latency(this.stopwatch.now() - startedAt)
       if (quota !== null) this.quotas.committed(quota)
-      for (const [id] of states) if (this.inflight.get(id)?.seq === seq) this.inflight.delete(id)
       if (this.followers.size !== 0) this.publish(states)
       this.release(released)
     }, (err: unknown) => {
-      for (const [id] of states) if (this.inflight.get(id)?.seq === seq) this.inflight.delete(id)
+      settled()
       this.commitFailed(states, released, err, quota)
     }).finally(() => {
       if (this.lastCommit === done) this.lastCommit = null
@@ -270,8 +346,11 @@ export class ShardRuntime implements ContextHost {
     this.lastCommit = done
   }
 
-  /** Resolve a `ctx.send` target now, so that mistakes throw inside the handler. */
-  resolveSend (target: AgentAddress, method: string, payload: unknown): OutboundSend {
+  /**
+   * Resolve a `ctx.send` target now, so that mistakes throw inside the handler. A
+   * durable sender's send is encoded now too: it is stored, so it must be deliverable.
+   */
+  resolveSend (from: Cell, target: AgentAddress, method: string, payload: unknown): OutboundSend {
     const info = this.registry.require(target?.type)
     const m = this.registry.method(info, method)
     const id = idOf(target)
@@ -279,7 +358,82 @@ export class ShardRuntime implements ContextHost {
       const refused = this.quotas.admit(id, false) // the quota must exist; the limit is the receiver's business
       if (refused !== null) throw refused
     }
-    return new OutboundSend(id, hashId(id), info.index, m.index, payload)
+    let record: Uint8Array | null = null
+    if (this.durableOutbox && (from.flags & kPersistent) !== 0) {
+      record = this.encodeStored([from.id, id, info.type, m.name, payload], `the payload of ctx.send to ${info.type}.${m.name}`)
+      if (record.length > this.maxMessageBytes) {
+        throw new MessageTooLargeError(`ctx.send to ${info.type}.${m.name}: ${record.length} bytes is over maxMessageBytes (${this.maxMessageBytes})`, { bytes: record.length, maxMessageBytes: this.maxMessageBytes })
+      }
+    }
+    return new OutboundSend(id, hashId(id), info.index, m.index, payload, record)
+  }
+
+  /**
+   * Deliver stored durable sends again (after a crash, or when one may have been lost
+   * with a ring): those addressed to agents `owns` accepts. Copies of sends already
+   * applied are dropped when their turn would run. Returns how many were delivered.
+   */
+  redeliver (records: Iterable<readonly [key: number, bytes: Uint8Array]>, owns: (hash: number) => boolean): number {
+    let n = 0
+    for (const [key, bytes] of records) {
+      if (this.claimed.has(key)) continue
+      let to: string, type: string, method: string, payload: unknown
+      try {
+        [, to, type, method, payload] = this.codec.decode(bytes) as [string, string, string, string, unknown]
+      } catch (err) {
+        this.output.agentError?.('', '', new DecodeError(`a stored send does not decode: ${messageOf(err)}`).toWire())
+        continue
+      }
+      const hash = hashId(to)
+      if (!owns(hash)) continue
+      const env = new Envelope()
+      env.kind = MSG_SEND
+      env.id = to
+      env.hash = hash
+      env.payload = payload
+      env.outboxKey = key
+      const info = this.registry.get(type)
+      const m = info?.byName.get(method)
+      if (info === undefined || m === undefined) {
+        // the definitions changed since it was stored: it can never run, so it is consumed and reported
+        this.claim(key)
+        const error = info === undefined ? new UnknownAgentTypeError(type, this.registry.types.map((t) => t.type)) : new UnknownMethodError(type, method)
+        this.output.agentError?.(to, method, error.toWire())
+        continue
+      }
+      env.typeIdx = info.index
+      env.methodIdx = m.index
+      this.deliver(env)
+      n++
+    }
+    return n
+  }
+
+  // ---- StorageHost ---------------------------------------------------------------
+
+  encodeStored (value: unknown, what: string): Uint8Array {
+    try {
+      return this.codec.encode(value)
+    } catch (err) {
+      throw new EncodeError(`${what} cannot be encoded: ${messageOf(err).replace(/^state cannot be encoded: /, '')}`)
+    }
+  }
+
+  decodeStored (bytes: Uint8Array, what: string): unknown {
+    try {
+      return this.codec.decode(bytes)
+    } catch (err) {
+      throw new DecodeError(`${what} does not decode: ${messageOf(err)}`)
+    }
+  }
+
+  storageBelow (id: string): StorageOverlay[] {
+    const open = this.openStorage.get(id)
+    const chain = this.inflightStorage.get(id)
+    if (chain === undefined) return open === undefined ? kNoLayers : [open]
+    const layers = chain.map((c) => c.overlay)
+    if (open !== undefined) layers.unshift(open)
+    return layers
   }
 
   offload (name: string, input: unknown): Promise<unknown> {
@@ -295,6 +449,20 @@ export class ShardRuntime implements ContextHost {
   /** Resolves when every commit handed to the store so far has completed and released its effects. */
   whenCommitted (): Promise<void> {
     return this.lastCommit ?? Promise.resolve()
+  }
+
+  /**
+   * Ids of resident agents starting with `prefix` that the store may not hold yet: never
+   * committed (or first commit in flight), or of a type kept in memory only. Listing
+   * merges them with the store's.
+   */
+  residentIds (prefix: string): string[] {
+    const ids: string[] = []
+    for (const cell of this.table.values()) {
+      const unsaved = (cell.flags & (kNew | kPersistent)) !== kPersistent || this.inflight.has(cell.id)
+      if (unsaved && cell.id.startsWith(prefix)) ids.push(cell.id)
+    }
+    return ids
   }
 
   /** Drop every resident agent (host shutdown, after the last commit). */
@@ -384,6 +552,7 @@ export class ShardRuntime implements ContextHost {
     return false
   }
 
+
   private turn (cell: Cell, env: Envelope): void {
     if (env.kind >= MSG_FOLLOW) {
       this.follow(env) // queued behind a busy memory-only agent's turn
@@ -392,6 +561,10 @@ export class ShardRuntime implements ContextHost {
     const m = cell.info.methods[env.methodIdx]
     if (m === undefined) {
       this.reject(env, `#${env.methodIdx}`, new UnknownMethodError(cell.info.type, `#${env.methodIdx}`))
+      return
+    }
+    if (env.outboxKey !== 0 && !this.claim(env.outboxKey)) {
+      this.duplicateSends++
       return
     }
     if (m.command && (cell.flags & (kNew | kCounted)) === kNew) {
@@ -451,13 +624,19 @@ export class ShardRuntime implements ContextHost {
         cell.flags |= kDirty
         this.dirty.push(cell)
       }
+      const storage = ctx.turnStorage
+      if (storage !== null && storage.writes !== null) {
+        let open = this.openStorage.get(cell.id)
+        if (open === undefined) this.openStorage.set(cell.id, open = new StorageOverlay())
+        storage.joinTo(open)
+      }
       cell.flags &= ~kSnapFresh
       if (env.kind === MSG_CALL) this.effects.push(new Effect(cell, null, env.replyTo, env.callId, true, value))
       if (ctx.outbox !== null) for (const s of ctx.outbox) this.effects.push(new Effect(cell, s, 0, 0, true, undefined))
       return
     }
     if (env.kind === MSG_CALL) this.output.reply(env.replyTo, env.callId, true, value)
-    if (ctx.outbox !== null) for (const s of ctx.outbox) this.output.send(s.id, s.hash, s.typeIdx, s.methodIdx, s.payload)
+    if (ctx.outbox !== null) for (const s of ctx.outbox) this.output.send(s.id, s.hash, s.typeIdx, s.methodIdx, s.payload, 0)
     // a memory-only agent's state counts as committed once its command's turn has ended
     if (m.command && this.followers.size !== 0 && this.followers.of(cell.id) !== undefined) this.publishTurn(cell)
     if ((cell.flags & (kDeactivate | kDelete)) !== 0 && (cell.flags & kDirty) === 0) this.drop(cell)
@@ -512,6 +691,7 @@ export class ShardRuntime implements ContextHost {
   private poison (cell: Cell, error: ShoalError): void {
     cell.flags &= ~(kDirty | kSnapFresh)
     this.snapshots.delete(cell)
+    this.openStorage.delete(cell.id)
     this.effects = this.failEffects(this.effects, new Map([[cell, error]]))
     this.drop(cell)
     this.output.agentError?.(cell.id, '', error.toWire())
@@ -548,9 +728,45 @@ export class ShardRuntime implements ContextHost {
 
   private release (effects: Effect[]): void {
     for (const e of effects) {
-      if (e.send !== null) this.output.send(e.send.id, e.send.hash, e.send.typeIdx, e.send.methodIdx, e.send.payload)
+      if (e.send !== null) this.output.send(e.send.id, e.send.hash, e.send.typeIdx, e.send.methodIdx, e.send.payload, e.send.outboxKey)
       else this.output.reply(e.replyTo, e.callId, e.ok, e.value)
     }
+  }
+
+  /**
+   * Take a durable send for the open batch, unless it was applied already: its record
+   * is gone, or a turn of this thread applied it and the removal has not committed yet.
+   */
+  private claim (key: number): boolean {
+    if (this.claimed.has(key) || !this.store!.hasOutbox(key)) return false
+    this.claimed.add(key)
+    this.consumed.push(key)
+    return true
+  }
+
+  /**
+   * The storage layer of a delete: everything below is gone. A store wipes the keys it
+   * has committed when the batch is written; keys of commits still in flight are not
+   * there yet, so they are deleted by name too.
+   */
+  private wipeOverlay (id: string): StorageOverlay {
+    const wipe = new StorageOverlay()
+    wipe.wiped = true
+    for (const c of this.inflightStorage.get(id) ?? []) for (const [key, bytes] of c.overlay.entries) if (bytes !== null) wipe.entries.set(key, null)
+    return wipe
+  }
+
+  private nextOutboxKey (): number {
+    if (this.sendSeq === 0xffffffff) this.takeIncarnation()
+    return this.incarnation * 0x100000000 + ++this.sendSeq
+  }
+
+  private takeIncarnation (): void {
+    this.incarnation = this.store!.newIncarnation()
+    if (!(this.incarnation >= 1 && this.incarnation < MAX_INCARNATION)) {
+      throw new StorageError(`the store ran out of outbox incarnations (${this.incarnation})`)
+    }
+    this.sendSeq = 0
   }
 
   /**
@@ -656,10 +872,13 @@ export class ShardRuntime implements ContextHost {
   }
 
   private reject (env: Envelope, method: string, error: ShoalError): void {
+    if (env.outboxKey !== 0) this.claim(env.outboxKey) // a stored send that can never run: consumed, and reported below
     if (env.kind === MSG_CALL) this.output.reply(env.replyTo, env.callId, false, error.toWire())
     this.output.agentError?.(env.id, method, error.toWire())
   }
 }
+
+const kNoLayers: StorageOverlay[] = []
 
 function unencodable (cell: Cell, err: unknown): EncodeError {
   return new EncodeError(`the state of agent ${printable(cell.id)} cannot be encoded: ${messageOf(err)}`, { id: cell.id })

@@ -11,6 +11,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url'
 import { InvalidOptionError } from '../native-free-core/errors.ts'
 import { maxFrameBytes } from '../native-free-core/ring-queue.ts'
 import { TestClock, kTestClock } from './test-clock.ts'
+import type { Durability } from './lmdb-store.ts'
 
 export interface HostOptions {
   /** The module that exports the agent definitions; every worker imports it. A file URL or a path. */
@@ -19,6 +20,12 @@ export interface HostOptions {
   readonly workers?: number
   /** LMDB environment directory for durable state. Omitted: an in-memory store. */
   readonly dataDir?: string
+  /**
+   * When a command is acknowledged (with `dataDir`): `'disk'` (default) once LMDB has
+   * flushed it — it survives kill -9 and power loss; `'os'` once it is committed to the
+   * OS — it survives the process dying, not the machine losing power.
+   */
+  readonly durability?: Durability
   /** Milliseconds per tick of the host clock. Default 1000. */
   readonly tickMs?: number
   /** Largest encoded message (header + id + payload), in bytes. Default 256 KiB. */
@@ -58,6 +65,7 @@ export interface ResolvedHostOptions {
   readonly agents: string
   readonly workers: number
   readonly dataDir: string | undefined
+  readonly durability: Durability
   readonly tickMs: number
   readonly maxMessageBytes: number
   readonly ringBytes: number
@@ -77,7 +85,7 @@ export const defaults = {
   closeTimeoutMs: 10_000
 } as const
 
-const known = new Set(['agents', 'workers', 'dataDir', 'tickMs', 'maxMessageBytes', 'ringBytes', 'callTimeoutMs', 'closeTimeoutMs', 'offload'])
+const known = new Set(['agents', 'workers', 'dataDir', 'durability', 'tickMs', 'maxMessageBytes', 'ringBytes', 'callTimeoutMs', 'closeTimeoutMs', 'offload'])
 const knownOffload = new Set(['filename', 'maxThreads', 'minThreads', 'workerData'])
 
 export function resolveOptions (options: HostOptions): ResolvedHostOptions {
@@ -108,10 +116,18 @@ export function resolveOptions (options: HostOptions): ResolvedHostOptions {
     }
     dataDir = resolve(options.dataDir)
   }
+  const durability = options.durability ?? 'disk'
+  if (durability !== 'disk' && durability !== 'os') {
+    throw new InvalidOptionError('durability', durability, "must be 'disk' (acknowledged once flushed to disk) or 'os' (acknowledged once committed to the OS)")
+  }
+  if (options.durability !== undefined && dataDir === undefined) {
+    throw new InvalidOptionError('durability', durability, 'needs dataDir: without it agents are kept in memory only')
+  }
   return Object.freeze({
     agents: agentsUrl(options.agents),
     workers,
     dataDir,
+    durability,
     tickMs: number('tickMs', options.tickMs ?? defaults.tickMs, 1, 86_400_000),
     maxMessageBytes,
     ringBytes,

@@ -7,13 +7,14 @@
  */
 import { parentPort, workerData } from 'node:worker_threads'
 import { ShardRuntime } from '../native-free-core/shard-runtime.ts'
-import { MemoryStore } from '../native-free-core/store.ts'
 import type { WireError } from '../native-free-core/errors.ts'
 import { ThreadLoop } from './thread-loop.ts'
 import { loadRegistry } from './load-agents.ts'
 import { stateCodec } from './codec.ts'
 import type { Mesh } from './mesh.ts'
-import { memoryStoreOptions } from './memory-store-options.ts'
+import { openStore } from './open-store.ts'
+import type { Durability } from './lmdb-store.ts'
+import { OutboxRedelivery } from './outbox-redelivery.ts'
 import { AgentErrorReporter } from './agent-error-reporter.ts'
 import { TestClock } from './test-clock.ts'
 import { OffloadClient } from './offload-client.ts'
@@ -29,6 +30,8 @@ export interface WorkerData {
   readonly fingerprint: string
   readonly mesh: Mesh
   readonly maxMessageBytes: number
+  readonly dataDir: string | undefined
+  readonly durability: Durability
   /** Int32 word: number of 'agent-error' listeners on the host (reports are skipped at 0). */
   readonly listeners: SharedArrayBuffer
   /** A TestClock's buffer (tests), or null for `performance.now()`. */
@@ -43,12 +46,19 @@ export type ControlMessage =
   | { readonly type: 'attach', readonly peer: number, readonly out: SharedArrayBuffer | null, readonly in: SharedArrayBuffer | null }
   | { readonly type: 'stop' }
   | ({ readonly type: 'quota', readonly seq: number } & QuotaUpdate)
+  /**
+   * Ids starting with `prefix` that the main thread cannot read from LMDB itself: resident
+   * agents never committed or kept in memory only, plus, without LMDB, this thread's
+   * memory store. Answered with 'listed'.
+   */
+  | { readonly type: 'list', readonly req: number, readonly prefix: string }
 
 export type WorkerMessage =
   | { readonly type: 'ready' }
   | { readonly type: 'stopped' }
   | { readonly type: 'agent-errors', readonly errors: readonly AgentErrorReport[], readonly dropped: number }
   | { readonly type: 'quota-ack', readonly seq: number }
+  | { readonly type: 'listed', readonly req: number, readonly ids: readonly string[] }
 
 const data = workerData as WorkerData
 const port = parentPort!
@@ -68,19 +78,22 @@ const loop = new ThreadLoop({
   onResult: (kind, id, ok, value) => { if (kind === FRAME_TASK_DONE) offload?.settle(id, ok, value) }
 })
 const offload = data.offload ? new OffloadClient(loop) : null
-const store = new MemoryStore(memoryStoreOptions)
+const store = openStore(data.dataDir, data.durability)
 const quotaDirectory = new QuotaDirectory()
 for (const [quota, slot, limit] of data.quotas.entries) quotaDirectory.set(quota, slot, limit)
 const quotaCounters = new QuotaCounters(data.mesh.threads, data.quotas.chunks)
-loop.runtime = new ShardRuntime({
+const runtime = new ShardRuntime({
   registry,
-  quotas: new QuotaGate(quotaDirectory, quotaCounters, data.index),
   store,
   codec: stateCodec,
   output: loop,
+  maxMessageBytes: data.maxMessageBytes,
+  quotas: new QuotaGate(quotaDirectory, quotaCounters, data.index),
   ...(data.clock !== null ? { clock: TestClock.reader(data.clock) } : {}),
   ...(offload !== null ? { offload: (name: string, input: unknown) => offload.run(name, input) } : {})
 })
+loop.runtime = runtime
+const redelivery = store.durable ? new OutboxRedelivery(runtime, store, (hash) => loop.ownerOf(hash) === data.index, () => loop.wake()) : null
 
 port.on('message', (m: ControlMessage) => {
   switch (m.type) {
@@ -95,10 +108,19 @@ port.on('message', (m: ControlMessage) => {
       quotaDirectory.set(m.quota, m.slot, m.limit)
       post({ type: 'quota-ack', seq: m.seq })
       break
+    case 'list':
+      post({ type: 'listed', req: m.req, ids: threadIds(m.prefix) })
+      break
   }
 })
 
+function threadIds (prefix: string): string[] {
+  const resident = runtime.residentIds(prefix)
+  return store.durable ? resident : [...store.ids(prefix), ...resident]
+}
+
 async function stop (): Promise<void> {
+  redelivery?.stop()
   await loop.drainAndStop()
   await store.close()
   reporter.flush()
@@ -107,4 +129,5 @@ async function stop (): Promise<void> {
 }
 
 loop.start()
+redelivery?.start()
 post({ type: 'ready' })

@@ -43,6 +43,11 @@ class FlakyStore implements Store {
   constructor (inner = new MemoryStore()) { this.inner = inner }
   getState (id: string): Uint8Array | undefined { return this.inner.getState(id) }
   ids (prefix: string): Iterable<string> { return this.inner.ids(prefix) }
+  getStorage (id: string, key: string): Uint8Array | undefined { return this.inner.getStorage(id, key) }
+  listStorage (id: string, prefix: string, start: string | undefined): Iterable<readonly [string, Uint8Array]> { return this.inner.listStorage(id, prefix, start) }
+  hasOutbox (key: number): boolean { return this.inner.hasOutbox(key) }
+  outbox (): Iterable<readonly [number, Uint8Array]> { return this.inner.outbox() }
+  newIncarnation (): number { return this.inner.newIncarnation() }
   close (): void {}
   commit (batch: WriteBatch): Promise<void> {
     if (this.failNext) {
