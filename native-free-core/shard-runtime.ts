@@ -810,7 +810,9 @@ export class ShardRuntime implements ContextHost {
       } catch (err) {
         throw new StorageError(`reading agent ${printable(id)} failed: ${messageOf(err)}`, { id })
       }
-      if (bytes !== undefined) return bytes
+      // a plain view of exactly the state: lmdb-js's fast reads return a Buffer whose
+      // byteLength is its whole read buffer, which TypedArray.set would copy past the end
+      if (bytes !== undefined) return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.length)
     }
     return this.encodeFor(id, this.initialOf(info, id))
   }
