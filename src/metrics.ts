@@ -15,7 +15,7 @@
  * expects. Counters restart from zero when a worker restarts (its stats words are reset),
  * which Prometheus' rate() treats as a counter reset.
  */
-import promClient from 'prom-client'
+import type { AggregatorRegistry as AggregatorRegistryType } from 'prom-client'
 import {
   BATCH_BOUNDS, LATENCY_BOUNDS_MS, kCommitLatencyBuckets, kCommitLatencyCount, kCommitLatencySumMs, kCommitBatchBuckets
 } from '../native-free-core/commit-stats.ts'
@@ -27,10 +27,15 @@ import type { Mesh } from './mesh.ts'
 import { inboundDepth } from './host-stats.ts'
 import type { OffloadStats } from './offload-pool.ts'
 
-const { AggregatorRegistry } = promClient
+/**
+ * The content type of `host.metrics()`'s text, for an HTTP response: prom-client's
+ * `Registry.PROMETHEUS_CONTENT_TYPE`, written out so that importing shoal does not load
+ * prom-client (≈ 75 ms) — test/engine/metrics.test.ts checks they agree.
+ */
+export const metricsContentType = 'text/plain; version=0.0.4; charset=utf-8'
 
-/** The content type of `host.metrics()`'s text, for an HTTP response. */
-export const metricsContentType: string = promClient.Registry.PROMETHEUS_CONTENT_TYPE
+/** prom-client, loaded at the first scrape. */
+let aggregator: Promise<typeof AggregatorRegistryType> | null = null
 
 type Labels = Record<string, string | number>
 interface Value { value: number, labels: Labels, metricName?: string }
@@ -117,5 +122,6 @@ function hostMetricsJson (figures: HostFigures): MetricJson[] {
 export async function hostMetrics (mesh: Mesh, threads: readonly number[], restarts: (thread: number) => number, figures: HostFigures): Promise<string> {
   const all: MetricJson[][] = threads.map((t) => threadMetrics(mesh, t, restarts(t)))
   all.push(hostMetricsJson(figures))
-  return AggregatorRegistry.aggregate(all).metrics()
+  aggregator ??= import('prom-client').then((m) => m.default.AggregatorRegistry)
+  return (await aggregator).aggregate(all).metrics()
 }

@@ -29,7 +29,7 @@
  * `data.name` (the thrown error's name, as structured clone keeps it: built-in error
  * names survive, a custom class arrives as 'Error') and `data.task`.
  */
-import { Piscina } from 'piscina'
+import type { Piscina } from 'piscina'
 import { OffloadError, ShoalError, messageOf } from '../native-free-core/errors.ts'
 import type { ResolvedOffloadOptions } from './options.ts'
 
@@ -51,13 +51,19 @@ export class OffloadPool {
   private failed = 0
   private closed = false
 
-  constructor (options: ResolvedOffloadOptions) {
-    this.pool = new Piscina({
+  private constructor (pool: Piscina) {
+    this.pool = pool
+  }
+
+  /** Load piscina (only hosts that offload pay for its import) and start the pool. */
+  static async start (options: ResolvedOffloadOptions): Promise<OffloadPool> {
+    const { Piscina } = await import('piscina')
+    return new OffloadPool(new Piscina({
       filename: options.filename,
       maxThreads: options.maxThreads,
       minThreads: options.minThreads,
       ...(options.workerData !== undefined ? { workerData: options.workerData } : {})
-    })
+    }))
   }
 
   /** Run export `name` of the tasks module on a pool thread. Rejects with OffloadError. */

@@ -6,7 +6,9 @@
  */
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
+import promClient from 'prom-client'
 import { keyOn, startHost } from './helpers.ts'
+import { metricsContentType } from '../../src/index.ts'
 import type { Host } from '../../src/index.ts'
 
 /** `name{labels} value` lines of a Prometheus exposition. */
@@ -67,6 +69,7 @@ test('stats and metrics count commit batches and latencies on every worker, and 
     assert.equal(m.get('shoal_pending_calls'), 0)
     assert.equal(m.get('shoal_rate_limited_total'), 0)
     assert.equal(m.has('shoal_offload_threads'), false, 'no pool, no pool metrics')
+    assert.equal(metricsContentType, promClient.Registry.PROMETHEUS_CONTENT_TYPE)
   } finally {
     await host.close()
   }
