@@ -32,16 +32,16 @@
  * incarnation × 2^32 + sequence: the sender's thread takes a fresh incarnation from the
  * store whenever it starts, so a key is never reused.
  */
-import { keyOf, idOf, typeOf } from './agent-id.ts'
+import { keyOf, idOf } from './agent-id.ts'
 import type { AgentAddress } from './agent-id.ts'
 import { Cell, kBusy, kCounted, kDeactivate, kDelete, kDirty, kDropped, kLimited, kNew, kPersistent, kSnapFresh } from './cell.ts'
 import { systemClock } from './clock.ts'
 import type { Clock } from './clock.ts'
 import { AgentTable } from './agent-table.ts'
-import { Envelope, MSG_CALL, MSG_FOLLOW, MSG_SEND, MSG_UNFOLLOW } from './envelope.ts'
+import { Envelope, MSG_CALL, MSG_FOLLOW, MSG_SEND } from './envelope.ts'
 import {
   AgentError, DecodeError, EncodeError, InvalidArgumentError, MessageTooLargeError, OffloadError, RateLimitedError, ShoalError,
-  StorageError, UnknownAgentTypeError, UnknownMethodError, messageOf, toWire
+  StorageError, UnknownAgentTypeError, UnknownMethodError, messageOf
 } from './errors.ts'
 import type { WireError } from './errors.ts'
 import { hashId } from './hash.ts'
@@ -53,7 +53,7 @@ import { QuotaDirectory, QuotaGate } from './quota-gate.ts'
 import type { QuotaBatch } from './quota-gate.ts'
 import { RateLimits } from './rate-limits.ts'
 import type { LimitedCell } from './rate-limits.ts'
-import type { AgentRegistry, MethodInfo, TypeInfo } from './registry.ts'
+import type { AgentRegistry, MethodInfo } from './registry.ts'
 import { MAX_INCARNATION } from './store.ts'
 import type { OutboxRecord, Store } from './store.ts'
 import { StorageOverlay } from './agent-storage.ts'
@@ -149,7 +149,7 @@ export class ShardRuntime implements ContextHost {
   /** Null when no type has a rate limit. */
   readonly limits: RateLimits | null
   /** `ref.follow()` subscriptions to this thread's agents. */
-  readonly followers = new Followers()
+  readonly followers: Followers = new Followers(this)
   readonly quotas: QuotaGate
 
   private readonly persistent: readonly boolean[]
@@ -202,7 +202,7 @@ export class ShardRuntime implements ContextHost {
 
   deliver (env: Envelope): void {
     if (env.kind >= MSG_FOLLOW) {
-      this.follow(env)
+      this.followers.handle(env)
       return
     }
     this.messages++
@@ -323,8 +323,8 @@ export class ShardRuntime implements ContextHost {
       this.commitStats.latency(this.stopwatch.now() - startedAt)
       if (quota !== null) this.quotas.committed(quota)
       if (this.followers.size !== 0) {
-        if (this.lastCommit === null) this.publish(states)
-        else this.lastCommit = this.lastCommit.then(() => this.publish(states))
+        if (this.lastCommit === null) this.followers.publish(states)
+        else this.lastCommit = this.lastCommit.then(() => this.followers.publish(states))
       }
       this.releaseInOrder(released)
       return
@@ -334,7 +334,7 @@ export class ShardRuntime implements ContextHost {
       settled()
       this.commitStats.latency(this.stopwatch.now() - startedAt)
       if (quota !== null) this.quotas.committed(quota)
-      if (this.followers.size !== 0) this.publish(states)
+      if (this.followers.size !== 0) this.followers.publish(states)
       this.release(released)
     }, (err: unknown) => {
       settled()
@@ -555,7 +555,7 @@ export class ShardRuntime implements ContextHost {
 
   private turn (cell: Cell, env: Envelope): void {
     if (env.kind >= MSG_FOLLOW) {
-      this.follow(env) // queued behind a busy memory-only agent's turn
+      this.followers.handle(env) // queued behind a busy memory-only agent's turn
       return
     }
     const m = cell.info.methods[env.methodIdx]
@@ -638,7 +638,7 @@ export class ShardRuntime implements ContextHost {
     if (env.kind === MSG_CALL) this.output.reply(env.replyTo, env.callId, true, value)
     if (ctx.outbox !== null) for (const s of ctx.outbox) this.output.send(s.id, s.hash, s.typeIdx, s.methodIdx, s.payload, 0)
     // a memory-only agent's state counts as committed once its command's turn has ended
-    if (m.command && this.followers.size !== 0 && this.followers.of(cell.id) !== undefined) this.publishTurn(cell)
+    if (m.command && this.followers.size !== 0 && this.followers.of(cell.id) !== undefined) this.followers.publishTurn(cell)
     if ((cell.flags & (kDeactivate | kDelete)) !== 0 && (cell.flags & kDirty) === 0) this.drop(cell)
   }
 
@@ -769,100 +769,31 @@ export class ShardRuntime implements ContextHost {
     this.sendSeq = 0
   }
 
-  /**
-   * MSG_FOLLOW / MSG_UNFOLLOW. A follower gets the current committed state at once, then
-   * every state committed after it (`publish`). Following activates nothing and runs no
-   * handler. Only a memory-only agent busy in an async turn makes the subscription wait
-   * (its state is mid-turn and nowhere else); an unsubscription waits behind anything
-   * already queued for that agent, so it never overtakes its subscription.
-   */
-  private follow (env: Envelope): void {
-    const cell = this.table.get(env.id, env.hash)
-    if (cell !== undefined && (cell.flags & kBusy) !== 0 && (cell.mailbox !== null || (env.kind === MSG_FOLLOW && (cell.flags & kPersistent) === 0))) {
-      (cell.mailbox ??= new Mailbox()).push(env.clone())
-      return
-    }
-    if (env.kind === MSG_UNFOLLOW) {
-      this.followers.remove(env.id, env.replyTo, env.callId)
-      return
-    }
-    const info = this.registry.types[env.typeIdx]
-    let bytes: Uint8Array
+  // ---- FollowHost (followers.ts) ------------------------------------------------
+
+  /** @internal */
+  residentCell (id: string, hash: number): Cell | undefined {
+    return this.table.get(id, hash)
+  }
+
+  /** @internal a state written to the store and not yet committed */
+  hasInflight (id: string): boolean {
+    return this.inflight.has(id)
+  }
+
+  /** @internal the last committed state in the store (persistent types), or undefined */
+  storedState (typeIdx: number, id: string): Uint8Array | undefined {
+    if (this.persistent[typeIdx] !== true) return undefined
     try {
-      if (info === undefined) throw new UnknownAgentTypeError(`#${env.typeIdx}`)
-      bytes = this.committedState(info, env.id, cell)
+      return this.store!.getState(id) // committed only: writes in flight are not visible yet
     } catch (err) {
-      this.output.followed?.(env.replyTo, env.callId, false, toWire(err))
-      return
-    }
-    this.followers.add(env.id, env.replyTo, env.callId)
-    this.output.followed?.(env.replyTo, env.callId, true, bytes)
-  }
-
-  /** The agent's last committed state, encoded: what a new follower sees first. */
-  private committedState (info: TypeInfo, id: string, cell: Cell | undefined): Uint8Array {
-    // a resident cell with nothing uncommitted and nothing in flight holds exactly that
-    if (cell !== undefined && (cell.flags & (kBusy | kDirty)) === 0 && !this.inflight.has(id)) return this.encodeFor(id, cell.state)
-    if (this.persistent[info.index] === true) {
-      let bytes: Uint8Array | undefined
-      try {
-        bytes = this.store!.getState(id) // committed only: writes in flight are not visible yet
-      } catch (err) {
-        throw new StorageError(`reading agent ${printable(id)} failed: ${messageOf(err)}`, { id })
-      }
-      // a plain view of exactly the state: lmdb-js's fast reads return a Buffer whose
-      // byteLength is its whole read buffer, which TypedArray.set would copy past the end
-      if (bytes !== undefined) return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.length)
-    }
-    return this.encodeFor(id, this.initialOf(info, id))
-  }
-
-  /** Send a batch's committed states to their followers, in commit order. */
-  private publish (states: ReadonlyArray<readonly [string, Uint8Array | null]>): void {
-    for (const [id, bytes] of states) {
-      const list = this.followers.of(id)
-      if (list === undefined) continue
-      let value: Uint8Array | WireError
-      let ok = true
-      try {
-        // a deleted agent's next state is a fresh one
-        value = bytes ?? this.encodeFor(id, this.initialOf(this.registry.require(typeOf(id)), id))
-      } catch (err) {
-        ok = false
-        value = toWire(err)
-      }
-      for (const f of [...list]) this.output.followed?.(f.thread, f.followId, ok, value)
+      throw new StorageError(`reading agent ${printable(id)} failed: ${messageOf(err)}`, { id })
     }
   }
 
-  /** A memory-only agent's command turn ended: its state is as committed as it gets. */
-  private publishTurn (cell: Cell): void {
-    let bytes: Uint8Array | null = null
-    if ((cell.flags & kDelete) === 0) {
-      try {
-        bytes = this.encodeFor(cell.id, cell.state)
-      } catch (err) {
-        for (const f of [...this.followers.of(cell.id)!]) this.output.followed?.(f.thread, f.followId, false, toWire(err))
-        return
-      }
-    }
-    this.publish([[cell.id, bytes]])
-  }
-
-  private encodeFor (id: string, state: unknown): Uint8Array {
-    try {
-      return this.codec.encode(state)
-    } catch (err) {
-      throw new EncodeError(`the state of agent ${printable(id)} cannot be encoded: ${messageOf(err)}`, { id })
-    }
-  }
-
-  private initialOf (info: TypeInfo, id: string): unknown {
-    try {
-      return info.def.initial(keyOf(id))
-    } catch (err) {
-      throw new AgentError(`initial() failed: ${messageOf(err)}`, { name: nameOf(err), id })
-    }
+  /** @internal wait behind a busy agent's turn */
+  queue (cell: Cell, env: Envelope): void {
+    (cell.mailbox ??= new Mailbox()).push(env.clone())
   }
 
   private drop (cell: Cell): void {
