@@ -23,6 +23,10 @@ export const kDropped = 32
 export const kPersistent = 64
 /** Never committed yet: its first commit creates it (quota counting). */
 export const kNew = 128
+/** The type has a rate limit: the cell is a LimitedCell (rate-limits.ts). */
+export const kLimited = 256
+/** Holds one unit of its quota's count, not yet committed (quota-gate.ts). */
+export const kCounted = 512
 
 export class Cell {
   readonly id: string

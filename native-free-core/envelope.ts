@@ -12,6 +12,14 @@ export const MSG_CAST = 1
 export const MSG_CALL = 2
 /** From another agent's outbox (`ctx.send`). */
 export const MSG_SEND = 3
+/**
+ * Subscribe `(replyTo, callId)` to the agent's committed states (`ref.follow()`); the
+ * current state is sent at once. Not a message to the agent: no handler, no rate limit,
+ * no activation.
+ */
+export const MSG_FOLLOW = 4
+/** End the subscription `(replyTo, callId)`. */
+export const MSG_UNFOLLOW = 5
 
 export class Envelope {
   kind = 0

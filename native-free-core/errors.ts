@@ -154,6 +154,15 @@ export class StorageError extends ShoalError {
 }
 
 /**
+ * `ctx.offload(name, input)` failed: the task threw (`message` is the task's message,
+ * `data.name` its error's name), the module has no such export, the pool is gone, or
+ * the host has no `offload` option. `data.task` is the task name.
+ */
+export class OffloadError extends ShoalError {
+  static override readonly code = 'SHOAL_ERR_OFFLOAD'
+}
+
+/**
  * The simulator cannot go on deterministically: an async handler waits on something
  * outside the simulation (real I/O, real timers), or the agents behave differently
  * when a run is replayed (Math.random, Date.now, state kept outside `state`).
@@ -169,7 +178,7 @@ for (const cls of [
   ShoalError, InvalidOptionError, InvalidArgumentError, InvalidDefinitionError, UnknownAgentTypeError,
   UnknownMethodError, AgentError, TimeoutError, AbortedError, QuotaExceededError, UnknownQuotaError,
   RateLimitedError, MessageTooLargeError, EncodeError, DecodeError, WorkerCrashedError,
-  HostClosedError, StorageError, SimulationError
+  HostClosedError, StorageError, OffloadError, SimulationError
 ] as ErrorClass[]) byCode.set(cls.code, cls)
 
 /** Every code this build knows, for docs and tests. */

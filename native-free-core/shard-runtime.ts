@@ -34,16 +34,25 @@
  */
 import { keyOf, idOf } from './agent-id.ts'
 import type { AgentAddress } from './agent-id.ts'
-import { Cell, kBusy, kDeactivate, kDelete, kDirty, kDropped, kNew, kPersistent, kSnapFresh } from './cell.ts'
+import { Cell, kBusy, kCounted, kDeactivate, kDelete, kDirty, kDropped, kLimited, kNew, kPersistent, kSnapFresh } from './cell.ts'
+import { systemClock } from './clock.ts'
+import type { Clock } from './clock.ts'
 import { AgentTable } from './agent-table.ts'
-import { Envelope, MSG_CALL, MSG_SEND } from './envelope.ts'
+import { Envelope, MSG_CALL, MSG_FOLLOW, MSG_SEND } from './envelope.ts'
 import {
-  AgentError, DecodeError, EncodeError, MessageTooLargeError, ShoalError, StorageError, UnknownAgentTypeError, UnknownMethodError,
-  messageOf
+  AgentError, DecodeError, EncodeError, InvalidArgumentError, MessageTooLargeError, OffloadError, RateLimitedError, ShoalError,
+  StorageError, UnknownAgentTypeError, UnknownMethodError, messageOf
 } from './errors.ts'
 import type { WireError } from './errors.ts'
 import { hashId } from './hash.ts'
 import { Mailbox } from './mailbox.ts'
+import { Followers } from './followers.ts'
+import { CommitStats } from './commit-stats.ts'
+import { QuotaCounters } from './quota-counters.ts'
+import { QuotaDirectory, QuotaGate } from './quota-gate.ts'
+import type { QuotaBatch } from './quota-gate.ts'
+import { RateLimits } from './rate-limits.ts'
+import type { LimitedCell } from './rate-limits.ts'
 import type { AgentRegistry, MethodInfo } from './registry.ts'
 import { MAX_INCARNATION } from './store.ts'
 import type { OutboxRecord, Store } from './store.ts'
@@ -70,6 +79,11 @@ export interface RuntimeOutput {
   wake (): void
   /** A handler failed, or a message could not be handled (for events and dead letters). */
   agentError? (id: string, method: string, error: WireError): void
+  /**
+   * A committed state for the follower `(thread, followId)`: the state's encoded bytes
+   * (`ok`), or why the subscription failed (a WireError).
+   */
+  followed? (thread: number, followId: number, ok: boolean, value: Uint8Array | WireError): void
 }
 
 export interface ShardRuntimeOptions {
@@ -81,6 +95,12 @@ export interface ShardRuntimeOptions {
   readonly offload?: (name: string, input: unknown) => Promise<unknown>
   /** Largest encoded durable send: checked in the handler, since a stored send must be deliverable. */
   readonly maxMessageBytes?: number
+  /** Time for rate limits. Default: `performance.now()`. */
+  readonly clock?: Clock
+  /** Real time for commit latency (stats only). Default: `performance.now()`. */
+  readonly stopwatch?: Clock
+  /** The host's quotas as this thread sees them. Default: only 'default', unlimited, counted privately. */
+  readonly quotas?: QuotaGate
   /** Initial agent-table slots (default 1024); the simulator starts its many small runtimes smaller. */
   readonly tableCapacity?: number
 }
@@ -124,6 +144,19 @@ export class ShardRuntime implements ContextHost {
   committedStates = 0
   /** Durable sends dropped because they had already been applied. */
   duplicateSends = 0
+  /** Messages refused by a rate limit. */
+  rateLimited = 0
+  readonly clock: Clock
+  private nowMs = 0
+  private nowRead = false
+  /** Batch sizes and commit latencies. */
+  readonly commitStats = new CommitStats()
+  private readonly stopwatch: Clock
+  /** Null when no type has a rate limit. */
+  readonly limits: RateLimits | null
+  /** `ref.follow()` subscriptions to this thread's agents. */
+  readonly followers: Followers = new Followers(this)
+  readonly quotas: QuotaGate
 
   private readonly persistent: readonly boolean[]
   private readonly offloader: ((name: string, input: unknown) => Promise<unknown>) | undefined
@@ -154,6 +187,10 @@ export class ShardRuntime implements ContextHost {
     this.output = options.output
     this.offloader = options.offload
     this.table = new AgentTable<Cell>(options.tableCapacity)
+    this.clock = options.clock ?? systemClock
+    this.stopwatch = options.stopwatch ?? systemClock
+    this.limits = RateLimits.of(this.registry.types)
+    this.quotas = options.quotas ?? new QuotaGate(new QuotaDirectory(), new QuotaCounters(1), 0)
     this.persistent = this.registry.types.map((t) => options.store !== null && t.def.durable !== false)
     this.durableOutbox = options.store?.durable === true
     this.maxMessageBytes = options.maxMessageBytes ?? Number.POSITIVE_INFINITY
@@ -171,12 +208,18 @@ export class ShardRuntime implements ContextHost {
   }
 
   deliver (env: Envelope): void {
+    if (env.kind >= MSG_FOLLOW) {
+      this.followers.handle(env)
+      return
+    }
     this.messages++
     let cell = this.table.get(env.id, env.hash)
     if (cell === undefined) {
       cell = this.activate(env)
       if (cell === undefined) return
-    } else if ((cell.flags & kBusy) !== 0) {
+    }
+    if ((cell.flags & kLimited) !== 0 && !this.admit(cell as LimitedCell, env)) return
+    if ((cell.flags & kBusy) !== 0) {
       (cell.mailbox ??= new Mailbox()).push(env.clone())
       return
     }
@@ -189,7 +232,18 @@ export class ShardRuntime implements ContextHost {
    * batch's replies and sends once it has committed. Call once per loop iteration.
    */
   commit (): void {
+    // a batch's messages share one reading of the rate-limit clock (see now())
+    this.nowRead = false
+    try {
+      this.commitBatch()
+    } finally {
+      this.nowRead = false
+    }
+  }
+
+  private commitBatch (): void {
     if (this.dirty.length === 0 && this.effects.length === 0 && this.consumed.length === 0) return
+    const startedAt = this.stopwatch.now()
     const effects = this.effects
     this.effects = []
     const states: Array<[string, Uint8Array | null]> = []
@@ -212,6 +266,7 @@ export class ShardRuntime implements ContextHost {
           continue
         }
       }
+      if ((cell.flags & (kCounted | kDelete)) !== 0) this.quotas.committing(cell)
       states.push([cell.id, bytes])
       cell.flags &= ~(kDirty | kSnapFresh | kNew)
       if ((cell.flags & (kDeactivate | kDelete)) !== 0 && (cell.flags & kBusy) === 0) this.drop(cell)
@@ -239,6 +294,8 @@ export class ShardRuntime implements ContextHost {
     }
     this.commits++
     this.committedStates += states.length
+    this.commitStats.batch(states.length)
+    const quota = this.quotas.closeBatch()
     const seq = ++this.commitSeq
     if (storage !== null) {
       for (const [id, overlay] of storage) {
@@ -262,24 +319,33 @@ export class ShardRuntime implements ContextHost {
     }
     let result: Promise<void> | undefined
     try {
-      result = this.store!.commit({ states, storage, outboxPuts, outboxDeletes })
+      result = this.store!.commit({ states, storage, outboxPuts, outboxDeletes, quotaDeltas: quota?.deltas ?? null })
     } catch (err) {
       settled()
-      this.commitFailed(states, released, err)
+      this.commitFailed(states, released, err, quota)
       return
     }
     if (result === undefined) {
       settled()
+      this.commitStats.latency(this.stopwatch.now() - startedAt)
+      if (quota !== null) this.quotas.committed(quota)
+      if (this.followers.size !== 0) {
+        if (this.lastCommit === null) this.followers.publish(states)
+        else this.lastCommit = this.lastCommit.then(() => this.followers.publish(states))
+      }
       this.releaseInOrder(released)
       return
     }
     for (const [id, bytes] of states) this.inflight.set(id, { bytes, seq })
     const done = result.then(() => {
       settled()
+      this.commitStats.latency(this.stopwatch.now() - startedAt)
+      if (quota !== null) this.quotas.committed(quota)
+      if (this.followers.size !== 0) this.followers.publish(states)
       this.release(released)
     }, (err: unknown) => {
       settled()
-      this.commitFailed(states, released, err)
+      this.commitFailed(states, released, err, quota)
     }).finally(() => {
       if (this.lastCommit === done) this.lastCommit = null
       this.output.wake()
@@ -295,6 +361,10 @@ export class ShardRuntime implements ContextHost {
     const info = this.registry.require(target?.type)
     const m = this.registry.method(info, method)
     const id = idOf(target)
+    if (target.quota !== undefined) {
+      const refused = this.quotas.admit(id, false) // the quota must exist; the limit is the receiver's business
+      if (refused !== null) throw refused
+    }
     let record: Uint8Array | null = null
     if (this.durableOutbox && (from.flags & kPersistent) !== 0) {
       record = this.encodeStored([from.id, id, info.type, m.name, payload], `the payload of ctx.send to ${info.type}.${m.name}`)
@@ -374,8 +444,11 @@ export class ShardRuntime implements ContextHost {
   }
 
   offload (name: string, input: unknown): Promise<unknown> {
+    if (typeof name !== 'string' || name.length === 0) {
+      return Promise.reject(new InvalidArgumentError(`ctx.offload(name) takes the name of an export of the offload module (got ${typeof name === 'string' ? '""' : typeof name})`))
+    }
     if (this.offloader === undefined) {
-      return Promise.reject(new ShoalError('ctx.offload needs the host option `offload: { filename }`'))
+      return Promise.reject(new OffloadError(`ctx.offload(${JSON.stringify(name)}) needs the host option \`offload: { filename }\``, { task: name }))
     }
     return this.offloader(name, input)
   }
@@ -438,6 +511,11 @@ export class ShardRuntime implements ContextHost {
         }
       }
     }
+    const refused = this.quotas.admit(env.id, !found)
+    if (refused !== null) {
+      this.reject(env, m.name, refused)
+      return undefined
+    }
     if (!found) {
       try {
         state = info.def.initial(keyOf(env.id))
@@ -447,12 +525,46 @@ export class ShardRuntime implements ContextHost {
       }
       flags |= kNew
     }
-    const cell = new Cell(env.id, env.hash, info, state, flags, this.tick)
+    const cell = this.limits !== null && this.limits.limited(info.index)
+      ? this.limits.create(env.id, env.hash, info, state, flags, this.tick, this.now())
+      : new Cell(env.id, env.hash, info, state, flags, this.tick)
     this.table.set(env.id, env.hash, cell)
     return cell
   }
 
+  /**
+   * Rate-limit time, read from the clock once per batch of messages: performance.now()
+   * costs ~80 ns here, several times the bucket itself. The reading is forgotten when the
+   * batch commits and when an async turn's settlement is done, so it is never older than
+   * the loop pass (a few ms) it was taken in. Readings never go backwards, so the buckets
+   * stay exact token buckets; messages of one pass are simply timed at its start.
+   */
+  private now (): number {
+    if (!this.nowRead) {
+      this.nowMs = this.clock.now()
+      this.nowRead = true
+    }
+    return this.nowMs
+  }
+
+  /** Take a token from a limited agent's bucket, or refuse the message without running it. */
+  private admit (cell: LimitedCell, env: Envelope): boolean {
+    const wait = this.limits!.take(cell, this.now())
+    if (wait === 0) return true
+    this.rateLimited++
+    const retryAfterMs = Math.ceil(wait * 1000) / 1000
+    this.reject(env, cell.info.methods[env.methodIdx]?.name ?? `#${env.methodIdx}`, new RateLimitedError(
+      `agent ${printable(cell.id)} is rate limited (${this.limits!.describe(cell.info.index)}): retry after ${retryAfterMs} ms`,
+      { id: cell.id, retryAfterMs }))
+    return false
+  }
+
+
   private turn (cell: Cell, env: Envelope): void {
+    if (env.kind >= MSG_FOLLOW) {
+      this.followers.handle(env) // queued behind a busy memory-only agent's turn
+      return
+    }
     const m = cell.info.methods[env.methodIdx]
     if (m === undefined) {
       this.reject(env, `#${env.methodIdx}`, new UnknownMethodError(cell.info.type, `#${env.methodIdx}`))
@@ -461,6 +573,15 @@ export class ShardRuntime implements ContextHost {
     if (env.outboxKey !== 0 && !this.claim(env.outboxKey)) {
       this.duplicateSends++
       return
+    }
+    if (m.command && (cell.flags & (kNew | kCounted)) === kNew) {
+      // the first command of a new agent creates it: one unit of its quota, or refused unrun
+      const refused = this.quotas.reserve(cell)
+      if (refused !== null) {
+        this.reject(env, m.name, refused)
+        if ((cell.flags & kDirty) === 0) this.drop(cell)
+        return
+      }
     }
     if (m.command && (cell.flags & (kPersistent | kDirty | kSnapFresh)) === (kPersistent | kDirty)) {
       // a second command in the open batch: keep the state the first one left, for rollback
@@ -499,6 +620,7 @@ export class ShardRuntime implements ContextHost {
     if (ok) this.finishTurn(cell, env, m, ctx, value)
     else this.failTurn(cell, env, m, ctx, value)
     this.drainMailbox(cell)
+    this.nowRead = false // outside a batch: the next one reads the clock again
     this.output.wake()
   }
 
@@ -522,6 +644,8 @@ export class ShardRuntime implements ContextHost {
     }
     if (env.kind === MSG_CALL) this.output.reply(env.replyTo, env.callId, true, value)
     if (ctx.outbox !== null) for (const s of ctx.outbox) this.output.send(s.id, s.hash, s.typeIdx, s.methodIdx, s.payload, 0, cell.id)
+    // a memory-only agent's state counts as committed once its command's turn has ended
+    if (m.command && this.followers.size !== 0 && this.followers.of(cell.id) !== undefined) this.followers.publishTurn(cell)
     if ((cell.flags & (kDeactivate | kDelete)) !== 0 && (cell.flags & kDirty) === 0) this.drop(cell)
   }
 
@@ -590,7 +714,8 @@ export class ShardRuntime implements ContextHost {
     return kept
   }
 
-  private commitFailed (states: ReadonlyArray<readonly [string, Uint8Array | null]>, effects: Effect[], err: unknown): void {
+  private commitFailed (states: ReadonlyArray<readonly [string, Uint8Array | null]>, effects: Effect[], err: unknown, quota: QuotaBatch | null): void {
+    if (quota !== null) this.quotas.failed(quota)
     const error = new StorageError(`commit failed: ${messageOf(err)}`)
     for (const [id] of states) {
       const cell = this.table.get(id, hashId(id))
@@ -651,9 +776,39 @@ export class ShardRuntime implements ContextHost {
     this.sendSeq = 0
   }
 
+  // ---- FollowHost (followers.ts) ------------------------------------------------
+
+  /** @internal */
+  residentCell (id: string, hash: number): Cell | undefined {
+    return this.table.get(id, hash)
+  }
+
+  /** @internal a state written to the store and not yet committed */
+  hasInflight (id: string): boolean {
+    return this.inflight.has(id)
+  }
+
+  /** @internal the last committed state in the store (persistent types), or undefined */
+  storedState (typeIdx: number, id: string): Uint8Array | undefined {
+    if (this.persistent[typeIdx] !== true) return undefined
+    try {
+      return this.store!.getState(id) // committed only: writes in flight are not visible yet
+    } catch (err) {
+      throw new StorageError(`reading agent ${printable(id)} failed: ${messageOf(err)}`, { id })
+    }
+  }
+
+  /** @internal wait behind a busy agent's turn */
+  queue (cell: Cell, env: Envelope): void {
+    (cell.mailbox ??= new Mailbox()).push(env.clone())
+  }
+
   private drop (cell: Cell): void {
     if (this.table.get(cell.id, cell.hash) === cell) this.table.delete(cell.id, cell.hash)
+    else if ((cell.flags & kDropped) !== 0) return
     cell.flags |= kDropped
+    if ((cell.flags & kLimited) !== 0) this.limits!.dropped(cell as LimitedCell, this.now())
+    if ((cell.flags & kCounted) !== 0) this.quotas.release(cell)
   }
 
   private reject (env: Envelope, method: string, error: ShoalError): void {

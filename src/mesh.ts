@@ -15,6 +15,7 @@
 import { SHARDS } from '../native-free-core/hash.ts'
 import { createRing } from '../native-free-core/ring-queue.ts'
 import { DOORBELL_BYTES } from '../native-free-core/doorbell.ts'
+import { COMMIT_STATS_SLOTS } from '../native-free-core/commit-stats.ts'
 
 /** Per-thread stats words (Float64Array slots); written by the owner at the end of each pass. */
 export const kStatMessages = 0
@@ -29,7 +30,13 @@ export const kStatCommitMs = 8
 export const kStatAlive = 9
 /** 1 while a pass runs: frames taken out of a ring but not yet turned into effects. */
 export const kStatRunning = 10
-export const STAT_SLOTS = 16
+/** Messages refused by a rate limit. */
+export const kStatRateLimited = 11
+/** `ref.follow()` subscriptions to this thread's agents. */
+export const kStatFollowers = 12
+/** CommitStats.values (commit-stats.ts) from here on. */
+export const kStatCommitStats = 16
+export const STAT_SLOTS = kStatCommitStats + COMMIT_STATS_SLOTS
 
 export interface Mesh {
   readonly threads: number

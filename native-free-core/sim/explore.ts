@@ -135,7 +135,8 @@ export class Explorer {
     this.scenario = scenario
     this.invariant = invariant
     this.maxRuns = maxRuns
-    this.reduction = reduction
+    // sleep sets rely on merging: a delivery put to sleep is covered by another path reaching the same state
+    this.reduction = reduction && scenario.mergeable
   }
 
   async run (seed0: number): Promise<ExploreResult> {

@@ -9,12 +9,14 @@
  * InvalidArgumentError; a payload that cannot be encoded is EncodeError — the same
  * errors `host.ref(...).call(...)` gives for the same mistakes.
  */
-import { idOf } from '../agent-id.ts'
+import { DEFAULT_QUOTA, idOf, isValidName } from '../agent-id.ts'
 import type { AgentAddress } from '../agent-id.ts'
 import { isAgentDefinition } from '../define-agent.ts'
 import type { AgentDefinition } from '../define-agent.ts'
-import { InvalidArgumentError, InvalidOptionError, ShoalError } from '../errors.ts'
+import { InvalidArgumentError, InvalidOptionError, OffloadError } from '../errors.ts'
 import { hashId } from '../hash.ts'
+import { QuotaCounters } from '../quota-counters.ts'
+import { QuotaDirectory, QuotaGate } from '../quota-gate.ts'
 import { AgentRegistry } from '../registry.ts'
 import { encodeSimValue } from './codec.ts'
 import { Faults } from './faults.ts'
@@ -50,6 +52,10 @@ export interface ScenarioOptions {
   readonly maxSteps?: number
   /** Functions that `ctx.offload(name, input)` runs, in the simulation's thread. */
   readonly offload?: Readonly<Record<string, (input: unknown) => unknown>>
+  /** Quotas that exist besides 'default', with their limits (null: unlimited); 'default' may get a limit too. */
+  readonly quotas?: Readonly<Record<string, number | null>>
+  /** Milliseconds of rate-limit time per tick (the host's `tickMs`). Default 1000. */
+  readonly tickMs?: number
 }
 
 export interface SimulateOptions extends ScenarioOptions {
@@ -92,9 +98,19 @@ export interface Scenario {
    * factory (its module state would be reset). Otherwise explore replays paths.
    */
   readonly restorable: boolean
+  /**
+   * States that hash alike behave alike. Not so with rate limits: token buckets live in
+   * the runtime's cells and side table, outside what the world hashes, so explore then
+   * merges nothing (every path is its own state, no sleep sets, no snapshots) — exact,
+   * and only for small scenarios.
+   */
+  readonly mergeable: boolean
+  /** Fresh quota state for one run's runtime. */
+  quotaGate (): QuotaGate
+  readonly tickMs: number
 }
 
-const COMMON = ['agents', 'messages', 'ticks', 'faults', 'maxSteps', 'offload']
+const COMMON = ['agents', 'messages', 'ticks', 'faults', 'maxSteps', 'offload', 'quotas', 'tickMs']
 export const SIMULATE_KEYS = [...COMMON, 'seed', 'replay']
 export const EXPLORE_KEYS = [...COMMON, 'invariant', 'maxRuns', 'seed']
 
@@ -130,6 +146,12 @@ export function prepareScenario (options: ScenarioOptions): Scenario {
     throw new InvalidOptionError('maxSteps', options.maxSteps, 'must be a positive integer')
   }
   const faults = new Faults(options.faults)
+  const tickMs = options.tickMs ?? 1000
+  if (!(typeof tickMs === 'number' && tickMs > 0 && Number.isFinite(tickMs))) {
+    throw new InvalidOptionError('tickMs', options.tickMs, 'must be a positive number of milliseconds')
+  }
+  const quotas = quotaList(options.quotas)
+  const mergeable = registry.types.every((t) => t.def.rateLimit === undefined)
   let first = true
   return {
     registry () {
@@ -148,7 +170,16 @@ export function prepareScenario (options: ScenarioOptions): Scenario {
     maxSteps,
     faults,
     offload: offloader(options.offload),
-    restorable: factory === null && registry.types.every((t) => t.def.durable !== false)
+    // a restored runtime starts with fresh quota counts: only right when no limit can bite
+    restorable: mergeable && factory === null && registry.types.every((t) => t.def.durable !== false) && quotas.every(([, limit]) => limit === null),
+    mergeable,
+    quotaGate () {
+      const directory = new QuotaDirectory()
+      let slot = 1
+      for (const [quota, limit] of quotas) directory.set(quota, quota === DEFAULT_QUOTA ? 0 : slot++, limit)
+      return new QuotaGate(directory, new QuotaCounters(1), 0)
+    },
+    tickMs
   }
 }
 
@@ -211,6 +242,23 @@ function prepareMessages (messages: unknown, registry: AgentRegistry): PreparedM
   })
 }
 
+function quotaList (quotas: ScenarioOptions['quotas']): Array<[string, number | null]> {
+  if (quotas === undefined) return []
+  if (quotas === null || typeof quotas !== 'object' || Array.isArray(quotas)) {
+    throw new InvalidOptionError('quotas', quotas, "must be an object { name: limit } (null: unlimited), such as { 'tenant-a': 100 }")
+  }
+  const list: Array<[string, number | null]> = []
+  for (const [quota, limit] of Object.entries(quotas)) {
+    if (!isValidName(quota)) throw new InvalidOptionError(`quotas.${quota}`, quota, 'must be a quota name of 1–128 characters of [A-Za-z0-9_.:/@-]')
+    if (limit !== null && !(Number.isInteger(limit) && limit >= 0)) {
+      throw new InvalidOptionError(`quotas.${quota}`, limit, 'must be a non-negative integer (agents), or null for no limit')
+    }
+    list.push([quota, limit])
+  }
+  if (list.length > 1000) throw new InvalidOptionError('quotas', `${list.length} quotas`, 'may name at most 1000 quotas')
+  return list
+}
+
 function offloader (fns: ScenarioOptions['offload']): Scenario['offload'] {
   if (fns === undefined) return undefined
   if (fns === null || typeof fns !== 'object') {
@@ -221,7 +269,7 @@ function offloader (fns: ScenarioOptions['offload']): Scenario['offload'] {
   }
   return (name, input) => {
     const fn = Object.hasOwn(fns, name) ? fns[name] : undefined
-    if (fn === undefined) return Promise.reject(new ShoalError(`no offload function ${JSON.stringify(name)} in the simulation's offload option`))
+    if (fn === undefined) return Promise.reject(new OffloadError(`no offload function ${JSON.stringify(name)} in the simulation's offload option`, { task: name }))
     // a microtask later, as a pool's answer would be: never inside the handler's own call
     return Promise.resolve().then(() => fn(input))
   }

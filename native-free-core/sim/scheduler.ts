@@ -146,6 +146,10 @@ export class SimWorld implements RuntimeOutput, World {
       codec: simCodec,
       output: this,
       tableCapacity: 8,
+      // virtual time for rate limits and stats: a tick is tickMs, and nothing else moves it
+      clock: { now: () => this.tick * scenario.tickMs },
+      stopwatch: { now: () => this.tick * scenario.tickMs },
+      quotas: scenario.quotaGate(),
       ...(scenario.offload === undefined ? {} : { offload: scenario.offload })
     })
     this.store.crashes = () => this.crashNow()
@@ -447,6 +451,7 @@ export class SimWorld implements RuntimeOutput, World {
     const network = this.network.hash(labels)
     const h = new Hash2().chainHash(network).chainHash(this.store.hash(labels)).chainHash(this.replyHash).chain(this.tick)
     if (this.budget !== Infinity) h.chain(this.budget - this.faultsUsed)
+    if (!this.scenario.mergeable) for (const c of this.chooser.made) h.chain(c) // every path its own state
     if (this.hasVolatile) {
       const sum = new Hash2(0, 0)
       for (const cell of this.runtime.table.values()) {

@@ -6,7 +6,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { defineAgent } from '../../native-free-core/define-agent.ts'
-import { simulate } from '../../native-free-core/index.ts'
+import { explore, simulate } from '../../native-free-core/index.ts'
 
 const shop = defineAgent({
   type: 'shop',
@@ -79,4 +79,34 @@ test('the agents module a host loads can be given as it is (its namespace)', asy
   const world = await simulate({ agents, messages: [{ to: { type: 'counter', key: 'c' }, method: 'add', payload: 5 }] })
   assert.deepEqual(world.replies[0], { ok: true, value: 5 })
   assert.deepEqual(world.state({ type: 'counter', key: 'c' }), { n: 5 })
+})
+
+test('rate limits run on virtual time: a tick refills the bucket, wall time never does', async () => {
+  const api = defineAgent({ type: 'api', rateLimit: { perSecond: 1, burst: 2 }, initial: () => ({ n: 0 }), commands: { hit (s) { return ++s.n } } })
+  const hits = [1, 2, 3].map(() => ({ to: { type: 'api', key: 'k' }, method: 'hit', client: 'c' }))
+  const codes = (w: { replies: ReadonlyArray<{ ok: boolean, error?: { code: string } } | undefined> }): string[] => w.replies.map((r) => (r?.ok === true ? 'ok' : r?.error?.code ?? 'none'))
+  const sameTick = await simulate({ agents: [api], messages: hits })
+  assert.deepEqual(codes(sameTick), ['ok', 'ok', 'SHOAL_ERR_RATE_LIMITED'])
+  // the clock may move between the hits: some ordering refills the bucket in time
+  const result = await explore({
+    agents: [api],
+    messages: hits,
+    ticks: 1,
+    invariant: (w) => !w.idle || w.replies.some((r) => r?.ok === false)
+  })
+  assert.equal(result.ok, false, 'a run where all three get through')
+  assert.equal(result.ok === false && result.trace.filter((e) => e.kind === 'tick').length, 1)
+})
+
+test('quotas: a scenario names the quotas that exist and their limits', async () => {
+  const item = defineAgent({ type: 'item', initial: () => ({}), commands: { make () { return true } } })
+  const make = (quota: string, key: string): { to: { type: string, key: string, quota: string }, method: string, client: string } => ({ to: { type: 'item', key, quota }, method: 'make', client: 'c' })
+  for (let seed = 1; seed <= 4; seed++) {
+    const world = await simulate({ agents: [item], messages: [make('tenant-a', 'x'), make('tenant-a', 'y'), make('nope', 'z')], quotas: { 'tenant-a': 1 }, seed })
+    const codes = world.replies.map((r) => (r?.ok === true ? 'ok' : r?.error.code))
+    assert.deepEqual(codes.slice(0, 2).sort(), ['SHOAL_ERR_QUOTA_EXCEEDED', 'ok'], 'one of the two new agents fits')
+    assert.equal(codes[2], 'SHOAL_ERR_UNKNOWN_QUOTA')
+  }
+  await assert.rejects(simulate({ agents: [item], messages: [], quotas: { 'tenant-a': -1 } }), { code: 'SHOAL_ERR_INVALID_OPTION' })
+  await assert.rejects(simulate({ agents: [item], messages: [], tickMs: 0 }), { code: 'SHOAL_ERR_INVALID_OPTION' })
 })
