@@ -12,6 +12,8 @@ export const MSG_CAST = 1
 export const MSG_CALL = 2
 /** From another agent's outbox (`ctx.send`). */
 export const MSG_SEND = 3
+/** The agent's `ctx.timeout` fired: runs its definition's `timeout`. Made by the runtime, never on the wire. */
+export const MSG_TIMER = 4
 
 export class Envelope {
   kind = 0

@@ -24,7 +24,9 @@ import { keyOf, idOf } from './agent-id.ts'
 import type { AgentAddress } from './agent-id.ts'
 import { Cell, kBusy, kDeactivate, kDelete, kDirty, kDropped, kNew, kPersistent, kSnapFresh } from './cell.ts'
 import { AgentTable } from './agent-table.ts'
-import { Envelope, MSG_CALL } from './envelope.ts'
+import { Envelope, MSG_CALL, MSG_TIMER } from './envelope.ts'
+import { AgentTimers } from './agent-timers.ts'
+import type { TimerHost } from './agent-timers.ts'
 import {
   AgentError, DecodeError, EncodeError, ShoalError, StorageError, UnknownAgentTypeError, UnknownMethodError,
   messageOf
@@ -32,7 +34,7 @@ import {
 import type { WireError } from './errors.ts'
 import { hashId } from './hash.ts'
 import { Mailbox } from './mailbox.ts'
-import type { AgentRegistry, MethodInfo } from './registry.ts'
+import type { AgentRegistry, MethodInfo, TypeInfo } from './registry.ts'
 import type { Store } from './store.ts'
 import { OutboundSend, TurnContext } from './turn-context.ts'
 import type { ContextHost } from './turn-context.ts'
@@ -60,6 +62,8 @@ export interface ShardRuntimeOptions {
   readonly codec: ValueCodec
   readonly output: RuntimeOutput
   readonly offload?: (name: string, input: unknown) => Promise<unknown>
+  /** The host clock's tick when the runtime starts (a restarted worker joins a running clock). */
+  readonly startTick?: number
 }
 
 /** A reply or send held by the output gate until its batch commits. */
@@ -83,13 +87,16 @@ class Effect {
 
 interface Inflight { readonly bytes: Uint8Array | null, readonly seq: number }
 
-export class ShardRuntime implements ContextHost {
+export class ShardRuntime implements ContextHost, TimerHost {
   readonly registry: AgentRegistry
   readonly store: Store | null
   readonly codec: ValueCodec
   readonly output: RuntimeOutput
   readonly table = new AgentTable<Cell>()
+  /** The host clock's tick as this thread has processed it; moved by `advanceTo`. */
   tick = 0
+  /** ctx.timeout and idle deadlines of the resident agents (agent-timers.ts). */
+  readonly timers: AgentTimers
 
   /** Messages delivered, for stats. */
   messages = 0
@@ -107,6 +114,8 @@ export class ShardRuntime implements ContextHost {
   private readonly inflight = new Map<string, Inflight>()
   private commitSeq = 0
   private lastCommit: Promise<void> | null = null
+  /** Reused for timer turns (deliver clones it when it must wait in a mailbox). */
+  private readonly timerEnvelope = new Envelope()
 
   constructor (options: ShardRuntimeOptions) {
     this.registry = options.registry
@@ -115,6 +124,9 @@ export class ShardRuntime implements ContextHost {
     this.output = options.output
     this.offloader = options.offload
     this.persistent = this.registry.types.map((t) => options.store !== null && t.def.durable !== false)
+    this.tick = options.startTick ?? 0
+    this.timers = new AgentTimers(this, this.registry.types.map((t) => t.def.idleTicks ?? 0))
+    this.timers.advanceTo(this.tick, 0)
   }
 
   get activeAgents (): number {
@@ -136,8 +148,36 @@ export class ShardRuntime implements ContextHost {
       (cell.mailbox ??= new Mailbox()).push(env.clone())
       return
     }
-    cell.lastTick = this.tick
+    if (env.kind !== MSG_TIMER) cell.lastTick = this.tick // a timer turn is not a message: idleness goes on
     this.turn(cell, env)
+  }
+
+  /**
+   * Move time to the host clock's tick `to`: fire the timers and idle checks due on the
+   * way (agent-timers.ts), handling at most `budget` of them. True once caught up;
+   * false means call again (from the next loop pass).
+   */
+  advanceTo (to: number, budget: number): boolean {
+    if (to <= this.tick && this.timers.caughtUp) return true
+    return this.timers.advanceTo(to, budget)
+  }
+
+  /** @internal TimerHost: the agent's ctx.timeout fired. */
+  timerTurn (id: string, hash: number, typeIdx: number): void {
+    const env = this.timerEnvelope
+    env.kind = MSG_TIMER
+    env.id = id
+    env.hash = hash
+    env.typeIdx = typeIdx
+    env.methodIdx = 0
+    env.payload = undefined
+    this.deliver(env)
+  }
+
+  /** @internal TimerHost: idle passivation, committing first like ctx.deactivate. */
+  passivate (cell: Cell): void {
+    cell.flags |= kDeactivate
+    if ((cell.flags & kDirty) === 0) this.drop(cell)
   }
 
   /**
@@ -227,6 +267,7 @@ export class ShardRuntime implements ContextHost {
   /** Drop every resident agent (host shutdown, after the last commit). */
   clear (): void {
     this.table.clear()
+    this.timers.clear()
   }
 
   private activate (env: Envelope): Cell | undefined {
@@ -235,7 +276,7 @@ export class ShardRuntime implements ContextHost {
       this.reject(env, '?', new UnknownAgentTypeError(`#${env.typeIdx}`))
       return undefined
     }
-    const m = info.methods[env.methodIdx]
+    const m = methodOf(info, env)
     if (m === undefined) {
       this.reject(env, `#${env.methodIdx}`, new UnknownMethodError(info.type, `#${env.methodIdx}`))
       return undefined
@@ -274,11 +315,12 @@ export class ShardRuntime implements ContextHost {
     }
     const cell = new Cell(env.id, env.hash, info, state, flags, this.tick)
     this.table.set(env.id, env.hash, cell)
+    this.timers.activated(cell)
     return cell
   }
 
   private turn (cell: Cell, env: Envelope): void {
-    const m = cell.info.methods[env.methodIdx]
+    const m = methodOf(cell.info, env)
     if (m === undefined) {
       this.reject(env, `#${env.methodIdx}`, new UnknownMethodError(cell.info.type, `#${env.methodIdx}`))
       return
@@ -325,6 +367,7 @@ export class ShardRuntime implements ContextHost {
 
   private finishTurn (cell: Cell, env: Envelope, m: MethodInfo, ctx: TurnContext, value: unknown): void {
     ctx.ended = true
+    if (ctx.timeoutAt !== -1 || ctx.idleTicks !== -1) this.timers.fromTurn(cell, ctx.timeoutAt, ctx.idleTicks)
     if (m.command && (cell.flags & kPersistent) !== 0) {
       if ((cell.flags & kDirty) === 0) {
         cell.flags |= kDirty
@@ -376,8 +419,9 @@ export class ShardRuntime implements ContextHost {
         return
       }
       if ((cell.flags & kBusy) !== 0) return
-      cell.lastTick = this.tick
-      this.turn(cell, mailbox.shift()!)
+      const env = mailbox.shift()!
+      if (env.kind !== MSG_TIMER) cell.lastTick = this.tick
+      this.turn(cell, env)
     }
     if ((cell.flags & kBusy) === 0) cell.mailbox = null
   }
@@ -432,12 +476,18 @@ export class ShardRuntime implements ContextHost {
   private drop (cell: Cell): void {
     if (this.table.get(cell.id, cell.hash) === cell) this.table.delete(cell.id, cell.hash)
     cell.flags |= kDropped
+    if (cell.timer !== -1) this.timers.dropped(cell)
   }
 
   private reject (env: Envelope, method: string, error: ShoalError): void {
     if (env.kind === MSG_CALL) this.output.reply(env.replyTo, env.callId, false, error.toWire())
     this.output.agentError?.(env.id, method, error.toWire())
   }
+}
+
+/** The handler a message runs: a command or query by index, or the type's timeout for MSG_TIMER. */
+function methodOf (info: TypeInfo, env: Envelope): MethodInfo | undefined {
+  return env.kind === MSG_TIMER ? info.timeoutMethod ?? undefined : info.methods[env.methodIdx]
 }
 
 function unencodable (cell: Cell, err: unknown): EncodeError {

@@ -9,6 +9,7 @@ import { parseId } from './agent-id.ts'
 import type { AgentContext, AgentStorage } from './define-agent.ts'
 import { InvalidArgumentError, ShoalError } from './errors.ts'
 import { kDeactivate, kDelete } from './cell.ts'
+import { MAX_TIMER_TICKS } from './agent-timers.ts'
 import type { Cell } from './cell.ts'
 
 /** A resolved `ctx.send`: target and method as registry indices. */
@@ -42,6 +43,10 @@ export class TurnContext implements AgentContext {
   readonly command: boolean
   ended = false
   outbox: OutboundSend[] | null = null
+  /** ctx.timeout, applied when the turn succeeds: the deadline tick, 0 = cancel, -1 = not called. */
+  timeoutAt = -1
+  /** ctx.idleAfter, applied when the turn succeeds: ticks, 0 = never, -1 = not called. */
+  idleTicks = -1
   private idCache: AgentId | null = null
 
   constructor (host: ContextHost, cell: Cell, command: boolean) {
@@ -81,12 +86,21 @@ export class TurnContext implements AgentContext {
     return this.host.offload(name, input) as Promise<R>
   }
 
-  timeout (_ticks: number): void {
-    throw notYet('ctx.timeout')
+  timeout (ticks: number): void {
+    this.live('timeout')
+    if (!this.command) throw new InvalidArgumentError('ctx.timeout is not allowed in a query: queries are read-only')
+    checkTicks('timeout', ticks)
+    if (ticks !== 0 && this.cell.info.timeoutMethod === null) {
+      throw new InvalidArgumentError(`ctx.timeout needs a timeout(state, ctx) handler in the definition of ${JSON.stringify(this.cell.info.type)}`)
+    }
+    this.timeoutAt = ticks === 0 ? 0 : this.host.tick + ticks
   }
 
-  idleAfter (_ticks: number): void {
-    throw notYet('ctx.idleAfter')
+  idleAfter (ticks: number): void {
+    this.live('idleAfter')
+    if (!this.command) throw new InvalidArgumentError('ctx.idleAfter is not allowed in a query: queries are read-only')
+    checkTicks('idleAfter', ticks)
+    this.idleTicks = ticks
   }
 
   remind (_name: string, _ms: number): void {
@@ -105,6 +119,12 @@ export class TurnContext implements AgentContext {
     if (this.ended) {
       throw new InvalidArgumentError(`ctx.${what}() was called after the turn ended: keep using ctx only inside the handler (await the work instead of leaving it running)`)
     }
+  }
+}
+
+function checkTicks (what: string, ticks: unknown): void {
+  if (typeof ticks !== 'number' || !Number.isInteger(ticks) || ticks < 0 || ticks > MAX_TIMER_TICKS) {
+    throw new InvalidArgumentError(`ctx.${what}(ticks): ticks must be an integer from 0 to 2^40, got ${typeof ticks === 'number' ? ticks : typeof ticks}`)
   }
 }
 
