@@ -33,8 +33,9 @@ import { loadRegistry } from './load-agents.ts'
 import { memoryStoreOptions } from './memory-store-options.ts'
 import {
   createMesh, kStatActive, kStatAlive, kStatBusy, kStatCommits, kStatCommitted, kStatMessages,
-  kStatOverflowBytes, kStatPendingCommit, kStatRunning, renewRings, statsView
+  kStatOverflowBytes, kStatPasses, kStatPendingCommit, kStatRunning, kStatTimers, renewRings, statsView
 } from './mesh.ts'
+import { HostClock } from './host-clock.ts'
 import type { Mesh } from './mesh.ts'
 import { resolveOptions } from './options.ts'
 import type { HostOptions, ResolvedHostOptions } from './options.ts'
@@ -50,8 +51,12 @@ export interface WorkerStats {
   readonly thread: number
   readonly alive: boolean
   readonly activeAgents: number
-  /** Messages delivered to agents since the thread started. */
+  /** Messages delivered to agents since the thread started (timer turns included). */
   readonly messages: number
+  /** Agents with a pending ctx.timeout or idle check (entries in the thread's timing wheel). */
+  readonly timers: number
+  /** Loop passes the thread has run: a parked thread runs none (ticks wake it only when its timers are due). */
+  readonly passes: number
   /** Async turns in flight. */
   readonly busyAgents: number
   readonly commits: number
@@ -117,6 +122,7 @@ export class Host extends EventEmitter<HostEvents> implements RefTarget {
   private readonly slots: WorkerSlot[] = []
   private readonly agentErrorListeners: Int32Array
   private readonly localStore: MemoryStore | null = null
+  private readonly clock: HostClock
   private closing: Promise<void> | null = null
   private closed = false
 
@@ -134,6 +140,11 @@ export class Host extends EventEmitter<HostEvents> implements RefTarget {
       maxMessageBytes: options.maxMessageBytes,
       onReply: (callId, ok, value) => this.pending.settle(callId, ok, value),
       onAgentError: (id, method, error) => this.emitAgentError(id, method, error)
+    })
+    this.clock = new HostClock(this.mesh, options.clock, options.tickMs, {
+      agentThreads: options.workers === 0 ? [0] : Array.from({ length: options.workers }, (_, i) => i + 1),
+      alive: (t) => t === 0 || (this.slots[t - 1]?.worker != null && this.slots[t - 1]!.ready),
+      mainQuiet: () => this.loop.quiet
     })
     if (options.workers === 0) {
       this.localStore = new MemoryStore(memoryStoreOptions)
@@ -156,6 +167,21 @@ export class Host extends EventEmitter<HostEvents> implements RefTarget {
       throw err
     }
     this.loop.start()
+    this.clock.start()
+  }
+
+  /** The host clock's current tick: 0 at start, +1 every `tickMs` (or per `advance` with the manual clock). */
+  get tick (): number {
+    return this.clock.now
+  }
+
+  /**
+   * Manual clock only (`createHost({ clock: 'manual' })`): move time `ticks` ticks on.
+   * Resolves once every worker has fired the timers due by then and run the turns they
+   * caused (and whatever those sent), committed; it does not wait for async handlers.
+   */
+  advance (ticks: number): Promise<void> {
+    return this.clock.advance(ticks)
   }
 
   /**
@@ -257,6 +283,8 @@ export class Host extends EventEmitter<HostEvents> implements RefTarget {
         alive: s[kStatAlive] === 1,
         activeAgents: s[kStatActive]!,
         messages: s[kStatMessages]!,
+        timers: s[kStatTimers]!,
+        passes: s[kStatPasses]!,
         busyAgents: s[kStatBusy]!,
         commits: s[kStatCommits]!,
         committedStates: s[kStatCommitted]!,
@@ -281,6 +309,7 @@ export class Host extends EventEmitter<HostEvents> implements RefTarget {
   }
 
   private async shutdown (): Promise<void> {
+    this.clock.stop()
     const deadline = Date.now() + this.options.closeTimeoutMs
     let quietChecks = 0
     while (Date.now() < deadline && quietChecks < 2) {

@@ -15,6 +15,7 @@
 import { SHARDS } from '../native-free-core/hash.ts'
 import { createRing } from '../native-free-core/ring-queue.ts'
 import { DOORBELL_BYTES } from '../native-free-core/doorbell.ts'
+import { createClock } from './thread-clock.ts'
 
 /** Per-thread stats words (Float64Array slots); written by the owner at the end of each pass. */
 export const kStatMessages = 0
@@ -29,6 +30,8 @@ export const kStatCommitMs = 8
 export const kStatAlive = 9
 /** 1 while a pass runs: frames taken out of a ring but not yet turned into effects. */
 export const kStatRunning = 10
+/** Live timing-wheel entries (agents with a pending ctx.timeout or idle check). */
+export const kStatTimers = 11
 export const STAT_SLOTS = 16
 
 export interface Mesh {
@@ -39,6 +42,8 @@ export interface Mesh {
   readonly rings: Array<Array<SharedArrayBuffer | null>>
   readonly shardTable: SharedArrayBuffer
   readonly stats: SharedArrayBuffer
+  /** The host clock's tick and each thread's timer words (thread-clock.ts). */
+  readonly clock: SharedArrayBuffer
 }
 
 export function createMesh (workers: number, ringBytes: number): Mesh {
@@ -58,7 +63,8 @@ export function createMesh (workers: number, ringBytes: number): Mesh {
     bells: Array.from({ length: threads }, () => new SharedArrayBuffer(DOORBELL_BYTES)),
     rings,
     shardTable,
-    stats: new SharedArrayBuffer(threads * STAT_SLOTS * 8)
+    stats: new SharedArrayBuffer(threads * STAT_SLOTS * 8),
+    clock: createClock(threads)
   }
 }
 

@@ -9,6 +9,8 @@ import { isAbsolute, resolve } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { InvalidOptionError } from '../native-free-core/errors.ts'
 import { maxFrameBytes } from '../native-free-core/ring-queue.ts'
+import { CLOCK_MANUAL, CLOCK_REAL } from './thread-clock.ts'
+import type { ClockKind } from './thread-clock.ts'
 
 export interface HostOptions {
   /** The module that exports the agent definitions; every worker imports it. A file URL or a path. */
@@ -19,6 +21,11 @@ export interface HostOptions {
   readonly dataDir?: string
   /** Milliseconds per tick of the host clock. Default 1000. */
   readonly tickMs?: number
+  /**
+   * `'real'` (default): a tick every `tickMs`. `'manual'`: time moves only by
+   * `host.advance(ticks)`, for tests that check timer logic without waiting.
+   */
+  readonly clock?: ClockKind
   /** Largest encoded message (header + id + payload), in bytes. Default 256 KiB. */
   readonly maxMessageBytes?: number
   /** Bytes per ring between two threads (a power of two ≥ 4 × maxMessageBytes). Default 4 MiB. */
@@ -34,6 +41,7 @@ export interface ResolvedHostOptions {
   readonly workers: number
   readonly dataDir: string | undefined
   readonly tickMs: number
+  readonly clock: ClockKind
   readonly maxMessageBytes: number
   readonly ringBytes: number
   readonly callTimeoutMs: number
@@ -49,7 +57,7 @@ export const defaults = {
   closeTimeoutMs: 10_000
 } as const
 
-const known = new Set(['agents', 'workers', 'dataDir', 'tickMs', 'maxMessageBytes', 'ringBytes', 'callTimeoutMs', 'closeTimeoutMs'])
+const known = new Set(['agents', 'workers', 'dataDir', 'tickMs', 'clock', 'maxMessageBytes', 'ringBytes', 'callTimeoutMs', 'closeTimeoutMs'])
 
 export function resolveOptions (options: HostOptions): ResolvedHostOptions {
   if (options === null || typeof options !== 'object') {
@@ -80,6 +88,7 @@ export function resolveOptions (options: HostOptions): ResolvedHostOptions {
     workers,
     dataDir,
     tickMs: number('tickMs', options.tickMs ?? defaults.tickMs, 1, 86_400_000),
+    clock: clockKind(options.clock),
     maxMessageBytes,
     ringBytes,
     callTimeoutMs: integer('callTimeoutMs', options.callTimeoutMs ?? defaults.callTimeoutMs, 0, 2 ** 31 - 1),
@@ -99,6 +108,12 @@ function agentsUrl (agents: unknown): string {
     return pathToFileURL(isAbsolute(agents) ? agents : resolve(agents)).href
   }
   throw new InvalidOptionError('agents', agents, 'is required: the URL or path of the module exporting your defineAgent() definitions')
+}
+
+function clockKind (clock: unknown): ClockKind {
+  if (clock === undefined) return CLOCK_REAL
+  if (clock === CLOCK_REAL || clock === CLOCK_MANUAL) return clock
+  throw new InvalidOptionError('clock', clock, `must be '${CLOCK_REAL}' (a tick every tickMs) or '${CLOCK_MANUAL}' (ticks only from host.advance)`)
 }
 
 function integer (name: string, value: unknown, min: number, max: number): number {
