@@ -210,7 +210,7 @@ async function main (): Promise<void> {
       value: expiry.timerMs,
       unit: 'ms',
       baseline: { name: 'TimingWheel tick expiring 100,000, no-op callback', value: expiry.wheelMs },
-      note: 'the difference is the turns: handler, snapshot encode, commit'
+      note: 'the difference is the turns: dispatch, handler, commit (encode + store write) per agent'
     },
     {
       name: 'passivating 1,000,000 idle agents (host.advance, 2 workers)',
