@@ -43,3 +43,15 @@ export const idler = defineAgent({
   },
   queries: { get (s) { return s.n } }
 })
+
+/** DNA's benchmark agent: `put(key, "test")` into its KV storage, one new key per command. */
+export const dnaStore = defineAgent({
+  type: 'dna',
+  initial: () => ({ puts: 0 }),
+  commands: {
+    put (s, [key, value]: [string, string], ctx) { ctx.storage.put(key, value); s.puts++ },
+    /** The final call: its reply waits for the commit of every put before it. */
+    sync (s) { return s.puts }
+  },
+  queries: { puts (s) { return s.puts } }
+})

@@ -25,6 +25,8 @@ export class Envelope {
   /** Thread that waits for the reply (calls only). */
   replyTo = 0
   callId = 0
+  /** A durable agent's send: its outbox record's key, so the receiver applies it once (0: not durable). */
+  outboxKey = 0
 
   clone (): Envelope {
     const e = new Envelope()
@@ -36,6 +38,7 @@ export class Envelope {
     e.payload = this.payload
     e.replyTo = this.replyTo
     e.callId = this.callId
+    e.outboxKey = this.outboxKey
     return e
   }
 }

@@ -19,23 +19,37 @@
  * command on such an agent its state is encoded into `snapshots`, and a throw restores
  * it. A batch whose agent's last turn was followed by no other then commits the
  * snapshot bytes as-is (kSnapFresh), so each persisted command costs one encode.
+ *
+ * `ctx.storage` writes (agent-storage.ts) ride in the same batch: a turn's writes join
+ * the open batch when it succeeds and are dropped when it throws.
+ *
+ * Effectively-once sends (with a durable store). A durable agent's `ctx.send` is an
+ * outbox record written in its turn's batch and released after that batch commits. The
+ * receiver applies it only while the record still exists, and removes the record in the
+ * batch of the turn that applied it — one transaction, so "applied" and "removed" are
+ * the same fact. A crash before that commit leaves the record, which is delivered again
+ * (`redeliver`); a copy arriving after it finds no record and is dropped. Keys are
+ * incarnation × 2^32 + sequence: the sender's thread takes a fresh incarnation from the
+ * store whenever it starts, so a key is never reused.
  */
 import { keyOf, idOf } from './agent-id.ts'
 import type { AgentAddress } from './agent-id.ts'
 import { Cell, kBusy, kDeactivate, kDelete, kDirty, kDropped, kNew, kPersistent, kSnapFresh } from './cell.ts'
 import { AgentTable } from './agent-table.ts'
-import { Envelope, MSG_CALL, MSG_TIMER } from './envelope.ts'
+import { Envelope, MSG_CALL, MSG_SEND, MSG_TIMER } from './envelope.ts'
 import { AgentTimers } from './agent-timers.ts'
 import type { TimerHost } from './agent-timers.ts'
 import {
-  AgentError, DecodeError, EncodeError, ShoalError, StorageError, UnknownAgentTypeError, UnknownMethodError,
+  AgentError, DecodeError, EncodeError, MessageTooLargeError, ShoalError, StorageError, UnknownAgentTypeError, UnknownMethodError,
   messageOf
 } from './errors.ts'
 import type { WireError } from './errors.ts'
 import { hashId } from './hash.ts'
 import { Mailbox } from './mailbox.ts'
 import type { AgentRegistry, MethodInfo, TypeInfo } from './registry.ts'
-import type { Store } from './store.ts'
+import { MAX_INCARNATION } from './store.ts'
+import type { OutboxRecord, Store } from './store.ts'
+import { StorageOverlay } from './agent-storage.ts'
 import { OutboundSend, TurnContext } from './turn-context.ts'
 import type { ContextHost } from './turn-context.ts'
 
@@ -48,7 +62,8 @@ export interface ValueCodec {
 /** Where the runtime's effects go: the host's rings, or the simulator's queues. */
 export interface RuntimeOutput {
   reply (replyTo: number, callId: number, ok: boolean, value: unknown): void
-  send (id: string, hash: number, typeIdx: number, methodIdx: number, payload: unknown): void
+  /** `outboxKey` is non-zero for a durable send: the receiver needs it to apply the send once. */
+  send (id: string, hash: number, typeIdx: number, methodIdx: number, payload: unknown, outboxKey: number): void
   /** An async turn settled outside the host loop: run `commit()` and flush soon. */
   wake (): void
   /** A handler failed, or a message could not be handled (for events and dead letters). */
@@ -64,6 +79,8 @@ export interface ShardRuntimeOptions {
   readonly offload?: (name: string, input: unknown) => Promise<unknown>
   /** The host clock's tick when the runtime starts (a restarted worker joins a running clock). */
   readonly startTick?: number
+  /** Largest encoded durable send: checked in the handler, since a stored send must be deliverable. */
+  readonly maxMessageBytes?: number
 }
 
 /** A reply or send held by the output gate until its batch commits. */
@@ -86,6 +103,8 @@ class Effect {
 }
 
 interface Inflight { readonly bytes: Uint8Array | null, readonly seq: number }
+/** A commit in flight's storage changes of one agent. */
+interface InflightStorage { readonly overlay: StorageOverlay, readonly seq: number }
 
 export class ShardRuntime implements ContextHost, TimerHost {
   readonly registry: AgentRegistry
@@ -104,6 +123,8 @@ export class ShardRuntime implements ContextHost, TimerHost {
   busy = 0
   commits = 0
   committedStates = 0
+  /** Durable sends dropped because they had already been applied. */
+  duplicateSends = 0
 
   private readonly persistent: readonly boolean[]
   private readonly offloader: ((name: string, input: unknown) => Promise<unknown>) | undefined
@@ -116,6 +137,18 @@ export class ShardRuntime implements ContextHost, TimerHost {
   private lastCommit: Promise<void> | null = null
   /** Reused for timer turns (deliver clones it when it must wait in a mailbox). */
   private readonly timerEnvelope = new Envelope()
+  /** `ctx.storage` writes of the open batch, per agent id. */
+  private openStorage = new Map<string, StorageOverlay>()
+  /** `ctx.storage` writes handed to the store and not yet committed, per agent newest first. */
+  private readonly inflightStorage = new Map<string, InflightStorage[]>()
+  private readonly durableOutbox: boolean
+  private readonly maxMessageBytes: number
+  /** Outbox keys applied in the open batch, removed from the store by its commit. */
+  private consumed: number[] = []
+  /** Outbox keys applied and not yet committed as removed (open batch and commits in flight). */
+  private readonly claimed = new Set<number>()
+  private incarnation = 0
+  private sendSeq = 0
 
   constructor (options: ShardRuntimeOptions) {
     this.registry = options.registry
@@ -127,6 +160,10 @@ export class ShardRuntime implements ContextHost, TimerHost {
     this.tick = options.startTick ?? 0
     this.timers = new AgentTimers(this, this.registry.types.map((t) => t.def.idleTicks ?? 0))
     this.timers.advanceTo(this.tick, 0)
+    this.durableOutbox = options.store?.durable === true
+    this.maxMessageBytes = options.maxMessageBytes ?? Number.POSITIVE_INFINITY
+    // taken now, at the thread's start, not in the middle of building a batch
+    if (this.durableOutbox) this.takeIncarnation()
   }
 
   get activeAgents (): number {
@@ -135,7 +172,7 @@ export class ShardRuntime implements ContextHost, TimerHost {
 
   /** True when a batch is open or commits are in flight. */
   get pendingCommit (): boolean {
-    return this.dirty.length !== 0 || this.effects.length !== 0 || this.lastCommit !== null
+    return this.dirty.length !== 0 || this.effects.length !== 0 || this.consumed.length !== 0 || this.lastCommit !== null
   }
 
   deliver (env: Envelope): void {
@@ -171,6 +208,7 @@ export class ShardRuntime implements ContextHost, TimerHost {
     env.typeIdx = typeIdx
     env.methodIdx = 0
     env.payload = undefined
+    env.outboxKey = 0
     this.deliver(env)
   }
 
@@ -185,7 +223,7 @@ export class ShardRuntime implements ContextHost, TimerHost {
    * batch's replies and sends once it has committed. Call once per loop iteration.
    */
   commit (): void {
-    if (this.dirty.length === 0 && this.effects.length === 0) return
+    if (this.dirty.length === 0 && this.effects.length === 0 && this.consumed.length === 0) return
     const effects = this.effects
     this.effects = []
     const states: Array<[string, Uint8Array | null]> = []
@@ -193,14 +231,17 @@ export class ShardRuntime implements ContextHost, TimerHost {
     for (const cell of this.dirty) {
       if ((cell.flags & kDirty) === 0) continue // poisoned and dropped earlier in this batch
       let bytes: Uint8Array | null
-      if ((cell.flags & kDelete) !== 0) bytes = null
-      else if ((cell.flags & kSnapFresh) !== 0) bytes = this.snapshots.get(cell)!
+      if ((cell.flags & kDelete) !== 0) {
+        bytes = null
+        this.openStorage.set(cell.id, this.wipeOverlay(cell.id))
+      } else if ((cell.flags & kSnapFresh) !== 0) bytes = this.snapshots.get(cell)!
       else {
         try {
           bytes = this.codec.encode(cell.state)
         } catch (err) {
           (failed ??= new Map()).set(cell, unencodable(cell, err))
           cell.flags &= ~(kDirty | kSnapFresh)
+          this.openStorage.delete(cell.id)
           this.drop(cell)
           continue
         }
@@ -212,30 +253,66 @@ export class ShardRuntime implements ContextHost, TimerHost {
     this.dirty = []
     this.snapshots.clear()
     const released = failed === null ? effects : this.failEffects(effects, failed)
-    if (states.length === 0) {
+    let outboxPuts: OutboxRecord[] | null = null
+    for (const e of released) {
+      if (e.send?.record != null) {
+        e.send.outboxKey = this.nextOutboxKey();
+        (outboxPuts ??= []).push({ key: e.send.outboxKey, bytes: e.send.record })
+      }
+    }
+    const outboxDeletes = this.consumed.length === 0 ? null : this.consumed
+    this.consumed = []
+    let storage: Map<string, StorageOverlay> | null = null
+    if (this.openStorage.size !== 0) {
+      storage = this.openStorage
+      this.openStorage = new Map()
+    }
+    if (states.length === 0 && storage === null && outboxPuts === null && outboxDeletes === null) {
       this.releaseInOrder(released)
       return
     }
     this.commits++
     this.committedStates += states.length
+    const seq = ++this.commitSeq
+    if (storage !== null) {
+      for (const [id, overlay] of storage) {
+        const chain = this.inflightStorage.get(id)
+        if (chain === undefined) this.inflightStorage.set(id, [{ overlay, seq }])
+        else chain.unshift({ overlay, seq })
+      }
+    }
+    const settled = (): void => {
+      for (const [id] of states) if (this.inflight.get(id)?.seq === seq) this.inflight.delete(id)
+      if (storage !== null) {
+        for (const id of storage.keys()) {
+          const chain = this.inflightStorage.get(id)
+          if (chain === undefined) continue
+          const i = chain.findIndex((c) => c.seq === seq)
+          if (i >= 0) chain.splice(i, 1)
+          if (chain.length === 0) this.inflightStorage.delete(id)
+        }
+      }
+      if (outboxDeletes !== null) for (const k of outboxDeletes) this.claimed.delete(k)
+    }
     let result: Promise<void> | undefined
     try {
-      result = this.store!.commit({ states })
+      result = this.store!.commit({ states, storage, outboxPuts, outboxDeletes })
     } catch (err) {
+      settled()
       this.commitFailed(states, released, err)
       return
     }
     if (result === undefined) {
+      settled()
       this.releaseInOrder(released)
       return
     }
-    const seq = ++this.commitSeq
     for (const [id, bytes] of states) this.inflight.set(id, { bytes, seq })
     const done = result.then(() => {
-      for (const [id] of states) if (this.inflight.get(id)?.seq === seq) this.inflight.delete(id)
+      settled()
       this.release(released)
     }, (err: unknown) => {
-      for (const [id] of states) if (this.inflight.get(id)?.seq === seq) this.inflight.delete(id)
+      settled()
       this.commitFailed(states, released, err)
     }).finally(() => {
       if (this.lastCommit === done) this.lastCommit = null
@@ -244,12 +321,90 @@ export class ShardRuntime implements ContextHost, TimerHost {
     this.lastCommit = done
   }
 
-  /** Resolve a `ctx.send` target now, so that mistakes throw inside the handler. */
-  resolveSend (target: AgentAddress, method: string, payload: unknown): OutboundSend {
+  /**
+   * Resolve a `ctx.send` target now, so that mistakes throw inside the handler. A
+   * durable sender's send is encoded now too: it is stored, so it must be deliverable.
+   */
+  resolveSend (from: Cell, target: AgentAddress, method: string, payload: unknown): OutboundSend {
     const info = this.registry.require(target?.type)
     const m = this.registry.method(info, method)
     const id = idOf(target)
-    return new OutboundSend(id, hashId(id), info.index, m.index, payload)
+    let record: Uint8Array | null = null
+    if (this.durableOutbox && (from.flags & kPersistent) !== 0) {
+      record = this.encodeStored([from.id, id, info.type, m.name, payload], `the payload of ctx.send to ${info.type}.${m.name}`)
+      if (record.length > this.maxMessageBytes) {
+        throw new MessageTooLargeError(`ctx.send to ${info.type}.${m.name}: ${record.length} bytes is over maxMessageBytes (${this.maxMessageBytes})`, { bytes: record.length, maxMessageBytes: this.maxMessageBytes })
+      }
+    }
+    return new OutboundSend(id, hashId(id), info.index, m.index, payload, record)
+  }
+
+  /**
+   * Deliver stored durable sends again (after a crash, or when one may have been lost
+   * with a ring): those addressed to agents `owns` accepts. Copies of sends already
+   * applied are dropped when their turn would run. Returns how many were delivered.
+   */
+  redeliver (records: Iterable<readonly [key: number, bytes: Uint8Array]>, owns: (hash: number) => boolean): number {
+    let n = 0
+    for (const [key, bytes] of records) {
+      if (this.claimed.has(key)) continue
+      let to: string, type: string, method: string, payload: unknown
+      try {
+        [, to, type, method, payload] = this.codec.decode(bytes) as [string, string, string, string, unknown]
+      } catch (err) {
+        this.output.agentError?.('', '', new DecodeError(`a stored send does not decode: ${messageOf(err)}`).toWire())
+        continue
+      }
+      const hash = hashId(to)
+      if (!owns(hash)) continue
+      const env = new Envelope()
+      env.kind = MSG_SEND
+      env.id = to
+      env.hash = hash
+      env.payload = payload
+      env.outboxKey = key
+      const info = this.registry.get(type)
+      const m = info?.byName.get(method)
+      if (info === undefined || m === undefined) {
+        // the definitions changed since it was stored: it can never run, so it is consumed and reported
+        this.claim(key)
+        const error = info === undefined ? new UnknownAgentTypeError(type, this.registry.types.map((t) => t.type)) : new UnknownMethodError(type, method)
+        this.output.agentError?.(to, method, error.toWire())
+        continue
+      }
+      env.typeIdx = info.index
+      env.methodIdx = m.index
+      this.deliver(env)
+      n++
+    }
+    return n
+  }
+
+  // ---- StorageHost ---------------------------------------------------------------
+
+  encodeStored (value: unknown, what: string): Uint8Array {
+    try {
+      return this.codec.encode(value)
+    } catch (err) {
+      throw new EncodeError(`${what} cannot be encoded: ${messageOf(err).replace(/^state cannot be encoded: /, '')}`)
+    }
+  }
+
+  decodeStored (bytes: Uint8Array, what: string): unknown {
+    try {
+      return this.codec.decode(bytes)
+    } catch (err) {
+      throw new DecodeError(`${what} does not decode: ${messageOf(err)}`)
+    }
+  }
+
+  storageBelow (id: string): StorageOverlay[] {
+    const open = this.openStorage.get(id)
+    const chain = this.inflightStorage.get(id)
+    if (chain === undefined) return open === undefined ? kNoLayers : [open]
+    const layers = chain.map((c) => c.overlay)
+    if (open !== undefined) layers.unshift(open)
+    return layers
   }
 
   offload (name: string, input: unknown): Promise<unknown> {
@@ -262,6 +417,20 @@ export class ShardRuntime implements ContextHost, TimerHost {
   /** Resolves when every commit handed to the store so far has completed and released its effects. */
   whenCommitted (): Promise<void> {
     return this.lastCommit ?? Promise.resolve()
+  }
+
+  /**
+   * Ids of resident agents starting with `prefix` that the store may not hold yet: never
+   * committed (or first commit in flight), or of a type kept in memory only. Listing
+   * merges them with the store's.
+   */
+  residentIds (prefix: string): string[] {
+    const ids: string[] = []
+    for (const cell of this.table.values()) {
+      const unsaved = (cell.flags & (kNew | kPersistent)) !== kPersistent || this.inflight.has(cell.id)
+      if (unsaved && cell.id.startsWith(prefix)) ids.push(cell.id)
+    }
+    return ids
   }
 
   /** Drop every resident agent (host shutdown, after the last commit). */
@@ -325,6 +494,10 @@ export class ShardRuntime implements ContextHost, TimerHost {
       this.reject(env, `#${env.methodIdx}`, new UnknownMethodError(cell.info.type, `#${env.methodIdx}`))
       return
     }
+    if (env.outboxKey !== 0 && !this.claim(env.outboxKey)) {
+      this.duplicateSends++
+      return
+    }
     if (m.command && (cell.flags & (kPersistent | kDirty | kSnapFresh)) === (kPersistent | kDirty)) {
       // a second command in the open batch: keep the state the first one left, for rollback
       try {
@@ -373,13 +546,19 @@ export class ShardRuntime implements ContextHost, TimerHost {
         cell.flags |= kDirty
         this.dirty.push(cell)
       }
+      const storage = ctx.turnStorage
+      if (storage !== null && storage.writes !== null) {
+        let open = this.openStorage.get(cell.id)
+        if (open === undefined) this.openStorage.set(cell.id, open = new StorageOverlay())
+        storage.joinTo(open)
+      }
       cell.flags &= ~kSnapFresh
       if (env.kind === MSG_CALL) this.effects.push(new Effect(cell, null, env.replyTo, env.callId, true, value))
       if (ctx.outbox !== null) for (const s of ctx.outbox) this.effects.push(new Effect(cell, s, 0, 0, true, undefined))
       return
     }
     if (env.kind === MSG_CALL) this.output.reply(env.replyTo, env.callId, true, value)
-    if (ctx.outbox !== null) for (const s of ctx.outbox) this.output.send(s.id, s.hash, s.typeIdx, s.methodIdx, s.payload)
+    if (ctx.outbox !== null) for (const s of ctx.outbox) this.output.send(s.id, s.hash, s.typeIdx, s.methodIdx, s.payload, 0)
     if ((cell.flags & (kDeactivate | kDelete)) !== 0 && (cell.flags & kDirty) === 0) this.drop(cell)
   }
 
@@ -433,6 +612,7 @@ export class ShardRuntime implements ContextHost, TimerHost {
   private poison (cell: Cell, error: ShoalError): void {
     cell.flags &= ~(kDirty | kSnapFresh)
     this.snapshots.delete(cell)
+    this.openStorage.delete(cell.id)
     this.effects = this.failEffects(this.effects, new Map([[cell, error]]))
     this.drop(cell)
     this.output.agentError?.(cell.id, '', error.toWire())
@@ -468,9 +648,45 @@ export class ShardRuntime implements ContextHost, TimerHost {
 
   private release (effects: Effect[]): void {
     for (const e of effects) {
-      if (e.send !== null) this.output.send(e.send.id, e.send.hash, e.send.typeIdx, e.send.methodIdx, e.send.payload)
+      if (e.send !== null) this.output.send(e.send.id, e.send.hash, e.send.typeIdx, e.send.methodIdx, e.send.payload, e.send.outboxKey)
       else this.output.reply(e.replyTo, e.callId, e.ok, e.value)
     }
+  }
+
+  /**
+   * Take a durable send for the open batch, unless it was applied already: its record
+   * is gone, or a turn of this thread applied it and the removal has not committed yet.
+   */
+  private claim (key: number): boolean {
+    if (this.claimed.has(key) || !this.store!.hasOutbox(key)) return false
+    this.claimed.add(key)
+    this.consumed.push(key)
+    return true
+  }
+
+  /**
+   * The storage layer of a delete: everything below is gone. A store wipes the keys it
+   * has committed when the batch is written; keys of commits still in flight are not
+   * there yet, so they are deleted by name too.
+   */
+  private wipeOverlay (id: string): StorageOverlay {
+    const wipe = new StorageOverlay()
+    wipe.wiped = true
+    for (const c of this.inflightStorage.get(id) ?? []) for (const [key, bytes] of c.overlay.entries) if (bytes !== null) wipe.entries.set(key, null)
+    return wipe
+  }
+
+  private nextOutboxKey (): number {
+    if (this.sendSeq === 0xffffffff) this.takeIncarnation()
+    return this.incarnation * 0x100000000 + ++this.sendSeq
+  }
+
+  private takeIncarnation (): void {
+    this.incarnation = this.store!.newIncarnation()
+    if (!(this.incarnation >= 1 && this.incarnation < MAX_INCARNATION)) {
+      throw new StorageError(`the store ran out of outbox incarnations (${this.incarnation})`)
+    }
+    this.sendSeq = 0
   }
 
   private drop (cell: Cell): void {
@@ -480,6 +696,7 @@ export class ShardRuntime implements ContextHost, TimerHost {
   }
 
   private reject (env: Envelope, method: string, error: ShoalError): void {
+    if (env.outboxKey !== 0) this.claim(env.outboxKey) // a stored send that can never run: consumed, and reported below
     if (env.kind === MSG_CALL) this.output.reply(env.replyTo, env.callId, false, error.toWire())
     this.output.agentError?.(env.id, method, error.toWire())
   }
@@ -489,6 +706,7 @@ export class ShardRuntime implements ContextHost, TimerHost {
 function methodOf (info: TypeInfo, env: Envelope): MethodInfo | undefined {
   return env.kind === MSG_TIMER ? info.timeoutMethod ?? undefined : info.methods[env.methodIdx]
 }
+const kNoLayers: StorageOverlay[] = []
 
 function unencodable (cell: Cell, err: unknown): EncodeError {
   return new EncodeError(`the state of agent ${printable(cell.id)} cannot be encoded: ${messageOf(err)}`, { id: cell.id })

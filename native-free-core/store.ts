@@ -8,9 +8,34 @@
  * synchronously (`undefined`) or when the returned promise resolves (the output gate).
  */
 
-/** One group commit: states to write (`null` deletes the agent). */
+/** The `ctx.storage` changes of one agent in a batch. */
+export interface StorageChanges {
+  /** Remove every key the agent had (ctx.delete) before applying `entries`. */
+  readonly wiped: boolean
+  /** Key → new value bytes, `null` deletes the key. */
+  readonly entries: ReadonlyMap<string, Uint8Array | null>
+}
+
+/**
+ * A `ctx.send` of a durable agent, stored with its sender's state (the durable outbox).
+ * `key` is unique for ever: incarnation × 2^32 + sequence (see `Store.newIncarnation`).
+ * `bytes` is the encoded `[from, to, type, method, payload]`, names not indices.
+ */
+export interface OutboxRecord {
+  readonly key: number
+  readonly bytes: Uint8Array
+}
+
+/** One group commit, applied atomically: all of it or none of it. */
 export interface WriteBatch {
+  /** States to write (`null` deletes the agent). */
   readonly states: ReadonlyArray<readonly [id: string, bytes: Uint8Array | null]>
+  /** `ctx.storage` changes, per agent id. */
+  readonly storage?: ReadonlyMap<string, StorageChanges> | null
+  /** Durable sends of this batch's turns. */
+  readonly outboxPuts?: readonly OutboxRecord[] | null
+  /** Durable sends this batch's turns applied: removed in the same transaction, so a send is applied at most once. */
+  readonly outboxDeletes?: readonly number[] | null
 }
 
 export interface Store {
@@ -22,7 +47,42 @@ export interface Store {
   commit (batch: WriteBatch): Promise<void> | undefined
   /** Ids of stored agents whose id string starts with `prefix`, in id order. */
   ids (prefix: string): Iterable<string>
+  /** The committed value of one `ctx.storage` key of an agent. */
+  getStorage (id: string, key: string): Uint8Array | undefined
+  /**
+   * Committed `ctx.storage` entries of an agent whose key starts with `prefix` and is
+   * ≥ `start`, in UTF-8 byte order (= code point order, see `compareKeys`). Lazy: the
+   * caller stops iterating when it has enough.
+   */
+  listStorage (id: string, prefix: string, start: string | undefined): Iterable<readonly [key: string, bytes: Uint8Array]>
+  /** Is this durable send still waiting to be applied (its record not yet removed)? */
+  hasOutbox (key: number): boolean
+  /** Every durable send not yet applied, for redelivery after a crash. */
+  outbox (): Iterable<readonly [key: number, bytes: Uint8Array]>
+  /** A number no earlier incarnation of any thread on this store used: the high half of outbox keys. */
+  newIncarnation (): number
   close (): Promise<void> | void
+}
+
+/** Highest incarnation: keeps incarnation × 2^32 + sequence an exact double. */
+export const MAX_INCARNATION = 2 ** 20
+
+/**
+ * Order of storage keys: UTF-8 byte order, which is code point order. UTF-16 code
+ * units differ from it only where a surrogate pair (≥ U+10000) meets U+E000–U+FFFF:
+ * shifting those two ranges past each other fixes it without decoding.
+ */
+export function compareKeys (a: string, b: string): number {
+  const n = a.length < b.length ? a.length : b.length
+  for (let i = 0; i < n; i++) {
+    let x = a.charCodeAt(i)
+    let y = b.charCodeAt(i)
+    if (x === y) continue
+    if (x >= 0xd800) x = x >= 0xe000 ? x - 0x800 : x + 0x2000
+    if (y >= 0xd800) y = y >= 0xe000 ? y - 0x800 : y + 0x2000
+    return x - y
+  }
+  return a.length - b.length
 }
 
 /**
@@ -36,8 +96,11 @@ export interface MemoryStoreOptions {
 }
 
 export class MemoryStore implements Store {
-  readonly durable = false
+  readonly durable: boolean = false
   private readonly states = new Map<string, string>()
+  private readonly storage = new Map<string, Map<string, string>>()
+  private readonly pendingSends = new Map<number, Uint8Array>()
+  private incarnation = 0
   private readonly toStr: (bytes: Uint8Array) => string
   private readonly toBytes: (s: string) => Uint8Array
 
@@ -60,7 +123,53 @@ export class MemoryStore implements Store {
       if (bytes === null) this.states.delete(id)
       else this.states.set(id, this.toStr(bytes))
     }
+    if (batch.storage != null) {
+      for (const [id, changes] of batch.storage) {
+        if (changes.wiped) this.storage.delete(id)
+        let keys = this.storage.get(id)
+        for (const [key, bytes] of changes.entries) {
+          if (bytes === null) {
+            keys?.delete(key)
+            continue
+          }
+          if (keys === undefined) this.storage.set(id, keys = new Map())
+          keys.set(key, this.toStr(bytes))
+        }
+        if (keys?.size === 0) this.storage.delete(id)
+      }
+    }
+    if (batch.outboxPuts != null) for (const r of batch.outboxPuts) this.pendingSends.set(r.key, r.bytes)
+    if (batch.outboxDeletes != null) for (const k of batch.outboxDeletes) this.pendingSends.delete(k)
     return undefined
+  }
+
+  getStorage (id: string, key: string): Uint8Array | undefined {
+    const s = this.storage.get(id)?.get(key)
+    return s === undefined ? undefined : this.toBytes(s)
+  }
+
+  * listStorage (id: string, prefix: string, start: string | undefined): Iterable<readonly [string, Uint8Array]> {
+    const keys = this.storage.get(id)
+    if (keys === undefined) return
+    const found: string[] = []
+    for (const k of keys.keys()) if (k.startsWith(prefix) && (start === undefined || compareKeys(k, start) >= 0)) found.push(k)
+    found.sort(compareKeys)
+    for (const k of found) {
+      const s = keys.get(k)
+      if (s !== undefined) yield [k, this.toBytes(s)]
+    }
+  }
+
+  hasOutbox (key: number): boolean {
+    return this.pendingSends.has(key)
+  }
+
+  * outbox (): Iterable<readonly [number, Uint8Array]> {
+    yield * [...this.pendingSends]
+  }
+
+  newIncarnation (): number {
+    return ++this.incarnation
   }
 
   * ids (prefix: string): Iterable<string> {
@@ -71,6 +180,8 @@ export class MemoryStore implements Store {
 
   close (): void {
     this.states.clear()
+    this.storage.clear()
+    this.pendingSends.clear()
   }
 }
 

@@ -8,9 +8,11 @@ import type { AgentAddress, AgentId } from './agent-id.ts'
 import { parseId } from './agent-id.ts'
 import type { AgentContext, AgentStorage } from './define-agent.ts'
 import { InvalidArgumentError, ShoalError } from './errors.ts'
-import { kDeactivate, kDelete } from './cell.ts'
+import { kDeactivate, kDelete, kPersistent } from './cell.ts'
 import { MAX_TIMER_TICKS } from './agent-timers.ts'
 import type { Cell } from './cell.ts'
+import { TurnStorage } from './agent-storage.ts'
+import type { StorageHost } from './agent-storage.ts'
 
 /** A resolved `ctx.send`: target and method as registry indices. */
 export class OutboundSend {
@@ -19,20 +21,25 @@ export class OutboundSend {
   readonly typeIdx: number
   readonly methodIdx: number
   readonly payload: unknown
+  /** A durable agent's send: the encoded outbox record, stored with the sender's state. */
+  readonly record: Uint8Array | null
+  /** Its outbox key, given when its batch is built (0: not durable). */
+  outboxKey = 0
 
-  constructor (id: string, hash: number, typeIdx: number, methodIdx: number, payload: unknown) {
+  constructor (id: string, hash: number, typeIdx: number, methodIdx: number, payload: unknown, record: Uint8Array | null) {
     this.id = id
     this.hash = hash
     this.typeIdx = typeIdx
     this.methodIdx = methodIdx
     this.payload = payload
+    this.record = record
   }
 }
 
 /** What a context needs from its runtime. */
-export interface ContextHost {
+export interface ContextHost extends StorageHost {
   readonly tick: number
-  resolveSend (target: AgentAddress, method: string, payload: unknown): OutboundSend
+  resolveSend (from: Cell, target: AgentAddress, method: string, payload: unknown): OutboundSend
   offload (name: string, input: unknown): Promise<unknown>
 }
 
@@ -47,6 +54,8 @@ export class TurnContext implements AgentContext {
   timeoutAt = -1
   /** ctx.idleAfter, applied when the turn succeeds: ticks, 0 = never, -1 = not called. */
   idleTicks = -1
+  /** `ctx.storage`, made on first use. */
+  turnStorage: TurnStorage | null = null
   private idCache: AgentId | null = null
 
   constructor (host: ContextHost, cell: Cell, command: boolean) {
@@ -66,7 +75,7 @@ export class TurnContext implements AgentContext {
   send (target: AgentAddress, method: string, payload?: unknown): void {
     this.live('send')
     if (!this.command) throw new InvalidArgumentError('ctx.send is not allowed in a query: queries are read-only')
-    const out = this.host.resolveSend(target, method, payload);
+    const out = this.host.resolveSend(this.cell, target, method, payload);
     (this.outbox ??= []).push(out)
   }
 
@@ -112,7 +121,18 @@ export class TurnContext implements AgentContext {
   }
 
   get storage (): AgentStorage {
-    throw notYet('ctx.storage')
+    if (this.turnStorage !== null) return this.turnStorage
+    this.live('storage')
+    if ((this.cell.flags & kPersistent) === 0) {
+      throw new InvalidArgumentError(`ctx.storage needs a persistent agent type: ${JSON.stringify(this.cell.info.type)} is defined with durable: false`)
+    }
+    return (this.turnStorage = new TurnStorage(this.host, this.cell.id, this))
+  }
+
+  /** @internal StorageGuard: storage calls are checked against this turn. */
+  checkStorage (what: string, write: boolean): void {
+    this.live(what)
+    if (write && !this.command) throw new InvalidArgumentError(`ctx.${what} is not allowed in a query: queries are read-only`)
   }
 
   private live (what: string): void {

@@ -7,9 +7,9 @@
  *   1       u8  payload tag                    u8  payload tag
  *   2       u16 id length in bytes             u16 0
  *   4       u32 placement hash                 u32 call id
- *   8       u32 call id (0 unless a call)      u32 1 = ok, 0 = error ({ code, message, data })
+ *   8       u32 call id / outbox sequence      u32 1 = ok, 0 = error ({ code, message, data })
  *   12      u16 type index, u16 method index   —
- *   16      u8  reply-to thread, 3 reserved    —
+ *   16      u32 reply-to thread / incarnation  —
  *   20      id bytes                           —
  *   align4  payload                            payload at 20
  *
@@ -19,12 +19,15 @@
  * primitives ran 4.2M and 1.2M. Type and method travel as registry indices (see
  * registry.ts), so the receiver decodes one string — the id — per message.
  *
+ * A durable agent's send (MSG_SEND) carries its outbox key in the words a call uses for
+ * its reply address: incarnation at 16, sequence at 8 (see shard-runtime.ts).
+ *
  * Everything that can fail (encoding, size) happens before `begin`, so a refused
  * message leaves nothing in the ring.
  */
 import { align4 } from '../native-free-core/ring-queue.ts'
 import type { RingProducer } from '../native-free-core/ring-queue.ts'
-import { Envelope } from '../native-free-core/envelope.ts'
+import { Envelope, MSG_SEND } from '../native-free-core/envelope.ts'
 import { DecodeError, MessageTooLargeError, messageOf } from '../native-free-core/errors.ts'
 import { encodeValue, unpackr } from './codec.ts'
 
@@ -105,7 +108,8 @@ export class FrameWriter {
   /**
    * Encode a message for an agent into `ring`. Throws EncodeError/MessageTooLargeError,
    * writing nothing. `idBytes`, when the caller has them (a ref used more than once), are
-   * copied instead of encoding `id` again (19 vs 65 ns for a 25-byte id).
+   * copied instead of encoding `id` again (19 vs 65 ns for a 25-byte id). For a durable
+   * send, `replyTo` and `callId` carry the outbox key's incarnation and sequence.
    */
   message (ring: RingProducer, kind: number, id: string, idBytes: Uint8Array | null, hash: number, typeIdx: number, methodIdx: number,
     payload: unknown, replyTo: number, callId: number): void {
@@ -138,7 +142,7 @@ export class FrameWriter {
     t.i32[(o + 8) >> 2] = callId
     t.u16[(o + 12) >> 1] = typeIdx
     t.u16[(o + 14) >> 1] = methodIdx
-    u8[o + 16] = replyTo
+    t.i32[(o + 16) >> 2] = replyTo
     const end = plan.write(u8, t.i32, align4(o + kHeaderBytes + idLen))
     ring.end(end - o)
   }
@@ -213,7 +217,15 @@ export class FrameReader {
     env.callId = this.i32[(o + 8) >> 2]!
     env.typeIdx = this.u16[(o + 12) >> 1]!
     env.methodIdx = this.u16[(o + 14) >> 1]!
-    env.replyTo = s[o + 16]!
+    const word16 = this.i32[(o + 16) >> 2]!
+    if (env.kind === MSG_SEND) {
+      env.outboxKey = word16 === 0 ? 0 : word16 * 0x100000000 + (env.callId >>> 0)
+      env.replyTo = 0
+      env.callId = 0
+    } else {
+      env.outboxKey = 0
+      env.replyTo = word16
+    }
     env.id = this.id(o + kHeaderBytes, idLen, env.hash)
     env.payload = this.payload(s[o + 1]!, align4(o + kHeaderBytes + idLen), o + len)
     return env

@@ -12,25 +12,26 @@
  */
 import { EventEmitter } from 'node:events'
 import { Worker } from 'node:worker_threads'
-import { DEFAULT_QUOTA, MAX_ID_BYTES, checkKey, checkName, idString, parseId, utf8Length } from '../native-free-core/agent-id.ts'
+import { DEFAULT_QUOTA, MAX_ID_BYTES, checkKey, checkName, idString, kIdSeparator, parseId, typeOf, utf8Length } from '../native-free-core/agent-id.ts'
 import type { AgentId } from '../native-free-core/agent-id.ts'
 import { isAgentDefinition } from '../native-free-core/define-agent.ts'
 import type { AgentDefinition } from '../native-free-core/define-agent.ts'
 import { MSG_CALL, MSG_CAST } from '../native-free-core/envelope.ts'
 import {
-  HostClosedError, InvalidArgumentError, InvalidOptionError, ShoalError, UnknownQuotaError, WorkerCrashedError, errorFromWire, messageOf
+  HostClosedError, InvalidArgumentError, ShoalError, UnknownQuotaError, WorkerCrashedError, errorFromWire, messageOf
 } from '../native-free-core/errors.ts'
 import type { WireError } from '../native-free-core/errors.ts'
 import { hashAfter, prefixState } from '../native-free-core/hash.ts'
 import { ringDepth } from '../native-free-core/ring-queue.ts'
 import type { AgentRegistry, MethodInfo } from '../native-free-core/registry.ts'
 import { ShardRuntime } from '../native-free-core/shard-runtime.ts'
-import { MemoryStore } from '../native-free-core/store.ts'
+import type { Store } from '../native-free-core/store.ts'
 import { AgentRef } from './agent-ref.ts'
 import type { RefAddress, RefTarget } from './agent-ref.ts'
 import { stateCodec } from './codec.ts'
 import { loadRegistry } from './load-agents.ts'
-import { memoryStoreOptions } from './memory-store-options.ts'
+import { openStore } from './open-store.ts'
+import { OutboxRedelivery } from './outbox-redelivery.ts'
 import {
   createMesh, kStatActive, kStatAlive, kStatBusy, kStatCommits, kStatCommitted, kStatMessages,
   kStatOverflowBytes, kStatPasses, kStatPendingCommit, kStatRunning, kStatTimers, renewRings, statsView
@@ -100,6 +101,12 @@ export interface RefOptions {
   readonly quota?: string
 }
 
+/** Which agents `host.agents()` lists: any quota and type unless given. */
+export interface AgentFilter {
+  readonly type?: string
+  readonly quota?: string
+}
+
 class WorkerSlot {
   worker: Worker | null = null
   epoch = 0
@@ -121,7 +128,11 @@ export class Host extends EventEmitter<HostEvents> implements RefTarget {
   private readonly pending: PendingCalls
   private readonly slots: WorkerSlot[] = []
   private readonly agentErrorListeners: Int32Array
-  private readonly localStore: MemoryStore | null = null
+  /** The main thread's own store: the runtime's with `workers: 0`; else, with `dataDir`, a handle on LMDB for listing. */
+  private readonly localStore: Store | null = null
+  private readonly redelivery: OutboxRedelivery | null = null
+  private readonly listings = new Map<number, (ids: readonly string[]) => void>()
+  private nextListing = 0
   private readonly clock: HostClock
   private closing: Promise<void> | null = null
   private closed = false
@@ -147,8 +158,11 @@ export class Host extends EventEmitter<HostEvents> implements RefTarget {
       mainQuiet: () => this.loop.quiet
     })
     if (options.workers === 0) {
-      this.localStore = new MemoryStore(memoryStoreOptions)
-      this.loop.runtime = new ShardRuntime({ registry, store: this.localStore, codec: stateCodec, output: this.loop })
+      const store = this.localStore = openStore(options.dataDir, options.durability)
+      const runtime = this.loop.runtime = new ShardRuntime({ registry, store, codec: stateCodec, output: this.loop, maxMessageBytes: options.maxMessageBytes })
+      if (store.durable) this.redelivery = new OutboxRedelivery(runtime, store, () => true, () => this.loop.wake())
+    } else if (options.dataDir !== undefined) {
+      this.localStore = openStore(options.dataDir, options.durability)
     }
     // workers report agent errors only while someone listens (see AgentErrorReporter)
     const untyped = this as EventEmitter
@@ -164,9 +178,11 @@ export class Host extends EventEmitter<HostEvents> implements RefTarget {
     } catch (err) {
       this.closed = true
       await Promise.all(this.slots.map((s) => s.worker?.terminate()))
+      await this.localStore?.close()
       throw err
     }
     this.loop.start()
+    this.redelivery?.start()
     this.clock.start()
   }
 
@@ -266,6 +282,51 @@ export class Host extends EventEmitter<HostEvents> implements RefTarget {
     return m
   }
 
+  /**
+   * Every agent that exists, once each: those in the store (an LMDB range scan) and
+   * those resident but not stored yet (activated by a query, or `durable: false`).
+   * Agents created while the listing runs may or may not appear.
+   */
+  async * agents (filter: AgentFilter = {}): AsyncGenerator<AgentId, void, undefined> {
+    if (this.closed || this.closing !== null) throw new HostClosedError()
+    if (filter === null || typeof filter !== 'object') {
+      throw new InvalidArgumentError(`host.agents(filter): filter must be an object { type?, quota? } (got ${String(filter)})`)
+    }
+    const type = filter.type === undefined ? undefined : this.registry.require(checkName('type', filter.type)).type
+    const quota = filter.quota === undefined ? undefined : checkName('quota', filter.quota)
+    const prefix = quota === undefined ? '' : type === undefined ? quota + kIdSeparator : idString(quota, type, '')
+    const matches = type === undefined || quota !== undefined ? (_id: string) => true : (id: string) => typeOf(id) === type
+    // unsaved residents first: an id committed while the store is scanned is then yielded once, by the scan
+    const unsaved = new Set<string>()
+    for (const id of await this.unsavedIds(prefix)) if (matches(id)) unsaved.add(id)
+    if (this.localStore?.durable === true) {
+      for (const id of this.localStore.ids(prefix)) {
+        if (!matches(id)) continue
+        unsaved.delete(id)
+        yield parseId(id)
+      }
+    }
+    for (const id of unsaved) yield parseId(id)
+  }
+
+  /** Ids the main thread cannot read from LMDB: from every thread's table (and memory stores). */
+  private async unsavedIds (prefix: string): Promise<string[]> {
+    if (this.options.workers === 0) {
+      const resident = this.loop.runtime!.residentIds(prefix)
+      return this.localStore!.durable ? resident : [...this.localStore!.ids(prefix), ...resident]
+    }
+    const parts = await Promise.all(this.slots.map((slot) => new Promise<readonly string[]>((resolve) => {
+      const worker = slot.worker
+      if (worker === null || !slot.ready) { resolve([]); return }
+      const req = ++this.nextListing
+      this.listings.set(req, resolve)
+      // a worker that dies before answering answers nothing: its resident agents are gone with it
+      worker.once('exit', () => { if (this.listings.delete(req)) resolve([]) })
+      worker.postMessage({ type: 'list', req, prefix } satisfies ControlMessage)
+    })))
+    return parts.flat()
+  }
+
   stats (): HostStats {
     const workers: WorkerStats[] = []
     const owners = this.options.workers === 0 ? [0] : this.slots.map((s) => s.thread)
@@ -321,7 +382,8 @@ export class Host extends EventEmitter<HostEvents> implements RefTarget {
     if (this.loop.runtime !== null) await this.loop.drainAndStop()
     else this.loop.stop()
     this.pending.failAll(() => new HostClosedError('the host closed before the call completed'))
-    this.localStore?.close()
+    this.redelivery?.stop()
+    await this.localStore?.close()
   }
 
   /** Nothing in any ring or overflow, no pass running, no turn or commit in flight, no call waiting. */
@@ -355,6 +417,8 @@ export class Host extends EventEmitter<HostEvents> implements RefTarget {
       fingerprint: this.registry.fingerprint(),
       mesh: this.mesh,
       maxMessageBytes: this.options.maxMessageBytes,
+      dataDir: this.options.dataDir,
+      durability: this.options.durability,
       listeners: this.agentErrorListeners.buffer as SharedArrayBuffer
     }
     const worker = new Worker(workerUrl, { workerData: data })
@@ -368,6 +432,10 @@ export class Host extends EventEmitter<HostEvents> implements RefTarget {
           resolve()
         } else if (m.type === 'agent-errors') {
           for (const e of m.errors) this.emitAgentError(e.id, e.method, e.error)
+        } else if (m.type === 'listed') {
+          const resolve = this.listings.get(m.req)
+          this.listings.delete(m.req)
+          resolve?.(m.ids)
         }
       })
       worker.on('error', (err) => { slot.lastError = err })
@@ -430,9 +498,6 @@ function delay (ms: number): Promise<void> {
 
 export async function createHost (options: HostOptions): Promise<Host> {
   const resolved = resolveOptions(options)
-  if (resolved.dataDir !== undefined) {
-    throw new InvalidOptionError('dataDir', resolved.dataDir, 'needs the LMDB store, which this build does not have yet')
-  }
   const registry = await loadRegistry(resolved.agents)
   const host = new Host(resolved, registry)
   await host.start()

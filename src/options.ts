@@ -11,6 +11,7 @@ import { InvalidOptionError } from '../native-free-core/errors.ts'
 import { maxFrameBytes } from '../native-free-core/ring-queue.ts'
 import { CLOCK_MANUAL, CLOCK_REAL } from './thread-clock.ts'
 import type { ClockKind } from './thread-clock.ts'
+import type { Durability } from './lmdb-store.ts'
 
 export interface HostOptions {
   /** The module that exports the agent definitions; every worker imports it. A file URL or a path. */
@@ -19,6 +20,12 @@ export interface HostOptions {
   readonly workers?: number
   /** LMDB environment directory for durable state. Omitted: an in-memory store. */
   readonly dataDir?: string
+  /**
+   * When a command is acknowledged (with `dataDir`): `'disk'` (default) once LMDB has
+   * flushed it — it survives kill -9 and power loss; `'os'` once it is committed to the
+   * OS — it survives the process dying, not the machine losing power.
+   */
+  readonly durability?: Durability
   /** Milliseconds per tick of the host clock. Default 1000. */
   readonly tickMs?: number
   /**
@@ -40,6 +47,7 @@ export interface ResolvedHostOptions {
   readonly agents: string
   readonly workers: number
   readonly dataDir: string | undefined
+  readonly durability: Durability
   readonly tickMs: number
   readonly clock: ClockKind
   readonly maxMessageBytes: number
@@ -57,7 +65,7 @@ export const defaults = {
   closeTimeoutMs: 10_000
 } as const
 
-const known = new Set(['agents', 'workers', 'dataDir', 'tickMs', 'clock', 'maxMessageBytes', 'ringBytes', 'callTimeoutMs', 'closeTimeoutMs'])
+const known = new Set(['agents', 'workers', 'dataDir', 'durability', 'tickMs', 'clock', 'maxMessageBytes', 'ringBytes', 'callTimeoutMs', 'closeTimeoutMs'])
 
 export function resolveOptions (options: HostOptions): ResolvedHostOptions {
   if (options === null || typeof options !== 'object') {
@@ -83,10 +91,18 @@ export function resolveOptions (options: HostOptions): ResolvedHostOptions {
     }
     dataDir = resolve(options.dataDir)
   }
+  const durability = options.durability ?? 'disk'
+  if (durability !== 'disk' && durability !== 'os') {
+    throw new InvalidOptionError('durability', durability, "must be 'disk' (acknowledged once flushed to disk) or 'os' (acknowledged once committed to the OS)")
+  }
+  if (options.durability !== undefined && dataDir === undefined) {
+    throw new InvalidOptionError('durability', durability, 'needs dataDir: without it agents are kept in memory only')
+  }
   return Object.freeze({
     agents: agentsUrl(options.agents),
     workers,
     dataDir,
+    durability,
     tickMs: number('tickMs', options.tickMs ?? defaults.tickMs, 1, 86_400_000),
     clock: clockKind(options.clock),
     maxMessageBytes,

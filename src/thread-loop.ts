@@ -179,10 +179,12 @@ export class ThreadLoop implements RuntimeOutput {
     this.touched(replyTo)
   }
 
-  send (id: string, hash: number, typeIdx: number, methodIdx: number, payload: unknown): void {
+  send (id: string, hash: number, typeIdx: number, methodIdx: number, payload: unknown, outboxKey: number): void {
     const to = this.ownerOf(hash)
     try {
-      this.writer.message(this.producers[to]!, MSG_SEND, id, null, hash, typeIdx, methodIdx, payload, 0, 0)
+      // a durable send's key rides in the reply-address words: incarnation, sequence
+      const incarnation = outboxKey === 0 ? 0 : Math.floor(outboxKey / 0x100000000)
+      this.writer.message(this.producers[to]!, MSG_SEND, id, null, hash, typeIdx, methodIdx, payload, incarnation, outboxKey >>> 0)
       this.touched(to)
     } catch (err) {
       // the turn already committed: the send cannot fail its handler any more — report it

@@ -4,10 +4,8 @@
  * probe helpers they call.
  *
  *   counter   DESIGN §8's resident agent: `{ n: 0 }`, `add` (command), `get` (query)
- *   hot       DNA's one-agent benchmark, state variant: every command counts into state
- *   hotStore  the same with DNA's KV storage: every command also `ctx.storage.put`s a key.
- *             Needs `ctx.storage` (issue 3); `storageAvailable` lets the scenario pick
- *             the variant at run time (see scenarios/hot.ts)
+ *   hotStore  DNA's one-agent benchmark with its KV storage: every command counts into
+ *             state and `ctx.storage.put`s a new key (see scenarios/hot.ts)
  *   probe     one per thread, found by its `threadId`: flow-control barriers (a query
  *             replies only after every earlier message on the same ring ran), commit
  *             barriers (`flush`, a command), and per-thread memory after a full GC
@@ -32,37 +30,17 @@ export const counter = defineAgent({
   }
 })
 
-export const hot = defineAgent({
-  type: 'hot',
-  initial: () => ({ n: 0 }),
-  commands: {
-    add (state, by: number) { state.n += by },
-    /** The final call of the run: its reply waits for the commit of everything before it. */
-    sync (state) { return state.n }
-  },
-  queries: {
-    get (state) { return state.n }
-  }
-})
-
 export const hotStore = defineAgent({
   type: 'hotStore',
   initial: () => ({ n: 0 }),
   commands: {
+    /** DNA's `put(name, to_string(total_events), "test")`: a new storage key per command. */
     add (state, by: number, ctx) {
       state.n += by
-      ctx.storage.put(`k${state.n % 1024}`, state.n)
+      ctx.storage.put(String(state.n), 'test')
     },
-    sync (state) { return state.n },
-    /** True once the engine provides `ctx.storage` for this host's store. */
-    storageAvailable (_state, _payload: undefined, ctx) {
-      try {
-        ctx.storage.put('probe', 1)
-        return true
-      } catch {
-        return false
-      }
-    }
+    /** The final call of the run: its reply waits for the commit of everything before it. */
+    sync (state) { return state.n }
   },
   queries: {
     get (state) { return state.n }

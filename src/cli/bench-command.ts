@@ -12,11 +12,8 @@
  *   4. close the host, remove the temp dir, print the table, write the JSON (always
  *      bench/results/latest.json, plus `--json`) and the HTML report (`--html`)
  *
- * The durable default and this build: until the LMDB store lands (issue 3) createHost
- * refuses `dataDir`. When durable was only the default (not `--durable`/`--data-dir`),
- * the run says so loudly and continues in memory, and the JSON records
- * `store: 'memory'`, `storeRequested: 'durable'` and why — never durable figures that
- * were not durable. Asked for explicitly, it fails instead.
+ * Durable is the default: commands are acknowledged after LMDB flushed them to disk,
+ * so the commit figures are the engine's real durable throughput.
  */
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs'
 import { availableParallelism, tmpdir } from 'node:os'
@@ -52,8 +49,6 @@ export interface BenchOptions {
   readonly agents: number
   readonly workers: number
   readonly store: 'durable' | 'memory'
-  /** The user chose the store (`--durable`, `--memory`, `--data-dir`) rather than the default. */
-  readonly storeExplicit: boolean
   readonly dataDir: string | null
   readonly durationMs: number
   readonly scenarios: readonly ScenarioName[]
@@ -100,24 +95,10 @@ function planStore (o: BenchOptions, scratch: string): StorePlan {
   return { kind: 'durable', dataDir: dir, kept: false, note: null }
 }
 
-/** `createHost` refused `dataDir` because this build has no durable store (issue 3 not merged). */
-function durableUnavailable (err: unknown): boolean {
-  const e = err as { code?: unknown, data?: { option?: unknown } } | null
-  return e?.code === 'SHOAL_ERR_INVALID_OPTION' && e.data?.option === 'dataDir'
-}
-
-async function startHost (o: BenchOptions, plan: StorePlan, progress: Progress): Promise<[Host, 'durable' | 'memory']> {
+async function startHost (o: BenchOptions, plan: StorePlan): Promise<[Host, 'durable' | 'memory']> {
   const base = { agents: agentsUrl, workers: o.workers }
   if (plan.kind === 'memory') return [await createHost(base), 'memory']
-  try {
-    return [await createHost({ ...base, dataDir: plan.dataDir! }), 'durable']
-  } catch (err) {
-    if (!durableUnavailable(err) || o.storeExplicit) throw err
-    rmSync(plan.dataDir!, { recursive: true, force: true })
-    plan.note = `durable store unavailable in this engine build (${(err as Error).message}); ran with the in-memory store instead`
-    progress.log(`NOTE: ${plan.note}`)
-    return [await createHost(base), 'memory']
-  }
+  return [await createHost({ ...base, dataDir: plan.dataDir! }), 'durable']
 }
 
 async function runBaselines (o: BenchOptions, progress: Progress, scratch: string): Promise<Baselines> {
@@ -158,7 +139,7 @@ export async function runBench (o: BenchOptions, out: NodeJS.WriteStream = proce
     const baselines = o.baselines ? await runBaselines(o, progress, scratch) : null
     const plan = planStore(o, scratch)
     timeline.enter('start host')
-    const [h, store] = await startHost(o, plan, progress)
+    const [h, store] = await startHost(o, plan)
     host = h
     host.on('error', (err) => progress.log(`host error: ${err.message}`))
     timeline.start(host, kSampleMs)

@@ -62,14 +62,12 @@ function program (): Command {
     .option('--plain', 'plain progress lines even on a terminal')
     // tests run the CLI without overwriting a person's last results
     .addOption(new Option('--no-latest', `do not write ${latestJson}`).hideHelp())
-    .action(async (flags: BenchFlags, cmd: Command) => {
-      const explicit = (name: string): boolean => cmd.getOptionValueSource(name) === 'cli'
+    .action(async (flags: BenchFlags) => {
       const store = flags.memory === true ? 'memory' : 'durable'
       await runBench({
         agents: flags.agents,
         workers: flags.workers,
         store,
-        storeExplicit: explicit('durable') || explicit('memory') || explicit('dataDir'),
         dataDir: flags.dataDir ?? null,
         durationMs: flags.duration * 1000,
         scenarios: flags.scenario,

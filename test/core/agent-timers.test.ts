@@ -66,6 +66,11 @@ class ManualStore implements Store {
   readonly waiting: Array<() => void> = []
   getState (id: string): Uint8Array | undefined { return this.inner.getState(id) }
   ids (prefix: string): Iterable<string> { return this.inner.ids(prefix) }
+  getStorage (id: string, key: string): Uint8Array | undefined { return this.inner.getStorage(id, key) }
+  listStorage (id: string, prefix: string, start: string | undefined): Iterable<readonly [string, Uint8Array]> { return this.inner.listStorage(id, prefix, start) }
+  hasOutbox (key: number): boolean { return this.inner.hasOutbox(key) }
+  outbox (): Iterable<readonly [number, Uint8Array]> { return this.inner.outbox() }
+  newIncarnation (): number { return this.inner.newIncarnation() }
   close (): void {}
   commit (batch: WriteBatch): Promise<void> {
     return new Promise((resolve) => this.waiting.push(() => { this.inner.commit(batch); resolve() }))

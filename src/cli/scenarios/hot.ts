@@ -5,16 +5,11 @@
  * The reply must equal `hotCasts`, or the run fails: a lost or doubled command is a
  * bug, not a figure.
  *
- * Variant switch (waiting for issue 3). DNA's agent keeps its keys in KV storage, which
- * is `ctx.storage` here. This build's engine throws "not available" for it, so the
- * scenario asks a `hotStore` agent (`storageAvailable`, a command that tries one put)
- * and runs:
- *   'storage'  `hotStore.add`: counts into state AND ctx.storage.put()s a key — DNA's shape
- *   'state'    `hot.add`: counts into state only — until the engine has ctx.storage
- * No code change is needed when storage lands; the JSON's `variant` says which ran.
+ * DNA's agent keeps its keys in KV storage: here `hotStore.add` counts into state AND
+ * `ctx.storage.put`s a new key per command, as DNA's `put(name, to_string(n), "test")`.
+ * (`variant` stays in the JSON for its readers: it is always 'storage' now.)
  */
-import type { AgentRef } from '../../index.ts'
-import { hot as hotState, hotStore } from '../bench-agents.ts'
+import { hotStore } from '../bench-agents.ts'
 import { fmt } from '../progress.ts'
 import { Pacer } from '../thread-probes.ts'
 import { kChunk, perSec, totals } from './context.ts'
@@ -32,19 +27,9 @@ export interface HotResult {
   readonly commandsPerCommit: number
 }
 
-/** Does this engine give handlers `ctx.storage` (with the host's store)? */
-export async function storageAvailable (ctx: ScenarioContext): Promise<boolean> {
-  try {
-    return await ctx.host.ref(hotStore, 'storage-probe').call('storageAvailable')
-  } catch {
-    return false
-  }
-}
-
 export async function hot (ctx: ScenarioContext): Promise<HotResult> {
-  const variant: HotVariant = await storageAvailable(ctx) ? 'storage' : 'state'
-  // both types have add(number) and sync() → number; the typed ref of `hot` speaks for either
-  const ref = (variant === 'storage' ? ctx.host.ref(hotStore, 'hot') : ctx.host.ref(hotState, 'hot')) as AgentRef<typeof hotState>
+  const variant: HotVariant = 'storage'
+  const ref = ctx.host.ref(hotStore, 'hot')
   const base = await ref.call('sync')
   const before = totals(ctx.host)
   const pacer = new Pacer(ctx.probes)

@@ -1,0 +1,202 @@
+/**
+ * The durable store: one LMDB environment (lmdb-js) in `dataDir`, opened by every
+ * thread of the host — lmdb-js shares one environment between the threads of a
+ * process, and LMDB serializes their write transactions.
+ *
+ *   database   key                                   value
+ *   states     id string (quota \x1f type \x1f key)  msgpack state
+ *   storage    u16 id length, id, storage key (UTF-8) msgpack value   (ctx.storage)
+ *   outbox     incarnation × 2^32 + sequence         msgpack [from, to, type, method, payload]
+ *   meta       'incarnation'                         last incarnation handed out
+ *
+ * A batch is one LMDB transaction: lmdb-js puts every write queued in one event turn
+ * into the same transaction (its batching contract; the one thing that splits a batch is
+ * a `transactionSync`, which only `newIncarnation` uses, when a thread starts), so
+ * states, storage, outbox records and their removals of one batch commit together or
+ * not at all.
+ *
+ * Durability (the `durability` host option). lmdb-js commits with `overlappingSync`:
+ * a transaction is first committed (visible, and in the OS's page cache), then flushed
+ * to disk while later transactions proceed. After a process crash with the machine
+ * still up, LMDB opens at the last committed transaction; after power loss, at the
+ * last flushed one.
+ *   'disk' (default)  `commit` resolves after the flush: an acknowledged command
+ *                     survives kill -9 and power loss.
+ *   'os'              `commit` resolves at commit: an acknowledged command survives the
+ *                     process dying (kill -9, OOM), not the machine losing power.
+ *
+ * Keys of `storage` are binary so that an agent's keys form one range whatever its id
+ * contains: the length prefix stops `a` + `\0b` from meeting `a\0` + `b`.
+ */
+import { open } from 'lmdb'
+import type { Database, RootDatabase } from 'lmdb'
+import { compareKeys } from '../native-free-core/store.ts'
+import type { Store, WriteBatch } from '../native-free-core/store.ts'
+
+export type Durability = 'disk' | 'os'
+
+export interface LmdbStoreOptions {
+  readonly path: string
+  readonly durability: Durability
+}
+
+interface FastBuffer extends Buffer {
+  utf8Write (s: string, offset: number, length?: number): number
+  utf8Slice (start: number, end: number): string
+}
+
+export class LmdbStore implements Store {
+  readonly durable = true
+  readonly path: string
+  private readonly env: RootDatabase
+  private readonly states: Database<Buffer, string>
+  private readonly storage: Database<Buffer, Buffer>
+  private readonly pendingSends: Database<Buffer, number>
+  private readonly meta: Database<number, string>
+  private readonly waitForFlush: boolean
+  private readonly keyScratch = new KeyScratch()
+  private closed = false
+
+  constructor (options: LmdbStoreOptions) {
+    this.path = options.path
+    this.waitForFlush = options.durability === 'disk'
+    this.env = open({ path: options.path, maxDbs: 8 })
+    this.states = this.env.openDB<Buffer, string>({ name: 'states', encoding: 'binary' })
+    this.storage = this.env.openDB<Buffer, Buffer>({ name: 'storage', encoding: 'binary', keyEncoding: 'binary' })
+    this.pendingSends = this.env.openDB<Buffer, number>({ name: 'outbox', encoding: 'binary' })
+    this.meta = this.env.openDB<number, string>({ name: 'meta' })
+  }
+
+  getState (id: string): Uint8Array | undefined {
+    // a view valid until the next read: the runtime decodes it at once
+    return this.states.getBinaryFast(id)
+  }
+
+  commit (batch: WriteBatch): Promise<void> {
+    // every write queued in one event turn is one transaction (lmdb-js's batching
+    // contract), executed on lmdb-js's write thread: no transaction callback, so this
+    // thread only encodes instructions
+    let written: Promise<boolean> = kNothingWritten
+    for (const [id, bytes] of batch.states) {
+      written = bytes === null ? this.states.remove(id) : this.states.put(id, bytes as Buffer)
+    }
+    if (batch.storage != null) {
+      const keys = this.keyScratch
+      for (const [id, changes] of batch.storage) {
+        if (changes.wiped) {
+          // the keys committed now; keys of commits still in flight come as explicit deletes in `entries`
+          this.env.resetReadTxn()
+          const [start, end] = storageRange(id, '')
+          const stored: Buffer[] = []
+          for (const key of this.storage.getKeys({ start, end })) stored.push(Buffer.from(key)) // keys are reused buffers
+          for (const key of stored) written = this.storage.remove(key)
+        }
+        // one prefix per agent; lmdb-js copies a key when the write is queued, so the scratch is reused
+        const base = keys.prefix(id)
+        for (const [key, bytes] of changes.entries) {
+          const k = keys.with(base, key)
+          written = bytes === null ? this.storage.remove(k) : this.storage.put(k, bytes as Buffer)
+        }
+      }
+    }
+    if (batch.outboxPuts != null) for (const r of batch.outboxPuts) written = this.pendingSends.put(r.key, r.bytes as Buffer)
+    if (batch.outboxDeletes != null) for (const k of batch.outboxDeletes) written = this.pendingSends.remove(k)
+    return this.waitForFlush ? written.then(() => this.env.flushed).then(noop) : written.then(noop)
+  }
+
+  * ids (prefix: string): Iterable<string> {
+    // every id of a quota/type prefix ends it with \x1f: the range ends before \x20
+    const end = prefix === '' ? undefined : prefix.slice(0, -1) + String.fromCharCode(prefix.charCodeAt(prefix.length - 1) + 1)
+    for (const key of this.states.getKeys(end === undefined ? {} : { start: prefix, end })) yield key
+  }
+
+  getStorage (id: string, key: string): Uint8Array | undefined {
+    return this.storage.getBinaryFast(storageKey(id, key))
+  }
+
+  * listStorage (id: string, prefix: string, start: string | undefined): Iterable<readonly [string, Uint8Array]> {
+    const [from, end] = storageRange(id, prefix)
+    const skip = 2 + from.readUInt16BE(0)
+    const first = start !== undefined && compareKeys(start, prefix) > 0 ? storageKey(id, start) : from
+    for (const { key, value } of this.storage.getRange({ start: first, end })) {
+      yield [(key as FastBuffer).utf8Slice(skip, key.length), value]
+    }
+  }
+
+  hasOutbox (key: number): boolean {
+    if (this.pendingSends.doesExist(key)) return true
+    // the read snapshot may predate the sender's commit (another thread's write): look again at the newest
+    this.env.resetReadTxn()
+    return this.pendingSends.doesExist(key)
+  }
+
+  * outbox (): Iterable<readonly [number, Uint8Array]> {
+    this.env.resetReadTxn()
+    for (const { key, value } of this.pendingSends.getRange({})) yield [key, value]
+  }
+
+  newIncarnation (): number {
+    return this.env.transactionSync(() => {
+      const next = (this.meta.get('incarnation') ?? 0) + 1
+      this.meta.put('incarnation', next)
+      return next
+    })
+  }
+
+  /** States stored, for tests and stats. */
+  get stateCount (): number {
+    return (this.states.getStats() as { entryCount: number }).entryCount
+  }
+
+  async close (): Promise<void> {
+    if (this.closed) return
+    this.closed = true
+    await this.env.flushed
+    await this.env.close()
+  }
+}
+
+function noop (): void {}
+
+const kNothingWritten = Promise.resolve(true)
+
+/**
+ * Builds storage keys in one reused buffer: `prefix(id)` writes the id part once, `with`
+ * appends a key and returns a view valid until the next call. Only for writes: lmdb-js
+ * copies the key into its instruction buffer before `put`/`remove` return.
+ */
+class KeyScratch {
+  private buf = Buffer.allocUnsafe(4096) as FastBuffer
+
+  /** Write `[u16 length][id]`; returns where keys start. */
+  prefix (id: string): number {
+    if (id.length * 3 + 2 + 512 * 3 > this.buf.length) this.buf = Buffer.allocUnsafe(2 * (id.length * 3 + 2 + 512 * 3)) as FastBuffer
+    const idLen = this.buf.utf8Write(id, 2)
+    this.buf.writeUInt16BE(idLen, 0)
+    return 2 + idLen
+  }
+
+  with (base: number, key: string): Buffer {
+    return this.buf.subarray(0, base + this.buf.utf8Write(key, base))
+  }
+}
+
+/** `[u16 BE byte length of id][id][storage key]`, UTF-8. */
+export function storageKey (id: string, key: string): Buffer {
+  const buf = Buffer.allocUnsafe(2 + id.length * 3 + key.length * 3) as FastBuffer
+  const idLen = buf.utf8Write(id, 2)
+  buf.writeUInt16BE(idLen, 0)
+  const keyLen = buf.utf8Write(key, 2 + idLen)
+  return buf.subarray(0, 2 + idLen + keyLen)
+}
+
+/** Keys of one agent starting with `prefix`: [start, end). */
+function storageRange (id: string, prefix: string): [Buffer, Buffer] {
+  const start = storageKey(id, prefix)
+  // the first key after every key with this prefix: the prefix bytes + 1, carried
+  const end = Buffer.from(start)
+  let i = end.length - 1
+  while (i >= 0 && end[i] === 0xff) i--
+  end[i]!++
+  return [start, end.subarray(0, i + 1)]
+}

@@ -1,0 +1,135 @@
+/**
+ * ctx.storage inside the shard runtime, with a store whose commits the test completes by
+ * hand: a batch carries only the keys its turns changed, and reads while a commit is in
+ * flight (after passivation, after a delete) see what was written, not what is on disk.
+ */
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { defineAgent } from '../../native-free-core/define-agent.ts'
+import { AgentRegistry } from '../../native-free-core/registry.ts'
+import { ShardRuntime } from '../../native-free-core/shard-runtime.ts'
+import { MemoryStore } from '../../native-free-core/store.ts'
+import type { Store, WriteBatch } from '../../native-free-core/store.ts'
+import { Envelope, MSG_CALL } from '../../native-free-core/envelope.ts'
+import { idString } from '../../native-free-core/agent-id.ts'
+import { hashId } from '../../native-free-core/hash.ts'
+import { stateCodec } from '../../src/codec.ts'
+import { checkStorageKey } from '../../native-free-core/agent-storage.ts'
+import { compareKeys } from '../../native-free-core/store.ts'
+
+class HeldStore extends MemoryStore implements Store {
+  readonly batches: WriteBatch[] = []
+  private readonly held: Array<() => void> = []
+  override commit (batch: WriteBatch): undefined {
+    this.batches.push(batch)
+    return super.commit(batch)
+  }
+
+  // a promise-returning commit, completed by `release()`
+  commitLater (batch: WriteBatch): Promise<void> {
+    this.batches.push(batch)
+    return new Promise((resolve) => this.held.push(() => { super.commit(batch); resolve() }))
+  }
+
+  async release (): Promise<void> {
+    while (this.held.length > 0) this.held.shift()!()
+    for (let i = 0; i < 5; i++) await Promise.resolve()
+  }
+}
+
+const bag = defineAgent({
+  type: 'bag',
+  initial: () => ({}),
+  commands: {
+    fill (_s, n: number, ctx) { for (let i = 0; i < n; i++) ctx.storage.put(`k${i}`, i) },
+    set (_s, [k, v]: [string, number], ctx) { ctx.storage.put(k, v) },
+    bye (_s, _p, ctx) { ctx.deactivate() },
+    remove (_s, _p, ctx) { ctx.delete() }
+  },
+  queries: {
+    get (_s, k: string, ctx) { return ctx.storage.get(k) },
+    count (_s, _p, ctx) { return ctx.storage.list().length }
+  }
+})
+
+function setup (held: boolean): { rt: ShardRuntime, store: HeldStore, call: (method: string, payload?: unknown) => Promise<unknown> } {
+  const store = new HeldStore()
+  const durableView: Store = held
+    ? Object.assign(Object.create(store) as HeldStore, { durable: true, commit: (b: WriteBatch) => store.commitLater(b) })
+    : store
+  const registry = new AgentRegistry([bag])
+  const waiting = new Map<number, (v: unknown) => void>()
+  const rt = new ShardRuntime({
+    registry,
+    store: durableView,
+    codec: stateCodec,
+    output: { reply: (_to, callId, _ok, value) => waiting.get(callId)?.(value), send () {}, wake () {} }
+  })
+  let nextCall = 0
+  const id = idString('default', 'bag', 'b')
+  const info = registry.require('bag')
+  const call = (method: string, payload?: unknown): Promise<unknown> => {
+    const env = new Envelope()
+    env.kind = MSG_CALL
+    env.id = id
+    env.hash = hashId(id)
+    env.typeIdx = info.index
+    env.methodIdx = registry.method(info, method).index
+    env.payload = payload
+    env.callId = ++nextCall
+    const reply = new Promise<unknown>((resolve) => waiting.set(env.callId, resolve))
+    rt.deliver(env)
+    rt.commit()
+    return reply
+  }
+  return { rt, store, call }
+}
+
+test('a batch carries only the storage keys its turns changed', async () => {
+  const { store, call } = setup(false)
+  await call('fill', 1000)
+  assert.equal([...store.batches.at(-1)!.storage!.values()][0]!.entries.size, 1000)
+  await call('set', ['k5', 50])
+  assert.deepEqual([...[...store.batches.at(-1)!.storage!.values()][0]!.entries.keys()], ['k5'])
+  assert.equal(await call('count'), 1000)
+})
+
+test('while a commit is in flight, a passivated agent reads its writes back from the pending batch', async () => {
+  const { store, call } = setup(true)
+  const filled = call('fill', 3)
+  const bye = call('bye')
+  // nothing committed yet: the agent was dropped, its next activation must not read the store alone
+  assert.equal(store.getStorage(idString('default', 'bag', 'b'), 'k1'), undefined)
+  const read = call('get', 'k1')
+  const count = call('count')
+  assert.equal(await read, 1)
+  assert.equal(await count, 3)
+  await store.release()
+  await filled
+  await bye
+  assert.equal(await call('get', 'k2'), 2)
+})
+
+test('a delete in flight hides the stored keys from the next activation', async () => {
+  const { store, call } = setup(true)
+  void call('fill', 3)
+  await store.release()
+  void call('remove')
+  assert.notEqual(store.getStorage(idString('default', 'bag', 'b'), 'k0'), undefined, 'still on disk')
+  assert.equal(await call('get', 'k0'), undefined)
+  assert.equal(await call('count'), 0)
+  void call('set', ['z', 1])
+  assert.equal(await call('count'), 1)
+  await store.release()
+  assert.equal(await call('count'), 1)
+  assert.equal(store.getStorage(idString('default', 'bag', 'b'), 'k0'), undefined)
+})
+
+test('storage keys: well-formed strings of at most 512 UTF-8 bytes, ordered as UTF-8 bytes', () => {
+  assert.throws(() => checkStorageKey('bad\uD800'), { code: 'SHOAL_ERR_INVALID_ARGUMENT' })
+  assert.throws(() => checkStorageKey('\u00e9'.repeat(257)), { code: 'SHOAL_ERR_INVALID_ARGUMENT' }) // 514 bytes
+  checkStorageKey('\u00e9'.repeat(256))
+  const keys = ['\u{1F600}', '\uE000', 'b', 'a', '', 'ab', '\u00e9']
+  const byBytes = [...keys].sort((x, y) => Buffer.compare(Buffer.from(x), Buffer.from(y)))
+  assert.deepEqual([...keys].sort(compareKeys), byBytes)
+})

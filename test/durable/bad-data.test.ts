@@ -1,0 +1,34 @@
+/**
+ * Bad data on disk: a stored state or storage value that no longer decodes fails that
+ * agent's messages with DecodeError; every other agent of the host keeps serving.
+ */
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { open } from 'lmdb'
+import { idString } from '../../native-free-core/agent-id.ts'
+import { storageKey } from '../../src/lmdb-store.ts'
+import { agentErrorWith, durableHost, tempDataDir } from './helpers.ts'
+
+test('a record that no longer decodes fails that agent only, with DecodeError', async () => {
+  const dataDir = tempDataDir()
+  let host = await durableHost(dataDir)
+  await host.ref('account', 'good').call('fund', 5)
+  await host.ref('kv', 'shelf').call('put', ['fine', 1])
+  await host.close()
+
+  // what a bug, a disk error or an incompatible change could leave behind: bytes that are not msgpack
+  const env = open({ path: dataDir, maxDbs: 8 })
+  const garbage = Buffer.from([0xc1, 0xc1, 0xc1])
+  env.openDB({ name: 'states', encoding: 'binary' }).putSync(idString('default', 'account', 'broken'), garbage)
+  env.openDB({ name: 'storage', encoding: 'binary', keyEncoding: 'binary' }).putSync(storageKey(idString('default', 'kv', 'shelf'), 'rotten'), garbage)
+  await env.close()
+
+  host = await durableHost(dataDir)
+  await assert.rejects(host.ref('account', 'broken').call('balance'), { code: 'SHOAL_ERR_DECODE' })
+  await assert.rejects(host.ref('account', 'broken').call('fund', 1), { code: 'SHOAL_ERR_DECODE' }, 'and it stays refused, not overwritten')
+  assert.equal(await host.ref('account', 'good').call('balance'), 5)
+  await assert.rejects(host.ref('kv', 'shelf').call('get', 'rotten'), agentErrorWith('SHOAL_ERR_DECODE'))
+  assert.equal(await host.ref('kv', 'shelf').call('get', 'fine'), 1)
+  assert.equal(await host.ref('account', 'fresh').call('fund', 2), 2)
+  await host.close()
+})
