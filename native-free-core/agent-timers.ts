@@ -31,10 +31,10 @@
  *     timeout carries over — the next activation adopts it, or, if the agent is not
  *     active again by the deadline, the timer activates it to run `timeout`.
  *
- * Catching up: `advanceTo` walks from event tick to event tick (not tick by tick), so a
+ * Catching up: the runtime walks from event tick to event tick (not tick by tick), so a
  * thread that was parked or busy for many ticks fires every due timer at its own
  * deadline, in order (`ctx.tick` is that deadline), and a timer re-armed by a timer
- * turn fires again within the same catch-up. It stops after `budget` entries so a big
+ * turn fires again within the same catch-up. `drain` stops after `budget` entries so a big
  * expiry (a million idle agents on one tick) is spread over several loop passes.
  */
 import { kBusy, kDeactivate, kDelete, kDropped, kTimeoutArmed } from './cell.ts'
@@ -65,7 +65,7 @@ function setNode (cell: Cell, node: number): void {
 }
 
 export class AgentTimers {
-  private wheel = new TimingWheel<Cell>()
+  private wheel: TimingWheel<Cell>
   private readonly host: TimerHost
   /** idleTicks per type index; 0 = none. */
   private readonly idleOfType: Float64Array
@@ -74,14 +74,15 @@ export class AgentTimers {
   /** Entries fired on the current tick and not yet handled (a budget ran out). */
   private due: Array<Cell | undefined> = []
   private dueAt = 0
-  private readonly collect = (cell: Cell): void => {
+  private readonly collectOne = (cell: Cell): void => {
     setNode(cell, -1)
     this.due.push(cell)
   }
 
-  constructor (host: TimerHost, idleTicksByType: readonly number[]) {
+  constructor (host: TimerHost, idleTicksByType: readonly number[], startTick = 0) {
     this.host = host
     this.idleOfType = Float64Array.from(idleTicksByType)
+    this.wheel = new TimingWheel<Cell>({ startTick })
   }
 
   /** Live wheel entries (agents with a pending timer or idle check, plus orphans). */
@@ -102,29 +103,37 @@ export class AgentTimers {
     return this.dueAt >= this.due.length
   }
 
+  /** The next tick the wheel has work at (a firing or a cascade), or -1. */
+  nextEvent (): number {
+    return this.wheel.nextEventTick()
+  }
+
   /**
-   * Move the host's tick to `to`, firing what falls due on the way, event tick by event
-   * tick. Handles at most `budget` fired entries; returns true once caught up with `to`.
+   * Take the entries due at tick `t` (the host's tick has just moved to it) out of the
+   * wheel; `drain` handles them. The runtime steps from event tick to event tick.
    */
-  advanceTo (to: number, budget: number): boolean {
-    const host = this.host
-    for (;;) {
-      while (this.dueAt < this.due.length) {
-        if (budget-- <= 0) return false
-        const cell = this.due[this.dueAt]!
-        this.due[this.dueAt++] = undefined
-        this.expired(cell, host.tick)
-      }
-      if (this.due.length !== 0) {
-        this.due = []
-        this.dueAt = 0
-      }
-      if (host.tick >= to) return true
-      const next = this.wheel.nextEventTick()
-      const t = next < 0 || next > to ? to : Math.max(next, host.tick + 1)
-      host.tick = t
-      this.wheel.advance(t, this.collect)
+  collect (t: number): void {
+    this.wheel.advance(t, this.collectOne)
+  }
+
+  /**
+   * Handle collected entries, at most `budget`. Returns the budget left, or -1 when it
+   * ran out with entries still waiting (call again from the next loop pass).
+   */
+  drain (budget: number): number {
+    const t = this.host.tick
+    while (this.dueAt < this.due.length) {
+      if (budget <= 0) return -1
+      budget--
+      const cell = this.due[this.dueAt]!
+      this.due[this.dueAt++] = undefined
+      this.expired(cell, t)
     }
+    if (this.due.length !== 0) {
+      this.due = []
+      this.dueAt = 0
+    }
+    return budget
   }
 
   /** A new activation: adopt a rolled-back predecessor's armed timeout, or file its idle check. */

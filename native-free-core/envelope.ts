@@ -14,6 +14,13 @@ export const MSG_CALL = 2
 export const MSG_SEND = 3
 /** The agent's `ctx.timeout` fired: runs its definition's `timeout`. Made by the runtime, never on the wire. */
 export const MSG_TIMER = 4
+/** One of the agent's durable reminders fired: runs `reminder(state, name)`, the name as payload. Never on the wire. */
+export const MSG_REMINDER = 5
+
+/** Casts, calls and sends are messages; timer and reminder turns are not (they do not restart the idle count). */
+export function isMessage (kind: number): boolean {
+  return kind <= MSG_SEND
+}
 
 export class Envelope {
   kind = 0

@@ -27,6 +27,8 @@ export interface TypeInfo {
   readonly byName: ReadonlyMap<string, MethodInfo>
   /** The definition's `timeout(state, ctx)` as a command (run by MSG_TIMER turns), or null. */
   readonly timeoutMethod: MethodInfo | null
+  /** The definition's `reminder(state, name, ctx)` as a command (MSG_REMINDER turns, the name as payload), or null. */
+  readonly reminderMethod: MethodInfo | null
 }
 
 export class AgentRegistry {
@@ -54,7 +56,11 @@ export class AgentRegistry {
       const timeoutMethod: MethodInfo | null = onTimeout === undefined
         ? null
         : { name: 'timeout', index: -1, fn: (state, _payload, ctx) => onTimeout(state, ctx), command: true }
-      return { index, type: def.type, def, methods, byName: new Map(methods.map((m) => [m.name, m])), timeoutMethod }
+      const onReminder = def.reminder
+      const reminderMethod: MethodInfo | null = onReminder === undefined
+        ? null
+        : { name: 'reminder', index: -1, fn: (state, name, ctx) => onReminder(state, name as string, ctx), command: true }
+      return { index, type: def.type, def, methods, byName: new Map(methods.map((m) => [m.name, m])), timeoutMethod, reminderMethod }
     })
     this.byType = new Map(this.types.map((t) => [t.type, t]))
   }

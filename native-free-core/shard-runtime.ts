@@ -32,13 +32,15 @@
  * incarnation × 2^32 + sequence: the sender's thread takes a fresh incarnation from the
  * store whenever it starts, so a key is never reused.
  */
-import { keyOf, idOf } from './agent-id.ts'
+import { keyOf, idOf, typeOf } from './agent-id.ts'
 import type { AgentAddress } from './agent-id.ts'
 import { Cell, kBusy, kDeactivate, kDelete, kDirty, kDropped, kNew, kPersistent, kSnapFresh } from './cell.ts'
 import { AgentTable } from './agent-table.ts'
-import { Envelope, MSG_CALL, MSG_SEND, MSG_TIMER } from './envelope.ts'
+import { Envelope, MSG_CALL, MSG_REMINDER, MSG_SEND, MSG_TIMER, isMessage } from './envelope.ts'
 import { AgentTimers } from './agent-timers.ts'
 import type { TimerHost } from './agent-timers.ts'
+import { ReminderIndex, decodeReminder, encodeReminder, nextDue } from './agent-reminders.ts'
+import type { Reminder } from './agent-reminders.ts'
 import {
   AgentError, DecodeError, EncodeError, MessageTooLargeError, ShoalError, StorageError, UnknownAgentTypeError, UnknownMethodError,
   messageOf
@@ -116,6 +118,8 @@ export class ShardRuntime implements ContextHost, TimerHost {
   tick = 0
   /** ctx.timeout and idle deadlines of the resident agents (agent-timers.ts). */
   readonly timers: AgentTimers
+  /** Durable reminders of the agents this thread owns, resident or not (agent-reminders.ts). */
+  readonly reminders = new ReminderIndex()
 
   /** Messages delivered, for stats. */
   messages = 0
@@ -135,8 +139,13 @@ export class ShardRuntime implements ContextHost, TimerHost {
   private readonly inflight = new Map<string, Inflight>()
   private commitSeq = 0
   private lastCommit: Promise<void> | null = null
-  /** Reused for timer turns (deliver clones it when it must wait in a mailbox). */
+  /** Reused for timer and reminder turns (deliver clones it when it must wait in a mailbox). */
   private readonly timerEnvelope = new Envelope()
+  /** Reminder records of the open batch, per agent id (name → bytes, null removes). */
+  private openReminders = new Map<string, StorageOverlay>()
+  /** Reminders due and not yet fired (a budget ran out), and the next to fire. */
+  private remindersDue: Reminder[] = []
+  private remindersAt = 0
   /** `ctx.storage` writes of the open batch, per agent id. */
   private openStorage = new Map<string, StorageOverlay>()
   /** `ctx.storage` writes handed to the store and not yet committed, per agent newest first. */
@@ -158,8 +167,7 @@ export class ShardRuntime implements ContextHost, TimerHost {
     this.offloader = options.offload
     this.persistent = this.registry.types.map((t) => options.store !== null && t.def.durable !== false)
     this.tick = options.startTick ?? 0
-    this.timers = new AgentTimers(this, this.registry.types.map((t) => t.def.idleTicks ?? 0))
-    this.timers.advanceTo(this.tick, 0)
+    this.timers = new AgentTimers(this, this.registry.types.map((t) => t.def.idleTicks ?? 0), this.tick)
     this.durableOutbox = options.store?.durable === true
     this.maxMessageBytes = options.maxMessageBytes ?? Number.POSITIVE_INFINITY
     // taken now, at the thread's start, not in the middle of building a batch
@@ -172,7 +180,12 @@ export class ShardRuntime implements ContextHost, TimerHost {
 
   /** True when a batch is open or commits are in flight. */
   get pendingCommit (): boolean {
-    return this.dirty.length !== 0 || this.effects.length !== 0 || this.consumed.length !== 0 || this.lastCommit !== null
+    return this.dirty.length !== 0 || this.effects.length !== 0 || this.consumed.length !== 0 || this.openReminders.size !== 0 || this.lastCommit !== null
+  }
+
+  /** Wall time of the current tick, epoch ms. */
+  get nowMs (): number {
+    return this.reminders.timeOf(this.tick)
   }
 
   deliver (env: Envelope): void {
@@ -185,7 +198,7 @@ export class ShardRuntime implements ContextHost, TimerHost {
       (cell.mailbox ??= new Mailbox()).push(env.clone())
       return
     }
-    if (env.kind !== MSG_TIMER) cell.lastTick = this.tick // a timer turn is not a message: idleness goes on
+    if (isMessage(env.kind)) cell.lastTick = this.tick // timer and reminder turns are not messages: idleness goes on
     this.turn(cell, env)
   }
 
@@ -195,8 +208,123 @@ export class ShardRuntime implements ContextHost, TimerHost {
    * false means call again (from the next loop pass).
    */
   advanceTo (to: number, budget: number): boolean {
-    if (to <= this.tick && this.timers.caughtUp) return true
-    return this.timers.advanceTo(to, budget)
+    const timers = this.timers
+    for (;;) {
+      // finish the tick in hand, then step to the next tick with timer or reminder work
+      if ((budget = timers.drain(budget)) < 0) return false
+      if ((budget = this.fireReminders(budget)) < 0) return false
+      if (this.tick >= to) return true
+      const a = timers.nextEvent()
+      const b = this.reminders.nextTick()
+      const next = a < 0 ? b : b < 0 ? a : Math.min(a, b)
+      const t = next < 0 || next > to ? to : Math.max(next, this.tick + 1)
+      this.tick = t
+      timers.collect(t)
+      this.reminders.due(t, this.remindersDue)
+    }
+  }
+
+  /** The next tick this thread has timer or reminder work at, or -1: it may park until then. */
+  nextTimerTick (): number {
+    if (this.remindersAt < this.remindersDue.length) return this.tick
+    const a = this.timers.nextTick()
+    const b = this.reminders.nextTick()
+    return a < 0 ? b : b < 0 ? a : Math.min(a, b)
+  }
+
+  /**
+   * Start durable reminders: map ticks to wall time (tick t is `epochMs + t × tickMs`)
+   * and read the stored reminders of the agents `owns` accepts. Once per thread start.
+   */
+  startReminders (epochMs: number, tickMs: number, owns: (hash: number) => boolean): void {
+    this.reminders.setClock(epochMs, tickMs, this.tick)
+    if (this.store === null) return
+    for (const [id, name, bytes] of this.store.reminders()) {
+      const hash = hashId(id)
+      if (!owns(hash)) continue
+      const info = this.registry.get(typeOf(id))
+      const record = decodeReminder(bytes)
+      if (info?.reminderMethod == null || record === null) {
+        // the definitions changed since it was stored (or the record is damaged): it can never fire
+        this.reminderOverlay(id).entries.set(name, null)
+        const error = info === undefined
+          ? new UnknownAgentTypeError(typeOf(id), this.registry.types.map((t) => t.type))
+          : record === null ? new DecodeError(`the stored reminder ${JSON.stringify(name)} does not decode`) : new UnknownMethodError(info.type, 'reminder')
+        this.output.agentError?.(id, 'reminder', error.toWire())
+        continue
+      }
+      this.reminders.set(id, hash, info.index, name, record.due, record.every)
+    }
+  }
+
+  /** Fire the collected reminders, at most `budget`: the budget left, or -1 if some wait. */
+  private fireReminders (budget: number): number {
+    if (this.remindersAt >= this.remindersDue.length) {
+      if (this.remindersDue.length !== 0) {
+        this.remindersDue = []
+        this.remindersAt = 0
+      }
+      return budget
+    }
+    const now = this.nowMs
+    while (this.remindersAt < this.remindersDue.length) {
+      if (budget <= 0) return -1
+      budget--
+      const r = this.remindersDue[this.remindersAt++]!
+      if (!this.reminders.holds(r)) continue // cancelled or replaced since it fell due
+      // reschedule (or remove) in this pass's batch, whatever the turn does: missed periods coalesce
+      const next = nextDue(r.due, r.every, now)
+      if (next < 0) {
+        this.reminders.cancel(r.id, r.name)
+        this.reminderOverlay(r.id).entries.set(r.name, null)
+      } else {
+        this.reminders.rearm(r, next)
+        this.reminderOverlay(r.id).entries.set(r.name, encodeReminder(next, r.every))
+      }
+      const env = this.timerEnvelope
+      env.kind = MSG_REMINDER
+      env.id = r.id
+      env.hash = r.hash
+      env.typeIdx = r.typeIdx
+      env.methodIdx = 0
+      env.payload = r.name
+      env.outboxKey = 0
+      this.deliver(env)
+    }
+    this.remindersDue = []
+    this.remindersAt = 0
+    return budget
+  }
+
+  private reminderOverlay (id: string): StorageOverlay {
+    let overlay = this.openReminders.get(id)
+    if (overlay === undefined) this.openReminders.set(id, overlay = new StorageOverlay())
+    return overlay
+  }
+
+  /** A successful command's ctx.remind / ctx.cancelReminder. */
+  private applyReminders (cell: Cell, changes: ReadonlyMap<string, readonly [number, number] | null>): void {
+    const overlay = this.reminderOverlay(cell.id)
+    for (const [name, r] of changes) {
+      if (r === null) {
+        this.reminders.cancel(cell.id, name)
+        overlay.entries.set(name, null)
+      } else {
+        this.reminders.set(cell.id, cell.hash, cell.info.index, name, r[0], r[1])
+        overlay.entries.set(name, encodeReminder(r[0], r[1]))
+      }
+    }
+  }
+
+  /** ctx.delete: the agent's reminders go with it. */
+  private wipeReminders (id: string): void {
+    const overlay = new StorageOverlay()
+    overlay.wiped = true
+    // explicit deletes too: the store's wipe sees only committed records, not those in flight
+    for (const name of this.reminders.removeAgent(id)) overlay.entries.set(name, null)
+    const open = this.openReminders.get(id)
+    if (open !== undefined) for (const name of open.entries.keys()) overlay.entries.set(name, null)
+    this.openReminders.set(id, overlay)
   }
 
   /** @internal TimerHost: the agent's ctx.timeout fired. */
@@ -223,7 +351,7 @@ export class ShardRuntime implements ContextHost, TimerHost {
    * batch's replies and sends once it has committed. Call once per loop iteration.
    */
   commit (): void {
-    if (this.dirty.length === 0 && this.effects.length === 0 && this.consumed.length === 0) return
+    if (this.dirty.length === 0 && this.effects.length === 0 && this.consumed.length === 0 && this.openReminders.size === 0) return
     const effects = this.effects
     this.effects = []
     const states: Array<[string, Uint8Array | null]> = []
@@ -234,6 +362,7 @@ export class ShardRuntime implements ContextHost, TimerHost {
       if ((cell.flags & kDelete) !== 0) {
         bytes = null
         this.openStorage.set(cell.id, this.wipeOverlay(cell.id))
+        this.wipeReminders(cell.id)
       } else if ((cell.flags & kSnapFresh) !== 0) bytes = this.snapshots.get(cell)!
       else {
         try {
@@ -267,7 +396,12 @@ export class ShardRuntime implements ContextHost, TimerHost {
       storage = this.openStorage
       this.openStorage = new Map()
     }
-    if (states.length === 0 && storage === null && outboxPuts === null && outboxDeletes === null) {
+    let reminders: Map<string, StorageOverlay> | null = null
+    if (this.openReminders.size !== 0) {
+      reminders = this.openReminders
+      this.openReminders = new Map()
+    }
+    if (states.length === 0 && storage === null && outboxPuts === null && outboxDeletes === null && reminders === null) {
       this.releaseInOrder(released)
       return
     }
@@ -296,7 +430,7 @@ export class ShardRuntime implements ContextHost, TimerHost {
     }
     let result: Promise<void> | undefined
     try {
-      result = this.store!.commit({ states, storage, outboxPuts, outboxDeletes })
+      result = this.store!.commit({ states, storage, outboxPuts, outboxDeletes, reminders })
     } catch (err) {
       settled()
       this.commitFailed(states, released, err)
@@ -437,6 +571,7 @@ export class ShardRuntime implements ContextHost, TimerHost {
   clear (): void {
     this.table.clear()
     this.timers.clear()
+    this.reminders.clear()
   }
 
   private activate (env: Envelope): Cell | undefined {
@@ -546,6 +681,7 @@ export class ShardRuntime implements ContextHost, TimerHost {
         cell.flags |= kDirty
         this.dirty.push(cell)
       }
+      if (ctx.reminderChanges !== null) this.applyReminders(cell, ctx.reminderChanges)
       const storage = ctx.turnStorage
       if (storage !== null && storage.writes !== null) {
         let open = this.openStorage.get(cell.id)
@@ -599,7 +735,7 @@ export class ShardRuntime implements ContextHost, TimerHost {
       }
       if ((cell.flags & kBusy) !== 0) return
       const env = mailbox.shift()!
-      if (env.kind !== MSG_TIMER) cell.lastTick = this.tick
+      if (isMessage(env.kind)) cell.lastTick = this.tick
       this.turn(cell, env)
     }
     if ((cell.flags & kBusy) === 0) cell.mailbox = null
@@ -704,7 +840,9 @@ export class ShardRuntime implements ContextHost, TimerHost {
 
 /** The handler a message runs: a command or query by index, or the type's timeout for MSG_TIMER. */
 function methodOf (info: TypeInfo, env: Envelope): MethodInfo | undefined {
-  return env.kind === MSG_TIMER ? info.timeoutMethod ?? undefined : info.methods[env.methodIdx]
+  if (env.kind === MSG_TIMER) return info.timeoutMethod ?? undefined
+  if (env.kind === MSG_REMINDER) return info.reminderMethod ?? undefined
+  return info.methods[env.methodIdx]
 }
 const kNoLayers: StorageOverlay[] = []
 

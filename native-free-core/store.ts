@@ -36,6 +36,8 @@ export interface WriteBatch {
   readonly outboxPuts?: readonly OutboxRecord[] | null
   /** Durable sends this batch's turns applied: removed in the same transaction, so a send is applied at most once. */
   readonly outboxDeletes?: readonly number[] | null
+  /** Durable reminders (`ctx.remind`), per agent id: name → encoded record (agent-reminders.ts), `null` removes it. */
+  readonly reminders?: ReadonlyMap<string, StorageChanges> | null
 }
 
 export interface Store {
@@ -61,6 +63,8 @@ export interface Store {
   outbox (): Iterable<readonly [key: number, bytes: Uint8Array]>
   /** A number no earlier incarnation of any thread on this store used: the high half of outbox keys. */
   newIncarnation (): number
+  /** Every stored reminder, as [agent id, name, encoded record]; read when a thread starts. */
+  reminders (): Iterable<readonly [id: string, name: string, bytes: Uint8Array]>
   close (): Promise<void> | void
 }
 
@@ -100,6 +104,7 @@ export class MemoryStore implements Store {
   private readonly states = new Map<string, string>()
   private readonly storage = new Map<string, Map<string, string>>()
   private readonly pendingSends = new Map<number, Uint8Array>()
+  private readonly reminderRecords = new Map<string, Map<string, string>>()
   private incarnation = 0
   private readonly toStr: (bytes: Uint8Array) => string
   private readonly toBytes: (s: string) => Uint8Array
@@ -123,24 +128,34 @@ export class MemoryStore implements Store {
       if (bytes === null) this.states.delete(id)
       else this.states.set(id, this.toStr(bytes))
     }
-    if (batch.storage != null) {
-      for (const [id, changes] of batch.storage) {
-        if (changes.wiped) this.storage.delete(id)
-        let keys = this.storage.get(id)
-        for (const [key, bytes] of changes.entries) {
-          if (bytes === null) {
-            keys?.delete(key)
-            continue
-          }
-          if (keys === undefined) this.storage.set(id, keys = new Map())
-          keys.set(key, this.toStr(bytes))
-        }
-        if (keys?.size === 0) this.storage.delete(id)
-      }
-    }
+    if (batch.storage != null) this.apply(this.storage, batch.storage)
+    if (batch.reminders != null) this.apply(this.reminderRecords, batch.reminders)
     if (batch.outboxPuts != null) for (const r of batch.outboxPuts) this.pendingSends.set(r.key, r.bytes)
     if (batch.outboxDeletes != null) for (const k of batch.outboxDeletes) this.pendingSends.delete(k)
     return undefined
+  }
+
+  /** Per-agent keyed records (storage, reminders): wipes first, then puts and deletes. */
+  private apply (into: Map<string, Map<string, string>>, changesById: ReadonlyMap<string, StorageChanges>): void {
+    for (const [id, changes] of changesById) {
+      if (changes.wiped) into.delete(id)
+      let keys = into.get(id)
+      for (const [key, bytes] of changes.entries) {
+        if (bytes === null) {
+          keys?.delete(key)
+          continue
+        }
+        if (keys === undefined) into.set(id, keys = new Map())
+        keys.set(key, this.toStr(bytes))
+      }
+      if (keys?.size === 0) into.delete(id)
+    }
+  }
+
+  * reminders (): Iterable<readonly [string, string, Uint8Array]> {
+    const found: Array<[string, string, Uint8Array]> = []
+    for (const [id, names] of this.reminderRecords) for (const [name, s] of names) found.push([id, name, this.toBytes(s)])
+    yield * found
   }
 
   getStorage (id: string, key: string): Uint8Array | undefined {
@@ -182,6 +197,7 @@ export class MemoryStore implements Store {
     this.states.clear()
     this.storage.clear()
     this.pendingSends.clear()
+    this.reminderRecords.clear()
   }
 }
 

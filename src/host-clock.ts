@@ -66,6 +66,9 @@ export class HostClock {
     this.view = new ClockView(mesh.clock)
     this.threads = threads
     this.bells = mesh.bells.map((b) => new Doorbell(b))
+    // tick 0 is now: reminders map ticks to wall time from here, and the real clock counts from here
+    this.startedAt = performance.now()
+    this.view.setTimeBase(Date.now(), tickMs)
   }
 
   /** The current tick (0 when the host started). */
@@ -75,7 +78,6 @@ export class HostClock {
 
   start (): void {
     if (this.kind === CLOCK_MANUAL || this.stopped) return
-    this.startedAt = performance.now()
     this.interval = setInterval(this.onInterval, this.tickMs)
   }
 

@@ -34,7 +34,7 @@ import { openStore } from './open-store.ts'
 import { OutboxRedelivery } from './outbox-redelivery.ts'
 import {
   createMesh, kStatActive, kStatAlive, kStatBusy, kStatCommits, kStatCommitted, kStatMessages,
-  kStatOverflowBytes, kStatPasses, kStatPendingCommit, kStatRunning, kStatTimers, renewRings, statsView
+  kStatOverflowBytes, kStatPasses, kStatPendingCommit, kStatReminders, kStatRunning, kStatTimers, renewRings, statsView
 } from './mesh.ts'
 import { HostClock } from './host-clock.ts'
 import type { Mesh } from './mesh.ts'
@@ -56,6 +56,8 @@ export interface WorkerStats {
   readonly messages: number
   /** Agents with a pending ctx.timeout or idle check (entries in the thread's timing wheel). */
   readonly timers: number
+  /** Durable reminders of the agents the thread owns, resident or not. */
+  readonly reminders: number
   /** Loop passes the thread has run: a parked thread runs none (ticks wake it only when its timers are due). */
   readonly passes: number
   /** Async turns in flight. */
@@ -345,6 +347,7 @@ export class Host extends EventEmitter<HostEvents> implements RefTarget {
         activeAgents: s[kStatActive]!,
         messages: s[kStatMessages]!,
         timers: s[kStatTimers]!,
+        reminders: s[kStatReminders]!,
         passes: s[kStatPasses]!,
         busyAgents: s[kStatBusy]!,
         commits: s[kStatCommits]!,

@@ -32,6 +32,8 @@ export const kStatAlive = 9
 export const kStatRunning = 10
 /** Live timing-wheel entries (agents with a pending ctx.timeout or idle check). */
 export const kStatTimers = 11
+/** Durable reminders of the agents this thread owns (resident or not). */
+export const kStatReminders = 12
 export const STAT_SLOTS = 16
 
 export interface Mesh {

@@ -9,6 +9,7 @@
  *
  *   offset   words (BigInt64 unless noted)            written by
  *   0        tick                                      the host clock
+ *   8, 16    epochMs, tickMs (Float64)                 the host, once, before any worker starts
  *   64       progress (Int32), waiters (Int32)         every thread / host.advance
  *   128+64t  thread t: nextDue, parkedAt               thread t
  *
@@ -59,10 +60,27 @@ export function createClock (threads: number): SharedArrayBuffer {
 export class ClockView {
   private readonly big: BigInt64Array
   private readonly i32: Int32Array
+  private readonly f64: Float64Array
 
   constructor (sab: SharedArrayBuffer) {
     this.big = new BigInt64Array(sab)
     this.i32 = new Int32Array(sab)
+    this.f64 = new Float64Array(sab, 0, 3)
+  }
+
+  /** Wall time (epoch ms) of tick 0, and ms per tick: tick t is `epochMs + t × tickMs` (reminders). */
+  get epochMs (): number {
+    return this.f64[1]!
+  }
+
+  get tickMs (): number {
+    return this.f64[2]!
+  }
+
+  /** Host only, before the workers start (their creation publishes it). */
+  setTimeBase (epochMs: number, tickMs: number): void {
+    this.f64[1] = epochMs
+    this.f64[2] = tickMs
   }
 
   /** The host clock's current tick. */

@@ -34,7 +34,7 @@ import { FRAME_REPLY, FrameReader, FrameWriter } from './frame-codec.ts'
 import type { Mesh } from './mesh.ts'
 import {
   kStatActive, kStatAlive, kStatBusy, kStatCommits, kStatCommitted, kStatMessages, kStatOverflowBytes,
-  kStatPasses, kStatPendingCommit, kStatRunning, kStatTimers, statsView
+  kStatPasses, kStatPendingCommit, kStatReminders, kStatRunning, kStatTimers, statsView
 } from './mesh.ts'
 import { ClockView } from './thread-clock.ts'
 
@@ -136,6 +136,8 @@ export class ThreadLoop implements RuntimeOutput {
     } finally {
       this.running = wasRunning
     }
+    // parked meanwhile (a control message): pass and park again, so parkedAt is set anew
+    if (this.parked && !this.stopped) this.bell.ring()
   }
 
   /** Final pass: run what is inbound, commit, wait for commits in flight, publish; then stop. */
@@ -159,7 +161,12 @@ export class ThreadLoop implements RuntimeOutput {
     // a restarted worker joins a running clock, and its predecessor's words are stale
     this.clock.setNextDue(this.index, -1)
     this.clock.setParkedAt(this.index, -1)
-    this.runtime?.advanceTo(this.clock.now(), TIMER_BUDGET)
+    const rt = this.runtime
+    if (rt !== null) {
+      // reminders first: those due by the clock's tick fire in the first catch-up
+      rt.startReminders(this.clock.epochMs, this.clock.tickMs, (hash) => this.ownerOf(hash) === this.index)
+      rt.advanceTo(this.clock.now(), TIMER_BUDGET)
+    }
     this.schedule()
   }
 
@@ -301,7 +308,7 @@ export class ThreadLoop implements RuntimeOutput {
 
   private park (): void {
     const rt = this.runtime
-    const due = rt === null ? -1 : rt.timers.nextTick()
+    const due = rt === null ? -1 : rt.nextTimerTick()
     if (due !== this.publishedDue) {
       // before announcing sleep: see the parking race in thread-clock.ts
       this.clock.setNextDue(this.index, due)
@@ -366,6 +373,7 @@ export class ThreadLoop implements RuntimeOutput {
       s[kStatCommitted] = rt.committedStates
       s[kStatPendingCommit] = rt.pendingCommit ? 1 : 0
       s[kStatTimers] = rt.timers.size
+      s[kStatReminders] = rt.reminders.size
     }
     let overflow = 0
     for (const ring of this.producers) if (ring != null && ring.overflowing) overflow += ring.overflowBytes
