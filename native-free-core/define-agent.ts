@@ -49,8 +49,14 @@ export interface AgentContext {
    * `idleTicks`); `0` = never. Commands only; applied when the turn succeeds.
    */
   idleAfter (ticks: number): void
-  /** Durable reminder: `reminder(state, name, ctx)` fires after `ms`, even after passivation or restart. */
+  /**
+   * Durable reminder: `reminder(state, name, ctx)` runs `ms` from now (then every
+   * `options.every` ms), even after passivation or a restart; stored with this turn's
+   * commit, so a turn that throws sets nothing. One per name: a new one replaces it.
+   * Missed firings (downtime) coalesce into one. Commands of persistent types only.
+   */
   remind (name: string, ms: number, options?: { every?: number }): void
+  /** Remove the reminder `name` (with this turn's commit); nothing if there is none. */
   cancelReminder (name: string): void
   readonly storage: AgentStorage
 }
