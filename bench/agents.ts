@@ -44,6 +44,25 @@ export const idler = defineAgent({
   queries: { get (s) { return s.n } }
 })
 
+/** A counter with a rate limit it never reaches: the bucket check's own cost. */
+export const limitedCounter = defineAgent({
+  type: 'limited',
+  durable: false,
+  rateLimit: { perSecond: 1e12, burst: 1e9 },
+  initial: () => ({ n: 0 }),
+  commands: { add (s, by: number) { s.n += by; return s.n } },
+  queries: { get (s) { return s.n } }
+})
+
+/** Awaits a no-op task on the host's offload pool (bench/tasks.ts). */
+export const offloader = defineAgent({
+  type: 'offloader',
+  durable: false,
+  initial: () => ({}),
+  commands: { async run (_s, input: number, ctx) { return await ctx.offload('echo', input) } },
+  queries: { get () { return 0 } }
+})
+
 /** DNA's benchmark agent: `put(key, "test")` into its KV storage, one new key per command. */
 export const dnaStore = defineAgent({
   type: 'dna',

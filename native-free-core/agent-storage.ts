@@ -33,15 +33,6 @@ export class StorageOverlay {
   /** Everything below this layer is gone (the agent was deleted). */
   wiped = false
   readonly entries = new Map<string, Uint8Array | null>()
-
-  /** Put a newer layer on top of this one. */
-  absorb (newer: StorageOverlay): void {
-    if (newer.wiped) {
-      this.wiped = true
-      this.entries.clear()
-    }
-    for (const [k, v] of newer.entries) this.entries.set(k, v)
-  }
 }
 
 /** What a turn's storage needs from its runtime. */

@@ -27,8 +27,12 @@ export const kDropped = 32
 export const kPersistent = 64
 /** Never committed yet: its first commit creates it (quota counting). */
 export const kNew = 128
+/** The type has a rate limit: the cell is a LimitedCell (rate-limits.ts). */
+export const kLimited = 256
+/** Holds one unit of its quota's count, not yet committed (quota-gate.ts). */
+export const kCounted = 512
 /** The agent's timer entry is its `ctx.timeout` deadline, not its idle check (agent-timers.ts). */
-export const kTimeoutArmed = 256
+export const kTimeoutArmed = 1024
 
 /** `cell.timer` once `ctx.idleAfter` overrode the type's idleTicks (rare: most cells hold a number). */
 export interface TimerExtra {

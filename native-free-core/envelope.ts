@@ -12,12 +12,20 @@ export const MSG_CAST = 1
 export const MSG_CALL = 2
 /** From another agent's outbox (`ctx.send`). */
 export const MSG_SEND = 3
+/**
+ * Subscribe `(replyTo, callId)` to the agent's committed states (`ref.follow()`); the
+ * current state is sent at once. Not a message to the agent: no handler, no rate limit,
+ * no activation.
+ */
+export const MSG_FOLLOW = 4
+/** End the subscription `(replyTo, callId)`. */
+export const MSG_UNFOLLOW = 5
 /** The agent's `ctx.timeout` fired: runs its definition's `timeout`. Made by the runtime, never on the wire. */
-export const MSG_TIMER = 4
+export const MSG_TIMER = 6
 /** One of the agent's durable reminders fired: runs `reminder(state, name)`, the name as payload. Never on the wire. */
-export const MSG_REMINDER = 5
+export const MSG_REMINDER = 7
 
-/** Casts, calls and sends are messages; timer and reminder turns are not (they do not restart the idle count). */
+/** Casts, calls and sends are messages to the agent; timer and reminder turns are not (they do not restart its idle count). */
 export function isMessage (kind: number): boolean {
   return kind <= MSG_SEND
 }

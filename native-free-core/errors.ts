@@ -153,6 +153,15 @@ export class StorageError extends ShoalError {
   static override readonly code = 'SHOAL_ERR_STORAGE'
 }
 
+/**
+ * `ctx.offload(name, input)` failed: the task threw (`message` is the task's message,
+ * `data.name` its error's name), the module has no such export, the pool is gone, or
+ * the host has no `offload` option. `data.task` is the task name.
+ */
+export class OffloadError extends ShoalError {
+  static override readonly code = 'SHOAL_ERR_OFFLOAD'
+}
+
 type ErrorClass = typeof ShoalError
 
 const byCode = new Map<string, ErrorClass>()
@@ -160,7 +169,7 @@ for (const cls of [
   ShoalError, InvalidOptionError, InvalidArgumentError, InvalidDefinitionError, UnknownAgentTypeError,
   UnknownMethodError, AgentError, TimeoutError, AbortedError, QuotaExceededError, UnknownQuotaError,
   RateLimitedError, MessageTooLargeError, EncodeError, DecodeError, WorkerCrashedError,
-  HostClosedError, StorageError
+  HostClosedError, StorageError, OffloadError
 ] as ErrorClass[]) byCode.set(cls.code, cls)
 
 /** Every code this build knows, for docs and tests. */

@@ -34,20 +34,29 @@
  */
 import { keyOf, idOf, typeOf } from './agent-id.ts'
 import type { AgentAddress } from './agent-id.ts'
-import { Cell, kBusy, kDeactivate, kDelete, kDirty, kDropped, kNew, kPersistent, kSnapFresh } from './cell.ts'
+import { Cell, kBusy, kCounted, kDeactivate, kDelete, kDirty, kDropped, kLimited, kNew, kPersistent, kSnapFresh } from './cell.ts'
+import { systemClock } from './clock.ts'
+import type { Clock } from './clock.ts'
 import { AgentTable } from './agent-table.ts'
-import { Envelope, MSG_CALL, MSG_REMINDER, MSG_SEND, MSG_TIMER, isMessage } from './envelope.ts'
+import { Envelope, MSG_CALL, MSG_FOLLOW, MSG_REMINDER, MSG_SEND, MSG_TIMER, MSG_UNFOLLOW, isMessage } from './envelope.ts'
 import { AgentTimers } from './agent-timers.ts'
 import type { TimerHost } from './agent-timers.ts'
 import { ReminderIndex, decodeReminder, encodeReminder, nextDue } from './agent-reminders.ts'
 import type { Reminder } from './agent-reminders.ts'
 import {
-  AgentError, DecodeError, EncodeError, MessageTooLargeError, ShoalError, StorageError, UnknownAgentTypeError, UnknownMethodError,
-  messageOf
+  AgentError, DecodeError, EncodeError, InvalidArgumentError, MessageTooLargeError, OffloadError, RateLimitedError, ShoalError,
+  StorageError, UnknownAgentTypeError, UnknownMethodError, messageOf
 } from './errors.ts'
 import type { WireError } from './errors.ts'
 import { hashId } from './hash.ts'
 import { Mailbox } from './mailbox.ts'
+import { Followers } from './followers.ts'
+import { CommitStats } from './commit-stats.ts'
+import { QuotaCounters } from './quota-counters.ts'
+import { QuotaDirectory, QuotaGate } from './quota-gate.ts'
+import type { QuotaBatch } from './quota-gate.ts'
+import { RateLimits } from './rate-limits.ts'
+import type { LimitedCell } from './rate-limits.ts'
 import type { AgentRegistry, MethodInfo, TypeInfo } from './registry.ts'
 import { MAX_INCARNATION } from './store.ts'
 import type { OutboxRecord, Store } from './store.ts'
@@ -70,6 +79,11 @@ export interface RuntimeOutput {
   wake (): void
   /** A handler failed, or a message could not be handled (for events and dead letters). */
   agentError? (id: string, method: string, error: WireError): void
+  /**
+   * A committed state for the follower `(thread, followId)`: the state's encoded bytes
+   * (`ok`), or why the subscription failed (a WireError).
+   */
+  followed? (thread: number, followId: number, ok: boolean, value: Uint8Array | WireError): void
 }
 
 export interface ShardRuntimeOptions {
@@ -83,6 +97,12 @@ export interface ShardRuntimeOptions {
   readonly startTick?: number
   /** Largest encoded durable send: checked in the handler, since a stored send must be deliverable. */
   readonly maxMessageBytes?: number
+  /** Time for rate limits. Default: `performance.now()`. */
+  readonly clock?: Clock
+  /** Real time for commit latency (stats only). Default: `performance.now()`. */
+  readonly stopwatch?: Clock
+  /** The host's quotas as this thread sees them. Default: only 'default', unlimited, counted privately. */
+  readonly quotas?: QuotaGate
 }
 
 /** A reply or send held by the output gate until its batch commits. */
@@ -129,6 +149,19 @@ export class ShardRuntime implements ContextHost, TimerHost {
   committedStates = 0
   /** Durable sends dropped because they had already been applied. */
   duplicateSends = 0
+  /** Messages refused by a rate limit. */
+  rateLimited = 0
+  readonly clock: Clock
+  private nowMs = 0
+  private nowRead = false
+  /** Batch sizes and commit latencies. */
+  readonly commitStats = new CommitStats()
+  private readonly stopwatch: Clock
+  /** Null when no type has a rate limit. */
+  readonly limits: RateLimits | null
+  /** `ref.follow()` subscriptions to this thread's agents. */
+  readonly followers: Followers = new Followers(this)
+  readonly quotas: QuotaGate
 
   private readonly persistent: readonly boolean[]
   private readonly offloader: ((name: string, input: unknown) => Promise<unknown>) | undefined
@@ -165,6 +198,10 @@ export class ShardRuntime implements ContextHost, TimerHost {
     this.codec = options.codec
     this.output = options.output
     this.offloader = options.offload
+    this.clock = options.clock ?? systemClock
+    this.stopwatch = options.stopwatch ?? systemClock
+    this.limits = RateLimits.of(this.registry.types)
+    this.quotas = options.quotas ?? new QuotaGate(new QuotaDirectory(), new QuotaCounters(1), 0)
     this.persistent = this.registry.types.map((t) => options.store !== null && t.def.durable !== false)
     this.tick = options.startTick ?? 0
     this.timers = new AgentTimers(this, this.registry.types.map((t) => t.def.idleTicks ?? 0), this.tick)
@@ -183,18 +220,25 @@ export class ShardRuntime implements ContextHost, TimerHost {
     return this.dirty.length !== 0 || this.effects.length !== 0 || this.consumed.length !== 0 || this.openReminders.size !== 0 || this.lastCommit !== null
   }
 
-  /** Wall time of the current tick, epoch ms. */
-  get nowMs (): number {
+  /** Wall time of the current tick, epoch ms (reminders; not the rate-limit clock). */
+  get tickTimeMs (): number {
     return this.reminders.timeOf(this.tick)
   }
 
   deliver (env: Envelope): void {
+    if (env.kind === MSG_FOLLOW || env.kind === MSG_UNFOLLOW) {
+      this.followers.handle(env)
+      return
+    }
     this.messages++
     let cell = this.table.get(env.id, env.hash)
     if (cell === undefined) {
       cell = this.activate(env)
       if (cell === undefined) return
-    } else if ((cell.flags & kBusy) !== 0) {
+    }
+    // timer and reminder turns are not messages: no rate limit
+    if ((cell.flags & kLimited) !== 0 && isMessage(env.kind) && !this.admit(cell as LimitedCell, env)) return
+    if ((cell.flags & kBusy) !== 0) {
       (cell.mailbox ??= new Mailbox()).push(env.clone())
       return
     }
@@ -266,7 +310,7 @@ export class ShardRuntime implements ContextHost, TimerHost {
       }
       return budget
     }
-    const now = this.nowMs
+    const now = this.tickTimeMs
     while (this.remindersAt < this.remindersDue.length) {
       if (budget <= 0) return -1
       budget--
@@ -351,7 +395,18 @@ export class ShardRuntime implements ContextHost, TimerHost {
    * batch's replies and sends once it has committed. Call once per loop iteration.
    */
   commit (): void {
+    // a batch's messages share one reading of the rate-limit clock (see now())
+    this.nowRead = false
+    try {
+      this.commitBatch()
+    } finally {
+      this.nowRead = false
+    }
+  }
+
+  private commitBatch (): void {
     if (this.dirty.length === 0 && this.effects.length === 0 && this.consumed.length === 0 && this.openReminders.size === 0) return
+    const startedAt = this.stopwatch.now()
     const effects = this.effects
     this.effects = []
     const states: Array<[string, Uint8Array | null]> = []
@@ -375,6 +430,7 @@ export class ShardRuntime implements ContextHost, TimerHost {
           continue
         }
       }
+      if ((cell.flags & (kCounted | kDelete)) !== 0) this.quotas.committing(cell)
       states.push([cell.id, bytes])
       cell.flags &= ~(kDirty | kSnapFresh | kNew)
       if ((cell.flags & (kDeactivate | kDelete)) !== 0 && (cell.flags & kBusy) === 0) this.drop(cell)
@@ -407,6 +463,8 @@ export class ShardRuntime implements ContextHost, TimerHost {
     }
     this.commits++
     this.committedStates += states.length
+    this.commitStats.batch(states.length)
+    const quota = this.quotas.closeBatch()
     const seq = ++this.commitSeq
     if (storage !== null) {
       for (const [id, overlay] of storage) {
@@ -430,24 +488,33 @@ export class ShardRuntime implements ContextHost, TimerHost {
     }
     let result: Promise<void> | undefined
     try {
-      result = this.store!.commit({ states, storage, outboxPuts, outboxDeletes, reminders })
+      result = this.store!.commit({ states, storage, outboxPuts, outboxDeletes, quotaDeltas: quota?.deltas ?? null, reminders })
     } catch (err) {
       settled()
-      this.commitFailed(states, released, err)
+      this.commitFailed(states, released, err, quota)
       return
     }
     if (result === undefined) {
       settled()
+      this.commitStats.latency(this.stopwatch.now() - startedAt)
+      if (quota !== null) this.quotas.committed(quota)
+      if (this.followers.size !== 0) {
+        if (this.lastCommit === null) this.followers.publish(states)
+        else this.lastCommit = this.lastCommit.then(() => this.followers.publish(states))
+      }
       this.releaseInOrder(released)
       return
     }
     for (const [id, bytes] of states) this.inflight.set(id, { bytes, seq })
     const done = result.then(() => {
       settled()
+      this.commitStats.latency(this.stopwatch.now() - startedAt)
+      if (quota !== null) this.quotas.committed(quota)
+      if (this.followers.size !== 0) this.followers.publish(states)
       this.release(released)
     }, (err: unknown) => {
       settled()
-      this.commitFailed(states, released, err)
+      this.commitFailed(states, released, err, quota)
     }).finally(() => {
       if (this.lastCommit === done) this.lastCommit = null
       this.output.wake()
@@ -463,6 +530,10 @@ export class ShardRuntime implements ContextHost, TimerHost {
     const info = this.registry.require(target?.type)
     const m = this.registry.method(info, method)
     const id = idOf(target)
+    if (target.quota !== undefined) {
+      const refused = this.quotas.admit(id, false) // the quota must exist; the limit is the receiver's business
+      if (refused !== null) throw refused
+    }
     let record: Uint8Array | null = null
     if (this.durableOutbox && (from.flags & kPersistent) !== 0) {
       record = this.encodeStored([from.id, id, info.type, m.name, payload], `the payload of ctx.send to ${info.type}.${m.name}`)
@@ -542,8 +613,11 @@ export class ShardRuntime implements ContextHost, TimerHost {
   }
 
   offload (name: string, input: unknown): Promise<unknown> {
+    if (typeof name !== 'string' || name.length === 0) {
+      return Promise.reject(new InvalidArgumentError(`ctx.offload(name) takes the name of an export of the offload module (got ${typeof name === 'string' ? '""' : typeof name})`))
+    }
     if (this.offloader === undefined) {
-      return Promise.reject(new ShoalError('ctx.offload needs the host option `offload: { filename }`'))
+      return Promise.reject(new OffloadError(`ctx.offload(${JSON.stringify(name)}) needs the host option \`offload: { filename }\``, { task: name }))
     }
     return this.offloader(name, input)
   }
@@ -608,6 +682,11 @@ export class ShardRuntime implements ContextHost, TimerHost {
         }
       }
     }
+    const refused = this.quotas.admit(env.id, !found)
+    if (refused !== null) {
+      this.reject(env, m.name, refused)
+      return undefined
+    }
     if (!found) {
       try {
         state = info.def.initial(keyOf(env.id))
@@ -617,13 +696,47 @@ export class ShardRuntime implements ContextHost, TimerHost {
       }
       flags |= kNew
     }
-    const cell = new Cell(env.id, env.hash, info, state, flags, this.tick)
+    const cell = this.limits !== null && this.limits.limited(info.index)
+      ? this.limits.create(env.id, env.hash, info, state, flags, this.tick, this.now())
+      : new Cell(env.id, env.hash, info, state, flags, this.tick)
     this.table.set(env.id, env.hash, cell)
     this.timers.activated(cell)
     return cell
   }
 
+  /**
+   * Rate-limit time, read from the clock once per batch of messages: performance.now()
+   * costs ~80 ns here, several times the bucket itself. The reading is forgotten when the
+   * batch commits and when an async turn's settlement is done, so it is never older than
+   * the loop pass (a few ms) it was taken in. Readings never go backwards, so the buckets
+   * stay exact token buckets; messages of one pass are simply timed at its start.
+   */
+  private now (): number {
+    if (!this.nowRead) {
+      this.nowMs = this.clock.now()
+      this.nowRead = true
+    }
+    return this.nowMs
+  }
+
+  /** Take a token from a limited agent's bucket, or refuse the message without running it. */
+  private admit (cell: LimitedCell, env: Envelope): boolean {
+    const wait = this.limits!.take(cell, this.now())
+    if (wait === 0) return true
+    this.rateLimited++
+    const retryAfterMs = Math.ceil(wait * 1000) / 1000
+    this.reject(env, cell.info.methods[env.methodIdx]?.name ?? `#${env.methodIdx}`, new RateLimitedError(
+      `agent ${printable(cell.id)} is rate limited (${this.limits!.describe(cell.info.index)}): retry after ${retryAfterMs} ms`,
+      { id: cell.id, retryAfterMs }))
+    return false
+  }
+
+
   private turn (cell: Cell, env: Envelope): void {
+    if (env.kind === MSG_FOLLOW || env.kind === MSG_UNFOLLOW) {
+      this.followers.handle(env) // queued behind a busy memory-only agent's turn
+      return
+    }
     const m = methodOf(cell.info, env)
     if (m === undefined) {
       this.reject(env, `#${env.methodIdx}`, new UnknownMethodError(cell.info.type, `#${env.methodIdx}`))
@@ -632,6 +745,15 @@ export class ShardRuntime implements ContextHost, TimerHost {
     if (env.outboxKey !== 0 && !this.claim(env.outboxKey)) {
       this.duplicateSends++
       return
+    }
+    if (m.command && (cell.flags & (kNew | kCounted)) === kNew) {
+      // the first command of a new agent creates it: one unit of its quota, or refused unrun
+      const refused = this.quotas.reserve(cell)
+      if (refused !== null) {
+        this.reject(env, m.name, refused)
+        if ((cell.flags & kDirty) === 0) this.drop(cell)
+        return
+      }
     }
     if (m.command && (cell.flags & (kPersistent | kDirty | kSnapFresh)) === (kPersistent | kDirty)) {
       // a second command in the open batch: keep the state the first one left, for rollback
@@ -670,6 +792,7 @@ export class ShardRuntime implements ContextHost, TimerHost {
     if (ok) this.finishTurn(cell, env, m, ctx, value)
     else this.failTurn(cell, env, m, ctx, value)
     this.drainMailbox(cell)
+    this.nowRead = false // outside a batch: the next one reads the clock again
     this.output.wake()
   }
 
@@ -695,6 +818,8 @@ export class ShardRuntime implements ContextHost, TimerHost {
     }
     if (env.kind === MSG_CALL) this.output.reply(env.replyTo, env.callId, true, value)
     if (ctx.outbox !== null) for (const s of ctx.outbox) this.output.send(s.id, s.hash, s.typeIdx, s.methodIdx, s.payload, 0)
+    // a memory-only agent's state counts as committed once its command's turn has ended
+    if (m.command && this.followers.size !== 0 && this.followers.of(cell.id) !== undefined) this.followers.publishTurn(cell)
     if ((cell.flags & (kDeactivate | kDelete)) !== 0 && (cell.flags & kDirty) === 0) this.drop(cell)
   }
 
@@ -764,7 +889,8 @@ export class ShardRuntime implements ContextHost, TimerHost {
     return kept
   }
 
-  private commitFailed (states: ReadonlyArray<readonly [string, Uint8Array | null]>, effects: Effect[], err: unknown): void {
+  private commitFailed (states: ReadonlyArray<readonly [string, Uint8Array | null]>, effects: Effect[], err: unknown, quota: QuotaBatch | null): void {
+    if (quota !== null) this.quotas.failed(quota)
     const error = new StorageError(`commit failed: ${messageOf(err)}`)
     for (const [id] of states) {
       const cell = this.table.get(id, hashId(id))
@@ -825,10 +951,40 @@ export class ShardRuntime implements ContextHost, TimerHost {
     this.sendSeq = 0
   }
 
+  // ---- FollowHost (followers.ts) ------------------------------------------------
+
+  /** @internal */
+  residentCell (id: string, hash: number): Cell | undefined {
+    return this.table.get(id, hash)
+  }
+
+  /** @internal a state written to the store and not yet committed */
+  hasInflight (id: string): boolean {
+    return this.inflight.has(id)
+  }
+
+  /** @internal the last committed state in the store (persistent types), or undefined */
+  storedState (typeIdx: number, id: string): Uint8Array | undefined {
+    if (this.persistent[typeIdx] !== true) return undefined
+    try {
+      return this.store!.getState(id) // committed only: writes in flight are not visible yet
+    } catch (err) {
+      throw new StorageError(`reading agent ${printable(id)} failed: ${messageOf(err)}`, { id })
+    }
+  }
+
+  /** @internal wait behind a busy agent's turn */
+  queue (cell: Cell, env: Envelope): void {
+    (cell.mailbox ??= new Mailbox()).push(env.clone())
+  }
+
   private drop (cell: Cell): void {
     if (this.table.get(cell.id, cell.hash) === cell) this.table.delete(cell.id, cell.hash)
+    else if ((cell.flags & kDropped) !== 0) return
     cell.flags |= kDropped
     if (cell.timer !== -1) this.timers.dropped(cell)
+    if ((cell.flags & kLimited) !== 0) this.limits!.dropped(cell as LimitedCell, this.now())
+    if ((cell.flags & kCounted) !== 0) this.quotas.release(cell)
   }
 
   private reject (env: Envelope, method: string, error: ShoalError): void {

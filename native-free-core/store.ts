@@ -7,6 +7,7 @@
  * releases the replies and sends of those turns only once `commit` has finished —
  * synchronously (`undefined`) or when the returned promise resolves (the output gate).
  */
+import type { QuotaRecords } from './quota-store.ts'
 
 /** The `ctx.storage` changes of one agent in a batch. */
 export interface StorageChanges {
@@ -38,6 +39,8 @@ export interface WriteBatch {
   readonly outboxDeletes?: readonly number[] | null
   /** Durable reminders (`ctx.remind`), per agent id: name → encoded record (agent-reminders.ts), `null` removes it. */
   readonly reminders?: ReadonlyMap<string, StorageChanges> | null
+  /** Net agents created per quota by this batch (quota-store.ts), applied in the same transaction. */
+  readonly quotaDeltas?: ReadonlyArray<readonly [quota: string, delta: number]> | null
 }
 
 export interface Store {
@@ -99,12 +102,14 @@ export interface MemoryStoreOptions {
   readonly stringToBytes?: (s: string) => Uint8Array
 }
 
-export class MemoryStore implements Store {
+export class MemoryStore implements Store, QuotaRecords {
   readonly durable: boolean = false
   private readonly states = new Map<string, string>()
   private readonly storage = new Map<string, Map<string, string>>()
   private readonly pendingSends = new Map<number, Uint8Array>()
   private readonly reminderRecords = new Map<string, Map<string, string>>()
+  private readonly limits = new Map<string, number>()
+  private readonly counts = new Map<string, number>()
   private incarnation = 0
   private readonly toStr: (bytes: Uint8Array) => string
   private readonly toBytes: (s: string) => Uint8Array
@@ -132,6 +137,9 @@ export class MemoryStore implements Store {
     if (batch.reminders != null) this.apply(this.reminderRecords, batch.reminders)
     if (batch.outboxPuts != null) for (const r of batch.outboxPuts) this.pendingSends.set(r.key, r.bytes)
     if (batch.outboxDeletes != null) for (const k of batch.outboxDeletes) this.pendingSends.delete(k)
+    if (batch.quotaDeltas != null) {
+      for (const [quota, delta] of batch.quotaDeltas) this.counts.set(quota, (this.counts.get(quota) ?? 0) + delta)
+    }
     return undefined
   }
 
@@ -156,6 +164,20 @@ export class MemoryStore implements Store {
     const found: Array<[string, string, Uint8Array]> = []
     for (const [id, names] of this.reminderRecords) for (const [name, s] of names) found.push([id, name, this.toBytes(s)])
     yield * found
+  }
+
+  quotaLimits (): Iterable<readonly [string, number]> {
+    return [...this.limits]
+  }
+
+  putQuotaLimit (quota: string, limit: number | null): undefined {
+    if (limit === null) this.limits.delete(quota)
+    else this.limits.set(quota, limit)
+    return undefined
+  }
+
+  quotaCounts (): Iterable<readonly [string, number]> {
+    return [...this.counts].filter(([, n]) => n !== 0)
   }
 
   getStorage (id: string, key: string): Uint8Array | undefined {

@@ -43,7 +43,8 @@ export const kBucketFullAt = 2
 /** Numbers per bucket record. */
 export const kBucketStride = 3
 /** Relative slack (4 ulps) on `next - at ≤ burst`: see the header. */
-const kSlack = 2 ** -50
+export const kBucketSlack = 2 ** -50
+const kSlack = kBucketSlack
 
 export class TokenBucket {
   // Initialised with numbers, not left undefined, so V8 gives the fields a number

@@ -42,7 +42,7 @@ export class OutboundSend {
 export interface ContextHost extends StorageHost {
   readonly tick: number
   /** Wall time of the current tick, epoch ms (the host clock's, so the manual clock moves it too). */
-  readonly nowMs: number
+  readonly tickTimeMs: number
   resolveSend (from: Cell, target: AgentAddress, method: string, payload: unknown): OutboundSend
   offload (name: string, input: unknown): Promise<unknown>
 }
@@ -127,7 +127,7 @@ export class TurnContext implements AgentContext {
     const every = options?.every
     if (every !== undefined) checkMs('remind', 'options.every', every, 1)
     const changes = this.reminderChanges ??= new Map()
-    changes.set(name, [this.host.nowMs + ms, every ?? 0])
+    changes.set(name, [this.host.tickTimeMs + ms, every ?? 0])
   }
 
   cancelReminder (name: string): void {

@@ -4,9 +4,10 @@
  * inside a payload it travels as its plain address `{ quota, type, key }`.
  */
 import type { AgentAddress } from '../native-free-core/agent-id.ts'
-import type { AgentDefinition, MethodName, PayloadOf, ReplyOf } from '../native-free-core/define-agent.ts'
+import type { AgentDefinition, MethodName, PayloadOf, ReplyOf, StateOf } from '../native-free-core/define-agent.ts'
 import type { MethodInfo, TypeInfo } from '../native-free-core/registry.ts'
 import type { CallOptions } from './pending-calls.ts'
+import type { FollowOptions } from './follow.ts'
 
 /**
  * Where a ref points, resolved once, plus what repeated use can skip: the id's UTF-8
@@ -17,15 +18,17 @@ export class RefAddress {
   readonly id: string
   readonly hash: number
   readonly info: TypeInfo
+  readonly quota: string
   idBytes: Uint8Array | null = null
   uses = 0
   lastMethod = ''
   lastMethodInfo: MethodInfo | null = null
 
-  constructor (id: string, hash: number, info: TypeInfo) {
+  constructor (id: string, hash: number, info: TypeInfo, quota: string) {
     this.id = id
     this.hash = hash
     this.info = info
+    this.quota = quota
   }
 }
 
@@ -33,6 +36,7 @@ export class RefAddress {
 export interface RefTarget {
   call (to: RefAddress, method: string, payload: unknown, options: CallOptions | undefined): Promise<unknown>
   cast (to: RefAddress, method: string, payload: unknown): void
+  follow (to: RefAddress, options: FollowOptions | undefined): AsyncIterableIterator<unknown>
 }
 
 export class AgentRef<D extends AgentDefinition = AgentDefinition> implements AgentAddress {
@@ -47,7 +51,7 @@ export class AgentRef<D extends AgentDefinition = AgentDefinition> implements Ag
     this.type = info.type
     this.key = key
     this.#target = target
-    this.#to = new RefAddress(id, hash, info)
+    this.#to = new RefAddress(id, hash, info, quota)
   }
 
   /** Run a command or query and wait for its reply (a command's reply waits for its commit). */
@@ -58,6 +62,14 @@ export class AgentRef<D extends AgentDefinition = AgentDefinition> implements Ag
   /** Fire and forget. Throws at once for bad input (unknown method, unencodable or too large payload). */
   cast<M extends MethodName<D>> (method: M, payload?: PayloadOf<D, M>): void {
     this.#target.cast(this.#to, method, payload)
+  }
+
+  /**
+   * The agent's committed states as they happen, the current one first (Pachyderm's
+   * follow). Leaving the `for await` loop unsubscribes. Does not activate the agent.
+   */
+  follow (options?: FollowOptions): AsyncIterableIterator<StateOf<D>> {
+    return this.#target.follow(this.#to, options) as AsyncIterableIterator<StateOf<D>>
   }
 
   toJSON (): AgentAddress {

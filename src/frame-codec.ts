@@ -2,16 +2,24 @@
  * Frames on the rings: a fixed binary header written with typed-array stores, the
  * agent id as UTF-8, and the payload — inline when it is a primitive, msgpack otherwise.
  *
- *   offset  message frame                      reply frame
- *   0       u8  kind (MSG_CAST/CALL/SEND)      u8  FRAME_REPLY
- *   1       u8  payload tag                    u8  payload tag
- *   2       u16 id length in bytes             u16 0
- *   4       u32 placement hash                 u32 call id
- *   8       u32 call id / outbox sequence      u32 1 = ok, 0 = error ({ code, message, data })
- *   12      u16 type index, u16 method index   —
- *   16      u32 reply-to thread / incarnation  —
- *   20      id bytes                           —
- *   align4  payload                            payload at 20
+ *   offset  message frame                      result frame                  task frame
+ *   0       u8  kind (MSG_CAST/CALL/SEND,      u8  FRAME_REPLY/STATE/        u8  FRAME_TASK
+ *               MSG_FOLLOW/UNFOLLOW)               TASK_DONE
+ *   1       u8  payload tag                    u8  payload tag               u8  payload tag
+ *   2       u16 id length in bytes             u16 0                         u16 name length
+ *   4       u32 placement hash                 u32 call / follow / task id   u32 task id
+ *   8       u32 call id / outbox sequence /    u32 1 = ok, 0 = error         u32 0
+ *               follow id (MSG_FOLLOW)             ({ code, message, data })
+ *   12      u16 type index, u16 method index   —                             —
+ *   16      u32 reply-to thread / incarnation  —                             —
+ *   20      id bytes                           payload at 20                 task name bytes
+ *   align4  payload                                                          input
+ *
+ * Result frames share one layout: a call's reply (worker → caller), a followed agent's
+ * committed state (worker → follower, FRAME_STATE: its payload is the state's stored
+ * msgpack bytes, copied as they are), and an offloaded task's result (main → worker,
+ * FRAME_TASK_DONE). A task frame carries `ctx.offload(name, input)` from a worker to the
+ * thread that owns the piscina pool (main).
  *
  * Why not one msgpackr envelope per message (DESIGN §3 as first written): measured on
  * this machine through a ring with copy-out, pack+unpack of `[kind, id, method, payload]`
@@ -32,6 +40,12 @@ import { DecodeError, MessageTooLargeError, messageOf } from '../native-free-cor
 import { encodeValue, unpackr } from './codec.ts'
 
 export const FRAME_REPLY = 8
+/** A committed state of a followed agent, to the following thread (id = follow id). */
+export const FRAME_STATE = 9
+/** `ctx.offload(name, input)`, worker → main. */
+export const FRAME_TASK = 10
+/** The result of a FRAME_TASK, main → worker (id = task id). */
+export const FRAME_TASK_DONE = 11
 const kHeaderBytes = 20
 
 const TAG_UNDEFINED = 0
@@ -149,6 +163,14 @@ export class FrameWriter {
 
   /** Encode a reply. A value that cannot be encoded becomes an EncodeError reply. */
   reply (ring: RingProducer, callId: number, ok: boolean, value: unknown): void {
+    this.result(ring, FRAME_REPLY, callId, ok, value)
+  }
+
+  /**
+   * A result frame (reply, follow state, task result) of `kind`. A value that cannot be
+   * encoded, or is too large, becomes an error result.
+   */
+  result (ring: RingProducer, kind: number, id: number, ok: boolean, value: unknown): void {
     const plan = this.plan
     try {
       plan.plan(value, ok ? 'the reply' : 'the error')
@@ -165,12 +187,54 @@ export class FrameWriter {
     const o = ring.begin(kHeaderBytes + plan.bytes)
     const t = ring.target
     const u8 = t.u8 as FastBuffer
-    u8[o] = FRAME_REPLY
+    u8[o] = kind
     u8[o + 1] = plan.tag
     t.u16[(o + 2) >> 1] = 0
-    t.i32[(o + 4) >> 2] = callId
+    t.i32[(o + 4) >> 2] = id
     t.i32[(o + 8) >> 2] = ok ? 1 : 0
     const end = plan.write(u8, t.i32, o + kHeaderBytes)
+    ring.end(end - o)
+  }
+
+  /**
+   * A successful result whose value is already msgpack (a committed state's stored bytes):
+   * copied, not re-encoded. Throws MessageTooLargeError, writing nothing.
+   */
+  resultBytes (ring: RingProducer, kind: number, id: number, bytes: Uint8Array): void {
+    if (kHeaderBytes + bytes.length > this.maxMessageBytes) {
+      throw new MessageTooLargeError(`state of ${bytes.length} bytes is over maxMessageBytes (${this.maxMessageBytes})`, { bytes: bytes.length, maxMessageBytes: this.maxMessageBytes })
+    }
+    const o = ring.begin(kHeaderBytes + bytes.length)
+    const t = ring.target
+    t.u8[o] = kind
+    t.u8[o + 1] = TAG_MSGPACK
+    t.u16[(o + 2) >> 1] = 0
+    t.i32[(o + 4) >> 2] = id
+    t.i32[(o + 8) >> 2] = 1
+    t.u8.set(bytes, o + kHeaderBytes)
+    ring.end(kHeaderBytes + bytes.length)
+  }
+
+  /** `ctx.offload(name, input)` for the pool's thread. Throws EncodeError/MessageTooLargeError, writing nothing. */
+  task (ring: RingProducer, taskId: number, name: string, input: unknown): void {
+    const plan = this.plan
+    plan.plan(input, 'the offload input')
+    const nameMax = Buffer.byteLength(name)
+    if (plan.tag === TAG_STRING) plan.bytes = Buffer.byteLength(plan.str)
+    const max = kHeaderBytes + nameMax + 3 + plan.bytes
+    if (max - 3 > this.maxMessageBytes) {
+      throw new MessageTooLargeError(`offload input of ${max - 3} bytes is over maxMessageBytes (${this.maxMessageBytes})`, { bytes: max - 3, maxMessageBytes: this.maxMessageBytes })
+    }
+    const o = ring.begin(max)
+    const t = ring.target
+    const u8 = t.u8 as FastBuffer
+    u8[o] = FRAME_TASK
+    u8[o + 1] = plan.tag
+    const nameLen = u8.utf8Write(name, o + kHeaderBytes)
+    t.u16[(o + 2) >> 1] = nameLen
+    t.i32[(o + 4) >> 2] = taskId
+    t.i32[(o + 8) >> 2] = 0
+    const end = plan.write(u8, t.i32, align4(o + kHeaderBytes + nameLen))
     ring.end(end - o)
   }
 }
@@ -194,6 +258,7 @@ export class FrameReader {
   readonly env = new Envelope()
   replyCallId = 0
   replyOk = false
+  taskName = ''
   private readonly idHashes = new Int32Array(ID_CACHE_SLOTS)
   private readonly ids: string[] = new Array<string>(ID_CACHE_SLOTS).fill('')
 
@@ -248,11 +313,19 @@ export class FrameReader {
     return id
   }
 
-  /** Decode a reply frame: sets `replyCallId`/`replyOk`, returns the value. */
+  /** Decode a result frame (reply, state, task result): sets `replyCallId`/`replyOk`, returns the value. */
   reply (o: number, len: number): unknown {
     this.replyCallId = this.i32[(o + 4) >> 2]!
     this.replyOk = this.i32[(o + 8) >> 2]! === 1
     return this.payload(this.scratch[o + 1]!, o + kHeaderBytes, o + len)
+  }
+
+  /** Decode a task frame: sets `replyCallId` (the task id) and `taskName`, returns the input. */
+  task (o: number, len: number): unknown {
+    const nameLen = this.u16[(o + 2) >> 1]!
+    this.replyCallId = this.i32[(o + 4) >> 2]!
+    this.taskName = this.scratch.utf8Slice(o + kHeaderBytes, o + kHeaderBytes + nameLen)
+    return this.payload(this.scratch[o + 1]!, align4(o + kHeaderBytes + nameLen), o + len)
   }
 
   private payload (tag: number, p: number, end: number): unknown {

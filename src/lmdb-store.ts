@@ -9,6 +9,18 @@
  *   outbox     incarnation × 2^32 + sequence         msgpack [from, to, type, method, payload]
  *   reminders  u16 id length, id, name (UTF-8)       16 bytes: float64 due (epoch ms), every (ms, 0: once)
  *   meta       'incarnation'                         last incarnation handed out
+ *   quotas     'l' \x1f quota                        the quota's limit (host.quotas.set)
+ *              'c' \x1f quota \x1f writer             agents created − deleted in the quota by
+ *                                                   one writer (see below)
+ *
+ * Quota counts (quota-store.ts). Every batch carries its net creations per quota, to be
+ * applied in its own transaction. A batch here is queued puts, not a transaction
+ * callback, so it cannot read-modify-write a shared counter; instead each thread writes
+ * its own counter records, keyed by the incarnation it took when it started (never
+ * reused, so no two threads — nor a dead worker and its replacement — share a record)
+ * and holding that writer's running total as an absolute value. The count of a quota is
+ * the sum of its records. `quotaCounts()`, called by the main thread when the host
+ * starts and before any worker writes, folds each quota's records into one (writer 0).
  *
  * A batch is one LMDB transaction: lmdb-js puts every write queued in one event turn
  * into the same transaction (its batching contract; the one thing that splits a batch is
@@ -33,6 +45,7 @@ import { open } from 'lmdb'
 import type { Database, RootDatabase } from 'lmdb'
 import { compareKeys } from '../native-free-core/store.ts'
 import type { StorageChanges, Store, WriteBatch } from '../native-free-core/store.ts'
+import type { QuotaRecords } from '../native-free-core/quota-store.ts'
 
 export type Durability = 'disk' | 'os'
 
@@ -46,7 +59,7 @@ interface FastBuffer extends Buffer {
   utf8Slice (start: number, end: number): string
 }
 
-export class LmdbStore implements Store {
+export class LmdbStore implements Store, QuotaRecords {
   readonly durable = true
   readonly path: string
   private readonly env: RootDatabase
@@ -55,6 +68,12 @@ export class LmdbStore implements Store {
   private readonly pendingSends: Database<Buffer, number>
   private readonly reminderRecords: Database<Buffer, Buffer>
   private readonly meta: Database<number, string>
+  private readonly quotas: Database<number, string>
+  /** The last incarnation this instance took: the key of its quota counter records. */
+  private incarnation = 0
+  private writer = 0
+  /** This writer's running totals per quota (what its records hold). */
+  private readonly written = new Map<string, number>()
   private readonly waitForFlush: boolean
   private readonly keyScratch = new KeyScratch()
   private closed = false
@@ -68,6 +87,7 @@ export class LmdbStore implements Store {
     this.pendingSends = this.env.openDB<Buffer, number>({ name: 'outbox', encoding: 'binary' })
     this.reminderRecords = this.env.openDB<Buffer, Buffer>({ name: 'reminders', encoding: 'binary', keyEncoding: 'binary' })
     this.meta = this.env.openDB<number, string>({ name: 'meta' })
+    this.quotas = this.env.openDB<number, string>({ name: 'quotas' })
   }
 
   getState (id: string): Uint8Array | undefined {
@@ -87,6 +107,19 @@ export class LmdbStore implements Store {
     if (batch.reminders != null) written = this.applyKeyed(this.reminderRecords, batch.reminders, written)
     if (batch.outboxPuts != null) for (const r of batch.outboxPuts) written = this.pendingSends.put(r.key, r.bytes as Buffer)
     if (batch.outboxDeletes != null) for (const k of batch.outboxDeletes) written = this.pendingSends.remove(k)
+    if (batch.quotaDeltas != null && batch.quotaDeltas.length !== 0) {
+      if (this.writer !== this.incarnation || this.writer === 0) {
+        // a runtime takes an incarnation when it starts, so this is known; the fallback
+        // (a transactionSync) would split this batch's transaction
+        this.writer = this.incarnation !== 0 ? this.incarnation : this.newIncarnation()
+        this.written.clear()
+      }
+      for (const [quota, delta] of batch.quotaDeltas) {
+        const total = (this.written.get(quota) ?? 0) + delta
+        this.written.set(quota, total)
+        written = this.quotas.put(countKey(quota, this.writer), total)
+      }
+    }
     return this.waitForFlush ? written.then(() => this.env.flushed).then(noop) : written.then(noop)
   }
 
@@ -154,10 +187,42 @@ export class LmdbStore implements Store {
   }
 
   newIncarnation (): number {
-    return this.env.transactionSync(() => {
+    this.incarnation = this.env.transactionSync(() => {
       const next = (this.meta.get('incarnation') ?? 0) + 1
       this.meta.put('incarnation', next)
       return next
+    })
+    return this.incarnation
+  }
+
+  // ---- QuotaRecords ----------------------------------------------------------------
+
+  * quotaLimits (): Iterable<readonly [string, number]> {
+    this.env.resetReadTxn()
+    for (const { key, value } of this.quotas.getRange({ start: 'l\x1f', end: 'l\x20' })) yield [key.slice(2), value]
+  }
+
+  putQuotaLimit (quota: string, limit: number | null): Promise<void> {
+    const written = limit === null ? this.quotas.remove(limitKey(quota)) : this.quotas.put(limitKey(quota), limit)
+    return this.waitForFlush ? written.then(() => this.env.flushed).then(noop) : written.then(noop)
+  }
+
+  /**
+   * Committed agents per quota. Folds every writer's records of a quota into one: call it
+   * only while no other thread commits (the host does, before starting its workers).
+   */
+  quotaCounts (): Iterable<readonly [string, number]> {
+    return this.env.transactionSync(() => {
+      const sums = new Map<string, number>()
+      const keys: string[] = []
+      for (const { key, value } of this.quotas.getRange({ start: 'c\x1f', end: 'c\x20' })) {
+        const quota = key.slice(2, key.lastIndexOf('\x1f'))
+        sums.set(quota, (sums.get(quota) ?? 0) + value)
+        keys.push(key)
+      }
+      for (const key of keys) this.quotas.remove(key)
+      for (const [quota, n] of sums) if (n !== 0) this.quotas.put(countKey(quota, 0), n)
+      return [...sums].filter(([, n]) => n !== 0)
     })
   }
 
@@ -175,6 +240,14 @@ export class LmdbStore implements Store {
 }
 
 function noop (): void {}
+
+function limitKey (quota: string): string {
+  return 'l\x1f' + quota
+}
+
+function countKey (quota: string, writer: number): string {
+  return 'c\x1f' + quota + '\x1f' + writer
+}
 
 const kNothingWritten = Promise.resolve(true)
 

@@ -15,6 +15,7 @@
 import { SHARDS } from '../native-free-core/hash.ts'
 import { createRing } from '../native-free-core/ring-queue.ts'
 import { DOORBELL_BYTES } from '../native-free-core/doorbell.ts'
+import { COMMIT_STATS_SLOTS } from '../native-free-core/commit-stats.ts'
 import { createClock } from './thread-clock.ts'
 
 /** Per-thread stats words (Float64Array slots); written by the owner at the end of each pass. */
@@ -30,11 +31,17 @@ export const kStatCommitMs = 8
 export const kStatAlive = 9
 /** 1 while a pass runs: frames taken out of a ring but not yet turned into effects. */
 export const kStatRunning = 10
+/** Messages refused by a rate limit. */
+export const kStatRateLimited = 11
+/** `ref.follow()` subscriptions to this thread's agents. */
+export const kStatFollowers = 12
 /** Live timing-wheel entries (agents with a pending ctx.timeout or idle check). */
-export const kStatTimers = 11
+export const kStatTimers = 13
 /** Durable reminders of the agents this thread owns (resident or not). */
-export const kStatReminders = 12
-export const STAT_SLOTS = 16
+export const kStatReminders = 14
+/** CommitStats.values (commit-stats.ts) from here on. */
+export const kStatCommitStats = 16
+export const STAT_SLOTS = kStatCommitStats + COMMIT_STATS_SLOTS
 
 export interface Mesh {
   readonly threads: number

@@ -4,13 +4,15 @@
  * option, the rule and the value — including options that do not exist, since a typo
  * (`worker: 4`) silently ignored is a misconfigured production host.
  */
+import { statSync } from 'node:fs'
 import { availableParallelism } from 'node:os'
 import { isAbsolute, resolve } from 'node:path'
-import { pathToFileURL } from 'node:url'
+import { fileURLToPath, pathToFileURL } from 'node:url'
 import { InvalidOptionError } from '../native-free-core/errors.ts'
 import { maxFrameBytes } from '../native-free-core/ring-queue.ts'
 import { CLOCK_MANUAL, CLOCK_REAL } from './thread-clock.ts'
 import type { ClockKind } from './thread-clock.ts'
+import { TestClock, kTestClock } from './test-clock.ts'
 import type { Durability } from './lmdb-store.ts'
 
 export interface HostOptions {
@@ -41,6 +43,29 @@ export interface HostOptions {
   readonly callTimeoutMs?: number
   /** How long `close()` waits for in-flight work before stopping the workers. Default 10,000 ms. */
   readonly closeTimeoutMs?: number
+  /** A piscina pool for `ctx.offload(name, input)`: blocking or CPU-heavy work off the agents' threads. */
+  readonly offload?: OffloadOptions
+  /** @internal Test hook: rate-limit time from a hand-driven clock (src/test-clock.ts). */
+  readonly [kTestClock]?: TestClock
+}
+
+export interface OffloadOptions {
+  /** The module whose exports are the tasks (`ctx.offload('resize', …)` runs its export `resize`). A file URL or a path. */
+  readonly filename: URL | string
+  /** Threads of the pool, shared by every worker of the host. Default: `os.availableParallelism()`. */
+  readonly maxThreads?: number
+  /** Threads kept started while idle. Default: 1. */
+  readonly minThreads?: number
+  /** Handed to every pool thread as `workerData` (structured clone: SharedArrayBuffers stay shared). */
+  readonly workerData?: unknown
+}
+
+export interface ResolvedOffloadOptions {
+  /** file: URL of the tasks module. */
+  readonly filename: string
+  readonly maxThreads: number
+  readonly minThreads: number
+  readonly workerData: unknown
 }
 
 export interface ResolvedHostOptions {
@@ -54,6 +79,9 @@ export interface ResolvedHostOptions {
   readonly ringBytes: number
   readonly callTimeoutMs: number
   readonly closeTimeoutMs: number
+  readonly offload: ResolvedOffloadOptions | null
+  /** The test clock's buffer, or null for each thread's `performance.now()`. */
+  readonly testClock: SharedArrayBuffer | null
 }
 
 export const defaults = {
@@ -65,7 +93,8 @@ export const defaults = {
   closeTimeoutMs: 10_000
 } as const
 
-const known = new Set(['agents', 'workers', 'dataDir', 'durability', 'tickMs', 'clock', 'maxMessageBytes', 'ringBytes', 'callTimeoutMs', 'closeTimeoutMs'])
+const known = new Set(['agents', 'workers', 'dataDir', 'durability', 'tickMs', 'clock', 'maxMessageBytes', 'ringBytes', 'callTimeoutMs', 'closeTimeoutMs', 'offload'])
+const knownOffload = new Set(['filename', 'maxThreads', 'minThreads', 'workerData'])
 
 export function resolveOptions (options: HostOptions): ResolvedHostOptions {
   if (options === null || typeof options !== 'object') {
@@ -83,6 +112,10 @@ export function resolveOptions (options: HostOptions): ResolvedHostOptions {
   if ((ringBytes & (ringBytes - 1)) !== 0) throw new InvalidOptionError('ringBytes', ringBytes, 'must be a power of two')
   if (maxFrameBytes(ringBytes) < maxMessageBytes) {
     throw new InvalidOptionError('maxMessageBytes', maxMessageBytes, `must be at most ringBytes / 2 - 8 (${maxFrameBytes(ringBytes)} with ringBytes ${ringBytes})`)
+  }
+  const testClock = options[kTestClock]
+  if (testClock !== undefined && !(testClock instanceof TestClock)) {
+    throw new InvalidOptionError('[kTestClock]', testClock, 'must be a TestClock')
   }
   let dataDir: string | undefined
   if (options.dataDir !== undefined) {
@@ -108,22 +141,47 @@ export function resolveOptions (options: HostOptions): ResolvedHostOptions {
     maxMessageBytes,
     ringBytes,
     callTimeoutMs: integer('callTimeoutMs', options.callTimeoutMs ?? defaults.callTimeoutMs, 0, 2 ** 31 - 1),
-    closeTimeoutMs: integer('closeTimeoutMs', options.closeTimeoutMs ?? defaults.closeTimeoutMs, 0, 2 ** 31 - 1)
+    closeTimeoutMs: integer('closeTimeoutMs', options.closeTimeoutMs ?? defaults.closeTimeoutMs, 0, 2 ** 31 - 1),
+    offload: options.offload === undefined ? null : offloadOptions(options.offload),
+    testClock: testClock?.buffer ?? null
   })
 }
 
 function agentsUrl (agents: unknown): string {
-  if (agents instanceof URL) {
-    if (agents.protocol !== 'file:' && agents.protocol !== 'data:') {
-      throw new InvalidOptionError('agents', agents, 'must be a file: URL (or a data: URL) of the agents module')
+  return moduleUrl('agents', agents, 'is required: the URL or path of the module exporting your defineAgent() definitions')
+}
+
+function moduleUrl (option: string, value: unknown, required: string): string {
+  if (value instanceof URL) {
+    if (value.protocol !== 'file:' && value.protocol !== 'data:') {
+      throw new InvalidOptionError(option, value, `must be a file: URL (or a data: URL) of the module`)
     }
-    return agents.href
+    return value.href
   }
-  if (typeof agents === 'string' && agents.length > 0) {
-    if (agents.startsWith('file:') || agents.startsWith('data:')) return agents
-    return pathToFileURL(isAbsolute(agents) ? agents : resolve(agents)).href
+  if (typeof value === 'string' && value.length > 0) {
+    if (value.startsWith('file:') || value.startsWith('data:')) return value
+    return pathToFileURL(isAbsolute(value) ? value : resolve(value)).href
   }
-  throw new InvalidOptionError('agents', agents, 'is required: the URL or path of the module exporting your defineAgent() definitions')
+  throw new InvalidOptionError(option, value, required)
+}
+
+function offloadOptions (offload: OffloadOptions): ResolvedOffloadOptions {
+  if (offload === null || typeof offload !== 'object') {
+    throw new InvalidOptionError('offload', offload, 'must be an object { filename, maxThreads?, minThreads?, workerData? }')
+  }
+  for (const key of Object.keys(offload)) {
+    if (!knownOffload.has(key)) throw new InvalidOptionError(`offload.${key}`, (offload as unknown as Record<string, unknown>)[key], 'is not an option')
+  }
+  const filename = moduleUrl('offload.filename', offload.filename, 'is required: the URL or path of the module exporting your tasks')
+  if (!filename.startsWith('file:')) throw new InvalidOptionError('offload.filename', offload.filename, 'must be a file: URL or a path (pool threads import it from disk)')
+  {
+    let isFile = false
+    try { isFile = statSync(fileURLToPath(filename)).isFile() } catch {}
+    if (!isFile) throw new InvalidOptionError('offload.filename', offload.filename, 'must name an existing file')
+  }
+  const maxThreads = integer('offload.maxThreads', offload.maxThreads ?? availableParallelism(), 1, 1024)
+  const minThreads = integer('offload.minThreads', offload.minThreads ?? 1, 0, maxThreads)
+  return Object.freeze({ filename, maxThreads, minThreads, workerData: offload.workerData })
 }
 
 function clockKind (clock: unknown): ClockKind {

@@ -30,11 +30,11 @@ import { MSG_SEND } from '../native-free-core/envelope.ts'
 import type { ShardRuntime, RuntimeOutput } from '../native-free-core/shard-runtime.ts'
 import { toWire } from '../native-free-core/errors.ts'
 import type { WireError } from '../native-free-core/errors.ts'
-import { FRAME_REPLY, FrameReader, FrameWriter } from './frame-codec.ts'
+import { FRAME_REPLY, FRAME_STATE, FRAME_TASK, FrameReader, FrameWriter } from './frame-codec.ts'
 import type { Mesh } from './mesh.ts'
 import {
   kStatActive, kStatAlive, kStatBusy, kStatCommits, kStatCommitted, kStatMessages, kStatOverflowBytes,
-  kStatPasses, kStatPendingCommit, kStatReminders, kStatRunning, kStatTimers, statsView
+  kStatPasses, kStatPendingCommit, kStatRateLimited, kStatFollowers, kStatReminders, kStatRunning, kStatCommitStats, kStatTimers, statsView
 } from './mesh.ts'
 import { ClockView } from './thread-clock.ts'
 
@@ -53,6 +53,10 @@ export interface ThreadLoopOptions {
   readonly onReply?: (callId: number, ok: boolean, value: unknown) => void
   /** A message could not be delivered or a handler failed. */
   readonly onAgentError?: (id: string, method: string, error: WireError) => void
+  /** Result frames other than replies: FRAME_STATE (follow), FRAME_TASK_DONE (offload). */
+  readonly onResult?: (kind: number, id: number, ok: boolean, value: unknown) => void
+  /** A FRAME_TASK from `peer` (the thread that owns the offload pool). */
+  readonly onTask?: (peer: number, taskId: number, name: string, input: unknown) => void
 }
 
 export class ThreadLoop implements RuntimeOutput {
@@ -70,6 +74,8 @@ export class ThreadLoop implements RuntimeOutput {
   private readonly stats: Float64Array
   private readonly onReply: ((callId: number, ok: boolean, value: unknown) => void) | undefined
   private readonly onAgentError: ((id: string, method: string, error: WireError) => void) | undefined
+  private readonly onResult: ((kind: number, id: number, ok: boolean, value: unknown) => void) | undefined
+  private readonly onTask: ((peer: number, taskId: number, name: string, input: unknown) => void) | undefined
 
   private running = false
   private scheduled = false
@@ -97,6 +103,8 @@ export class ThreadLoop implements RuntimeOutput {
     this.clock = new ClockView(options.mesh.clock)
     this.onReply = options.onReply
     this.onAgentError = options.onAgentError
+    this.onResult = options.onResult
+    this.onTask = options.onTask
     for (let peer = 0; peer < this.mesh.threads; peer++) {
       this.producers.push(null)
       this.consumers.push(null)
@@ -130,7 +138,7 @@ export class ThreadLoop implements RuntimeOutput {
     this.unparkClock()
     try {
       let bytes: number
-      while ((bytes = ring.copyOut(this.reader.scratch, RING_BUDGET_BYTES)) > 0) this.dispatch(bytes)
+      while ((bytes = ring.copyOut(this.reader.scratch, RING_BUDGET_BYTES)) > 0) this.dispatch(bytes, peer)
       this.runtime?.commit()
       this.flush()
     } finally {
@@ -199,6 +207,21 @@ export class ThreadLoop implements RuntimeOutput {
     }
   }
 
+  followed (thread: number, followId: number, ok: boolean, value: Uint8Array | WireError): void {
+    const ring = this.producers[thread]
+    if (ring == null) return // the following thread is gone
+    if (ok) {
+      try {
+        this.writer.resultBytes(ring, FRAME_STATE, followId, value as Uint8Array)
+      } catch (err) {
+        this.writer.result(ring, FRAME_STATE, followId, false, toWire(err)) // a state over maxMessageBytes
+      }
+    } else {
+      this.writer.result(ring, FRAME_STATE, followId, false, value)
+    }
+    this.touched(thread)
+  }
+
   wake (): void {
     if (this.running) this.again = true
     else this.schedule()
@@ -262,10 +285,12 @@ export class ThreadLoop implements RuntimeOutput {
         if (ring == null) continue
         const bytes = ring.copyOut(this.reader.scratch, RING_BUDGET_BYTES)
         if (bytes === 0) continue
-        this.dispatch(bytes)
+        this.dispatch(bytes, peer)
         if (ring.hasData()) more = true
       }
       this.runtime?.commit()
+      // before publishing: a caller that got a reply reads stats that include its turn
+      this.writeStats()
       this.flush()
     } finally {
       this.running = false
@@ -282,8 +307,8 @@ export class ThreadLoop implements RuntimeOutput {
     }
   }
 
-  /** Run every frame copied into scratch. */
-  private dispatch (bytes: number): void {
+  /** Run every frame copied into scratch (they came from `peer`). */
+  private dispatch (bytes: number, peer: number): void {
     const reader = this.reader
     const i32 = reader.i32
     let p = 0
@@ -293,11 +318,18 @@ export class ThreadLoop implements RuntimeOutput {
       const o = p + 4
       p = o + align4(len)
       try {
-        if (reader.kind(o) === FRAME_REPLY) {
+        const kind = reader.kind(o)
+        if (kind < FRAME_REPLY) {
+          if (this.runtime !== null) this.runtime.deliver(reader.message(o, len))
+        } else if (kind === FRAME_REPLY) {
           const value = reader.reply(o, len)
           this.onReply?.(reader.replyCallId, reader.replyOk, value)
-        } else if (this.runtime !== null) {
-          this.runtime.deliver(reader.message(o, len))
+        } else if (kind === FRAME_TASK) {
+          const input = reader.task(o, len)
+          this.onTask?.(peer, reader.replyCallId, reader.taskName, input)
+        } else {
+          const value = reader.reply(o, len)
+          this.onResult?.(kind, reader.replyCallId, reader.replyOk, value)
         }
       } catch (err) {
         // a frame that does not decode, or a bug in a reply callback: keep serving the rest
@@ -372,6 +404,9 @@ export class ThreadLoop implements RuntimeOutput {
       s[kStatCommits] = rt.commits
       s[kStatCommitted] = rt.committedStates
       s[kStatPendingCommit] = rt.pendingCommit ? 1 : 0
+      s[kStatRateLimited] = rt.rateLimited
+      s[kStatFollowers] = rt.followers.size
+      s.set(rt.commitStats.values, kStatCommitStats)
       s[kStatTimers] = rt.timers.size
       s[kStatReminders] = rt.reminders.size
     }

@@ -16,6 +16,12 @@ import { openStore } from './open-store.ts'
 import type { Durability } from './lmdb-store.ts'
 import { OutboxRedelivery } from './outbox-redelivery.ts'
 import { AgentErrorReporter } from './agent-error-reporter.ts'
+import { TestClock } from './test-clock.ts'
+import { OffloadClient } from './offload-client.ts'
+import { FRAME_TASK_DONE } from './frame-codec.ts'
+import type { QuotaSnapshot, QuotaUpdate } from './host-quotas.ts'
+import { QuotaCounters } from '../native-free-core/quota-counters.ts'
+import { QuotaDirectory, QuotaGate } from '../native-free-core/quota-gate.ts'
 import type { AgentErrorReport } from './agent-error-reporter.ts'
 
 export interface WorkerData {
@@ -28,11 +34,18 @@ export interface WorkerData {
   readonly durability: Durability
   /** Int32 word: number of 'agent-error' listeners on the host (reports are skipped at 0). */
   readonly listeners: SharedArrayBuffer
+  /** A TestClock's buffer (tests), or null for `performance.now()`. */
+  readonly clock: SharedArrayBuffer | null
+  /** The host has an offload pool (on the main thread). */
+  readonly offload: boolean
+  /** The quota directory and counter chunks as they were when the worker was spawned. */
+  readonly quotas: QuotaSnapshot
 }
 
 export type ControlMessage =
   | { readonly type: 'attach', readonly peer: number, readonly out: SharedArrayBuffer | null, readonly in: SharedArrayBuffer | null }
   | { readonly type: 'stop' }
+  | ({ readonly type: 'quota', readonly seq: number } & QuotaUpdate)
   /**
    * Ids starting with `prefix` that the main thread cannot read from LMDB itself: resident
    * agents never committed or kept in memory only, plus, without LMDB, this thread's
@@ -44,6 +57,7 @@ export type WorkerMessage =
   | { readonly type: 'ready' }
   | { readonly type: 'stopped' }
   | { readonly type: 'agent-errors', readonly errors: readonly AgentErrorReport[], readonly dropped: number }
+  | { readonly type: 'quota-ack', readonly seq: number }
   | { readonly type: 'listed', readonly req: number, readonly ids: readonly string[] }
 
 const data = workerData as WorkerData
@@ -60,10 +74,24 @@ const loop = new ThreadLoop({
   index: data.index,
   mesh: data.mesh,
   maxMessageBytes: data.maxMessageBytes,
-  onAgentError: (id: string, method: string, error: WireError) => reporter.report(id, method, error)
+  onAgentError: (id: string, method: string, error: WireError) => reporter.report(id, method, error),
+  onResult: (kind, id, ok, value) => { if (kind === FRAME_TASK_DONE) offload?.settle(id, ok, value) }
 })
+const offload = data.offload ? new OffloadClient(loop) : null
 const store = openStore(data.dataDir, data.durability)
-const runtime = new ShardRuntime({ registry, store, codec: stateCodec, output: loop, maxMessageBytes: data.maxMessageBytes })
+const quotaDirectory = new QuotaDirectory()
+for (const [quota, slot, limit] of data.quotas.entries) quotaDirectory.set(quota, slot, limit)
+const quotaCounters = new QuotaCounters(data.mesh.threads, data.quotas.chunks)
+const runtime = new ShardRuntime({
+  registry,
+  store,
+  codec: stateCodec,
+  output: loop,
+  maxMessageBytes: data.maxMessageBytes,
+  quotas: new QuotaGate(quotaDirectory, quotaCounters, data.index),
+  ...(data.clock !== null ? { clock: TestClock.reader(data.clock) } : {}),
+  ...(offload !== null ? { offload: (name: string, input: unknown) => offload.run(name, input) } : {})
+})
 loop.runtime = runtime
 const redelivery = store.durable ? new OutboxRedelivery(runtime, store, (hash) => loop.ownerOf(hash) === data.index, () => loop.wake()) : null
 
@@ -74,6 +102,11 @@ port.on('message', (m: ControlMessage) => {
       break
     case 'stop':
       void stop()
+      break
+    case 'quota':
+      if (m.chunk !== null && !quotaCounters.has(m.slot)) quotaCounters.attach(m.chunk)
+      quotaDirectory.set(m.quota, m.slot, m.limit)
+      post({ type: 'quota-ack', seq: m.seq })
       break
     case 'list':
       post({ type: 'listed', req: m.req, ids: threadIds(m.prefix) })

@@ -1,0 +1,4 @@
+/** Offload tasks for bench/tenancy.bench.ts. */
+export function echo (input: unknown): unknown {
+  return input
+}
