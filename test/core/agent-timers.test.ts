@@ -57,6 +57,8 @@ const timed = {
 const plain = defineAgent({ type: 'plain', ...timed })
 const idler = defineAgent({ type: 'idler', idleTicks: 5, ...timed })
 const scratch = defineAgent({ type: 'scratch', durable: false, idleTicks: 3, ...timed })
+/** One message per ~forever: a timer turn that counted as a message would be refused. */
+const throttled = defineAgent({ type: 'throttled', rateLimit: { perSecond: 1e-9, burst: 1 }, ...timed })
 const noTimeout = defineAgent({ type: 'noTimeout', initial: () => ({}), commands: { arm (_s, ticks: number, ctx) { ctx.timeout(ticks) }, idle (_s, ticks: unknown, ctx) { ctx.idleAfter(ticks as number) } } })
 
 /** Commits complete when the test says so. */
@@ -98,7 +100,7 @@ interface Harness {
 }
 
 function setup (store: Store | null = new MemoryStore()): Harness {
-  const registry = new AgentRegistry([plain, idler, scratch, noTimeout])
+  const registry = new AgentRegistry([plain, idler, scratch, noTimeout, throttled])
   const h: Harness = {
     rt: null as unknown as ShardRuntime,
     registry,
@@ -377,6 +379,15 @@ test('a big expiry is spread over passes by the budget; each timer fires once', 
   assert.equal(new Set(fired.map(([k]) => k)).size, 1_500)
   assert.ok(fired.every(([k, t]) => t === (k.startsWith('k') ? 7 : 8)))
   assert.ok(h.rt.timers.caughtUp)
+})
+
+test('timer turns are not messages: a rate limit does not refuse them', () => {
+  const h = setup()
+  h.msg('throttled', 't', 'set', { timeout: 2, period: 2 }) // takes the one token
+  h.msg('throttled', 't', 'add', 1)
+  assert.deepEqual(h.errors.map((e) => e.code), ['SHOAL_ERR_RATE_LIMITED'])
+  h.advance(6)
+  assert.deepEqual(fired, [['t', 2], ['t', 4], ['t', 6]])
 })
 
 test('bad ctx.timeout / ctx.idleAfter arguments are InvalidArgumentError inside the handler', () => {
