@@ -155,7 +155,7 @@ export class ThreadLoop implements RuntimeOutput {
     this.runtime?.commit()
     await this.runtime?.whenCommitted()
     this.flush()
-    this.writeStats()
+    this.publishStats()
   }
 
   /** Which thread owns the agent with this hash. */
@@ -290,14 +290,14 @@ export class ThreadLoop implements RuntimeOutput {
       }
       this.runtime?.commit()
       // before publishing: a caller that got a reply reads stats that include its turn
-      this.writeStats()
+      this.publishStats()
       this.flush()
     } finally {
       this.running = false
       this.stats[kStatRunning] = 0
     }
     this.passes++
-    this.writeStats()
+    this.publishStats()
     if (this.stopped) return
     if (more || this.again) {
       this.scheduled = true
@@ -393,7 +393,8 @@ export class ThreadLoop implements RuntimeOutput {
     return false
   }
 
-  private writeStats (): void {
+  /** Write this thread's figures to its shared stats block (the host reads them without a round trip). */
+  publishStats (): void {
     const s = this.stats
     s[kStatPasses] = this.passes
     const rt = this.runtime
