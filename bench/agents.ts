@@ -32,6 +32,18 @@ export const heapProbe = defineAgent({
   }
 })
 
+/** Passivated after 10 ticks without a message (the idle-passivation bench). */
+export const idler = defineAgent({
+  type: 'idler',
+  idleTicks: 10,
+  initial: () => ({ n: 0 }),
+  commands: {
+    add (s, by: number) { s.n += by; return s.n },
+    bye (_s, _p: undefined, ctx) { ctx.deactivate() }
+  },
+  queries: { get (s) { return s.n } }
+})
+
 /** A counter with a rate limit it never reaches: the bucket check's own cost. */
 export const limitedCounter = defineAgent({
   type: 'limited',

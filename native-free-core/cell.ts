@@ -2,6 +2,10 @@
  * One resident agent. Kept small and flat — millions of these live in one thread and
  * the budget is ≤ 200 bytes per agent beyond its state — so optional parts (mailbox,
  * timer) are null/-1 until used and everything boolean is a bit in `flags`.
+ *
+ * `timer` holds a timing-wheel *node* (a small integer), not a handle: handles pass
+ * 2^31 once a node has been reused 8 times, and one such double would turn the field
+ * into a boxed number in every cell. See agent-timers.ts.
  */
 import type { Mailbox } from './mailbox.ts'
 import type { TypeInfo } from './registry.ts'
@@ -27,6 +31,16 @@ export const kNew = 128
 export const kLimited = 256
 /** Holds one unit of its quota's count, not yet committed (quota-gate.ts). */
 export const kCounted = 512
+/** The agent's timer entry is its `ctx.timeout` deadline, not its idle check (agent-timers.ts). */
+export const kTimeoutArmed = 1024
+
+/** `cell.timer` once `ctx.idleAfter` overrode the type's idleTicks (rare: most cells hold a number). */
+export interface TimerExtra {
+  /** Wheel node of the agent's timer entry, or -1. */
+  node: number
+  /** Idle ticks of this activation; 0 = never passivate for idleness. */
+  idle: number
+}
 
 export class Cell {
   readonly id: string
@@ -36,8 +50,8 @@ export class Cell {
   flags: number
   /** Tick of the last message (idle passivation). */
   lastTick: number
-  /** Handle of this agent's timer in the timing wheel, or -1. */
-  timer: number
+  /** This agent's timer entry: its wheel node or -1 (see agent-timers.ts), or a TimerExtra. */
+  timer: number | TimerExtra
   mailbox: Mailbox<Envelope> | null = null
 
   constructor (id: string, hash: number, info: TypeInfo, state: unknown, flags: number, tick: number) {

@@ -38,12 +38,25 @@ export interface AgentContext {
   delete (): void
   /** Run the export `name` of the host's `offload.filename` module on the piscina pool. */
   offload<R = unknown> (name: string, input?: unknown): Promise<R>
-  /** Call `timeout(state, ctx)` after `ticks` ticks; replaces any earlier timer of this agent. */
+  /**
+   * Call `timeout(state, ctx)` (a command turn) `ticks` ticks from now; replaces any
+   * earlier timer of this agent; `0` cancels it. Commands only; applied when the turn
+   * succeeds. In memory: it ends with the activation (passivation, worker restart).
+   */
   timeout (ticks: number): void
-  /** Passivate after `ticks` ticks without a message (overrides `idleTicks` for this activation). */
+  /**
+   * Passivate after `ticks` ticks without a message, for this activation (overrides
+   * `idleTicks`); `0` = never. Commands only; applied when the turn succeeds.
+   */
   idleAfter (ticks: number): void
-  /** Durable reminder: `reminder(state, name, ctx)` fires after `ms`, even after passivation or restart. */
+  /**
+   * Durable reminder: `reminder(state, name, ctx)` runs `ms` from now (then every
+   * `options.every` ms), even after passivation or a restart; stored with this turn's
+   * commit, so a turn that throws sets nothing. One per name: a new one replaces it.
+   * Missed firings (downtime) coalesce into one. Commands of persistent types only.
+   */
   remind (name: string, ms: number, options?: { every?: number }): void
+  /** Remove the reminder `name` (with this turn's commit); nothing if there is none. */
   cancelReminder (name: string): void
   readonly storage: AgentStorage
 }
@@ -124,7 +137,9 @@ function validateSpec (spec: AgentSpec<any, Handlers<any>, Handlers<any>>): void
   }
   if (names.size === 0) fail('define at least one command or query')
   if (spec.durable !== undefined && typeof spec.durable !== 'boolean') fail('durable must be a boolean')
-  if (spec.idleTicks !== undefined && !(Number.isInteger(spec.idleTicks) && spec.idleTicks > 0)) fail('idleTicks must be a positive integer')
+  if (spec.idleTicks !== undefined && !(Number.isInteger(spec.idleTicks) && spec.idleTicks > 0 && spec.idleTicks <= 2 ** 40)) {
+    fail('idleTicks must be an integer from 1 to 2^40')
+  }
   if (spec.rateLimit !== undefined) {
     const { perSecond, burst } = spec.rateLimit ?? ({} as RateLimit)
     if (!(Number.isFinite(perSecond) && perSecond > 0)) fail('rateLimit.perSecond must be a positive number')

@@ -20,6 +20,15 @@ export const MSG_SEND = 3
 export const MSG_FOLLOW = 4
 /** End the subscription `(replyTo, callId)`. */
 export const MSG_UNFOLLOW = 5
+/** The agent's `ctx.timeout` fired: runs its definition's `timeout`. Made by the runtime, never on the wire. */
+export const MSG_TIMER = 6
+/** One of the agent's durable reminders fired: runs `reminder(state, name)`, the name as payload. Never on the wire. */
+export const MSG_REMINDER = 7
+
+/** Casts, calls and sends are messages to the agent; timer and reminder turns are not (they do not restart its idle count). */
+export function isMessage (kind: number): boolean {
+  return kind <= MSG_SEND
+}
 
 export class Envelope {
   kind = 0

@@ -25,6 +25,10 @@ export interface TypeInfo {
   readonly def: AgentDefinition
   readonly methods: readonly MethodInfo[]
   readonly byName: ReadonlyMap<string, MethodInfo>
+  /** The definition's `timeout(state, ctx)` as a command (run by MSG_TIMER turns), or null. */
+  readonly timeoutMethod: MethodInfo | null
+  /** The definition's `reminder(state, name, ctx)` as a command (MSG_REMINDER turns, the name as payload), or null. */
+  readonly reminderMethod: MethodInfo | null
 }
 
 export class AgentRegistry {
@@ -47,7 +51,16 @@ export class AgentRegistry {
       for (const [name, fn] of Object.entries(def.queries ?? {})) entries.push([name, fn as Handler<unknown>, false])
       entries.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0))
       const methods = entries.map(([name, fn, command], i) => ({ name, index: i, fn, command }))
-      return { index, type: def.type, def, methods, byName: new Map(methods.map((m) => [m.name, m])) }
+      const onTimeout = def.timeout
+      // not among `methods`: no message can name it, and the fingerprint stays the handlers'
+      const timeoutMethod: MethodInfo | null = onTimeout === undefined
+        ? null
+        : { name: 'timeout', index: -1, fn: (state, _payload, ctx) => onTimeout(state, ctx), command: true }
+      const onReminder = def.reminder
+      const reminderMethod: MethodInfo | null = onReminder === undefined
+        ? null
+        : { name: 'reminder', index: -1, fn: (state, name, ctx) => onReminder(state, name as string, ctx), command: true }
+      return { index, type: def.type, def, methods, byName: new Map(methods.map((m) => [m.name, m])), timeoutMethod, reminderMethod }
     })
     this.byType = new Map(this.types.map((t) => [t.type, t]))
   }

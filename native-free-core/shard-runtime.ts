@@ -32,13 +32,17 @@
  * incarnation × 2^32 + sequence: the sender's thread takes a fresh incarnation from the
  * store whenever it starts, so a key is never reused.
  */
-import { keyOf, idOf } from './agent-id.ts'
+import { keyOf, idOf, typeOf } from './agent-id.ts'
 import type { AgentAddress } from './agent-id.ts'
 import { Cell, kBusy, kCounted, kDeactivate, kDelete, kDirty, kDropped, kLimited, kNew, kPersistent, kSnapFresh } from './cell.ts'
 import { systemClock } from './clock.ts'
 import type { Clock } from './clock.ts'
 import { AgentTable } from './agent-table.ts'
-import { Envelope, MSG_CALL, MSG_FOLLOW, MSG_SEND } from './envelope.ts'
+import { Envelope, MSG_CALL, MSG_FOLLOW, MSG_REMINDER, MSG_SEND, MSG_TIMER, MSG_UNFOLLOW, isMessage } from './envelope.ts'
+import { AgentTimers } from './agent-timers.ts'
+import type { TimerHost } from './agent-timers.ts'
+import { ReminderIndex, decodeReminder, encodeReminder, nextDue } from './agent-reminders.ts'
+import type { Reminder } from './agent-reminders.ts'
 import {
   AgentError, DecodeError, EncodeError, InvalidArgumentError, MessageTooLargeError, OffloadError, RateLimitedError, ShoalError,
   StorageError, UnknownAgentTypeError, UnknownMethodError, messageOf
@@ -53,7 +57,7 @@ import { QuotaDirectory, QuotaGate } from './quota-gate.ts'
 import type { QuotaBatch } from './quota-gate.ts'
 import { RateLimits } from './rate-limits.ts'
 import type { LimitedCell } from './rate-limits.ts'
-import type { AgentRegistry, MethodInfo } from './registry.ts'
+import type { AgentRegistry, MethodInfo, TypeInfo } from './registry.ts'
 import { MAX_INCARNATION } from './store.ts'
 import type { OutboxRecord, Store } from './store.ts'
 import { StorageOverlay } from './agent-storage.ts'
@@ -93,6 +97,8 @@ export interface ShardRuntimeOptions {
   readonly codec: ValueCodec
   readonly output: RuntimeOutput
   readonly offload?: (name: string, input: unknown) => Promise<unknown>
+  /** The host clock's tick when the runtime starts (a restarted worker joins a running clock). */
+  readonly startTick?: number
   /** Largest encoded durable send: checked in the handler, since a stored send must be deliverable. */
   readonly maxMessageBytes?: number
   /** Time for rate limits. Default: `performance.now()`. */
@@ -124,17 +130,23 @@ class Effect {
   }
 }
 
-interface Inflight { readonly bytes: Uint8Array | null, readonly seq: number }
+/** The states of one commit in flight, by id: what a reactivation must read instead of the store. */
+interface InflightStates { readonly seq: number, readonly states: Map<string, Uint8Array | null> }
 /** A commit in flight's storage changes of one agent. */
 interface InflightStorage { readonly overlay: StorageOverlay, readonly seq: number }
 
-export class ShardRuntime implements ContextHost {
+export class ShardRuntime implements ContextHost, TimerHost {
   readonly registry: AgentRegistry
   readonly store: Store | null
   readonly codec: ValueCodec
   readonly output: RuntimeOutput
   readonly table: AgentTable<Cell>
+  /** The host clock's tick as this thread has processed it; moved by `advanceTo`. */
   tick = 0
+  /** ctx.timeout and idle deadlines of the resident agents (agent-timers.ts). */
+  readonly timers: AgentTimers
+  /** Durable reminders of the agents this thread owns, resident or not (agent-reminders.ts). */
+  readonly reminders = new ReminderIndex()
 
   /** Messages delivered, for stats. */
   messages = 0
@@ -163,10 +175,21 @@ export class ShardRuntime implements ContextHost {
   private dirty: Cell[] = []
   private effects: Effect[] = []
   private readonly snapshots = new Map<Cell, Uint8Array>()
-  /** States written to the store but not yet committed: reads must see them. */
-  private readonly inflight = new Map<string, Inflight>()
+  /**
+   * States written to the store but not yet committed, one map per commit (oldest
+   * first): reads must see them. Dropped whole when their commit settles — a map per
+   * batch, not an entry per state to find and delete (5% of a durable worker's time).
+   */
+  private inflight: InflightStates[] = []
   private commitSeq = 0
   private lastCommit: Promise<void> | null = null
+  /** Reused for timer and reminder turns (deliver clones it when it must wait in a mailbox). */
+  private readonly timerEnvelope = new Envelope()
+  /** Reminder records of the open batch, per agent id (name → bytes, null removes). */
+  private openReminders = new Map<string, StorageOverlay>()
+  /** Reminders due and not yet fired (a budget ran out), and the next to fire. */
+  private remindersDue: Reminder[] = []
+  private remindersAt = 0
   /** `ctx.storage` writes of the open batch, per agent id. */
   private openStorage = new Map<string, StorageOverlay>()
   /** `ctx.storage` writes handed to the store and not yet committed, per agent newest first. */
@@ -192,6 +215,8 @@ export class ShardRuntime implements ContextHost {
     this.limits = RateLimits.of(this.registry.types)
     this.quotas = options.quotas ?? new QuotaGate(new QuotaDirectory(), new QuotaCounters(1), 0)
     this.persistent = this.registry.types.map((t) => options.store !== null && t.def.durable !== false)
+    this.tick = options.startTick ?? 0
+    this.timers = new AgentTimers(this, this.registry.types.map((t) => t.def.idleTicks ?? 0), this.tick)
     this.durableOutbox = options.store?.durable === true
     this.maxMessageBytes = options.maxMessageBytes ?? Number.POSITIVE_INFINITY
     // taken now, at the thread's start, not in the middle of building a batch
@@ -204,11 +229,16 @@ export class ShardRuntime implements ContextHost {
 
   /** True when a batch is open or commits are in flight. */
   get pendingCommit (): boolean {
-    return this.dirty.length !== 0 || this.effects.length !== 0 || this.consumed.length !== 0 || this.lastCommit !== null
+    return this.dirty.length !== 0 || this.effects.length !== 0 || this.consumed.length !== 0 || this.openReminders.size !== 0 || this.lastCommit !== null
+  }
+
+  /** Wall time of the current tick, epoch ms (reminders; not the rate-limit clock). */
+  get tickTimeMs (): number {
+    return this.reminders.timeOf(this.tick)
   }
 
   deliver (env: Envelope): void {
-    if (env.kind >= MSG_FOLLOW) {
+    if (env.kind === MSG_FOLLOW || env.kind === MSG_UNFOLLOW) {
       this.followers.handle(env)
       return
     }
@@ -218,13 +248,158 @@ export class ShardRuntime implements ContextHost {
       cell = this.activate(env)
       if (cell === undefined) return
     }
-    if ((cell.flags & kLimited) !== 0 && !this.admit(cell as LimitedCell, env)) return
+    // timer and reminder turns are not messages: no rate limit
+    if ((cell.flags & kLimited) !== 0 && isMessage(env.kind) && !this.admit(cell as LimitedCell, env)) return
     if ((cell.flags & kBusy) !== 0) {
       (cell.mailbox ??= new Mailbox()).push(env.clone())
       return
     }
-    cell.lastTick = this.tick
+    if (isMessage(env.kind)) cell.lastTick = this.tick // timer and reminder turns are not messages: idleness goes on
     this.turn(cell, env)
+  }
+
+  /**
+   * Move time to the host clock's tick `to`: fire the timers and idle checks due on the
+   * way (agent-timers.ts), handling at most `budget` of them. True once caught up;
+   * false means call again (from the next loop pass).
+   */
+  advanceTo (to: number, budget: number): boolean {
+    const timers = this.timers
+    for (;;) {
+      // finish the tick in hand, then step to the next tick with timer or reminder work
+      if ((budget = timers.drain(budget)) < 0) return false
+      if ((budget = this.fireReminders(budget)) < 0) return false
+      if (this.tick >= to) return true
+      const a = timers.nextEvent()
+      const b = this.reminders.nextTick()
+      const next = a < 0 ? b : b < 0 ? a : Math.min(a, b)
+      const t = next < 0 || next > to ? to : Math.max(next, this.tick + 1)
+      this.tick = t
+      timers.collect(t)
+      this.reminders.due(t, this.remindersDue)
+    }
+  }
+
+  /** The next tick this thread has timer or reminder work at, or -1: it may park until then. */
+  nextTimerTick (): number {
+    if (this.remindersAt < this.remindersDue.length) return this.tick
+    const a = this.timers.nextTick()
+    const b = this.reminders.nextTick()
+    return a < 0 ? b : b < 0 ? a : Math.min(a, b)
+  }
+
+  /**
+   * Start durable reminders: map ticks to wall time (tick t is `epochMs + t × tickMs`)
+   * and read the stored reminders of the agents `owns` accepts. Once per thread start.
+   */
+  startReminders (epochMs: number, tickMs: number, owns: (hash: number) => boolean): void {
+    this.reminders.setClock(epochMs, tickMs, this.tick)
+    if (this.store === null) return
+    for (const [id, name, bytes] of this.store.reminders()) {
+      const hash = hashId(id)
+      if (!owns(hash)) continue
+      const info = this.registry.get(typeOf(id))
+      const record = decodeReminder(bytes)
+      if (info?.reminderMethod == null || record === null) {
+        // the definitions changed since it was stored (or the record is damaged): it can never fire
+        this.reminderOverlay(id).entries.set(name, null)
+        const error = info === undefined
+          ? new UnknownAgentTypeError(typeOf(id), this.registry.types.map((t) => t.type))
+          : record === null ? new DecodeError(`the stored reminder ${JSON.stringify(name)} does not decode`) : new UnknownMethodError(info.type, 'reminder')
+        this.output.agentError?.(id, 'reminder', error.toWire())
+        continue
+      }
+      this.reminders.set(id, hash, info.index, name, record.due, record.every)
+    }
+  }
+
+  /** Fire the collected reminders, at most `budget`: the budget left, or -1 if some wait. */
+  private fireReminders (budget: number): number {
+    if (this.remindersAt >= this.remindersDue.length) {
+      if (this.remindersDue.length !== 0) {
+        this.remindersDue = []
+        this.remindersAt = 0
+      }
+      return budget
+    }
+    const now = this.tickTimeMs
+    while (this.remindersAt < this.remindersDue.length) {
+      if (budget <= 0) return -1
+      budget--
+      const r = this.remindersDue[this.remindersAt++]!
+      if (!this.reminders.holds(r)) continue // cancelled or replaced since it fell due
+      // reschedule (or remove) in this pass's batch, whatever the turn does: missed periods coalesce
+      const next = nextDue(r.due, r.every, now)
+      if (next < 0) {
+        this.reminders.cancel(r.id, r.name)
+        this.reminderOverlay(r.id).entries.set(r.name, null)
+      } else {
+        this.reminders.rearm(r, next)
+        this.reminderOverlay(r.id).entries.set(r.name, encodeReminder(next, r.every))
+      }
+      const env = this.timerEnvelope
+      env.kind = MSG_REMINDER
+      env.id = r.id
+      env.hash = r.hash
+      env.typeIdx = r.typeIdx
+      env.methodIdx = 0
+      env.payload = r.name
+      env.outboxKey = 0
+      this.deliver(env)
+    }
+    this.remindersDue = []
+    this.remindersAt = 0
+    return budget
+  }
+
+  private reminderOverlay (id: string): StorageOverlay {
+    let overlay = this.openReminders.get(id)
+    if (overlay === undefined) this.openReminders.set(id, overlay = new StorageOverlay())
+    return overlay
+  }
+
+  /** A successful command's ctx.remind / ctx.cancelReminder. */
+  private applyReminders (cell: Cell, changes: ReadonlyMap<string, readonly [number, number] | null>): void {
+    const overlay = this.reminderOverlay(cell.id)
+    for (const [name, r] of changes) {
+      if (r === null) {
+        this.reminders.cancel(cell.id, name)
+        overlay.entries.set(name, null)
+      } else {
+        this.reminders.set(cell.id, cell.hash, cell.info.index, name, r[0], r[1])
+        overlay.entries.set(name, encodeReminder(r[0], r[1]))
+      }
+    }
+  }
+
+  /** ctx.delete: the agent's reminders go with it. */
+  private wipeReminders (id: string): void {
+    const overlay = new StorageOverlay()
+    overlay.wiped = true
+    // explicit deletes too: the store's wipe sees only committed records, not those in flight
+    for (const name of this.reminders.removeAgent(id)) overlay.entries.set(name, null)
+    const open = this.openReminders.get(id)
+    if (open !== undefined) for (const name of open.entries.keys()) overlay.entries.set(name, null)
+    this.openReminders.set(id, overlay)
+  }
+
+  /** @internal TimerHost: the agent's ctx.timeout fired. */
+  timerTurn (id: string, hash: number, typeIdx: number): void {
+    const env = this.timerEnvelope
+    env.kind = MSG_TIMER
+    env.id = id
+    env.hash = hash
+    env.typeIdx = typeIdx
+    env.methodIdx = 0
+    env.payload = undefined
+    env.outboxKey = 0
+    this.deliver(env)
+  }
+
+  /** @internal TimerHost: idle passivation, committing first like ctx.deactivate. */
+  passivate (cell: Cell): void {
+    cell.flags |= kDeactivate
+    if ((cell.flags & kDirty) === 0) this.drop(cell)
   }
 
   /**
@@ -242,7 +417,7 @@ export class ShardRuntime implements ContextHost {
   }
 
   private commitBatch (): void {
-    if (this.dirty.length === 0 && this.effects.length === 0 && this.consumed.length === 0) return
+    if (this.dirty.length === 0 && this.effects.length === 0 && this.consumed.length === 0 && this.openReminders.size === 0) return
     const startedAt = this.stopwatch.now()
     const effects = this.effects
     this.effects = []
@@ -254,6 +429,7 @@ export class ShardRuntime implements ContextHost {
       if ((cell.flags & kDelete) !== 0) {
         bytes = null
         this.openStorage.set(cell.id, this.wipeOverlay(cell.id))
+        this.wipeReminders(cell.id)
       } else if ((cell.flags & kSnapFresh) !== 0) bytes = this.snapshots.get(cell)!
       else {
         try {
@@ -288,7 +464,12 @@ export class ShardRuntime implements ContextHost {
       storage = this.openStorage
       this.openStorage = new Map()
     }
-    if (states.length === 0 && storage === null && outboxPuts === null && outboxDeletes === null) {
+    let reminders: Map<string, StorageOverlay> | null = null
+    if (this.openReminders.size !== 0) {
+      reminders = this.openReminders
+      this.openReminders = new Map()
+    }
+    if (states.length === 0 && storage === null && outboxPuts === null && outboxDeletes === null && reminders === null) {
       this.releaseInOrder(released)
       return
     }
@@ -305,7 +486,7 @@ export class ShardRuntime implements ContextHost {
       }
     }
     const settled = (): void => {
-      for (const [id] of states) if (this.inflight.get(id)?.seq === seq) this.inflight.delete(id)
+      if (this.inflight.length !== 0) this.inflight = this.inflight.filter((b) => b.seq !== seq)
       if (storage !== null) {
         for (const id of storage.keys()) {
           const chain = this.inflightStorage.get(id)
@@ -319,7 +500,7 @@ export class ShardRuntime implements ContextHost {
     }
     let result: Promise<void> | undefined
     try {
-      result = this.store!.commit({ states, storage, outboxPuts, outboxDeletes, quotaDeltas: quota?.deltas ?? null })
+      result = this.store!.commit({ states, storage, outboxPuts, outboxDeletes, quotaDeltas: quota?.deltas ?? null, reminders })
     } catch (err) {
       settled()
       this.commitFailed(states, released, err, quota)
@@ -336,7 +517,9 @@ export class ShardRuntime implements ContextHost {
       this.releaseInOrder(released)
       return
     }
-    for (const [id, bytes] of states) this.inflight.set(id, { bytes, seq })
+    const byId = new Map<string, Uint8Array | null>()
+    for (const [id, bytes] of states) byId.set(id, bytes)
+    this.inflight.push({ seq, states: byId })
     const done = result.then(() => {
       settled()
       this.commitStats.latency(this.stopwatch.now() - startedAt)
@@ -466,7 +649,7 @@ export class ShardRuntime implements ContextHost {
   residentIds (prefix: string): string[] {
     const ids: string[] = []
     for (const cell of this.table.values()) {
-      const unsaved = (cell.flags & (kNew | kPersistent)) !== kPersistent || this.inflight.has(cell.id)
+      const unsaved = (cell.flags & (kNew | kPersistent)) !== kPersistent || this.hasInflight(cell.id)
       if (unsaved && cell.id.startsWith(prefix)) ids.push(cell.id)
     }
     return ids
@@ -475,6 +658,8 @@ export class ShardRuntime implements ContextHost {
   /** Drop every resident agent (host shutdown, after the last commit). */
   clear (): void {
     this.table.clear()
+    this.timers.clear()
+    this.reminders.clear()
   }
 
   private activate (env: Envelope): Cell | undefined {
@@ -483,7 +668,7 @@ export class ShardRuntime implements ContextHost {
       this.reject(env, '?', new UnknownAgentTypeError(`#${env.typeIdx}`))
       return undefined
     }
-    const m = info.methods[env.methodIdx]
+    const m = methodOf(info, env)
     if (m === undefined) {
       this.reject(env, `#${env.methodIdx}`, new UnknownMethodError(info.type, `#${env.methodIdx}`))
       return undefined
@@ -495,8 +680,8 @@ export class ShardRuntime implements ContextHost {
       flags = kPersistent
       let bytes: Uint8Array | null | undefined
       try {
-        const pending = this.inflight.get(env.id)
-        bytes = pending !== undefined ? pending.bytes : this.store!.getState(env.id)
+        bytes = this.inflightState(env.id)
+        if (bytes === undefined) bytes = this.store!.getState(env.id)
       } catch (err) {
         this.reject(env, m.name, new StorageError(`reading agent ${printable(env.id)} failed: ${messageOf(err)}`, { id: env.id }))
         return undefined
@@ -529,6 +714,7 @@ export class ShardRuntime implements ContextHost {
       ? this.limits.create(env.id, env.hash, info, state, flags, this.tick, this.now())
       : new Cell(env.id, env.hash, info, state, flags, this.tick)
     this.table.set(env.id, env.hash, cell)
+    this.timers.activated(cell)
     return cell
   }
 
@@ -561,11 +747,11 @@ export class ShardRuntime implements ContextHost {
 
 
   private turn (cell: Cell, env: Envelope): void {
-    if (env.kind >= MSG_FOLLOW) {
+    if (env.kind === MSG_FOLLOW || env.kind === MSG_UNFOLLOW) {
       this.followers.handle(env) // queued behind a busy memory-only agent's turn
       return
     }
-    const m = cell.info.methods[env.methodIdx]
+    const m = methodOf(cell.info, env)
     if (m === undefined) {
       this.reject(env, `#${env.methodIdx}`, new UnknownMethodError(cell.info.type, `#${env.methodIdx}`))
       return
@@ -626,11 +812,13 @@ export class ShardRuntime implements ContextHost {
 
   private finishTurn (cell: Cell, env: Envelope, m: MethodInfo, ctx: TurnContext, value: unknown): void {
     ctx.ended = true
+    if (ctx.timeoutAt !== -1 || ctx.idleTicks !== -1) this.timers.fromTurn(cell, ctx.timeoutAt, ctx.idleTicks)
     if (m.command && (cell.flags & kPersistent) !== 0) {
       if ((cell.flags & kDirty) === 0) {
         cell.flags |= kDirty
         this.dirty.push(cell)
       }
+      if (ctx.reminderChanges !== null) this.applyReminders(cell, ctx.reminderChanges)
       const storage = ctx.turnStorage
       if (storage !== null && storage.writes !== null) {
         let open = this.openStorage.get(cell.id)
@@ -685,8 +873,9 @@ export class ShardRuntime implements ContextHost {
         return
       }
       if ((cell.flags & kBusy) !== 0) return
-      cell.lastTick = this.tick
-      this.turn(cell, mailbox.shift()!)
+      const env = mailbox.shift()!
+      if (isMessage(env.kind)) cell.lastTick = this.tick
+      this.turn(cell, env)
     }
     if ((cell.flags & kBusy) === 0) cell.mailbox = null
   }
@@ -785,7 +974,16 @@ export class ShardRuntime implements ContextHost {
 
   /** @internal a state written to the store and not yet committed */
   hasInflight (id: string): boolean {
-    return this.inflight.has(id)
+    return this.inflightState(id) !== undefined
+  }
+
+  /** The newest state of `id` in a commit in flight: bytes, null (deleted), or undefined (none). */
+  private inflightState (id: string): Uint8Array | null | undefined {
+    for (let i = this.inflight.length - 1; i >= 0; i--) {
+      const bytes = this.inflight[i]!.states.get(id)
+      if (bytes !== undefined) return bytes
+    }
+    return undefined
   }
 
   /** @internal the last committed state in the store (persistent types), or undefined */
@@ -807,6 +1005,7 @@ export class ShardRuntime implements ContextHost {
     if (this.table.get(cell.id, cell.hash) === cell) this.table.delete(cell.id, cell.hash)
     else if ((cell.flags & kDropped) !== 0) return
     cell.flags |= kDropped
+    if (cell.timer !== -1) this.timers.dropped(cell)
     if ((cell.flags & kLimited) !== 0) this.limits!.dropped(cell as LimitedCell, this.now())
     if ((cell.flags & kCounted) !== 0) this.quotas.release(cell)
   }
@@ -818,6 +1017,12 @@ export class ShardRuntime implements ContextHost {
   }
 }
 
+/** The handler a message runs: a command or query by index, or the type's timeout for MSG_TIMER. */
+function methodOf (info: TypeInfo, env: Envelope): MethodInfo | undefined {
+  if (env.kind === MSG_TIMER) return info.timeoutMethod ?? undefined
+  if (env.kind === MSG_REMINDER) return info.reminderMethod ?? undefined
+  return info.methods[env.methodIdx]
+}
 const kNoLayers: StorageOverlay[] = []
 
 function unencodable (cell: Cell, err: unknown): EncodeError {

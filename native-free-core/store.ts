@@ -37,6 +37,8 @@ export interface WriteBatch {
   readonly outboxPuts?: readonly OutboxRecord[] | null
   /** Durable sends this batch's turns applied: removed in the same transaction, so a send is applied at most once. */
   readonly outboxDeletes?: readonly number[] | null
+  /** Durable reminders (`ctx.remind`), per agent id: name → encoded record (agent-reminders.ts), `null` removes it. */
+  readonly reminders?: ReadonlyMap<string, StorageChanges> | null
   /** Net agents created per quota by this batch (quota-store.ts), applied in the same transaction. */
   readonly quotaDeltas?: ReadonlyArray<readonly [quota: string, delta: number]> | null
 }
@@ -64,6 +66,8 @@ export interface Store {
   outbox (): Iterable<readonly [key: number, bytes: Uint8Array]>
   /** A number no earlier incarnation of any thread on this store used: the high half of outbox keys. */
   newIncarnation (): number
+  /** Every stored reminder, as [agent id, name, encoded record]; read when a thread starts. */
+  reminders (): Iterable<readonly [id: string, name: string, bytes: Uint8Array]>
   close (): Promise<void> | void
 }
 
@@ -103,6 +107,7 @@ export class MemoryStore implements Store, QuotaRecords {
   private readonly states = new Map<string, string>()
   private readonly storage = new Map<string, Map<string, string>>()
   private readonly pendingSends = new Map<number, Uint8Array>()
+  private readonly reminderRecords = new Map<string, Map<string, string>>()
   private readonly limits = new Map<string, number>()
   private readonly counts = new Map<string, number>()
   private incarnation = 0
@@ -128,27 +133,37 @@ export class MemoryStore implements Store, QuotaRecords {
       if (bytes === null) this.states.delete(id)
       else this.states.set(id, this.toStr(bytes))
     }
-    if (batch.storage != null) {
-      for (const [id, changes] of batch.storage) {
-        if (changes.wiped) this.storage.delete(id)
-        let keys = this.storage.get(id)
-        for (const [key, bytes] of changes.entries) {
-          if (bytes === null) {
-            keys?.delete(key)
-            continue
-          }
-          if (keys === undefined) this.storage.set(id, keys = new Map())
-          keys.set(key, this.toStr(bytes))
-        }
-        if (keys?.size === 0) this.storage.delete(id)
-      }
-    }
+    if (batch.storage != null) this.apply(this.storage, batch.storage)
+    if (batch.reminders != null) this.apply(this.reminderRecords, batch.reminders)
     if (batch.outboxPuts != null) for (const r of batch.outboxPuts) this.pendingSends.set(r.key, r.bytes)
     if (batch.outboxDeletes != null) for (const k of batch.outboxDeletes) this.pendingSends.delete(k)
     if (batch.quotaDeltas != null) {
       for (const [quota, delta] of batch.quotaDeltas) this.counts.set(quota, (this.counts.get(quota) ?? 0) + delta)
     }
     return undefined
+  }
+
+  /** Per-agent keyed records (storage, reminders): wipes first, then puts and deletes. */
+  private apply (into: Map<string, Map<string, string>>, changesById: ReadonlyMap<string, StorageChanges>): void {
+    for (const [id, changes] of changesById) {
+      if (changes.wiped) into.delete(id)
+      let keys = into.get(id)
+      for (const [key, bytes] of changes.entries) {
+        if (bytes === null) {
+          keys?.delete(key)
+          continue
+        }
+        if (keys === undefined) into.set(id, keys = new Map())
+        keys.set(key, this.toStr(bytes))
+      }
+      if (keys?.size === 0) into.delete(id)
+    }
+  }
+
+  * reminders (): Iterable<readonly [string, string, Uint8Array]> {
+    const found: Array<[string, string, Uint8Array]> = []
+    for (const [id, names] of this.reminderRecords) for (const [name, s] of names) found.push([id, name, this.toBytes(s)])
+    yield * found
   }
 
   quotaLimits (): Iterable<readonly [string, number]> {
@@ -204,6 +219,7 @@ export class MemoryStore implements Store, QuotaRecords {
     this.states.clear()
     this.storage.clear()
     this.pendingSends.clear()
+    this.reminderRecords.clear()
   }
 }
 

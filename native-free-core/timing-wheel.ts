@@ -283,6 +283,37 @@ export class TimingWheel<T> {
     return -1
   }
 
+  /**
+   * The next tick at which `advance` has work — a timer to fire or a slot to cascade —
+   * or -1 when the wheel is empty. Never after `nextDeadline()` (it is the first tick
+   * of the slot holding the earliest timer), and O(levels) whatever the wheel holds:
+   * the tick a thread may sleep until. Always > now.
+   */
+  nextEventTick (): number {
+    return this.#nextEventTick()
+  }
+
+  /**
+   * The node part of a handle: a small integer (< 2^28, a V8 small integer) that a
+   * caller keeping one timer per payload object can store instead of the handle (which
+   * passes 2^31 once its node is reused 8 times and then boxes as a double).
+   */
+  static nodeOf (handle: number): number {
+    return handle & kIndexMask
+  }
+
+  /**
+   * The live handle of the timer in `node` if that timer carries `payload`, else -1.
+   * With one live timer per payload object (compared by identity), the node alone
+   * names it: a freed node holds no payload and a reused one holds another's.
+   */
+  handleAt (node: number, payload: T): number {
+    if ((node | 0) !== node || node < kSlots || node >= this.#limit || this.#payload[node] !== payload) return -1
+    const b = node * kStride
+    if (this.#links[b + kPrev]! === kFree) return -1
+    return this.#links[b + kGen]! * kIndexSpan + node
+  }
+
   /** Node index of a live handle, or -1. Rejects non-numbers, fractions and stale handles. */
   #live (handle: number): number {
     const i = handle & kIndexMask

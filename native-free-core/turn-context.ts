@@ -7,10 +7,13 @@
 import type { AgentAddress, AgentId } from './agent-id.ts'
 import { parseId } from './agent-id.ts'
 import type { AgentContext, AgentStorage } from './define-agent.ts'
-import { InvalidArgumentError, ShoalError } from './errors.ts'
+import { InvalidArgumentError } from './errors.ts'
 import { kDeactivate, kDelete, kPersistent } from './cell.ts'
+import { MAX_TIMER_TICKS } from './agent-timers.ts'
+import { MAX_REMINDER_MS } from './agent-reminders.ts'
 import type { Cell } from './cell.ts'
-import { TurnStorage } from './agent-storage.ts'
+import { MAX_STORAGE_KEY_BYTES, TurnStorage } from './agent-storage.ts'
+import { utf8Length } from './agent-id.ts'
 import type { StorageHost } from './agent-storage.ts'
 
 /** A resolved `ctx.send`: target and method as registry indices. */
@@ -38,6 +41,8 @@ export class OutboundSend {
 /** What a context needs from its runtime. */
 export interface ContextHost extends StorageHost {
   readonly tick: number
+  /** Wall time of the current tick, epoch ms (the host clock's, so the manual clock moves it too). */
+  readonly tickTimeMs: number
   resolveSend (from: Cell, target: AgentAddress, method: string, payload: unknown): OutboundSend
   offload (name: string, input: unknown): Promise<unknown>
 }
@@ -49,6 +54,12 @@ export class TurnContext implements AgentContext {
   readonly command: boolean
   ended = false
   outbox: OutboundSend[] | null = null
+  /** ctx.timeout, applied when the turn succeeds: the deadline tick, 0 = cancel, -1 = not called. */
+  timeoutAt = -1
+  /** ctx.idleAfter, applied when the turn succeeds: ticks, 0 = never, -1 = not called. */
+  idleTicks = -1
+  /** ctx.remind / ctx.cancelReminder, applied when the turn succeeds: name → [due epoch ms, every ms], null = cancel. */
+  reminderChanges: Map<string, readonly [number, number] | null> | null = null
   /** `ctx.storage`, made on first use. */
   turnStorage: TurnStorage | null = null
   private idCache: AgentId | null = null
@@ -90,20 +101,50 @@ export class TurnContext implements AgentContext {
     return this.host.offload(name, input) as Promise<R>
   }
 
-  timeout (_ticks: number): void {
-    throw notYet('ctx.timeout')
+  timeout (ticks: number): void {
+    this.live('timeout')
+    if (!this.command) throw new InvalidArgumentError('ctx.timeout is not allowed in a query: queries are read-only')
+    checkTicks('timeout', ticks)
+    if (ticks !== 0 && this.cell.info.timeoutMethod === null) {
+      throw new InvalidArgumentError(`ctx.timeout needs a timeout(state, ctx) handler in the definition of ${JSON.stringify(this.cell.info.type)}`)
+    }
+    this.timeoutAt = ticks === 0 ? 0 : this.host.tick + ticks
   }
 
-  idleAfter (_ticks: number): void {
-    throw notYet('ctx.idleAfter')
+  idleAfter (ticks: number): void {
+    this.live('idleAfter')
+    if (!this.command) throw new InvalidArgumentError('ctx.idleAfter is not allowed in a query: queries are read-only')
+    checkTicks('idleAfter', ticks)
+    this.idleTicks = ticks
   }
 
-  remind (_name: string, _ms: number): void {
-    throw notYet('ctx.remind')
+  remind (name: string, ms: number, options?: { every?: number }): void {
+    this.checkReminder('remind', name)
+    if (this.cell.info.reminderMethod === null) {
+      throw new InvalidArgumentError(`ctx.remind needs a reminder(state, name, ctx) handler in the definition of ${JSON.stringify(this.cell.info.type)}`)
+    }
+    checkMs('remind', 'ms', ms, 0)
+    const every = options?.every
+    if (every !== undefined) checkMs('remind', 'options.every', every, 1)
+    const changes = this.reminderChanges ??= new Map()
+    changes.set(name, [this.host.tickTimeMs + ms, every ?? 0])
   }
 
-  cancelReminder (_name: string): void {
-    throw notYet('ctx.cancelReminder')
+  cancelReminder (name: string): void {
+    this.checkReminder('cancelReminder', name)
+    const changes = this.reminderChanges ??= new Map()
+    changes.set(name, null)
+  }
+
+  private checkReminder (what: string, name: unknown): void {
+    this.live(what)
+    if (!this.command) throw new InvalidArgumentError(`ctx.${what} is not allowed in a query: queries are read-only`)
+    if ((this.cell.flags & kPersistent) === 0) {
+      throw new InvalidArgumentError(`ctx.${what} needs a persistent agent type: ${JSON.stringify(this.cell.info.type)} is defined with durable: false`)
+    }
+    if (typeof name !== 'string' || name.length === 0 || !name.isWellFormed() || utf8Length(name) > MAX_STORAGE_KEY_BYTES) {
+      throw new InvalidArgumentError(`ctx.${what}(name): name must be a well-formed string of 1 to ${MAX_STORAGE_KEY_BYTES} UTF-8 bytes`)
+    }
   }
 
   get storage (): AgentStorage {
@@ -128,6 +169,14 @@ export class TurnContext implements AgentContext {
   }
 }
 
-function notYet (what: string): ShoalError {
-  return new ShoalError(`${what} is not available in this version of the engine`)
+function checkMs (what: string, arg: string, ms: unknown, min: number): void {
+  if (typeof ms !== 'number' || !Number.isFinite(ms) || ms < min || ms > MAX_REMINDER_MS) {
+    throw new InvalidArgumentError(`ctx.${what}: ${arg} must be a number of milliseconds from ${min} to 2^40, got ${typeof ms === 'number' ? ms : typeof ms}`)
+  }
+}
+
+function checkTicks (what: string, ticks: unknown): void {
+  if (typeof ticks !== 'number' || !Number.isInteger(ticks) || ticks < 0 || ticks > MAX_TIMER_TICKS) {
+    throw new InvalidArgumentError(`ctx.${what}(ticks): ticks must be an integer from 0 to 2^40, got ${typeof ticks === 'number' ? ticks : typeof ticks}`)
+  }
 }

@@ -10,7 +10,7 @@ import {
 import { ringDepth } from '../native-free-core/ring-queue.ts'
 import {
   kStatActive, kStatAlive, kStatBusy, kStatCommitStats, kStatCommits, kStatCommitted, kStatFollowers, kStatMessages,
-  kStatOverflowBytes, kStatRateLimited, statsView
+  kStatOverflowBytes, kStatPasses, kStatRateLimited, kStatReminders, kStatTimers, statsView
 } from './mesh.ts'
 import type { Mesh } from './mesh.ts'
 import type { OffloadStats } from './offload-pool.ts'
@@ -20,8 +20,14 @@ export interface WorkerStats {
   readonly thread: number
   readonly alive: boolean
   readonly activeAgents: number
-  /** Messages delivered to agents since the thread started. */
+  /** Messages delivered to agents since the thread started (timer and reminder turns included). */
   readonly messages: number
+  /** Agents with a pending ctx.timeout or idle check (entries in the thread's timing wheel). */
+  readonly timers: number
+  /** Durable reminders of the agents the thread owns, resident or not. */
+  readonly reminders: number
+  /** Loop passes the thread has run: a parked thread runs none (a tick wakes it only when its timers are due). */
+  readonly passes: number
   /** Async turns in flight. */
   readonly busyAgents: number
   /** Group commits (one per loop pass that had dirty agents). */
@@ -74,6 +80,9 @@ export function readWorkerStats (mesh: Mesh, thread: number, restarts: number): 
     alive: s[kStatAlive] === 1,
     activeAgents: s[kStatActive]!,
     messages: s[kStatMessages]!,
+    timers: s[kStatTimers]!,
+    reminders: s[kStatReminders]!,
+    passes: s[kStatPasses]!,
     busyAgents: s[kStatBusy]!,
     commits,
     committedStates: s[kStatCommitted]!,

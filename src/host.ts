@@ -36,6 +36,7 @@ import { OutboxRedelivery } from './outbox-redelivery.ts'
 import { createMesh, kStatBusy, kStatOverflowBytes, kStatPendingCommit, kStatRunning, renewRings, statsView } from './mesh.ts'
 import { MemoryStore } from '../native-free-core/store.ts'
 import { isQuotaRecords } from '../native-free-core/quota-store.ts'
+import { HostClock } from './host-clock.ts'
 import type { Mesh } from './mesh.ts'
 import { resolveOptions } from './options.ts'
 import type { HostOptions, ResolvedHostOptions } from './options.ts'
@@ -116,6 +117,7 @@ export class Host extends EventEmitter<HostEvents> implements RefTarget {
   private readonly redelivery: OutboxRedelivery | null = null
   private readonly listings = new Map<number, (ids: readonly string[]) => void>()
   private nextListing = 0
+  private readonly clock: HostClock
   private readonly pool: OffloadPool | null
   private readonly follows: Follows
   /** `host.quotas`: create, change, read and delete quotas. */
@@ -141,6 +143,11 @@ export class Host extends EventEmitter<HostEvents> implements RefTarget {
       onAgentError: (id, method, error) => this.emitAgentError(id, method, error),
       onTask: (peer, taskId, name, input) => this.runTask(peer, taskId, name, input),
       onResult: (kind, id, ok, value) => { if (kind === FRAME_STATE) this.follows.deliver(id, ok, value) }
+    })
+    this.clock = new HostClock(this.mesh, options.clock, options.tickMs, {
+      agentThreads: options.workers === 0 ? [0] : Array.from({ length: options.workers }, (_, i) => i + 1),
+      alive: (t) => t === 0 || (this.slots[t - 1]?.worker != null && this.slots[t - 1]!.ready),
+      mainQuiet: () => this.loop.quiet
     })
     this.follows = new Follows({
       subscribe: (sub) => this.sendFollow(sub, MSG_FOLLOW),
@@ -187,6 +194,21 @@ export class Host extends EventEmitter<HostEvents> implements RefTarget {
     }
     this.loop.start()
     this.redelivery?.start()
+    this.clock.start()
+  }
+
+  /** The host clock's current tick: 0 at start, +1 every `tickMs` (or per `advance` with the manual clock). */
+  get tick (): number {
+    return this.clock.now
+  }
+
+  /**
+   * Manual clock only (`createHost({ clock: 'manual' })`): move time `ticks` ticks on.
+   * Resolves once every worker has fired the timers due by then and run the turns they
+   * caused (and whatever those sent), committed; it does not wait for async handlers.
+   */
+  advance (ticks: number): Promise<void> {
+    return this.clock.advance(ticks)
   }
 
   /**
@@ -371,6 +393,7 @@ export class Host extends EventEmitter<HostEvents> implements RefTarget {
   }
 
   private async shutdown (): Promise<void> {
+    this.clock.stop()
     const deadline = Date.now() + this.options.closeTimeoutMs
     let quietChecks = 0
     while (Date.now() < deadline && quietChecks < 2) {

@@ -7,6 +7,7 @@
  *   states     id string (quota \x1f type \x1f key)  msgpack state
  *   storage    u16 id length, id, storage key (UTF-8) msgpack value   (ctx.storage)
  *   outbox     incarnation × 2^32 + sequence         msgpack [from, to, type, method, payload]
+ *   reminders  u16 id length, id, name (UTF-8)       16 bytes: float64 due (epoch ms), every (ms, 0: once)
  *   meta       'incarnation'                         last incarnation handed out
  *   quotas     'l' \x1f quota                        the quota's limit (host.quotas.set)
  *              'c' \x1f quota \x1f writer             agents created − deleted in the quota by
@@ -43,7 +44,7 @@
 import { open } from 'lmdb'
 import type { Database, RootDatabase } from 'lmdb'
 import { compareKeys } from '../native-free-core/store.ts'
-import type { Store, WriteBatch } from '../native-free-core/store.ts'
+import type { StorageChanges, Store, WriteBatch } from '../native-free-core/store.ts'
 import type { QuotaRecords } from '../native-free-core/quota-store.ts'
 
 export type Durability = 'disk' | 'os'
@@ -65,6 +66,7 @@ export class LmdbStore implements Store, QuotaRecords {
   private readonly states: Database<Buffer, string>
   private readonly storage: Database<Buffer, Buffer>
   private readonly pendingSends: Database<Buffer, number>
+  private readonly reminderRecords: Database<Buffer, Buffer>
   private readonly meta: Database<number, string>
   private readonly quotas: Database<number, string>
   /** The last incarnation this instance took: the key of its quota counter records. */
@@ -83,6 +85,7 @@ export class LmdbStore implements Store, QuotaRecords {
     this.states = this.env.openDB<Buffer, string>({ name: 'states', encoding: 'binary' })
     this.storage = this.env.openDB<Buffer, Buffer>({ name: 'storage', encoding: 'binary', keyEncoding: 'binary' })
     this.pendingSends = this.env.openDB<Buffer, number>({ name: 'outbox', encoding: 'binary' })
+    this.reminderRecords = this.env.openDB<Buffer, Buffer>({ name: 'reminders', encoding: 'binary', keyEncoding: 'binary' })
     this.meta = this.env.openDB<number, string>({ name: 'meta' })
     this.quotas = this.env.openDB<number, string>({ name: 'quotas' })
   }
@@ -100,25 +103,8 @@ export class LmdbStore implements Store, QuotaRecords {
     for (const [id, bytes] of batch.states) {
       written = bytes === null ? this.states.remove(id) : this.states.put(id, bytes as Buffer)
     }
-    if (batch.storage != null) {
-      const keys = this.keyScratch
-      for (const [id, changes] of batch.storage) {
-        if (changes.wiped) {
-          // the keys committed now; keys of commits still in flight come as explicit deletes in `entries`
-          this.env.resetReadTxn()
-          const [start, end] = storageRange(id, '')
-          const stored: Buffer[] = []
-          for (const key of this.storage.getKeys({ start, end })) stored.push(Buffer.from(key)) // keys are reused buffers
-          for (const key of stored) written = this.storage.remove(key)
-        }
-        // one prefix per agent; lmdb-js copies a key when the write is queued, so the scratch is reused
-        const base = keys.prefix(id)
-        for (const [key, bytes] of changes.entries) {
-          const k = keys.with(base, key)
-          written = bytes === null ? this.storage.remove(k) : this.storage.put(k, bytes as Buffer)
-        }
-      }
-    }
+    if (batch.storage != null) written = this.applyKeyed(this.storage, batch.storage, written)
+    if (batch.reminders != null) written = this.applyKeyed(this.reminderRecords, batch.reminders, written)
     if (batch.outboxPuts != null) for (const r of batch.outboxPuts) written = this.pendingSends.put(r.key, r.bytes as Buffer)
     if (batch.outboxDeletes != null) for (const k of batch.outboxDeletes) written = this.pendingSends.remove(k)
     if (batch.quotaDeltas != null && batch.quotaDeltas.length !== 0) {
@@ -135,6 +121,38 @@ export class LmdbStore implements Store, QuotaRecords {
       }
     }
     return this.waitForFlush ? written.then(() => this.env.flushed).then(noop) : written.then(noop)
+  }
+
+  /** Queue per-agent keyed writes (storage, reminders); returns the last write's promise. */
+  private applyKeyed (db: Database<Buffer, Buffer>, changesById: ReadonlyMap<string, StorageChanges>, last: Promise<boolean>): Promise<boolean> {
+    let written = last
+    const keys = this.keyScratch
+    for (const [id, changes] of changesById) {
+      if (changes.wiped) {
+        // the keys committed now; keys of commits still in flight come as explicit deletes in `entries`
+        this.env.resetReadTxn()
+        const [start, end] = storageRange(id, '')
+        const stored: Buffer[] = []
+        for (const key of db.getKeys({ start, end })) stored.push(Buffer.from(key)) // keys are reused buffers
+        for (const key of stored) written = db.remove(key)
+      }
+      // one prefix per agent; lmdb-js copies a key when the write is queued, so the scratch is reused
+      const base = keys.prefix(id)
+      for (const [key, bytes] of changes.entries) {
+        const k = keys.with(base, key)
+        written = bytes === null ? db.remove(k) : db.put(k, bytes as Buffer)
+      }
+    }
+    return written
+  }
+
+  * reminders (): Iterable<readonly [string, string, Uint8Array]> {
+    this.env.resetReadTxn()
+    for (const { key, value } of this.reminderRecords.getRange({})) {
+      const k = key as FastBuffer
+      const idEnd = 2 + k.readUInt16BE(0)
+      yield [k.utf8Slice(2, idEnd), k.utf8Slice(idEnd, k.length), Buffer.from(value)]
+    }
   }
 
   * ids (prefix: string): Iterable<string> {

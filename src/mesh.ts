@@ -16,6 +16,7 @@ import { SHARDS } from '../native-free-core/hash.ts'
 import { createRing } from '../native-free-core/ring-queue.ts'
 import { DOORBELL_BYTES } from '../native-free-core/doorbell.ts'
 import { COMMIT_STATS_SLOTS } from '../native-free-core/commit-stats.ts'
+import { createClock } from './thread-clock.ts'
 
 /** Per-thread stats words (Float64Array slots); written by the owner at the end of each pass. */
 export const kStatMessages = 0
@@ -34,6 +35,10 @@ export const kStatRunning = 10
 export const kStatRateLimited = 11
 /** `ref.follow()` subscriptions to this thread's agents. */
 export const kStatFollowers = 12
+/** Live timing-wheel entries (agents with a pending ctx.timeout or idle check). */
+export const kStatTimers = 13
+/** Durable reminders of the agents this thread owns (resident or not). */
+export const kStatReminders = 14
 /** CommitStats.values (commit-stats.ts) from here on. */
 export const kStatCommitStats = 16
 export const STAT_SLOTS = kStatCommitStats + COMMIT_STATS_SLOTS
@@ -46,6 +51,8 @@ export interface Mesh {
   readonly rings: Array<Array<SharedArrayBuffer | null>>
   readonly shardTable: SharedArrayBuffer
   readonly stats: SharedArrayBuffer
+  /** The host clock's tick and each thread's timer words (thread-clock.ts). */
+  readonly clock: SharedArrayBuffer
 }
 
 export function createMesh (workers: number, ringBytes: number): Mesh {
@@ -65,7 +72,8 @@ export function createMesh (workers: number, ringBytes: number): Mesh {
     bells: Array.from({ length: threads }, () => new SharedArrayBuffer(DOORBELL_BYTES)),
     rings,
     shardTable,
-    stats: new SharedArrayBuffer(threads * STAT_SLOTS * 8)
+    stats: new SharedArrayBuffer(threads * STAT_SLOTS * 8),
+    clock: createClock(threads)
   }
 }
 

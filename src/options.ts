@@ -10,6 +10,8 @@ import { isAbsolute, resolve } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import { InvalidOptionError } from '../native-free-core/errors.ts'
 import { maxFrameBytes } from '../native-free-core/ring-queue.ts'
+import { CLOCK_MANUAL, CLOCK_REAL } from './thread-clock.ts'
+import type { ClockKind } from './thread-clock.ts'
 import { TestClock, kTestClock } from './test-clock.ts'
 import type { Durability } from './lmdb-store.ts'
 
@@ -28,6 +30,11 @@ export interface HostOptions {
   readonly durability?: Durability
   /** Milliseconds per tick of the host clock. Default 1000. */
   readonly tickMs?: number
+  /**
+   * `'real'` (default): a tick every `tickMs`. `'manual'`: time moves only by
+   * `host.advance(ticks)`, for tests that check timer logic without waiting.
+   */
+  readonly clock?: ClockKind
   /** Largest encoded message (header + id + payload), in bytes. Default 256 KiB. */
   readonly maxMessageBytes?: number
   /** Bytes per ring between two threads (a power of two ≥ 4 × maxMessageBytes). Default 4 MiB. */
@@ -67,6 +74,7 @@ export interface ResolvedHostOptions {
   readonly dataDir: string | undefined
   readonly durability: Durability
   readonly tickMs: number
+  readonly clock: ClockKind
   readonly maxMessageBytes: number
   readonly ringBytes: number
   readonly callTimeoutMs: number
@@ -85,7 +93,7 @@ export const defaults = {
   closeTimeoutMs: 10_000
 } as const
 
-const known = new Set(['agents', 'workers', 'dataDir', 'durability', 'tickMs', 'maxMessageBytes', 'ringBytes', 'callTimeoutMs', 'closeTimeoutMs', 'offload'])
+const known = new Set(['agents', 'workers', 'dataDir', 'durability', 'tickMs', 'clock', 'maxMessageBytes', 'ringBytes', 'callTimeoutMs', 'closeTimeoutMs', 'offload'])
 const knownOffload = new Set(['filename', 'maxThreads', 'minThreads', 'workerData'])
 
 export function resolveOptions (options: HostOptions): ResolvedHostOptions {
@@ -129,6 +137,7 @@ export function resolveOptions (options: HostOptions): ResolvedHostOptions {
     dataDir,
     durability,
     tickMs: number('tickMs', options.tickMs ?? defaults.tickMs, 1, 86_400_000),
+    clock: clockKind(options.clock),
     maxMessageBytes,
     ringBytes,
     callTimeoutMs: integer('callTimeoutMs', options.callTimeoutMs ?? defaults.callTimeoutMs, 0, 2 ** 31 - 1),
@@ -173,6 +182,12 @@ function offloadOptions (offload: OffloadOptions): ResolvedOffloadOptions {
   const maxThreads = integer('offload.maxThreads', offload.maxThreads ?? availableParallelism(), 1, 1024)
   const minThreads = integer('offload.minThreads', offload.minThreads ?? 1, 0, maxThreads)
   return Object.freeze({ filename, maxThreads, minThreads, workerData: offload.workerData })
+}
+
+function clockKind (clock: unknown): ClockKind {
+  if (clock === undefined) return CLOCK_REAL
+  if (clock === CLOCK_REAL || clock === CLOCK_MANUAL) return clock
+  throw new InvalidOptionError('clock', clock, `must be '${CLOCK_REAL}' (a tick every tickMs) or '${CLOCK_MANUAL}' (ticks only from host.advance)`)
 }
 
 function integer (name: string, value: unknown, min: number, max: number): number {

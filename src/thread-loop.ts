@@ -16,6 +16,11 @@
  *
  * It is also the runtime's `RuntimeOutput`: replies and sends are encoded straight into
  * the ring of the thread they go to.
+ *
+ * Time (thread-clock.ts): each pass first moves the runtime to the host clock's tick,
+ * firing due timers (at most TIMER_BUDGET per pass; the rest next pass). Before parking
+ * it publishes the next tick its timers are due at, and re-checks the clock after
+ * announcing sleep, so the clock rings its doorbell exactly when a tick has work for it.
  */
 import { Doorbell } from '../native-free-core/doorbell.ts'
 import { RingConsumer, RingProducer, align4 } from '../native-free-core/ring-queue.ts'
@@ -29,11 +34,14 @@ import { FRAME_REPLY, FRAME_STATE, FRAME_TASK, FrameReader, FrameWriter } from '
 import type { Mesh } from './mesh.ts'
 import {
   kStatActive, kStatAlive, kStatBusy, kStatCommits, kStatCommitted, kStatMessages, kStatOverflowBytes,
-  kStatPasses, kStatPendingCommit, kStatRateLimited, kStatFollowers, kStatRunning, kStatCommitStats, statsView
+  kStatPasses, kStatPendingCommit, kStatRateLimited, kStatFollowers, kStatReminders, kStatRunning, kStatCommitStats, kStatTimers, statsView
 } from './mesh.ts'
+import { ClockView } from './thread-clock.ts'
 
 /** Bytes of frames taken from one ring per pass: bounds a pass to a few ms so timers and I/O interleave. */
 const RING_BUDGET_BYTES = 256 * 1024
+/** Timer expiries handled per pass: a million idle agents due on one tick spread over passes. */
+const TIMER_BUDGET = 65_536
 
 const bufferView: BytesView = (b, o, l) => Buffer.from(b as ArrayBuffer, o, l)
 
@@ -55,6 +63,7 @@ export class ThreadLoop implements RuntimeOutput {
   readonly index: number
   readonly bell: Doorbell
   readonly mesh: Mesh
+  readonly clock: ClockView
   runtime: ShardRuntime | null = null
   readonly producers: Array<RingProducer | null> = []
   readonly consumers: Array<RingConsumer | null> = []
@@ -77,6 +86,10 @@ export class ThreadLoop implements RuntimeOutput {
   private readonly dirty = new Set<number>()
   private flushQueued = false
   private passes = 0
+  /** The nextDue last published (skips a store per park when it did not change). */
+  private publishedDue = -1
+  /** This thread's parkedAt word holds a tick (see thread-clock.ts). */
+  private parkedAtSet = false
 
   constructor (options: ThreadLoopOptions) {
     this.index = options.index
@@ -87,6 +100,7 @@ export class ThreadLoop implements RuntimeOutput {
     this.bells = options.mesh.bells.map((b) => new Doorbell(b))
     this.bell = this.bells[this.index]!
     this.stats = statsView(options.mesh, this.index)
+    this.clock = new ClockView(options.mesh.clock)
     this.onReply = options.onReply
     this.onAgentError = options.onAgentError
     this.onResult = options.onResult
@@ -121,6 +135,7 @@ export class ThreadLoop implements RuntimeOutput {
     if (ring == null) return
     const wasRunning = this.running
     this.running = true
+    this.unparkClock()
     try {
       let bytes: number
       while ((bytes = ring.copyOut(this.reader.scratch, RING_BUDGET_BYTES)) > 0) this.dispatch(bytes, peer)
@@ -129,6 +144,8 @@ export class ThreadLoop implements RuntimeOutput {
     } finally {
       this.running = wasRunning
     }
+    // parked meanwhile (a control message): pass and park again, so parkedAt is set anew
+    if (this.parked && !this.stopped) this.bell.ring()
   }
 
   /** Final pass: run what is inbound, commit, wait for commits in flight, publish; then stop. */
@@ -138,7 +155,7 @@ export class ThreadLoop implements RuntimeOutput {
     this.runtime?.commit()
     await this.runtime?.whenCommitted()
     this.flush()
-    this.writeStats()
+    this.publishStats()
   }
 
   /** Which thread owns the agent with this hash. */
@@ -149,6 +166,15 @@ export class ThreadLoop implements RuntimeOutput {
   start (): void {
     this.bell.cancelSleep()
     this.stats[kStatAlive] = 1
+    // a restarted worker joins a running clock, and its predecessor's words are stale
+    this.clock.setNextDue(this.index, -1)
+    this.clock.setParkedAt(this.index, -1)
+    const rt = this.runtime
+    if (rt !== null) {
+      // reminders first: those due by the clock's tick fire in the first catch-up
+      rt.startReminders(this.clock.epochMs, this.clock.tickMs, (hash) => this.ownerOf(hash) === this.index)
+      rt.advanceTo(this.clock.now(), TIMER_BUDGET)
+    }
     this.schedule()
   }
 
@@ -250,7 +276,10 @@ export class ThreadLoop implements RuntimeOutput {
     this.stats[kStatRunning] = 1
     this.again = false
     let more = false
+    this.unparkClock()
     try {
+      const rt = this.runtime
+      if (rt !== null && !rt.advanceTo(this.clock.now(), TIMER_BUDGET)) more = true
       for (let peer = 0; peer < this.consumers.length; peer++) {
         const ring = this.consumers[peer]
         if (ring == null) continue
@@ -261,14 +290,14 @@ export class ThreadLoop implements RuntimeOutput {
       }
       this.runtime?.commit()
       // before publishing: a caller that got a reply reads stats that include its turn
-      this.writeStats()
+      this.publishStats()
       this.flush()
     } finally {
       this.running = false
       this.stats[kStatRunning] = 0
     }
     this.passes++
-    this.writeStats()
+    this.publishStats()
     if (this.stopped) return
     if (more || this.again) {
       this.scheduled = true
@@ -310,8 +339,16 @@ export class ThreadLoop implements RuntimeOutput {
   }
 
   private park (): void {
+    const rt = this.runtime
+    const due = rt === null ? -1 : rt.nextTimerTick()
+    if (due !== this.publishedDue) {
+      // before announcing sleep: see the parking race in thread-clock.ts
+      this.clock.setNextDue(this.index, due)
+      this.publishedDue = due
+    }
     const seq = this.bell.announceSleep()
-    if (this.hasInbound() || this.again) {
+    const now = this.clock.now()
+    if (this.hasInbound() || this.again || (due >= 0 && due <= now)) {
       this.bell.cancelSleep()
       this.schedule()
       return
@@ -322,7 +359,23 @@ export class ThreadLoop implements RuntimeOutput {
       return
     }
     this.parked = true
+    if (rt !== null && !rt.pendingCommit && !this.overflowing()) {
+      this.parkedAtSet = true
+      this.clock.setParkedAt(this.index, now)
+    }
     void waiting.then(this.unpark)
+  }
+
+  /** Awake again: this thread's parkedAt no longer holds. */
+  private unparkClock (): void {
+    if (!this.parkedAtSet) return
+    this.parkedAtSet = false
+    this.clock.setParkedAt(this.index, -1)
+  }
+
+  private overflowing (): boolean {
+    for (const ring of this.producers) if (ring != null && ring.overflowing) return true
+    return false
   }
 
   private readonly unpark = (): void => {
@@ -340,7 +393,8 @@ export class ThreadLoop implements RuntimeOutput {
     return false
   }
 
-  private writeStats (): void {
+  /** Write this thread's figures to its shared stats block (the host reads them without a round trip). */
+  publishStats (): void {
     const s = this.stats
     s[kStatPasses] = this.passes
     const rt = this.runtime
@@ -354,10 +408,17 @@ export class ThreadLoop implements RuntimeOutput {
       s[kStatRateLimited] = rt.rateLimited
       s[kStatFollowers] = rt.followers.size
       s.set(rt.commitStats.values, kStatCommitStats)
+      s[kStatTimers] = rt.timers.size
+      s[kStatReminders] = rt.reminders.size
     }
     let overflow = 0
     for (const ring of this.producers) if (ring != null && ring.overflowing) overflow += ring.overflowBytes
     s[kStatOverflowBytes] = overflow
+  }
+
+  /** Nothing inbound and nothing in overflow (turns and commits in flight aside). */
+  get quiet (): boolean {
+    return !this.hasInbound() && !this.overflowing()
   }
 
   /** Is this thread idle: nothing inbound, nothing in overflow, no turn or commit in flight? */

@@ -130,4 +130,7 @@ async function stop (): Promise<void> {
 
 loop.start()
 redelivery?.start()
+// the sends just redelivered are an open batch: say so before 'ready', or a host closing
+// at once could find this thread quiet before its first pass and stop it mid-chain
+loop.publishStats()
 post({ type: 'ready' })

@@ -20,9 +20,10 @@
  *
  * drop and duplicate apply to every message; reorder and delay to agents' sends (the
  * scenario's messages are concurrent already, unless they share a `client`). A crash
- * applies to turns that have something to commit: a command on a durable type
+ * applies to message turns that have something to commit: a command on a durable type
  * (`durable: false` types have no commit and are never crashed here; a real thread
- * death would also reset them).
+ * death would also reset them), and not of types with `timeout` or `reminder` handlers
+ * (scheduler.ts, `crashNow`).
  *
  * Rates are the odds, in random runs, that a send (or a commit) suffers the fault.
  * Exhaustive exploration ignores the rates and tries every enabled fault at every

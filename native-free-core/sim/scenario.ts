@@ -105,6 +105,8 @@ export interface Scenario {
    * and only for small scenarios.
    */
   readonly mergeable: boolean
+  /** Some type has a `timeout` or `reminder` handler, `idleTicks`, or no commit (`durable: false`). */
+  readonly timers: boolean
   /** Fresh quota state for one run's runtime. */
   quotaGate (): QuotaGate
   readonly tickMs: number
@@ -173,6 +175,7 @@ export function prepareScenario (options: ScenarioOptions): Scenario {
     // a restored runtime starts with fresh quota counts: only right when no limit can bite
     restorable: mergeable && factory === null && registry.types.every((t) => t.def.durable !== false) && quotas.every(([, limit]) => limit === null),
     mergeable,
+    timers: registry.types.some((t) => t.def.timeout !== undefined || t.def.reminder !== undefined || t.def.idleTicks !== undefined || t.def.durable === false),
     quotaGate () {
       const directory = new QuotaDirectory()
       let slot = 1

@@ -13,7 +13,8 @@
  *         │                                                            │  └ crash? (store)
  *         │                              reply / send ◀── released ────┘
  *         │                                   └─ drop / duplicate / reorder / delay?
- *         └─ tick ─▶ runtime.tick++ (timers: see below) ─▶ runtime.commit
+ *         ├─ tick ─▶ runtime.advanceTo(tick + 1, 0)
+ *         └─ timer ─▶ runtime.advanceTo(tick, 1): one timeout / idle / reminder ─▶ runtime.commit
  *
  * The runtime sees the simulator only as its `RuntimeOutput` and its `Store`: no test
  * hook in the runtime. Sends are encoded when released and decoded at each delivery,
@@ -40,8 +41,12 @@
  * real I/O or real timers would make runs depend on wall time, so after
  * SETTLE_MICROTASKS yields the run fails with SimulationError.
  *
- * Timers (`ctx.timeout`, `idleTicks`) fire on the tick step once the runtime has them
- * (issue 4); until then a tick only advances `ctx.tick`.
+ * Time. A tick step moves the clock (`runtime.advanceTo(tick, 0)`: nothing fires yet);
+ * what it made due — `ctx.timeout` turns, idle passivations, reminder turns — is then
+ * handled one per step (`advanceTo(tick, 1)`, a "timer" step, then its commit), and
+ * those steps interleave with deliveries like any other; the clock moves on only once
+ * they are all handled. Rate limits and reminders read virtual time, tick × tickMs.
+ * Same-tick timers fire in the runtime's wheel order, as on one host thread.
  */
 import { idOf, parseId } from '../agent-id.ts'
 import type { AgentAddress, AgentId } from '../agent-id.ts'
@@ -50,13 +55,15 @@ import { SimulationError, WorkerCrashedError, errorFromWire, toWire } from '../e
 import type { WireError } from '../errors.ts'
 import { hashId } from '../hash.ts'
 import type { AgentRegistry } from '../registry.ts'
-import { ShardRuntime } from '../shard-runtime.ts'
 import type { RuntimeOutput } from '../shard-runtime.ts'
+import type { WriteBatch } from '../store.ts'
 import type { Chooser } from './choices.ts'
 import { decodeSimValue, encodeSimValue, simCodec } from './codec.ts'
 import type { Faults } from './faults.ts'
 import { Network, SimMessage } from './network.ts'
 import type { Scenario } from './scenario.ts'
+import { SimRuntime } from './sim-runtime.ts'
+import type { TimeObserver } from './sim-runtime.ts'
 import { SimStore } from './sim-store.ts'
 import { Hash2, valueHash } from './state-hash.ts'
 import { agentName, formatTrace } from './trace.ts'
@@ -85,6 +92,8 @@ export interface WorldSnapshot {
   readonly seq: number
   readonly replies: ReadonlyArray<Reply | undefined>
   readonly replyHash: Hash2
+  /** The choices that reached it (a world restored from it continues the path). */
+  readonly path: readonly number[]
 }
 
 export interface WorldOptions {
@@ -97,9 +106,9 @@ export interface WorldOptions {
   readonly from?: WorldSnapshot
 }
 
-export class SimWorld implements RuntimeOutput, World {
+export class SimWorld implements RuntimeOutput, TimeObserver, World {
   readonly registry: AgentRegistry
-  readonly runtime: ShardRuntime
+  readonly runtime: SimRuntime
   readonly store: SimStore
   readonly network: Network
   readonly seed: number | null
@@ -118,6 +127,10 @@ export class SimWorld implements RuntimeOutput, World {
   private readonly hashing: boolean
   private seq = 0
   private stepStartFaults = 0
+  /** Timer, idle or reminder work is due at the current tick and not yet handled. */
+  private timersDue = false
+  /** The choices before this world's own (a world restored from a snapshot). */
+  private readonly pathPrefix: readonly number[]
   private truncated = false
   /** The agent whose message is being handled (to name it when its async turn hangs). */
   private handling: string | null = null
@@ -140,7 +153,8 @@ export class SimWorld implements RuntimeOutput, World {
     // before the runtime starts: it takes an outbox incarnation from the store, which
     // must come after every incarnation the snapshot's records used
     if (from !== undefined) from.store.copyTo(this.store)
-    this.runtime = new ShardRuntime({
+    this.pathPrefix = from?.path ?? []
+    this.runtime = new SimRuntime({
       registry: this.registry,
       store: this.store,
       codec: simCodec,
@@ -150,13 +164,16 @@ export class SimWorld implements RuntimeOutput, World {
       clock: { now: () => this.tick * scenario.tickMs },
       stopwatch: { now: () => this.tick * scenario.tickMs },
       quotas: scenario.quotaGate(),
+      startTick: from?.tick ?? 0,
       ...(scenario.offload === undefined ? {} : { offload: scenario.offload })
-    })
-    this.store.crashes = () => this.crashNow()
+    }, this)
+    // reminders' wall time is virtual too: tick t is t × tickMs after the epoch 0
+    this.runtime.startReminders(0, scenario.tickMs, () => true)
+    this.store.crashes = (batch) => this.crashNow(batch)
     this.store.committed = (ids) => { if (this.traceList !== null) this.record({ kind: 'commit', agents: ids.map(agentName) }) }
     if (from !== undefined) {
       this.network = from.network.clone()
-      this.tick = this.runtime.tick = from.tick
+      this.tick = from.tick
       this.steps = from.steps
       this.faultsUsed = from.faultsUsed
       this.seq = from.seq
@@ -176,8 +193,9 @@ export class SimWorld implements RuntimeOutput, World {
    * This world between two steps (see WorldSnapshot: only for restorable scenarios).
    * The snapshot takes over the store and the network: do not step this world again.
    */
-  snapshot (): WorldSnapshot {
+  snapshot (path: readonly number[]): WorldSnapshot {
     return {
+      path,
       store: this.store,
       network: this.network,
       tick: this.tick,
@@ -192,8 +210,10 @@ export class SimWorld implements RuntimeOutput, World {
   /** One scheduler step; false when the run is over. A promise only while an async turn settles. */
   step (): boolean | Promise<boolean> {
     const ready = this.network.deliverable(this.tick)
-    const clock = this.clockCanAdvance()
-    const n = ready.length + (clock ? 1 : 0)
+    // due timers are handled before the clock moves on, interleaved with the messages
+    const timer = this.timersDue
+    const clock = !timer && this.clockCanAdvance()
+    const n = ready.length + (timer || clock ? 1 : 0)
     this.stepStartFaults = this.faultsUsed
     if (n === 0) return false
     if (this.steps >= this.scenario.maxSteps) {
@@ -203,24 +223,28 @@ export class SimWorld implements RuntimeOutput, World {
     }
     if (this.chooser.event !== undefined) {
       const keys = ready.map((m) => m.contentHash().value())
-      if (clock) keys.push(-1)
+      if (timer) keys.push(-2)
+      else if (clock) keys.push(-1)
       this.chooser.event(keys)
     }
     const choice = n === 1 ? 0 : this.chooser.pick(n)
     this.steps++
-    if (choice === ready.length) {
-      this.advance()
-      return true
-    }
+    if (choice === ready.length) return timer ? this.fireTimer() : this.advance()
     return this.deliver(ready[choice]!)
   }
 
-  /** The options of the next step, in choice order: the deliverable messages, then the clock (target null). */
+  /** The options of the next step, in choice order: the deliverable messages, then the timers or the clock (target null). */
   events (): Array<{ readonly key: number, readonly target: string | null }> {
     const out: Array<{ readonly key: number, readonly target: string | null }> =
       this.network.deliverable(this.tick).map((m) => ({ key: m.contentHash().value(), target: m.to }))
-    if (this.clockCanAdvance()) out.push({ key: -1, target: null })
+    if (this.timersDue) out.push({ key: -2, target: null })
+    else if (this.clockCanAdvance()) out.push({ key: -1, target: null })
     return out
+  }
+
+  /** A snapshot would hold everything: no agent timer is pending (they live only in the runtime's memory). */
+  canSnapshot (): boolean {
+    return this.runtime.timers.size === 0 && !this.timersDue
   }
 
   /** Faults the last step injected. */
@@ -232,14 +256,39 @@ export class SimWorld implements RuntimeOutput, World {
     return this.tick < this.scenario.ticks || this.network.nextRelease(this.tick) >= 0
   }
 
-  private advance (): void {
+  /** The clock moves one tick; the timers it makes due are handled by later steps, one each. */
+  private advance (): true {
     this.tick++
-    this.runtime.tick = this.tick
     this.record({ kind: 'tick' })
-    // nothing runs on a tick yet (no timers in the runtime), so nothing is crashed here
-    this.crashable = false
-    this.runtime.commit()
-    this.crashable = true
+    this.timersDue = !this.runtime.advanceTo(this.tick, 0)
+    return true
+  }
+
+  /**
+   * One due timer, idle check or reminder (budget 1), then its commit. Its turn is not
+   * crashed: the runtime arms timers and reminders in memory at the end of the turn,
+   * which a failed commit does not undo, while a real crash would lose them.
+   */
+  private fireTimer (): boolean | Promise<boolean> {
+    this.timersDue = !this.runtime.advanceTo(this.tick, 1)
+    const done = (): true => {
+      this.crashable = false
+      this.runtime.commit()
+      this.crashable = true
+      return true
+    }
+    if (this.runtime.busy > 0) return this.settle().then(done)
+    return done()
+  }
+
+  // ---- TimeObserver ---------------------------------------------------------------
+
+  timerTurn (id: string, name: string | null): void {
+    this.record({ kind: 'timer', agent: agentName(id), reminder: name })
+  }
+
+  passivated (id: string): void {
+    this.record({ kind: 'passivate', agent: agentName(id) })
   }
 
   private deliver (m: SimMessage): boolean | Promise<boolean> {
@@ -292,9 +341,13 @@ export class SimWorld implements RuntimeOutput, World {
     return true
   }
 
-  /** The store asks before each commit. */
-  private crashNow (): boolean {
-    if (!this.crashable || !this.faults.crash(this.chooser, this.budget - this.faultsUsed)) return false
+  /**
+   * The store asks before each commit. Not for the turns of types with `timeout` or
+   * `reminder`: what they armed stays armed in the runtime after a failed commit.
+   */
+  private crashNow (batch: WriteBatch): boolean {
+    if (!this.crashable || batch.states.some(([id]) => SimRuntime.hasTimers(id, this.runtime))) return false
+    if (!this.faults.crash(this.chooser, this.budget - this.faultsUsed)) return false
     this.faultsUsed++
     this.crashed = true
     return true
@@ -430,7 +483,7 @@ export class SimWorld implements RuntimeOutput, World {
   }
 
   get idle (): boolean {
-    return this.network.size === 0 && this.tick >= this.scenario.ticks
+    return this.network.size === 0 && this.tick >= this.scenario.ticks && !this.timersDue
   }
 
   get complete (): boolean {
@@ -451,7 +504,12 @@ export class SimWorld implements RuntimeOutput, World {
     const network = this.network.hash(labels)
     const h = new Hash2().chainHash(network).chainHash(this.store.hash(labels)).chainHash(this.replyHash).chain(this.tick)
     if (this.budget !== Infinity) h.chain(this.budget - this.faultsUsed)
-    if (!this.scenario.mergeable) for (const c of this.chooser.made) h.chain(c) // every path its own state
+    h.chain(this.timersDue ? 1 : 0)
+    // rate limits, or pending agent timers: state outside what is hashed, so every path is its own state
+    if (!this.scenario.mergeable || this.runtime.timers.size !== 0) {
+      for (const c of this.pathPrefix) h.chain(c)
+      for (const c of this.chooser.made) h.chain(c)
+    }
     if (this.hasVolatile) {
       const sum = new Hash2(0, 0)
       for (const cell of this.runtime.table.values()) {

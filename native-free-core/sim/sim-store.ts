@@ -1,7 +1,7 @@
 /**
  * The simulator's store: what the host's LMDB store keeps — committed states,
- * `ctx.storage` keys, the durable outbox, outbox incarnations — in memory, plus the
- * crash fault.
+ * `ctx.storage` keys, the durable outbox, outbox incarnations, reminders — in memory,
+ * plus the crash fault.
  *
  * It says `durable: true`, so the runtime runs exactly as on a host with a `dataDir`:
  * durable agents' sends go through the outbox and are applied once (shard-runtime.ts,
@@ -24,7 +24,7 @@
  * `valueHash`); the outbox is hashed on demand with canonical labels (see `hash`).
  */
 import { compareKeys } from '../store.ts'
-import type { Store, WriteBatch } from '../store.ts'
+import type { StorageChanges, Store, WriteBatch } from '../store.ts'
 import { decodeSimValue } from './codec.ts'
 import { Hash2, valueHash } from './state-hash.ts'
 
@@ -49,6 +49,7 @@ export class SimStore implements Store {
   committed: (ids: readonly string[]) => void = () => {}
   private readonly states = new Map<string, Uint8Array>()
   private readonly storage = new Map<string, Map<string, Uint8Array>>()
+  private readonly reminderRecords = new Map<string, Map<string, Uint8Array>>()
   private readonly pending = new Map<number, Uint8Array>()
   /** The content hash of each pending send, computed once. */
   private readonly pendingHash = new Map<number, Hash2>()
@@ -57,6 +58,7 @@ export class SimStore implements Store {
   private readonly entryHash = new Map<string, Hash2>()
   private readonly stateSum = new Hash2(0, 0)
   private readonly storageSum = new Hash2(0, 0)
+  private readonly reminderSum = new Hash2(0, 0)
 
   constructor (hashing: boolean) {
     this.hashing = hashing
@@ -84,12 +86,8 @@ export class SimStore implements Store {
         this.stateSum.add(h)
       }
     }
-    if (batch.storage != null) {
-      for (const [id, changes] of batch.storage) {
-        if (changes.wiped) for (const key of [...(this.storage.get(id)?.keys() ?? [])]) this.setStorage(id, key, null)
-        for (const [key, bytes] of changes.entries) this.setStorage(id, key, bytes)
-      }
-    }
+    if (batch.storage != null) this.apply(this.storage, this.storageSum, batch.storage)
+    if (batch.reminders != null) this.apply(this.reminderRecords, this.reminderSum, batch.reminders)
     if (batch.outboxPuts != null) {
       for (const r of batch.outboxPuts) {
         this.pending.set(r.key, r.bytes)
@@ -135,11 +133,18 @@ export class SimStore implements Store {
     return ++this.incarnation
   }
 
+  * reminders (): Iterable<readonly [string, string, Uint8Array]> {
+    const found: Array<[string, string, Uint8Array]> = []
+    for (const [id, names] of this.reminderRecords) for (const [name, bytes] of names) found.push([id, name, bytes])
+    yield * found
+  }
+
   /** Copy everything into `into` (a fresh store); the bytes are shared, being immutable. */
   copyTo (into: SimStore): void {
     for (const [id, v] of this.states) into.states.set(id, v)
     for (const [id, h] of this.entryHash) into.entryHash.set(id, h)
     for (const [id, keys] of this.storage) into.storage.set(id, new Map(keys))
+    for (const [id, names] of this.reminderRecords) into.reminderRecords.set(id, new Map(names))
     for (const [k, v] of this.pending) into.pending.set(k, v)
     for (const [k, h] of this.pendingHash) into.pendingHash.set(k, h)
     into.incarnation = this.incarnation
@@ -147,6 +152,8 @@ export class SimStore implements Store {
     into.stateSum.b = this.stateSum.b
     into.storageSum.a = this.storageSum.a
     into.storageSum.b = this.storageSum.b
+    into.reminderSum.a = this.reminderSum.a
+    into.reminderSum.b = this.reminderSum.b
   }
 
   /**
@@ -158,7 +165,7 @@ export class SimStore implements Store {
    */
   hash (labels: ReadonlyMap<number, number>): Hash2 {
     if (!this.hashing) throw new Error('SimStore: hashing is off')
-    const h = new Hash2(this.stateSum.a, this.stateSum.b).chainHash(this.storageSum)
+    const h = new Hash2(this.stateSum.a, this.stateSum.b).chainHash(this.storageSum).chainHash(this.reminderSum)
     const outbox = new Hash2(0, 0)
     for (const [key, content] of this.pendingHash) outbox.add(new Hash2().chain(labels.get(key) ?? 0).chainHash(content))
     return h.chainHash(outbox)
@@ -166,21 +173,29 @@ export class SimStore implements Store {
 
   close (): void {}
 
-  private setStorage (id: string, key: string, bytes: Uint8Array | null): void {
-    let keys = this.storage.get(id)
+  /** Per-agent keyed records (storage, reminders): wipes first, then puts and deletes. */
+  private apply (into: Map<string, Map<string, Uint8Array>>, sum: Hash2, changesById: ReadonlyMap<string, StorageChanges>): void {
+    for (const [id, changes] of changesById) {
+      if (changes.wiped) for (const key of [...(into.get(id)?.keys() ?? [])]) this.setKeyed(into, sum, id, key, null)
+      for (const [key, bytes] of changes.entries) this.setKeyed(into, sum, id, key, bytes)
+    }
+  }
+
+  private setKeyed (into: Map<string, Map<string, Uint8Array>>, sum: Hash2, id: string, key: string, bytes: Uint8Array | null): void {
+    let keys = into.get(id)
     const old = keys?.get(key)
-    if (old !== undefined && this.hashing) this.storageSum.subtract(storageEntryHash(id, key, old))
+    if (old !== undefined && this.hashing) sum.subtract(keyedEntryHash(id, key, old))
     if (bytes === null) {
       keys?.delete(key)
-      if (keys?.size === 0) this.storage.delete(id)
+      if (keys?.size === 0) into.delete(id)
       return
     }
-    if (keys === undefined) this.storage.set(id, keys = new Map())
+    if (keys === undefined) into.set(id, keys = new Map())
     keys.set(key, bytes)
-    if (this.hashing) this.storageSum.add(storageEntryHash(id, key, bytes))
+    if (this.hashing) sum.add(keyedEntryHash(id, key, bytes))
   }
 }
 
-function storageEntryHash (id: string, key: string, bytes: Uint8Array): Hash2 {
+function keyedEntryHash (id: string, key: string, bytes: Uint8Array): Hash2 {
   return Hash2.ofString(id).chainString(key).chainHash(valueHash(decodeSimValue(bytes)))
 }

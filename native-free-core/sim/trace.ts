@@ -33,7 +33,10 @@ export type TraceEntry = At & (
   /** A handler threw (the agent was rolled back), or a message or send could not be handled. */
   | { readonly kind: 'error', readonly agent: string, readonly method: string, readonly code: string, readonly message: string }
   | { readonly kind: 'tick' }
-  | { readonly kind: 'timer', readonly agent: string }
+  /** The agent's `timeout` (reminder null) or `reminder(name)` turn runs. */
+  | { readonly kind: 'timer', readonly agent: string, readonly reminder: string | null }
+  /** The agent was passivated for idleness (`idleTicks`, `ctx.idleAfter`). */
+  | { readonly kind: 'passivate', readonly agent: string }
   /** The run stopped at `maxSteps` with work left. */
   | { readonly kind: 'limit' }
 )
@@ -85,7 +88,8 @@ function describe (e: TraceEntry): string {
     case 'delay': return `DELAY     #${e.msg} until tick ${e.until}`
     case 'error': return `error     ${e.agent} ${e.method}: ${e.code} ${e.message}`
     case 'tick': return 'tick'
-    case 'timer': return `timer     ${e.agent}`
+    case 'timer': return e.reminder === null ? `timer     ${e.agent}: timeout` : `timer     ${e.agent}: reminder ${JSON.stringify(e.reminder)}`
+    case 'passivate': return `passivate ${e.agent} (idle)`
     case 'limit': return 'limit     maxSteps reached with work left'
   }
 }

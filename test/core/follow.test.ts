@@ -30,6 +30,7 @@ class ManualStore implements Store {
   hasOutbox (key: number): boolean { return this.inner.hasOutbox(key) }
   outbox (): Iterable<readonly [number, Uint8Array]> { return this.inner.outbox() }
   newIncarnation (): number { return this.inner.newIncarnation() }
+  reminders (): Iterable<readonly [string, string, Uint8Array]> { return this.inner.reminders() }
   close (): void {}
   commit (batch: WriteBatch): Promise<void> {
     return new Promise((resolve) => this.waiting.push(() => { this.inner.commit(batch); resolve() }))

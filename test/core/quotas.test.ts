@@ -48,6 +48,7 @@ class FlakyStore implements Store {
   hasOutbox (key: number): boolean { return this.inner.hasOutbox(key) }
   outbox (): Iterable<readonly [number, Uint8Array]> { return this.inner.outbox() }
   newIncarnation (): number { return this.inner.newIncarnation() }
+  reminders (): Iterable<readonly [string, string, Uint8Array]> { return this.inner.reminders() }
   close (): void {}
   commit (batch: WriteBatch): Promise<void> {
     if (this.failNext) {

@@ -111,7 +111,16 @@ class Harness {
     assert.equal(this.wheel.size, this.live.size)
     const min = this.minDeadline()
     assert.equal(this.wheel.nextDeadline(), min === Infinity ? -1 : min)
-    for (const h of this.issued) assert.equal(this.wheel.deadlineOf(h), this.live.get(h)?.deadline ?? -1)
+    for (const h of this.issued) {
+      const e = this.live.get(h)
+      assert.equal(this.wheel.deadlineOf(h), e?.deadline ?? -1)
+      // payload ids are unique, so a node names its timer only while that timer lives
+      assert.equal(this.wheel.handleAt(TimingWheel.nodeOf(h), e?.id ?? -1), e === undefined ? -1 : h)
+    }
+    // the tick a thread may sleep until: after now, never after the earliest deadline
+    const next = this.wheel.nextEventTick()
+    if (min === Infinity) assert.equal(next, -1)
+    else assert.ok(next > this.now && next <= min, `nextEventTick ${next} in (${this.now}, ${min}]`)
   }
 
   run (op: Op): void {
@@ -229,6 +238,45 @@ test('nextDeadline finds the earliest timer inside a higher-level slot', () => {
   assert.equal(wheel.nextDeadline(), 4_200)
   wheel.schedule(7, 'd')
   assert.equal(wheel.nextDeadline(), 7)
+})
+
+test('nextEventTick: sleeping until it and advancing there, repeatedly, fires every timer on time', () => {
+  const wheel = new TimingWheel<number>({ startTick: 7 })
+  const deadlines = [8, 40, 1_000, 33_000, 2 ** 25 + 3, 2 ** 31 + 11]
+  for (const d of deadlines) wheel.schedule(d, d)
+  const fired: number[] = []
+  let wakes = 0
+  for (let next = wheel.nextEventTick(); next !== -1; next = wheel.nextEventTick()) {
+    wakes++
+    wheel.advance(next, (d) => { assert.equal(wheel.now, d); fired.push(d) })
+  }
+  assert.deepEqual(fired, deadlines)
+  // one wake per deadline plus at most one per level a timer cascades through
+  assert.ok(wakes <= deadlines.length * 7, `${wakes} wakes`)
+})
+
+test('handleAt: a node names its timer only while it carries that payload', () => {
+  const wheel = new TimingWheel<object>({ initialCapacity: 1 })
+  const a = {}
+  const b = {}
+  const ha = wheel.schedule(10, a)
+  const node = TimingWheel.nodeOf(ha)
+  assert.equal(wheel.handleAt(node, a), ha)
+  assert.equal(wheel.handleAt(node, b), -1)
+  assert.ok(wheel.cancel(ha))
+  assert.equal(wheel.handleAt(node, a), -1)
+  // the freed node is reused for b (LIFO free list): still not a's
+  const hb = wheel.schedule(10, b)
+  assert.equal(TimingWheel.nodeOf(hb), node)
+  assert.equal(wheel.handleAt(node, a), -1)
+  assert.equal(wheel.handleAt(node, b), hb)
+  for (const bad of [-1, 0, 351, 1.5, 2 ** 28, Number.NaN]) assert.equal(wheel.handleAt(bad, b), -1)
+  // nodeOf stays exact when the handle itself is past 2^31 (the node reused many times)
+  let h = hb
+  for (let i = 0; i < 40; i++) { wheel.cancel(h); h = wheel.schedule(10, b) }
+  assert.ok(h > 2 ** 31)
+  assert.equal(TimingWheel.nodeOf(h), node)
+  assert.equal(wheel.handleAt(node, b), h)
 })
 
 test('a deadline at or before now is due on the next tick', () => {
