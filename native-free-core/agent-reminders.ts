@@ -88,7 +88,9 @@ export function nextDue (due: number, every: number, now: number): number {
 }
 
 export class ReminderIndex {
-  private wheel = new TimingWheel<Reminder>()
+  // replaced by setClock when the thread starts its reminders; small until then (every
+  // runtime makes one, and the simulator makes tens of thousands)
+  private wheel = new TimingWheel<Reminder>({ initialCapacity: 1 })
   /** Per agent id, the first of its reminders; the others follow through `next` (most agents have one). */
   private readonly byAgent = new Map<string, Reminder>()
   private epochMs = 0

@@ -79,10 +79,11 @@ export class AgentTimers {
     this.due.push(cell)
   }
 
-  constructor (host: TimerHost, idleTicksByType: readonly number[], startTick = 0) {
+  /** `capacity`: initial wheel nodes (the wheel grows); the simulator's many small runtimes start small. */
+  constructor (host: TimerHost, idleTicksByType: readonly number[], startTick = 0, capacity?: number) {
     this.host = host
     this.idleOfType = Float64Array.from(idleTicksByType)
-    this.wheel = new TimingWheel<Cell>({ startTick })
+    this.wheel = new TimingWheel<Cell>(capacity === undefined ? { startTick } : { startTick, initialCapacity: capacity })
   }
 
   /** Live wheel entries (agents with a pending timer or idle check, plus orphans). */

@@ -107,7 +107,7 @@ export interface ShardRuntimeOptions {
   readonly stopwatch?: Clock
   /** The host's quotas as this thread sees them. Default: only 'default', unlimited, counted privately. */
   readonly quotas?: QuotaGate
-  /** Initial agent-table slots (default 1024); the simulator starts its many small runtimes smaller. */
+  /** Initial agent-table slots and timer-wheel nodes (default 1024 each); the simulator starts its many small runtimes smaller. */
   readonly tableCapacity?: number
 }
 
@@ -216,7 +216,7 @@ export class ShardRuntime implements ContextHost, TimerHost {
     this.quotas = options.quotas ?? new QuotaGate(new QuotaDirectory(), new QuotaCounters(1), 0)
     this.persistent = this.registry.types.map((t) => options.store !== null && t.def.durable !== false)
     this.tick = options.startTick ?? 0
-    this.timers = new AgentTimers(this, this.registry.types.map((t) => t.def.idleTicks ?? 0), this.tick)
+    this.timers = new AgentTimers(this, this.registry.types.map((t) => t.def.idleTicks ?? 0), this.tick, options.tableCapacity)
     this.durableOutbox = options.store?.durable === true
     this.maxMessageBytes = options.maxMessageBytes ?? Number.POSITIVE_INFINITY
     // taken now, at the thread's start, not in the middle of building a batch

@@ -154,6 +154,7 @@ export function prepareScenario (options: ScenarioOptions): Scenario {
   }
   const quotas = quotaList(options.quotas)
   const mergeable = registry.types.every((t) => t.def.rateLimit === undefined)
+  let shared: QuotaGate | null = null
   let first = true
   return {
     registry () {
@@ -177,10 +178,15 @@ export function prepareScenario (options: ScenarioOptions): Scenario {
     mergeable,
     timers: registry.types.some((t) => t.def.timeout !== undefined || t.def.reminder !== undefined || t.def.idleTicks !== undefined || t.def.durable === false),
     quotaGate () {
+      // without a limit, counts are never read: one gate serves every run (its counters
+      // are a SharedArrayBuffer, a large part of a small runtime)
+      if (shared !== null) return shared
       const directory = new QuotaDirectory()
       let slot = 1
       for (const [quota, limit] of quotas) directory.set(quota, quota === DEFAULT_QUOTA ? 0 : slot++, limit)
-      return new QuotaGate(directory, new QuotaCounters(1), 0)
+      const gate = new QuotaGate(directory, new QuotaCounters(1), 0)
+      if (quotas.every(([, limit]) => limit === null)) shared = gate
+      return gate
     },
     tickMs
   }

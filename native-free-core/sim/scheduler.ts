@@ -167,8 +167,9 @@ export class SimWorld implements RuntimeOutput, TimeObserver, World {
       startTick: from?.tick ?? 0,
       ...(scenario.offload === undefined ? {} : { offload: scenario.offload })
     }, this)
-    // reminders' wall time is virtual too: tick t is t × tickMs after the epoch 0
-    this.runtime.startReminders(0, scenario.tickMs, () => true)
+    // reminders' wall time is virtual too: tick t is t × tickMs after the epoch 0 (skipped
+    // when no type has reminders: it builds a timing wheel, a large part of a small runtime)
+    if (this.registry.types.some((t) => t.reminderMethod !== null)) this.runtime.startReminders(0, scenario.tickMs, () => true)
     this.store.crashes = (batch) => this.crashNow(batch)
     this.store.committed = (ids) => { if (this.traceList !== null) this.record({ kind: 'commit', agents: ids.map(agentName) }) }
     if (from !== undefined) {
