@@ -10,13 +10,14 @@ import { AgentRegistry } from '../../native-free-core/registry.ts'
 import { ShardRuntime } from '../../native-free-core/shard-runtime.ts'
 import type { RuntimeOutput } from '../../native-free-core/shard-runtime.ts'
 import { MemoryStore } from '../../native-free-core/store.ts'
-import type { Store, WriteBatch } from '../../native-free-core/store.ts'
+import type { Store } from '../../native-free-core/store.ts'
 import { Envelope, MSG_CALL, MSG_CAST } from '../../native-free-core/envelope.ts'
 import { idString } from '../../native-free-core/agent-id.ts'
 import { hashId } from '../../native-free-core/hash.ts'
 import type { WireError } from '../../native-free-core/errors.ts'
 import { stateCodec } from '../../src/codec.ts'
 import { between, prng } from '../fixtures/prng.ts'
+import { ManualStore } from '../fixtures/manual-store.ts'
 
 /** Every timeout turn, as [key, ctx.tick]; handlers below push to it. */
 let fired: Array<[string, number]> = []
@@ -60,30 +61,6 @@ const scratch = defineAgent({ type: 'scratch', durable: false, idleTicks: 3, ...
 /** One message per ~forever: a timer turn that counted as a message would be refused. */
 const throttled = defineAgent({ type: 'throttled', rateLimit: { perSecond: 1e-9, burst: 1 }, ...timed })
 const noTimeout = defineAgent({ type: 'noTimeout', initial: () => ({}), commands: { arm (_s, ticks: number, ctx) { ctx.timeout(ticks) }, idle (_s, ticks: unknown, ctx) { ctx.idleAfter(ticks as number) } } })
-
-/** Commits complete when the test says so. */
-class ManualStore implements Store {
-  readonly durable = true
-  readonly inner = new MemoryStore()
-  readonly waiting: Array<() => void> = []
-  getState (id: string): Uint8Array | undefined { return this.inner.getState(id) }
-  ids (prefix: string): Iterable<string> { return this.inner.ids(prefix) }
-  getStorage (id: string, key: string): Uint8Array | undefined { return this.inner.getStorage(id, key) }
-  listStorage (id: string, prefix: string, start: string | undefined): Iterable<readonly [string, Uint8Array]> { return this.inner.listStorage(id, prefix, start) }
-  hasOutbox (key: number): boolean { return this.inner.hasOutbox(key) }
-  outbox (): Iterable<readonly [number, Uint8Array]> { return this.inner.outbox() }
-  newIncarnation (): number { return this.inner.newIncarnation() }
-  reminders (): Iterable<readonly [string, string, Uint8Array]> { return this.inner.reminders() }
-  close (): void {}
-  commit (batch: WriteBatch): Promise<void> {
-    return new Promise((resolve) => this.waiting.push(() => { this.inner.commit(batch); resolve() }))
-  }
-
-  async completeAll (): Promise<void> {
-    while (this.waiting.length > 0) this.waiting.shift()!()
-    for (let i = 0; i < 5; i++) await Promise.resolve()
-  }
-}
 
 interface Harness {
   rt: ShardRuntime

@@ -11,7 +11,7 @@ import { AgentRegistry } from '../../native-free-core/registry.ts'
 import { ShardRuntime } from '../../native-free-core/shard-runtime.ts'
 import type { RuntimeOutput } from '../../native-free-core/shard-runtime.ts'
 import { MemoryStore } from '../../native-free-core/store.ts'
-import type { Store, WriteBatch } from '../../native-free-core/store.ts'
+import type { WriteBatch } from '../../native-free-core/store.ts'
 import { Envelope, MSG_CALL } from '../../native-free-core/envelope.ts'
 import { idString } from '../../native-free-core/agent-id.ts'
 import { hashId } from '../../native-free-core/hash.ts'
@@ -19,6 +19,7 @@ import { QuotaCounters } from '../../native-free-core/quota-counters.ts'
 import { QuotaDirectory, QuotaGate } from '../../native-free-core/quota-gate.ts'
 import type { WireError } from '../../native-free-core/errors.ts'
 import { stateCodec } from '../../src/codec.ts'
+import { DelegatingStore } from '../fixtures/manual-store.ts'
 
 let runs = 0
 const item = defineAgent({
@@ -36,20 +37,8 @@ const item = defineAgent({
 const temp = defineAgent({ type: 'temp', durable: false, initial: () => ({}), commands: { touch () {}, bye (_s, _p, ctx) { ctx.deactivate() } } })
 
 /** A store whose commits fail on demand. */
-class FlakyStore implements Store {
-  readonly durable = true
-  readonly inner: MemoryStore
+class FlakyStore extends DelegatingStore {
   failNext = false
-  constructor (inner = new MemoryStore()) { this.inner = inner }
-  getState (id: string): Uint8Array | undefined { return this.inner.getState(id) }
-  ids (prefix: string): Iterable<string> { return this.inner.ids(prefix) }
-  getStorage (id: string, key: string): Uint8Array | undefined { return this.inner.getStorage(id, key) }
-  listStorage (id: string, prefix: string, start: string | undefined): Iterable<readonly [string, Uint8Array]> { return this.inner.listStorage(id, prefix, start) }
-  hasOutbox (key: number): boolean { return this.inner.hasOutbox(key) }
-  outbox (): Iterable<readonly [number, Uint8Array]> { return this.inner.outbox() }
-  newIncarnation (): number { return this.inner.newIncarnation() }
-  reminders (): Iterable<readonly [string, string, Uint8Array]> { return this.inner.reminders() }
-  close (): void {}
   commit (batch: WriteBatch): Promise<void> {
     if (this.failNext) {
       this.failNext = false

@@ -8,37 +8,13 @@ import { defineAgent } from '../../native-free-core/define-agent.ts'
 import { AgentRegistry } from '../../native-free-core/registry.ts'
 import { ShardRuntime } from '../../native-free-core/shard-runtime.ts'
 import type { RuntimeOutput } from '../../native-free-core/shard-runtime.ts'
-import { MemoryStore } from '../../native-free-core/store.ts'
-import type { Store, WriteBatch } from '../../native-free-core/store.ts'
+import type { Store } from '../../native-free-core/store.ts'
 import { Envelope, MSG_CALL, MSG_CAST, MSG_SEND } from '../../native-free-core/envelope.ts'
 import { idString } from '../../native-free-core/agent-id.ts'
 import { hashId } from '../../native-free-core/hash.ts'
 import type { WireError } from '../../native-free-core/errors.ts'
 import { stateCodec } from '../../src/codec.ts'
-
-/** Commits complete when the test says so. */
-class ManualStore implements Store {
-  readonly durable = true
-  readonly inner = new MemoryStore()
-  readonly waiting: Array<() => void> = []
-  getState (id: string): Uint8Array | undefined { return this.inner.getState(id) }
-  ids (prefix: string): Iterable<string> { return this.inner.ids(prefix) }
-  getStorage (id: string, key: string): Uint8Array | undefined { return this.inner.getStorage(id, key) }
-  listStorage (id: string, prefix: string, start: string | undefined): Iterable<readonly [string, Uint8Array]> { return this.inner.listStorage(id, prefix, start) }
-  hasOutbox (key: number): boolean { return this.inner.hasOutbox(key) }
-  outbox (): Iterable<readonly [number, Uint8Array]> { return this.inner.outbox() }
-  newIncarnation (): number { return this.inner.newIncarnation() }
-  reminders (): Iterable<readonly [string, string, Uint8Array]> { return this.inner.reminders() }
-  close (): void {}
-  commit (batch: WriteBatch): Promise<void> {
-    return new Promise((resolve) => this.waiting.push(() => { this.inner.commit(batch); resolve() }))
-  }
-
-  async completeAll (): Promise<void> {
-    while (this.waiting.length > 0) this.waiting.shift()!()
-    for (let i = 0; i < 5; i++) await Promise.resolve()
-  }
-}
+import { ManualStore } from '../fixtures/manual-store.ts'
 
 type Out = { replies: Array<{ callId: number, ok: boolean, value: unknown }>, sends: Array<{ id: string, method: number, payload: unknown }>, errors: Array<{ id: string, code: string }> }
 

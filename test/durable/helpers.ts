@@ -1,4 +1,5 @@
 /** Durable-store test helpers: hosts on a real LMDB directory under the OS temp dir. */
+import { spawn } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -24,4 +25,36 @@ export function agentErrorWith (code: string): (err: unknown) => boolean {
     const e = err as { code?: string, data?: { code?: string } }
     return e.code === 'SHOAL_ERR_AGENT' && e.data?.code === code
   }
+}
+
+/**
+ * Run a child process (a fixture script with `args`) until it has printed more than
+ * `acks` lines, then SIGKILL it: every line it printed. Its stdout is a pipe, synchronous
+ * on Linux, so a printed line happened before anything the child did after it.
+ */
+export function runAndKill (script: URL, args: readonly string[], acks: number): Promise<string[]> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [script.pathname, ...args], { stdio: ['ignore', 'pipe', 'inherit'] })
+    let buffered = ''
+    const lines: string[] = []
+    let killed = false
+    child.stdout.setEncoding('utf8')
+    child.stdout.on('data', (chunk: string) => {
+      buffered += chunk
+      let nl: number
+      while ((nl = buffered.indexOf('\n')) >= 0) {
+        lines.push(buffered.slice(0, nl))
+        buffered = buffered.slice(nl + 1)
+      }
+      if (!killed && lines.length > acks) {
+        killed = true
+        child.kill('SIGKILL')
+      }
+    })
+    child.on('error', reject)
+    child.on('close', (code, signal) => {
+      if (signal !== 'SIGKILL') reject(new Error(`child ended by itself (code ${code})`))
+      else resolve(lines)
+    })
+  })
 }

@@ -6,9 +6,8 @@
  */
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { spawn } from 'node:child_process'
 import { prng, between } from '../fixtures/prng.ts'
-import { durableHost, tempDataDir } from './helpers.ts'
+import { durableHost, runAndKill, tempDataDir } from './helpers.ts'
 import { LmdbStore } from '../../src/lmdb-store.ts'
 
 async function storedSends (dataDir: string): Promise<number> {
@@ -20,39 +19,11 @@ async function storedSends (dataDir: string): Promise<number> {
 
 const childUrl = new URL('../fixtures/durable-child.js', import.meta.url)
 
-/** Run the child until it has printed `acks` acknowledgements (after 'ready'), then SIGKILL it; every line it printed. */
-function runAndKill (dataDir: string, mode: string, seed: number, acks: number): Promise<string[]> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [childUrl.pathname, dataDir, mode, String(seed)], { stdio: ['ignore', 'pipe', 'inherit'] })
-    let buffered = ''
-    const lines: string[] = []
-    let killed = false
-    child.stdout.setEncoding('utf8')
-    child.stdout.on('data', (chunk: string) => {
-      buffered += chunk
-      let nl: number
-      while ((nl = buffered.indexOf('\n')) >= 0) {
-        lines.push(buffered.slice(0, nl))
-        buffered = buffered.slice(nl + 1)
-      }
-      if (!killed && lines.length > acks) {
-        killed = true
-        child.kill('SIGKILL')
-      }
-    })
-    child.on('error', reject)
-    child.on('close', (code, signal) => {
-      if (signal !== 'SIGKILL') reject(new Error(`child ended by itself (code ${code})`))
-      else resolve(lines)
-    })
-  })
-}
-
 for (const seed of [1, 2]) {
   test(`kill -9 under load: every acknowledged command is there after restart (seed ${seed})`, async () => {
     const dataDir = tempDataDir()
     const acks = between(prng(seed), 300, 3000)
-    const lines = await runAndKill(dataDir, 'tally', seed, acks)
+    const lines = await runAndKill(childUrl, [dataDir, 'tally', String(seed)], acks)
     assert.equal(lines[0], 'ready')
     const acked = new Map<string, number>()
     for (const line of lines.slice(1)) {
@@ -79,7 +50,7 @@ test('kill -9 in the middle of chains of transfers: after restart the total is c
   await Promise.all(accounts.map((a) => host.ref('account', a).call('fund', 1000)))
   await host.close()
 
-  const lines = await runAndKill(dataDir, 'bank', 7, between(prng(7), 500, 2500))
+  const lines = await runAndKill(childUrl, [dataDir, 'bank', '7'], between(prng(7), 500, 2500))
   assert.ok(lines.length > 500)
   assert.ok(await storedSends(dataDir) > 0, 'the kill caught sends committed by their senders and not yet applied')
 

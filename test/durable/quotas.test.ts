@@ -5,12 +5,11 @@
  */
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { hashId, shardOf } from '../../native-free-core/hash.ts'
 import { idString } from '../../native-free-core/agent-id.ts'
 import { keyOn } from '../engine/helpers.ts'
-import { durableHost, tempDataDir } from './helpers.ts'
+import { durableHost, runAndKill, tempDataDir } from './helpers.ts'
 import { prng, between } from '../fixtures/prng.ts'
 import type { Host } from '../../src/index.ts'
 
@@ -58,36 +57,9 @@ for (const workers of [2, 0]) {
 
 const childUrl = new URL('../fixtures/quota-child.js', import.meta.url)
 
-function runAndKill (dataDir: string, seed: number, acks: number): Promise<string[]> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [childUrl.pathname, dataDir, String(seed)], { stdio: ['ignore', 'pipe', 'inherit'] })
-    let buffered = ''
-    const lines: string[] = []
-    let killed = false
-    child.stdout.setEncoding('utf8')
-    child.stdout.on('data', (chunk: string) => {
-      buffered += chunk
-      let nl: number
-      while ((nl = buffered.indexOf('\n')) >= 0) {
-        lines.push(buffered.slice(0, nl))
-        buffered = buffered.slice(nl + 1)
-      }
-      if (!killed && lines.length > acks) {
-        killed = true
-        child.kill('SIGKILL')
-      }
-    })
-    child.on('error', reject)
-    child.on('close', (code, signal) => {
-      if (signal !== 'SIGKILL') reject(new Error(`child ended by itself (code ${code})`))
-      else resolve(lines)
-    })
-  })
-}
-
 test('after kill -9 mid-creations the count equals the agents stored, acknowledged ones included', async () => {
   const dataDir = tempDataDir()
-  const lines = await runAndKill(dataDir, 3, between(prng(3), 300, 1500))
+  const lines = await runAndKill(childUrl, [dataDir, '3'], between(prng(3), 300, 1500))
   assert.equal(lines[0], 'ready')
   const alive = new Set<string>()
   const lastOfLane = new Map<string, string>()
