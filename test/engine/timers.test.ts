@@ -64,7 +64,12 @@ test('idleTicks passivates agents that got no message; durable state comes back,
   try {
     for (let i = 0; i < 1_000; i++) host.ref('sleepy', `s${i}`).cast('add', i)
     for (let i = 0; i < 10; i++) host.ref('sleepyScratch', `m${i}`).cast('add', 5)
-    assert.equal(await host.ref('sleepy', 's999').call('get'), 999)
+    // every cast has run on both workers before the clock moves: a cast still queued on the
+    // slower worker would run at a later tick and keep its agent past tick 3
+    const all = await Promise.all([
+      ...Array.from({ length: 1_000 }, (_, i) => host.ref('sleepy', `s${i}`).call('get')),
+      ...Array.from({ length: 10 }, (_, i) => host.ref('sleepyScratch', `m${i}`).call('get'))])
+    assert.equal(all[999], 999)
     await host.advance(2)
     assert.equal(host.stats().activeAgents, 1_010)
     await host.ref('sleepy', 's7').call('add', 0) // a message at tick 2: s7 stays until tick 5
