@@ -4,6 +4,8 @@
  */
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
+import { writeFileSync } from 'node:fs'
+import { join } from 'node:path'
 import { open } from 'lmdb'
 import { idString } from '../../native-free-core/agent-id.ts'
 import { storageKey } from '../../src/lmdb-store.ts'
@@ -31,4 +33,13 @@ test('a record that no longer decodes fails that agent only, with DecodeError', 
   assert.equal(await host.ref('kv', 'shelf').call('get', 'fine'), 1)
   assert.equal(await host.ref('account', 'fresh').call('fund', 2), 2)
   await host.close()
+})
+
+test('a dataDir that cannot hold an LMDB environment fails createHost with StorageError, leaving nothing running', async () => {
+  const file = join(tempDataDir(), 'a-file')
+  writeFileSync(file, 'not a directory')
+  for (const workers of [0, 2]) {
+    await assert.rejects(durableHost(file, { workers }), (err: { code?: string, data?: { dataDir?: string } }) =>
+      err.code === 'SHOAL_ERR_STORAGE' && err.data?.dataDir === file)
+  }
 })
