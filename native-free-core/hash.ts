@@ -69,8 +69,8 @@ function fnv (h: number, s: string): number {
   return h
 }
 
-/** fmix32, murmur3's avalanche. */
-function finish (h: number): number {
+/** fmix32, murmur3's avalanche (also the simulator's state hash). */
+export function finish (h: number): number {
   h ^= h >>> 16
   h = Math.imul(h, 0x85ebca6b)
   h ^= h >>> 13

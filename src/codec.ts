@@ -16,13 +16,12 @@
  * never sees a SharedArrayBuffer — where it throws and falls back 15× slower.
  */
 import { Packr, Unpackr, isNativeAccelerationEnabled } from 'msgpackr'
-import { EncodeError, messageOf } from '../native-free-core/errors.ts'
+import { encodeChecked, kValueCodecOptions } from '../native-free-core/value-rules.ts'
 import type { ValueCodec } from '../native-free-core/shard-runtime.ts'
 
-const options = { useRecords: false, moreTypes: true } as const
-
-export const packr = new Packr(options)
-export const unpackr = new Unpackr({ ...options, copyBuffers: true })
+export const packr = new Packr(kValueCodecOptions)
+export const unpackr = new Unpackr({ ...kValueCodecOptions, copyBuffers: true })
+const pack = (value: unknown): Uint8Array => packr.pack(value)
 
 /** Whether msgpackr loaded its native string extractor (msgpackr-extract). */
 export function nativeDecoderLoaded (): boolean {
@@ -34,14 +33,7 @@ export function nativeDecoderLoaded (): boolean {
  * turn it into `undefined`); nested functions do become `undefined`, as in JSON.
  */
 export function encodeValue (value: unknown, what: string): Uint8Array {
-  if (typeof value === 'function' || typeof value === 'symbol') {
-    throw new EncodeError(`${what} cannot be encoded: a ${typeof value} is not data`)
-  }
-  try {
-    return packr.pack(value)
-  } catch (err) {
-    throw new EncodeError(`${what} cannot be encoded: ${messageOf(err)}`)
-  }
+  return encodeChecked(pack, value, what)
 }
 
 export const stateCodec: ValueCodec = {

@@ -25,23 +25,16 @@
  */
 import { Packr } from 'msgpackr/pack'
 import { Unpackr } from 'msgpackr/unpack'
-import { EncodeError, messageOf } from '../errors.ts'
+import { encodeChecked, kValueCodecOptions } from '../value-rules.ts'
 import type { ValueCodec } from '../shard-runtime.ts'
 
-const options = { useRecords: false, moreTypes: true } as const
-const packr = new Packr(options)
-const unpackr = new Unpackr({ ...options, copyBuffers: true })
+const packr = new Packr(kValueCodecOptions)
+const unpackr = new Unpackr({ ...kValueCodecOptions, copyBuffers: true })
+const pack = (value: unknown): Uint8Array => packr.pack(value)
 
 /** Encode with the host's rules: a top-level function or symbol is refused, as in src/codec.ts. */
 export function encodeSimValue (value: unknown, what: string): Uint8Array {
-  if (typeof value === 'function' || typeof value === 'symbol') {
-    throw new EncodeError(`${what} cannot be encoded: a ${typeof value} is not data`)
-  }
-  try {
-    return packr.pack(value)
-  } catch (err) {
-    throw new EncodeError(`${what} cannot be encoded: ${messageOf(err)}`)
-  }
+  return encodeChecked(pack, value, what)
 }
 
 export function decodeSimValue (bytes: Uint8Array): unknown {

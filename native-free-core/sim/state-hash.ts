@@ -12,6 +12,7 @@
  * adding per-element hashes modulo 2^32, so their order does not matter and a change
  * costs one subtraction and one addition; ordered ones (a channel's FIFO) are chained.
  */
+import { finish } from '../hash.ts'
 
 const LANE_A = 0x9747b28c
 const LANE_B = 0x2f8a6c1d
@@ -19,15 +20,8 @@ const LANE_B = 0x2f8a6c1d
 const PRIME_A = 0x01000193
 const PRIME_B = 0x2127599b
 
-/** murmur3's fmix32. */
-export function fmix (h: number): number {
-  h ^= h >>> 16
-  h = Math.imul(h, 0x85ebca6b)
-  h ^= h >>> 13
-  h = Math.imul(h, 0xc2b2ae35)
-  h ^= h >>> 16
-  return h >>> 0
-}
+/** murmur3's fmix32, the placement hash's finisher. */
+export const fmix = finish
 
 /** One lane of a string hash (char codes, so any string: latin1 state bytes, ids, names). */
 export function hashString (s: string, seed: number, prime = PRIME_A): number {
