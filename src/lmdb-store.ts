@@ -226,11 +226,6 @@ export class LmdbStore implements Store, QuotaRecords {
     })
   }
 
-  /** States stored, for tests and stats. */
-  get stateCount (): number {
-    return (this.states.getStats() as { entryCount: number }).entryCount
-  }
-
   async close (): Promise<void> {
     if (this.closed) return
     this.closed = true

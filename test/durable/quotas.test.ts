@@ -95,7 +95,7 @@ test('a worker that dies keeps its committed agents in the count (they are store
     for (const key of onWorker1) await host.ref('account', key, { quota: 't' }).call('fund', 1)
     assert.equal(host.quotas.get('t')!.count, 3)
     const restarted = once(host, 'worker-restart')
-    await assert.rejects(host.ref('saboteur', keyOn(1, 'saboteur')).call('exit'), { code: 'SHOAL_ERR_WORKER_CRASHED' })
+    await assert.rejects(host.ref('crasher', keyOn(1, 'crasher')).call('exit'), { code: 'SHOAL_ERR_WORKER_CRASHED' })
     await restarted
     assert.equal(host.quotas.get('t')!.count, 3)
     assert.equal(await host.ref('account', onWorker1[0]!, { quota: 't' }).call('fund', 1), 2, 'back from LMDB on the new worker')

@@ -22,7 +22,7 @@ test('a worker killed mid-batch loses nothing acknowledged', async () => {
   // one synchronous burst: these turns and the exit share the worker's next pass
   const burst: Array<Promise<void>> = []
   for (let r = 0; r < 10; r++) for (const key of keys) burst.push(bump(key))
-  const died = host.ref('saboteur', keyOn(1, 'saboteur')).call('exit').then(() => 'replied', (err: { code?: string }) => err.code)
+  const died = host.ref('crasher', keyOn(1, 'crasher')).call('exit').then(() => 'replied', (err: { code?: string }) => err.code)
   const restarted = new Promise((resolve) => host.once('worker-restart', resolve))
   await Promise.all(burst)
   assert.equal(await died, 'SHOAL_ERR_WORKER_CRASHED')
