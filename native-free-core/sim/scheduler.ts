@@ -48,15 +48,15 @@
  * they are all handled. Rate limits and reminders read virtual time, tick × tickMs.
  * Same-tick timers fire in the runtime's wheel order, as on one host thread.
  */
-import { idOf, parseId } from '../agent-id.ts'
-import type { AgentAddress, AgentId } from '../agent-id.ts'
-import { Envelope, MSG_CALL, MSG_SEND } from '../envelope.ts'
+import { idOf, parseId } from '../agent/agent-id.ts'
+import type { AgentAddress, AgentId } from '../agent/agent-id.ts'
+import { Envelope, MSG_CALL, MSG_SEND } from '../agent/envelope.ts'
 import { SimulationError, WorkerCrashedError, errorFromWire, toWire } from '../errors.ts'
 import type { WireError } from '../errors.ts'
-import { hashId } from '../hash.ts'
-import type { AgentRegistry } from '../registry.ts'
-import type { RuntimeOutput } from '../shard-runtime.ts'
-import type { WriteBatch } from '../store.ts'
+import { hashId } from '../placement/hash.ts'
+import type { AgentRegistry } from '../agent/registry.ts'
+import type { RuntimeOutput } from '../runtime/shard-runtime.ts'
+import type { WriteBatch } from '../storage/store.ts'
 import type { Chooser } from './choices.ts'
 import { decodeSimValue, encodeSimValue, simCodec } from './codec.ts'
 import type { Faults } from './faults.ts'

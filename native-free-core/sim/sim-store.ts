@@ -23,8 +23,8 @@
  * structural hashes of the decoded values, blind to key order (state-hash.ts,
  * `valueHash`); the outbox is hashed on demand with canonical labels (see `hash`).
  */
-import { compareKeys } from '../store.ts'
-import type { StorageChanges, Store, WriteBatch } from '../store.ts'
+import { compareKeys } from '../storage/store.ts'
+import type { StorageChanges, Store, WriteBatch } from '../storage/store.ts'
 import { decodeSimValue } from './codec.ts'
 import { Hash2, valueHash } from './state-hash.ts'
 
