@@ -89,15 +89,6 @@ export class Host extends EventEmitter<HostEvents> {
     this.pending = new PendingCalls(options.callTimeoutMs)
     this.mesh = createMesh(options.workers, options.ringBytes)
     this.agentErrorListeners = new Int32Array(new SharedArrayBuffer(4))
-    this.loop = new ThreadLoop({
-      index: 0,
-      mesh: this.mesh,
-      maxMessageBytes: options.maxMessageBytes,
-      onReply: (callId, ok, value) => this.pending.settle(callId, ok, value),
-      onAgentError: (id, method, error) => this.emitAgentError(id, method, error),
-      onTask: (peer, taskId, name, input) => this.relay.run(peer, taskId, name, input),
-      onResult: (kind, id, ok, value) => { if (kind === FRAME_STATE) this.follows.deliver(id, ok, value) }
-    })
     this.pool = pool
     if (options.workers === 0 || options.dataDir !== undefined) this.localStore = openStore(options.dataDir, options.durability)
     // quota limits and counts persist through the store (QuotaRecords); with no store of
@@ -105,6 +96,32 @@ export class Host extends EventEmitter<HostEvents> {
     const records = isQuotaRecords(this.localStore) ? this.localStore : new MemoryStore()
     this.hostQuotas = new HostQuotas(this.mesh.threads, records, (u) => this.workers.broadcastQuota(u))
     this.quotas = this.hostQuotas
+    const store = this.localStore
+    const hostQuotas = this.hostQuotas
+    this.loop = new ThreadLoop({
+      index: 0,
+      mesh: this.mesh,
+      maxMessageBytes: options.maxMessageBytes,
+      onReply: (callId, ok, value) => this.pending.settle(callId, ok, value),
+      onAgentError: (id, method, error) => this.emitAgentError(id, method, error),
+      onTask: (peer, taskId, name, input) => this.relay.run(peer, taskId, name, input),
+      onResult: (kind, id, ok, value) => { if (kind === FRAME_STATE) this.follows.deliver(id, ok, value) },
+      // workers: 0 — the main thread owns every agent
+      ...(options.workers === 0
+        ? {
+            runtime: (loop: ThreadLoop) => new ShardRuntime({
+              registry,
+              store,
+              codec: stateCodec,
+              output: loop,
+              maxMessageBytes: options.maxMessageBytes,
+              quotas: new QuotaGate(hostQuotas.directory, hostQuotas.counters, 0),
+              ...(options.testClock !== null ? { clock: TestClock.reader(options.testClock) } : {}),
+              ...(pool !== null ? { offload: (name: string, input: unknown) => pool.run(name, input) } : {})
+            })
+          }
+        : {})
+    })
     this.workers = new WorkerSupervisor({
       options,
       registry,
@@ -140,20 +157,8 @@ export class Host extends EventEmitter<HostEvents> {
     })
     this.listing = new AgentListing({ registry, store: this.localStore, loop: this.loop, workers: this.workers, life: this.life })
     this.relay = new OffloadRelay(pool, this.loop, this.workers, this.life)
-    if (options.workers === 0) {
-      const store = this.localStore!
-      const runtime = this.loop.runtime = new ShardRuntime({
-        registry,
-        store,
-        codec: stateCodec,
-        output: this.loop,
-        maxMessageBytes: options.maxMessageBytes,
-        quotas: new QuotaGate(this.hostQuotas.directory, this.hostQuotas.counters, 0),
-        ...(options.testClock !== null ? { clock: TestClock.reader(options.testClock) } : {}),
-        ...(pool !== null ? { offload: (name: string, input: unknown) => pool.run(name, input) } : {})
-      })
-      if (store.durable) this.redelivery = new OutboxRedelivery(runtime, store, () => true, () => this.loop.wake())
-    }
+    const runtime = this.loop.runtime
+    if (runtime !== null && store!.durable) this.redelivery = new OutboxRedelivery(runtime, store!, () => true, () => this.loop.wake())
     // workers report agent errors only while someone listens (see AgentErrorReporter)
     const untyped = this as EventEmitter
     untyped.on('newListener', (event: string | symbol) => { if (event === 'agent-error') Atomics.add(this.agentErrorListeners, 0, 1) })
