@@ -24,7 +24,7 @@
  */
 import { errorFromWire } from '../../native-free-core/errors.ts'
 import type { ShoalError, WireError } from '../../native-free-core/errors.ts'
-import type { RefAddress } from './agent-ref.ts'
+import type { RefAddress } from './ref-address.ts'
 
 export interface FollowOptions {
   /** Ends the iteration (as `return()` does) when it fires. */

@@ -28,7 +28,7 @@
  * registry.ts), so the receiver decodes one string — the id — per message.
  *
  * A durable agent's send (MSG_SEND) carries its outbox key in the words a call uses for
- * its reply address: incarnation at 16, sequence at 8 (see shard-runtime.ts).
+ * its reply address: incarnation at 16, sequence at 8 (see native-free-core/runtime/durable-outbox.ts).
  *
  * Everything that can fail (encoding, size) happens before `begin`, so a refused
  * message leaves nothing in the ring.
@@ -122,8 +122,7 @@ export class FrameWriter {
   /**
    * Encode a message for an agent into `ring`. Throws EncodeError/MessageTooLargeError,
    * writing nothing. `idBytes`, when the caller has them (a ref used more than once), are
-   * copied instead of encoding `id` again (19 vs 65 ns for a 25-byte id). For a durable
-   * send, `replyTo` and `callId` carry the outbox key's incarnation and sequence.
+   * copied instead of encoding `id` again (19 vs 65 ns for a 25-byte id).
    */
   message (ring: RingProducer, kind: number, id: string, idBytes: Uint8Array | null, hash: number, typeIdx: number, methodIdx: number,
     payload: unknown, replyTo: number, callId: number): void {
@@ -159,6 +158,17 @@ export class FrameWriter {
     t.i32[(o + 16) >> 2] = replyTo
     const end = plan.write(u8, t.i32, align4(o + kHeaderBytes + idLen))
     ring.end(end - o)
+  }
+
+  /**
+   * An agent's `ctx.send` (MSG_SEND). A durable send's outbox key (incarnation × 2^32 +
+   * sequence) rides in the words a call uses for its reply address: incarnation at 16,
+   * sequence at 8 — packed here and unpacked by `FrameReader.message`, nowhere else.
+   * Throws EncodeError/MessageTooLargeError, writing nothing.
+   */
+  send (ring: RingProducer, id: string, hash: number, typeIdx: number, methodIdx: number, payload: unknown, outboxKey: number): void {
+    const incarnation = outboxKey === 0 ? 0 : Math.floor(outboxKey / 0x100000000)
+    this.message(ring, MSG_SEND, id, null, hash, typeIdx, methodIdx, payload, incarnation, outboxKey >>> 0)
   }
 
   /** Encode a reply. A value that cannot be encoded becomes an EncodeError reply. */

@@ -15,7 +15,9 @@
  * resolves the pending waitAsync; there is never more than one waiter.
  *
  * It is also the runtime's `RuntimeOutput`: replies and sends are encoded straight into
- * the ring of the thread they go to.
+ * the ring of the thread they go to. Whoever else writes to other threads from this one
+ * (the host's calls and casts, follows, offload tasks and results) does it through the
+ * `send*` methods: the rings and the frame writer are the loop's own.
  *
  * Time (thread-clock.ts): each pass first moves the runtime to the host clock's tick,
  * firing due timers (at most TIMER_BUDGET per pass; the rest next pass). Before parking
@@ -26,8 +28,8 @@ import { Doorbell } from '../../native-free-core/ring/doorbell.ts'
 import { RingConsumer, RingProducer, align4 } from '../../native-free-core/ring/ring-queue.ts'
 import type { BytesView } from '../../native-free-core/ring/ring-queue.ts'
 import { shardOf } from '../../native-free-core/placement/hash.ts'
-import { MSG_SEND } from '../../native-free-core/agent/envelope.ts'
-import type { ShardRuntime, RuntimeOutput } from '../../native-free-core/runtime/shard-runtime.ts'
+import type { ShardRuntime } from '../../native-free-core/runtime/shard-runtime.ts'
+import type { RuntimeOutput } from '../../native-free-core/runtime/ports.ts'
 import { toWire } from '../../native-free-core/errors.ts'
 import type { WireError } from '../../native-free-core/errors.ts'
 import { FRAME_REPLY, FRAME_STATE, FRAME_TASK, FrameReader, FrameWriter } from './frame-codec.ts'
@@ -49,6 +51,11 @@ export interface ThreadLoopOptions {
   readonly index: number
   readonly mesh: Mesh
   readonly maxMessageBytes: number
+  /**
+   * The shard runtime this thread runs, made once the loop exists (the loop is its
+   * output). None on a main thread whose agents all live in workers.
+   */
+  readonly runtime?: (loop: ThreadLoop) => ShardRuntime
   /** Called for each reply frame (main thread). */
   readonly onReply?: (callId: number, ok: boolean, value: unknown) => void
   /** A message could not be delivered or a handler failed. */
@@ -64,10 +71,10 @@ export class ThreadLoop implements RuntimeOutput {
   readonly bell: Doorbell
   readonly mesh: Mesh
   readonly clock: ClockView
-  runtime: ShardRuntime | null = null
-  readonly producers: Array<RingProducer | null> = []
-  readonly consumers: Array<RingConsumer | null> = []
-  readonly writer: FrameWriter
+  readonly runtime: ShardRuntime | null
+  private readonly producers: Array<RingProducer | null> = []
+  private readonly consumers: Array<RingConsumer | null> = []
+  private readonly writer: FrameWriter
   private readonly reader: FrameReader
   private readonly shardTable: Uint16Array
   private readonly bells: Doorbell[]
@@ -110,6 +117,7 @@ export class ThreadLoop implements RuntimeOutput {
       this.consumers.push(null)
       this.attach(peer)
     }
+    this.runtime = options.runtime?.(this) ?? null
   }
 
   /** (Re)connect the rings to and from `peer`, e.g. after the peer restarted. */
@@ -197,9 +205,7 @@ export class ThreadLoop implements RuntimeOutput {
   send (id: string, hash: number, typeIdx: number, methodIdx: number, payload: unknown, outboxKey: number): void {
     const to = this.ownerOf(hash)
     try {
-      // a durable send's key rides in the reply-address words: incarnation, sequence
-      const incarnation = outboxKey === 0 ? 0 : Math.floor(outboxKey / 0x100000000)
-      this.writer.message(this.producers[to]!, MSG_SEND, id, null, hash, typeIdx, methodIdx, payload, incarnation, outboxKey >>> 0)
+      this.writer.send(this.producers[to]!, id, hash, typeIdx, methodIdx, payload, outboxKey)
       this.touched(to)
     } catch (err) {
       // the turn already committed: the send cannot fail its handler any more — report it
@@ -231,10 +237,40 @@ export class ThreadLoop implements RuntimeOutput {
     this.onAgentError?.(id, method, error)
   }
 
-  // ---- producing from outside a pass (main thread calls and casts) --------------------
+  // ---- producing from outside a pass (calls and casts, follows, offload) --------------
+
+  /**
+   * A message for an agent on thread `to` (a call, cast, follow or unfollow from this
+   * thread, which the reply or state comes back to), published at the end of the current
+   * turn of the event loop. Throws EncodeError/MessageTooLargeError, writing nothing;
+   * false if there is no ring to `to` (its thread is gone).
+   */
+  sendMessage (to: number, kind: number, id: string, idBytes: Uint8Array | null, hash: number, typeIdx: number, methodIdx: number,
+    payload: unknown, callId: number): boolean {
+    const ring = this.producers[to]
+    if (ring == null) return false
+    this.writer.message(ring, kind, id, idBytes, hash, typeIdx, methodIdx, payload, this.index, callId)
+    this.touched(to)
+    return true
+  }
+
+  /** A result frame (`kind`: FRAME_TASK_DONE, ...) for thread `to`; false if there is no ring to it. */
+  sendResult (to: number, kind: number, id: number, ok: boolean, value: unknown): boolean {
+    const ring = this.producers[to]
+    if (ring == null) return false
+    this.writer.result(ring, kind, id, ok, value)
+    this.touched(to)
+    return true
+  }
+
+  /** `ctx.offload(name, input)` for the pool's thread `to`. Throws EncodeError/MessageTooLargeError, writing nothing. */
+  sendTask (to: number, taskId: number, name: string, input: unknown): void {
+    this.writer.task(this.producers[to]!, taskId, name, input)
+    this.touched(to)
+  }
 
   /** A producer was written: publish at the end of the current turn of the event loop. */
-  touched (peer: number): void {
+  private touched (peer: number): void {
     this.dirty.add(peer)
     if (!this.running && !this.flushQueued) {
       this.flushQueued = true

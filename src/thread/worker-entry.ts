@@ -70,29 +70,33 @@ if (registry.fingerprint() !== data.fingerprint) {
 }
 
 const reporter = new AgentErrorReporter(new Int32Array(data.listeners), (errors, dropped) => post({ type: 'agent-errors', errors, dropped }))
+const store = openStore(data.dataDir, data.durability)
+const quotaDirectory = new QuotaDirectory()
+for (const [quota, slot, limit] of data.quotas.entries) quotaDirectory.set(quota, slot, limit)
+const quotaCounters = new QuotaCounters(data.mesh.threads, data.quotas.chunks)
+// offload tasks travel on the loop's rings: the client is made with the runtime, once the loop exists
+let offload: OffloadClient | null = null
 const loop = new ThreadLoop({
   index: data.index,
   mesh: data.mesh,
   maxMessageBytes: data.maxMessageBytes,
   onAgentError: (id: string, method: string, error: WireError) => reporter.report(id, method, error),
-  onResult: (kind, id, ok, value) => { if (kind === FRAME_TASK_DONE) offload?.settle(id, ok, value) }
+  onResult: (kind, id, ok, value) => { if (kind === FRAME_TASK_DONE) offload?.settle(id, ok, value) },
+  runtime: (loop) => {
+    const client = offload = data.offload ? new OffloadClient(loop) : null
+    return new ShardRuntime({
+      registry,
+      store,
+      codec: stateCodec,
+      output: loop,
+      maxMessageBytes: data.maxMessageBytes,
+      quotas: new QuotaGate(quotaDirectory, quotaCounters, data.index),
+      ...(data.clock !== null ? { clock: TestClock.reader(data.clock) } : {}),
+      ...(client !== null ? { offload: (name: string, input: unknown) => client.run(name, input) } : {})
+    })
+  }
 })
-const offload = data.offload ? new OffloadClient(loop) : null
-const store = openStore(data.dataDir, data.durability)
-const quotaDirectory = new QuotaDirectory()
-for (const [quota, slot, limit] of data.quotas.entries) quotaDirectory.set(quota, slot, limit)
-const quotaCounters = new QuotaCounters(data.mesh.threads, data.quotas.chunks)
-const runtime = new ShardRuntime({
-  registry,
-  store,
-  codec: stateCodec,
-  output: loop,
-  maxMessageBytes: data.maxMessageBytes,
-  quotas: new QuotaGate(quotaDirectory, quotaCounters, data.index),
-  ...(data.clock !== null ? { clock: TestClock.reader(data.clock) } : {}),
-  ...(offload !== null ? { offload: (name: string, input: unknown) => offload.run(name, input) } : {})
-})
-loop.runtime = runtime
+const runtime = loop.runtime!
 const redelivery = store.durable ? new OutboxRedelivery(runtime, store, (hash) => loop.ownerOf(hash) === data.index, () => loop.wake()) : null
 
 port.on('message', (m: ControlMessage) => {
