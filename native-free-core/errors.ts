@@ -171,6 +171,18 @@ export class SimulationError extends ShoalError {
   static override readonly code = 'SHOAL_ERR_SIMULATION'
 }
 
+/**
+ * Cluster: the agent's shard has no host serving it right now — its owner is unreachable
+ * (the link dropped before the reply came: the call may or may not have run), or is
+ * moving, or is down and has no replica to take over. Retriable: the same call succeeds
+ * once the shard is served again. `data.shard` names the shard; `data.host` the host
+ * that was last known to serve it, when there was one.
+ */
+export class ShardUnavailableError extends ShoalError {
+  static override readonly code = 'SHOAL_ERR_SHARD_UNAVAILABLE'
+  override get retriable (): boolean { return true }
+}
+
 type ErrorClass = typeof ShoalError
 
 const byCode = new Map<string, ErrorClass>()
@@ -178,7 +190,7 @@ for (const cls of [
   ShoalError, InvalidOptionError, InvalidArgumentError, InvalidDefinitionError, UnknownAgentTypeError,
   UnknownMethodError, AgentError, TimeoutError, AbortedError, QuotaExceededError, UnknownQuotaError,
   RateLimitedError, MessageTooLargeError, EncodeError, DecodeError, WorkerCrashedError,
-  HostClosedError, StorageError, OffloadError, SimulationError
+  HostClosedError, StorageError, OffloadError, SimulationError, ShardUnavailableError
 ] as ErrorClass[]) byCode.set(cls.code, cls)
 
 /** Every code this build knows, for docs and tests. */
