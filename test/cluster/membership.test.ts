@@ -245,6 +245,13 @@ test('a corrupt map value: map-error on every host, the last good map stays, nob
   assert.equal(stored, 'SM\u0001garbage')
   assert.ok(ms.every((m) => m.map() === good || sameShardMap(m.map()!, good)))
   assert.equal(m3.map(), undefined)
+  // deleting the map is no reset either: the hosts keep the last good map
+  await raw.kv.deleteRange({ key: key(keys.map) })
+  await until('both saw the deletion', () => errors.length === 4)
+  assert.match(errors[3]!.message, /was deleted/)
+  await new Promise((resolve) => setTimeout(resolve, 300))
+  assert.equal((await raw.kv.range({ key: key(keys.map) })).kvs.length, 0, 'no leader wrote a map from scratch')
+  assert.ok(sameShardMap(ms[0]!.map()!, good))
 })
 
 test('etcd killed: every host fences itself within TTL/2; etcd back: unfenced (or lost and registered again)', async () => {
