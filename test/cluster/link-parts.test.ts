@@ -30,7 +30,7 @@ class Sink implements BatchOutput {
 function writer (o: Partial<ConstructorParameters<typeof BatchWriter>[0]> = {}): { w: BatchWriter, calls: { pending: number, full: number } } {
   const calls = { pending: 0, full: 0 }
   const w = new BatchWriter({
-    peer: 'p', flushBytes: 4096, maxBatchBytes: 64 * 1024, maxQueueBytes: 1024 * 1024,
+    peer: 'p', flushBytes: 4096, sendBytes: 4096, maxBatchBytes: 64 * 1024, maxQueueBytes: 1024 * 1024,
     onPending: () => { calls.pending++ }, onFull: () => { calls.full++ }, ...o
   })
   return { w, calls }
@@ -67,11 +67,23 @@ test('batches keep the ring frame layout, seal at flushBytes, and ask for one fl
   assert.equal(w.queuedBytes, 0)
   writeFrames(w, 210, 1)
   assert.equal(calls.pending, 2, 'the next turn asks again')
+  // sealed batches wait for the end of the turn until sendBytes of them are sealed
+  const out2 = new Sink(false)
+  let sends = 0
+  const coalescing: BatchWriter = new BatchWriter({
+    peer: 'p', flushBytes: 1024, sendBytes: 8 * 1024, maxBatchBytes: 64 * 1024, maxQueueBytes: 1024 * 1024,
+    onPending: () => {}, onFull: () => { sends++; coalescing.drain(out2) }
+  })
+  writeFrames(coalescing, 0, 1_000, 100) // 10 frames (1,040 bytes) a batch: 8 batches a send
+  assert.equal(sends, 12)
+  assert.equal(out2.batches.length, 96)
+  coalescing.drain(out2)
+  assert.deepEqual(walk(out2.batches), Array.from({ length: 1_000 }, (_, i) => i))
 })
 
 test('a zero-copy socket never sees its bytes rewritten; a copying one lets the chunk be reused', () => {
   for (const copies of [false, true]) {
-    const { w } = writer({ flushBytes: 1024 })
+    const { w } = writer({ flushBytes: 1024, sendBytes: 1024 })
     const out = new Sink(copies)
     let seq = 0
     for (let turn = 0; turn < 50; turn++) {
@@ -91,7 +103,7 @@ test('a zero-copy socket never sees its bytes rewritten; a copying one lets the 
 })
 
 test('backpressure keeps batches queued in order; the queue limit and the frame limit throw before writing', () => {
-  const { w } = writer({ flushBytes: 1024, maxQueueBytes: 16 * 1024, maxBatchBytes: 8 * 1024 })
+  const { w } = writer({ flushBytes: 1024, sendBytes: 1024, maxQueueBytes: 16 * 1024, maxBatchBytes: 8 * 1024 })
   const out = new Sink(false)
   out.writable = false
   writeFrames(w, 0, 100, 100)

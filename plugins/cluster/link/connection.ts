@@ -218,13 +218,19 @@ export class Connection implements BatchOutput {
       this.fail('send-dropped', 'the socket dropped a batch over its backpressure limit')
       return
     }
-    if (this.socket.bufferedAmount() > this.hub.highWaterBytes) this.backpressured = true
+    if (!this.backpressured && this.socket.bufferedAmount() > this.hub.highWaterBytes) {
+      this.backpressured = true
+      this.socket.whenDrained(this.checkDrain)
+    }
   }
 
-  /** The socket may have drained (uWS `drain`, or a `ws` send completed). */
-  checkDrain (): void {
+  /** The socket may have drained (uWS `drain`, or the net.Socket's under `ws`). */
+  readonly checkDrain = (): void => {
     if (!this.backpressured || this.state !== 'up' || !this.socket.open) return
-    if (this.socket.bufferedAmount() > this.hub.highWaterBytes / 2) return
+    if (this.socket.bufferedAmount() > this.hub.highWaterBytes / 2) {
+      this.socket.whenDrained(this.checkDrain)
+      return
+    }
     this.backpressured = false
     this.hub.drained(this)
   }

@@ -34,7 +34,7 @@ import { uwsForServer, nativeUwsLoaded } from './native-uws.ts'
 import { Peer, type LinkPeerStats } from './peer.ts'
 import { Refusals, type LinkLogger, type RefusalReason } from './refusals.ts'
 import { UwsLinkSocket, WsLinkSocket, zeroMask } from './link-socket.ts'
-import type { BatchWriter, FrameSink } from './batch-writer.ts'
+import type { BatchWriter } from './batch-writer.ts'
 import { CLOSE_DISCONNECTED, CLOSE_GOING_AWAY, LINK_PATH } from './wire.ts'
 
 export interface LinkHubOptions {
@@ -141,6 +141,7 @@ export class LinkHub extends EventEmitter<LinkHubEvents> {
   private uws: typeof Uws | null = null
   private listenSocket: Uws.us_listen_socket | null = null
   private bound: { host: string, port: number } | null = null
+  private listening: Promise<{ host: string, port: number }> | null = null
   private heartbeat: NodeJS.Timeout | null = null
   private dirty: Peer[] = []
   private flushQueued = false
@@ -185,7 +186,11 @@ export class LinkHub extends EventEmitter<LinkHubEvents> {
   /** Start the uWebSockets.js server; resolves with the bound address (port 0 picks one). */
   async listen (): Promise<{ host: string, port: number }> {
     this.checkOpen()
-    if (this.bound !== null) return this.bound
+    this.listening ??= this.startServer()
+    return await this.listening
+  }
+
+  private async startServer (): Promise<{ host: string, port: number }> {
     const uws = uwsForServer((m) => { this.logger.warn(m) })
     this.uws = uws
     const app = uws.App()
@@ -254,6 +259,7 @@ export class LinkHub extends EventEmitter<LinkHubEvents> {
       const created: Peer = new Peer(peerId, address, this.id < peerId, {
         peer: peerId,
         flushBytes: this.flushBytes,
+        sendBytes: Math.max(this.flushBytes, Math.min(256 * 1024, this.highWaterBytes)),
         maxBatchBytes: this.maxBatchBytes,
         maxQueueBytes: this.maxQueueBytes,
         onPending: () => { this.touch(created) },
@@ -277,7 +283,7 @@ export class LinkHub extends EventEmitter<LinkHubEvents> {
   }
 
   /** The frame sink for `peerId` (after `connect`): the same for the peer's whole life. */
-  writer (peerId: string): BatchWriter & FrameSink {
+  writer (peerId: string): BatchWriter {
     const peer = this.peers.get(peerId)
     if (peer === undefined) throw new InvalidArgumentError(`no link to ${JSON.stringify(peerId)}: call connect() first`, { peerId })
     return peer.writer
@@ -388,9 +394,7 @@ export class LinkHub extends EventEmitter<LinkHubEvents> {
       return
     }
     this.wsClients.add(ws)
-    let conn: Connection
-    const socket = new WsLinkSocket(ws, peer.address, () => { conn.checkDrain() })
-    conn = new Connection(this.host, 'dial', peer.id, socket, this.handshakeTimeoutMs)
+    const conn = new Connection(this.host, 'dial', peer.id, new WsLinkSocket(ws, peer.address), this.handshakeTimeoutMs)
     peer.conn = conn
     let socketError = ''
     ws.on('open', () => { conn.opened() })

@@ -9,10 +9,12 @@
  *   handler ran throws, so every call is guarded by `closed`.
  * - `ws` writes the Buffer it is given straight to the net.Socket (we send unmasked:
  *   with an all-zero mask `ws` skips its copy-and-XOR; masking protects browsers'
- *   proxies, not two hosts of one cluster). It has no drain event, so each send carries
- *   one shared callback that checks whether the buffered amount fell below the low-water
- *   mark.
+ *   proxies, not two hosts of one cluster). It corks the socket per message only, so
+ *   a flush of many batches corks the net.Socket around them all (one `writev`), and it
+ *   has no drain event, so the link waits for the net.Socket's. Both reach into `ws`'s
+ *   `_socket`, stable across ws 8; without it a send is simply not coalesced.
  */
+import type { Socket } from 'node:net'
 import type { WebSocket as WsClient } from 'ws'
 import type * as Uws from 'uWebSockets.js'
 
@@ -27,6 +29,8 @@ export interface LinkSocket {
   bufferedAmount (): number
   /** Run `fn` with the socket corked (one syscall for many sends) where supported. */
   cork (fn: () => void): void
+  /** Call `fn` (later, once) when the socket may have drained; uWS calls the link's drain handler itself. */
+  whenDrained (fn: () => void): void
   /** Graceful close: a close frame with `code` and `reason` (truncated to fit). */
   end (code: number, reason: string): void
   /** Drop the connection now (a silent or hostile peer will not answer a close frame). */
@@ -70,6 +74,8 @@ export class UwsLinkSocket implements LinkSocket {
     else this.ws.cork(fn)
   }
 
+  whenDrained (): void {}
+
   end (code: number, reason: string): void {
     if (!this.closed) this.ws.end(code, closeReason(reason))
   }
@@ -87,13 +93,20 @@ export class WsLinkSocket implements LinkSocket {
   readonly copiesOnSend = false
   readonly remote: string
   private readonly ws: WsClient
-  private readonly onSent: (err?: Error | null) => void
+  private drainWaiter: (() => void) | null = null
+  private readonly onDrain = (): void => {
+    const fn = this.drainWaiter
+    this.drainWaiter = null
+    fn?.()
+  }
 
-  /** `onSent` runs after each send reached the kernel (or failed): the drain check. */
-  constructor (ws: WsClient, remote: string, onSent: () => void) {
+  constructor (ws: WsClient, remote: string) {
     this.ws = ws
     this.remote = remote
-    this.onSent = () => { onSent() }
+  }
+
+  private get raw (): Socket | null {
+    return (this.ws as unknown as { _socket: Socket | null })._socket ?? null
   }
 
   get open (): boolean {
@@ -101,7 +114,7 @@ export class WsLinkSocket implements LinkSocket {
   }
 
   send (bytes: Uint8Array): boolean {
-    if (this.ws.readyState === OPEN) this.ws.send(bytes, { binary: true }, this.onSent)
+    if (this.ws.readyState === OPEN) this.ws.send(bytes, { binary: true })
     return true
   }
 
@@ -110,7 +123,19 @@ export class WsLinkSocket implements LinkSocket {
   }
 
   cork (fn: () => void): void {
-    fn()
+    const raw = this.raw
+    if (raw === null) { fn(); return }
+    raw.cork()
+    try { fn() } finally { raw.uncork() }
+  }
+
+  whenDrained (fn: () => void): void {
+    if (this.drainWaiter !== null) return
+    this.drainWaiter = fn
+    const raw = this.raw
+    // 'drain' comes only after a write found the socket over its own high-water mark
+    if (raw !== null && raw.writableNeedDrain) raw.once('drain', this.onDrain)
+    else setImmediate(this.onDrain)
   }
 
   end (code: number, reason: string): void {
