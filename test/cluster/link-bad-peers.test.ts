@@ -10,7 +10,7 @@ import assert from 'node:assert/strict'
 import net from 'node:net'
 import { WebSocket, WebSocketServer } from 'ws'
 import type { LinkHub } from '../../plugins/cluster/link/index.ts'
-import { CTRL_CHALLENGE, CTRL_HELLO, CTRL_PROOF, CTRL_WELCOME, LINK_PATH, LINK_PROTOCOL, decodeControlBody, encodeControl, firstWord } from '../../plugins/cluster/link/wire.ts'
+import { CTRL_CHALLENGE, CTRL_HELLO, CTRL_PROOF, CTRL_READY, CTRL_WELCOME, LINK_PATH, LINK_PROTOCOL, decodeControlBody, encodeControl, firstWord } from '../../plugins/cluster/link/wire.ts'
 import { newNonce, proof } from '../../plugins/cluster/link/handshake.ts'
 import { Received, SECRET, addressOf, logger, startHub, until, writeFrames, type Logged } from './link-helpers.ts'
 
@@ -58,6 +58,7 @@ class RawPeer {
     const welcome = await Promise.race([this.next(), this.closed.then(() => null)])
     if (welcome === null) return null
     assert.equal(firstWord(welcome), CTRL_WELCOME)
+    this.send(encodeControl(CTRL_READY, {}))
     return decodeControlBody(welcome)
   }
 }
@@ -244,6 +245,27 @@ test('a host with another secret is refused by its own proof check and never lin
     await until('refused twice', () => (a.stats().refused['bad-auth'] ?? 0) >= 2 && (m.stats().refused.aborted ?? 0) >= 2)
     assert.equal(up, false)
     assert.equal(m.stats().refused['bad-auth'], undefined, 'the acceptor never saw a proof: the dialer stopped first')
+  } finally {
+    await a.close()
+    await m.close()
+  }
+})
+
+test('a dialer that refuses the acceptor\'s hello: the acceptor never reports the link up', async () => {
+  // the default check compares only our own keys: here only the dialer has one the other lacks
+  const m = await startHub('m', { hello: { cluster: 'test' } })
+  const a = await startHub('a', { hello: { cluster: 'test', registry: 'v2' } })
+  const ups: string[] = []
+  a.on('up', (p) => { ups.push(`a<-${p}`) })
+  m.on('up', (p) => { ups.push(`m<-${p}`) })
+  m.on('down', (p) => { ups.push(`m-x-${p}`) })
+  try {
+    a.connect('m', addressOf(m))
+    m.connect('a', addressOf(a))
+    await until('refused twice', () => (a.stats().refused['hello-mismatch'] ?? 0) >= 2)
+    assert.deepEqual(ups, [])
+    assert.match(a.stats().peers[0]!.lastError ?? '', /hello.registry differs: ours "v2", theirs undefined/)
+    assert.ok((m.stats().refused.aborted ?? 0) >= 1)
   } finally {
     await a.close()
     await m.close()

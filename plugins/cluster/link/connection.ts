@@ -2,7 +2,7 @@
  * One socket between two hosts, from open to close: the handshake (handshake.ts) as
  * dialer or acceptor, then batches and heartbeats once it is up.
  *
- *   acceptor:  await-hello → await-proof → up → closed
+ *   acceptor:  await-hello → await-proof → await-ready → up → closed
  *   dialer:    opening → await-challenge → await-welcome → up → closed
  *
  * Anything a peer can send — any bytes, in any order, of any size the socket lets
@@ -17,7 +17,7 @@
  * so is what `up` and `closed` mean for the peer.
  */
 import {
-  CLOSE_LINK_DOWN, CLOSE_REFUSED, CTRL_CHALLENGE, CTRL_HELLO, CTRL_PING, CTRL_PONG, CTRL_PROOF, CTRL_WELCOME,
+  CLOSE_LINK_DOWN, CLOSE_REFUSED, CTRL_CHALLENGE, CTRL_HELLO, CTRL_PING, CTRL_PONG, CTRL_PROOF, CTRL_READY, CTRL_WELCOME,
   LINK_PROTOCOL, MAX_CONTROL_BYTES, batchFrameCount, decodeControlBody, encodeControl, firstWord
 } from './wire.ts'
 import { isNonce, newNonce, proof, proofMatches, type Hello } from './handshake.ts'
@@ -25,7 +25,7 @@ import type { LinkSocket } from './link-socket.ts'
 import type { RefusalReason } from './refusals.ts'
 import type { BatchOutput } from './batch-writer.ts'
 
-export type ConnectionState = 'opening' | 'await-hello' | 'await-challenge' | 'await-proof' | 'await-welcome' | 'up' | 'closed'
+export type ConnectionState = 'opening' | 'await-hello' | 'await-challenge' | 'await-proof' | 'await-welcome' | 'await-ready' | 'up' | 'closed'
 
 /** What a connection needs from its hub. */
 export interface ConnectionHost {
@@ -64,6 +64,8 @@ export class Connection implements BatchOutput {
   private readonly hub: ConnectionHost
   private readonly nonce = newNonce()
   private theirNonce: Uint8Array | null = null
+  /** Acceptor: the dialer's hello, admitted, until READY makes the link up. */
+  private peerHello: Hello | null = null
   private handshakeTimer: NodeJS.Timeout | null
   /** Counters of what this connection moved, folded into its peer's on close. */
   framesOut = 0
@@ -136,6 +138,7 @@ export class Connection implements BatchOutput {
       if (word === CTRL_CHALLENGE && this.state === 'await-challenge') return this.onChallenge(msg)
       if (word === CTRL_PROOF && this.state === 'await-proof') return this.onProof(msg)
       if (word === CTRL_WELCOME && this.state === 'await-welcome') return this.onWelcome(msg)
+      if (word === CTRL_READY && this.state === 'await-ready') return this.goUp(this.peerHello!)
     }
     this.refuse('garbage', `control message ${-word}${msg === null ? ' with a malformed body' : ''} while ${this.state}`)
   }
@@ -185,8 +188,9 @@ export class Connection implements BatchOutput {
     if (hello === null) return this.refuse('garbage', 'a PROOF without a hello object')
     const refusal = this.hub.admit(this, hello)
     if (refusal !== undefined) return this.refuse(refusal.reason, refusal.detail)
+    this.peerHello = hello
+    this.state = 'await-ready'
     this.control(CTRL_WELCOME, { hello: this.hub.hello })
-    this.goUp(hello)
   }
 
   /** Dialer: the acceptor let us in. */
@@ -195,6 +199,7 @@ export class Connection implements BatchOutput {
     if (hello === null) return this.refuse('garbage', 'a WELCOME without a hello object')
     const refusal = this.hub.admit(this, hello)
     if (refusal !== undefined) return this.refuse(refusal.reason, refusal.detail)
+    this.control(CTRL_READY, {})
     this.goUp(hello)
   }
 

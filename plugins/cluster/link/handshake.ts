@@ -1,12 +1,19 @@
 /**
  * Mutual authentication of a link: HMAC-SHA256 challenge–response over the cluster's
- * shared secret, in four control messages.
+ * shared secret, in five control messages.
  *
  *   dialer D                                         acceptor A
  *   HELLO     { v, from: D, to: A, nonce: nD, maxBatchBytes }  →
  *             ←  CHALLENGE { nonce: nA, proof: HMAC(acceptor | D | A | nD | nA), maxBatchBytes }
  *   PROOF     { proof: HMAC(dialer | D | A | nD | nA), hello: D's }  →
  *             ←  WELCOME { hello: A's }
+ *   READY     {}  →                           (D is up; A is up when READY arrives)
+ *
+ * Each side checks the other's hello, and a check need not be symmetric (the default
+ * one tolerates keys only the peer has, so either side may be the one that refuses).
+ * READY is there so that the acceptor never reports a link up that the dialer is about
+ * to refuse: without it, a dialer that dislikes A's hello would make A flap up and down
+ * on every redial. The dialer's first batch follows READY on the same socket.
  *
  * Each side proves it holds the secret over a fresh nonce the *other* side chose, so a
  * recorded handshake cannot be replayed. Both ids are inside the MAC, so a proof made

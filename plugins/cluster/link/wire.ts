@@ -33,6 +33,7 @@ export const CTRL_PROOF = -3
 export const CTRL_WELCOME = -4
 export const CTRL_PING = -5
 export const CTRL_PONG = -6
+export const CTRL_READY = -7
 
 /** Control messages are small; anything bigger before authentication is a refusal. */
 export const MAX_CONTROL_BYTES = 16 * 1024
