@@ -84,7 +84,9 @@ export interface LinkHubEvents {
   down: [peerId: string, info: LinkDown]
   /**
    * A batch arrived: `frames` frames in the ring layout, walk them with `forEachFrame(i32,
-   * bytes.length, ...)`. The bytes are only valid during the call (no copy was made).
+   * bytes.length, ...)`. The bytes are only valid during the call (no copy was made:
+   * uWS neuters its ArrayBuffer when the callback returns). Listeners must not throw: as
+   * from any socket event, an exception is uncaught (the link itself stays up).
    */
   batch: [peerId: string, bytes: Buffer, i32: Int32Array, frames: number]
   /** The link to `peerId` was over its high-water mark and has drained. */
