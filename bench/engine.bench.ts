@@ -2,17 +2,17 @@
  * The single-host engine against its raw building blocks, measured in one run:
  * casts to 1,000,000 distinct agents and to one hot agent, call round trips, workers: 0
  * against 2 workers, and memory per resident agent. Each figure is printed beside the
- * baseline it is held against (see src/baselines.ts) with the target from DESIGN §8.
+ * baseline it is held against (see src/baselines/raw-baselines.ts) with the target from DESIGN §8.
  *
  * Run: node --expose-gc dist/bench/engine.bench.js [--agents N]
  */
 import { createHost } from '../src/index.ts'
 import type { Host } from '../src/index.ts'
-import { latencyOf, msgpackRingDispatch, postMessageOneWay, ringOneWay, ringPingPong } from '../src/baselines.ts'
+import { latencyOf, msgpackRingDispatch, postMessageOneWay, ringOneWay, ringPingPong } from '../src/baselines/raw-baselines.ts'
 import { printRows } from './report.ts'
 import type { Row } from './report.ts'
-import { hashId, shardOf } from '../native-free-core/hash.ts'
-import { idString } from '../native-free-core/agent-id.ts'
+import { hashId, shardOf } from '../native-free-core/placement/hash.ts'
+import { idString } from '../native-free-core/agent/agent-id.ts'
 
 const agentsUrl = new URL('./agents.js', import.meta.url)
 const argAgents = process.argv.indexOf('--agents')

@@ -11,7 +11,7 @@
  *
  * Run: `node dist/bench/explore.bench.js` (≈ 20 s on 2 shared cores).
  */
-import { defineAgent } from '../native-free-core/define-agent.ts'
+import { defineAgent } from '../native-free-core/agent/define-agent.ts'
 import { Explorer } from '../native-free-core/sim/explore.ts'
 import { simulate } from '../native-free-core/sim/simulate.ts'
 import { prepareScenario } from '../native-free-core/sim/scenario.ts'

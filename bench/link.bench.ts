@@ -28,7 +28,7 @@ import { WebSocket } from 'ws'
 import { LinkHub } from '../plugins/cluster/link/index.ts'
 import { uwsForServer } from '../plugins/cluster/link/native-uws.ts'
 import { zeroMask } from '../plugins/cluster/link/link-socket.ts'
-import { forEachFrame } from '../native-free-core/ring-queue.ts'
+import { forEachFrame } from '../native-free-core/ring/ring-queue.ts'
 import { median, percentile, printRows, type Row } from './report.ts'
 
 const SECRET = 'bench-secret-0123456789abcdef-0123456789'

@@ -21,7 +21,7 @@
  * figures are the timer structure's own cost, not the cost of the objects it points to.
  */
 import { Bench } from 'tinybench'
-import { TimingWheel } from '../native-free-core/timing-wheel.ts'
+import { TimingWheel } from '../native-free-core/time/timing-wheel.ts'
 import { median, printRows, type Row } from './report.ts'
 
 const maybeGc = (globalThis as { gc?: () => void }).gc

@@ -1,6 +1,6 @@
 /**
  * The simulator's value codec: msgpackr's pure-JavaScript packer and unpacker, with the
- * host's options (src/codec.ts: `useRecords: false`, `moreTypes: true`, `copyBuffers`).
+ * host's options (src/thread/codec.ts: `useRecords: false`, `moreTypes: true`, `copyBuffers`).
  *
  * Why msgpackr and not `structuredClone`. Rollback only needs a deep copy, which either
  * gives; fidelity needs the host's encoding. On a host every committed state, payload
@@ -25,14 +25,14 @@
  */
 import { Packr } from 'msgpackr/pack'
 import { Unpackr } from 'msgpackr/unpack'
-import { encodeChecked, kValueCodecOptions } from '../value-rules.ts'
-import type { ValueCodec } from '../shard-runtime.ts'
+import { encodeChecked, kValueCodecOptions } from '../agent/value-rules.ts'
+import type { ValueCodec } from '../runtime/shard-runtime.ts'
 
 const packr = new Packr(kValueCodecOptions)
 const unpackr = new Unpackr({ ...kValueCodecOptions, copyBuffers: true })
 const pack = (value: unknown): Uint8Array => packr.pack(value)
 
-/** Encode with the host's rules: a top-level function or symbol is refused, as in src/codec.ts. */
+/** Encode with the host's rules: a top-level function or symbol is refused, as in src/thread/codec.ts. */
 export function encodeSimValue (value: unknown, what: string): Uint8Array {
   return encodeChecked(pack, value, what)
 }

@@ -9,15 +9,15 @@
  * InvalidArgumentError; a payload that cannot be encoded is EncodeError — the same
  * errors `host.ref(...).call(...)` gives for the same mistakes.
  */
-import { DEFAULT_QUOTA, idOf, isValidName } from '../agent-id.ts'
-import type { AgentAddress } from '../agent-id.ts'
-import { isAgentDefinition } from '../define-agent.ts'
-import type { AgentDefinition } from '../define-agent.ts'
+import { DEFAULT_QUOTA, idOf, isValidName } from '../agent/agent-id.ts'
+import type { AgentAddress } from '../agent/agent-id.ts'
+import { isAgentDefinition } from '../agent/define-agent.ts'
+import type { AgentDefinition } from '../agent/define-agent.ts'
 import { InvalidArgumentError, InvalidOptionError, OffloadError } from '../errors.ts'
-import { hashId } from '../hash.ts'
-import { QuotaCounters } from '../quota-counters.ts'
-import { QuotaDirectory, QuotaGate } from '../quota-gate.ts'
-import { AgentRegistry } from '../registry.ts'
+import { hashId } from '../placement/hash.ts'
+import { QuotaCounters } from '../tenancy/quota-counters.ts'
+import { QuotaDirectory, QuotaGate } from '../tenancy/quota-gate.ts'
+import { AgentRegistry } from '../agent/registry.ts'
 import { encodeSimValue } from './codec.ts'
 import { Faults } from './faults.ts'
 import type { FaultOptions } from './faults.ts'

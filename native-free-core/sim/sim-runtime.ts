@@ -5,12 +5,12 @@
  * passivation through `passivate` (its TimerHost side). Overriding those two public
  * methods sees both without a hook in the runtime, and changes nothing they do.
  */
-import { parseId } from '../agent-id.ts'
-import type { Cell } from '../cell.ts'
-import { MSG_REMINDER, MSG_TIMER } from '../envelope.ts'
-import type { Envelope } from '../envelope.ts'
-import { ShardRuntime } from '../shard-runtime.ts'
-import type { ShardRuntimeOptions } from '../shard-runtime.ts'
+import { parseId } from '../agent/agent-id.ts'
+import type { Cell } from '../runtime/cell.ts'
+import { MSG_REMINDER, MSG_TIMER } from '../agent/envelope.ts'
+import type { Envelope } from '../agent/envelope.ts'
+import { ShardRuntime } from '../runtime/shard-runtime.ts'
+import type { ShardRuntimeOptions } from '../runtime/shard-runtime.ts'
 
 export interface TimeObserver {
   /** A `timeout` (name null) or `reminder(name)` turn is about to run for agent `id`. */

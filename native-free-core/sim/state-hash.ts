@@ -12,7 +12,7 @@
  * adding per-element hashes modulo 2^32, so their order does not matter and a change
  * costs one subtraction and one addition; ordered ones (a channel's FIFO) are chained.
  */
-import { finish } from '../hash.ts'
+import { finish } from '../placement/hash.ts'
 
 const LANE_A = 0x9747b28c
 const LANE_B = 0x2f8a6c1d

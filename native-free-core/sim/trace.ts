@@ -11,7 +11,7 @@
  * creation order; a duplicate gets its own number, a redelivery keeps its. Payloads and reply values are copies
  * decoded from the bytes the host would carry, taken when the event happened.
  */
-import { DEFAULT_QUOTA, kIdSeparator } from '../agent-id.ts'
+import { DEFAULT_QUOTA, kIdSeparator } from '../agent/agent-id.ts'
 
 interface At { readonly step: number, readonly tick: number }
 

@@ -8,7 +8,7 @@
  * invariant cannot tell them apart. Keep what your invariant needs in the agents'
  * states or in the messages.
  */
-import type { AgentAddress, AgentId } from '../agent-id.ts'
+import type { AgentAddress, AgentId } from '../agent/agent-id.ts'
 import type { WireError } from '../errors.ts'
 import type { TraceEntry } from './trace.ts'
 

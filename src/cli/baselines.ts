@@ -1,6 +1,6 @@
 /**
  * The raw baselines of a `shoal bench` run, built on the shared primitives in
- * src/baselines.ts (the engine benchmark in bench/ uses the same ones), sized for the
+ * src/baselines/raw-baselines.ts (the engine benchmark in bench/ uses the same ones), sized for the
  * run and spread like its scenarios:
  *
  *   ring           msgpackr pack → SAB ring → copy out → unpack → Map dispatch, main →
@@ -15,8 +15,8 @@
  * rate they reach on the reference machine (2 cores), so a noisy run takes longer rather
  * than measuring less.
  */
-import { lmdbPuts, msgpackRingDispatch, postMessageOneWay, ringPingPong } from '../baselines.ts'
-import type { Rate } from '../baselines.ts'
+import { lmdbPuts, msgpackRingDispatch, postMessageOneWay, ringPingPong } from '../baselines/raw-baselines.ts'
+import type { Rate } from '../baselines/raw-baselines.ts'
 import { benchId } from './bench-ids.ts'
 import { Rng } from './rng.ts'
 

@@ -3,7 +3,7 @@
  * the baseline worker — so that raw baselines hash, pack and look up exactly the
  * strings the engine does.
  */
-import { DEFAULT_QUOTA, idString } from '../../native-free-core/agent-id.ts'
+import { DEFAULT_QUOTA, idString } from '../../native-free-core/agent/agent-id.ts'
 
 /** Key of the i-th bench agent (type `counter`). */
 export function agentKey (i: number): string {

@@ -11,7 +11,7 @@
  */
 import { readFileSync } from 'node:fs'
 import { Command, Option } from 'commander'
-import { defaults } from '../options.ts'
+import { defaults } from '../host/options.ts'
 import { parseCount, parseScenarios, parseSeconds } from './args.ts'
 import { latestJson, runBench } from './bench-command.ts'
 import { scenarioNames } from './results.ts'

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict'
 import net from 'node:net'
 import { LinkHub, type LinkHubOptions, type FrameSink } from '../../plugins/cluster/link/index.ts'
-import { forEachFrame } from '../../native-free-core/ring-queue.ts'
+import { forEachFrame } from '../../native-free-core/ring/ring-queue.ts'
 import { patternByte, prng } from '../fixtures/prng.ts'
 
 export const SECRET = 'test-secret-0123456789abcdef-0123456789'

@@ -10,7 +10,7 @@ import { BatchWriter, type BatchOutput } from '../../plugins/cluster/link/batch-
 import { batchFrameCount } from '../../plugins/cluster/link/wire.ts'
 import { newNonce, proof, proofMatches, sameHello, secretBytes } from '../../plugins/cluster/link/handshake.ts'
 import { Backoff } from '../../plugins/cluster/link/backoff.ts'
-import { forEachFrame } from '../../native-free-core/ring-queue.ts'
+import { forEachFrame } from '../../native-free-core/ring/ring-queue.ts'
 import { LinkUnavailableError, MessageTooLargeError, InvalidOptionError } from '../../native-free-core/errors.ts'
 import { prng } from '../fixtures/prng.ts'
 import { writeFrames } from './link-helpers.ts'

@@ -5,17 +5,17 @@
  */
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { defineAgent } from '../../native-free-core/define-agent.ts'
-import { AgentRegistry } from '../../native-free-core/registry.ts'
-import { ShardRuntime } from '../../native-free-core/shard-runtime.ts'
-import { MemoryStore } from '../../native-free-core/store.ts'
-import type { Store, WriteBatch } from '../../native-free-core/store.ts'
-import { Envelope, MSG_CALL } from '../../native-free-core/envelope.ts'
-import { idString } from '../../native-free-core/agent-id.ts'
-import { hashId } from '../../native-free-core/hash.ts'
-import { stateCodec } from '../../src/codec.ts'
-import { checkStorageKey } from '../../native-free-core/agent-storage.ts'
-import { compareKeys } from '../../native-free-core/store.ts'
+import { defineAgent } from '../../native-free-core/agent/define-agent.ts'
+import { AgentRegistry } from '../../native-free-core/agent/registry.ts'
+import { ShardRuntime } from '../../native-free-core/runtime/shard-runtime.ts'
+import { MemoryStore } from '../../native-free-core/storage/store.ts'
+import type { Store, WriteBatch } from '../../native-free-core/storage/store.ts'
+import { Envelope, MSG_CALL } from '../../native-free-core/agent/envelope.ts'
+import { idString } from '../../native-free-core/agent/agent-id.ts'
+import { hashId } from '../../native-free-core/placement/hash.ts'
+import { stateCodec } from '../../src/thread/codec.ts'
+import { checkStorageKey } from '../../native-free-core/storage/agent-storage.ts'
+import { compareKeys } from '../../native-free-core/storage/store.ts'
 
 class HeldStore extends MemoryStore implements Store {
   readonly batches: WriteBatch[] = []

@@ -1,7 +1,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import fc from 'fast-check'
-import { AgentTable } from '../../native-free-core/agent-table.ts'
+import { AgentTable } from '../../native-free-core/runtime/agent-table.ts'
 
 interface Item { readonly id: string, readonly hash: number, readonly v: number }
 

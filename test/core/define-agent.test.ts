@@ -1,7 +1,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { defineAgent, isAgentDefinition } from '../../native-free-core/define-agent.ts'
-import { AgentRegistry } from '../../native-free-core/registry.ts'
+import { defineAgent, isAgentDefinition } from '../../native-free-core/agent/define-agent.ts'
+import { AgentRegistry } from '../../native-free-core/agent/registry.ts'
 
 const ok = { type: 'thing', initial: () => ({}), commands: { a () {} }, queries: { b () {} } }
 

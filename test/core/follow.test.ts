@@ -7,15 +7,15 @@
  */
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { defineAgent } from '../../native-free-core/define-agent.ts'
-import { AgentRegistry } from '../../native-free-core/registry.ts'
-import { ShardRuntime } from '../../native-free-core/shard-runtime.ts'
-import type { RuntimeOutput } from '../../native-free-core/shard-runtime.ts'
-import { Envelope, MSG_CALL, MSG_FOLLOW, MSG_UNFOLLOW } from '../../native-free-core/envelope.ts'
-import { idString } from '../../native-free-core/agent-id.ts'
-import { hashId } from '../../native-free-core/hash.ts'
+import { defineAgent } from '../../native-free-core/agent/define-agent.ts'
+import { AgentRegistry } from '../../native-free-core/agent/registry.ts'
+import { ShardRuntime } from '../../native-free-core/runtime/shard-runtime.ts'
+import type { RuntimeOutput } from '../../native-free-core/runtime/shard-runtime.ts'
+import { Envelope, MSG_CALL, MSG_FOLLOW, MSG_UNFOLLOW } from '../../native-free-core/agent/envelope.ts'
+import { idString } from '../../native-free-core/agent/agent-id.ts'
+import { hashId } from '../../native-free-core/placement/hash.ts'
 import type { WireError } from '../../native-free-core/errors.ts'
-import { stateCodec } from '../../src/codec.ts'
+import { stateCodec } from '../../src/thread/codec.ts'
 import { ManualStore } from '../fixtures/manual-store.ts'
 
 const counter = defineAgent({

@@ -1,7 +1,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { SHARDS, hashAfter, hashId, prefixState, shardOf } from '../../native-free-core/hash.ts'
-import { idString } from '../../native-free-core/agent-id.ts'
+import { SHARDS, hashAfter, hashId, prefixState, shardOf } from '../../native-free-core/placement/hash.ts'
+import { idString } from '../../native-free-core/agent/agent-id.ts'
 
 /** FNV-1a 32 over the UTF-8 bytes, the slow obvious way. */
 function fnv1a (s: string): number {

@@ -6,16 +6,16 @@
  */
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { defineAgent } from '../../native-free-core/define-agent.ts'
-import { AgentRegistry } from '../../native-free-core/registry.ts'
-import { ShardRuntime } from '../../native-free-core/shard-runtime.ts'
-import { MemoryStore } from '../../native-free-core/store.ts'
-import type { WriteBatch } from '../../native-free-core/store.ts'
-import { Envelope, MSG_CALL, MSG_SEND } from '../../native-free-core/envelope.ts'
-import { idString } from '../../native-free-core/agent-id.ts'
-import { hashId } from '../../native-free-core/hash.ts'
+import { defineAgent } from '../../native-free-core/agent/define-agent.ts'
+import { AgentRegistry } from '../../native-free-core/agent/registry.ts'
+import { ShardRuntime } from '../../native-free-core/runtime/shard-runtime.ts'
+import { MemoryStore } from '../../native-free-core/storage/store.ts'
+import type { WriteBatch } from '../../native-free-core/storage/store.ts'
+import { Envelope, MSG_CALL, MSG_SEND } from '../../native-free-core/agent/envelope.ts'
+import { idString } from '../../native-free-core/agent/agent-id.ts'
+import { hashId } from '../../native-free-core/placement/hash.ts'
 import type { WireError } from '../../native-free-core/errors.ts'
-import { stateCodec } from '../../src/codec.ts'
+import { stateCodec } from '../../src/thread/codec.ts'
 
 /** The memory store, claiming durability: the runtime then keeps an outbox in it. */
 class DurableMemory extends MemoryStore {

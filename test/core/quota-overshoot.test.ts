@@ -14,7 +14,7 @@
  */
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { QuotaCounters } from '../../native-free-core/quota-counters.ts'
+import { QuotaCounters } from '../../native-free-core/tenancy/quota-counters.ts'
 import { prng } from '../fixtures/prng.ts'
 
 const SLOT = 5

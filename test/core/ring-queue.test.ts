@@ -1,8 +1,8 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { Worker } from 'node:worker_threads'
-import { Doorbell } from '../../native-free-core/doorbell.ts'
-import { RingConsumer, RingProducer, createRing, forEachFrame, ringCapacity, ringDepth } from '../../native-free-core/ring-queue.ts'
+import { Doorbell } from '../../native-free-core/ring/doorbell.ts'
+import { RingConsumer, RingProducer, createRing, forEachFrame, ringCapacity, ringDepth } from '../../native-free-core/ring/ring-queue.ts'
 import { patternByte } from '../fixtures/prng.ts'
 import type { RingProducerData } from '../fixtures/ring-producer.ts'
 

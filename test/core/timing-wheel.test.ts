@@ -14,7 +14,7 @@ import assert from 'node:assert/strict'
 import { setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
 import fc from 'fast-check'
-import { MAX_TICK, TimingWheel } from '../../native-free-core/timing-wheel.ts'
+import { MAX_TICK, TimingWheel } from '../../native-free-core/time/timing-wheel.ts'
 
 const SEED = 42
 const kMaxReactions = 24

@@ -5,7 +5,7 @@
  */
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { TokenBucket, kBucketStride } from '../../native-free-core/token-bucket.ts'
+import { TokenBucket, kBucketStride } from '../../native-free-core/tenancy/token-bucket.ts'
 
 /** Clock origins the engine may pass: zero, a process-relative clock, wall-clock ms. */
 const origins = [0, 123_456.789, 1_767_225_600_123]

@@ -7,8 +7,8 @@ import assert from 'node:assert/strict'
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { open } from 'lmdb'
-import { idString } from '../../native-free-core/agent-id.ts'
-import { storageKey } from '../../src/lmdb-store.ts'
+import { idString } from '../../native-free-core/agent/agent-id.ts'
+import { storageKey } from '../../src/storage/lmdb-store.ts'
 import { agentErrorWith, durableHost, tempDataDir } from './helpers.ts'
 
 test('a record that no longer decodes fails that agent only, with DecodeError', async () => {

@@ -8,7 +8,7 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { prng, between } from '../fixtures/prng.ts'
 import { durableHost, runAndKill, tempDataDir } from './helpers.ts'
-import { LmdbStore } from '../../src/lmdb-store.ts'
+import { LmdbStore } from '../../src/storage/lmdb-store.ts'
 
 async function storedSends (dataDir: string): Promise<number> {
   const store = new LmdbStore({ path: dataDir, durability: 'disk' })

@@ -1,8 +1,8 @@
 /** Shared helpers for engine tests: host setup and placement arithmetic. */
 import { createHost } from '../../src/index.ts'
 import type { Host, HostOptions } from '../../src/index.ts'
-import { hashId, shardOf } from '../../native-free-core/hash.ts'
-import { idString } from '../../native-free-core/agent-id.ts'
+import { hashId, shardOf } from '../../native-free-core/placement/hash.ts'
+import { idString } from '../../native-free-core/agent/agent-id.ts'
 
 export const agentsUrl = new URL('../fixtures/agents.js', import.meta.url)
 

@@ -9,8 +9,8 @@ import assert from 'node:assert/strict'
 import { once } from 'node:events'
 import { QuotaExceededError } from '../../src/index.ts'
 import { keyOn, startHost } from './helpers.ts'
-import { hashId, shardOf } from '../../native-free-core/hash.ts'
-import { idString } from '../../native-free-core/agent-id.ts'
+import { hashId, shardOf } from '../../native-free-core/placement/hash.ts'
+import { idString } from '../../native-free-core/agent/agent-id.ts'
 
 /** The first key `${prefix}${i}` of quota `quota` that lands on worker `thread` (2 workers). */
 function keyIn (quota: string, thread: number, prefix: string, skip = 0): string {

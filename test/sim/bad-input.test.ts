@@ -1,8 +1,8 @@
 /** Bad input to simulate and explore throws typed ShoalErrors at the call, naming what is wrong. */
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { defineAgent } from '../../native-free-core/define-agent.ts'
-import type { AgentDefinition } from '../../native-free-core/define-agent.ts'
+import { defineAgent } from '../../native-free-core/agent/define-agent.ts'
+import type { AgentDefinition } from '../../native-free-core/agent/define-agent.ts'
 import { explore, simulate } from '../../native-free-core/index.ts'
 import type { SimulateOptions } from '../../native-free-core/index.ts'
 import { account } from '../fixtures/bank.ts'

@@ -8,7 +8,7 @@ import { readFileSync, readdirSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { simCodec, encodeSimValue } from '../../native-free-core/sim/codec.ts'
-import { stateCodec } from '../../src/codec.ts'
+import { stateCodec } from '../../src/thread/codec.ts'
 
 test('the simulation codec writes the bytes the host codec writes, and reads them back alike', () => {
   const values: unknown[] = [

@@ -5,7 +5,7 @@
  */
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { defineAgent } from '../../native-free-core/define-agent.ts'
+import { defineAgent } from '../../native-free-core/agent/define-agent.ts'
 import { explore, simulate } from '../../native-free-core/index.ts'
 import type { TraceEntry, WorldView } from '../../native-free-core/index.ts'
 

@@ -5,8 +5,8 @@
  */
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { defineAgent } from '../../native-free-core/define-agent.ts'
-import type { AgentDefinition } from '../../native-free-core/define-agent.ts'
+import { defineAgent } from '../../native-free-core/agent/define-agent.ts'
+import type { AgentDefinition } from '../../native-free-core/agent/define-agent.ts'
 import { Explorer } from '../../native-free-core/sim/explore.ts'
 import { prepareScenario } from '../../native-free-core/sim/scenario.ts'
 import type { ScenarioMessage } from '../../native-free-core/sim/scenario.ts'

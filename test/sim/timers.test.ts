@@ -4,8 +4,8 @@
  */
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { defineAgent } from '../../native-free-core/define-agent.ts'
-import type { AgentDefinition } from '../../native-free-core/define-agent.ts'
+import { defineAgent } from '../../native-free-core/agent/define-agent.ts'
+import type { AgentDefinition } from '../../native-free-core/agent/define-agent.ts'
 import { explore, simulate } from '../../native-free-core/index.ts'
 import type { TraceEntry } from '../../native-free-core/index.ts'
 

@@ -1,0 +1,59 @@
+/**
+ * A decoded message for an agent. Transports decode each frame into one reused
+ * instance per thread (a flyweight: no allocation per message); the runtime clones it
+ * only when the message must wait in a busy agent's mailbox.
+ *
+ * On the wire (src/thread/frame-codec.ts) and here, types and methods are registry indices.
+ */
+
+/** Fire-and-forget from outside the host's agents (`ref.cast`). */
+export const MSG_CAST = 1
+/** Expects a reply to (`replyTo` thread, `callId`). */
+export const MSG_CALL = 2
+/** From another agent's outbox (`ctx.send`). */
+export const MSG_SEND = 3
+/**
+ * Subscribe `(replyTo, callId)` to the agent's committed states (`ref.follow()`); the
+ * current state is sent at once. Not a message to the agent: no handler, no rate limit,
+ * no activation.
+ */
+export const MSG_FOLLOW = 4
+/** End the subscription `(replyTo, callId)`. */
+export const MSG_UNFOLLOW = 5
+/** The agent's `ctx.timeout` fired: runs its definition's `timeout`. Made by the runtime, never on the wire. */
+export const MSG_TIMER = 6
+/** One of the agent's durable reminders fired: runs `reminder(state, name)`, the name as payload. Never on the wire. */
+export const MSG_REMINDER = 7
+
+/** Casts, calls and sends are messages to the agent; timer and reminder turns are not (they do not restart its idle count). */
+export function isMessage (kind: number): boolean {
+  return kind <= MSG_SEND
+}
+
+export class Envelope {
+  kind = 0
+  id = ''
+  hash = 0
+  typeIdx = 0
+  methodIdx = 0
+  payload: unknown = undefined
+  /** Thread that waits for the reply (calls only). */
+  replyTo = 0
+  callId = 0
+  /** A durable agent's send: its outbox record's key, so the receiver applies it once (0: not durable). */
+  outboxKey = 0
+
+  clone (): Envelope {
+    const e = new Envelope()
+    e.kind = this.kind
+    e.id = this.id
+    e.hash = this.hash
+    e.typeIdx = this.typeIdx
+    e.methodIdx = this.methodIdx
+    e.payload = this.payload
+    e.replyTo = this.replyTo
+    e.callId = this.callId
+    e.outboxKey = this.outboxKey
+    return e
+  }
+}

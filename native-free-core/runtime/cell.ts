@@ -1,0 +1,68 @@
+/**
+ * One resident agent. Kept small and flat — millions of these live in one thread and
+ * the budget is ≤ 200 bytes per agent beyond its state — so optional parts (mailbox,
+ * timer) are null/-1 until used and everything boolean is a bit in `flags`.
+ *
+ * `timer` holds a timing-wheel *node* (a small integer), not a handle: handles pass
+ * 2^31 once a node has been reused 8 times, and one such double would turn the field
+ * into a boxed number in every cell. See agent-timers.ts.
+ */
+import type { Mailbox } from './mailbox.ts'
+import type { TypeInfo } from '../agent/registry.ts'
+import type { Envelope } from '../agent/envelope.ts'
+
+/** An async handler is running: later messages wait in the mailbox. */
+export const kBusy = 1
+/** Changed by a committed-to-be turn in the open batch. */
+export const kDirty = 2
+/** The open batch's snapshot of this cell equals its current state (see ShardRuntime). */
+export const kSnapFresh = 4
+/** Passivate after the turn's batch is built. */
+export const kDeactivate = 8
+/** Delete state after the turn's batch is built. */
+export const kDelete = 16
+/** Removed from the table; late completions must not touch it. */
+export const kDropped = 32
+/** State is held by a store (the type is persistent). */
+export const kPersistent = 64
+/** Never committed yet: its first commit creates it (quota counting). */
+export const kNew = 128
+/** The type has a rate limit: the cell is a LimitedCell (rate-limits.ts). */
+export const kLimited = 256
+/** Holds one unit of its quota's count, not yet committed (quota-gate.ts). */
+export const kCounted = 512
+/** The agent's timer entry is its `ctx.timeout` deadline, not its idle check (agent-timers.ts). */
+export const kTimeoutArmed = 1024
+
+/** `cell.timer` once `ctx.idleAfter` overrode the type's idleTicks (rare: most cells hold a number). */
+export interface TimerExtra {
+  /** Wheel node of the agent's timer entry, or -1. */
+  node: number
+  /** Idle ticks of this activation; 0 = never passivate for idleness. */
+  idle: number
+}
+
+export class Cell {
+  readonly id: string
+  readonly hash: number
+  readonly info: TypeInfo
+  state: unknown
+  flags: number
+  /** Tick of the last message (idle passivation). */
+  lastTick: number
+  /** This agent's timer entry: its wheel node or -1 (see agent-timers.ts), or a TimerExtra. */
+  timer: number | TimerExtra
+  mailbox: Mailbox<Envelope> | null = null
+
+  constructor (id: string, hash: number, info: TypeInfo, state: unknown, flags: number, tick: number) {
+    this.id = id
+    // as int32: a uint32 above 2^31 is not a V8 small integer, and one such value turns
+    // the field into a boxed double in every cell
+    this.hash = hash | 0
+    this.info = info
+    this.state = state
+    this.flags = flags
+    this.lastTick = tick
+    this.timer = -1
+  }
+}

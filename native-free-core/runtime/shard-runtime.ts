@@ -1,0 +1,584 @@
+/**
+ * The single-threaded shard runtime: the agents of the shards one thread owns, and the
+ * turn engine that runs them.
+ *
+ * It activates agents on their first message, runs one turn at a time per agent
+ * (an async handler makes its agent busy; later messages wait in its mailbox while
+ * other agents go on), and rolls an agent back when a handler throws (crash-only, as in
+ * Pachyderm's "immortal" entities). What a turn leaves goes to the commit pipeline
+ * (commit-pipeline.ts: group commit, rollback snapshots, the output gate); durable sends
+ * to the outbox (durable-outbox.ts); reminders to time/shard-reminders.ts; follows to
+ * followers.ts.
+ *
+ * It knows nothing of threads, rings or LMDB: messages come in through `deliver`, go
+ * out through `RuntimeOutput`, and state goes to an injected `Store` (ports.ts). The same
+ * runtime runs in worker threads, on the main thread (`workers: 0`) and in the simulator.
+ */
+import { keyOf, idOf, printable } from '../agent/agent-id.ts'
+import type { AgentAddress } from '../agent/agent-id.ts'
+import { Cell, kBusy, kCounted, kDeactivate, kDelete, kDirty, kDropped, kLimited, kNew, kPersistent, kSnapFresh } from './cell.ts'
+import { systemClock } from '../time/clock.ts'
+import type { Clock } from '../time/clock.ts'
+import { AgentTable } from './agent-table.ts'
+import { Envelope, MSG_CALL, MSG_FOLLOW, MSG_REMINDER, MSG_TIMER, MSG_UNFOLLOW, isMessage } from '../agent/envelope.ts'
+import { AgentTimers } from '../time/agent-timers.ts'
+import type { TimerHost } from '../time/agent-timers.ts'
+import { ShardReminders } from '../time/shard-reminders.ts'
+import type { ReminderHost } from '../time/shard-reminders.ts'
+import {
+  AgentError, DecodeError, EncodeError, InvalidArgumentError, OffloadError, RateLimitedError, ShoalError,
+  StorageError, UnknownAgentTypeError, UnknownMethodError, messageOf
+} from '../errors.ts'
+import { hashId } from '../placement/hash.ts'
+import { Mailbox } from './mailbox.ts'
+import { Followers } from './followers.ts'
+import type { FollowHost } from './followers.ts'
+import type { CommitStats } from './commit-stats.ts'
+import { CommitPipeline, unencodable } from './commit-pipeline.ts'
+import type { CommitHost } from './commit-pipeline.ts'
+import { DurableOutbox } from './durable-outbox.ts'
+import type { OutboxHost } from './durable-outbox.ts'
+import type { RuntimeOutput, ShardRuntimeOptions, ValueCodec } from './ports.ts'
+import { QuotaCounters } from '../tenancy/quota-counters.ts'
+import { QuotaDirectory, QuotaGate } from '../tenancy/quota-gate.ts'
+import { RateLimits } from '../tenancy/rate-limits.ts'
+import type { LimitedCell } from '../tenancy/rate-limits.ts'
+import type { AgentRegistry, MethodInfo, TypeInfo } from '../agent/registry.ts'
+import type { Store } from '../storage/store.ts'
+import type { StorageOverlay } from '../storage/agent-storage.ts'
+import { OutboundSend, TurnContext } from './turn-context.ts'
+import type { ContextHost } from './turn-context.ts'
+
+export type { RuntimeOutput, ShardRuntimeOptions, ValueCodec } from './ports.ts'
+
+export class ShardRuntime implements ContextHost, TimerHost, FollowHost, CommitHost, OutboxHost, ReminderHost {
+  readonly registry: AgentRegistry
+  readonly store: Store | null
+  readonly codec: ValueCodec
+  readonly output: RuntimeOutput
+  readonly table: AgentTable<Cell>
+  /** The host clock's tick as this thread has processed it; moved by `advanceTo`. */
+  tick = 0
+  /** ctx.timeout and idle deadlines of the resident agents (agent-timers.ts). */
+  readonly timers: AgentTimers
+  /** Durable reminders of the agents this thread owns, resident or not (time/shard-reminders.ts). */
+  readonly reminders: ShardReminders = new ShardReminders(this)
+  /** Durable sends: keys handed out, and keys applied and not yet committed as removed. */
+  readonly outbox: DurableOutbox
+  /** The open batch, the commits in flight, and the effects they hold back. */
+  readonly pipeline: CommitPipeline
+
+  /** Messages delivered, for stats. */
+  messages = 0
+  /** Async turns in flight. */
+  busy = 0
+  /** Durable sends dropped because they had already been applied. */
+  duplicateSends = 0
+  /** Messages refused by a rate limit. */
+  rateLimited = 0
+  readonly clock: Clock
+  private nowMs = 0
+  private nowRead = false
+  /** Null when no type has a rate limit. */
+  readonly limits: RateLimits | null
+  /** `ref.follow()` subscriptions to this thread's agents. */
+  readonly followers: Followers = new Followers(this)
+  readonly quotas: QuotaGate
+
+  private readonly persistent: readonly boolean[]
+  private readonly offloader: ((name: string, input: unknown) => Promise<unknown>) | undefined
+  /** Reused for timer turns (deliver clones it when it must wait in a mailbox). */
+  private readonly timerEnvelope = new Envelope()
+
+  constructor (options: ShardRuntimeOptions) {
+    this.registry = options.registry
+    this.store = options.store
+    this.codec = options.codec
+    this.output = options.output
+    this.offloader = options.offload
+    this.table = new AgentTable<Cell>(options.tableCapacity)
+    this.clock = options.clock ?? systemClock
+    this.limits = RateLimits.of(this.registry.types)
+    this.quotas = options.quotas ?? new QuotaGate(new QuotaDirectory(), new QuotaCounters(1), 0)
+    this.persistent = this.registry.types.map((t) => options.store !== null && t.def.durable !== false)
+    this.tick = options.startTick ?? 0
+    this.timers = new AgentTimers(this, this.registry.types.map((t) => t.def.idleTicks ?? 0), this.tick, options.tableCapacity)
+    this.pipeline = new CommitPipeline(this, options.stopwatch ?? systemClock)
+    // takes its first incarnation now, at the thread's start, not in the middle of building a batch
+    this.outbox = new DurableOutbox(this, options.store, options.maxMessageBytes ?? Number.POSITIVE_INFINITY)
+  }
+
+  get activeAgents (): number {
+    return this.table.size
+  }
+
+  /** True when a batch is open or commits are in flight. */
+  get pendingCommit (): boolean {
+    return this.pipeline.pending
+  }
+
+  /** Batches committed. */
+  get commits (): number {
+    return this.pipeline.commits
+  }
+
+  /** States committed, over all batches. */
+  get committedStates (): number {
+    return this.pipeline.committedStates
+  }
+
+  /** Batch sizes and commit latencies. */
+  get commitStats (): CommitStats {
+    return this.pipeline.stats
+  }
+
+  /** Wall time of the current tick, epoch ms (reminders; not the rate-limit clock). */
+  get tickTimeMs (): number {
+    return this.reminders.timeOf(this.tick)
+  }
+
+  deliver (env: Envelope): void {
+    if (env.kind === MSG_FOLLOW || env.kind === MSG_UNFOLLOW) {
+      this.followers.handle(env)
+      return
+    }
+    this.messages++
+    let cell = this.table.get(env.id, env.hash)
+    if (cell === undefined) {
+      cell = this.activate(env)
+      if (cell === undefined) return
+    }
+    // timer and reminder turns are not messages: no rate limit
+    if ((cell.flags & kLimited) !== 0 && isMessage(env.kind) && !this.admit(cell as LimitedCell, env)) return
+    if ((cell.flags & kBusy) !== 0) {
+      (cell.mailbox ??= new Mailbox()).push(env.clone())
+      return
+    }
+    if (isMessage(env.kind)) cell.lastTick = this.tick // timer and reminder turns are not messages: idleness goes on
+    this.turn(cell, env)
+  }
+
+  /**
+   * Move time to the host clock's tick `to`: fire the timers, idle checks and reminders
+   * due on the way (agent-timers.ts, shard-reminders.ts), handling at most `budget` of
+   * them. True once caught up; false means call again (from the next loop pass).
+   */
+  advanceTo (to: number, budget: number): boolean {
+    const timers = this.timers
+    const reminders = this.reminders
+    for (;;) {
+      // finish the tick in hand, then step to the next tick with timer or reminder work
+      if ((budget = timers.drain(budget)) < 0) return false
+      if ((budget = reminders.fire(budget, this.tick)) < 0) return false
+      if (this.tick >= to) return true
+      const a = timers.nextEvent()
+      const b = reminders.nextTick()
+      const next = a < 0 ? b : b < 0 ? a : Math.min(a, b)
+      const t = next < 0 || next > to ? to : Math.max(next, this.tick + 1)
+      this.tick = t
+      timers.collect(t)
+      reminders.collect(t)
+    }
+  }
+
+  /** The next tick this thread has timer or reminder work at, or -1: it may park until then. */
+  nextTimerTick (): number {
+    if (this.reminders.hasDue) return this.tick
+    const a = this.timers.nextTick()
+    const b = this.reminders.nextTick()
+    return a < 0 ? b : b < 0 ? a : Math.min(a, b)
+  }
+
+  /**
+   * Start durable reminders: map ticks to wall time (tick t is `epochMs + t × tickMs`)
+   * and read the stored reminders of the agents `owns` accepts. Once per thread start.
+   */
+  startReminders (epochMs: number, tickMs: number, owns: (hash: number) => boolean): void {
+    this.reminders.start(epochMs, tickMs, this.tick, owns)
+  }
+
+  /** @internal TimerHost: the agent's ctx.timeout fired. */
+  timerTurn (id: string, hash: number, typeIdx: number): void {
+    const env = this.timerEnvelope
+    env.kind = MSG_TIMER
+    env.id = id
+    env.hash = hash
+    env.typeIdx = typeIdx
+    env.methodIdx = 0
+    env.payload = undefined
+    env.outboxKey = 0
+    this.deliver(env)
+  }
+
+  /** @internal TimerHost: idle passivation, committing first like ctx.deactivate. */
+  passivate (cell: Cell): void {
+    cell.flags |= kDeactivate
+    if ((cell.flags & kDirty) === 0) this.drop(cell)
+  }
+
+  /**
+   * Close the open batch: encode dirty states, hand them to the store, and release the
+   * batch's replies and sends once it has committed. Call once per loop iteration.
+   */
+  commit (): void {
+    // a batch's messages share one reading of the rate-limit clock (see now())
+    this.nowRead = false
+    try {
+      this.pipeline.commit()
+    } finally {
+      this.nowRead = false
+    }
+  }
+
+  /**
+   * Resolve a `ctx.send` target now, so that mistakes throw inside the handler. A
+   * durable sender's send is encoded now too: it is stored, so it must be deliverable.
+   */
+  resolveSend (from: Cell, target: AgentAddress, method: string, payload: unknown): OutboundSend {
+    const info = this.registry.require(target?.type)
+    const m = this.registry.method(info, method)
+    const id = idOf(target)
+    if (target.quota !== undefined) {
+      const refused = this.quotas.admit(id, false) // the quota must exist; the limit is the receiver's business
+      if (refused !== null) throw refused
+    }
+    const record = this.outbox.durable && (from.flags & kPersistent) !== 0 ? this.outbox.record(from.id, id, info.type, m.name, payload) : null
+    return new OutboundSend(id, hashId(id), info.index, m.index, payload, record)
+  }
+
+  /**
+   * Deliver stored durable sends again (after a crash, or when one may have been lost
+   * with a ring): those addressed to agents `owns` accepts. Copies of sends already
+   * applied are dropped when their turn would run. Returns how many were delivered.
+   */
+  redeliver (records: Iterable<readonly [key: number, bytes: Uint8Array]>, owns: (hash: number) => boolean): number {
+    return this.outbox.redeliver(records, owns)
+  }
+
+  // ---- StorageHost ---------------------------------------------------------------
+
+  encodeStored (value: unknown, what: string): Uint8Array {
+    try {
+      return this.codec.encode(value)
+    } catch (err) {
+      throw new EncodeError(`${what} cannot be encoded: ${messageOf(err).replace(/^state cannot be encoded: /, '')}`)
+    }
+  }
+
+  decodeStored (bytes: Uint8Array, what: string): unknown {
+    try {
+      return this.codec.decode(bytes)
+    } catch (err) {
+      throw new DecodeError(`${what} does not decode: ${messageOf(err)}`)
+    }
+  }
+
+  storageBelow (id: string): StorageOverlay[] {
+    return this.pipeline.storageBelow(id)
+  }
+
+  offload (name: string, input: unknown): Promise<unknown> {
+    if (typeof name !== 'string' || name.length === 0) {
+      return Promise.reject(new InvalidArgumentError(`ctx.offload(name) takes the name of an export of the offload module (got ${typeof name === 'string' ? '""' : typeof name})`))
+    }
+    if (this.offloader === undefined) {
+      return Promise.reject(new OffloadError(`ctx.offload(${JSON.stringify(name)}) needs the host option \`offload: { filename }\``, { task: name }))
+    }
+    return this.offloader(name, input)
+  }
+
+  /** Resolves when every commit handed to the store so far has completed and released its effects. */
+  whenCommitted (): Promise<void> {
+    return this.pipeline.whenCommitted()
+  }
+
+  /**
+   * Ids of resident agents starting with `prefix` that the store may not hold yet: never
+   * committed (or first commit in flight), or of a type kept in memory only. Listing
+   * merges them with the store's.
+   */
+  residentIds (prefix: string): string[] {
+    const ids: string[] = []
+    for (const cell of this.table.values()) {
+      const unsaved = (cell.flags & (kNew | kPersistent)) !== kPersistent || this.hasInflight(cell.id)
+      if (unsaved && cell.id.startsWith(prefix)) ids.push(cell.id)
+    }
+    return ids
+  }
+
+  /** Drop every resident agent (host shutdown, after the last commit). */
+  clear (): void {
+    this.table.clear()
+    this.timers.clear()
+    this.reminders.clear()
+  }
+
+  private activate (env: Envelope): Cell | undefined {
+    const info = this.registry.types[env.typeIdx]
+    if (info === undefined) {
+      this.reject(env, '?', new UnknownAgentTypeError(`#${env.typeIdx}`))
+      return undefined
+    }
+    const m = methodOf(info, env)
+    if (m === undefined) {
+      this.reject(env, `#${env.methodIdx}`, new UnknownMethodError(info.type, `#${env.methodIdx}`))
+      return undefined
+    }
+    let flags = 0
+    let state: unknown
+    let found = false
+    if (this.persistent[env.typeIdx] === true) {
+      flags = kPersistent
+      let bytes: Uint8Array | null | undefined
+      try {
+        bytes = this.pipeline.inflightState(env.id)
+        if (bytes === undefined) bytes = this.store!.getState(env.id)
+      } catch (err) {
+        this.reject(env, m.name, new StorageError(`reading agent ${printable(env.id)} failed: ${messageOf(err)}`, { id: env.id }))
+        return undefined
+      }
+      if (bytes != null) {
+        try {
+          state = this.codec.decode(bytes)
+          found = true
+        } catch (err) {
+          this.reject(env, m.name, new DecodeError(`the stored state of agent ${printable(env.id)} does not decode: ${messageOf(err)}`, { id: env.id }))
+          return undefined
+        }
+      }
+    }
+    const refused = this.quotas.admit(env.id, !found)
+    if (refused !== null) {
+      this.reject(env, m.name, refused)
+      return undefined
+    }
+    if (!found) {
+      try {
+        state = info.def.initial(keyOf(env.id))
+      } catch (err) {
+        this.reject(env, m.name, new AgentError(`initial() failed: ${messageOf(err)}`, { name: nameOf(err), id: env.id }))
+        return undefined
+      }
+      flags |= kNew
+    }
+    const cell = this.limits !== null && this.limits.limited(info.index)
+      ? this.limits.create(env.id, env.hash, info, state, flags, this.tick, this.now())
+      : new Cell(env.id, env.hash, info, state, flags, this.tick)
+    this.table.set(env.id, env.hash, cell)
+    this.timers.activated(cell)
+    return cell
+  }
+
+
+  /**
+   * Rate-limit time, read from the clock once per batch of messages: performance.now()
+   * costs ~80 ns here, several times the bucket itself. The reading is forgotten when the
+   * batch commits and when an async turn's settlement is done, so it is never older than
+   * the loop pass (a few ms) it was taken in. Readings never go backwards, so the buckets
+   * stay exact token buckets; messages of one pass are simply timed at its start.
+   */
+  private now (): number {
+    if (!this.nowRead) {
+      this.nowMs = this.clock.now()
+      this.nowRead = true
+    }
+    return this.nowMs
+  }
+
+  /** Take a token from a limited agent's bucket, or refuse the message without running it. */
+  private admit (cell: LimitedCell, env: Envelope): boolean {
+    const wait = this.limits!.take(cell, this.now())
+    if (wait === 0) return true
+    this.rateLimited++
+    const retryAfterMs = Math.ceil(wait * 1000) / 1000
+    this.reject(env, cell.info.methods[env.methodIdx]?.name ?? `#${env.methodIdx}`, new RateLimitedError(
+      `agent ${printable(cell.id)} is rate limited (${this.limits!.describe(cell.info.index)}): retry after ${retryAfterMs} ms`,
+      { id: cell.id, retryAfterMs }))
+    return false
+  }
+
+  private turn (cell: Cell, env: Envelope): void {
+    if (env.kind === MSG_FOLLOW || env.kind === MSG_UNFOLLOW) {
+      this.followers.handle(env) // queued behind a busy memory-only agent's turn
+      return
+    }
+    const m = methodOf(cell.info, env)
+    if (m === undefined) {
+      this.reject(env, `#${env.methodIdx}`, new UnknownMethodError(cell.info.type, `#${env.methodIdx}`))
+      return
+    }
+    if (env.outboxKey !== 0 && !this.outbox.claim(env.outboxKey)) {
+      this.duplicateSends++
+      return
+    }
+    if (m.command && (cell.flags & (kNew | kCounted)) === kNew) {
+      // the first command of a new agent creates it: one unit of its quota, or refused unrun
+      const refused = this.quotas.reserve(cell)
+      if (refused !== null) {
+        this.reject(env, m.name, refused)
+        if ((cell.flags & kDirty) === 0) this.drop(cell)
+        return
+      }
+    }
+    if (m.command && (cell.flags & (kPersistent | kDirty | kSnapFresh)) === (kPersistent | kDirty)) {
+      // a second command in the open batch: keep the state the first one left, for rollback
+      try {
+        this.pipeline.snapshot(cell)
+      } catch (err) {
+        this.pipeline.poison(cell, unencodable(cell, err))
+        this.deliver(env)
+        return
+      }
+    }
+    const ctx = new TurnContext(this, cell, m.command)
+    let result: unknown
+    try {
+      result = m.fn(cell.state, env.payload, ctx)
+    } catch (err) {
+      this.failTurn(cell, env, m, ctx, err)
+      return
+    }
+    if (result !== null && typeof result === 'object' && typeof (result as PromiseLike<unknown>).then === 'function') {
+      cell.flags |= kBusy
+      this.busy++
+      const held = env.kind === MSG_CALL ? env.clone() : env
+      Promise.resolve(result as PromiseLike<unknown>).then(
+        (value) => this.settle(cell, held, m, ctx, true, value),
+        (err: unknown) => this.settle(cell, held, m, ctx, false, err))
+      return
+    }
+    this.finishTurn(cell, env, m, ctx, result)
+  }
+
+  private settle (cell: Cell, env: Envelope, m: MethodInfo, ctx: TurnContext, ok: boolean, value: unknown): void {
+    cell.flags &= ~kBusy
+    this.busy--
+    if (ok) this.finishTurn(cell, env, m, ctx, value)
+    else this.failTurn(cell, env, m, ctx, value)
+    this.drainMailbox(cell)
+    this.nowRead = false // outside a batch: the next one reads the clock again
+    this.output.wake()
+  }
+
+  private finishTurn (cell: Cell, env: Envelope, m: MethodInfo, ctx: TurnContext, value: unknown): void {
+    ctx.ended = true
+    if (ctx.timeoutAt !== -1 || ctx.idleTicks !== -1) this.timers.fromTurn(cell, ctx.timeoutAt, ctx.idleTicks)
+    if (m.command && (cell.flags & kPersistent) !== 0) {
+      const pipeline = this.pipeline
+      pipeline.stage(cell)
+      if (ctx.reminderChanges !== null) this.reminders.applyTurn(cell.id, cell.hash, cell.info.index, ctx.reminderChanges)
+      const storage = ctx.turnStorage
+      if (storage !== null && storage.writes !== null) pipeline.joinStorage(cell.id, storage)
+      cell.flags &= ~kSnapFresh
+      if (env.kind === MSG_CALL) pipeline.holdReply(cell, env.replyTo, env.callId, true, value)
+      if (ctx.outbox !== null) for (const s of ctx.outbox) pipeline.holdSend(cell, s)
+      return
+    }
+    if (env.kind === MSG_CALL) this.output.reply(env.replyTo, env.callId, true, value)
+    if (ctx.outbox !== null) for (const s of ctx.outbox) this.output.send(s.id, s.hash, s.typeIdx, s.methodIdx, s.payload, 0, cell.id)
+    // a memory-only agent's state counts as committed once its command's turn has ended
+    if (m.command && this.followers.size !== 0 && this.followers.of(cell.id) !== undefined) this.followers.publishTurn(cell)
+    if ((cell.flags & (kDeactivate | kDelete)) !== 0 && (cell.flags & kDirty) === 0) this.drop(cell)
+  }
+
+  private failTurn (cell: Cell, env: Envelope, m: MethodInfo, ctx: TurnContext, err: unknown): void {
+    ctx.ended = true
+    const error = new AgentError(messageOf(err), { name: nameOf(err), id: cell.id, method: m.name, ...codeOf(err) })
+    const gated = m.command && (cell.flags & kPersistent) !== 0
+    if (m.command) {
+      cell.flags &= ~(kDeactivate | kDelete)
+      if ((cell.flags & kDirty) !== 0) {
+        // uncommitted turns of this batch stay: back to the state they left
+        try {
+          this.pipeline.restore(cell)
+        } catch (decodeErr) {
+          this.pipeline.poison(cell, unencodable(cell, decodeErr))
+        }
+      } else {
+        this.drop(cell) // back to the last committed state on the next message
+      }
+    }
+    // queries are read-only by contract: nothing to roll back
+    if (env.kind === MSG_CALL) {
+      if (gated) this.pipeline.holdReply(cell, env.replyTo, env.callId, false, error.toWire())
+      else this.output.reply(env.replyTo, env.callId, false, error.toWire())
+    }
+    this.output.agentError?.(cell.id, m.name, error.toWire())
+  }
+
+  private drainMailbox (cell: Cell): void {
+    const mailbox = cell.mailbox
+    if (mailbox === null) return
+    while (mailbox.size !== 0) {
+      if ((cell.flags & kDropped) !== 0) {
+        cell.mailbox = null
+        for (const env of mailbox.drain()) this.deliver(env)
+        return
+      }
+      if ((cell.flags & kBusy) !== 0) return
+      const env = mailbox.shift()!
+      if (isMessage(env.kind)) cell.lastTick = this.tick
+      this.turn(cell, env)
+    }
+    if ((cell.flags & kBusy) === 0) cell.mailbox = null
+  }
+
+  // ---- FollowHost (followers.ts) ------------------------------------------------
+
+  /** @internal */
+  residentCell (id: string, hash: number): Cell | undefined {
+    return this.table.get(id, hash)
+  }
+
+  /** @internal a state written to the store and not yet committed */
+  hasInflight (id: string): boolean {
+    return this.pipeline.inflightState(id) !== undefined
+  }
+
+  /** @internal the last committed state in the store (persistent types), or undefined */
+  storedState (typeIdx: number, id: string): Uint8Array | undefined {
+    if (this.persistent[typeIdx] !== true) return undefined
+    try {
+      return this.store!.getState(id) // committed only: writes in flight are not visible yet
+    } catch (err) {
+      throw new StorageError(`reading agent ${printable(id)} failed: ${messageOf(err)}`, { id })
+    }
+  }
+
+  /** @internal wait behind a busy agent's turn */
+  queue (cell: Cell, env: Envelope): void {
+    (cell.mailbox ??= new Mailbox()).push(env.clone())
+  }
+
+  /** @internal CommitHost: take a cell out of the table (rollback, passivation, deletion). */
+  drop (cell: Cell): void {
+    if (this.table.get(cell.id, cell.hash) === cell) this.table.delete(cell.id, cell.hash)
+    else if ((cell.flags & kDropped) !== 0) return
+    cell.flags |= kDropped
+    if (cell.timer !== -1) this.timers.dropped(cell)
+    if ((cell.flags & kLimited) !== 0) this.limits!.dropped(cell as LimitedCell, this.now())
+    if ((cell.flags & kCounted) !== 0) this.quotas.release(cell)
+  }
+
+  private reject (env: Envelope, method: string, error: ShoalError): void {
+    if (env.outboxKey !== 0) this.outbox.claim(env.outboxKey) // a stored send that can never run: consumed, and reported below
+    if (env.kind === MSG_CALL) this.output.reply(env.replyTo, env.callId, false, error.toWire())
+    this.output.agentError?.(env.id, method, error.toWire())
+  }
+}
+
+/** The handler a message runs: a command or query by index, or the type's timeout for MSG_TIMER. */
+function methodOf (info: TypeInfo, env: Envelope): MethodInfo | undefined {
+  if (env.kind === MSG_TIMER) return info.timeoutMethod ?? undefined
+  if (env.kind === MSG_REMINDER) return info.reminderMethod ?? undefined
+  return info.methods[env.methodIdx]
+}
+
+function nameOf (err: unknown): string {
+  return err instanceof Error ? err.name : typeof err
+}
+
+function codeOf (err: unknown): { code?: string } {
+  const code = (err as { code?: unknown } | null)?.code
+  return typeof code === 'string' ? { code } : {}
+}

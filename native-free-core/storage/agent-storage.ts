@@ -1,0 +1,190 @@
+/**
+ * `ctx.storage`: per-agent durable key/value storage for state too large to snapshot on
+ * every commit (DNA's KV storage module, the Durable Objects storage API).
+ *
+ * Each key is its own record in the store, under the agent's id, written in the same
+ * transaction as the turn that changed it: an agent holding a million keys commits only
+ * the keys its turns touched. Reads are synchronous, like lmdb-js reads.
+ *
+ * Reads see, newest first, three layers of writes not yet committed, then the store:
+ *
+ *   this turn's writes        TurnStorage.writes — dropped if the handler throws
+ *   the open batch's          CommitPipeline.openStorage — earlier turns of this loop pass
+ *   commits in flight         CommitPipeline.inflightStorage — handed to the store, not done
+ *   the store                 committed
+ *
+ * A layer that is `wiped` (ctx.delete) hides everything below it. Values are encoded at
+ * `put` — so an unencodable value throws inside the handler, where the turn rolls back —
+ * and decoded at every `get`, so a caller mutating what it read changes nothing stored.
+ */
+import { InvalidArgumentError } from '../errors.ts'
+import { utf8Length } from '../agent/agent-id.ts'
+import type { AgentStorage } from '../agent/define-agent.ts'
+import { compareKeys } from './store.ts'
+import type { Store } from './store.ts'
+
+const kIndexAfter = 16
+
+/** Longest storage key in UTF-8 bytes: with a 1,024-byte id it stays under LMDB's 1,978-byte key limit. */
+export const MAX_STORAGE_KEY_BYTES = 512
+
+/** Writes of one agent not yet committed: `null` is a deletion. */
+export class StorageOverlay {
+  /** Everything below this layer is gone (the agent was deleted). */
+  wiped = false
+  readonly entries = new Map<string, Uint8Array | null>()
+}
+
+/** What a turn's storage needs from its runtime. */
+export interface StorageHost {
+  readonly store: Store | null
+  encodeStored (value: unknown, what: string): Uint8Array
+  decodeStored (bytes: Uint8Array, what: string): unknown
+  /** Uncommitted layers of an agent below the current turn's writes, newest first. */
+  storageBelow (id: string): StorageOverlay[]
+}
+
+/** The turn a storage view belongs to: throws once the turn has ended, or for a write in a query. */
+export interface StorageGuard {
+  checkStorage (what: string, write: boolean): void
+}
+
+/**
+ * One turn's view of its agent's storage. Its writes are a flat array of key/bytes
+ * pairs, not a Map: a turn usually writes a key or two (DNA's hot agent: one per
+ * command, a million a second), and each turn allocating and merging a Map cost 30% of
+ * that benchmark. Past `kIndexAfter` pairs an index keeps lookups O(1).
+ */
+export class TurnStorage implements AgentStorage {
+  /** This turn's writes as [key, bytes | null, ...]; joined to the open batch when the turn succeeds. */
+  writes: Array<string | Uint8Array | null> | null = null
+  private index: Map<string, Uint8Array | null> | null = null
+  private readonly host: StorageHost
+  private readonly id: string
+  private readonly guard: StorageGuard
+
+  constructor (host: StorageHost, id: string, guard: StorageGuard) {
+    this.host = host
+    this.id = id
+    this.guard = guard
+  }
+
+  get<V = unknown> (key: string): V | undefined {
+    this.guard.checkStorage('storage.get', false)
+    checkStorageKey(key)
+    const bytes = this.lookup(key)
+    return bytes == null ? undefined : this.host.decodeStored(bytes, `storage key ${JSON.stringify(key)}`) as V
+  }
+
+  put (key: string, value: unknown): void {
+    this.guard.checkStorage('storage.put', true)
+    checkStorageKey(key)
+    if (value === undefined) throw new InvalidArgumentError(`ctx.storage.put(${JSON.stringify(key)}, undefined): use ctx.storage.delete to remove a key`)
+    this.write(key, this.host.encodeStored(value, `the value of storage key ${JSON.stringify(key)}`))
+  }
+
+  delete (key: string): boolean {
+    this.guard.checkStorage('storage.delete', true)
+    checkStorageKey(key)
+    const existed = this.lookup(key) != null
+    this.write(key, null)
+    return existed
+  }
+
+  /** Put this turn's writes on top of `layer` (the open batch's). */
+  joinTo (layer: StorageOverlay): void {
+    const w = this.writes
+    if (w === null) return
+    for (let i = 0; i < w.length; i += 2) layer.entries.set(w[i] as string, w[i + 1] as Uint8Array | null)
+  }
+
+  private write (key: string, bytes: Uint8Array | null): void {
+    const w = (this.writes ??= [])
+    w.push(key, bytes)
+    if (this.index !== null) this.index.set(key, bytes)
+    else if (w.length > kIndexAfter * 2) {
+      this.index = new Map()
+      for (let i = 0; i < w.length; i += 2) this.index.set(w[i] as string, w[i + 1] as Uint8Array | null)
+    }
+  }
+
+  /** This turn's own write of `key`: bytes, null (deleted), or undefined (not written). */
+  private own (key: string): Uint8Array | null | undefined {
+    if (this.index !== null) return this.index.get(key)
+    const w = this.writes
+    if (w === null) return undefined
+    for (let i = w.length - 2; i >= 0; i -= 2) if (w[i] === key) return w[i + 1] as Uint8Array | null
+    return undefined
+  }
+
+  list<V = unknown> (options: { prefix?: string, start?: string, limit?: number } = {}): Array<[string, V]> {
+    this.guard.checkStorage('storage.list', false)
+    const { prefix = '', start, limit = Number.POSITIVE_INFINITY } = options ?? {}
+    if (typeof prefix !== 'string') throw new InvalidArgumentError(`ctx.storage.list: prefix must be a string (got ${typeof prefix})`)
+    if (start !== undefined && typeof start !== 'string') throw new InvalidArgumentError(`ctx.storage.list: start must be a string (got ${typeof start})`)
+    if (limit !== Number.POSITIVE_INFINITY && !(Number.isInteger(limit) && limit >= 0)) {
+      throw new InvalidArgumentError(`ctx.storage.list: limit must be a non-negative integer (got ${String(limit)})`)
+    }
+    const inRange = (k: string): boolean => k.startsWith(prefix) && (start === undefined || compareKeys(k, start) >= 0)
+    // the uncommitted layers, merged newest first
+    const merged = new Map<string, Uint8Array | null>()
+    let wiped = false
+    for (const layer of this.layers()) {
+      for (const [k, v] of layer.entries) if (!merged.has(k) && inRange(k)) merged.set(k, v)
+      if (layer.wiped) { wiped = true; break }
+    }
+    const pending = [...merged.keys()].sort(compareKeys)
+    const out: Array<[string, V]> = []
+    const decode = (k: string, bytes: Uint8Array): V => this.host.decodeStored(bytes, `storage key ${JSON.stringify(k)}`) as V
+    const committed = wiped || this.host.store === null ? null : this.host.store.listStorage(this.id, prefix, start)[Symbol.iterator]()
+    try {
+      let c = committed?.next()
+      let i = 0
+      while (out.length < limit) {
+        const ck = c === undefined || c.done === true ? undefined : c.value[0]
+        const pk = i < pending.length ? pending[i] : undefined
+        if (ck === undefined && pk === undefined) break
+        const order = ck === undefined ? 1 : pk === undefined ? -1 : compareKeys(ck, pk)
+        if (order < 0) {
+          out.push([ck!, decode(ck!, (c as IteratorYieldResult<readonly [string, Uint8Array]>).value[1])])
+          c = committed!.next()
+        } else {
+          const v = merged.get(pk!)!
+          if (v !== null) out.push([pk!, decode(pk!, v)])
+          i++
+          if (order === 0) c = committed!.next()
+        }
+      }
+    } finally {
+      committed?.return?.()
+    }
+    return out
+  }
+
+  private layers (): StorageOverlay[] {
+    const below = this.host.storageBelow(this.id)
+    if (this.writes === null) return below
+    const own = new StorageOverlay()
+    this.joinTo(own)
+    return [own, ...below]
+  }
+
+  private lookup (key: string): Uint8Array | null | undefined {
+    const mine = this.own(key)
+    if (mine !== undefined) return mine
+    for (const layer of this.host.storageBelow(this.id)) {
+      const v = layer.entries.get(key)
+      if (v !== undefined) return v
+      if (layer.wiped) return undefined
+    }
+    return this.host.store?.getStorage(this.id, key)
+  }
+}
+
+export function checkStorageKey (key: unknown): void {
+  if (typeof key !== 'string') throw new InvalidArgumentError(`a storage key must be a string (got ${typeof key})`)
+  if (!key.isWellFormed()) throw new InvalidArgumentError('a storage key must be a well-formed string (it contains a lone surrogate)')
+  if (key.length * 3 > MAX_STORAGE_KEY_BYTES && utf8Length(key) > MAX_STORAGE_KEY_BYTES) {
+    throw new InvalidArgumentError(`a storage key is at most ${MAX_STORAGE_KEY_BYTES} UTF-8 bytes (got ${utf8Length(key)})`)
+  }
+}

@@ -1,0 +1,238 @@
+/**
+ * Where committed agent states live. The core declares the interface; the host
+ * injects an implementation (lmdb-js's `setExternals` idea): `MemoryStore` below when
+ * no `dataDir` is given, the LMDB store otherwise.
+ *
+ * The runtime hands the store one batch per loop iteration (group commit) and
+ * releases the replies and sends of those turns only once `commit` has finished —
+ * synchronously (`undefined`) or when the returned promise resolves (the output gate).
+ */
+import type { QuotaRecords } from '../tenancy/quota-store.ts'
+
+/** The `ctx.storage` changes of one agent in a batch. */
+export interface StorageChanges {
+  /** Remove every key the agent had (ctx.delete) before applying `entries`. */
+  readonly wiped: boolean
+  /** Key → new value bytes, `null` deletes the key. */
+  readonly entries: ReadonlyMap<string, Uint8Array | null>
+}
+
+/**
+ * A `ctx.send` of a durable agent, stored with its sender's state (the durable outbox).
+ * `key` is unique for ever: incarnation × 2^32 + sequence (see `Store.newIncarnation`).
+ * `bytes` is the encoded `[from, to, type, method, payload]`, names not indices.
+ */
+export interface OutboxRecord {
+  readonly key: number
+  readonly bytes: Uint8Array
+}
+
+/** One group commit, applied atomically: all of it or none of it. */
+export interface WriteBatch {
+  /** States to write (`null` deletes the agent). */
+  readonly states: ReadonlyArray<readonly [id: string, bytes: Uint8Array | null]>
+  /** `ctx.storage` changes, per agent id. */
+  readonly storage?: ReadonlyMap<string, StorageChanges> | null
+  /** Durable sends of this batch's turns. */
+  readonly outboxPuts?: readonly OutboxRecord[] | null
+  /** Durable sends this batch's turns applied: removed in the same transaction, so a send is applied at most once. */
+  readonly outboxDeletes?: readonly number[] | null
+  /** Durable reminders (`ctx.remind`), per agent id: name → encoded record (agent-reminders.ts), `null` removes it. */
+  readonly reminders?: ReadonlyMap<string, StorageChanges> | null
+  /** Net agents created per quota by this batch (quota-store.ts), applied in the same transaction. */
+  readonly quotaDeltas?: ReadonlyArray<readonly [quota: string, delta: number]> | null
+}
+
+export interface Store {
+  /** True when a commit survives the process (LMDB); false for memory. */
+  readonly durable: boolean
+  /** The last committed state of an agent, or undefined if it has none. */
+  getState (id: string): Uint8Array | undefined
+  /** Apply a batch atomically. Returns a promise when the commit completes later. */
+  commit (batch: WriteBatch): Promise<void> | undefined
+  /** Ids of stored agents whose id string starts with `prefix`, in id order. */
+  ids (prefix: string): Iterable<string>
+  /** The committed value of one `ctx.storage` key of an agent. */
+  getStorage (id: string, key: string): Uint8Array | undefined
+  /**
+   * Committed `ctx.storage` entries of an agent whose key starts with `prefix` and is
+   * ≥ `start`, in UTF-8 byte order (= code point order, see `compareKeys`). Lazy: the
+   * caller stops iterating when it has enough.
+   */
+  listStorage (id: string, prefix: string, start: string | undefined): Iterable<readonly [key: string, bytes: Uint8Array]>
+  /** Is this durable send still waiting to be applied (its record not yet removed)? */
+  hasOutbox (key: number): boolean
+  /** Every durable send not yet applied, for redelivery after a crash. */
+  outbox (): Iterable<readonly [key: number, bytes: Uint8Array]>
+  /** A number no earlier incarnation of any thread on this store used: the high half of outbox keys. */
+  newIncarnation (): number
+  /** Every stored reminder, as [agent id, name, encoded record]; read when a thread starts. */
+  reminders (): Iterable<readonly [id: string, name: string, bytes: Uint8Array]>
+  close (): Promise<void> | void
+}
+
+/** Highest incarnation: keeps incarnation × 2^32 + sequence an exact double. */
+export const MAX_INCARNATION = 2 ** 20
+
+/**
+ * Order of storage keys: UTF-8 byte order, which is code point order. UTF-16 code
+ * units differ from it only where a surrogate pair (≥ U+10000) meets U+E000–U+FFFF:
+ * shifting those two ranges past each other fixes it without decoding.
+ */
+export function compareKeys (a: string, b: string): number {
+  const n = a.length < b.length ? a.length : b.length
+  for (let i = 0; i < n; i++) {
+    let x = a.charCodeAt(i)
+    let y = b.charCodeAt(i)
+    if (x === y) continue
+    if (x >= 0xd800) x = x >= 0xe000 ? x - 0x800 : x + 0x2000
+    if (y >= 0xd800) y = y >= 0xe000 ? y - 0x800 : y + 0x2000
+    return x - y
+  }
+  return a.length - b.length
+}
+
+/**
+ * Committed snapshots in memory, as one-byte strings: a 4-byte state costs a 24-byte
+ * string where a Uint8Array would cost ~200 bytes of object, ArrayBuffer and backing
+ * store. The host may inject faster byte/string conversions (Buffer's latin1).
+ */
+export interface MemoryStoreOptions {
+  readonly bytesToString?: (bytes: Uint8Array) => string
+  readonly stringToBytes?: (s: string) => Uint8Array
+}
+
+export class MemoryStore implements Store, QuotaRecords {
+  readonly durable: boolean = false
+  private readonly states = new Map<string, string>()
+  private readonly storage = new Map<string, Map<string, string>>()
+  private readonly pendingSends = new Map<number, Uint8Array>()
+  private readonly reminderRecords = new Map<string, Map<string, string>>()
+  private readonly limits = new Map<string, number>()
+  private readonly counts = new Map<string, number>()
+  private incarnation = 0
+  private readonly toStr: (bytes: Uint8Array) => string
+  private readonly toBytes: (s: string) => Uint8Array
+
+  constructor (options: MemoryStoreOptions = {}) {
+    this.toStr = options.bytesToString ?? bytesToLatin1
+    this.toBytes = options.stringToBytes ?? latin1ToBytes
+  }
+
+  get size (): number {
+    return this.states.size
+  }
+
+  getState (id: string): Uint8Array | undefined {
+    const s = this.states.get(id)
+    return s === undefined ? undefined : this.toBytes(s)
+  }
+
+  commit (batch: WriteBatch): undefined {
+    for (const [id, bytes] of batch.states) {
+      if (bytes === null) this.states.delete(id)
+      else this.states.set(id, this.toStr(bytes))
+    }
+    if (batch.storage != null) this.apply(this.storage, batch.storage)
+    if (batch.reminders != null) this.apply(this.reminderRecords, batch.reminders)
+    if (batch.outboxPuts != null) for (const r of batch.outboxPuts) this.pendingSends.set(r.key, r.bytes)
+    if (batch.outboxDeletes != null) for (const k of batch.outboxDeletes) this.pendingSends.delete(k)
+    if (batch.quotaDeltas != null) {
+      for (const [quota, delta] of batch.quotaDeltas) this.counts.set(quota, (this.counts.get(quota) ?? 0) + delta)
+    }
+    return undefined
+  }
+
+  /** Per-agent keyed records (storage, reminders): wipes first, then puts and deletes. */
+  private apply (into: Map<string, Map<string, string>>, changesById: ReadonlyMap<string, StorageChanges>): void {
+    for (const [id, changes] of changesById) {
+      if (changes.wiped) into.delete(id)
+      let keys = into.get(id)
+      for (const [key, bytes] of changes.entries) {
+        if (bytes === null) {
+          keys?.delete(key)
+          continue
+        }
+        if (keys === undefined) into.set(id, keys = new Map())
+        keys.set(key, this.toStr(bytes))
+      }
+      if (keys?.size === 0) into.delete(id)
+    }
+  }
+
+  * reminders (): Iterable<readonly [string, string, Uint8Array]> {
+    const found: Array<[string, string, Uint8Array]> = []
+    for (const [id, names] of this.reminderRecords) for (const [name, s] of names) found.push([id, name, this.toBytes(s)])
+    yield * found
+  }
+
+  quotaLimits (): Iterable<readonly [string, number]> {
+    return [...this.limits]
+  }
+
+  putQuotaLimit (quota: string, limit: number | null): undefined {
+    if (limit === null) this.limits.delete(quota)
+    else this.limits.set(quota, limit)
+    return undefined
+  }
+
+  quotaCounts (): Iterable<readonly [string, number]> {
+    return [...this.counts].filter(([, n]) => n !== 0)
+  }
+
+  getStorage (id: string, key: string): Uint8Array | undefined {
+    const s = this.storage.get(id)?.get(key)
+    return s === undefined ? undefined : this.toBytes(s)
+  }
+
+  * listStorage (id: string, prefix: string, start: string | undefined): Iterable<readonly [string, Uint8Array]> {
+    const keys = this.storage.get(id)
+    if (keys === undefined) return
+    const found: string[] = []
+    for (const k of keys.keys()) if (k.startsWith(prefix) && (start === undefined || compareKeys(k, start) >= 0)) found.push(k)
+    found.sort(compareKeys)
+    for (const k of found) {
+      const s = keys.get(k)
+      if (s !== undefined) yield [k, this.toBytes(s)]
+    }
+  }
+
+  hasOutbox (key: number): boolean {
+    return this.pendingSends.has(key)
+  }
+
+  * outbox (): Iterable<readonly [number, Uint8Array]> {
+    yield * [...this.pendingSends]
+  }
+
+  newIncarnation (): number {
+    return ++this.incarnation
+  }
+
+  * ids (prefix: string): Iterable<string> {
+    const found: string[] = []
+    for (const id of this.states.keys()) if (id.startsWith(prefix)) found.push(id)
+    yield * found.sort()
+  }
+
+  close (): void {
+    this.states.clear()
+    this.storage.clear()
+    this.pendingSends.clear()
+    this.reminderRecords.clear()
+  }
+}
+
+function bytesToLatin1 (bytes: Uint8Array): string {
+  let s = ''
+  for (let i = 0; i < bytes.length; i += 8192) {
+    s += String.fromCharCode.apply(null, bytes.subarray(i, i + 8192) as unknown as number[])
+  }
+  return s
+}
+
+function latin1ToBytes (s: string): Uint8Array {
+  const out = new Uint8Array(s.length)
+  for (let i = 0; i < s.length; i++) out[i] = s.charCodeAt(i)
+  return out
+}

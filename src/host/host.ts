@@ -1,0 +1,284 @@
+/**
+ * The host: what `createHost` returns. It owns the shared memory, the worker threads
+ * and the main thread's ThreadLoop, and wires the parts that do the work:
+ *
+ *   routing.ts        ref → frame on the owner's ring; replies matched to pending calls
+ *   workers.ts        worker threads: start, restart on death, quota broadcast, stop
+ *   listing.ts        host.agents(): the store's ids and the threads' unsaved residents
+ *   offload-relay.ts  a worker's ctx.offload run on the main thread's pool
+ *   shutdown.ts       host.close(): drain, commit, stop
+ *
+ * The host keeps the process alive (its workers do) until `close()`, like a server.
+ */
+import { EventEmitter } from 'node:events'
+import { parseId } from '../../native-free-core/agent/agent-id.ts'
+import type { AgentId } from '../../native-free-core/agent/agent-id.ts'
+import type { AgentDefinition } from '../../native-free-core/agent/define-agent.ts'
+import { MSG_FOLLOW, MSG_UNFOLLOW } from '../../native-free-core/agent/envelope.ts'
+import { errorFromWire } from '../../native-free-core/errors.ts'
+import type { WireError } from '../../native-free-core/errors.ts'
+import type { AgentRegistry } from '../../native-free-core/agent/registry.ts'
+import { ShardRuntime } from '../../native-free-core/runtime/shard-runtime.ts'
+import type { Store } from '../../native-free-core/storage/store.ts'
+import { MemoryStore } from '../../native-free-core/storage/store.ts'
+import { isQuotaRecords } from '../../native-free-core/tenancy/quota-store.ts'
+import { QuotaGate } from '../../native-free-core/tenancy/quota-gate.ts'
+import type { AgentRef } from './agent-ref.ts'
+import { stateCodec } from '../thread/codec.ts'
+import { loadRegistry } from './load-agents.ts'
+import { openStore } from '../storage/open-store.ts'
+import { OutboxRedelivery } from '../storage/outbox-redelivery.ts'
+import { createMesh } from '../thread/mesh.ts'
+import type { Mesh } from '../thread/mesh.ts'
+import { HostClock } from '../time/host-clock.ts'
+import { resolveOptions } from './options.ts'
+import type { HostOptions, ResolvedHostOptions } from './options.ts'
+import { PendingCalls } from './pending-calls.ts'
+import { ThreadLoop } from '../thread/thread-loop.ts'
+import { TestClock } from '../time/test-clock.ts'
+import { OffloadPool } from '../offload/offload-pool.ts'
+import { readWorkerStats } from '../observe/host-stats.ts'
+import type { HostStats } from '../observe/host-stats.ts'
+import { hostMetrics } from '../observe/metrics.ts'
+import { HostQuotas } from '../tenancy/host-quotas.ts'
+import type { Quotas } from '../tenancy/host-quotas.ts'
+import { FRAME_STATE } from '../thread/frame-codec.ts'
+import { Follows } from './follow.ts'
+import type { HostEvents } from './host-events.ts'
+import { HostLifecycle } from './lifecycle.ts'
+import { AgentListing } from './listing.ts'
+import type { AgentFilter } from './listing.ts'
+import { OffloadRelay } from './offload-relay.ts'
+import { Router } from './routing.ts'
+import type { RefOptions } from './routing.ts'
+import { shutDown } from './shutdown.ts'
+import { WorkerSupervisor } from './workers.ts'
+
+export type { AgentErrorEvent, HostEvents, WorkerRestartEvent } from './host-events.ts'
+export type { AgentFilter } from './listing.ts'
+export type { RefOptions } from './routing.ts'
+
+export class Host extends EventEmitter<HostEvents> {
+  readonly options: ResolvedHostOptions
+  readonly registry: AgentRegistry
+  private readonly mesh: Mesh
+  private readonly loop: ThreadLoop
+  private readonly pending: PendingCalls
+  private readonly life = new HostLifecycle()
+  private readonly workers: WorkerSupervisor
+  private readonly router: Router
+  private readonly listing: AgentListing
+  private readonly relay: OffloadRelay
+  private readonly agentErrorListeners: Int32Array
+  /** The main thread's own store: the runtime's with `workers: 0`; else, with `dataDir`, a handle on LMDB for listing and quotas. */
+  private readonly localStore: Store | null = null
+  private readonly redelivery: OutboxRedelivery | null = null
+  private readonly clock: HostClock
+  private readonly pool: OffloadPool | null
+  private readonly follows: Follows
+  /** `host.quotas`: create, change, read and delete quotas. */
+  readonly quotas: Quotas
+  private readonly hostQuotas: HostQuotas
+  private closing: Promise<void> | null = null
+
+  /** Use `createHost`. */
+  constructor (options: ResolvedHostOptions, registry: AgentRegistry, pool: OffloadPool | null = null) {
+    super()
+    this.options = options
+    this.registry = registry
+    this.pending = new PendingCalls(options.callTimeoutMs)
+    this.mesh = createMesh(options.workers, options.ringBytes)
+    this.agentErrorListeners = new Int32Array(new SharedArrayBuffer(4))
+    this.pool = pool
+    if (options.workers === 0 || options.dataDir !== undefined) this.localStore = openStore(options.dataDir, options.durability)
+    // quota limits and counts persist through the store (QuotaRecords); with no store of
+    // its own the main thread keeps the limits in memory, for the host's lifetime
+    const records = isQuotaRecords(this.localStore) ? this.localStore : new MemoryStore()
+    this.hostQuotas = new HostQuotas(this.mesh.threads, records, (u) => this.workers.broadcastQuota(u))
+    this.quotas = this.hostQuotas
+    const store = this.localStore
+    const hostQuotas = this.hostQuotas
+    this.loop = new ThreadLoop({
+      index: 0,
+      mesh: this.mesh,
+      maxMessageBytes: options.maxMessageBytes,
+      onReply: (callId, ok, value) => this.pending.settle(callId, ok, value),
+      onAgentError: (id, method, error) => this.emitAgentError(id, method, error),
+      onTask: (peer, taskId, name, input) => this.relay.run(peer, taskId, name, input),
+      onResult: (kind, id, ok, value) => { if (kind === FRAME_STATE) this.follows.deliver(id, ok, value) },
+      // workers: 0 — the main thread owns every agent
+      ...(options.workers === 0
+        ? {
+            runtime: (loop: ThreadLoop) => new ShardRuntime({
+              registry,
+              store,
+              codec: stateCodec,
+              output: loop,
+              maxMessageBytes: options.maxMessageBytes,
+              quotas: new QuotaGate(hostQuotas.directory, hostQuotas.counters, 0),
+              ...(options.testClock !== null ? { clock: TestClock.reader(options.testClock) } : {}),
+              ...(pool !== null ? { offload: (name: string, input: unknown) => pool.run(name, input) } : {})
+            })
+          }
+        : {})
+    })
+    this.workers = new WorkerSupervisor({
+      options,
+      registry,
+      mesh: this.mesh,
+      loop: this.loop,
+      pending: this.pending,
+      quotas: this.hostQuotas,
+      life: this.life,
+      agentErrorListeners: this.agentErrorListeners.buffer as SharedArrayBuffer,
+      offload: pool !== null,
+      follows: () => this.follows,
+      agentError: (id, method, error) => this.emitAgentError(id, method, error),
+      restarted: (event) => this.emit('worker-restart', event),
+      failed: (err) => this.emit('error', err)
+    })
+    this.clock = new HostClock(this.mesh, options.clock, options.tickMs, {
+      agentThreads: options.workers === 0 ? [0] : Array.from({ length: options.workers }, (_, i) => i + 1),
+      alive: (t) => this.workers.alive(t),
+      mainQuiet: () => this.loop.quiet
+    })
+    this.router = new Router({
+      registry,
+      loop: this.loop,
+      pending: this.pending,
+      quotas: this.hostQuotas,
+      life: this.life,
+      epochOf: (t) => this.workers.epochOf(t),
+      follows: () => this.follows
+    })
+    this.follows = new Follows({
+      subscribe: (sub) => this.router.sendFollow(sub, MSG_FOLLOW),
+      unsubscribe: (sub) => { if (!this.life.closed) this.router.sendFollow(sub, MSG_UNFOLLOW) }
+    })
+    this.listing = new AgentListing({ registry, store: this.localStore, loop: this.loop, workers: this.workers, life: this.life })
+    this.relay = new OffloadRelay(pool, this.loop, this.workers, this.life)
+    const runtime = this.loop.runtime
+    if (runtime !== null && store!.durable) this.redelivery = new OutboxRedelivery(runtime, store!, () => true, () => this.loop.wake())
+    // workers report agent errors only while someone listens (see AgentErrorReporter)
+    const untyped = this as EventEmitter
+    untyped.on('newListener', (event: string | symbol) => { if (event === 'agent-error') Atomics.add(this.agentErrorListeners, 0, 1) })
+    untyped.on('removeListener', (event: string | symbol) => { if (event === 'agent-error') Atomics.sub(this.agentErrorListeners, 0, 1) })
+  }
+
+  /** Start the workers; resolves when every one has loaded the agents module. */
+  async start (): Promise<void> {
+    try {
+      await this.workers.start()
+    } catch (err) {
+      await this.localStore?.close()
+      throw err
+    }
+    this.loop.start()
+    this.redelivery?.start()
+    this.clock.start()
+  }
+
+  /** The host clock's current tick: 0 at start, +1 every `tickMs` (or per `advance` with the manual clock). */
+  get tick (): number {
+    return this.clock.now
+  }
+
+  /**
+   * Manual clock only (`createHost({ clock: 'manual' })`): move time `ticks` ticks on.
+   * Resolves once every worker has fired the timers due by then and run the turns they
+   * caused (and whatever those sent), committed; it does not wait for async handlers.
+   */
+  advance (ticks: number): Promise<void> {
+    return this.clock.advance(ticks)
+  }
+
+  /**
+   * A handle on one agent: `type` is a type name or the definition itself (for typed
+   * calls). The agent is activated by its first message, not by this.
+   */
+  ref<D extends AgentDefinition> (type: D, key: string, options?: RefOptions): AgentRef<D>
+  ref (type: string, key: string, options?: RefOptions): AgentRef
+  ref (type: string | AgentDefinition, key: string, options?: RefOptions): AgentRef {
+    return this.router.ref(type, key, options)
+  }
+
+  /**
+   * Every agent that exists, once each: those in the store (an LMDB range scan) and
+   * those resident but not stored yet (activated by a query, or `durable: false`).
+   * Agents created while the listing runs may or may not appear.
+   */
+  agents (filter: AgentFilter = {}): AsyncGenerator<AgentId, void, undefined> {
+    return this.listing.agents(filter)
+  }
+
+  /** Per-thread figures read from shared memory (no round trip), and the host's own. */
+  stats (): HostStats {
+    const workers = this.ownerThreads().map((t) => readWorkerStats(this.mesh, t, this.workers.restartsOf(t)))
+    let activeAgents = 0
+    let messages = 0
+    for (const w of workers) {
+      activeAgents += w.activeAgents
+      messages += w.messages
+    }
+    return { activeAgents, messages, pendingCalls: this.pending.size, workers, offload: this.pool?.stats() ?? null }
+  }
+
+  /** Prometheus text exposition (prom-client), every thread's figures aggregated. */
+  metrics (): Promise<string> {
+    return hostMetrics(this.mesh, this.ownerThreads(), (t) => this.workers.restartsOf(t), {
+      pendingCalls: this.pending.size,
+      followers: this.follows.size,
+      offload: this.pool?.stats() ?? null,
+      quotas: this.hostQuotas.list()
+    })
+  }
+
+  /** Threads that own agents: the workers, or the main thread with `workers: 0`. */
+  private ownerThreads (): number[] {
+    return this.options.workers === 0 ? [0] : this.workers.threads
+  }
+
+  /**
+   * Stop taking calls, let in-flight work finish (up to `closeTimeoutMs`), commit, and
+   * stop the workers. Calls still pending after that fail with HostClosedError.
+   */
+  close (): Promise<void> {
+    if (this.closing === null) {
+      this.life.stopping = true
+      this.closing = shutDown({
+        closeTimeoutMs: this.options.closeTimeoutMs,
+        mesh: this.mesh,
+        loop: this.loop,
+        clock: this.clock,
+        pending: this.pending,
+        follows: this.follows,
+        workers: this.workers,
+        life: this.life,
+        redelivery: this.redelivery,
+        pool: this.pool,
+        store: this.localStore
+      })
+    }
+    return this.closing
+  }
+
+  private emitAgentError (id: string, method: string, error: WireError): void {
+    if (this.agentErrorListeners[0] === 0) return
+    this.emit('agent-error', { id: id === '' ? null : parseId(id), method, error: errorFromWire(error) })
+  }
+}
+
+export async function createHost (options: HostOptions): Promise<Host> {
+  const resolved = resolveOptions(options)
+  const registry = await loadRegistry(resolved.agents)
+  // piscina is loaded only by hosts that offload (its import alone costs ≈ 40 ms)
+  const pool = resolved.offload === null ? null : await OffloadPool.start(resolved.offload)
+  const host = new Host(resolved, registry, pool)
+  try {
+    await host.start()
+  } catch (err) {
+    await pool?.close()
+    throw err
+  }
+  return host
+}

@@ -1,0 +1,211 @@
+/**
+ * `createHost` options: one object, validated once, resolved with defaults into a
+ * frozen `ResolvedHostOptions`. Every refusal is an InvalidOptionError that names the
+ * option, the rule and the value — including options that do not exist, since a typo
+ * (`worker: 4`) silently ignored is a misconfigured production host.
+ */
+import { statSync } from 'node:fs'
+import { availableParallelism } from 'node:os'
+import { isAbsolute, resolve } from 'node:path'
+import { fileURLToPath, pathToFileURL } from 'node:url'
+import { InvalidOptionError } from '../../native-free-core/errors.ts'
+import { maxFrameBytes } from '../../native-free-core/ring/ring-queue.ts'
+import { CLOCK_MANUAL, CLOCK_REAL } from '../time/thread-clock.ts'
+import type { ClockKind } from '../time/thread-clock.ts'
+import { TestClock, kTestClock } from '../time/test-clock.ts'
+import type { Durability } from '../storage/lmdb-store.ts'
+
+export interface HostOptions {
+  /** The module that exports the agent definitions; every worker imports it. A file URL or a path. */
+  readonly agents: URL | string
+  /** Worker threads owning the agents. `0` runs them on the calling thread. Default: `os.availableParallelism()`. */
+  readonly workers?: number
+  /** LMDB environment directory for durable state. Omitted: an in-memory store. */
+  readonly dataDir?: string
+  /**
+   * When a command is acknowledged (with `dataDir`): `'disk'` (default) once LMDB has
+   * flushed it — it survives kill -9 and power loss; `'os'` once it is committed to the
+   * OS — it survives the process dying, not the machine losing power.
+   */
+  readonly durability?: Durability
+  /** Milliseconds per tick of the host clock. Default 1000. */
+  readonly tickMs?: number
+  /**
+   * `'real'` (default): a tick every `tickMs`. `'manual'`: time moves only by
+   * `host.advance(ticks)`, for tests that check timer logic without waiting.
+   */
+  readonly clock?: ClockKind
+  /** Largest encoded message (header + id + payload), in bytes. Default 256 KiB. */
+  readonly maxMessageBytes?: number
+  /** Bytes per ring between two threads (a power of two ≥ 4 × maxMessageBytes). Default 4 MiB. */
+  readonly ringBytes?: number
+  /** Calls without `timeoutMs` fail with TimeoutError after this many ms; 0 = never. Default 30,000. */
+  readonly callTimeoutMs?: number
+  /** How long `close()` waits for in-flight work before stopping the workers. Default 10,000 ms. */
+  readonly closeTimeoutMs?: number
+  /** A piscina pool for `ctx.offload(name, input)`: blocking or CPU-heavy work off the agents' threads. */
+  readonly offload?: OffloadOptions
+  /** @internal Test hook: rate-limit time from a hand-driven clock (src/time/test-clock.ts). */
+  readonly [kTestClock]?: TestClock
+}
+
+export interface OffloadOptions {
+  /** The module whose exports are the tasks (`ctx.offload('resize', …)` runs its export `resize`). A file URL or a path. */
+  readonly filename: URL | string
+  /** Threads of the pool, shared by every worker of the host. Default: `os.availableParallelism()`. */
+  readonly maxThreads?: number
+  /** Threads kept started while idle. Default: 1. */
+  readonly minThreads?: number
+  /** Handed to every pool thread as `workerData` (structured clone: SharedArrayBuffers stay shared). */
+  readonly workerData?: unknown
+}
+
+export interface ResolvedOffloadOptions {
+  /** file: URL of the tasks module. */
+  readonly filename: string
+  readonly maxThreads: number
+  readonly minThreads: number
+  readonly workerData: unknown
+}
+
+export interface ResolvedHostOptions {
+  readonly agents: string
+  readonly workers: number
+  readonly dataDir: string | undefined
+  readonly durability: Durability
+  readonly tickMs: number
+  readonly clock: ClockKind
+  readonly maxMessageBytes: number
+  readonly ringBytes: number
+  readonly callTimeoutMs: number
+  readonly closeTimeoutMs: number
+  readonly offload: ResolvedOffloadOptions | null
+  /** The test clock's buffer, or null for each thread's `performance.now()`. */
+  readonly testClock: SharedArrayBuffer | null
+}
+
+export const defaults = {
+  workers: availableParallelism(),
+  tickMs: 1000,
+  maxMessageBytes: 256 * 1024,
+  ringBytes: 4 * 1024 * 1024,
+  callTimeoutMs: 30_000,
+  closeTimeoutMs: 10_000
+} as const
+
+const known = new Set(['agents', 'workers', 'dataDir', 'durability', 'tickMs', 'clock', 'maxMessageBytes', 'ringBytes', 'callTimeoutMs', 'closeTimeoutMs', 'offload'])
+const knownOffload = new Set(['filename', 'maxThreads', 'minThreads', 'workerData'])
+
+export function resolveOptions (options: HostOptions): ResolvedHostOptions {
+  if (options === null || typeof options !== 'object') {
+    throw new InvalidOptionError('(root)', options, 'must be an object { agents, workers?, dataDir?, ... }')
+  }
+  for (const key of Object.keys(options)) {
+    if (!known.has(key)) {
+      const near = [...known].find((k) => k.toLowerCase().startsWith(key.toLowerCase().slice(0, 4)))
+      throw new InvalidOptionError(key, (options as unknown as Record<string, unknown>)[key], `is not an option${near ? ` (did you mean ${near}?)` : ''}`)
+    }
+  }
+  const workers = integer('workers', options.workers ?? defaults.workers, 0, 254)
+  const maxMessageBytes = integer('maxMessageBytes', options.maxMessageBytes ?? defaults.maxMessageBytes, 64, 64 * 1024 * 1024)
+  const ringBytes = integer('ringBytes', options.ringBytes ?? Math.max(defaults.ringBytes, pow2AtLeast(4 * maxMessageBytes)), 4096, 1024 * 1024 * 1024)
+  if ((ringBytes & (ringBytes - 1)) !== 0) throw new InvalidOptionError('ringBytes', ringBytes, 'must be a power of two')
+  if (maxFrameBytes(ringBytes) < maxMessageBytes) {
+    throw new InvalidOptionError('maxMessageBytes', maxMessageBytes, `must be at most ringBytes / 2 - 8 (${maxFrameBytes(ringBytes)} with ringBytes ${ringBytes})`)
+  }
+  const testClock = options[kTestClock]
+  if (testClock !== undefined && !(testClock instanceof TestClock)) {
+    throw new InvalidOptionError('[kTestClock]', testClock, 'must be a TestClock')
+  }
+  let dataDir: string | undefined
+  if (options.dataDir !== undefined) {
+    if (typeof options.dataDir !== 'string' || options.dataDir.length === 0) {
+      throw new InvalidOptionError('dataDir', options.dataDir, 'must be a non-empty directory path')
+    }
+    dataDir = resolve(options.dataDir)
+  }
+  const durability = options.durability ?? 'disk'
+  if (durability !== 'disk' && durability !== 'os') {
+    throw new InvalidOptionError('durability', durability, "must be 'disk' (acknowledged once flushed to disk) or 'os' (acknowledged once committed to the OS)")
+  }
+  if (options.durability !== undefined && dataDir === undefined) {
+    throw new InvalidOptionError('durability', durability, 'needs dataDir: without it agents are kept in memory only')
+  }
+  return Object.freeze({
+    agents: agentsUrl(options.agents),
+    workers,
+    dataDir,
+    durability,
+    tickMs: number('tickMs', options.tickMs ?? defaults.tickMs, 1, 86_400_000),
+    clock: clockKind(options.clock),
+    maxMessageBytes,
+    ringBytes,
+    callTimeoutMs: integer('callTimeoutMs', options.callTimeoutMs ?? defaults.callTimeoutMs, 0, 2 ** 31 - 1),
+    closeTimeoutMs: integer('closeTimeoutMs', options.closeTimeoutMs ?? defaults.closeTimeoutMs, 0, 2 ** 31 - 1),
+    offload: options.offload === undefined ? null : offloadOptions(options.offload),
+    testClock: testClock?.buffer ?? null
+  })
+}
+
+function agentsUrl (agents: unknown): string {
+  return moduleUrl('agents', agents, 'is required: the URL or path of the module exporting your defineAgent() definitions')
+}
+
+function moduleUrl (option: string, value: unknown, required: string): string {
+  if (value instanceof URL) {
+    if (value.protocol !== 'file:' && value.protocol !== 'data:') {
+      throw new InvalidOptionError(option, value, `must be a file: URL (or a data: URL) of the module`)
+    }
+    return value.href
+  }
+  if (typeof value === 'string' && value.length > 0) {
+    if (value.startsWith('file:') || value.startsWith('data:')) return value
+    return pathToFileURL(isAbsolute(value) ? value : resolve(value)).href
+  }
+  throw new InvalidOptionError(option, value, required)
+}
+
+function offloadOptions (offload: OffloadOptions): ResolvedOffloadOptions {
+  if (offload === null || typeof offload !== 'object') {
+    throw new InvalidOptionError('offload', offload, 'must be an object { filename, maxThreads?, minThreads?, workerData? }')
+  }
+  for (const key of Object.keys(offload)) {
+    if (!knownOffload.has(key)) throw new InvalidOptionError(`offload.${key}`, (offload as unknown as Record<string, unknown>)[key], 'is not an option')
+  }
+  const filename = moduleUrl('offload.filename', offload.filename, 'is required: the URL or path of the module exporting your tasks')
+  if (!filename.startsWith('file:')) throw new InvalidOptionError('offload.filename', offload.filename, 'must be a file: URL or a path (pool threads import it from disk)')
+  {
+    let isFile = false
+    try { isFile = statSync(fileURLToPath(filename)).isFile() } catch {}
+    if (!isFile) throw new InvalidOptionError('offload.filename', offload.filename, 'must name an existing file')
+  }
+  const maxThreads = integer('offload.maxThreads', offload.maxThreads ?? availableParallelism(), 1, 1024)
+  const minThreads = integer('offload.minThreads', offload.minThreads ?? 1, 0, maxThreads)
+  return Object.freeze({ filename, maxThreads, minThreads, workerData: offload.workerData })
+}
+
+function clockKind (clock: unknown): ClockKind {
+  if (clock === undefined) return CLOCK_REAL
+  if (clock === CLOCK_REAL || clock === CLOCK_MANUAL) return clock
+  throw new InvalidOptionError('clock', clock, `must be '${CLOCK_REAL}' (a tick every tickMs) or '${CLOCK_MANUAL}' (ticks only from host.advance)`)
+}
+
+function integer (name: string, value: unknown, min: number, max: number): number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+    throw new InvalidOptionError(name, value, `must be an integer from ${min} to ${max}`)
+  }
+  return value
+}
+
+function number (name: string, value: unknown, min: number, max: number): number {
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < min || value > max) {
+    throw new InvalidOptionError(name, value, `must be a number from ${min} to ${max}`)
+  }
+  return value
+}
+
+function pow2AtLeast (n: number): number {
+  let p = 4096
+  while (p < n) p *= 2
+  return p
+}

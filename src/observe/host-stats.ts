@@ -1,0 +1,100 @@
+/**
+ * `host.stats()`: what every thread publishes in its stats words (src/thread/mesh.ts, written
+ * by the thread at the end of each pass and before it publishes replies), read without
+ * a round trip. Figures are cumulative since the thread started, except the gauges
+ * (active and busy agents, ring depth, overflow, followers) and the `last…` values.
+ */
+import {
+  kCommitLastBatch, kCommitLastLatencyMs, kCommitLatencyCount, kCommitLatencyMaxMs, kCommitLatencySumMs
+} from '../../native-free-core/runtime/commit-stats.ts'
+import { ringDepth } from '../../native-free-core/ring/ring-queue.ts'
+import {
+  kStatActive, kStatAlive, kStatBusy, kStatCommitStats, kStatCommits, kStatCommitted, kStatFollowers, kStatMessages,
+  kStatOverflowBytes, kStatPasses, kStatRateLimited, kStatReminders, kStatTimers, statsView
+} from '../thread/mesh.ts'
+import type { Mesh } from '../thread/mesh.ts'
+import type { OffloadStats } from '../offload/offload-pool.ts'
+
+export interface WorkerStats {
+  /** Thread index: 0 is the main thread (only with `workers: 0`), 1..N the workers. */
+  readonly thread: number
+  readonly alive: boolean
+  readonly activeAgents: number
+  /** Messages delivered to agents since the thread started (timer and reminder turns included). */
+  readonly messages: number
+  /** Agents with a pending ctx.timeout or idle check (entries in the thread's timing wheel). */
+  readonly timers: number
+  /** Durable reminders of the agents the thread owns, resident or not. */
+  readonly reminders: number
+  /** Loop passes the thread has run: a parked thread runs none (a tick wakes it only when its timers are due). */
+  readonly passes: number
+  /** Async turns in flight. */
+  readonly busyAgents: number
+  /** Group commits (one per loop pass that had dirty agents). */
+  readonly commits: number
+  readonly committedStates: number
+  /** States in the last commit batch. */
+  readonly lastCommitBatch: number
+  /** committedStates / commits. */
+  readonly meanCommitBatch: number
+  /** From closing the batch (encoding included) to the store reporting it committed. */
+  readonly lastCommitLatencyMs: number
+  readonly meanCommitLatencyMs: number
+  readonly maxCommitLatencyMs: number
+  /** Bytes waiting in the rings into this thread. */
+  readonly ringDepthBytes: number
+  /** Bytes this thread holds in overflow because a ring it writes to is full. */
+  readonly overflowBytes: number
+  readonly restarts: number
+  /** Messages refused by a rate limit since the thread started. */
+  readonly rateLimited: number
+  /** `ref.follow()` subscriptions to this thread's agents. */
+  readonly followers: number
+}
+
+export interface HostStats {
+  readonly activeAgents: number
+  readonly messages: number
+  readonly pendingCalls: number
+  readonly workers: readonly WorkerStats[]
+  /** The piscina pool, when the host has `offload`. */
+  readonly offload: OffloadStats | null
+}
+
+/** Bytes waiting in every ring into `thread`. */
+export function inboundDepth (mesh: Mesh, thread: number): number {
+  let depth = 0
+  for (let from = 0; from < mesh.threads; from++) {
+    const ring = mesh.rings[from]![thread]
+    if (ring != null) depth += ringDepth(ring)
+  }
+  return depth
+}
+
+export function readWorkerStats (mesh: Mesh, thread: number, restarts: number): WorkerStats {
+  const s = statsView(mesh, thread)
+  const commits = s[kStatCommits]!
+  const measured = s[kStatCommitStats + kCommitLatencyCount]!
+  return {
+    thread,
+    alive: s[kStatAlive] === 1,
+    activeAgents: s[kStatActive]!,
+    messages: s[kStatMessages]!,
+    timers: s[kStatTimers]!,
+    reminders: s[kStatReminders]!,
+    passes: s[kStatPasses]!,
+    busyAgents: s[kStatBusy]!,
+    commits,
+    committedStates: s[kStatCommitted]!,
+    lastCommitBatch: s[kStatCommitStats + kCommitLastBatch]!,
+    meanCommitBatch: commits === 0 ? 0 : s[kStatCommitted]! / commits,
+    lastCommitLatencyMs: s[kStatCommitStats + kCommitLastLatencyMs]!,
+    meanCommitLatencyMs: measured === 0 ? 0 : s[kStatCommitStats + kCommitLatencySumMs]! / measured,
+    maxCommitLatencyMs: s[kStatCommitStats + kCommitLatencyMaxMs]!,
+    ringDepthBytes: inboundDepth(mesh, thread),
+    overflowBytes: s[kStatOverflowBytes]!,
+    restarts,
+    rateLimited: s[kStatRateLimited]!,
+    followers: s[kStatFollowers]!
+  }
+}

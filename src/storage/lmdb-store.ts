@@ -1,0 +1,288 @@
+/**
+ * The durable store: one LMDB environment (lmdb-js) in `dataDir`, opened by every
+ * thread of the host — lmdb-js shares one environment between the threads of a
+ * process, and LMDB serializes their write transactions.
+ *
+ *   database   key                                   value
+ *   states     id string (quota \x1f type \x1f key)  msgpack state
+ *   storage    u16 id length, id, storage key (UTF-8) msgpack value   (ctx.storage)
+ *   outbox     incarnation × 2^32 + sequence         msgpack [from, to, type, method, payload]
+ *   reminders  u16 id length, id, name (UTF-8)       16 bytes: float64 due (epoch ms), every (ms, 0: once)
+ *   meta       'incarnation'                         last incarnation handed out
+ *   quotas     'l' \x1f quota                        the quota's limit (host.quotas.set)
+ *              'c' \x1f quota \x1f writer             agents created − deleted in the quota by
+ *                                                   one writer (see below)
+ *
+ * Quota counts (quota-store.ts). Every batch carries its net creations per quota, to be
+ * applied in its own transaction. A batch here is queued puts, not a transaction
+ * callback, so it cannot read-modify-write a shared counter; instead each thread writes
+ * its own counter records, keyed by the incarnation it took when it started (never
+ * reused, so no two threads — nor a dead worker and its replacement — share a record)
+ * and holding that writer's running total as an absolute value. The count of a quota is
+ * the sum of its records. `quotaCounts()`, called by the main thread when the host
+ * starts and before any worker writes, folds each quota's records into one (writer 0).
+ *
+ * A batch is one LMDB transaction: lmdb-js puts every write queued in one event turn
+ * into the same transaction (its batching contract; the one thing that splits a batch is
+ * a `transactionSync`, which only `newIncarnation` uses, when a thread starts), so
+ * states, storage, outbox records and their removals of one batch commit together or
+ * not at all.
+ *
+ * Durability (the `durability` host option). lmdb-js commits with `overlappingSync`:
+ * a transaction is first committed (visible, and in the OS's page cache), then flushed
+ * to disk while later transactions proceed. After a process crash with the machine
+ * still up, LMDB opens at the last committed transaction; after power loss, at the
+ * last flushed one.
+ *   'disk' (default)  `commit` resolves after the flush: an acknowledged command
+ *                     survives kill -9 and power loss.
+ *   'os'              `commit` resolves at commit: an acknowledged command survives the
+ *                     process dying (kill -9, OOM), not the machine losing power.
+ *
+ * Keys of `storage` are binary so that an agent's keys form one range whatever its id
+ * contains: the length prefix stops `a` + `\0b` from meeting `a\0` + `b`.
+ */
+import { open } from 'lmdb'
+import type { Database, RootDatabase } from 'lmdb'
+import { compareKeys } from '../../native-free-core/storage/store.ts'
+import type { StorageChanges, Store, WriteBatch } from '../../native-free-core/storage/store.ts'
+import type { QuotaRecords } from '../../native-free-core/tenancy/quota-store.ts'
+
+export type Durability = 'disk' | 'os'
+
+export interface LmdbStoreOptions {
+  readonly path: string
+  readonly durability: Durability
+}
+
+interface FastBuffer extends Buffer {
+  utf8Write (s: string, offset: number, length?: number): number
+  utf8Slice (start: number, end: number): string
+}
+
+export class LmdbStore implements Store, QuotaRecords {
+  readonly durable = true
+  readonly path: string
+  private readonly env: RootDatabase
+  private readonly states: Database<Buffer, string>
+  private readonly storage: Database<Buffer, Buffer>
+  private readonly pendingSends: Database<Buffer, number>
+  private readonly reminderRecords: Database<Buffer, Buffer>
+  private readonly meta: Database<number, string>
+  private readonly quotas: Database<number, string>
+  /** The last incarnation this instance took: the key of its quota counter records. */
+  private incarnation = 0
+  private writer = 0
+  /** This writer's running totals per quota (what its records hold). */
+  private readonly written = new Map<string, number>()
+  private readonly waitForFlush: boolean
+  private readonly keyScratch = new KeyScratch()
+  private closed = false
+
+  constructor (options: LmdbStoreOptions) {
+    this.path = options.path
+    this.waitForFlush = options.durability === 'disk'
+    this.env = open({ path: options.path, maxDbs: 8 })
+    this.states = this.env.openDB<Buffer, string>({ name: 'states', encoding: 'binary' })
+    this.storage = this.env.openDB<Buffer, Buffer>({ name: 'storage', encoding: 'binary', keyEncoding: 'binary' })
+    this.pendingSends = this.env.openDB<Buffer, number>({ name: 'outbox', encoding: 'binary' })
+    this.reminderRecords = this.env.openDB<Buffer, Buffer>({ name: 'reminders', encoding: 'binary', keyEncoding: 'binary' })
+    this.meta = this.env.openDB<number, string>({ name: 'meta' })
+    this.quotas = this.env.openDB<number, string>({ name: 'quotas' })
+  }
+
+  getState (id: string): Uint8Array | undefined {
+    // a view valid until the next read: the runtime decodes it at once
+    return this.states.getBinaryFast(id)
+  }
+
+  commit (batch: WriteBatch): Promise<void> {
+    // every write queued in one event turn is one transaction (lmdb-js's batching
+    // contract), executed on lmdb-js's write thread: no transaction callback, so this
+    // thread only encodes instructions
+    let written: Promise<boolean> = kNothingWritten
+    for (const [id, bytes] of batch.states) {
+      written = bytes === null ? this.states.remove(id) : this.states.put(id, bytes as Buffer)
+    }
+    if (batch.storage != null) written = this.applyKeyed(this.storage, batch.storage, written)
+    if (batch.reminders != null) written = this.applyKeyed(this.reminderRecords, batch.reminders, written)
+    if (batch.outboxPuts != null) for (const r of batch.outboxPuts) written = this.pendingSends.put(r.key, r.bytes as Buffer)
+    if (batch.outboxDeletes != null) for (const k of batch.outboxDeletes) written = this.pendingSends.remove(k)
+    if (batch.quotaDeltas != null && batch.quotaDeltas.length !== 0) {
+      if (this.writer !== this.incarnation || this.writer === 0) {
+        // a runtime takes an incarnation when it starts, so this is known; the fallback
+        // (a transactionSync) would split this batch's transaction
+        this.writer = this.incarnation !== 0 ? this.incarnation : this.newIncarnation()
+        this.written.clear()
+      }
+      for (const [quota, delta] of batch.quotaDeltas) {
+        const total = (this.written.get(quota) ?? 0) + delta
+        this.written.set(quota, total)
+        written = this.quotas.put(countKey(quota, this.writer), total)
+      }
+    }
+    return this.waitForFlush ? written.then(() => this.env.flushed).then(noop) : written.then(noop)
+  }
+
+  /** Queue per-agent keyed writes (storage, reminders); returns the last write's promise. */
+  private applyKeyed (db: Database<Buffer, Buffer>, changesById: ReadonlyMap<string, StorageChanges>, last: Promise<boolean>): Promise<boolean> {
+    let written = last
+    const keys = this.keyScratch
+    for (const [id, changes] of changesById) {
+      if (changes.wiped) {
+        // the keys committed now; keys of commits still in flight come as explicit deletes in `entries`
+        this.env.resetReadTxn()
+        const [start, end] = storageRange(id, '')
+        const stored: Buffer[] = []
+        for (const key of db.getKeys({ start, end })) stored.push(Buffer.from(key)) // keys are reused buffers
+        for (const key of stored) written = db.remove(key)
+      }
+      // one prefix per agent; lmdb-js copies a key when the write is queued, so the scratch is reused
+      const base = keys.prefix(id)
+      for (const [key, bytes] of changes.entries) {
+        const k = keys.with(base, key)
+        written = bytes === null ? db.remove(k) : db.put(k, bytes as Buffer)
+      }
+    }
+    return written
+  }
+
+  * reminders (): Iterable<readonly [string, string, Uint8Array]> {
+    this.env.resetReadTxn()
+    for (const { key, value } of this.reminderRecords.getRange({})) {
+      const k = key as FastBuffer
+      const idEnd = 2 + k.readUInt16BE(0)
+      yield [k.utf8Slice(2, idEnd), k.utf8Slice(idEnd, k.length), Buffer.from(value)]
+    }
+  }
+
+  * ids (prefix: string): Iterable<string> {
+    // every id of a quota/type prefix ends it with \x1f: the range ends before \x20
+    const end = prefix === '' ? undefined : prefix.slice(0, -1) + String.fromCharCode(prefix.charCodeAt(prefix.length - 1) + 1)
+    for (const key of this.states.getKeys(end === undefined ? {} : { start: prefix, end })) yield key
+  }
+
+  getStorage (id: string, key: string): Uint8Array | undefined {
+    return this.storage.getBinaryFast(storageKey(id, key))
+  }
+
+  * listStorage (id: string, prefix: string, start: string | undefined): Iterable<readonly [string, Uint8Array]> {
+    const [from, end] = storageRange(id, prefix)
+    const skip = 2 + from.readUInt16BE(0)
+    const first = start !== undefined && compareKeys(start, prefix) > 0 ? storageKey(id, start) : from
+    for (const { key, value } of this.storage.getRange({ start: first, end })) {
+      yield [(key as FastBuffer).utf8Slice(skip, key.length), value]
+    }
+  }
+
+  hasOutbox (key: number): boolean {
+    if (this.pendingSends.doesExist(key)) return true
+    // the read snapshot may predate the sender's commit (another thread's write): look again at the newest
+    this.env.resetReadTxn()
+    return this.pendingSends.doesExist(key)
+  }
+
+  * outbox (): Iterable<readonly [number, Uint8Array]> {
+    this.env.resetReadTxn()
+    for (const { key, value } of this.pendingSends.getRange({})) yield [key, value]
+  }
+
+  newIncarnation (): number {
+    this.incarnation = this.env.transactionSync(() => {
+      const next = (this.meta.get('incarnation') ?? 0) + 1
+      this.meta.put('incarnation', next)
+      return next
+    })
+    return this.incarnation
+  }
+
+  // ---- QuotaRecords ----------------------------------------------------------------
+
+  * quotaLimits (): Iterable<readonly [string, number]> {
+    this.env.resetReadTxn()
+    for (const { key, value } of this.quotas.getRange({ start: 'l\x1f', end: 'l\x20' })) yield [key.slice(2), value]
+  }
+
+  putQuotaLimit (quota: string, limit: number | null): Promise<void> {
+    const written = limit === null ? this.quotas.remove(limitKey(quota)) : this.quotas.put(limitKey(quota), limit)
+    return this.waitForFlush ? written.then(() => this.env.flushed).then(noop) : written.then(noop)
+  }
+
+  /**
+   * Committed agents per quota. Folds every writer's records of a quota into one: call it
+   * only while no other thread commits (the host does, before starting its workers).
+   */
+  quotaCounts (): Iterable<readonly [string, number]> {
+    return this.env.transactionSync(() => {
+      const sums = new Map<string, number>()
+      const keys: string[] = []
+      for (const { key, value } of this.quotas.getRange({ start: 'c\x1f', end: 'c\x20' })) {
+        const quota = key.slice(2, key.lastIndexOf('\x1f'))
+        sums.set(quota, (sums.get(quota) ?? 0) + value)
+        keys.push(key)
+      }
+      for (const key of keys) this.quotas.remove(key)
+      for (const [quota, n] of sums) if (n !== 0) this.quotas.put(countKey(quota, 0), n)
+      return [...sums].filter(([, n]) => n !== 0)
+    })
+  }
+
+  async close (): Promise<void> {
+    if (this.closed) return
+    this.closed = true
+    await this.env.flushed
+    await this.env.close()
+  }
+}
+
+function noop (): void {}
+
+function limitKey (quota: string): string {
+  return 'l\x1f' + quota
+}
+
+function countKey (quota: string, writer: number): string {
+  return 'c\x1f' + quota + '\x1f' + writer
+}
+
+const kNothingWritten = Promise.resolve(true)
+
+/**
+ * Builds storage keys in one reused buffer: `prefix(id)` writes the id part once, `with`
+ * appends a key and returns a view valid until the next call. Only for writes: lmdb-js
+ * copies the key into its instruction buffer before `put`/`remove` return.
+ */
+class KeyScratch {
+  private buf = Buffer.allocUnsafe(4096) as FastBuffer
+
+  /** Write `[u16 length][id]`; returns where keys start. */
+  prefix (id: string): number {
+    if (id.length * 3 + 2 + 512 * 3 > this.buf.length) this.buf = Buffer.allocUnsafe(2 * (id.length * 3 + 2 + 512 * 3)) as FastBuffer
+    const idLen = this.buf.utf8Write(id, 2)
+    this.buf.writeUInt16BE(idLen, 0)
+    return 2 + idLen
+  }
+
+  with (base: number, key: string): Buffer {
+    return this.buf.subarray(0, base + this.buf.utf8Write(key, base))
+  }
+}
+
+/** `[u16 BE byte length of id][id][storage key]`, UTF-8. */
+export function storageKey (id: string, key: string): Buffer {
+  const buf = Buffer.allocUnsafe(2 + id.length * 3 + key.length * 3) as FastBuffer
+  const idLen = buf.utf8Write(id, 2)
+  buf.writeUInt16BE(idLen, 0)
+  const keyLen = buf.utf8Write(key, 2 + idLen)
+  return buf.subarray(0, 2 + idLen + keyLen)
+}
+
+/** Keys of one agent starting with `prefix`: [start, end). */
+function storageRange (id: string, prefix: string): [Buffer, Buffer] {
+  const start = storageKey(id, prefix)
+  // the first key after every key with this prefix: the prefix bytes + 1, carried
+  const end = Buffer.from(start)
+  let i = end.length - 1
+  while (i >= 0 && end[i] === 0xff) i--
+  end[i]!++
+  return [start, end.subarray(0, i + 1)]
+}

@@ -1,0 +1,359 @@
+/**
+ * Frames on the rings: a fixed binary header written with typed-array stores, the
+ * agent id as UTF-8, and the payload — inline when it is a primitive, msgpack otherwise.
+ *
+ *   offset  message frame                      result frame                  task frame
+ *   0       u8  kind (MSG_CAST/CALL/SEND,      u8  FRAME_REPLY/STATE/        u8  FRAME_TASK
+ *               MSG_FOLLOW/UNFOLLOW)               TASK_DONE
+ *   1       u8  payload tag                    u8  payload tag               u8  payload tag
+ *   2       u16 id length in bytes             u16 0                         u16 name length
+ *   4       u32 placement hash                 u32 call / follow / task id   u32 task id
+ *   8       u32 call id / outbox sequence /    u32 1 = ok, 0 = error         u32 0
+ *               follow id (MSG_FOLLOW)             ({ code, message, data })
+ *   12      u16 type index, u16 method index   —                             —
+ *   16      u32 reply-to thread / incarnation  —                             —
+ *   20      id bytes                           payload at 20                 task name bytes
+ *   align4  payload                                                          input
+ *
+ * Result frames share one layout: a call's reply (worker → caller), a followed agent's
+ * committed state (worker → follower, FRAME_STATE: its payload is the state's stored
+ * msgpack bytes, copied as they are), and an offloaded task's result (main → worker,
+ * FRAME_TASK_DONE). A task frame carries `ctx.offload(name, input)` from a worker to the
+ * thread that owns the piscina pool (main).
+ *
+ * Why not one msgpackr envelope per message (DESIGN §3 as first written): measured on
+ * this machine through a ring with copy-out, pack+unpack of `[kind, id, method, payload]`
+ * ran 1.4M msgs/s over 10,000 agents and 0.7M over 1,000,000; this header with inline
+ * primitives ran 4.2M and 1.2M. Type and method travel as registry indices (see
+ * registry.ts), so the receiver decodes one string — the id — per message.
+ *
+ * A durable agent's send (MSG_SEND) carries its outbox key in the words a call uses for
+ * its reply address: incarnation at 16, sequence at 8 (see native-free-core/runtime/durable-outbox.ts).
+ *
+ * Everything that can fail (encoding, size) happens before `begin`, so a refused
+ * message leaves nothing in the ring.
+ */
+import { align4 } from '../../native-free-core/ring/ring-queue.ts'
+import type { RingProducer } from '../../native-free-core/ring/ring-queue.ts'
+import { Envelope, MSG_SEND } from '../../native-free-core/agent/envelope.ts'
+import { DecodeError, MessageTooLargeError, messageOf } from '../../native-free-core/errors.ts'
+import { encodeValue, unpackr } from './codec.ts'
+
+export const FRAME_REPLY = 8
+/** A committed state of a followed agent, to the following thread (id = follow id). */
+export const FRAME_STATE = 9
+/** `ctx.offload(name, input)`, worker → main. */
+export const FRAME_TASK = 10
+/** The result of a FRAME_TASK, main → worker (id = task id). */
+export const FRAME_TASK_DONE = 11
+const kHeaderBytes = 20
+
+const TAG_UNDEFINED = 0
+const TAG_NULL = 1
+const TAG_TRUE = 2
+const TAG_FALSE = 3
+const TAG_INT = 4
+const TAG_FLOAT = 5
+const TAG_STRING = 6
+const TAG_MSGPACK = 7
+
+/** Buffer's internal UTF-8 codecs: what `write`/`toString` call after normalizing their arguments. */
+interface FastBuffer extends Buffer {
+  utf8Write (s: string, offset: number, length?: number): number
+  utf8Slice (start: number, end: number): string
+}
+
+// float64 <-> two int32 words without a DataView or an 8-byte-aligned view
+const f64 = new Float64Array(1)
+const f64words = new Int32Array(f64.buffer)
+
+/**
+ * The payload of one frame, classified once: tag, bytes it needs, and the msgpack
+ * bytes when it is an object. Reused (one per writer), never escapes.
+ */
+class PayloadPlan {
+  tag = 0
+  bytes = 0
+  bin: Uint8Array | null = null
+  str = ''
+  num = 0
+
+  plan (value: unknown, what: string): void {
+    this.bin = null
+    switch (typeof value) {
+      case 'undefined': this.tag = TAG_UNDEFINED; this.bytes = 0; return
+      case 'boolean': this.tag = value ? TAG_TRUE : TAG_FALSE; this.bytes = 0; return
+      case 'number':
+        this.num = value
+        if ((value | 0) === value && !Object.is(value, -0)) { this.tag = TAG_INT; this.bytes = 4 } else { this.tag = TAG_FLOAT; this.bytes = 8 }
+        return
+      case 'string':
+        this.tag = TAG_STRING
+        this.str = value
+        this.bytes = value.length < 4096 ? value.length * 3 : Buffer.byteLength(value)
+        return
+      default:
+        if (value === null) { this.tag = TAG_NULL; this.bytes = 0; return }
+        this.tag = TAG_MSGPACK
+        this.bin = encodeValue(value, what)
+        this.bytes = this.bin.length
+    }
+  }
+
+  write (u8: FastBuffer, i32: Int32Array, p: number): number {
+    switch (this.tag) {
+      case TAG_INT: i32[p >> 2] = this.num; return p + 4
+      case TAG_FLOAT: f64[0] = this.num; i32[p >> 2] = f64words[0]!; i32[(p + 4) >> 2] = f64words[1]!; return p + 8
+      case TAG_STRING: return p + u8.utf8Write(this.str, p)
+      case TAG_MSGPACK: u8.set(this.bin!, p); return p + this.bin!.length
+      default: return p
+    }
+  }
+}
+
+export class FrameWriter {
+  readonly maxMessageBytes: number
+  private readonly plan = new PayloadPlan()
+
+  constructor (maxMessageBytes: number) {
+    this.maxMessageBytes = maxMessageBytes
+  }
+
+  /**
+   * Encode a message for an agent into `ring`. Throws EncodeError/MessageTooLargeError,
+   * writing nothing. `idBytes`, when the caller has them (a ref used more than once), are
+   * copied instead of encoding `id` again (19 vs 65 ns for a 25-byte id).
+   */
+  message (ring: RingProducer, kind: number, id: string, idBytes: Uint8Array | null, hash: number, typeIdx: number, methodIdx: number,
+    payload: unknown, replyTo: number, callId: number): void {
+    const plan = this.plan
+    plan.plan(payload, 'payload')
+    let idMax = idBytes !== null ? idBytes.length : id.length * 3
+    let max = kHeaderBytes + idMax + 3 + plan.bytes
+    if (max > this.maxMessageBytes) {
+      idMax = Buffer.byteLength(id)
+      if (plan.tag === TAG_STRING) plan.bytes = Buffer.byteLength(plan.str)
+      max = kHeaderBytes + idMax + 3 + plan.bytes
+      if (max - 3 > this.maxMessageBytes) {
+        throw new MessageTooLargeError(`message of ${max - 3} bytes is over maxMessageBytes (${this.maxMessageBytes})`, { bytes: max - 3, maxMessageBytes: this.maxMessageBytes })
+      }
+    }
+    const o = ring.begin(max)
+    const t = ring.target
+    const u8 = t.u8 as FastBuffer
+    u8[o] = kind
+    u8[o + 1] = plan.tag
+    let idLen: number
+    if (idBytes !== null) {
+      u8.set(idBytes, o + kHeaderBytes)
+      idLen = idBytes.length
+    } else {
+      idLen = u8.utf8Write(id, o + kHeaderBytes)
+    }
+    t.u16[(o + 2) >> 1] = idLen
+    t.i32[(o + 4) >> 2] = hash
+    t.i32[(o + 8) >> 2] = callId
+    t.u16[(o + 12) >> 1] = typeIdx
+    t.u16[(o + 14) >> 1] = methodIdx
+    t.i32[(o + 16) >> 2] = replyTo
+    const end = plan.write(u8, t.i32, align4(o + kHeaderBytes + idLen))
+    ring.end(end - o)
+  }
+
+  /**
+   * An agent's `ctx.send` (MSG_SEND). A durable send's outbox key (incarnation × 2^32 +
+   * sequence) rides in the words a call uses for its reply address: incarnation at 16,
+   * sequence at 8 — packed here and unpacked by `FrameReader.message`, nowhere else.
+   * Throws EncodeError/MessageTooLargeError, writing nothing.
+   */
+  send (ring: RingProducer, id: string, hash: number, typeIdx: number, methodIdx: number, payload: unknown, outboxKey: number): void {
+    const incarnation = outboxKey === 0 ? 0 : Math.floor(outboxKey / 0x100000000)
+    this.message(ring, MSG_SEND, id, null, hash, typeIdx, methodIdx, payload, incarnation, outboxKey >>> 0)
+  }
+
+  /** Encode a reply. A value that cannot be encoded becomes an EncodeError reply. */
+  reply (ring: RingProducer, callId: number, ok: boolean, value: unknown): void {
+    this.result(ring, FRAME_REPLY, callId, ok, value)
+  }
+
+  /**
+   * A result frame (reply, follow state, task result) of `kind`. A value that cannot be
+   * encoded, or is too large, becomes an error result.
+   */
+  result (ring: RingProducer, kind: number, id: number, ok: boolean, value: unknown): void {
+    const plan = this.plan
+    try {
+      plan.plan(value, ok ? 'the reply' : 'the error')
+      if (kHeaderBytes + plan.bytes > this.maxMessageBytes) {
+        if (plan.tag === TAG_STRING) plan.bytes = Buffer.byteLength(plan.str)
+        if (kHeaderBytes + plan.bytes > this.maxMessageBytes) {
+          throw new MessageTooLargeError(`reply of ${kHeaderBytes + plan.bytes} bytes is over maxMessageBytes (${this.maxMessageBytes})`, { bytes: kHeaderBytes + plan.bytes, maxMessageBytes: this.maxMessageBytes })
+        }
+      }
+    } catch (err) {
+      ok = false
+      plan.plan((err as { toWire?: () => unknown }).toWire?.() ?? { code: 'SHOAL_ERR_ENCODE', message: messageOf(err) }, 'the error')
+    }
+    const o = ring.begin(kHeaderBytes + plan.bytes)
+    const t = ring.target
+    const u8 = t.u8 as FastBuffer
+    u8[o] = kind
+    u8[o + 1] = plan.tag
+    t.u16[(o + 2) >> 1] = 0
+    t.i32[(o + 4) >> 2] = id
+    t.i32[(o + 8) >> 2] = ok ? 1 : 0
+    const end = plan.write(u8, t.i32, o + kHeaderBytes)
+    ring.end(end - o)
+  }
+
+  /**
+   * A successful result whose value is already msgpack (a committed state's stored bytes):
+   * copied, not re-encoded. Throws MessageTooLargeError, writing nothing.
+   */
+  resultBytes (ring: RingProducer, kind: number, id: number, bytes: Uint8Array): void {
+    if (kHeaderBytes + bytes.length > this.maxMessageBytes) {
+      throw new MessageTooLargeError(`state of ${bytes.length} bytes is over maxMessageBytes (${this.maxMessageBytes})`, { bytes: bytes.length, maxMessageBytes: this.maxMessageBytes })
+    }
+    const o = ring.begin(kHeaderBytes + bytes.length)
+    const t = ring.target
+    t.u8[o] = kind
+    t.u8[o + 1] = TAG_MSGPACK
+    t.u16[(o + 2) >> 1] = 0
+    t.i32[(o + 4) >> 2] = id
+    t.i32[(o + 8) >> 2] = 1
+    t.u8.set(bytes, o + kHeaderBytes)
+    ring.end(kHeaderBytes + bytes.length)
+  }
+
+  /** `ctx.offload(name, input)` for the pool's thread. Throws EncodeError/MessageTooLargeError, writing nothing. */
+  task (ring: RingProducer, taskId: number, name: string, input: unknown): void {
+    const plan = this.plan
+    plan.plan(input, 'the offload input')
+    const nameMax = Buffer.byteLength(name)
+    if (plan.tag === TAG_STRING) plan.bytes = Buffer.byteLength(plan.str)
+    const max = kHeaderBytes + nameMax + 3 + plan.bytes
+    if (max - 3 > this.maxMessageBytes) {
+      throw new MessageTooLargeError(`offload input of ${max - 3} bytes is over maxMessageBytes (${this.maxMessageBytes})`, { bytes: max - 3, maxMessageBytes: this.maxMessageBytes })
+    }
+    const o = ring.begin(max)
+    const t = ring.target
+    const u8 = t.u8 as FastBuffer
+    u8[o] = FRAME_TASK
+    u8[o + 1] = plan.tag
+    const nameLen = u8.utf8Write(name, o + kHeaderBytes)
+    t.u16[(o + 2) >> 1] = nameLen
+    t.i32[(o + 4) >> 2] = taskId
+    t.i32[(o + 8) >> 2] = 0
+    const end = plan.write(u8, t.i32, align4(o + kHeaderBytes + nameLen))
+    ring.end(end - o)
+  }
+}
+
+/** Slots of the decoded-id cache (a power of two). */
+const ID_CACHE_SLOTS = 4096
+
+/**
+ * Decodes frames out of a thread's private scratch buffer (filled by RingConsumer.copyOut).
+ *
+ * Ids are the one string decoded per message. A direct-mapped cache indexed by the
+ * placement hash hands back the same string object for an id seen recently: no
+ * allocation, and the agent table's Map lookup reuses the hash V8 keeps in the string
+ * (a hot agent spent 25% of its worker's time decoding and re-hashing its own id).
+ */
+export class FrameReader {
+  readonly scratch: FastBuffer
+  readonly i32: Int32Array
+  private readonly u16: Uint16Array
+  /** The flyweight every message frame decodes into. */
+  readonly env = new Envelope()
+  replyCallId = 0
+  replyOk = false
+  taskName = ''
+  private readonly idHashes = new Int32Array(ID_CACHE_SLOTS)
+  private readonly ids: string[] = new Array<string>(ID_CACHE_SLOTS).fill('')
+
+  constructor (capacity: number) {
+    this.scratch = Buffer.from(new ArrayBuffer(capacity)) as FastBuffer
+    this.i32 = new Int32Array(this.scratch.buffer, 0, capacity / 4)
+    this.u16 = new Uint16Array(this.scratch.buffer, 0, capacity / 2)
+  }
+
+  kind (o: number): number {
+    return this.scratch[o]!
+  }
+
+  /** Decode the message frame at `o` (length `len`) into `this.env`. */
+  message (o: number, len: number): Envelope {
+    const s = this.scratch
+    const env = this.env
+    const idLen = this.u16[(o + 2) >> 1]!
+    env.kind = s[o]!
+    env.hash = this.i32[(o + 4) >> 2]! >>> 0
+    env.callId = this.i32[(o + 8) >> 2]!
+    env.typeIdx = this.u16[(o + 12) >> 1]!
+    env.methodIdx = this.u16[(o + 14) >> 1]!
+    const word16 = this.i32[(o + 16) >> 2]!
+    if (env.kind === MSG_SEND) {
+      env.outboxKey = word16 === 0 ? 0 : word16 * 0x100000000 + (env.callId >>> 0)
+      env.replyTo = 0
+      env.callId = 0
+    } else {
+      env.outboxKey = 0
+      env.replyTo = word16
+    }
+    env.id = this.id(o + kHeaderBytes, idLen, env.hash)
+    env.payload = this.payload(s[o + 1]!, align4(o + kHeaderBytes + idLen), o + len)
+    return env
+  }
+
+  private id (at: number, len: number, hash: number): string {
+    const slot = hash & (ID_CACHE_SLOTS - 1)
+    const cached = this.ids[slot]!
+    // equal UTF-16 and UTF-8 lengths mean ASCII, where bytes and char codes coincide;
+    // compare from the end: ids share their quota and type prefix
+    if (this.idHashes[slot] === (hash | 0) && cached.length === len) {
+      const s = this.scratch
+      let i = len - 1
+      while (i >= 0 && s[at + i] === cached.charCodeAt(i)) i--
+      if (i < 0) return cached
+    }
+    const id = this.scratch.utf8Slice(at, at + len)
+    this.idHashes[slot] = hash
+    this.ids[slot] = id
+    return id
+  }
+
+  /** Decode a result frame (reply, state, task result): sets `replyCallId`/`replyOk`, returns the value. */
+  reply (o: number, len: number): unknown {
+    this.replyCallId = this.i32[(o + 4) >> 2]!
+    this.replyOk = this.i32[(o + 8) >> 2]! === 1
+    return this.payload(this.scratch[o + 1]!, o + kHeaderBytes, o + len)
+  }
+
+  /** Decode a task frame: sets `replyCallId` (the task id) and `taskName`, returns the input. */
+  task (o: number, len: number): unknown {
+    const nameLen = this.u16[(o + 2) >> 1]!
+    this.replyCallId = this.i32[(o + 4) >> 2]!
+    this.taskName = this.scratch.utf8Slice(o + kHeaderBytes, o + kHeaderBytes + nameLen)
+    return this.payload(this.scratch[o + 1]!, align4(o + kHeaderBytes + nameLen), o + len)
+  }
+
+  private payload (tag: number, p: number, end: number): unknown {
+    switch (tag) {
+      case TAG_UNDEFINED: return undefined
+      case TAG_NULL: return null
+      case TAG_TRUE: return true
+      case TAG_FALSE: return false
+      case TAG_INT: return this.i32[p >> 2]
+      case TAG_FLOAT: f64words[0] = this.i32[p >> 2]!; f64words[1] = this.i32[(p + 4) >> 2]!; return f64[0]
+      case TAG_STRING: return this.scratch.utf8Slice(p, end)
+      case TAG_MSGPACK:
+        try {
+          return unpackr.unpack(this.scratch, { start: p, end })
+        } catch (err) {
+          throw new DecodeError(`a frame payload does not decode: ${messageOf(err)}`)
+        }
+      default: throw new DecodeError(`unknown payload tag ${tag}`)
+    }
+  }
+}

@@ -1,0 +1,96 @@
+/**
+ * The shared memory of one host: a ring per directed pair of threads, a doorbell per
+ * thread, the shard → thread table and per-thread stats words. Allocated by the main
+ * thread, handed to workers in `workerData`, never resized.
+ *
+ *   thread 0 = main, 1..N = workers
+ *   rings[from][to]: main → worker (calls, casts), worker → main (replies),
+ *                    worker → worker including itself (ctx.send)
+ *   with `workers: 0`, main owns every shard and has a ring to itself.
+ *
+ * Placement: shard s belongs to worker 1 + (s mod N). The table is shared so every
+ * thread routes the same way without asking anyone; it changes only when the
+ * cluster plugin moves shards.
+ */
+import { SHARDS } from '../../native-free-core/placement/hash.ts'
+import { createRing } from '../../native-free-core/ring/ring-queue.ts'
+import { DOORBELL_BYTES } from '../../native-free-core/ring/doorbell.ts'
+import { COMMIT_STATS_SLOTS } from '../../native-free-core/runtime/commit-stats.ts'
+import { createClock } from '../time/thread-clock.ts'
+
+/** Per-thread stats words (Float64Array slots); written by the owner at the end of each pass. */
+export const kStatMessages = 0
+export const kStatActive = 1
+export const kStatBusy = 2
+export const kStatCommits = 3
+export const kStatCommitted = 4
+export const kStatOverflowBytes = 5
+export const kStatPendingCommit = 6
+export const kStatPasses = 7
+export const kStatCommitMs = 8
+export const kStatAlive = 9
+/** 1 while a pass runs: frames taken out of a ring but not yet turned into effects. */
+export const kStatRunning = 10
+/** Messages refused by a rate limit. */
+export const kStatRateLimited = 11
+/** `ref.follow()` subscriptions to this thread's agents. */
+export const kStatFollowers = 12
+/** Live timing-wheel entries (agents with a pending ctx.timeout or idle check). */
+export const kStatTimers = 13
+/** Durable reminders of the agents this thread owns (resident or not). */
+export const kStatReminders = 14
+/** CommitStats.values (commit-stats.ts) from here on. */
+export const kStatCommitStats = 16
+export const STAT_SLOTS = kStatCommitStats + COMMIT_STATS_SLOTS
+
+export interface Mesh {
+  readonly threads: number
+  readonly ringBytes: number
+  readonly bells: SharedArrayBuffer[]
+  /** rings[from][to]; null where no traffic flows. Replaced per pair when a worker restarts. */
+  readonly rings: Array<Array<SharedArrayBuffer | null>>
+  readonly shardTable: SharedArrayBuffer
+  readonly stats: SharedArrayBuffer
+  /** The host clock's tick and each thread's timer words (thread-clock.ts). */
+  readonly clock: SharedArrayBuffer
+}
+
+export function createMesh (workers: number, ringBytes: number): Mesh {
+  const threads = workers + 1
+  const rings: Array<Array<SharedArrayBuffer | null>> = []
+  for (let from = 0; from < threads; from++) {
+    const row: Array<SharedArrayBuffer | null> = []
+    for (let to = 0; to < threads; to++) row.push(needsRing(workers, from, to) ? createRing(ringBytes) : null)
+    rings.push(row)
+  }
+  const shardTable = new SharedArrayBuffer(SHARDS * 2)
+  const table = new Uint16Array(shardTable)
+  for (let s = 0; s < SHARDS; s++) table[s] = workers === 0 ? 0 : 1 + (s % workers)
+  return {
+    threads,
+    ringBytes,
+    bells: Array.from({ length: threads }, () => new SharedArrayBuffer(DOORBELL_BYTES)),
+    rings,
+    shardTable,
+    stats: new SharedArrayBuffer(threads * STAT_SLOTS * 8),
+    clock: createClock(threads)
+  }
+}
+
+export function needsRing (workers: number, from: number, to: number): boolean {
+  if (workers === 0) return from === 0 && to === 0
+  return from !== 0 || to !== 0
+}
+
+/** Fresh rings for every pair that involves `thread` (its old rings may hold a dead thread's half-written frames). */
+export function renewRings (mesh: Mesh, thread: number): void {
+  const workers = mesh.threads - 1
+  for (let other = 0; other < mesh.threads; other++) {
+    if (needsRing(workers, thread, other)) mesh.rings[thread]![other] = createRing(mesh.ringBytes)
+    if (needsRing(workers, other, thread)) mesh.rings[other]![thread] = createRing(mesh.ringBytes)
+  }
+}
+
+export function statsView (mesh: Mesh, thread: number): Float64Array {
+  return new Float64Array(mesh.stats, thread * STAT_SLOTS * 8, STAT_SLOTS)
+}

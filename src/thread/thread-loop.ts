@@ -1,0 +1,466 @@
+/**
+ * The loop every thread runs (the main thread and each worker): drain inbound rings
+ * up to a budget → run the turns they carry → close the commit batch → publish
+ * outbound rings → yield with `setImmediate` if work remains, else park on the
+ * doorbell with `Atomics.waitAsync`, leaving the event loop free for LMDB callbacks,
+ * timers and control messages.
+ *
+ *        ┌──────── pass ────────┐
+ *   wake → copyOut → decode → deliver → commit → publish ─┬─ more? → setImmediate(pass)
+ *        └──────────────────────┘                         └─ idle  → park (waitAsync)
+ *
+ * States: `running` (inside a pass), `scheduled` (setImmediate pending), `parked`
+ * (waitAsync pending). A local wake — an async turn settled, a commit finished, the
+ * main thread wrote a call — rings this thread's own doorbell when parked, which
+ * resolves the pending waitAsync; there is never more than one waiter.
+ *
+ * It is also the runtime's `RuntimeOutput`: replies and sends are encoded straight into
+ * the ring of the thread they go to. Whoever else writes to other threads from this one
+ * (the host's calls and casts, follows, offload tasks and results) does it through the
+ * `send*` methods: the rings and the frame writer are the loop's own.
+ *
+ * Time (thread-clock.ts): each pass first moves the runtime to the host clock's tick,
+ * firing due timers (at most TIMER_BUDGET per pass; the rest next pass). Before parking
+ * it publishes the next tick its timers are due at, and re-checks the clock after
+ * announcing sleep, so the clock rings its doorbell exactly when a tick has work for it.
+ */
+import { Doorbell } from '../../native-free-core/ring/doorbell.ts'
+import { RingConsumer, RingProducer, align4 } from '../../native-free-core/ring/ring-queue.ts'
+import type { BytesView } from '../../native-free-core/ring/ring-queue.ts'
+import { shardOf } from '../../native-free-core/placement/hash.ts'
+import type { ShardRuntime } from '../../native-free-core/runtime/shard-runtime.ts'
+import type { RuntimeOutput } from '../../native-free-core/runtime/ports.ts'
+import { toWire } from '../../native-free-core/errors.ts'
+import type { WireError } from '../../native-free-core/errors.ts'
+import { FRAME_REPLY, FRAME_STATE, FRAME_TASK, FrameReader, FrameWriter } from './frame-codec.ts'
+import type { Mesh } from './mesh.ts'
+import {
+  kStatActive, kStatAlive, kStatBusy, kStatCommits, kStatCommitted, kStatMessages, kStatOverflowBytes,
+  kStatPasses, kStatPendingCommit, kStatRateLimited, kStatFollowers, kStatReminders, kStatRunning, kStatCommitStats, kStatTimers, statsView
+} from './mesh.ts'
+import { ClockView } from '../time/thread-clock.ts'
+
+/** Bytes of frames taken from one ring per pass: bounds a pass to a few ms so timers and I/O interleave. */
+const RING_BUDGET_BYTES = 256 * 1024
+/** Timer expiries handled per pass: a million idle agents due on one tick spread over passes. */
+const TIMER_BUDGET = 65_536
+
+const bufferView: BytesView = (b, o, l) => Buffer.from(b as ArrayBuffer, o, l)
+
+export interface ThreadLoopOptions {
+  readonly index: number
+  readonly mesh: Mesh
+  readonly maxMessageBytes: number
+  /**
+   * The shard runtime this thread runs, made once the loop exists (the loop is its
+   * output). None on a main thread whose agents all live in workers.
+   */
+  readonly runtime?: (loop: ThreadLoop) => ShardRuntime
+  /** Called for each reply frame (main thread). */
+  readonly onReply?: (callId: number, ok: boolean, value: unknown) => void
+  /** A message could not be delivered or a handler failed. */
+  readonly onAgentError?: (id: string, method: string, error: WireError) => void
+  /** Result frames other than replies: FRAME_STATE (follow), FRAME_TASK_DONE (offload). */
+  readonly onResult?: (kind: number, id: number, ok: boolean, value: unknown) => void
+  /** A FRAME_TASK from `peer` (the thread that owns the offload pool). */
+  readonly onTask?: (peer: number, taskId: number, name: string, input: unknown) => void
+}
+
+export class ThreadLoop implements RuntimeOutput {
+  readonly index: number
+  readonly bell: Doorbell
+  readonly mesh: Mesh
+  readonly clock: ClockView
+  readonly runtime: ShardRuntime | null
+  private readonly producers: Array<RingProducer | null> = []
+  private readonly consumers: Array<RingConsumer | null> = []
+  private readonly writer: FrameWriter
+  private readonly reader: FrameReader
+  private readonly shardTable: Uint16Array
+  private readonly bells: Doorbell[]
+  private readonly stats: Float64Array
+  private readonly onReply: ((callId: number, ok: boolean, value: unknown) => void) | undefined
+  private readonly onAgentError: ((id: string, method: string, error: WireError) => void) | undefined
+  private readonly onResult: ((kind: number, id: number, ok: boolean, value: unknown) => void) | undefined
+  private readonly onTask: ((peer: number, taskId: number, name: string, input: unknown) => void) | undefined
+
+  private running = false
+  private scheduled = false
+  private parked = false
+  private again = false
+  private stopped = false
+  /** Producers written since the last publish. */
+  private readonly dirty = new Set<number>()
+  private flushQueued = false
+  private passes = 0
+  /** The nextDue last published (skips a store per park when it did not change). */
+  private publishedDue = -1
+  /** This thread's parkedAt word holds a tick (see thread-clock.ts). */
+  private parkedAtSet = false
+
+  constructor (options: ThreadLoopOptions) {
+    this.index = options.index
+    this.mesh = options.mesh
+    this.writer = new FrameWriter(options.maxMessageBytes)
+    this.reader = new FrameReader(options.mesh.ringBytes)
+    this.shardTable = new Uint16Array(options.mesh.shardTable)
+    this.bells = options.mesh.bells.map((b) => new Doorbell(b))
+    this.bell = this.bells[this.index]!
+    this.stats = statsView(options.mesh, this.index)
+    this.clock = new ClockView(options.mesh.clock)
+    this.onReply = options.onReply
+    this.onAgentError = options.onAgentError
+    this.onResult = options.onResult
+    this.onTask = options.onTask
+    for (let peer = 0; peer < this.mesh.threads; peer++) {
+      this.producers.push(null)
+      this.consumers.push(null)
+      this.attach(peer)
+    }
+    this.runtime = options.runtime?.(this) ?? null
+  }
+
+  /** (Re)connect the rings to and from `peer`, e.g. after the peer restarted. */
+  attach (peer: number): void {
+    const out = this.mesh.rings[this.index]![peer]
+    const inn = this.mesh.rings[peer]![this.index]
+    this.producers[peer] = out ? new RingProducer(out, this.bells[peer]!, bufferView) : null
+    this.consumers[peer] = inn ? new RingConsumer(inn, this.bells[peer]!) : null
+    this.dirty.delete(peer)
+  }
+
+  /** Process what `peer` already published, then switch to its new rings (it restarted). */
+  reattach (peer: number, out: SharedArrayBuffer | null, inn: SharedArrayBuffer | null): void {
+    this.drainFrom(peer)
+    this.mesh.rings[this.index]![peer] = out
+    this.mesh.rings[peer]![this.index] = inn
+    this.attach(peer)
+  }
+
+  /** Run every frame `peer` has published, now, outside the loop (used before re-attaching). */
+  drainFrom (peer: number): void {
+    const ring = this.consumers[peer]
+    if (ring == null) return
+    const wasRunning = this.running
+    this.running = true
+    this.unparkClock()
+    try {
+      let bytes: number
+      while ((bytes = ring.copyOut(this.reader.scratch, RING_BUDGET_BYTES)) > 0) this.dispatch(bytes, peer)
+      this.runtime?.commit()
+      this.flush()
+    } finally {
+      this.running = wasRunning
+    }
+    // parked meanwhile (a control message): pass and park again, so parkedAt is set anew
+    if (this.parked && !this.stopped) this.bell.ring()
+  }
+
+  /** Final pass: run what is inbound, commit, wait for commits in flight, publish; then stop. */
+  async drainAndStop (): Promise<void> {
+    for (let peer = 0; peer < this.consumers.length; peer++) this.drainFrom(peer)
+    this.stop()
+    this.runtime?.commit()
+    await this.runtime?.whenCommitted()
+    this.flush()
+    this.publishStats()
+  }
+
+  /** Which thread owns the agent with this hash. */
+  ownerOf (hash: number): number {
+    return this.shardTable[shardOf(hash)]!
+  }
+
+  start (): void {
+    this.bell.cancelSleep()
+    this.stats[kStatAlive] = 1
+    // a restarted worker joins a running clock, and its predecessor's words are stale
+    this.clock.setNextDue(this.index, -1)
+    this.clock.setParkedAt(this.index, -1)
+    const rt = this.runtime
+    if (rt !== null) {
+      // reminders first: those due by the clock's tick fire in the first catch-up
+      rt.startReminders(this.clock.epochMs, this.clock.tickMs, (hash) => this.ownerOf(hash) === this.index)
+      rt.advanceTo(this.clock.now(), TIMER_BUDGET)
+    }
+    this.schedule()
+  }
+
+  /** Stop parking and scheduling; the current pass finishes. */
+  stop (): void {
+    this.stopped = true
+    this.stats[kStatAlive] = 0
+    if (this.parked) this.bell.ring()
+  }
+
+  // ---- RuntimeOutput -------------------------------------------------------------
+
+  reply (replyTo: number, callId: number, ok: boolean, value: unknown): void {
+    const ring = this.producers[replyTo]
+    if (ring == null) return // the caller's thread is gone (restarting): its calls already failed
+    this.writer.reply(ring, callId, ok, value)
+    this.touched(replyTo)
+  }
+
+  send (id: string, hash: number, typeIdx: number, methodIdx: number, payload: unknown, outboxKey: number): void {
+    const to = this.ownerOf(hash)
+    try {
+      this.writer.send(this.producers[to]!, id, hash, typeIdx, methodIdx, payload, outboxKey)
+      this.touched(to)
+    } catch (err) {
+      // the turn already committed: the send cannot fail its handler any more — report it
+      this.onAgentError?.(id, `#${methodIdx}`, toWire(err))
+    }
+  }
+
+  followed (thread: number, followId: number, ok: boolean, value: Uint8Array | WireError): void {
+    const ring = this.producers[thread]
+    if (ring == null) return // the following thread is gone
+    if (ok) {
+      try {
+        this.writer.resultBytes(ring, FRAME_STATE, followId, value as Uint8Array)
+      } catch (err) {
+        this.writer.result(ring, FRAME_STATE, followId, false, toWire(err)) // a state over maxMessageBytes
+      }
+    } else {
+      this.writer.result(ring, FRAME_STATE, followId, false, value)
+    }
+    this.touched(thread)
+  }
+
+  wake (): void {
+    if (this.running) this.again = true
+    else this.schedule()
+  }
+
+  agentError (id: string, method: string, error: WireError): void {
+    this.onAgentError?.(id, method, error)
+  }
+
+  // ---- producing from outside a pass (calls and casts, follows, offload) --------------
+
+  /**
+   * A message for an agent on thread `to` (a call, cast, follow or unfollow from this
+   * thread, which the reply or state comes back to), published at the end of the current
+   * turn of the event loop. Throws EncodeError/MessageTooLargeError, writing nothing;
+   * false if there is no ring to `to` (its thread is gone).
+   */
+  sendMessage (to: number, kind: number, id: string, idBytes: Uint8Array | null, hash: number, typeIdx: number, methodIdx: number,
+    payload: unknown, callId: number): boolean {
+    const ring = this.producers[to]
+    if (ring == null) return false
+    this.writer.message(ring, kind, id, idBytes, hash, typeIdx, methodIdx, payload, this.index, callId)
+    this.touched(to)
+    return true
+  }
+
+  /** A result frame (`kind`: FRAME_TASK_DONE, ...) for thread `to`; false if there is no ring to it. */
+  sendResult (to: number, kind: number, id: number, ok: boolean, value: unknown): boolean {
+    const ring = this.producers[to]
+    if (ring == null) return false
+    this.writer.result(ring, kind, id, ok, value)
+    this.touched(to)
+    return true
+  }
+
+  /** `ctx.offload(name, input)` for the pool's thread `to`. Throws EncodeError/MessageTooLargeError, writing nothing. */
+  sendTask (to: number, taskId: number, name: string, input: unknown): void {
+    this.writer.task(this.producers[to]!, taskId, name, input)
+    this.touched(to)
+  }
+
+  /** A producer was written: publish at the end of the current turn of the event loop. */
+  private touched (peer: number): void {
+    this.dirty.add(peer)
+    if (!this.running && !this.flushQueued) {
+      this.flushQueued = true
+      queueMicrotask(() => {
+        this.flushQueued = false
+        this.flush()
+      })
+    }
+  }
+
+  /** Publish every written producer (one Atomics.store each) and wake sleeping consumers. */
+  flush (): void {
+    for (const peer of this.dirty) {
+      const ring = this.producers[peer]
+      if (ring == null || !ring.publish()) this.dirty.delete(peer)
+      // an overflowing producer stays in `dirty`: the consumer rings our bell when it frees space
+    }
+  }
+
+  // ---- the loop --------------------------------------------------------------------
+
+  private schedule (): void {
+    if (this.stopped && !this.parked) return
+    if (this.parked) {
+      this.bell.ring()
+      return
+    }
+    if (this.scheduled || this.running) {
+      this.again = true
+      return
+    }
+    this.scheduled = true
+    setImmediate(this.pass)
+  }
+
+  private readonly pass = (): void => {
+    this.scheduled = false
+    this.running = true
+    this.stats[kStatRunning] = 1
+    this.again = false
+    let more = false
+    this.unparkClock()
+    try {
+      const rt = this.runtime
+      if (rt !== null && !rt.advanceTo(this.clock.now(), TIMER_BUDGET)) more = true
+      for (let peer = 0; peer < this.consumers.length; peer++) {
+        const ring = this.consumers[peer]
+        if (ring == null) continue
+        const bytes = ring.copyOut(this.reader.scratch, RING_BUDGET_BYTES)
+        if (bytes === 0) continue
+        this.dispatch(bytes, peer)
+        if (ring.hasData()) more = true
+      }
+      this.runtime?.commit()
+      // before publishing: a caller that got a reply reads stats that include its turn
+      this.publishStats()
+      this.flush()
+    } finally {
+      this.running = false
+      this.stats[kStatRunning] = 0
+    }
+    this.passes++
+    this.publishStats()
+    if (this.stopped) return
+    if (more || this.again) {
+      this.scheduled = true
+      setImmediate(this.pass)
+    } else {
+      this.park()
+    }
+  }
+
+  /** Run every frame copied into scratch (they came from `peer`). */
+  private dispatch (bytes: number, peer: number): void {
+    const reader = this.reader
+    const i32 = reader.i32
+    let p = 0
+    while (p < bytes) {
+      const len = i32[p >> 2]!
+      if (len < 0) { p -= len; continue } // skip marker at the ring's wrap point
+      const o = p + 4
+      p = o + align4(len)
+      try {
+        const kind = reader.kind(o)
+        if (kind < FRAME_REPLY) {
+          if (this.runtime !== null) this.runtime.deliver(reader.message(o, len))
+        } else if (kind === FRAME_REPLY) {
+          const value = reader.reply(o, len)
+          this.onReply?.(reader.replyCallId, reader.replyOk, value)
+        } else if (kind === FRAME_TASK) {
+          const input = reader.task(o, len)
+          this.onTask?.(peer, reader.replyCallId, reader.taskName, input)
+        } else {
+          const value = reader.reply(o, len)
+          this.onResult?.(kind, reader.replyCallId, reader.replyOk, value)
+        }
+      } catch (err) {
+        // a frame that does not decode, or a bug in a reply callback: keep serving the rest
+        this.onAgentError?.('', '', toWire(err))
+      }
+    }
+  }
+
+  private park (): void {
+    const rt = this.runtime
+    const due = rt === null ? -1 : rt.nextTimerTick()
+    if (due !== this.publishedDue) {
+      // before announcing sleep: see the parking race in thread-clock.ts
+      this.clock.setNextDue(this.index, due)
+      this.publishedDue = due
+    }
+    const seq = this.bell.announceSleep()
+    const now = this.clock.now()
+    if (this.hasInbound() || this.again || (due >= 0 && due <= now)) {
+      this.bell.cancelSleep()
+      this.schedule()
+      return
+    }
+    const waiting = this.bell.wait(seq)
+    if (waiting === null) {
+      this.schedule()
+      return
+    }
+    this.parked = true
+    if (rt !== null && !rt.pendingCommit && !this.overflowing()) {
+      this.parkedAtSet = true
+      this.clock.setParkedAt(this.index, now)
+    }
+    void waiting.then(this.unpark)
+  }
+
+  /** Awake again: this thread's parkedAt no longer holds. */
+  private unparkClock (): void {
+    if (!this.parkedAtSet) return
+    this.parkedAtSet = false
+    this.clock.setParkedAt(this.index, -1)
+  }
+
+  private overflowing (): boolean {
+    for (const ring of this.producers) if (ring != null && ring.overflowing) return true
+    return false
+  }
+
+  private readonly unpark = (): void => {
+    this.parked = false
+    this.bell.cancelSleep()
+    if (this.stopped) return
+    this.scheduled = true
+    this.pass()
+  }
+
+  private hasInbound (): boolean {
+    for (const ring of this.consumers) if (ring != null && ring.hasData()) return true
+    // an overflowing producer whose consumer freed space meanwhile: publish now, not on the next ring
+    for (const peer of this.dirty) if (this.producers[peer]?.drainable() === true) return true
+    return false
+  }
+
+  /** Write this thread's figures to its shared stats block (the host reads them without a round trip). */
+  publishStats (): void {
+    const s = this.stats
+    s[kStatPasses] = this.passes
+    const rt = this.runtime
+    if (rt !== null) {
+      s[kStatMessages] = rt.messages
+      s[kStatActive] = rt.activeAgents
+      s[kStatBusy] = rt.busy
+      s[kStatCommits] = rt.commits
+      s[kStatCommitted] = rt.committedStates
+      s[kStatPendingCommit] = rt.pendingCommit ? 1 : 0
+      s[kStatRateLimited] = rt.rateLimited
+      s[kStatFollowers] = rt.followers.size
+      s.set(rt.commitStats.values, kStatCommitStats)
+      s[kStatTimers] = rt.timers.size
+      s[kStatReminders] = rt.reminders.size
+    }
+    let overflow = 0
+    for (const ring of this.producers) if (ring != null && ring.overflowing) overflow += ring.overflowBytes
+    s[kStatOverflowBytes] = overflow
+  }
+
+  /** Nothing inbound and nothing in overflow (turns and commits in flight aside). */
+  get quiet (): boolean {
+    return !this.hasInbound() && !this.overflowing()
+  }
+
+  /** Is this thread idle: nothing inbound, nothing in overflow, no turn or commit in flight? */
+  get idle (): boolean {
+    if (this.hasInbound()) return false
+    for (const ring of this.producers) if (ring != null && ring.overflowing) return false
+    return this.runtime === null || (this.runtime.busy === 0 && !this.runtime.pendingCommit)
+  }
+}

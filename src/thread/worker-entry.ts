@@ -1,0 +1,140 @@
+/**
+ * Entry point of a worker thread: import the agents module, attach to the mesh, run
+ * the shard runtime in a ThreadLoop until told to stop.
+ *
+ * postMessage carries control only — ready, stop, ring re-attachment after a peer
+ * restarted, batched agent-error reports — never agent messages.
+ */
+import { parentPort, workerData } from 'node:worker_threads'
+import { ShardRuntime } from '../../native-free-core/runtime/shard-runtime.ts'
+import type { WireError } from '../../native-free-core/errors.ts'
+import { ThreadLoop } from './thread-loop.ts'
+import { loadRegistry } from '../host/load-agents.ts'
+import { stateCodec } from './codec.ts'
+import type { Mesh } from './mesh.ts'
+import { openStore } from '../storage/open-store.ts'
+import type { Durability } from '../storage/lmdb-store.ts'
+import { OutboxRedelivery } from '../storage/outbox-redelivery.ts'
+import { AgentErrorReporter } from '../observe/agent-error-reporter.ts'
+import { TestClock } from '../time/test-clock.ts'
+import { OffloadClient } from '../offload/offload-client.ts'
+import { FRAME_TASK_DONE } from './frame-codec.ts'
+import type { QuotaSnapshot, QuotaUpdate } from '../tenancy/host-quotas.ts'
+import { QuotaCounters } from '../../native-free-core/tenancy/quota-counters.ts'
+import { QuotaDirectory, QuotaGate } from '../../native-free-core/tenancy/quota-gate.ts'
+import type { AgentErrorReport } from '../observe/agent-error-reporter.ts'
+
+export interface WorkerData {
+  readonly index: number
+  readonly agents: string
+  readonly fingerprint: string
+  readonly mesh: Mesh
+  readonly maxMessageBytes: number
+  readonly dataDir: string | undefined
+  readonly durability: Durability
+  /** Int32 word: number of 'agent-error' listeners on the host (reports are skipped at 0). */
+  readonly listeners: SharedArrayBuffer
+  /** A TestClock's buffer (tests), or null for `performance.now()`. */
+  readonly clock: SharedArrayBuffer | null
+  /** The host has an offload pool (on the main thread). */
+  readonly offload: boolean
+  /** The quota directory and counter chunks as they were when the worker was spawned. */
+  readonly quotas: QuotaSnapshot
+}
+
+export type ControlMessage =
+  | { readonly type: 'attach', readonly peer: number, readonly out: SharedArrayBuffer | null, readonly in: SharedArrayBuffer | null }
+  | { readonly type: 'stop' }
+  | ({ readonly type: 'quota', readonly seq: number } & QuotaUpdate)
+  /**
+   * Ids starting with `prefix` that the main thread cannot read from LMDB itself: resident
+   * agents never committed or kept in memory only, plus, without LMDB, this thread's
+   * memory store. Answered with 'listed'.
+   */
+  | { readonly type: 'list', readonly req: number, readonly prefix: string }
+
+export type WorkerMessage =
+  | { readonly type: 'ready' }
+  | { readonly type: 'stopped' }
+  | { readonly type: 'agent-errors', readonly errors: readonly AgentErrorReport[], readonly dropped: number }
+  | { readonly type: 'quota-ack', readonly seq: number }
+  | { readonly type: 'listed', readonly req: number, readonly ids: readonly string[] }
+
+const data = workerData as WorkerData
+const port = parentPort!
+const post = (m: WorkerMessage): void => port.postMessage(m)
+
+const registry = await loadRegistry(data.agents)
+if (registry.fingerprint() !== data.fingerprint) {
+  throw new Error(`worker ${data.index} loaded different agent definitions than the main thread: ${registry.fingerprint()} vs ${data.fingerprint}`)
+}
+
+const reporter = new AgentErrorReporter(new Int32Array(data.listeners), (errors, dropped) => post({ type: 'agent-errors', errors, dropped }))
+const store = openStore(data.dataDir, data.durability)
+const quotaDirectory = new QuotaDirectory()
+for (const [quota, slot, limit] of data.quotas.entries) quotaDirectory.set(quota, slot, limit)
+const quotaCounters = new QuotaCounters(data.mesh.threads, data.quotas.chunks)
+// offload tasks travel on the loop's rings: the client is made with the runtime, once the loop exists
+let offload: OffloadClient | null = null
+const loop = new ThreadLoop({
+  index: data.index,
+  mesh: data.mesh,
+  maxMessageBytes: data.maxMessageBytes,
+  onAgentError: (id: string, method: string, error: WireError) => reporter.report(id, method, error),
+  onResult: (kind, id, ok, value) => { if (kind === FRAME_TASK_DONE) offload?.settle(id, ok, value) },
+  runtime: (loop) => {
+    const client = offload = data.offload ? new OffloadClient(loop) : null
+    return new ShardRuntime({
+      registry,
+      store,
+      codec: stateCodec,
+      output: loop,
+      maxMessageBytes: data.maxMessageBytes,
+      quotas: new QuotaGate(quotaDirectory, quotaCounters, data.index),
+      ...(data.clock !== null ? { clock: TestClock.reader(data.clock) } : {}),
+      ...(client !== null ? { offload: (name: string, input: unknown) => client.run(name, input) } : {})
+    })
+  }
+})
+const runtime = loop.runtime!
+const redelivery = store.durable ? new OutboxRedelivery(runtime, store, (hash) => loop.ownerOf(hash) === data.index, () => loop.wake()) : null
+
+port.on('message', (m: ControlMessage) => {
+  switch (m.type) {
+    case 'attach':
+      loop.reattach(m.peer, m.out, m.in)
+      break
+    case 'stop':
+      void stop()
+      break
+    case 'quota':
+      if (m.chunk !== null && !quotaCounters.has(m.slot)) quotaCounters.attach(m.chunk)
+      quotaDirectory.set(m.quota, m.slot, m.limit)
+      post({ type: 'quota-ack', seq: m.seq })
+      break
+    case 'list':
+      post({ type: 'listed', req: m.req, ids: threadIds(m.prefix) })
+      break
+  }
+})
+
+function threadIds (prefix: string): string[] {
+  const resident = runtime.residentIds(prefix)
+  return store.durable ? resident : [...store.ids(prefix), ...resident]
+}
+
+async function stop (): Promise<void> {
+  redelivery?.stop()
+  await loop.drainAndStop()
+  await store.close()
+  reporter.flush()
+  post({ type: 'stopped' })
+  port.close()
+}
+
+loop.start()
+redelivery?.start()
+// the sends just redelivered are an open batch: say so before 'ready', or a host closing
+// at once could find this thread quiet before its first pass and stop it mid-chain
+loop.publishStats()
+post({ type: 'ready' })
