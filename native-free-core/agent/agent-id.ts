@@ -50,6 +50,11 @@ export function typeOf (id: string): string {
   return id.slice(a + 1, id.indexOf(kIdSeparator, a + 1))
 }
 
+/** Ids in messages: the separators shown as '/'. */
+export function printable (id: string): string {
+  return id.replaceAll(kIdSeparator, '/')
+}
+
 /** Type and quota names: short identifiers, so ids stay small and log-friendly. */
 export function isValidName (name: unknown): name is string {
   return typeof name === 'string' && NAME_RE.test(name)

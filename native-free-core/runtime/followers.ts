@@ -29,7 +29,7 @@ import type { Envelope } from '../agent/envelope.ts'
 import { AgentError, EncodeError, UnknownAgentTypeError, messageOf, toWire } from '../errors.ts'
 import type { WireError } from '../errors.ts'
 import type { AgentRegistry, TypeInfo } from '../agent/registry.ts'
-import type { RuntimeOutput, ValueCodec } from './shard-runtime.ts'
+import type { RuntimeOutput, ValueCodec } from './ports.ts'
 
 /** What following needs from the shard runtime. */
 export interface FollowHost {

@@ -27,7 +27,7 @@
  * turn handled is then
  *   - delivered again, at the head of its channel, if it is a durable send: its outbox
  *     record was not removed, and a host delivers every stored send when the crashed
- *     worker restarts (shard-runtime.ts, "Effectively-once sends");
+ *     worker restarts (runtime/durable-outbox.ts);
  *   - lost otherwise — a client's message (a host answers the pending call with
  *     WorkerCrashedError, which the world records as its reply) or a `durable: false`
  *     agent's send.
@@ -48,14 +48,12 @@
  * they are all handled. Rate limits and reminders read virtual time, tick × tickMs.
  * Same-tick timers fire in the runtime's wheel order, as on one host thread.
  */
-import { idOf, parseId } from '../agent/agent-id.ts'
 import type { AgentAddress, AgentId } from '../agent/agent-id.ts'
 import { Envelope, MSG_CALL, MSG_SEND } from '../agent/envelope.ts'
 import { SimulationError, WorkerCrashedError, errorFromWire, toWire } from '../errors.ts'
 import type { WireError } from '../errors.ts'
-import { hashId } from '../placement/hash.ts'
 import type { AgentRegistry } from '../agent/registry.ts'
-import type { RuntimeOutput } from '../runtime/shard-runtime.ts'
+import type { RuntimeOutput } from '../runtime/ports.ts'
 import type { WriteBatch } from '../storage/store.ts'
 import type { Chooser } from './choices.ts'
 import { decodeSimValue, encodeSimValue, simCodec } from './codec.ts'
@@ -65,12 +63,12 @@ import type { Scenario } from './scenario.ts'
 import { SimRuntime } from './sim-runtime.ts'
 import type { TimeObserver } from './sim-runtime.ts'
 import { SimStore } from './sim-store.ts'
-import { Hash2, valueHash } from './state-hash.ts'
+import { Hash2 } from './state-hash.ts'
 import { agentName, formatTrace } from './trace.ts'
 import type { TraceEntry } from './trace.ts'
+import { replyHash, worldHash } from './world-hash.ts'
+import { WorldReadModel } from './world-read-model.ts'
 import type { InFlightMessage, Reply, World } from './world-view.ts'
-
-const kUnencodable = Symbol('unencodable')
 
 /** Microtasks an async turn may take to settle before the run is declared non-deterministic. */
 const SETTLE_MICROTASKS = 10_000
@@ -124,6 +122,7 @@ export class SimWorld implements RuntimeOutput, TimeObserver, World {
   private readonly replyList: Array<Reply | undefined>
   private readonly replyHash: Hash2
   private readonly hasVolatile: boolean
+  private readonly reads: WorldReadModel
   private readonly hashing: boolean
   private seq = 0
   private stepStartFaults = 0
@@ -180,14 +179,15 @@ export class SimWorld implements RuntimeOutput, TimeObserver, World {
       this.seq = from.seq
       this.replyList = from.replies.slice()
       this.replyHash = new Hash2(from.replyHash.a, from.replyHash.b)
-      return
+    } else {
+      this.network = new Network()
+      this.replyHash = new Hash2(0, 0)
+      this.replyList = new Array<Reply | undefined>(scenario.messages.length).fill(undefined)
+      for (const [i, p] of scenario.messages.entries()) {
+        this.network.add(new SimMessage(++this.seq, null, p.client, `${p.client}\u0000${p.id}`, p.id, p.hash, p.typeIdx, p.methodIdx, p.method, p.bytes, i + 1, 0))
+      }
     }
-    this.network = new Network()
-    this.replyHash = new Hash2(0, 0)
-    this.replyList = new Array<Reply | undefined>(scenario.messages.length).fill(undefined)
-    for (const [i, p] of scenario.messages.entries()) {
-      this.network.add(new SimMessage(++this.seq, null, p.client, `${p.client}\u0000${p.id}`, p.id, p.hash, p.typeIdx, p.methodIdx, p.method, p.bytes, i + 1, 0))
-    }
+    this.reads = new WorldReadModel(this.registry, this.store, this.runtime, this.network, this.hasVolatile)
   }
 
   /**
@@ -442,41 +442,19 @@ export class SimWorld implements RuntimeOutput, TimeObserver, World {
   // ---- what users see ----------------------------------------------------------------
 
   state<S = any> (address: AgentAddress): S {
-    const id = idOf(address)
-    const info = this.registry.require(address.type)
-    if (info.def.durable === false) {
-      const cell = this.runtime.table.get(id, hashId(id))
-      if (cell !== undefined) return decodeSimValue(simCodec.encode(cell.state)) as S
-    } else {
-      const bytes = this.store.getState(id)
-      if (bytes !== undefined) return decodeSimValue(bytes) as S
-    }
-    return info.def.initial(address.key) as S
+    return this.reads.state<S>(address)
   }
 
   storage<V = unknown> (address: AgentAddress, options: { readonly prefix?: string } = {}): Array<[string, V]> {
-    const id = idOf(address)
-    this.registry.require(address.type)
-    const out: Array<[string, V]> = []
-    for (const [key, bytes] of this.store.listStorage(id, options.prefix ?? '', undefined)) out.push([key, decodeSimValue(bytes) as V])
-    return out
+    return this.reads.storage<V>(address, options)
   }
 
   agents (filter: { readonly type?: string, readonly quota?: string } = {}): AgentId[] {
-    const ids = new Set(this.store.ids(''))
-    if (this.hasVolatile) for (const cell of this.runtime.table.values()) if (cell.info.def.durable === false) ids.add(cell.id)
-    return [...ids].sort().map(parseId)
-      .filter((a) => (filter.type === undefined || a.type === filter.type) && (filter.quota === undefined || a.quota === filter.quota))
+    return this.reads.agents(filter)
   }
 
   get inFlight (): InFlightMessage[] {
-    return this.network.all().map((m) => ({
-      seq: m.seq,
-      from: m.from === null ? null : parseId(m.from),
-      to: parseId(m.to),
-      method: m.method,
-      payload: decodeSimValue(m.bytes)
-    }))
+    return this.reads.inFlight()
   }
 
   get replies (): ReadonlyArray<Reply | undefined> {
@@ -499,30 +477,22 @@ export class SimWorld implements RuntimeOutput, TimeObserver, World {
     return formatTrace(this.trace)
   }
 
-  /** The world's state for explore's visited set: everything that decides what can happen next. */
+  /** The world's state for explore's visited set: everything that decides what can happen next (world-hash.ts). */
   stateHash (): number {
-    const labels = new Map<number, number>()
-    const network = this.network.hash(labels)
-    const h = new Hash2().chainHash(network).chainHash(this.store.hash(labels)).chainHash(this.replyHash).chain(this.tick)
-    if (this.budget !== Infinity) h.chain(this.budget - this.faultsUsed)
-    h.chain(this.timersDue ? 1 : 0)
     // rate limits, or pending agent timers: state outside what is hashed, so every path is its own state
-    if (!this.scenario.mergeable || this.runtime.timers.size !== 0) {
-      for (const c of this.pathPrefix) h.chain(c)
-      for (const c of this.chooser.made) h.chain(c)
-    }
-    if (this.hasVolatile) {
-      const sum = new Hash2(0, 0)
-      for (const cell of this.runtime.table.values()) {
-        if (cell.info.def.durable !== false) continue
-        // through the codec, as a commit would: what a host could keep of it
-        let state: unknown
-        try { state = decodeSimValue(simCodec.encode(cell.state)) } catch { state = kUnencodable }
-        sum.add(Hash2.ofString(cell.id).chainHash(valueHash(state)))
-      }
-      h.chainHash(sum)
-    }
-    return h.value()
+    const mergeable = this.scenario.mergeable && this.runtime.timers.size === 0
+    return worldHash({
+      network: this.network,
+      store: this.store,
+      replyHash: this.replyHash,
+      tick: this.tick,
+      budget: this.budget,
+      faultsUsed: this.faultsUsed,
+      timersDue: this.timersDue,
+      mergeable,
+      path: mergeable ? [] : [...this.pathPrefix, ...this.chooser.made],
+      volatile: this.hasVolatile ? this.runtime.table.values() : null
+    })
   }
 
   /**
@@ -552,8 +522,4 @@ export class SimWorld implements RuntimeOutput, TimeObserver, World {
   private record (e: Event): void {
     if (this.traceList !== null) this.traceList.push({ step: this.steps, tick: this.tick, ...e } as TraceEntry)
   }
-}
-
-function replyHash (callId: number, r: Reply): Hash2 {
-  return new Hash2().chain(callId).chainHash(valueHash(r))
 }

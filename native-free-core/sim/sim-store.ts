@@ -4,8 +4,8 @@
  * plus the crash fault.
  *
  * It says `durable: true`, so the runtime runs exactly as on a host with a `dataDir`:
- * durable agents' sends go through the outbox and are applied once (shard-runtime.ts,
- * "Effectively-once sends"), which is what the crash fault relies on.
+ * durable agents' sends go through the outbox and are applied once
+ * (runtime/durable-outbox.ts), which is what the crash fault relies on.
  *
  * A crash between a turn and its commit is injected here, with no hook in the shard
  * runtime: when the simulator decides that a commit crashes, `commit` throws. The

@@ -9,8 +9,8 @@
  * Reads see, newest first, three layers of writes not yet committed, then the store:
  *
  *   this turn's writes        TurnStorage.writes — dropped if the handler throws
- *   the open batch's          ShardRuntime.openStorage — earlier turns of this loop pass
- *   commits in flight         ShardRuntime.inflightStorage — handed to the store, not done
+ *   the open batch's          CommitPipeline.openStorage — earlier turns of this loop pass
+ *   commits in flight         CommitPipeline.inflightStorage — handed to the store, not done
  *   the store                 committed
  *
  * A layer that is `wiped` (ctx.delete) hides everything below it. Values are encoded at

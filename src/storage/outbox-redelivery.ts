@@ -1,5 +1,5 @@
 /**
- * Redelivery of durable sends (see shard-runtime.ts, "Effectively-once sends").
+ * Redelivery of durable sends (see native-free-core/runtime/durable-outbox.ts).
  *
  * A stored send is normally applied within milliseconds of its sender's commit, and its
  * record removed with that turn. A record can be left behind when its frame was lost:

@@ -28,7 +28,7 @@
  * registry.ts), so the receiver decodes one string — the id — per message.
  *
  * A durable agent's send (MSG_SEND) carries its outbox key in the words a call uses for
- * its reply address: incarnation at 16, sequence at 8 (see shard-runtime.ts).
+ * its reply address: incarnation at 16, sequence at 8 (see native-free-core/runtime/durable-outbox.ts).
  *
  * Everything that can fail (encoding, size) happens before `begin`, so a refused
  * message leaves nothing in the ring.

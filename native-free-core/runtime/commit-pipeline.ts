@@ -1,0 +1,359 @@
+/**
+ * Group commit and the output gate. The turns of one loop iteration gather into one
+ * store batch: their agents' states, `ctx.storage` writes, outbox records and removals,
+ * reminder records and quota counts. Replies and sends of committed turns leave only
+ * after their batch has committed — the output gate of Durable Objects, DNA's
+ * `after_persist`; queries never wait for a commit.
+ *
+ * Rollback. A handler mutates its state in place, so rolling back needs the last good
+ * state. Outside the open batch it is in the store (drop the cell, reload on the next
+ * message). Inside it, an agent may already have uncommitted turns: before a second
+ * command on such an agent its state is encoded into `snapshots`, and a throw restores
+ * it. A batch whose agent's last turn was followed by no other then commits the
+ * snapshot bytes as-is (kSnapFresh), so each persisted command costs one encode.
+ *
+ * `ctx.storage` writes (agent-storage.ts) ride in the same batch: a turn's writes join
+ * the open batch when it succeeds and are dropped when it throws. Until a batch has
+ * committed, reads see its states and writes through `inflightState` and `storageBelow`.
+ */
+import { printable } from '../agent/agent-id.ts'
+import { kBusy, kCounted, kDeactivate, kDelete, kDirty, kNew, kSnapFresh } from './cell.ts'
+import type { Cell } from './cell.ts'
+import { CommitStats } from './commit-stats.ts'
+import type { DurableOutbox } from './durable-outbox.ts'
+import type { Followers } from './followers.ts'
+import type { RuntimeOutput, ValueCodec } from './ports.ts'
+import type { OutboundSend } from './turn-context.ts'
+import { EncodeError, StorageError, messageOf } from '../errors.ts'
+import type { ShoalError } from '../errors.ts'
+import { hashId } from '../placement/hash.ts'
+import { StorageOverlay } from '../storage/agent-storage.ts'
+import type { TurnStorage } from '../storage/agent-storage.ts'
+import type { OutboxRecord, Store } from '../storage/store.ts'
+import type { QuotaBatch, QuotaGate } from '../tenancy/quota-gate.ts'
+import type { Clock } from '../time/clock.ts'
+import type { ShardReminders } from '../time/shard-reminders.ts'
+
+/** What the pipeline needs from the runtime whose turns it commits. */
+export interface CommitHost {
+  readonly store: Store | null
+  readonly codec: ValueCodec
+  readonly output: RuntimeOutput
+  readonly quotas: QuotaGate
+  readonly followers: Followers
+  readonly reminders: ShardReminders
+  readonly outbox: DurableOutbox
+  residentCell (id: string, hash: number): Cell | undefined
+  /** Take a cell out of the table: the next message reloads its last committed state. */
+  drop (cell: Cell): void
+}
+
+/** A reply or send held by the output gate until its batch commits. */
+class Effect {
+  readonly cell: Cell
+  readonly send: OutboundSend | null
+  readonly replyTo: number
+  readonly callId: number
+  readonly ok: boolean
+  readonly value: unknown
+
+  constructor (cell: Cell, send: OutboundSend | null, replyTo: number, callId: number, ok: boolean, value: unknown) {
+    this.cell = cell
+    this.send = send
+    this.replyTo = replyTo
+    this.callId = callId
+    this.ok = ok
+    this.value = value
+  }
+}
+
+/** The states of one commit in flight, by id: what a reactivation must read instead of the store. */
+interface InflightStates { readonly seq: number, readonly states: Map<string, Uint8Array | null> }
+/** A commit in flight's storage changes of one agent. */
+interface InflightStorage { readonly overlay: StorageOverlay, readonly seq: number }
+
+export class CommitPipeline {
+  commits = 0
+  committedStates = 0
+  /** Batch sizes and commit latencies. */
+  readonly stats = new CommitStats()
+  private readonly host: CommitHost
+  private readonly stopwatch: Clock
+  private dirty: Cell[] = []
+  private effects: Effect[] = []
+  private readonly snapshots = new Map<Cell, Uint8Array>()
+  /**
+   * States written to the store but not yet committed, one map per commit (oldest
+   * first): reads must see them. Dropped whole when their commit settles — a map per
+   * batch, not an entry per state to find and delete (5% of a durable worker's time).
+   */
+  private inflight: InflightStates[] = []
+  private commitSeq = 0
+  private lastCommit: Promise<void> | null = null
+  /** `ctx.storage` writes of the open batch, per agent id. */
+  private openStorage = new Map<string, StorageOverlay>()
+  /** `ctx.storage` writes handed to the store and not yet committed, per agent newest first. */
+  private readonly inflightStorage = new Map<string, InflightStorage[]>()
+
+  constructor (host: CommitHost, stopwatch: Clock) {
+    this.host = host
+    this.stopwatch = stopwatch
+  }
+
+  /** True when a batch is open or commits are in flight. */
+  get pending (): boolean {
+    return this.dirty.length !== 0 || this.effects.length !== 0 || this.host.outbox.hasConsumed || this.host.reminders.hasOpen || this.lastCommit !== null
+  }
+
+  /** A persistent agent's command succeeded: its state joins the open batch. */
+  stage (cell: Cell): void {
+    if ((cell.flags & kDirty) === 0) {
+      cell.flags |= kDirty
+      this.dirty.push(cell)
+    }
+  }
+
+  /** A succeeded turn's `ctx.storage` writes join the open batch. */
+  joinStorage (id: string, storage: TurnStorage): void {
+    let open = this.openStorage.get(id)
+    if (open === undefined) this.openStorage.set(id, open = new StorageOverlay())
+    storage.joinTo(open)
+  }
+
+  /** Hold a reply until the open batch has committed. */
+  holdReply (cell: Cell, replyTo: number, callId: number, ok: boolean, value: unknown): void {
+    this.effects.push(new Effect(cell, null, replyTo, callId, ok, value))
+  }
+
+  /** Hold a send until the open batch has committed (a durable one gets its outbox key then). */
+  holdSend (cell: Cell, send: OutboundSend): void {
+    this.effects.push(new Effect(cell, send, 0, 0, true, undefined))
+  }
+
+  /** Before a second command in the open batch: keep the state the first one left, for rollback. Throws if it cannot be encoded. */
+  snapshot (cell: Cell): void {
+    this.snapshots.set(cell, this.host.codec.encode(cell.state))
+    cell.flags |= kSnapFresh
+  }
+
+  /** A command threw after earlier uncommitted turns: back to the state they left. Throws if it does not decode. */
+  restore (cell: Cell): void {
+    cell.state = this.host.codec.decode(this.snapshots.get(cell)!)
+    cell.flags |= kSnapFresh
+  }
+
+  /**
+   * An agent's uncommitted state cannot be encoded: fail the batch's replies for it,
+   * drop its sends, and return it to its last committed state.
+   */
+  poison (cell: Cell, error: ShoalError): void {
+    cell.flags &= ~(kDirty | kSnapFresh)
+    this.snapshots.delete(cell)
+    this.openStorage.delete(cell.id)
+    this.effects = failEffects(this.effects, new Map([[cell, error]]))
+    this.host.drop(cell)
+    this.host.output.agentError?.(cell.id, '', error.toWire())
+  }
+
+  /**
+   * Close the open batch: encode dirty states, hand them to the store, and release the
+   * batch's replies and sends once it has committed.
+   */
+  commit (): void {
+    const host = this.host
+    const outbox = host.outbox
+    if (this.dirty.length === 0 && this.effects.length === 0 && !outbox.hasConsumed && !host.reminders.hasOpen) return
+    const startedAt = this.stopwatch.now()
+    const effects = this.effects
+    this.effects = []
+    const states: Array<[string, Uint8Array | null]> = []
+    let failed: Map<Cell, ShoalError> | null = null
+    for (const cell of this.dirty) {
+      if ((cell.flags & kDirty) === 0) continue // poisoned and dropped earlier in this batch
+      let bytes: Uint8Array | null
+      if ((cell.flags & kDelete) !== 0) {
+        bytes = null
+        this.openStorage.set(cell.id, this.wipeOverlay(cell.id))
+        host.reminders.wipe(cell.id)
+      } else if ((cell.flags & kSnapFresh) !== 0) bytes = this.snapshots.get(cell)!
+      else {
+        try {
+          bytes = host.codec.encode(cell.state)
+        } catch (err) {
+          (failed ??= new Map()).set(cell, unencodable(cell, err))
+          cell.flags &= ~(kDirty | kSnapFresh)
+          this.openStorage.delete(cell.id)
+          host.drop(cell)
+          continue
+        }
+      }
+      if ((cell.flags & (kCounted | kDelete)) !== 0) host.quotas.committing(cell)
+      states.push([cell.id, bytes])
+      cell.flags &= ~(kDirty | kSnapFresh | kNew)
+      if ((cell.flags & (kDeactivate | kDelete)) !== 0 && (cell.flags & kBusy) === 0) host.drop(cell)
+    }
+    this.dirty = []
+    this.snapshots.clear()
+    const released = failed === null ? effects : failEffects(effects, failed)
+    let outboxPuts: OutboxRecord[] | null = null
+    for (const e of released) {
+      if (e.send?.record != null) {
+        e.send.outboxKey = outbox.nextKey();
+        (outboxPuts ??= []).push({ key: e.send.outboxKey, bytes: e.send.record })
+      }
+    }
+    const outboxDeletes = outbox.takeConsumed()
+    let storage: Map<string, StorageOverlay> | null = null
+    if (this.openStorage.size !== 0) {
+      storage = this.openStorage
+      this.openStorage = new Map()
+    }
+    const reminders = host.reminders.takeOpen()
+    if (states.length === 0 && storage === null && outboxPuts === null && outboxDeletes === null && reminders === null) {
+      this.releaseInOrder(released)
+      return
+    }
+    this.commits++
+    this.committedStates += states.length
+    this.stats.batch(states.length)
+    const quota = host.quotas.closeBatch()
+    const seq = ++this.commitSeq
+    if (storage !== null) {
+      for (const [id, overlay] of storage) {
+        const chain = this.inflightStorage.get(id)
+        if (chain === undefined) this.inflightStorage.set(id, [{ overlay, seq }])
+        else chain.unshift({ overlay, seq })
+      }
+    }
+    const settled = (): void => {
+      if (this.inflight.length !== 0) this.inflight = this.inflight.filter((b) => b.seq !== seq)
+      if (storage !== null) {
+        for (const id of storage.keys()) {
+          const chain = this.inflightStorage.get(id)
+          if (chain === undefined) continue
+          const i = chain.findIndex((c) => c.seq === seq)
+          if (i >= 0) chain.splice(i, 1)
+          if (chain.length === 0) this.inflightStorage.delete(id)
+        }
+      }
+      if (outboxDeletes !== null) outbox.settled(outboxDeletes)
+    }
+    let result: Promise<void> | undefined
+    try {
+      result = host.store!.commit({ states, storage, outboxPuts, outboxDeletes, quotaDeltas: quota?.deltas ?? null, reminders })
+    } catch (err) {
+      settled()
+      this.commitFailed(states, released, err, quota)
+      return
+    }
+    if (result === undefined) {
+      settled()
+      this.stats.latency(this.stopwatch.now() - startedAt)
+      if (quota !== null) host.quotas.committed(quota)
+      if (host.followers.size !== 0) {
+        if (this.lastCommit === null) host.followers.publish(states)
+        else this.lastCommit = this.lastCommit.then(() => host.followers.publish(states))
+      }
+      this.releaseInOrder(released)
+      return
+    }
+    const byId = new Map<string, Uint8Array | null>()
+    for (const [id, bytes] of states) byId.set(id, bytes)
+    this.inflight.push({ seq, states: byId })
+    const done = result.then(() => {
+      settled()
+      this.stats.latency(this.stopwatch.now() - startedAt)
+      if (quota !== null) host.quotas.committed(quota)
+      if (host.followers.size !== 0) host.followers.publish(states)
+      this.release(released)
+    }, (err: unknown) => {
+      settled()
+      this.commitFailed(states, released, err, quota)
+    }).finally(() => {
+      if (this.lastCommit === done) this.lastCommit = null
+      host.output.wake()
+    })
+    this.lastCommit = done
+  }
+
+  /** Resolves when every commit handed to the store so far has completed and released its effects. */
+  whenCommitted (): Promise<void> {
+    return this.lastCommit ?? Promise.resolve()
+  }
+
+  /** `ctx.storage` layers above the store for `id`: the open batch's, then those in flight, newest first. */
+  storageBelow (id: string): StorageOverlay[] {
+    const open = this.openStorage.get(id)
+    const chain = this.inflightStorage.get(id)
+    if (chain === undefined) return open === undefined ? kNoLayers : [open]
+    const layers = chain.map((c) => c.overlay)
+    if (open !== undefined) layers.unshift(open)
+    return layers
+  }
+
+  /** The newest state of `id` in a commit in flight: bytes, null (deleted), or undefined (none). */
+  inflightState (id: string): Uint8Array | null | undefined {
+    for (let i = this.inflight.length - 1; i >= 0; i--) {
+      const bytes = this.inflight[i]!.states.get(id)
+      if (bytes !== undefined) return bytes
+    }
+    return undefined
+  }
+
+  private commitFailed (states: ReadonlyArray<readonly [string, Uint8Array | null]>, effects: Effect[], err: unknown, quota: QuotaBatch | null): void {
+    const host = this.host
+    if (quota !== null) host.quotas.failed(quota)
+    const error = new StorageError(`commit failed: ${messageOf(err)}`)
+    for (const [id] of states) {
+      const cell = host.residentCell(id, hashId(id))
+      if (cell !== undefined && (cell.flags & kBusy) === 0) host.drop(cell)
+    }
+    for (const e of effects) {
+      if (e.send === null) host.output.reply(e.replyTo, e.callId, false, error.toWire())
+    }
+  }
+
+  /** Release effects after every earlier commit in flight (replies stay in order). */
+  private releaseInOrder (effects: Effect[]): void {
+    if (effects.length === 0) return
+    if (this.lastCommit === null) this.release(effects)
+    else this.lastCommit = this.lastCommit.then(() => this.release(effects))
+  }
+
+  private release (effects: Effect[]): void {
+    const output = this.host.output
+    for (const e of effects) {
+      if (e.send !== null) output.send(e.send.id, e.send.hash, e.send.typeIdx, e.send.methodIdx, e.send.payload, e.send.outboxKey, e.cell.id)
+      else output.reply(e.replyTo, e.callId, e.ok, e.value)
+    }
+  }
+
+  /**
+   * The storage layer of a delete: everything below is gone. A store wipes the keys it
+   * has committed when the batch is written; keys of commits still in flight are not
+   * there yet, so they are deleted by name too.
+   */
+  private wipeOverlay (id: string): StorageOverlay {
+    const wipe = new StorageOverlay()
+    wipe.wiped = true
+    for (const c of this.inflightStorage.get(id) ?? []) for (const [key, bytes] of c.overlay.entries) if (bytes !== null) wipe.entries.set(key, null)
+    return wipe
+  }
+}
+
+function failEffects (effects: Effect[], failed: ReadonlyMap<Cell, ShoalError>): Effect[] {
+  const kept: Effect[] = []
+  for (const e of effects) {
+    const error = failed.get(e.cell)
+    if (error === undefined) kept.push(e)
+    else if (e.send === null) kept.push(new Effect(e.cell, null, e.replyTo, e.callId, false, error.toWire()))
+  }
+  return kept
+}
+
+const kNoLayers: StorageOverlay[] = []
+
+/** The error of a state that cannot be encoded (at commit, or for a rollback snapshot). */
+export function unencodable (cell: Cell, err: unknown): EncodeError {
+  return new EncodeError(`the state of agent ${printable(cell.id)} cannot be encoded: ${messageOf(err)}`, { id: cell.id })
+}

@@ -1,0 +1,57 @@
+/**
+ * The shard runtime's ports: what whoever runs a `ShardRuntime` plugs into it. The host
+ * (worker threads, rings, LMDB) and the simulator (queues, a seeded scheduler) each
+ * provide these; the runtime itself knows nothing of threads, rings or LMDB.
+ */
+import type { WireError } from '../errors.ts'
+import type { AgentRegistry } from '../agent/registry.ts'
+import type { Clock } from '../time/clock.ts'
+import type { QuotaGate } from '../tenancy/quota-gate.ts'
+import type { Store } from '../storage/store.ts'
+
+export interface ValueCodec {
+  /** Encode a state; the bytes must stay valid until the batch has committed. */
+  encode (value: unknown): Uint8Array
+  decode (bytes: Uint8Array): unknown
+}
+
+/** Where the runtime's effects go: the host's rings, or the simulator's queues. */
+export interface RuntimeOutput {
+  reply (replyTo: number, callId: number, ok: boolean, value: unknown): void
+  /**
+   * `outboxKey` is non-zero for a durable send: the receiver needs it to apply the send
+   * once. `from` is the sending agent's id (the simulator keeps sends in order per
+   * sender and receiver; a batch may hold the turns of many agents).
+   */
+  send (id: string, hash: number, typeIdx: number, methodIdx: number, payload: unknown, outboxKey: number, from: string): void
+  /** An async turn settled outside the host loop: run `commit()` and flush soon. */
+  wake (): void
+  /** A handler failed, or a message could not be handled (for events and dead letters). */
+  agentError? (id: string, method: string, error: WireError): void
+  /**
+   * A committed state for the follower `(thread, followId)`: the state's encoded bytes
+   * (`ok`), or why the subscription failed (a WireError).
+   */
+  followed? (thread: number, followId: number, ok: boolean, value: Uint8Array | WireError): void
+}
+
+export interface ShardRuntimeOptions {
+  readonly registry: AgentRegistry
+  /** Committed states; null keeps every type in memory only (as `durable: false`). */
+  readonly store: Store | null
+  readonly codec: ValueCodec
+  readonly output: RuntimeOutput
+  readonly offload?: (name: string, input: unknown) => Promise<unknown>
+  /** The host clock's tick when the runtime starts (a restarted worker joins a running clock). */
+  readonly startTick?: number
+  /** Largest encoded durable send: checked in the handler, since a stored send must be deliverable. */
+  readonly maxMessageBytes?: number
+  /** Time for rate limits. Default: `performance.now()`. */
+  readonly clock?: Clock
+  /** Real time for commit latency (stats only). Default: `performance.now()`. */
+  readonly stopwatch?: Clock
+  /** The host's quotas as this thread sees them. Default: only 'default', unlimited, counted privately. */
+  readonly quotas?: QuotaGate
+  /** Initial agent-table slots and timer-wheel nodes (default 1024 each); the simulator starts its many small runtimes smaller. */
+  readonly tableCapacity?: number
+}

@@ -1,0 +1,150 @@
+/**
+ * From a ref to a frame on the ring of the thread that owns the agent: `host.ref` builds
+ * the handle (id and hash computed once), and `call`, `cast` and `follow` resolve the
+ * method and write the message. The ref's target: every call and cast comes through here.
+ */
+import { DEFAULT_QUOTA, MAX_ID_BYTES, checkKey, checkName, idString, utf8Length } from '../../native-free-core/agent/agent-id.ts'
+import { isAgentDefinition } from '../../native-free-core/agent/define-agent.ts'
+import type { AgentDefinition } from '../../native-free-core/agent/define-agent.ts'
+import { MSG_CALL, MSG_CAST, MSG_FOLLOW } from '../../native-free-core/agent/envelope.ts'
+import type { AgentRegistry, MethodInfo } from '../../native-free-core/agent/registry.ts'
+import { HostClosedError, InvalidArgumentError, ShoalError, UnknownQuotaError, errorFromWire, messageOf } from '../../native-free-core/errors.ts'
+import { hashAfter, prefixState } from '../../native-free-core/placement/hash.ts'
+import type { HostQuotas } from '../tenancy/host-quotas.ts'
+import type { ThreadLoop } from '../thread/thread-loop.ts'
+import { AgentRef } from './agent-ref.ts'
+import type { RefAddress, RefTarget } from './agent-ref.ts'
+import type { FollowOptions, Follows, Subscription } from './follow.ts'
+import type { HostLifecycle } from './lifecycle.ts'
+import type { CallOptions, PendingCalls } from './pending-calls.ts'
+
+export interface RefOptions {
+  readonly quota?: string
+}
+
+export interface RouterParts {
+  readonly registry: AgentRegistry
+  readonly loop: ThreadLoop
+  readonly pending: PendingCalls
+  readonly quotas: HostQuotas
+  readonly life: HostLifecycle
+  /** The incarnation of a worker thread (0 for the main thread): a call fails if it dies. */
+  epochOf (thread: number): number
+  /** The host's follows (made after the router: they subscribe through it). */
+  follows (): Follows
+}
+
+export class Router implements RefTarget {
+  private readonly registry: AgentRegistry
+  private readonly loop: ThreadLoop
+  private readonly pending: PendingCalls
+  private readonly quotas: HostQuotas
+  private readonly life: HostLifecycle
+  private readonly parts: RouterParts
+  private readonly prefixStates = new Map<string, number[]>()
+
+  constructor (parts: RouterParts) {
+    this.parts = parts
+    this.registry = parts.registry
+    this.loop = parts.loop
+    this.pending = parts.pending
+    this.quotas = parts.quotas
+    this.life = parts.life
+  }
+
+  ref (type: string | AgentDefinition, key: string, options?: RefOptions): AgentRef {
+    // a registered type name is valid by construction: the name check only runs to explain a miss
+    const info = this.registry.get(isAgentDefinition(type) ? type.type : type) ?? this.registry.require(checkName('type', type))
+    checkKey(key)
+    const quota = options?.quota === undefined ? DEFAULT_QUOTA : checkName('quota', options.quota)
+    if (quota !== DEFAULT_QUOTA && !this.quotas.has(quota)) throw unknownQuota(quota)
+    const id = idString(quota, info.type, key)
+    if (id.length * 3 > MAX_ID_BYTES && utf8Length(id) > MAX_ID_BYTES) {
+      throw new InvalidArgumentError(`agent id is longer than ${MAX_ID_BYTES} UTF-8 bytes`, { type: info.type, quota })
+    }
+    return new AgentRef(this, info, quota, key, id, hashAfter(this.prefixHash(quota, info.index), key))
+  }
+
+  /**
+   * FNV state after `quota \x1f type \x1f`, cached per quota and type index: a new ref
+   * hashes only its key. (Quota strings are usually the same objects, so the Map
+   * lookup reuses their cached V8 hash.)
+   */
+  private prefixHash (quota: string, typeIndex: number): number {
+    let states = this.prefixStates.get(quota)
+    if (states === undefined) {
+      states = this.registry.types.map((t) => prefixState(idString(quota, t.type, '')))
+      if (this.prefixStates.size < 10_000) this.prefixStates.set(quota, states)
+    }
+    return states[typeIndex]!
+  }
+
+  /** @internal RefTarget */
+  call (to: RefAddress, method: string, payload: unknown, options: CallOptions | undefined): Promise<unknown> {
+    if (this.life.stopping) return Promise.reject(new HostClosedError())
+    let m: MethodInfo
+    try {
+      m = this.resolve(to, method)
+    } catch (err) {
+      return Promise.reject(err)
+    }
+    if (options?.signal?.aborted === true) {
+      return Promise.reject(errorFromWire({ code: 'SHOAL_ERR_ABORTED', message: `${to.info.type}.${method} was aborted before it was sent` }))
+    }
+    const loop = this.loop
+    const thread = loop.ownerOf(to.hash)
+    const [callId, promise] = this.pending.add(thread, this.parts.epochOf(thread), `${to.info.type}.${method}`, options)
+    try {
+      loop.writer.message(loop.producers[thread]!, MSG_CALL, to.id, to.idBytes, to.hash, to.info.index, m.index, payload, 0, callId)
+    } catch (err) {
+      this.pending.fail(callId, err instanceof ShoalError ? err : new ShoalError(messageOf(err)))
+      return promise
+    }
+    loop.touched(thread)
+    return promise
+  }
+
+  /** @internal RefTarget */
+  cast (to: RefAddress, method: string, payload: unknown): void {
+    if (this.life.stopping) throw new HostClosedError()
+    const m = this.resolve(to, method)
+    const loop = this.loop
+    const thread = loop.ownerOf(to.hash)
+    loop.writer.message(loop.producers[thread]!, MSG_CAST, to.id, to.idBytes, to.hash, to.info.index, m.index, payload, 0, 0)
+    loop.touched(thread)
+  }
+
+  /** @internal RefTarget */
+  follow (to: RefAddress, options: FollowOptions | undefined): AsyncIterableIterator<unknown> {
+    if (this.life.stopping) throw new HostClosedError()
+    if (to.quota !== DEFAULT_QUOTA && !this.quotas.has(to.quota)) throw unknownQuota(to.quota)
+    return this.parts.follows().open(to, options)
+  }
+
+  /** MSG_FOLLOW / MSG_UNFOLLOW to the agent's owner; a follow id travels as the call id. */
+  sendFollow (sub: Subscription<unknown>, kind: number): void {
+    const loop = this.loop
+    const to = sub.to
+    const thread = kind === MSG_FOLLOW ? loop.ownerOf(to.hash) : sub.thread
+    if (kind === MSG_FOLLOW) sub.thread = thread
+    const ring = loop.producers[thread]
+    if (ring == null) return
+    loop.writer.message(ring, kind, to.id, to.idBytes, to.hash, to.info.index, 0, undefined, 0, sub.followId)
+    loop.touched(thread)
+  }
+
+  /** The method of a ref's type; from the second message on, the ref keeps its id's bytes. */
+  private resolve (to: RefAddress, method: string): MethodInfo {
+    if (to.quota !== DEFAULT_QUOTA && !this.quotas.has(to.quota)) throw unknownQuota(to.quota)
+    if (++to.uses === 2) to.idBytes = Buffer.from(to.id, 'utf8')
+    if (method === to.lastMethod && to.lastMethodInfo !== null) return to.lastMethodInfo
+    const m = this.registry.method(to.info, method)
+    to.lastMethod = method
+    to.lastMethodInfo = m
+    return m
+  }
+}
+
+function unknownQuota (quota: string): UnknownQuotaError {
+  return new UnknownQuotaError(`quota ${JSON.stringify(quota)} does not exist (create it with host.quotas.set)`, { quota })
+}

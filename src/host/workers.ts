@@ -1,0 +1,246 @@
+/**
+ * Worker supervision: one slot per worker thread, each running a `ThreadLoop` with the
+ * shards the mesh gives it (thread/worker-entry.ts). Starts them, relays their control
+ * messages, asks them to list their resident agents, broadcasts quota changes and waits
+ * for their acknowledgements, and stops them.
+ *
+ * Worker death (an uncaught error, OOM, `process.exit` in user code): the replies
+ * the worker already published are delivered, every other call routed to it fails
+ * with WorkerCrashedError (retriable), every ring touching it is replaced, and a new
+ * worker takes over the same shards. Calls made meanwhile wait in the new rings.
+ */
+import { Worker } from 'node:worker_threads'
+import type { AgentRegistry } from '../../native-free-core/agent/registry.ts'
+import { ShoalError, WorkerCrashedError, messageOf } from '../../native-free-core/errors.ts'
+import type { WireError } from '../../native-free-core/errors.ts'
+import type { HostQuotas, QuotaUpdate } from '../tenancy/host-quotas.ts'
+import { renewRings } from '../thread/mesh.ts'
+import type { Mesh } from '../thread/mesh.ts'
+import type { ThreadLoop } from '../thread/thread-loop.ts'
+import type { ControlMessage, WorkerData, WorkerMessage } from '../thread/worker-entry.ts'
+import type { Follows } from './follow.ts'
+import type { HostLifecycle } from './lifecycle.ts'
+import type { ResolvedHostOptions } from './options.ts'
+import type { PendingCalls } from './pending-calls.ts'
+import type { WorkerRestartEvent } from './host-events.ts'
+
+const workerUrl = new URL('../thread/worker-entry.js', import.meta.url)
+
+class WorkerSlot {
+  worker: Worker | null = null
+  epoch = 0
+  restarts = 0
+  recentCrashes: number[] = []
+  lastError: Error | null = null
+  ready = false
+  /** Quota updates this worker has not acknowledged yet, by sequence number. */
+  readonly quotaAcks = new Map<number, () => void>()
+  readonly thread: number
+  constructor (thread: number) {
+    this.thread = thread
+  }
+}
+
+export interface SupervisorParts {
+  readonly options: ResolvedHostOptions
+  readonly registry: AgentRegistry
+  readonly mesh: Mesh
+  /** The main thread's loop: drains a dead worker's rings and attaches the new ones. */
+  readonly loop: ThreadLoop
+  readonly pending: PendingCalls
+  readonly quotas: HostQuotas
+  readonly life: HostLifecycle
+  /** Counts the host's agent-error listeners (workers report only while there are some). */
+  readonly agentErrorListeners: SharedArrayBuffer
+  /** The host runs an offload pool: workers send their tasks to the main thread. */
+  readonly offload: boolean
+  follows (): Follows
+  agentError (id: string, method: string, error: WireError): void
+  restarted (event: WorkerRestartEvent): void
+  /** A replacement worker failed to start (it is tried again). */
+  failed (err: Error): void
+}
+
+export class WorkerSupervisor {
+  private readonly parts: SupervisorParts
+  private readonly slots: WorkerSlot[] = []
+  private readonly listings = new Map<number, (ids: readonly string[]) => void>()
+  private nextListing = 0
+  private quotaSeq = 0
+
+  constructor (parts: SupervisorParts) {
+    this.parts = parts
+  }
+
+  /** The worker threads' indices (1..workers). */
+  get threads (): number[] {
+    return this.slots.map((s) => s.thread)
+  }
+
+  /** Start every worker; resolves when each has loaded the agents module. On failure the host is closed and every worker terminated. */
+  async start (): Promise<void> {
+    for (let t = 1; t < this.parts.mesh.threads; t++) this.slots.push(new WorkerSlot(t))
+    try {
+      await Promise.all(this.slots.map((slot) => this.spawn(slot)))
+    } catch (err) {
+      // closed first: a worker that had started must not be restarted when terminated
+      this.parts.life.stopping = true
+      this.parts.life.closed = true
+      await Promise.all(this.slots.map((s) => s.worker?.terminate()))
+      throw err
+    }
+  }
+
+  /** The incarnation of thread `t`'s worker (0 for the main thread). */
+  epochOf (t: number): number {
+    return this.slots[t - 1]?.epoch ?? 0
+  }
+
+  /** How often thread `t`'s worker was restarted. */
+  restartsOf (t: number): number {
+    return this.slots[t - 1]?.restarts ?? 0
+  }
+
+  /** Thread `t` is the main thread, or its worker is up and has loaded the agents. */
+  alive (t: number): boolean {
+    return t === 0 || (this.slots[t - 1]?.worker != null && this.slots[t - 1]!.ready)
+  }
+
+  /** Ids of the agents resident in every worker that start with `prefix`, and that the store may not hold yet. */
+  async residentIds (prefix: string): Promise<string[]> {
+    const parts = await Promise.all(this.slots.map((slot) => new Promise<readonly string[]>((resolve) => {
+      const worker = slot.worker
+      if (worker === null || !slot.ready) { resolve([]); return }
+      const req = ++this.nextListing
+      this.listings.set(req, resolve)
+      // a worker that dies before answering answers nothing: its resident agents are gone with it
+      worker.once('exit', () => { if (this.listings.delete(req)) resolve([]) })
+      worker.postMessage({ type: 'list', req, prefix } satisfies ControlMessage)
+    })))
+    return parts.flat()
+  }
+
+  /** Send a directory change to every worker and wait until each has applied it (or died). */
+  broadcastQuota (update: QuotaUpdate): Promise<void> {
+    const seq = ++this.quotaSeq
+    const waits: Array<Promise<void>> = []
+    for (const slot of this.slots) {
+      const worker = slot.worker
+      if (worker === null) continue // restarting: the replacement gets the whole directory
+      waits.push(new Promise<void>((resolve) => {
+        slot.quotaAcks.set(seq, () => {
+          slot.quotaAcks.delete(seq)
+          resolve()
+        })
+      }))
+      worker.postMessage({ type: 'quota', seq, ...update } satisfies ControlMessage)
+    }
+    return Promise.all(waits).then(() => {})
+  }
+
+  /** Ask every worker to finish its pass, commit and exit (terminated if it takes too long). */
+  stop (): Promise<void> {
+    return Promise.all(this.slots.map((slot) => this.stopWorker(slot))).then(() => {})
+  }
+
+  private stopWorker (slot: WorkerSlot): Promise<void> {
+    const worker = slot.worker
+    if (worker === null) return Promise.resolve()
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => { void worker.terminate() }, Math.max(1000, this.parts.options.closeTimeoutMs))
+      worker.once('exit', () => {
+        clearTimeout(timer)
+        resolve()
+      })
+      worker.postMessage({ type: 'stop' } satisfies ControlMessage)
+    })
+  }
+
+  private spawn (slot: WorkerSlot): Promise<void> {
+    const { options, registry, mesh } = this.parts
+    const data: WorkerData = {
+      index: slot.thread,
+      agents: options.agents,
+      fingerprint: registry.fingerprint(),
+      mesh,
+      maxMessageBytes: options.maxMessageBytes,
+      dataDir: options.dataDir,
+      durability: options.durability,
+      listeners: this.parts.agentErrorListeners,
+      clock: options.testClock,
+      offload: this.parts.offload,
+      quotas: this.parts.quotas.snapshot()
+    }
+    const worker = new Worker(workerUrl, { workerData: data })
+    slot.worker = worker
+    slot.ready = false
+    slot.lastError = null
+    return new Promise((resolve, reject) => {
+      worker.on('message', (m: WorkerMessage) => {
+        if (m.type === 'ready') {
+          slot.ready = true
+          resolve()
+        } else if (m.type === 'agent-errors') {
+          for (const e of m.errors) this.parts.agentError(e.id, e.method, e.error)
+        } else if (m.type === 'quota-ack') {
+          slot.quotaAcks.get(m.seq)?.()
+        } else if (m.type === 'listed') {
+          const resolve = this.listings.get(m.req)
+          this.listings.delete(m.req)
+          resolve?.(m.ids)
+        }
+      })
+      worker.on('error', (err) => { slot.lastError = err })
+      worker.on('exit', (code) => {
+        if (slot.worker !== worker) return
+        // its replacement starts from the whole directory: nothing to wait for
+        for (const ack of [...slot.quotaAcks.values()]) ack()
+        slot.worker = null
+        if (!slot.ready) {
+          reject(slot.lastError ?? new ShoalError(`worker ${slot.thread} exited with code ${code} during startup`))
+          return
+        }
+        if (!this.parts.life.closed) this.restart(slot, code)
+      })
+    })
+  }
+
+  /** A worker died: deliver what it published, fail what it owed, replace its rings, start another. */
+  private restart (slot: WorkerSlot, exitCode: number): void {
+    const { loop, pending, mesh, life } = this.parts
+    const t = slot.thread
+    const error = slot.lastError
+    loop.drainFrom(t)
+    slot.epoch++
+    slot.restarts++
+    const before = pending.size
+    pending.failThread(t, slot.epoch, () => new WorkerCrashedError(
+      `worker ${t} died (${error ? messageOf(error) : `exit code ${exitCode}`}) before replying; it has been restarted`,
+      { thread: t, exitCode }))
+    const failedCalls = before - pending.size
+    renewRings(mesh, t)
+    loop.attach(t)
+    this.parts.follows().renew(t)
+    // the dead worker's uncommitted reservations died with it; with a memory store, so did its agents
+    this.parts.quotas.counters.resetThread(t, this.parts.options.dataDir === undefined)
+    for (const other of this.slots) {
+      if (other === slot || other.worker === null) continue
+      other.worker.postMessage({
+        type: 'attach', peer: t, out: mesh.rings[other.thread]![t]!, in: mesh.rings[t]![other.thread]!
+      } satisfies ControlMessage)
+    }
+    const now = Date.now()
+    slot.recentCrashes = slot.recentCrashes.filter((at) => now - at < 10_000)
+    slot.recentCrashes.push(now)
+    // a crash loop (a worker that dies on every start) backs off instead of spinning
+    const backoff = slot.recentCrashes.length <= 3 ? 0 : Math.min(5000, 50 * 2 ** slot.recentCrashes.length)
+    this.parts.restarted({ thread: t, exitCode, error, failedCalls })
+    setTimeout(() => {
+      if (life.closed) return
+      this.spawn(slot).catch((err: unknown) => {
+        this.parts.failed(err instanceof Error ? err : new Error(String(err)))
+        if (!life.closed) this.restart(slot, -1)
+      })
+    }, backoff)
+  }
+}
