@@ -20,7 +20,6 @@ import { hashId, shardOf } from '../../native-free-core/placement/hash.ts'
 import { idString, DEFAULT_QUOTA } from '../../native-free-core/agent/agent-id.ts'
 import { isSettled, ownerOf as mapOwnerOf, shardsOf } from '../../native-free-core/placement/shard-map.ts'
 import { isShardRanges } from '../../native-free-core/storage/shard-range.ts'
-import type { ShardRanges } from '../../native-free-core/storage/shard-range.ts'
 import type { ClusterMember, ClusterView } from '../../src/host/cluster-view.ts'
 import type { Gateway } from '../../src/host/gateway.ts'
 import type { HostPlugin, PluginHost } from '../../src/host/plugin.ts'
@@ -47,7 +46,6 @@ export class ClusterPlugin implements HostPlugin, ClusterView {
   private router!: ClusterRouter
   private handover!: Handover
   private wire!: ClusterWire
-  private store!: ShardRanges
   private closing = false
   private settledWaiters: Array<() => void> = []
   private members_: readonly Member[] = []
@@ -78,7 +76,6 @@ export class ClusterPlugin implements HostPlugin, ClusterView {
     if (host.options.dataDir === undefined || !isShardRanges(store)) {
       throw new InvalidOptionError('dataDir', host.options.dataDir, 'is required with the cluster plugin: shards move between hosts with their LMDB records')
     }
-    this.store = store
     const o = this.options
     this.wire = new ClusterWire(host.options.maxMessageBytes + 1024)
     this.links = new LinkHub({
@@ -104,14 +101,7 @@ export class ClusterPlugin implements HostPlugin, ClusterView {
     const address = o.advertise ?? `${bound.host === '0.0.0.0' ? '127.0.0.1' : bound.host}:${bound.port}`
     this.membership = o.membership.kind === 'static'
       ? new StaticMembership({ id: o.id, address, members: o.membership.entries })
-      : new EtcdMembership({
-        id: o.id,
-        address,
-        hosts: o.membership.hosts,
-        prefix: o.membership.prefix,
-        leaseTtlS: o.membership.leaseTtlS,
-        minMembers: o.membership.minMembers
-      })
+      : new EtcdMembership({ id: o.id, address, ...withoutKind(o.membership) })
     this.handover = new Handover({
       self: o.id,
       gateway: this.gateway,
@@ -121,12 +111,13 @@ export class ClusterPlugin implements HostPlugin, ClusterView {
       wire: this.wire,
       writer: (peer) => this.links.writer(peer),
       changed: (gained, lost) => this.changed(gained, lost),
-      warn: (message) => console.warn(`shoal cluster ${o.id}: ${message}`)
+      warn: (message) => console.warn(`shoal cluster ${o.id}: ${message}`),
+      settledMaybe: () => this.checkSettled()
     })
     this.links.on('batch', (peer, bytes, i32) => this.router.batch(peer, bytes, i32))
     this.links.on('down', (peer) => this.router.down(peer))
     this.membership.on('members', (members) => this.onMembers(members))
-    this.membership.on('map', () => { void this.handover.reconcile().then(() => this.checkSettled()) })
+    this.membership.on('map', () => { void this.handover.reconcile() })
     this.membership.on('fenced', () => { void this.handover.fence() })
     this.membership.on('unfenced', () => this.handover.unfence())
     if (this.membership.kind === 'static') {
@@ -159,8 +150,7 @@ export class ClusterPlugin implements HostPlugin, ClusterView {
       if (this.membership.kind === 'etcd' && !this.membership.fenced) {
         // leave: the leader moves every shard away; the host stops once it owns none and its reports are folded
         await this.membership.setState('leaving')
-        await this.membership.until((map) => shardsOf(map, this.options.id).length === 0, { signal: AbortSignal.timeout(this.host.options.callTimeoutMs) })
-        await this.handover.reconcile()
+        await this.leave(this.host.options.callTimeoutMs)
       }
     } catch (err) {
       console.warn(`shoal cluster ${this.options.id}: leaving the cluster did not finish (${messageOf(err)}); its shards wait for it`)
@@ -169,6 +159,36 @@ export class ClusterPlugin implements HostPlugin, ClusterView {
       await this.membership.close().catch(() => {})
       await this.links.close()
     }
+  }
+
+  /**
+   * Wait until this host owns no shard — or until no other member could take them (the
+   * whole cluster is stopping, or this was the last host): then its shards stay on its
+   * disk and wait for it, as a dead host's would.
+   */
+  private async leave (timeoutMs: number): Promise<void> {
+    const id = this.options.id
+    const done = (): boolean => {
+      const map = this.membership.map()
+      if (map === undefined || shardsOf(map, id).length === 0) return true
+      return !this.membership.members().some((m) => m.id !== id && m.state !== 'leaving')
+    }
+    const deadline = Date.now() + timeoutMs
+    while (!done()) {
+      if (Date.now() > deadline) throw new ShoalError(`still owning ${shardsOf(this.membership.map()!, id).length} shard(s) after ${timeoutMs} ms`)
+      await new Promise<void>((resolve) => {
+        const wake = (): void => {
+          clearTimeout(timer)
+          this.membership.off('map', wake)
+          this.membership.off('members', wake)
+          resolve()
+        }
+        const timer = setTimeout(wake, 250)
+        this.membership.on('map', wake)
+        this.membership.on('members', wake)
+      })
+    }
+    await this.handover.reconcile()
   }
 
   stats (): Record<string, unknown> {
@@ -207,28 +227,30 @@ export class ClusterPlugin implements HostPlugin, ClusterView {
   }
 
   metrics (): string {
-    const s = this.stats() as Record<string, number> & { links: Record<string, number> }
+    const links = this.links.stats()
+    const h = this.handover
+    const r = this.router
+    let refused = 0
+    for (const n of Object.values(links.refused)) refused += n ?? 0
     const lines: string[] = []
     const gauge = (name: string, help: string, value: number): void => {
       lines.push(`# HELP shoal_cluster_${name} ${help}`, `# TYPE shoal_cluster_${name} gauge`, `shoal_cluster_${name} ${value}`)
     }
-    gauge('members', 'Members of the cluster this host sees.', s.members)
-    gauge('epoch', 'Epoch of the shard map this host has applied.', s.epoch)
-    gauge('shards_served', 'Shards this host serves.', s.shardsServed)
-    gauge('shards_moving', 'Shards moving into or out of this host.', s.shardsMoving)
-    gauge('moved_out', 'Shards moved out of this host.', s.movedOut)
-    gauge('moved_in', 'Shards moved into this host.', s.movedIn)
-    gauge('forwarded', 'Frames sent to the host serving their shard.', s.forwarded)
-    gauge('held', 'Frames held while their shard moved.', s.held)
-    gauge('unroutable', 'Frames for a shard no reachable host served.', s.unroutable)
-    gauge('links_up', 'Links to other hosts that are up.', s.links.linksUp ?? (s.links as unknown as { up: number }).up)
-    gauge('link_frames_in', 'Frames received over links.', s.links.framesIn)
-    gauge('link_frames_out', 'Frames sent over links.', s.links.framesOut)
-    gauge('link_bytes_in', 'Bytes received over links.', s.links.bytesIn)
-    gauge('link_bytes_out', 'Bytes sent over links.', s.links.bytesOut)
-    gauge('link_queued_bytes', 'Bytes waiting in link queues.', s.links.queuedBytes)
-    let refused = 0
-    for (const n of Object.values(this.links.stats().refused)) refused += n ?? 0
+    gauge('members', 'Members of the cluster this host sees.', this.members_.length)
+    gauge('epoch', 'Epoch of the shard map this host has applied.', this.epoch)
+    gauge('shards_served', 'Shards this host serves.', h.served.size)
+    gauge('shards_moving', 'Shards moving into or out of this host.', h.moving)
+    gauge('moved_out', 'Shards moved out of this host.', h.movedOut)
+    gauge('moved_in', 'Shards moved into this host.', h.movedIn)
+    gauge('forwarded', 'Frames sent to the host serving their shard.', r.forwarded)
+    gauge('held', 'Frames held while their shard moved.', r.held)
+    gauge('unroutable', 'Frames for a shard no reachable host served.', r.unroutable)
+    gauge('links_up', 'Links to other hosts that are up.', links.linksUp)
+    gauge('link_frames_in', 'Frames received over links.', links.framesIn)
+    gauge('link_frames_out', 'Frames sent over links.', links.framesOut)
+    gauge('link_bytes_in', 'Bytes received over links.', links.bytesIn)
+    gauge('link_bytes_out', 'Bytes sent over links.', links.bytesOut)
+    gauge('link_queued_bytes', 'Bytes waiting in link queues.', links.queuedBytes)
     gauge('refused_peers', 'Peers refused (authentication, garbage, oversize, duplicate id, mismatch).', refused)
     return lines.join('\n') + '\n'
   }
@@ -304,6 +326,11 @@ export class ClusterPlugin implements HostPlugin, ClusterView {
       moving: this.handover.moving
     })
   }
+}
+
+function withoutKind<T extends { kind: string }> (o: T): Omit<T, 'kind'> {
+  const { kind: _kind, ...rest } = o
+  return rest
 }
 
 /** `cluster({...})`: the plugin that makes a host one of many (see ClusterOptions). */

@@ -24,7 +24,6 @@ import { Buffer } from 'node:buffer'
 import { ShoalError, messageOf } from '../../native-free-core/errors.ts'
 import { SHARDS, shardOf } from '../../native-free-core/placement/hash.ts'
 import { NONE } from '../../native-free-core/placement/shard-map.ts'
-import type { ShardMap } from '../../native-free-core/placement/shard-map.ts'
 import type { ShardRanges } from '../../native-free-core/storage/shard-range.ts'
 import type { MovedTimeout } from '../../native-free-core/time/agent-timers.ts'
 import type { Gateway } from '../../src/host/gateway.ts'
@@ -52,6 +51,8 @@ export interface HandoverParts {
   changed (gained: readonly number[], lost: readonly number[]): void
   /** Something went wrong that the user should hear about (a move called off). */
   warn (message: string): void
+  /** A reconciliation ended: whoever waits for the cluster to settle may look again. */
+  settledMaybe (): void
 }
 
 interface Outgoing {
@@ -125,6 +126,7 @@ export class Handover {
       } finally {
         this.busy = false
       }
+      this.parts.settledMaybe()
     })()
     return this.running
   }

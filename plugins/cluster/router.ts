@@ -277,6 +277,8 @@ export class ClusterRouter implements RemoteRoutes {
         if (this.arriving.size !== 0) {
           const a = this.arriving.get(shardOf(frame.readUInt32LE(4)))
           if (a !== undefined) {
+            // held before it reaches a ring: translated now, so that its answer finds the way back
+            if (gateway.admit(frame, sink) < 0) return
             // from the old owner, before its CL_FLUSHED: what it held; everyone else's waits behind
             if (a.from === peer && !a.flushed) a.fromOld.push(frame)
             else a.others.push(frame)

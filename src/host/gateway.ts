@@ -37,6 +37,9 @@ import type { Proxy, ResultSink } from './proxies.ts'
 
 export type { ResultSink } from './proxies.ts'
 
+const kRefused = -1
+const kNothingToDo = -2
+
 /** What a router plugin gives the gateway. */
 export interface RemoteRoutes {
   /**
@@ -111,14 +114,24 @@ export class Gateway {
    * as the shard's state says. False if the frame is not a message for an agent.
    */
   deliver (frame: Buffer, sink: ResultSink): boolean {
-    if (frame.length < 20) {
-      this.refused++
-      return false
-    }
-    const kind = frame[0]!
+    const home = this.admit(frame, sink)
+    if (home < 0) return home === kNothingToDo
+    this.parts.loop.sendRaw(home, frame, false)
+    return true
+  }
+
+  /**
+   * Make a frame from another host this host's own, in place: a call or follow gets a
+   * proxy id whose answer goes to `sink`, an unfollow the proxy id of its follow. For a
+   * frame the router holds before it reaches a ring (its shard is arriving here), so that
+   * the answer finds its way back when it runs. Returns the frame's home thread, or a
+   * negative number when it is not a message for an agent (refused) or needs nothing done.
+   */
+  admit (frame: Buffer, sink: ResultSink): number {
+    const kind = frame.length < 20 ? 0 : frame[0]!
     if (kind < MSG_CAST || kind > MSG_UNFOLLOW) {
       this.refused++
-      return false
+      return kRefused
     }
     const home = this.homeOf(shardOf(frame.readUInt32LE(FRAME_HASH_AT)))
     if (kind === MSG_CALL || kind === MSG_FOLLOW) {
@@ -127,13 +140,12 @@ export class Gateway {
       frame.writeInt32LE(0, FRAME_REPLY_TO_AT) // the reply or state comes to the main thread
     } else if (kind === MSG_UNFOLLOW) {
       const proxy = this.proxies.followOf(sink, frame.readUInt32LE(FRAME_CALL_AT))
-      if (proxy === undefined) return true // never subscribed here, or ended already
+      if (proxy === undefined) return kNothingToDo // never subscribed here, or ended already
       this.proxies.delete(proxy)
       frame.writeUInt32LE(proxy, FRAME_CALL_AT)
       frame.writeInt32LE(0, FRAME_REPLY_TO_AT)
     }
-    this.parts.loop.sendRaw(home, frame, false)
-    return true
+    return home
   }
 
   /**
