@@ -47,7 +47,7 @@ export interface ConnectionHost {
   closed (conn: Connection, wasUp: boolean, reason: string, detail: string): void
 }
 
-const MAX_ID_BYTES = 256
+const MAX_ID_BYTES = 512
 
 export class Connection implements BatchOutput {
   readonly role: 'dial' | 'accept'

@@ -38,7 +38,7 @@ import type { BatchWriter } from './batch-writer.ts'
 import { CLOSE_DISCONNECTED, CLOSE_GOING_AWAY, LINK_PATH } from './wire.ts'
 
 export interface LinkHubOptions {
-  /** This host's id: stable, unique in the cluster, 1–256 UTF-8 bytes. */
+  /** This host's id: stable, unique in the cluster, 1–512 UTF-8 bytes (membership's rule is stricter). */
   readonly id: string
   /** Shared by every host of the cluster, at least 32 bytes. */
   readonly secret: string | Uint8Array
@@ -116,7 +116,7 @@ interface UwsUserData {
   socket?: UwsLinkSocket
 }
 
-const MAX_ID_BYTES = 256
+const MAX_ID_BYTES = 512
 const CLOSE_WAIT_MS = 1_000
 
 export class LinkHub extends EventEmitter<LinkHubEvents> {
