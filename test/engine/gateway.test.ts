@@ -143,3 +143,49 @@ test('a shard moves to the other host: no message lost, none reordered, callers 
     await close()
   }
 })
+
+test('a moved agent keeps its armed timeout and its follower; the new owner runs both', async () => {
+  const [ta, tb] = twins((s) => (s % 2) as 0 | 1)
+  const dir = mkdtempSync(join(tmpdir(), 'shoal-twins-'))
+  const a = await createHost({ agents: agentsUrl, workers: 2, plugins: [ta], dataDir: dir, clock: 'manual' })
+  const b = await createHost({ agents: agentsUrl, workers: 2, plugins: [tb], dataDir: dir, clock: 'manual' })
+  try {
+    const key = keysOn(0, 'timed', 1, 't')[0]!
+    const counterKey = keysOn(0, 'counter', 1, 'f')[0]!
+    assert.equal(await b.ref('timed', key).call('arm', { ticks: 5 }), 0)
+    await a.advance(2)
+    // a follower on b of a counter served by a
+    const it = b.ref('counter', counterKey).follow()[Symbol.asyncIterator]()
+    assert.deepEqual((await it.next()).value, { n: 0 })
+    await move(ta, [shardOfAgent('timed', key), shardOfAgent('counter', counterKey)])
+    await b.advance(2)
+    assert.deepEqual(await a.ref('timed', key).call('fired'), [], 'not yet: 3 ticks were left')
+    await b.advance(1)
+    assert.deepEqual(await a.ref('timed', key).call('fired'), [3], 'fired on the new owner, on its clock')
+    // the follow renewed itself at the new owner: it sees the state again, then what follows
+    await a.ref('counter', counterKey).call('add', 7)
+    let state = (await it.next()).value as { n: number }
+    if (state.n === 0) state = (await it.next()).value as { n: number }
+    assert.deepEqual(state, { n: 7 })
+    await it.return!()
+  } finally {
+    await Promise.all([a.close(), b.close()])
+    rmSync(dir, { recursive: true, force: true })
+  }
+})
+
+test('a call to an agent whose host cannot be reached fails at once, retriable', async () => {
+  const [ta, tb] = twins((s) => (s % 2) as 0 | 1)
+  const a = await createHost({ agents: agentsUrl, workers: 1, plugins: [ta] })
+  const b = await createHost({ agents: agentsUrl, workers: 1, plugins: [tb] })
+  try {
+    const key = keysOn(1, 'counter', 1)[0]!
+    ta.unreachable = true
+    await assert.rejects(a.ref('counter', key).call('add', 1), (err: Error & { code?: string, retriable?: boolean }) =>
+      err.code === 'SHOAL_ERR_SHARD_UNAVAILABLE' && err.retriable === true)
+    ta.unreachable = false
+    assert.equal(await a.ref('counter', key).call('add', 1), 1)
+  } finally {
+    await Promise.all([a.close(), b.close()])
+  }
+})
