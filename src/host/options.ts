@@ -9,6 +9,7 @@ import { availableParallelism } from 'node:os'
 import { isAbsolute, resolve } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import { InvalidOptionError } from '../../native-free-core/errors.ts'
+import { didYouMean } from '../../native-free-core/did-you-mean.ts'
 import { maxFrameBytes } from '../../native-free-core/ring/ring-queue.ts'
 import { CLOCK_MANUAL, CLOCK_REAL } from '../time/thread-clock.ts'
 import type { ClockKind } from '../time/thread-clock.ts'
@@ -102,8 +103,7 @@ export function resolveOptions (options: HostOptions): ResolvedHostOptions {
   }
   for (const key of Object.keys(options)) {
     if (!known.has(key)) {
-      const near = [...known].find((k) => k.toLowerCase().startsWith(key.toLowerCase().slice(0, 4)))
-      throw new InvalidOptionError(key, (options as unknown as Record<string, unknown>)[key], `is not an option${near ? ` (did you mean ${near}?)` : ''}`)
+      throw new InvalidOptionError(key, (options as unknown as Record<string, unknown>)[key], `is not an option${didYouMean(key, known)}`)
     }
   }
   const workers = integer('workers', options.workers ?? defaults.workers, 0, 254)
@@ -170,7 +170,7 @@ function offloadOptions (offload: OffloadOptions): ResolvedOffloadOptions {
     throw new InvalidOptionError('offload', offload, 'must be an object { filename, maxThreads?, minThreads?, workerData? }')
   }
   for (const key of Object.keys(offload)) {
-    if (!knownOffload.has(key)) throw new InvalidOptionError(`offload.${key}`, (offload as unknown as Record<string, unknown>)[key], 'is not an option')
+    if (!knownOffload.has(key)) throw new InvalidOptionError(`offload.${key}`, (offload as unknown as Record<string, unknown>)[key], `is not an option${didYouMean(key, knownOffload)}`)
   }
   const filename = moduleUrl('offload.filename', offload.filename, 'is required: the URL or path of the module exporting your tasks')
   if (!filename.startsWith('file:')) throw new InvalidOptionError('offload.filename', offload.filename, 'must be a file: URL or a path (pool threads import it from disk)')
