@@ -37,7 +37,7 @@ import { PendingCalls } from './pending-calls.ts'
 import { ThreadLoop } from '../thread/thread-loop.ts'
 import { TestClock } from '../time/test-clock.ts'
 import { OffloadPool } from '../offload/offload-pool.ts'
-import { readWorkerStats } from '../observe/host-stats.ts'
+import { hostStats, readWorkerStats } from '../observe/host-stats.ts'
 import type { HostStats } from '../observe/host-stats.ts'
 import { hostMetrics } from '../observe/metrics.ts'
 import { HostQuotas } from '../tenancy/host-quotas.ts'
@@ -214,13 +214,9 @@ export class Host extends EventEmitter<HostEvents> {
   /** Per-thread figures read from shared memory (no round trip), and the host's own. */
   stats (): HostStats {
     const workers = this.ownerThreads().map((t) => readWorkerStats(this.mesh, t, this.workers.restartsOf(t)))
-    let activeAgents = 0
-    let messages = 0
-    for (const w of workers) {
-      activeAgents += w.activeAgents
-      messages += w.messages
-    }
-    return { activeAgents, messages, pendingCalls: this.pending.size, workers, offload: this.pool?.stats() ?? null }
+    return hostStats(this.mesh, workers, {
+      pendingCalls: this.pending.size, agentErrorsDropped: this.workers.agentErrorsDropped, offload: this.pool?.stats() ?? null
+    })
   }
 
   /** Prometheus text exposition (prom-client), every thread's figures aggregated. */
@@ -229,7 +225,8 @@ export class Host extends EventEmitter<HostEvents> {
       pendingCalls: this.pending.size,
       followers: this.follows.size,
       offload: this.pool?.stats() ?? null,
-      quotas: this.hostQuotas.list()
+      quotas: this.hostQuotas.list(),
+      agentErrorsDropped: this.workers.agentErrorsDropped
     })
   }
 

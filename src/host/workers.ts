@@ -67,6 +67,8 @@ export class WorkerSupervisor {
   private readonly listings = new Map<number, (ids: readonly string[]) => void>()
   private nextListing = 0
   private quotaSeq = 0
+  /** Agent-error reports the workers dropped because a batch was full (see AgentErrorReporter). */
+  agentErrorsDropped = 0
 
   constructor (parts: SupervisorParts) {
     this.parts = parts
@@ -181,6 +183,7 @@ export class WorkerSupervisor {
           slot.ready = true
           resolve()
         } else if (m.type === 'agent-errors') {
+          this.agentErrorsDropped += m.dropped
           for (const e of m.errors) this.parts.agentError(e.id, e.method, e.error)
         } else if (m.type === 'quota-ack') {
           slot.quotaAcks.get(m.seq)?.()
