@@ -134,8 +134,7 @@ export class Host extends EventEmitter<HostEvents> {
       offload: pool !== null,
       follows: () => this.follows,
       agentError: (id, method, error) => this.emitAgentError(id, method, error),
-      restarted: (event) => this.emit('worker-restart', event),
-      failed: (err) => this.emit('error', err)
+      restarted: (event) => this.emit('worker-restart', event)
     })
     this.clock = new HostClock(this.mesh, options.clock, options.tickMs, {
       agentThreads: options.workers === 0 ? [0] : Array.from({ length: options.workers }, (_, i) => i + 1),

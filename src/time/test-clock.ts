@@ -16,6 +16,7 @@
  * manual tick clock (`clock: 'manual'`), rate-limit time can be derived from it
  * (tick × tickMs) through the same Clock seam.
  */
+import { InvalidArgumentError } from '../../native-free-core/errors.ts'
 import type { Clock } from '../../native-free-core/time/clock.ts'
 
 export const kTestClock = Symbol.for('shoal.test-clock')
@@ -42,7 +43,7 @@ export class TestClock implements Clock {
   }
 
   advance (ms: number): void {
-    if (!(Number.isFinite(ms) && ms >= 0)) throw new RangeError(`advance(ms) takes a finite ms ≥ 0, got ${ms}`)
+    if (!(Number.isFinite(ms) && ms >= 0)) throw new InvalidArgumentError(`advance(ms) takes a finite ms ≥ 0, got ${ms}`)
     this.set(this.now() + ms)
   }
 
