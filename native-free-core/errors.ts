@@ -195,6 +195,24 @@ export class SimulationError extends ShoalError {
   static override readonly code = 'SHOAL_ERR_SIMULATION'
 }
 
+/**
+ * The cluster's coordination service (etcd) cannot be reached: `createHost` with the
+ * cluster plugin gave up within the lease TTL (`data.endpoints`, `data.cause`).
+ * Retriable: nothing was registered, start again when etcd is back.
+ */
+export class ClusterUnavailableError extends ShoalError {
+  static override readonly code = 'SHOAL_ERR_CLUSTER_UNAVAILABLE'
+  override get retriable (): boolean { return true }
+}
+
+/**
+ * Another live host holds this host's cluster id (`data.id`): its member key is still
+ * renewed after its lease TTL. Two hosts with one id would both serve its shards.
+ */
+export class ClusterIdInUseError extends ShoalError {
+  static override readonly code = 'SHOAL_ERR_CLUSTER_ID_IN_USE'
+}
+
 type ErrorClass = typeof ShoalError
 
 const byCode = new Map<string, ErrorClass>()
@@ -202,7 +220,7 @@ for (const cls of [
   ShoalError, InvalidOptionError, InvalidArgumentError, InvalidDefinitionError, UnknownAgentTypeError,
   UnknownMethodError, AgentError, TimeoutError, AbortedError, QuotaExceededError, UnknownQuotaError,
   RateLimitedError, MessageTooLargeError, EncodeError, DecodeError, WorkerCrashedError,
-  HostClosedError, StorageError, OffloadError, SimulationError
+  HostClosedError, StorageError, OffloadError, SimulationError, ClusterUnavailableError, ClusterIdInUseError
 ] as ErrorClass[]) byCode.set(cls.code, cls)
 for (const cls of [WorkerStartError, CapacityExceededError] as ErrorClass[]) byCode.set(cls.code, cls)
 
