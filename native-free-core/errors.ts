@@ -246,12 +246,13 @@ export function errorFromWire (wire: WireError): ShoalError {
   return err
 }
 
-/** Turn anything a handler may throw into wire form: ShoalErrors keep their code. */
+/** @internal Turn anything a handler may throw into wire form: ShoalErrors keep their code. */
 export function toWire (error: unknown): WireError {
   if (error instanceof ShoalError) return error.toWire()
   return new AgentError(messageOf(error), { name: nameOf(error) }).toWire()
 }
 
+/** @internal The message of anything thrown. */
 export function messageOf (error: unknown): string {
   if (error instanceof Error) return error.message
   if (typeof error === 'string') return error

@@ -11,7 +11,7 @@ import type { CallOptions } from './pending-calls.ts'
 import type { FollowOptions } from './follow.ts'
 import { RefAddress } from './ref-address.ts'
 
-/** What a ref needs from its host. */
+/** @internal What a ref needs from its host. */
 export interface RefTarget {
   call (to: RefAddress, method: string, payload: unknown, options: CallOptions | undefined): Promise<unknown>
   cast (to: RefAddress, method: string, payload: unknown): void
@@ -25,6 +25,7 @@ export class AgentRef<D extends AgentDefinition = AgentDefinition> implements Ag
   readonly #target: RefTarget
   readonly #to: RefAddress
 
+  /** @internal Use `host.ref(type, key)`. */
   constructor (target: RefTarget, info: TypeInfo, quota: string, key: string, id: string, hash: number) {
     this.quota = quota
     this.type = info.type

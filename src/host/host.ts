@@ -59,7 +59,9 @@ export type { AgentFilter } from './listing.ts'
 export type { RefOptions } from './routing.ts'
 
 export class Host extends EventEmitter<HostEvents> {
+  /** @internal */
   readonly options: ResolvedHostOptions
+  /** @internal */
   readonly registry: AgentRegistry
   private readonly mesh: Mesh
   private readonly loop: ThreadLoop
@@ -81,7 +83,7 @@ export class Host extends EventEmitter<HostEvents> {
   private readonly hostQuotas: HostQuotas
   private closing: Promise<void> | null = null
 
-  /** Use `createHost`. */
+  /** @internal Use `createHost`. */
   constructor (options: ResolvedHostOptions, registry: AgentRegistry, pool: OffloadPool | null = null) {
     super()
     this.options = options
@@ -164,7 +166,7 @@ export class Host extends EventEmitter<HostEvents> {
     untyped.on('removeListener', (event: string | symbol) => { if (event === 'agent-error') Atomics.sub(this.agentErrorListeners, 0, 1) })
   }
 
-  /** Start the workers; resolves when every one has loaded the agents module. */
+  /** @internal Start the workers; resolves when every one has loaded the agents module. */
   async start (): Promise<void> {
     try {
       await this.workers.start()

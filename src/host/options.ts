@@ -14,6 +14,7 @@ import { maxFrameBytes } from '../../native-free-core/ring/ring-queue.ts'
 import { CLOCK_MANUAL, CLOCK_REAL } from '../time/thread-clock.ts'
 import type { ClockKind } from '../time/thread-clock.ts'
 import { TestClock, kTestClock } from '../time/test-clock.ts'
+import type { TestHooks } from '../time/test-clock.ts'
 import type { Durability } from '../storage/lmdb-store.ts'
 
 export interface HostOptions {
@@ -38,7 +39,11 @@ export interface HostOptions {
   readonly clock?: ClockKind
   /** Largest encoded message (header + id + payload), in bytes. Default 256 KiB. */
   readonly maxMessageBytes?: number
-  /** Bytes per ring between two threads (a power of two ≥ 4 × maxMessageBytes). Default 4 MiB. */
+  /**
+   * Bytes per ring between two threads: a power of two from 4 KiB to 1 GiB, at least
+   * 2 × maxMessageBytes + 16. Default 4 MiB, or 4 × maxMessageBytes rounded up to a power
+   * of two if that is more.
+   */
   readonly ringBytes?: number
   /** Calls without `timeoutMs` fail with TimeoutError after this many ms; 0 = never. Default 30,000. */
   readonly callTimeoutMs?: number
@@ -46,8 +51,6 @@ export interface HostOptions {
   readonly closeTimeoutMs?: number
   /** A piscina pool for `ctx.offload(name, input)`: blocking or CPU-heavy work off the agents' threads. */
   readonly offload?: OffloadOptions
-  /** @internal Test hook: rate-limit time from a hand-driven clock (src/time/test-clock.ts). */
-  readonly [kTestClock]?: TestClock
 }
 
 export interface OffloadOptions {
@@ -113,7 +116,8 @@ export function resolveOptions (options: HostOptions): ResolvedHostOptions {
   if (maxFrameBytes(ringBytes) < maxMessageBytes) {
     throw new InvalidOptionError('maxMessageBytes', maxMessageBytes, `must be at most ringBytes / 2 - 8 (${maxFrameBytes(ringBytes)} with ringBytes ${ringBytes})`)
   }
-  const testClock = options[kTestClock]
+  // a test hook, read besides the options (not part of HostOptions)
+  const testClock = (options as HostOptions & TestHooks)[kTestClock]
   if (testClock !== undefined && !(testClock instanceof TestClock)) {
     throw new InvalidOptionError('[kTestClock]', testClock, 'must be a TestClock')
   }

@@ -21,6 +21,14 @@ import type { Clock } from '../../native-free-core/time/clock.ts'
 
 export const kTestClock = Symbol.for('shoal.test-clock')
 
+/**
+ * What `createHost` reads besides its options, for tests: not in `HostOptions`, so the
+ * published types carry no test hook. `createHost({ agents, ...hooks } as HostOptions)`.
+ */
+export interface TestHooks {
+  readonly [kTestClock]?: TestClock
+}
+
 export class TestClock implements Clock {
   readonly buffer: SharedArrayBuffer
   private readonly bits: BigInt64Array

@@ -1,12 +1,13 @@
 /** Shared helpers for engine tests: host setup and placement arithmetic. */
 import { createHost } from '../../src/index.ts'
 import type { Host, HostOptions } from '../../src/index.ts'
+import type { TestHooks } from '../../src/time/test-clock.ts'
 import { hashId, shardOf } from '../../native-free-core/placement/hash.ts'
 import { idString } from '../../native-free-core/agent/agent-id.ts'
 
 export const agentsUrl = new URL('../fixtures/agents.js', import.meta.url)
 
-export function startHost (options: Partial<HostOptions> = {}): Promise<Host> {
+export function startHost (options: Partial<HostOptions> & TestHooks = {}): Promise<Host> {
   return createHost({ agents: agentsUrl, workers: 2, ...options })
 }
 
