@@ -1,5 +1,5 @@
 /**
- * Token bucket: the per-agent rate limit (dist_agent; design §5 "Rate limits"). A
+ * Token bucket: the per-agent rate limit (dist_agent; docs/architecture.md §8). A
  * message that finds no token gets RateLimitedError without running the handler.
  *
  * Time is injected (`nowMs`, any monotonic millisecond clock: the host tick clock,

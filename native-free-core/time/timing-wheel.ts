@@ -1,6 +1,6 @@
 /**
  * Hierarchical timing wheel: every agent timer and idle deadline of one worker thread
- * (design §4 "Ticks"), advanced one host tick at a time.
+ * (docs/architecture.md §7), advanced one host tick at a time.
  *
  * Cost: `schedule` and `cancel` are O(1); `advance` is O(timers fired + timers cascaded
  * + levels per non-empty slot reached), never O(ticks): it jumps straight to the next
