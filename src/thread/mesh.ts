@@ -60,6 +60,11 @@ export interface Mesh {
   readonly clock: SharedArrayBuffer
 }
 
+/** The thread that owns `shard` on a host with `workers` workers: worker 1 + (shard mod workers), or the main thread with none. */
+export function placeShard (shard: number, workers: number): number {
+  return workers === 0 ? 0 : 1 + (shard % workers)
+}
+
 export function createMesh (workers: number, ringBytes: number): Mesh {
   const threads = workers + 1
   const rings: Array<Array<SharedArrayBuffer | null>> = []
@@ -70,7 +75,7 @@ export function createMesh (workers: number, ringBytes: number): Mesh {
   }
   const shardTable = new SharedArrayBuffer(SHARDS * 2)
   const table = new Uint16Array(shardTable)
-  for (let s = 0; s < SHARDS; s++) table[s] = workers === 0 ? 0 : 1 + (s % workers)
+  for (let s = 0; s < SHARDS; s++) table[s] = placeShard(s, workers)
   return {
     threads,
     ringBytes,
