@@ -213,6 +213,26 @@ export class ClusterIdInUseError extends ShoalError {
   static override readonly code = 'SHOAL_ERR_CLUSTER_ID_IN_USE'
 }
 
+/**
+ * A link to another host of the cluster cannot take the message now: its queue is over
+ * the byte limit while it connects or drains (`data.reason: 'backlog'`), or the link was
+ * disconnected or closed (`'closed'`). `data.peer` names the host. Retriable: the link
+ * reconnects and drains by itself.
+ */
+export class LinkUnavailableError extends ShoalError {
+  static override readonly code = 'SHOAL_ERR_LINK_UNAVAILABLE'
+  override get retriable (): boolean { return true }
+}
+
+/**
+ * A native addon Shoal relies on for speed did not load and its package fell back to a
+ * slow pure-JS build (`data.addon`); Shoal refuses to run on the fallback unless the
+ * environment variable in `data.optIn` says so.
+ */
+export class NativeAddonError extends ShoalError {
+  static override readonly code = 'SHOAL_ERR_NATIVE_ADDON'
+}
+
 type ErrorClass = typeof ShoalError
 
 const byCode = new Map<string, ErrorClass>()
@@ -220,7 +240,8 @@ for (const cls of [
   ShoalError, InvalidOptionError, InvalidArgumentError, InvalidDefinitionError, UnknownAgentTypeError,
   UnknownMethodError, AgentError, TimeoutError, AbortedError, QuotaExceededError, UnknownQuotaError,
   RateLimitedError, MessageTooLargeError, EncodeError, DecodeError, WorkerCrashedError,
-  HostClosedError, StorageError, OffloadError, SimulationError, ClusterUnavailableError, ClusterIdInUseError
+  HostClosedError, StorageError, OffloadError, SimulationError, ClusterUnavailableError, ClusterIdInUseError,
+  LinkUnavailableError, NativeAddonError
 ] as ErrorClass[]) byCode.set(cls.code, cls)
 for (const cls of [WorkerStartError, CapacityExceededError] as ErrorClass[]) byCode.set(cls.code, cls)
 
