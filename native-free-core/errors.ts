@@ -196,6 +196,18 @@ export class SimulationError extends ShoalError {
 }
 
 /**
+ * Cluster: the agent's shard has no host serving it right now — its owner is unreachable
+ * (the link dropped before the reply came: the call may or may not have run), or is
+ * moving, or is down and has no replica to take over. Retriable: the same call succeeds
+ * once the shard is served again. `data.shard` names the shard; `data.host` the host
+ * that was last known to serve it, when there was one.
+ */
+export class ShardUnavailableError extends ShoalError {
+  static override readonly code = 'SHOAL_ERR_SHARD_UNAVAILABLE'
+  override get retriable (): boolean { return true }
+}
+
+/**
  * The cluster's coordination service (etcd) cannot be reached: `createHost` with the
  * cluster plugin gave up within the lease TTL (`data.endpoints`, `data.cause`).
  * Retriable: nothing was registered, start again when etcd is back.
@@ -240,8 +252,8 @@ for (const cls of [
   ShoalError, InvalidOptionError, InvalidArgumentError, InvalidDefinitionError, UnknownAgentTypeError,
   UnknownMethodError, AgentError, TimeoutError, AbortedError, QuotaExceededError, UnknownQuotaError,
   RateLimitedError, MessageTooLargeError, EncodeError, DecodeError, WorkerCrashedError,
-  HostClosedError, StorageError, OffloadError, SimulationError, ClusterUnavailableError, ClusterIdInUseError,
-  LinkUnavailableError, NativeAddonError
+  HostClosedError, StorageError, OffloadError, SimulationError, ShardUnavailableError, ClusterUnavailableError,
+  ClusterIdInUseError, LinkUnavailableError, NativeAddonError
 ] as ErrorClass[]) byCode.set(cls.code, cls)
 for (const cls of [WorkerStartError, CapacityExceededError] as ErrorClass[]) byCode.set(cls.code, cls)
 

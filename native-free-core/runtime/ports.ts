@@ -8,6 +8,8 @@ import type { AgentRegistry } from '../agent/registry.ts'
 import type { Clock } from '../time/clock.ts'
 import type { QuotaGate } from '../tenancy/quota-gate.ts'
 import type { Store } from '../storage/store.ts'
+import type { Envelope } from '../agent/envelope.ts'
+import type { ShardStates } from '../placement/shard-state.ts'
 
 export interface ValueCodec {
   /** Encode a state; the bytes must stay valid until the batch has committed. */
@@ -33,6 +35,12 @@ export interface RuntimeOutput {
    * (`ok`), or why the subscription failed (a WireError).
    */
   followed? (thread: number, followId: number, ok: boolean, value: Uint8Array | WireError): void
+  /**
+   * A message for an agent whose shard this thread does not serve (any more): a message
+   * that waited in a busy agent's mailbox, or a redelivered durable send. The host hands
+   * it to whoever serves the shard. Only called when `shardStates` is given.
+   */
+  forward? (env: Envelope): void
 }
 
 export interface ShardRuntimeOptions {
@@ -54,4 +62,9 @@ export interface ShardRuntimeOptions {
   readonly quotas?: QuotaGate
   /** Initial agent-table slots and timer-wheel nodes (default 1024 each); the simulator starts its many small runtimes smaller. */
   readonly tableCapacity?: number
+  /**
+   * Which shards this thread serves (placement/shard-state.ts), shared with the host's
+   * main thread; omitted on a single host, where every shard of the thread is served.
+   */
+  readonly shardStates?: ShardStates
 }

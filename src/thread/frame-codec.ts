@@ -34,7 +34,7 @@
  * message leaves nothing in the ring.
  */
 import { align4 } from '../../native-free-core/ring/ring-queue.ts'
-import type { RingProducer } from '../../native-free-core/ring/ring-queue.ts'
+import type { FrameSink } from '../../native-free-core/ring/ring-queue.ts'
 import { Envelope, MSG_SEND } from '../../native-free-core/agent/envelope.ts'
 import { DecodeError, MessageTooLargeError, messageOf } from '../../native-free-core/errors.ts'
 import { encodeValue, unpackr } from './codec.ts'
@@ -46,7 +46,27 @@ export const FRAME_STATE = 9
 export const FRAME_TASK = 10
 /** The result of a FRAME_TASK, main → worker (id = task id). */
 export const FRAME_TASK_DONE = 11
+/**
+ * Between the main thread and a shard's home thread, in ring order with the messages
+ * (id = a token; payload `{ op, ... }`, see src/thread/shard-handover.ts): a fence and
+ * its answer, a release of shards and its answer, an adoption.
+ */
+export const FRAME_CONTROL = 12
+/**
+ * Set on the kind byte of a message frame the main thread hands to the home thread of a
+ * shard that is arriving: it was held for the shard before the thread kept any frame of
+ * its own for it, so it runs first (docs/cluster.md).
+ */
+export const KIND_HELD = 0x40
 const kHeaderBytes = 20
+
+/** Offsets into a frame's header that the cluster reads and patches (a frame crosses hosts as its ring bytes). */
+export const FRAME_HASH_AT = 4
+/** A message's call id / follow id; a result's id is at FRAME_RESULT_ID_AT. */
+export const FRAME_CALL_AT = 8
+export const FRAME_REPLY_TO_AT = 16
+export const FRAME_RESULT_ID_AT = 4
+export const FRAME_RESULT_OK_AT = 8
 
 const TAG_UNDEFINED = 0
 const TAG_NULL = 1
@@ -124,7 +144,7 @@ export class FrameWriter {
    * writing nothing. `idBytes`, when the caller has them (a ref used more than once), are
    * copied instead of encoding `id` again (19 vs 65 ns for a 25-byte id).
    */
-  message (ring: RingProducer, kind: number, id: string, idBytes: Uint8Array | null, hash: number, typeIdx: number, methodIdx: number,
+  message (ring: FrameSink, kind: number, id: string, idBytes: Uint8Array | null, hash: number, typeIdx: number, methodIdx: number,
     payload: unknown, replyTo: number, callId: number): void {
     const plan = this.plan
     plan.plan(payload, 'payload')
@@ -166,13 +186,13 @@ export class FrameWriter {
    * sequence at 8 — packed here and unpacked by `FrameReader.message`, nowhere else.
    * Throws EncodeError/MessageTooLargeError, writing nothing.
    */
-  send (ring: RingProducer, id: string, hash: number, typeIdx: number, methodIdx: number, payload: unknown, outboxKey: number): void {
+  send (ring: FrameSink, id: string, hash: number, typeIdx: number, methodIdx: number, payload: unknown, outboxKey: number): void {
     const incarnation = outboxKey === 0 ? 0 : Math.floor(outboxKey / 0x100000000)
     this.message(ring, MSG_SEND, id, null, hash, typeIdx, methodIdx, payload, incarnation, outboxKey >>> 0)
   }
 
   /** Encode a reply. A value that cannot be encoded becomes an EncodeError reply. */
-  reply (ring: RingProducer, callId: number, ok: boolean, value: unknown): void {
+  reply (ring: FrameSink, callId: number, ok: boolean, value: unknown): void {
     this.result(ring, FRAME_REPLY, callId, ok, value)
   }
 
@@ -180,7 +200,7 @@ export class FrameWriter {
    * A result frame (reply, follow state, task result) of `kind`. A value that cannot be
    * encoded, or is too large, becomes an error result.
    */
-  result (ring: RingProducer, kind: number, id: number, ok: boolean, value: unknown): void {
+  result (ring: FrameSink, kind: number, id: number, ok: boolean, value: unknown): void {
     const plan = this.plan
     try {
       plan.plan(value, ok ? 'the reply' : 'the error')
@@ -210,7 +230,7 @@ export class FrameWriter {
    * A successful result whose value is already msgpack (a committed state's stored bytes):
    * copied, not re-encoded. Throws MessageTooLargeError, writing nothing.
    */
-  resultBytes (ring: RingProducer, kind: number, id: number, bytes: Uint8Array): void {
+  resultBytes (ring: FrameSink, kind: number, id: number, bytes: Uint8Array): void {
     if (kHeaderBytes + bytes.length > this.maxMessageBytes) {
       throw new MessageTooLargeError(`state of ${bytes.length} bytes is over maxMessageBytes (${this.maxMessageBytes})`, { bytes: bytes.length, maxMessageBytes: this.maxMessageBytes })
     }
@@ -226,7 +246,7 @@ export class FrameWriter {
   }
 
   /** `ctx.offload(name, input)` for the pool's thread. Throws EncodeError/MessageTooLargeError, writing nothing. */
-  task (ring: RingProducer, taskId: number, name: string, input: unknown): void {
+  task (ring: FrameSink, taskId: number, name: string, input: unknown): void {
     const plan = this.plan
     plan.plan(input, 'the offload input')
     const nameMax = Buffer.byteLength(name)

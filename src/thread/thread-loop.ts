@@ -26,13 +26,20 @@
  */
 import { Doorbell } from '../../native-free-core/ring/doorbell.ts'
 import { RingConsumer, RingProducer, align4 } from '../../native-free-core/ring/ring-queue.ts'
-import type { BytesView } from '../../native-free-core/ring/ring-queue.ts'
+import type { BytesView, FrameSink } from '../../native-free-core/ring/ring-queue.ts'
 import { shardOf } from '../../native-free-core/placement/hash.ts'
 import type { ShardRuntime } from '../../native-free-core/runtime/shard-runtime.ts'
 import type { RuntimeOutput } from '../../native-free-core/runtime/ports.ts'
 import { toWire } from '../../native-free-core/errors.ts'
 import type { WireError } from '../../native-free-core/errors.ts'
-import { FRAME_REPLY, FRAME_STATE, FRAME_TASK, FrameReader, FrameWriter } from './frame-codec.ts'
+import { FRAME_CONTROL, FRAME_REPLY, FRAME_STATE, FRAME_TASK, FrameReader, FrameWriter, KIND_HELD } from './frame-codec.ts'
+import { FrameBuffer } from './frame-buffer.ts'
+import { ShardHandover } from './shard-handover.ts'
+import type { ControlOp } from './shard-handover.ts'
+import { SHARD_ARRIVING, SHARD_LOCAL } from '../../native-free-core/placement/shard-state.ts'
+import type { ShardStates } from '../../native-free-core/placement/shard-state.ts'
+import { MSG_SEND } from '../../native-free-core/agent/envelope.ts'
+import type { Envelope } from '../../native-free-core/agent/envelope.ts'
 import type { Mesh } from './mesh.ts'
 import {
   kStatActive, kStatAlive, kStatBusy, kStatCommits, kStatCommitted, kStatMessages, kStatOverflowBytes,
@@ -65,6 +72,19 @@ export interface ThreadLoopOptions {
   readonly onResult?: (kind: number, id: number, ok: boolean, value: unknown) => void
   /** A FRAME_TASK from `peer` (the thread that owns the offload pool). */
   readonly onTask?: (peer: number, taskId: number, name: string, input: unknown) => void
+  /**
+   * Cluster (main thread): a message frame for a shard this host does not serve, as its
+   * ring bytes (a view, valid during the call): forwarded by a home thread, or one of the
+   * main thread's own runtime's (`workers: 0`). `from` is the thread it came from.
+   */
+  readonly onForeign?: (frame: Buffer, from: number) => void
+  /**
+   * Cluster (main thread): a reply or follow state whose id is a proxy's (≥ 2^31: the call
+   * or follow came from another host), as its ring bytes; true when taken.
+   */
+  readonly onRawResult?: (kind: number, frame: Buffer) => boolean
+  /** Cluster (main thread): an answer of a home thread to a shard move step (shard-handover.ts). */
+  readonly onControl?: (from: number, token: number, msg: ControlOp) => void
 }
 
 export class ThreadLoop implements RuntimeOutput {
@@ -84,6 +104,15 @@ export class ThreadLoop implements RuntimeOutput {
   private readonly onAgentError: ((id: string, method: string, error: WireError) => void) | undefined
   private readonly onResult: ((kind: number, id: number, ok: boolean, value: unknown) => void) | undefined
   private readonly onTask: ((peer: number, taskId: number, name: string, input: unknown) => void) | undefined
+  private readonly onForeign: ((frame: Buffer, from: number) => void) | undefined
+  private readonly onRawResult: ((kind: number, frame: Buffer) => boolean) | undefined
+  private readonly onControl: ((from: number, token: number, msg: ControlOp) => void) | undefined
+  /** Shard states (placement/shard-state.ts); null on a single host: every shard is served by its home. */
+  private readonly states: ShardStates | null
+  /** Shards leaving and arriving at this thread (cluster only). */
+  private readonly handover: ShardHandover | null
+  /** Where a decoded message is encoded before it leaves (the main thread forwarding to its router). */
+  private scratchFrames: FrameBuffer | null = null
 
   private running = false
   private scheduled = false
@@ -117,12 +146,17 @@ export class ThreadLoop implements RuntimeOutput {
     this.onAgentError = options.onAgentError
     this.onResult = options.onResult
     this.onTask = options.onTask
+    this.onForeign = options.onForeign
+    this.onRawResult = options.onRawResult
+    this.onControl = options.onControl
+    this.states = options.mesh.shardStates === null ? null : new Uint8Array(options.mesh.shardStates)
     for (let peer = 0; peer < this.mesh.threads; peer++) {
       this.producers.push(null)
       this.consumers.push(null)
       this.attach(peer)
     }
     this.runtime = options.runtime?.(this) ?? null
+    this.handover = this.states === null ? null : new ShardHandover(this, this.states, this.runtime)
   }
 
   /** (Re)connect the rings to and from `peer`, e.g. after the peer restarted. */
@@ -185,7 +219,11 @@ export class ThreadLoop implements RuntimeOutput {
     const rt = this.runtime
     if (rt !== null) {
       // reminders first: those due by the clock's tick fire in the first catch-up
-      rt.startReminders(this.clock.epochMs, this.clock.tickMs, (hash) => this.ownerOf(hash) === this.index)
+      // in a cluster, only the shards this host serves now (the others' reminders come with an adoption)
+      const states = this.states
+      rt.startReminders(this.clock.epochMs, this.clock.tickMs, states === null
+        ? (hash) => this.ownerOf(hash) === this.index
+        : (hash) => this.ownerOf(hash) === this.index && states[shardOf(hash)] === SHARD_LOCAL)
       rt.advanceTo(this.clock.now(), TIMER_BUDGET)
     }
     this.schedule()
@@ -238,6 +276,53 @@ export class ThreadLoop implements RuntimeOutput {
   wake (): void {
     if (this.running) this.again = true
     else this.schedule()
+  }
+
+  forward (env: Envelope): void {
+    // to the main thread's router (a message that waited in a mailbox, or a redelivered send)
+    try {
+      if (this.index === 0) {
+        const buf = this.scratchFrames ??= new FrameBuffer()
+        buf.clear()
+        this.encode(buf, env)
+        buf.forEach((frame) => this.onForeign?.(frame, 0))
+        return
+      }
+      this.encode(this.producers[0]!, env)
+      this.touched(0)
+    } catch (err) {
+      this.onAgentError?.(env.id, `#${env.methodIdx}`, toWire(err))
+    }
+  }
+
+  private encode (sink: FrameSink, env: Envelope): void {
+    if (env.kind === MSG_SEND) this.writer.send(sink, env.id, env.hash, env.typeIdx, env.methodIdx, env.payload, env.outboxKey)
+    else this.writer.message(sink, env.kind, env.id, null, env.hash, env.typeIdx, env.methodIdx, env.payload, env.replyTo, env.callId)
+  }
+
+  /**
+   * Cluster (main thread): a step of a shard move for the home thread `to`, in ring order
+   * with the messages (shard-handover.ts); the answer comes to `onControl`.
+   */
+  sendControl (to: number, token: number, msg: ControlOp): void {
+    this.sendResult(to, FRAME_CONTROL, token, true, msg)
+  }
+
+  /**
+   * Cluster (main thread): a frame as its ring bytes (from another host, or held for a
+   * moving shard) for the home thread `to`; `held` marks one held for an arriving shard.
+   * False if there is no ring to `to`.
+   */
+  sendRaw (to: number, frame: Uint8Array, held: boolean): boolean {
+    const ring = this.producers[to]
+    if (ring == null) return false
+    const o = ring.begin(frame.length)
+    const u8 = ring.target.u8
+    u8.set(frame, o)
+    if (held) u8[o] = u8[o]! | KIND_HELD
+    ring.end(frame.length)
+    this.touched(to)
+    return true
   }
 
   agentError (id: string, method: string, error: WireError): void {
@@ -333,6 +418,7 @@ export class ThreadLoop implements RuntimeOutput {
         if (ring.hasData()) more = true
       }
       this.runtime?.commit()
+      this.handover?.check()
       // before publishing: a caller that got a reply reads stats that include its turn
       this.publishStats()
       this.flush()
@@ -364,10 +450,34 @@ export class ThreadLoop implements RuntimeOutput {
       try {
         const kind = reader.kind(o)
         if (kind < FRAME_REPLY) {
-          if (this.runtime !== null) this.runtime.deliver(reader.message(o, len))
+          const rt = this.runtime
+          if (this.states !== null) {
+            const state = this.states[shardOf(i32[(o + 4) >> 2]! >>> 0)]!
+            if (state !== SHARD_LOCAL || rt === null) {
+              this.notServed(state, o, len, peer)
+              continue
+            }
+          }
+          if (rt !== null) rt.deliver(reader.message(o, len))
         } else if (kind === FRAME_REPLY) {
+          if (i32[(o + 4) >> 2]! < 0 && this.onRawResult?.(kind, reader.scratch.subarray(o, o + len)) === true) continue
           const value = reader.reply(o, len)
           this.onReply?.(reader.replyCallId, reader.replyOk, value)
+        } else if (kind === FRAME_CONTROL) {
+          const msg = reader.reply(o, len) as ControlOp
+          if (msg.op === 'fenced' || msg.op === 'released' || msg.op === 'adopted') this.onControl?.(peer, reader.replyCallId >>> 0, msg)
+          else this.handover?.control(peer, reader.replyCallId >>> 0, msg)
+        } else if (kind >= KIND_HELD) {
+          const state = this.states?.[shardOf(i32[(o + 4) >> 2]! >>> 0)] ?? SHARD_LOCAL
+          if (state === SHARD_ARRIVING) {
+            this.handover!.keep(shardOf(i32[(o + 4) >> 2]! >>> 0), reader.scratch.subarray(o, o + len), true)
+          } else {
+            reader.scratch[o] = kind & ~KIND_HELD
+            if (state === SHARD_LOCAL && this.runtime !== null) this.runtime.deliver(reader.message(o, len))
+            else this.notServed(state, o, len, peer)
+          }
+        } else if (kind === FRAME_STATE && i32[(o + 4) >> 2]! < 0 && this.onRawResult?.(kind, reader.scratch.subarray(o, o + len)) === true) {
+          continue
         } else if (kind === FRAME_TASK) {
           const input = reader.task(o, len)
           this.onTask?.(peer, reader.replyCallId, reader.taskName, input)
@@ -381,6 +491,18 @@ export class ThreadLoop implements RuntimeOutput {
         this.agentErrors++
         this.onAgentError?.('', '', toWire(err))
       }
+    }
+  }
+
+  /** A message frame for a shard this thread does not serve: to the main thread's router, or kept while the shard arrives. */
+  private notServed (state: number, o: number, len: number, peer: number): void {
+    const frame = this.reader.scratch.subarray(o, o + len)
+    if (state === SHARD_ARRIVING && this.runtime !== null) {
+      this.handover!.keep(shardOf(this.reader.i32[(o + 4) >> 2]! >>> 0), frame, false)
+    } else if (this.index === 0) {
+      this.onForeign?.(frame, peer)
+    } else {
+      this.sendRaw(0, frame, false) // FORWARD: the main thread's router knows where the shard is
     }
   }
 

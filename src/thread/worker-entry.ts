@@ -92,7 +92,8 @@ const loop = new ThreadLoop({
       maxMessageBytes: data.maxMessageBytes,
       quotas: new QuotaGate(quotaDirectory, quotaCounters, data.index),
       ...(data.clock !== null ? { clock: TestClock.reader(data.clock) } : {}),
-      ...(client !== null ? { offload: (name: string, input: unknown) => client.run(name, input) } : {})
+      ...(client !== null ? { offload: (name: string, input: unknown) => client.run(name, input) } : {}),
+      ...(data.mesh.shardStates !== null ? { shardStates: new Uint8Array(data.mesh.shardStates) } : {})
     })
   }
 })

@@ -17,7 +17,9 @@ import { importGraph, importsOf, sourceFiles, tokenize } from './import-graph.ts
 
 // dist/test/architecture/ → the repository
 const root = fileURLToPath(new URL('../../../', import.meta.url))
-const entries = ['dist/src/index.d.ts', 'dist/native-free-core/index.d.ts']
+/** The type entries of the package's exports (`shoal`, `shoal/core`, ...): what users can import. */
+const entries = Object.values(JSON.parse(readFileSync(`${root}package.json`, 'utf8')).exports as Record<string, string | { types?: string }>)
+  .flatMap((e) => typeof e === 'object' && e.types !== undefined ? [e.types.replace(/^\.\//, '')] : [])
 
 /** Names of the platform and of the packages a declaration may mention. */
 const kGlobal = new Set([
@@ -114,6 +116,7 @@ function fileNames (file: string): Set<string> {
 }
 
 test('the public declarations mention only public names', () => {
+  assert.ok(entries.includes('dist/src/index.d.ts') && entries.includes('dist/native-free-core/index.d.ts'), entries.join(', '))
   for (const e of entries) assert.ok(existsSync(join(root, e)), `${e} is built`)
   const publicNames = new Map<string, [string, string]>()
   for (const e of entries) for (const [name, where] of exportsOf(join(root, e))) publicNames.set(name, where)

@@ -1,6 +1,6 @@
 /**
  * Cluster links: authenticated, batched WebSocket links between the hosts of a cluster
- * (docs/architecture.md §11, and the cluster page it links). The cluster plugin creates one LinkHub per host.
+ * (docs/cluster.md). The cluster plugin creates one LinkHub per host.
  */
 export { LinkHub, type LinkHubOptions, type LinkHubEvents, type LinkHubStats, type LinkDown } from './link-hub.ts'
 export type { LinkPeerStats, LinkState } from './peer.ts'

@@ -1,5 +1,5 @@
 /**
- * Membership on etcd (docs/architecture.md §11, and the cluster page it links): each host holds
+ * Membership on etcd (docs/cluster.md): each host holds
  * a lease and a member key; one host is leader (a lease-bound key created only if
  * absent) and is the only writer of the shard map; every host watches the prefix and
  * emits `members`, `map`, `leader`. Key layout and transactions: cluster-keys.ts; lease
