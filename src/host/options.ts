@@ -14,6 +14,8 @@ import { CLOCK_MANUAL, CLOCK_REAL } from '../time/thread-clock.ts'
 import type { ClockKind } from '../time/thread-clock.ts'
 import { TestClock, kTestClock } from '../time/test-clock.ts'
 import type { Durability } from '../storage/lmdb-store.ts'
+import { kOutboxMode } from '../storage/local-acks.ts'
+import type { OutboxMode } from '../../native-free-core/runtime/durable-outbox.ts'
 
 export interface HostOptions {
   /** The module that exports the agent definitions; every worker imports it. A file URL or a path. */
@@ -47,6 +49,8 @@ export interface HostOptions {
   readonly offload?: OffloadOptions
   /** @internal Test hook: rate-limit time from a hand-driven clock (src/time/test-clock.ts). */
   readonly [kTestClock]?: TestClock
+  /** @internal Test hook: durable sends in dedup mode, acknowledged on this host (src/storage/local-acks.ts). */
+  readonly [kOutboxMode]?: OutboxMode
 }
 
 export interface OffloadOptions {
@@ -82,6 +86,8 @@ export interface ResolvedHostOptions {
   readonly offload: ResolvedOffloadOptions | null
   /** The test clock's buffer, or null for each thread's `performance.now()`. */
   readonly testClock: SharedArrayBuffer | null
+  /** How durable sends are applied once (a test hook; 'claim' on one host). */
+  readonly outbox: OutboxMode
 }
 
 export const defaults = {
@@ -117,6 +123,8 @@ export function resolveOptions (options: HostOptions): ResolvedHostOptions {
   if (testClock !== undefined && !(testClock instanceof TestClock)) {
     throw new InvalidOptionError('[kTestClock]', testClock, 'must be a TestClock')
   }
+  const outbox = options[kOutboxMode] ?? 'claim'
+  if (outbox !== 'claim' && outbox !== 'dedup') throw new InvalidOptionError('[kOutboxMode]', outbox, "must be 'claim' or 'dedup'")
   let dataDir: string | undefined
   if (options.dataDir !== undefined) {
     if (typeof options.dataDir !== 'string' || options.dataDir.length === 0) {
@@ -143,7 +151,8 @@ export function resolveOptions (options: HostOptions): ResolvedHostOptions {
     callTimeoutMs: integer('callTimeoutMs', options.callTimeoutMs ?? defaults.callTimeoutMs, 0, 2 ** 31 - 1),
     closeTimeoutMs: integer('closeTimeoutMs', options.closeTimeoutMs ?? defaults.closeTimeoutMs, 0, 2 ** 31 - 1),
     offload: options.offload === undefined ? null : offloadOptions(options.offload),
-    testClock: testClock?.buffer ?? null
+    testClock: testClock?.buffer ?? null,
+    outbox
   })
 }
 

@@ -26,8 +26,9 @@ import { Doorbell } from '../../native-free-core/ring/doorbell.ts'
 import { RingConsumer, RingProducer, align4 } from '../../native-free-core/ring/ring-queue.ts'
 import type { BytesView } from '../../native-free-core/ring/ring-queue.ts'
 import { shardOf } from '../../native-free-core/placement/hash.ts'
-import { MSG_SEND } from '../../native-free-core/agent/envelope.ts'
+import { MSG_FORGET, MSG_SEND } from '../../native-free-core/agent/envelope.ts'
 import type { ShardRuntime, RuntimeOutput } from '../../native-free-core/runtime/shard-runtime.ts'
+import type { SendId } from '../../native-free-core/storage/store.ts'
 import { toWire } from '../../native-free-core/errors.ts'
 import type { WireError } from '../../native-free-core/errors.ts'
 import { FRAME_REPLY, FRAME_STATE, FRAME_TASK, FrameReader, FrameWriter } from './frame-codec.ts'
@@ -57,6 +58,8 @@ export interface ThreadLoopOptions {
   readonly onResult?: (kind: number, id: number, ok: boolean, value: unknown) => void
   /** A FRAME_TASK from `peer` (the thread that owns the offload pool). */
   readonly onTask?: (peer: number, taskId: number, name: string, input: unknown) => void
+  /** Dedup mode: the runtime applied a durable send, committed (RuntimeOutput.applied). */
+  readonly onApplied?: (id: string, hash: number, send: SendId) => void
 }
 
 export class ThreadLoop implements RuntimeOutput {
@@ -76,6 +79,7 @@ export class ThreadLoop implements RuntimeOutput {
   private readonly onAgentError: ((id: string, method: string, error: WireError) => void) | undefined
   private readonly onResult: ((kind: number, id: number, ok: boolean, value: unknown) => void) | undefined
   private readonly onTask: ((peer: number, taskId: number, name: string, input: unknown) => void) | undefined
+  private readonly onApplied: ((id: string, hash: number, send: SendId) => void) | undefined
 
   private running = false
   private scheduled = false
@@ -105,6 +109,7 @@ export class ThreadLoop implements RuntimeOutput {
     this.onAgentError = options.onAgentError
     this.onResult = options.onResult
     this.onTask = options.onTask
+    this.onApplied = options.onApplied
     for (let peer = 0; peer < this.mesh.threads; peer++) {
       this.producers.push(null)
       this.consumers.push(null)
@@ -163,6 +168,11 @@ export class ThreadLoop implements RuntimeOutput {
     return this.shardTable[shardOf(hash)]!
   }
 
+  /** Which thread owns this shard. */
+  ownerOfShard (shard: number): number {
+    return this.shardTable[shard]!
+  }
+
   start (): void {
     this.bell.cancelSleep()
     this.stats[kStatAlive] = 1
@@ -194,17 +204,26 @@ export class ThreadLoop implements RuntimeOutput {
     this.touched(replyTo)
   }
 
-  send (id: string, hash: number, typeIdx: number, methodIdx: number, payload: unknown, outboxKey: number): void {
+  send (id: string, hash: number, typeIdx: number, methodIdx: number, payload: unknown, durable: SendId | null): void {
     const to = this.ownerOf(hash)
     try {
-      // a durable send's key rides in the reply-address words: incarnation, sequence
-      const incarnation = outboxKey === 0 ? 0 : Math.floor(outboxKey / 0x100000000)
-      this.writer.message(this.producers[to]!, MSG_SEND, id, null, hash, typeIdx, methodIdx, payload, incarnation, outboxKey >>> 0)
+      this.writer.message(this.producers[to]!, MSG_SEND, id, null, hash, typeIdx, methodIdx, payload, 0, 0, durable)
       this.touched(to)
     } catch (err) {
       // the turn already committed: the send cannot fail its handler any more — report it
       this.onAgentError?.(id, `#${methodIdx}`, toWire(err))
     }
+  }
+
+  /**
+   * Dedup mode: a MSG_FORGET to the thread owning agent `id`, to remove its applied record
+   * of the send `(origin, key)` (durable-outbox.ts). Sent after the copies this thread sent
+   * it, so handled after them.
+   */
+  forget (id: string, hash: number, origin: string, key: number): void {
+    const to = this.ownerOf(hash)
+    this.writer.message(this.producers[to]!, MSG_FORGET, id, null, hash, 0, 0, undefined, 0, 0, { senderShard: 0, origin, key })
+    this.touched(to)
   }
 
   followed (thread: number, followId: number, ok: boolean, value: Uint8Array | WireError): void {
@@ -220,6 +239,10 @@ export class ThreadLoop implements RuntimeOutput {
       this.writer.result(ring, FRAME_STATE, followId, false, value)
     }
     this.touched(thread)
+  }
+
+  applied (id: string, hash: number, send: SendId): void {
+    this.onApplied?.(id, hash, send)
   }
 
   wake (): void {
@@ -319,7 +342,7 @@ export class ThreadLoop implements RuntimeOutput {
       p = o + align4(len)
       try {
         const kind = reader.kind(o)
-        if (kind < FRAME_REPLY) {
+        if (kind < FRAME_REPLY || kind === MSG_FORGET) {
           if (this.runtime !== null) this.runtime.deliver(reader.message(o, len))
         } else if (kind === FRAME_REPLY) {
           const value = reader.reply(o, len)
