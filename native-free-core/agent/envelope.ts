@@ -28,10 +28,10 @@ export const MSG_REMINDER = 7
  * Dedup mode (runtime/durable-outbox.ts): forget that the agent applied the durable send
  * `(origin, outboxKey)`. Addressed to the receiving agent, so it travels the way copies
  * of the send do and is handled after those that came before it (behind a busy agent's
- * mailbox too). Not a message to the agent: no handler, no activation. (8–11 are the
- * result and task frames of src/thread/frame-codec.ts: frames share the kind byte.)
+ * mailbox too). Not a message to the agent: no handler, no activation. (Frames share the
+ * kind byte: 8–12 are result, task and control frames, src/thread/frame-codec.ts.)
  */
-export const MSG_FORGET = 12
+export const MSG_FORGET = 13
 
 /** Casts, calls and sends are messages to the agent; timer and reminder turns are not (they do not restart its idle count). */
 export function isMessage (kind: number): boolean {

@@ -304,6 +304,12 @@ export class CommitPipeline {
     return layers
   }
 
+  /** Does a commit in flight hold a state of an agent `picks` selects by id? (A shard may leave only once none does.) */
+  inflightWhere (picks: (id: string) => boolean): boolean {
+    for (const batch of this.inflight) for (const id of batch.states.keys()) if (picks(id)) return true
+    return false
+  }
+
   /** The newest state of `id` in a commit in flight: bytes, null (deleted), or undefined (none). */
   inflightState (id: string): Uint8Array | null | undefined {
     for (let i = this.inflight.length - 1; i >= 0; i--) {

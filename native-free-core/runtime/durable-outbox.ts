@@ -37,9 +37,9 @@ import type { AgentRegistry } from '../agent/registry.ts'
 import { hashId, shardOf } from '../placement/hash.ts'
 import { MAX_INCARNATION } from '../storage/store.ts'
 import type { AppliedId, AppliedRecord, OutboxRecord, SendId, Store } from '../storage/store.ts'
-import type { RuntimeOutput, ValueCodec } from './ports.ts'
+import type { OutboxMode, RuntimeOutput, ValueCodec } from './ports.ts'
 
-export type OutboxMode = 'claim' | 'dedup'
+export type { OutboxMode } from './ports.ts'
 
 /** What redelivery needs from the runtime. */
 export interface OutboxHost {

@@ -8,7 +8,11 @@ import type { AgentRegistry } from '../agent/registry.ts'
 import type { Clock } from '../time/clock.ts'
 import type { QuotaGate } from '../tenancy/quota-gate.ts'
 import type { SendId, Store } from '../storage/store.ts'
-import type { OutboxMode } from './durable-outbox.ts'
+import type { Envelope } from '../agent/envelope.ts'
+import type { ShardStates } from '../placement/shard-state.ts'
+
+/** How a durable send is applied once (durable-outbox.ts). */
+export type OutboxMode = 'claim' | 'dedup'
 
 export interface ValueCodec {
   /** Encode a state; the bytes must stay valid until the batch has committed. */
@@ -41,6 +45,12 @@ export interface RuntimeOutput {
    * (`ok`), or why the subscription failed (a WireError).
    */
   followed? (thread: number, followId: number, ok: boolean, value: Uint8Array | WireError): void
+  /**
+   * A message for an agent whose shard this thread does not serve (any more): a message
+   * that waited in a busy agent's mailbox, or a redelivered durable send. The host hands
+   * it to whoever serves the shard. Only called when `shardStates` is given.
+   */
+  forward? (env: Envelope): void
 }
 
 export interface ShardRuntimeOptions {
@@ -70,4 +80,9 @@ export interface ShardRuntimeOptions {
    * for senders on other hosts.
    */
   readonly outbox?: OutboxMode
+  /**
+   * Which shards this thread serves (placement/shard-state.ts), shared with the host's
+   * main thread; omitted on a single host, where every shard of the thread is served.
+   */
+  readonly shardStates?: ShardStates
 }

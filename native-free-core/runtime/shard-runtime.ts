@@ -21,6 +21,7 @@ import { systemClock } from '../time/clock.ts'
 import type { Clock } from '../time/clock.ts'
 import { AgentTable } from './agent-table.ts'
 import { Envelope, MSG_CALL, MSG_FOLLOW, MSG_FORGET, MSG_REMINDER, MSG_TIMER, MSG_UNFOLLOW, isMessage } from '../agent/envelope.ts'
+import { ShardUnavailableError } from '../errors.ts'
 import { AgentTimers } from '../time/agent-timers.ts'
 import type { TimerHost } from '../time/agent-timers.ts'
 import { ShardReminders } from '../time/shard-reminders.ts'
@@ -30,6 +31,9 @@ import {
   StorageError, UnknownAgentTypeError, UnknownMethodError, messageOf
 } from '../errors.ts'
 import { hashId, shardOf } from '../placement/hash.ts'
+import { SHARD_LOCAL } from '../placement/shard-state.ts'
+import type { ShardStates } from '../placement/shard-state.ts'
+import type { MovedTimeout } from '../time/agent-timers.ts'
 import { Mailbox } from './mailbox.ts'
 import { Followers } from './followers.ts'
 import type { FollowHost } from './followers.ts'
@@ -89,6 +93,10 @@ export class ShardRuntime implements ContextHost, TimerHost, FollowHost, CommitH
   private readonly offloader: ((name: string, input: unknown) => Promise<unknown>) | undefined
   /** Reused for timer turns (deliver clones it when it must wait in a mailbox). */
   private readonly timerEnvelope = new Envelope()
+  /** Which shards this thread serves; null on a single host (all of them). */
+  private readonly states: ShardStates | null
+  /** Timer turns that waited in the mailbox of an agent whose shard left: they go with it, due at once. */
+  private strandedTimeouts: MovedTimeout[] = []
 
   constructor (options: ShardRuntimeOptions) {
     this.registry = options.registry
@@ -108,6 +116,7 @@ export class ShardRuntime implements ContextHost, TimerHost, FollowHost, CommitH
     const mode = options.outbox ?? 'claim'
     if (mode !== 'claim' && mode !== 'dedup') throw new InvalidArgumentError(`ShardRuntime: outbox must be 'claim' or 'dedup' (got ${String(mode)})`)
     this.outbox = new DurableOutbox(this, options.store, options.maxMessageBytes ?? Number.POSITIVE_INFINITY, mode)
+    this.states = options.shardStates ?? null
   }
 
   get activeAgents (): number {
@@ -140,6 +149,11 @@ export class ShardRuntime implements ContextHost, TimerHost, FollowHost, CommitH
   }
 
   deliver (env: Envelope): void {
+    // a message for a shard served elsewhere: a redelivered durable send, or one that waited in a mailbox (a forget too)
+    if (this.states !== null && (env.kind <= MSG_UNFOLLOW || env.kind === MSG_FORGET) && this.states[shardOf(env.hash)] !== SHARD_LOCAL) {
+      this.output.forward!(env)
+      return
+    }
     if (env.kind === MSG_FOLLOW || env.kind === MSG_UNFOLLOW) {
       this.followers.handle(env)
       return
@@ -327,6 +341,59 @@ export class ShardRuntime implements ContextHost, TimerHost, FollowHost, CommitH
       if (unsaved && cell.id.startsWith(prefix)) ids.push(cell.id)
     }
     return ids
+  }
+
+  // ---- shards leaving and arriving (cluster moves; docs/cluster.md) ----------------
+
+  /**
+   * Can the shards `picks` selects (by hash) leave now? Their state must be LOCAL no more
+   * (so no turn of theirs starts), and none of their agents may be in a turn, in the open
+   * batch, or in a commit in flight: what leaves is what the store has committed.
+   */
+  releasable (picks: (hash: number) => boolean): boolean {
+    for (const cell of this.table.values()) {
+      if ((cell.flags & (kBusy | kDirty)) !== 0 && picks(cell.hash)) return false
+    }
+    return !this.pipeline.inflightWhere((id) => picks(hashId(id)))
+  }
+
+  /**
+   * The shards `picks` selects leave this thread (call once `releasable`): their agents are
+   * passivated, their reminders forgotten (they are stored), their followers told to
+   * subscribe again where the shard goes. Returns the agents' armed timeouts, which live
+   * only in memory, for the new owner to arm.
+   */
+  release (picks: (hash: number) => boolean): MovedTimeout[] {
+    const moved = this.timers.takeTimeouts((cell) => picks(cell.hash), this.table.values())
+    const stranded = this.strandedTimeouts
+    if (stranded.length !== 0) {
+      this.strandedTimeouts = []
+      for (const t of stranded) if (picks(t[1])) moved.push(t); else this.strandedTimeouts.push(t)
+    }
+    const leaving: Cell[] = []
+    for (const cell of this.table.values()) if (picks(cell.hash)) leaving.push(cell)
+    for (const cell of leaving) {
+      cell.flags |= kDeactivate
+      this.drop(cell)
+    }
+    this.reminders.drop(picks)
+    if (this.followers.size !== 0) {
+      this.followers.endWhere(picks, hashId, new ShardUnavailableError('the agent moved to another host', { moved: true }).toWire())
+    }
+    return moved
+  }
+
+  /**
+   * The shards `picks` selects arrived (their records are in the store): read their
+   * reminders and arm the timeouts that came with them.
+   */
+  adopt (picks: (hash: number) => boolean, timeouts: readonly MovedTimeout[]): void {
+    this.reminders.load(picks)
+    for (const [id, hash, typeIdx, ticksLeft] of timeouts) {
+      const info = this.registry.types[typeIdx]
+      if (info === undefined || !picks(hash) || this.table.get(id, hash) !== undefined) continue
+      this.timers.giveTimeout(new Cell(id, hash, info, undefined, 0, this.tick), ticksLeft)
+    }
   }
 
   /** Drop every resident agent (host shutdown, after the last commit). */
@@ -536,6 +603,15 @@ export class ShardRuntime implements ContextHost, TimerHost, FollowHost, CommitH
   private drainMailbox (cell: Cell): void {
     const mailbox = cell.mailbox
     if (mailbox === null) return
+    if (this.states !== null && this.states[shardOf(cell.hash)] !== SHARD_LOCAL) {
+      // the shard is leaving: no new turn starts here; what waited goes after it, in order
+      cell.mailbox = null
+      for (const env of mailbox.drain()) {
+        if (env.kind === MSG_TIMER) this.strandedTimeouts.push([env.id, env.hash, env.typeIdx, 1])
+        else if (env.kind !== MSG_REMINDER) this.output.forward!(env) // a reminder's next firing is stored already
+      }
+      return
+    }
     while (mailbox.size !== 0) {
       if ((cell.flags & kDropped) !== 0) {
         cell.mailbox = null

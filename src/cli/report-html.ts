@@ -8,6 +8,12 @@
  * Gotchas: JSON inside <script> must not contain "</script>" — every "<" is escaped
  * as \u003c. The page sets `window.shoalCharts` to the number of charts it drew, so a
  * test (and a curious person) can tell a blank page from a finished one.
+ *
+ * The browser's locale plays no part: uPlot, as it loads, builds `new
+ * Intl.NumberFormat(navigator.language)`, which throws on a tag Intl refuses — Chromium
+ * reports `en-US@posix` under LANG=C.UTF-8 — and leaves no `uPlot` at all. So uPlot loads
+ * seeing a fixed `en-US` (`uplotScript`), and the page formats every number it shows
+ * (ticks and legend) with its own `num`, by the table's rule (`fmt`), never Intl.
  */
 import { readFileSync, mkdirSync, writeFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
@@ -20,6 +26,14 @@ const require = createRequire(import.meta.url)
 
 function asset (path: string): string {
   return readFileSync(require.resolve(path), 'utf8')
+}
+
+/**
+ * uPlot's IIFE, run with a stand-in `navigator` (the only thing it reads from it is
+ * `language`, once, for its default number format): see the module comment.
+ */
+function uplotScript (): string {
+  return `var uPlot = (function (navigator) {\n${asset('uplot/dist/uPlot.iife.min.js')}\n;return uPlot;\n})({ language: 'en-US' });`
 }
 
 function esc (s: string): string {
@@ -85,7 +99,7 @@ ${r.memory !== null ? esc(r.memory.method) : ''}</p>
 <div id="throughput" class="chart"></div>
 <h2>Memory</h2>
 <div id="memory" class="chart"></div>
-<script>${asset('uplot/dist/uPlot.iife.min.js')}</script>
+<script>${uplotScript()}</script>
 <script>
 const DATA = ${data};
 (function () {
@@ -114,13 +128,25 @@ const DATA = ${data};
       }]
     }
   };
-  const human = (v) => v >= 1e6 ? (v / 1e6).toFixed(1) + 'M' : v >= 1e3 ? (v / 1e3).toFixed(0) + 'k' : String(Math.round(v));
+  // the table's rule (fmt in progress.ts) without Intl: whole numbers from 100, grouped
+  // 1,234,567; below, 3 significant digits. (No regex here: this is a template literal.)
+  const group = (digits) => digits.length > 3 ? group(digits.slice(0, -3)) + ',' + digits.slice(-3) : digits;
+  const num = (v) => !Number.isFinite(v) ? String(v)
+    : Math.abs(v) >= 100 ? (v < 0 ? '-' : '') + group(String(Math.round(Math.abs(v))))
+    : String(Number(v.toPrecision(3)));
+  // axis ticks of large counts: 1.5k, 2k, 12.5k, 1.2M
+  const short = (x) => x.toFixed(1).replace('.0', '');
+  const human = (v) => v >= 1e6 ? short(v / 1e6) + 'M' : v >= 1e3 ? short(v / 1e3) + 'k' : String(Math.round(v));
+  const ticks = (u, vals) => vals.map(num);
+  const humanTicks = (u, vals) => vals.map(human);
+  // the legend's value under the cursor; null shows uPlot's "--"
+  const value = (u, v) => v == null ? null : num(v);
   let drawn = 0;
   new uPlot({
     width, height: 300,
     scales: { x: { time: false } },
-    axes: [{ label: 'seconds' }, { label: 'messages/s', size: 70, values: (u, vals) => vals.map(human) }],
-    series: [{ label: 'time (s)' }, { label: 'messages delivered/s', stroke: '#1a73e8', width: 2, fill: 'rgba(26,115,232,0.10)' }],
+    axes: [{ label: 'seconds', values: ticks }, { label: 'messages/s', size: 70, values: humanTicks }],
+    series: [{ label: 'time (s)', value }, { label: 'messages delivered/s', value, stroke: '#1a73e8', width: 2, fill: 'rgba(26,115,232,0.10)' }],
     plugins: [phaseBands]
   }, [xs, tl.map((s) => s.messagesPerSec)], document.getElementById('throughput'));
   drawn++;
@@ -129,15 +155,15 @@ const DATA = ${data};
     width, height: 300,
     scales: { x: { time: false }, agents: {} },
     axes: [
-      { label: 'seconds' },
-      { label: 'MiB', size: 70 },
-      { side: 1, scale: 'agents', label: 'resident agents', size: 70, values: (u, vals) => vals.map(human), grid: { show: false } }
+      { label: 'seconds', values: ticks },
+      { label: 'MiB', size: 70, values: ticks },
+      { side: 1, scale: 'agents', label: 'resident agents', size: 70, values: humanTicks, grid: { show: false } }
     ],
     series: [
-      { label: 'time (s)' },
-      { label: 'RSS (MiB)', stroke: '#d93025', width: 2 },
-      { label: 'main heap (MiB)', stroke: '#188038', width: 2 },
-      { label: 'resident agents', stroke: '#9334e6', width: 2, dash: [6, 4], scale: 'agents' }
+      { label: 'time (s)', value },
+      { label: 'RSS (MiB)', value, stroke: '#d93025', width: 2 },
+      { label: 'main heap (MiB)', value, stroke: '#188038', width: 2 },
+      { label: 'resident agents', value, stroke: '#9334e6', width: 2, dash: [6, 4], scale: 'agents' }
     ],
     plugins: [phaseBands]
   }, [xs, tl.map((s) => s.rssBytes / MiB), tl.map((s) => s.mainHeapUsedBytes / MiB), tl.map((s) => s.activeAgents)], document.getElementById('memory'));

@@ -5,32 +5,10 @@
  */
 import type { AgentAddress } from '../../native-free-core/agent/agent-id.ts'
 import type { AgentDefinition, MethodName, PayloadOf, ReplyOf, StateOf } from '../../native-free-core/agent/define-agent.ts'
-import type { MethodInfo, TypeInfo } from '../../native-free-core/agent/registry.ts'
+import type { TypeInfo } from '../../native-free-core/agent/registry.ts'
 import type { CallOptions } from './pending-calls.ts'
 import type { FollowOptions } from './follow.ts'
-
-/**
- * Where a ref points, resolved once, plus what repeated use can skip: the id's UTF-8
- * bytes (kept from the second message on, so one-shot refs pay nothing) and the last
- * method looked up.
- */
-export class RefAddress {
-  readonly id: string
-  readonly hash: number
-  readonly info: TypeInfo
-  readonly quota: string
-  idBytes: Uint8Array | null = null
-  uses = 0
-  lastMethod = ''
-  lastMethodInfo: MethodInfo | null = null
-
-  constructor (id: string, hash: number, info: TypeInfo, quota: string) {
-    this.id = id
-    this.hash = hash
-    this.info = info
-    this.quota = quota
-  }
-}
+import { RefAddress } from './ref-address.ts'
 
 /** What a ref needs from its host. */
 export interface RefTarget {

@@ -15,7 +15,7 @@ import { parseId } from '../../native-free-core/agent/agent-id.ts'
 import type { AgentId } from '../../native-free-core/agent/agent-id.ts'
 import type { AgentDefinition } from '../../native-free-core/agent/define-agent.ts'
 import { MSG_FOLLOW, MSG_UNFOLLOW } from '../../native-free-core/agent/envelope.ts'
-import { errorFromWire } from '../../native-free-core/errors.ts'
+import { InvalidArgumentError, errorFromWire } from '../../native-free-core/errors.ts'
 import type { WireError } from '../../native-free-core/errors.ts'
 import type { AgentRegistry } from '../../native-free-core/agent/registry.ts'
 import { ShardRuntime } from '../../native-free-core/runtime/shard-runtime.ts'
@@ -51,6 +51,10 @@ import { AgentListing } from './listing.ts'
 import type { AgentFilter } from './listing.ts'
 import { OffloadRelay } from './offload-relay.ts'
 import { Router } from './routing.ts'
+import { Gateway } from './gateway.ts'
+import type { HostPlugin, PluginHost } from './plugin.ts'
+import { notClustered } from './cluster-view.ts'
+import type { ClusterView } from './cluster-view.ts'
 import type { RefOptions } from './routing.ts'
 import { shutDown } from './shutdown.ts'
 import { WorkerSupervisor } from './workers.ts'
@@ -83,6 +87,11 @@ export class Host extends EventEmitter<HostEvents> {
   readonly quotas: Quotas
   private readonly hostQuotas: HostQuotas
   private closing: Promise<void> | null = null
+  /** The cluster's gateway, when a router plugin claimed it (plugin.ts). */
+  private gateway: Gateway | null = null
+  private readonly shared = new Map<string, unknown>()
+  /** What this host knows of its cluster (the cluster plugin fills it in). */
+  readonly cluster: ClusterView = notClustered
 
   /** Use `createHost`. */
   constructor (options: ResolvedHostOptions, registry: AgentRegistry, pool: OffloadPool | null = null) {
@@ -90,8 +99,17 @@ export class Host extends EventEmitter<HostEvents> {
     this.options = options
     this.registry = registry
     this.pending = new PendingCalls(options.callTimeoutMs)
-    this.mesh = createMesh(options.workers, options.ringBytes)
+    this.mesh = createMesh(options.workers, options.ringBytes, options.plugins.some((p) => p.routes === true))
     this.agentErrorListeners = new Int32Array(new SharedArrayBuffer(4))
+    this.pool = pool
+    if (options.workers === 0 || options.dataDir !== undefined) this.localStore = openStore(options.dataDir, options.durability)
+    // quota limits and counts persist through the store (QuotaRecords); with no store of
+    // its own the main thread keeps the limits in memory, for the host's lifetime
+    const records = isQuotaRecords(this.localStore) ? this.localStore : new MemoryStore()
+    this.hostQuotas = new HostQuotas(this.mesh.threads, records, (u) => this.workers.broadcastQuota(u))
+    this.quotas = this.hostQuotas
+    const store = this.localStore
+    const hostQuotas = this.hostQuotas
     this.loop = new ThreadLoop({
       index: 0,
       mesh: this.mesh,
@@ -100,15 +118,28 @@ export class Host extends EventEmitter<HostEvents> {
       onAgentError: (id, method, error) => this.emitAgentError(id, method, error),
       onTask: (peer, taskId, name, input) => this.relay.run(peer, taskId, name, input),
       onResult: (kind, id, ok, value) => { if (kind === FRAME_STATE) this.follows.deliver(id, ok, value) },
-      onApplied: (id, hash, send) => this.acks?.applied(id, hash, send)
+      onForeign: (frame, from) => this.gateway?.foreign(frame, from),
+      onRawResult: (kind, frame) => this.gateway?.proxied(kind, frame) ?? false,
+      onControl: (_from, token, msg) => this.gateway?.answered(token, msg),
+      onApplied: (id, hash, send) => this.acks?.applied(id, hash, send),
+      // workers: 0 — the main thread owns every agent
+      ...(options.workers === 0
+        ? {
+            runtime: (loop: ThreadLoop) => new ShardRuntime({
+              registry,
+              store,
+              codec: stateCodec,
+              output: loop,
+              maxMessageBytes: options.maxMessageBytes,
+              quotas: new QuotaGate(hostQuotas.directory, hostQuotas.counters, 0),
+              outbox: options.outbox,
+              ...(options.testClock !== null ? { clock: TestClock.reader(options.testClock) } : {}),
+              ...(pool !== null ? { offload: (name: string, input: unknown) => pool.run(name, input) } : {}),
+              ...(this.mesh.shardStates !== null ? { shardStates: new Uint8Array(this.mesh.shardStates) } : {})
+            })
+          }
+        : {})
     })
-    this.pool = pool
-    if (options.workers === 0 || options.dataDir !== undefined) this.localStore = openStore(options.dataDir, options.durability)
-    // quota limits and counts persist through the store (QuotaRecords); with no store of
-    // its own the main thread keeps the limits in memory, for the host's lifetime
-    const records = isQuotaRecords(this.localStore) ? this.localStore : new MemoryStore()
-    this.hostQuotas = new HostQuotas(this.mesh.threads, records, (u) => this.workers.broadcastQuota(u))
-    this.quotas = this.hostQuotas
     this.workers = new WorkerSupervisor({
       options,
       registry,
@@ -121,7 +152,10 @@ export class Host extends EventEmitter<HostEvents> {
       offload: pool !== null,
       follows: () => this.follows,
       agentError: (id, method, error) => this.emitAgentError(id, method, error),
-      restarted: (event) => this.emit('worker-restart', event),
+      restarted: (event) => {
+        this.gateway?.restarted(event.thread)
+        this.emit('worker-restart', event)
+      },
       failed: (err) => this.emit('error', err)
     })
     this.clock = new HostClock(this.mesh, options.clock, options.tickMs, {
@@ -144,26 +178,52 @@ export class Host extends EventEmitter<HostEvents> {
     })
     this.listing = new AgentListing({ registry, store: this.localStore, loop: this.loop, workers: this.workers, life: this.life })
     this.relay = new OffloadRelay(pool, this.loop, this.workers, this.life)
-    if (options.workers === 0) {
-      const store = this.localStore!
-      const runtime = this.loop.runtime = new ShardRuntime({
-        registry,
-        store,
-        codec: stateCodec,
-        output: this.loop,
-        maxMessageBytes: options.maxMessageBytes,
-        quotas: new QuotaGate(this.hostQuotas.directory, this.hostQuotas.counters, 0),
-        outbox: options.outbox,
-        ...(options.testClock !== null ? { clock: TestClock.reader(options.testClock) } : {}),
-        ...(pool !== null ? { offload: (name: string, input: unknown) => pool.run(name, input) } : {})
-      })
-      if (store.durable) this.redelivery = new OutboxRedelivery(runtime, store, () => true, () => this.loop.wake())
-      if (store.durable && options.outbox === 'dedup') this.acks = new LocalAcks(runtime, store, () => this.loop.wake())
-    }
+    const runtime = this.loop.runtime
+    if (runtime !== null && store!.durable) this.redelivery = new OutboxRedelivery(runtime, store!, () => true, () => this.loop.wake())
+    if (runtime !== null && store!.durable && options.outbox === 'dedup') this.acks = new LocalAcks(runtime, store!, () => this.loop.wake())
     // workers report agent errors only while someone listens (see AgentErrorReporter)
     const untyped = this as EventEmitter
     untyped.on('newListener', (event: string | symbol) => { if (event === 'agent-error') Atomics.add(this.agentErrorListeners, 0, 1) })
     untyped.on('removeListener', (event: string | symbol) => { if (event === 'agent-error') Atomics.sub(this.agentErrorListeners, 0, 1) })
+  }
+
+  /** @internal createHost: set up each plugin, in order, before the workers start. */
+  async setUpPlugins (): Promise<void> {
+    for (const plugin of this.options.plugins) await plugin.setup?.(this.pluginHost(plugin))
+  }
+
+  private pluginHost (plugin: HostPlugin): PluginHost {
+    return {
+      options: this.options,
+      registry: this.registry,
+      emit: (event, ...args) => (this as EventEmitter).emit(event, ...args),
+      stats: () => this.stats(),
+      store: this.localStore,
+      gateway: (routes) => {
+        if (plugin.routes !== true) throw new InvalidArgumentError(`plugin ${plugin.name} does not declare routes: true`)
+        if (this.gateway !== null) throw new InvalidArgumentError(`plugin ${plugin.name}: the gateway is taken already`)
+        this.gateway = new Gateway({
+          mesh: this.mesh,
+          loop: this.loop,
+          pending: this.pending,
+          follows: () => this.follows,
+          epochOf: (t) => this.workers.epochOf(t),
+          maxMessageBytes: this.options.maxMessageBytes
+        })
+        this.gateway.attach(routes)
+        return this.gateway
+      },
+      expose: (name, value) => { (this as { cluster: object })[name] = value },
+      provide: (name, value) => { this.shared.set(name, value) },
+      use: <T>(name: string) => this.shared.get(name) as T | undefined
+    }
+  }
+
+  /** @internal createHost: a plugin's setup failed before anything started: release what the host opened. */
+  async abandon (): Promise<void> {
+    this.life.stopping = true
+    this.life.closed = true
+    await this.localStore?.close()
   }
 
   /** Start the workers; resolves when every one has loaded the agents module. */
@@ -222,17 +282,25 @@ export class Host extends EventEmitter<HostEvents> {
       activeAgents += w.activeAgents
       messages += w.messages
     }
-    return { activeAgents, messages, pendingCalls: this.pending.size, workers, offload: this.pool?.stats() ?? null }
+    const stats: HostStats = { activeAgents, messages, pendingCalls: this.pending.size, workers, offload: this.pool?.stats() ?? null }
+    for (const plugin of this.options.plugins) {
+      const extra = plugin.stats?.()
+      if (extra !== undefined) (stats as unknown as Record<string, unknown>)[plugin.name] = extra
+    }
+    return stats
   }
 
   /** Prometheus text exposition (prom-client), every thread's figures aggregated. */
-  metrics (): Promise<string> {
-    return hostMetrics(this.mesh, this.ownerThreads(), (t) => this.workers.restartsOf(t), {
+  async metrics (): Promise<string> {
+    const text = await hostMetrics(this.mesh, this.ownerThreads(), (t) => this.workers.restartsOf(t), {
       pendingCalls: this.pending.size,
       followers: this.follows.size,
       offload: this.pool?.stats() ?? null,
       quotas: this.hostQuotas.list()
     })
+    let extra = ''
+    for (const plugin of this.options.plugins) extra += plugin.metrics?.() ?? ''
+    return extra === '' ? text : text + (text.endsWith('\n') ? '' : '\n') + extra
   }
 
   /** Threads that own agents: the workers, or the main thread with `workers: 0`. */
@@ -245,9 +313,22 @@ export class Host extends EventEmitter<HostEvents> {
    * stop the workers. Calls still pending after that fail with HostClosedError.
    */
   close (): Promise<void> {
-    if (this.closing === null) {
-      this.life.stopping = true
-      this.closing = shutDown({
+    this.closing ??= this.closeAll()
+    return this.closing
+  }
+
+  /** Plugins first, last set up first, while the host still serves (a cluster hands its shards over); then the host. */
+  private async closeAll (): Promise<void> {
+    let failure: unknown = null
+    for (const plugin of [...this.options.plugins].reverse()) {
+      try {
+        await plugin.close?.()
+      } catch (err) {
+        failure ??= err
+      }
+    }
+    this.life.stopping = true
+    await shutDown({
         closeTimeoutMs: this.options.closeTimeoutMs,
         mesh: this.mesh,
         loop: this.loop,
@@ -260,9 +341,8 @@ export class Host extends EventEmitter<HostEvents> {
         acks: this.acks,
         pool: this.pool,
         store: this.localStore
-      })
-    }
-    return this.closing
+    })
+    if (failure !== null) throw failure
   }
 
   private emitAgentError (id: string, method: string, error: WireError): void {
@@ -278,9 +358,22 @@ export async function createHost (options: HostOptions): Promise<Host> {
   const pool = resolved.offload === null ? null : await OffloadPool.start(resolved.offload)
   const host = new Host(resolved, registry, pool)
   try {
+    await host.setUpPlugins()
+  } catch (err) {
+    await host.abandon()
+    await pool?.close()
+    throw err
+  }
+  try {
     await host.start()
   } catch (err) {
     await pool?.close()
+    throw err
+  }
+  try {
+    for (const plugin of resolved.plugins) await plugin.start?.()
+  } catch (err) {
+    await host.close().catch(() => {})
     throw err
   }
   return host

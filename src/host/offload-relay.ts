@@ -29,10 +29,7 @@ export class OffloadRelay {
     const epoch = this.workers.epochOf(peer)
     const done = (ok: boolean, value: unknown): void => {
       if (this.workers.epochOf(peer) !== epoch || this.life.closed) return // the worker restarted: its task died with it
-      const ring = this.loop.producers[peer]
-      if (ring == null) return
-      this.loop.writer.result(ring, FRAME_TASK_DONE, taskId, ok, value)
-      this.loop.touched(peer)
+      this.loop.sendResult(peer, FRAME_TASK_DONE, taskId, ok, value)
     }
     if (this.pool === null) {
       done(false, new OffloadError(`ctx.offload(${JSON.stringify(name)}) needs the host option \`offload: { filename }\``, { task: name }).toWire())

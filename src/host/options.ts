@@ -15,7 +15,11 @@ import type { ClockKind } from '../time/thread-clock.ts'
 import { TestClock, kTestClock } from '../time/test-clock.ts'
 import type { Durability } from '../storage/lmdb-store.ts'
 import { kOutboxMode } from '../storage/local-acks.ts'
-import type { OutboxMode } from '../../native-free-core/runtime/durable-outbox.ts'
+import type { OutboxMode } from '../../native-free-core/runtime/ports.ts'
+import type { HostPlugin } from './plugin.ts'
+import type { OffloadOptions, ResolvedOffloadOptions } from '../offload/offload-options.ts'
+
+export type { OffloadOptions, ResolvedOffloadOptions } from '../offload/offload-options.ts'
 
 export interface HostOptions {
   /** The module that exports the agent definitions; every worker imports it. A file URL or a path. */
@@ -47,29 +51,12 @@ export interface HostOptions {
   readonly closeTimeoutMs?: number
   /** A piscina pool for `ctx.offload(name, input)`: blocking or CPU-heavy work off the agents' threads. */
   readonly offload?: OffloadOptions
+  /** Add-ons, set up in order: `cluster({...})` from `shoal/cluster`, `dashboard({...})` from `shoal/dashboard`. */
+  readonly plugins?: readonly HostPlugin[]
   /** @internal Test hook: rate-limit time from a hand-driven clock (src/time/test-clock.ts). */
   readonly [kTestClock]?: TestClock
   /** @internal Test hook: durable sends in dedup mode, acknowledged on this host (src/storage/local-acks.ts). */
   readonly [kOutboxMode]?: OutboxMode
-}
-
-export interface OffloadOptions {
-  /** The module whose exports are the tasks (`ctx.offload('resize', …)` runs its export `resize`). A file URL or a path. */
-  readonly filename: URL | string
-  /** Threads of the pool, shared by every worker of the host. Default: `os.availableParallelism()`. */
-  readonly maxThreads?: number
-  /** Threads kept started while idle. Default: 1. */
-  readonly minThreads?: number
-  /** Handed to every pool thread as `workerData` (structured clone: SharedArrayBuffers stay shared). */
-  readonly workerData?: unknown
-}
-
-export interface ResolvedOffloadOptions {
-  /** file: URL of the tasks module. */
-  readonly filename: string
-  readonly maxThreads: number
-  readonly minThreads: number
-  readonly workerData: unknown
 }
 
 export interface ResolvedHostOptions {
@@ -84,6 +71,7 @@ export interface ResolvedHostOptions {
   readonly callTimeoutMs: number
   readonly closeTimeoutMs: number
   readonly offload: ResolvedOffloadOptions | null
+  readonly plugins: readonly HostPlugin[]
   /** The test clock's buffer, or null for each thread's `performance.now()`. */
   readonly testClock: SharedArrayBuffer | null
   /** How durable sends are applied once (a test hook; 'claim' on one host). */
@@ -99,7 +87,7 @@ export const defaults = {
   closeTimeoutMs: 10_000
 } as const
 
-const known = new Set(['agents', 'workers', 'dataDir', 'durability', 'tickMs', 'clock', 'maxMessageBytes', 'ringBytes', 'callTimeoutMs', 'closeTimeoutMs', 'offload'])
+const known = new Set(['agents', 'workers', 'dataDir', 'durability', 'tickMs', 'clock', 'maxMessageBytes', 'ringBytes', 'callTimeoutMs', 'closeTimeoutMs', 'offload', 'plugins'])
 const knownOffload = new Set(['filename', 'maxThreads', 'minThreads', 'workerData'])
 
 export function resolveOptions (options: HostOptions): ResolvedHostOptions {
@@ -151,6 +139,7 @@ export function resolveOptions (options: HostOptions): ResolvedHostOptions {
     callTimeoutMs: integer('callTimeoutMs', options.callTimeoutMs ?? defaults.callTimeoutMs, 0, 2 ** 31 - 1),
     closeTimeoutMs: integer('closeTimeoutMs', options.closeTimeoutMs ?? defaults.closeTimeoutMs, 0, 2 ** 31 - 1),
     offload: options.offload === undefined ? null : offloadOptions(options.offload),
+    plugins: pluginList(options.plugins),
     testClock: testClock?.buffer ?? null,
     outbox
   })
@@ -191,6 +180,23 @@ function offloadOptions (offload: OffloadOptions): ResolvedOffloadOptions {
   const maxThreads = integer('offload.maxThreads', offload.maxThreads ?? availableParallelism(), 1, 1024)
   const minThreads = integer('offload.minThreads', offload.minThreads ?? 1, 0, maxThreads)
   return Object.freeze({ filename, maxThreads, minThreads, workerData: offload.workerData })
+}
+
+function pluginList (plugins: unknown): readonly HostPlugin[] {
+  if (plugins === undefined) return []
+  if (!Array.isArray(plugins)) throw new InvalidOptionError('plugins', plugins, 'must be an array of plugins, e.g. [cluster({...})]')
+  const names = new Set<string>()
+  let routers = 0
+  plugins.forEach((p: unknown, i) => {
+    const name = (p as HostPlugin | null)?.name
+    if (p === null || typeof p !== 'object' || typeof name !== 'string' || name.length === 0) {
+      throw new InvalidOptionError(`plugins[${i}]`, p, 'must be a plugin object with a name (made by e.g. cluster({...}))')
+    }
+    if (names.has(name)) throw new InvalidOptionError(`plugins[${i}]`, name, 'names a plugin that is already in the list')
+    names.add(name)
+    if ((p as HostPlugin).routes === true && ++routers > 1) throw new InvalidOptionError(`plugins[${i}]`, name, 'routes frames, and only one plugin of a host may')
+  })
+  return Object.freeze([...plugins as HostPlugin[]])
 }
 
 function clockKind (clock: unknown): ClockKind {

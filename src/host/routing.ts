@@ -13,7 +13,8 @@ import { hashAfter, prefixState } from '../../native-free-core/placement/hash.ts
 import type { HostQuotas } from '../tenancy/host-quotas.ts'
 import type { ThreadLoop } from '../thread/thread-loop.ts'
 import { AgentRef } from './agent-ref.ts'
-import type { RefAddress, RefTarget } from './agent-ref.ts'
+import type { RefTarget } from './agent-ref.ts'
+import type { RefAddress } from './ref-address.ts'
 import type { FollowOptions, Follows, Subscription } from './follow.ts'
 import type { HostLifecycle } from './lifecycle.ts'
 import type { CallOptions, PendingCalls } from './pending-calls.ts'
@@ -95,12 +96,11 @@ export class Router implements RefTarget {
     const thread = loop.ownerOf(to.hash)
     const [callId, promise] = this.pending.add(thread, this.parts.epochOf(thread), `${to.info.type}.${method}`, options)
     try {
-      loop.writer.message(loop.producers[thread]!, MSG_CALL, to.id, to.idBytes, to.hash, to.info.index, m.index, payload, 0, callId)
+      // the main thread has a ring to every thread that owns agents
+      loop.sendMessage(thread, MSG_CALL, to.id, to.idBytes, to.hash, to.info.index, m.index, payload, callId)
     } catch (err) {
       this.pending.fail(callId, err instanceof ShoalError ? err : new ShoalError(messageOf(err)))
-      return promise
     }
-    loop.touched(thread)
     return promise
   }
 
@@ -109,9 +109,7 @@ export class Router implements RefTarget {
     if (this.life.stopping) throw new HostClosedError()
     const m = this.resolve(to, method)
     const loop = this.loop
-    const thread = loop.ownerOf(to.hash)
-    loop.writer.message(loop.producers[thread]!, MSG_CAST, to.id, to.idBytes, to.hash, to.info.index, m.index, payload, 0, 0)
-    loop.touched(thread)
+    loop.sendMessage(loop.ownerOf(to.hash), MSG_CAST, to.id, to.idBytes, to.hash, to.info.index, m.index, payload, 0)
   }
 
   /** @internal RefTarget */
@@ -127,10 +125,8 @@ export class Router implements RefTarget {
     const to = sub.to
     const thread = kind === MSG_FOLLOW ? loop.ownerOf(to.hash) : sub.thread
     if (kind === MSG_FOLLOW) sub.thread = thread
-    const ring = loop.producers[thread]
-    if (ring == null) return
-    loop.writer.message(ring, kind, to.id, to.idBytes, to.hash, to.info.index, 0, undefined, 0, sub.followId)
-    loop.touched(thread)
+    // no ring: the thread followed is gone, and its subscriptions with it
+    loop.sendMessage(thread, kind, to.id, to.idBytes, to.hash, to.info.index, 0, undefined, sub.followId)
   }
 
   /** The method of a ref's type; from the second message on, the ref keeps its id's bytes. */

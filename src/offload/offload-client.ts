@@ -39,11 +39,10 @@ export class OffloadClient {
     this.nextId = this.nextId >= 0x7fffffff ? 1 : this.nextId + 1
     try {
       // throws EncodeError / MessageTooLargeError before writing anything
-      this.loop.writer.task(this.loop.producers[kPoolThread]!, id, name, input)
+      this.loop.sendTask(kPoolThread, id, name, input)
     } catch (err) {
       return Promise.reject(err)
     }
-    this.loop.touched(kPoolThread)
     return new Promise((resolve, reject) => { this.waiting.set(id, { resolve, reject }) })
   }
 

@@ -31,7 +31,7 @@
  */
 import type { Piscina } from 'piscina'
 import { OffloadError, ShoalError, messageOf } from '../../native-free-core/errors.ts'
-import type { ResolvedOffloadOptions } from '../host/options.ts'
+import type { ResolvedOffloadOptions } from './offload-options.ts'
 
 export interface OffloadStats {
   readonly threads: number

@@ -40,7 +40,7 @@
  * message leaves nothing in the ring.
  */
 import { align4 } from '../../native-free-core/ring/ring-queue.ts'
-import type { RingProducer } from '../../native-free-core/ring/ring-queue.ts'
+import type { FrameSink } from '../../native-free-core/ring/ring-queue.ts'
 import { Envelope, MSG_FORGET, MSG_SEND } from '../../native-free-core/agent/envelope.ts'
 import type { SendId } from '../../native-free-core/storage/store.ts'
 import { DecodeError, MessageTooLargeError, messageOf } from '../../native-free-core/errors.ts'
@@ -53,9 +53,29 @@ export const FRAME_STATE = 9
 export const FRAME_TASK = 10
 /** The result of a FRAME_TASK, main → worker (id = task id). */
 export const FRAME_TASK_DONE = 11
+/**
+ * Between the main thread and a shard's home thread, in ring order with the messages
+ * (id = a token; payload `{ op, ... }`, see src/thread/shard-handover.ts): a fence and
+ * its answer, a release of shards and its answer, an adoption.
+ */
+export const FRAME_CONTROL = 12
+/**
+ * Set on the kind byte of a message frame the main thread hands to the home thread of a
+ * shard that is arriving: it was held for the shard before the thread kept any frame of
+ * its own for it, so it runs first (docs/cluster.md).
+ */
+export const KIND_HELD = 0x40
 const kHeaderBytes = 20
 /** The header of a frame that carries a send identity (durable MSG_SEND, MSG_FORGET). */
 const kIdentityHeaderBytes = 32
+
+/** Offsets into a frame's header that the cluster reads and patches (a frame crosses hosts as its ring bytes). */
+export const FRAME_HASH_AT = 4
+/** A message's call id / follow id; a result's id is at FRAME_RESULT_ID_AT. */
+export const FRAME_CALL_AT = 8
+export const FRAME_REPLY_TO_AT = 16
+export const FRAME_RESULT_ID_AT = 4
+export const FRAME_RESULT_OK_AT = 8
 
 const TAG_UNDEFINED = 0
 const TAG_NULL = 1
@@ -136,7 +156,7 @@ export class FrameWriter {
    * copied instead of encoding `id` again (19 vs 65 ns for a 25-byte id). A durable send
    * or a MSG_FORGET passes its identity as `durable` (`replyTo` and `callId` unused).
    */
-  message (ring: RingProducer, kind: number, id: string, idBytes: Uint8Array | null, hash: number, typeIdx: number, methodIdx: number,
+  message (ring: FrameSink, kind: number, id: string, idBytes: Uint8Array | null, hash: number, typeIdx: number, methodIdx: number,
     payload: unknown, replyTo: number, callId: number, durable: SendId | null = null): void {
     const plan = this.plan
     plan.plan(payload, 'payload')
@@ -183,6 +203,20 @@ export class FrameWriter {
     ring.end(end - o)
   }
 
+  /**
+   * An agent's `ctx.send` (MSG_SEND); a durable one with its identity (`durable`), which
+   * is packed here and unpacked by `FrameReader.message`, nowhere else. Throws
+   * EncodeError/MessageTooLargeError, writing nothing.
+   */
+  send (ring: FrameSink, id: string, hash: number, typeIdx: number, methodIdx: number, payload: unknown, durable: SendId | null): void {
+    this.message(ring, MSG_SEND, id, null, hash, typeIdx, methodIdx, payload, 0, 0, durable)
+  }
+
+  /** Dedup mode: MSG_FORGET, for agent `id` to remove its applied record of the send `(origin, key)`. */
+  forget (ring: FrameSink, id: string, hash: number, origin: string, key: number): void {
+    this.message(ring, MSG_FORGET, id, null, hash, 0, 0, undefined, 0, 0, { senderShard: 0, origin, key })
+  }
+
   /** A store id as two u32 words, the last one cached: on one host nearly every send has the same origin. */
   private originWords (origin: string): Int32Array {
     if (origin !== this.origin) {
@@ -194,7 +228,7 @@ export class FrameWriter {
   }
 
   /** Encode a reply. A value that cannot be encoded becomes an EncodeError reply. */
-  reply (ring: RingProducer, callId: number, ok: boolean, value: unknown): void {
+  reply (ring: FrameSink, callId: number, ok: boolean, value: unknown): void {
     this.result(ring, FRAME_REPLY, callId, ok, value)
   }
 
@@ -202,7 +236,7 @@ export class FrameWriter {
    * A result frame (reply, follow state, task result) of `kind`. A value that cannot be
    * encoded, or is too large, becomes an error result.
    */
-  result (ring: RingProducer, kind: number, id: number, ok: boolean, value: unknown): void {
+  result (ring: FrameSink, kind: number, id: number, ok: boolean, value: unknown): void {
     const plan = this.plan
     try {
       plan.plan(value, ok ? 'the reply' : 'the error')
@@ -232,7 +266,7 @@ export class FrameWriter {
    * A successful result whose value is already msgpack (a committed state's stored bytes):
    * copied, not re-encoded. Throws MessageTooLargeError, writing nothing.
    */
-  resultBytes (ring: RingProducer, kind: number, id: number, bytes: Uint8Array): void {
+  resultBytes (ring: FrameSink, kind: number, id: number, bytes: Uint8Array): void {
     if (kHeaderBytes + bytes.length > this.maxMessageBytes) {
       throw new MessageTooLargeError(`state of ${bytes.length} bytes is over maxMessageBytes (${this.maxMessageBytes})`, { bytes: bytes.length, maxMessageBytes: this.maxMessageBytes })
     }
@@ -248,7 +282,7 @@ export class FrameWriter {
   }
 
   /** `ctx.offload(name, input)` for the pool's thread. Throws EncodeError/MessageTooLargeError, writing nothing. */
-  task (ring: RingProducer, taskId: number, name: string, input: unknown): void {
+  task (ring: FrameSink, taskId: number, name: string, input: unknown): void {
     const plan = this.plan
     plan.plan(input, 'the offload input')
     const nameMax = Buffer.byteLength(name)

@@ -50,12 +50,17 @@ export interface Mesh {
   /** rings[from][to]; null where no traffic flows. Replaced per pair when a worker restarts. */
   readonly rings: Array<Array<SharedArrayBuffer | null>>
   readonly shardTable: SharedArrayBuffer
+  /**
+   * Cluster only: one byte per shard, what its home thread does with its frames
+   * (native-free-core/placement/shard-state.ts); null on a single host.
+   */
+  readonly shardStates: SharedArrayBuffer | null
   readonly stats: SharedArrayBuffer
   /** The host clock's tick and each thread's timer words (thread-clock.ts). */
   readonly clock: SharedArrayBuffer
 }
 
-export function createMesh (workers: number, ringBytes: number): Mesh {
+export function createMesh (workers: number, ringBytes: number, clustered = false): Mesh {
   const threads = workers + 1
   const rings: Array<Array<SharedArrayBuffer | null>> = []
   for (let from = 0; from < threads; from++) {
@@ -72,6 +77,7 @@ export function createMesh (workers: number, ringBytes: number): Mesh {
     bells: Array.from({ length: threads }, () => new SharedArrayBuffer(DOORBELL_BYTES)),
     rings,
     shardTable,
+    shardStates: clustered ? new SharedArrayBuffer(SHARDS) : null,
     stats: new SharedArrayBuffer(threads * STAT_SLOTS * 8),
     clock: createClock(threads)
   }

@@ -15,7 +15,9 @@
  * resolves the pending waitAsync; there is never more than one waiter.
  *
  * It is also the runtime's `RuntimeOutput`: replies and sends are encoded straight into
- * the ring of the thread they go to.
+ * the ring of the thread they go to. Whoever else writes to other threads from this one
+ * (the host's calls and casts, follows, offload tasks and results) does it through the
+ * `send*` methods: the rings and the frame writer are the loop's own.
  *
  * Time (thread-clock.ts): each pass first moves the runtime to the host clock's tick,
  * firing due timers (at most TIMER_BUDGET per pass; the rest next pass). Before parking
@@ -24,14 +26,21 @@
  */
 import { Doorbell } from '../../native-free-core/ring/doorbell.ts'
 import { RingConsumer, RingProducer, align4 } from '../../native-free-core/ring/ring-queue.ts'
-import type { BytesView } from '../../native-free-core/ring/ring-queue.ts'
+import type { BytesView, FrameSink } from '../../native-free-core/ring/ring-queue.ts'
 import { shardOf } from '../../native-free-core/placement/hash.ts'
-import { MSG_FORGET, MSG_SEND } from '../../native-free-core/agent/envelope.ts'
-import type { ShardRuntime, RuntimeOutput } from '../../native-free-core/runtime/shard-runtime.ts'
-import type { SendId } from '../../native-free-core/storage/store.ts'
+import type { ShardRuntime } from '../../native-free-core/runtime/shard-runtime.ts'
+import type { RuntimeOutput } from '../../native-free-core/runtime/ports.ts'
 import { toWire } from '../../native-free-core/errors.ts'
 import type { WireError } from '../../native-free-core/errors.ts'
-import { FRAME_REPLY, FRAME_STATE, FRAME_TASK, FrameReader, FrameWriter } from './frame-codec.ts'
+import { FRAME_CONTROL, FRAME_REPLY, FRAME_STATE, FRAME_TASK, FrameReader, FrameWriter, KIND_HELD } from './frame-codec.ts'
+import { FrameBuffer } from './frame-buffer.ts'
+import { ShardHandover } from './shard-handover.ts'
+import type { ControlOp } from './shard-handover.ts'
+import { SHARD_ARRIVING, SHARD_LOCAL } from '../../native-free-core/placement/shard-state.ts'
+import type { ShardStates } from '../../native-free-core/placement/shard-state.ts'
+import { MSG_FORGET, MSG_SEND } from '../../native-free-core/agent/envelope.ts'
+import type { SendId } from '../../native-free-core/storage/store.ts'
+import type { Envelope } from '../../native-free-core/agent/envelope.ts'
 import type { Mesh } from './mesh.ts'
 import {
   kStatActive, kStatAlive, kStatBusy, kStatCommits, kStatCommitted, kStatMessages, kStatOverflowBytes,
@@ -50,6 +59,11 @@ export interface ThreadLoopOptions {
   readonly index: number
   readonly mesh: Mesh
   readonly maxMessageBytes: number
+  /**
+   * The shard runtime this thread runs, made once the loop exists (the loop is its
+   * output). None on a main thread whose agents all live in workers.
+   */
+  readonly runtime?: (loop: ThreadLoop) => ShardRuntime
   /** Called for each reply frame (main thread). */
   readonly onReply?: (callId: number, ok: boolean, value: unknown) => void
   /** A message could not be delivered or a handler failed. */
@@ -58,6 +72,19 @@ export interface ThreadLoopOptions {
   readonly onResult?: (kind: number, id: number, ok: boolean, value: unknown) => void
   /** A FRAME_TASK from `peer` (the thread that owns the offload pool). */
   readonly onTask?: (peer: number, taskId: number, name: string, input: unknown) => void
+  /**
+   * Cluster (main thread): a message frame for a shard this host does not serve, as its
+   * ring bytes (a view, valid during the call): forwarded by a home thread, or one of the
+   * main thread's own runtime's (`workers: 0`). `from` is the thread it came from.
+   */
+  readonly onForeign?: (frame: Buffer, from: number) => void
+  /**
+   * Cluster (main thread): a reply or follow state whose id is a proxy's (≥ 2^31: the call
+   * or follow came from another host), as its ring bytes; true when taken.
+   */
+  readonly onRawResult?: (kind: number, frame: Buffer) => boolean
+  /** Cluster (main thread): an answer of a home thread to a shard move step (shard-handover.ts). */
+  readonly onControl?: (from: number, token: number, msg: ControlOp) => void
   /** Dedup mode: the runtime applied a durable send, committed (RuntimeOutput.applied). */
   readonly onApplied?: (id: string, hash: number, send: SendId) => void
 }
@@ -67,10 +94,10 @@ export class ThreadLoop implements RuntimeOutput {
   readonly bell: Doorbell
   readonly mesh: Mesh
   readonly clock: ClockView
-  runtime: ShardRuntime | null = null
-  readonly producers: Array<RingProducer | null> = []
-  readonly consumers: Array<RingConsumer | null> = []
-  readonly writer: FrameWriter
+  readonly runtime: ShardRuntime | null
+  private readonly producers: Array<RingProducer | null> = []
+  private readonly consumers: Array<RingConsumer | null> = []
+  private readonly writer: FrameWriter
   private readonly reader: FrameReader
   private readonly shardTable: Uint16Array
   private readonly bells: Doorbell[]
@@ -79,7 +106,16 @@ export class ThreadLoop implements RuntimeOutput {
   private readonly onAgentError: ((id: string, method: string, error: WireError) => void) | undefined
   private readonly onResult: ((kind: number, id: number, ok: boolean, value: unknown) => void) | undefined
   private readonly onTask: ((peer: number, taskId: number, name: string, input: unknown) => void) | undefined
+  private readonly onForeign: ((frame: Buffer, from: number) => void) | undefined
+  private readonly onRawResult: ((kind: number, frame: Buffer) => boolean) | undefined
+  private readonly onControl: ((from: number, token: number, msg: ControlOp) => void) | undefined
   private readonly onApplied: ((id: string, hash: number, send: SendId) => void) | undefined
+  /** Shard states (placement/shard-state.ts); null on a single host: every shard is served by its home. */
+  private readonly states: ShardStates | null
+  /** Shards leaving and arriving at this thread (cluster only). */
+  private readonly handover: ShardHandover | null
+  /** Where a decoded message is encoded before it leaves (the main thread forwarding to its router). */
+  private scratchFrames: FrameBuffer | null = null
 
   private running = false
   private scheduled = false
@@ -106,15 +142,21 @@ export class ThreadLoop implements RuntimeOutput {
     this.stats = statsView(options.mesh, this.index)
     this.clock = new ClockView(options.mesh.clock)
     this.onReply = options.onReply
+    this.onApplied = options.onApplied
     this.onAgentError = options.onAgentError
     this.onResult = options.onResult
     this.onTask = options.onTask
-    this.onApplied = options.onApplied
+    this.onForeign = options.onForeign
+    this.onRawResult = options.onRawResult
+    this.onControl = options.onControl
+    this.states = options.mesh.shardStates === null ? null : new Uint8Array(options.mesh.shardStates)
     for (let peer = 0; peer < this.mesh.threads; peer++) {
       this.producers.push(null)
       this.consumers.push(null)
       this.attach(peer)
     }
+    this.runtime = options.runtime?.(this) ?? null
+    this.handover = this.states === null ? null : new ShardHandover(this, this.states, this.runtime)
   }
 
   /** (Re)connect the rings to and from `peer`, e.g. after the peer restarted. */
@@ -182,7 +224,11 @@ export class ThreadLoop implements RuntimeOutput {
     const rt = this.runtime
     if (rt !== null) {
       // reminders first: those due by the clock's tick fire in the first catch-up
-      rt.startReminders(this.clock.epochMs, this.clock.tickMs, (hash) => this.ownerOf(hash) === this.index)
+      // in a cluster, only the shards this host serves now (the others' reminders come with an adoption)
+      const states = this.states
+      rt.startReminders(this.clock.epochMs, this.clock.tickMs, states === null
+        ? (hash) => this.ownerOf(hash) === this.index
+        : (hash) => this.ownerOf(hash) === this.index && states[shardOf(hash)] === SHARD_LOCAL)
       rt.advanceTo(this.clock.now(), TIMER_BUDGET)
     }
     this.schedule()
@@ -207,23 +253,12 @@ export class ThreadLoop implements RuntimeOutput {
   send (id: string, hash: number, typeIdx: number, methodIdx: number, payload: unknown, durable: SendId | null): void {
     const to = this.ownerOf(hash)
     try {
-      this.writer.message(this.producers[to]!, MSG_SEND, id, null, hash, typeIdx, methodIdx, payload, 0, 0, durable)
+      this.writer.send(this.producers[to]!, id, hash, typeIdx, methodIdx, payload, durable)
       this.touched(to)
     } catch (err) {
       // the turn already committed: the send cannot fail its handler any more — report it
       this.onAgentError?.(id, `#${methodIdx}`, toWire(err))
     }
-  }
-
-  /**
-   * Dedup mode: a MSG_FORGET to the thread owning agent `id`, to remove its applied record
-   * of the send `(origin, key)` (durable-outbox.ts). Sent after the copies this thread sent
-   * it, so handled after them.
-   */
-  forget (id: string, hash: number, origin: string, key: number): void {
-    const to = this.ownerOf(hash)
-    this.writer.message(this.producers[to]!, MSG_FORGET, id, null, hash, 0, 0, undefined, 0, 0, { senderShard: 0, origin, key })
-    this.touched(to)
   }
 
   followed (thread: number, followId: number, ok: boolean, value: Uint8Array | WireError): void {
@@ -250,14 +285,110 @@ export class ThreadLoop implements RuntimeOutput {
     else this.schedule()
   }
 
+  forward (env: Envelope): void {
+    // to the main thread's router (a message that waited in a mailbox, or a redelivered send)
+    try {
+      if (this.index === 0) {
+        const buf = this.scratchFrames ??= new FrameBuffer()
+        buf.clear()
+        this.encode(buf, env)
+        buf.forEach((frame) => this.onForeign?.(frame, 0))
+        return
+      }
+      this.encode(this.producers[0]!, env)
+      this.touched(0)
+    } catch (err) {
+      this.onAgentError?.(env.id, `#${env.methodIdx}`, toWire(err))
+    }
+  }
+
+  private encode (sink: FrameSink, env: Envelope): void {
+    if (env.kind === MSG_SEND) this.writer.send(sink, env.id, env.hash, env.typeIdx, env.methodIdx, env.payload, identityOf(env))
+    else if (env.kind === MSG_FORGET) this.writer.forget(sink, env.id, env.hash, env.origin, env.outboxKey)
+    else this.writer.message(sink, env.kind, env.id, null, env.hash, env.typeIdx, env.methodIdx, env.payload, env.replyTo, env.callId)
+  }
+
+  /**
+   * Cluster (main thread): a step of a shard move for the home thread `to`, in ring order
+   * with the messages (shard-handover.ts); the answer comes to `onControl`.
+   */
+  sendControl (to: number, token: number, msg: ControlOp): void {
+    this.sendResult(to, FRAME_CONTROL, token, true, msg)
+  }
+
+  /**
+   * Cluster (main thread): a frame as its ring bytes (from another host, or held for a
+   * moving shard) for the home thread `to`; `held` marks one held for an arriving shard.
+   * False if there is no ring to `to`.
+   */
+  sendRaw (to: number, frame: Uint8Array, held: boolean): boolean {
+    const ring = this.producers[to]
+    if (ring == null) return false
+    const o = ring.begin(frame.length)
+    const u8 = ring.target.u8
+    u8.set(frame, o)
+    if (held) u8[o] = u8[o]! | KIND_HELD
+    ring.end(frame.length)
+    this.touched(to)
+    return true
+  }
+
   agentError (id: string, method: string, error: WireError): void {
     this.onAgentError?.(id, method, error)
   }
 
-  // ---- producing from outside a pass (main thread calls and casts) --------------------
+  // ---- producing from outside a pass (calls and casts, follows, offload) --------------
+
+  /**
+   * A message for an agent on thread `to` (a call, cast, follow or unfollow from this
+   * thread, which the reply or state comes back to), published at the end of the current
+   * turn of the event loop. Throws EncodeError/MessageTooLargeError, writing nothing;
+   * false if there is no ring to `to` (its thread is gone).
+   */
+  sendMessage (to: number, kind: number, id: string, idBytes: Uint8Array | null, hash: number, typeIdx: number, methodIdx: number,
+    payload: unknown, callId: number): boolean {
+    const ring = this.producers[to]
+    if (ring == null) return false
+    this.writer.message(ring, kind, id, idBytes, hash, typeIdx, methodIdx, payload, this.index, callId)
+    this.touched(to)
+    return true
+  }
+
+  /**
+   * Dedup mode: a MSG_FORGET for agent `id`'s applied record of the send `(origin, key)`,
+   * to the thread that owns it — after the copies this thread sent it, so handled after
+   * them (durable-outbox.ts). On the owning thread itself, straight into its runtime.
+   */
+  sendForget (id: string, hash: number, origin: string, key: number): void {
+    const to = this.ownerOf(hash)
+    if (to === this.index) {
+      this.runtime?.forget(id, hash, origin, key)
+      this.wake()
+      return
+    }
+    const ring = this.producers[to]
+    if (ring == null) return // its thread is gone (restarting): the record stays until forgotten again
+    this.writer.forget(ring, id, hash, origin, key)
+    this.touched(to)
+  }
+
+  /** A result frame (`kind`: FRAME_TASK_DONE, ...) for thread `to`; false if there is no ring to it. */
+  sendResult (to: number, kind: number, id: number, ok: boolean, value: unknown): boolean {
+    const ring = this.producers[to]
+    if (ring == null) return false
+    this.writer.result(ring, kind, id, ok, value)
+    this.touched(to)
+    return true
+  }
+
+  /** `ctx.offload(name, input)` for the pool's thread `to`. Throws EncodeError/MessageTooLargeError, writing nothing. */
+  sendTask (to: number, taskId: number, name: string, input: unknown): void {
+    this.writer.task(this.producers[to]!, taskId, name, input)
+    this.touched(to)
+  }
 
   /** A producer was written: publish at the end of the current turn of the event loop. */
-  touched (peer: number): void {
+  private touched (peer: number): void {
     this.dirty.add(peer)
     if (!this.running && !this.flushQueued) {
       this.flushQueued = true
@@ -312,6 +443,7 @@ export class ThreadLoop implements RuntimeOutput {
         if (ring.hasData()) more = true
       }
       this.runtime?.commit()
+      this.handover?.check()
       // before publishing: a caller that got a reply reads stats that include its turn
       this.publishStats()
       this.flush()
@@ -343,10 +475,34 @@ export class ThreadLoop implements RuntimeOutput {
       try {
         const kind = reader.kind(o)
         if (kind < FRAME_REPLY || kind === MSG_FORGET) {
-          if (this.runtime !== null) this.runtime.deliver(reader.message(o, len))
+          const rt = this.runtime
+          if (this.states !== null) {
+            const state = this.states[shardOf(i32[(o + 4) >> 2]! >>> 0)]!
+            if (state !== SHARD_LOCAL || rt === null) {
+              this.notServed(state, o, len, peer)
+              continue
+            }
+          }
+          if (rt !== null) rt.deliver(reader.message(o, len))
         } else if (kind === FRAME_REPLY) {
+          if (i32[(o + 4) >> 2]! < 0 && this.onRawResult?.(kind, reader.scratch.subarray(o, o + len)) === true) continue
           const value = reader.reply(o, len)
           this.onReply?.(reader.replyCallId, reader.replyOk, value)
+        } else if (kind === FRAME_CONTROL) {
+          const msg = reader.reply(o, len) as ControlOp
+          if (msg.op === 'fenced' || msg.op === 'released' || msg.op === 'adopted') this.onControl?.(peer, reader.replyCallId >>> 0, msg)
+          else this.handover?.control(peer, reader.replyCallId >>> 0, msg)
+        } else if (kind >= KIND_HELD) {
+          const state = this.states?.[shardOf(i32[(o + 4) >> 2]! >>> 0)] ?? SHARD_LOCAL
+          if (state === SHARD_ARRIVING) {
+            this.handover!.keep(shardOf(i32[(o + 4) >> 2]! >>> 0), reader.scratch.subarray(o, o + len), true)
+          } else {
+            reader.scratch[o] = kind & ~KIND_HELD
+            if (state === SHARD_LOCAL && this.runtime !== null) this.runtime.deliver(reader.message(o, len))
+            else this.notServed(state, o, len, peer)
+          }
+        } else if (kind === FRAME_STATE && i32[(o + 4) >> 2]! < 0 && this.onRawResult?.(kind, reader.scratch.subarray(o, o + len)) === true) {
+          continue
         } else if (kind === FRAME_TASK) {
           const input = reader.task(o, len)
           this.onTask?.(peer, reader.replyCallId, reader.taskName, input)
@@ -358,6 +514,18 @@ export class ThreadLoop implements RuntimeOutput {
         // a frame that does not decode, or a bug in a reply callback: keep serving the rest
         this.onAgentError?.('', '', toWire(err))
       }
+    }
+  }
+
+  /** A message frame for a shard this thread does not serve: to the main thread's router, or kept while the shard arrives. */
+  private notServed (state: number, o: number, len: number, peer: number): void {
+    const frame = this.reader.scratch.subarray(o, o + len)
+    if (state === SHARD_ARRIVING && this.runtime !== null) {
+      this.handover!.keep(shardOf(this.reader.i32[(o + 4) >> 2]! >>> 0), frame, false)
+    } else if (this.index === 0) {
+      this.onForeign?.(frame, peer)
+    } else {
+      this.sendRaw(0, frame, false) // FORWARD: the main thread's router knows where the shard is
     }
   }
 
@@ -450,4 +618,9 @@ export class ThreadLoop implements RuntimeOutput {
     for (const ring of this.producers) if (ring != null && ring.overflowing) return false
     return this.runtime === null || (this.runtime.busy === 0 && !this.runtime.pendingCommit)
   }
+}
+
+/** A durable send's identity from its envelope, or null. */
+function identityOf (env: Envelope): SendId | null {
+  return env.outboxKey === 0 ? null : { senderShard: env.senderShard, origin: env.origin, key: env.outboxKey }
 }

@@ -16,7 +16,7 @@ import { openStore } from '../storage/open-store.ts'
 import type { Durability } from '../storage/lmdb-store.ts'
 import { OutboxRedelivery } from '../storage/outbox-redelivery.ts'
 import { LocalAcks } from '../storage/local-acks.ts'
-import type { OutboxMode } from '../../native-free-core/runtime/durable-outbox.ts'
+import type { OutboxMode } from '../../native-free-core/runtime/ports.ts'
 import { AgentErrorReporter } from '../observe/agent-error-reporter.ts'
 import { TestClock } from '../time/test-clock.ts'
 import { OffloadClient } from '../offload/offload-client.ts'
@@ -74,31 +74,36 @@ if (registry.fingerprint() !== data.fingerprint) {
 }
 
 const reporter = new AgentErrorReporter(new Int32Array(data.listeners), (errors, dropped) => post({ type: 'agent-errors', errors, dropped }))
+const store = openStore(data.dataDir, data.durability)
+const quotaDirectory = new QuotaDirectory()
+for (const [quota, slot, limit] of data.quotas.entries) quotaDirectory.set(quota, slot, limit)
+const quotaCounters = new QuotaCounters(data.mesh.threads, data.quotas.chunks)
+// offload tasks travel on the loop's rings: the client is made with the runtime, once the loop exists
+let offload: OffloadClient | null = null
 const loop = new ThreadLoop({
   index: data.index,
   mesh: data.mesh,
   maxMessageBytes: data.maxMessageBytes,
   onAgentError: (id: string, method: string, error: WireError) => reporter.report(id, method, error),
   onResult: (kind, id, ok, value) => { if (kind === FRAME_TASK_DONE) offload?.settle(id, ok, value) },
-  onApplied: (id, hash, send) => acks?.applied(id, hash, send)
+  onApplied: (id, hash, send) => acks?.applied(id, hash, send),
+  runtime: (loop) => {
+    const client = offload = data.offload ? new OffloadClient(loop) : null
+    return new ShardRuntime({
+      registry,
+      store,
+      codec: stateCodec,
+      output: loop,
+      maxMessageBytes: data.maxMessageBytes,
+      quotas: new QuotaGate(quotaDirectory, quotaCounters, data.index),
+      outbox: data.outbox,
+      ...(data.clock !== null ? { clock: TestClock.reader(data.clock) } : {}),
+      ...(client !== null ? { offload: (name: string, input: unknown) => client.run(name, input) } : {}),
+      ...(data.mesh.shardStates !== null ? { shardStates: new Uint8Array(data.mesh.shardStates) } : {})
+    })
+  }
 })
-const offload = data.offload ? new OffloadClient(loop) : null
-const store = openStore(data.dataDir, data.durability)
-const quotaDirectory = new QuotaDirectory()
-for (const [quota, slot, limit] of data.quotas.entries) quotaDirectory.set(quota, slot, limit)
-const quotaCounters = new QuotaCounters(data.mesh.threads, data.quotas.chunks)
-const runtime = new ShardRuntime({
-  registry,
-  store,
-  codec: stateCodec,
-  output: loop,
-  maxMessageBytes: data.maxMessageBytes,
-  quotas: new QuotaGate(quotaDirectory, quotaCounters, data.index),
-  outbox: data.outbox,
-  ...(data.clock !== null ? { clock: TestClock.reader(data.clock) } : {}),
-  ...(offload !== null ? { offload: (name: string, input: unknown) => offload.run(name, input) } : {})
-})
-loop.runtime = runtime
+const runtime = loop.runtime!
 const redelivery = store.durable ? new OutboxRedelivery(runtime, store, (hash) => loop.ownerOf(hash) === data.index, () => loop.wake()) : null
 const acks = store.durable && data.outbox === 'dedup' ? new LocalAcks(runtime, store, () => loop.wake()) : null
 
