@@ -21,6 +21,7 @@ import { idString, DEFAULT_QUOTA } from '../../native-free-core/agent/agent-id.t
 import { isSettled, ownerOf as mapOwnerOf, shardsOf } from '../../native-free-core/placement/shard-map.ts'
 import { isShardRanges } from '../../native-free-core/storage/shard-range.ts'
 import type { ClusterMember, ClusterView } from '../../src/host/cluster-view.ts'
+import type { Store } from '../../native-free-core/storage/store.ts'
 import type { Gateway } from '../../src/host/gateway.ts'
 import type { HostPlugin, PluginHost } from '../../src/host/plugin.ts'
 import { Handover } from './handover.ts'
@@ -30,7 +31,8 @@ import type { Member, Membership } from './membership/index.ts'
 import { resolveClusterOptions } from './options.ts'
 import type { ClusterOptions, ResolvedClusterOptions } from './options.ts'
 import { ClusterRouter } from './router.ts'
-import { ClusterWire } from './wire.ts'
+import { ClusterWire, CL_DELETED, CL_SENT_ACK } from './wire.ts'
+import { DurableAcks } from './durable-acks.ts'
 
 /** Protocol of the cluster's frames: hosts of different protocols refuse each other's links. */
 const PROTOCOL = 1
@@ -48,6 +50,8 @@ export class ClusterPlugin implements HostPlugin, ClusterView {
   private router!: ClusterRouter
   private handover!: Handover
   private wire!: ClusterWire
+  private acks!: DurableAcks
+  private store!: Store
   private closing = false
   private settledWaiters: Array<() => void> = []
   private members_: readonly Member[] = []
@@ -79,6 +83,7 @@ export class ClusterPlugin implements HostPlugin, ClusterView {
     if (host.options.dataDir === undefined || !isShardRanges(store)) {
       throw new InvalidOptionError('dataDir', host.options.dataDir, 'is required with the cluster plugin: shards move between hosts with their LMDB records')
     }
+    this.store = store
     const o = this.options
     this.wire = new ClusterWire(host.options.maxMessageBytes + 1024)
     this.links = new LinkHub({
@@ -96,9 +101,11 @@ export class ClusterPlugin implements HostPlugin, ClusterView {
     })
     this.router = new ClusterRouter(o.id, this.links, (peer, kind, frame) => {
       const decoded = this.wire.read(frame)
-      if (decoded !== undefined) this.handover.onFrame(peer, kind, decoded.id, decoded.value)
+      if (decoded === undefined) return
+      if (kind === CL_SENT_ACK || kind === CL_DELETED) this.acks.onFrame(peer, kind, decoded.value)
+      else this.handover.onFrame(peer, kind, decoded.id, decoded.value)
     })
-    this.gateway = host.gateway(this.router)
+    this.gateway = host.gateway({ route: (frame) => this.router.route(frame), applied: (acks) => this.acks.applied(acks) })
     this.router.attach(this.gateway)
     const bound = await this.links.listen()
     const address = o.advertise ?? `${bound.host === '0.0.0.0' ? '127.0.0.1' : bound.host}:${bound.port}`
@@ -115,7 +122,18 @@ export class ClusterPlugin implements HostPlugin, ClusterView {
       writer: (peer) => this.links.writer(peer),
       changed: (gained, lost) => this.changed(gained, lost),
       warn: (message) => console.warn(`shoal cluster ${o.id}: ${message}`),
-      settledMaybe: () => this.checkSettled()
+      settledMaybe: () => this.checkSettled(),
+      deletionsSettled: () => this.acks.settled()
+    })
+    this.acks = new DurableAcks({
+      self: o.id,
+      store,
+      gateway: this.gateway,
+      wire: this.wire,
+      ownerOf: (shard) => this.router.ownerOf(shard),
+      serves: (shard) => this.handover.serves(shard),
+      writer: (peer) => this.links.writer(peer),
+      graceMs: o.forgetAfterMs
     })
     this.links.on('batch', (peer, bytes, i32) => this.router.batch(peer, bytes, i32))
     this.links.on('down', (peer) => this.router.down(peer))
@@ -143,6 +161,7 @@ export class ClusterPlugin implements HostPlugin, ClusterView {
       throw err
     }
     await this.handover.reconcile()
+    this.acks.start()
     if (this.membership.kind === 'etcd') await this.membership.setState('up')
     this.checkSettled()
   }
@@ -161,6 +180,7 @@ export class ClusterPlugin implements HostPlugin, ClusterView {
       console.warn(`shoal cluster ${this.options.id}: leaving the cluster did not finish (${messageOf(err)}); its shards wait for it`)
     } finally {
       this.handover.close()
+      this.acks.close()
       await this.membership.close().catch(() => {})
       await this.links.close()
     }
@@ -197,6 +217,19 @@ export class ClusterPlugin implements HostPlugin, ClusterView {
   }
 
   /** @internal */
+  /**
+   * Durable sends this host still holds a record of: outbox records not acknowledged yet
+   * (this host sent them), applied records not forgotten yet (it received them). Counts
+   * the store's records: for tests and diagnostics, not for every stats tick.
+   */
+  durableBacklog (): { outbox: number, applied: number } {
+    let outbox = 0
+    let applied = 0
+    for (const _ of this.store.outbox()) outbox++
+    for (const _ of this.store.applied()) applied++
+    return { outbox, applied }
+  }
+
   stats (): Record<string, unknown> {
     const links = this.links.stats()
     const map = this.membership.map()
@@ -218,6 +251,7 @@ export class ClusterPlugin implements HostPlugin, ClusterView {
       droppedCasts: this.router.droppedCasts,
       callsInFlight: this.router.callsInFlight,
       refusedFrames: this.gateway.refused + this.wire.undecodable,
+      durable: { acked: this.acks.acked, deleted: this.acks.deleted, forgotten: this.acks.forgotten },
       links: {
         up: links.linksUp,
         framesIn: links.framesIn,

@@ -53,6 +53,8 @@ export interface HandoverParts {
   warn (message: string): void
   /** A reconciliation ended: whoever waits for the cluster to settle may look again. */
   settledMaybe (): void
+  /** Resolves once the outbox deletions in flight are durable: a shard's records leave only after them. */
+  deletionsSettled (): Promise<void>
 }
 
 interface Outgoing {
@@ -98,6 +100,11 @@ export class Handover {
 
   constructor (parts: HandoverParts) {
     this.parts = parts
+  }
+
+  /** This host serves the shard and is not moving it away. */
+  serves (shard: number): boolean {
+    return this.served.has(shard) && !this.outgoing.has(shard)
   }
 
   /** No move in or out, nothing waiting to be adopted. */
@@ -224,6 +231,7 @@ export class Handover {
     router.holdLeaving(shards)
     for (const s of shards) this.served.delete(s)
     const timeouts = await gateway.release(shards)
+    await this.parts.deletionsSettled()
     const token = this.nextToken = (this.nextToken + 1) >>> 0
     let ok = false
     let why = ''

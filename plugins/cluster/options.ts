@@ -45,6 +45,12 @@ export interface ClusterOptions {
   readonly heartbeatMs?: number
   /** Bytes a link may hold while its peer is slow or not connected yet. Default 64 MiB. */
   readonly maxLinkQueueBytes?: number
+  /**
+   * How long a host keeps the record that it applied a durable send from another host,
+   * once the sender dropped its own record: time for copies that took a longer way to
+   * arrive and be recognised. Default 5,000 ms.
+   */
+  readonly forgetAfterMs?: number
 }
 
 export interface ResolvedClusterOptions {
@@ -59,9 +65,10 @@ export interface ResolvedClusterOptions {
   readonly replicas: number
   readonly heartbeatMs: number
   readonly maxLinkQueueBytes: number
+  readonly forgetAfterMs: number
 }
 
-const known = new Set(['id', 'listen', 'advertise', 'secret', 'membership', 'replicas', 'heartbeatMs', 'maxLinkQueueBytes'])
+const known = new Set(['id', 'listen', 'advertise', 'secret', 'membership', 'replicas', 'heartbeatMs', 'maxLinkQueueBytes', 'forgetAfterMs'])
 
 export function resolveClusterOptions (options: ClusterOptions): ResolvedClusterOptions {
   if (options === null || typeof options !== 'object') {
@@ -87,7 +94,8 @@ export function resolveClusterOptions (options: ClusterOptions): ResolvedCluster
     membership: membership(options.membership),
     replicas,
     heartbeatMs: integer('cluster.heartbeatMs', options.heartbeatMs ?? 1000, 10, 60_000),
-    maxLinkQueueBytes: integer('cluster.maxLinkQueueBytes', options.maxLinkQueueBytes ?? 64 * 1024 * 1024, 64 * 1024, 2 ** 31 - 1)
+    maxLinkQueueBytes: integer('cluster.maxLinkQueueBytes', options.maxLinkQueueBytes ?? 64 * 1024 * 1024, 64 * 1024, 2 ** 31 - 1),
+    forgetAfterMs: integer('cluster.forgetAfterMs', options.forgetAfterMs ?? 5000, 0, 24 * 3600 * 1000)
   })
 }
 

@@ -22,7 +22,7 @@
  * that cannot come.
  */
 import type { Buffer } from 'node:buffer'
-import { MSG_CALL, MSG_FOLLOW, MSG_UNFOLLOW } from '../../native-free-core/agent/envelope.ts'
+import { MSG_CALL, MSG_FOLLOW, MSG_FORGET, MSG_UNFOLLOW } from '../../native-free-core/agent/envelope.ts'
 import { ShardUnavailableError } from '../../native-free-core/errors.ts'
 import { shardOf } from '../../native-free-core/placement/hash.ts'
 import { forEachFrame } from '../../native-free-core/ring/ring-queue.ts'
@@ -179,7 +179,7 @@ export class ClusterRouter implements RemoteRoutes {
       : `the host serving shard ${shard} (${owner}) cannot be reached now: retry`, { shard, ...(owner === undefined ? {} : { host: owner }) })
     if (kind === MSG_CALL) this.gateway.failCalls([frame.readUInt32LE(8)], error)
     else if (kind === MSG_FOLLOW) this.gateway.renewFollows([frame.readUInt32LE(8)])
-    else if (kind !== MSG_UNFOLLOW) this.droppedCasts++ // casts; durable sends are redelivered from their outbox
+    else if (kind !== MSG_UNFOLLOW && kind !== MSG_FORGET) this.droppedCasts++ // casts; durable sends are redelivered from their outbox, forgets asked for again
   }
 
   private track (table: Map<string, Set<number>>, peer: string): Set<number> {
@@ -252,8 +252,10 @@ export class ClusterRouter implements RemoteRoutes {
       if (a === undefined) continue
       this.arriving.delete(s)
       const all = new FrameBuffer(a.fromOld.used + a.others.used + 64)
-      a.fromOld.forEach((f) => all.push(f))
-      a.others.forEach((f) => all.push(f))
+      // forgets last: a copy of the send one forgets may be held behind it
+      for (const forgets of [false, true]) {
+        for (const list of [a.fromOld, a.others]) list.forEach((f) => { if ((f[0] === MSG_FORGET) === forgets) all.push(f) })
+      }
       held.set(s, all)
     }
     return held
@@ -273,7 +275,7 @@ export class ClusterRouter implements RemoteRoutes {
     forEachFrame(i32, bytes.length, (o, len) => {
       const frame = bytes.subarray(o, o + len)
       const kind = frame[0]!
-      if (kind < FRAME_REPLY) {
+      if (kind < FRAME_REPLY || kind === MSG_FORGET) {
         if (this.arriving.size !== 0) {
           const a = this.arriving.get(shardOf(frame.readUInt32LE(4)))
           if (a !== undefined) {

@@ -10,8 +10,9 @@
  *   CL_FLUSHED     id = 0            { shards }                the old owner forwarded everything it
  *                                                             held for these shards (the new owner
  *                                                             may serve them)
- *   CL_SENT_ACK    id = 0            { ids }                   durable sends applied (receiver → sender)
- *   CL_FORGET      id = 0            { ids }                   sender → receiver: drop their dedup records
+ *   CL_SENT_ACK    id = 0            [acks]                    durable sends applied (receiver → sender)
+ *   CL_DELETED     id = 0            [acks]                    their outbox records are gone (sender →
+ *                                                             receiver: forget them after a grace period)
  *
  * Kinds start at 32: the engine's frame kinds stay below 16, and 0x40 marks held frames
  * inside a host only.
@@ -26,7 +27,7 @@ export const CL_MOVE_END = 33
 export const CL_MOVE_ACK = 34
 export const CL_FLUSHED = 35
 export const CL_SENT_ACK = 36
-export const CL_FORGET = 37
+export const CL_DELETED = 37
 export const CL_FIRST = 32
 export const CL_LAST = 47
 

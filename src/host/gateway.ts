@@ -15,7 +15,7 @@
  *     back the armed timeouts), `arrive` and `adopt` (keep frames, then serve).
  */
 import { Buffer } from 'node:buffer'
-import { MSG_CALL, MSG_CAST, MSG_FOLLOW, MSG_UNFOLLOW } from '../../native-free-core/agent/envelope.ts'
+import { MSG_CALL, MSG_CAST, MSG_FOLLOW, MSG_FORGET, MSG_UNFOLLOW } from '../../native-free-core/agent/envelope.ts'
 import { ShardUnavailableError, WorkerCrashedError } from '../../native-free-core/errors.ts'
 import type { ShoalError, WireError } from '../../native-free-core/errors.ts'
 import { shardOf } from '../../native-free-core/placement/hash.ts'
@@ -40,6 +40,12 @@ export type { ResultSink } from './proxies.ts'
 const kRefused = -1
 const kNothingToDo = -2
 
+/**
+ * A durable send this host's runtimes applied (dedup mode), committed: the receiver's hash
+ * and id, then the send's identity (sender shard, origin, key).
+ */
+export type AppliedAck = [receiverHash: number, receiverId: string, senderShard: number, origin: string, key: number]
+
 /** What a router plugin gives the gateway. */
 export interface RemoteRoutes {
   /**
@@ -49,6 +55,8 @@ export interface RemoteRoutes {
    * shard moves. `from` is the thread it came from.
    */
   route (frame: Buffer, from: number): void
+  /** Durable sends applied here (committed): acknowledge them to their senders' hosts. */
+  applied? (acks: readonly AppliedAck[]): void
 }
 
 export interface GatewayParts {
@@ -129,7 +137,7 @@ export class Gateway {
    */
   admit (frame: Buffer, sink: ResultSink): number {
     const kind = frame.length < 20 ? 0 : frame[0]!
-    if (kind < MSG_CAST || kind > MSG_UNFOLLOW) {
+    if ((kind < MSG_CAST || kind > MSG_UNFOLLOW) && kind !== MSG_FORGET) {
       this.refused++
       return kRefused
     }
@@ -188,6 +196,19 @@ export class Gateway {
   /** @internal ThreadLoop.onForeign */
   foreign (frame: Buffer, from: number): void {
     this.routes?.route(frame, from)
+  }
+
+  /** @internal durable sends this host's runtimes applied, committed (from the threads, batched) */
+  applied (acks: readonly AppliedAck[]): void {
+    this.routes?.applied?.(acks)
+  }
+
+  /**
+   * The sender of a durable send dropped its record: agent `id` forgets that it applied
+   * it (a MSG_FORGET onto its home thread's ring, behind what was delivered to it before).
+   */
+  forget (id: string, hash: number, origin: string, key: number): void {
+    this.parts.loop.sendForget(id, hash, origin, key)
   }
 
   // ---- when a peer or a thread goes away -----------------------------------------

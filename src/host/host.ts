@@ -122,8 +122,14 @@ export class Host extends EventEmitter<HostEvents> {
       onResult: (kind, id, ok, value) => { if (kind === FRAME_STATE) this.follows.deliver(id, ok, value) },
       onForeign: (frame, from) => this.gateway?.foreign(frame, from),
       onRawResult: (kind, frame) => this.gateway?.proxied(kind, frame) ?? false,
-      onControl: (_from, token, msg) => this.gateway?.answered(token, msg),
-      onApplied: (id, hash, send) => this.acks?.applied(id, hash, send),
+      onControl: (_from, token, msg) => {
+        if (msg.op === 'applied') this.gateway?.applied(msg.acks)
+        else this.gateway?.answered(token, msg)
+      },
+      onApplied: (id, hash, send) => {
+        if (this.acks !== null) this.acks.applied(id, hash, send)
+        else this.gateway?.applied([[hash, id, send.senderShard, send.origin, send.key]])
+      },
       // workers: 0 — the main thread owns every agent
       ...(options.workers === 0
         ? {
@@ -181,7 +187,7 @@ export class Host extends EventEmitter<HostEvents> {
     this.relay = new OffloadRelay(pool, this.loop, this.workers, this.life)
     const runtime = this.loop.runtime
     if (runtime !== null && store!.durable) this.redelivery = new OutboxRedelivery(runtime, store!, () => true, () => this.loop.wake())
-    if (runtime !== null && store!.durable && options.outbox === 'dedup') this.acks = new LocalAcks(runtime, store!, () => this.loop.wake())
+    if (runtime !== null && store!.durable && options.outbox === 'dedup' && this.mesh.shardStates === null) this.acks = new LocalAcks(runtime, store!, () => this.loop.wake())
     // workers report agent errors only while someone listens (see AgentErrorReporter)
     const untyped = this as EventEmitter
     untyped.on('newListener', (event: string | symbol) => { if (event === 'agent-error') Atomics.add(this.agentErrorListeners, 0, 1) })

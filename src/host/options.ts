@@ -118,7 +118,9 @@ export function resolveOptions (options: HostOptions): ResolvedHostOptions {
   if (testClock !== undefined && !(testClock instanceof TestClock)) {
     throw new InvalidOptionError('[kTestClock]', testClock, 'must be a TestClock')
   }
-  const outbox = (options as HostOptions & OutboxHook)[kOutboxMode] ?? 'claim'
+  const plugins = pluginList(options.plugins)
+  // a cluster applies durable sends by receiver-side dedup: a sender's record may be on another host
+  const outbox = (options as HostOptions & OutboxHook)[kOutboxMode] ?? (plugins.some((p) => p.routes === true) ? 'dedup' : 'claim')
   if (outbox !== 'claim' && outbox !== 'dedup') throw new InvalidOptionError('[kOutboxMode]', outbox, "must be 'claim' or 'dedup'")
   let dataDir: string | undefined
   if (options.dataDir !== undefined) {
@@ -146,7 +148,7 @@ export function resolveOptions (options: HostOptions): ResolvedHostOptions {
     callTimeoutMs: integer('callTimeoutMs', options.callTimeoutMs ?? defaults.callTimeoutMs, 0, 2 ** 31 - 1),
     closeTimeoutMs: integer('closeTimeoutMs', options.closeTimeoutMs ?? defaults.closeTimeoutMs, 0, 2 ** 31 - 1),
     offload: options.offload === undefined ? null : offloadOptions(options.offload),
-    plugins: pluginList(options.plugins),
+    plugins,
     testClock: testClock?.buffer ?? null,
     outbox
   })

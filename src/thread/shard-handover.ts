@@ -22,6 +22,7 @@ import type { ShardRuntime } from '../../native-free-core/runtime/shard-runtime.
 import type { MovedTimeout } from '../../native-free-core/time/agent-timers.ts'
 import { FrameBuffer } from './frame-buffer.ts'
 import { FRAME_CONTROL, FrameReader, KIND_HELD } from './frame-codec.ts'
+import { MSG_FORGET } from '../../native-free-core/agent/envelope.ts'
 
 export type ControlOp =
   | { readonly op: 'fence' }
@@ -30,6 +31,8 @@ export type ControlOp =
   | { readonly op: 'released', readonly timeouts: readonly MovedTimeout[] }
   | { readonly op: 'adopt', readonly shards: readonly number[], readonly timeouts: readonly MovedTimeout[] }
   | { readonly op: 'adopted' }
+  /** Dedup mode in a cluster: durable sends this thread applied, committed (thread → main, batched per pass). */
+  | { readonly op: 'applied', readonly acks: ReadonlyArray<[number, string, number, string, number]> }
 
 /** What the handover needs from its thread's loop. */
 export interface HandoverLoop {
@@ -114,13 +117,14 @@ export class ShardHandover {
       const lists = this.kept.get(s)
       if (lists === undefined) continue
       this.kept.delete(s)
-      if (rt !== null) for (const list of lists) replay(list, rt)
+      // forgets last: a copy of the send they forget may be kept behind them
+      if (rt !== null) for (const forgets of [false, true]) for (const list of lists) replay(list, rt, forgets)
     }
   }
 }
 
-/** Run kept frames, in order, on the runtime (their shard is served now). */
-function replay (frames: FrameBuffer, rt: ShardRuntime): void {
+/** Run kept frames, in order, on the runtime (their shard is served now): the forgets, or all the others. */
+function replay (frames: FrameBuffer, rt: ShardRuntime, forgets: boolean): void {
   if (frames.count === 0) return
   const bytes = frames.bytes
   const reader = new FrameReader(bytes.length)
@@ -132,6 +136,7 @@ function replay (frames: FrameBuffer, rt: ShardRuntime): void {
     const o = p + 4
     p = o + ((len + 3) & ~3)
     reader.scratch[o] = reader.scratch[o]! & ~KIND_HELD
+    if ((reader.scratch[o] === MSG_FORGET) !== forgets) continue
     try {
       rt.deliver(reader.message(o, len))
     } catch (err) {

@@ -115,6 +115,8 @@ export class ThreadLoop implements RuntimeOutput {
   private readonly states: ShardStates | null
   /** Shards leaving and arriving at this thread (cluster only). */
   private readonly handover: ShardHandover | null
+  /** Durable sends applied and committed, to report to the main thread (cluster, dedup mode). */
+  private appliedAcks: Array<[number, string, number, string, number]> = []
   /** Where a decoded message is encoded before it leaves (the main thread forwarding to its router). */
   private scratchFrames: FrameBuffer | null = null
 
@@ -284,7 +286,19 @@ export class ThreadLoop implements RuntimeOutput {
   }
 
   applied (id: string, hash: number, send: SendId): void {
-    this.onApplied?.(id, hash, send)
+    if (this.onApplied !== undefined) this.onApplied(id, hash, send)
+    else if (this.states !== null) {
+      // a cluster: the main thread acknowledges them to their senders' hosts, batched per pass
+      if (this.appliedAcks.length === 0) this.wake()
+      this.appliedAcks.push([hash, id, send.senderShard, send.origin, send.key])
+    }
+  }
+
+  /** Applied durable sends to report to the main thread (cluster), in the ring after the pass's other frames. */
+  private sendApplied (): void {
+    const acks = this.appliedAcks
+    this.appliedAcks = []
+    this.sendResult(0, FRAME_CONTROL, 0, true, { op: 'applied', acks } satisfies ControlOp)
   }
 
   wake (): void {
@@ -452,6 +466,7 @@ export class ThreadLoop implements RuntimeOutput {
       }
       this.runtime?.commit()
       this.handover?.check()
+      if (this.appliedAcks.length !== 0 && this.index !== 0) this.sendApplied()
       // before publishing: a caller that got a reply reads stats that include its turn
       this.publishStats()
       this.flush()
@@ -498,7 +513,7 @@ export class ThreadLoop implements RuntimeOutput {
           this.onReply?.(reader.replyCallId, reader.replyOk, value)
         } else if (kind === FRAME_CONTROL) {
           const msg = reader.reply(o, len) as ControlOp
-          if (msg.op === 'fenced' || msg.op === 'released' || msg.op === 'adopted') this.onControl?.(peer, reader.replyCallId >>> 0, msg)
+          if (msg.op === 'fenced' || msg.op === 'released' || msg.op === 'adopted' || msg.op === 'applied') this.onControl?.(peer, reader.replyCallId >>> 0, msg)
           else this.handover?.control(peer, reader.replyCallId >>> 0, msg)
         } else if (kind >= KIND_HELD) {
           const state = this.states?.[shardOf(i32[(o + 4) >> 2]! >>> 0)] ?? SHARD_LOCAL

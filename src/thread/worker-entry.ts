@@ -16,6 +16,7 @@ import { openStore } from '../storage/open-store.ts'
 import type { Durability } from '../storage/lmdb-store.ts'
 import { OutboxRedelivery } from '../storage/outbox-redelivery.ts'
 import { LocalAcks } from '../storage/local-acks.ts'
+import type { SendId } from '../../native-free-core/storage/store.ts'
 import type { OutboxMode } from '../../native-free-core/runtime/ports.ts'
 import { AgentErrorReporter } from '../observe/agent-error-reporter.ts'
 import { TestClock } from '../time/test-clock.ts'
@@ -86,7 +87,8 @@ const loop = new ThreadLoop({
   maxMessageBytes: data.maxMessageBytes,
   onAgentError: (id: string, method: string, error: WireError) => reporter.report(id, method, error),
   onResult: (kind, id, ok, value) => { if (kind === FRAME_TASK_DONE) offload?.settle(id, ok, value) },
-  onApplied: (id, hash, send) => acks?.applied(id, hash, send),
+  // dedup on one host (a test hook) acknowledges here; a cluster's main thread does it (the loop reports to it)
+  ...(data.mesh.shardStates === null ? { onApplied: (id: string, hash: number, send: SendId) => acks?.applied(id, hash, send) } : {}),
   runtime: (loop) => {
     const client = offload = data.offload ? new OffloadClient(loop) : null
     return new ShardRuntime({
@@ -105,7 +107,7 @@ const loop = new ThreadLoop({
 })
 const runtime = loop.runtime!
 const redelivery = store.durable ? new OutboxRedelivery(runtime, store, (hash) => loop.ownerOf(hash) === data.index, () => loop.wake()) : null
-const acks = store.durable && data.outbox === 'dedup' ? new LocalAcks(runtime, store, () => loop.wake()) : null
+const acks = store.durable && data.outbox === 'dedup' && data.mesh.shardStates === null ? new LocalAcks(runtime, store, () => loop.wake()) : null
 
 port.on('message', (m: ControlMessage) => {
   switch (m.type) {

@@ -13,6 +13,7 @@ import { createHost } from '../../src/index.ts'
 import type { Host } from '../../src/index.ts'
 import { cluster } from '../../plugins/cluster/index.ts'
 import { agentsUrl } from '../engine/helpers.ts'
+import { durableAgentsUrl } from '../durable/helpers.ts'
 
 const secret = 'a test secret of at least thirty-two bytes!!'
 
@@ -90,4 +91,43 @@ test('cluster options: each bad one is named', async () => {
   // a cluster needs a data directory: shards move with their LMDB records
   await assert.rejects(createHost({ agents: agentsUrl, workers: 1, plugins: [cluster({ id: 'h', secret, membership: { static: ['h@127.0.0.1:1'] } })] }),
     { code: 'SHOAL_ERR_INVALID_OPTION', message: /dataDir/ })
+})
+
+test('durable sends between hosts: chains of transfers conserve money; records acknowledged and forgotten', async () => {
+  const ports = await Promise.all([freePort(), freePort()])
+  const list = ports.map((p, i) => `h${i}@127.0.0.1:${p}`)
+  const dirs = ports.map(() => mkdtempSync(join(tmpdir(), 'shoal-static-')))
+  const plugins = ports.map((port, i) => cluster({ id: `h${i}`, secret, listen: { port }, membership: { static: list }, forgetAfterMs: 100 }))
+  const hosts = await Promise.all(ports.map((_, i) => createHost({ agents: durableAgentsUrl, workers: 2, dataDir: dirs[i]!, plugins: [plugins[i]!] })))
+  try {
+    const accounts = Array.from({ length: 30 }, (_, i) => `a${i}`)
+    const owners = new Set(accounts.map((a) => hosts[0]!.cluster.ownerOf({ type: 'account', key: a })))
+    assert.equal(owners.size, 2, 'accounts on both hosts')
+    await Promise.all(accounts.map((a) => hosts[0]!.ref('account', a).call('fund', 1000)))
+    // chains of deposits through five accounts, started from both hosts
+    const transfers: Array<Promise<unknown>> = []
+    for (let i = 0; i < 200; i++) {
+      const from = accounts[i % accounts.length]!
+      const path = [1, 2, 3, 4, 5].map((d) => accounts[(i * 7 + d * 3) % accounts.length]!)
+      transfers.push(hosts[i % 2]!.ref('account', from).call('transfer', { amount: 1, path }))
+    }
+    assert.ok((await Promise.all(transfers)).every((ok) => ok === true))
+    const total = async (): Promise<number> => (await Promise.all(accounts.map((a) => hosts[1]!.ref('account', a).call('balance') as Promise<number>))).reduce((x, y) => x + y, 0)
+    const deposits = async (): Promise<number> => (await Promise.all(accounts.map((a) => hosts[0]!.ref('account', a).call('deposits') as Promise<number>))).reduce((x, y) => x + y, 0)
+    for (let i = 0; i < 300 && await deposits() < 1000; i++) await new Promise((resolve) => setTimeout(resolve, 20))
+    assert.equal(await deposits(), 1000, 'every deposit of every hop applied once')
+    assert.equal(await total(), 30 * 1000, 'money conserved')
+    // the senders' records were acknowledged and the receivers' dedup records forgotten
+    let left = { outbox: -1, applied: -1 }
+    for (let i = 0; i < 100; i++) {
+      const s = plugins.map((p) => p.durableBacklog())
+      left = { outbox: s[0]!.outbox + s[1]!.outbox, applied: s[0]!.applied + s[1]!.applied }
+      if (left.outbox === 0 && left.applied === 0) break
+      await new Promise((resolve) => setTimeout(resolve, 50))
+    }
+    assert.deepEqual(left, { outbox: 0, applied: 0 })
+  } finally {
+    await Promise.all(hosts.map((h) => h.close()))
+    for (const d of dirs) rmSync(d, { recursive: true, force: true })
+  }
 })
