@@ -14,6 +14,7 @@ import type { Host } from '../../src/index.ts'
 import { cluster } from '../../plugins/cluster/index.ts'
 import { agentsUrl } from '../engine/helpers.ts'
 import { durableAgentsUrl } from '../durable/helpers.ts'
+import { TcpProxy } from '../helpers/tcp-proxy.ts'
 
 const secret = 'a test secret of at least thirty-two bytes!!'
 
@@ -128,6 +129,53 @@ test('durable sends between hosts: chains of transfers conserve money; records a
     assert.deepEqual(left, { outbox: 0, applied: 0 })
   } finally {
     await Promise.all(hosts.map((h) => h.close()))
+    for (const d of dirs) rmSync(d, { recursive: true, force: true })
+  }
+})
+
+test('durable sends between hosts across dropped links: money conserved, records acknowledged', async () => {
+  const ports = await Promise.all([freePort(), freePort()])
+  // h0 dials h1 (the lower id dials) through a proxy the test breaks
+  const proxy = await TcpProxy.start(ports[1]!)
+  const list = [`h0@127.0.0.1:${ports[0]}`, `h1@127.0.0.1:${proxy.port}`]
+  const dirs = ports.map(() => mkdtempSync(join(tmpdir(), 'shoal-static-')))
+  const plugins = ports.map((port, i) => cluster({
+    id: `h${i}`, secret, listen: { port }, advertise: list[i]!.slice(3), membership: { static: list }, forgetAfterMs: 100, heartbeatMs: 100
+  }))
+  const hosts = await Promise.all(ports.map((_, i) => createHost({ agents: durableAgentsUrl, workers: 1, dataDir: dirs[i]!, plugins: [plugins[i]!] })))
+  try {
+    const accounts = Array.from({ length: 20 }, (_, i) => `a${i}`)
+    await Promise.all(accounts.map((a) => hosts[0]!.ref('account', a).call('fund', 1000)))
+    let stop = false
+    const load = (async () => {
+      for (let i = 0; !stop; i++) {
+        const from = accounts[i % accounts.length]!
+        const path = [1, 2, 3].map((d) => accounts[(i * 7 + d * 3) % accounts.length]!)
+        await hosts[i % 2]!.ref('account', from).call('transfer', { amount: 1, path }).catch(() => {}) // retriable while the link is down
+      }
+    })()
+    for (let cut = 0; cut < 4; cut++) {
+      await new Promise((resolve) => setTimeout(resolve, 150))
+      while (proxy.connections === 0) await new Promise((resolve) => setTimeout(resolve, 10)) // linked again
+      proxy.drop()
+    }
+    stop = true
+    await load
+    assert.ok(proxy.dropped >= 4, 'links were cut')
+    let total = 0
+    let backlog = { outbox: -1, applied: -1 }
+    for (let i = 0; i < 200; i++) {
+      total = (await Promise.all(accounts.map((a) => hosts[1]!.ref('account', a).call('balance') as Promise<number>))).reduce((x, y) => x + y, 0)
+      const s = plugins.map((p) => p.durableBacklog())
+      backlog = { outbox: s[0]!.outbox + s[1]!.outbox, applied: s[0]!.applied + s[1]!.applied }
+      if (total === 20 * 1000 && backlog.outbox === 0 && backlog.applied === 0) break
+      await new Promise((resolve) => setTimeout(resolve, 50))
+    }
+    assert.equal(total, 20 * 1000, 'money conserved')
+    assert.deepEqual(backlog, { outbox: 0, applied: 0 })
+  } finally {
+    await Promise.all(hosts.map((h) => h.close()))
+    await proxy.close()
     for (const d of dirs) rmSync(d, { recursive: true, force: true })
   }
 })
