@@ -53,6 +53,10 @@ export class ClusterPlugin implements HostPlugin, ClusterView {
   private acks!: DurableAcks
   private store!: Store
   private closing = false
+  /** etcd: the registration started in setup, awaited in start. */
+  private joining: Promise<void> | null = null
+  /** The membership started (a host that never joined has nothing to hand over when it closes). */
+  private joined = false
   private settledWaiters: Array<() => void> = []
   private members_: readonly Member[] = []
 
@@ -139,8 +143,14 @@ export class ClusterPlugin implements HostPlugin, ClusterView {
     this.links.on('down', (peer) => this.router.down(peer))
     this.membership.on('members', (members) => this.onMembers(members))
     this.membership.on('map', () => { void this.handover.reconcile() })
-    this.membership.on('fenced', () => { void this.handover.fence() })
-    this.membership.on('unfenced', () => this.handover.unfence())
+    this.membership.on('fenced', () => {
+      this.router.fenced = true
+      void this.handover.fence()
+    })
+    this.membership.on('unfenced', () => {
+      this.router.fenced = false
+      this.handover.unfence()
+    })
     if (this.membership.kind === 'static') {
       // the map is known before the workers start: they start serving their shards at once
       await this.membership.start()
@@ -149,17 +159,19 @@ export class ClusterPlugin implements HostPlugin, ClusterView {
       this.router.setMap(map)
       this.gateway.serveAtStart(mine)
       for (const s of mine) this.handover.served.add(s)
+    } else {
+      // joining starts now, not after the workers: the start-up deadline (a part of the lease
+      // TTL) is counted from here. The first map may come before the workers run; adopting its
+      // shards waits for them (the steps queue on their rings).
+      this.joining = this.membership.start()
+      this.joining.catch(() => {}) // awaited in start()
     }
   }
 
   /** @internal */
   async start (): Promise<void> {
-    try {
-      await this.membership.start()
-    } catch (err) {
-      await this.links.close()
-      throw err
-    }
+    await (this.joining ?? this.membership.start())
+    this.joined = true
     await this.handover.reconcile()
     this.acks.start()
     if (this.membership.kind === 'etcd') await this.membership.setState('up')
@@ -171,7 +183,7 @@ export class ClusterPlugin implements HostPlugin, ClusterView {
     if (this.closing) return
     this.closing = true
     try {
-      if (this.membership.kind === 'etcd' && !this.membership.fenced) {
+      if (this.membership.kind === 'etcd' && this.joined && !this.membership.fenced) {
         // leave: the leader moves every shard away; the host stops once it owns none and its reports are folded
         await this.membership.setState('leaving')
         await this.leave(this.host.options.callTimeoutMs)

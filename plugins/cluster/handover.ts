@@ -237,7 +237,12 @@ export class Handover {
     let why = ''
     try {
       const answered = new Promise<[boolean, string | null]>((resolve) => {
+        if (this.closed) {
+          resolve([false, 'closed'])
+          return
+        }
         const timer = setTimeout(() => resolve([false, `no answer within ${MOVE_ACK_TIMEOUT_MS} ms`]), MOVE_ACK_TIMEOUT_MS)
+        timer.unref()
         this.acks.set(token, (yes, error) => {
           clearTimeout(timer)
           resolve([yes, error])

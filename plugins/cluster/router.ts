@@ -88,6 +88,11 @@ export class ClusterRouter implements RemoteRoutes {
   private readonly sinks = new Map<string, PeerSink>()
   private readonly onCluster: ClusterFrameHandler
 
+  /**
+   * The host could not renew its lease in time: it serves nothing until it can, and a frame
+   * for a shard the map still gives it fails at once (retriable) instead of waiting.
+   */
+  fenced = false
   /** Figures for stats. */
   forwarded = 0
   held = 0
@@ -135,7 +140,7 @@ export class ClusterRouter implements RemoteRoutes {
     const owner = this.ownerOf(shard)
     if (owner === undefined || owner === this.self) {
       // ours in the map but not adopted yet: keep it for the adoption
-      if (owner === this.self) {
+      if (owner === this.self && !this.fenced) {
         this.arrival(shard, null).others.push(frame)
         this.held++
         return

@@ -371,6 +371,8 @@ export async function createHost (options: HostOptions): Promise<Host> {
   try {
     await host.start()
   } catch (err) {
+    // the plugins set up already hold what they opened (a cluster: its link server, its lease)
+    for (const plugin of [...resolved.plugins].reverse()) await Promise.resolve(plugin.close?.()).catch(() => {})
     await pool?.close()
     throw err
   }

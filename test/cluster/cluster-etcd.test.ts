@@ -101,3 +101,35 @@ test('etcd cluster: three hosts share the shards; a fourth joins under load and 
     await etcd.stop()
   }
 })
+
+test('a host that cannot renew its lease stops serving: calls fail at once, retriable, until etcd is back', { timeout: 60_000 }, async () => {
+  const etcd = await startEtcd()
+  const c = new Cluster(etcd)
+  try {
+    const [a] = await Promise.all([c.start('a', 2), c.start('b', 2)])
+    await c.settled()
+    const keys = Array.from({ length: 40 }, (_, i) => `f${i}`)
+    await Promise.all(keys.map((k) => a!.ref('counter', k).call('add', 1)))
+    await etcd.kill()
+    // within TTL/2 (1 s) plus a renewal interval, every host fences itself
+    const deadline = Date.now() + 5_000
+    let refused: unknown = null
+    while (refused === null && Date.now() < deadline) {
+      try {
+        await a!.ref('counter', keys.find((k) => a!.cluster.ownerOf({ type: 'counter', key: k }) === 'a')!).call('get', undefined, { timeoutMs: 2_000 })
+        await new Promise((resolve) => setTimeout(resolve, 100))
+      } catch (err) {
+        refused = err
+      }
+    }
+    assert.ok(refused !== null, 'a fenced host stopped answering for its agents')
+    assert.equal((refused as { code?: string }).code, 'SHOAL_ERR_SHARD_UNAVAILABLE')
+    assert.equal((refused as { retriable?: boolean }).retriable, true)
+    await etcd.restart()
+    await c.settled()
+    assert.deepEqual(await Promise.all(keys.map((k) => a!.ref('counter', k).call('get'))), keys.map(() => 1), 'served again, nothing lost')
+  } finally {
+    await c.close()
+    await etcd.stop()
+  }
+})
