@@ -7,8 +7,10 @@
  * releases the replies and sends of those turns only once `commit` has finished —
  * synchronously (`undefined`) or when the returned promise resolves (the output gate).
  */
-import type { QuotaRecords } from '../tenancy/quota-store.ts'
+import { QuotaTally } from '../tenancy/quota-store.ts'
+import type { QuotaCountChange, QuotaRecords } from '../tenancy/quota-store.ts'
 import { hashId, shardOf, SHARDS } from '../placement/hash.ts'
+import { kIdSeparator } from '../agent/agent-id.ts'
 import { newStoreId } from './store-format.ts'
 import {
   RANGE_APPLIED, RANGE_OUTBOX, RANGE_REMINDERS, RANGE_STATES, RANGE_STORAGE, agentKey, checkShard, parseAgentKey, parseStateKey, rangeChunks,
@@ -126,6 +128,7 @@ export class MemoryStore implements Store, QuotaRecords, ShardRanges {
   private readonly limits = new Map<string, number>()
   private readonly counts = new Map<string, number>()
   private incarnation = 0
+  countsMoved: ((change: QuotaCountChange) => void) | undefined = undefined
   private readonly toStr: (bytes: Uint8Array) => string
   private readonly toBytes: (s: string) => Uint8Array
 
@@ -260,16 +263,38 @@ export class MemoryStore implements Store, QuotaRecords, ShardRanges {
     const records = readRangeChunks(shard, chunks)
     const s = new MemoryShard()
     for (const [db, key, value] of records) s.put(db, key, this.toStr(value))
+    const tally = new QuotaTally()
+    for (const id of this.shards[shard]?.states.keys() ?? []) tally.add(quotaOfId(id), -1)
+    for (const id of s.states.keys()) tally.add(quotaOfId(id), 1)
     this.stateCount += s.states.size - (this.shards[shard]?.states.size ?? 0)
     this.shards[shard] = s.isEmpty() ? undefined : s
+    this.moveCounts(tally)
     return undefined
   }
 
   dropShard (shard: number): undefined {
     checkShard(shard)
+    const tally = new QuotaTally()
+    for (const id of this.shards[shard]?.states.keys() ?? []) tally.add(quotaOfId(id), -1)
     this.stateCount -= this.shards[shard]?.states.size ?? 0
     this.shards[shard] = undefined
+    this.moveCounts(tally)
     return undefined
+  }
+
+  /** A range's agents join or leave the counts (quota-store.ts). */
+  private moveCounts (tally: QuotaTally): void {
+    const change = tally.change()
+    if (change.length === 0) return
+    for (const [quota, delta] of change) this.counts.set(quota, (this.counts.get(quota) ?? 0) + delta)
+    this.countsMoved?.(change)
+  }
+
+  * shardIds (shard: number, prefix: string): Iterable<string> {
+    checkShard(shard)
+    const found: string[] = []
+    for (const id of this.shards[shard]?.states.keys() ?? []) if (id.startsWith(prefix)) found.push(id)
+    yield * found.sort(compareKeys)
   }
 
   shardSize (shard: number): ShardSize {
@@ -338,6 +363,10 @@ class MemoryShard {
     for (const [k, s] of this.sends) yield [RANGE_OUTBOX, latin1ToBytes(k), toBytes(s)]
     for (const [k, s] of this.applied) yield [RANGE_APPLIED, latin1ToBytes(k), toBytes(s)]
   }
+}
+
+function quotaOfId (id: string): string {
+  return id.slice(0, id.indexOf(kIdSeparator))
 }
 
 function bytesToLatin1 (bytes: Uint8Array): string {
