@@ -30,6 +30,7 @@ import type { Member, Membership } from './membership/index.ts'
 import { resolveClusterOptions } from './options.ts'
 import type { ClusterOptions, ResolvedClusterOptions } from './options.ts'
 import { ClusterRouter } from './router.ts'
+import { ClusterTenancy } from './tenancy.ts'
 import { ClusterWire } from './wire.ts'
 
 /** Protocol of the cluster's frames: hosts of different protocols refuse each other's links. */
@@ -46,6 +47,7 @@ export class ClusterPlugin implements HostPlugin, ClusterView {
   private router!: ClusterRouter
   private handover!: Handover
   private wire!: ClusterWire
+  private tenancy!: ClusterTenancy
   private closing = false
   private settledWaiters: Array<() => void> = []
   private members_: readonly Member[] = []
@@ -93,7 +95,7 @@ export class ClusterPlugin implements HostPlugin, ClusterView {
     })
     this.router = new ClusterRouter(o.id, this.links, (peer, kind, frame) => {
       const decoded = this.wire.read(frame)
-      if (decoded !== undefined) this.handover.onFrame(peer, kind, decoded.id, decoded.value)
+      if (decoded !== undefined && !this.tenancy.frame(peer, kind, decoded.id, decoded.value)) this.handover.onFrame(peer, kind, decoded.id, decoded.value)
     })
     this.gateway = host.gateway(this.router)
     this.router.attach(this.gateway)
@@ -114,10 +116,31 @@ export class ClusterPlugin implements HostPlugin, ClusterView {
       warn: (message) => console.warn(`shoal cluster ${o.id}: ${message}`),
       settledMaybe: () => this.checkSettled()
     })
+    this.tenancy = new ClusterTenancy({
+      self: o.id,
+      host,
+      store,
+      links: this.links,
+      membership: this.membership,
+      wire: this.wire,
+      holds: (s) => this.handover.holds(s),
+      quotaSyncMs: o.quotaSyncMs,
+      warn: (message) => console.warn(`shoal cluster ${o.id}: ${message}`)
+    })
     this.links.on('batch', (peer, bytes, i32) => this.router.batch(peer, bytes, i32))
-    this.links.on('down', (peer) => this.router.down(peer))
-    this.membership.on('members', (members) => this.onMembers(members))
-    this.membership.on('map', () => { void this.handover.reconcile() })
+    this.links.on('up', (peer) => this.tenancy.up(peer))
+    this.links.on('down', (peer) => {
+      this.router.down(peer)
+      this.tenancy.down(peer)
+    })
+    this.membership.on('members', (members) => {
+      this.onMembers(members)
+      this.tenancy.changed(members, this.membership.map())
+    })
+    this.membership.on('map', (map) => {
+      void this.handover.reconcile()
+      this.tenancy.changed(this.membership.members(), map)
+    })
     this.membership.on('fenced', () => { void this.handover.fence() })
     this.membership.on('unfenced', () => this.handover.unfence())
     if (this.membership.kind === 'static') {
@@ -138,6 +161,7 @@ export class ClusterPlugin implements HostPlugin, ClusterView {
       await this.links.close()
       throw err
     }
+    await this.tenancy.start() // the cluster's quota limits, before this host adopts its shards
     await this.handover.reconcile()
     if (this.membership.kind === 'etcd') await this.membership.setState('up')
     this.checkSettled()
@@ -156,6 +180,7 @@ export class ClusterPlugin implements HostPlugin, ClusterView {
       console.warn(`shoal cluster ${this.options.id}: leaving the cluster did not finish (${messageOf(err)}); its shards wait for it`)
     } finally {
       this.handover.close()
+      await this.tenancy.close()
       await this.membership.close().catch(() => {})
       await this.links.close()
     }
@@ -212,6 +237,7 @@ export class ClusterPlugin implements HostPlugin, ClusterView {
       droppedCasts: this.router.droppedCasts,
       callsInFlight: this.router.callsInFlight,
       refusedFrames: this.gateway.refused + this.wire.undecodable,
+      ...this.tenancy.stats(),
       links: {
         up: links.linksUp,
         framesIn: links.framesIn,

@@ -45,6 +45,12 @@ export interface ClusterOptions {
   readonly heartbeatMs?: number
   /** Bytes a link may hold while its peer is slow or not connected yet. Default 64 MiB. */
   readonly maxLinkQueueBytes?: number
+  /**
+   * How often a host tells the others its agent count per quota (when it changed). A
+   * quota's limit can be overshot by what the other hosts create within about this long
+   * (docs/cluster.md, "Quotas"). Default 100 ms.
+   */
+  readonly quotaSyncMs?: number
 }
 
 export interface ResolvedClusterOptions {
@@ -59,9 +65,10 @@ export interface ResolvedClusterOptions {
   readonly replicas: number
   readonly heartbeatMs: number
   readonly maxLinkQueueBytes: number
+  readonly quotaSyncMs: number
 }
 
-const known = new Set(['id', 'listen', 'advertise', 'secret', 'membership', 'replicas', 'heartbeatMs', 'maxLinkQueueBytes'])
+const known = new Set(['id', 'listen', 'advertise', 'secret', 'membership', 'replicas', 'heartbeatMs', 'maxLinkQueueBytes', 'quotaSyncMs'])
 
 export function resolveClusterOptions (options: ClusterOptions): ResolvedClusterOptions {
   if (options === null || typeof options !== 'object') {
@@ -87,7 +94,8 @@ export function resolveClusterOptions (options: ClusterOptions): ResolvedCluster
     membership: membership(options.membership),
     replicas,
     heartbeatMs: integer('cluster.heartbeatMs', options.heartbeatMs ?? 1000, 10, 60_000),
-    maxLinkQueueBytes: integer('cluster.maxLinkQueueBytes', options.maxLinkQueueBytes ?? 64 * 1024 * 1024, 64 * 1024, 2 ** 31 - 1)
+    maxLinkQueueBytes: integer('cluster.maxLinkQueueBytes', options.maxLinkQueueBytes ?? 64 * 1024 * 1024, 64 * 1024, 2 ** 31 - 1),
+    quotaSyncMs: integer('cluster.quotaSyncMs', options.quotaSyncMs ?? 100, 1, 60_000)
   })
 }
 

@@ -144,6 +144,7 @@ export class HostQuotas implements Quotas, PluginQuotas {
     }
     return this.serially(async () => {
       if (limit === null && !this.has(quota)) return false
+      if (limit !== null && this.directory.limitOf(quota) === limit) return true // enforced already (a cluster re-reads its table)
       await this.records.putQuotaLimit(quota, limit)
       const { slot, chunk } = this.slotFor(quota)
       this.directory.set(quota, slot, limit)
