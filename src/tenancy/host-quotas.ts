@@ -147,8 +147,9 @@ export class HostQuotas implements Quotas, PluginQuotas {
       if (limit !== null && this.directory.limitOf(quota) === limit) return true // enforced already (a cluster re-reads its table)
       await this.records.putQuotaLimit(quota, limit)
       const { slot, chunk } = this.slotFor(quota)
-      this.directory.set(quota, slot, limit)
       await this.broadcast({ quota, slot, limit, chunk })
+      // the main thread's copy last: `get` shows a limit once every thread enforces it
+      this.directory.set(quota, slot, limit)
       return true
     })
   }

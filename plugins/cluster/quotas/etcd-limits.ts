@@ -31,6 +31,8 @@ export class EtcdQuotaLimits implements LimitTable {
   private readonly warn: (message: string) => void
   /** Per quota, the revision of the last change applied (a put's mod revision, a delete's revision). */
   private readonly revisions = new Map<string, number>()
+  /** The last apply started per quota, until it ends. */
+  private readonly applying = new Map<string, Promise<void>>()
   private watcher: Watcher | undefined
   private closed = false
 
@@ -141,11 +143,18 @@ export class EtcdQuotaLimits implements LimitTable {
     })
   }
 
-  /** Apply a change here unless a newer one was; resolves when this host enforces it. */
-  private async apply (quota: string, limit: number | null, revision: number): Promise<void> {
-    if ((this.revisions.get(quota) ?? 0) >= revision) return
+  /**
+   * Apply a change here unless a newer one was; resolves when this host enforces it (or
+   * the newer change: the watch may bring a host's own write before etcd's answer does).
+   */
+  private apply (quota: string, limit: number | null, revision: number): Promise<void> {
+    if ((this.revisions.get(quota) ?? 0) >= revision) return this.applying.get(quota) ?? Promise.resolve()
     this.revisions.set(quota, revision)
-    await this.quotas.apply(quota, limit)
+    const applied = this.quotas.apply(quota, limit).then(() => {})
+    const settled = applied.catch(() => {})
+    this.applying.set(quota, settled)
+    void settled.then(() => { if (this.applying.get(quota) === settled) this.applying.delete(quota) })
+    return applied
   }
 
   /** The same, for a change this host did not ask for: a failure is told, not thrown. */
