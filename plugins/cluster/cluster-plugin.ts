@@ -33,6 +33,15 @@ import { ClusterRouter } from './router.ts'
 import { ClusterTenancy } from './tenancy.ts'
 import { ClusterWire } from './wire.ts'
 
+/** Help texts of the tenancy figures (tenancy.ts) as metrics. */
+const TENANCY_HELP: Readonly<Record<string, string>> = {
+  quotaPeers: 'Other hosts whose quota counts this host adds to its own.',
+  quotaCountFramesOut: 'Quota count publications sent.',
+  quotaCountFramesIn: 'Quota count publications received.',
+  listingsServed: 'host.agents() listings this host answered for other hosts.',
+  listingPagesServed: 'Pages of listings this host answered for other hosts.'
+}
+
 /** Protocol of the cluster's frames: hosts of different protocols refuse each other's links. */
 const PROTOCOL = 1
 
@@ -278,6 +287,25 @@ export class ClusterPlugin implements HostPlugin, ClusterView {
     gauge('link_bytes_out', 'Bytes sent over links.', links.bytesOut)
     gauge('link_queued_bytes', 'Bytes waiting in link queues.', links.queuedBytes)
     gauge('refused_peers', 'Peers refused (authentication, garbage, oversize, duplicate id, mismatch).', refused)
+    gauge('moves_called_off', 'Shard moves out of this host called off (tried again later).', h.calledOff)
+    gauge('dropped_casts', 'Casts dropped because no reachable host served their shard.', r.droppedCasts)
+    gauge('calls_in_flight', 'Calls waiting for a reply from another host.', r.callsInFlight)
+    gauge('refused_frames', 'Frames from other hosts refused (not messages for agents, or undecodable).', this.gateway.refused + this.wire.undecodable)
+    gauge('link_dropped_frames', 'Frames dropped from link queues when a link went down.', links.droppedFrames)
+    gauge('fenced', '1 while this host may not serve (its lease was not renewed in time).', this.membership.fenced ? 1 : 0)
+    gauge('leader', '1 while this host is the leader.', this.membership.isLeader ? 1 : 0)
+    const perPeer = (name: string, help: string, value: (p: (typeof links.peers)[number]) => number): void => {
+      lines.push(`# HELP shoal_cluster_${name} ${help}`, `# TYPE shoal_cluster_${name} gauge`)
+      for (const p of links.peers) lines.push(`shoal_cluster_${name}{peer=${JSON.stringify(p.id)}} ${value(p)}`)
+    }
+    if (links.peers.length !== 0) {
+      perPeer('peer_up', '1 while the link to the peer is up.', (p) => p.state === 'up' ? 1 : 0)
+      perPeer('peer_queued_bytes', 'Bytes waiting in the link to the peer.', (p) => p.queuedBytes)
+    }
+    for (const [name, value] of Object.entries(this.tenancy.stats())) {
+      const metric = name.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`)
+      gauge(metric, TENANCY_HELP[name] ?? name, value)
+    }
     return lines.join('\n') + '\n'
   }
 
