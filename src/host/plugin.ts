@@ -23,17 +23,25 @@ import type { AgentLister } from './agent-query.ts'
 export type { PluginQuotas, QuotaControl } from '../tenancy/host-quotas.ts'
 export type { AgentLister, AgentQuery } from './agent-query.ts'
 
+/**
+ * A plugin, as `createHost({ plugins })` takes it. Users pass the ones this package makes
+ * (`cluster(...)`); the members the host calls are internal (marked so: not in the
+ * published types), as the interface may change while plugins live in this repository.
+ */
 export interface HostPlugin {
   /** Unique among a host's plugins; names it in errors, stats and metrics. */
   readonly name: string
-  /** This plugin routes frames for shards the host does not serve (the cluster): the host then keeps shard states. */
+  /** @internal This plugin routes frames for shards the host does not serve (the cluster): the host then keeps shard states. */
   readonly routes?: boolean
+  /** @internal */
   setup? (host: PluginHost): void | Promise<void>
+  /** @internal */
   start? (): void | Promise<void>
+  /** @internal */
   close? (): void | Promise<void>
-  /** Figures added to `host.stats()` under the plugin's name. */
+  /** @internal Figures added to `host.stats()` under the plugin's name. */
   stats? (): Record<string, unknown>
-  /** Prometheus text exposition lines appended to `host.metrics()`. */
+  /** @internal Prometheus text exposition lines appended to `host.metrics()`. */
   metrics? (): string
 }
 

@@ -7,6 +7,7 @@ import type { Host, HostOptions } from '../../src/index.ts'
 import { cluster } from '../../plugins/cluster/index.ts'
 import type { ClusterOptions } from '../../plugins/cluster/index.ts'
 import { agentsUrl } from '../engine/helpers.ts'
+import type { TestHooks } from '../../src/time/test-clock.ts'
 import { freePort } from '../helpers/etcd.ts'
 
 export const secret = 'a test secret of at least thirty-two bytes!!'
@@ -32,7 +33,7 @@ export interface TestCluster {
 }
 
 /** `n` hosts on a static list. */
-export async function staticCluster (n: number, host: Partial<HostOptions> = {}, options: Partial<ClusterOptions> = {}): Promise<TestCluster> {
+export async function staticCluster (n: number, host: Partial<HostOptions> & TestHooks = {}, options: Partial<ClusterOptions> = {}): Promise<TestCluster> {
   const ports = await Promise.all(Array.from({ length: n }, freePort))
   const list = ports.map((p, i) => `h${i}@127.0.0.1:${p}`)
   const dirs = ports.map(() => mkdtempSync(join(tmpdir(), 'shoal-tenancy-')))
@@ -42,7 +43,7 @@ export async function staticCluster (n: number, host: Partial<HostOptions> = {},
     dataDir: dirs[i]!,
     ...host,
     plugins: [cluster({ id: `h${i}`, secret, listen: { port }, membership: { static: list }, ...options })]
-  })))
+  } as HostOptions)))
   return {
     hosts,
     close: async () => {
