@@ -6,7 +6,7 @@
  */
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { QuotaExceededError, UnknownQuotaError } from '../../src/index.ts'
+import { QuotaExceededError, ShardUnavailableError, UnknownQuotaError } from '../../src/index.ts'
 import type { Host } from '../../src/index.ts'
 import { idString } from '../../native-free-core/agent/agent-id.ts'
 import type { AgentId } from '../../native-free-core/agent/agent-id.ts'
@@ -63,6 +63,20 @@ test('static cluster: quotas are cluster-wide, host.agents() lists every host on
     await until('every host deleted it', () => hosts.every((h) => h.quotas.get('tenant') === undefined))
     assert.throws(() => h0.ref('counter', 't1', { quota: 'tenant' }), UnknownQuotaError)
     assert.equal(await h0.quotas.delete('tenant'), false)
+  } finally {
+    await close()
+  }
+})
+
+test('static cluster: a listing whose shards no reachable host holds fails, retriable — never a silent gap', async () => {
+  const { hosts, close } = await staticCluster(2, { callTimeoutMs: 300 })
+  const [h0, h1] = hosts as [Host, Host]
+  try {
+    await Promise.all(hosts.map((h) => h.cluster.settled({ timeoutMs: 10_000 })))
+    await Promise.all(Array.from({ length: 20 }, (_, i) => h0.ref('counter', `k${i}`).call('add', 1)))
+    assert.equal((await collect(h0.agents())).length, 20)
+    await h1.close() // static membership: its shards wait for it
+    await assert.rejects(collect(h0.agents()), (err: unknown) => err instanceof ShardUnavailableError && err.retriable)
   } finally {
     await close()
   }

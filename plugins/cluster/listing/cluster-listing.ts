@@ -13,8 +13,8 @@
  * whole shards: a shard whose pages stop half way (a link dropped) is asked for again
  * and nothing of it was yielded. So each agent that exists through the listing is
  * yielded exactly once; one created or deleted while the listing runs may or may not
- * appear (as on one host). A shard no host holds within `timeoutMs` (its owner is down)
- * ends the listing with ShardUnavailableError (retriable): never a silent gap.
+ * appear (as on one host). Shards no host holds for `timeoutMs` (their owner is down)
+ * end the listing with ShardUnavailableError (retriable): never a silent gap.
  */
 import { ShardUnavailableError } from '../../../native-free-core/errors.ts'
 import { SHARDS } from '../../../native-free-core/placement/hash.ts'
@@ -72,7 +72,8 @@ export class ClusterListing {
   // ---- the asking host ---------------------------------------------------------
 
   async * list (query: AgentQuery): AsyncGenerator<string, void, undefined> {
-    const deadline = Date.now() + this.parts.timeoutMs
+    // how long shards may stay unlisted: from the first round that made no progress
+    let deadline: number | null = null
     let pending: number[] = Array.from({ length: SHARDS }, (_, s) => s)
     let why = ''
     while (pending.length !== 0) {
@@ -91,6 +92,7 @@ export class ClusterListing {
       }
       if (unowned.length !== 0) why = `no host owns shard ${unowned[0]} in this host's map`
       const again: number[] = [...unowned]
+      let progress = false
       const owners = [...byOwner.keys()].sort((a, b) => a === this.parts.self ? -1 : b === this.parts.self ? 1 : a < b ? -1 : 1)
       for (const owner of owners) {
         const shards = byOwner.get(owner)!
@@ -103,6 +105,7 @@ export class ClusterListing {
             for (let i = 0; i < whole; i++) yield all[i]!
             held = page.partial === 0 ? [] : all.slice(whole)
             for (const s of page.complete) finished.add(s)
+            if (page.complete.length !== 0) progress = true
             for (const s of page.missing) {
               finished.add(s)
               again.push(s)
@@ -116,7 +119,8 @@ export class ClusterListing {
       }
       pending = again
       if (pending.length === 0) return
-      if (Date.now() >= deadline) {
+      if (progress || deadline === null) deadline = Date.now() + this.parts.timeoutMs
+      else if (Date.now() >= deadline) {
         throw new ShardUnavailableError(`host.agents(): ${pending.length} shard(s) could not be listed within ${this.parts.timeoutMs} ms (${why}): retry`, { shard: pending[0]! })
       }
       await new Promise((resolve) => setTimeout(resolve, RETRY_MS))
