@@ -10,7 +10,8 @@ import { QuotaExceededError, ShardUnavailableError, UnknownQuotaError } from '..
 import type { Host } from '../../src/index.ts'
 import { idString } from '../../native-free-core/agent/agent-id.ts'
 import type { AgentId } from '../../native-free-core/agent/agent-id.ts'
-import { collect, staticCluster, until } from './tenancy-helpers.ts'
+import { cluster } from '../../plugins/cluster/index.ts'
+import { collect, secret, staticCluster, until } from './tenancy-helpers.ts'
 
 const ids = (list: AgentId[]): string[] => list.map((a) => idString(a.quota, a.type, a.key)).sort()
 const counts = (hosts: Host[], quota: string): Array<number | undefined> => hosts.map((h) => h.quotas.get(quota)?.count)
@@ -79,5 +80,12 @@ test('static cluster: a listing whose shards no reachable host holds fails, retr
     await assert.rejects(collect(h0.agents()), (err: unknown) => err instanceof ShardUnavailableError && err.retriable)
   } finally {
     await close()
+  }
+})
+
+test('cluster.quotaSyncMs: a bad value is named', () => {
+  for (const bad of [0, 1.5, 60_001, '100']) {
+    assert.throws(() => cluster({ id: 'h', secret, membership: { static: ['h@127.0.0.1:1'] }, quotaSyncMs: bad as number }),
+      (err: Error & { code?: string }) => err.code === 'SHOAL_ERR_INVALID_OPTION' && /cluster\.quotaSyncMs/.test(err.message))
   }
 })
