@@ -359,7 +359,8 @@ export class LmdbStore implements Store, QuotaRecords, ShardRanges {
 
   * shardIds (shard: number, prefix: string): Iterable<string> {
     checkShard(shard)
-    this.env.resetReadTxn()
+    // no resetReadTxn: lmdb-js renews the read snapshot once per event turn, and a listing
+    // reads many shards in one turn
     const first = Buffer.from('\0\0' + prefix, 'utf8')
     first.writeUInt16BE(shard, 0)
     const [start, end] = prefix === '' ? shardRange(shard) : prefixRange(first)
