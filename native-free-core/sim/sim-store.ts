@@ -231,6 +231,11 @@ export class SimStore implements Store, ShardRanges {
     return undefined
   }
 
+  * shardIds (shard: number, prefix: string): Iterable<string> {
+    checkShard(shard)
+    yield * [...this.states.keys()].filter((id) => id.startsWith(prefix) && shardOf(hashId(id)) === shard).sort(compareKeys)
+  }
+
   shardSize (shard: number): ShardSize {
     checkShard(shard)
     let records = 0

@@ -3,7 +3,9 @@
  * as long as the host), and what the core's tests run on. Records are kept by placement
  * shard, as a store of format 2 keys them (shard-range.ts), so a shard moves as one object.
  */
-import type { QuotaRecords } from '../tenancy/quota-store.ts'
+import { QuotaTally } from '../tenancy/quota-store.ts'
+import type { QuotaCountChange, QuotaRecords } from '../tenancy/quota-store.ts'
+import { kIdSeparator } from '../agent/agent-id.ts'
 import { hashId, shardOf, SHARDS } from '../placement/hash.ts'
 import { newStoreId } from './store-format.ts'
 import {
@@ -33,6 +35,7 @@ export class MemoryStore implements Store, QuotaRecords, ShardRanges {
   private readonly limits = new Map<string, number>()
   private readonly counts = new Map<string, number>()
   private incarnation = 0
+  countsMoved: ((change: QuotaCountChange) => void) | undefined = undefined
   private readonly toStr: (bytes: Uint8Array) => string
   private readonly toBytes: (s: string) => Uint8Array
 
@@ -202,16 +205,38 @@ export class MemoryStore implements Store, QuotaRecords, ShardRanges {
     const records = readRangeChunks(shard, chunks)
     const s = new MemoryShard()
     for (const [db, key, value] of records) s.put(db, key, this.toStr(value))
+    const tally = new QuotaTally()
+    for (const id of this.shards[shard]?.states.keys() ?? []) tally.add(quotaOfId(id), -1)
+    for (const id of s.states.keys()) tally.add(quotaOfId(id), 1)
     this.stateCount += s.states.size - (this.shards[shard]?.states.size ?? 0)
     this.shards[shard] = s.isEmpty() ? undefined : s
+    this.moveCounts(tally)
     return undefined
   }
 
   dropShard (shard: number): undefined {
     checkShard(shard)
+    const tally = new QuotaTally()
+    for (const id of this.shards[shard]?.states.keys() ?? []) tally.add(quotaOfId(id), -1)
     this.stateCount -= this.shards[shard]?.states.size ?? 0
     this.shards[shard] = undefined
+    this.moveCounts(tally)
     return undefined
+  }
+
+  /** A range's agents join or leave the counts (quota-store.ts). */
+  private moveCounts (tally: QuotaTally): void {
+    const change = tally.change()
+    if (change.length === 0) return
+    for (const [quota, delta] of change) this.counts.set(quota, (this.counts.get(quota) ?? 0) + delta)
+    this.countsMoved?.(change)
+  }
+
+  * shardIds (shard: number, prefix: string): Iterable<string> {
+    checkShard(shard)
+    const found: string[] = []
+    for (const id of this.shards[shard]?.states.keys() ?? []) if (id.startsWith(prefix)) found.push(id)
+    yield * found.sort(compareKeys)
   }
 
   shardSize (shard: number): ShardSize {
@@ -282,6 +307,10 @@ class MemoryShard {
 }
 
 /** A send identity as a map key: its 16 key bytes as a one-byte string. */
+function quotaOfId (id: string): string {
+  return id.slice(0, id.indexOf(kIdSeparator))
+}
+
 function sendKeyString (origin: string, key: number): string {
   return bytesToLatin1(sendKey(origin, key))
 }

@@ -68,6 +68,8 @@ export interface ShardRanges {
   dropShard (shard: number): Promise<void> | undefined
   /** How many records the shard holds, and their bytes. */
   shardSize (shard: number): ShardSize
+  /** Ids of the agents stored in the shard that start with `prefix`, in storage order (the cluster's listing). */
+  shardIds (shard: number, prefix: string): Iterable<string>
 }
 
 export function isShardRanges (store: unknown): store is ShardRanges {

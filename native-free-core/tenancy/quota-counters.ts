@@ -4,7 +4,10 @@
  *
  *   chunk k (slots k×1024 … k×1024+1023), Int32 words, column-major:
  *
- *     column 0            base: committed agents when the host started (main writes it once)
+ *     column 0            base: what this host's threads do not count themselves — the
+ *                         committed agents when the host started, plus shard ranges
+ *                         imported minus dropped since (cluster moves), plus the other
+ *                         hosts' counts (a cluster); only the main thread writes it
  *     columns 1 … T       count[t]: agents thread t created (reserved or committed) minus
  *                         those it deleted, since it started
  *     columns T+1 … 2T    held[t]: of count[t], reservations not yet committed
@@ -102,6 +105,11 @@ export class QuotaCounters {
   /** Main thread, at start: the committed count read from the store. */
   setBase (slot: number, n: number): void {
     Atomics.store(this.views[(slot / QUOTA_CHUNK) | 0]!, slot % QUOTA_CHUNK, n)
+  }
+
+  /** Main thread: agents counted elsewhere came or went (a shard range moved; another host's count changed). */
+  addBase (slot: number, delta: number): void {
+    Atomics.add(this.views[(slot / QUOTA_CHUNK) | 0]!, slot % QUOTA_CHUNK, delta)
   }
 
   /**

@@ -59,6 +59,11 @@ export class QuotaDirectory {
     return [...this.slots].map(([quota, slot]) => [quota, slot, this.limits.get(quota) ?? null])
   }
 
+  /** Every name with a slot: [name, slot] (quotas deleted since included: their agents still count). */
+  slotted (): IterableIterator<[string, number]> {
+    return this.slots.entries()
+  }
+
   /** Existing quotas: [name, slot, limit]. */
   * entries (): IterableIterator<[string, number, number]> {
     for (const [quota, limit] of this.limits) yield [quota, this.slots.get(quota)!, limit]

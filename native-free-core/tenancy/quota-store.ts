@@ -12,7 +12,17 @@
  *
  * Limits are host configuration, written by the main thread (`host.quotas.set/delete`)
  * and read back at start.
+ *
+ * Shard ranges (shard-range.ts). A store that imports or drops a shard's range (the
+ * cluster moves shards between hosts) gains or loses that shard's agents, so it changes
+ * its counts in the same transaction — the quotas of the range's state records, counted
+ * as the range is written or cleared — and then tells `countsMoved`, so that the host's
+ * live counters follow (the host sets it). A shard that moves from A to B is counted
+ * at both from B's import until A drops it (never at neither).
  */
+
+/** Agents per quota that a range import (+) or drop (−) added to or took from a store. */
+export type QuotaCountChange = ReadonlyArray<readonly [quota: string, delta: number]>
 
 export interface QuotaRecords {
   /** Quotas created with `host.quotas.set` and not deleted: [name, limit] (Infinity: none). */
@@ -21,6 +31,31 @@ export interface QuotaRecords {
   putQuotaLimit (quota: string, limit: number | null): Promise<void> | undefined
   /** Agents the store holds per quota: the sum of every committed `quotaDeltas`. */
   quotaCounts (): Iterable<readonly [quota: string, count: number]>
+  /** Told, after the transaction, of the count changes of each shard range imported or dropped. */
+  countsMoved?: ((change: QuotaCountChange) => void) | undefined
+}
+
+/** Count agents per quota (the part of an id before its first separator, U+001F). */
+export class QuotaTally {
+  private readonly counts = new Map<string, number>()
+
+  /** One agent of the quota whose id starts at `bytes[start]` (UTF-8 or Latin-1: quota names are ASCII). */
+  addIdBytes (bytes: Uint8Array, start: number, delta: number): void {
+    let end = start
+    while (end < bytes.length && bytes[end] !== 0x1f) end++
+    let quota = ''
+    for (let i = start; i < end; i++) quota += String.fromCharCode(bytes[i]!)
+    this.add(quota, delta)
+  }
+
+  add (quota: string, delta: number): void {
+    this.counts.set(quota, (this.counts.get(quota) ?? 0) + delta)
+  }
+
+  /** The non-zero changes. */
+  change (): Array<[string, number]> {
+    return [...this.counts].filter(([, n]) => n !== 0)
+  }
 }
 
 export function isQuotaRecords (store: unknown): store is QuotaRecords {

@@ -33,6 +33,16 @@ import type { ClusterOptions, ResolvedClusterOptions } from './options.ts'
 import { ClusterRouter } from './router.ts'
 import { ClusterWire, CL_DELETED, CL_SENT_ACK } from './wire.ts'
 import { DurableAcks } from './durable-acks.ts'
+import { ClusterTenancy } from './tenancy.ts'
+
+/** Help texts of the tenancy figures (tenancy.ts) as metrics. */
+const TENANCY_HELP: Readonly<Record<string, string>> = {
+  quotaPeers: 'Other hosts whose quota counts this host adds to its own.',
+  quotaCountFramesOut: 'Quota count publications sent.',
+  quotaCountFramesIn: 'Quota count publications received.',
+  listingsServed: 'host.agents() listings this host answered for other hosts.',
+  listingPagesServed: 'Pages of listings this host answered for other hosts.'
+}
 
 /** Protocol of the cluster's frames: hosts of different protocols refuse each other's links. */
 const PROTOCOL = 1
@@ -52,6 +62,7 @@ export class ClusterPlugin implements HostPlugin, ClusterView {
   private wire!: ClusterWire
   private acks!: DurableAcks
   private store!: Store
+  private tenancy!: ClusterTenancy
   private closing = false
   /** etcd: the registration started in setup, awaited in start. */
   private joining: Promise<void> | null = null
@@ -107,7 +118,7 @@ export class ClusterPlugin implements HostPlugin, ClusterView {
       const decoded = this.wire.read(frame)
       if (decoded === undefined) return
       if (kind === CL_SENT_ACK || kind === CL_DELETED) this.acks.onFrame(peer, kind, decoded.value)
-      else this.handover.onFrame(peer, kind, decoded.id, decoded.value)
+      else if (!this.tenancy.frame(peer, kind, decoded.id, decoded.value)) this.handover.onFrame(peer, kind, decoded.id, decoded.value)
     })
     this.gateway = host.gateway({ route: (frame) => this.router.route(frame), applied: (acks) => this.acks.applied(acks) })
     this.router.attach(this.gateway)
@@ -139,10 +150,31 @@ export class ClusterPlugin implements HostPlugin, ClusterView {
       writer: (peer) => this.links.writer(peer),
       graceMs: o.forgetAfterMs
     })
+    this.tenancy = new ClusterTenancy({
+      self: o.id,
+      host,
+      store,
+      links: this.links,
+      membership: this.membership,
+      wire: this.wire,
+      holds: (s) => this.handover.holds(s),
+      quotaSyncMs: o.quotaSyncMs,
+      warn: (message) => console.warn(`shoal cluster ${o.id}: ${message}`)
+    })
     this.links.on('batch', (peer, bytes, i32) => this.router.batch(peer, bytes, i32))
-    this.links.on('down', (peer) => this.router.down(peer))
-    this.membership.on('members', (members) => this.onMembers(members))
-    this.membership.on('map', () => { void this.handover.reconcile() })
+    this.links.on('up', (peer) => this.tenancy.up(peer))
+    this.links.on('down', (peer) => {
+      this.router.down(peer)
+      this.tenancy.down(peer)
+    })
+    this.membership.on('members', (members) => {
+      this.onMembers(members)
+      this.tenancy.changed(members, this.membership.map())
+    })
+    this.membership.on('map', (map) => {
+      if (this.joined || this.membership.kind === 'static') void this.handover.reconcile() // etcd: start() adopts the first map, after the quota limits
+      this.tenancy.changed(this.membership.members(), map)
+    })
     this.membership.on('fenced', () => {
       this.router.fenced = true
       void this.handover.fence()
@@ -172,6 +204,7 @@ export class ClusterPlugin implements HostPlugin, ClusterView {
   async start (): Promise<void> {
     await (this.joining ?? this.membership.start())
     this.joined = true
+    await this.tenancy.start() // the cluster's quota limits, before this host adopts its shards
     await this.handover.reconcile()
     this.acks.start()
     if (this.membership.kind === 'etcd') await this.membership.setState('up')
@@ -193,6 +226,7 @@ export class ClusterPlugin implements HostPlugin, ClusterView {
     } finally {
       this.handover.close()
       this.acks.close()
+      await this.tenancy.close()
       await this.membership.close().catch(() => {})
       await this.links.close()
     }
@@ -264,6 +298,7 @@ export class ClusterPlugin implements HostPlugin, ClusterView {
       callsInFlight: this.router.callsInFlight,
       refusedFrames: this.gateway.refused + this.wire.undecodable,
       durable: { acked: this.acks.acked, deleted: this.acks.deleted, forgotten: this.acks.forgotten },
+      ...this.tenancy.stats(),
       links: {
         up: links.linksUp,
         framesIn: links.framesIn,
@@ -305,6 +340,25 @@ export class ClusterPlugin implements HostPlugin, ClusterView {
     gauge('link_bytes_out', 'Bytes sent over links.', links.bytesOut)
     gauge('link_queued_bytes', 'Bytes waiting in link queues.', links.queuedBytes)
     gauge('refused_peers', 'Peers refused (authentication, garbage, oversize, duplicate id, mismatch).', refused)
+    gauge('moves_called_off', 'Shard moves out of this host called off (tried again later).', h.calledOff)
+    gauge('dropped_casts', 'Casts dropped because no reachable host served their shard.', r.droppedCasts)
+    gauge('calls_in_flight', 'Calls waiting for a reply from another host.', r.callsInFlight)
+    gauge('refused_frames', 'Frames from other hosts refused (not messages for agents, or undecodable).', this.gateway.refused + this.wire.undecodable)
+    gauge('link_dropped_frames', 'Frames dropped from link queues when a link went down.', links.droppedFrames)
+    gauge('fenced', '1 while this host may not serve (its lease was not renewed in time).', this.membership.fenced ? 1 : 0)
+    gauge('leader', '1 while this host is the leader.', this.membership.isLeader ? 1 : 0)
+    const perPeer = (name: string, help: string, value: (p: (typeof links.peers)[number]) => number): void => {
+      lines.push(`# HELP shoal_cluster_${name} ${help}`, `# TYPE shoal_cluster_${name} gauge`)
+      for (const p of links.peers) lines.push(`shoal_cluster_${name}{peer=${JSON.stringify(p.id)}} ${value(p)}`)
+    }
+    if (links.peers.length !== 0) {
+      perPeer('peer_up', '1 while the link to the peer is up.', (p) => p.state === 'up' ? 1 : 0)
+      perPeer('peer_queued_bytes', 'Bytes waiting in the link to the peer.', (p) => p.queuedBytes)
+    }
+    for (const [name, value] of Object.entries(this.tenancy.stats())) {
+      const metric = name.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`)
+      gauge(metric, TENANCY_HELP[name] ?? name, value)
+    }
     return lines.join('\n') + '\n'
   }
 

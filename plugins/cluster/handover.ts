@@ -112,6 +112,11 @@ export class Handover {
     return this.outgoing.size === 0 && this.imported.size === 0 && this.incoming.size === 0 && !this.busy
   }
 
+  /** This host has every committed record of `shard`: it serves it, or the shard is leaving and its range is not dropped yet. */
+  holds (shard: number): boolean {
+    return this.served.has(shard) || this.outgoing.has(shard)
+  }
+
   /** Shards moving out of or into this host now. */
   get moving (): number {
     return this.outgoing.size + this.imported.size

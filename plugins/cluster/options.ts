@@ -51,6 +51,12 @@ export interface ClusterOptions {
    * arrive and be recognised. Default 5,000 ms.
    */
   readonly forgetAfterMs?: number
+  /**
+   * How often a host tells the others its agent count per quota (when it changed). A
+   * quota's limit can be overshot by what the other hosts create within about this long
+   * (docs/cluster.md, "Quotas"). Default 100 ms.
+   */
+  readonly quotaSyncMs?: number
 }
 
 export interface ResolvedClusterOptions {
@@ -66,9 +72,10 @@ export interface ResolvedClusterOptions {
   readonly heartbeatMs: number
   readonly maxLinkQueueBytes: number
   readonly forgetAfterMs: number
+  readonly quotaSyncMs: number
 }
 
-const known = new Set(['id', 'listen', 'advertise', 'secret', 'membership', 'replicas', 'heartbeatMs', 'maxLinkQueueBytes', 'forgetAfterMs'])
+const known = new Set(['id', 'listen', 'advertise', 'secret', 'membership', 'replicas', 'heartbeatMs', 'maxLinkQueueBytes', 'forgetAfterMs', 'quotaSyncMs'])
 
 export function resolveClusterOptions (options: ClusterOptions): ResolvedClusterOptions {
   if (options === null || typeof options !== 'object') {
@@ -95,7 +102,8 @@ export function resolveClusterOptions (options: ClusterOptions): ResolvedCluster
     replicas,
     heartbeatMs: integer('cluster.heartbeatMs', options.heartbeatMs ?? 1000, 10, 60_000),
     maxLinkQueueBytes: integer('cluster.maxLinkQueueBytes', options.maxLinkQueueBytes ?? 64 * 1024 * 1024, 64 * 1024, 2 ** 31 - 1),
-    forgetAfterMs: integer('cluster.forgetAfterMs', options.forgetAfterMs ?? 5000, 0, 24 * 3600 * 1000)
+    forgetAfterMs: integer('cluster.forgetAfterMs', options.forgetAfterMs ?? 5000, 0, 24 * 3600 * 1000),
+    quotaSyncMs: integer('cluster.quotaSyncMs', options.quotaSyncMs ?? 100, 1, 60_000)
   })
 }
 

@@ -13,6 +13,12 @@
  *   CL_SENT_ACK    id = 0            [acks]                    durable sends applied (receiver → sender)
  *   CL_DELETED     id = 0            [acks]                    their outbox records are gone (sender →
  *                                                             receiver: forget them after a grace period)
+ *   CL_QUOTA_COUNTS id = 0           { reset, counts }         this host's agents per quota (quotas/)
+ *   CL_QUOTA_LIMITS id = 0           { limits }                static membership: limits set, by a
+ *                                                             Lamport clock (quotas/static-limits.ts)
+ *   CL_LIST        id = listing      { shards, prefix, type }  host.agents(): list these shards here;
+ *                                    or { next } / { cancel }  the next page, or stop (listing/)
+ *   CL_LIST_PAGE   id = listing      { ids, partial, complete, missing, done }
  *
  * Kinds start at 32: the engine's frame kinds stay below 16, and 0x40 marks held frames
  * inside a host only.
@@ -28,6 +34,10 @@ export const CL_MOVE_ACK = 34
 export const CL_FLUSHED = 35
 export const CL_SENT_ACK = 36
 export const CL_DELETED = 37
+export const CL_QUOTA_COUNTS = 40
+export const CL_QUOTA_LIMITS = 41
+export const CL_LIST = 42
+export const CL_LIST_PAGE = 43
 export const CL_FIRST = 32
 export const CL_LAST = 47
 

@@ -110,6 +110,8 @@ export class Host extends EventEmitter<HostEvents> {
     const records = isQuotaRecords(this.localStore) ? this.localStore : new MemoryStore()
     this.hostQuotas = new HostQuotas(this.mesh.threads, records, (u) => this.workers.broadcastQuota(u))
     this.quotas = this.hostQuotas
+    // a shard range imported or dropped (a cluster's move) takes its agents' counts along
+    records.countsMoved = (change) => this.hostQuotas.moved(change)
     const store = this.localStore
     const hostQuotas = this.hostQuotas
     this.loop = new ThreadLoop({
@@ -220,6 +222,9 @@ export class Host extends EventEmitter<HostEvents> {
         this.gateway.attach(routes)
         return this.gateway
       },
+      quotas: this.hostQuotas,
+      listAgents: (lister) => this.listing.replace(lister),
+      unsavedIds: (prefix) => this.listing.unsavedIds(prefix),
       expose: (name, value) => { (this as { cluster: object })[name] = value },
       provide: (name, value) => { this.shared.set(name, value) },
       use: <T>(name: string) => this.shared.get(name) as T | undefined

@@ -11,6 +11,9 @@ import type { Store } from '../../native-free-core/storage/store.ts'
 import type { ThreadLoop } from '../thread/thread-loop.ts'
 import type { HostLifecycle } from './lifecycle.ts'
 import type { WorkerSupervisor } from './workers.ts'
+import type { AgentLister, AgentQuery } from './agent-query.ts'
+
+export type { AgentLister, AgentQuery } from './agent-query.ts'
 
 /** Which agents `host.agents()` lists: any quota and type unless given. */
 export interface AgentFilter {
@@ -30,9 +33,16 @@ export interface ListingParts {
 
 export class AgentListing {
   private readonly parts: ListingParts
+  private lister: AgentLister | null = null
 
   constructor (parts: ListingParts) {
     this.parts = parts
+  }
+
+  /** @internal PluginHost.listAgents: `host.agents()` lists through `lister` from now on. */
+  replace (lister: AgentLister): void {
+    if (this.lister !== null) throw new InvalidArgumentError('host.agents() is listed by a plugin already')
+    this.lister = lister
   }
 
   /**
@@ -48,7 +58,12 @@ export class AgentListing {
     const type = filter.type === undefined ? undefined : this.parts.registry.require(checkName('type', filter.type)).type
     const quota = filter.quota === undefined ? undefined : checkName('quota', filter.quota)
     const prefix = quota === undefined ? '' : type === undefined ? quota + kIdSeparator : idString(quota, type, '')
-    const matches = type === undefined || quota !== undefined ? (_id: string) => true : (id: string) => typeOf(id) === type
+    const query: AgentQuery = { prefix, type: type !== undefined && quota === undefined ? type : null }
+    if (this.lister !== null) {
+      for await (const id of this.lister(query)) yield parseId(id)
+      return
+    }
+    const matches = (id: string): boolean => query.type === null || typeOf(id) === query.type
     // unsaved residents first: an id committed while the store is scanned is then yielded once, by the scan
     const unsaved = new Set<string>()
     for (const id of await this.unsavedIds(prefix)) if (matches(id)) unsaved.add(id)
@@ -63,8 +78,11 @@ export class AgentListing {
     for (const id of unsaved) yield parseId(id)
   }
 
-  /** Ids the main thread cannot read from LMDB: from every thread's table (and memory stores). */
-  private async unsavedIds (prefix: string): Promise<string[]> {
+  /**
+   * Ids resident on this host that start with `prefix` and that its store may not hold
+   * yet (never committed, or `durable: false`); with memory stores, every stored one too.
+   */
+  async unsavedIds (prefix: string): Promise<string[]> {
     const runtime = this.parts.loop.runtime
     if (runtime !== null) {
       // workers: 0 — the main thread owns every agent, and its store

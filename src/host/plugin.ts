@@ -17,6 +17,11 @@ import type { Store } from '../../native-free-core/storage/store.ts'
 import type { Gateway, RemoteRoutes } from './gateway.ts'
 import type { HostEvents } from './host-events.ts'
 import type { HostStats } from '../observe/host-stats.ts'
+import type { PluginQuotas } from '../tenancy/host-quotas.ts'
+import type { AgentLister } from './agent-query.ts'
+
+export type { PluginQuotas, QuotaControl } from '../tenancy/host-quotas.ts'
+export type { AgentLister, AgentQuery } from './agent-query.ts'
 
 /**
  * A plugin, as `createHost({ plugins })` takes it. Users pass the ones this package makes
@@ -67,6 +72,15 @@ export interface PluginHost {
   readonly store: Store | null
   /** Route the frames of shards this host does not serve through `routes`; once per host, by a plugin with `routes: true`. */
   gateway (routes: RemoteRoutes): Gateway
+  /** The host's quotas: a cluster takes control of `set`/`delete` and adds the other hosts' counts. */
+  readonly quotas: PluginQuotas
+  /** `host.agents()` lists through `lister` from now on (once per host): a cluster lists every host's agents. */
+  listAgents (lister: AgentLister): void
+  /**
+   * Ids of agents resident on this host that start with `prefix` and that its store may
+   * not hold yet (activated by a query, `durable: false`): one round trip to the workers.
+   */
+  unsavedIds (prefix: string): Promise<string[]>
   /** Make `value` available as `host[name]` (the cluster's `host.cluster`). */
   expose (name: 'cluster', value: object): void
   /** Share a value with the plugins set up after this one (e.g. the cluster's HTTP/WebSocket server). */

@@ -114,9 +114,13 @@ export class WorkerSupervisor {
       const worker = slot.worker
       if (worker === null || !slot.ready) { resolve([]); return }
       const req = ++this.nextListing
-      this.listings.set(req, resolve)
       // a worker that dies before answering answers nothing: its resident agents are gone with it
-      worker.once('exit', () => { if (this.listings.delete(req)) resolve([]) })
+      const died = (): void => { if (this.listings.delete(req)) resolve([]) }
+      this.listings.set(req, (ids) => {
+        worker.off('exit', died)
+        resolve(ids)
+      })
+      worker.once('exit', died)
       worker.postMessage({ type: 'list', req, prefix } satisfies ControlMessage)
     })))
     return parts.flat()

@@ -28,6 +28,9 @@
  * and holding that writer's running total as an absolute value. The count of a quota is
  * the sum of its records. `quotaCounts()`, called by the main thread when the host
  * starts and before any worker writes, folds each quota's records into one (writer 0).
+ * A shard range imported or dropped (the cluster moves shards) adds its agents to, or
+ * takes them from, writer 0's record in the range's own transaction (read-modify-write:
+ * those are transaction callbacks), so the counts stay the agents this store holds.
  *
  * A batch is one LMDB transaction: lmdb-js puts every write queued in one event turn
  * into the same transaction (its batching contract; the one thing that splits a batch is
@@ -58,7 +61,8 @@ import {
   readRangeChunks
 } from '../../native-free-core/storage/shard-range.ts'
 import type { RangeRecord, ShardRanges, ShardSize } from '../../native-free-core/storage/shard-range.ts'
-import type { QuotaRecords } from '../../native-free-core/tenancy/quota-store.ts'
+import { QuotaTally } from '../../native-free-core/tenancy/quota-store.ts'
+import type { QuotaCountChange, QuotaRecords } from '../../native-free-core/tenancy/quota-store.ts'
 import { KeyScratch, SendKeyScratch, parseStorageKey, prefixRange, shardRange, storageKey } from './lmdb-keys.ts'
 import type { FastBuffer } from './lmdb-keys.ts'
 import { openFormat } from './lmdb-format.ts'
@@ -95,6 +99,7 @@ export class LmdbStore implements Store, QuotaRecords, ShardRanges {
   private readonly readKeys = new KeyScratch()
   private readonly sendKeys = new SendKeyScratch()
   private closed = false
+  countsMoved: ((change: QuotaCountChange) => void) | undefined = undefined
 
   constructor (options: LmdbStoreOptions) {
     this.path = options.path
@@ -296,29 +301,70 @@ export class LmdbStore implements Store, QuotaRecords, ShardRanges {
   async importShard (shard: number, chunks: Iterable<Uint8Array>): Promise<void> {
     const records = readRangeChunks(shard, chunks) // all checked before anything is written
     const dbs = new Map(this.rangeDbs)
+    const tally = new QuotaTally()
     await this.env.transaction(() => {
-      this.clearRange(shard)
+      this.clearRange(shard, tally)
       const prefix = Buffer.allocUnsafe(2)
       prefix.writeUInt16BE(shard, 0)
-      for (const [db, key, value] of records) dbs.get(db)!.putSync(Buffer.concat([prefix, key]), value as Buffer)
+      for (const [db, key, value] of records) {
+        dbs.get(db)!.putSync(Buffer.concat([prefix, key]), value as Buffer)
+        if (db === RANGE_STATES) tally.addIdBytes(key, 0, 1)
+      }
+      this.moveCounts(tally)
     })
     if (this.waitForFlush) await this.env.flushed
+    this.tellCounts(tally)
   }
 
   async dropShard (shard: number): Promise<void> {
     checkShard(shard)
-    await this.env.transaction(() => this.clearRange(shard))
+    const tally = new QuotaTally()
+    await this.env.transaction(() => {
+      this.clearRange(shard, tally)
+      this.moveCounts(tally)
+    })
     if (this.waitForFlush) await this.env.flushed
+    this.tellCounts(tally)
   }
 
-  /** Remove the shard's records; inside a write transaction. */
-  private clearRange (shard: number): void {
+  /** Remove the shard's records, tallying its agents per quota (−1 each); inside a write transaction. */
+  private clearRange (shard: number, tally: QuotaTally): void {
     const [start, end] = shardRange(shard)
-    for (const [, db] of this.rangeDbs) {
+    for (const [dbId, db] of this.rangeDbs) {
       const keys: Buffer[] = []
       for (const key of db.getKeys({ start, end })) keys.push(Buffer.from(key))
-      for (const key of keys) db.removeSync(key)
+      for (const key of keys) {
+        db.removeSync(key)
+        if (dbId === RANGE_STATES) tally.addIdBytes(key, 2, -1)
+      }
     }
+  }
+
+  /**
+   * Keep the stored counts equal to the agents stored: add a range's change to the
+   * folded record (writer 0, which only `quotaCounts` at start and range moves write);
+   * inside the range's write transaction.
+   */
+  private moveCounts (tally: QuotaTally): void {
+    for (const [quota, delta] of tally.change()) {
+      const key = countKey(quota, 0)
+      this.quotas.putSync(key, (this.quotas.get(key) ?? 0) + delta)
+    }
+  }
+
+  private tellCounts (tally: QuotaTally): void {
+    const change = tally.change()
+    if (change.length !== 0) this.countsMoved?.(change)
+  }
+
+  * shardIds (shard: number, prefix: string): Iterable<string> {
+    checkShard(shard)
+    // no resetReadTxn: lmdb-js renews the read snapshot once per event turn, and a listing
+    // reads many shards in one turn
+    const first = Buffer.from('\0\0' + prefix, 'utf8')
+    first.writeUInt16BE(shard, 0)
+    const [start, end] = prefix === '' ? shardRange(shard) : prefixRange(first)
+    for (const key of this.states.getKeys({ start, end })) yield (key as FastBuffer).utf8Slice(2, key.length)
   }
 
   shardSize (shard: number): ShardSize {

@@ -90,6 +90,8 @@ export class EtcdMembership extends EventEmitter<MembershipEvents> implements Me
   get mapRevision (): number { return this.#mapRevision }
   /** The current lease id, for diagnostics. */
   get leaseId (): string | undefined { return this.#keeper?.id }
+  /** The etcd client, once started (the cluster's quota limits share it). */
+  get client (): Etcd3 | undefined { return this.#client }
   /** The etcd layout this membership uses. */
   get keys (): ClusterKeys { return this.#keys }
 
