@@ -57,9 +57,16 @@ import type { ClusterView } from './cluster-view.ts'
 import type { RefOptions } from './routing.ts'
 import { shutDown } from './shutdown.ts'
 import { WorkerSupervisor } from './workers.ts'
+import { inspectOnThread } from '../thread/inspect-agent.ts'
+import type { AgentInspection } from '../thread/inspect-agent.ts'
+import { checkKey, checkName, DEFAULT_QUOTA, idString } from '../../native-free-core/agent/agent-id.ts'
+import { hashId, shardOf } from '../../native-free-core/placement/hash.ts'
+import { SHARD_LOCAL } from '../../native-free-core/placement/shard-state.ts'
+import { HostClosedError, ShoalError } from '../../native-free-core/errors.ts'
 
 export type { AgentErrorEvent, HostEvents, WorkerRestartEvent } from './host-events.ts'
 export type { AgentFilter } from './listing.ts'
+export type { AgentInspection, AgentReminderInfo } from '../thread/inspect-agent.ts'
 export type { RefOptions } from './routing.ts'
 
 export class Host extends EventEmitter<HostEvents> {
@@ -192,6 +199,11 @@ export class Host extends EventEmitter<HostEvents> {
       registry: this.registry,
       emit: (event, ...args) => (this as EventEmitter).emit(event, ...args),
       stats: () => this.stats(),
+      on: (event, listener) => { (this as EventEmitter).on(event, listener as (...args: unknown[]) => void) },
+      off: (event, listener) => { (this as EventEmitter).off(event, listener as (...args: unknown[]) => void) },
+      quotas: () => this.hostQuotas.list(),
+      inspect: (type, key, options) => this.inspect(type, key, options),
+      callLatency: () => this.pending.latencyWindow(),
       store: this.localStore,
       gateway: (routes) => {
         if (plugin.routes !== true) throw new InvalidArgumentError(`plugin ${plugin.name} does not declare routes: true`)
@@ -264,6 +276,34 @@ export class Host extends EventEmitter<HostEvents> {
    */
   agents (filter: AgentFilter = {}): AsyncGenerator<AgentId, void, undefined> {
     return this.listing.agents(filter)
+  }
+
+  /**
+   * A read-only look at one agent on this host: where it lives (shard, thread), whether it
+   * is resident, its committed state, its first `storageKeys` (default 100) `ctx.storage`
+   * keys and its pending reminders. Delivers nothing: the agent is not activated, no
+   * handler runs (thread/inspect-agent.ts). In a cluster it reports this host's view —
+   * `served` says whether this host serves the agent's shard now.
+   */
+  async inspect (type: string, key: string, options: { readonly quota?: string, readonly storageKeys?: number } = {}): Promise<AgentInspection> {
+    const info = this.registry.get(type) ?? this.registry.require(checkName('type', type))
+    checkKey(key)
+    const quota = options.quota === undefined ? DEFAULT_QUOTA : checkName('quota', options.quota)
+    const limit = options.storageKeys ?? 100
+    if (!Number.isInteger(limit) || limit < 0 || limit > 10_000) throw new InvalidArgumentError(`storageKeys must be an integer from 0 to 10000 (got ${String(limit)})`)
+    if (this.life.closed) throw new HostClosedError()
+    const id = idString(quota, info.type, key)
+    const hash = hashId(id)
+    const shard = shardOf(hash)
+    const thread = this.loop.ownerOf(hash)
+    const states = this.mesh.shardStates
+    const served = states === null || new Uint8Array(states)[shard] === SHARD_LOCAL
+    const runtime = this.loop.runtime
+    const seen = thread === 0 && runtime !== null
+      ? inspectOnThread(runtime, id, hash, info.index, limit)
+      : await this.workers.inspect(thread, id, hash, info.index, limit)
+    if (seen === null) throw new ShoalError(`worker ${thread} is restarting: it cannot be inspected now, retry`)
+    return { id: { quota, type: info.type, key }, shard, thread, served, ...seen }
   }
 
   /** Per-thread figures read from shared memory (no round trip), and the host's own. */

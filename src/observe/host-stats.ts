@@ -7,12 +7,14 @@
 import {
   kCommitLastBatch, kCommitLastLatencyMs, kCommitLatencyCount, kCommitLatencyMaxMs, kCommitLatencySumMs
 } from '../../native-free-core/runtime/commit-stats.ts'
+import { LATENCY_BOUNDS_MS, kCommitLatencyBuckets } from '../../native-free-core/runtime/commit-stats.ts'
 import { ringDepth } from '../../native-free-core/ring/ring-queue.ts'
 import {
   kStatActive, kStatAlive, kStatBusy, kStatCommitStats, kStatCommits, kStatCommitted, kStatFollowers, kStatMessages,
   kStatGc, kStatOverflowBytes, kStatPasses, kStatRateLimited, kStatReminders, kStatTimers, statsView
 } from '../thread/mesh.ts'
 import { kGcCount, kGcMaxMs, kGcTotalMs } from './gc-pauses.ts'
+import { kStatActivations, kStatSent } from '../thread/mesh.ts'
 import type { Mesh } from '../thread/mesh.ts'
 import type { OffloadStats } from '../offload/offload-pool.ts'
 
@@ -23,6 +25,10 @@ export interface WorkerStats {
   readonly activeAgents: number
   /** Messages delivered to agents since the thread started (timer and reminder turns included). */
   readonly messages: number
+  /** Messages the thread's agents sent out since it started: replies, `ctx.send`s and followed states. */
+  readonly sent: number
+  /** Agents activated (loaded from the store or created) since the thread started. */
+  readonly activations: number
   /** Agents with a pending ctx.timeout or idle check (entries in the thread's timing wheel). */
   readonly timers: number
   /** Durable reminders of the agents the thread owns, resident or not. */
@@ -42,6 +48,11 @@ export interface WorkerStats {
   readonly lastCommitLatencyMs: number
   readonly meanCommitLatencyMs: number
   readonly maxCommitLatencyMs: number
+  /**
+   * Commits per latency bucket since the thread started, not cumulative: one count per
+   * bound of LATENCY_BOUNDS_MS (native-free-core/runtime/commit-stats.ts), then +Inf.
+   */
+  readonly commitLatencyBuckets: readonly number[]
   /** Bytes waiting in the rings into this thread. */
   readonly ringDepthBytes: number
   /** Bytes this thread holds in overflow because a ring it writes to is full. */
@@ -101,6 +112,8 @@ export function readWorkerStats (mesh: Mesh, thread: number, restarts: number): 
     alive: s[kStatAlive] === 1,
     activeAgents: s[kStatActive]!,
     messages: s[kStatMessages]!,
+    sent: s[kStatSent]!,
+    activations: s[kStatActivations]!,
     timers: s[kStatTimers]!,
     reminders: s[kStatReminders]!,
     passes: s[kStatPasses]!,
@@ -112,6 +125,7 @@ export function readWorkerStats (mesh: Mesh, thread: number, restarts: number): 
     lastCommitLatencyMs: s[kStatCommitStats + kCommitLastLatencyMs]!,
     meanCommitLatencyMs: measured === 0 ? 0 : s[kStatCommitStats + kCommitLatencySumMs]! / measured,
     maxCommitLatencyMs: s[kStatCommitStats + kCommitLatencyMaxMs]!,
+    commitLatencyBuckets: Array.from(s.subarray(kStatCommitStats + kCommitLatencyBuckets, kStatCommitStats + kCommitLatencyBuckets + LATENCY_BOUNDS_MS.length + 1)),
     ringDepthBytes: inboundDepth(mesh, thread),
     overflowBytes: s[kStatOverflowBytes]!,
     restarts,

@@ -28,7 +28,8 @@ export const kStatCommitted = 4
 export const kStatOverflowBytes = 5
 export const kStatPendingCommit = 6
 export const kStatPasses = 7
-export const kStatCommitMs = 8
+/** Replies, sends and followed states this thread's agents wrote to other threads' rings (the slot of a former, unused kStatCommitMs). */
+export const kStatSent = 8
 export const kStatAlive = 9
 /** 1 while a pass runs: frames taken out of a ring but not yet turned into effects. */
 export const kStatRunning = 10
@@ -40,6 +41,8 @@ export const kStatFollowers = 12
 export const kStatTimers = 13
 /** Durable reminders of the agents this thread owns (resident or not). */
 export const kStatReminders = 14
+/** Agents activated (taken into the agent table: loaded from the store, or created) since the thread started. */
+export const kStatActivations = 15
 /** CommitStats.values (commit-stats.ts) from here on. */
 export const kStatCommitStats = 16
 /** The thread's GC pauses (observe/gc-pauses.ts: count, total ms, longest ms), written by its observer. */

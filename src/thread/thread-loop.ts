@@ -31,6 +31,7 @@ import { shardOf } from '../../native-free-core/placement/hash.ts'
 import type { ShardRuntime } from '../../native-free-core/runtime/shard-runtime.ts'
 import type { RuntimeOutput } from '../../native-free-core/runtime/ports.ts'
 import { toWire } from '../../native-free-core/errors.ts'
+import { kStatActivations, kStatSent } from './mesh.ts'
 import type { WireError } from '../../native-free-core/errors.ts'
 import { FRAME_CONTROL, FRAME_REPLY, FRAME_STATE, FRAME_TASK, FrameReader, FrameWriter, KIND_HELD } from './frame-codec.ts'
 import { FrameBuffer } from './frame-buffer.ts'
@@ -114,6 +115,8 @@ export class ThreadLoop implements RuntimeOutput {
   /** Where a decoded message is encoded before it leaves (the main thread forwarding to its router). */
   private scratchFrames: FrameBuffer | null = null
 
+  /** Replies, sends and followed states the runtime wrote (RuntimeOutput), for stats. */
+  private sent = 0
   private running = false
   /** This thread's GC pauses are mirrored into its stats words (between start and stop). */
   private observingGc = false
@@ -248,6 +251,7 @@ export class ThreadLoop implements RuntimeOutput {
     const ring = this.producers[replyTo]
     if (ring == null) return // the caller's thread is gone (restarting): its calls already failed
     this.writer.reply(ring, callId, ok, value)
+    this.sent++
     this.touched(replyTo)
   }
 
@@ -256,6 +260,7 @@ export class ThreadLoop implements RuntimeOutput {
     try {
       this.writer.send(this.producers[to]!, id, hash, typeIdx, methodIdx, payload, outboxKey)
       this.touched(to)
+      this.sent++
     } catch (err) {
       // the turn already committed: the send cannot fail its handler any more — report it
       this.onAgentError?.(id, `#${methodIdx}`, toWire(err))
@@ -275,6 +280,7 @@ export class ThreadLoop implements RuntimeOutput {
       this.writer.result(ring, FRAME_STATE, followId, false, value)
     }
     this.touched(thread)
+    this.sent++
   }
 
   wake (): void {
@@ -566,6 +572,7 @@ export class ThreadLoop implements RuntimeOutput {
   publishStats (): void {
     const s = this.stats
     s[kStatPasses] = this.passes
+    s[kStatSent] = this.sent
     const rt = this.runtime
     if (rt !== null) {
       s[kStatMessages] = rt.messages
@@ -579,6 +586,7 @@ export class ThreadLoop implements RuntimeOutput {
       s.set(rt.commitStats.values, kStatCommitStats)
       s[kStatTimers] = rt.timers.size
       s[kStatReminders] = rt.reminders.size
+      s[kStatActivations] = rt.activations
     }
     let overflow = 0
     for (const ring of this.producers) if (ring != null && ring.overflowing) overflow += ring.overflowBytes
