@@ -30,7 +30,10 @@ import type { Member, Membership } from './membership/index.ts'
 import { resolveClusterOptions } from './options.ts'
 import type { ClusterOptions, ResolvedClusterOptions } from './options.ts'
 import { ClusterRouter } from './router.ts'
-import { ClusterWire } from './wire.ts'
+import { CL_ANSWER, CL_ASK, ClusterWire } from './wire.ts'
+import { PeerAsks } from './peer-asks.ts'
+import type { ClusterPeers } from './peer-asks.ts'
+import { DEFAULT_LEASE_TTL_S } from './membership/index.ts'
 
 /** Protocol of the cluster's frames: hosts of different protocols refuse each other's links. */
 const PROTOCOL = 1
@@ -46,6 +49,8 @@ export class ClusterPlugin implements HostPlugin, ClusterView {
   private router!: ClusterRouter
   private handover!: Handover
   private wire!: ClusterWire
+  /** Read-only questions to and from the other hosts (peer-asks.ts), shared as 'cluster-peers'. */
+  private asks!: PeerAsks
   private closing = false
   private settledWaiters: Array<() => void> = []
   private members_: readonly Member[] = []
@@ -91,13 +96,20 @@ export class ClusterPlugin implements HostPlugin, ClusterView {
       heartbeatMs: o.heartbeatMs,
       maxQueueBytes: o.maxLinkQueueBytes
     })
+    this.asks = new PeerAsks(this.wire, (peer) => this.links.writer(peer))
     this.router = new ClusterRouter(o.id, this.links, (peer, kind, frame) => {
       const decoded = this.wire.read(frame)
-      if (decoded !== undefined) this.handover.onFrame(peer, kind, decoded.id, decoded.value)
+      if (decoded === undefined) return
+      if (kind === CL_ASK || kind === CL_ANSWER) this.asks.onFrame(peer, kind, decoded.id, decoded.value)
+      else this.handover.onFrame(peer, kind, decoded.id, decoded.value)
     })
     this.gateway = host.gateway(this.router)
     this.router.attach(this.gateway)
     const bound = await this.links.listen()
+    // for the plugins beside this one (the dashboard): the link server's app, to serve from
+    // the same port, and read-only asks to the other members — the only two ways in
+    host.provide('uws', { app: this.links.app, host: bound.host, port: bound.port })
+    host.provide('cluster-peers', this.peers())
     const address = o.advertise ?? `${bound.host === '0.0.0.0' ? '127.0.0.1' : bound.host}:${bound.port}`
     this.membership = o.membership.kind === 'static'
       ? new StaticMembership({ id: o.id, address, members: o.membership.entries })
@@ -115,7 +127,10 @@ export class ClusterPlugin implements HostPlugin, ClusterView {
       settledMaybe: () => this.checkSettled()
     })
     this.links.on('batch', (peer, bytes, i32) => this.router.batch(peer, bytes, i32))
-    this.links.on('down', (peer) => this.router.down(peer))
+    this.links.on('down', (peer) => {
+      this.router.down(peer)
+      this.asks.down(peer)
+    })
     this.membership.on('members', (members) => this.onMembers(members))
     this.membership.on('map', () => { void this.handover.reconcile() })
     this.membership.on('fenced', () => { void this.handover.fence() })
@@ -156,6 +171,7 @@ export class ClusterPlugin implements HostPlugin, ClusterView {
       console.warn(`shoal cluster ${this.options.id}: leaving the cluster did not finish (${messageOf(err)}); its shards wait for it`)
     } finally {
       this.handover.close()
+      this.asks.close()
       await this.membership.close().catch(() => {})
       await this.links.close()
     }
@@ -253,6 +269,25 @@ export class ClusterPlugin implements HostPlugin, ClusterView {
     gauge('link_queued_bytes', 'Bytes waiting in link queues.', links.queuedBytes)
     gauge('refused_peers', 'Peers refused (authentication, garbage, oversize, duplicate id, mismatch).', refused)
     return lines.join('\n') + '\n'
+  }
+
+  /** What 'cluster-peers' shares (peer-asks.ts). */
+  private peers (): ClusterPeers {
+    const membership = (): Membership => this.membership
+    const o = this.options
+    return {
+      self: o.id,
+      view: this,
+      map: () => membership().map(),
+      leader: () => membership().leader(),
+      lease: () => {
+        const m = membership()
+        if (!(m instanceof EtcdMembership) || o.membership.kind !== 'etcd') return null
+        return { id: m.leaseId ?? null, ttlS: o.membership.leaseTtlS ?? DEFAULT_LEASE_TTL_S, fenced: m.fenced }
+      },
+      ask: (peer, topic, value, options) => this.asks.ask(peer, topic, value, options?.timeoutMs),
+      answer: (topic, handler) => { this.asks.answer(topic, handler) }
+    }
   }
 
   // ---- ClusterView -------------------------------------------------------------

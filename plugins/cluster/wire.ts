@@ -12,6 +12,9 @@
  *                                                             may serve them)
  *   CL_SENT_ACK    id = 0            { ids }                   durable sends applied (receiver → sender)
  *   CL_FORGET      id = 0            { ids }                   sender → receiver: drop their dedup records
+ *   CL_ASK         id = ask token    { topic, value }          a read-only question for a plugin of the
+ *                                                             peer (peer-asks.ts: the dashboard's figures)
+ *   CL_ANSWER      id = ask token    { ok, value | error }     its answer
  *
  * Kinds start at 32: the engine's frame kinds stay below 16, and 0x40 marks held frames
  * inside a host only.
@@ -27,6 +30,8 @@ export const CL_MOVE_ACK = 34
 export const CL_FLUSHED = 35
 export const CL_SENT_ACK = 36
 export const CL_FORGET = 37
+export const CL_ASK = 38
+export const CL_ANSWER = 39
 export const CL_FIRST = 32
 export const CL_LAST = 47
 
