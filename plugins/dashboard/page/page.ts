@@ -38,13 +38,16 @@ const css = `
   main { padding: 12px 20px 40px; max-width: 1400px; margin: 0 auto; }
   h2 { font-size: 15px; margin: 20px 0 6px; }
   h3 { font-size: 13px; margin: 14px 0 4px; }
-  .tiles { display: grid; grid-template-columns: repeat(auto-fill, minmax(150px, 1fr)); gap: 8px; }
+  .tiles { display: grid; grid-template-columns: repeat(auto-fill, minmax(130px, 1fr)); gap: 8px; }
   .tile { background: #fff; border: 1px solid #e3e6ea; border-radius: 6px; padding: 8px 10px; }
   .tile b { display: block; font-size: 20px; font-variant-numeric: tabular-nums; }
   .tile span { color: #5b6573; font-size: 12px; }
   .charts { display: grid; grid-template-columns: repeat(2, minmax(0, 1fr)); gap: 10px; margin-top: 10px; }
   .chart { background: #fff; border: 1px solid #e3e6ea; border-radius: 6px; padding: 6px; min-width: 0; }
   .chart h3 { margin: 2px 4px 4px; }
+  .chart .u-legend { font-size: 11px; }
+  .chart .u-legend th { font-weight: 500; }
+  .chart .u-legend .u-series:first-child { display: none; }
   table { border-collapse: collapse; width: 100%; background: #fff; }
   th, td { border-bottom: 1px solid #e3e6ea; padding: 4px 6px; text-align: left; vertical-align: top; white-space: nowrap; }
   th { background: #f0f2f5; font-weight: 600; }
