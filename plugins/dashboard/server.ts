@@ -144,7 +144,8 @@ export class DashboardServer {
     app.ws<{ viewer?: Viewer }>(WS_PATH, {
       compression: uws.DISABLED,
       maxPayloadLength: MAX_INBOUND,
-      maxBackpressure: 4 * MAX_BUFFERED,
+      // never reached: a page more than MAX_BUFFERED behind gets nothing more (Viewer.send), and a hello with a long history must not be dropped
+      maxBackpressure: 64 * MAX_BUFFERED,
       idleTimeout: 120,
       sendPingsAutomatically: true,
       upgrade: (res, req, context) => {

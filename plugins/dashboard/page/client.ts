@@ -71,7 +71,7 @@ export function dashboardClient (boot: ClientBoot): void {
       $('view-' + v).hidden = v !== view
       $('tab-' + v).classList.toggle('active', v === view)
     }
-    if (view === 'host') { drawCharts(); renderHost() }
+    if (view === 'host') { fitCharts(); drawCharts(); renderHost() }
     if (view === 'cluster') renderCluster()
   }
   for (const v of ['host', 'cluster', 'agent']) $('tab-' + v).addEventListener('click', () => show(v))
@@ -151,6 +151,19 @@ export function dashboardClient (boot: ClientBoot): void {
     }
     st.charts = charts.length
   }
+
+  /** Charts built while their view was hidden (a reconnect on another tab), or a resized window: fit their boxes again. */
+  const fitCharts = (): void => {
+    for (const c of charts) {
+      const w = $(c.def.id).clientWidth
+      if (w > 0 && Math.abs(w - c.plot.width) > 2) c.plot.setSize({ width: w, height: 220 })
+    }
+  }
+  let resizing: any = null
+  window.addEventListener('resize', () => {
+    if (resizing !== null) clearTimeout(resizing)
+    resizing = setTimeout(() => { resizing = null; if (st.view === 'host') fitCharts() }, 150)
+  })
 
   const drawCharts = (): void => {
     if (st.hello === null || st.view !== 'host') return
