@@ -19,6 +19,7 @@ declare const window: any
 declare const WebSocket: any
 declare const uPlot: any
 declare const location: any
+declare const IntersectionObserver: any
 
 export interface ClientBoot {
   /** WebSocket path on the page's own origin. */
@@ -148,6 +149,7 @@ export function dashboardClient (boot: ClientBoot): void {
         series: [{ label: 'uptime (s)', value }, ...d.series.map((s: any) => ({ label: s.label, value, stroke: s.stroke, width: 1.5, dash: s.dash, scale: s.scale ?? 'y', spanGaps: true, points: { show: false } }))]
       }, chartData(d), box)
       charts.push({ def: d, plot })
+      seen?.observe(box)
     }
     st.charts = charts.length
   }
@@ -165,9 +167,23 @@ export function dashboardClient (boot: ClientBoot): void {
     resizing = setTimeout(() => { resizing = null; if (st.view === 'host') fitCharts() }, 150)
   })
 
+  // a chart scrolled out of sight is not redrawn (the browser's drawing is most of what an
+  // open page costs); it catches up when it comes back into view
+  const visible = new Set<string>()
+  const seen = typeof IntersectionObserver === 'function'
+    ? new IntersectionObserver((entries: any[]) => {
+      for (const e of entries) {
+        if (e.isIntersecting) {
+          visible.add(e.target.id)
+          const c = charts.find((x) => x.def.id === e.target.id)
+          if (c !== undefined && st.view === 'host') c.plot.setData(chartData(c.def))
+        } else visible.delete(e.target.id)
+      }
+    })
+    : null
   const drawCharts = (): void => {
     if (st.hello === null || st.view !== 'host') return
-    for (const c of charts) c.plot.setData(chartData(c.def))
+    for (const c of charts) if (seen === null || visible.has(c.def.id)) c.plot.setData(chartData(c.def))
   }
 
   // ---- host view ---------------------------------------------------------------------------
