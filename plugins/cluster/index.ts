@@ -8,3 +8,4 @@ export type { ClusterOptions, EtcdOptions, MembershipOptions } from './options.t
 export type { ClusterMember, ClusterView, MemberState } from '../../src/host/cluster-view.ts'
 export type { ClusterChangeEvent } from '../../src/host/host-events.ts'
 export type { ClusterPeers, LeaseInfo } from './peer-asks.ts'
+export type { ShardMap } from '../../native-free-core/placement/shard-map.ts'

@@ -15,11 +15,12 @@
  *   is answered with an error instead.
  * - An ask rejects when its peer is unknown or its link cannot take it (the link's own
  *   error: InvalidArgumentError, LinkUnavailableError), when the link goes down before
- *   the answer (LinkUnavailableError), after its timeout (TimeoutError), and with the
- *   peer's message when the peer refused it (a ShoalError); a late answer is dropped.
+ *   the answer (LinkUnavailableError), after its timeout (TimeoutError), with the peer's
+ *   message when the peer refused it (PeerAskError), and when the plugin closes
+ *   (HostClosedError); a late answer is dropped.
  */
 import type { FrameSink } from '../../native-free-core/ring/ring-queue.ts'
-import { LinkUnavailableError, ShoalError, TimeoutError, messageOf } from '../../native-free-core/errors.ts'
+import { HostClosedError, InvalidArgumentError, LinkUnavailableError, PeerAskError, ShoalError, TimeoutError, messageOf } from '../../native-free-core/errors.ts'
 import type { ClusterView } from '../../src/host/cluster-view.ts'
 import type { ShardMap } from '../../native-free-core/placement/shard-map.ts'
 import { CL_ANSWER, CL_ASK } from './wire.ts'
@@ -57,6 +58,7 @@ export interface ClusterPeers {
 
 interface Waiting {
   readonly peer: string
+  readonly topic: string
   readonly resolve: (value: unknown) => void
   readonly reject: (error: Error) => void
   readonly timer: NodeJS.Timeout
@@ -81,27 +83,27 @@ export class PeerAsks {
   }
 
   ask (peer: string, topic: string, value: unknown, timeoutMs = DEFAULT_TIMEOUT_MS): Promise<unknown> {
-    if (this.closed) return Promise.reject(new ShoalError('the cluster plugin is closed'))
+    if (this.closed) return Promise.reject(new HostClosedError('the cluster plugin is closed'))
     const token = this.nextToken
     this.nextToken = this.nextToken >= 0x7fffffff ? 1 : this.nextToken + 1
     return new Promise((resolve, reject) => {
       try {
         this.wire.write(this.writer(peer), CL_ASK, token, { topic, value })
       } catch (err) {
-        reject(err instanceof ShoalError ? err : new ShoalError(`cannot ask ${peer} (${topic}): ${messageOf(err)}`, { peer, topic }))
+        reject(err instanceof ShoalError ? err : new LinkUnavailableError(`cannot ask ${peer} (${topic}): ${messageOf(err)}`, { peer, reason: 'send' }))
         return
       }
       const timer = setTimeout(() => {
         if (this.waiting.delete(token)) reject(new TimeoutError(`${peer} did not answer ${topic} within ${timeoutMs} ms`, { peer, topic, timeoutMs }))
       }, timeoutMs)
       timer.unref()
-      this.waiting.set(token, { peer, resolve, reject, timer })
+      this.waiting.set(token, { peer, topic, resolve, reject, timer })
     })
   }
 
   answer (topic: string, handler: (value: unknown, peer: string) => unknown): void {
-    if (typeof topic !== 'string' || topic === '') throw new ShoalError(`an ask topic must be a non-empty string (got ${JSON.stringify(topic)})`)
-    if (this.handlers.has(topic)) throw new ShoalError(`the ask topic ${JSON.stringify(topic)} is answered already`)
+    if (typeof topic !== 'string' || topic === '') throw new InvalidArgumentError(`an ask topic must be a non-empty string (got ${JSON.stringify(topic)})`)
+    if (this.handlers.has(topic)) throw new InvalidArgumentError(`the ask topic ${JSON.stringify(topic)} is answered already`, { topic })
     this.handlers.set(topic, handler)
   }
 
@@ -114,7 +116,7 @@ export class PeerAsks {
       clearTimeout(w.timer)
       const a = value as { ok?: unknown, value?: unknown, error?: unknown }
       if (a?.ok === true) w.resolve(a.value)
-      else w.reject(new ShoalError(`${peer}: ${typeof a?.error === 'string' ? a.error : 'refused'}`, { peer }))
+      else w.reject(new PeerAskError(`${peer}: ${typeof a?.error === 'string' ? a.error : 'refused'}`, { peer, topic: w.topic }))
       return
     }
     const q = value as { topic?: unknown, value?: unknown }
@@ -167,7 +169,7 @@ export class PeerAsks {
     this.closed = true
     for (const w of this.waiting.values()) {
       clearTimeout(w.timer)
-      w.reject(new ShoalError('the cluster plugin closed before the answer came'))
+      w.reject(new HostClosedError('the cluster plugin closed before the answer came'))
     }
     this.waiting.clear()
   }

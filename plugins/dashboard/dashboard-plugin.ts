@@ -55,7 +55,7 @@ const MAX_LOOKUPS_IN_FLIGHT = 2
 
 export class DashboardPlugin implements HostPlugin {
   readonly name = 'dashboard'
-  readonly options: ResolvedDashboardOptions
+  private readonly options: ResolvedDashboardOptions
   private host!: PluginHost
   private server: DashboardServer | null = null
   private gate!: AccessGate
@@ -85,10 +85,12 @@ export class DashboardPlugin implements HostPlugin {
     return `http://${host}:${s.port}${BASE_PATH}`
   }
 
+  /** @internal */
   setup (host: PluginHost): void {
     this.host = host
   }
 
+  /** @internal */
   async start (): Promise<void> {
     const o = this.options
     const host = this.host
@@ -134,6 +136,7 @@ export class DashboardPlugin implements HostPlugin {
     this.timer.unref()
   }
 
+  /** @internal */
   async close (): Promise<void> {
     if (this.closed) return
     this.closed = true
@@ -149,6 +152,7 @@ export class DashboardPlugin implements HostPlugin {
     this.listeningErrors = false
   }
 
+  /** @internal */
   stats (): Record<string, unknown> {
     return {
       url: this.url,

@@ -20,7 +20,7 @@ import type { WireError } from '../../native-free-core/errors.ts'
 import type { AgentRegistry } from '../../native-free-core/agent/registry.ts'
 import { ShardRuntime } from '../../native-free-core/runtime/shard-runtime.ts'
 import type { Store } from '../../native-free-core/storage/store.ts'
-import { MemoryStore } from '../../native-free-core/storage/store.ts'
+import { MemoryStore } from '../../native-free-core/storage/memory-store.ts'
 import { isQuotaRecords } from '../../native-free-core/tenancy/quota-store.ts'
 import { QuotaGate } from '../../native-free-core/tenancy/quota-gate.ts'
 import type { AgentRef } from './agent-ref.ts'
@@ -28,6 +28,7 @@ import { stateCodec } from '../thread/codec.ts'
 import { loadRegistry } from './load-agents.ts'
 import { openStore } from '../storage/open-store.ts'
 import { OutboxRedelivery } from '../storage/outbox-redelivery.ts'
+import { LocalAcks } from '../storage/local-acks.ts'
 import { createMesh } from '../thread/mesh.ts'
 import type { Mesh } from '../thread/mesh.ts'
 import { HostClock } from '../time/host-clock.ts'
@@ -37,7 +38,7 @@ import { PendingCalls } from './pending-calls.ts'
 import { ThreadLoop } from '../thread/thread-loop.ts'
 import { TestClock } from '../time/test-clock.ts'
 import { OffloadPool } from '../offload/offload-pool.ts'
-import { readGcStats, readWorkerStats } from '../observe/host-stats.ts'
+import { hostStats, readGcStats, readWorkerStats } from '../observe/host-stats.ts'
 import type { HostStats } from '../observe/host-stats.ts'
 import { hostMetrics } from '../observe/metrics.ts'
 import { HostQuotas } from '../tenancy/host-quotas.ts'
@@ -59,10 +60,10 @@ import { shutDown } from './shutdown.ts'
 import { WorkerSupervisor } from './workers.ts'
 import { inspectOnThread } from '../thread/inspect-agent.ts'
 import type { AgentInspection } from '../thread/inspect-agent.ts'
-import { checkKey, checkName, DEFAULT_QUOTA, idString } from '../../native-free-core/agent/agent-id.ts'
+import { checkKey, checkName, DEFAULT_QUOTA, idString, printable } from '../../native-free-core/agent/agent-id.ts'
 import { hashId, shardOf } from '../../native-free-core/placement/hash.ts'
 import { SHARD_LOCAL } from '../../native-free-core/placement/shard-state.ts'
-import { HostClosedError, ShoalError } from '../../native-free-core/errors.ts'
+import { HostClosedError, WorkerCrashedError } from '../../native-free-core/errors.ts'
 
 export type { AgentErrorEvent, HostEvents, WorkerRestartEvent } from './host-events.ts'
 export type { AgentFilter } from './listing.ts'
@@ -70,7 +71,9 @@ export type { AgentInspection, AgentReminderInfo } from '../thread/inspect-agent
 export type { RefOptions } from './routing.ts'
 
 export class Host extends EventEmitter<HostEvents> {
+  /** @internal */
   readonly options: ResolvedHostOptions
+  /** @internal */
   readonly registry: AgentRegistry
   private readonly mesh: Mesh
   private readonly loop: ThreadLoop
@@ -84,6 +87,8 @@ export class Host extends EventEmitter<HostEvents> {
   /** The main thread's own store: the runtime's with `workers: 0`; else, with `dataDir`, a handle on LMDB for listing and quotas. */
   private readonly localStore: Store | null = null
   private readonly redelivery: OutboxRedelivery | null = null
+  /** Dedup mode on one host (a test hook): the main thread's runtime acknowledges its own applied sends. */
+  private readonly acks: LocalAcks | null = null
   private readonly clock: HostClock
   private readonly pool: OffloadPool | null
   private readonly follows: Follows
@@ -97,7 +102,7 @@ export class Host extends EventEmitter<HostEvents> {
   /** What this host knows of its cluster (the cluster plugin fills it in). */
   readonly cluster: ClusterView = notClustered
 
-  /** Use `createHost`. */
+  /** @internal Use `createHost`. */
   constructor (options: ResolvedHostOptions, registry: AgentRegistry, pool: OffloadPool | null = null) {
     super()
     this.options = options
@@ -125,6 +130,7 @@ export class Host extends EventEmitter<HostEvents> {
       onForeign: (frame, from) => this.gateway?.foreign(frame, from),
       onRawResult: (kind, frame) => this.gateway?.proxied(kind, frame) ?? false,
       onControl: (_from, token, msg) => this.gateway?.answered(token, msg),
+      onApplied: (id, hash, send) => this.acks?.applied(id, hash, send),
       // workers: 0 — the main thread owns every agent
       ...(options.workers === 0
         ? {
@@ -135,6 +141,7 @@ export class Host extends EventEmitter<HostEvents> {
               output: loop,
               maxMessageBytes: options.maxMessageBytes,
               quotas: new QuotaGate(hostQuotas.directory, hostQuotas.counters, 0),
+              outbox: options.outbox,
               ...(options.testClock !== null ? { clock: TestClock.reader(options.testClock) } : {}),
               ...(pool !== null ? { offload: (name: string, input: unknown) => pool.run(name, input) } : {}),
               ...(this.mesh.shardStates !== null ? { shardStates: new Uint8Array(this.mesh.shardStates) } : {})
@@ -157,8 +164,7 @@ export class Host extends EventEmitter<HostEvents> {
       restarted: (event) => {
         this.gateway?.restarted(event.thread)
         this.emit('worker-restart', event)
-      },
-      failed: (err) => this.emit('error', err)
+      }
     })
     this.clock = new HostClock(this.mesh, options.clock, options.tickMs, {
       agentThreads: options.workers === 0 ? [0] : Array.from({ length: options.workers }, (_, i) => i + 1),
@@ -182,6 +188,7 @@ export class Host extends EventEmitter<HostEvents> {
     this.relay = new OffloadRelay(pool, this.loop, this.workers, this.life)
     const runtime = this.loop.runtime
     if (runtime !== null && store!.durable) this.redelivery = new OutboxRedelivery(runtime, store!, () => true, () => this.loop.wake())
+    if (runtime !== null && store!.durable && options.outbox === 'dedup') this.acks = new LocalAcks(runtime, store!, () => this.loop.wake())
     // workers report agent errors only while someone listens (see AgentErrorReporter)
     const untyped = this as EventEmitter
     untyped.on('newListener', (event: string | symbol) => { if (event === 'agent-error') Atomics.add(this.agentErrorListeners, 0, 1) })
@@ -232,7 +239,7 @@ export class Host extends EventEmitter<HostEvents> {
     await this.localStore?.close()
   }
 
-  /** Start the workers; resolves when every one has loaded the agents module. */
+  /** @internal Start the workers; resolves when every one has loaded the agents module. */
   async start (): Promise<void> {
     try {
       await this.workers.start()
@@ -241,6 +248,7 @@ export class Host extends EventEmitter<HostEvents> {
       throw err
     }
     this.loop.start()
+    this.acks?.start(() => true)
     this.redelivery?.start()
     this.clock.start()
   }
@@ -302,20 +310,16 @@ export class Host extends EventEmitter<HostEvents> {
     const seen = thread === 0 && runtime !== null
       ? inspectOnThread(runtime, id, hash, info.index, limit)
       : await this.workers.inspect(thread, id, hash, info.index, limit)
-    if (seen === null) throw new ShoalError(`worker ${thread} is restarting: it cannot be inspected now, retry`)
+    if (seen === null) throw new WorkerCrashedError(`worker ${thread} is restarting: agent ${printable(id)} cannot be inspected now, retry`, { thread })
     return { id: { quota, type: info.type, key }, shard, thread, served, ...seen }
   }
 
   /** Per-thread figures read from shared memory (no round trip), and the host's own. */
   stats (): HostStats {
     const workers = this.ownerThreads().map((t) => readWorkerStats(this.mesh, t, this.workers.restartsOf(t)))
-    let activeAgents = 0
-    let messages = 0
-    for (const w of workers) {
-      activeAgents += w.activeAgents
-      messages += w.messages
-    }
-    const stats: HostStats = { activeAgents, messages, pendingCalls: this.pending.size, workers, mainGc: readGcStats(this.mesh, 0), offload: this.pool?.stats() ?? null }
+    const stats = hostStats(this.mesh, workers, {
+      pendingCalls: this.pending.size, agentErrorsDropped: this.workers.agentErrorsDropped, mainGc: readGcStats(this.mesh, 0), offload: this.pool?.stats() ?? null
+    })
     for (const plugin of this.options.plugins) {
       const extra = plugin.stats?.()
       if (extra !== undefined) (stats as unknown as Record<string, unknown>)[plugin.name] = extra
@@ -329,7 +333,8 @@ export class Host extends EventEmitter<HostEvents> {
       pendingCalls: this.pending.size,
       followers: this.follows.size,
       offload: this.pool?.stats() ?? null,
-      quotas: this.hostQuotas.list()
+      quotas: this.hostQuotas.list(),
+      agentErrorsDropped: this.workers.agentErrorsDropped
     })
     let extra = ''
     for (const plugin of this.options.plugins) extra += plugin.metrics?.() ?? ''
@@ -371,6 +376,7 @@ export class Host extends EventEmitter<HostEvents> {
         workers: this.workers,
         life: this.life,
         redelivery: this.redelivery,
+        acks: this.acks,
         pool: this.pool,
         store: this.localStore
     })

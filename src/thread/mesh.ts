@@ -28,8 +28,8 @@ export const kStatCommitted = 4
 export const kStatOverflowBytes = 5
 export const kStatPendingCommit = 6
 export const kStatPasses = 7
-/** Replies, sends and followed states this thread's agents wrote to other threads' rings (the slot of a former, unused kStatCommitMs). */
-export const kStatSent = 8
+/** Agent errors this thread raised (reported as 'agent-error' or not: workers report only while someone listens). */
+export const kStatAgentErrors = 8
 export const kStatAlive = 9
 /** 1 while a pass runs: frames taken out of a ring but not yet turned into effects. */
 export const kStatRunning = 10
@@ -41,13 +41,19 @@ export const kStatFollowers = 12
 export const kStatTimers = 13
 /** Durable reminders of the agents this thread owns (resident or not). */
 export const kStatReminders = 14
-/** Agents activated (taken into the agent table: loaded from the store, or created) since the thread started. */
-export const kStatActivations = 15
+/** Frames dropped because they did not decode, or handling them threw (each is also an agent error). */
+export const kStatBadFrames = 15
+/** Sends of committed turns that could not be written to a ring (each is also an agent error). */
+export const kStatFailedSends = 16
 /** CommitStats.values (commit-stats.ts) from here on. */
-export const kStatCommitStats = 16
+export const kStatCommitStats = 17
 /** The thread's GC pauses (observe/gc-pauses.ts: count, total ms, longest ms), written by its observer. */
 export const kStatGc = kStatCommitStats + COMMIT_STATS_SLOTS
-export const STAT_SLOTS = kStatGc + GC_STATS_SLOTS
+/** Replies, sends and followed states this thread's agents wrote to other threads' rings. */
+export const kStatSent = kStatGc + GC_STATS_SLOTS
+/** Agents activated (taken into the agent table: loaded from the store, or created) since the thread started. */
+export const kStatActivations = kStatSent + 1
+export const STAT_SLOTS = kStatActivations + 1
 
 export interface Mesh {
   readonly threads: number
@@ -66,6 +72,11 @@ export interface Mesh {
   readonly clock: SharedArrayBuffer
 }
 
+/** The thread that owns `shard` on a host with `workers` workers: worker 1 + (shard mod workers), or the main thread with none. */
+export function placeShard (shard: number, workers: number): number {
+  return workers === 0 ? 0 : 1 + (shard % workers)
+}
+
 export function createMesh (workers: number, ringBytes: number, clustered = false): Mesh {
   const threads = workers + 1
   const rings: Array<Array<SharedArrayBuffer | null>> = []
@@ -76,7 +87,7 @@ export function createMesh (workers: number, ringBytes: number, clustered = fals
   }
   const shardTable = new SharedArrayBuffer(SHARDS * 2)
   const table = new Uint16Array(shardTable)
-  for (let s = 0; s < SHARDS; s++) table[s] = workers === 0 ? 0 : 1 + (s % workers)
+  for (let s = 0; s < SHARDS; s++) table[s] = placeShard(s, workers)
   return {
     threads,
     ringBytes,

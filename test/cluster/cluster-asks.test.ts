@@ -66,12 +66,12 @@ test('cluster-peers: asks answered, refused and timed out; uws: a route on the c
     b.answer('later', async (value) => { await new Promise((resolve) => setTimeout(resolve, 20)); return (value as number) * 2 })
     b.answer('boom', () => { throw new Error('not today') })
     b.answer('never', () => new Promise(() => {}))
-    assert.throws(() => b.answer('echo', () => 1), /answered already/)
+    assert.throws(() => b.answer('echo', () => 1), { code: 'SHOAL_ERR_INVALID_ARGUMENT', message: /answered already/ })
 
     assert.deepEqual(await a.ask('h1', 'echo', { n: [1, 2] }), { value: { n: [1, 2] }, peer: 'h0' })
     assert.equal(await a.ask('h1', 'later', 21), 42)
-    await assert.rejects(a.ask('h1', 'nothing-here'), /no answer to "nothing-here"/)
-    await assert.rejects(a.ask('h1', 'boom'), /h1: not today/)
+    await assert.rejects(a.ask('h1', 'nothing-here'), { code: 'SHOAL_ERR_PEER_ASK', message: /no answer to "nothing-here"/ })
+    await assert.rejects(a.ask('h1', 'boom'), { code: 'SHOAL_ERR_PEER_ASK', message: /h1: not today/ })
     await assert.rejects(a.ask('h1', 'never', null, { timeoutMs: 100 }), { code: 'SHOAL_ERR_TIMEOUT' })
     await assert.rejects(a.ask('nobody', 'echo'), /nobody/)
 
