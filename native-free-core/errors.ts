@@ -245,6 +245,14 @@ export class NativeAddonError extends ShoalError {
   static override readonly code = 'SHOAL_ERR_NATIVE_ADDON'
 }
 
+/**
+ * Another host of the cluster refused a read-only ask (plugins/cluster/peer-asks.ts): no
+ * plugin answers that topic there, or its handler failed. `data.peer`, `data.topic`.
+ */
+export class PeerAskError extends ShoalError {
+  static override readonly code = 'SHOAL_ERR_PEER_ASK'
+}
+
 type ErrorClass = typeof ShoalError
 
 const byCode = new Map<string, ErrorClass>()
@@ -255,7 +263,7 @@ for (const cls of [
   HostClosedError, StorageError, OffloadError, SimulationError, ShardUnavailableError, ClusterUnavailableError,
   ClusterIdInUseError, LinkUnavailableError, NativeAddonError
 ] as ErrorClass[]) byCode.set(cls.code, cls)
-for (const cls of [WorkerStartError, CapacityExceededError] as ErrorClass[]) byCode.set(cls.code, cls)
+for (const cls of [WorkerStartError, CapacityExceededError, PeerAskError] as ErrorClass[]) byCode.set(cls.code, cls)
 
 /** Every code this build knows, for docs and tests. */
 export const errorCodes: readonly string[] = [...byCode.keys()]

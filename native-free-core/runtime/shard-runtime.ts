@@ -74,6 +74,8 @@ export class ShardRuntime implements ContextHost, TimerHost, FollowHost, CommitH
 
   /** Messages delivered, for stats. */
   messages = 0
+  /** Agents taken into the table (loaded or created), for stats. */
+  activations = 0
   /** Async turns in flight. */
   busy = 0
   /** Durable sends dropped because they had already been applied. */
@@ -170,6 +172,7 @@ export class ShardRuntime implements ContextHost, TimerHost, FollowHost, CommitH
     if (cell === undefined) {
       cell = this.activate(env)
       if (cell === undefined) return
+      this.activations++
     }
     // timer and reminder turns are not messages: no rate limit
     if ((cell.flags & kLimited) !== 0 && isMessage(env.kind) && !this.admit(cell as LimitedCell, env)) return

@@ -31,9 +31,12 @@ import type { Member, Membership } from './membership/index.ts'
 import { resolveClusterOptions } from './options.ts'
 import type { ClusterOptions, ResolvedClusterOptions } from './options.ts'
 import { ClusterRouter } from './router.ts'
-import { ClusterWire, CL_DELETED, CL_SENT_ACK } from './wire.ts'
+import { CL_ANSWER, CL_ASK, CL_DELETED, CL_SENT_ACK, ClusterWire } from './wire.ts'
 import { DurableAcks } from './durable-acks.ts'
 import { ClusterTenancy } from './tenancy.ts'
+import { PeerAsks } from './peer-asks.ts'
+import type { ClusterPeers } from './peer-asks.ts'
+import { DEFAULT_LEASE_TTL_S } from './membership/index.ts'
 
 /** Help texts of the tenancy figures (tenancy.ts) as metrics. */
 const TENANCY_HELP: Readonly<Record<string, string>> = {
@@ -63,6 +66,8 @@ export class ClusterPlugin implements HostPlugin, ClusterView {
   private acks!: DurableAcks
   private store!: Store
   private tenancy!: ClusterTenancy
+  /** Read-only questions to and from the other hosts (peer-asks.ts), shared as 'cluster-peers'. */
+  private asks!: PeerAsks
   private closing = false
   /** etcd: the registration started in setup, awaited in start. */
   private joining: Promise<void> | null = null
@@ -114,15 +119,21 @@ export class ClusterPlugin implements HostPlugin, ClusterView {
       heartbeatMs: o.heartbeatMs,
       maxQueueBytes: o.maxLinkQueueBytes
     })
+    this.asks = new PeerAsks(this.wire, (peer) => this.links.writer(peer))
     this.router = new ClusterRouter(o.id, this.links, (peer, kind, frame) => {
       const decoded = this.wire.read(frame)
       if (decoded === undefined) return
       if (kind === CL_SENT_ACK || kind === CL_DELETED) this.acks.onFrame(peer, kind, decoded.value)
+      else if (kind === CL_ASK || kind === CL_ANSWER) this.asks.onFrame(peer, kind, decoded.id, decoded.value)
       else if (!this.tenancy.frame(peer, kind, decoded.id, decoded.value)) this.handover.onFrame(peer, kind, decoded.id, decoded.value)
     })
     this.gateway = host.gateway({ route: (frame) => this.router.route(frame), applied: (acks) => this.acks.applied(acks) })
     this.router.attach(this.gateway)
     const bound = await this.links.listen()
+    // for the plugins beside this one (the dashboard): the link server's app, to serve from
+    // the same port, and read-only asks to the other members — the only two ways in
+    host.provide('uws', { app: this.links.app, host: bound.host, port: bound.port })
+    host.provide('cluster-peers', this.peers())
     const address = o.advertise ?? `${bound.host === '0.0.0.0' ? '127.0.0.1' : bound.host}:${bound.port}`
     this.membership = o.membership.kind === 'static'
       ? new StaticMembership({ id: o.id, address, members: o.membership.entries })
@@ -166,6 +177,7 @@ export class ClusterPlugin implements HostPlugin, ClusterView {
     this.links.on('down', (peer) => {
       this.router.down(peer)
       this.tenancy.down(peer)
+      this.asks.down(peer)
     })
     this.membership.on('members', (members) => {
       this.onMembers(members)
@@ -227,6 +239,7 @@ export class ClusterPlugin implements HostPlugin, ClusterView {
       this.handover.close()
       this.acks.close()
       await this.tenancy.close()
+      this.asks.close()
       await this.membership.close().catch(() => {})
       await this.links.close()
     }
@@ -360,6 +373,25 @@ export class ClusterPlugin implements HostPlugin, ClusterView {
       gauge(metric, TENANCY_HELP[name] ?? name, value)
     }
     return lines.join('\n') + '\n'
+  }
+
+  /** What 'cluster-peers' shares (peer-asks.ts). */
+  private peers (): ClusterPeers {
+    const membership = (): Membership => this.membership
+    const o = this.options
+    return {
+      self: o.id,
+      view: this,
+      map: () => membership().map(),
+      leader: () => membership().leader(),
+      lease: () => {
+        const m = membership()
+        if (!(m instanceof EtcdMembership) || o.membership.kind !== 'etcd') return null
+        return { id: m.leaseId ?? null, ttlS: o.membership.leaseTtlS ?? DEFAULT_LEASE_TTL_S, fenced: m.fenced }
+      },
+      ask: (peer, topic, value, options) => this.asks.ask(peer, topic, value, options?.timeoutMs),
+      answer: (topic, handler) => { this.asks.answer(topic, handler) }
+    }
   }
 
   // ---- ClusterView -------------------------------------------------------------

@@ -19,6 +19,9 @@
  *   CL_LIST        id = listing      { shards, prefix, type }  host.agents(): list these shards here;
  *                                    or { next } / { cancel }  the next page, or stop (listing/)
  *   CL_LIST_PAGE   id = listing      { ids, partial, complete, missing, done }
+ *   CL_ASK         id = ask token    { topic, value }          a read-only question for a plugin of the
+ *                                                             peer (peer-asks.ts: the dashboard's figures)
+ *   CL_ANSWER      id = ask token    { ok, value | error }     its answer
  *
  * Kinds start at 32: the engine's frame kinds stay below 16, and 0x40 marks held frames
  * inside a host only.
@@ -34,6 +37,8 @@ export const CL_MOVE_ACK = 34
 export const CL_FLUSHED = 35
 export const CL_SENT_ACK = 36
 export const CL_DELETED = 37
+export const CL_ASK = 38
+export const CL_ANSWER = 39
 export const CL_QUOTA_COUNTS = 40
 export const CL_QUOTA_LIMITS = 41
 export const CL_LIST = 42

@@ -34,3 +34,11 @@ export function parseScenarios (text: string): ScenarioName[] {
   if (names.length === 0) throw new InvalidArgumentError('name at least one scenario')
   return names as ScenarioName[]
 }
+
+/** `--dashboard [port]`: no value → 0 (any free port), else a port number. */
+export function parsePort (text: string | true): number {
+  if (text === true) return 0
+  const n = Number(text)
+  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new InvalidArgumentError(`expected a port from 0 to 65535, got "${text}"`)
+  return n
+}

@@ -21,6 +21,7 @@ import { join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { createHost } from '../index.ts'
 import type { Host } from '../index.ts'
+import type { HostPlugin } from '../host/plugin.ts'
 import { stateCodec } from '../thread/codec.ts'
 import { counter } from './bench-agents.ts'
 import { measureBaselines } from './baselines.ts'
@@ -62,6 +63,8 @@ export interface BenchOptions {
   readonly latest: string | null
   /** Progress display: bars on a terminal, plain lines otherwise. */
   readonly plain: boolean
+  /** Serve the live dashboard on 127.0.0.1 at this port during the run (0: any free port), or null. */
+  readonly dashboard?: number | null
 }
 
 const agentsUrl = new URL('./bench-agents.js', import.meta.url)
@@ -95,8 +98,25 @@ function planStore (o: BenchOptions, scratch: string): StorePlan {
   return { kind: 'durable', dataDir: dir, kept: false, note: null }
 }
 
-async function startHost (o: BenchOptions, plan: StorePlan): Promise<[Host, 'durable' | 'memory']> {
-  const base = { agents: agentsUrl, workers: o.workers }
+/** What the CLI uses of `shoal/dashboard`. */
+interface DashboardModule {
+  dashboard (options: { port?: number }): HostPlugin & { readonly url: string | null }
+}
+
+/**
+ * The dashboard plugin, loaded by its package name as an application would load it: src/
+ * never imports plugins/ (the layers run one way), and a run without `--dashboard` loads
+ * nothing of it. The specifier is a variable so that the compiler does not resolve it
+ * through dist/ while building dist/.
+ */
+async function loadDashboard (port: number): Promise<HostPlugin & { readonly url: string | null }> {
+  const specifier = 'shoal/dashboard'
+  const mod = await import(specifier) as DashboardModule
+  return mod.dashboard({ port })
+}
+
+async function startHost (o: BenchOptions, plan: StorePlan, plugins: readonly HostPlugin[]): Promise<[Host, 'durable' | 'memory']> {
+  const base = { agents: agentsUrl, workers: o.workers, plugins }
   if (plan.kind === 'memory') return [await createHost(base), 'memory']
   return [await createHost({ ...base, dataDir: plan.dataDir! }), 'durable']
 }
@@ -139,8 +159,10 @@ export async function runBench (o: BenchOptions, out: NodeJS.WriteStream = proce
     const baselines = o.baselines ? await runBaselines(o, progress, scratch) : null
     const plan = planStore(o, scratch)
     timeline.enter('start host')
-    const [h, store] = await startHost(o, plan)
+    const board = o.dashboard === undefined || o.dashboard === null ? null : await loadDashboard(o.dashboard)
+    const [h, store] = await startHost(o, plan, board === null ? [] : [board])
     host = h
+    if (board !== null) progress.log(`dashboard: ${board.url} (live while the run lasts)`)
     host.on('worker-restart', (e) => progress.log(`worker ${e.thread} restarted${e.error !== null ? `: ${e.error.message}` : ''}`))
     timeline.start(host, kSampleMs)
     const probes = await ThreadProbes.find(host, o.workers === 0 ? 1 : o.workers)

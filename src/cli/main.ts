@@ -4,6 +4,7 @@
  *
  *   shoal bench [--agents 1000000] [--workers N] [--durable | --memory] [--data-dir DIR]
  *               [--duration S] [--scenario activate,fanout,hot,mixed] [--json FILE] [--html FILE]
+ *               [--dashboard [PORT]]
  *
  * `npm start` builds and runs `shoal bench` with the defaults. Option parsing is
  * commander's; values are checked here (a count must be a positive integer, `10M` and
@@ -12,7 +13,7 @@
 import { readFileSync } from 'node:fs'
 import { Command, Option } from 'commander'
 import { defaults } from '../host/options.ts'
-import { parseCount, parseScenarios, parseSeconds } from './args.ts'
+import { parseCount, parsePort, parseScenarios, parseSeconds } from './args.ts'
 import { latestJson, runBench } from './bench-command.ts'
 import { scenarioNames } from './results.ts'
 import type { ScenarioName } from './results.ts'
@@ -35,6 +36,7 @@ interface BenchFlags {
   html?: string
   plain?: boolean
   latest: boolean
+  dashboard?: number
 }
 
 function program (): Command {
@@ -60,6 +62,8 @@ function program (): Command {
     .option('--json <file>', `also write the results JSON here (always written to ${latestJson})`)
     .option('--html <file>', 'write a self-contained HTML report with charts')
     .option('--plain', 'plain progress lines even on a terminal')
+    .addOption(new Option('--dashboard [port]', 'serve the live dashboard (shoal/dashboard) on 127.0.0.1 during the run and print its URL; no port: any free one')
+      .argParser(parsePort).preset(0))
     // tests run the CLI without overwriting a person's last results
     .addOption(new Option('--no-latest', `do not write ${latestJson}`).hideHelp())
     .action(async (flags: BenchFlags) => {
@@ -78,7 +82,8 @@ function program (): Command {
         json: flags.json ?? null,
         html: flags.html ?? null,
         latest: flags.latest ? latestJson : null,
-        plain: flags.plain === true
+        plain: flags.plain === true,
+        dashboard: flags.dashboard ?? null
       })
     })
   return cli

@@ -38,7 +38,7 @@ import { PendingCalls } from './pending-calls.ts'
 import { ThreadLoop } from '../thread/thread-loop.ts'
 import { TestClock } from '../time/test-clock.ts'
 import { OffloadPool } from '../offload/offload-pool.ts'
-import { hostStats, readWorkerStats } from '../observe/host-stats.ts'
+import { hostStats, readGcStats, readWorkerStats } from '../observe/host-stats.ts'
 import type { HostStats } from '../observe/host-stats.ts'
 import { hostMetrics } from '../observe/metrics.ts'
 import { HostQuotas } from '../tenancy/host-quotas.ts'
@@ -58,9 +58,16 @@ import type { ClusterView } from './cluster-view.ts'
 import type { RefOptions } from './routing.ts'
 import { shutDown } from './shutdown.ts'
 import { WorkerSupervisor } from './workers.ts'
+import { inspectOnThread } from '../thread/inspect-agent.ts'
+import type { AgentInspection } from '../thread/inspect-agent.ts'
+import { checkKey, checkName, DEFAULT_QUOTA, idString, printable } from '../../native-free-core/agent/agent-id.ts'
+import { hashId, shardOf } from '../../native-free-core/placement/hash.ts'
+import { SHARD_LOCAL } from '../../native-free-core/placement/shard-state.ts'
+import { HostClosedError, WorkerCrashedError } from '../../native-free-core/errors.ts'
 
 export type { AgentErrorEvent, HostEvents, WorkerRestartEvent } from './host-events.ts'
 export type { AgentFilter } from './listing.ts'
+export type { AgentInspection, AgentReminderInfo } from '../thread/inspect-agent.ts'
 export type { RefOptions } from './routing.ts'
 
 export class Host extends EventEmitter<HostEvents> {
@@ -207,6 +214,11 @@ export class Host extends EventEmitter<HostEvents> {
       registry: this.registry,
       emit: (event, ...args) => (this as EventEmitter).emit(event, ...args),
       stats: () => this.stats(),
+      on: (event, listener) => { (this as EventEmitter).on(event, listener as (...args: unknown[]) => void) },
+      off: (event, listener) => { (this as EventEmitter).off(event, listener as (...args: unknown[]) => void) },
+      quotaList: () => this.hostQuotas.list(),
+      inspect: (type, key, options) => this.inspect(type, key, options),
+      callLatency: () => this.pending.latencyWindow(),
       store: this.localStore,
       gateway: (routes) => {
         if (plugin.routes !== true) throw new InvalidArgumentError(`plugin ${plugin.name} does not declare routes: true`)
@@ -285,11 +297,39 @@ export class Host extends EventEmitter<HostEvents> {
     return this.listing.agents(filter)
   }
 
+  /**
+   * A read-only look at one agent on this host: where it lives (shard, thread), whether it
+   * is resident, its committed state, its first `storageKeys` (default 100) `ctx.storage`
+   * keys and its pending reminders. Delivers nothing: the agent is not activated, no
+   * handler runs (thread/inspect-agent.ts). In a cluster it reports this host's view —
+   * `served` says whether this host serves the agent's shard now.
+   */
+  async inspect (type: string, key: string, options: { readonly quota?: string, readonly storageKeys?: number } = {}): Promise<AgentInspection> {
+    const info = this.registry.get(type) ?? this.registry.require(checkName('type', type))
+    checkKey(key)
+    const quota = options.quota === undefined ? DEFAULT_QUOTA : checkName('quota', options.quota)
+    const limit = options.storageKeys ?? 100
+    if (!Number.isInteger(limit) || limit < 0 || limit > 10_000) throw new InvalidArgumentError(`storageKeys must be an integer from 0 to 10000 (got ${String(limit)})`)
+    if (this.life.closed) throw new HostClosedError()
+    const id = idString(quota, info.type, key)
+    const hash = hashId(id)
+    const shard = shardOf(hash)
+    const thread = this.loop.ownerOf(hash)
+    const states = this.mesh.shardStates
+    const served = states === null || new Uint8Array(states)[shard] === SHARD_LOCAL
+    const runtime = this.loop.runtime
+    const seen = thread === 0 && runtime !== null
+      ? inspectOnThread(runtime, id, hash, info.index, limit)
+      : await this.workers.inspect(thread, id, hash, info.index, limit)
+    if (seen === null) throw new WorkerCrashedError(`worker ${thread} is restarting: agent ${printable(id)} cannot be inspected now, retry`, { thread })
+    return { id: { quota, type: info.type, key }, shard, thread, served, ...seen }
+  }
+
   /** Per-thread figures read from shared memory (no round trip), and the host's own. */
   stats (): HostStats {
     const workers = this.ownerThreads().map((t) => readWorkerStats(this.mesh, t, this.workers.restartsOf(t)))
     const stats = hostStats(this.mesh, workers, {
-      pendingCalls: this.pending.size, agentErrorsDropped: this.workers.agentErrorsDropped, offload: this.pool?.stats() ?? null
+      pendingCalls: this.pending.size, agentErrorsDropped: this.workers.agentErrorsDropped, mainGc: readGcStats(this.mesh, 0), offload: this.pool?.stats() ?? null
     })
     for (const plugin of this.options.plugins) {
       const extra = plugin.stats?.()

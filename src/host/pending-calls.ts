@@ -11,6 +11,7 @@
  */
 import { AbortedError, InvalidArgumentError, TimeoutError, errorFromWire } from '../../native-free-core/errors.ts'
 import type { ShoalError, WireError } from '../../native-free-core/errors.ts'
+import { CallLatencyWindow } from '../observe/call-latency.ts'
 
 class Pending {
   readonly resolve: (value: unknown) => void
@@ -30,6 +31,8 @@ class Pending {
 
   /** Deadline under the host's default timeout (Date.now() ms), or 0. */
   deadline = 0
+  /** performance.now() when registered, while a latency window is open (observe/call-latency.ts); else 0. */
+  startMs = 0
   timer: ReturnType<typeof setTimeout> | null = null
   signal: AbortSignal | null = null
   onAbort: (() => void) | null = null
@@ -69,6 +72,8 @@ export class PendingCalls {
   private nextId = 1
   private readonly defaultTimeoutMs: number
   private sweeper: ReturnType<typeof setInterval> | null = null
+  /** Open call-latency windows: round trips are measured only while there is one. */
+  private readonly latency: CallLatencyWindow[] = []
 
   constructor (defaultTimeoutMs: number) {
     this.defaultTimeoutMs = defaultTimeoutMs
@@ -87,6 +92,7 @@ export class PendingCalls {
       pending = new Pending(resolve, reject, thread, epoch, what)
     })
     this.calls.set(id, pending)
+    if (this.latency.length !== 0) pending.startMs = performance.now()
     const timeoutMs = options?.timeoutMs ?? this.defaultTimeoutMs
     if (options?.timeoutMs !== undefined) {
       if (timeoutMs > 0) pending.timer = setTimeout(() => this.settleTimeout(id, timeoutMs), timeoutMs)
@@ -107,8 +113,17 @@ export class PendingCalls {
   settle (id: number, ok: boolean, value: unknown): void {
     const p = this.take(id)
     if (p === undefined) return
+    if (p.startMs !== 0) {
+      const us = (performance.now() - p.startMs) * 1000
+      for (const w of this.latency) w.record(us)
+    }
     if (ok) p.resolve(value)
     else p.reject(errorFromWire(value as WireError))
+  }
+
+  /** Measure the round trips of the calls registered from now on, until the window is closed. */
+  latencyWindow (): CallLatencyWindow {
+    return new CallLatencyWindow(this.latency)
   }
 
   fail (id: number, error: ShoalError): void {

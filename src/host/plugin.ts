@@ -17,6 +17,9 @@ import type { Store } from '../../native-free-core/storage/store.ts'
 import type { Gateway, RemoteRoutes } from './gateway.ts'
 import type { HostEvents } from './host-events.ts'
 import type { HostStats } from '../observe/host-stats.ts'
+import type { CallLatencyWindow } from '../observe/call-latency.ts'
+import type { QuotaInfo } from '../tenancy/host-quotas.ts'
+import type { AgentInspection } from '../thread/inspect-agent.ts'
 import type { PluginQuotas } from '../tenancy/host-quotas.ts'
 import type { AgentLister } from './agent-query.ts'
 
@@ -63,8 +66,17 @@ export interface PluginHost {
   readonly registry: AgentRegistry
   /** Emit one of the host's events (`cluster-change`, ...). */
   emit<K extends keyof HostEvents> (event: K, ...args: HostEvents[K]): boolean
-  /** The host's own figures (without the plugins'). */
+  /** The host's figures, `host.stats()` (a plugin's own `stats()` must not call it: it is part of it). */
   stats (): HostStats
+  /** Listen to one of the host's events (`worker-restart`, `agent-error`, `cluster-change`); `off` stops. */
+  on<K extends keyof HostEvents> (event: K, listener: (...args: HostEvents[K]) => void): void
+  off<K extends keyof HostEvents> (event: K, listener: (...args: HostEvents[K]) => void): void
+  /** Every quota with its limit and count (`host.quotas.list()`). */
+  quotaList (): QuotaInfo[]
+  /** `host.inspect(...)`: a read-only look at one agent on this host. */
+  inspect (type: string, key: string, options?: { readonly quota?: string, readonly storageKeys?: number }): Promise<AgentInspection>
+  /** Measure the round trips of this host's calls from now on (observe/call-latency.ts); close the window when done. */
+  callLatency (): CallLatencyWindow
   /**
    * The main thread's handle on the store (LMDB with `dataDir`; the main thread's own
    * memory store with `workers: 0`), or null (workers keep memory stores of their own).

@@ -24,6 +24,7 @@ import type { HostLifecycle } from './lifecycle.ts'
 import type { ResolvedHostOptions } from './options.ts'
 import type { PendingCalls } from './pending-calls.ts'
 import type { WorkerRestartEvent } from './host-events.ts'
+import type { ThreadInspection } from '../thread/inspect-agent.ts'
 
 const workerUrl = new URL('../thread/worker-entry.js', import.meta.url)
 
@@ -65,6 +66,7 @@ export class WorkerSupervisor {
   private readonly parts: SupervisorParts
   private readonly slots: WorkerSlot[] = []
   private readonly listings = new Map<number, (ids: readonly string[]) => void>()
+  private readonly inspections = new Map<number, (result: ThreadInspection | null) => void>()
   private nextListing = 0
   private quotaSeq = 0
   /** Agent-error reports the workers dropped because a batch was full (see AgentErrorReporter). */
@@ -124,6 +126,27 @@ export class WorkerSupervisor {
       worker.postMessage({ type: 'list', req, prefix } satisfies ControlMessage)
     })))
     return parts.flat()
+  }
+
+  /**
+   * What worker `thread` knows of agent `id` (thread/inspect-agent.ts); null if the worker
+   * is down or restarting, or dies before answering.
+   */
+  inspect (thread: number, id: string, hash: number, typeIdx: number, limit: number): Promise<ThreadInspection | null> {
+    const slot = this.slots[thread - 1]
+    const worker = slot?.worker ?? null
+    if (slot === undefined || worker === null || !slot.ready) return Promise.resolve(null)
+    return new Promise((resolve) => {
+      const req = ++this.nextListing
+      // a worker that dies before answering answers nothing (the listener goes with the answer)
+      const died = (): void => { if (this.inspections.delete(req)) resolve(null) }
+      this.inspections.set(req, (result) => {
+        worker.off('exit', died)
+        resolve(result)
+      })
+      worker.once('exit', died)
+      worker.postMessage({ type: 'inspect', req, id, hash, typeIdx, limit } satisfies ControlMessage)
+    })
   }
 
   /** Send a directory change to every worker and wait until each has applied it (or died). */
@@ -192,6 +215,10 @@ export class WorkerSupervisor {
           for (const e of m.errors) this.parts.agentError(e.id, e.method, e.error)
         } else if (m.type === 'quota-ack') {
           slot.quotaAcks.get(m.seq)?.()
+        } else if (m.type === 'inspected') {
+          const resolve = this.inspections.get(m.req)
+          this.inspections.delete(m.req)
+          resolve?.(m.result)
         } else if (m.type === 'listed') {
           const resolve = this.listings.get(m.req)
           this.listings.delete(m.req)

@@ -7,12 +7,14 @@
 import {
   kCommitLastBatch, kCommitLastLatencyMs, kCommitLatencyCount, kCommitLatencyMaxMs, kCommitLatencySumMs
 } from '../../native-free-core/runtime/commit-stats.ts'
+import { LATENCY_BOUNDS_MS, kCommitLatencyBuckets } from '../../native-free-core/runtime/commit-stats.ts'
 import { ringDepth } from '../../native-free-core/ring/ring-queue.ts'
 import {
   kStatActive, kStatAgentErrors, kStatAlive, kStatBadFrames, kStatBusy, kStatCommitStats, kStatCommits, kStatCommitted,
-  kStatFailedSends, kStatFollowers, kStatMessages, kStatOverflowBytes, kStatPasses, kStatRateLimited, kStatReminders,
-  kStatTimers, statsView
+  kStatFailedSends, kStatFollowers, kStatGc, kStatMessages, kStatOverflowBytes, kStatPasses, kStatRateLimited, kStatReminders,
+  kStatTimers, kStatActivations, kStatSent, statsView
 } from '../thread/mesh.ts'
+import { kGcCount, kGcMaxMs, kGcTotalMs } from './gc-pauses.ts'
 import type { Mesh } from '../thread/mesh.ts'
 import type { OffloadStats } from '../offload/offload-pool.ts'
 
@@ -23,6 +25,10 @@ export interface WorkerStats {
   readonly activeAgents: number
   /** Messages delivered to agents since the thread started (timer and reminder turns included). */
   readonly messages: number
+  /** Messages the thread's agents sent out since it started: replies, `ctx.send`s and followed states. */
+  readonly sent: number
+  /** Agents activated (loaded from the store or created) since the thread started. */
+  readonly activations: number
   /** Agents with a pending ctx.timeout or idle check (entries in the thread's timing wheel). */
   readonly timers: number
   /** Durable reminders of the agents the thread owns, resident or not. */
@@ -42,6 +48,11 @@ export interface WorkerStats {
   readonly lastCommitLatencyMs: number
   readonly meanCommitLatencyMs: number
   readonly maxCommitLatencyMs: number
+  /**
+   * Commits per latency bucket since the thread started, not cumulative: one count per
+   * bound of LATENCY_BOUNDS_MS (native-free-core/runtime/commit-stats.ts), then +Inf.
+   */
+  readonly commitLatencyBuckets: readonly number[]
   /** Bytes waiting in the rings into this thread. */
   readonly ringDepthBytes: number
   /** Bytes this thread holds in overflow because a ring it writes to is full. */
@@ -61,6 +72,19 @@ export interface WorkerStats {
   readonly badFrames: number
   /** `ctx.send`s of committed turns that could not be written to a ring (too large for it, ...). */
   readonly failedSends: number
+  /** Garbage-collection pauses of this thread since it started (PerformanceObserver 'gc'). */
+  readonly gcPauses: number
+  /** Their total duration, ms: time this thread's JavaScript stood still. */
+  readonly gcPauseTotalMs: number
+  /** The longest one, ms. */
+  readonly gcPauseMaxMs: number
+}
+
+/** One thread's GC pauses since it started (see gc-pauses.ts). */
+export interface ThreadGcStats {
+  readonly gcPauses: number
+  readonly gcPauseTotalMs: number
+  readonly gcPauseMaxMs: number
 }
 
 export interface HostStats {
@@ -76,6 +100,8 @@ export interface HostStats {
   /** Every thread's `failedSends`. */
   readonly failedSends: number
   readonly workers: readonly WorkerStats[]
+  /** The main thread's GC pauses (with `workers: 0` also in `workers[0]`). */
+  readonly mainGc: ThreadGcStats
   /** The piscina pool, when the host has `offload`. */
   readonly offload: OffloadStats | null
 }
@@ -90,6 +116,11 @@ export function inboundDepth (mesh: Mesh, thread: number): number {
   return depth
 }
 
+export function readGcStats (mesh: Mesh, thread: number): ThreadGcStats {
+  const s = statsView(mesh, thread)
+  return { gcPauses: s[kStatGc + kGcCount]!, gcPauseTotalMs: s[kStatGc + kGcTotalMs]!, gcPauseMaxMs: s[kStatGc + kGcMaxMs]! }
+}
+
 export function readWorkerStats (mesh: Mesh, thread: number, restarts: number): WorkerStats {
   const s = statsView(mesh, thread)
   const commits = s[kStatCommits]!
@@ -99,6 +130,8 @@ export function readWorkerStats (mesh: Mesh, thread: number, restarts: number): 
     alive: s[kStatAlive] === 1,
     activeAgents: s[kStatActive]!,
     messages: s[kStatMessages]!,
+    sent: s[kStatSent]!,
+    activations: s[kStatActivations]!,
     timers: s[kStatTimers]!,
     reminders: s[kStatReminders]!,
     passes: s[kStatPasses]!,
@@ -110,11 +143,15 @@ export function readWorkerStats (mesh: Mesh, thread: number, restarts: number): 
     lastCommitLatencyMs: s[kStatCommitStats + kCommitLastLatencyMs]!,
     meanCommitLatencyMs: measured === 0 ? 0 : s[kStatCommitStats + kCommitLatencySumMs]! / measured,
     maxCommitLatencyMs: s[kStatCommitStats + kCommitLatencyMaxMs]!,
+    commitLatencyBuckets: Array.from(s.subarray(kStatCommitStats + kCommitLatencyBuckets, kStatCommitStats + kCommitLatencyBuckets + LATENCY_BOUNDS_MS.length + 1)),
     ringDepthBytes: inboundDepth(mesh, thread),
     overflowBytes: s[kStatOverflowBytes]!,
     restarts,
     rateLimited: s[kStatRateLimited]!,
     followers: s[kStatFollowers]!,
+    gcPauses: s[kStatGc + kGcCount]!,
+    gcPauseTotalMs: s[kStatGc + kGcTotalMs]!,
+    gcPauseMaxMs: s[kStatGc + kGcMaxMs]!,
     agentErrors: s[kStatAgentErrors]!,
     badFrames: s[kStatBadFrames]!,
     failedSends: s[kStatFailedSends]!
@@ -128,6 +165,7 @@ export function readWorkerStats (mesh: Mesh, thread: number, restarts: number): 
 export function hostStats (mesh: Mesh, workers: readonly WorkerStats[], own: {
   readonly pendingCalls: number
   readonly agentErrorsDropped: number
+  readonly mainGc: ThreadGcStats
   readonly offload: OffloadStats | null
 }): HostStats {
   let activeAgents = 0
@@ -157,6 +195,7 @@ export function hostStats (mesh: Mesh, workers: readonly WorkerStats[], own: {
     badFrames,
     failedSends,
     workers,
+    mainGc: own.mainGc,
     offload: own.offload
   }
 }

@@ -17,6 +17,7 @@ import { createRing } from '../../native-free-core/ring/ring-queue.ts'
 import { DOORBELL_BYTES } from '../../native-free-core/ring/doorbell.ts'
 import { COMMIT_STATS_SLOTS } from '../../native-free-core/runtime/commit-stats.ts'
 import { createClock } from '../time/thread-clock.ts'
+import { GC_STATS_SLOTS } from '../observe/gc-pauses.ts'
 
 /** Per-thread stats words (Float64Array slots); written by the owner at the end of each pass. */
 export const kStatMessages = 0
@@ -46,7 +47,13 @@ export const kStatBadFrames = 15
 export const kStatFailedSends = 16
 /** CommitStats.values (commit-stats.ts) from here on. */
 export const kStatCommitStats = 17
-export const STAT_SLOTS = kStatCommitStats + COMMIT_STATS_SLOTS
+/** The thread's GC pauses (observe/gc-pauses.ts: count, total ms, longest ms), written by its observer. */
+export const kStatGc = kStatCommitStats + COMMIT_STATS_SLOTS
+/** Replies, sends and followed states this thread's agents wrote to other threads' rings. */
+export const kStatSent = kStatGc + GC_STATS_SLOTS
+/** Agents activated (taken into the agent table: loaded from the store, or created) since the thread started. */
+export const kStatActivations = kStatSent + 1
+export const STAT_SLOTS = kStatActivations + 1
 
 export interface Mesh {
   readonly threads: number

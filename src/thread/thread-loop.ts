@@ -31,6 +31,7 @@ import { shardOf } from '../../native-free-core/placement/hash.ts'
 import type { ShardRuntime } from '../../native-free-core/runtime/shard-runtime.ts'
 import type { RuntimeOutput } from '../../native-free-core/runtime/ports.ts'
 import { toWire } from '../../native-free-core/errors.ts'
+import { kStatActivations, kStatSent } from './mesh.ts'
 import type { WireError } from '../../native-free-core/errors.ts'
 import { FRAME_CONTROL, FRAME_REPLY, FRAME_STATE, FRAME_TASK, FrameReader, FrameWriter, KIND_HELD } from './frame-codec.ts'
 import { FrameBuffer } from './frame-buffer.ts'
@@ -44,10 +45,11 @@ import type { Envelope } from '../../native-free-core/agent/envelope.ts'
 import type { Mesh } from './mesh.ts'
 import {
   kStatActive, kStatAlive, kStatBusy, kStatCommits, kStatCommitted, kStatMessages, kStatOverflowBytes,
-  kStatPasses, kStatPendingCommit, kStatRateLimited, kStatFollowers, kStatReminders, kStatRunning, kStatCommitStats, kStatTimers, statsView,
+  kStatPasses, kStatPendingCommit, kStatRateLimited, kStatFollowers, kStatReminders, kStatRunning, kStatCommitStats, kStatTimers, kStatGc, statsView,
   kStatAgentErrors, kStatBadFrames, kStatFailedSends
 } from './mesh.ts'
 import { ClockView } from '../time/thread-clock.ts'
+import { threadGcPauses } from '../observe/gc-pauses.ts'
 
 /** Bytes of frames taken from one ring per pass: bounds a pass to a few ms so timers and I/O interleave. */
 const RING_BUDGET_BYTES = 256 * 1024
@@ -120,7 +122,11 @@ export class ThreadLoop implements RuntimeOutput {
   /** Where a decoded message is encoded before it leaves (the main thread forwarding to its router). */
   private scratchFrames: FrameBuffer | null = null
 
+  /** Replies, sends and followed states the runtime wrote (RuntimeOutput), for stats. */
+  private sent = 0
   private running = false
+  /** This thread's GC pauses are mirrored into its stats words (between start and stop). */
+  private observingGc = false
   private scheduled = false
   private parked = false
   private again = false
@@ -225,6 +231,10 @@ export class ThreadLoop implements RuntimeOutput {
   start (): void {
     this.bell.cancelSleep()
     this.stats[kStatAlive] = 1
+    if (!this.observingGc) {
+      this.observingGc = true
+      threadGcPauses.start(this.stats, kStatGc)
+    }
     // a restarted worker joins a running clock, and its predecessor's words are stale
     this.clock.setNextDue(this.index, -1)
     this.clock.setParkedAt(this.index, -1)
@@ -245,6 +255,10 @@ export class ThreadLoop implements RuntimeOutput {
   stop (): void {
     this.stopped = true
     this.stats[kStatAlive] = 0
+    if (this.observingGc) {
+      this.observingGc = false
+      threadGcPauses.stop(this.stats)
+    }
     if (this.parked) this.bell.ring()
   }
 
@@ -254,6 +268,7 @@ export class ThreadLoop implements RuntimeOutput {
     const ring = this.producers[replyTo]
     if (ring == null) return // the caller's thread is gone (restarting): its calls already failed
     this.writer.reply(ring, callId, ok, value)
+    this.sent++
     this.touched(replyTo)
   }
 
@@ -262,6 +277,7 @@ export class ThreadLoop implements RuntimeOutput {
     try {
       this.writer.send(this.producers[to]!, id, hash, typeIdx, methodIdx, payload, durable)
       this.touched(to)
+      this.sent++
     } catch (err) {
       // the turn already committed: the send cannot fail its handler any more — report it
       this.failedSends++
@@ -283,6 +299,7 @@ export class ThreadLoop implements RuntimeOutput {
       this.writer.result(ring, FRAME_STATE, followId, false, value)
     }
     this.touched(thread)
+    this.sent++
   }
 
   applied (id: string, hash: number, send: SendId): void {
@@ -613,6 +630,7 @@ export class ThreadLoop implements RuntimeOutput {
   publishStats (): void {
     const s = this.stats
     s[kStatPasses] = this.passes
+    s[kStatSent] = this.sent
     s[kStatAgentErrors] = this.agentErrors
     s[kStatBadFrames] = this.badFrames
     s[kStatFailedSends] = this.failedSends
@@ -629,6 +647,7 @@ export class ThreadLoop implements RuntimeOutput {
       s.set(rt.commitStats.values, kStatCommitStats)
       s[kStatTimers] = rt.timers.size
       s[kStatReminders] = rt.reminders.size
+      s[kStatActivations] = rt.activations
     }
     let overflow = 0
     for (const ring of this.producers) if (ring != null && ring.overflowing) overflow += ring.overflowBytes

@@ -26,6 +26,8 @@ import type { QuotaSnapshot, QuotaUpdate } from '../tenancy/host-quotas.ts'
 import { QuotaCounters } from '../../native-free-core/tenancy/quota-counters.ts'
 import { QuotaDirectory, QuotaGate } from '../../native-free-core/tenancy/quota-gate.ts'
 import type { AgentErrorReport } from '../observe/agent-error-reporter.ts'
+import { inspectOnThread } from './inspect-agent.ts'
+import type { ThreadInspection } from './inspect-agent.ts'
 
 export interface WorkerData {
   readonly index: number
@@ -57,6 +59,8 @@ export type ControlMessage =
    * memory store. Answered with 'listed'.
    */
   | { readonly type: 'list', readonly req: number, readonly prefix: string }
+  /** Read-only look at one agent this thread owns (inspect-agent.ts). Answered with 'inspected'. */
+  | { readonly type: 'inspect', readonly req: number, readonly id: string, readonly hash: number, readonly typeIdx: number, readonly limit: number }
 
 export type WorkerMessage =
   | { readonly type: 'ready' }
@@ -64,6 +68,7 @@ export type WorkerMessage =
   | { readonly type: 'agent-errors', readonly errors: readonly AgentErrorReport[], readonly dropped: number }
   | { readonly type: 'quota-ack', readonly seq: number }
   | { readonly type: 'listed', readonly req: number, readonly ids: readonly string[] }
+  | { readonly type: 'inspected', readonly req: number, readonly result: ThreadInspection }
 
 const data = workerData as WorkerData
 const port = parentPort!
@@ -124,6 +129,9 @@ port.on('message', (m: ControlMessage) => {
       break
     case 'list':
       post({ type: 'listed', req: m.req, ids: threadIds(m.prefix) })
+      break
+    case 'inspect':
+      post({ type: 'inspected', req: m.req, result: inspectOnThread(runtime, m.id, m.hash, m.typeIdx, m.limit) })
       break
   }
 })

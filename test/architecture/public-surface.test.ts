@@ -26,7 +26,7 @@ const kGlobal = new Set([
   'Array', 'ArrayBufferLike', 'AsyncGenerator', 'AsyncIterable', 'AsyncIterableIterator', 'AbortSignal', 'Awaited',
   'Date', 'Error', 'ErrorOptions', 'Float64Array', 'Infinity', 'Int32Array', 'Iterable', 'Map', 'NaN', 'Omit', 'Partial',
   'Pick', 'Promise', 'PromiseLike', 'Readonly', 'ReadonlyArray', 'ReadonlyMap', 'ReadonlySet', 'Record', 'Set',
-  'SharedArrayBuffer', 'Symbol', 'URL', 'Uint16Array', 'Uint8Array'
+  'SharedArrayBuffer', 'Symbol', 'URL', 'Uint16Array', 'Uint32Array', 'Uint8Array'
 ])
 
 interface Declared { readonly file: string, readonly text: string }

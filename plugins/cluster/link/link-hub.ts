@@ -141,6 +141,8 @@ export class LinkHub extends EventEmitter<LinkHubEvents> {
   private readonly wsClients = new Set<WsClient>()
   private readonly host: ConnectionHost
   private uws: typeof Uws | null = null
+  /** The uWebSockets.js app behind the server, once listening (shared with the dashboard: see `app`). */
+  private uwsApp: Uws.TemplatedApp | null = null
   private listenSocket: Uws.us_listen_socket | null = null
   private bound: { host: string, port: number } | null = null
   private listening: Promise<{ host: string, port: number }> | null = null
@@ -196,6 +198,7 @@ export class LinkHub extends EventEmitter<LinkHubEvents> {
     const uws = uwsForServer((m) => { this.logger.warn(m) })
     this.uws = uws
     const app = uws.App()
+    this.uwsApp = app
     app.ws<UwsUserData>(LINK_PATH, {
       compression: uws.DISABLED,
       maxPayloadLength: this.maxBatchBytes,
@@ -243,6 +246,16 @@ export class LinkHub extends EventEmitter<LinkHubEvents> {
   /** Where the hub listens, once `listen()` resolved. */
   get address (): { host: string, port: number } | null {
     return this.bound
+  }
+
+  /**
+   * The uWebSockets.js app the hub listens with, once `listen()` resolved: other plugins
+   * may add HTTP and WebSocket routes of their own to it (the dashboard serves its page
+   * here), so a host opens one port. Their routes must stay off LINK_PATH; uWS matches a
+   * route more specific than the hub's catch-all first, whenever it was added.
+   */
+  get app (): Uws.TemplatedApp | null {
+    return this.uwsApp
   }
 
   /**
