@@ -133,7 +133,7 @@ export type ToChild = { readonly t: 'cmd', readonly seq: number, readonly cmd: C
 
 export interface ReadyInfo {
   readonly pid: number
-  /** createHost's time, ms. */
+  /** createHost's time, ms (the plugins' modules loaded before). */
   readonly startMs: number
   /** `host.cluster` when the host has a cluster plugin, else null. */
   readonly cluster: ClusterInfo | null
@@ -141,6 +141,7 @@ export interface ReadyInfo {
 
 export type FromChild =
   | { readonly t: 'ready', readonly info: ReadyInfo }
+  /** `elapsedMs`: from the createHost call (after the plugins' modules loaded) to its rejection. */
   | { readonly t: 'failed', readonly error: ErrorInfo, readonly elapsedMs: number }
   | { readonly t: 'res', readonly seq: number, readonly ok: true, readonly value: unknown }
   | { readonly t: 'res', readonly seq: number, readonly ok: false, readonly error: ErrorInfo }
