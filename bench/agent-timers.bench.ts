@@ -1,5 +1,5 @@
 /**
- * Agent timers and idle passivation through the engine (design §4 "Ticks", §8), each
+ * Agent timers and idle passivation through the engine (docs/architecture.md §7, §10), each
  * figure beside a baseline measured in this run. The timing wheel's own figures
  * (10,000,000 timers held, schedule+cancel vs setTimeout, one tick expiring 100,000)
  * are in timing-wheel.bench.ts; this suite measures what the engine adds on top:

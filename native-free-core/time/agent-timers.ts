@@ -1,6 +1,6 @@
 /**
  * The timers of one shard runtime's agents — every `ctx.timeout` and every idle
- * deadline — in one hierarchical timing wheel (design §4 "Ticks"), advanced by the
+ * deadline — in one hierarchical timing wheel (docs/architecture.md §7), advanced by the
  * host clock's ticks.
  *
  * One wheel entry per agent at most, due at the agent's next event:

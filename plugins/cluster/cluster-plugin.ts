@@ -15,7 +15,7 @@
  * member key, the first map), then adopts its shards; close leaves — etcd: the host says
  * it is leaving, the leader moves every shard away, and it stops once it owns none.
  */
-import { InvalidOptionError, ShoalError, messageOf } from '../../native-free-core/errors.ts'
+import { InvalidOptionError, TimeoutError, messageOf } from '../../native-free-core/errors.ts'
 import { hashId, shardOf } from '../../native-free-core/placement/hash.ts'
 import { idString, DEFAULT_QUOTA } from '../../native-free-core/agent/agent-id.ts'
 import { isSettled, ownerOf as mapOwnerOf, shardsOf } from '../../native-free-core/placement/shard-map.ts'
@@ -37,7 +37,9 @@ const PROTOCOL = 1
 
 export class ClusterPlugin implements HostPlugin, ClusterView {
   readonly name = 'cluster'
+  /** @internal */
   readonly routes = true
+  /** @internal */
   readonly options: ResolvedClusterOptions
   private host!: PluginHost
   private gateway!: Gateway
@@ -69,6 +71,7 @@ export class ClusterPlugin implements HostPlugin, ClusterView {
 
   // ---- HostPlugin --------------------------------------------------------------
 
+  /** @internal */
   async setup (host: PluginHost): Promise<void> {
     this.host = host
     host.expose('cluster', this)
@@ -131,6 +134,7 @@ export class ClusterPlugin implements HostPlugin, ClusterView {
     }
   }
 
+  /** @internal */
   async start (): Promise<void> {
     try {
       await this.membership.start()
@@ -143,6 +147,7 @@ export class ClusterPlugin implements HostPlugin, ClusterView {
     this.checkSettled()
   }
 
+  /** @internal */
   async close (): Promise<void> {
     if (this.closing) return
     this.closing = true
@@ -175,7 +180,7 @@ export class ClusterPlugin implements HostPlugin, ClusterView {
     }
     const deadline = Date.now() + timeoutMs
     while (!done()) {
-      if (Date.now() > deadline) throw new ShoalError(`still owning ${shardsOf(this.membership.map()!, id).length} shard(s) after ${timeoutMs} ms`)
+      if (Date.now() > deadline) throw new TimeoutError(`still owning ${shardsOf(this.membership.map()!, id).length} shard(s) after ${timeoutMs} ms`)
       await new Promise<void>((resolve) => {
         const wake = (): void => {
           clearTimeout(timer)
@@ -191,6 +196,7 @@ export class ClusterPlugin implements HostPlugin, ClusterView {
     await this.handover.reconcile()
   }
 
+  /** @internal */
   stats (): Record<string, unknown> {
     const links = this.links.stats()
     const map = this.membership.map()
@@ -226,6 +232,7 @@ export class ClusterPlugin implements HostPlugin, ClusterView {
     }
   }
 
+  /** @internal */
   metrics (): string {
     const links = this.links.stats()
     const h = this.handover
@@ -274,7 +281,7 @@ export class ClusterPlugin implements HostPlugin, ClusterView {
       const timeoutMs = options.timeoutMs ?? 60_000
       const timer = setTimeout(() => {
         this.settledWaiters = this.settledWaiters.filter((w) => w !== done)
-        reject(new ShoalError(`the cluster did not settle within ${timeoutMs} ms (epoch ${this.epoch}, ${this.handover.moving} shard(s) moving here)`))
+        reject(new TimeoutError(`the cluster did not settle within ${timeoutMs} ms (epoch ${this.epoch}, ${this.handover.moving} shard(s) moving here)`))
       }, timeoutMs)
       const done = (): void => {
         clearTimeout(timer)

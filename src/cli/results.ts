@@ -180,7 +180,7 @@ export function summarize (r: Parts): Summary {
   }
 }
 
-/** The summary table: each engine figure beside its same-run baseline and DESIGN §8 target. */
+/** The summary table: each engine figure beside its same-run baseline and target (docs/architecture.md §10). */
 export function summaryRows (r: Parts): SummaryRow[] {
   const rows: SummaryRow[] = []
   const b = r.baselines

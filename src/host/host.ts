@@ -37,7 +37,7 @@ import { PendingCalls } from './pending-calls.ts'
 import { ThreadLoop } from '../thread/thread-loop.ts'
 import { TestClock } from '../time/test-clock.ts'
 import { OffloadPool } from '../offload/offload-pool.ts'
-import { readWorkerStats } from '../observe/host-stats.ts'
+import { hostStats, readWorkerStats } from '../observe/host-stats.ts'
 import type { HostStats } from '../observe/host-stats.ts'
 import { hostMetrics } from '../observe/metrics.ts'
 import { HostQuotas } from '../tenancy/host-quotas.ts'
@@ -63,7 +63,9 @@ export type { AgentFilter } from './listing.ts'
 export type { RefOptions } from './routing.ts'
 
 export class Host extends EventEmitter<HostEvents> {
+  /** @internal */
   readonly options: ResolvedHostOptions
+  /** @internal */
   readonly registry: AgentRegistry
   private readonly mesh: Mesh
   private readonly loop: ThreadLoop
@@ -90,7 +92,7 @@ export class Host extends EventEmitter<HostEvents> {
   /** What this host knows of its cluster (the cluster plugin fills it in). */
   readonly cluster: ClusterView = notClustered
 
-  /** Use `createHost`. */
+  /** @internal Use `createHost`. */
   constructor (options: ResolvedHostOptions, registry: AgentRegistry, pool: OffloadPool | null = null) {
     super()
     this.options = options
@@ -150,8 +152,7 @@ export class Host extends EventEmitter<HostEvents> {
       restarted: (event) => {
         this.gateway?.restarted(event.thread)
         this.emit('worker-restart', event)
-      },
-      failed: (err) => this.emit('error', err)
+      }
     })
     this.clock = new HostClock(this.mesh, options.clock, options.tickMs, {
       agentThreads: options.workers === 0 ? [0] : Array.from({ length: options.workers }, (_, i) => i + 1),
@@ -220,7 +221,7 @@ export class Host extends EventEmitter<HostEvents> {
     await this.localStore?.close()
   }
 
-  /** Start the workers; resolves when every one has loaded the agents module. */
+  /** @internal Start the workers; resolves when every one has loaded the agents module. */
   async start (): Promise<void> {
     try {
       await this.workers.start()
@@ -269,13 +270,9 @@ export class Host extends EventEmitter<HostEvents> {
   /** Per-thread figures read from shared memory (no round trip), and the host's own. */
   stats (): HostStats {
     const workers = this.ownerThreads().map((t) => readWorkerStats(this.mesh, t, this.workers.restartsOf(t)))
-    let activeAgents = 0
-    let messages = 0
-    for (const w of workers) {
-      activeAgents += w.activeAgents
-      messages += w.messages
-    }
-    const stats: HostStats = { activeAgents, messages, pendingCalls: this.pending.size, workers, offload: this.pool?.stats() ?? null }
+    const stats = hostStats(this.mesh, workers, {
+      pendingCalls: this.pending.size, agentErrorsDropped: this.workers.agentErrorsDropped, offload: this.pool?.stats() ?? null
+    })
     for (const plugin of this.options.plugins) {
       const extra = plugin.stats?.()
       if (extra !== undefined) (stats as unknown as Record<string, unknown>)[plugin.name] = extra
@@ -289,7 +286,8 @@ export class Host extends EventEmitter<HostEvents> {
       pendingCalls: this.pending.size,
       followers: this.follows.size,
       offload: this.pool?.stats() ?? null,
-      quotas: this.hostQuotas.list()
+      quotas: this.hostQuotas.list(),
+      agentErrorsDropped: this.workers.agentErrorsDropped
     })
     let extra = ''
     for (const plugin of this.options.plugins) extra += plugin.metrics?.() ?? ''

@@ -9,10 +9,12 @@ import { availableParallelism } from 'node:os'
 import { isAbsolute, resolve } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import { InvalidOptionError } from '../../native-free-core/errors.ts'
+import { didYouMean } from '../../native-free-core/did-you-mean.ts'
 import { maxFrameBytes } from '../../native-free-core/ring/ring-queue.ts'
 import { CLOCK_MANUAL, CLOCK_REAL } from '../time/thread-clock.ts'
 import type { ClockKind } from '../time/thread-clock.ts'
 import { TestClock, kTestClock } from '../time/test-clock.ts'
+import type { TestHooks } from '../time/test-clock.ts'
 import type { Durability } from '../storage/lmdb-store.ts'
 import type { HostPlugin } from './plugin.ts'
 import type { OffloadOptions, ResolvedOffloadOptions } from '../offload/offload-options.ts'
@@ -41,7 +43,11 @@ export interface HostOptions {
   readonly clock?: ClockKind
   /** Largest encoded message (header + id + payload), in bytes. Default 256 KiB. */
   readonly maxMessageBytes?: number
-  /** Bytes per ring between two threads (a power of two ≥ 4 × maxMessageBytes). Default 4 MiB. */
+  /**
+   * Bytes per ring between two threads: a power of two from 4 KiB to 1 GiB, at least
+   * 2 × maxMessageBytes + 16. Default 4 MiB, or 4 × maxMessageBytes rounded up to a power
+   * of two if that is more.
+   */
   readonly ringBytes?: number
   /** Calls without `timeoutMs` fail with TimeoutError after this many ms; 0 = never. Default 30,000. */
   readonly callTimeoutMs?: number
@@ -51,8 +57,6 @@ export interface HostOptions {
   readonly offload?: OffloadOptions
   /** Add-ons, set up in order: `cluster({...})` from `shoal/cluster`, `dashboard({...})` from `shoal/dashboard`. */
   readonly plugins?: readonly HostPlugin[]
-  /** @internal Test hook: rate-limit time from a hand-driven clock (src/time/test-clock.ts). */
-  readonly [kTestClock]?: TestClock
 }
 
 export interface ResolvedHostOptions {
@@ -90,8 +94,7 @@ export function resolveOptions (options: HostOptions): ResolvedHostOptions {
   }
   for (const key of Object.keys(options)) {
     if (!known.has(key)) {
-      const near = [...known].find((k) => k.toLowerCase().startsWith(key.toLowerCase().slice(0, 4)))
-      throw new InvalidOptionError(key, (options as unknown as Record<string, unknown>)[key], `is not an option${near ? ` (did you mean ${near}?)` : ''}`)
+      throw new InvalidOptionError(key, (options as unknown as Record<string, unknown>)[key], `is not an option${didYouMean(key, known)}`)
     }
   }
   const workers = integer('workers', options.workers ?? defaults.workers, 0, 254)
@@ -101,7 +104,8 @@ export function resolveOptions (options: HostOptions): ResolvedHostOptions {
   if (maxFrameBytes(ringBytes) < maxMessageBytes) {
     throw new InvalidOptionError('maxMessageBytes', maxMessageBytes, `must be at most ringBytes / 2 - 8 (${maxFrameBytes(ringBytes)} with ringBytes ${ringBytes})`)
   }
-  const testClock = options[kTestClock]
+  // a test hook, read besides the options (not part of HostOptions)
+  const testClock = (options as HostOptions & TestHooks)[kTestClock]
   if (testClock !== undefined && !(testClock instanceof TestClock)) {
     throw new InvalidOptionError('[kTestClock]', testClock, 'must be a TestClock')
   }
@@ -159,7 +163,7 @@ function offloadOptions (offload: OffloadOptions): ResolvedOffloadOptions {
     throw new InvalidOptionError('offload', offload, 'must be an object { filename, maxThreads?, minThreads?, workerData? }')
   }
   for (const key of Object.keys(offload)) {
-    if (!knownOffload.has(key)) throw new InvalidOptionError(`offload.${key}`, (offload as unknown as Record<string, unknown>)[key], 'is not an option')
+    if (!knownOffload.has(key)) throw new InvalidOptionError(`offload.${key}`, (offload as unknown as Record<string, unknown>)[key], `is not an option${didYouMean(key, knownOffload)}`)
   }
   const filename = moduleUrl('offload.filename', offload.filename, 'is required: the URL or path of the module exporting your tasks')
   if (!filename.startsWith('file:')) throw new InvalidOptionError('offload.filename', offload.filename, 'must be a file: URL or a path (pool threads import it from disk)')

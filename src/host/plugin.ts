@@ -18,17 +18,25 @@ import type { Gateway, RemoteRoutes } from './gateway.ts'
 import type { HostEvents } from './host-events.ts'
 import type { HostStats } from '../observe/host-stats.ts'
 
+/**
+ * A plugin, as `createHost({ plugins })` takes it. Users pass the ones this package makes
+ * (`cluster(...)`); the members the host calls are internal (marked so: not in the
+ * published types), as the interface may change while plugins live in this repository.
+ */
 export interface HostPlugin {
   /** Unique among a host's plugins; names it in errors, stats and metrics. */
   readonly name: string
-  /** This plugin routes frames for shards the host does not serve (the cluster): the host then keeps shard states. */
+  /** @internal This plugin routes frames for shards the host does not serve (the cluster): the host then keeps shard states. */
   readonly routes?: boolean
+  /** @internal */
   setup? (host: PluginHost): void | Promise<void>
+  /** @internal */
   start? (): void | Promise<void>
+  /** @internal */
   close? (): void | Promise<void>
-  /** Figures added to `host.stats()` under the plugin's name. */
+  /** @internal Figures added to `host.stats()` under the plugin's name. */
   stats? (): Record<string, unknown>
-  /** Prometheus text exposition lines appended to `host.metrics()`. */
+  /** @internal Prometheus text exposition lines appended to `host.metrics()`. */
   metrics? (): string
 }
 

@@ -27,7 +27,8 @@ export const kStatCommitted = 4
 export const kStatOverflowBytes = 5
 export const kStatPendingCommit = 6
 export const kStatPasses = 7
-export const kStatCommitMs = 8
+/** Agent errors this thread raised (reported as 'agent-error' or not: workers report only while someone listens). */
+export const kStatAgentErrors = 8
 export const kStatAlive = 9
 /** 1 while a pass runs: frames taken out of a ring but not yet turned into effects. */
 export const kStatRunning = 10
@@ -39,8 +40,12 @@ export const kStatFollowers = 12
 export const kStatTimers = 13
 /** Durable reminders of the agents this thread owns (resident or not). */
 export const kStatReminders = 14
+/** Frames dropped because they did not decode, or handling them threw (each is also an agent error). */
+export const kStatBadFrames = 15
+/** Sends of committed turns that could not be written to a ring (each is also an agent error). */
+export const kStatFailedSends = 16
 /** CommitStats.values (commit-stats.ts) from here on. */
-export const kStatCommitStats = 16
+export const kStatCommitStats = 17
 export const STAT_SLOTS = kStatCommitStats + COMMIT_STATS_SLOTS
 
 export interface Mesh {
@@ -60,6 +65,11 @@ export interface Mesh {
   readonly clock: SharedArrayBuffer
 }
 
+/** The thread that owns `shard` on a host with `workers` workers: worker 1 + (shard mod workers), or the main thread with none. */
+export function placeShard (shard: number, workers: number): number {
+  return workers === 0 ? 0 : 1 + (shard % workers)
+}
+
 export function createMesh (workers: number, ringBytes: number, clustered = false): Mesh {
   const threads = workers + 1
   const rings: Array<Array<SharedArrayBuffer | null>> = []
@@ -70,7 +80,7 @@ export function createMesh (workers: number, ringBytes: number, clustered = fals
   }
   const shardTable = new SharedArrayBuffer(SHARDS * 2)
   const table = new Uint16Array(shardTable)
-  for (let s = 0; s < SHARDS; s++) table[s] = workers === 0 ? 0 : 1 + (s % workers)
+  for (let s = 0; s < SHARDS; s++) table[s] = placeShard(s, workers)
   return {
     threads,
     ringBytes,

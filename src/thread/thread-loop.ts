@@ -43,7 +43,8 @@ import type { Envelope } from '../../native-free-core/agent/envelope.ts'
 import type { Mesh } from './mesh.ts'
 import {
   kStatActive, kStatAlive, kStatBusy, kStatCommits, kStatCommitted, kStatMessages, kStatOverflowBytes,
-  kStatPasses, kStatPendingCommit, kStatRateLimited, kStatFollowers, kStatReminders, kStatRunning, kStatCommitStats, kStatTimers, statsView
+  kStatPasses, kStatPendingCommit, kStatRateLimited, kStatFollowers, kStatReminders, kStatRunning, kStatCommitStats, kStatTimers, statsView,
+  kStatAgentErrors, kStatBadFrames, kStatFailedSends
 } from './mesh.ts'
 import { ClockView } from '../time/thread-clock.ts'
 
@@ -122,6 +123,10 @@ export class ThreadLoop implements RuntimeOutput {
   private readonly dirty = new Set<number>()
   private flushQueued = false
   private passes = 0
+  /** Counted whether or not anyone listens for 'agent-error' (published in the stats words). */
+  private agentErrors = 0
+  private badFrames = 0
+  private failedSends = 0
   /** The nextDue last published (skips a store per park when it did not change). */
   private publishedDue = -1
   /** This thread's parkedAt word holds a tick (see thread-clock.ts). */
@@ -247,6 +252,8 @@ export class ThreadLoop implements RuntimeOutput {
       this.touched(to)
     } catch (err) {
       // the turn already committed: the send cannot fail its handler any more — report it
+      this.failedSends++
+      this.agentErrors++
       this.onAgentError?.(id, `#${methodIdx}`, toWire(err))
     }
   }
@@ -319,6 +326,7 @@ export class ThreadLoop implements RuntimeOutput {
   }
 
   agentError (id: string, method: string, error: WireError): void {
+    this.agentErrors++
     this.onAgentError?.(id, method, error)
   }
 
@@ -479,6 +487,8 @@ export class ThreadLoop implements RuntimeOutput {
         }
       } catch (err) {
         // a frame that does not decode, or a bug in a reply callback: keep serving the rest
+        this.badFrames++
+        this.agentErrors++
         this.onAgentError?.('', '', toWire(err))
       }
     }
@@ -555,6 +565,9 @@ export class ThreadLoop implements RuntimeOutput {
   publishStats (): void {
     const s = this.stats
     s[kStatPasses] = this.passes
+    s[kStatAgentErrors] = this.agentErrors
+    s[kStatBadFrames] = this.badFrames
+    s[kStatFailedSends] = this.failedSends
     const rt = this.runtime
     if (rt !== null) {
       s[kStatMessages] = rt.messages

@@ -13,7 +13,7 @@ import type { Store, WriteBatch } from '../../native-free-core/storage/store.ts'
 import { Envelope, MSG_CALL } from '../../native-free-core/agent/envelope.ts'
 import { idString } from '../../native-free-core/agent/agent-id.ts'
 import { hashId } from '../../native-free-core/placement/hash.ts'
-import { stateCodec } from '../../src/thread/codec.ts'
+import { simCodec } from '../../native-free-core/sim/codec.ts'
 import { checkStorageKey } from '../../native-free-core/storage/agent-storage.ts'
 import { compareKeys } from '../../native-free-core/storage/store.ts'
 
@@ -62,7 +62,7 @@ function setup (held: boolean): { rt: ShardRuntime, store: HeldStore, call: (met
   const rt = new ShardRuntime({
     registry,
     store: durableView,
-    codec: stateCodec,
+    codec: simCodec,
     output: { reply: (_to, callId, _ok, value) => waiting.get(callId)?.(value), send () {}, wake () {} }
   })
   let nextCall = 0

@@ -15,7 +15,7 @@ import { Envelope, MSG_CALL, MSG_SEND } from '../../native-free-core/agent/envel
 import { idString } from '../../native-free-core/agent/agent-id.ts'
 import { hashId } from '../../native-free-core/placement/hash.ts'
 import type { WireError } from '../../native-free-core/errors.ts'
-import { stateCodec } from '../../src/thread/codec.ts'
+import { simCodec } from '../../native-free-core/sim/codec.ts'
 
 /** The memory store, claiming durability: the runtime then keeps an outbox in it. */
 class DurableMemory extends MemoryStore {
@@ -48,7 +48,7 @@ function runtimeOn (store: DurableMemory): { rt: ShardRuntime, sent: Sent[], rep
   const rt = new ShardRuntime({
     registry,
     store,
-    codec: stateCodec,
+    codec: simCodec,
     output: {
       reply: (_to, callId, ok, value) => { replies.set(callId, [ok, value]) },
       send: (id, hash, typeIdx, methodIdx, payload, outboxKey) => { sent.push({ id, hash, typeIdx, methodIdx, payload, outboxKey }) },

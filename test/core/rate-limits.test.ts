@@ -17,7 +17,7 @@ import { hashId } from '../../native-free-core/placement/hash.ts'
 import { LimitedCell } from '../../native-free-core/tenancy/rate-limits.ts'
 import { Cell } from '../../native-free-core/runtime/cell.ts'
 import type { WireError } from '../../native-free-core/errors.ts'
-import { stateCodec } from '../../src/thread/codec.ts'
+import { simCodec } from '../../native-free-core/sim/codec.ts'
 
 let runs = 0
 let release: (() => void) | null = null
@@ -51,7 +51,7 @@ function setup (types = [limited, free]): {
     agentError: (_id, _m, e) => errors.push(e)
   }
   const clock = { t: 1_000 }
-  const rt = new ShardRuntime({ registry, store: new MemoryStore(), codec: stateCodec, output, clock: { now: () => clock.t } })
+  const rt = new ShardRuntime({ registry, store: new MemoryStore(), codec: simCodec, output, clock: { now: () => clock.t } })
   let callId = 0
   const env = (kind: number, type: string, key: string, method: string): Envelope => {
     const info = registry.require(type)
