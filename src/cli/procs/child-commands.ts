@@ -209,6 +209,10 @@ export async function runCommand (host: Host, cmd: Command): Promise<unknown> {
       return null
     case 'stats':
       return host.stats()
+    case 'process': {
+      const cpu = process.cpuUsage()
+      return { rssBytes: process.memoryUsage.rss(), cpuUs: cpu.user + cpu.system }
+    }
     case 'metrics':
       return await host.metrics()
     case 'close':

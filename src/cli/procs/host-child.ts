@@ -59,7 +59,6 @@ async function main (): Promise<void> {
     process.exit(1)
   }
   const startMs = performance.now() - t0
-  host.on('error', (err) => process.stderr.write(`host error: ${err.message}\n`))
 
   let closing: Promise<void> | null = null
   const close = (): Promise<void> => {

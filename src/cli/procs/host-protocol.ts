@@ -125,9 +125,17 @@ export type Command =
   | { readonly op: 'owners', readonly agents: Agents }
   | { readonly op: 'settled', readonly timeoutMs?: number }
   | { readonly op: 'stats' }
+  /** This process: resident memory and CPU time so far (all its threads). */
+  | { readonly op: 'process' }
   | { readonly op: 'metrics' }
   /** host.close() (a cluster host leaves: hands its shards over), answer, then exit 0. */
   | { readonly op: 'close' }
+
+export interface ProcessInfo {
+  readonly rssBytes: number
+  /** CPU time of the process, every thread, µs. */
+  readonly cpuUs: number
+}
 
 export type ToChild = { readonly t: 'cmd', readonly seq: number, readonly cmd: Command }
 
