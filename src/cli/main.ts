@@ -83,7 +83,7 @@ function program (): Command {
     .option('--html <file>', 'write a self-contained HTML report with charts')
     .option('--plain', 'plain progress lines even on a terminal')
     .option('--hosts <n>', `a cluster of n host processes on 127.0.0.1 (cross-host casts, remote calls, the link, a join with --etcd); default --agents ${kClusterAgents}, --workers ${kClusterWorkers} per host`, (v) => parseCount(v), 1)
-    .option('--etcd <url>', 'with --hosts: membership on this etcd (a join is measured) instead of a static list')
+    .option('--etcd <url>', 'with --hosts: membership on this etcd (a join is measured) instead of a static list', etcdUrl)
     .option('--profile <dir>', 'with --hosts: write a CPU profile of every host process here (node --cpu-prof)')
     .option('--rounds <n>', 'with --hosts: round trips of each kind in the latency phase', (v) => parseCount(v), 2000)
     // tests run the CLI without overwriting a person's last results
@@ -93,7 +93,7 @@ function program (): Command {
         if (flags.memory === true) throw new InvalidArgumentError('--hosts needs a durable store: shards move between hosts with their LMDB records (drop --memory)')
         await runClusterBench({
           hosts: flags.hosts,
-          etcd: flags.etcd === undefined ? null : etcdUrl(flags.etcd),
+          etcd: flags.etcd ?? null,
           agents: command.getOptionValueSource('agents') === 'default' ? kClusterAgents : flags.agents,
           workers: command.getOptionValueSource('workers') === 'default' ? kClusterWorkers : Math.max(1, flags.workers),
           durationMs: flags.duration * 1000,
