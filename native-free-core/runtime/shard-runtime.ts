@@ -20,7 +20,7 @@ import { Cell, kBusy, kCounted, kDeactivate, kDelete, kDirty, kDropped, kLimited
 import { systemClock } from '../time/clock.ts'
 import type { Clock } from '../time/clock.ts'
 import { AgentTable } from './agent-table.ts'
-import { Envelope, MSG_CALL, MSG_FOLLOW, MSG_REMINDER, MSG_TIMER, MSG_UNFOLLOW, isMessage } from '../agent/envelope.ts'
+import { Envelope, MSG_CALL, MSG_FOLLOW, MSG_FORGET, MSG_REMINDER, MSG_TIMER, MSG_UNFOLLOW, isMessage } from '../agent/envelope.ts'
 import { ShardUnavailableError } from '../errors.ts'
 import { AgentTimers } from '../time/agent-timers.ts'
 import type { TimerHost } from '../time/agent-timers.ts'
@@ -48,7 +48,7 @@ import { QuotaDirectory, QuotaGate } from '../tenancy/quota-gate.ts'
 import { RateLimits } from '../tenancy/rate-limits.ts'
 import type { LimitedCell } from '../tenancy/rate-limits.ts'
 import type { AgentRegistry, MethodInfo, TypeInfo } from '../agent/registry.ts'
-import type { Store } from '../storage/store.ts'
+import type { OutboxRecord, Store } from '../storage/store.ts'
 import type { StorageOverlay } from '../storage/agent-storage.ts'
 import { OutboundSend, TurnContext } from './turn-context.ts'
 import type { ContextHost } from './turn-context.ts'
@@ -113,7 +113,9 @@ export class ShardRuntime implements ContextHost, TimerHost, FollowHost, CommitH
     this.timers = new AgentTimers(this, this.registry.types.map((t) => t.def.idleTicks ?? 0), this.tick, options.tableCapacity)
     this.pipeline = new CommitPipeline(this, options.stopwatch ?? systemClock)
     // takes its first incarnation now, at the thread's start, not in the middle of building a batch
-    this.outbox = new DurableOutbox(this, options.store, options.maxMessageBytes ?? Number.POSITIVE_INFINITY)
+    const mode = options.outbox ?? 'claim'
+    if (mode !== 'claim' && mode !== 'dedup') throw new InvalidArgumentError(`ShardRuntime: outbox must be 'claim' or 'dedup' (got ${String(mode)})`)
+    this.outbox = new DurableOutbox(this, options.store, options.maxMessageBytes ?? Number.POSITIVE_INFINITY, mode)
     this.states = options.shardStates ?? null
   }
 
@@ -147,13 +149,20 @@ export class ShardRuntime implements ContextHost, TimerHost, FollowHost, CommitH
   }
 
   deliver (env: Envelope): void {
-    // a message for a shard served elsewhere: a redelivered durable send, or one that waited in a mailbox
-    if (this.states !== null && env.kind <= MSG_UNFOLLOW && this.states[shardOf(env.hash)] !== SHARD_LOCAL) {
+    // a message for a shard served elsewhere: a redelivered durable send, or one that waited in a mailbox (a forget too)
+    if (this.states !== null && (env.kind <= MSG_UNFOLLOW || env.kind === MSG_FORGET) && this.states[shardOf(env.hash)] !== SHARD_LOCAL) {
       this.output.forward!(env)
       return
     }
     if (env.kind === MSG_FOLLOW || env.kind === MSG_UNFOLLOW) {
       this.followers.handle(env)
+      return
+    }
+    if (env.kind === MSG_FORGET) {
+      // after whatever waits in the agent's mailbox: copies of the send may be there
+      const cell = this.table.get(env.id, env.hash)
+      if (cell !== undefined && (cell.flags & kBusy) !== 0) this.queue(cell, env)
+      else this.outbox.forget({ shard: shardOf(env.hash), origin: env.origin, key: env.outboxKey })
       return
     }
     this.messages++
@@ -265,8 +274,22 @@ export class ShardRuntime implements ContextHost, TimerHost, FollowHost, CommitH
    * with a ring): those addressed to agents `owns` accepts. Copies of sends already
    * applied are dropped when their turn would run. Returns how many were delivered.
    */
-  redeliver (records: Iterable<readonly [key: number, bytes: Uint8Array]>, owns: (hash: number) => boolean): number {
+  redeliver (records: Iterable<OutboxRecord>, owns: (hash: number) => boolean): number {
     return this.outbox.redeliver(records, owns)
+  }
+
+  /**
+   * Dedup mode: forget that agent `id` applied the send `(origin, key)` — as a MSG_FORGET
+   * arriving now would (after what waits in the agent's mailbox), in the open batch.
+   */
+  forget (id: string, hash: number, origin: string, key: number): void {
+    const env = new Envelope()
+    env.kind = MSG_FORGET
+    env.id = id
+    env.hash = hash
+    env.origin = origin
+    env.outboxKey = key
+    this.deliver(env)
   }
 
   // ---- StorageHost ---------------------------------------------------------------
@@ -469,12 +492,16 @@ export class ShardRuntime implements ContextHost, TimerHost, FollowHost, CommitH
       this.followers.handle(env) // queued behind a busy memory-only agent's turn
       return
     }
+    if (env.kind === MSG_FORGET) {
+      this.outbox.forget({ shard: shardOf(env.hash), origin: env.origin, key: env.outboxKey }) // queued behind a busy agent's turn
+      return
+    }
     const m = methodOf(cell.info, env)
     if (m === undefined) {
       this.reject(env, `#${env.methodIdx}`, new UnknownMethodError(cell.info.type, `#${env.methodIdx}`))
       return
     }
-    if (env.outboxKey !== 0 && !this.outbox.claim(env.outboxKey)) {
+    if (env.outboxKey !== 0 && !this.outbox.admit(env)) {
       this.duplicateSends++
       return
     }
@@ -542,7 +569,7 @@ export class ShardRuntime implements ContextHost, TimerHost, FollowHost, CommitH
       return
     }
     if (env.kind === MSG_CALL) this.output.reply(env.replyTo, env.callId, true, value)
-    if (ctx.outbox !== null) for (const s of ctx.outbox) this.output.send(s.id, s.hash, s.typeIdx, s.methodIdx, s.payload, 0, cell.id)
+    if (ctx.outbox !== null) for (const s of ctx.outbox) this.output.send(s.id, s.hash, s.typeIdx, s.methodIdx, s.payload, null, cell.id)
     // a memory-only agent's state counts as committed once its command's turn has ended
     if (m.command && this.followers.size !== 0 && this.followers.of(cell.id) !== undefined) this.followers.publishTurn(cell)
     if ((cell.flags & (kDeactivate | kDelete)) !== 0 && (cell.flags & kDirty) === 0) this.drop(cell)
@@ -637,7 +664,7 @@ export class ShardRuntime implements ContextHost, TimerHost, FollowHost, CommitH
   }
 
   private reject (env: Envelope, method: string, error: ShoalError): void {
-    if (env.outboxKey !== 0) this.outbox.claim(env.outboxKey) // a stored send that can never run: consumed, and reported below
+    if (env.outboxKey !== 0) this.outbox.admit(env) // a stored send that can never run: consumed, and reported below
     if (env.kind === MSG_CALL) this.output.reply(env.replyTo, env.callId, false, error.toWire())
     this.output.agentError?.(env.id, method, error.toWire())
   }

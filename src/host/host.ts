@@ -20,7 +20,7 @@ import type { WireError } from '../../native-free-core/errors.ts'
 import type { AgentRegistry } from '../../native-free-core/agent/registry.ts'
 import { ShardRuntime } from '../../native-free-core/runtime/shard-runtime.ts'
 import type { Store } from '../../native-free-core/storage/store.ts'
-import { MemoryStore } from '../../native-free-core/storage/store.ts'
+import { MemoryStore } from '../../native-free-core/storage/memory-store.ts'
 import { isQuotaRecords } from '../../native-free-core/tenancy/quota-store.ts'
 import { QuotaGate } from '../../native-free-core/tenancy/quota-gate.ts'
 import type { AgentRef } from './agent-ref.ts'
@@ -28,6 +28,7 @@ import { stateCodec } from '../thread/codec.ts'
 import { loadRegistry } from './load-agents.ts'
 import { openStore } from '../storage/open-store.ts'
 import { OutboxRedelivery } from '../storage/outbox-redelivery.ts'
+import { LocalAcks } from '../storage/local-acks.ts'
 import { createMesh } from '../thread/mesh.ts'
 import type { Mesh } from '../thread/mesh.ts'
 import { HostClock } from '../time/host-clock.ts'
@@ -79,6 +80,8 @@ export class Host extends EventEmitter<HostEvents> {
   /** The main thread's own store: the runtime's with `workers: 0`; else, with `dataDir`, a handle on LMDB for listing and quotas. */
   private readonly localStore: Store | null = null
   private readonly redelivery: OutboxRedelivery | null = null
+  /** Dedup mode on one host (a test hook): the main thread's runtime acknowledges its own applied sends. */
+  private readonly acks: LocalAcks | null = null
   private readonly clock: HostClock
   private readonly pool: OffloadPool | null
   private readonly follows: Follows
@@ -120,6 +123,7 @@ export class Host extends EventEmitter<HostEvents> {
       onForeign: (frame, from) => this.gateway?.foreign(frame, from),
       onRawResult: (kind, frame) => this.gateway?.proxied(kind, frame) ?? false,
       onControl: (_from, token, msg) => this.gateway?.answered(token, msg),
+      onApplied: (id, hash, send) => this.acks?.applied(id, hash, send),
       // workers: 0 — the main thread owns every agent
       ...(options.workers === 0
         ? {
@@ -130,6 +134,7 @@ export class Host extends EventEmitter<HostEvents> {
               output: loop,
               maxMessageBytes: options.maxMessageBytes,
               quotas: new QuotaGate(hostQuotas.directory, hostQuotas.counters, 0),
+              outbox: options.outbox,
               ...(options.testClock !== null ? { clock: TestClock.reader(options.testClock) } : {}),
               ...(pool !== null ? { offload: (name: string, input: unknown) => pool.run(name, input) } : {}),
               ...(this.mesh.shardStates !== null ? { shardStates: new Uint8Array(this.mesh.shardStates) } : {})
@@ -176,6 +181,7 @@ export class Host extends EventEmitter<HostEvents> {
     this.relay = new OffloadRelay(pool, this.loop, this.workers, this.life)
     const runtime = this.loop.runtime
     if (runtime !== null && store!.durable) this.redelivery = new OutboxRedelivery(runtime, store!, () => true, () => this.loop.wake())
+    if (runtime !== null && store!.durable && options.outbox === 'dedup') this.acks = new LocalAcks(runtime, store!, () => this.loop.wake())
     // workers report agent errors only while someone listens (see AgentErrorReporter)
     const untyped = this as EventEmitter
     untyped.on('newListener', (event: string | symbol) => { if (event === 'agent-error') Atomics.add(this.agentErrorListeners, 0, 1) })
@@ -230,6 +236,7 @@ export class Host extends EventEmitter<HostEvents> {
       throw err
     }
     this.loop.start()
+    this.acks?.start(() => true)
     this.redelivery?.start()
     this.clock.start()
   }
@@ -329,6 +336,7 @@ export class Host extends EventEmitter<HostEvents> {
         workers: this.workers,
         life: this.life,
         redelivery: this.redelivery,
+        acks: this.acks,
         pool: this.pool,
         store: this.localStore
     })

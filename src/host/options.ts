@@ -16,7 +16,14 @@ import type { ClockKind } from '../time/thread-clock.ts'
 import { TestClock, kTestClock } from '../time/test-clock.ts'
 import type { TestHooks } from '../time/test-clock.ts'
 import type { Durability } from '../storage/lmdb-store.ts'
+import { kOutboxMode } from '../storage/local-acks.ts'
+import type { OutboxMode } from '../../native-free-core/runtime/ports.ts'
 import type { HostPlugin } from './plugin.ts'
+
+/** @internal Test hook (not in HostOptions' type): durable sends in dedup mode, acknowledged on this host (src/storage/local-acks.ts). */
+export interface OutboxHook {
+  readonly [kOutboxMode]?: OutboxMode
+}
 import type { OffloadOptions, ResolvedOffloadOptions } from '../offload/offload-options.ts'
 
 export type { OffloadOptions, ResolvedOffloadOptions } from '../offload/offload-options.ts'
@@ -74,6 +81,8 @@ export interface ResolvedHostOptions {
   readonly plugins: readonly HostPlugin[]
   /** The test clock's buffer, or null for each thread's `performance.now()`. */
   readonly testClock: SharedArrayBuffer | null
+  /** How durable sends are applied once (a test hook; 'claim' on one host). */
+  readonly outbox: OutboxMode
 }
 
 export const defaults = {
@@ -109,6 +118,8 @@ export function resolveOptions (options: HostOptions): ResolvedHostOptions {
   if (testClock !== undefined && !(testClock instanceof TestClock)) {
     throw new InvalidOptionError('[kTestClock]', testClock, 'must be a TestClock')
   }
+  const outbox = (options as HostOptions & OutboxHook)[kOutboxMode] ?? 'claim'
+  if (outbox !== 'claim' && outbox !== 'dedup') throw new InvalidOptionError('[kOutboxMode]', outbox, "must be 'claim' or 'dedup'")
   let dataDir: string | undefined
   if (options.dataDir !== undefined) {
     if (typeof options.dataDir !== 'string' || options.dataDir.length === 0) {
@@ -136,7 +147,8 @@ export function resolveOptions (options: HostOptions): ResolvedHostOptions {
     closeTimeoutMs: integer('closeTimeoutMs', options.closeTimeoutMs ?? defaults.closeTimeoutMs, 0, 2 ** 31 - 1),
     offload: options.offload === undefined ? null : offloadOptions(options.offload),
     plugins: pluginList(options.plugins),
-    testClock: testClock?.buffer ?? null
+    testClock: testClock?.buffer ?? null,
+    outbox
   })
 }
 

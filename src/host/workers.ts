@@ -170,6 +170,7 @@ export class WorkerSupervisor {
       durability: options.durability,
       listeners: this.parts.agentErrorListeners,
       clock: options.testClock,
+      outbox: options.outbox,
       offload: this.parts.offload,
       quotas: this.parts.quotas.snapshot()
     }

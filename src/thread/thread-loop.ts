@@ -38,7 +38,8 @@ import { ShardHandover } from './shard-handover.ts'
 import type { ControlOp } from './shard-handover.ts'
 import { SHARD_ARRIVING, SHARD_LOCAL } from '../../native-free-core/placement/shard-state.ts'
 import type { ShardStates } from '../../native-free-core/placement/shard-state.ts'
-import { MSG_SEND } from '../../native-free-core/agent/envelope.ts'
+import { MSG_FORGET, MSG_SEND } from '../../native-free-core/agent/envelope.ts'
+import type { SendId } from '../../native-free-core/storage/store.ts'
 import type { Envelope } from '../../native-free-core/agent/envelope.ts'
 import type { Mesh } from './mesh.ts'
 import {
@@ -85,6 +86,8 @@ export interface ThreadLoopOptions {
   readonly onRawResult?: (kind: number, frame: Buffer) => boolean
   /** Cluster (main thread): an answer of a home thread to a shard move step (shard-handover.ts). */
   readonly onControl?: (from: number, token: number, msg: ControlOp) => void
+  /** Dedup mode: the runtime applied a durable send, committed (RuntimeOutput.applied). */
+  readonly onApplied?: (id: string, hash: number, send: SendId) => void
 }
 
 export class ThreadLoop implements RuntimeOutput {
@@ -107,6 +110,7 @@ export class ThreadLoop implements RuntimeOutput {
   private readonly onForeign: ((frame: Buffer, from: number) => void) | undefined
   private readonly onRawResult: ((kind: number, frame: Buffer) => boolean) | undefined
   private readonly onControl: ((from: number, token: number, msg: ControlOp) => void) | undefined
+  private readonly onApplied: ((id: string, hash: number, send: SendId) => void) | undefined
   /** Shard states (placement/shard-state.ts); null on a single host: every shard is served by its home. */
   private readonly states: ShardStates | null
   /** Shards leaving and arriving at this thread (cluster only). */
@@ -143,6 +147,7 @@ export class ThreadLoop implements RuntimeOutput {
     this.stats = statsView(options.mesh, this.index)
     this.clock = new ClockView(options.mesh.clock)
     this.onReply = options.onReply
+    this.onApplied = options.onApplied
     this.onAgentError = options.onAgentError
     this.onResult = options.onResult
     this.onTask = options.onTask
@@ -210,6 +215,11 @@ export class ThreadLoop implements RuntimeOutput {
     return this.shardTable[shardOf(hash)]!
   }
 
+  /** Which thread owns this shard. */
+  ownerOfShard (shard: number): number {
+    return this.shardTable[shard]!
+  }
+
   start (): void {
     this.bell.cancelSleep()
     this.stats[kStatAlive] = 1
@@ -245,10 +255,10 @@ export class ThreadLoop implements RuntimeOutput {
     this.touched(replyTo)
   }
 
-  send (id: string, hash: number, typeIdx: number, methodIdx: number, payload: unknown, outboxKey: number): void {
+  send (id: string, hash: number, typeIdx: number, methodIdx: number, payload: unknown, durable: SendId | null): void {
     const to = this.ownerOf(hash)
     try {
-      this.writer.send(this.producers[to]!, id, hash, typeIdx, methodIdx, payload, outboxKey)
+      this.writer.send(this.producers[to]!, id, hash, typeIdx, methodIdx, payload, durable)
       this.touched(to)
     } catch (err) {
       // the turn already committed: the send cannot fail its handler any more — report it
@@ -271,6 +281,10 @@ export class ThreadLoop implements RuntimeOutput {
       this.writer.result(ring, FRAME_STATE, followId, false, value)
     }
     this.touched(thread)
+  }
+
+  applied (id: string, hash: number, send: SendId): void {
+    this.onApplied?.(id, hash, send)
   }
 
   wake (): void {
@@ -296,7 +310,8 @@ export class ThreadLoop implements RuntimeOutput {
   }
 
   private encode (sink: FrameSink, env: Envelope): void {
-    if (env.kind === MSG_SEND) this.writer.send(sink, env.id, env.hash, env.typeIdx, env.methodIdx, env.payload, env.outboxKey)
+    if (env.kind === MSG_SEND) this.writer.send(sink, env.id, env.hash, env.typeIdx, env.methodIdx, env.payload, identityOf(env))
+    else if (env.kind === MSG_FORGET) this.writer.forget(sink, env.id, env.hash, env.origin, env.outboxKey)
     else this.writer.message(sink, env.kind, env.id, null, env.hash, env.typeIdx, env.methodIdx, env.payload, env.replyTo, env.callId)
   }
 
@@ -345,6 +360,24 @@ export class ThreadLoop implements RuntimeOutput {
     this.writer.message(ring, kind, id, idBytes, hash, typeIdx, methodIdx, payload, this.index, callId)
     this.touched(to)
     return true
+  }
+
+  /**
+   * Dedup mode: a MSG_FORGET for agent `id`'s applied record of the send `(origin, key)`,
+   * to the thread that owns it — after the copies this thread sent it, so handled after
+   * them (durable-outbox.ts). On the owning thread itself, straight into its runtime.
+   */
+  sendForget (id: string, hash: number, origin: string, key: number): void {
+    const to = this.ownerOf(hash)
+    if (to === this.index) {
+      this.runtime?.forget(id, hash, origin, key)
+      this.wake()
+      return
+    }
+    const ring = this.producers[to]
+    if (ring == null) return // its thread is gone (restarting): the record stays until forgotten again
+    this.writer.forget(ring, id, hash, origin, key)
+    this.touched(to)
   }
 
   /** A result frame (`kind`: FRAME_TASK_DONE, ...) for thread `to`; false if there is no ring to it. */
@@ -449,7 +482,7 @@ export class ThreadLoop implements RuntimeOutput {
       p = o + align4(len)
       try {
         const kind = reader.kind(o)
-        if (kind < FRAME_REPLY) {
+        if (kind < FRAME_REPLY || kind === MSG_FORGET) {
           const rt = this.runtime
           if (this.states !== null) {
             const state = this.states[shardOf(i32[(o + 4) >> 2]! >>> 0)]!
@@ -598,4 +631,9 @@ export class ThreadLoop implements RuntimeOutput {
     for (const ring of this.producers) if (ring != null && ring.overflowing) return false
     return this.runtime === null || (this.runtime.busy === 0 && !this.runtime.pendingCommit)
   }
+}
+
+/** A durable send's identity from its envelope, or null. */
+function identityOf (env: Envelope): SendId | null {
+  return env.outboxKey === 0 ? null : { senderShard: env.senderShard, origin: env.origin, key: env.outboxKey }
 }
