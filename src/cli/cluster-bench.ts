@@ -7,11 +7,13 @@
  *              `--data-dir`), wait until every one has settled
  *   activate   each host reads the agents it owns (`get`), so that no timed phase pays
  *              for first activations
- *   same-host  every host casts `add(1)` to agents it owns, for `--duration`, paced by
- *              barrier calls to a probe agent on each of its own threads
+ *   same-host  every host casts `add(1)` to agents it owns, paced by barrier calls to
+ *              a probe agent on each of its own threads
  *   cross-host every host casts to agents the others own, paced by probes on their
  *              threads (a call queued behind the casts, on the same path, answers once
- *              they ran); then every counter is read: casts issued − counted = lost
+ *              they ran); the two kinds alternate in 4 slices each, `--duration` in all
+ *              per kind, so that the machine's other load falls on both alike; then
+ *              every counter is read: casts issued − counted = lost
  *   latency    host 0 calls a query on an agent of host 1, one in flight, in slices
  *              interleaved with a bare `ws` → uWebSockets.js echo between the same two
  *              processes, and with same-host calls
@@ -74,6 +76,8 @@ const agentsUrl = new URL('./bench-agents.js', import.meta.url).href
 const linkBench = fileURLToPath(new URL('../../bench/link.bench.js', import.meta.url))
 const kSampleMs = 500
 const kSlices = 10
+/** Slices of each kind of cast phase, alternating (--duration split among them). */
+const kCastSlices = 4
 
 /** Samples in µs, summarized as the single-host bench's histograms are. */
 function summarizeUs (samples: readonly number[]): LatencySummary {
@@ -146,8 +150,15 @@ async function cpu (hosts: readonly HostProcess[]): Promise<number[]> {
   return (await Promise.all(hosts.map((h) => h.command<ProcessInfo>({ op: 'process' })))).map((p) => p.cpuUs)
 }
 
-/** Casts from every host at once; `targets(h)` are the keys it casts to, `probes(h)` the barrier agents. */
-async function castPhase (hosts: readonly HostProcess[], targets: (h: HostProcess) => string[], probes: (h: HostProcess) => string[], o: ClusterBenchOptions, seed: number): Promise<CastPhase> {
+/** Casts in one slice, per host: how many, the host's own timing, and its CPU time. */
+interface CastSlice {
+  readonly reports: readonly CastsReport[]
+  readonly cpuUs: readonly number[]
+  readonly wallMs: number
+}
+
+/** Casts from every host at once for `durationMs`; `targets(h)` are the keys it casts to, `probes(h)` the barrier agents. */
+async function castSlice (hosts: readonly HostProcess[], targets: (h: HostProcess) => string[], probes: (h: HostProcess) => string[], durationMs: number, seed: number): Promise<CastSlice> {
   const cpu0 = await cpu(hosts)
   const t0 = performance.now()
   const reports = await Promise.all(hosts.map((h, i) => h.command<CastsReport>({
@@ -157,16 +168,34 @@ async function castPhase (hosts: readonly HostProcess[], targets: (h: HostProces
     payload: 1,
     probes: { type: 'probe', keys: probes(h) },
     probeMethod: 'ping',
-    durationMs: o.durationMs,
+    durationMs,
     seed: seed + i
   })))
-  const wallS = (performance.now() - t0) / 1000
+  const wallMs = performance.now() - t0
   const cpu1 = await cpu(hosts)
+  return { reports, cpuUs: cpu1.map((x, i) => x - cpu0[i]!), wallMs }
+}
+
+/** The slices of one kind summed: each host's casts over its own casting time, summed over the hosts. */
+function castPhase (hosts: readonly HostProcess[], slices: readonly CastSlice[]): CastPhase {
+  const perHost = hosts.map((h, i) => {
+    let casts = 0
+    let ms = 0
+    for (const s of slices) {
+      casts += s.reports[i]!.casts
+      ms += s.reports[i]!.elapsedMs
+    }
+    return { id: h.name, casts, castsPerSec: ms > 0 ? casts / (ms / 1000) : 0 }
+  })
+  const wallS = slices.reduce((n, s) => n + s.wallMs, 0) / 1000
+  const cpuS = slices.reduce((n, s) => n + s.cpuUs.reduce((m, x) => m + x, 0), 0) / 1e6
+  const casts = perHost.reduce((n, h) => n + h.casts, 0)
   return {
-    casts: reports.reduce((n, r) => n + r.casts, 0),
-    castsPerSec: reports.reduce((n, r) => n + r.castsPerSec, 0),
-    perHost: reports.map((r, i) => ({ id: hosts[i]!.name, casts: r.casts, castsPerSec: r.castsPerSec })),
-    cpuPerHost: hosts.map((h, i) => ({ id: h.name, cores: (cpu1[i]! - cpu0[i]!) / 1e6 / wallS }))
+    casts,
+    castsPerCpuSec: cpuS > 0 ? casts / cpuS : 0,
+    castsPerSec: perHost.reduce((n, h) => n + h.castsPerSec, 0),
+    perHost,
+    cpuPerHost: hosts.map((h, i) => ({ id: h.name, cores: slices.reduce((n, s) => n + s.cpuUs[i]!, 0) / 1e6 / wallS }))
   }
 }
 
@@ -277,12 +306,25 @@ export async function runClusterBench (o: ClusterBenchOptions, out: NodeJS.Write
     }
     progress.log(`  activate: ${fmt(o.agents)} agents in ${((performance.now() - ta) / 1000).toFixed(1)} s (${ids.map((id) => `${id} ${fmt(owned.get(id)!.length)}`).join(', ')})`)
 
-    enter('same-host casts')
-    const sameHost = await castPhase(hosts, (h) => owned.get(h.name)!, (h) => probes.get(h.name)!, o, o.seed)
-    progress.log(`  same-host casts: ${fmt(sameHost.castsPerSec)} casts/s (${sameHost.perHost.map((p) => `${p.id} ${fmt(p.castsPerSec)}`).join(', ')})`)
-    enter('cross-host casts')
+    // same-host and cross-host in alternating slices, so that the machine's other load falls on both alike
     const others = (h: HostProcess, of: Map<string, string[]>): string[] => ids.filter((id) => id !== h.name).flatMap((id) => of.get(id)!)
-    const crossHost = await castPhase(hosts, (h) => others(h, owned), (h) => others(h, probes), o, o.seed + 1000)
+    const sameSlices: CastSlice[] = []
+    const crossSlices: CastSlice[] = []
+    const sliceMs = o.durationMs / kCastSlices
+    for (let k = 0; k < kCastSlices; k++) {
+      for (const kind of k % 2 === 0 ? ['same', 'cross'] : ['cross', 'same']) {
+        if (kind === 'same') {
+          enter('same-host casts')
+          sameSlices.push(await castSlice(hosts, (h) => owned.get(h.name)!, (h) => probes.get(h.name)!, sliceMs, o.seed + k * 16))
+        } else {
+          enter('cross-host casts')
+          crossSlices.push(await castSlice(hosts, (h) => others(h, owned), (h) => others(h, probes), sliceMs, o.seed + 1000 + k * 16))
+        }
+      }
+    }
+    const sameHost = castPhase(hosts, sameSlices)
+    const crossHost = castPhase(hosts, crossSlices)
+    progress.log(`  same-host casts: ${fmt(sameHost.castsPerSec)} casts/s (${sameHost.perHost.map((p) => `${p.id} ${fmt(p.castsPerSec)}`).join(', ')})`)
     progress.log(`  cross-host casts: ${fmt(crossHost.castsPerSec)} casts/s (${crossHost.perHost.map((p) => `${p.id} ${fmt(p.castsPerSec)}`).join(', ')}), ${(crossHost.castsPerSec / sameHost.castsPerSec).toFixed(2)}× same-host`)
 
     enter('check')

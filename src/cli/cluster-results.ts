@@ -16,6 +16,8 @@ export interface CastPhase {
   readonly casts: number
   /** Casts that ran per second, summed over the hosts that cast. */
   readonly castsPerSec: number
+  /** Casts per CPU-second of all the host processes together (every thread): what the machine's cores bought, whatever the load. */
+  readonly castsPerCpuSec: number
   readonly perHost: ReadonlyArray<{ readonly id: string, readonly casts: number, readonly castsPerSec: number }>
   /** CPU time each host process spent in the phase, per second of wall time (1.0 = one core busy). */
   readonly cpuPerHost: ReadonlyArray<{ readonly id: string, readonly cores: number }>
@@ -103,7 +105,9 @@ export function clusterRows (c: ClusterResults, add: AddRow): void {
   add(s, `cross-host casts/s (${c.hosts} hosts casting)`, c.crossHost.castsPerSec, '/s', {
     baseline: { name: 'same-host casts', value: c.sameHost.castsPerSec, unit: '/s' },
     target: { op: '>=', value: 0.5 },
-    note: `every host casts add(1) to agents the others own, paced by barrier calls; CPU cores used per host: ${cores(c.crossHost)} (same-host: ${cores(c.sameHost)})` +
+    note: `every host casts add(1) to agents the others own, paced by barrier calls, in slices alternating with the same-host ones; ` +
+      `per CPU-second of the hosts: ${Math.round(c.crossHost.castsPerCpuSec).toLocaleString('en-US')} cross-host, ${Math.round(c.sameHost.castsPerCpuSec).toLocaleString('en-US')} same-host; ` +
+      `cores used per host: ${cores(c.crossHost)} (same-host: ${cores(c.sameHost)})` +
       (c.castsLost !== 0 ? `; ${c.castsLost} casts LOST` : '; every cast counted')
   })
   add(s, 'remote call p50 (one in flight)', c.remoteCall.p50Us, 'µs', {

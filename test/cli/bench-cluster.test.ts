@@ -50,6 +50,7 @@ describe('shoal bench --hosts 3 --etcd, small', () => {
     const c = results.cluster
     for (const phase of [c.sameHost, c.crossHost]) {
       assert.ok(phase.casts > 0 && isNum(phase.castsPerSec) && phase.castsPerSec > 0)
+      assert.ok(isNum(phase.castsPerCpuSec) && phase.castsPerCpuSec > 0)
       assert.deepEqual(phase.perHost.map((h: { id: string }) => h.id), ['h0', 'h1', 'h2'])
       for (const h of phase.cpuPerHost) assert.ok(isNum(h.cores) && h.cores >= 0)
     }

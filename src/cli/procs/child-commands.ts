@@ -91,6 +91,7 @@ async function casts (host: Host, cmd: Extract<Command, { op: 'casts' }>): Promi
   const probes = keysOf(cmd.probes.keys).map((k) => host.ref(cmd.probes.type, k))
   const barrier = (): Promise<unknown> => Promise.all(probes.map((p) => p.call(cmd.probeMethod)))
   const chunk = cmd.chunk ?? 4096
+  const depth = cmd.depth ?? 2
   const rng = new Rng(cmd.seed ?? 1)
   const inflight: Array<Promise<unknown>> = []
   let n = 0
@@ -99,9 +100,9 @@ async function casts (host: Host, cmd: Extract<Command, { op: 'casts' }>): Promi
   do {
     for (let i = 0; i < chunk; i++) refs[rng.below(refs.length)]!.cast(cmd.method, cmd.payload)
     n += chunk
-    // at most two chunks ahead of the agents: wait for the barrier two chunks back
+    // at most `depth` chunks ahead of the agents: wait for the barrier `depth` chunks back
     inflight.push(barrier())
-    if (inflight.length > 2) await inflight.shift()
+    if (inflight.length > depth) await inflight.shift()
   } while (performance.now() < deadline)
   while (inflight.length !== 0) await inflight.shift()
   const elapsedMs = performance.now() - t0

@@ -112,8 +112,8 @@ export type Command =
   /** Start calling `method` on the keys in turn, `concurrency` in flight, until `loadStop` with the same id. */
   | { readonly op: 'loadStart', readonly id: string, readonly agents: Agents, readonly method: string, readonly payload?: unknown, readonly concurrency?: number }
   | { readonly op: 'loadStop', readonly id: string }
-  /** Casts to keys picked by a seeded PRNG for `durationMs`, paced by barrier calls to `probes` every `chunk` casts. */
-  | { readonly op: 'casts', readonly agents: Agents, readonly method: string, readonly payload?: unknown, readonly probes: Agents, readonly probeMethod: string, readonly durationMs: number, readonly chunk?: number, readonly seed?: number }
+  /** Casts to keys picked by a seeded PRNG for `durationMs`, paced by barrier calls to `probes` every `chunk` casts (default 4096), at most `depth` chunks (default 2) ahead. */
+  | { readonly op: 'casts', readonly agents: Agents, readonly method: string, readonly payload?: unknown, readonly probes: Agents, readonly probeMethod: string, readonly durationMs: number, readonly chunk?: number, readonly depth?: number, readonly seed?: number }
   /** One call at a time for `rounds`: latencies in µs. */
   | { readonly op: 'latency', readonly type: string, readonly key: string, readonly method: string, readonly payload?: unknown, readonly rounds: number }
   /** A bare uWebSockets.js echo server on 127.0.0.1 in this process (the raw baseline): its port. */
