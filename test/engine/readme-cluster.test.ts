@@ -75,12 +75,13 @@ test('the README Cluster example runs as written: three host processes, one owne
     assert.deepEqual(parsed.map((m) => Number(m![3])).sort(), [1, 2, 3])
 
     for (const p of procs) p.removeAllListeners('exit')
-    const exits = procs.map((p) => new Promise<number | null>((resolve) => {
-      if (p.exitCode !== null) resolve(p.exitCode)
-      else p.once('exit', (code) => resolve(code))
+    const exits = procs.map((p) => new Promise<string>((resolve) => {
+      if (p.exitCode !== null || p.signalCode !== null) resolve(String(p.exitCode ?? p.signalCode))
+      else p.once('exit', (code, signal) => resolve(String(code ?? signal)))
     }))
+    // each printed after its SIGINT handler was in place (the README installs it first)
     for (const p of procs) p.kill('SIGINT')
-    assert.deepEqual(await Promise.all(exits), [0, 0, 0], 'Ctrl-C closes each host and its process ends')
+    assert.deepEqual(await Promise.all(exits), ['0', '0', '0'], 'Ctrl-C closes each host and its process ends')
   } finally {
     for (const p of procs) if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL')
     rmSync(dir, { recursive: true, force: true })
