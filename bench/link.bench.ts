@@ -17,9 +17,12 @@
  * the child's report that the last one was decoded. msgpackr's native extractor stays
  * on in both (socket bytes are not shared memory; it is 1.6–2.2× faster there).
  *
- * Run: node dist/bench/link.bench.js [--envelopes N] [--reps R]
+ * Run: node dist/bench/link.bench.js [--envelopes N] [--reps R] [--rounds N] [--batches 64,1024] [--json FILE]
+ * (`shoal bench --hosts N` runs it as a child with `--batches 1024 --rounds 0 --json`;
+ * `--rounds 0` skips the round trips.)
  */
 import { fork, type ChildProcess } from 'node:child_process'
+import { writeFileSync } from 'node:fs'
 import { performance } from 'node:perf_hooks'
 import { fileURLToPath } from 'node:url'
 import { loadavg } from 'node:os'
@@ -303,6 +306,10 @@ async function main (): Promise<void> {
   const n = arg('--envelopes', 2_097_152)
   const reps = arg('--reps', 5)
   const rounds = arg('--rounds', 5_000)
+  const b = process.argv.indexOf('--batches')
+  const batches = b > 0 ? process.argv[b + 1]!.split(',').map(Number) : [64, 1_024]
+  const j = process.argv.indexOf('--json')
+  const json = j > 0 ? process.argv[j + 1]! : null
   const load = loadavg()
   const child = new Child()
   const ready = await child.next()
@@ -310,7 +317,7 @@ async function main (): Promise<void> {
   const ws = new WebSocket(`ws://127.0.0.1:${ready.ports.raw}/raw`, { perMessageDeflate: false, generateMask: zeroMask, maxPayload: 1024 * 1024 })
   await new Promise((resolve) => ws.once('open', resolve))
   const rows: Row[] = []
-  for (const perBatch of [64, 1_024]) {
+  for (const perBatch of batches) {
     const a = new LinkHub({ id: 'a', secret: SECRET, maxBatchBytes: 1024 * 1024, flushBytes: perBatch * (FRAME + 4), heartbeatMs: 60_000, highWaterBytes: 4 * 1024 * 1024 })
     a.connect('b', `127.0.0.1:${ready.ports.hub}`)
     await new Promise((resolve) => a.once('up', resolve))
@@ -353,7 +360,7 @@ async function main (): Promise<void> {
       baseline: { name: 'raw ws sending pre-packed messages', value: m(raw, 'sendPerCpuS') },
       note: `pre-encoded frames: ${(m(pre, 'sendPerCpuS') / 1e6).toFixed(2)}M/cpu-s`
     })
-    if (perBatch === 1_024) {
+    if (perBatch === 1_024 && rounds > 0) {
       // the child echoes both; interleaved in slices so that the machine's load falls on both alike
       await child.phase({ phase: 'echo' })
       await hubRoundTrips(a, 500)
@@ -371,7 +378,9 @@ async function main (): Promise<void> {
   }
   ws.close()
   await child.exit()
-  printRows('link', rows, `sender: main thread of this process; receiver: main thread of a child process; msgpackr native ${isNativeAccelerationEnabled ? 'on' : 'OFF'}; load before ${load.map((x) => x.toFixed(2)).join(' ')}, after ${loadavg().map((x) => x.toFixed(2)).join(' ')}`)
+  // for `shoal bench --hosts`: its own file, not bench/results/link.json
+  if (json !== null) writeFileSync(json, JSON.stringify({ rows, load: { before: load, after: loadavg() } }))
+  else printRows('link', rows, `sender: main thread of this process; receiver: main thread of a child process; msgpackr native ${isNativeAccelerationEnabled ? 'on' : 'OFF'}; load before ${load.map((x) => x.toFixed(2)).join(' ')}, after ${loadavg().map((x) => x.toFixed(2)).join(' ')}`)
 }
 
 if (process.argv[2] === 'receiver') await receiver()

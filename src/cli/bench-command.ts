@@ -215,6 +215,8 @@ export async function runBench (o: BenchOptions, out: NodeJS.WriteStream = proce
 
     const config: RunConfig = {
       agents: o.agents,
+      hosts: 1,
+      membership: null,
       workers: o.workers,
       threadLayout: layout,
       store,
@@ -242,6 +244,7 @@ export async function runBench (o: BenchOptions, out: NodeJS.WriteStream = proce
       hot: hotResult,
       mixed: mixedResult,
       memory,
+      cluster: null,
       final: { rssBytes, peakRssBytes: process.resourceUsage().maxRSS * 1024, activeAgents: finalStats.activeAgents },
       timeline: timeline.samples,
       phases: timeline.phases

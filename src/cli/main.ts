@@ -5,16 +5,19 @@
  *   shoal bench [--agents 1000000] [--workers N] [--durable | --memory] [--data-dir DIR]
  *               [--duration S] [--scenario activate,fanout,hot,mixed] [--json FILE] [--html FILE]
  *               [--dashboard [PORT]]
+ *   shoal bench --hosts 3 [--etcd URL] [--agents 100000] [--workers 1] [--profile DIR] ...
+ *               a cluster of host processes on 127.0.0.1 (cluster-bench.ts)
  *
  * `npm start` builds and runs `shoal bench` with the defaults. Option parsing is
  * commander's; values are checked here (a count must be a positive integer, `10M` and
  * `1_000_000` accepted) so that a typo fails before minutes of benchmarking.
  */
 import { readFileSync } from 'node:fs'
-import { Command, Option } from 'commander'
+import { Command, InvalidArgumentError, Option } from 'commander'
 import { defaults } from '../host/options.ts'
 import { parseCount, parsePort, parseScenarios, parseSeconds } from './args.ts'
 import { latestJson, runBench } from './bench-command.ts'
+import { runClusterBench } from './cluster-bench.ts'
 import { scenarioNames } from './results.ts'
 import type { ScenarioName } from './results.ts'
 
@@ -37,6 +40,25 @@ interface BenchFlags {
   plain?: boolean
   latest: boolean
   dashboard?: number
+  hosts: number
+  etcd?: string
+  profile?: string
+  rounds: number
+}
+
+/** `--hosts`: fewer agents and one worker per host unless asked (N processes share the cores). */
+const kClusterAgents = 100_000
+const kClusterWorkers = 1
+
+function etcdUrl (text: string): string {
+  let url: URL
+  try {
+    url = new URL(text)
+  } catch {
+    throw new InvalidArgumentError(`expected an etcd client URL such as http://127.0.0.1:2379, got "${text}"`)
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new InvalidArgumentError(`expected an http(s) etcd client URL, got "${text}"`)
+  return text
 }
 
 function program (): Command {
@@ -64,9 +86,34 @@ function program (): Command {
     .option('--plain', 'plain progress lines even on a terminal')
     .addOption(new Option('--dashboard [port]', 'serve the live dashboard (shoal/dashboard) on 127.0.0.1 during the run and print its URL; no port: any free one')
       .argParser(parsePort).preset(0))
+    .option('--hosts <n>', `a cluster of n host processes on 127.0.0.1 (cross-host casts, remote calls, the link, a join with --etcd); default --agents ${kClusterAgents}, --workers ${kClusterWorkers} per host`, (v) => parseCount(v), 1)
+    .option('--etcd <url>', 'with --hosts: membership on this etcd (a join is measured) instead of a static list', etcdUrl)
+    .option('--profile <dir>', 'with --hosts: write a CPU profile of every host process here (node --cpu-prof)')
+    .option('--rounds <n>', 'with --hosts: round trips of each kind in the latency phase', (v) => parseCount(v), 2000)
     // tests run the CLI without overwriting a person's last results
     .addOption(new Option('--no-latest', `do not write ${latestJson}`).hideHelp())
-    .action(async (flags: BenchFlags) => {
+    .action(async (flags: BenchFlags, command: Command) => {
+      if (flags.hosts > 1) {
+        if (flags.memory === true) throw new InvalidArgumentError('--hosts needs a durable store: shards move between hosts with their LMDB records (drop --memory)')
+        await runClusterBench({
+          hosts: flags.hosts,
+          etcd: flags.etcd ?? null,
+          agents: command.getOptionValueSource('agents') === 'default' ? kClusterAgents : flags.agents,
+          workers: command.getOptionValueSource('workers') === 'default' ? kClusterWorkers : Math.max(1, flags.workers),
+          durationMs: flags.duration * 1000,
+          seed: flags.seed,
+          baselines: flags.baselines,
+          dataDir: flags.dataDir ?? null,
+          profileDir: flags.profile ?? null,
+          rounds: flags.rounds,
+          json: flags.json ?? null,
+          html: flags.html ?? null,
+          latest: flags.latest ? latestJson : null,
+          plain: flags.plain === true
+        })
+        return
+      }
+      if (flags.etcd !== undefined || flags.profile !== undefined) throw new InvalidArgumentError('--etcd and --profile go with --hosts n (n ≥ 2)')
       const store = flags.memory === true ? 'memory' : 'durable'
       await runBench({
         agents: flags.agents,

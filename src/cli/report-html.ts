@@ -19,6 +19,8 @@ import { readFileSync, mkdirSync, writeFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { dirname } from 'node:path'
 import { fmt, fmtBytes } from './progress.ts'
+import { clusterLegend } from './cluster-results.ts'
+import type { ClusterResults, HostFigures } from './cluster-results.ts'
 import { baselineLegend } from './results.ts'
 import type { BenchResults, SummaryRow } from './results.ts'
 
@@ -59,8 +61,10 @@ function tableRow (r: SummaryRow): string {
 
 export function renderHtml (r: BenchResults): string {
   const c = r.config
-  const data = JSON.stringify({ timeline: r.timeline, phases: r.phases }).replace(/</g, '\\u003c')
-  const title = `Shoal bench — ${fmt(c.agents)} agents, ${c.workers} workers, ${c.store}`
+  const data = JSON.stringify({ timeline: r.timeline, phases: r.phases, cluster: r.cluster?.timeline ?? null }).replace(/</g, '\\u003c')
+  const title = r.cluster !== null
+    ? `Shoal cluster bench — ${r.cluster.hosts} hosts (${r.cluster.membership}), ${fmt(c.agents)} agents, ${c.workers} worker${c.workers === 1 ? '' : 's'} each`
+    : `Shoal bench — ${fmt(c.agents)} agents, ${c.workers} workers, ${c.store}`
   return `<!doctype html>
 <html lang="en">
 <head>
@@ -93,18 +97,19 @@ ${r.rows.map(tableRow).join('\n')}
 </tbody>
 </table>
 ${r.baselines !== null ? `<ul class="note">${baselineLegend.map((l) => `<li>${esc(l)}</li>`).join('')}</ul>` : ''}
-<p class="note">Resident memory at the end ${esc(fmtBytes(r.final.rssBytes))}, peak ${esc(fmtBytes(r.final.peakRssBytes))}.
+${r.cluster !== null ? clusterSection(r.cluster) : `<p class="note">Resident memory at the end ${esc(fmtBytes(r.final.rssBytes))}, peak ${esc(fmtBytes(r.final.peakRssBytes))}.
 ${r.memory !== null ? esc(r.memory.method) : ''}</p>
 <h2>Throughput</h2>
 <div id="throughput" class="chart"></div>
 <h2>Memory</h2>
-<div id="memory" class="chart"></div>
+<div id="memory" class="chart"></div>`}
 <script>${uplotScript()}</script>
 <script>
 const DATA = ${data};
 (function () {
   const tl = DATA.timeline;
   const xs = tl.map((s) => s.t / 1000);
+  const colors = ['#1a73e8', '#d93025', '#188038', '#9334e6', '#e37400', '#12b5cb', '#5f6368', '#b06000'];
   const width = Math.min(1000, document.body.clientWidth - 16);
   const palette = ['rgba(66,133,244,0.07)', 'rgba(251,188,5,0.09)'];
   // shade each phase and print its name along the top edge
@@ -142,6 +147,26 @@ const DATA = ${data};
   // the legend's value under the cursor; null shows uPlot's "--"
   const value = (u, v) => v == null ? null : num(v);
   let drawn = 0;
+  if (DATA.cluster !== null) {
+    // one series per host: messages its agents ran per second, link frames it received per second
+    const ct = DATA.cluster;
+    const cxs = ct.map((s) => s.t / 1000);
+    const ids = ct.length === 0 ? [] : [...new Set(ct.flatMap((s) => s.hosts.map((h) => h.id)))];
+    const perHost = (field) => ids.map((id) => ct.map((s) => { const h = s.hosts.find((x) => x.id === id); return h === undefined ? null : h[field]; }));
+    const hostSeries = ids.map((id, i) => ({ label: id, value, stroke: colors[i % colors.length], width: 2 }));
+    for (const [el, field, label] of [['cluster-messages', 'messagesPerSec', 'messages/s'], ['cluster-links', 'linkFramesInPerSec', 'frames/s']]) {
+      new uPlot({
+        width, height: 300,
+        scales: { x: { time: false } },
+        axes: [{ label: 'seconds', values: ticks }, { label, size: 70, values: humanTicks }],
+        series: [{ label: 'time (s)', value }, ...hostSeries],
+        plugins: [phaseBands]
+      }, [cxs, ...perHost(field)], document.getElementById(el));
+      drawn++;
+    }
+    window.shoalCharts = drawn;
+    return;
+  }
   new uPlot({
     width, height: 300,
     scales: { x: { time: false } },
@@ -174,6 +199,28 @@ const DATA = ${data};
 </body>
 </html>
 `
+}
+
+function clusterSection (k: ClusterResults): string {
+  const row = (h: HostFigures): string => `<tr><td>${esc(h.id)}</td><td class="num">${fmt(h.shardsServed)}</td><td class="num">${fmt(h.agentsOwned)}</td>` +
+    `<td class="num">${fmt(h.linkFramesIn)}</td><td class="num">${fmt(h.linkFramesOut)}</td><td class="num">${esc(fmtBytes(h.linkBytesIn))}</td>` +
+    `<td class="num">${esc(fmtBytes(h.linkBytesOut))}</td><td class="num">${esc(fmtBytes(h.rssBytes))}</td></tr>`
+  return `<ul class="note">${clusterLegend.map((l) => `<li>${esc(l)}</li>`).join('')}</ul>
+<h2>Cluster</h2>
+<p class="meta">${esc(k.layout)}; ${k.membership} membership; started and settled in ${(k.startMs / 1000).toFixed(1)} s.
+Casts counted: ${fmt(k.sameHost.casts + k.crossHost.casts - k.castsLost)} of ${fmt(k.sameHost.casts + k.crossHost.casts)}.
+Remote call p50/p99 ${k.remoteCall.p50Us.toFixed(1)}/${k.remoteCall.p99Us.toFixed(1)} µs, same-host call ${k.sameHostCall.p50Us.toFixed(1)}/${k.sameHostCall.p99Us.toFixed(1)} µs,
+raw ws→uWS ${k.rawWsRoundTrip.p50Us.toFixed(1)}/${k.rawWsRoundTrip.p99Us.toFixed(1)} µs.${k.linkNote !== null ? ` Link alone: ${esc(k.linkNote)}.` : ''}</p>
+<table>
+<thead><tr><th>host</th><th>shards served</th><th>agents owned</th><th>link frames in</th><th>link frames out</th><th>link bytes in</th><th>link bytes out</th><th>RSS</th></tr></thead>
+<tbody>
+${k.perHost.map(row).join('\n')}
+</tbody>
+</table>
+<h2>Messages run per second, per host</h2>
+<div id="cluster-messages" class="chart"></div>
+<h2>Link frames received per second, per host</h2>
+<div id="cluster-links" class="chart"></div>`
 }
 
 export function writeHtml (file: string, results: BenchResults): void {

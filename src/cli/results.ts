@@ -11,6 +11,8 @@ import { mkdirSync, writeFileSync } from 'node:fs'
 import { availableParallelism, cpus, totalmem } from 'node:os'
 import { dirname } from 'node:path'
 import type { Baselines } from './baselines.ts'
+import { clusterRows } from './cluster-results.ts'
+import type { ClusterResults } from './cluster-results.ts'
 import type { MemoryResult } from './memory.ts'
 import type { ActivateResult } from './scenarios/activate.ts'
 import type { FanoutResult } from './scenarios/fanout.ts'
@@ -32,6 +34,10 @@ export interface MachineInfo {
 
 export interface RunConfig {
   readonly agents: number
+  /** Host processes (`--hosts`); 1: this process is the host. */
+  readonly hosts: number
+  /** The cluster's membership with `--hosts`, else null. */
+  readonly membership: 'static' | 'etcd' | null
   readonly workers: number
   /** Who runs on which core, in words. */
   readonly threadLayout: string
@@ -89,6 +95,15 @@ export interface Summary {
   readonly castsVsRing: number | null
   readonly callRoundTripVsRing: number | null
   readonly committedStatesVsLmdb: number | null
+  /** `--hosts`: the cluster's figures (cluster-results.ts), else null. */
+  readonly crossHostCastsPerSec: number | null
+  readonly sameHostCastsPerSec: number | null
+  readonly remoteCallP50Us: number | null
+  readonly remoteCallP99Us: number | null
+  readonly rawWsRoundTripP50Us: number | null
+  readonly linkMsgsPerSec: number | null
+  readonly rawLinkMsgsPerSec: number | null
+  readonly shardsMovedPerSec: number | null
 }
 
 export interface Target {
@@ -123,6 +138,8 @@ export interface BenchResults {
   readonly hot: HotResult | null
   readonly mixed: MixedResult | null
   readonly memory: MemoryResult | null
+  /** `shoal bench --hosts N`: the cluster's figures; the single-host scenarios are null then. */
+  readonly cluster: ClusterResults | null
   readonly final: FinalMemory
   readonly summary: Summary
   readonly rows: readonly SummaryRow[]
@@ -176,7 +193,15 @@ export function summarize (r: Parts): Summary {
     lmdbPutsPerSec: b?.lmdb.putsPerSec ?? null,
     castsVsRing: ratio(r.fanout?.castsPerSec, b?.ring.msgsPerSec),
     callRoundTripVsRing: ratio(r.mixed?.roundTrip.p50Us, b?.ringRoundTrip.p50Us),
-    committedStatesVsLmdb: ratio(r.fanout?.committedStatesPerSec, b?.lmdb.putsPerSec)
+    committedStatesVsLmdb: ratio(r.fanout?.committedStatesPerSec, b?.lmdb.putsPerSec),
+    crossHostCastsPerSec: r.cluster?.crossHost.castsPerSec ?? null,
+    sameHostCastsPerSec: r.cluster?.sameHost.castsPerSec ?? null,
+    remoteCallP50Us: r.cluster?.remoteCall.p50Us ?? null,
+    remoteCallP99Us: r.cluster?.remoteCall.p99Us ?? null,
+    rawWsRoundTripP50Us: r.cluster?.rawWsRoundTrip.p50Us ?? null,
+    linkMsgsPerSec: r.cluster?.link?.msgsPerSec ?? null,
+    rawLinkMsgsPerSec: r.cluster?.link?.rawMsgsPerSec ?? null,
+    shardsMovedPerSec: r.cluster?.join?.shardsPerSec ?? null
   }
 }
 
@@ -247,6 +272,7 @@ export function summaryRows (r: Parts): SummaryRow[] {
     add('latency', 'call p999 under load', x.latency.p999Us, 'µs')
     add('latency', 'command call p99 (waits for commit)', x.commandLatency.p99Us, 'µs')
   }
+  if (r.cluster !== null) clusterRows(r.cluster, add)
   return rows
 }
 

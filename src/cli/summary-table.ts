@@ -5,6 +5,7 @@
  * their own indented line rather than widening the table).
  */
 import { fmt, fmtBytes } from './progress.ts'
+import { clusterLegend } from './cluster-results.ts'
 import { baselineLegend } from './results.ts'
 import type { BenchResults, SummaryRow } from './results.ts'
 
@@ -52,11 +53,12 @@ export function renderSummary (r: BenchResults): string {
   const c = r.config
   const lines = [
     '',
-    `Shoal bench — ${fmt(c.agents)} agents · ${c.threadLayout} · Node ${r.machine.node} · ${r.machine.cpuModel}`,
+    `Shoal bench — ${r.cluster !== null ? `cluster of ${r.cluster.hosts} hosts (${r.cluster.membership}), ` : ''}${fmt(c.agents)} agents · ${c.threadLayout} · Node ${r.machine.node} · ${r.machine.cpuModel}`,
     `store: ${c.store}${c.store === 'durable' ? ` (LMDB at ${c.dataDir}${c.dataDirKept ? ', kept' : ', temporary, removed'})` : ''}` +
       (c.storeNote !== null ? ` — ${c.storeNote}` : ''),
     renderTable(r.rows),
     ...(r.baselines !== null ? baselineLegend.map((l) => `  · ${l}`) : []),
+    ...(r.cluster !== null ? clusterLegend.map((l) => `  · ${l}`) : []),
     `  · resident memory at the end ${fmtBytes(r.final.rssBytes)}, peak ${fmtBytes(r.final.peakRssBytes)}; run took ${(r.elapsedMs / 1000).toFixed(1)} s`
   ]
   return lines.join('\n')

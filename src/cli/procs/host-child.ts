@@ -1,0 +1,96 @@
+/**
+ * A host in a process of its own, driven by its parent over IPC (host-protocol.ts):
+ * `createHost` from the config in $SHOAL_HOST_PROCESS_CONFIG, plugins loaded by module
+ * specifier, then commands until `close`. Spawned by host-process.ts; tests and
+ * `shoal bench --hosts N` use it to put every host of a cluster in its own process.
+ *
+ * It exits by itself (so that `--cpu-prof` writes its profile): after `close`, when
+ * createHost failed (exit 1, the error reported first), on SIGTERM/SIGINT, and when
+ * its parent goes away (the IPC channel closes) — a test runner that dies leaves no
+ * host behind. SIGKILL and SIGSTOP are the parent's to send (host-process.ts `kill`).
+ */
+import { createHost } from '../../index.ts'
+import type { Host, HostOptions } from '../../index.ts'
+import type { HostPlugin } from '../../host/plugin.ts'
+import { runCommand } from './child-commands.ts'
+import { CONFIG_ENV, errorInfo } from './host-protocol.ts'
+import type { FromChild, HostProcessConfig, ReadyInfo, ToChild } from './host-protocol.ts'
+
+function send (m: FromChild): Promise<void> {
+  return new Promise((resolve) => {
+    if (process.send === undefined || !process.connected) { resolve(); return }
+    process.send(m, undefined, {}, () => resolve())
+  })
+}
+
+async function loadPlugins (config: HostProcessConfig): Promise<HostPlugin[]> {
+  const plugins: HostPlugin[] = []
+  for (const spec of config.plugins ?? []) {
+    const mod = await import(spec.module) as Record<string, unknown>
+    const name = spec.export ?? 'default'
+    const factory = mod[name]
+    if (typeof factory !== 'function') throw new Error(`plugin module ${spec.module} has no function export ${name}`)
+    plugins.push((factory as (options: unknown) => HostPlugin)(spec.options))
+  }
+  return plugins
+}
+
+async function main (): Promise<void> {
+  const text = process.env[CONFIG_ENV]
+  if (text === undefined || process.send === undefined) {
+    process.stderr.write(`host-child: run me with fork() and the config in $${CONFIG_ENV} (see host-process.ts)\n`)
+    process.exit(2)
+  }
+  const config = JSON.parse(text) as HostProcessConfig
+  let t0 = performance.now()
+  let host: Host
+  try {
+    const plugins = await loadPlugins(config)
+    t0 = performance.now() // createHost's own time: not the plugins' module loading
+    host = await createHost({
+      ...(config.host ?? {}),
+      agents: config.agents,
+      workers: config.workers,
+      dataDir: config.dataDir,
+      plugins
+    } as HostOptions)
+  } catch (err) {
+    await send({ t: 'failed', error: errorInfo(err), elapsedMs: performance.now() - t0 })
+    process.exit(1)
+  }
+  const startMs = performance.now() - t0
+
+  let closing: Promise<void> | null = null
+  const close = (): Promise<void> => {
+    closing ??= host.close().catch((err: unknown) => { process.stderr.write(`close: ${errorInfo(err).message}\n`) })
+    return closing
+  }
+  const exitAfterClose = (code: number): void => { void close().then(() => process.exit(code)) }
+  process.once('SIGTERM', () => exitAfterClose(0))
+  process.once('SIGINT', () => exitAfterClose(0))
+  process.once('disconnect', () => exitAfterClose(0))
+
+  process.on('message', (m: ToChild) => {
+    if (m.t !== 'cmd') return
+    if (m.cmd.op === 'close') {
+      void close().then(async () => {
+        await send({ t: 'res', seq: m.seq, ok: true, value: null })
+        process.exit(0)
+      })
+      return
+    }
+    runCommand(host, m.cmd).then(
+      (value) => send({ t: 'res', seq: m.seq, ok: true, value }),
+      (err: unknown) => send({ t: 'res', seq: m.seq, ok: false, error: errorInfo(err) })
+    ).catch(() => {})
+  })
+
+  let cluster: ReadyInfo['cluster'] = null
+  try {
+    const c = host.cluster
+    cluster = { id: c.id, address: c.address, epoch: c.epoch, members: c.members() }
+  } catch {} // no cluster plugin
+  await send({ t: 'ready', info: { pid: process.pid, startMs, cluster } })
+}
+
+await main()

@@ -1,0 +1,123 @@
+/**
+ * The harness that puts hosts in processes of their own (src/cli/procs/), which the
+ * cluster tests and `shoal bench --hosts` stand on: what crosses the IPC channel, the
+ * signals a failover test sends, and the TCP proxy that breaks links on purpose.
+ */
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { connect, createServer } from 'node:net'
+import type { Socket } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { UnknownMethodError } from '../../native-free-core/errors.ts'
+import { HostProcess, TcpProxy, testAgents } from '../helpers/cluster-procs.ts'
+import { HostProcessExitedError } from '../../src/cli/procs/host-process.ts'
+
+test('a host process: calls, load and errors cross as they are; SIGSTOP pauses it, SIGCONT resumes it; SIGKILL fails what waits; close exits 0', { timeout: 60_000 }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'shoal-proc-'))
+  try {
+    const config = { agents: testAgents, workers: 1, dataDir: dir }
+    const h = await HostProcess.start(config, { name: 'p' })
+    assert.equal(h.info.cluster, null, 'no cluster plugin: no cluster view')
+    assert.equal(await h.call('counter', 'x', 'add', 2), 2)
+    await assert.rejects(h.call('counter', 'x', 'nope'), UnknownMethodError)
+    await h.loadStart('l', { type: 'counter', keys: ['a', 'b', 'c'] }, 'add', 1, 2)
+    await new Promise((resolve) => setTimeout(resolve, 50))
+    const report = await h.loadStop('l')
+    assert.equal(report.errors, 0)
+    const each = await h.callEach({ type: 'counter', keys: ['a', 'b', 'c'] }, 'get')
+    assert.deepEqual(each.values, [...report.acked], 'every acknowledged add is in its counter')
+
+    await h.kill('SIGSTOP')
+    let answered = false
+    const waiting = h.call('counter', 'x', 'get').then((v) => { answered = true; return v })
+    await new Promise((resolve) => setTimeout(resolve, 200))
+    assert.equal(answered, false, 'a stopped process answers nothing')
+    await h.kill('SIGCONT')
+    assert.equal(await waiting, 2)
+
+    await h.kill('SIGSTOP')
+    const lost = h.call('counter', 'x', 'get')
+    await h.kill('SIGKILL')
+    await assert.rejects(lost, HostProcessExitedError)
+    assert.deepEqual(await h.exited, { code: null, signal: 'SIGKILL' })
+    await assert.rejects(h.call('counter', 'x', 'get'), HostProcessExitedError)
+
+    // the same data directory, after a crash: the committed add is there; close exits 0
+    const again = await HostProcess.start(config, { name: 'p2' })
+    assert.equal(await again.call('counter', 'x', 'get'), 2)
+    assert.deepEqual(await again.close(), { code: 0, signal: null })
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
+})
+
+async function echoServer (): Promise<{ port: number, close: () => Promise<void> }> {
+  const sockets = new Set<Socket>()
+  const server = createServer((s) => { sockets.add(s); s.on('close', () => sockets.delete(s)); s.pipe(s) })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()))
+  return {
+    port: (server.address() as { port: number }).port,
+    close: async () => {
+      for (const s of sockets) s.destroy()
+      await new Promise<void>((resolve) => server.close(() => resolve()))
+    }
+  }
+}
+
+function client (port: number): Promise<{ socket: Socket, received: () => string, closed: Promise<void> }> {
+  return new Promise((resolve, reject) => {
+    let text = ''
+    const socket = connect({ port, host: '127.0.0.1' })
+    const closed = new Promise<void>((done) => socket.once('close', () => done()))
+    socket.setEncoding('utf8')
+    socket.on('data', (d: string) => { text += d })
+    socket.once('error', reject)
+    socket.once('connect', () => resolve({ socket, received: () => text, closed }))
+  })
+}
+
+async function until (what: string, check: () => boolean, timeoutMs = 5_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
+    await new Promise((resolve) => setTimeout(resolve, 5))
+  }
+}
+
+test('TcpProxy: bytes keep their order through delay, pause and heal; cut drops every connection and refuses new ones until heal', async () => {
+  const echo = await echoServer()
+  const proxy = await TcpProxy.start(echo.port)
+  try {
+    const c = await client(proxy.port)
+    c.socket.write('a1,')
+    await until('a1', () => c.received() === 'a1,')
+    proxy.delay(30)
+    c.socket.write('b2,')
+    proxy.delay(0) // a later chunk never overtakes a delayed one
+    c.socket.write('c3,')
+    await until('b2 c3', () => c.received() === 'a1,b2,c3,')
+    proxy.pause()
+    c.socket.write('d4,')
+    await new Promise((resolve) => setTimeout(resolve, 50))
+    assert.equal(c.received(), 'a1,b2,c3,', 'paused: nothing forwarded')
+    assert.equal(proxy.connections, 1, 'paused: nothing closed')
+    proxy.heal()
+    await until('d4', () => c.received() === 'a1,b2,c3,d4,')
+
+    proxy.cut()
+    await c.closed
+    const refused = await client(proxy.port)
+    await refused.closed
+    assert.equal(proxy.refused, 1)
+    proxy.heal()
+    const back = await client(proxy.port)
+    back.socket.write('e5')
+    await until('e5', () => back.received() === 'e5')
+    back.socket.destroy()
+  } finally {
+    await proxy.close()
+    await echo.close()
+  }
+})
