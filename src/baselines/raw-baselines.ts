@@ -11,10 +11,12 @@
  *   (`waitAsync`, as the engine does) or both spinning
  * - `lmdbPuts`        — lmdb-js `put` in a loop for a while, then await the last put
  *   and the flush to disk (fsync on, lmdb-js defaults): what a group commit can reach
+ * - `fsyncLatency`    — one 4 KiB write + `fdatasync` at a time: the floor of a durable
+ *   commit's latency on this disk (a command's reply waits for at least one)
  *
  * Thread layout: main thread + one worker. On a 2-core machine that is one core each.
  */
-import { mkdtempSync, rmSync } from 'node:fs'
+import { closeSync, fdatasyncSync, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Worker } from 'node:worker_threads'
@@ -192,4 +194,30 @@ export async function lmdbPuts (ms: number, key: (i: number) => string, valueByt
   } finally {
     rmSync(dir, { recursive: true, force: true })
   }
+}
+
+/**
+ * Latency of the disk's sync: write 4 KiB and `fdatasync` (what LMDB calls to flush a
+ * commit on Linux), one at a time, for `ms` or `maxOps`, in a scratch file under `dir`
+ * (put it on the data directory's filesystem). Each op's time in microseconds. Blocks
+ * the calling thread meanwhile: run it while nothing else should be measured.
+ */
+export function fsyncLatency (dir: string, ms: number, maxOps = 2000): number[] {
+  const scratch = mkdtempSync(join(dir, 'shoal-fsync-'))
+  const fd = openSync(join(scratch, 'sync'), 'w')
+  const page = Buffer.alloc(4096, 7)
+  const samples: number[] = []
+  try {
+    const deadline = performance.now() + ms
+    for (let i = 0; i < maxOps && performance.now() < deadline; i++) {
+      const t0 = performance.now()
+      writeSync(fd, page, 0, page.length, (i % 64) * page.length)
+      fdatasyncSync(fd)
+      samples.push((performance.now() - t0) * 1000)
+    }
+  } finally {
+    closeSync(fd)
+    rmSync(scratch, { recursive: true, force: true })
+  }
+  return samples
 }

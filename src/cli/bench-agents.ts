@@ -18,6 +18,8 @@ import { setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
 import { threadId } from 'node:worker_threads'
 import { defineAgent } from '../index.ts'
+import { threadGcPauses } from '../observe/gc-pauses.ts'
+import type { GcPauseFigures } from '../observe/gc-pauses.ts'
 
 export const counter = defineAgent({
   type: 'counter',
@@ -58,6 +60,11 @@ export interface ThreadMemory {
   readonly arrayBuffers: number
 }
 
+/** GC pauses of one thread over one window (see observe/gc-pauses.ts). */
+export interface ThreadGc extends GcPauseFigures {
+  readonly threadId: number
+}
+
 export interface StateSize {
   /** Heap bytes one `initial()` state takes, measured over `count` of them. */
   readonly heapBytes: number
@@ -75,6 +82,8 @@ export const probe = defineAgent({
   queries: {
     thread () { return threadId },
     ping () { return threadId },
+    /** This thread's GC pauses since the last `gc` query (a window per bench phase), and a new window. */
+    gc (): ThreadGc { return { threadId, ...threadGcPauses.takeWindow() } },
     memory (_state, gc: boolean): ThreadMemory {
       if (gc) fullGc()
       const m = process.memoryUsage()

@@ -14,7 +14,8 @@
  */
 import type { AgentRef, Host } from '../index.ts'
 import { probe } from './bench-agents.ts'
-import type { ThreadMemory, StateSize } from './bench-agents.ts'
+import type { ThreadGc, ThreadMemory, StateSize } from './bench-agents.ts'
+import { threadGcPauses } from '../observe/gc-pauses.ts'
 
 /** Probe keys tried before giving up; 4096 shards spread over the threads, so a few dozen suffice. */
 const kMaxProbeKeys = 100_000
@@ -50,6 +51,16 @@ export class ThreadProbes {
 
   memory (gc: boolean): Promise<ThreadMemory[]> {
     return Promise.all(this.refs.map((r) => r.call('memory', gc)))
+  }
+
+  /**
+   * GC pauses of every thread since the previous call, main thread first (threadId 0),
+   * and start a new window on each. The main thread's is read here, after the workers
+   * answered.
+   */
+  async gcWindow (): Promise<ThreadGc[]> {
+    const workers = (await Promise.all(this.refs.map((r) => r.call('gc')))).filter((g) => g.threadId !== 0)
+    return [{ threadId: 0, ...threadGcPauses.takeWindow() }, ...workers]
   }
 
   stateSize (count: number): Promise<StateSize> {

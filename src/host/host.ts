@@ -37,7 +37,7 @@ import { PendingCalls } from './pending-calls.ts'
 import { ThreadLoop } from '../thread/thread-loop.ts'
 import { TestClock } from '../time/test-clock.ts'
 import { OffloadPool } from '../offload/offload-pool.ts'
-import { readWorkerStats } from '../observe/host-stats.ts'
+import { readGcStats, readWorkerStats } from '../observe/host-stats.ts'
 import type { HostStats } from '../observe/host-stats.ts'
 import { hostMetrics } from '../observe/metrics.ts'
 import { HostQuotas } from '../tenancy/host-quotas.ts'
@@ -220,7 +220,7 @@ export class Host extends EventEmitter<HostEvents> {
       activeAgents += w.activeAgents
       messages += w.messages
     }
-    return { activeAgents, messages, pendingCalls: this.pending.size, workers, offload: this.pool?.stats() ?? null }
+    return { activeAgents, messages, pendingCalls: this.pending.size, workers, mainGc: readGcStats(this.mesh, 0), offload: this.pool?.stats() ?? null }
   }
 
   /** Prometheus text exposition (prom-client), every thread's figures aggregated. */

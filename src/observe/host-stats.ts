@@ -10,8 +10,9 @@ import {
 import { ringDepth } from '../../native-free-core/ring/ring-queue.ts'
 import {
   kStatActive, kStatAlive, kStatBusy, kStatCommitStats, kStatCommits, kStatCommitted, kStatFollowers, kStatMessages,
-  kStatOverflowBytes, kStatPasses, kStatRateLimited, kStatReminders, kStatTimers, statsView
+  kStatGc, kStatOverflowBytes, kStatPasses, kStatRateLimited, kStatReminders, kStatTimers, statsView
 } from '../thread/mesh.ts'
+import { kGcCount, kGcMaxMs, kGcTotalMs } from './gc-pauses.ts'
 import type { Mesh } from '../thread/mesh.ts'
 import type { OffloadStats } from '../offload/offload-pool.ts'
 
@@ -50,6 +51,19 @@ export interface WorkerStats {
   readonly rateLimited: number
   /** `ref.follow()` subscriptions to this thread's agents. */
   readonly followers: number
+  /** Garbage-collection pauses of this thread since it started (PerformanceObserver 'gc'). */
+  readonly gcPauses: number
+  /** Their total duration, ms: time this thread's JavaScript stood still. */
+  readonly gcPauseTotalMs: number
+  /** The longest one, ms. */
+  readonly gcPauseMaxMs: number
+}
+
+/** One thread's GC pauses since it started (see gc-pauses.ts). */
+export interface ThreadGcStats {
+  readonly gcPauses: number
+  readonly gcPauseTotalMs: number
+  readonly gcPauseMaxMs: number
 }
 
 export interface HostStats {
@@ -57,6 +71,8 @@ export interface HostStats {
   readonly messages: number
   readonly pendingCalls: number
   readonly workers: readonly WorkerStats[]
+  /** The main thread's GC pauses (with `workers: 0` also in `workers[0]`). */
+  readonly mainGc: ThreadGcStats
   /** The piscina pool, when the host has `offload`. */
   readonly offload: OffloadStats | null
 }
@@ -69,6 +85,11 @@ export function inboundDepth (mesh: Mesh, thread: number): number {
     if (ring != null) depth += ringDepth(ring)
   }
   return depth
+}
+
+export function readGcStats (mesh: Mesh, thread: number): ThreadGcStats {
+  const s = statsView(mesh, thread)
+  return { gcPauses: s[kStatGc + kGcCount]!, gcPauseTotalMs: s[kStatGc + kGcTotalMs]!, gcPauseMaxMs: s[kStatGc + kGcMaxMs]! }
 }
 
 export function readWorkerStats (mesh: Mesh, thread: number, restarts: number): WorkerStats {
@@ -95,6 +116,9 @@ export function readWorkerStats (mesh: Mesh, thread: number, restarts: number): 
     overflowBytes: s[kStatOverflowBytes]!,
     restarts,
     rateLimited: s[kStatRateLimited]!,
-    followers: s[kStatFollowers]!
+    followers: s[kStatFollowers]!,
+    gcPauses: s[kStatGc + kGcCount]!,
+    gcPauseTotalMs: s[kStatGc + kGcTotalMs]!,
+    gcPauseMaxMs: s[kStatGc + kGcMaxMs]!
   }
 }

@@ -17,6 +17,7 @@ import { createRing } from '../../native-free-core/ring/ring-queue.ts'
 import { DOORBELL_BYTES } from '../../native-free-core/ring/doorbell.ts'
 import { COMMIT_STATS_SLOTS } from '../../native-free-core/runtime/commit-stats.ts'
 import { createClock } from '../time/thread-clock.ts'
+import { GC_STATS_SLOTS } from '../observe/gc-pauses.ts'
 
 /** Per-thread stats words (Float64Array slots); written by the owner at the end of each pass. */
 export const kStatMessages = 0
@@ -41,7 +42,9 @@ export const kStatTimers = 13
 export const kStatReminders = 14
 /** CommitStats.values (commit-stats.ts) from here on. */
 export const kStatCommitStats = 16
-export const STAT_SLOTS = kStatCommitStats + COMMIT_STATS_SLOTS
+/** The thread's GC pauses (observe/gc-pauses.ts: count, total ms, longest ms), written by its observer. */
+export const kStatGc = kStatCommitStats + COMMIT_STATS_SLOTS
+export const STAT_SLOTS = kStatGc + GC_STATS_SLOTS
 
 export interface Mesh {
   readonly threads: number

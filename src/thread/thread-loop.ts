@@ -36,9 +36,10 @@ import { FRAME_REPLY, FRAME_STATE, FRAME_TASK, FrameReader, FrameWriter } from '
 import type { Mesh } from './mesh.ts'
 import {
   kStatActive, kStatAlive, kStatBusy, kStatCommits, kStatCommitted, kStatMessages, kStatOverflowBytes,
-  kStatPasses, kStatPendingCommit, kStatRateLimited, kStatFollowers, kStatReminders, kStatRunning, kStatCommitStats, kStatTimers, statsView
+  kStatPasses, kStatPendingCommit, kStatRateLimited, kStatFollowers, kStatReminders, kStatRunning, kStatCommitStats, kStatTimers, kStatGc, statsView
 } from './mesh.ts'
 import { ClockView } from '../time/thread-clock.ts'
+import { threadGcPauses } from '../observe/gc-pauses.ts'
 
 /** Bytes of frames taken from one ring per pass: bounds a pass to a few ms so timers and I/O interleave. */
 const RING_BUDGET_BYTES = 256 * 1024
@@ -85,6 +86,8 @@ export class ThreadLoop implements RuntimeOutput {
   private readonly onTask: ((peer: number, taskId: number, name: string, input: unknown) => void) | undefined
 
   private running = false
+  /** This thread's GC pauses are mirrored into its stats words (between start and stop). */
+  private observingGc = false
   private scheduled = false
   private parked = false
   private again = false
@@ -174,6 +177,10 @@ export class ThreadLoop implements RuntimeOutput {
   start (): void {
     this.bell.cancelSleep()
     this.stats[kStatAlive] = 1
+    if (!this.observingGc) {
+      this.observingGc = true
+      threadGcPauses.start(this.stats, kStatGc)
+    }
     // a restarted worker joins a running clock, and its predecessor's words are stale
     this.clock.setNextDue(this.index, -1)
     this.clock.setParkedAt(this.index, -1)
@@ -190,6 +197,10 @@ export class ThreadLoop implements RuntimeOutput {
   stop (): void {
     this.stopped = true
     this.stats[kStatAlive] = 0
+    if (this.observingGc) {
+      this.observingGc = false
+      threadGcPauses.stop(this.stats)
+    }
     if (this.parked) this.bell.ring()
   }
 
