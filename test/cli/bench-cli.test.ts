@@ -59,10 +59,10 @@ describe('shoal bench --memory, every scenario, small', () => {
   it('measures every scenario', () => {
     assert.equal(results.activate.agents, 2000)
     assert.equal(results.activate.residentAgents, 2000)
-    assertNumbers(results.activate, ['elapsedMs', 'activationsPerSec'], 'activate')
+    assertNumbers(results.activate, ['elapsedMs', 'activationsPerSec', 'cpuUsPerActivation'], 'activate')
     assert.ok(results.activate.activationsPerSec > 0)
 
-    assertNumbers(results.fanout, ['casts', 'elapsedMs', 'castsPerSec', 'commits', 'committedStates', 'commitsPerSec', 'committedStatesPerSec', 'meanBatchSize'], 'fanout')
+    assertNumbers(results.fanout, ['casts', 'elapsedMs', 'castsPerSec', 'commits', 'committedStates', 'commitsPerSec', 'committedStatesPerSec', 'meanBatchSize', 'cpuUsPerCast'], 'fanout')
     assert.ok(results.fanout.casts > 0 && results.fanout.commits > 0)
     assert.ok(results.fanout.committedStates <= results.fanout.casts)
 

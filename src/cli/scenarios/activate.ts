@@ -20,6 +20,12 @@ export interface ActivateResult {
   readonly activationsPerSec: number
   /** Resident agents the host reports afterwards (the bench's own probes excluded). */
   readonly residentAgents: number
+  /**
+   * CPU time of the whole process (every thread, GC helpers included) during the phase,
+   * per activation: what the activations cost, less sensitive than the rate to other
+   * processes sharing the cores.
+   */
+  readonly cpuUsPerActivation: number
 }
 
 export async function activate (ctx: ScenarioContext): Promise<ActivateResult> {
@@ -27,6 +33,7 @@ export async function activate (ctx: ScenarioContext): Promise<ActivateResult> {
   const before = totals(host).activeAgents
   const pacer = new Pacer(ctx.probes)
   let sent = 0
+  const cpu0 = process.cpuUsage()
   const start = performance.now()
   const phase = ctx.progress.phase('activate', agents, () => ({
     value: sent,
@@ -40,9 +47,11 @@ export async function activate (ctx: ScenarioContext): Promise<ActivateResult> {
   }
   await pacer.drain()
   const elapsedMs = performance.now() - start
+  const cpu = process.cpuUsage(cpu0)
   await ctx.probes.barrier() // replies from a later pass: the stats words of the last one are written
   const residentAgents = totals(host).activeAgents - before
-  const result = { agents, elapsedMs, activationsPerSec: perSec(agents, elapsedMs), residentAgents }
-  phase.done(`${fmt(agents)} agents in ${(elapsedMs / 1000).toFixed(2)} s — ${fmt(result.activationsPerSec)} activations/s`)
+  const result = { agents, elapsedMs, activationsPerSec: perSec(agents, elapsedMs), residentAgents, cpuUsPerActivation: (cpu.user + cpu.system) / agents }
+  phase.done(`${fmt(agents)} agents in ${(elapsedMs / 1000).toFixed(2)} s — ${fmt(result.activationsPerSec)} activations/s, ` +
+    `${result.cpuUsPerActivation.toFixed(2)} µs CPU each (all threads)`)
   return result
 }

@@ -27,6 +27,8 @@ export interface FanoutResult {
   readonly committedStatesPerSec: number
   /** Committed states per commit. */
   readonly meanBatchSize: number
+  /** CPU time of the whole process (every thread) per cast, up to the commit of the last one. */
+  readonly cpuUsPerCast: number
 }
 
 export async function fanout (ctx: ScenarioContext): Promise<FanoutResult> {
@@ -34,6 +36,7 @@ export async function fanout (ctx: ScenarioContext): Promise<FanoutResult> {
   const before = totals(host)
   const pacer = new Pacer(ctx.probes)
   let casts = 0
+  const cpu0 = process.cpuUsage()
   const start = performance.now()
   const deadline = start + ctx.durationMs
   const phase = ctx.progress.phase('fanout', ctx.durationMs, () => ({
@@ -49,6 +52,7 @@ export async function fanout (ctx: ScenarioContext): Promise<FanoutResult> {
   const elapsedMs = performance.now() - start
   await ctx.probes.flush()
   const commitMs = performance.now() - start
+  const cpu = process.cpuUsage(cpu0)
   await ctx.probes.barrier()
   const after = totals(host)
   // the probes' flush commands are one state per thread in the last batches: not the scenario's
@@ -64,8 +68,10 @@ export async function fanout (ctx: ScenarioContext): Promise<FanoutResult> {
     commitMs,
     commitsPerSec: perSec(commits, commitMs),
     committedStatesPerSec: perSec(committedStates, commitMs),
-    meanBatchSize: commits > 0 ? committedStates / commits : 0
+    meanBatchSize: commits > 0 ? committedStates / commits : 0,
+    cpuUsPerCast: (cpu.user + cpu.system) / casts
   }
-  phase.done(`${fmt(result.castsPerSec)} casts/s, ${fmt(result.commitsPerSec)} commits/s of ${fmt(result.meanBatchSize)} states`)
+  phase.done(`${fmt(result.castsPerSec)} casts/s, ${fmt(result.commitsPerSec)} commits/s of ${fmt(result.meanBatchSize)} states, ` +
+    `${result.cpuUsPerCast.toFixed(2)} µs CPU per cast (all threads)`)
   return result
 }
