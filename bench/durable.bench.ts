@@ -16,10 +16,10 @@
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { open } from 'lmdb'
 import { createHost } from '../src/index.ts'
 import type { Host } from '../src/index.ts'
 import { lmdbPuts } from '../src/baselines/raw-baselines.ts'
+import { LmdbStore } from '../src/storage/lmdb-store.ts'
 import { idString } from '../native-free-core/agent/agent-id.ts'
 import { stateCodec } from '../src/thread/codec.ts'
 import { printRows } from './report.ts'
@@ -80,19 +80,17 @@ async function distinct (): Promise<number> {
   return rate
 }
 
-/** Write `count` counter states straight into a data dir, as a host would have left them. */
+/** Write `count` counter states straight into a data dir, as a host would have left them (the store's own format). */
 async function populate (dir: string, count: number): Promise<void> {
-  const env = open({ path: dir, maxDbs: 8 })
-  const states = env.openDB<Buffer, string>({ name: 'states', encoding: 'binary' })
-  const bytes = stateCodec.encode({ n: 1 }) as Buffer
-  let last: Promise<boolean> = Promise.resolve(true)
+  const store = new LmdbStore({ path: dir, durability: 'os' })
+  const bytes = stateCodec.encode({ n: 1 })
   for (let i = 0; i < count;) {
+    const states: Array<[string, Uint8Array]> = []
     const end = Math.min(count, i + 100_000)
-    for (; i < end; i++) last = states.put(idString('default', 'counter', `user-${i}`), bytes)
-    await last
+    for (; i < end; i++) states.push([idString('default', 'counter', `user-${i}`), bytes])
+    await store.commit({ states })
   }
-  await env.flushed
-  await env.close()
+  await store.close()
 }
 
 async function restart (dir: string): Promise<{ ms: number, rssBytes: number }> {

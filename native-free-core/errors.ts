@@ -171,6 +171,44 @@ export class SimulationError extends ShoalError {
   static override readonly code = 'SHOAL_ERR_SIMULATION'
 }
 
+/**
+ * The cluster's coordination service (etcd) cannot be reached: `createHost` with the
+ * cluster plugin gave up within the lease TTL (`data.endpoints`, `data.cause`).
+ * Retriable: nothing was registered, start again when etcd is back.
+ */
+export class ClusterUnavailableError extends ShoalError {
+  static override readonly code = 'SHOAL_ERR_CLUSTER_UNAVAILABLE'
+  override get retriable (): boolean { return true }
+}
+
+/**
+ * Another live host holds this host's cluster id (`data.id`): its member key is still
+ * renewed after its lease TTL. Two hosts with one id would both serve its shards.
+ */
+export class ClusterIdInUseError extends ShoalError {
+  static override readonly code = 'SHOAL_ERR_CLUSTER_ID_IN_USE'
+}
+
+/**
+ * A link to another host of the cluster cannot take the message now: its queue is over
+ * the byte limit while it connects or drains (`data.reason: 'backlog'`), or the link was
+ * disconnected or closed (`'closed'`). `data.peer` names the host. Retriable: the link
+ * reconnects and drains by itself.
+ */
+export class LinkUnavailableError extends ShoalError {
+  static override readonly code = 'SHOAL_ERR_LINK_UNAVAILABLE'
+  override get retriable (): boolean { return true }
+}
+
+/**
+ * A native addon Shoal relies on for speed did not load and its package fell back to a
+ * slow pure-JS build (`data.addon`); Shoal refuses to run on the fallback unless the
+ * environment variable in `data.optIn` says so.
+ */
+export class NativeAddonError extends ShoalError {
+  static override readonly code = 'SHOAL_ERR_NATIVE_ADDON'
+}
+
 type ErrorClass = typeof ShoalError
 
 const byCode = new Map<string, ErrorClass>()
@@ -178,7 +216,8 @@ for (const cls of [
   ShoalError, InvalidOptionError, InvalidArgumentError, InvalidDefinitionError, UnknownAgentTypeError,
   UnknownMethodError, AgentError, TimeoutError, AbortedError, QuotaExceededError, UnknownQuotaError,
   RateLimitedError, MessageTooLargeError, EncodeError, DecodeError, WorkerCrashedError,
-  HostClosedError, StorageError, OffloadError, SimulationError
+  HostClosedError, StorageError, OffloadError, SimulationError, ClusterUnavailableError, ClusterIdInUseError,
+  LinkUnavailableError, NativeAddonError
 ] as ErrorClass[]) byCode.set(cls.code, cls)
 
 /** Every code this build knows, for docs and tests. */

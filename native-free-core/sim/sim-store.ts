@@ -25,6 +25,11 @@
  */
 import { compareKeys } from '../storage/store.ts'
 import type { StorageChanges, Store, WriteBatch } from '../storage/store.ts'
+import { hashId, shardOf } from '../placement/hash.ts'
+import {
+  RANGE_REMINDERS, RANGE_STATES, RANGE_STORAGE, agentKey, checkShard, parseAgentKey, parseStateKey, rangeChunks, readRangeChunks, stateKey
+} from '../storage/shard-range.ts'
+import type { RangeRecord, ShardRanges, ShardSize } from '../storage/shard-range.ts'
 import { decodeSimValue } from './codec.ts'
 import { Hash2, valueHash } from './state-hash.ts'
 
@@ -39,8 +44,10 @@ export class SimulatedCrash extends Error {
 // one instance: a stack trace per simulated crash would be most of a crash's cost
 const kCrash = new SimulatedCrash()
 
-export class SimStore implements Store {
+export class SimStore implements Store, ShardRanges {
   readonly durable = true
+  /** Fixed: a simulation is a function of its seed. */
+  readonly storeId = '0000000000000001'
   /** Keep the hashes up to date (explore); a plain simulation does not need them. */
   readonly hashing: boolean
   /** Asked before each commit; true makes the commit crash. */
@@ -72,19 +79,8 @@ export class SimStore implements Store {
     if (this.crashes(batch)) throw kCrash
     const ids: string[] = []
     for (const [id, bytes] of batch.states) {
-      if (bytes === null) this.states.delete(id)
-      else this.states.set(id, bytes)
+      this.setState(id, bytes)
       ids.push(id)
-      if (!this.hashing) continue
-      const old = this.entryHash.get(id)
-      if (old !== undefined) this.stateSum.subtract(old)
-      if (bytes === null) {
-        this.entryHash.delete(id)
-      } else {
-        const h = Hash2.ofString(id).chainHash(valueHash(decodeSimValue(bytes)))
-        this.entryHash.set(id, h)
-        this.stateSum.add(h)
-      }
     }
     if (batch.storage != null) this.apply(this.storage, this.storageSum, batch.storage)
     if (batch.reminders != null) this.apply(this.reminderRecords, this.reminderSum, batch.reminders)
@@ -104,10 +100,27 @@ export class SimStore implements Store {
     return undefined
   }
 
+  private setState (id: string, bytes: Uint8Array | null): void {
+    if (bytes === null) this.states.delete(id)
+    else this.states.set(id, bytes)
+    if (!this.hashing) return
+    const old = this.entryHash.get(id)
+    if (old !== undefined) this.stateSum.subtract(old)
+    if (bytes === null) {
+      this.entryHash.delete(id)
+    } else {
+      const h = Hash2.ofString(id).chainHash(valueHash(decodeSimValue(bytes)))
+      this.entryHash.set(id, h)
+      this.stateSum.add(h)
+    }
+  }
+
+  /** Storage order, as the host's stores: by shard, then by the id's UTF-8 bytes. */
   * ids (prefix: string): Iterable<string> {
-    const found: string[] = []
-    for (const id of this.states.keys()) if (id.startsWith(prefix)) found.push(id)
-    yield * found.sort()
+    const found: Array<[number, string]> = []
+    for (const id of this.states.keys()) if (id.startsWith(prefix)) found.push([shardOf(hashId(id)), id])
+    found.sort((a, b) => a[0] - b[0] || compareKeys(a[1], b[1]))
+    for (const [, id] of found) yield id
   }
 
   getStorage (id: string, key: string): Uint8Array | undefined {
@@ -133,10 +146,66 @@ export class SimStore implements Store {
     return ++this.incarnation
   }
 
-  * reminders (): Iterable<readonly [string, string, Uint8Array]> {
+  * reminders (shard?: number): Iterable<readonly [string, string, Uint8Array]> {
     const found: Array<[string, string, Uint8Array]> = []
-    for (const [id, names] of this.reminderRecords) for (const [name, bytes] of names) found.push([id, name, bytes])
+    for (const [id, names] of this.reminderRecords) {
+      if (shard !== undefined && shardOf(hashId(id)) !== shard) continue
+      for (const [name, bytes] of names) found.push([id, name, bytes])
+    }
     yield * found
+  }
+
+  // ---- ShardRanges (a simulation holds a handful of agents: these scan) ------------
+
+  exportShard (shard: number, maxChunkBytes?: number): Iterable<Uint8Array> {
+    checkShard(shard)
+    return [...rangeChunks(this.rangeRecords(shard), maxChunkBytes)]
+  }
+
+  private * rangeRecords (shard: number): Iterable<RangeRecord> {
+    const mine = (id: string): boolean => shardOf(hashId(id)) === shard
+    for (const [id, bytes] of this.states) if (mine(id)) yield [RANGE_STATES, stateKey(id), bytes]
+    for (const [id, keys] of this.storage) if (mine(id)) for (const [k, bytes] of keys) yield [RANGE_STORAGE, agentKey(id, k), bytes]
+    for (const [id, names] of this.reminderRecords) if (mine(id)) for (const [k, bytes] of names) yield [RANGE_REMINDERS, agentKey(id, k), bytes]
+  }
+
+  importShard (shard: number, chunks: Iterable<Uint8Array>): undefined {
+    const records = readRangeChunks(shard, chunks)
+    this.dropShard(shard)
+    for (const [db, key, value] of records) {
+      const bytes = value.slice() // the chunk's memory is the caller's
+      if (db === RANGE_STATES) this.setState(parseStateKey(key)!, bytes)
+      else if (db === RANGE_STORAGE || db === RANGE_REMINDERS) {
+        const [id, name] = parseAgentKey(key)!
+        if (db === RANGE_STORAGE) this.setKeyed(this.storage, this.storageSum, id, name, bytes)
+        else this.setKeyed(this.reminderRecords, this.reminderSum, id, name, bytes)
+      }
+    }
+    return undefined
+  }
+
+  dropShard (shard: number): undefined {
+    checkShard(shard)
+    for (const [db, key] of [...this.rangeRecords(shard)]) {
+      if (db === RANGE_STATES) this.setState(parseStateKey(key)!, null)
+      else {
+        const [id, name] = parseAgentKey(key)!
+        if (db === RANGE_STORAGE) this.setKeyed(this.storage, this.storageSum, id, name, null)
+        else this.setKeyed(this.reminderRecords, this.reminderSum, id, name, null)
+      }
+    }
+    return undefined
+  }
+
+  shardSize (shard: number): ShardSize {
+    checkShard(shard)
+    let records = 0
+    let bytes = 0
+    for (const [, key, value] of this.rangeRecords(shard)) {
+      records++
+      bytes += key.length + value.length
+    }
+    return { records, bytes }
   }
 
   /** Copy everything into `into` (a fresh store); the bytes are shared, being immutable. */
@@ -184,7 +253,9 @@ export class SimStore implements Store {
   private setKeyed (into: Map<string, Map<string, Uint8Array>>, sum: Hash2, id: string, key: string, bytes: Uint8Array | null): void {
     let keys = into.get(id)
     const old = keys?.get(key)
-    if (old !== undefined && this.hashing) sum.subtract(keyedEntryHash(id, key, old))
+    // reminder records are 16 bytes of their own encoding (agent-reminders.ts), not values
+    const raw = into === this.reminderRecords
+    if (old !== undefined && this.hashing) sum.subtract(keyedEntryHash(id, key, old, raw))
     if (bytes === null) {
       keys?.delete(key)
       if (keys?.size === 0) into.delete(id)
@@ -192,10 +263,11 @@ export class SimStore implements Store {
     }
     if (keys === undefined) into.set(id, keys = new Map())
     keys.set(key, bytes)
-    if (this.hashing) sum.add(keyedEntryHash(id, key, bytes))
+    if (this.hashing) sum.add(keyedEntryHash(id, key, bytes, raw))
   }
 }
 
-function keyedEntryHash (id: string, key: string, bytes: Uint8Array): Hash2 {
-  return Hash2.ofString(id).chainString(key).chainHash(valueHash(decodeSimValue(bytes)))
+function keyedEntryHash (id: string, key: string, bytes: Uint8Array, raw: boolean): Hash2 {
+  const h = Hash2.ofString(id).chainString(key)
+  return raw ? h.chainBytes(bytes) : h.chainHash(valueHash(decodeSimValue(bytes)))
 }

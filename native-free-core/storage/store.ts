@@ -8,6 +8,13 @@
  * synchronously (`undefined`) or when the returned promise resolves (the output gate).
  */
 import type { QuotaRecords } from '../tenancy/quota-store.ts'
+import { hashId, shardOf, SHARDS } from '../placement/hash.ts'
+import { newStoreId } from './store-format.ts'
+import {
+  RANGE_APPLIED, RANGE_OUTBOX, RANGE_REMINDERS, RANGE_STATES, RANGE_STORAGE, agentKey, checkShard, parseAgentKey, parseStateKey, rangeChunks,
+  readRangeChunks, stateKey
+} from './shard-range.ts'
+import type { RangeRecord, ShardRanges, ShardSize } from './shard-range.ts'
 
 /** The `ctx.storage` changes of one agent in a batch. */
 export interface StorageChanges {
@@ -50,7 +57,11 @@ export interface Store {
   getState (id: string): Uint8Array | undefined
   /** Apply a batch atomically. Returns a promise when the commit completes later. */
   commit (batch: WriteBatch): Promise<void> | undefined
-  /** Ids of stored agents whose id string starts with `prefix`, in id order. */
+  /**
+   * Ids of stored agents whose id string starts with `prefix`, each once, in storage
+   * order: by placement shard, then by the id's UTF-8 bytes within a shard (not one
+   * global id order: a shard is one key range, see shard-range.ts).
+   */
   ids (prefix: string): Iterable<string>
   /** The committed value of one `ctx.storage` key of an agent. */
   getStorage (id: string, key: string): Uint8Array | undefined
@@ -66,8 +77,11 @@ export interface Store {
   outbox (): Iterable<readonly [key: number, bytes: Uint8Array]>
   /** A number no earlier incarnation of any thread on this store used: the high half of outbox keys. */
   newIncarnation (): number
-  /** Every stored reminder, as [agent id, name, encoded record]; read when a thread starts. */
-  reminders (): Iterable<readonly [id: string, name: string, bytes: Uint8Array]>
+  /**
+   * Every stored reminder, as [agent id, name, encoded record] — or only those of the
+   * agents of `shard`: read when a thread starts, or adopts a shard.
+   */
+  reminders (shard?: number): Iterable<readonly [id: string, name: string, bytes: Uint8Array]>
   close (): Promise<void> | void
 }
 
@@ -102,12 +116,13 @@ export interface MemoryStoreOptions {
   readonly stringToBytes?: (s: string) => Uint8Array
 }
 
-export class MemoryStore implements Store, QuotaRecords {
+export class MemoryStore implements Store, QuotaRecords, ShardRanges {
   readonly durable: boolean = false
-  private readonly states = new Map<string, string>()
-  private readonly storage = new Map<string, Map<string, string>>()
+  readonly storeId: string = newStoreId()
+  /** By shard, as a store of format 2 keys them (shard-range.ts): a shard moves as one object. */
+  private readonly shards: Array<MemoryShard | undefined> = new Array<MemoryShard | undefined>(SHARDS)
+  private stateCount = 0
   private readonly pendingSends = new Map<number, Uint8Array>()
-  private readonly reminderRecords = new Map<string, Map<string, string>>()
   private readonly limits = new Map<string, number>()
   private readonly counts = new Map<string, number>()
   private incarnation = 0
@@ -120,21 +135,36 @@ export class MemoryStore implements Store, QuotaRecords {
   }
 
   get size (): number {
-    return this.states.size
+    return this.stateCount
+  }
+
+  private shardOfId (id: string): MemoryShard | undefined {
+    return this.shards[shardOf(hashId(id))]
+  }
+
+  private shardFor (id: string): MemoryShard {
+    const s = shardOf(hashId(id))
+    return this.shards[s] ??= new MemoryShard()
   }
 
   getState (id: string): Uint8Array | undefined {
-    const s = this.states.get(id)
+    const s = this.shardOfId(id)?.states.get(id)
     return s === undefined ? undefined : this.toBytes(s)
   }
 
   commit (batch: WriteBatch): undefined {
     for (const [id, bytes] of batch.states) {
-      if (bytes === null) this.states.delete(id)
-      else this.states.set(id, this.toStr(bytes))
+      const states = this.shardFor(id).states
+      const had = states.has(id)
+      if (bytes === null) {
+        if (had) { states.delete(id); this.stateCount-- }
+      } else {
+        states.set(id, this.toStr(bytes))
+        if (!had) this.stateCount++
+      }
     }
-    if (batch.storage != null) this.apply(this.storage, batch.storage)
-    if (batch.reminders != null) this.apply(this.reminderRecords, batch.reminders)
+    if (batch.storage != null) for (const [id, changes] of batch.storage) this.apply(this.shardFor(id).storage, id, changes)
+    if (batch.reminders != null) for (const [id, changes] of batch.reminders) this.apply(this.shardFor(id).reminders, id, changes)
     if (batch.outboxPuts != null) for (const r of batch.outboxPuts) this.pendingSends.set(r.key, r.bytes)
     if (batch.outboxDeletes != null) for (const k of batch.outboxDeletes) this.pendingSends.delete(k)
     if (batch.quotaDeltas != null) {
@@ -143,26 +173,26 @@ export class MemoryStore implements Store, QuotaRecords {
     return undefined
   }
 
-  /** Per-agent keyed records (storage, reminders): wipes first, then puts and deletes. */
-  private apply (into: Map<string, Map<string, string>>, changesById: ReadonlyMap<string, StorageChanges>): void {
-    for (const [id, changes] of changesById) {
-      if (changes.wiped) into.delete(id)
-      let keys = into.get(id)
-      for (const [key, bytes] of changes.entries) {
-        if (bytes === null) {
-          keys?.delete(key)
-          continue
-        }
-        if (keys === undefined) into.set(id, keys = new Map())
-        keys.set(key, this.toStr(bytes))
+  /** One agent's keyed records (storage, reminders): wipes first, then puts and deletes. */
+  private apply (into: Map<string, Map<string, string>>, id: string, changes: StorageChanges): void {
+    if (changes.wiped) into.delete(id)
+    let keys = into.get(id)
+    for (const [key, bytes] of changes.entries) {
+      if (bytes === null) {
+        keys?.delete(key)
+        continue
       }
-      if (keys?.size === 0) into.delete(id)
+      if (keys === undefined) into.set(id, keys = new Map())
+      keys.set(key, this.toStr(bytes))
     }
+    if (keys?.size === 0) into.delete(id)
   }
 
-  * reminders (): Iterable<readonly [string, string, Uint8Array]> {
+  * reminders (shard?: number): Iterable<readonly [string, string, Uint8Array]> {
     const found: Array<[string, string, Uint8Array]> = []
-    for (const [id, names] of this.reminderRecords) for (const [name, s] of names) found.push([id, name, this.toBytes(s)])
+    for (const [, s] of this.shardsIn(shard)) {
+      for (const [id, names] of s.reminders) for (const [name, bytes] of names) found.push([id, name, this.toBytes(bytes)])
+    }
     yield * found
   }
 
@@ -181,12 +211,12 @@ export class MemoryStore implements Store, QuotaRecords {
   }
 
   getStorage (id: string, key: string): Uint8Array | undefined {
-    const s = this.storage.get(id)?.get(key)
+    const s = this.shardOfId(id)?.storage.get(id)?.get(key)
     return s === undefined ? undefined : this.toBytes(s)
   }
 
   * listStorage (id: string, prefix: string, start: string | undefined): Iterable<readonly [string, Uint8Array]> {
-    const keys = this.storage.get(id)
+    const keys = this.shardOfId(id)?.storage.get(id)
     if (keys === undefined) return
     const found: string[] = []
     for (const k of keys.keys()) if (k.startsWith(prefix) && (start === undefined || compareKeys(k, start) >= 0)) found.push(k)
@@ -210,16 +240,103 @@ export class MemoryStore implements Store, QuotaRecords {
   }
 
   * ids (prefix: string): Iterable<string> {
-    const found: string[] = []
-    for (const id of this.states.keys()) if (id.startsWith(prefix)) found.push(id)
-    yield * found.sort()
+    for (const [, s] of this.shardsIn(undefined)) {
+      const found: string[] = []
+      for (const id of s.states.keys()) if (id.startsWith(prefix)) found.push(id)
+      yield * found.sort(compareKeys)
+    }
+  }
+
+  // ---- ShardRanges ---------------------------------------------------------------
+
+  * exportShard (shard: number, maxChunkBytes?: number): Iterable<Uint8Array> {
+    checkShard(shard)
+    const s = this.shards[shard]
+    // a snapshot: the records are listed before the first chunk is handed out
+    yield * rangeChunks(s === undefined ? [] : s.records(this.toBytes), maxChunkBytes)
+  }
+
+  importShard (shard: number, chunks: Iterable<Uint8Array>): undefined {
+    const records = readRangeChunks(shard, chunks)
+    const s = new MemoryShard()
+    for (const [db, key, value] of records) s.put(db, key, this.toStr(value))
+    this.stateCount += s.states.size - (this.shards[shard]?.states.size ?? 0)
+    this.shards[shard] = s.isEmpty() ? undefined : s
+    return undefined
+  }
+
+  dropShard (shard: number): undefined {
+    checkShard(shard)
+    this.stateCount -= this.shards[shard]?.states.size ?? 0
+    this.shards[shard] = undefined
+    return undefined
+  }
+
+  shardSize (shard: number): ShardSize {
+    checkShard(shard)
+    let records = 0
+    let bytes = 0
+    for (const [, key, value] of this.shards[shard]?.records(this.toBytes) ?? []) {
+      records++
+      bytes += key.length + value.length
+    }
+    return { records, bytes }
+  }
+
+  /** Shards in order (all, or just `shard`) that hold something. */
+  private * shardsIn (shard: number | undefined): Iterable<readonly [number, MemoryShard]> {
+    const from = shard ?? 0
+    const to = shard === undefined ? SHARDS : shard + 1
+    for (let i = from; i < to; i++) {
+      const s = this.shards[i]
+      if (s !== undefined) yield [i, s]
+    }
   }
 
   close (): void {
-    this.states.clear()
-    this.storage.clear()
+    this.shards.fill(undefined)
+    this.stateCount = 0
     this.pendingSends.clear()
-    this.reminderRecords.clear()
+  }
+}
+
+/** One shard's records in a MemoryStore; values as one-byte strings (see MemoryStoreOptions). */
+class MemoryShard {
+  readonly states = new Map<string, string>()
+  readonly storage = new Map<string, Map<string, string>>()
+  readonly reminders = new Map<string, Map<string, string>>()
+  /** Outbox and applied records, by their 16-byte key as a one-byte string. */
+  readonly sends = new Map<string, string>()
+  readonly applied = new Map<string, string>()
+
+  isEmpty (): boolean {
+    return this.states.size === 0 && this.storage.size === 0 && this.reminders.size === 0 && this.sends.size === 0 && this.applied.size === 0
+  }
+
+  /** A record read from a range chunk (already checked). */
+  put (db: number, key: Uint8Array, value: string): void {
+    switch (db) {
+      case RANGE_STATES: this.states.set(parseStateKey(key)!, value); break
+      case RANGE_STORAGE:
+      case RANGE_REMINDERS: {
+        const [id, name] = parseAgentKey(key)!
+        const into = db === RANGE_STORAGE ? this.storage : this.reminders
+        let keys = into.get(id)
+        if (keys === undefined) into.set(id, keys = new Map())
+        keys.set(name, value)
+        break
+      }
+      case RANGE_OUTBOX: this.sends.set(bytesToLatin1(key), value); break
+      default: this.applied.set(bytesToLatin1(key), value)
+    }
+  }
+
+  * records (toBytes: (s: string) => Uint8Array): Iterable<RangeRecord> {
+    for (const [id, s] of this.states) yield [RANGE_STATES, stateKey(id), toBytes(s)]
+    for (const [id, keys] of this.storage) for (const [k, s] of keys) yield [RANGE_STORAGE, agentKey(id, k), toBytes(s)]
+    for (const [id, names] of this.reminders) for (const [k, s] of names) yield [RANGE_REMINDERS, agentKey(id, k), toBytes(s)]
+    for (const [k, s] of this.sends) yield [RANGE_OUTBOX, latin1ToBytes(k), toBytes(s)]
+    for (const [k, s] of this.applied) yield [RANGE_APPLIED, latin1ToBytes(k), toBytes(s)]
   }
 }
 

@@ -3,15 +3,21 @@
  * thread of the host — lmdb-js shares one environment between the threads of a
  * process, and LMDB serializes their write transactions.
  *
- *   database   key                                   value
- *   states     id string (quota \x1f type \x1f key)  msgpack state
- *   storage    u16 id length, id, storage key (UTF-8) msgpack value   (ctx.storage)
- *   outbox     incarnation × 2^32 + sequence         msgpack [from, to, type, method, payload]
- *   reminders  u16 id length, id, name (UTF-8)       16 bytes: float64 due (epoch ms), every (ms, 0: once)
- *   meta       'incarnation'                         last incarnation handed out
- *   quotas     'l' \x1f quota                        the quota's limit (host.quotas.set)
- *              'c' \x1f quota \x1f writer             agents created − deleted in the quota by
- *                                                   one writer (see below)
+ * Storage format 2 (store-format.ts): every record that belongs to an agent is keyed by
+ * its placement shard first (lmdb-keys.ts), so that a shard is one key range per
+ * database — exported, imported and dropped without scanning the rest (shard-range.ts).
+ *
+ *   database   key                                       value
+ *   states     u16 shard, id (quota \x1f type \x1f key)   msgpack state
+ *   storage    u16 shard, u16 id length, id, storage key  msgpack value   (ctx.storage)
+ *   reminders  u16 shard, u16 id length, id, name         16 bytes: float64 due (epoch ms), every (ms, 0: once)
+ *   outbox     incarnation × 2^32 + sequence             msgpack [from, to, type, method, payload]
+ *   meta       'format'                                  2
+ *              'storeId'                                 16 hex digits, random, made with the environment
+ *              'incarnation'                             last incarnation handed out
+ *   quotas     'l' \x1f quota                            the quota's limit (host.quotas.set)
+ *              'c' \x1f quota \x1f writer                 agents created − deleted in the quota by
+ *                                                       one writer (see below)
  *
  * Quota counts (quota-store.ts). Every batch carries its net creations per quota, to be
  * applied in its own transaction. A batch here is queued puts, not a transaction
@@ -38,14 +44,20 @@
  *   'os'              `commit` resolves at commit: an acknowledged command survives the
  *                     process dying (kill -9, OOM), not the machine losing power.
  *
- * Keys of `storage` are binary so that an agent's keys form one range whatever its id
- * contains: the length prefix stops `a` + `\0b` from meeting `a\0` + `b`.
+ * Keys of `storage` and `reminders` carry the id's length so that an agent's keys form one
+ * range whatever its id contains: the length stops `a` + `\0b` from meeting `a\0` + `b`.
  */
 import { open } from 'lmdb'
 import type { Database, RootDatabase } from 'lmdb'
+import { SHARDS } from '../../native-free-core/placement/hash.ts'
 import { compareKeys } from '../../native-free-core/storage/store.ts'
 import type { StorageChanges, Store, WriteBatch } from '../../native-free-core/storage/store.ts'
+import { RANGE_REMINDERS, RANGE_STATES, RANGE_STORAGE, checkShard, rangeChunks, readRangeChunks } from '../../native-free-core/storage/shard-range.ts'
+import type { RangeRecord, ShardRanges, ShardSize } from '../../native-free-core/storage/shard-range.ts'
 import type { QuotaRecords } from '../../native-free-core/tenancy/quota-store.ts'
+import { KeyScratch, parseStorageKey, prefixRange, shardRange, storageKey } from './lmdb-keys.ts'
+import type { FastBuffer } from './lmdb-keys.ts'
+import { openFormat } from './lmdb-format.ts'
 
 export type Durability = 'disk' | 'os'
 
@@ -54,45 +66,52 @@ export interface LmdbStoreOptions {
   readonly durability: Durability
 }
 
-interface FastBuffer extends Buffer {
-  utf8Write (s: string, offset: number, length?: number): number
-  utf8Slice (start: number, end: number): string
-}
-
-export class LmdbStore implements Store, QuotaRecords {
+export class LmdbStore implements Store, QuotaRecords, ShardRanges {
   readonly durable = true
   readonly path: string
+  readonly storeId: string
   private readonly env: RootDatabase
-  private readonly states: Database<Buffer, string>
+  private readonly states: Database<Buffer, Buffer>
   private readonly storage: Database<Buffer, Buffer>
   private readonly pendingSends: Database<Buffer, number>
   private readonly reminderRecords: Database<Buffer, Buffer>
   private readonly meta: Database<number, string>
   private readonly quotas: Database<number, string>
+  /** The databases a shard's range spans, as numbered in range chunks. */
+  private readonly rangeDbs: ReadonlyArray<readonly [number, Database<Buffer, Buffer>]>
   /** The last incarnation this instance took: the key of its quota counter records. */
   private incarnation = 0
   private writer = 0
   /** This writer's running totals per quota (what its records hold). */
   private readonly written = new Map<string, number>()
   private readonly waitForFlush: boolean
-  private readonly keyScratch = new KeyScratch()
+  /** Keys of writes (commit) and of reads: separate, so a read in between never clobbers a key being built. */
+  private readonly writeKeys = new KeyScratch()
+  private readonly readKeys = new KeyScratch()
   private closed = false
 
   constructor (options: LmdbStoreOptions) {
     this.path = options.path
     this.waitForFlush = options.durability === 'disk'
     this.env = open({ path: options.path, maxDbs: 8 })
-    this.states = this.env.openDB<Buffer, string>({ name: 'states', encoding: 'binary' })
+    try {
+      this.meta = this.env.openDB<number, string>({ name: 'meta' })
+      this.storeId = openFormat(this.env, this.meta as Database<unknown, string>, options.path)
+    } catch (err) {
+      this.env.close().catch(noop)
+      throw err
+    }
+    this.states = this.env.openDB<Buffer, Buffer>({ name: 'states', encoding: 'binary', keyEncoding: 'binary' })
     this.storage = this.env.openDB<Buffer, Buffer>({ name: 'storage', encoding: 'binary', keyEncoding: 'binary' })
     this.pendingSends = this.env.openDB<Buffer, number>({ name: 'outbox', encoding: 'binary' })
     this.reminderRecords = this.env.openDB<Buffer, Buffer>({ name: 'reminders', encoding: 'binary', keyEncoding: 'binary' })
-    this.meta = this.env.openDB<number, string>({ name: 'meta' })
     this.quotas = this.env.openDB<number, string>({ name: 'quotas' })
+    this.rangeDbs = [[RANGE_STATES, this.states], [RANGE_STORAGE, this.storage], [RANGE_REMINDERS, this.reminderRecords]]
   }
 
   getState (id: string): Uint8Array | undefined {
     // a view valid until the next read: the runtime decodes it at once
-    return this.states.getBinaryFast(id)
+    return this.states.getBinaryFast(this.readKeys.state(id))
   }
 
   commit (batch: WriteBatch): Promise<void> {
@@ -100,8 +119,9 @@ export class LmdbStore implements Store, QuotaRecords {
     // contract), executed on lmdb-js's write thread: no transaction callback, so this
     // thread only encodes instructions
     let written: Promise<boolean> = kNothingWritten
+    const keys = this.writeKeys
     for (const [id, bytes] of batch.states) {
-      written = bytes === null ? this.states.remove(id) : this.states.put(id, bytes as Buffer)
+      written = bytes === null ? this.states.remove(keys.state(id)) : this.states.put(keys.state(id), bytes as Buffer)
     }
     if (batch.storage != null) written = this.applyKeyed(this.storage, batch.storage, written)
     if (batch.reminders != null) written = this.applyKeyed(this.reminderRecords, batch.reminders, written)
@@ -126,12 +146,12 @@ export class LmdbStore implements Store, QuotaRecords {
   /** Queue per-agent keyed writes (storage, reminders); returns the last write's promise. */
   private applyKeyed (db: Database<Buffer, Buffer>, changesById: ReadonlyMap<string, StorageChanges>, last: Promise<boolean>): Promise<boolean> {
     let written = last
-    const keys = this.keyScratch
+    const keys = this.writeKeys
     for (const [id, changes] of changesById) {
       if (changes.wiped) {
         // the keys committed now; keys of commits still in flight come as explicit deletes in `entries`
         this.env.resetReadTxn()
-        const [start, end] = storageRange(id, '')
+        const [start, end] = prefixRange(storageKey(id, ''))
         const stored: Buffer[] = []
         for (const key of db.getKeys({ start, end })) stored.push(Buffer.from(key)) // keys are reused buffers
         for (const key of stored) written = db.remove(key)
@@ -146,28 +166,42 @@ export class LmdbStore implements Store, QuotaRecords {
     return written
   }
 
-  * reminders (): Iterable<readonly [string, string, Uint8Array]> {
+  * reminders (shard?: number): Iterable<readonly [string, string, Uint8Array]> {
     this.env.resetReadTxn()
-    for (const { key, value } of this.reminderRecords.getRange({})) {
-      const k = key as FastBuffer
-      const idEnd = 2 + k.readUInt16BE(0)
-      yield [k.utf8Slice(2, idEnd), k.utf8Slice(idEnd, k.length), Buffer.from(value)]
+    let range = {}
+    if (shard !== undefined) {
+      checkShard(shard)
+      const [start, end] = shardRange(shard)
+      range = { start, end }
+    }
+    for (const { key, value } of this.reminderRecords.getRange(range)) {
+      const [id, name] = parseStorageKey(key)
+      yield [id, name, Buffer.from(value)]
     }
   }
 
   * ids (prefix: string): Iterable<string> {
-    // every id of a quota/type prefix ends it with \x1f: the range ends before \x20
-    const end = prefix === '' ? undefined : prefix.slice(0, -1) + String.fromCharCode(prefix.charCodeAt(prefix.length - 1) + 1)
-    for (const key of this.states.getKeys(end === undefined ? {} : { start: prefix, end })) yield key
+    if (prefix === '') {
+      for (const key of this.states.getKeys({})) yield (key as FastBuffer).utf8Slice(2, key.length)
+      return
+    }
+    // one range per shard: the ids of a quota or type are spread over every shard
+    const first = Buffer.from('\0\0' + prefix, 'utf8')
+    for (let shard = 0; shard < SHARDS; shard++) {
+      first.writeUInt16BE(shard, 0)
+      const [start, end] = prefixRange(first)
+      for (const key of this.states.getKeys({ start, end })) yield (key as FastBuffer).utf8Slice(2, key.length)
+    }
   }
 
   getStorage (id: string, key: string): Uint8Array | undefined {
-    return this.storage.getBinaryFast(storageKey(id, key))
+    const keys = this.readKeys
+    return this.storage.getBinaryFast(keys.with(keys.prefix(id), key))
   }
 
   * listStorage (id: string, prefix: string, start: string | undefined): Iterable<readonly [string, Uint8Array]> {
-    const [from, end] = storageRange(id, prefix)
-    const skip = 2 + from.readUInt16BE(0)
+    const [from, end] = prefixRange(storageKey(id, prefix))
+    const skip = 4 + from.readUInt16BE(2)
     const first = start !== undefined && compareKeys(start, prefix) > 0 ? storageKey(id, start) : from
     for (const { key, value } of this.storage.getRange({ start: first, end })) {
       yield [(key as FastBuffer).utf8Slice(skip, key.length), value]
@@ -193,6 +227,69 @@ export class LmdbStore implements Store, QuotaRecords {
       return next
     })
     return this.incarnation
+  }
+
+  // ---- ShardRanges ---------------------------------------------------------------
+
+  * exportShard (shard: number, maxChunkBytes?: number): Iterable<Uint8Array> {
+    checkShard(shard)
+    // one read transaction for every database: a consistent snapshot of the shard
+    const txn = this.env.useReadTransaction()
+    try {
+      yield * rangeChunks(this.rangeRecords(shard, txn), maxChunkBytes)
+    } finally {
+      txn.done()
+    }
+  }
+
+  private * rangeRecords (shard: number, transaction: Transaction): Iterable<RangeRecord> {
+    const [start, end] = shardRange(shard)
+    for (const [dbId, db] of this.rangeDbs) {
+      for (const { key, value } of db.getRange({ start, end, transaction })) yield [dbId, key.subarray(2), value]
+    }
+  }
+
+  async importShard (shard: number, chunks: Iterable<Uint8Array>): Promise<void> {
+    const records = readRangeChunks(shard, chunks) // all checked before anything is written
+    const dbs = new Map(this.rangeDbs)
+    await this.env.transaction(() => {
+      this.clearRange(shard)
+      const prefix = Buffer.allocUnsafe(2)
+      prefix.writeUInt16BE(shard, 0)
+      for (const [db, key, value] of records) dbs.get(db)!.putSync(Buffer.concat([prefix, key]), value as Buffer)
+    })
+    if (this.waitForFlush) await this.env.flushed
+  }
+
+  async dropShard (shard: number): Promise<void> {
+    checkShard(shard)
+    await this.env.transaction(() => this.clearRange(shard))
+    if (this.waitForFlush) await this.env.flushed
+  }
+
+  /** Remove the shard's records; inside a write transaction. */
+  private clearRange (shard: number): void {
+    const [start, end] = shardRange(shard)
+    for (const [, db] of this.rangeDbs) {
+      const keys: Buffer[] = []
+      for (const key of db.getKeys({ start, end })) keys.push(Buffer.from(key))
+      for (const key of keys) db.removeSync(key)
+    }
+  }
+
+  shardSize (shard: number): ShardSize {
+    checkShard(shard)
+    this.env.resetReadTxn()
+    let records = 0
+    let bytes = 0
+    const [start, end] = shardRange(shard)
+    for (const [, db] of this.rangeDbs) {
+      for (const { key, value } of db.getRange({ start, end })) {
+        records++
+        bytes += key.length - 2 + value.length
+      }
+    }
+    return { records, bytes }
   }
 
   // ---- QuotaRecords ----------------------------------------------------------------
@@ -246,43 +343,6 @@ function countKey (quota: string, writer: number): string {
 
 const kNothingWritten = Promise.resolve(true)
 
-/**
- * Builds storage keys in one reused buffer: `prefix(id)` writes the id part once, `with`
- * appends a key and returns a view valid until the next call. Only for writes: lmdb-js
- * copies the key into its instruction buffer before `put`/`remove` return.
- */
-class KeyScratch {
-  private buf = Buffer.allocUnsafe(4096) as FastBuffer
+/** A read transaction (lmdb-js's `useReadTransaction`). */
+type Transaction = ReturnType<RootDatabase['useReadTransaction']>
 
-  /** Write `[u16 length][id]`; returns where keys start. */
-  prefix (id: string): number {
-    if (id.length * 3 + 2 + 512 * 3 > this.buf.length) this.buf = Buffer.allocUnsafe(2 * (id.length * 3 + 2 + 512 * 3)) as FastBuffer
-    const idLen = this.buf.utf8Write(id, 2)
-    this.buf.writeUInt16BE(idLen, 0)
-    return 2 + idLen
-  }
-
-  with (base: number, key: string): Buffer {
-    return this.buf.subarray(0, base + this.buf.utf8Write(key, base))
-  }
-}
-
-/** `[u16 BE byte length of id][id][storage key]`, UTF-8. */
-export function storageKey (id: string, key: string): Buffer {
-  const buf = Buffer.allocUnsafe(2 + id.length * 3 + key.length * 3) as FastBuffer
-  const idLen = buf.utf8Write(id, 2)
-  buf.writeUInt16BE(idLen, 0)
-  const keyLen = buf.utf8Write(key, 2 + idLen)
-  return buf.subarray(0, 2 + idLen + keyLen)
-}
-
-/** Keys of one agent starting with `prefix`: [start, end). */
-function storageRange (id: string, prefix: string): [Buffer, Buffer] {
-  const start = storageKey(id, prefix)
-  // the first key after every key with this prefix: the prefix bytes + 1, carried
-  const end = Buffer.from(start)
-  let i = end.length - 1
-  while (i >= 0 && end[i] === 0xff) i--
-  end[i]!++
-  return [start, end.subarray(0, i + 1)]
-}

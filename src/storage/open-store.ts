@@ -15,6 +15,7 @@ export function openStore (dataDir: string | undefined, durability: Durability):
   try {
     return new LmdbStore({ path: dataDir, durability })
   } catch (err) {
+    if (err instanceof StorageError) throw err // says what is wrong already (another storage format)
     throw new StorageError(`could not open the LMDB environment in ${dataDir}: ${messageOf(err)}`, { dataDir })
   }
 }

@@ -8,7 +8,7 @@ import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { open } from 'lmdb'
 import { idString } from '../../native-free-core/agent/agent-id.ts'
-import { storageKey } from '../../src/storage/lmdb-store.ts'
+import { stateKey, storageKey } from '../../src/storage/lmdb-keys.ts'
 import { agentErrorWith, durableHost, tempDataDir } from './helpers.ts'
 
 test('a record that no longer decodes fails that agent only, with DecodeError', async () => {
@@ -21,7 +21,7 @@ test('a record that no longer decodes fails that agent only, with DecodeError', 
   // what a bug, a disk error or an incompatible change could leave behind: bytes that are not msgpack
   const env = open({ path: dataDir, maxDbs: 8 })
   const garbage = Buffer.from([0xc1, 0xc1, 0xc1])
-  env.openDB({ name: 'states', encoding: 'binary' }).putSync(idString('default', 'account', 'broken'), garbage)
+  env.openDB({ name: 'states', encoding: 'binary', keyEncoding: 'binary' }).putSync(stateKey(idString('default', 'account', 'broken')), garbage)
   env.openDB({ name: 'storage', encoding: 'binary', keyEncoding: 'binary' }).putSync(storageKey(idString('default', 'kv', 'shelf'), 'rotten'), garbage)
   await env.close()
 

@@ -1,0 +1,89 @@
+/**
+ * LMDB keys of storage format 2 (native-free-core/storage/shard-range.ts): a big-endian
+ * u16 shard, then the key of the record within its shard.
+ *
+ *   states             [u16 shard][id]
+ *   storage, reminders [u16 shard][u16 id length][id][name]
+ *
+ * The shard of an agent's records is its placement shard, `shardOf(hashId(id))`,
+ * computed here from the id: ~30 ns for a short id, against a microsecond or more for
+ * the LMDB put or read it keys (bench/RESULTS.md, "Shard-prefixed keys").
+ *
+ * Keys are built in a reused buffer: lmdb-js copies a key into its own buffer when a
+ * read runs or a write is queued, so a view is valid until the next call.
+ */
+import { hashId, shardOf } from '../../native-free-core/placement/hash.ts'
+
+export interface FastBuffer extends Buffer {
+  utf8Write (s: string, offset: number, length?: number): number
+  utf8Slice (start: number, end: number): string
+}
+
+/** Longest key part after `[u16 shard][u16 id length][id]`: a storage key is at most 512 UTF-8 bytes. */
+const kNameBytes = 512 * 3
+
+export class KeyScratch {
+  private buf = Buffer.allocUnsafe(4096) as FastBuffer
+
+  private room (id: string): FastBuffer {
+    if (4 + id.length * 3 + kNameBytes > this.buf.length) this.buf = Buffer.allocUnsafe(2 * (4 + id.length * 3 + kNameBytes)) as FastBuffer
+    return this.buf
+  }
+
+  /** `[u16 shard][id]`. */
+  state (id: string): Buffer {
+    const buf = this.room(id)
+    buf.writeUInt16BE(shardOf(hashId(id)), 0)
+    return buf.subarray(0, 2 + buf.utf8Write(id, 2))
+  }
+
+  /** Write `[u16 shard][u16 id length][id]`; returns where names start. */
+  prefix (id: string): number {
+    const buf = this.room(id)
+    buf.writeUInt16BE(shardOf(hashId(id)), 0)
+    const idLen = buf.utf8Write(id, 4)
+    buf.writeUInt16BE(idLen, 2)
+    return 4 + idLen
+  }
+
+  /** The key `name` after the prefix written by `prefix`. */
+  with (base: number, name: string): Buffer {
+    return this.buf.subarray(0, base + this.buf.utf8Write(name, base))
+  }
+}
+
+/** `[u16 shard][id]`, in a new buffer. */
+export function stateKey (id: string): Buffer {
+  return Buffer.from(new KeyScratch().state(id))
+}
+
+/** `[u16 shard][u16 id length][id][name]`, in a new buffer: a storage or reminders key. */
+export function storageKey (id: string, name: string): Buffer {
+  const k = new KeyScratch()
+  return Buffer.from(k.with(k.prefix(id), name))
+}
+
+/** [id, name] of a storage or reminders key. */
+export function parseStorageKey (key: Buffer): readonly [id: string, name: string] {
+  const k = key as FastBuffer
+  const idEnd = 4 + k.readUInt16BE(2)
+  return [k.utf8Slice(4, idEnd), k.utf8Slice(idEnd, k.length)]
+}
+
+/** The keys of one shard: [start, end). */
+export function shardRange (shard: number): [Buffer, Buffer] {
+  const start = Buffer.allocUnsafe(2)
+  start.writeUInt16BE(shard, 0)
+  const end = Buffer.allocUnsafe(2)
+  end.writeUInt16BE(shard + 1, 0) // 4096 still fits a u16
+  return [start, end]
+}
+
+/** Keys starting with `start`'s bytes: [start, end), where end is the first key after them all. */
+export function prefixRange (start: Buffer): [Buffer, Buffer] {
+  const end = Buffer.from(start)
+  let i = end.length - 1
+  while (i >= 0 && end[i] === 0xff) i--
+  end[i]!++
+  return [start, end.subarray(0, i + 1)]
+}
