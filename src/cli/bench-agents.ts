@@ -20,6 +20,7 @@ import { threadId } from 'node:worker_threads'
 import { defineAgent } from '../index.ts'
 import { threadGcPauses } from '../observe/gc-pauses.ts'
 import type { GcPauseFigures } from '../observe/gc-pauses.ts'
+import { ownTid } from './thread-cpu.ts'
 
 export const counter = defineAgent({
   type: 'counter',
@@ -82,6 +83,8 @@ export const probe = defineAgent({
   queries: {
     thread () { return threadId },
     ping () { return threadId },
+    /** The Linux tid of this thread (0 without /proc): its CPU time is read from /proc by the bench. */
+    tid () { return ownTid() },
     /** This thread's GC pauses since the last `gc` query (a window per bench phase), and a new window. */
     gc (): ThreadGc { return { threadId, ...threadGcPauses.takeWindow() } },
     memory (_state, gc: boolean): ThreadMemory {

@@ -208,6 +208,13 @@ export function summarize (r: Parts): Summary {
   }
 }
 
+/** " (main 1.1, workers 0.9 + 0.9, GC and other threads 0.5 µs)" */
+function cpuNote (c: { mainMs: number, workersMs: readonly number[], otherMs: number } | null, n: number): string {
+  if (c === null || n === 0) return ''
+  const us = (ms: number): string => (ms * 1000 / n).toFixed(2)
+  return ` (main ${us(c.mainMs)}, workers ${c.workersMs.map(us).join(' + ')}, V8 helpers and other threads ${us(c.otherMs)} µs)`
+}
+
 function longestPause (threads: readonly ThreadGc[] | undefined): number | null {
   if (threads === undefined || threads.length === 0) return null
   return Math.max(...threads.map((t) => t.maxMs))
@@ -241,7 +248,8 @@ export function summaryRows (r: Parts): SummaryRow[] {
     add('scale', 'resident agents', r.activate.residentAgents, 'agents')
     add('scale', 'activations/s', r.activate.activationsPerSec, '/s', {
       target: { op: '>=', value: 1_500_000 },
-      note: `one get query cast to each new agent; ${r.activate.cpuUsPerActivation.toFixed(2)} µs of CPU per activation, all threads`
+      note: `one get query cast to each new agent; ${r.activate.cpuUsPerActivation.toFixed(2)} µs of CPU per activation, all threads` +
+        cpuNote(r.activate.cpu, r.activate.agents)
     })
   }
   if (r.memory !== null) {
@@ -264,7 +272,9 @@ export function summaryRows (r: Parts): SummaryRow[] {
         baseline: { name: 'postMessage', value: b.postMessage.msgsPerSec, unit: '/s' }
       })
     }
-    add('throughput', 'commits/s (fanout)', f.commitsPerSec, '/s', { note: `mean batch ${f.meanBatchSize.toFixed(1)} states per commit` })
+    add('throughput', 'commits/s (fanout)', f.commitsPerSec, '/s', {
+      note: `mean batch ${f.meanBatchSize.toFixed(1)} states per commit; ${f.cpuUsPerCast.toFixed(2)} µs of CPU per cast, all threads` + cpuNote(f.cpu, f.casts)
+    })
     add('throughput', 'committed states/s (fanout)', f.committedStatesPerSec, '/s', {
       ...(b !== null ? { baseline: { name: 'raw LMDB puts', value: b.lmdb.putsPerSec, unit: '/s' } } : {}),
       target: { op: '>=', value: 0.5 },

@@ -16,6 +16,8 @@ import type { AgentRef, Host } from '../index.ts'
 import { probe } from './bench-agents.ts'
 import type { ThreadGc, ThreadMemory, StateSize } from './bench-agents.ts'
 import { threadGcPauses } from '../observe/gc-pauses.ts'
+import { cpuSplit, ownTid, threadCpuMs } from './thread-cpu.ts'
+import type { CpuSplit } from './thread-cpu.ts'
 
 /** Probe keys tried before giving up; 4096 shards spread over the threads, so a few dozen suffice. */
 const kMaxProbeKeys = 100_000
@@ -61,6 +63,16 @@ export class ThreadProbes {
   async gcWindow (): Promise<ThreadGc[]> {
     const workers = (await Promise.all(this.refs.map((r) => r.call('gc')))).filter((g) => g.threadId !== 0)
     return [{ threadId: 0, ...threadGcPauses.takeWindow() }, ...workers]
+  }
+
+  /**
+   * Start measuring CPU time per thread; the returned function ends the measure and
+   * splits it between the main thread, each worker and the rest (null without /proc).
+   */
+  async cpu (): Promise<() => CpuSplit | null> {
+    const workerTids = (await Promise.all(this.refs.map((r) => r.call('tid')))).filter((t) => t !== ownTid())
+    const before = threadCpuMs()
+    return () => cpuSplit(before, threadCpuMs(), ownTid(), workerTids)
   }
 
   stateSize (count: number): Promise<StateSize> {
