@@ -16,7 +16,8 @@
  */
 import { keyOf, idOf, printable } from '../agent/agent-id.ts'
 import type { AgentAddress } from '../agent/agent-id.ts'
-import { Cell, kBusy, kCounted, kDeactivate, kDelete, kDirty, kDropped, kLimited, kNew, kPersistent, kSnapFresh } from './cell.ts'
+import { newCell, kBusy, kCounted, kDeactivate, kDelete, kDirty, kDropped, kLimited, kNew, kPersistent, kSnapFresh } from './cell.ts'
+import type { Cell } from './cell.ts'
 import { systemClock } from '../time/clock.ts'
 import type { Clock } from '../time/clock.ts'
 import { AgentTable } from './agent-table.ts'
@@ -363,7 +364,7 @@ export class ShardRuntime implements ContextHost, TimerHost, FollowHost, CommitH
     }
     const cell = this.limits !== null && this.limits.limited(info.index)
       ? this.limits.create(env.id, env.hash, info, state, flags, this.tick, this.now())
-      : new Cell(env.id, env.hash, info, state, flags, this.tick)
+      : newCell(env.id, env.hash, info, state, flags, this.tick)
     this.table.set(env.id, env.hash, cell)
     this.timers.activated(cell)
     return cell
