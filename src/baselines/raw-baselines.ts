@@ -63,7 +63,13 @@ async function produce (producer: RingProducer, own: Doorbell, count: number, wr
   while (producer.publish()) await new Promise((resolve) => setImmediate(resolve))
 }
 
-export interface Rate { readonly messages: number, readonly seconds: number, readonly perSecond: number }
+export interface Rate {
+  readonly messages: number
+  readonly seconds: number
+  readonly perSecond: number
+  /** CPU time of the whole process per message, µs (every thread: lmdb-js's writer included), where measured. */
+  readonly cpuUsPerMessage?: number
+}
 
 function rate (messages: number, ms: number): Rate {
   return { messages, seconds: ms / 1000, perSecond: messages / (ms / 1000) }
@@ -179,6 +185,7 @@ export async function lmdbPuts (ms: number, key: (i: number) => string, valueByt
     const value = Buffer.alloc(valueBytes, 7)
     let puts = 0
     let last: Promise<boolean> = Promise.resolve(true)
+    const cpu0 = process.cpuUsage()
     const t0 = performance.now()
     const deadline = t0 + ms
     while (performance.now() < deadline) {
@@ -189,8 +196,9 @@ export async function lmdbPuts (ms: number, key: (i: number) => string, valueByt
     await last
     await db.flushed
     const elapsed = performance.now() - t0
+    const cpu = process.cpuUsage(cpu0)
     await db.close()
-    return rate(puts, elapsed)
+    return { ...rate(puts, elapsed), cpuUsPerMessage: (cpu.user + cpu.system) / puts }
   } finally {
     rmSync(dir, { recursive: true, force: true })
   }

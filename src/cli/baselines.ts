@@ -46,6 +46,8 @@ export interface LmdbBaseline {
   readonly valueBytes: number
   /** Waited for the flush to disk, not only the commit. */
   readonly fsync: true
+  /** CPU time of the process (every thread: lmdb-js's writer, V8's helpers) per put, µs. */
+  readonly cpuUsPerPut: number
 }
 
 export interface Baselines {
@@ -93,6 +95,6 @@ export async function measureBaselines (o: BaselineOptions): Promise<Baselines> 
     ring,
     ringRoundTrip: { count: rtt.rounds - Math.floor(rtt.rounds / 10), p50Us: rtt.p50us, p99Us: rtt.p99us, p999Us: rtt.p999us },
     postMessage: post,
-    lmdb: { puts: lmdb.messages, elapsedMs: lmdb.seconds * 1000, putsPerSec: lmdb.perSecond, valueBytes: o.valueBytes, fsync: true }
+    lmdb: { puts: lmdb.messages, elapsedMs: lmdb.seconds * 1000, putsPerSec: lmdb.perSecond, valueBytes: o.valueBytes, fsync: true, cpuUsPerPut: lmdb.cpuUsPerMessage ?? 0 }
   }
 }

@@ -49,6 +49,8 @@ export interface CpuSplit {
   readonly workersMs: readonly number[]
   /** Every other thread: V8's GC and compiler helpers, libuv, lmdb-js's writer. */
   readonly otherMs: number
+  /** The busiest of those, [tid, ms], busiest first (tids in creation order tell V8's platform threads, made at startup, from later ones). */
+  readonly others: ReadonlyArray<readonly [number, number]>
 }
 
 /** Split the CPU between two `threadCpuMs()` readings by thread. */
@@ -59,5 +61,7 @@ export function cpuSplit (before: Map<number, number>, after: Map<number, number
   for (const tid of after.keys()) total += delta(tid)
   const mainMs = delta(mainTid)
   const workersMs = workerTids.map(delta)
-  return { totalMs: total, mainMs, workersMs, otherMs: total - mainMs - workersMs.reduce((a, b) => a + b, 0) }
+  const others = [...after.keys()].filter((t) => t !== mainTid && !workerTids.includes(t)).map((t) => [t, delta(t)] as const)
+    .filter(([, ms]) => ms > 0).sort((a, b) => b[1] - a[1]).slice(0, 8)
+  return { totalMs: total, mainMs, workersMs, otherMs: total - mainMs - workersMs.reduce((a, b) => a + b, 0), others }
 }

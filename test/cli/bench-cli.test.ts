@@ -145,7 +145,7 @@ describe('shoal bench --memory, every scenario, small', () => {
     const b = results.baselines
     assertNumbers(b.ring, ['messages', 'elapsedMs', 'msgsPerSec', 'keys'], 'baselines.ring')
     assertNumbers(b.postMessage, ['messages', 'elapsedMs', 'msgsPerSec', 'keys'], 'baselines.postMessage')
-    assertNumbers(b.lmdb, ['puts', 'elapsedMs', 'putsPerSec', 'valueBytes'], 'baselines.lmdb')
+    assertNumbers(b.lmdb, ['puts', 'elapsedMs', 'putsPerSec', 'valueBytes', 'cpuUsPerPut'], 'baselines.lmdb')
     assert.equal(b.lmdb.fsync, true)
     assertNumbers(b.ringRoundTrip, ['count', 'p50Us', 'p99Us', 'p999Us'], 'baselines.ringRoundTrip')
     assert.ok(b.ringRoundTrip.p50Us <= b.ringRoundTrip.p99Us)
