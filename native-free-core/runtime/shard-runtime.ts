@@ -332,7 +332,7 @@ export class ShardRuntime implements ContextHost, TimerHost, FollowHost, CommitH
       flags = kPersistent
       let bytes: Uint8Array | null | undefined
       try {
-        bytes = this.pipeline.inflightState(env.id)
+        bytes = this.pipeline.droppedState(env.id)
         if (bytes === undefined) bytes = this.store!.getState(env.id)
       } catch (err) {
         this.reject(env, m.name, new StorageError(`reading agent ${printable(env.id)} failed: ${messageOf(err)}`, { id: env.id }))
@@ -556,6 +556,7 @@ export class ShardRuntime implements ContextHost, TimerHost, FollowHost, CommitH
     if (this.table.get(cell.id, cell.hash) === cell) this.table.delete(cell.id, cell.hash)
     else if ((cell.flags & kDropped) !== 0) return
     cell.flags |= kDropped
+    if ((cell.flags & kPersistent) !== 0) this.pipeline.dropped(cell)
     if (cell.timer !== -1) this.timers.dropped(cell)
     if ((cell.flags & kLimited) !== 0) this.limits!.dropped(cell as LimitedCell, this.now())
     if ((cell.flags & kCounted) !== 0) this.quotas.release(cell)
