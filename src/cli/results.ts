@@ -286,7 +286,8 @@ export function summaryRows (r: Parts): SummaryRow[] {
   if (r.hot !== null) {
     add('throughput', `hot agent: commands committed/s (${r.hot.variant})`, r.hot.commandsPerSec, '/s', {
       target: { op: '>=', value: 1_000_000 },
-      note: `${r.hot.commandsPerCommit.toFixed(0)} commands per commit; DNA's seed: 337,868/s` +
+      note: `${r.hot.commandsPerCommit.toFixed(0)} commands per commit; ${r.hot.cpuUsPerCommand.toFixed(2)} µs of CPU each, all threads` +
+        cpuNote(r.hot.cpu, r.hot.casts) + `; DNA's seed: 337,868/s` +
         (r.hot.variant === 'state' ? '; state-only variant until ctx.storage lands' : '') +
         (memoryStore ? '; memory store' : '')
     })

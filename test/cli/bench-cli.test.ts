@@ -68,7 +68,7 @@ describe('shoal bench --memory, every scenario, small', () => {
 
     assert.equal(results.hot.variant, 'storage')
     assert.equal(results.hot.casts, 20000)
-    assertNumbers(results.hot, ['elapsedMs', 'commandsPerSec', 'commits', 'commandsPerCommit'], 'hot')
+    assertNumbers(results.hot, ['elapsedMs', 'commandsPerSec', 'commits', 'commandsPerCommit', 'cpuUsPerCommand'], 'hot')
 
     const m = results.mixed
     assertNumbers(m, ['concurrency', 'calls', 'queries', 'commands', 'elapsedMs', 'callsPerSec', 'commits', 'commitsPerSec', 'meanBatchSize'], 'mixed')
