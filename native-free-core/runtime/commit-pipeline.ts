@@ -400,7 +400,7 @@ export class CommitPipeline {
   private wipeOverlay (id: string): StorageOverlay {
     const wipe = new StorageOverlay()
     wipe.wiped = true
-    for (const c of this.inflightStorage.get(id) ?? []) for (const [key, bytes] of c.overlay.entries) if (bytes !== null) wipe.entries.set(key, null)
+    for (const c of this.inflightStorage.get(id) ?? []) c.overlay.forEach((bytes, key) => { if (bytes !== null) wipe.set(key, null) })
     return wipe
   }
 }

@@ -20,8 +20,13 @@ import type { RangeRecord, ShardRanges, ShardSize } from './shard-range.ts'
 export interface StorageChanges {
   /** Remove every key the agent had (ctx.delete) before applying `entries`. */
   readonly wiped: boolean
-  /** Key → new value bytes, `null` deletes the key. */
-  readonly entries: ReadonlyMap<string, Uint8Array | null>
+  /** Key → new value bytes, `null` deletes the key; applied in order (a Map will do). */
+  readonly entries: KeyedWrites
+}
+
+/** Writes to apply in the order `forEach` gives them: a key may come twice, the later write wins. */
+export interface KeyedWrites {
+  forEach (fn: (bytes: Uint8Array | null, key: string) => void): void
 }
 
 /**
@@ -177,14 +182,14 @@ export class MemoryStore implements Store, QuotaRecords, ShardRanges {
   private apply (into: Map<string, Map<string, string>>, id: string, changes: StorageChanges): void {
     if (changes.wiped) into.delete(id)
     let keys = into.get(id)
-    for (const [key, bytes] of changes.entries) {
+    changes.entries.forEach((bytes, key) => {
       if (bytes === null) {
         keys?.delete(key)
-        continue
+        return
       }
       if (keys === undefined) into.set(id, keys = new Map())
       keys.set(key, this.toStr(bytes))
-    }
+    })
     if (keys?.size === 0) into.delete(id)
   }
 

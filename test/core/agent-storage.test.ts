@@ -9,7 +9,7 @@ import { defineAgent } from '../../native-free-core/agent/define-agent.ts'
 import { AgentRegistry } from '../../native-free-core/agent/registry.ts'
 import { ShardRuntime } from '../../native-free-core/runtime/shard-runtime.ts'
 import { MemoryStore } from '../../native-free-core/storage/store.ts'
-import type { Store, WriteBatch } from '../../native-free-core/storage/store.ts'
+import type { StorageChanges, Store, WriteBatch } from '../../native-free-core/storage/store.ts'
 import { Envelope, MSG_CALL } from '../../native-free-core/agent/envelope.ts'
 import { idString } from '../../native-free-core/agent/agent-id.ts'
 import { hashId } from '../../native-free-core/placement/hash.ts'
@@ -88,9 +88,14 @@ function setup (held: boolean): { rt: ShardRuntime, store: HeldStore, call: (met
 test('a batch carries only the storage keys its turns changed', async () => {
   const { store, call } = setup(false)
   await call('fill', 1000)
-  assert.equal([...store.batches.at(-1)!.storage!.values()][0]!.entries.size, 1000)
+  const keysOf = (changes: StorageChanges): string[] => {
+    const keys: string[] = []
+    changes.entries.forEach((_bytes, key) => keys.push(key))
+    return keys
+  }
+  assert.equal(new Set(keysOf([...store.batches.at(-1)!.storage!.values()][0]!)).size, 1000)
   await call('set', ['k5', 50])
-  assert.deepEqual([...[...store.batches.at(-1)!.storage!.values()][0]!.entries.keys()], ['k5'])
+  assert.deepEqual(keysOf([...store.batches.at(-1)!.storage!.values()][0]!), ['k5'])
   assert.equal(await call('count'), 1000)
 })
 
