@@ -173,23 +173,26 @@ export async function ringPingPong (rounds: number, spin: boolean): Promise<Late
 }
 
 /**
- * Batched LMDB puts, as the engine's durable store will do them: `put` in a loop for
+ * Batched LMDB puts, as the engine's durable store does them: `put` in a loop for
  * `ms`, yielding between chunks so lmdb-js' write thread commits what is queued, then
- * await the last put and `flushed` (the fsync). Values of `valueBytes` bytes under the
- * keys `key(i)`; a fresh environment in a temp dir under `parentDir`, removed afterwards.
+ * await the last put and `flushed` (the fsync). Values of `value` bytes (or those
+ * bytes) under the keys `key(i)` (strings, or Buffers stored as they are); a fresh
+ * environment in a temp dir under `parentDir`, removed afterwards.
  */
-export async function lmdbPuts (ms: number, key: (i: number) => string, valueBytes: number, parentDir = tmpdir()): Promise<Rate> {
+export async function lmdbPuts (ms: number, key: (i: number) => string | Buffer, value: number | Uint8Array, parentDir = tmpdir()): Promise<Rate> {
   const dir = mkdtempSync(join(parentDir, 'shoal-lmdb-baseline-'))
   try {
-    const db = open<Buffer, string>({ path: dir, encoding: 'binary', compression: false })
-    const value = Buffer.alloc(valueBytes, 7)
+    // Buffer keys are stored as they are (the engine's binary keys); strings in lmdb-js's ordered-binary
+    const binaryKeys = typeof key(0) !== 'string'
+    const db = open<Buffer, string | Buffer>({ path: dir, encoding: 'binary', compression: false, ...(binaryKeys ? { keyEncoding: 'binary' } : {}) })
+    const bytes = typeof value === 'number' ? Buffer.alloc(value, 7) : Buffer.from(value)
     let puts = 0
     let last: Promise<boolean> = Promise.resolve(true)
     const cpu0 = process.cpuUsage()
     const t0 = performance.now()
     const deadline = t0 + ms
     while (performance.now() < deadline) {
-      for (let j = 0; j < 4096; j++) last = db.put(key(puts + j), value)
+      for (let j = 0; j < 4096; j++) last = db.put(key(puts + j), bytes)
       puts += 4096
       await new Promise((resolve) => setImmediate(resolve))
     }

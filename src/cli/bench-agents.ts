@@ -40,7 +40,7 @@ export const hotStore = defineAgent({
     /** DNA's `put(name, to_string(total_events), "test")`: a new storage key per command. */
     add (state, by: number, ctx) {
       state.n += by
-      ctx.storage.put(String(state.n), 'test')
+      ctx.storage.put(String(state.n), 'test') // the baseline's value: scenarios/hot.ts kHotValue
     },
     /** The final call of the run: its reply waits for the commit of everything before it. */
     sync (state) { return state.n }

@@ -23,7 +23,9 @@ import { fileURLToPath } from 'node:url'
 import { createHost } from '../index.ts'
 import type { Host } from '../index.ts'
 import { stateCodec } from '../thread/codec.ts'
-import { counter } from './bench-agents.ts'
+import { counter, hotStore } from './bench-agents.ts'
+import { kHotKey, kHotValue } from './scenarios/hot.ts'
+import { DEFAULT_QUOTA, idString } from '../../native-free-core/agent/agent-id.ts'
 import { measureBaselines } from './baselines.ts'
 import type { Baselines } from './baselines.ts'
 import { perAgent, snapshot } from './memory.ts'
@@ -108,17 +110,19 @@ async function startHost (o: BenchOptions, plan: StorePlan): Promise<[Host, 'dur
 async function runBaselines (o: BenchOptions, progress: Progress, scratch: string): Promise<Baselines> {
   let step = 0
   let current = ''
-  const phase = progress.phase('baselines', 4, () => ({ value: step, detail: current }))
+  const phase = progress.phase('baselines', 5, () => ({ value: step, detail: current }))
   const b = await measureBaselines({
     agents: o.agents,
     ms: Math.max(200, Math.min(1000, o.durationMs / 2)),
     seed: o.seed,
     valueBytes: stateCodec.encode(counter.initial('k0')).length,
+    hotId: idString(DEFAULT_QUOTA, hotStore.type, kHotKey),
+    hotValue: stateCodec.encode(kHotValue),
     scratchDir: scratch,
     onPhase: (name) => { current = name; step++ }
   })
   phase.done(`ring ${fmt(b.ring.msgsPerSec)} msgs/s, ring RTT p50 ${fmt(b.ringRoundTrip.p50Us)} µs, ` +
-    `postMessage ${fmt(b.postMessage.msgsPerSec)} msgs/s, LMDB ${fmt(b.lmdb.putsPerSec)} puts/s`)
+    `postMessage ${fmt(b.postMessage.msgsPerSec)} msgs/s, LMDB ${fmt(b.lmdb.putsPerSec)} puts/s (hot agent's keys ${fmt(b.lmdbHotKeys.putsPerSec)}/s)`)
   return b
 }
 

@@ -97,6 +97,8 @@ export interface Summary {
   readonly castsVsRing: number | null
   readonly callRoundTripVsRing: number | null
   readonly committedStatesVsLmdb: number | null
+  /** The hot agent against raw lmdb-js puts of its own keys and values. */
+  readonly hotVsLmdb: number | null
   /** Longest GC pause of any thread during activation / fanout, ms. */
   readonly gcActivateMaxMs: number | null
   readonly gcFanoutMaxMs: number | null
@@ -200,6 +202,7 @@ export function summarize (r: Parts): Summary {
     castsVsRing: ratio(r.fanout?.castsPerSec, b?.ring.msgsPerSec),
     callRoundTripVsRing: ratio(r.mixed?.roundTrip.p50Us, b?.ringRoundTrip.p50Us),
     committedStatesVsLmdb: ratio(r.fanout?.committedStatesPerSec, b?.lmdb.putsPerSec),
+    hotVsLmdb: ratio(r.hot?.commandsPerSec, b?.lmdbHotKeys.putsPerSec),
     gcActivateMaxMs: longestPause(r.gc.activate),
     gcFanoutMaxMs: longestPause(r.gc.fanout),
     queryP99At50Us: atShare(r.latency?.queries, 0.5)?.latency.p99Us ?? null,
@@ -284,6 +287,13 @@ export function summaryRows (r: Parts): SummaryRow[] {
     })
   }
   if (r.hot !== null) {
+    if (b !== null) {
+      add('throughput', 'hot agent vs raw lmdb-js puts of its keys', r.hot.commandsPerSec, '/s', {
+        baseline: { name: 'raw puts, same keys/values', value: b.lmdbHotKeys.putsPerSec, unit: '/s' },
+        target: { op: '>=', value: 0.8 },
+        note: `raw puts cost ${b.lmdbHotKeys.cpuUsPerPut.toFixed(2)} µs of CPU each (all threads)`
+      })
+    }
     add('throughput', `hot agent: commands committed/s (${r.hot.variant})`, r.hot.commandsPerSec, '/s', {
       target: { op: '>=', value: 1_000_000 },
       note: `${r.hot.commandsPerCommit.toFixed(0)} commands per commit; ${r.hot.cpuUsPerCommand.toFixed(2)} µs of CPU each, all threads` +
@@ -340,6 +350,7 @@ export const baselineLegend = [
   'raw ring ping-pong: one frame there and back, both sides parking on a doorbell with Atomics.waitAsync, as the engine does',
   'postMessage: one-way, one structured-clone message per message, to a worker that counts them',
   'raw LMDB puts: lmdb-js put() in a loop, state-sized values under the engine\'s id strings, awaiting the last put and the flush (fsync)',
+  'raw puts, same keys/values: the same, of the hot agent\'s own ctx.storage keys (its store key bytes) and value bytes',
   'raw fsync: one 4 KiB write + fdatasync at a time on the data directory\'s filesystem, measured in the latency scenario before its command phases',
   'open loop: calls sent on a fixed schedule at 25/50/75% of the closed-loop maximum; latency from each call\'s intended send time (no coordinated omission), HdrHistogram'
 ]

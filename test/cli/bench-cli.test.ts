@@ -147,6 +147,8 @@ describe('shoal bench --memory, every scenario, small', () => {
     assertNumbers(b.postMessage, ['messages', 'elapsedMs', 'msgsPerSec', 'keys'], 'baselines.postMessage')
     assertNumbers(b.lmdb, ['puts', 'elapsedMs', 'putsPerSec', 'valueBytes', 'cpuUsPerPut'], 'baselines.lmdb')
     assert.equal(b.lmdb.fsync, true)
+    assertNumbers(b.lmdbHotKeys, ['puts', 'elapsedMs', 'putsPerSec', 'valueBytes', 'cpuUsPerPut'], 'baselines.lmdbHotKeys')
+    assert.equal(b.lmdbHotKeys.valueBytes, 5, 'msgpack of "test"')
     assertNumbers(b.ringRoundTrip, ['count', 'p50Us', 'p99Us', 'p999Us'], 'baselines.ringRoundTrip')
     assert.ok(b.ringRoundTrip.p50Us <= b.ringRoundTrip.p99Us)
     assert.equal(b.ring.keys, 2000)
@@ -159,7 +161,7 @@ describe('shoal bench --memory, every scenario, small', () => {
       'callP999Us', 'callRoundTripP50Us', 'commitsPerSec', 'committedStatesPerSec', 'meanBatchSize', 'hotCommandsPerSec',
       'rssBytes', 'peakRssBytes', 'bytesPerAgent', 'heapBytesPerAgent', 'stateBytes', 'bytesPerAgentBeyondState',
       'ringMsgsPerSec', 'ringRoundTripP50Us', 'postMessageMsgsPerSec', 'lmdbPutsPerSec', 'castsVsRing', 'callRoundTripVsRing',
-      'committedStatesVsLmdb'
+      'committedStatesVsLmdb', 'hotVsLmdb'
     ], 'summary')
     assert.equal(s.store, 'memory')
     assert.ok(Math.abs(s.castsVsRing - s.castsPerSec / s.ringMsgsPerSec) < 1e-9)

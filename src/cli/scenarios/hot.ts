@@ -18,6 +18,10 @@ import type { CpuSplit } from '../thread-cpu.ts'
 
 export type HotVariant = 'state' | 'storage'
 
+/** The hot agent's key, and the value its `add` puts under each new storage key (bench-agents.ts). */
+export const kHotKey = 'hot'
+export const kHotValue = 'test'
+
 export interface HotResult {
   readonly variant: HotVariant
   readonly casts: number
@@ -34,7 +38,7 @@ export interface HotResult {
 
 export async function hot (ctx: ScenarioContext): Promise<HotResult> {
   const variant: HotVariant = 'storage'
-  const ref = ctx.host.ref(hotStore, 'hot')
+  const ref = ctx.host.ref(hotStore, kHotKey)
   const base = await ref.call('sync')
   const before = totals(ctx.host)
   const pacer = new Pacer(ctx.probes)
