@@ -88,6 +88,9 @@ export class ShardRuntime implements ContextHost, TimerHost, FollowHost, CommitH
 
   private readonly persistent: readonly boolean[]
   private readonly offloader: ((name: string, input: unknown) => Promise<unknown>) | undefined
+  /** encodeStored's last primitive value and its bytes. */
+  private lastStoredValue: unknown = undefined
+  private lastStoredBytes: Uint8Array | null = null
   /** Reused for timer turns (deliver clones it when it must wait in a mailbox). */
   private readonly timerEnvelope = new Envelope()
 
@@ -258,12 +261,30 @@ export class ShardRuntime implements ContextHost, TimerHost, FollowHost, CommitH
 
   // ---- StorageHost ---------------------------------------------------------------
 
-  encodeStored (value: unknown, what: string): Uint8Array {
+  /**
+   * Encode a stored value (a `ctx.storage` value, a durable send). `what` (and `key`,
+   * quoted after it) name it in the error, built only if there is one: the message was
+   * built for every put before.
+   *
+   * The last string, number or boolean encoded is kept with its bytes: an agent putting
+   * the same small value under many keys (DNA's `put(n, "test")`, flags, statuses) gets
+   * the same immutable bytes back without encoding them again. Bytes are never written
+   * after encoding (stores copy them or point at them), so sharing them is safe.
+   */
+  encodeStored (value: unknown, what: string, key?: string): Uint8Array {
+    if (this.lastStoredBytes !== null && Object.is(value, this.lastStoredValue)) return this.lastStoredBytes
+    let bytes: Uint8Array
     try {
-      return this.codec.encode(value)
+      bytes = this.codec.encode(value)
     } catch (err) {
-      throw new EncodeError(`${what} cannot be encoded: ${messageOf(err).replace(/^state cannot be encoded: /, '')}`)
+      throw new EncodeError(`${key === undefined ? what : `${what} ${JSON.stringify(key)}`} cannot be encoded: ${messageOf(err).replace(/^state cannot be encoded: /, '')}`)
     }
+    const t = typeof value
+    if (t === 'string' || t === 'number' || t === 'boolean') {
+      this.lastStoredValue = value
+      this.lastStoredBytes = bytes
+    }
+    return bytes
   }
 
   decodeStored (bytes: Uint8Array, what: string): unknown {

@@ -80,7 +80,8 @@ export class StorageOverlay implements StorageChanges, KeyedWrites {
 /** What a turn's storage needs from its runtime. */
 export interface StorageHost {
   readonly store: Store | null
-  encodeStored (value: unknown, what: string): Uint8Array
+  /** Encode a value to store; on failure an EncodeError naming `what`, and `key` (quoted) after it. */
+  encodeStored (value: unknown, what: string, key?: string): Uint8Array
   decodeStored (bytes: Uint8Array, what: string): unknown
   /** Uncommitted layers of an agent below the current turn's writes, newest first. */
   storageBelow (id: string): StorageOverlay[]
@@ -122,7 +123,7 @@ export class TurnStorage implements AgentStorage {
     this.guard.checkStorage('storage.put', true)
     checkStorageKey(key)
     if (value === undefined) throw new InvalidArgumentError(`ctx.storage.put(${JSON.stringify(key)}, undefined): use ctx.storage.delete to remove a key`)
-    this.write(key, this.host.encodeStored(value, `the value of storage key ${JSON.stringify(key)}`))
+    this.write(key, this.host.encodeStored(value, 'the value of storage key', key))
   }
 
   delete (key: string): boolean {
