@@ -99,6 +99,16 @@ test('a batch carries only the storage keys its turns changed', async () => {
   assert.equal(await call('count'), 1000)
 })
 
+test('a value put again under other keys is stored the same, and the next different value is its own', async () => {
+  const { call } = setup(false)
+  await call('fill', 3) // k0..k2 = 0, 1, 2
+  await call('set', ['d', 2])
+  await call('set', ['e', 2])
+  await call('set', ['f', 2.5])
+  await call('set', ['g', 0])
+  assert.deepEqual(await Promise.all(['k0', 'k1', 'k2', 'd', 'e', 'f', 'g'].map((k) => call('get', k))), [0, 1, 2, 2, 2, 2.5, 0])
+})
+
 test('while a commit is in flight, a passivated agent reads its writes back from the pending batch', async () => {
   const { store, call } = setup(true)
   const filled = call('fill', 3)
