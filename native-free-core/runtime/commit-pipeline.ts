@@ -132,9 +132,14 @@ export class CommitPipeline {
 
   /** A succeeded turn's `ctx.storage` writes join the open batch. */
   joinStorage (id: string, storage: TurnStorage): void {
+    storage.joinTo(this.openLayer(id))
+  }
+
+  /** The open batch's `ctx.storage` layer of `id`, made if it has none (a synchronous turn writes into it directly). */
+  openLayer (id: string): StorageOverlay {
     let open = this.openStorage.get(id)
     if (open === undefined) this.openStorage.set(id, open = new StorageOverlay())
-    storage.joinTo(open)
+    return open
   }
 
   /** Hold a reply until the open batch has committed. */
@@ -230,6 +235,9 @@ export class CommitPipeline {
     if (this.openStorage.size !== 0) {
       storage = this.openStorage
       this.openStorage = new Map()
+      // layers a throwing turn truncated to nothing carry no write
+      for (const [id, layer] of storage) if (layer.length === 0 && !layer.wiped) storage.delete(id)
+      if (storage.size === 0) storage = null
     }
     const reminders = host.reminders.takeOpen()
     if (states.length === 0 && storage === null && outboxPuts === null && outboxDeletes === null && reminders === null) {

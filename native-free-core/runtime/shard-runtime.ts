@@ -287,16 +287,20 @@ export class ShardRuntime implements ContextHost, TimerHost, FollowHost, CommitH
     return bytes
   }
 
-  decodeStored (bytes: Uint8Array, what: string): unknown {
+  decodeStored (bytes: Uint8Array, what: string, key?: string): unknown {
     try {
       return this.codec.decode(bytes)
     } catch (err) {
-      throw new DecodeError(`${what} does not decode: ${messageOf(err)}`)
+      throw new DecodeError(`${key === undefined ? what : `${what} ${JSON.stringify(key)}`} does not decode: ${messageOf(err)}`)
     }
   }
 
   storageBelow (id: string): StorageOverlay[] {
     return this.pipeline.storageBelow(id)
+  }
+
+  openLayer (id: string): StorageOverlay {
+    return this.pipeline.openLayer(id)
   }
 
   offload (name: string, input: unknown): Promise<unknown> {
@@ -461,6 +465,7 @@ export class ShardRuntime implements ContextHost, TimerHost, FollowHost, CommitH
       return
     }
     if (result !== null && typeof result === 'object' && typeof (result as PromiseLike<unknown>).then === 'function') {
+      ctx.goneAsync() // its storage writes leave the open batch: other turns and commits run before it ends
       cell.flags |= kBusy
       this.busy++
       const held = env.kind === MSG_CALL ? env.clone() : env
@@ -505,6 +510,7 @@ export class ShardRuntime implements ContextHost, TimerHost, FollowHost, CommitH
 
   private failTurn (cell: Cell, env: Envelope, m: MethodInfo, ctx: TurnContext, err: unknown): void {
     ctx.ended = true
+    ctx.turnStorage?.discard()
     const error = new AgentError(messageOf(err), { name: nameOf(err), id: cell.id, method: m.name, ...codeOf(err) })
     const gated = m.command && (cell.flags & kPersistent) !== 0
     if (m.command) {

@@ -62,6 +62,8 @@ export class TurnContext implements AgentContext {
   reminderChanges: Map<string, readonly [number, number] | null> | null = null
   /** `ctx.storage`, made on first use. */
   turnStorage: TurnStorage | null = null
+  /** The handler returned a promise. */
+  private async = false
   private idCache: AgentId | null = null
 
   constructor (host: ContextHost, cell: Cell, command: boolean) {
@@ -153,7 +155,15 @@ export class TurnContext implements AgentContext {
     if ((this.cell.flags & kPersistent) === 0) {
       throw new InvalidArgumentError(`ctx.storage needs a persistent agent type: ${JSON.stringify(this.cell.info.type)} is defined with durable: false`)
     }
-    return (this.turnStorage = new TurnStorage(this.host, this.cell.id, this))
+    const storage = this.turnStorage = new TurnStorage(this.host, this.cell.id, this)
+    if (this.async) storage.detach()
+    return storage
+  }
+
+  /** The handler returned a promise: storage writes from now on are the turn's own until it ends (see TurnStorage). */
+  goneAsync (): void {
+    this.async = true
+    this.turnStorage?.detach()
   }
 
   /** @internal StorageGuard: storage calls are checked against this turn. */
