@@ -21,9 +21,10 @@ export interface RuntimeOutput {
   /**
    * `outboxKey` is non-zero for a durable send: the receiver needs it to apply the send
    * once. `from` is the sending agent's id (the simulator keeps sends in order per
-   * sender and receiver; a batch may hold the turns of many agents).
+   * sender and receiver; a batch may hold the turns of many agents). `payloadBytes`, when
+   * given, are `payload` already encoded (a durable send's, taken from its outbox record).
    */
-  send (id: string, hash: number, typeIdx: number, methodIdx: number, payload: unknown, outboxKey: number, from: string): void
+  send (id: string, hash: number, typeIdx: number, methodIdx: number, payload: unknown, outboxKey: number, from: string, payloadBytes?: Uint8Array | null): void
   /** An async turn settled outside the host loop: run `commit()` and flush soon. */
   wake (): void
   /** A handler failed, or a message could not be handled (for events and dead letters). */

@@ -246,8 +246,9 @@ export class ShardRuntime implements ContextHost, TimerHost, FollowHost, CommitH
       const refused = this.quotas.admit(id, false) // the quota must exist; the limit is the receiver's business
       if (refused !== null) throw refused
     }
-    const record = this.outbox.durable && (from.flags & kPersistent) !== 0 ? this.outbox.record(from.id, id, info.type, m.name, payload) : null
-    return new OutboundSend(id, hashId(id), info.index, m.index, payload, record)
+    const send = new OutboundSend(id, hashId(id), info.index, m.index, payload)
+    if (this.outbox.durable && (from.flags & kPersistent) !== 0) this.outbox.record(send, from.id, info.type, m.name, payload)
+    return send
   }
 
   /**

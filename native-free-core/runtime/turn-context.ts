@@ -23,18 +23,19 @@ export class OutboundSend {
   readonly typeIdx: number
   readonly methodIdx: number
   readonly payload: unknown
-  /** A durable agent's send: the encoded outbox record, stored with the sender's state. */
-  readonly record: Uint8Array | null
+  /** A durable agent's send: the encoded outbox record, stored with the sender's state (durable-outbox.ts). */
+  record: Uint8Array | null = null
+  /** An object payload's msgpack bytes, the record's tail: the frame carries them as they are. */
+  payloadBytes: Uint8Array | null = null
   /** Its outbox key, given when its batch is built (0: not durable). */
   outboxKey = 0
 
-  constructor (id: string, hash: number, typeIdx: number, methodIdx: number, payload: unknown, record: Uint8Array | null) {
+  constructor (id: string, hash: number, typeIdx: number, methodIdx: number, payload: unknown) {
     this.id = id
     this.hash = hash
     this.typeIdx = typeIdx
     this.methodIdx = methodIdx
     this.payload = payload
-    this.record = record
   }
 }
 

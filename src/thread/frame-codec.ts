@@ -100,6 +100,13 @@ class PayloadPlan {
     }
   }
 
+  /** A payload already msgpack-encoded (a durable send's, from its outbox record). */
+  planEncoded (bin: Uint8Array): void {
+    this.tag = TAG_MSGPACK
+    this.bin = bin
+    this.bytes = bin.length
+  }
+
   write (u8: FastBuffer, i32: Int32Array, p: number): number {
     switch (this.tag) {
       case TAG_INT: i32[p >> 2] = this.num; return p + 4
@@ -125,9 +132,10 @@ export class FrameWriter {
    * copied instead of encoding `id` again (19 vs 65 ns for a 25-byte id).
    */
   message (ring: RingProducer, kind: number, id: string, idBytes: Uint8Array | null, hash: number, typeIdx: number, methodIdx: number,
-    payload: unknown, replyTo: number, callId: number): void {
+    payload: unknown, replyTo: number, callId: number, encoded: Uint8Array | null = null): void {
     const plan = this.plan
-    plan.plan(payload, 'payload')
+    if (encoded !== null) plan.planEncoded(encoded)
+    else plan.plan(payload, 'payload')
     let idMax = idBytes !== null ? idBytes.length : id.length * 3
     let max = kHeaderBytes + idMax + 3 + plan.bytes
     if (max > this.maxMessageBytes) {
@@ -164,11 +172,13 @@ export class FrameWriter {
    * An agent's `ctx.send` (MSG_SEND). A durable send's outbox key (incarnation × 2^32 +
    * sequence) rides in the words a call uses for its reply address: incarnation at 16,
    * sequence at 8 — packed here and unpacked by `FrameReader.message`, nowhere else.
+   * `payloadBytes`: the payload already encoded (a durable send's), written as they are.
    * Throws EncodeError/MessageTooLargeError, writing nothing.
    */
-  send (ring: RingProducer, id: string, hash: number, typeIdx: number, methodIdx: number, payload: unknown, outboxKey: number): void {
+  send (ring: RingProducer, id: string, hash: number, typeIdx: number, methodIdx: number, payload: unknown, outboxKey: number,
+    payloadBytes: Uint8Array | null = null): void {
     const incarnation = outboxKey === 0 ? 0 : Math.floor(outboxKey / 0x100000000)
-    this.message(ring, MSG_SEND, id, null, hash, typeIdx, methodIdx, payload, incarnation, outboxKey >>> 0)
+    this.message(ring, MSG_SEND, id, null, hash, typeIdx, methodIdx, payload, incarnation, outboxKey >>> 0, payloadBytes)
   }
 
   /** Encode a reply. A value that cannot be encoded becomes an EncodeError reply. */

@@ -213,10 +213,10 @@ export class ThreadLoop implements RuntimeOutput {
     this.touched(replyTo)
   }
 
-  send (id: string, hash: number, typeIdx: number, methodIdx: number, payload: unknown, outboxKey: number): void {
+  send (id: string, hash: number, typeIdx: number, methodIdx: number, payload: unknown, outboxKey: number, _from?: string, payloadBytes?: Uint8Array | null): void {
     const to = this.ownerOf(hash)
     try {
-      this.writer.send(this.producers[to]!, id, hash, typeIdx, methodIdx, payload, outboxKey)
+      this.writer.send(this.producers[to]!, id, hash, typeIdx, methodIdx, payload, outboxKey, payloadBytes ?? null)
       this.touched(to)
     } catch (err) {
       // the turn already committed: the send cannot fail its handler any more — report it

@@ -33,14 +33,17 @@ const wallet = defineAgent({
   commands: {
     pay (s, [to, amount]: [string, number], ctx) { s.balance -= amount; ctx.send({ type: 'wallet', key: to }, 'receive', amount) },
     payBadly (s, to: string, ctx) { s.balance -= 1; ctx.send({ type: 'wallet', key: to }, 'receive', Symbol('not data')) },
-    receive (s, amount: number) { s.balance += amount }
+    receive (s, amount: number) { s.balance += amount },
+    /** An object payload, passed on as it is. */
+    forward (_s, [to, note]: [string, unknown], ctx) { ctx.send({ type: 'wallet', key: to }, 'note', note) },
+    note (s, note: unknown) { (s as { notes?: unknown[] }).notes = [...((s as { notes?: unknown[] }).notes ?? []), note] }
   },
-  queries: { balance (s) { return s.balance } }
+  queries: { balance (s) { return s.balance }, notes (s) { return (s as { notes?: unknown[] }).notes ?? [] } }
 })
 
-interface Sent { id: string, hash: number, typeIdx: number, methodIdx: number, payload: unknown, outboxKey: number }
+interface Sent { id: string, hash: number, typeIdx: number, methodIdx: number, payload: unknown, outboxKey: number, payloadBytes: Uint8Array | null }
 
-function runtimeOn (store: DurableMemory): { rt: ShardRuntime, sent: Sent[], replies: Map<number, [boolean, unknown]>, errors: WireError[], call: (key: string, method: string, payload?: unknown) => number, deliverSent: (s: Sent) => void } {
+function runtimeOn (store: DurableMemory, codec = stateCodec): { rt: ShardRuntime, sent: Sent[], replies: Map<number, [boolean, unknown]>, errors: WireError[], call: (key: string, method: string, payload?: unknown) => number, deliverSent: (s: Sent) => void } {
   const registry = new AgentRegistry([wallet])
   const sent: Sent[] = []
   const replies = new Map<number, [boolean, unknown]>()
@@ -48,10 +51,10 @@ function runtimeOn (store: DurableMemory): { rt: ShardRuntime, sent: Sent[], rep
   const rt = new ShardRuntime({
     registry,
     store,
-    codec: stateCodec,
+    codec,
     output: {
       reply: (_to, callId, ok, value) => { replies.set(callId, [ok, value]) },
-      send: (id, hash, typeIdx, methodIdx, payload, outboxKey) => { sent.push({ id, hash, typeIdx, methodIdx, payload, outboxKey }) },
+      send: (id, hash, typeIdx, methodIdx, payload, outboxKey, _from, payloadBytes) => { sent.push({ id, hash, typeIdx, methodIdx, payload, outboxKey, payloadBytes: payloadBytes ?? null }) },
       wake () {},
       agentError: (_id, _m, e) => { errors.push(e) }
     }
@@ -129,6 +132,33 @@ test('a new runtime on the same store (a restart) delivers the stored sends that
   // the restarted sender's sends take a new incarnation: no key is ever reused
   second.call('alice', 'pay', ['bob', 1])
   assert.ok(Math.floor(second.sent.at(-1)!.outboxKey / 0x100000000) > Math.floor(first.sent[0]!.outboxKey / 0x100000000))
+})
+
+test('a durable send\'s object payload is encoded once: the record ends with its bytes, and the frame carries them', () => {
+  const store = new DurableMemory()
+  const note = { text: 'hello', tags: ['a', 'b'], n: 3 }
+  let encodes = 0
+  const counting = {
+    encode: (value: unknown): Uint8Array => {
+      if (value === note || (Array.isArray(value) && value.includes(note))) encodes++
+      return stateCodec.encode(value)
+    },
+    decode: stateCodec.decode
+  }
+  const first = runtimeOn(store, counting)
+  first.call('alice', 'forward', ['bob', note])
+  assert.equal(encodes, 1, 'the payload, once')
+  const s = first.sent[0]!
+  assert.deepEqual(stateCodec.decode(s.payloadBytes!), note, 'the frame\'s bytes are the payload')
+  const [key, record] = [...store.outbox()][0]!
+  assert.equal(key, s.outboxKey)
+  assert.deepEqual(stateCodec.decode(record), [idString('default', 'wallet', 'alice'), idString('default', 'wallet', 'bob'), 'wallet', 'note', note])
+  // after a crash, the stored record is what is delivered
+  const second = runtimeOn(store)
+  assert.equal(second.rt.redeliver(store.outbox(), () => true), 1)
+  second.rt.commit()
+  const q = second.call('bob', 'notes')
+  assert.deepEqual(second.replies.get(q), [true, [note]])
 })
 
 test('a durable send that cannot be encoded fails its handler, which rolls back', () => {
