@@ -1,5 +1,5 @@
 /**
- * Agent timers and idle passivation through the engine (design §4 "Ticks", §8), each
+ * Agent timers and idle passivation through the engine (docs/architecture.md §7, §10), each
  * figure beside a baseline measured in this run. The timing wheel's own figures
  * (10,000,000 timers held, schedule+cancel vs setTimeout, one tick expiring 100,000)
  * are in timing-wheel.bench.ts; this suite measures what the engine adds on top:
@@ -20,7 +20,7 @@ import type { Host } from '../src/index.ts'
 import { defineAgent } from '../native-free-core/agent/define-agent.ts'
 import { AgentRegistry } from '../native-free-core/agent/registry.ts'
 import { ShardRuntime } from '../native-free-core/runtime/shard-runtime.ts'
-import { MemoryStore } from '../native-free-core/storage/store.ts'
+import { MemoryStore } from '../native-free-core/storage/memory-store.ts'
 import { Envelope, MSG_CAST } from '../native-free-core/agent/envelope.ts'
 import { idString } from '../native-free-core/agent/agent-id.ts'
 import { hashId, shardOf } from '../native-free-core/placement/hash.ts'

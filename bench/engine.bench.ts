@@ -2,7 +2,7 @@
  * The single-host engine against its raw building blocks, measured in one run:
  * casts to 1,000,000 distinct agents and to one hot agent, call round trips, workers: 0
  * against 2 workers, and memory per resident agent. Each figure is printed beside the
- * baseline it is held against (see src/baselines/raw-baselines.ts) with the target from DESIGN §8.
+ * baseline it is held against (see src/baselines/raw-baselines.ts) with the target from docs/architecture.md §10.
  *
  * Run: node --expose-gc dist/bench/engine.bench.js [--agents N]
  */

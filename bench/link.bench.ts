@@ -1,12 +1,12 @@
 /**
- * Cluster link bench (DESIGN §8 "cross-host messages per link": ≥ 5,000,000 msgs/s
+ * Cluster link bench (docs/architecture.md §10, "cross-host messages per link": ≥ 5,000,000 msgs/s
  * decoded, batched), every figure beside its raw baseline measured in the same run:
  *
  *   1. envelopes/s decoded over one link, 64 and 1,024 envelopes per WebSocket message:
  *      a LinkHub (ws dialing) → LinkHub (uWS accepting), frames in the engine's layout
  *      (a 16-byte header, a 16-byte agent id; 36 bytes with the length word) written with
  *      begin/end and decoded on arrival as the engine decodes a frame (header reads, the
- *      id as a string) — vs the raw path DESIGN §3 measured: a bare `ws` client → a bare
+ *      id as a string) — vs the raw path measured for the design (docs/architecture.md §2): a bare `ws` client → a bare
  *      uWS server, each message a msgpackr-packed array of the same envelopes
  *      ([kind, hash, type, method, payload, id], ~28 bytes each), unpacked on arrival.
  *   2. round trip p50/p99 of one small envelope: hub → hub → hub (flushed per turn) vs a
@@ -232,7 +232,7 @@ async function hubRate (child: Child, a: LinkHub, n: number, perBatch: number, p
 /**
  * Envelopes/s over a bare ws → uWS socket, `perBatch` envelopes per msgpackr-packed
  * message. The messages are packed before the clock starts (16 distinct ones, sent in
- * turn): the baseline is the socket and the decoder alone, as DESIGN §3 measured it.
+ * turn): the baseline is the socket and the decoder alone, as measured for the design (docs/architecture.md §2).
  */
 async function rawRate (child: Child, ws: WebSocket, n: number, perBatch: number): Promise<Run> {
   const packr = new Packr({ useRecords: false })

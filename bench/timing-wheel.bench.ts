@@ -1,5 +1,5 @@
 /**
- * Timing wheel bench (design §8 "timers held / timer ops": 10,000,000 timers held,
+ * Timing wheel bench (docs/architecture.md §10, "timers held / timer operations": 10,000,000 timers held,
  * ≥ 10,000,000 schedule+cancel per second per thread), every figure beside a baseline
  * measured in this run:
  *

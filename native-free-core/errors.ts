@@ -21,6 +21,12 @@ export interface WireError {
   readonly data?: unknown
 }
 
+/**
+ * The base of every Shoal error, for `instanceof` and `code` checks. Never thrown as
+ * such: every error Shoal raises is one of the subclasses below. The one ShoalError
+ * that is not a subclass is the rebuild of an error whose code this version does not
+ * know (from a newer peer), and it keeps that code.
+ */
 export class ShoalError extends Error {
   /** Stable machine-readable code; match on it, never on the message. */
   static readonly code: string = 'SHOAL_ERR'
@@ -143,6 +149,24 @@ export class WorkerCrashedError extends ShoalError {
   override get retriable (): boolean { return true }
 }
 
+/**
+ * A worker thread failed to start: the agents module threw when a worker imported it,
+ * or the worker exited before it was ready (`data.thread`, `data.exitCode`; `cause` is
+ * the worker's own error). A failure that is itself a ShoalError (a StorageError when
+ * the worker cannot open the store, ...) is rethrown with its own code instead.
+ */
+export class WorkerStartError extends ShoalError {
+  static override readonly code = 'SHOAL_ERR_WORKER_START'
+}
+
+/**
+ * A structure of bounded size is full: a thread's timing wheel holds MAX_TIMERS
+ * (268,435,104) timers. `data.limit` is the bound.
+ */
+export class CapacityExceededError extends ShoalError {
+  static override readonly code = 'SHOAL_ERR_CAPACITY_EXCEEDED'
+}
+
 export class HostClosedError extends ShoalError {
   static override readonly code = 'SHOAL_ERR_HOST_CLOSED'
   constructor (message = 'the host is closed') { super(message) }
@@ -169,6 +193,18 @@ export class OffloadError extends ShoalError {
  */
 export class SimulationError extends ShoalError {
   static override readonly code = 'SHOAL_ERR_SIMULATION'
+}
+
+/**
+ * Cluster: the agent's shard has no host serving it right now — its owner is unreachable
+ * (the link dropped before the reply came: the call may or may not have run), or is
+ * moving, or is down and has no replica to take over. Retriable: the same call succeeds
+ * once the shard is served again. `data.shard` names the shard; `data.host` the host
+ * that was last known to serve it, when there was one.
+ */
+export class ShardUnavailableError extends ShoalError {
+  static override readonly code = 'SHOAL_ERR_SHARD_UNAVAILABLE'
+  override get retriable (): boolean { return true }
 }
 
 /**
@@ -216,9 +252,10 @@ for (const cls of [
   ShoalError, InvalidOptionError, InvalidArgumentError, InvalidDefinitionError, UnknownAgentTypeError,
   UnknownMethodError, AgentError, TimeoutError, AbortedError, QuotaExceededError, UnknownQuotaError,
   RateLimitedError, MessageTooLargeError, EncodeError, DecodeError, WorkerCrashedError,
-  HostClosedError, StorageError, OffloadError, SimulationError, ClusterUnavailableError, ClusterIdInUseError,
-  LinkUnavailableError, NativeAddonError
+  HostClosedError, StorageError, OffloadError, SimulationError, ShardUnavailableError, ClusterUnavailableError,
+  ClusterIdInUseError, LinkUnavailableError, NativeAddonError
 ] as ErrorClass[]) byCode.set(cls.code, cls)
+for (const cls of [WorkerStartError, CapacityExceededError] as ErrorClass[]) byCode.set(cls.code, cls)
 
 /** Every code this build knows, for docs and tests. */
 export const errorCodes: readonly string[] = [...byCode.keys()]
@@ -242,12 +279,13 @@ export function errorFromWire (wire: WireError): ShoalError {
   return err
 }
 
-/** Turn anything a handler may throw into wire form: ShoalErrors keep their code. */
+/** @internal Turn anything a handler may throw into wire form: ShoalErrors keep their code. */
 export function toWire (error: unknown): WireError {
   if (error instanceof ShoalError) return error.toWire()
   return new AgentError(messageOf(error), { name: nameOf(error) }).toWire()
 }
 
+/** @internal The message of anything thrown. */
 export function messageOf (error: unknown): string {
   if (error instanceof Error) return error.message
   if (typeof error === 'string') return error

@@ -3,15 +3,18 @@
  *
  *   import { createHost, defineAgent } from 'shoal'
  */
-export { createHost, Host } from './host/host.ts'
-export type { HostEvents, AgentErrorEvent, WorkerRestartEvent, RefOptions } from './host/host.ts'
+export { createHost } from './host/host.ts'
+// types only: a host comes from createHost, a ref from host.ref
+export type { Host, HostEvents, AgentErrorEvent, WorkerRestartEvent, RefOptions, AgentFilter } from './host/host.ts'
 export type { HostStats, WorkerStats } from './observe/host-stats.ts'
 export type { Quotas, QuotaInfo } from './tenancy/host-quotas.ts'
 export type { FollowOptions } from './host/follow.ts'
 export type { OffloadStats } from './offload/offload-pool.ts'
 export { metricsContentType } from './observe/metrics.ts'
-export { AgentRef } from './host/agent-ref.ts'
+export type { AgentRef } from './host/agent-ref.ts'
 export type { HostOptions, OffloadOptions } from './host/options.ts'
+export type { HostPlugin } from './host/plugin.ts'
+export type { Durability } from './storage/lmdb-store.ts'
 export type { ClockKind } from './time/thread-clock.ts'
 export { defaults } from './host/options.ts'
 export type { CallOptions } from './host/pending-calls.ts'

@@ -10,6 +10,7 @@
 import type { AgentAddress, AgentId } from './agent-id.ts'
 import { isValidName } from './agent-id.ts'
 import { InvalidDefinitionError } from '../errors.ts'
+import { didYouMean } from '../did-you-mean.ts'
 
 export const kAgentDefinition = Symbol.for('shoal.agent-definition')
 
@@ -117,11 +118,20 @@ export function defineAgent<S, C extends Handlers<S>, Q extends Handlers<S>> (sp
   return Object.freeze({ ...spec, [kAgentDefinition]: true as const })
 }
 
+/** The keys of an AgentSpec: anything else is a typo that would be silently ignored. */
+const kSpecKeys: ReadonlySet<string> = new Set([
+  'type', 'initial', 'commands', 'queries', 'durable', 'idleTicks', 'rateLimit', 'timeout', 'reminder'
+] satisfies Array<keyof AgentSpec<unknown, Handlers<unknown>, Handlers<unknown>>>)
+const kRateLimitKeys: ReadonlySet<string> = new Set(['perSecond', 'burst'] satisfies Array<keyof RateLimit>)
+
 function validateSpec (spec: AgentSpec<any, Handlers<any>, Handlers<any>>): void {
   const fail = (rule: string): never => {
     throw new InvalidDefinitionError(`defineAgent(${JSON.stringify(spec?.type)}): ${rule}`, { type: String(spec?.type) })
   }
   if (spec === null || typeof spec !== 'object') fail('the specification must be an object')
+  for (const key of Object.keys(spec)) {
+    if (!kSpecKeys.has(key)) fail(`${JSON.stringify(key)} is not a key of an agent specification${didYouMean(key, kSpecKeys)}`)
+  }
   if (!isValidName(spec.type)) fail('type must be 1–128 characters of [A-Za-z0-9_.:/@-]')
   if (typeof spec.initial !== 'function') fail('initial must be a function (key) => state')
   const names = new Set<string>()
@@ -142,6 +152,11 @@ function validateSpec (spec: AgentSpec<any, Handlers<any>, Handlers<any>>): void
   }
   if (spec.rateLimit !== undefined) {
     const { perSecond, burst } = spec.rateLimit ?? ({} as RateLimit)
+    if (spec.rateLimit !== null && typeof spec.rateLimit === 'object') {
+      for (const key of Object.keys(spec.rateLimit)) {
+        if (!kRateLimitKeys.has(key)) fail(`rateLimit.${key} is not an option of a rate limit${didYouMean(key, kRateLimitKeys)} (perSecond, burst)`)
+      }
+    }
     if (!(Number.isFinite(perSecond) && perSecond > 0)) fail('rateLimit.perSecond must be a positive number')
     if (!(Number.isFinite(burst) && burst >= 1)) fail('rateLimit.burst must be a number ≥ 1')
   }

@@ -24,6 +24,14 @@ export const MSG_UNFOLLOW = 5
 export const MSG_TIMER = 6
 /** One of the agent's durable reminders fired: runs `reminder(state, name)`, the name as payload. Never on the wire. */
 export const MSG_REMINDER = 7
+/**
+ * Dedup mode (runtime/durable-outbox.ts): forget that the agent applied the durable send
+ * `(origin, outboxKey)`. Addressed to the receiving agent, so it travels the way copies
+ * of the send do and is handled after those that came before it (behind a busy agent's
+ * mailbox too). Not a message to the agent: no handler, no activation. (Frames share the
+ * kind byte: 8–12 are result, task and control frames, src/thread/frame-codec.ts.)
+ */
+export const MSG_FORGET = 13
 
 /** Casts, calls and sends are messages to the agent; timer and reminder turns are not (they do not restart its idle count). */
 export function isMessage (kind: number): boolean {
@@ -40,8 +48,14 @@ export class Envelope {
   /** Thread that waits for the reply (calls only). */
   replyTo = 0
   callId = 0
-  /** A durable agent's send: its outbox record's key, so the receiver applies it once (0: not durable). */
+  /**
+   * A durable agent's send (and MSG_FORGET): its identity (store.ts, `SendId`), so the
+   * receiver applies it once — the key (0: not durable), the store that numbered it, and
+   * the sender's shard, where its outbox record lives.
+   */
   outboxKey = 0
+  origin = ''
+  senderShard = 0
 
   clone (): Envelope {
     const e = new Envelope()
@@ -54,6 +68,8 @@ export class Envelope {
     e.replyTo = this.replyTo
     e.callId = this.callId
     e.outboxKey = this.outboxKey
+    e.origin = this.origin
+    e.senderShard = this.senderShard
     return e
   }
 }

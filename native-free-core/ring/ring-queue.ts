@@ -78,12 +78,23 @@ export interface FrameTarget {
   readonly u16: Uint16Array
 }
 
+/**
+ * Where frames are written: a ring, or a private buffer of frames in the ring's layout
+ * (a link batch, a queue of held frames). `begin(maxBytes)` returns the offset in
+ * `target` to write the payload at; `end(bytes)` finishes the frame.
+ */
+export interface FrameSink {
+  readonly target: FrameTarget
+  begin (maxBytes: number): number
+  end (bytes: number): void
+}
+
 interface Chunk extends FrameTarget {
   used: number
   read: number
 }
 
-export class RingProducer {
+export class RingProducer implements FrameSink {
   readonly capacity: number
   private readonly mask: number
   private readonly ctl: Int32Array

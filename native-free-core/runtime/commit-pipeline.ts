@@ -1,6 +1,7 @@
 /**
  * Group commit and the output gate. The turns of one loop iteration gather into one
- * store batch: their agents' states, `ctx.storage` writes, outbox records and removals,
+ * store batch: their agents' states, `ctx.storage` writes, outbox records, what the
+ * outbox applied (durable-outbox.ts: removals or applied records),
  * reminder records and quota counts. Replies and sends of committed turns leave only
  * after their batch has committed — the output gate of Durable Objects, DNA's
  * `after_persist`; queries never wait for a commit.
@@ -26,7 +27,7 @@ import type { RuntimeOutput, ValueCodec } from './ports.ts'
 import type { OutboundSend } from './turn-context.ts'
 import { EncodeError, StorageError, messageOf } from '../errors.ts'
 import type { ShoalError } from '../errors.ts'
-import { hashId } from '../placement/hash.ts'
+import { hashId, shardOf } from '../placement/hash.ts'
 import { StorageOverlay } from '../storage/agent-storage.ts'
 import type { TurnStorage } from '../storage/agent-storage.ts'
 import type { OutboxRecord, Store } from '../storage/store.ts'
@@ -119,7 +120,7 @@ export class CommitPipeline {
 
   /** True when a batch is open or commits are in flight. */
   get pending (): boolean {
-    return this.dirty.length !== 0 || this.effects.length !== 0 || this.host.outbox.hasConsumed || this.host.reminders.hasOpen || this.lastCommit !== null
+    return this.dirty.length !== 0 || this.effects.length !== 0 || this.host.outbox.hasOpen || this.host.reminders.hasOpen || this.lastCommit !== null
   }
 
   /** A persistent agent's command succeeded: its state joins the open batch. */
@@ -184,7 +185,7 @@ export class CommitPipeline {
   commit (): void {
     const host = this.host
     const outbox = host.outbox
-    if (this.dirty.length === 0 && this.effects.length === 0 && !outbox.hasConsumed && !host.reminders.hasOpen) return
+    if (this.dirty.length === 0 && this.effects.length === 0 && !outbox.hasOpen && !host.reminders.hasOpen) return
     const startedAt = this.stopwatch.now()
     const effects = this.effects
     this.effects = []
@@ -225,12 +226,15 @@ export class CommitPipeline {
     const released = failed === null ? effects : failEffects(effects, failed)
     let outboxPuts: OutboxRecord[] | null = null
     for (const e of released) {
-      if (e.send?.record != null) {
-        e.send.outboxKey = outbox.nextKey();
-        (outboxPuts ??= []).push({ key: e.send.outboxKey, bytes: e.send.record })
+      const send = e.send
+      if (send?.record != null) {
+        send.key = outbox.nextKey()
+        send.origin = outbox.origin
+        send.senderShard = shardOf(e.cell.hash);
+        (outboxPuts ??= []).push({ senderShard: send.senderShard, origin: send.origin, key: send.key, bytes: send.record })
       }
     }
-    const outboxDeletes = outbox.takeConsumed()
+    const outboxPart = outbox.takeOpen()
     let storage: Map<string, StorageOverlay> | null = null
     if (this.openStorage.size !== 0) {
       storage = this.openStorage
@@ -240,7 +244,7 @@ export class CommitPipeline {
       if (storage.size === 0) storage = null
     }
     const reminders = host.reminders.takeOpen()
-    if (states.length === 0 && storage === null && outboxPuts === null && outboxDeletes === null && reminders === null) {
+    if (states.length === 0 && storage === null && outboxPuts === null && outboxPart === null && reminders === null) {
       this.releaseInOrder(released)
       return
     }
@@ -256,7 +260,7 @@ export class CommitPipeline {
         else chain.unshift({ overlay, seq })
       }
     }
-    const settled = (): void => {
+    const settled = (committed: boolean): void => {
       if (this.inflight.length !== 0) this.inflight = this.inflight.filter((b) => b.seq !== seq)
       this.sweepDropped()
       if (storage !== null) {
@@ -268,19 +272,28 @@ export class CommitPipeline {
           if (chain.length === 0) this.inflightStorage.delete(id)
         }
       }
-      if (outboxDeletes !== null) outbox.settled(outboxDeletes)
+      if (outboxPart !== null) outbox.settled(outboxPart, committed)
     }
     let result: Promise<void> | undefined
     try {
-      result = host.store!.commit({ states, storage, outboxPuts, outboxDeletes, quotaDeltas: quota?.deltas ?? null, reminders })
+      result = host.store!.commit({
+        states,
+        storage,
+        outboxPuts,
+        outboxDeletes: outboxPart?.deletes ?? null,
+        appliedPuts: outboxPart?.applied ?? null,
+        appliedDeletes: outboxPart?.forgotten ?? null,
+        quotaDeltas: quota?.deltas ?? null,
+        reminders
+      })
     } catch (err) {
-      settled()
+      settled(false)
       if (droppedHere !== null) for (const id of droppedHere) this.noteDropped(id)
       this.commitFailed(states, released, err, quota)
       return
     }
     if (result === undefined) {
-      settled()
+      settled(true)
       if (droppedHere !== null) for (const id of droppedHere) this.noteDropped(id)
       this.stats.latency(this.stopwatch.now() - startedAt)
       if (quota !== null) host.quotas.committed(quota)
@@ -294,13 +307,13 @@ export class CommitPipeline {
     this.inflight.push({ seq, states, byId: null })
     if (droppedHere !== null) for (const id of droppedHere) this.droppedInflight.set(id, seq)
     const done = result.then(() => {
-      settled()
+      settled(true)
       this.stats.latency(this.stopwatch.now() - startedAt)
       if (quota !== null) host.quotas.committed(quota)
       if (host.followers.size !== 0) host.followers.publish(states)
       this.release(released)
     }, (err: unknown) => {
-      settled()
+      settled(false)
       this.commitFailed(states, released, err, quota)
     }).finally(() => {
       if (this.lastCommit === done) this.lastCommit = null
@@ -322,6 +335,12 @@ export class CommitPipeline {
     const layers = chain.map((c) => c.overlay)
     if (open !== undefined) layers.unshift(open)
     return layers
+  }
+
+  /** Does a commit in flight hold a state of an agent `picks` selects by id? (A shard may leave only once none does.) */
+  inflightWhere (picks: (id: string) => boolean): boolean {
+    for (const batch of this.inflight) for (const [id] of batch.states) if (picks(id)) return true
+    return false
   }
 
   /** The newest state of `id` in a commit in flight: bytes, null (deleted), or undefined (none). */
@@ -395,7 +414,7 @@ export class CommitPipeline {
   private release (effects: Effect[]): void {
     const output = this.host.output
     for (const e of effects) {
-      if (e.send !== null) output.send(e.send.id, e.send.hash, e.send.typeIdx, e.send.methodIdx, e.send.payload, e.send.outboxKey, e.cell.id, e.send.payloadBytes)
+      if (e.send !== null) output.send(e.send.id, e.send.hash, e.send.typeIdx, e.send.methodIdx, e.send.payload, e.send.key === 0 ? null : e.send, e.cell.id, e.send.payloadBytes)
       else output.reply(e.replyTo, e.callId, e.ok, e.value)
     }
   }

@@ -1,24 +1,45 @@
 /**
  * Effectively-once sends (with a durable store). A durable agent's `ctx.send` is an
- * outbox record written in its turn's batch and released after that batch commits. The
- * receiver applies it only while the record still exists, and removes the record in the
- * batch of the turn that applied it — one transaction, so "applied" and "removed" are
- * the same fact. A crash before that commit leaves the record, which is delivered again
- * (`redeliver`); a copy arriving after it finds no record and is dropped. Keys are
- * incarnation × 2^32 + sequence: the sender's thread takes a fresh incarnation from the
- * store whenever it starts, so a key is never reused.
+ * outbox record written in its turn's batch and released after that batch commits. Its
+ * identity (store.ts, `SendId`) is the store that numbered it (`origin`, a storeId) and
+ * its key there — incarnation × 2^32 + sequence: the sender's thread takes a fresh
+ * incarnation from the store whenever it starts, so a key is never reused — plus the
+ * sender's shard, which says where the record lives. The record is delivered again until
+ * the send is known to be applied (`redeliver`, after a crash or a lost ring), so the
+ * receiver must recognise copies. Two ways, chosen per runtime (`outbox` option):
+ *
+ * 'claim' (one host, the default). The receiver applies a send only while its record
+ * exists, and removes the record in the batch of the turn that applied it — one
+ * transaction, so "applied" and "removed" are the same fact. A crash before that commit
+ * leaves the record, which is delivered again; a copy arriving after it finds no record
+ * and is dropped. This needs the sender's record in the receiver's store: every thread
+ * of a host shares one LMDB environment.
+ *
+ * 'dedup' (senders on other hosts, whose records this store does not have). The applying
+ * turn writes an applied record `[receiver shard][origin][key]` in its own batch; a copy
+ * whose identity is applied — committed, or in the open batch or a commit in flight — is
+ * dropped. Once the batch has committed, each applied send is reported
+ * (`RuntimeOutput.applied`) so that the sender drops its record (the acknowledgement);
+ * a copy of a send applied earlier is reported again, since a copy means the sender
+ * still has its record. When no copy can come any more, MSG_FORGET removes the applied
+ * record, in the receiver's batch, after whatever came before it the same way.
+ *
+ * Either way a send that can never run (unknown type or method, refused activation) is
+ * consumed as if applied, and reported as an agent error: a dead letter.
  *
  * This is the outbox's bookkeeping on one thread: the keys it hands out as a sender, and
- * the keys it has applied as a receiver and not yet committed as removed. The commit
- * pipeline asks it for keys and removals when it builds a batch.
+ * what it has applied and not yet committed as a receiver. The commit pipeline takes the
+ * open batch's part (`takeOpen`) and reports back when that commit settles.
  */
 import { DecodeError, MessageTooLargeError, StorageError, UnknownAgentTypeError, UnknownMethodError, messageOf } from '../errors.ts'
 import { Envelope, MSG_SEND } from '../agent/envelope.ts'
 import type { AgentRegistry } from '../agent/registry.ts'
-import { hashId } from '../placement/hash.ts'
+import { hashId, shardOf } from '../placement/hash.ts'
 import { MAX_INCARNATION } from '../storage/store.ts'
-import type { Store } from '../storage/store.ts'
-import type { RuntimeOutput, ValueCodec } from './ports.ts'
+import type { AppliedId, AppliedRecord, OutboxRecord, SendId, Store } from '../storage/store.ts'
+import type { OutboxMode, RuntimeOutput, ValueCodec } from './ports.ts'
+
+export type { OutboxMode } from './ports.ts'
 import type { OutboundSend } from './turn-context.ts'
 
 /** What redelivery needs from the runtime. */
@@ -26,36 +47,77 @@ export interface OutboxHost {
   readonly registry: AgentRegistry
   readonly codec: ValueCodec
   readonly output: RuntimeOutput
+  /** Wall time of the current tick, epoch ms (an applied record's `appliedAt`). */
+  readonly tickTimeMs: number
   deliver (env: Envelope): void
   /** Encode for the store, throwing EncodeError that names `what` (and `key` after it). */
   encodeStored (value: unknown, what: string, key?: string): Uint8Array
 }
 
+/** A send applied in dedup mode: its applied record, and the receiver to report it for. */
+class AppliedSend implements AppliedRecord {
+  readonly shard: number
+  readonly origin: string
+  readonly key: number
+  readonly senderShard: number
+  readonly appliedAt: number
+  readonly id: string
+  readonly hash: number
+
+  constructor (env: Envelope, appliedAt: number) {
+    this.shard = shardOf(env.hash)
+    this.origin = env.origin
+    this.key = env.outboxKey
+    this.senderShard = env.senderShard
+    this.appliedAt = appliedAt
+    this.id = env.id
+    this.hash = env.hash
+  }
+}
+
+/** The outbox's part of one batch; handed back to `settled` when its commit is done. */
+export interface OutboxBatch {
+  /** Claim mode: records of the sends applied, removed by the batch. */
+  readonly deletes: SendId[] | null
+  /** Dedup mode: applied records written by the batch. */
+  readonly applied: AppliedSend[] | null
+  /** Dedup mode: applied records removed by the batch (MSG_FORGET). */
+  readonly forgotten: AppliedId[] | null
+}
+
 export class DurableOutbox {
   /** Sends of durable agents are stored: the store is durable. */
   readonly durable: boolean
+  readonly mode: OutboxMode
   private readonly store: Store | null
   private readonly host: OutboxHost
   private readonly maxMessageBytes: number
-  /** Outbox keys applied in the open batch, removed from the store by its commit. */
-  private consumed: number[] = []
-  /** Outbox keys applied and not yet committed as removed (open batch and commits in flight). */
-  private readonly claimed = new Set<number>()
+  private deletes: SendId[] = []
+  private appliedOpen: AppliedSend[] = []
+  private forgotten: AppliedId[] = []
+  /** Identities applied and not yet committed (open batch and commits in flight): copies of them are dropped. */
+  private readonly pending = new Set<string>()
   private incarnation = 0
   private sendSeq = 0
 
-  constructor (host: OutboxHost, store: Store | null, maxMessageBytes: number) {
+  constructor (host: OutboxHost, store: Store | null, maxMessageBytes: number, mode: OutboxMode = 'claim') {
     this.host = host
     this.store = store
     this.maxMessageBytes = maxMessageBytes
+    this.mode = mode
     this.durable = store?.durable === true
     // taken now, at the thread's start, not in the middle of building a batch
     if (this.durable) this.takeIncarnation()
   }
 
-  /** Keys applied in the open batch. */
-  get hasConsumed (): boolean {
-    return this.consumed.length !== 0
+  /** The origin of this thread's sends: its store's id. */
+  get origin (): string {
+    return this.store!.storeId
+  }
+
+  /** The open batch has outbox work (applied sends, removals). */
+  get hasOpen (): boolean {
+    return this.deletes.length !== 0 || this.appliedOpen.length !== 0 || this.forgotten.length !== 0
   }
 
   /**
@@ -86,27 +148,62 @@ export class DurableOutbox {
   }
 
   /**
-   * Take a durable send for the open batch, unless it was applied already: its record
-   * is gone, or a turn of this thread applied it and the removal has not committed yet.
+   * The durable send `env` is about to be applied (or consumed, if it can never run):
+   * true to go on, in the open batch; false for a copy of a send already applied.
    */
-  claim (key: number): boolean {
-    if (this.claimed.has(key) || !this.store!.hasOutbox(key)) return false
-    this.claimed.add(key)
-    this.consumed.push(key)
+  admit (env: Envelope): boolean {
+    const name = identityName(env.origin, env.outboxKey)
+    if (this.pending.has(name)) return false
+    if (this.mode === 'claim') {
+      const send: SendId = { senderShard: env.senderShard, origin: env.origin, key: env.outboxKey }
+      if (!this.store!.hasOutbox(send)) return false
+      this.pending.add(name)
+      this.deletes.push(send)
+      return true
+    }
+    if (this.store!.isApplied(shardOf(env.hash), env.origin, env.outboxKey)) {
+      // a copy means the sender still has its record: acknowledge again
+      this.host.output.applied?.(env.id, env.hash, { senderShard: env.senderShard, origin: env.origin, key: env.outboxKey })
+      return false
+    }
+    this.pending.add(name)
+    this.appliedOpen.push(new AppliedSend(env, this.host.tickTimeMs))
     return true
   }
 
-  /** The open batch's removals (null: none); the batch that commits them now owns them. */
-  takeConsumed (): number[] | null {
-    if (this.consumed.length === 0) return null
-    const keys = this.consumed
-    this.consumed = []
-    return keys
+  /** Remove an applied record in the open batch (dedup mode: MSG_FORGET). */
+  forget (applied: AppliedId): void {
+    this.forgotten.push({ shard: applied.shard, origin: applied.origin, key: applied.key })
   }
 
-  /** A batch's removals have committed, or failed: either way they are no longer claimed here. */
-  settled (keys: readonly number[]): void {
-    for (const k of keys) this.claimed.delete(k)
+  /** The open batch's part (null: none); the batch that commits it now owns it. */
+  takeOpen (): OutboxBatch | null {
+    if (!this.hasOpen) return null
+    const batch: OutboxBatch = {
+      deletes: this.deletes.length === 0 ? null : this.deletes,
+      applied: this.appliedOpen.length === 0 ? null : this.appliedOpen,
+      forgotten: this.forgotten.length === 0 ? null : this.forgotten
+    }
+    this.deletes = []
+    this.appliedOpen = []
+    this.forgotten = []
+    return batch
+  }
+
+  /**
+   * A batch's commit is done: its sends are no longer pending here (committed — the store
+   * answers for them — or failed, and then not applied). Committed applied sends are
+   * reported, for the senders to drop their records.
+   */
+  settled (batch: OutboxBatch, committed: boolean): void {
+    if (batch.deletes !== null) for (const s of batch.deletes) this.pending.delete(identityName(s.origin, s.key))
+    if (batch.applied !== null) {
+      for (const a of batch.applied) this.pending.delete(identityName(a.origin, a.key))
+      const report = this.host.output.applied
+      if (committed && report !== undefined) {
+        for (const a of batch.applied) report.call(this.host.output, a.id, a.hash, { senderShard: a.senderShard, origin: a.origin, key: a.key })
+      }
+    }
   }
 
   /** The key of the next send released by this thread. */
@@ -120,14 +217,14 @@ export class DurableOutbox {
    * with a ring): those addressed to agents `owns` accepts. Copies of sends already
    * applied are dropped when their turn would run. Returns how many were delivered.
    */
-  redeliver (records: Iterable<readonly [key: number, bytes: Uint8Array]>, owns: (hash: number) => boolean): number {
+  redeliver (records: Iterable<OutboxRecord>, owns: (hash: number) => boolean): number {
     const host = this.host
     let n = 0
-    for (const [key, bytes] of records) {
-      if (this.claimed.has(key)) continue
+    for (const r of records) {
+      if (this.pending.has(identityName(r.origin, r.key))) continue
       let to: string, type: string, method: string, payload: unknown
       try {
-        [, to, type, method, payload] = host.codec.decode(bytes) as [string, string, string, string, unknown]
+        [, to, type, method, payload] = host.codec.decode(r.bytes) as [string, string, string, string, unknown]
       } catch (err) {
         host.output.agentError?.('', '', new DecodeError(`a stored send does not decode: ${messageOf(err)}`).toWire())
         continue
@@ -139,12 +236,14 @@ export class DurableOutbox {
       env.id = to
       env.hash = hash
       env.payload = payload
-      env.outboxKey = key
+      env.outboxKey = r.key
+      env.origin = r.origin
+      env.senderShard = r.senderShard
       const info = host.registry.get(type)
       const m = info?.byName.get(method)
       if (info === undefined || m === undefined) {
         // the definitions changed since it was stored: it can never run, so it is consumed and reported
-        this.claim(key)
+        this.admit(env)
         const error = info === undefined ? new UnknownAgentTypeError(type, host.registry.types.map((t) => t.type)) : new UnknownMethodError(type, method)
         host.output.agentError?.(to, method, error.toWire())
         continue
@@ -164,4 +263,9 @@ export class DurableOutbox {
     }
     this.sendSeq = 0
   }
+}
+
+/** A send identity as a set member: unique across stores. */
+function identityName (origin: string, key: number): string {
+  return origin + key
 }

@@ -94,6 +94,22 @@ export class Followers {
 
 
   /**
+   * End the subscriptions to the agents `select` picks by hash, telling each follower
+   * why (their shard left this thread: the follower subscribes again where it went).
+   */
+  endWhere (select: (hash: number) => boolean, hashOf: (id: string) => number, why: WireError): number {
+    let ended = 0
+    for (const [id, list] of this.byId) {
+      if (!select(hashOf(id))) continue
+      this.byId.delete(id)
+      for (const f of list) this.host.output.followed?.(f.thread, f.followId, false, why)
+      this.count -= list.length
+      ended += list.length
+    }
+    return ended
+  }
+
+  /**
    * MSG_FOLLOW / MSG_UNFOLLOW. Only a memory-only agent busy in an async turn makes a
    * subscription wait (its state is mid-turn and nowhere else); an unsubscription waits
    * behind anything already queued for that agent, so it never overtakes its subscription.

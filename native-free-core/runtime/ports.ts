@@ -7,7 +7,12 @@ import type { WireError } from '../errors.ts'
 import type { AgentRegistry } from '../agent/registry.ts'
 import type { Clock } from '../time/clock.ts'
 import type { QuotaGate } from '../tenancy/quota-gate.ts'
-import type { Store } from '../storage/store.ts'
+import type { SendId, Store } from '../storage/store.ts'
+import type { Envelope } from '../agent/envelope.ts'
+import type { ShardStates } from '../placement/shard-state.ts'
+
+/** How a durable send is applied once (durable-outbox.ts). */
+export type OutboxMode = 'claim' | 'dedup'
 
 export interface ValueCodec {
   /** Encode a state; the bytes must stay valid until the batch has committed. */
@@ -19,12 +24,20 @@ export interface ValueCodec {
 export interface RuntimeOutput {
   reply (replyTo: number, callId: number, ok: boolean, value: unknown): void
   /**
-   * `outboxKey` is non-zero for a durable send: the receiver needs it to apply the send
-   * once. `from` is the sending agent's id (the simulator keeps sends in order per
-   * sender and receiver; a batch may hold the turns of many agents). `payloadBytes`, when
-   * given, are `payload` already encoded (a durable send's, taken from its outbox record).
+   * `durable` is a durable send's identity (null for others): the receiver needs it to
+   * apply the send once. `from` is the sending agent's id (the simulator keeps sends in
+   * order per sender and receiver; a batch may hold the turns of many agents).
+   * `payloadBytes`, when given, are `payload` already encoded (a durable send's object
+   * payload, taken from its outbox record): a transport may carry them as they are.
    */
-  send (id: string, hash: number, typeIdx: number, methodIdx: number, payload: unknown, outboxKey: number, from: string, payloadBytes?: Uint8Array | null): void
+  send (id: string, hash: number, typeIdx: number, methodIdx: number, payload: unknown, durable: SendId | null, from: string, payloadBytes?: Uint8Array | null): void
+  /**
+   * Dedup mode (durable-outbox.ts): agent `id` (placement hash `hash`) applied the durable
+   * send `send`, and that is committed — or a copy of a send it applied earlier came
+   * again. Acknowledge it to the sender, whose record can go (`Store.deleteOutbox`); once
+   * no copy can arrive any more, send a MSG_FORGET the same way the copies came.
+   */
+  applied? (id: string, hash: number, send: SendId): void
   /** An async turn settled outside the host loop: run `commit()` and flush soon. */
   wake (): void
   /** A handler failed, or a message could not be handled (for events and dead letters). */
@@ -34,6 +47,12 @@ export interface RuntimeOutput {
    * (`ok`), or why the subscription failed (a WireError).
    */
   followed? (thread: number, followId: number, ok: boolean, value: Uint8Array | WireError): void
+  /**
+   * A message for an agent whose shard this thread does not serve (any more): a message
+   * that waited in a busy agent's mailbox, or a redelivered durable send. The host hands
+   * it to whoever serves the shard. Only called when `shardStates` is given.
+   */
+  forward? (env: Envelope): void
 }
 
 export interface ShardRuntimeOptions {
@@ -55,4 +74,17 @@ export interface ShardRuntimeOptions {
   readonly quotas?: QuotaGate
   /** Initial agent-table slots and timer-wheel nodes (default 1024 each); the simulator starts its many small runtimes smaller. */
   readonly tableCapacity?: number
+  /**
+   * How a durable send is applied once (durable-outbox.ts). `'claim'` (default): the
+   * receiver removes the sender's outbox record in its own batch — the sender's record
+   * must be in the receiver's store (one host). `'dedup'`: the receiver records what it
+   * applied and reports it (`RuntimeOutput.applied`) so the sender can drop its record —
+   * for senders on other hosts.
+   */
+  readonly outbox?: OutboxMode
+  /**
+   * Which shards this thread serves (placement/shard-state.ts), shared with the host's
+   * main thread; omitted on a single host, where every shard of the thread is served.
+   */
+  readonly shardStates?: ShardStates
 }

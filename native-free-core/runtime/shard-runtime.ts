@@ -21,7 +21,8 @@ import type { Cell } from './cell.ts'
 import { systemClock } from '../time/clock.ts'
 import type { Clock } from '../time/clock.ts'
 import { AgentTable } from './agent-table.ts'
-import { Envelope, MSG_CALL, MSG_FOLLOW, MSG_REMINDER, MSG_TIMER, MSG_UNFOLLOW, isMessage } from '../agent/envelope.ts'
+import { Envelope, MSG_CALL, MSG_FOLLOW, MSG_FORGET, MSG_REMINDER, MSG_TIMER, MSG_UNFOLLOW, isMessage } from '../agent/envelope.ts'
+import { ShardUnavailableError } from '../errors.ts'
 import { AgentTimers } from '../time/agent-timers.ts'
 import type { TimerHost } from '../time/agent-timers.ts'
 import { ShardReminders } from '../time/shard-reminders.ts'
@@ -30,7 +31,10 @@ import {
   AgentError, DecodeError, EncodeError, InvalidArgumentError, OffloadError, RateLimitedError, ShoalError,
   StorageError, UnknownAgentTypeError, UnknownMethodError, messageOf
 } from '../errors.ts'
-import { hashId } from '../placement/hash.ts'
+import { hashId, shardOf } from '../placement/hash.ts'
+import { SHARD_LOCAL } from '../placement/shard-state.ts'
+import type { ShardStates } from '../placement/shard-state.ts'
+import type { MovedTimeout } from '../time/agent-timers.ts'
 import { Mailbox } from './mailbox.ts'
 import { Followers } from './followers.ts'
 import type { FollowHost } from './followers.ts'
@@ -45,7 +49,7 @@ import { QuotaDirectory, QuotaGate } from '../tenancy/quota-gate.ts'
 import { RateLimits } from '../tenancy/rate-limits.ts'
 import type { LimitedCell } from '../tenancy/rate-limits.ts'
 import type { AgentRegistry, MethodInfo, TypeInfo } from '../agent/registry.ts'
-import type { Store } from '../storage/store.ts'
+import type { OutboxRecord, Store } from '../storage/store.ts'
 import type { StorageOverlay } from '../storage/agent-storage.ts'
 import { OutboundSend, TurnContext } from './turn-context.ts'
 import type { ContextHost } from './turn-context.ts'
@@ -93,6 +97,10 @@ export class ShardRuntime implements ContextHost, TimerHost, FollowHost, CommitH
   private lastStoredBytes: Uint8Array | null = null
   /** Reused for timer turns (deliver clones it when it must wait in a mailbox). */
   private readonly timerEnvelope = new Envelope()
+  /** Which shards this thread serves; null on a single host (all of them). */
+  private readonly states: ShardStates | null
+  /** Timer turns that waited in the mailbox of an agent whose shard left: they go with it, due at once. */
+  private strandedTimeouts: MovedTimeout[] = []
 
   constructor (options: ShardRuntimeOptions) {
     this.registry = options.registry
@@ -109,7 +117,10 @@ export class ShardRuntime implements ContextHost, TimerHost, FollowHost, CommitH
     this.timers = new AgentTimers(this, this.registry.types.map((t) => t.def.idleTicks ?? 0), this.tick, options.tableCapacity)
     this.pipeline = new CommitPipeline(this, options.stopwatch ?? systemClock)
     // takes its first incarnation now, at the thread's start, not in the middle of building a batch
-    this.outbox = new DurableOutbox(this, options.store, options.maxMessageBytes ?? Number.POSITIVE_INFINITY)
+    const mode = options.outbox ?? 'claim'
+    if (mode !== 'claim' && mode !== 'dedup') throw new InvalidArgumentError(`ShardRuntime: outbox must be 'claim' or 'dedup' (got ${String(mode)})`)
+    this.outbox = new DurableOutbox(this, options.store, options.maxMessageBytes ?? Number.POSITIVE_INFINITY, mode)
+    this.states = options.shardStates ?? null
   }
 
   get activeAgents (): number {
@@ -142,8 +153,20 @@ export class ShardRuntime implements ContextHost, TimerHost, FollowHost, CommitH
   }
 
   deliver (env: Envelope): void {
+    // a message for a shard served elsewhere: a redelivered durable send, or one that waited in a mailbox (a forget too)
+    if (this.states !== null && (env.kind <= MSG_UNFOLLOW || env.kind === MSG_FORGET) && this.states[shardOf(env.hash)] !== SHARD_LOCAL) {
+      this.output.forward!(env)
+      return
+    }
     if (env.kind === MSG_FOLLOW || env.kind === MSG_UNFOLLOW) {
       this.followers.handle(env)
+      return
+    }
+    if (env.kind === MSG_FORGET) {
+      // after whatever waits in the agent's mailbox: copies of the send may be there
+      const cell = this.table.get(env.id, env.hash)
+      if (cell !== undefined && (cell.flags & kBusy) !== 0) this.queue(cell, env)
+      else this.outbox.forget({ shard: shardOf(env.hash), origin: env.origin, key: env.outboxKey })
       return
     }
     this.messages++
@@ -256,8 +279,22 @@ export class ShardRuntime implements ContextHost, TimerHost, FollowHost, CommitH
    * with a ring): those addressed to agents `owns` accepts. Copies of sends already
    * applied are dropped when their turn would run. Returns how many were delivered.
    */
-  redeliver (records: Iterable<readonly [key: number, bytes: Uint8Array]>, owns: (hash: number) => boolean): number {
+  redeliver (records: Iterable<OutboxRecord>, owns: (hash: number) => boolean): number {
     return this.outbox.redeliver(records, owns)
+  }
+
+  /**
+   * Dedup mode: forget that agent `id` applied the send `(origin, key)` — as a MSG_FORGET
+   * arriving now would (after what waits in the agent's mailbox), in the open batch.
+   */
+  forget (id: string, hash: number, origin: string, key: number): void {
+    const env = new Envelope()
+    env.kind = MSG_FORGET
+    env.id = id
+    env.hash = hash
+    env.origin = origin
+    env.outboxKey = key
+    this.deliver(env)
   }
 
   // ---- StorageHost ---------------------------------------------------------------
@@ -331,6 +368,59 @@ export class ShardRuntime implements ContextHost, TimerHost, FollowHost, CommitH
       if (unsaved && cell.id.startsWith(prefix)) ids.push(cell.id)
     }
     return ids
+  }
+
+  // ---- shards leaving and arriving (cluster moves; docs/cluster.md) ----------------
+
+  /**
+   * Can the shards `picks` selects (by hash) leave now? Their state must be LOCAL no more
+   * (so no turn of theirs starts), and none of their agents may be in a turn, in the open
+   * batch, or in a commit in flight: what leaves is what the store has committed.
+   */
+  releasable (picks: (hash: number) => boolean): boolean {
+    for (const cell of this.table.values()) {
+      if ((cell.flags & (kBusy | kDirty)) !== 0 && picks(cell.hash)) return false
+    }
+    return !this.pipeline.inflightWhere((id) => picks(hashId(id)))
+  }
+
+  /**
+   * The shards `picks` selects leave this thread (call once `releasable`): their agents are
+   * passivated, their reminders forgotten (they are stored), their followers told to
+   * subscribe again where the shard goes. Returns the agents' armed timeouts, which live
+   * only in memory, for the new owner to arm.
+   */
+  release (picks: (hash: number) => boolean): MovedTimeout[] {
+    const moved = this.timers.takeTimeouts((cell) => picks(cell.hash), this.table.values())
+    const stranded = this.strandedTimeouts
+    if (stranded.length !== 0) {
+      this.strandedTimeouts = []
+      for (const t of stranded) if (picks(t[1])) moved.push(t); else this.strandedTimeouts.push(t)
+    }
+    const leaving: Cell[] = []
+    for (const cell of this.table.values()) if (picks(cell.hash)) leaving.push(cell)
+    for (const cell of leaving) {
+      cell.flags |= kDeactivate
+      this.drop(cell)
+    }
+    this.reminders.drop(picks)
+    if (this.followers.size !== 0) {
+      this.followers.endWhere(picks, hashId, new ShardUnavailableError('the agent moved to another host', { moved: true }).toWire())
+    }
+    return moved
+  }
+
+  /**
+   * The shards `picks` selects arrived (their records are in the store): read their
+   * reminders and arm the timeouts that came with them.
+   */
+  adopt (picks: (hash: number) => boolean, timeouts: readonly MovedTimeout[]): void {
+    this.reminders.load(picks)
+    for (const [id, hash, typeIdx, ticksLeft] of timeouts) {
+      const info = this.registry.types[typeIdx]
+      if (info === undefined || !picks(hash) || this.table.get(id, hash) !== undefined) continue
+      this.timers.giveTimeout(newCell(id, hash, info, undefined, 0, this.tick), ticksLeft)
+    }
   }
 
   /** Drop every resident agent (host shutdown, after the last commit). */
@@ -429,12 +519,16 @@ export class ShardRuntime implements ContextHost, TimerHost, FollowHost, CommitH
       this.followers.handle(env) // queued behind a busy memory-only agent's turn
       return
     }
+    if (env.kind === MSG_FORGET) {
+      this.outbox.forget({ shard: shardOf(env.hash), origin: env.origin, key: env.outboxKey }) // queued behind a busy agent's turn
+      return
+    }
     const m = methodOf(cell.info, env)
     if (m === undefined) {
       this.reject(env, `#${env.methodIdx}`, new UnknownMethodError(cell.info.type, `#${env.methodIdx}`))
       return
     }
-    if (env.outboxKey !== 0 && !this.outbox.claim(env.outboxKey)) {
+    if (env.outboxKey !== 0 && !this.outbox.admit(env)) {
       this.duplicateSends++
       return
     }
@@ -503,7 +597,7 @@ export class ShardRuntime implements ContextHost, TimerHost, FollowHost, CommitH
       return
     }
     if (env.kind === MSG_CALL) this.output.reply(env.replyTo, env.callId, true, value)
-    if (ctx.outbox !== null) for (const s of ctx.outbox) this.output.send(s.id, s.hash, s.typeIdx, s.methodIdx, s.payload, 0, cell.id)
+    if (ctx.outbox !== null) for (const s of ctx.outbox) this.output.send(s.id, s.hash, s.typeIdx, s.methodIdx, s.payload, null, cell.id)
     // a memory-only agent's state counts as committed once its command's turn has ended
     if (m.command && this.followers.size !== 0 && this.followers.of(cell.id) !== undefined) this.followers.publishTurn(cell)
     if ((cell.flags & (kDeactivate | kDelete)) !== 0 && (cell.flags & kDirty) === 0) this.drop(cell)
@@ -538,6 +632,15 @@ export class ShardRuntime implements ContextHost, TimerHost, FollowHost, CommitH
   private drainMailbox (cell: Cell): void {
     const mailbox = cell.mailbox
     if (mailbox === null) return
+    if (this.states !== null && this.states[shardOf(cell.hash)] !== SHARD_LOCAL) {
+      // the shard is leaving: no new turn starts here; what waited goes after it, in order
+      cell.mailbox = null
+      for (const env of mailbox.drain()) {
+        if (env.kind === MSG_TIMER) this.strandedTimeouts.push([env.id, env.hash, env.typeIdx, 1])
+        else if (env.kind !== MSG_REMINDER) this.output.forward!(env) // a reminder's next firing is stored already
+      }
+      return
+    }
     while (mailbox.size !== 0) {
       if ((cell.flags & kDropped) !== 0) {
         cell.mailbox = null
@@ -591,7 +694,7 @@ export class ShardRuntime implements ContextHost, TimerHost, FollowHost, CommitH
   }
 
   private reject (env: Envelope, method: string, error: ShoalError): void {
-    if (env.outboxKey !== 0) this.outbox.claim(env.outboxKey) // a stored send that can never run: consumed, and reported below
+    if (env.outboxKey !== 0) this.outbox.admit(env) // a stored send that can never run: consumed, and reported below
     if (env.kind === MSG_CALL) this.output.reply(env.replyTo, env.callId, false, error.toWire())
     this.output.agentError?.(env.id, method, error.toWire())
   }

@@ -15,9 +15,10 @@ import type { Cell } from './cell.ts'
 import { MAX_STORAGE_KEY_BYTES, TurnStorage } from '../storage/agent-storage.ts'
 import { utf8Length } from '../agent/agent-id.ts'
 import type { StorageHost } from '../storage/agent-storage.ts'
+import type { SendId } from '../storage/store.ts'
 
-/** A resolved `ctx.send`: target and method as registry indices. */
-export class OutboundSend {
+/** A resolved `ctx.send`: target and method as registry indices; a durable one is also its own identity (`SendId`). */
+export class OutboundSend implements SendId {
   readonly id: string
   readonly hash: number
   readonly typeIdx: number
@@ -27,8 +28,10 @@ export class OutboundSend {
   record: Uint8Array | null = null
   /** An object payload's msgpack bytes, the record's tail: the frame carries them as they are. */
   payloadBytes: Uint8Array | null = null
-  /** Its outbox key, given when its batch is built (0: not durable). */
-  outboxKey = 0
+  /** Its identity, given when its batch is built: the key (0: not durable), the store that numbered it, the sender's shard. */
+  key = 0
+  origin = ''
+  senderShard = 0
 
   constructor (id: string, hash: number, typeIdx: number, methodIdx: number, payload: unknown) {
     this.id = id

@@ -16,7 +16,7 @@
  * is not used here. The subpaths `msgpackr/pack` and `msgpackr/unpack` resolve, under
  * Node and in browsers alike, to plain ES modules (`index.js` → `pack.js`, `unpack.js`,
  * `iterators.js`) with no import outside the package and no native code; `Buffer` is
- * only used when it exists as a global. test/sim/core-purity.test.ts walks that import
+ * only used when it exists as a global. test/sim/codec.test.ts walks that import
  * graph and fails if that ever changes. When the host is loaded in the same process
  * the two share one `unpack.js` module, and so its native string extractor: faster,
  * same values.

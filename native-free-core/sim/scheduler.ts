@@ -54,7 +54,8 @@ import { SimulationError, WorkerCrashedError, errorFromWire, toWire } from '../e
 import type { WireError } from '../errors.ts'
 import type { AgentRegistry } from '../agent/registry.ts'
 import type { RuntimeOutput } from '../runtime/ports.ts'
-import type { WriteBatch } from '../storage/store.ts'
+import type { SendId, WriteBatch } from '../storage/store.ts'
+import { hashId, shardOf } from '../placement/hash.ts'
 import type { Chooser } from './choices.ts'
 import { decodeSimValue, encodeSimValue, simCodec } from './codec.ts'
 import type { Faults } from './faults.ts'
@@ -318,6 +319,11 @@ export class SimWorld implements RuntimeOutput, TimeObserver, World {
     env.payload = decodeSimValue(m.bytes)
     env.callId = m.callId
     env.outboxKey = m.outboxKey
+    if (m.outboxKey !== 0) {
+      // one store, one origin; the sender's shard from its id
+      env.origin = this.store.storeId
+      env.senderShard = shardOf(hashId(m.from!))
+    }
     this.handling = m.to
     const discarded = this.runtime.duplicateSends
     this.runtime.deliver(env)
@@ -381,7 +387,8 @@ export class SimWorld implements RuntimeOutput, TimeObserver, World {
     this.setReply(callId, r)
   }
 
-  send (id: string, hash: number, typeIdx: number, methodIdx: number, payload: unknown, outboxKey: number, from: string): void {
+  send (id: string, hash: number, typeIdx: number, methodIdx: number, payload: unknown, durable: SendId | null, from: string): void {
+    const outboxKey = durable?.key ?? 0
     const method = this.registry.types[typeIdx]!.methods[methodIdx]!.name
     let bytes: Uint8Array
     try {

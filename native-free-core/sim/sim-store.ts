@@ -24,10 +24,11 @@
  * `valueHash`); the outbox is hashed on demand with canonical labels (see `hash`).
  */
 import { compareKeys } from '../storage/store.ts'
-import type { StorageChanges, Store, WriteBatch } from '../storage/store.ts'
+import type { AppliedRecord, OutboxRecord, SendId, StorageChanges, Store, WriteBatch } from '../storage/store.ts'
 import { hashId, shardOf } from '../placement/hash.ts'
 import {
-  RANGE_REMINDERS, RANGE_STATES, RANGE_STORAGE, agentKey, checkShard, parseAgentKey, parseStateKey, rangeChunks, readRangeChunks, stateKey
+  RANGE_APPLIED, RANGE_OUTBOX, RANGE_REMINDERS, RANGE_STATES, RANGE_STORAGE, agentKey, appliedValue, checkShard, parseAgentKey, parseAppliedValue,
+  parseSendKey, parseStateKey, rangeChunks, readRangeChunks, sendKey, stateKey
 } from '../storage/shard-range.ts'
 import type { RangeRecord, ShardRanges, ShardSize } from '../storage/shard-range.ts'
 import { decodeSimValue } from './codec.ts'
@@ -57,7 +58,13 @@ export class SimStore implements Store, ShardRanges {
   private readonly states = new Map<string, Uint8Array>()
   private readonly storage = new Map<string, Map<string, Uint8Array>>()
   private readonly reminderRecords = new Map<string, Map<string, Uint8Array>>()
-  private readonly pending = new Map<number, Uint8Array>()
+  /**
+   * Stored sends by key: a simulation has one store, so one origin (its storeId), and
+   * keys are unique in it. Dedup mode's applied records are kept but not hashed: the
+   * simulator runs the runtime in claim mode.
+   */
+  private readonly pending = new Map<number, OutboxRecord>()
+  private readonly appliedRecords = new Map<string, AppliedRecord>()
   /** The content hash of each pending send, computed once. */
   private readonly pendingHash = new Map<number, Hash2>()
   private incarnation = 0
@@ -84,18 +91,10 @@ export class SimStore implements Store, ShardRanges {
     }
     if (batch.storage != null) this.apply(this.storage, this.storageSum, batch.storage)
     if (batch.reminders != null) this.apply(this.reminderRecords, this.reminderSum, batch.reminders)
-    if (batch.outboxPuts != null) {
-      for (const r of batch.outboxPuts) {
-        this.pending.set(r.key, r.bytes)
-        if (this.hashing) this.pendingHash.set(r.key, valueHash(decodeSimValue(r.bytes)))
-      }
-    }
-    if (batch.outboxDeletes != null) {
-      for (const k of batch.outboxDeletes) {
-        this.pending.delete(k)
-        this.pendingHash.delete(k)
-      }
-    }
+    if (batch.outboxPuts != null) for (const r of batch.outboxPuts) this.putSend(r)
+    if (batch.outboxDeletes != null) this.deleteOutbox(batch.outboxDeletes)
+    if (batch.appliedPuts != null) for (const r of batch.appliedPuts) this.appliedRecords.set(appliedName(r.shard, r.origin, r.key), r)
+    if (batch.appliedDeletes != null) for (const r of batch.appliedDeletes) this.appliedRecords.delete(appliedName(r.shard, r.origin, r.key))
     this.committed(ids)
     return undefined
   }
@@ -134,12 +133,34 @@ export class SimStore implements Store, ShardRanges {
     for (const k of found) yield [k, keys.get(k)!]
   }
 
-  hasOutbox (key: number): boolean {
-    return this.pending.has(key)
+  private putSend (r: OutboxRecord): void {
+    this.pending.set(r.key, { senderShard: r.senderShard, origin: r.origin, key: r.key, bytes: r.bytes })
+    if (this.hashing) this.pendingHash.set(r.key, valueHash(decodeSimValue(r.bytes)))
   }
 
-  * outbox (): Iterable<readonly [number, Uint8Array]> {
-    yield * [...this.pending]
+  hasOutbox (send: SendId): boolean {
+    return this.pending.get(send.key)?.origin === send.origin
+  }
+
+  * outbox (senderShard?: number): Iterable<OutboxRecord> {
+    yield * [...this.pending.values()].filter((r) => senderShard === undefined || r.senderShard === senderShard)
+  }
+
+  deleteOutbox (sends: readonly SendId[]): undefined {
+    for (const r of sends) {
+      if (this.pending.get(r.key)?.origin !== r.origin) continue
+      this.pending.delete(r.key)
+      this.pendingHash.delete(r.key)
+    }
+    return undefined
+  }
+
+  isApplied (shard: number, origin: string, key: number): boolean {
+    return this.appliedRecords.has(appliedName(shard, origin, key))
+  }
+
+  * applied (shard?: number): Iterable<AppliedRecord> {
+    yield * [...this.appliedRecords.values()].filter((r) => shard === undefined || r.shard === shard)
   }
 
   newIncarnation (): number {
@@ -167,6 +188,8 @@ export class SimStore implements Store, ShardRanges {
     for (const [id, bytes] of this.states) if (mine(id)) yield [RANGE_STATES, stateKey(id), bytes]
     for (const [id, keys] of this.storage) if (mine(id)) for (const [k, bytes] of keys) yield [RANGE_STORAGE, agentKey(id, k), bytes]
     for (const [id, names] of this.reminderRecords) if (mine(id)) for (const [k, bytes] of names) yield [RANGE_REMINDERS, agentKey(id, k), bytes]
+    for (const r of this.pending.values()) if (r.senderShard === shard) yield [RANGE_OUTBOX, sendKey(r.origin, r.key), r.bytes]
+    for (const r of this.appliedRecords.values()) if (r.shard === shard) yield [RANGE_APPLIED, sendKey(r.origin, r.key), appliedValue(r.appliedAt, r.senderShard)]
   }
 
   importShard (shard: number, chunks: Iterable<Uint8Array>): undefined {
@@ -179,6 +202,13 @@ export class SimStore implements Store, ShardRanges {
         const [id, name] = parseAgentKey(key)!
         if (db === RANGE_STORAGE) this.setKeyed(this.storage, this.storageSum, id, name, bytes)
         else this.setKeyed(this.reminderRecords, this.reminderSum, id, name, bytes)
+      } else {
+        const [origin, k] = parseSendKey(key)
+        if (db === RANGE_OUTBOX) this.putSend({ senderShard: shard, origin, key: k, bytes })
+        else {
+          const [appliedAt, senderShard] = parseAppliedValue(bytes)
+          this.appliedRecords.set(appliedName(shard, origin, k), { shard, origin, key: k, senderShard, appliedAt })
+        }
       }
     }
     return undefined
@@ -188,7 +218,11 @@ export class SimStore implements Store, ShardRanges {
     checkShard(shard)
     for (const [db, key] of [...this.rangeRecords(shard)]) {
       if (db === RANGE_STATES) this.setState(parseStateKey(key)!, null)
-      else {
+      else if (db === RANGE_OUTBOX || db === RANGE_APPLIED) {
+        const [origin, k] = parseSendKey(key)
+        if (db === RANGE_OUTBOX) this.deleteOutbox([{ senderShard: shard, origin, key: k }])
+        else this.appliedRecords.delete(appliedName(shard, origin, k))
+      } else {
         const [id, name] = parseAgentKey(key)!
         if (db === RANGE_STORAGE) this.setKeyed(this.storage, this.storageSum, id, name, null)
         else this.setKeyed(this.reminderRecords, this.reminderSum, id, name, null)
@@ -215,6 +249,7 @@ export class SimStore implements Store, ShardRanges {
     for (const [id, keys] of this.storage) into.storage.set(id, new Map(keys))
     for (const [id, names] of this.reminderRecords) into.reminderRecords.set(id, new Map(names))
     for (const [k, v] of this.pending) into.pending.set(k, v)
+    for (const [k, v] of this.appliedRecords) into.appliedRecords.set(k, v)
     for (const [k, h] of this.pendingHash) into.pendingHash.set(k, h)
     into.incarnation = this.incarnation
     into.stateSum.a = this.stateSum.a
@@ -265,6 +300,10 @@ export class SimStore implements Store, ShardRanges {
     keys.set(key, bytes)
     if (this.hashing) sum.add(keyedEntryHash(id, key, bytes, raw))
   }
+}
+
+function appliedName (shard: number, origin: string, key: number): string {
+  return `${shard}/${origin}/${key}`
 }
 
 function keyedEntryHash (id: string, key: string, bytes: Uint8Array, raw: boolean): Hash2 {

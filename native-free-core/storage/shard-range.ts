@@ -12,6 +12,7 @@
  *   reminders  u16 id length, id, name (UTF-8)           the agent
  *   outbox     origin store id (8), u64 key              the SENDER: its outbox moves with it
  *   applied    origin store id (8), u64 key              the RECEIVER: what it has applied
+ *              (value: f64 appliedAt, u16 sender shard)
  *
  * Chunks. `exportShard` yields the range as chunks of bounded size, to stream over a
  * socket; `importShard` takes them back, on any store (memory or LMDB) of this format:
@@ -175,6 +176,7 @@ function recordProblem (shard: number, db: number, key: Uint8Array, value: Uint8
     }
     default:
       if (key.length !== SEND_KEY_BYTES) return `a send identity is ${key.length} bytes, not ${SEND_KEY_BYTES}`
+      if (db === RANGE_APPLIED && value.length !== APPLIED_VALUE_BYTES) return `an applied record is ${value.length} bytes, not ${APPLIED_VALUE_BYTES}`
       return null
   }
   if (id === null || id.length === 0) return 'an agent id is empty or not UTF-8'
@@ -225,6 +227,22 @@ export function sendKey (origin: string, key: number, into: Uint8Array = new Uin
   into[at + 8] = hi >>> 24; into[at + 9] = (hi >>> 16) & 0xff; into[at + 10] = (hi >>> 8) & 0xff; into[at + 11] = hi & 0xff
   into[at + 12] = lo >>> 24; into[at + 13] = (lo >>> 16) & 0xff; into[at + 14] = (lo >>> 8) & 0xff; into[at + 15] = lo & 0xff
   return into
+}
+
+/** Bytes of an applied record's value: float64 appliedAt (epoch ms), u16 sender shard, big-endian. */
+export const APPLIED_VALUE_BYTES = 10
+
+export function appliedValue (appliedAt: number, senderShard: number): Uint8Array {
+  const out = new Uint8Array(APPLIED_VALUE_BYTES)
+  const view = new DataView(out.buffer)
+  view.setFloat64(0, appliedAt)
+  view.setUint16(8, senderShard)
+  return out
+}
+
+export function parseAppliedValue (bytes: Uint8Array): readonly [appliedAt: number, senderShard: number] {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, APPLIED_VALUE_BYTES)
+  return [view.getFloat64(0), view.getUint16(8)]
 }
 
 /** [origin, key] of an outbox or applied key. */

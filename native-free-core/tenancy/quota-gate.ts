@@ -1,5 +1,5 @@
 /**
- * Quotas as one shard runtime enforces them (dist_agent; DESIGN §5): a soft cap on the
+ * Quotas as one shard runtime enforces them (dist_agent; docs/architecture.md §8): a soft cap on the
  * agents that exist in a quota, checked when a new agent is created; existing agents are
  * never blocked by it.
  *

@@ -1,5 +1,5 @@
 /**
- * Per-agent rate limits (dist_agent; DESIGN §5): every agent of a type with `rateLimit:
+ * Per-agent rate limits (dist_agent; docs/architecture.md §8): every agent of a type with `rateLimit:
  * { perSecond, burst }` has its own token bucket on the thread that owns it; a message
  * that finds it empty gets RateLimitedError without running the handler (and without
  * waiting in a busy agent's mailbox).

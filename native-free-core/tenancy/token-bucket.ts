@@ -1,5 +1,5 @@
 /**
- * Token bucket: the per-agent rate limit (dist_agent; design §5 "Rate limits"). A
+ * Token bucket: the per-agent rate limit (dist_agent; docs/architecture.md §8). A
  * message that finds no token gets RateLimitedError without running the handler.
  *
  * Time is injected (`nowMs`, any monotonic millisecond clock: the host tick clock,
@@ -34,7 +34,10 @@
  *     (`TokenBucket.init/tryTakeAt/tokensAt` on a Float64Array, 24 bytes per bucket,
  *     kBucketStride numbers each); agents of one type share perMs and burst, so an
  *     engine may also keep only `fullAt` per agent.
+ *   - A bad argument (a rate, burst or time that is not a positive finite number, an
+ *     offset outside the record) throws InvalidArgumentError.
  */
+import { InvalidArgumentError } from '../errors.ts'
 
 /** Offsets inside one bucket record of a Float64Array. */
 export const kBucketPerMs = 0
@@ -81,7 +84,7 @@ export class TokenBucket {
   static init (record: Float64Array, offset: number, perSecond: number, burst: number, nowMs: number): void {
     checkConfig(perSecond, burst, nowMs)
     if (!Number.isSafeInteger(offset) || offset < 0 || offset + kBucketStride > record.length) {
-      throw new TypeError(`offset must be an integer in [0, ${record.length - kBucketStride}], got ${String(offset)}`)
+      throw new InvalidArgumentError(`offset must be an integer in [0, ${record.length - kBucketStride}], got ${String(offset)}`)
     }
     record[offset + kBucketPerMs] = perSecond / 1000
     record[offset + kBucketBurst] = burst
@@ -115,17 +118,17 @@ function level (burst: number, fullAt: number, at: number): number {
 
 function checkConfig (perSecond: number, burst: number, nowMs: number): void {
   if (!(typeof perSecond === 'number' && perSecond > 0 && perSecond < Infinity)) {
-    throw new TypeError(`perSecond must be a positive finite number, got ${String(perSecond)}`)
+    throw new InvalidArgumentError(`perSecond must be a positive finite number, got ${String(perSecond)}`)
   }
   if (!(typeof burst === 'number' && burst > 0 && burst < Infinity)) {
-    throw new TypeError(`burst must be a positive finite number, got ${String(burst)}`)
+    throw new InvalidArgumentError(`burst must be a positive finite number, got ${String(burst)}`)
   }
   if (!Number.isFinite(nowMs)) {
-    throw new TypeError(`nowMs must be a finite number, got ${String(nowMs)}`)
+    throw new InvalidArgumentError(`nowMs must be a finite number, got ${String(nowMs)}`)
   }
 }
 
 function badTake (nowMs: number, n: number): never {
-  if (!Number.isFinite(nowMs)) throw new TypeError(`nowMs must be a finite number, got ${String(nowMs)}`)
-  throw new TypeError(`n must be a positive finite number, got ${typeof n === 'number' ? n : typeof n}`)
+  if (!Number.isFinite(nowMs)) throw new InvalidArgumentError(`nowMs must be a finite number, got ${String(nowMs)}`)
+  throw new InvalidArgumentError(`n must be a positive finite number, got ${typeof n === 'number' ? n : typeof n}`)
 }

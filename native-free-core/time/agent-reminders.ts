@@ -143,6 +143,16 @@ export class ReminderIndex {
     return names
   }
 
+  /** Remove the reminders of every agent `select` picks by hash (their shard left this thread); returns how many. */
+  removeWhere (select: (hash: number) => boolean): number {
+    let removed = 0
+    for (const [id, first] of this.byAgent) {
+      if (!select(first.hash)) continue
+      removed += this.removeAgent(id).length
+    }
+    return removed
+  }
+
   /** The next tick a reminder is due at, or -1. */
   nextTick (): number {
     return this.wheel.nextEventTick()

@@ -1,6 +1,6 @@
 /**
  * The timers of one shard runtime's agents — every `ctx.timeout` and every idle
- * deadline — in one hierarchical timing wheel (design §4 "Ticks"), advanced by the
+ * deadline — in one hierarchical timing wheel (docs/architecture.md §7), advanced by the
  * host clock's ticks.
  *
  * One wheel entry per agent at most, due at the agent's next event:
@@ -43,6 +43,9 @@ import { TimingWheel } from './timing-wheel.ts'
 
 /** Largest `ctx.timeout` / `ctx.idleAfter` / `idleTicks`: ticks stay far below the wheel's MAX_TICK. */
 export const MAX_TIMER_TICKS = 2 ** 40
+
+/** A timeout leaving with its agent's shard: [agent id, hash, type index, ticks left]. */
+export type MovedTimeout = [id: string, hash: number, typeIdx: number, ticksLeft: number]
 
 /** What the timers need from their runtime. */
 export interface TimerHost {
@@ -183,6 +186,46 @@ export class AgentTimers {
       this.unfile(cell)
       this.fileIdle(cell, this.host.tick + 1)
     }
+  }
+
+  /**
+   * Take out the armed timeouts of the agents `select` picks — resident ones and those a
+   * rollback left waiting — as [id, hash, type index, ticks left] (a shard leaves this
+   * thread: its agents' timeouts go with them). Resident cells keep their idle checks
+   * until they are passivated.
+   */
+  takeTimeouts (select: (cell: Cell) => boolean, resident: Iterable<Cell>): MovedTimeout[] {
+    const moved: MovedTimeout[] = []
+    const take = (cell: Cell): void => {
+      const node = nodeOf(cell)
+      if (node === -1 || (cell.flags & kTimeoutArmed) === 0) return
+      const h = this.wheel.handleAt(node, cell)
+      if (h === -1) return
+      moved.push([cell.id, cell.hash, cell.info.index, Math.max(1, this.wheel.deadlineOf(h) - this.host.tick)])
+      this.wheel.cancel(h)
+      setNode(cell, -1)
+      cell.flags &= ~kTimeoutArmed
+    }
+    for (const cell of resident) if (select(cell)) take(cell)
+    for (const [id, cell] of this.orphans) {
+      if (!select(cell)) continue
+      take(cell)
+      this.orphans.delete(id)
+    }
+    return moved
+  }
+
+  /**
+   * Arm a timeout that came with a shard from another thread or host, for an agent that
+   * is not resident here: like a rolled-back activation's timer, it activates the agent
+   * when it falls due, or the agent's next activation takes it over.
+   */
+  giveTimeout (placeholder: Cell, ticksLeft: number): void {
+    placeholder.flags |= kDropped | kTimeoutArmed
+    const old = this.orphans.get(placeholder.id)
+    if (old !== undefined) this.unfile(old)
+    this.orphans.set(placeholder.id, placeholder)
+    this.file(placeholder, this.host.tick + Math.max(1, ticksLeft))
   }
 
   /** Forget every timer (the runtime dropped all its agents). */

@@ -1,7 +1,8 @@
 /**
- * Time, as the core sees it: an injected monotonic millisecond clock (DESIGN §2: host
- * capabilities reach the core as interfaces it declares). The core never reads a clock
- * of its own, so the simulator and tests decide what time it is.
+ * Time, as the core sees it: a monotonic millisecond clock behind an interface
+ * (docs/architecture.md §1: host capabilities reach the core as interfaces it declares).
+ * The runtime reads milliseconds only through it — `systemClock` below unless whoever
+ * runs it injects another — so the simulator and tests decide what time it is.
  *
  * Used for rate limits (token buckets refill with this time) and for the commit latency
  * in stats. Precision is the source's: `performance.now()` in a host thread (µs), a

@@ -78,8 +78,18 @@ export class ShardReminders {
    * reminders of the agents `owns` accepts. Once per thread start.
    */
   start (epochMs: number, tickMs: number, tick: number, owns: (hash: number) => boolean): void {
-    const { registry, store, output } = this.host
     this.index.setClock(epochMs, tickMs, tick)
+    this.load(owns)
+  }
+
+  /** The shards of the agents `select` picks left this thread: forget their reminders (they stay stored). */
+  drop (select: (hash: number) => boolean): void {
+    this.index.removeWhere(select)
+  }
+
+  /** Read the stored reminders of the agents `owns` accepts (at start, or when shards arrive). */
+  load (owns: (hash: number) => boolean): void {
+    const { registry, store, output } = this.host
     if (store === null) return
     for (const [id, name, bytes] of store.reminders()) {
       const hash = hashId(id)

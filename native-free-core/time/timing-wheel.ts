@@ -1,6 +1,6 @@
 /**
  * Hierarchical timing wheel: every agent timer and idle deadline of one worker thread
- * (design §4 "Ticks"), advanced one host tick at a time.
+ * (docs/architecture.md §7), advanced one host tick at a time.
  *
  * Cost: `schedule` and `cancel` are O(1); `advance` is O(timers fired + timers cascaded
  * + levels per non-empty slot reached), never O(ticks): it jumps straight to the next
@@ -84,7 +84,10 @@
  *     tick stay pending and fire on the next `advance` (even `advance(now)`).
  *   - The handle passed to `onExpire` is already dead (cancel returns false): compare it
  *     with the handle you stored to tell which timer fired.
+ *   - Errors are coded: a bad argument (or `advance` from `onExpire`) throws
+ *     InvalidArgumentError, a wheel holding MAX_TIMERS throws CapacityExceededError.
  */
+import { CapacityExceededError, InvalidArgumentError } from '../errors.ts'
 
 const kSlotBits = 5
 const kSlotsPerLevel = 1 << kSlotBits
@@ -161,11 +164,11 @@ export class TimingWheel<T> {
   constructor (options: TimingWheelOptions = {}) {
     const capacity = options.initialCapacity ?? DEFAULT_CAPACITY
     if (!Number.isSafeInteger(capacity) || capacity < 1 || capacity > MAX_TIMERS) {
-      throw new TypeError(`options.initialCapacity must be an integer in [1, ${MAX_TIMERS}], got ${String(capacity)}`)
+      throw new InvalidArgumentError(`options.initialCapacity must be an integer in [1, ${MAX_TIMERS}], got ${String(capacity)}`)
     }
     const start = options.startTick ?? 0
     if (!Number.isSafeInteger(start) || start < 0 || start > MAX_TICK) {
-      throw new TypeError(`options.startTick must be an integer in [0, ${MAX_TICK}], got ${String(start)}`)
+      throw new InvalidArgumentError(`options.startTick must be an integer in [0, ${MAX_TICK}], got ${String(start)}`)
     }
     this.#now = start
     this.#limit = kSlots + capacity
@@ -191,8 +194,9 @@ export class TimingWheel<T> {
 
   /**
    * Add a timer due at `deadlineTick` (an integer; ≤ now means "next tick") carrying
-   * `payload`. Returns its handle. Throws TypeError on a non-integer deadline and
-   * RangeError above MAX_TICK or when the wheel holds MAX_TIMERS.
+   * `payload`. Returns its handle. Throws InvalidArgumentError on a deadline that is not
+   * a safe integer or is above MAX_TICK, CapacityExceededError when the wheel holds
+   * MAX_TIMERS.
    */
   schedule (deadlineTick: number, payload: T): number {
     if (!Number.isSafeInteger(deadlineTick) || deadlineTick > MAX_TICK) badDeadline(deadlineTick)
@@ -233,9 +237,9 @@ export class TimingWheel<T> {
    */
   advance (toTick: number, onExpire: (payload: T, handle: number) => void): number {
     if (!Number.isSafeInteger(toTick) || toTick < 0 || toTick > MAX_TICK) {
-      throw new TypeError(`toTick must be an integer in [0, ${MAX_TICK}], got ${String(toTick)}`)
+      throw new InvalidArgumentError(`toTick must be an integer in [0, ${MAX_TICK}], got ${String(toTick)}`)
     }
-    if (this.#advancing) throw new Error('TimingWheel.advance called from inside onExpire')
+    if (this.#advancing) throw new InvalidArgumentError('TimingWheel.advance called from inside onExpire')
     this.#advancing = true
     let fired = 0
     try {
@@ -430,7 +434,7 @@ export class TimingWheel<T> {
   /** Double the node arrays (capped at MAX_TIMERS) and put the new nodes on the free list. */
   #grow (): void {
     const capacity = this.#limit - kSlots
-    if (capacity >= MAX_TIMERS) throw new RangeError(`TimingWheel holds at most ${MAX_TIMERS} timers`)
+    if (capacity >= MAX_TIMERS) throw new CapacityExceededError(`TimingWheel holds at most ${MAX_TIMERS} timers`, { limit: MAX_TIMERS })
     const limit = kSlots + Math.min(capacity * 2, MAX_TIMERS)
     const old = this.#limit
     const links = new Int32Array(limit * kStride)
@@ -459,7 +463,7 @@ export class TimingWheel<T> {
 
 function badDeadline (deadline: number): never {
   if (typeof deadline === 'number' && Number.isSafeInteger(deadline)) {
-    throw new RangeError(`deadlineTick must be ≤ MAX_TICK (${MAX_TICK}), got ${deadline}`)
+    throw new InvalidArgumentError(`deadlineTick must be ≤ MAX_TICK (${MAX_TICK}), got ${deadline}`)
   }
-  throw new TypeError(`deadlineTick must be a safe integer, got ${String(deadline)}`)
+  throw new InvalidArgumentError(`deadlineTick must be a safe integer, got ${String(deadline)}`)
 }

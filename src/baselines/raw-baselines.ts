@@ -1,6 +1,6 @@
 /**
  * Raw baselines, measured in the same run as the engine so that every engine figure
- * can be printed as a ratio on a noisy, shared machine (DESIGN §3, §8):
+ * can be printed as a ratio on a noisy, shared machine (docs/architecture.md §2, §10):
  *
  * - `ringOneWay`      — frames of a fixed size through one SAB ring, main → worker
  * - `postMessageOneWay` — the same message as an object, one `postMessage` each

@@ -3,7 +3,7 @@
  * (`createHost({ agents })`), so it holds definitions only — plus the thread-local
  * probe helpers they call.
  *
- *   counter   DESIGN §8's resident agent: `{ n: 0 }`, `add` (command), `get` (query)
+ *   counter   the budget's resident agent (docs/architecture.md §10): `{ n: 0 }`, `add` (command), `get` (query)
  *   hotStore  DNA's one-agent benchmark with its KV storage: every command counts into
  *             state and `ctx.storage.put`s a new key (see scenarios/hot.ts)
  *   probe     one per thread, found by its `threadId`: flow-control barriers (a query

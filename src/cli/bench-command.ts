@@ -149,7 +149,7 @@ export async function runBench (o: BenchOptions, out: NodeJS.WriteStream = proce
     timeline.enter('start host')
     const [h, store] = await startHost(o, plan)
     host = h
-    host.on('error', (err) => progress.log(`host error: ${err.message}`))
+    host.on('worker-restart', (e) => progress.log(`worker ${e.thread} restarted${e.error !== null ? `: ${e.error.message}` : ''}`))
     timeline.start(host, kSampleMs)
     const probes = await ThreadProbes.find(host, o.workers === 0 ? 1 : o.workers)
     const ctx: ScenarioContext = {

@@ -34,3 +34,10 @@ export class HdrLatency {
     }
   }
 }
+
+/** Summarize plain samples in microseconds (a baseline timed one by one) the same way. */
+export function summarizeUs (samples: readonly number[]): LatencySummary {
+  const h = new HdrLatency()
+  for (const us of samples) h.recordMs(us / 1000)
+  return h.summary()
+}

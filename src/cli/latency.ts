@@ -38,10 +38,3 @@ export class Latency {
     }
   }
 }
-
-/** Summarize plain samples (microseconds) the same way, for baselines measured without a histogram. */
-export function summarizeUs (samples: readonly number[]): LatencySummary {
-  const l = new Latency()
-  for (const s of samples) l.histogram.record(Math.max(1, Math.round(s * 1000)))
-  return l.summary()
-}

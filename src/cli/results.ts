@@ -232,7 +232,7 @@ function perThread (threads: readonly ThreadGc[], pick: (t: ThreadGc) => number)
   return threads.map((t) => `${t.threadId === 0 ? 'main' : `t${t.threadId}`} ${pick(t).toFixed(1)}`).join(' / ') + ' ms'
 }
 
-/** The summary table: each engine figure beside its same-run baseline and DESIGN §8 target. */
+/** The summary table: each engine figure beside its same-run baseline and target (docs/architecture.md §10). */
 export function summaryRows (r: Parts): SummaryRow[] {
   const rows: SummaryRow[] = []
   const b = r.baselines

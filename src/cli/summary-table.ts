@@ -1,6 +1,6 @@
 /**
  * The table a person reads at the end of `shoal bench`: one line per figure, its
- * same-run baseline, the ratio, and the DESIGN §8 target with "met"/"MISSED". Plain
+ * same-run baseline, the ratio, and the target (docs/architecture.md §10) with "met"/"MISSED". Plain
  * box-drawing text that survives a pipe, a CI log and a narrow terminal (notes go on
  * their own indented line rather than widening the table).
  */

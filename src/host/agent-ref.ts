@@ -6,11 +6,12 @@
 import type { AgentAddress } from '../../native-free-core/agent/agent-id.ts'
 import type { AgentDefinition, MethodName, PayloadOf, ReplyOf, StateOf } from '../../native-free-core/agent/define-agent.ts'
 import type { TypeInfo } from '../../native-free-core/agent/registry.ts'
+import { checkCallOptions } from './pending-calls.ts'
 import type { CallOptions } from './pending-calls.ts'
 import type { FollowOptions } from './follow.ts'
 import { RefAddress } from './ref-address.ts'
 
-/** What a ref needs from its host. */
+/** @internal What a ref needs from its host. */
 export interface RefTarget {
   call (to: RefAddress, method: string, payload: unknown, options: CallOptions | undefined): Promise<unknown>
   cast (to: RefAddress, method: string, payload: unknown): void
@@ -24,6 +25,7 @@ export class AgentRef<D extends AgentDefinition = AgentDefinition> implements Ag
   readonly #target: RefTarget
   readonly #to: RefAddress
 
+  /** @internal Use `host.ref(type, key)`. */
   constructor (target: RefTarget, info: TypeInfo, quota: string, key: string, id: string, hash: number) {
     this.quota = quota
     this.type = info.type
@@ -32,8 +34,15 @@ export class AgentRef<D extends AgentDefinition = AgentDefinition> implements Ag
     this.#to = new RefAddress(id, hash, info, quota)
   }
 
-  /** Run a command or query and wait for its reply (a command's reply waits for its commit). */
+  /**
+   * Run a command or query and wait for its reply (a command's reply waits for its
+   * commit). Bad `options` reject with InvalidArgumentError, sending nothing.
+   */
   call<M extends MethodName<D>> (method: M, payload?: PayloadOf<D, M>, options?: CallOptions): Promise<ReplyOf<D, M>> {
+    if (options !== undefined) {
+      const bad = checkCallOptions(options)
+      if (bad !== null) return Promise.reject(bad)
+    }
     return this.#target.call(this.#to, method, payload, options) as Promise<ReplyOf<D, M>>
   }
 

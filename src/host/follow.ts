@@ -22,9 +22,12 @@
  *     MessageTooLargeError and the subscription ends.
  *   - `host.close()` ends every follow loop normally (`done: true`).
  */
-import { errorFromWire } from '../../native-free-core/errors.ts'
+import { ShardUnavailableError, errorFromWire } from '../../native-free-core/errors.ts'
 import type { ShoalError, WireError } from '../../native-free-core/errors.ts'
 import type { RefAddress } from './ref-address.ts'
+
+/** How long a follow waits before subscribing again where its agent went. */
+const RENEW_DELAY_MS = 20
 
 export interface FollowOptions {
   /** Ends the iteration (as `return()` does) when it fires. */
@@ -155,12 +158,26 @@ export class Follows {
     return sub
   }
 
-  /** A FRAME_STATE arrived. States for a subscription that has ended are dropped. */
+  /**
+   * A FRAME_STATE arrived. States for a subscription that has ended are dropped. A
+   * subscription whose agent's shard moved, or whose host became unreachable
+   * (SHOAL_ERR_SHARD_UNAVAILABLE, in a cluster), is renewed, not ended: the follower sees
+   * the agent's current state again once it is served (it may repeat the last one).
+   */
   deliver (followId: number, ok: boolean, value: unknown): void {
     const sub = this.subs.get(followId)
     if (sub === undefined) return
     if (ok) sub.push(value)
+    else if ((value as WireError).code === ShardUnavailableError.code) this.renewOne(followId)
     else sub.fail(errorFromWire(value as WireError))
+  }
+
+  /** Subscribe again, a little later (the agent's shard is moving, or its host is unreachable). */
+  renewOne (followId: number): void {
+    setTimeout(() => {
+      const sub = this.subs.get(followId)
+      if (sub !== undefined) this.transport.subscribe(sub)
+    }, RENEW_DELAY_MS).unref()
   }
 
   /** The worker `thread` restarted: subscribe again on the new one. */

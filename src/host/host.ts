@@ -15,12 +15,12 @@ import { parseId } from '../../native-free-core/agent/agent-id.ts'
 import type { AgentId } from '../../native-free-core/agent/agent-id.ts'
 import type { AgentDefinition } from '../../native-free-core/agent/define-agent.ts'
 import { MSG_FOLLOW, MSG_UNFOLLOW } from '../../native-free-core/agent/envelope.ts'
-import { errorFromWire } from '../../native-free-core/errors.ts'
+import { InvalidArgumentError, errorFromWire } from '../../native-free-core/errors.ts'
 import type { WireError } from '../../native-free-core/errors.ts'
 import type { AgentRegistry } from '../../native-free-core/agent/registry.ts'
 import { ShardRuntime } from '../../native-free-core/runtime/shard-runtime.ts'
 import type { Store } from '../../native-free-core/storage/store.ts'
-import { MemoryStore } from '../../native-free-core/storage/store.ts'
+import { MemoryStore } from '../../native-free-core/storage/memory-store.ts'
 import { isQuotaRecords } from '../../native-free-core/tenancy/quota-store.ts'
 import { QuotaGate } from '../../native-free-core/tenancy/quota-gate.ts'
 import type { AgentRef } from './agent-ref.ts'
@@ -28,6 +28,7 @@ import { stateCodec } from '../thread/codec.ts'
 import { loadRegistry } from './load-agents.ts'
 import { openStore } from '../storage/open-store.ts'
 import { OutboxRedelivery } from '../storage/outbox-redelivery.ts'
+import { LocalAcks } from '../storage/local-acks.ts'
 import { createMesh } from '../thread/mesh.ts'
 import type { Mesh } from '../thread/mesh.ts'
 import { HostClock } from '../time/host-clock.ts'
@@ -37,7 +38,7 @@ import { PendingCalls } from './pending-calls.ts'
 import { ThreadLoop } from '../thread/thread-loop.ts'
 import { TestClock } from '../time/test-clock.ts'
 import { OffloadPool } from '../offload/offload-pool.ts'
-import { readGcStats, readWorkerStats } from '../observe/host-stats.ts'
+import { hostStats, readWorkerStats } from '../observe/host-stats.ts'
 import type { HostStats } from '../observe/host-stats.ts'
 import { hostMetrics } from '../observe/metrics.ts'
 import { HostQuotas } from '../tenancy/host-quotas.ts'
@@ -50,6 +51,10 @@ import { AgentListing } from './listing.ts'
 import type { AgentFilter } from './listing.ts'
 import { OffloadRelay } from './offload-relay.ts'
 import { Router } from './routing.ts'
+import { Gateway } from './gateway.ts'
+import type { HostPlugin, PluginHost } from './plugin.ts'
+import { notClustered } from './cluster-view.ts'
+import type { ClusterView } from './cluster-view.ts'
 import type { RefOptions } from './routing.ts'
 import { shutDown } from './shutdown.ts'
 import { WorkerSupervisor } from './workers.ts'
@@ -59,7 +64,9 @@ export type { AgentFilter } from './listing.ts'
 export type { RefOptions } from './routing.ts'
 
 export class Host extends EventEmitter<HostEvents> {
+  /** @internal */
   readonly options: ResolvedHostOptions
+  /** @internal */
   readonly registry: AgentRegistry
   private readonly mesh: Mesh
   private readonly loop: ThreadLoop
@@ -73,6 +80,8 @@ export class Host extends EventEmitter<HostEvents> {
   /** The main thread's own store: the runtime's with `workers: 0`; else, with `dataDir`, a handle on LMDB for listing and quotas. */
   private readonly localStore: Store | null = null
   private readonly redelivery: OutboxRedelivery | null = null
+  /** Dedup mode on one host (a test hook): the main thread's runtime acknowledges its own applied sends. */
+  private readonly acks: LocalAcks | null = null
   private readonly clock: HostClock
   private readonly pool: OffloadPool | null
   private readonly follows: Follows
@@ -80,14 +89,19 @@ export class Host extends EventEmitter<HostEvents> {
   readonly quotas: Quotas
   private readonly hostQuotas: HostQuotas
   private closing: Promise<void> | null = null
+  /** The cluster's gateway, when a router plugin claimed it (plugin.ts). */
+  private gateway: Gateway | null = null
+  private readonly shared = new Map<string, unknown>()
+  /** What this host knows of its cluster (the cluster plugin fills it in). */
+  readonly cluster: ClusterView = notClustered
 
-  /** Use `createHost`. */
+  /** @internal Use `createHost`. */
   constructor (options: ResolvedHostOptions, registry: AgentRegistry, pool: OffloadPool | null = null) {
     super()
     this.options = options
     this.registry = registry
     this.pending = new PendingCalls(options.callTimeoutMs)
-    this.mesh = createMesh(options.workers, options.ringBytes)
+    this.mesh = createMesh(options.workers, options.ringBytes, options.plugins.some((p) => p.routes === true))
     this.agentErrorListeners = new Int32Array(new SharedArrayBuffer(4))
     this.pool = pool
     if (options.workers === 0 || options.dataDir !== undefined) this.localStore = openStore(options.dataDir, options.durability)
@@ -106,6 +120,10 @@ export class Host extends EventEmitter<HostEvents> {
       onAgentError: (id, method, error) => this.emitAgentError(id, method, error),
       onTask: (peer, taskId, name, input) => this.relay.run(peer, taskId, name, input),
       onResult: (kind, id, ok, value) => { if (kind === FRAME_STATE) this.follows.deliver(id, ok, value) },
+      onForeign: (frame, from) => this.gateway?.foreign(frame, from),
+      onRawResult: (kind, frame) => this.gateway?.proxied(kind, frame) ?? false,
+      onControl: (_from, token, msg) => this.gateway?.answered(token, msg),
+      onApplied: (id, hash, send) => this.acks?.applied(id, hash, send),
       // workers: 0 — the main thread owns every agent
       ...(options.workers === 0
         ? {
@@ -116,8 +134,10 @@ export class Host extends EventEmitter<HostEvents> {
               output: loop,
               maxMessageBytes: options.maxMessageBytes,
               quotas: new QuotaGate(hostQuotas.directory, hostQuotas.counters, 0),
+              outbox: options.outbox,
               ...(options.testClock !== null ? { clock: TestClock.reader(options.testClock) } : {}),
-              ...(pool !== null ? { offload: (name: string, input: unknown) => pool.run(name, input) } : {})
+              ...(pool !== null ? { offload: (name: string, input: unknown) => pool.run(name, input) } : {}),
+              ...(this.mesh.shardStates !== null ? { shardStates: new Uint8Array(this.mesh.shardStates) } : {})
             })
           }
         : {})
@@ -134,8 +154,10 @@ export class Host extends EventEmitter<HostEvents> {
       offload: pool !== null,
       follows: () => this.follows,
       agentError: (id, method, error) => this.emitAgentError(id, method, error),
-      restarted: (event) => this.emit('worker-restart', event),
-      failed: (err) => this.emit('error', err)
+      restarted: (event) => {
+        this.gateway?.restarted(event.thread)
+        this.emit('worker-restart', event)
+      }
     })
     this.clock = new HostClock(this.mesh, options.clock, options.tickMs, {
       agentThreads: options.workers === 0 ? [0] : Array.from({ length: options.workers }, (_, i) => i + 1),
@@ -159,13 +181,53 @@ export class Host extends EventEmitter<HostEvents> {
     this.relay = new OffloadRelay(pool, this.loop, this.workers, this.life)
     const runtime = this.loop.runtime
     if (runtime !== null && store!.durable) this.redelivery = new OutboxRedelivery(runtime, store!, () => true, () => this.loop.wake())
+    if (runtime !== null && store!.durable && options.outbox === 'dedup') this.acks = new LocalAcks(runtime, store!, () => this.loop.wake())
     // workers report agent errors only while someone listens (see AgentErrorReporter)
     const untyped = this as EventEmitter
     untyped.on('newListener', (event: string | symbol) => { if (event === 'agent-error') Atomics.add(this.agentErrorListeners, 0, 1) })
     untyped.on('removeListener', (event: string | symbol) => { if (event === 'agent-error') Atomics.sub(this.agentErrorListeners, 0, 1) })
   }
 
-  /** Start the workers; resolves when every one has loaded the agents module. */
+  /** @internal createHost: set up each plugin, in order, before the workers start. */
+  async setUpPlugins (): Promise<void> {
+    for (const plugin of this.options.plugins) await plugin.setup?.(this.pluginHost(plugin))
+  }
+
+  private pluginHost (plugin: HostPlugin): PluginHost {
+    return {
+      options: this.options,
+      registry: this.registry,
+      emit: (event, ...args) => (this as EventEmitter).emit(event, ...args),
+      stats: () => this.stats(),
+      store: this.localStore,
+      gateway: (routes) => {
+        if (plugin.routes !== true) throw new InvalidArgumentError(`plugin ${plugin.name} does not declare routes: true`)
+        if (this.gateway !== null) throw new InvalidArgumentError(`plugin ${plugin.name}: the gateway is taken already`)
+        this.gateway = new Gateway({
+          mesh: this.mesh,
+          loop: this.loop,
+          pending: this.pending,
+          follows: () => this.follows,
+          epochOf: (t) => this.workers.epochOf(t),
+          maxMessageBytes: this.options.maxMessageBytes
+        })
+        this.gateway.attach(routes)
+        return this.gateway
+      },
+      expose: (name, value) => { (this as { cluster: object })[name] = value },
+      provide: (name, value) => { this.shared.set(name, value) },
+      use: <T>(name: string) => this.shared.get(name) as T | undefined
+    }
+  }
+
+  /** @internal createHost: a plugin's setup failed before anything started: release what the host opened. */
+  async abandon (): Promise<void> {
+    this.life.stopping = true
+    this.life.closed = true
+    await this.localStore?.close()
+  }
+
+  /** @internal Start the workers; resolves when every one has loaded the agents module. */
   async start (): Promise<void> {
     try {
       await this.workers.start()
@@ -174,6 +236,7 @@ export class Host extends EventEmitter<HostEvents> {
       throw err
     }
     this.loop.start()
+    this.acks?.start(() => true)
     this.redelivery?.start()
     this.clock.start()
   }
@@ -214,23 +277,28 @@ export class Host extends EventEmitter<HostEvents> {
   /** Per-thread figures read from shared memory (no round trip), and the host's own. */
   stats (): HostStats {
     const workers = this.ownerThreads().map((t) => readWorkerStats(this.mesh, t, this.workers.restartsOf(t)))
-    let activeAgents = 0
-    let messages = 0
-    for (const w of workers) {
-      activeAgents += w.activeAgents
-      messages += w.messages
+    const stats = hostStats(this.mesh, workers, {
+      pendingCalls: this.pending.size, agentErrorsDropped: this.workers.agentErrorsDropped, offload: this.pool?.stats() ?? null
+    })
+    for (const plugin of this.options.plugins) {
+      const extra = plugin.stats?.()
+      if (extra !== undefined) (stats as unknown as Record<string, unknown>)[plugin.name] = extra
     }
-    return { activeAgents, messages, pendingCalls: this.pending.size, workers, mainGc: readGcStats(this.mesh, 0), offload: this.pool?.stats() ?? null }
+    return stats
   }
 
   /** Prometheus text exposition (prom-client), every thread's figures aggregated. */
-  metrics (): Promise<string> {
-    return hostMetrics(this.mesh, this.ownerThreads(), (t) => this.workers.restartsOf(t), {
+  async metrics (): Promise<string> {
+    const text = await hostMetrics(this.mesh, this.ownerThreads(), (t) => this.workers.restartsOf(t), {
       pendingCalls: this.pending.size,
       followers: this.follows.size,
       offload: this.pool?.stats() ?? null,
-      quotas: this.hostQuotas.list()
+      quotas: this.hostQuotas.list(),
+      agentErrorsDropped: this.workers.agentErrorsDropped
     })
+    let extra = ''
+    for (const plugin of this.options.plugins) extra += plugin.metrics?.() ?? ''
+    return extra === '' ? text : text + (text.endsWith('\n') ? '' : '\n') + extra
   }
 
   /** Threads that own agents: the workers, or the main thread with `workers: 0`. */
@@ -243,9 +311,22 @@ export class Host extends EventEmitter<HostEvents> {
    * stop the workers. Calls still pending after that fail with HostClosedError.
    */
   close (): Promise<void> {
-    if (this.closing === null) {
-      this.life.stopping = true
-      this.closing = shutDown({
+    this.closing ??= this.closeAll()
+    return this.closing
+  }
+
+  /** Plugins first, last set up first, while the host still serves (a cluster hands its shards over); then the host. */
+  private async closeAll (): Promise<void> {
+    let failure: unknown = null
+    for (const plugin of [...this.options.plugins].reverse()) {
+      try {
+        await plugin.close?.()
+      } catch (err) {
+        failure ??= err
+      }
+    }
+    this.life.stopping = true
+    await shutDown({
         closeTimeoutMs: this.options.closeTimeoutMs,
         mesh: this.mesh,
         loop: this.loop,
@@ -255,11 +336,11 @@ export class Host extends EventEmitter<HostEvents> {
         workers: this.workers,
         life: this.life,
         redelivery: this.redelivery,
+        acks: this.acks,
         pool: this.pool,
         store: this.localStore
-      })
-    }
-    return this.closing
+    })
+    if (failure !== null) throw failure
   }
 
   private emitAgentError (id: string, method: string, error: WireError): void {
@@ -275,9 +356,22 @@ export async function createHost (options: HostOptions): Promise<Host> {
   const pool = resolved.offload === null ? null : await OffloadPool.start(resolved.offload)
   const host = new Host(resolved, registry, pool)
   try {
+    await host.setUpPlugins()
+  } catch (err) {
+    await host.abandon()
+    await pool?.close()
+    throw err
+  }
+  try {
     await host.start()
   } catch (err) {
     await pool?.close()
+    throw err
+  }
+  try {
+    for (const plugin of resolved.plugins) await plugin.start?.()
+  } catch (err) {
+    await host.close().catch(() => {})
     throw err
   }
   return host

@@ -9,11 +9,24 @@ import { availableParallelism } from 'node:os'
 import { isAbsolute, resolve } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import { InvalidOptionError } from '../../native-free-core/errors.ts'
+import { didYouMean } from '../../native-free-core/did-you-mean.ts'
 import { maxFrameBytes } from '../../native-free-core/ring/ring-queue.ts'
 import { CLOCK_MANUAL, CLOCK_REAL } from '../time/thread-clock.ts'
 import type { ClockKind } from '../time/thread-clock.ts'
 import { TestClock, kTestClock } from '../time/test-clock.ts'
+import type { TestHooks } from '../time/test-clock.ts'
 import type { Durability } from '../storage/lmdb-store.ts'
+import { kOutboxMode } from '../storage/local-acks.ts'
+import type { OutboxMode } from '../../native-free-core/runtime/ports.ts'
+import type { HostPlugin } from './plugin.ts'
+
+/** @internal Test hook (not in HostOptions' type): durable sends in dedup mode, acknowledged on this host (src/storage/local-acks.ts). */
+export interface OutboxHook {
+  readonly [kOutboxMode]?: OutboxMode
+}
+import type { OffloadOptions, ResolvedOffloadOptions } from '../offload/offload-options.ts'
+
+export type { OffloadOptions, ResolvedOffloadOptions } from '../offload/offload-options.ts'
 
 export interface HostOptions {
   /** The module that exports the agent definitions; every worker imports it. A file URL or a path. */
@@ -37,7 +50,11 @@ export interface HostOptions {
   readonly clock?: ClockKind
   /** Largest encoded message (header + id + payload), in bytes. Default 256 KiB. */
   readonly maxMessageBytes?: number
-  /** Bytes per ring between two threads (a power of two ≥ 4 × maxMessageBytes). Default 4 MiB. */
+  /**
+   * Bytes per ring between two threads: a power of two from 4 KiB to 1 GiB, at least
+   * 2 × maxMessageBytes + 16. Default 4 MiB, or 4 × maxMessageBytes rounded up to a power
+   * of two if that is more.
+   */
   readonly ringBytes?: number
   /** Calls without `timeoutMs` fail with TimeoutError after this many ms; 0 = never. Default 30,000. */
   readonly callTimeoutMs?: number
@@ -45,27 +62,8 @@ export interface HostOptions {
   readonly closeTimeoutMs?: number
   /** A piscina pool for `ctx.offload(name, input)`: blocking or CPU-heavy work off the agents' threads. */
   readonly offload?: OffloadOptions
-  /** @internal Test hook: rate-limit time from a hand-driven clock (src/time/test-clock.ts). */
-  readonly [kTestClock]?: TestClock
-}
-
-export interface OffloadOptions {
-  /** The module whose exports are the tasks (`ctx.offload('resize', …)` runs its export `resize`). A file URL or a path. */
-  readonly filename: URL | string
-  /** Threads of the pool, shared by every worker of the host. Default: `os.availableParallelism()`. */
-  readonly maxThreads?: number
-  /** Threads kept started while idle. Default: 1. */
-  readonly minThreads?: number
-  /** Handed to every pool thread as `workerData` (structured clone: SharedArrayBuffers stay shared). */
-  readonly workerData?: unknown
-}
-
-export interface ResolvedOffloadOptions {
-  /** file: URL of the tasks module. */
-  readonly filename: string
-  readonly maxThreads: number
-  readonly minThreads: number
-  readonly workerData: unknown
+  /** Add-ons, set up in order: `cluster({...})` from `shoal/cluster`, `dashboard({...})` from `shoal/dashboard`. */
+  readonly plugins?: readonly HostPlugin[]
 }
 
 export interface ResolvedHostOptions {
@@ -80,8 +78,11 @@ export interface ResolvedHostOptions {
   readonly callTimeoutMs: number
   readonly closeTimeoutMs: number
   readonly offload: ResolvedOffloadOptions | null
+  readonly plugins: readonly HostPlugin[]
   /** The test clock's buffer, or null for each thread's `performance.now()`. */
   readonly testClock: SharedArrayBuffer | null
+  /** How durable sends are applied once (a test hook; 'claim' on one host). */
+  readonly outbox: OutboxMode
 }
 
 export const defaults = {
@@ -93,7 +94,7 @@ export const defaults = {
   closeTimeoutMs: 10_000
 } as const
 
-const known = new Set(['agents', 'workers', 'dataDir', 'durability', 'tickMs', 'clock', 'maxMessageBytes', 'ringBytes', 'callTimeoutMs', 'closeTimeoutMs', 'offload'])
+const known = new Set(['agents', 'workers', 'dataDir', 'durability', 'tickMs', 'clock', 'maxMessageBytes', 'ringBytes', 'callTimeoutMs', 'closeTimeoutMs', 'offload', 'plugins'])
 const knownOffload = new Set(['filename', 'maxThreads', 'minThreads', 'workerData'])
 
 export function resolveOptions (options: HostOptions): ResolvedHostOptions {
@@ -102,8 +103,7 @@ export function resolveOptions (options: HostOptions): ResolvedHostOptions {
   }
   for (const key of Object.keys(options)) {
     if (!known.has(key)) {
-      const near = [...known].find((k) => k.toLowerCase().startsWith(key.toLowerCase().slice(0, 4)))
-      throw new InvalidOptionError(key, (options as unknown as Record<string, unknown>)[key], `is not an option${near ? ` (did you mean ${near}?)` : ''}`)
+      throw new InvalidOptionError(key, (options as unknown as Record<string, unknown>)[key], `is not an option${didYouMean(key, known)}`)
     }
   }
   const workers = integer('workers', options.workers ?? defaults.workers, 0, 254)
@@ -113,10 +113,13 @@ export function resolveOptions (options: HostOptions): ResolvedHostOptions {
   if (maxFrameBytes(ringBytes) < maxMessageBytes) {
     throw new InvalidOptionError('maxMessageBytes', maxMessageBytes, `must be at most ringBytes / 2 - 8 (${maxFrameBytes(ringBytes)} with ringBytes ${ringBytes})`)
   }
-  const testClock = options[kTestClock]
+  // a test hook, read besides the options (not part of HostOptions)
+  const testClock = (options as HostOptions & TestHooks)[kTestClock]
   if (testClock !== undefined && !(testClock instanceof TestClock)) {
     throw new InvalidOptionError('[kTestClock]', testClock, 'must be a TestClock')
   }
+  const outbox = (options as HostOptions & OutboxHook)[kOutboxMode] ?? 'claim'
+  if (outbox !== 'claim' && outbox !== 'dedup') throw new InvalidOptionError('[kOutboxMode]', outbox, "must be 'claim' or 'dedup'")
   let dataDir: string | undefined
   if (options.dataDir !== undefined) {
     if (typeof options.dataDir !== 'string' || options.dataDir.length === 0) {
@@ -143,7 +146,9 @@ export function resolveOptions (options: HostOptions): ResolvedHostOptions {
     callTimeoutMs: integer('callTimeoutMs', options.callTimeoutMs ?? defaults.callTimeoutMs, 0, 2 ** 31 - 1),
     closeTimeoutMs: integer('closeTimeoutMs', options.closeTimeoutMs ?? defaults.closeTimeoutMs, 0, 2 ** 31 - 1),
     offload: options.offload === undefined ? null : offloadOptions(options.offload),
-    testClock: testClock?.buffer ?? null
+    plugins: pluginList(options.plugins),
+    testClock: testClock?.buffer ?? null,
+    outbox
   })
 }
 
@@ -170,7 +175,7 @@ function offloadOptions (offload: OffloadOptions): ResolvedOffloadOptions {
     throw new InvalidOptionError('offload', offload, 'must be an object { filename, maxThreads?, minThreads?, workerData? }')
   }
   for (const key of Object.keys(offload)) {
-    if (!knownOffload.has(key)) throw new InvalidOptionError(`offload.${key}`, (offload as unknown as Record<string, unknown>)[key], 'is not an option')
+    if (!knownOffload.has(key)) throw new InvalidOptionError(`offload.${key}`, (offload as unknown as Record<string, unknown>)[key], `is not an option${didYouMean(key, knownOffload)}`)
   }
   const filename = moduleUrl('offload.filename', offload.filename, 'is required: the URL or path of the module exporting your tasks')
   if (!filename.startsWith('file:')) throw new InvalidOptionError('offload.filename', offload.filename, 'must be a file: URL or a path (pool threads import it from disk)')
@@ -182,6 +187,23 @@ function offloadOptions (offload: OffloadOptions): ResolvedOffloadOptions {
   const maxThreads = integer('offload.maxThreads', offload.maxThreads ?? availableParallelism(), 1, 1024)
   const minThreads = integer('offload.minThreads', offload.minThreads ?? 1, 0, maxThreads)
   return Object.freeze({ filename, maxThreads, minThreads, workerData: offload.workerData })
+}
+
+function pluginList (plugins: unknown): readonly HostPlugin[] {
+  if (plugins === undefined) return []
+  if (!Array.isArray(plugins)) throw new InvalidOptionError('plugins', plugins, 'must be an array of plugins, e.g. [cluster({...})]')
+  const names = new Set<string>()
+  let routers = 0
+  plugins.forEach((p: unknown, i) => {
+    const name = (p as HostPlugin | null)?.name
+    if (p === null || typeof p !== 'object' || typeof name !== 'string' || name.length === 0) {
+      throw new InvalidOptionError(`plugins[${i}]`, p, 'must be a plugin object with a name (made by e.g. cluster({...}))')
+    }
+    if (names.has(name)) throw new InvalidOptionError(`plugins[${i}]`, name, 'names a plugin that is already in the list')
+    names.add(name)
+    if ((p as HostPlugin).routes === true && ++routers > 1) throw new InvalidOptionError(`plugins[${i}]`, name, 'routes frames, and only one plugin of a host may')
+  })
+  return Object.freeze([...plugins as HostPlugin[]])
 }
 
 function clockKind (clock: unknown): ClockKind {

@@ -9,7 +9,7 @@
  * call (≈1.6 µs and 183 bytes each) and no second structure to keep in step. Only a
  * call with its own `timeoutMs` gets a timer of its own.
  */
-import { AbortedError, TimeoutError, errorFromWire } from '../../native-free-core/errors.ts'
+import { AbortedError, InvalidArgumentError, TimeoutError, errorFromWire } from '../../native-free-core/errors.ts'
 import type { ShoalError, WireError } from '../../native-free-core/errors.ts'
 
 class Pending {
@@ -36,10 +36,32 @@ class Pending {
 }
 
 export interface CallOptions {
-  /** Fail with TimeoutError after this many milliseconds (overrides the host's `callTimeoutMs`). */
+  /**
+   * Fail with TimeoutError after this many milliseconds, an integer from 0 to 2^31 − 1;
+   * `0` = never, as for the host's `callTimeoutMs`, which this overrides.
+   */
   readonly timeoutMs?: number
   /** Abort the wait (the message may still be processed: a call is not a transaction). */
   readonly signal?: AbortSignal
+}
+
+/** The largest delay `setTimeout` keeps (a larger one fires at once, with a warning). */
+const MAX_TIMEOUT_MS = 2 ** 31 - 1
+
+/** Why `options` cannot be a call's options (an InvalidArgumentError), or null if they can. */
+export function checkCallOptions (options: CallOptions | undefined): InvalidArgumentError | null {
+  if (options === undefined) return null
+  if (options === null || typeof options !== 'object') {
+    return new InvalidArgumentError(`call options must be an object { timeoutMs?, signal? } (got ${String(options)})`)
+  }
+  const { timeoutMs, signal } = options
+  if (timeoutMs !== undefined && !(Number.isInteger(timeoutMs) && timeoutMs >= 0 && timeoutMs <= MAX_TIMEOUT_MS)) {
+    return new InvalidArgumentError(`timeoutMs must be an integer from 0 (never) to ${MAX_TIMEOUT_MS} (got ${String(timeoutMs)})`, { timeoutMs: typeof timeoutMs === 'number' ? timeoutMs : String(timeoutMs) })
+  }
+  if (signal !== undefined && !(signal instanceof AbortSignal)) {
+    return new InvalidArgumentError(`signal must be an AbortSignal (got ${signal === null ? 'null' : typeof signal})`)
+  }
+  return null
 }
 
 export class PendingCalls {
@@ -67,7 +89,7 @@ export class PendingCalls {
     this.calls.set(id, pending)
     const timeoutMs = options?.timeoutMs ?? this.defaultTimeoutMs
     if (options?.timeoutMs !== undefined) {
-      pending.timer = setTimeout(() => this.settleTimeout(id, timeoutMs), timeoutMs)
+      if (timeoutMs > 0) pending.timer = setTimeout(() => this.settleTimeout(id, timeoutMs), timeoutMs)
     } else if (timeoutMs > 0) {
       pending.deadline = Date.now() + timeoutMs
       this.sweeper ??= setInterval(this.sweep, Math.max(10, Math.min(1000, timeoutMs / 4))).unref()

@@ -8,7 +8,7 @@ import { isAgentDefinition } from '../../native-free-core/agent/define-agent.ts'
 import type { AgentDefinition } from '../../native-free-core/agent/define-agent.ts'
 import { MSG_CALL, MSG_CAST, MSG_FOLLOW } from '../../native-free-core/agent/envelope.ts'
 import type { AgentRegistry, MethodInfo } from '../../native-free-core/agent/registry.ts'
-import { HostClosedError, InvalidArgumentError, ShoalError, UnknownQuotaError, errorFromWire, messageOf } from '../../native-free-core/errors.ts'
+import { EncodeError, HostClosedError, InvalidArgumentError, ShoalError, UnknownQuotaError, errorFromWire, messageOf } from '../../native-free-core/errors.ts'
 import { hashAfter, prefixState } from '../../native-free-core/placement/hash.ts'
 import type { HostQuotas } from '../tenancy/host-quotas.ts'
 import type { ThreadLoop } from '../thread/thread-loop.ts'
@@ -99,7 +99,7 @@ export class Router implements RefTarget {
       // the main thread has a ring to every thread that owns agents
       loop.sendMessage(thread, MSG_CALL, to.id, to.idBytes, to.hash, to.info.index, m.index, payload, callId)
     } catch (err) {
-      this.pending.fail(callId, err instanceof ShoalError ? err : new ShoalError(messageOf(err)))
+      this.pending.fail(callId, err instanceof ShoalError ? err : new EncodeError(`${to.info.type}.${method}: the message could not be written: ${messageOf(err)}`))
     }
     return promise
   }

@@ -7,6 +7,7 @@ import type { Store } from '../../native-free-core/storage/store.ts'
 import { ringDepth } from '../../native-free-core/ring/ring-queue.ts'
 import type { OffloadPool } from '../offload/offload-pool.ts'
 import type { OutboxRedelivery } from '../storage/outbox-redelivery.ts'
+import type { LocalAcks } from '../storage/local-acks.ts'
 import { kStatBusy, kStatOverflowBytes, kStatPendingCommit, kStatRunning, statsView } from '../thread/mesh.ts'
 import type { Mesh } from '../thread/mesh.ts'
 import type { ThreadLoop } from '../thread/thread-loop.ts'
@@ -26,6 +27,8 @@ export interface ShutdownParts {
   readonly workers: WorkerSupervisor
   readonly life: HostLifecycle
   readonly redelivery: OutboxRedelivery | null
+  /** Dedup mode on one host (a test hook): acknowledgements to finish after the last commit. */
+  readonly acks: LocalAcks | null
   readonly pool: OffloadPool | null
   readonly store: Store | null
 }
@@ -42,8 +45,10 @@ export async function shutDown (parts: ShutdownParts): Promise<void> {
   }
   parts.life.closed = true
   await parts.workers.stop()
-  if (loop.runtime !== null) await loop.drainAndStop()
-  else loop.stop()
+  if (loop.runtime !== null) {
+    await loop.drainAndStop()
+    await parts.acks?.finish()
+  } else loop.stop()
   pending.failAll(() => new HostClosedError('the host closed before the call completed'))
   parts.follows.endAll()
   parts.redelivery?.stop()

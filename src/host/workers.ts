@@ -11,7 +11,8 @@
  */
 import { Worker } from 'node:worker_threads'
 import type { AgentRegistry } from '../../native-free-core/agent/registry.ts'
-import { ShoalError, WorkerCrashedError, messageOf } from '../../native-free-core/errors.ts'
+import { WorkerCrashedError, WorkerStartError, errorFromWire, messageOf } from '../../native-free-core/errors.ts'
+import type { ShoalError } from '../../native-free-core/errors.ts'
 import type { WireError } from '../../native-free-core/errors.ts'
 import type { HostQuotas, QuotaUpdate } from '../tenancy/host-quotas.ts'
 import { renewRings } from '../thread/mesh.ts'
@@ -56,9 +57,8 @@ export interface SupervisorParts {
   readonly offload: boolean
   follows (): Follows
   agentError (id: string, method: string, error: WireError): void
+  /** A worker died and was replaced, or a replacement failed to start (then `error` is its WorkerStartError, and it is tried again). */
   restarted (event: WorkerRestartEvent): void
-  /** A replacement worker failed to start (it is tried again). */
-  failed (err: Error): void
 }
 
 export class WorkerSupervisor {
@@ -67,6 +67,8 @@ export class WorkerSupervisor {
   private readonly listings = new Map<number, (ids: readonly string[]) => void>()
   private nextListing = 0
   private quotaSeq = 0
+  /** Agent-error reports the workers dropped because a batch was full (see AgentErrorReporter). */
+  agentErrorsDropped = 0
 
   constructor (parts: SupervisorParts) {
     this.parts = parts
@@ -168,6 +170,7 @@ export class WorkerSupervisor {
       durability: options.durability,
       listeners: this.parts.agentErrorListeners,
       clock: options.testClock,
+      outbox: options.outbox,
       offload: this.parts.offload,
       quotas: this.parts.quotas.snapshot()
     }
@@ -181,6 +184,7 @@ export class WorkerSupervisor {
           slot.ready = true
           resolve()
         } else if (m.type === 'agent-errors') {
+          this.agentErrorsDropped += m.dropped
           for (const e of m.errors) this.parts.agentError(e.id, e.method, e.error)
         } else if (m.type === 'quota-ack') {
           slot.quotaAcks.get(m.seq)?.()
@@ -197,7 +201,7 @@ export class WorkerSupervisor {
         for (const ack of [...slot.quotaAcks.values()]) ack()
         slot.worker = null
         if (!slot.ready) {
-          reject(slot.lastError ?? new ShoalError(`worker ${slot.thread} exited with code ${code} during startup`))
+          reject(startFailure(slot.thread, code, slot.lastError))
           return
         }
         if (!this.parts.life.closed) this.restart(slot, code)
@@ -238,9 +242,28 @@ export class WorkerSupervisor {
     setTimeout(() => {
       if (life.closed) return
       this.spawn(slot).catch((err: unknown) => {
-        this.parts.failed(err instanceof Error ? err : new Error(String(err)))
+        // reported by the next 'worker-restart' (its `error`), never as an EventEmitter
+        // 'error', which would kill a process that has no listener for it
+        slot.lastError = err as ShoalError
         if (!life.closed) this.restart(slot, -1)
       })
     }, backoff)
   }
+}
+
+/**
+ * Why a worker did not become ready, as a coded error: a ShoalError raised in the worker
+ * (a StorageError from opening the store, ...) keeps its code — it crossed the thread
+ * as a plain Error with `code` and `data` copied — and anything else becomes a
+ * WorkerStartError whose `cause` is the worker's error.
+ */
+function startFailure (thread: number, exitCode: number, error: Error | null): ShoalError {
+  const wire = error as { code?: unknown, data?: unknown } | null
+  if (error !== null && typeof wire!.code === 'string' && wire!.code.startsWith('SHOAL_ERR_')) {
+    const rebuilt = errorFromWire({ code: wire!.code, message: error.message, data: wire!.data })
+    if (error.stack !== undefined) rebuilt.stack = error.stack
+    return rebuilt
+  }
+  const why = error !== null ? messageOf(error) : `it exited with code ${exitCode}`
+  return new WorkerStartError(`worker ${thread} failed to start: ${why}`, { thread, exitCode }, error !== null ? { cause: error } : undefined)
 }

@@ -9,8 +9,9 @@ import {
 } from '../../native-free-core/runtime/commit-stats.ts'
 import { ringDepth } from '../../native-free-core/ring/ring-queue.ts'
 import {
-  kStatActive, kStatAlive, kStatBusy, kStatCommitStats, kStatCommits, kStatCommitted, kStatFollowers, kStatMessages,
-  kStatGc, kStatOverflowBytes, kStatPasses, kStatRateLimited, kStatReminders, kStatTimers, statsView
+  kStatActive, kStatAgentErrors, kStatAlive, kStatBadFrames, kStatBusy, kStatCommitStats, kStatCommits, kStatCommitted,
+  kStatFailedSends, kStatFollowers, kStatGc, kStatMessages, kStatOverflowBytes, kStatPasses, kStatRateLimited, kStatReminders,
+  kStatTimers, statsView
 } from '../thread/mesh.ts'
 import { kGcCount, kGcMaxMs, kGcTotalMs } from './gc-pauses.ts'
 import type { Mesh } from '../thread/mesh.ts'
@@ -51,6 +52,16 @@ export interface WorkerStats {
   readonly rateLimited: number
   /** `ref.follow()` subscriptions to this thread's agents. */
   readonly followers: number
+  /**
+   * Agent errors the thread raised: handlers that threw, messages refused (rate limit,
+   * quota, unknown method...), and the two below. Counted whether or not anyone listens
+   * for 'agent-error'.
+   */
+  readonly agentErrors: number
+  /** Frames the thread dropped because they did not decode (or handling them threw). */
+  readonly badFrames: number
+  /** `ctx.send`s of committed turns that could not be written to a ring (too large for it, ...). */
+  readonly failedSends: number
   /** Garbage-collection pauses of this thread since it started (PerformanceObserver 'gc'). */
   readonly gcPauses: number
   /** Their total duration, ms: time this thread's JavaScript stood still. */
@@ -70,6 +81,14 @@ export interface HostStats {
   readonly activeAgents: number
   readonly messages: number
   readonly pendingCalls: number
+  /** Every thread's `agentErrors`, the main thread's included (a reply frame that does not decode). */
+  readonly agentErrors: number
+  /** Agent-error reports lost on their way to the host's 'agent-error' listeners (a worker sends at most 1,000 per event-loop turn). */
+  readonly agentErrorsDropped: number
+  /** Every thread's `badFrames`, the main thread's included. */
+  readonly badFrames: number
+  /** Every thread's `failedSends`. */
+  readonly failedSends: number
   readonly workers: readonly WorkerStats[]
   /** The main thread's GC pauses (with `workers: 0` also in `workers[0]`). */
   readonly mainGc: ThreadGcStats
@@ -117,8 +136,52 @@ export function readWorkerStats (mesh: Mesh, thread: number, restarts: number): 
     restarts,
     rateLimited: s[kStatRateLimited]!,
     followers: s[kStatFollowers]!,
+    agentErrors: s[kStatAgentErrors]!,
+    badFrames: s[kStatBadFrames]!,
+    failedSends: s[kStatFailedSends]!,
     gcPauses: s[kStatGc + kGcCount]!,
     gcPauseTotalMs: s[kStatGc + kGcTotalMs]!,
     gcPauseMaxMs: s[kStatGc + kGcMaxMs]!
+  }
+}
+
+/**
+ * The host's figures: the sums of its owner threads' (`workers`), plus the error
+ * counters of the main thread when it owns no agents (it still decodes the replies).
+ */
+export function hostStats (mesh: Mesh, workers: readonly WorkerStats[], own: {
+  readonly pendingCalls: number
+  readonly agentErrorsDropped: number
+  readonly offload: OffloadStats | null
+}): HostStats {
+  let activeAgents = 0
+  let messages = 0
+  let agentErrors = 0
+  let badFrames = 0
+  let failedSends = 0
+  for (const w of workers) {
+    activeAgents += w.activeAgents
+    messages += w.messages
+    agentErrors += w.agentErrors
+    badFrames += w.badFrames
+    failedSends += w.failedSends
+  }
+  if (!workers.some((w) => w.thread === 0)) {
+    const s = statsView(mesh, 0)
+    agentErrors += s[kStatAgentErrors]!
+    badFrames += s[kStatBadFrames]!
+    failedSends += s[kStatFailedSends]!
+  }
+  return {
+    activeAgents,
+    messages,
+    pendingCalls: own.pendingCalls,
+    agentErrors,
+    agentErrorsDropped: own.agentErrorsDropped,
+    badFrames,
+    failedSends,
+    workers,
+    mainGc: readGcStats(mesh, 0),
+    offload: own.offload
   }
 }

@@ -20,8 +20,8 @@ import {
   BATCH_BOUNDS, LATENCY_BOUNDS_MS, kCommitLatencyBuckets, kCommitLatencyCount, kCommitLatencySumMs, kCommitBatchBuckets
 } from '../../native-free-core/runtime/commit-stats.ts'
 import {
-  kStatActive, kStatAlive, kStatBusy, kStatCommitStats, kStatCommits, kStatCommitted, kStatFollowers, kStatMessages,
-  kStatGc, kStatOverflowBytes, kStatRateLimited, statsView
+  kStatActive, kStatAgentErrors, kStatAlive, kStatBadFrames, kStatBusy, kStatCommitStats, kStatCommits, kStatCommitted,
+  kStatFailedSends, kStatFollowers, kStatGc, kStatMessages, kStatOverflowBytes, kStatRateLimited, statsView
 } from '../thread/mesh.ts'
 import { kGcCount, kGcMaxMs, kGcTotalMs } from './gc-pauses.ts'
 import type { Mesh } from '../thread/mesh.ts'
@@ -49,6 +49,8 @@ export interface HostFigures {
   readonly offload: OffloadStats | null
   /** Per quota: its limit (Infinity: none) and its agents. */
   readonly quotas?: ReadonlyArray<{ readonly quota: string, readonly limit: number, readonly count: number }>
+  /** Agent-error reports the workers dropped (HostStats.agentErrorsDropped). */
+  readonly agentErrorsDropped?: number
 }
 
 function metric (name: string, type: MetricJson['type'], help: string, values: Value[]): MetricJson {
@@ -95,6 +97,7 @@ function threadMetrics (mesh: Mesh, thread: number, restarts: number): MetricJso
     metric('shoal_ring_depth_bytes', 'gauge', 'Bytes waiting in the rings into agent threads', one(inboundDepth(mesh, thread))),
     metric('shoal_overflow_bytes', 'gauge', 'Bytes held back because a ring was full', one(s[kStatOverflowBytes]!)),
     metric('shoal_followed_subscriptions', 'gauge', 'ref.follow() subscriptions held by agent threads', one(s[kStatFollowers]!)),
+    ...errorMetrics(s),
     ...gcMetrics(s, thread)
   ]
 }
@@ -108,10 +111,21 @@ function gcMetrics (s: Float64Array, thread: number): MetricJson[] {
   ]
 }
 
+/** Counted on every thread, whether or not anyone listens for 'agent-error'. */
+function errorMetrics (s: Float64Array): MetricJson[] {
+  return [
+    metric('shoal_agent_errors_total', 'counter', 'Agent errors: handlers that threw, messages refused, bad frames, failed sends', one(s[kStatAgentErrors]!)),
+    metric('shoal_bad_frames_total', 'counter', 'Frames dropped because they did not decode', one(s[kStatBadFrames]!)),
+    metric('shoal_failed_sends_total', 'counter', 'Sends of committed turns that could not be written to a ring', one(s[kStatFailedSends]!))
+  ]
+}
+
 function hostMetricsJson (figures: HostFigures): MetricJson[] {
   const out = [
     metric('shoal_pending_calls', 'gauge', 'Calls waiting for their reply', one(figures.pendingCalls)),
-    metric('shoal_follow_iterators', 'gauge', 'Open ref.follow() iterators', one(figures.followers))
+    metric('shoal_follow_iterators', 'gauge', 'Open ref.follow() iterators', one(figures.followers)),
+    metric('shoal_agent_error_reports_dropped_total', 'counter', 'Agent-error reports lost on their way to the host\'s listeners',
+      one(figures.agentErrorsDropped ?? 0))
   ]
   const o = figures.offload
   if (o !== null) {
@@ -132,6 +146,8 @@ function hostMetricsJson (figures: HostFigures): MetricJson[] {
 
 export async function hostMetrics (mesh: Mesh, threads: readonly number[], restarts: (thread: number) => number, figures: HostFigures): Promise<string> {
   const all: MetricJson[][] = threads.map((t) => threadMetrics(mesh, t, restarts(t)))
+  // the main thread decodes the replies even when it owns no agent
+  if (!threads.includes(0)) all.push(errorMetrics(statsView(mesh, 0)))
   all.push(hostMetricsJson(figures))
   if (!threads.includes(0)) all.push(gcMetrics(statsView(mesh, 0), 0))
   aggregator ??= import('prom-client').then((m) => m.default.AggregatorRegistry)

@@ -16,7 +16,7 @@
  * the rings (worker → main → worker), measured in bench/tenancy.bench.ts: a no-op task
  * adds ≈ 100–130 µs (p50) to a call whose handler awaits it, against ≈ 30 µs for
  * `pool.run` called straight from the main thread — two extra wake-ups of parked
- * threads (≈ 40 µs each, DESIGN §3). Negligible for the work offload is for (ms of CPU
+ * threads (≈ 40 µs each, docs/architecture.md §2). Negligible for the work offload is for (ms of CPU
  * or blocking I/O); not worth it for microsecond tasks. The rings carry the request and
  * result as frames, never one postMessage per task from the workers (piscina itself
  * posts to its own threads).
@@ -31,7 +31,7 @@
  */
 import type { Piscina } from 'piscina'
 import { OffloadError, ShoalError, messageOf } from '../../native-free-core/errors.ts'
-import type { ResolvedOffloadOptions } from '../host/options.ts'
+import type { ResolvedOffloadOptions } from './offload-options.ts'
 
 export interface OffloadStats {
   readonly threads: number

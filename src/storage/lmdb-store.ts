@@ -11,7 +11,8 @@
  *   states     u16 shard, id (quota \x1f type \x1f key)   msgpack state
  *   storage    u16 shard, u16 id length, id, storage key  msgpack value   (ctx.storage)
  *   reminders  u16 shard, u16 id length, id, name         16 bytes: float64 due (epoch ms), every (ms, 0: once)
- *   outbox     incarnation × 2^32 + sequence             msgpack [from, to, type, method, payload]
+ *   outbox     u16 sender shard, origin (8), u64 key      msgpack [from, to, type, method, payload]
+ *   applied    u16 receiver shard, origin (8), u64 key    f64 appliedAt, u16 sender shard   (outbox: 'dedup')
  *   meta       'format'                                  2
  *              'storeId'                                 16 hex digits, random, made with the environment
  *              'incarnation'                             last incarnation handed out
@@ -51,11 +52,14 @@ import { open } from 'lmdb'
 import type { Database, RootDatabase } from 'lmdb'
 import { SHARDS } from '../../native-free-core/placement/hash.ts'
 import { compareKeys } from '../../native-free-core/storage/store.ts'
-import type { StorageChanges, Store, WriteBatch } from '../../native-free-core/storage/store.ts'
-import { RANGE_REMINDERS, RANGE_STATES, RANGE_STORAGE, checkShard, rangeChunks, readRangeChunks } from '../../native-free-core/storage/shard-range.ts'
+import type { AppliedRecord, OutboxRecord, SendId, StorageChanges, Store, WriteBatch } from '../../native-free-core/storage/store.ts'
+import {
+  RANGE_APPLIED, RANGE_OUTBOX, RANGE_REMINDERS, RANGE_STATES, RANGE_STORAGE, appliedValue, checkShard, parseAppliedValue, parseSendKey, rangeChunks,
+  readRangeChunks
+} from '../../native-free-core/storage/shard-range.ts'
 import type { RangeRecord, ShardRanges, ShardSize } from '../../native-free-core/storage/shard-range.ts'
 import type { QuotaRecords } from '../../native-free-core/tenancy/quota-store.ts'
-import { KeyScratch, parseStorageKey, prefixRange, shardRange, storageKey } from './lmdb-keys.ts'
+import { KeyScratch, SendKeyScratch, parseStorageKey, prefixRange, shardRange, storageKey } from './lmdb-keys.ts'
 import type { FastBuffer } from './lmdb-keys.ts'
 import { openFormat } from './lmdb-format.ts'
 
@@ -73,7 +77,8 @@ export class LmdbStore implements Store, QuotaRecords, ShardRanges {
   private readonly env: RootDatabase
   private readonly states: Database<Buffer, Buffer>
   private readonly storage: Database<Buffer, Buffer>
-  private readonly pendingSends: Database<Buffer, number>
+  private readonly pendingSends: Database<Buffer, Buffer>
+  private readonly appliedSends: Database<Buffer, Buffer>
   private readonly reminderRecords: Database<Buffer, Buffer>
   private readonly meta: Database<number, string>
   private readonly quotas: Database<number, string>
@@ -88,6 +93,7 @@ export class LmdbStore implements Store, QuotaRecords, ShardRanges {
   /** Keys of writes (commit) and of reads: separate, so a read in between never clobbers a key being built. */
   private readonly writeKeys = new KeyScratch()
   private readonly readKeys = new KeyScratch()
+  private readonly sendKeys = new SendKeyScratch()
   private closed = false
 
   constructor (options: LmdbStoreOptions) {
@@ -103,10 +109,14 @@ export class LmdbStore implements Store, QuotaRecords, ShardRanges {
     }
     this.states = this.env.openDB<Buffer, Buffer>({ name: 'states', encoding: 'binary', keyEncoding: 'binary' })
     this.storage = this.env.openDB<Buffer, Buffer>({ name: 'storage', encoding: 'binary', keyEncoding: 'binary' })
-    this.pendingSends = this.env.openDB<Buffer, number>({ name: 'outbox', encoding: 'binary' })
+    this.pendingSends = this.env.openDB<Buffer, Buffer>({ name: 'outbox', encoding: 'binary', keyEncoding: 'binary' })
+    this.appliedSends = this.env.openDB<Buffer, Buffer>({ name: 'applied', encoding: 'binary', keyEncoding: 'binary' })
     this.reminderRecords = this.env.openDB<Buffer, Buffer>({ name: 'reminders', encoding: 'binary', keyEncoding: 'binary' })
     this.quotas = this.env.openDB<number, string>({ name: 'quotas' })
-    this.rangeDbs = [[RANGE_STATES, this.states], [RANGE_STORAGE, this.storage], [RANGE_REMINDERS, this.reminderRecords]]
+    this.rangeDbs = [
+      [RANGE_STATES, this.states], [RANGE_STORAGE, this.storage], [RANGE_REMINDERS, this.reminderRecords],
+      [RANGE_OUTBOX, this.pendingSends], [RANGE_APPLIED, this.appliedSends]
+    ]
   }
 
   getState (id: string): Uint8Array | undefined {
@@ -125,8 +135,13 @@ export class LmdbStore implements Store, QuotaRecords, ShardRanges {
     }
     if (batch.storage != null) written = this.applyKeyed(this.storage, batch.storage, written)
     if (batch.reminders != null) written = this.applyKeyed(this.reminderRecords, batch.reminders, written)
-    if (batch.outboxPuts != null) for (const r of batch.outboxPuts) written = this.pendingSends.put(r.key, r.bytes as Buffer)
-    if (batch.outboxDeletes != null) for (const k of batch.outboxDeletes) written = this.pendingSends.remove(k)
+    const sends = this.sendKeys
+    if (batch.outboxPuts != null) for (const r of batch.outboxPuts) written = this.pendingSends.put(sends.key(r.senderShard, r.origin, r.key), r.bytes as Buffer)
+    if (batch.outboxDeletes != null) for (const r of batch.outboxDeletes) written = this.pendingSends.remove(sends.key(r.senderShard, r.origin, r.key))
+    if (batch.appliedPuts != null) {
+      for (const r of batch.appliedPuts) written = this.appliedSends.put(sends.key(r.shard, r.origin, r.key), appliedValue(r.appliedAt, r.senderShard) as Buffer)
+    }
+    if (batch.appliedDeletes != null) for (const r of batch.appliedDeletes) written = this.appliedSends.remove(sends.key(r.shard, r.origin, r.key))
     if (batch.quotaDeltas != null && batch.quotaDeltas.length !== 0) {
       if (this.writer !== this.incarnation || this.writer === 0) {
         // a runtime takes an incarnation when it starts, so this is known; the fallback
@@ -168,13 +183,7 @@ export class LmdbStore implements Store, QuotaRecords, ShardRanges {
 
   * reminders (shard?: number): Iterable<readonly [string, string, Uint8Array]> {
     this.env.resetReadTxn()
-    let range = {}
-    if (shard !== undefined) {
-      checkShard(shard)
-      const [start, end] = shardRange(shard)
-      range = { start, end }
-    }
-    for (const { key, value } of this.reminderRecords.getRange(range)) {
+    for (const { key, value } of this.reminderRecords.getRange(this.rangeOf(shard))) {
       const [id, name] = parseStorageKey(key)
       yield [id, name, Buffer.from(value)]
     }
@@ -208,16 +217,51 @@ export class LmdbStore implements Store, QuotaRecords, ShardRanges {
     }
   }
 
-  hasOutbox (key: number): boolean {
+  hasOutbox (send: SendId): boolean {
+    const key = this.sendKeys.key(send.senderShard, send.origin, send.key)
     if (this.pendingSends.doesExist(key)) return true
     // the read snapshot may predate the sender's commit (another thread's write): look again at the newest
     this.env.resetReadTxn()
     return this.pendingSends.doesExist(key)
   }
 
-  * outbox (): Iterable<readonly [number, Uint8Array]> {
+  * outbox (senderShard?: number): Iterable<OutboxRecord> {
     this.env.resetReadTxn()
-    for (const { key, value } of this.pendingSends.getRange({})) yield [key, value]
+    for (const { key, value } of this.pendingSends.getRange(this.rangeOf(senderShard))) {
+      const [origin, k] = parseSendKey(key, 2)
+      yield { senderShard: key.readUInt16BE(0), origin, key: k, bytes: value }
+    }
+  }
+
+  deleteOutbox (sends: readonly SendId[]): Promise<void> {
+    let written: Promise<boolean> = kNothingWritten
+    for (const r of sends) written = this.pendingSends.remove(this.sendKeys.key(r.senderShard, r.origin, r.key))
+    return this.waitForFlush ? written.then(() => this.env.flushed).then(noop) : written.then(noop)
+  }
+
+  /**
+   * Only this thread writes the applied records of the shards it owns, and lmdb-js renews
+   * a thread's read snapshot when its own commit completes: no second look is needed.
+   */
+  isApplied (shard: number, origin: string, key: number): boolean {
+    return this.appliedSends.doesExist(this.sendKeys.key(shard, origin, key))
+  }
+
+  * applied (shard?: number): Iterable<AppliedRecord> {
+    this.env.resetReadTxn()
+    for (const { key, value } of this.appliedSends.getRange(this.rangeOf(shard))) {
+      const [origin, k] = parseSendKey(key, 2)
+      const [appliedAt, senderShard] = parseAppliedValue(value)
+      yield { shard: key.readUInt16BE(0), origin, key: k, senderShard, appliedAt }
+    }
+  }
+
+  /** Range options for one shard, or everything. */
+  private rangeOf (shard: number | undefined): { start?: Buffer, end?: Buffer } {
+    if (shard === undefined) return {}
+    checkShard(shard)
+    const [start, end] = shardRange(shard)
+    return { start, end }
   }
 
   newIncarnation (): number {

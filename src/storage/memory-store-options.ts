@@ -2,7 +2,7 @@
  * Byte ↔ string conversions for the in-memory store (see MemoryStore): Buffer's
  * latin1 codecs are native and lossless for bytes 0–255.
  */
-import type { MemoryStoreOptions } from '../../native-free-core/storage/store.ts'
+import type { MemoryStoreOptions } from '../../native-free-core/storage/memory-store.ts'
 
 const latin1Slice = Buffer.prototype.latin1Slice as (this: Uint8Array, start: number, end: number) => string
 

@@ -4,7 +4,7 @@
  * agents live exactly as long as the host.
  */
 import { StorageError, messageOf } from '../../native-free-core/errors.ts'
-import { MemoryStore } from '../../native-free-core/storage/store.ts'
+import { MemoryStore } from '../../native-free-core/storage/memory-store.ts'
 import type { Store } from '../../native-free-core/storage/store.ts'
 import { LmdbStore } from './lmdb-store.ts'
 import type { Durability } from './lmdb-store.ts'

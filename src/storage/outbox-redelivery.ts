@@ -2,7 +2,8 @@
  * Redelivery of durable sends (see native-free-core/runtime/durable-outbox.ts).
  *
  * A stored send is normally applied within milliseconds of its sender's commit, and its
- * record removed with that turn. A record can be left behind when its frame was lost:
+ * record removed with that turn (claim mode) or on the receiver's acknowledgement (dedup
+ * mode). A record can be left behind when its frame was lost:
  * the process died between the sender's commit and the receiver's, or the receiver's
  * worker restarted and the rings to it were replaced. So each thread, for the agents it
  * owns, delivers again:
@@ -12,7 +13,7 @@
  * A copy of a send that was applied meanwhile is dropped by the runtime.
  */
 import type { ShardRuntime } from '../../native-free-core/runtime/shard-runtime.ts'
-import type { Store } from '../../native-free-core/storage/store.ts'
+import type { OutboxRecord, Store } from '../../native-free-core/storage/store.ts'
 
 export const OUTBOX_RETRY_MS = 1000
 
@@ -21,7 +22,8 @@ export class OutboxRedelivery {
   private readonly store: Store
   private readonly owns: (hash: number) => boolean
   private readonly wake: () => void
-  private seen = new Set<number>()
+  /** Identities (origin + key) seen stored at the last scan. */
+  private seen = new Set<string>()
   private timer: NodeJS.Timeout | null = null
 
   constructor (runtime: ShardRuntime, store: Store, owns: (hash: number) => boolean, wake: () => void) {
@@ -44,12 +46,13 @@ export class OutboxRedelivery {
   }
 
   private scan (all: boolean): void {
-    const now = new Set<number>()
-    const due: Array<readonly [number, Uint8Array]> = []
-    for (const [key, bytes] of this.store.outbox()) {
-      now.add(key)
+    const now = new Set<string>()
+    const due: OutboxRecord[] = []
+    for (const r of this.store.outbox()) {
+      const name = r.origin + r.key
+      now.add(name)
       // the store's bytes may be a reused view: keep a copy of those delivered
-      if (all || this.seen.has(key)) due.push([key, bytes.slice()])
+      if (all || this.seen.has(name)) due.push({ senderShard: r.senderShard, origin: r.origin, key: r.key, bytes: r.bytes.slice() })
     }
     this.seen = now
     if (due.length !== 0 && this.runtime.redeliver(due, this.owns) !== 0) this.wake()

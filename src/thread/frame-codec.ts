@@ -4,7 +4,7 @@
  *
  *   offset  message frame                      result frame                  task frame
  *   0       u8  kind (MSG_CAST/CALL/SEND,      u8  FRAME_REPLY/STATE/        u8  FRAME_TASK
- *               MSG_FOLLOW/UNFOLLOW)               TASK_DONE
+ *               MSG_FOLLOW/UNFOLLOW/FORGET)        TASK_DONE
  *   1       u8  payload tag                    u8  payload tag               u8  payload tag
  *   2       u16 id length in bytes             u16 0                         u16 name length
  *   4       u32 placement hash                 u32 call / follow / task id   u32 task id
@@ -15,27 +15,34 @@
  *   20      id bytes                           payload at 20                 task name bytes
  *   align4  payload                                                          input
  *
+ * A durable send (MSG_SEND with a non-zero incarnation) and MSG_FORGET carry the send's
+ * identity (store.ts, `SendId`): the key in the words a call uses for its reply address —
+ * incarnation at 16, sequence at 8 — and 12 more header bytes before the id:
+ *
+ *   20      u16 sender shard (where the sender's outbox record lives), u16 0
+ *   24      u32 origin store id, high half
+ *   28      u32 origin store id, low half
+ *   32      id bytes, then the payload as above
+ *
  * Result frames share one layout: a call's reply (worker → caller), a followed agent's
  * committed state (worker → follower, FRAME_STATE: its payload is the state's stored
  * msgpack bytes, copied as they are), and an offloaded task's result (main → worker,
  * FRAME_TASK_DONE). A task frame carries `ctx.offload(name, input)` from a worker to the
  * thread that owns the piscina pool (main).
  *
- * Why not one msgpackr envelope per message (DESIGN §3 as first written): measured on
+ * Why not one msgpackr envelope per message (the first design): measured on
  * this machine through a ring with copy-out, pack+unpack of `[kind, id, method, payload]`
  * ran 1.4M msgs/s over 10,000 agents and 0.7M over 1,000,000; this header with inline
  * primitives ran 4.2M and 1.2M. Type and method travel as registry indices (see
  * registry.ts), so the receiver decodes one string — the id — per message.
  *
- * A durable agent's send (MSG_SEND) carries its outbox key in the words a call uses for
- * its reply address: incarnation at 16, sequence at 8 (see native-free-core/runtime/durable-outbox.ts).
- *
  * Everything that can fail (encoding, size) happens before `begin`, so a refused
  * message leaves nothing in the ring.
  */
 import { align4 } from '../../native-free-core/ring/ring-queue.ts'
-import type { RingProducer } from '../../native-free-core/ring/ring-queue.ts'
-import { Envelope, MSG_SEND } from '../../native-free-core/agent/envelope.ts'
+import type { FrameSink } from '../../native-free-core/ring/ring-queue.ts'
+import { Envelope, MSG_FORGET, MSG_SEND } from '../../native-free-core/agent/envelope.ts'
+import type { SendId } from '../../native-free-core/storage/store.ts'
 import { DecodeError, MessageTooLargeError, messageOf } from '../../native-free-core/errors.ts'
 import { encodeValue, unpackr } from './codec.ts'
 
@@ -46,7 +53,29 @@ export const FRAME_STATE = 9
 export const FRAME_TASK = 10
 /** The result of a FRAME_TASK, main → worker (id = task id). */
 export const FRAME_TASK_DONE = 11
+/**
+ * Between the main thread and a shard's home thread, in ring order with the messages
+ * (id = a token; payload `{ op, ... }`, see src/thread/shard-handover.ts): a fence and
+ * its answer, a release of shards and its answer, an adoption.
+ */
+export const FRAME_CONTROL = 12
+/**
+ * Set on the kind byte of a message frame the main thread hands to the home thread of a
+ * shard that is arriving: it was held for the shard before the thread kept any frame of
+ * its own for it, so it runs first (docs/cluster.md).
+ */
+export const KIND_HELD = 0x40
 const kHeaderBytes = 20
+/** The header of a frame that carries a send identity (durable MSG_SEND, MSG_FORGET). */
+const kIdentityHeaderBytes = 32
+
+/** Offsets into a frame's header that the cluster reads and patches (a frame crosses hosts as its ring bytes). */
+export const FRAME_HASH_AT = 4
+/** A message's call id / follow id; a result's id is at FRAME_RESULT_ID_AT. */
+export const FRAME_CALL_AT = 8
+export const FRAME_REPLY_TO_AT = 16
+export const FRAME_RESULT_ID_AT = 4
+export const FRAME_RESULT_OK_AT = 8
 
 const TAG_UNDEFINED = 0
 const TAG_NULL = 1
@@ -121,6 +150,8 @@ class PayloadPlan {
 export class FrameWriter {
   readonly maxMessageBytes: number
   private readonly plan = new PayloadPlan()
+  private origin = ''
+  private readonly originWordsCache = new Int32Array(2)
 
   constructor (maxMessageBytes: number) {
     this.maxMessageBytes = maxMessageBytes
@@ -129,19 +160,21 @@ export class FrameWriter {
   /**
    * Encode a message for an agent into `ring`. Throws EncodeError/MessageTooLargeError,
    * writing nothing. `idBytes`, when the caller has them (a ref used more than once), are
-   * copied instead of encoding `id` again (19 vs 65 ns for a 25-byte id).
+   * copied instead of encoding `id` again (19 vs 65 ns for a 25-byte id). A durable send
+   * or a MSG_FORGET passes its identity as `durable` (`replyTo` and `callId` unused).
    */
-  message (ring: RingProducer, kind: number, id: string, idBytes: Uint8Array | null, hash: number, typeIdx: number, methodIdx: number,
-    payload: unknown, replyTo: number, callId: number, encoded: Uint8Array | null = null): void {
+  message (ring: FrameSink, kind: number, id: string, idBytes: Uint8Array | null, hash: number, typeIdx: number, methodIdx: number,
+    payload: unknown, replyTo: number, callId: number, durable: SendId | null = null, encoded: Uint8Array | null = null): void {
     const plan = this.plan
     if (encoded !== null) plan.planEncoded(encoded)
     else plan.plan(payload, 'payload')
+    const header = durable === null ? kHeaderBytes : kIdentityHeaderBytes
     let idMax = idBytes !== null ? idBytes.length : id.length * 3
-    let max = kHeaderBytes + idMax + 3 + plan.bytes
+    let max = header + idMax + 3 + plan.bytes
     if (max > this.maxMessageBytes) {
       idMax = Buffer.byteLength(id)
       if (plan.tag === TAG_STRING) plan.bytes = Buffer.byteLength(plan.str)
-      max = kHeaderBytes + idMax + 3 + plan.bytes
+      max = header + idMax + 3 + plan.bytes
       if (max - 3 > this.maxMessageBytes) {
         throw new MessageTooLargeError(`message of ${max - 3} bytes is over maxMessageBytes (${this.maxMessageBytes})`, { bytes: max - 3, maxMessageBytes: this.maxMessageBytes })
       }
@@ -153,36 +186,59 @@ export class FrameWriter {
     u8[o + 1] = plan.tag
     let idLen: number
     if (idBytes !== null) {
-      u8.set(idBytes, o + kHeaderBytes)
+      u8.set(idBytes, o + header)
       idLen = idBytes.length
     } else {
-      idLen = u8.utf8Write(id, o + kHeaderBytes)
+      idLen = u8.utf8Write(id, o + header)
     }
     t.u16[(o + 2) >> 1] = idLen
     t.i32[(o + 4) >> 2] = hash
-    t.i32[(o + 8) >> 2] = callId
     t.u16[(o + 12) >> 1] = typeIdx
     t.u16[(o + 14) >> 1] = methodIdx
-    t.i32[(o + 16) >> 2] = replyTo
-    const end = plan.write(u8, t.i32, align4(o + kHeaderBytes + idLen))
+    if (durable === null) {
+      t.i32[(o + 8) >> 2] = callId
+      t.i32[(o + 16) >> 2] = replyTo
+    } else {
+      t.i32[(o + 8) >> 2] = durable.key >>> 0
+      t.i32[(o + 16) >> 2] = Math.floor(durable.key / 0x100000000)
+      t.u16[(o + 20) >> 1] = durable.senderShard
+      t.u16[(o + 22) >> 1] = 0
+      const origin = this.originWords(durable.origin)
+      t.i32[(o + 24) >> 2] = origin[0]!
+      t.i32[(o + 28) >> 2] = origin[1]!
+    }
+    const end = plan.write(u8, t.i32, align4(o + header + idLen))
     ring.end(end - o)
   }
 
   /**
-   * An agent's `ctx.send` (MSG_SEND). A durable send's outbox key (incarnation × 2^32 +
-   * sequence) rides in the words a call uses for its reply address: incarnation at 16,
-   * sequence at 8 — packed here and unpacked by `FrameReader.message`, nowhere else.
-   * `payloadBytes`: the payload already encoded (a durable send's), written as they are.
-   * Throws EncodeError/MessageTooLargeError, writing nothing.
+   * An agent's `ctx.send` (MSG_SEND); a durable one with its identity (`durable`), which
+   * is packed here and unpacked by `FrameReader.message`, nowhere else. `payloadBytes`:
+   * the payload already encoded (a durable send's), written as they are. Throws
+   * EncodeError/MessageTooLargeError, writing nothing.
    */
-  send (ring: RingProducer, id: string, hash: number, typeIdx: number, methodIdx: number, payload: unknown, outboxKey: number,
+  send (ring: FrameSink, id: string, hash: number, typeIdx: number, methodIdx: number, payload: unknown, durable: SendId | null,
     payloadBytes: Uint8Array | null = null): void {
-    const incarnation = outboxKey === 0 ? 0 : Math.floor(outboxKey / 0x100000000)
-    this.message(ring, MSG_SEND, id, null, hash, typeIdx, methodIdx, payload, incarnation, outboxKey >>> 0, payloadBytes)
+    this.message(ring, MSG_SEND, id, null, hash, typeIdx, methodIdx, payload, 0, 0, durable, payloadBytes)
+  }
+
+  /** Dedup mode: MSG_FORGET, for agent `id` to remove its applied record of the send `(origin, key)`. */
+  forget (ring: FrameSink, id: string, hash: number, origin: string, key: number): void {
+    this.message(ring, MSG_FORGET, id, null, hash, 0, 0, undefined, 0, 0, { senderShard: 0, origin, key })
+  }
+
+  /** A store id as two u32 words, the last one cached: on one host nearly every send has the same origin. */
+  private originWords (origin: string): Int32Array {
+    if (origin !== this.origin) {
+      this.origin = origin
+      this.originWordsCache[0] = parseInt(origin.slice(0, 8), 16)
+      this.originWordsCache[1] = parseInt(origin.slice(8, 16), 16)
+    }
+    return this.originWordsCache
   }
 
   /** Encode a reply. A value that cannot be encoded becomes an EncodeError reply. */
-  reply (ring: RingProducer, callId: number, ok: boolean, value: unknown): void {
+  reply (ring: FrameSink, callId: number, ok: boolean, value: unknown): void {
     this.result(ring, FRAME_REPLY, callId, ok, value)
   }
 
@@ -190,7 +246,7 @@ export class FrameWriter {
    * A result frame (reply, follow state, task result) of `kind`. A value that cannot be
    * encoded, or is too large, becomes an error result.
    */
-  result (ring: RingProducer, kind: number, id: number, ok: boolean, value: unknown): void {
+  result (ring: FrameSink, kind: number, id: number, ok: boolean, value: unknown): void {
     const plan = this.plan
     try {
       plan.plan(value, ok ? 'the reply' : 'the error')
@@ -220,7 +276,7 @@ export class FrameWriter {
    * A successful result whose value is already msgpack (a committed state's stored bytes):
    * copied, not re-encoded. Throws MessageTooLargeError, writing nothing.
    */
-  resultBytes (ring: RingProducer, kind: number, id: number, bytes: Uint8Array): void {
+  resultBytes (ring: FrameSink, kind: number, id: number, bytes: Uint8Array): void {
     if (kHeaderBytes + bytes.length > this.maxMessageBytes) {
       throw new MessageTooLargeError(`state of ${bytes.length} bytes is over maxMessageBytes (${this.maxMessageBytes})`, { bytes: bytes.length, maxMessageBytes: this.maxMessageBytes })
     }
@@ -236,7 +292,7 @@ export class FrameWriter {
   }
 
   /** `ctx.offload(name, input)` for the pool's thread. Throws EncodeError/MessageTooLargeError, writing nothing. */
-  task (ring: RingProducer, taskId: number, name: string, input: unknown): void {
+  task (ring: FrameSink, taskId: number, name: string, input: unknown): void {
     const plan = this.plan
     plan.plan(input, 'the offload input')
     const nameMax = Buffer.byteLength(name)
@@ -281,6 +337,9 @@ export class FrameReader {
   taskName = ''
   private readonly idHashes = new Int32Array(ID_CACHE_SLOTS)
   private readonly ids: string[] = new Array<string>(ID_CACHE_SLOTS).fill('')
+  private originHi = 0
+  private originLo = 0
+  private originText = ''
 
   constructor (capacity: number) {
     this.scratch = Buffer.from(new ArrayBuffer(capacity)) as FastBuffer
@@ -303,17 +362,38 @@ export class FrameReader {
     env.typeIdx = this.u16[(o + 12) >> 1]!
     env.methodIdx = this.u16[(o + 14) >> 1]!
     const word16 = this.i32[(o + 16) >> 2]!
-    if (env.kind === MSG_SEND) {
-      env.outboxKey = word16 === 0 ? 0 : word16 * 0x100000000 + (env.callId >>> 0)
+    let header = kHeaderBytes
+    if (env.kind === MSG_SEND || env.kind === MSG_FORGET) {
+      if (word16 === 0) {
+        env.outboxKey = 0
+        env.origin = ''
+        env.senderShard = 0
+      } else {
+        env.outboxKey = word16 * 0x100000000 + (env.callId >>> 0)
+        env.senderShard = this.u16[(o + 20) >> 1]!
+        env.origin = this.origin(this.i32[(o + 24) >> 2]!, this.i32[(o + 28) >> 2]!)
+        header = kIdentityHeaderBytes
+      }
       env.replyTo = 0
       env.callId = 0
     } else {
       env.outboxKey = 0
+      env.origin = ''
       env.replyTo = word16
     }
-    env.id = this.id(o + kHeaderBytes, idLen, env.hash)
-    env.payload = this.payload(s[o + 1]!, align4(o + kHeaderBytes + idLen), o + len)
+    env.id = this.id(o + header, idLen, env.hash)
+    env.payload = this.payload(s[o + 1]!, align4(o + header + idLen), o + len)
     return env
+  }
+
+  /** The store id of two u32 words; the last one cached, as in FrameWriter. */
+  private origin (hi: number, lo: number): string {
+    if (hi !== this.originHi || lo !== this.originLo || this.originText === '') {
+      this.originHi = hi
+      this.originLo = lo
+      this.originText = (hi >>> 0).toString(16).padStart(8, '0') + (lo >>> 0).toString(16).padStart(8, '0')
+    }
+    return this.originText
   }
 
   private id (at: number, len: number, hash: number): string {

@@ -28,7 +28,8 @@ export const kStatCommitted = 4
 export const kStatOverflowBytes = 5
 export const kStatPendingCommit = 6
 export const kStatPasses = 7
-export const kStatCommitMs = 8
+/** Agent errors this thread raised (reported as 'agent-error' or not: workers report only while someone listens). */
+export const kStatAgentErrors = 8
 export const kStatAlive = 9
 /** 1 while a pass runs: frames taken out of a ring but not yet turned into effects. */
 export const kStatRunning = 10
@@ -40,8 +41,12 @@ export const kStatFollowers = 12
 export const kStatTimers = 13
 /** Durable reminders of the agents this thread owns (resident or not). */
 export const kStatReminders = 14
+/** Frames dropped because they did not decode, or handling them threw (each is also an agent error). */
+export const kStatBadFrames = 15
+/** Sends of committed turns that could not be written to a ring (each is also an agent error). */
+export const kStatFailedSends = 16
 /** CommitStats.values (commit-stats.ts) from here on. */
-export const kStatCommitStats = 16
+export const kStatCommitStats = 17
 /** The thread's GC pauses (observe/gc-pauses.ts: count, total ms, longest ms), written by its observer. */
 export const kStatGc = kStatCommitStats + COMMIT_STATS_SLOTS
 export const STAT_SLOTS = kStatGc + GC_STATS_SLOTS
@@ -53,12 +58,22 @@ export interface Mesh {
   /** rings[from][to]; null where no traffic flows. Replaced per pair when a worker restarts. */
   readonly rings: Array<Array<SharedArrayBuffer | null>>
   readonly shardTable: SharedArrayBuffer
+  /**
+   * Cluster only: one byte per shard, what its home thread does with its frames
+   * (native-free-core/placement/shard-state.ts); null on a single host.
+   */
+  readonly shardStates: SharedArrayBuffer | null
   readonly stats: SharedArrayBuffer
   /** The host clock's tick and each thread's timer words (thread-clock.ts). */
   readonly clock: SharedArrayBuffer
 }
 
-export function createMesh (workers: number, ringBytes: number): Mesh {
+/** The thread that owns `shard` on a host with `workers` workers: worker 1 + (shard mod workers), or the main thread with none. */
+export function placeShard (shard: number, workers: number): number {
+  return workers === 0 ? 0 : 1 + (shard % workers)
+}
+
+export function createMesh (workers: number, ringBytes: number, clustered = false): Mesh {
   const threads = workers + 1
   const rings: Array<Array<SharedArrayBuffer | null>> = []
   for (let from = 0; from < threads; from++) {
@@ -68,13 +83,14 @@ export function createMesh (workers: number, ringBytes: number): Mesh {
   }
   const shardTable = new SharedArrayBuffer(SHARDS * 2)
   const table = new Uint16Array(shardTable)
-  for (let s = 0; s < SHARDS; s++) table[s] = workers === 0 ? 0 : 1 + (s % workers)
+  for (let s = 0; s < SHARDS; s++) table[s] = placeShard(s, workers)
   return {
     threads,
     ringBytes,
     bells: Array.from({ length: threads }, () => new SharedArrayBuffer(DOORBELL_BYTES)),
     rings,
     shardTable,
+    shardStates: clustered ? new SharedArrayBuffer(SHARDS) : null,
     stats: new SharedArrayBuffer(threads * STAT_SLOTS * 8),
     clock: createClock(threads)
   }

@@ -26,17 +26,26 @@
  */
 import { Doorbell } from '../../native-free-core/ring/doorbell.ts'
 import { RingConsumer, RingProducer, align4 } from '../../native-free-core/ring/ring-queue.ts'
-import type { BytesView } from '../../native-free-core/ring/ring-queue.ts'
+import type { BytesView, FrameSink } from '../../native-free-core/ring/ring-queue.ts'
 import { shardOf } from '../../native-free-core/placement/hash.ts'
 import type { ShardRuntime } from '../../native-free-core/runtime/shard-runtime.ts'
 import type { RuntimeOutput } from '../../native-free-core/runtime/ports.ts'
 import { toWire } from '../../native-free-core/errors.ts'
 import type { WireError } from '../../native-free-core/errors.ts'
-import { FRAME_REPLY, FRAME_STATE, FRAME_TASK, FrameReader, FrameWriter } from './frame-codec.ts'
+import { FRAME_CONTROL, FRAME_REPLY, FRAME_STATE, FRAME_TASK, FrameReader, FrameWriter, KIND_HELD } from './frame-codec.ts'
+import { FrameBuffer } from './frame-buffer.ts'
+import { ShardHandover } from './shard-handover.ts'
+import type { ControlOp } from './shard-handover.ts'
+import { SHARD_ARRIVING, SHARD_LOCAL } from '../../native-free-core/placement/shard-state.ts'
+import type { ShardStates } from '../../native-free-core/placement/shard-state.ts'
+import { MSG_FORGET, MSG_SEND } from '../../native-free-core/agent/envelope.ts'
+import type { SendId } from '../../native-free-core/storage/store.ts'
+import type { Envelope } from '../../native-free-core/agent/envelope.ts'
 import type { Mesh } from './mesh.ts'
 import {
   kStatActive, kStatAlive, kStatBusy, kStatCommits, kStatCommitted, kStatMessages, kStatOverflowBytes,
-  kStatPasses, kStatPendingCommit, kStatRateLimited, kStatFollowers, kStatReminders, kStatRunning, kStatCommitStats, kStatTimers, kStatGc, statsView
+  kStatPasses, kStatPendingCommit, kStatRateLimited, kStatFollowers, kStatReminders, kStatRunning, kStatCommitStats, kStatTimers, statsView,
+  kStatAgentErrors, kStatBadFrames, kStatFailedSends, kStatGc
 } from './mesh.ts'
 import { ClockView } from '../time/thread-clock.ts'
 import { threadGcPauses } from '../observe/gc-pauses.ts'
@@ -65,6 +74,21 @@ export interface ThreadLoopOptions {
   readonly onResult?: (kind: number, id: number, ok: boolean, value: unknown) => void
   /** A FRAME_TASK from `peer` (the thread that owns the offload pool). */
   readonly onTask?: (peer: number, taskId: number, name: string, input: unknown) => void
+  /**
+   * Cluster (main thread): a message frame for a shard this host does not serve, as its
+   * ring bytes (a view, valid during the call): forwarded by a home thread, or one of the
+   * main thread's own runtime's (`workers: 0`). `from` is the thread it came from.
+   */
+  readonly onForeign?: (frame: Buffer, from: number) => void
+  /**
+   * Cluster (main thread): a reply or follow state whose id is a proxy's (≥ 2^31: the call
+   * or follow came from another host), as its ring bytes; true when taken.
+   */
+  readonly onRawResult?: (kind: number, frame: Buffer) => boolean
+  /** Cluster (main thread): an answer of a home thread to a shard move step (shard-handover.ts). */
+  readonly onControl?: (from: number, token: number, msg: ControlOp) => void
+  /** Dedup mode: the runtime applied a durable send, committed (RuntimeOutput.applied). */
+  readonly onApplied?: (id: string, hash: number, send: SendId) => void
 }
 
 export class ThreadLoop implements RuntimeOutput {
@@ -84,6 +108,16 @@ export class ThreadLoop implements RuntimeOutput {
   private readonly onAgentError: ((id: string, method: string, error: WireError) => void) | undefined
   private readonly onResult: ((kind: number, id: number, ok: boolean, value: unknown) => void) | undefined
   private readonly onTask: ((peer: number, taskId: number, name: string, input: unknown) => void) | undefined
+  private readonly onForeign: ((frame: Buffer, from: number) => void) | undefined
+  private readonly onRawResult: ((kind: number, frame: Buffer) => boolean) | undefined
+  private readonly onControl: ((from: number, token: number, msg: ControlOp) => void) | undefined
+  private readonly onApplied: ((id: string, hash: number, send: SendId) => void) | undefined
+  /** Shard states (placement/shard-state.ts); null on a single host: every shard is served by its home. */
+  private readonly states: ShardStates | null
+  /** Shards leaving and arriving at this thread (cluster only). */
+  private readonly handover: ShardHandover | null
+  /** Where a decoded message is encoded before it leaves (the main thread forwarding to its router). */
+  private scratchFrames: FrameBuffer | null = null
 
   private running = false
   /** This thread's GC pauses are mirrored into its stats words (between start and stop). */
@@ -96,6 +130,10 @@ export class ThreadLoop implements RuntimeOutput {
   private readonly dirty = new Set<number>()
   private flushQueued = false
   private passes = 0
+  /** Counted whether or not anyone listens for 'agent-error' (published in the stats words). */
+  private agentErrors = 0
+  private badFrames = 0
+  private failedSends = 0
   /** The nextDue last published (skips a store per park when it did not change). */
   private publishedDue = -1
   /** This thread's parkedAt word holds a tick (see thread-clock.ts). */
@@ -112,15 +150,21 @@ export class ThreadLoop implements RuntimeOutput {
     this.stats = statsView(options.mesh, this.index)
     this.clock = new ClockView(options.mesh.clock)
     this.onReply = options.onReply
+    this.onApplied = options.onApplied
     this.onAgentError = options.onAgentError
     this.onResult = options.onResult
     this.onTask = options.onTask
+    this.onForeign = options.onForeign
+    this.onRawResult = options.onRawResult
+    this.onControl = options.onControl
+    this.states = options.mesh.shardStates === null ? null : new Uint8Array(options.mesh.shardStates)
     for (let peer = 0; peer < this.mesh.threads; peer++) {
       this.producers.push(null)
       this.consumers.push(null)
       this.attach(peer)
     }
     this.runtime = options.runtime?.(this) ?? null
+    this.handover = this.states === null ? null : new ShardHandover(this, this.states, this.runtime)
   }
 
   /** (Re)connect the rings to and from `peer`, e.g. after the peer restarted. */
@@ -174,6 +218,11 @@ export class ThreadLoop implements RuntimeOutput {
     return this.shardTable[shardOf(hash)]!
   }
 
+  /** Which thread owns this shard. */
+  ownerOfShard (shard: number): number {
+    return this.shardTable[shard]!
+  }
+
   start (): void {
     this.bell.cancelSleep()
     this.stats[kStatAlive] = 1
@@ -187,7 +236,11 @@ export class ThreadLoop implements RuntimeOutput {
     const rt = this.runtime
     if (rt !== null) {
       // reminders first: those due by the clock's tick fire in the first catch-up
-      rt.startReminders(this.clock.epochMs, this.clock.tickMs, (hash) => this.ownerOf(hash) === this.index)
+      // in a cluster, only the shards this host serves now (the others' reminders come with an adoption)
+      const states = this.states
+      rt.startReminders(this.clock.epochMs, this.clock.tickMs, states === null
+        ? (hash) => this.ownerOf(hash) === this.index
+        : (hash) => this.ownerOf(hash) === this.index && states[shardOf(hash)] === SHARD_LOCAL)
       rt.advanceTo(this.clock.now(), TIMER_BUDGET)
     }
     this.schedule()
@@ -213,13 +266,15 @@ export class ThreadLoop implements RuntimeOutput {
     this.touched(replyTo)
   }
 
-  send (id: string, hash: number, typeIdx: number, methodIdx: number, payload: unknown, outboxKey: number, _from?: string, payloadBytes?: Uint8Array | null): void {
+  send (id: string, hash: number, typeIdx: number, methodIdx: number, payload: unknown, durable: SendId | null, _from?: string, payloadBytes?: Uint8Array | null): void {
     const to = this.ownerOf(hash)
     try {
-      this.writer.send(this.producers[to]!, id, hash, typeIdx, methodIdx, payload, outboxKey, payloadBytes ?? null)
+      this.writer.send(this.producers[to]!, id, hash, typeIdx, methodIdx, payload, durable, payloadBytes ?? null)
       this.touched(to)
     } catch (err) {
       // the turn already committed: the send cannot fail its handler any more — report it
+      this.failedSends++
+      this.agentErrors++
       this.onAgentError?.(id, `#${methodIdx}`, toWire(err))
     }
   }
@@ -239,12 +294,65 @@ export class ThreadLoop implements RuntimeOutput {
     this.touched(thread)
   }
 
+  applied (id: string, hash: number, send: SendId): void {
+    this.onApplied?.(id, hash, send)
+  }
+
   wake (): void {
     if (this.running) this.again = true
     else this.schedule()
   }
 
+  forward (env: Envelope): void {
+    // to the main thread's router (a message that waited in a mailbox, or a redelivered send)
+    try {
+      if (this.index === 0) {
+        const buf = this.scratchFrames ??= new FrameBuffer()
+        buf.clear()
+        this.encode(buf, env)
+        buf.forEach((frame) => this.onForeign?.(frame, 0))
+        return
+      }
+      this.encode(this.producers[0]!, env)
+      this.touched(0)
+    } catch (err) {
+      this.onAgentError?.(env.id, `#${env.methodIdx}`, toWire(err))
+    }
+  }
+
+  private encode (sink: FrameSink, env: Envelope): void {
+    if (env.kind === MSG_SEND) this.writer.send(sink, env.id, env.hash, env.typeIdx, env.methodIdx, env.payload, identityOf(env))
+    else if (env.kind === MSG_FORGET) this.writer.forget(sink, env.id, env.hash, env.origin, env.outboxKey)
+    else this.writer.message(sink, env.kind, env.id, null, env.hash, env.typeIdx, env.methodIdx, env.payload, env.replyTo, env.callId)
+  }
+
+  /**
+   * Cluster (main thread): a step of a shard move for the home thread `to`, in ring order
+   * with the messages (shard-handover.ts); the answer comes to `onControl`.
+   */
+  sendControl (to: number, token: number, msg: ControlOp): void {
+    this.sendResult(to, FRAME_CONTROL, token, true, msg)
+  }
+
+  /**
+   * Cluster (main thread): a frame as its ring bytes (from another host, or held for a
+   * moving shard) for the home thread `to`; `held` marks one held for an arriving shard.
+   * False if there is no ring to `to`.
+   */
+  sendRaw (to: number, frame: Uint8Array, held: boolean): boolean {
+    const ring = this.producers[to]
+    if (ring == null) return false
+    const o = ring.begin(frame.length)
+    const u8 = ring.target.u8
+    u8.set(frame, o)
+    if (held) u8[o] = u8[o]! | KIND_HELD
+    ring.end(frame.length)
+    this.touched(to)
+    return true
+  }
+
   agentError (id: string, method: string, error: WireError): void {
+    this.agentErrors++
     this.onAgentError?.(id, method, error)
   }
 
@@ -263,6 +371,24 @@ export class ThreadLoop implements RuntimeOutput {
     this.writer.message(ring, kind, id, idBytes, hash, typeIdx, methodIdx, payload, this.index, callId)
     this.touched(to)
     return true
+  }
+
+  /**
+   * Dedup mode: a MSG_FORGET for agent `id`'s applied record of the send `(origin, key)`,
+   * to the thread that owns it — after the copies this thread sent it, so handled after
+   * them (durable-outbox.ts). On the owning thread itself, straight into its runtime.
+   */
+  sendForget (id: string, hash: number, origin: string, key: number): void {
+    const to = this.ownerOf(hash)
+    if (to === this.index) {
+      this.runtime?.forget(id, hash, origin, key)
+      this.wake()
+      return
+    }
+    const ring = this.producers[to]
+    if (ring == null) return // its thread is gone (restarting): the record stays until forgotten again
+    this.writer.forget(ring, id, hash, origin, key)
+    this.touched(to)
   }
 
   /** A result frame (`kind`: FRAME_TASK_DONE, ...) for thread `to`; false if there is no ring to it. */
@@ -336,6 +462,7 @@ export class ThreadLoop implements RuntimeOutput {
         if (ring.hasData()) more = true
       }
       this.runtime?.commit()
+      this.handover?.check()
       // before publishing: a caller that got a reply reads stats that include its turn
       this.publishStats()
       this.flush()
@@ -366,11 +493,35 @@ export class ThreadLoop implements RuntimeOutput {
       p = o + align4(len)
       try {
         const kind = reader.kind(o)
-        if (kind < FRAME_REPLY) {
-          if (this.runtime !== null) this.runtime.deliver(reader.message(o, len))
+        if (kind < FRAME_REPLY || kind === MSG_FORGET) {
+          const rt = this.runtime
+          if (this.states !== null) {
+            const state = this.states[shardOf(i32[(o + 4) >> 2]! >>> 0)]!
+            if (state !== SHARD_LOCAL || rt === null) {
+              this.notServed(state, o, len, peer)
+              continue
+            }
+          }
+          if (rt !== null) rt.deliver(reader.message(o, len))
         } else if (kind === FRAME_REPLY) {
+          if (i32[(o + 4) >> 2]! < 0 && this.onRawResult?.(kind, reader.scratch.subarray(o, o + len)) === true) continue
           const value = reader.reply(o, len)
           this.onReply?.(reader.replyCallId, reader.replyOk, value)
+        } else if (kind === FRAME_CONTROL) {
+          const msg = reader.reply(o, len) as ControlOp
+          if (msg.op === 'fenced' || msg.op === 'released' || msg.op === 'adopted') this.onControl?.(peer, reader.replyCallId >>> 0, msg)
+          else this.handover?.control(peer, reader.replyCallId >>> 0, msg)
+        } else if (kind >= KIND_HELD) {
+          const state = this.states?.[shardOf(i32[(o + 4) >> 2]! >>> 0)] ?? SHARD_LOCAL
+          if (state === SHARD_ARRIVING) {
+            this.handover!.keep(shardOf(i32[(o + 4) >> 2]! >>> 0), reader.scratch.subarray(o, o + len), true)
+          } else {
+            reader.scratch[o] = kind & ~KIND_HELD
+            if (state === SHARD_LOCAL && this.runtime !== null) this.runtime.deliver(reader.message(o, len))
+            else this.notServed(state, o, len, peer)
+          }
+        } else if (kind === FRAME_STATE && i32[(o + 4) >> 2]! < 0 && this.onRawResult?.(kind, reader.scratch.subarray(o, o + len)) === true) {
+          continue
         } else if (kind === FRAME_TASK) {
           const input = reader.task(o, len)
           this.onTask?.(peer, reader.replyCallId, reader.taskName, input)
@@ -380,8 +531,22 @@ export class ThreadLoop implements RuntimeOutput {
         }
       } catch (err) {
         // a frame that does not decode, or a bug in a reply callback: keep serving the rest
+        this.badFrames++
+        this.agentErrors++
         this.onAgentError?.('', '', toWire(err))
       }
+    }
+  }
+
+  /** A message frame for a shard this thread does not serve: to the main thread's router, or kept while the shard arrives. */
+  private notServed (state: number, o: number, len: number, peer: number): void {
+    const frame = this.reader.scratch.subarray(o, o + len)
+    if (state === SHARD_ARRIVING && this.runtime !== null) {
+      this.handover!.keep(shardOf(this.reader.i32[(o + 4) >> 2]! >>> 0), frame, false)
+    } else if (this.index === 0) {
+      this.onForeign?.(frame, peer)
+    } else {
+      this.sendRaw(0, frame, false) // FORWARD: the main thread's router knows where the shard is
     }
   }
 
@@ -444,6 +609,9 @@ export class ThreadLoop implements RuntimeOutput {
   publishStats (): void {
     const s = this.stats
     s[kStatPasses] = this.passes
+    s[kStatAgentErrors] = this.agentErrors
+    s[kStatBadFrames] = this.badFrames
+    s[kStatFailedSends] = this.failedSends
     const rt = this.runtime
     if (rt !== null) {
       s[kStatMessages] = rt.messages
@@ -474,4 +642,9 @@ export class ThreadLoop implements RuntimeOutput {
     for (const ring of this.producers) if (ring != null && ring.overflowing) return false
     return this.runtime === null || (this.runtime.busy === 0 && !this.runtime.pendingCommit)
   }
+}
+
+/** A durable send's identity from its envelope, or null. */
+function identityOf (env: Envelope): SendId | null {
+  return env.outboxKey === 0 ? null : { senderShard: env.senderShard, origin: env.origin, key: env.outboxKey }
 }

@@ -15,6 +15,8 @@ import type { Mesh } from './mesh.ts'
 import { openStore } from '../storage/open-store.ts'
 import type { Durability } from '../storage/lmdb-store.ts'
 import { OutboxRedelivery } from '../storage/outbox-redelivery.ts'
+import { LocalAcks } from '../storage/local-acks.ts'
+import type { OutboxMode } from '../../native-free-core/runtime/ports.ts'
 import { AgentErrorReporter } from '../observe/agent-error-reporter.ts'
 import { TestClock } from '../time/test-clock.ts'
 import { OffloadClient } from '../offload/offload-client.ts'
@@ -36,6 +38,8 @@ export interface WorkerData {
   readonly listeners: SharedArrayBuffer
   /** A TestClock's buffer (tests), or null for `performance.now()`. */
   readonly clock: SharedArrayBuffer | null
+  /** How durable sends are applied once ('dedup' on one host only as a test hook, see LocalAcks). */
+  readonly outbox: OutboxMode
   /** The host has an offload pool (on the main thread). */
   readonly offload: boolean
   /** The quota directory and counter chunks as they were when the worker was spawned. */
@@ -82,6 +86,7 @@ const loop = new ThreadLoop({
   maxMessageBytes: data.maxMessageBytes,
   onAgentError: (id: string, method: string, error: WireError) => reporter.report(id, method, error),
   onResult: (kind, id, ok, value) => { if (kind === FRAME_TASK_DONE) offload?.settle(id, ok, value) },
+  onApplied: (id, hash, send) => acks?.applied(id, hash, send),
   runtime: (loop) => {
     const client = offload = data.offload ? new OffloadClient(loop) : null
     return new ShardRuntime({
@@ -91,13 +96,16 @@ const loop = new ThreadLoop({
       output: loop,
       maxMessageBytes: data.maxMessageBytes,
       quotas: new QuotaGate(quotaDirectory, quotaCounters, data.index),
+      outbox: data.outbox,
       ...(data.clock !== null ? { clock: TestClock.reader(data.clock) } : {}),
-      ...(client !== null ? { offload: (name: string, input: unknown) => client.run(name, input) } : {})
+      ...(client !== null ? { offload: (name: string, input: unknown) => client.run(name, input) } : {}),
+      ...(data.mesh.shardStates !== null ? { shardStates: new Uint8Array(data.mesh.shardStates) } : {})
     })
   }
 })
 const runtime = loop.runtime!
 const redelivery = store.durable ? new OutboxRedelivery(runtime, store, (hash) => loop.ownerOf(hash) === data.index, () => loop.wake()) : null
+const acks = store.durable && data.outbox === 'dedup' ? new LocalAcks(runtime, store, () => loop.wake()) : null
 
 port.on('message', (m: ControlMessage) => {
   switch (m.type) {
@@ -126,6 +134,7 @@ function threadIds (prefix: string): string[] {
 async function stop (): Promise<void> {
   redelivery?.stop()
   await loop.drainAndStop()
+  await acks?.finish()
   await store.close()
   reporter.flush()
   post({ type: 'stopped' })
@@ -133,6 +142,7 @@ async function stop (): Promise<void> {
 }
 
 loop.start()
+acks?.start((shard) => loop.ownerOfShard(shard) === data.index)
 redelivery?.start()
 // the sends just redelivered are an open batch: say so before 'ready', or a host closing
 // at once could find this thread quiet before its first pass and stop it mid-chain

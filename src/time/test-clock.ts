@@ -16,9 +16,18 @@
  * manual tick clock (`clock: 'manual'`), rate-limit time can be derived from it
  * (tick × tickMs) through the same Clock seam.
  */
+import { InvalidArgumentError } from '../../native-free-core/errors.ts'
 import type { Clock } from '../../native-free-core/time/clock.ts'
 
 export const kTestClock = Symbol.for('shoal.test-clock')
+
+/**
+ * What `createHost` reads besides its options, for tests: not in `HostOptions`, so the
+ * published types carry no test hook. `createHost({ agents, ...hooks } as HostOptions)`.
+ */
+export interface TestHooks {
+  readonly [kTestClock]?: TestClock
+}
 
 export class TestClock implements Clock {
   readonly buffer: SharedArrayBuffer
@@ -42,7 +51,7 @@ export class TestClock implements Clock {
   }
 
   advance (ms: number): void {
-    if (!(Number.isFinite(ms) && ms >= 0)) throw new RangeError(`advance(ms) takes a finite ms ≥ 0, got ${ms}`)
+    if (!(Number.isFinite(ms) && ms >= 0)) throw new InvalidArgumentError(`advance(ms) takes a finite ms ≥ 0, got ${ms}`)
     this.set(this.now() + ms)
   }
 

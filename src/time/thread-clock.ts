@@ -33,7 +33,7 @@
 
 export const CLOCK_REAL = 'real'
 export const CLOCK_MANUAL = 'manual'
-export type ClockKind = typeof CLOCK_REAL | typeof CLOCK_MANUAL
+export type ClockKind = 'real' | 'manual'
 
 const kTick = 0
 const kProgress = 16 // Int32 index (byte 64)

@@ -104,3 +104,25 @@ test('the checker finds what it must: imports in tricky sources, and cycles', ()
   assert.deepEqual(cyclesOf(edges), [['a', 'b', 'c', 'a'], ['e', 'e']])
   assert.deepEqual(cyclesOf(new Map([['a', ['b']], ['b', []]])), [])
 })
+
+test('the core\'s tests (test/core, test/sim) reach nothing in src/ or plugins/, even through fixtures', () => {
+  // the one exception compares the simulator's codec with the host's, byte for byte
+  const allowed = new Set(['test/sim/codec.test.ts'])
+  const broken: string[] = []
+  for (const file of graph.keys()) {
+    if (!/^test\/(core|sim)\//.test(file) || allowed.has(file)) continue
+    const seen = new Set<string>()
+    const walk = (f: string, path: string[]): void => {
+      if (seen.has(f)) return
+      seen.add(f)
+      for (const r of graph.get(f) ?? []) {
+        if (r.target === null) continue
+        const layer = layerOf(r.target)
+        if (layer === 'src' || layer === 'plugins') broken.push(`${[...path, f].join(' → ')} → ${r.target}`)
+        else walk(r.target, [...path, f])
+      }
+    }
+    walk(file, [])
+  }
+  assert.deepEqual(broken, [])
+})

@@ -7,13 +7,13 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { AgentRegistry } from '../../native-free-core/agent/registry.ts'
 import { ShardRuntime } from '../../native-free-core/runtime/shard-runtime.ts'
-import { MemoryStore } from '../../native-free-core/storage/store.ts'
+import { MemoryStore } from '../../native-free-core/storage/memory-store.ts'
 import { Envelope, MSG_CALL, MSG_CAST } from '../../native-free-core/agent/envelope.ts'
 import { idString } from '../../native-free-core/agent/agent-id.ts'
 import { hashId } from '../../native-free-core/placement/hash.ts'
 import { decodeReminder, nextDue } from '../../native-free-core/time/agent-reminders.ts'
 import type { WireError } from '../../native-free-core/errors.ts'
-import { stateCodec } from '../../src/thread/codec.ts'
+import { simCodec } from '../../native-free-core/sim/codec.ts'
 import { ephemeralReminded, reminded, unreminded } from '../fixtures/reminder-agents.ts'
 
 const EPOCH = 1_700_000_000_000
@@ -39,7 +39,7 @@ function setup (store = new MemoryStore(), epoch = EPOCH, owns: (hash: number) =
     rt: new ShardRuntime({
       registry,
       store,
-      codec: stateCodec,
+      codec: simCodec,
       output: {
         reply: (_to, callId, ok, value) => replies.push({ callId, ok, value: ok ? value : (value as WireError).code }),
         send: () => {},

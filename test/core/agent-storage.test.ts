@@ -8,12 +8,12 @@ import assert from 'node:assert/strict'
 import { defineAgent } from '../../native-free-core/agent/define-agent.ts'
 import { AgentRegistry } from '../../native-free-core/agent/registry.ts'
 import { ShardRuntime } from '../../native-free-core/runtime/shard-runtime.ts'
-import { MemoryStore } from '../../native-free-core/storage/store.ts'
+import { MemoryStore } from '../../native-free-core/storage/memory-store.ts'
 import type { StorageChanges, Store, WriteBatch } from '../../native-free-core/storage/store.ts'
 import { Envelope, MSG_CALL } from '../../native-free-core/agent/envelope.ts'
 import { idString } from '../../native-free-core/agent/agent-id.ts'
 import { hashId } from '../../native-free-core/placement/hash.ts'
-import { stateCodec } from '../../src/thread/codec.ts'
+import { simCodec } from '../../native-free-core/sim/codec.ts'
 import { checkStorageKey } from '../../native-free-core/storage/agent-storage.ts'
 import { compareKeys } from '../../native-free-core/storage/store.ts'
 
@@ -79,7 +79,7 @@ function setup (held: boolean): {
   const rt = new ShardRuntime({
     registry,
     store: durableView,
-    codec: stateCodec,
+    codec: simCodec,
     output: { reply: (_to, callId, _ok, value) => waiting.get(callId)?.(value), send () {}, wake () {} }
   })
   let nextCall = 0

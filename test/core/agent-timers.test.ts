@@ -9,13 +9,13 @@ import { defineAgent } from '../../native-free-core/agent/define-agent.ts'
 import { AgentRegistry } from '../../native-free-core/agent/registry.ts'
 import { ShardRuntime } from '../../native-free-core/runtime/shard-runtime.ts'
 import type { RuntimeOutput } from '../../native-free-core/runtime/shard-runtime.ts'
-import { MemoryStore } from '../../native-free-core/storage/store.ts'
+import { MemoryStore } from '../../native-free-core/storage/memory-store.ts'
 import type { Store } from '../../native-free-core/storage/store.ts'
 import { Envelope, MSG_CALL, MSG_CAST } from '../../native-free-core/agent/envelope.ts'
 import { idString } from '../../native-free-core/agent/agent-id.ts'
 import { hashId } from '../../native-free-core/placement/hash.ts'
 import type { WireError } from '../../native-free-core/errors.ts'
-import { stateCodec } from '../../src/thread/codec.ts'
+import { simCodec } from '../../native-free-core/sim/codec.ts'
 import { between, prng } from '../fixtures/prng.ts'
 import { ManualStore } from '../fixtures/manual-store.ts'
 
@@ -123,7 +123,7 @@ function setup (store: Store | null = new MemoryStore()): Harness {
     e.replyTo = 0; e.callId = callId
     return e
   }
-  h.rt = new ShardRuntime({ registry, store, codec: stateCodec, output })
+  h.rt = new ShardRuntime({ registry, store, codec: simCodec, output })
   fired = []
   return h
 }

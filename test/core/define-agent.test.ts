@@ -28,6 +28,30 @@ test('defineAgent refuses bad specifications with SHOAL_ERR_INVALID_DEFINITION',
   }
 })
 
+test('defineAgent refuses a key it does not know, and names the one that was meant', () => {
+  const cases: Array<[Record<string, unknown>, RegExp]> = [
+    [{ ...ok, intial: () => ({}) }, /"intial" is not a key of an agent specification \(did you mean initial\?\)/],
+    [{ ...ok, query: { c () {} } }, /"query" is not a key .*\(did you mean queries\?\)/],
+    [{ ...ok, command: { c () {} } }, /\(did you mean commands\?\)/],
+    [{ ...ok, idleTick: 5 }, /\(did you mean idleTicks\?\)/],
+    [{ ...ok, ratelimit: { perSecond: 1, burst: 1 } }, /\(did you mean rateLimit\?\)/],
+    [{ ...ok, onTimeout () {} }, /\(did you mean timeout\?\)/],
+    [{ ...ok, persistent: false }, /"persistent" is not a key of an agent specification$/],
+    [{ ...ok, rateLimit: { perSecond: 1, brust: 5 } }, /rateLimit\.brust is not an option of a rate limit \(did you mean burst\?\) \(perSecond, burst\)$/],
+    [{ ...ok, rateLimit: { perSecond: 1, burst: 1, perMinute: 5 } }, /rateLimit\.perMinute is not an option of a rate limit \(perSecond, burst\)$/]
+  ]
+  for (const [spec, message] of cases) {
+    assert.throws(() => defineAgent(spec as never), (err: unknown) => {
+      const e = err as { code: string, message: string }
+      assert.equal(e.code, 'SHOAL_ERR_INVALID_DEFINITION')
+      assert.match(e.message, message)
+      return true
+    })
+  }
+  // a definition spread into a new one keeps only known keys (its brand is a symbol)
+  assert.ok(isAgentDefinition(defineAgent({ ...defineAgent(ok), type: 'copy' })))
+})
+
 test('the registry numbers types and methods by sorted name, the same on every thread', () => {
   const b = defineAgent({ type: 'b', initial: () => 0, commands: { z () {}, a () {} }, queries: { m () {} } })
   const a = defineAgent({ type: 'a', initial: () => 0, queries: { q () {} } })

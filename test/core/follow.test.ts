@@ -15,7 +15,7 @@ import { Envelope, MSG_CALL, MSG_FOLLOW, MSG_UNFOLLOW } from '../../native-free-
 import { idString } from '../../native-free-core/agent/agent-id.ts'
 import { hashId } from '../../native-free-core/placement/hash.ts'
 import type { WireError } from '../../native-free-core/errors.ts'
-import { stateCodec } from '../../src/thread/codec.ts'
+import { simCodec } from '../../native-free-core/sim/codec.ts'
 import { ManualStore } from '../fixtures/manual-store.ts'
 
 const counter = defineAgent({
@@ -36,10 +36,10 @@ function setup (): { rt: ShardRuntime, store: ManualStore, events: Event[], send
     send: () => {},
     wake: () => {},
     followed: (_thread, followId, ok, value) => events.push(ok
-      ? ['state', followId, stateCodec.decode(value as Uint8Array)]
+      ? ['state', followId, simCodec.decode(value as Uint8Array)]
       : ['error', followId, (value as WireError).code])
   }
-  const rt = new ShardRuntime({ registry, store, codec: stateCodec, output })
+  const rt = new ShardRuntime({ registry, store, codec: simCodec, output })
   const info = registry.require('counter')
   const send = (kind: number, key: string, method = 'get', payload?: unknown, callId = 0): void => {
     const e = new Envelope()

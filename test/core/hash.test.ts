@@ -54,8 +54,9 @@ test('shards cover 0..4095 and spread evenly over many keys', () => {
   assert.ok(worst < 0.5, `worst shard deviates ${(worst * 100).toFixed(1)}% from the mean`)
 })
 
-test('keys that differ only in their last characters spread over workers', () => {
-  // 1 + shard % workers is the host's placement; plain FNV-1a put h0..h19 all on one worker
+test('keys that differ only in their last characters spread over shard residues', () => {
+  // a host spreads shards over its workers by residue (placeShard, src/thread/mesh.ts);
+  // plain FNV-1a, without the finalizer, put h0..h19 all on one worker
   for (const workers of [2, 3, 4, 8, 16]) {
     const perWorker = new Array<number>(workers).fill(0)
     let runs = 0

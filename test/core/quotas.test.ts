@@ -10,7 +10,7 @@ import { defineAgent } from '../../native-free-core/agent/define-agent.ts'
 import { AgentRegistry } from '../../native-free-core/agent/registry.ts'
 import { ShardRuntime } from '../../native-free-core/runtime/shard-runtime.ts'
 import type { RuntimeOutput } from '../../native-free-core/runtime/shard-runtime.ts'
-import { MemoryStore } from '../../native-free-core/storage/store.ts'
+import { MemoryStore } from '../../native-free-core/storage/memory-store.ts'
 import type { WriteBatch } from '../../native-free-core/storage/store.ts'
 import { Envelope, MSG_CALL } from '../../native-free-core/agent/envelope.ts'
 import { idString } from '../../native-free-core/agent/agent-id.ts'
@@ -18,7 +18,7 @@ import { hashId } from '../../native-free-core/placement/hash.ts'
 import { QuotaCounters } from '../../native-free-core/tenancy/quota-counters.ts'
 import { QuotaDirectory, QuotaGate } from '../../native-free-core/tenancy/quota-gate.ts'
 import type { WireError } from '../../native-free-core/errors.ts'
-import { stateCodec } from '../../src/thread/codec.ts'
+import { simCodec } from '../../native-free-core/sim/codec.ts'
 import { DelegatingStore } from '../fixtures/manual-store.ts'
 
 let runs = 0
@@ -59,7 +59,7 @@ function setup (inner = new MemoryStore(), limits: Array<[string, number]> = [['
   // a restart: the committed counts come back from the store
   for (const [q, n] of inner.quotaCounts()) counters.setBase(directory.slotOf(q)!, n)
   const store = new FlakyStore(inner)
-  const rt = new ShardRuntime({ registry, store, codec: stateCodec, output, quotas: new QuotaGate(directory, counters, 0) })
+  const rt = new ShardRuntime({ registry, store, codec: simCodec, output, quotas: new QuotaGate(directory, counters, 0) })
   let next = 0
   const call = async (quota: string, type: string, key: string, method: string, payload?: unknown): Promise<{ ok: boolean, value: unknown }> => {
     const info = registry.require(type)

@@ -10,13 +10,13 @@ import { defineAgent } from '../../native-free-core/agent/define-agent.ts'
 import { AgentRegistry } from '../../native-free-core/agent/registry.ts'
 import { ShardRuntime } from '../../native-free-core/runtime/shard-runtime.ts'
 import type { RuntimeOutput } from '../../native-free-core/runtime/shard-runtime.ts'
-import { MemoryStore } from '../../native-free-core/storage/store.ts'
+import { MemoryStore } from '../../native-free-core/storage/memory-store.ts'
 import { Envelope, MSG_CALL, MSG_CAST } from '../../native-free-core/agent/envelope.ts'
 import { idString } from '../../native-free-core/agent/agent-id.ts'
 import { hashId } from '../../native-free-core/placement/hash.ts'
 import { LimitedCell } from '../../native-free-core/tenancy/rate-limits.ts'
 import type { WireError } from '../../native-free-core/errors.ts'
-import { stateCodec } from '../../src/thread/codec.ts'
+import { simCodec } from '../../native-free-core/sim/codec.ts'
 
 let runs = 0
 let release: (() => void) | null = null
@@ -50,7 +50,7 @@ function setup (types = [limited, free]): {
     agentError: (_id, _m, e) => errors.push(e)
   }
   const clock = { t: 1_000 }
-  const rt = new ShardRuntime({ registry, store: new MemoryStore(), codec: stateCodec, output, clock: { now: () => clock.t } })
+  const rt = new ShardRuntime({ registry, store: new MemoryStore(), codec: simCodec, output, clock: { now: () => clock.t } })
   let callId = 0
   const env = (kind: number, type: string, key: string, method: string): Envelope => {
     const info = registry.require(type)

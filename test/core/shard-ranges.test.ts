@@ -6,7 +6,8 @@
  */
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { MemoryStore, compareKeys } from '../../native-free-core/storage/store.ts'
+import { compareKeys } from '../../native-free-core/storage/store.ts'
+import { MemoryStore } from '../../native-free-core/storage/memory-store.ts'
 import type { StorageChanges, WriteBatch } from '../../native-free-core/storage/store.ts'
 import {
   RANGE_STATES, RANGE_STORAGE, agentKey, parseAgentKey, parseSendKey, rangeChunks, readRangeChunks, sendKey, stateKey

@@ -13,7 +13,7 @@ import { Envelope, MSG_CALL, MSG_CAST, MSG_SEND } from '../../native-free-core/a
 import { idString } from '../../native-free-core/agent/agent-id.ts'
 import { hashId } from '../../native-free-core/placement/hash.ts'
 import type { WireError } from '../../native-free-core/errors.ts'
-import { stateCodec } from '../../src/thread/codec.ts'
+import { simCodec } from '../../native-free-core/sim/codec.ts'
 import { ManualStore } from '../fixtures/manual-store.ts'
 
 type Out = { replies: Array<{ callId: number, ok: boolean, value: unknown }>, sends: Array<{ id: string, method: number, payload: unknown }>, errors: Array<{ id: string, code: string }> }
@@ -51,7 +51,7 @@ function setup (store: Store | null = new ManualStore()): { rt: ShardRuntime, ou
     wake: () => {},
     agentError: (id, _m, e) => out.errors.push({ id, code: e.code })
   }
-  rt = new ShardRuntime({ registry, store, codec: stateCodec, output })
+  rt = new ShardRuntime({ registry, store, codec: simCodec, output })
   let callId = 0
   const env = (kind: number, type: string, key: string, method: string, payload: unknown): Envelope => {
     const info = registry.require(type)
@@ -100,7 +100,7 @@ test('inside one batch, a throw keeps the uncommitted turns before it', async ()
   rt.commit()
   await (store as ManualStore).completeAll()
   assert.deepEqual(out.replies.map((r) => [r.callId, r.ok, r.value]), [[1, true, 1], [2, true, 3], [3, false, 'SHOAL_ERR_AGENT'], [4, true, 7]])
-  assert.deepEqual(stateCodec.decode((store as ManualStore).getState(idString('default', 'counter', 'a'))!), { n: 7, log: [] })
+  assert.deepEqual(simCodec.decode((store as ManualStore).getState(idString('default', 'counter', 'a'))!), { n: 7, log: [] })
 })
 
 test('an unencodable state fails that agent only; the rest of the batch commits', async () => {

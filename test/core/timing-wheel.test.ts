@@ -347,7 +347,7 @@ test('re-entrant: cancelling a sibling due on the same tick stops it; cancelling
 test('re-entrant: advance inside onExpire throws; the wheel stays usable', () => {
   const wheel = new TimingWheel<number>()
   wheel.schedule(3, 1)
-  assert.throws(() => wheel.advance(5, () => { wheel.advance(10, () => {}) }), /inside onExpire/)
+  assert.throws(() => wheel.advance(5, () => { wheel.advance(10, () => {}) }), { code: 'SHOAL_ERR_INVALID_ARGUMENT', message: /inside onExpire/ })
   wheel.schedule(7, 2)
   const fired: number[] = []
   wheel.advance(10, (p) => fired.push(p))
@@ -442,18 +442,18 @@ test('jumping 2^50 ticks over an empty wheel is immediate', () => {
   assert.equal(wheel.now, 2 ** 52)
 })
 
-test('bad input: TypeError / RangeError naming the argument; garbage handles are not live', () => {
-  assert.throws(() => new TimingWheel({ initialCapacity: 0 }), { name: 'TypeError', message: /initialCapacity.*got 0/ })
-  assert.throws(() => new TimingWheel({ initialCapacity: 1.5 }), { name: 'TypeError', message: /initialCapacity/ })
-  assert.throws(() => new TimingWheel({ startTick: -1 }), { name: 'TypeError', message: /startTick.*got -1/ })
-  assert.throws(() => new TimingWheel({ startTick: 2 ** 53 }), { name: 'TypeError', message: /startTick/ })
+test('bad input: InvalidArgumentError naming the argument; garbage handles are not live', () => {
+  assert.throws(() => new TimingWheel({ initialCapacity: 0 }), { code: 'SHOAL_ERR_INVALID_ARGUMENT', message: /initialCapacity.*got 0/ })
+  assert.throws(() => new TimingWheel({ initialCapacity: 1.5 }), { code: 'SHOAL_ERR_INVALID_ARGUMENT', message: /initialCapacity/ })
+  assert.throws(() => new TimingWheel({ startTick: -1 }), { code: 'SHOAL_ERR_INVALID_ARGUMENT', message: /startTick.*got -1/ })
+  assert.throws(() => new TimingWheel({ startTick: 2 ** 53 }), { code: 'SHOAL_ERR_INVALID_ARGUMENT', message: /startTick/ })
   const wheel = new TimingWheel<number>()
   for (const bad of [NaN, 1.5, Infinity, -Infinity, '5' as unknown as number]) {
-    assert.throws(() => wheel.schedule(bad, 1), { name: 'TypeError', message: /deadlineTick must be a safe integer/ })
+    assert.throws(() => wheel.schedule(bad, 1), { code: 'SHOAL_ERR_INVALID_ARGUMENT', message: /deadlineTick must be a safe integer/ })
   }
-  assert.throws(() => wheel.schedule(MAX_TICK + 1, 1), { name: 'RangeError', message: /deadlineTick must be ≤ MAX_TICK/ })
+  assert.throws(() => wheel.schedule(MAX_TICK + 1, 1), { code: 'SHOAL_ERR_INVALID_ARGUMENT', message: /deadlineTick must be ≤ MAX_TICK/ })
   for (const bad of [-1, 1.5, NaN, 2 ** 53]) {
-    assert.throws(() => wheel.advance(bad, () => {}), { name: 'TypeError', message: /toTick/ })
+    assert.throws(() => wheel.advance(bad, () => {}), { code: 'SHOAL_ERR_INVALID_ARGUMENT', message: /toTick/ })
   }
   const h = wheel.schedule(5, 1)
   // 0..351 are slot heads internally: never valid handles

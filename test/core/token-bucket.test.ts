@@ -115,11 +115,11 @@ test('record form on a Float64Array matches the class', () => {
     assert.equal(TokenBucket.tokensAt(record, kBucketStride * 2, t), b.tokens(t))
   }
   assert.deepEqual([...record.subarray(0, kBucketStride * 2)], new Array(kBucketStride * 2).fill(0), 'neighbours untouched')
-  assert.throws(() => TokenBucket.init(record, kBucketStride * 4 - 2, 1, 1, 0), { name: 'TypeError', message: /offset/ })
-  assert.throws(() => TokenBucket.init(record, -1, 1, 1, 0), { name: 'TypeError', message: /offset/ })
+  assert.throws(() => TokenBucket.init(record, kBucketStride * 4 - 2, 1, 1, 0), { code: 'SHOAL_ERR_INVALID_ARGUMENT', message: /offset/ })
+  assert.throws(() => TokenBucket.init(record, -1, 1, 1, 0), { code: 'SHOAL_ERR_INVALID_ARGUMENT', message: /offset/ })
 })
 
-test('bad arguments throw TypeError naming the argument, the value and the rule', () => {
+test('bad arguments throw InvalidArgumentError naming the argument, the value and the rule', () => {
   const cases: Array<[() => unknown, RegExp]> = [
     [() => new TokenBucket(0, 1, 0), /^perSecond must be a positive finite number, got 0$/],
     [() => new TokenBucket(-1, 1, 0), /^perSecond .* got -1$/],
@@ -136,5 +136,5 @@ test('bad arguments throw TypeError naming the argument, the value and the rule'
     [() => new TokenBucket(1, 1, 0).tryTake(1, '1' as unknown as number), /^n .* got string$/],
     [() => new TokenBucket(1, 1, 0).tokens(NaN), /^nowMs .* got NaN$/]
   ]
-  for (const [fn, message] of cases) assert.throws(fn, { name: 'TypeError', message })
+  for (const [fn, message] of cases) assert.throws(fn, { code: 'SHOAL_ERR_INVALID_ARGUMENT', message })
 })

@@ -9,7 +9,8 @@ import { join } from 'node:path'
 import { open } from 'lmdb'
 import { idString } from '../../native-free-core/agent/agent-id.ts'
 import { stateKey, storageKey } from '../../src/storage/lmdb-keys.ts'
-import { agentErrorWith, durableHost, tempDataDir } from './helpers.ts'
+import { StorageError } from '../../src/index.ts'
+import { agentErrorWith, durableHost, runToEnd, tempDataDir } from './helpers.ts'
 
 test('a record that no longer decodes fails that agent only, with DecodeError', async () => {
   const dataDir = tempDataDir()
@@ -35,11 +36,20 @@ test('a record that no longer decodes fails that agent only, with DecodeError', 
   await host.close()
 })
 
-test('a dataDir that cannot hold an LMDB environment fails createHost with StorageError, leaving nothing running', async () => {
+test('a dataDir that cannot hold an LMDB environment fails createHost with StorageError', async () => {
   const file = join(tempDataDir(), 'a-file')
   writeFileSync(file, 'not a directory')
+  // workers: 0 opens it on the main thread for the agents; workers: 2 on the main thread
+  // too, first (for listings and quotas), before any worker starts
   for (const workers of [0, 2]) {
-    await assert.rejects(durableHost(file, { workers }), (err: { code?: string, data?: { dataDir?: string } }) =>
-      err.code === 'SHOAL_ERR_STORAGE' && err.data?.dataDir === file)
+    await assert.rejects(durableHost(file, { workers }), (err: unknown) =>
+      err instanceof StorageError && err.code === 'SHOAL_ERR_STORAGE' && (err.data as { dataDir?: string }).dataDir === file)
   }
+})
+
+test('a worker that cannot open the store fails createHost with that StorageError, and leaves nothing running', async () => {
+  const dataDir = join(tempDataDir(), 'data')
+  const { code, lines } = await runToEnd(new URL('../fixtures/start-failure-child.js', import.meta.url), [dataDir])
+  assert.equal(code, 0, 'the process ended by itself: no worker was left running')
+  assert.deepEqual(JSON.parse(lines[0]!), { code: 'SHOAL_ERR_STORAGE', isStorageError: true, dataDir, workersStarted: true })
 })

@@ -58,3 +58,15 @@ export function runAndKill (script: URL, args: readonly string[], acks: number):
     })
   })
 }
+
+/** Run a child process (a fixture script with `args`) until it ends by itself: its exit code and the lines it printed. */
+export function runToEnd (script: URL, args: readonly string[]): Promise<{ code: number | null, lines: string[] }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [script.pathname, ...args], { stdio: ['ignore', 'pipe', 'inherit'] })
+    let out = ''
+    child.stdout.setEncoding('utf8')
+    child.stdout.on('data', (chunk: string) => { out += chunk })
+    child.on('error', reject)
+    child.on('close', (code) => resolve({ code, lines: out.split('\n').filter((l) => l !== '') }))
+  })
+}

@@ -6,8 +6,6 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { once } from 'node:events'
-import { hashId, shardOf } from '../../native-free-core/placement/hash.ts'
-import { idString } from '../../native-free-core/agent/agent-id.ts'
 import { keyOn } from '../engine/helpers.ts'
 import { durableHost, runAndKill, tempDataDir } from './helpers.ts'
 import { prng, between } from '../fixtures/prng.ts'
@@ -87,11 +85,7 @@ test('a worker that dies keeps its committed agents in the count (they are store
   const host = await durableHost(dataDir)
   try {
     await host.quotas.set('t', 10)
-    const onWorker1: string[] = []
-    for (let i = 0; onWorker1.length < 3; i++) {
-      const key = `w${i}`
-      if (1 + (shardOf(hashId(idString('t', 'account', key))) % 2) === 1) onWorker1.push(key)
-    }
+    const onWorker1 = [0, 1, 2].map((skip) => keyOn(1, 'account', 'w', 2, skip, 't'))
     for (const key of onWorker1) await host.ref('account', key, { quota: 't' }).call('fund', 1)
     assert.equal(host.quotas.get('t')!.count, 3)
     const restarted = once(host, 'worker-restart')

@@ -9,7 +9,8 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { createHost } from '../../src/index.ts'
 import { LmdbStore } from '../../src/storage/lmdb-store.ts'
-import { MemoryStore, compareKeys } from '../../native-free-core/storage/store.ts'
+import { compareKeys } from '../../native-free-core/storage/store.ts'
+import { MemoryStore } from '../../native-free-core/storage/memory-store.ts'
 import type { WriteBatch } from '../../native-free-core/storage/store.ts'
 import { idString } from '../../native-free-core/agent/agent-id.ts'
 import { stateCodec } from '../../src/thread/codec.ts'
@@ -154,4 +155,34 @@ test('reminders move with their shard and fire on the host that adopts it', asyn
   } finally {
     await host.close()
   }
+})
+
+test('outbox records move with their sender\'s shard, applied records with their receiver\'s', async () => {
+  const a = open(tempDataDir())
+  const b = open(tempDataDir())
+  const [s, t] = [300, 301]
+  const send = { senderShard: s, origin: a.storeId, key: 5 * 2 ** 32 + 9 }
+  const elsewhere = { senderShard: t, origin: a.storeId, key: 5 * 2 ** 32 + 10 }
+  const applied = { shard: s, origin: 'abcdefabcdef0123', key: 77, senderShard: 4000, appliedAt: 1_700_000_000_000.5 }
+  await a.commit({
+    states: [],
+    outboxPuts: [{ ...send, bytes: stateCodec.encode(['from', 'to', 't', 'm', 1]) }, { ...elsewhere, bytes: stateCodec.encode(2) }],
+    appliedPuts: [applied, { ...applied, shard: t }]
+  })
+  assert.equal(a.shardSize(s).records, 2)
+  await b.importShard(s, a.exportShard(s))
+  assert.equal(b.hasOutbox(send), true)
+  assert.equal(b.hasOutbox(elsewhere), false)
+  assert.deepEqual([...b.outbox()].map((r) => [r.senderShard, r.origin, r.key, stateCodec.decode(r.bytes)]), [[s, a.storeId, send.key, ['from', 'to', 't', 'm', 1]]])
+  assert.deepEqual([...b.applied()], [applied])
+  assert.equal(b.isApplied(s, applied.origin, applied.key), true)
+  assert.equal(b.isApplied(t, applied.origin, applied.key), false)
+
+  await a.dropShard(s)
+  assert.deepEqual([...a.outbox()].map((r) => r.key), [elsewhere.key])
+  assert.deepEqual([...a.applied()].map((r) => r.shard), [t])
+  await b.deleteOutbox([send])
+  assert.equal(b.hasOutbox(send), false)
+  await a.close()
+  await b.close()
 })

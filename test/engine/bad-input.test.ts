@@ -80,6 +80,17 @@ test('invalid options are refused at createHost with the option, the rule and th
       return true
     })
   }
+  for (const [typo, meant] of [['worker', 'workers'], ['timeout', 'callTimeoutMs'], ['datadir', 'dataDir'], ['ringbytes', 'ringBytes']]) {
+    await assert.rejects(createHost({ agents: agentsUrl, [typo!]: 1 } as unknown as HostOptions),
+      { code: 'SHOAL_ERR_INVALID_OPTION', message: new RegExp(`^options\\.${typo} is not an option \\(did you mean ${meant}\\?\\)`) })
+  }
+  await assert.rejects(createHost({ agents: agentsUrl, offload: { filename: agentsUrl, maxThread: 1 } as never }),
+    { code: 'SHOAL_ERR_INVALID_OPTION', message: /^options\.offload\.maxThread is not an option \(did you mean maxThreads\?\)/ })
+  // the README's ringBytes rule, at its edge: a frame of maxMessageBytes and a skip marker fit in half a ring
+  await assert.rejects(createHost({ agents: agentsUrl, workers: 0, ringBytes: 8192, maxMessageBytes: 8192 / 2 - 7 }),
+    { code: 'SHOAL_ERR_INVALID_OPTION', message: /^options\.maxMessageBytes must be at most ringBytes \/ 2 - 8 \(4088 with ringBytes 8192\)/ })
+  const edge = await createHost({ agents: agentsUrl, workers: 0, ringBytes: 8192, maxMessageBytes: 8192 / 2 - 8 })
+  await edge.close()
   await assert.rejects(createHost({ agents: new URL('../fixtures/no-such-module.js', import.meta.url) }), { code: 'SHOAL_ERR_INVALID_OPTION' })
   await assert.rejects(createHost({ agents: new URL('./helpers.js', import.meta.url) }), /exports no agent definitions/)
 })

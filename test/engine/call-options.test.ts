@@ -27,3 +27,36 @@ test('timeoutMs, the default call timeout and AbortSignal settle a call that get
     await host.close()
   }
 })
+
+test('timeoutMs 0 means never, as the host\'s callTimeoutMs 0 does; a bad timeoutMs or signal is refused before sending', async () => {
+  const host = await startHost({ workers: 1, callTimeoutMs: 20 })
+  try {
+    const stuck = host.ref('crasher', 'stuck')
+    const controller = new AbortController()
+    let settled = false
+    const forever = stuck.call('hang', undefined, { timeoutMs: 0, signal: controller.signal })
+    forever.then(() => { settled = true }, () => { settled = true })
+    // a call under the host's default (20 ms) times out; the one with timeoutMs 0 is still waiting
+    await assert.rejects(stuck.call('ping'), { code: 'SHOAL_ERR_TIMEOUT' })
+    await assert.rejects(stuck.call('ping', undefined, { timeoutMs: 1 }), { code: 'SHOAL_ERR_TIMEOUT' })
+    assert.equal(settled, false, 'timeoutMs: 0 did not time out')
+    controller.abort()
+    await assert.rejects(forever, { code: 'SHOAL_ERR_ABORTED' })
+
+    for (const timeoutMs of [-1, NaN, 1.5, Infinity, 2 ** 31, '5' as unknown as number, null as unknown as number]) {
+      await assert.rejects(host.ref('counter', 'c').call('add', 1, { timeoutMs }), (err: unknown) => {
+        const e = err as { code: string, message: string }
+        assert.equal(e.code, 'SHOAL_ERR_INVALID_ARGUMENT')
+        assert.match(e.message, /timeoutMs must be an integer from 0 \(never\) to 2147483647 \(got /)
+        return true
+      }, String(timeoutMs))
+    }
+    await assert.rejects(host.ref('counter', 'c').call('add', 1, { signal: {} as AbortSignal }), { code: 'SHOAL_ERR_INVALID_ARGUMENT', message: /signal must be an AbortSignal/ })
+    await assert.rejects(host.ref('counter', 'c').call('add', 1, 5 as never), { code: 'SHOAL_ERR_INVALID_ARGUMENT', message: /call options must be an object/ })
+    // the main thread's ring to a worker is in order: an add sent before would have run first
+    assert.equal(await host.ref('counter', 'c').call('get'), 0, 'none of the refused calls was sent')
+    assert.equal(host.stats().pendingCalls, 0)
+  } finally {
+    await host.close()
+  }
+})

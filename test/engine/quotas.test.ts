@@ -9,14 +9,10 @@ import assert from 'node:assert/strict'
 import { once } from 'node:events'
 import { QuotaExceededError } from '../../src/index.ts'
 import { keyOn, startHost } from './helpers.ts'
-import { hashId, shardOf } from '../../native-free-core/placement/hash.ts'
-import { idString } from '../../native-free-core/agent/agent-id.ts'
 
-/** The first key `${prefix}${i}` of quota `quota` that lands on worker `thread` (2 workers). */
+/** The first key `${prefix}${i}` of a `followed` agent of quota `quota` that lands on worker `thread` (2 workers). */
 function keyIn (quota: string, thread: number, prefix: string, skip = 0): string {
-  for (let i = 0, found = 0; ; i++) {
-    if (1 + (shardOf(hashId(idString(quota, 'followed', `${prefix}${i}`))) % 2) === thread && found++ === skip) return `${prefix}${i}`
-  }
+  return keyOn(thread, 'followed', prefix, 2, skip, quota)
 }
 
 test('quotas: set, get, list, delete, and their bad input', async () => {

@@ -6,8 +6,8 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { readFileSync } from 'node:fs'
-import { defineAgent } from '../../src/index.ts'
-import { explore, simulate } from '../../native-free-core/index.ts'
+import { defineAgent, explore, simulate } from '../../native-free-core/index.ts'
+import * as core from '../../native-free-core/index.ts'
 import type { WorldView } from '../../native-free-core/index.ts'
 
 export const account = defineAgent({
@@ -79,4 +79,15 @@ test('README: the printout shown for the version without the done check is the o
   const result = await explore({ agents: [withoutDone], messages, invariant, faults })
   assert.equal(result.ok, false)
   assert.equal(result.printout, shown)
+})
+
+test('README: the example imports everything from shoal/core, which exports it (no native addon needed)', () => {
+  const readme = readFileSync(new URL('../../../README.md', import.meta.url), 'utf8')
+  const example = /```ts\n\/\/ bank\.test\.ts\n([\s\S]*?)\n```/.exec(readme)?.[1]
+  assert.ok(example !== undefined, 'the README has the bank.test.ts example')
+  const imports = [...example.matchAll(/^import (type )?\{([^}]*)\} from '([^']+)'/gm)]
+  assert.deepEqual([...new Set(imports.map((m) => m[3]).filter((spec) => spec!.startsWith('shoal')))], ['shoal/core'])
+  const values = imports.filter((m) => m[1] === undefined && m[3] === 'shoal/core').flatMap((m) => m[2]!.split(',').map((n) => n.trim()))
+  assert.deepEqual(values.sort(), ['defineAgent', 'explore', 'simulate'])
+  for (const name of values) assert.equal(typeof (core as Record<string, unknown>)[name], 'function', `shoal/core exports ${name}`)
 })

@@ -1,6 +1,6 @@
 /**
  * Cluster links: authenticated, batched WebSocket links between the hosts of a cluster
- * (DESIGN §7 "Links"). The cluster plugin creates one LinkHub per host.
+ * (docs/cluster.md). The cluster plugin creates one LinkHub per host.
  */
 export { LinkHub, type LinkHubOptions, type LinkHubEvents, type LinkHubStats, type LinkDown } from './link-hub.ts'
 export type { LinkPeerStats, LinkState } from './peer.ts'

@@ -1,5 +1,5 @@
 /**
- * Membership on etcd (DESIGN §7 "Coordination on an existing engine"): each host holds
+ * Membership on etcd (docs/cluster.md): each host holds
  * a lease and a member key; one host is leader (a lease-bound key created only if
  * absent) and is the only writer of the shard map; every host watches the prefix and
  * emits `members`, `map`, `leader`. Key layout and transactions: cluster-keys.ts; lease
@@ -18,7 +18,7 @@
  */
 import { EventEmitter } from 'node:events'
 import type { Etcd3, IKeyValue, IWatchResponse, Watcher } from 'etcd3'
-import { ClusterIdInUseError, ClusterUnavailableError, DecodeError, InvalidArgumentError, ShoalError, messageOf } from '../../../native-free-core/errors.ts'
+import { ClusterIdInUseError, ClusterUnavailableError, DecodeError, HostClosedError, InvalidArgumentError, ShoalError, messageOf } from '../../../native-free-core/errors.ts'
 import { SHARDS } from '../../../native-free-core/placement/hash.ts'
 import { decodeShardMap, nextMap } from '../../../native-free-core/placement/shard-map.ts'
 import type { CompletedMove, ShardMap } from '../../../native-free-core/placement/shard-map.ts'
@@ -103,7 +103,7 @@ export class EtcdMembership extends EventEmitter<MembershipEvents> implements Me
   }
 
   async #start (): Promise<void> {
-    if (this.#closed) throw new ShoalError('membership is closed')
+    if (this.#closed) throw new HostClosedError('membership is closed')
     const client = this.#client = createEtcdClient({
       hosts: this.#o.hosts,
       callTimeoutMs: Math.min(2_000, this.#ttlMs / 2),
@@ -127,7 +127,7 @@ export class EtcdMembership extends EventEmitter<MembershipEvents> implements Me
           break
         } catch (e) {
           lastError = e
-          if (this.#closed) throw new ShoalError('membership closed while starting')
+          if (this.#closed) throw new HostClosedError('membership closed while starting')
           if (Date.now() + RETRY_MS >= deadline) throw this.#unavailable(lastError)
           await sleep(RETRY_MS)
         }
@@ -464,7 +464,7 @@ export class EtcdMembership extends EventEmitter<MembershipEvents> implements Me
       try {
         return await fn()
       } catch (e) {
-        if (this.#closed) throw new ShoalError(`${what}: membership is closed`)
+        if (this.#closed) throw new HostClosedError(`${what}: membership is closed`)
         if (Date.now() + RETRY_MS >= deadline) {
           throw new ClusterUnavailableError(`${what}: etcd did not answer within ${this.#ttlMs} ms: ${messageOf(e)}`, { id: this.#self.id, cause: messageOf(e) }, { cause: e })
         }
@@ -498,7 +498,7 @@ export class EtcdMembership extends EventEmitter<MembershipEvents> implements Me
 
   #requireStarted (what: string): string {
     const lease = this.#keeper?.id
-    if (this.#closed) throw new ShoalError(`${what}: membership is closed`)
+    if (this.#closed) throw new HostClosedError(`${what}: membership is closed`)
     if (!this.#registered || lease === undefined) throw new ClusterUnavailableError(`${what}: not registered in etcd (not started, or the lease was lost)`, { id: this.#self.id })
     return lease
   }

@@ -24,8 +24,7 @@
  */
 import { fsyncLatency } from '../../baselines/raw-baselines.ts'
 import { counter } from '../bench-agents.ts'
-import { HdrLatency } from '../hdr.ts'
-import { summarizeUs } from '../latency.ts'
+import { HdrLatency, summarizeUs } from '../hdr.ts'
 import type { LatencySummary } from '../latency.ts'
 import { fmt } from '../progress.ts'
 import { agentKey, perSec } from './context.ts'

@@ -7,7 +7,7 @@
  *
  * Before the loaded phase, `kRoundTrips` sequential `get` calls to one resident agent
  * give the unloaded round trip main → worker → main, the figure held against the raw
- * ring ping-pong (DESIGN §8: p50 ≤ 2×).
+ * ring ping-pong (docs/architecture.md §10: p50 ≤ 2×).
  */
 import { counter } from '../bench-agents.ts'
 import { Latency } from '../latency.ts'

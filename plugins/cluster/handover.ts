@@ -1,0 +1,428 @@
+/**
+ * Planned moves of shards between hosts, this host's half (docs/cluster.md, "A planned
+ * move"). The leader puts a target in the map; the old owner and the new owner do the
+ * rest, each from its own view of the map:
+ *
+ *   old owner                                   new owner
+ *   hold the shards' frames (router)
+ *   release them (gateway): turns end, commits
+ *     land, agents passivate, timeouts come out
+ *   stream the ranges: CL_MOVE_DATA…, CL_MOVE_END ──▶ import them, one transaction per shard;
+ *                                                    hold the shards' frames from now on
+ *                                             ◀── CL_MOVE_ACK
+ *   report the handover (etcd) ──▶ leader: map owner = new owner, epoch + 1
+ *   on that map: forward what it held, then
+ *     CL_FLUSHED; drop the ranges             ──▶ on that map and CL_FLUSHED: arrive,
+ *                                                    adopt (held frames first), serve
+ *
+ * `reconcile` compares the latest map with what this host serves and starts or finishes
+ * whatever differs; it runs one at a time, again whenever the map changes. A move that
+ * fails (a link drops, a peer refuses) is called off on this side: the shards are served
+ * here again and the leader's target stays, so the move is tried again.
+ */
+import { Buffer } from 'node:buffer'
+import { ShoalError, messageOf } from '../../native-free-core/errors.ts'
+import { SHARDS, shardOf } from '../../native-free-core/placement/hash.ts'
+import { NONE } from '../../native-free-core/placement/shard-map.ts'
+import type { ShardRanges } from '../../native-free-core/storage/shard-range.ts'
+import type { MovedTimeout } from '../../native-free-core/time/agent-timers.ts'
+import type { Gateway } from '../../src/host/gateway.ts'
+import type { FrameSink } from '../../native-free-core/ring/ring-queue.ts'
+import type { Membership } from './membership/index.ts'
+import type { ClusterRouter } from './router.ts'
+import { CL_FLUSHED, CL_MOVE_ACK, CL_MOVE_DATA, CL_MOVE_END } from './wire.ts'
+import type { ClusterWire } from './wire.ts'
+
+/** How long a move's stream may wait for the new owner's answer, and a new owner for the old one's CL_FLUSHED. */
+const MOVE_ACK_TIMEOUT_MS = 30_000
+const FLUSH_WAIT_MS = 10_000
+/** A move called off is tried again after this. */
+const RETRY_MS = 500
+
+export interface HandoverParts {
+  readonly self: string
+  readonly gateway: Gateway
+  readonly router: ClusterRouter
+  readonly store: ShardRanges
+  readonly membership: Membership
+  readonly wire: ClusterWire
+  writer (peer: string): FrameSink
+  /** The shards this host serves changed. */
+  changed (gained: readonly number[], lost: readonly number[]): void
+  /** Something went wrong that the user should hear about (a move called off). */
+  warn (message: string): void
+  /** A reconciliation ended: whoever waits for the cluster to settle may look again. */
+  settledMaybe (): void
+}
+
+interface Outgoing {
+  readonly to: string
+  /** The map epoch the move was planned at (the leader checks the report against it). */
+  readonly planned: number
+  reported: boolean
+}
+
+interface Incoming {
+  readonly from: string
+  readonly chunks: Map<number, Buffer[]>
+}
+
+interface Imported {
+  readonly from: string
+  readonly timeouts: MovedTimeout[]
+}
+
+export class Handover {
+  private readonly parts: HandoverParts
+  /** Shards this host serves (adopted, LOCAL at the gateway). */
+  readonly served = new Set<number>()
+  /** Shards leaving this host, and where to. */
+  private readonly outgoing = new Map<number, Outgoing>()
+  /** Streams coming in, by peer and token. */
+  private readonly incoming = new Map<string, Incoming>()
+  /** Shards whose records came in (and the timeouts that came with them), waiting for the map to name this host. */
+  private readonly imported = new Map<number, Imported>()
+  /** Answers to move streams this host sent, by token. */
+  private readonly acks = new Map<number, (ok: boolean, error: string | null) => void>()
+  private nextToken = 0
+  private running: Promise<void> = Promise.resolve()
+  private again = false
+  private busy = false
+  private fenced = false
+  private closed = false
+  /** Figures for stats. */
+  movedOut = 0
+  movedIn = 0
+  calledOff = 0
+  private retryTimer: ReturnType<typeof setTimeout> | null = null
+
+  constructor (parts: HandoverParts) {
+    this.parts = parts
+  }
+
+  /** No move in or out, nothing waiting to be adopted. */
+  get idle (): boolean {
+    return this.outgoing.size === 0 && this.imported.size === 0 && this.incoming.size === 0 && !this.busy
+  }
+
+  /** Shards moving out of or into this host now. */
+  get moving (): number {
+    return this.outgoing.size + this.imported.size
+  }
+
+  /** Compare the map with what this host serves, and act; coalesces calls made while it runs. */
+  reconcile (): Promise<void> {
+    if (this.busy) {
+      this.again = true
+      return this.running
+    }
+    this.busy = true
+    this.running = (async () => {
+      try {
+        do {
+          this.again = false
+          await this.step()
+        } while (this.again && !this.closed)
+      } finally {
+        this.busy = false
+      }
+      this.parts.settledMaybe()
+    })()
+    return this.running
+  }
+
+  /** The lease could not be renewed in time: stop serving everything until it is. */
+  async fence (): Promise<void> {
+    this.fenced = true
+    await this.reconcile()
+  }
+
+  unfence (): void {
+    this.fenced = false
+    void this.reconcile()
+  }
+
+  close (): void {
+    this.closed = true
+    if (this.retryTimer !== null) clearTimeout(this.retryTimer)
+    for (const resolve of this.acks.values()) resolve(false, 'closed')
+    this.acks.clear()
+  }
+
+  private async step (): Promise<void> {
+    const { self, membership, router, gateway } = this.parts
+    const map = membership.map()
+    if (map === undefined) return
+    router.setMap(map)
+    const selfIndex = map.hosts.indexOf(self)
+    const gained: number[] = []
+    const lost: number[] = []
+    const adopt: number[] = []
+    const release: number[] = []
+    const finished = new Map<string, number[]>()
+    const moves = new Map<string, number[]>()
+    for (let s = 0; s < SHARDS; s++) {
+      const mine = selfIndex >= 0 && map.owner[s] === selfIndex && !this.fenced
+      const out = this.outgoing.get(s)
+      if (mine) {
+        const target = map.target[s]!
+        if (out !== undefined) {
+          // still ours: the move is under way, or was called off (no target any more)
+          if (target === NONE || map.hosts[target] !== out.to) this.callOff(s)
+          continue
+        }
+        if (!this.served.has(s)) {
+          adopt.push(s)
+          continue
+        }
+        if (target !== NONE && target !== selfIndex) {
+          const key = `${map.hosts[target]!}\u0000${map.targetEpoch[s]!}`
+          let group = moves.get(key)
+          if (group === undefined) moves.set(key, group = [])
+          group.push(s)
+        }
+        continue
+      }
+      if (out !== undefined) {
+        const owner = map.owner[s] === NONE ? undefined : map.hosts[map.owner[s]!]
+        if (owner === out.to) {
+          let group = finished.get(out.to)
+          if (group === undefined) finished.set(out.to, group = [])
+          group.push(s)
+        }
+        continue
+      }
+      if (this.served.has(s)) release.push(s) // not ours any more, and not by a move of ours (fenced, or the map changed under us)
+      const imported = this.imported.get(s)
+      if (imported !== undefined && (map.target[s] === NONE || map.target[s] !== selfIndex)) {
+        // a move to here was called off after the records came: they are stale
+        this.imported.delete(s)
+        this.dropStale(s)
+      }
+    }
+    for (const [to, shards] of finished) await this.finishOut(shards, to, lost)
+    if (release.length !== 0) {
+      await gateway.release(release)
+      for (const s of release) {
+        this.served.delete(s)
+        lost.push(s)
+      }
+    }
+    if (adopt.length !== 0) await this.adopt(adopt, gained)
+    for (const [key, shards] of moves) {
+      const [to, planned] = key.split('\u0000') as [string, string]
+      void this.moveOut(shards, to, Number(planned))
+    }
+    if (gained.length !== 0 || lost.length !== 0) this.parts.changed(gained, lost)
+  }
+
+  // ---- out ---------------------------------------------------------------------
+
+  private async moveOut (shards: number[], to: string, planned: number): Promise<void> {
+    const { router, gateway, store, wire, membership, self } = this.parts
+    for (const s of shards) this.outgoing.set(s, { to, planned, reported: false })
+    router.holdLeaving(shards)
+    for (const s of shards) this.served.delete(s)
+    const timeouts = await gateway.release(shards)
+    const token = this.nextToken = (this.nextToken + 1) >>> 0
+    let ok = false
+    let why = ''
+    try {
+      const answered = new Promise<[boolean, string | null]>((resolve) => {
+        const timer = setTimeout(() => resolve([false, `no answer within ${MOVE_ACK_TIMEOUT_MS} ms`]), MOVE_ACK_TIMEOUT_MS)
+        this.acks.set(token, (yes, error) => {
+          clearTimeout(timer)
+          resolve([yes, error])
+        })
+      })
+      let n = 0
+      for (const s of shards) {
+        for (const chunk of store.exportShard(s)) {
+          wire.write(this.parts.writer(to), CL_MOVE_DATA, token, { shard: s, chunk })
+          if (++n % 64 === 0) await new Promise((resolve) => setImmediate(resolve)) // let the link drain
+        }
+      }
+      wire.write(this.parts.writer(to), CL_MOVE_END, token, { shards, timeouts })
+      const [yes, error] = await answered
+      ok = yes
+      why = error ?? ''
+    } catch (err) {
+      why = messageOf(err)
+    } finally {
+      this.acks.delete(token)
+    }
+    if (!ok || this.closed) {
+      if (!this.closed) this.parts.warn(`moving ${shards.length} shard(s) to ${to} was called off (${why}); they are served here again and will be tried again`)
+      await this.restore(shards, timeouts)
+      return
+    }
+    try {
+      await membership.reportHandover(shards, self, to, planned)
+      for (const s of shards) {
+        const out = this.outgoing.get(s)
+        if (out !== undefined) out.reported = true
+      }
+      this.movedOut += shards.length
+    } catch (err) {
+      this.parts.warn(`reporting the handover of ${shards.length} shard(s) to ${to} failed (${messageOf(err)}); they are served here again`)
+      await this.restore(shards, timeouts)
+      return
+    }
+    void this.reconcile() // the map may have moved on meanwhile
+  }
+
+  /** The map names the new owner: hand it what was held, tell it so, and let go of the records. */
+  private async finishOut (shards: number[], to: string, lost: number[]): Promise<void> {
+    const { router, wire, store } = this.parts
+    router.releaseLeaving(shards, to, (sink) => wire.write(sink, CL_FLUSHED, 0, { shards }))
+    for (const s of shards) {
+      this.outgoing.delete(s)
+      lost.push(s)
+      await store.dropShard(s)
+    }
+  }
+
+  /** A move out failed or was called off: serve the shards here again, their held frames first. */
+  private async restore (shards: number[], timeouts: MovedTimeout[]): Promise<void> {
+    const { router, gateway } = this.parts
+    this.calledOff += shards.length
+    const held = new Map<number, ReturnType<ClusterRouter['takeLeaving']>>()
+    for (const s of shards) {
+      held.set(s, router.takeLeaving(s))
+      this.outgoing.delete(s)
+    }
+    await gateway.arrive(shards)
+    await gateway.adopt(shards, timeouts, (s) => held.get(s))
+    for (const s of shards) this.served.add(s)
+    this.scheduleRetry()
+  }
+
+  /**
+   * The map no longer plans this move. Before the report, the stream in flight ends
+   * on its own (an answer or its timeout) and restore() serves the shard again; after it,
+   * the leader ignores the report, so the shard is served here again now.
+   */
+  private callOff (shard: number): void {
+    const out = this.outgoing.get(shard)
+    if (out === undefined || !out.reported) return
+    void this.restore([shard], [])
+  }
+
+  private scheduleRetry (): void {
+    if (this.retryTimer !== null || this.closed) return
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = null
+      void this.reconcile()
+    }, RETRY_MS)
+    this.retryTimer.unref()
+  }
+
+  // ---- in ----------------------------------------------------------------------
+
+  /** A cluster frame of a move, from `peer`. */
+  onFrame (peer: string, kind: number, id: number, value: unknown): void {
+    switch (kind) {
+      case CL_MOVE_DATA: {
+        const { shard, chunk } = value as { shard: number, chunk: Uint8Array }
+        const key = `${peer}\u0000${id}`
+        let stream = this.incoming.get(key)
+        if (stream === undefined) this.incoming.set(key, stream = { from: peer, chunks: new Map() })
+        let list = stream.chunks.get(shard)
+        if (list === undefined) stream.chunks.set(shard, list = [])
+        list.push(Buffer.from(chunk))
+        return
+      }
+      case CL_MOVE_END: {
+        const { shards, timeouts } = value as { shards: number[], timeouts: MovedTimeout[] }
+        const key = `${peer}\u0000${id}`
+        const stream = this.incoming.get(key) ?? { from: peer, chunks: new Map() }
+        this.incoming.delete(key)
+        void this.importShards(peer, id, shards, stream, timeouts)
+        return
+      }
+      case CL_MOVE_ACK: {
+        const { ok, error } = value as { ok: boolean, error?: string }
+        this.acks.get(id)?.(ok, error ?? null)
+        return
+      }
+      case CL_FLUSHED: {
+        this.parts.router.flushedFrom(peer, (value as { shards: number[] }).shards)
+        void this.reconcile()
+      }
+    }
+  }
+
+  private async importShards (peer: string, token: number, shards: number[], stream: Incoming, timeouts: MovedTimeout[]): Promise<void> {
+    const { store, router, wire } = this.parts
+    let ok = true
+    let error: string | undefined
+    try {
+      for (const s of shards) {
+        await store.importShard(s, stream.chunks.get(s) ?? [])
+        router.arrival(s, peer)
+        this.imported.set(s, { from: peer, timeouts: timeouts.filter((t) => shardOf(t[1]) === s) })
+      }
+    } catch (err) {
+      ok = false
+      error = err instanceof ShoalError ? err.message : messageOf(err)
+    }
+    try {
+      wire.write(this.parts.writer(peer), CL_MOVE_ACK, token, ok ? { ok } : { ok, error })
+    } catch {
+      // the link dropped: the old owner calls the move off on its side
+    }
+  }
+
+  /** Adopt shards the map gives this host: those that came with a move wait for their old owner's CL_FLUSHED. */
+  private async adopt (shards: number[], gained: number[]): Promise<void> {
+    const { router, gateway } = this.parts
+    const ready: number[] = []
+    for (const s of shards) {
+      const imported = this.imported.get(s)
+      if (imported !== undefined) router.arrival(s, imported.from)
+      if (router.flushed([s]) || this.flushWaitOver(s)) ready.push(s)
+    }
+    if (ready.length === 0) return
+    const timeouts: MovedTimeout[] = []
+    let arrived = 0
+    for (const s of ready) {
+      const imported = this.imported.get(s)
+      if (imported !== undefined) {
+        timeouts.push(...imported.timeouts)
+        arrived++
+      }
+      this.imported.delete(s)
+      this.waitingSince.delete(s)
+    }
+    await gateway.arrive(ready)
+    const held = router.takeArrivals(ready)
+    await gateway.adopt(ready, timeouts, (s) => held.get(s))
+    for (const s of ready) {
+      this.served.add(s)
+      gained.push(s)
+    }
+    this.movedIn += arrived
+  }
+
+  private readonly waitingSince = new Map<number, number>()
+
+  /** A new owner does not wait for ever for an old owner that went away before it flushed. */
+  private flushWaitOver (shard: number): boolean {
+    const now = Date.now()
+    const since = this.waitingSince.get(shard)
+    if (since === undefined) {
+      this.waitingSince.set(shard, now)
+      setTimeout(() => { void this.reconcile() }, FLUSH_WAIT_MS + 10).unref()
+      return false
+    }
+    return now - since >= FLUSH_WAIT_MS
+  }
+
+  /** Records of a shard that came for a move that was called off. */
+  private dropStale (shard: number): void {
+    const { router, store } = this.parts
+    const held = router.takeArrivals([shard]).get(shard)
+    held?.forEach((frame) => router.route(frame))
+    void store.dropShard(shard)
+  }
+}

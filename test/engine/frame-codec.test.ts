@@ -1,0 +1,46 @@
+/**
+ * Message frames through a real SharedArrayBuffer ring: a durable send and a MSG_FORGET
+ * carry the send's identity (key, origin store id, sender's shard) in the identity header;
+ * other messages keep the short header, and a reader decoding one kind after the other
+ * resets what the previous frame set.
+ */
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { Doorbell, DOORBELL_BYTES } from '../../native-free-core/ring/doorbell.ts'
+import { RingConsumer, RingProducer, createRing, forEachFrame } from '../../native-free-core/ring/ring-queue.ts'
+import { Envelope, MSG_CALL, MSG_FORGET, MSG_SEND } from '../../native-free-core/agent/envelope.ts'
+import { hashId } from '../../native-free-core/placement/hash.ts'
+import { FrameReader, FrameWriter } from '../../src/thread/frame-codec.ts'
+
+test('durable sends and forgets carry their identity; calls and plain sends do not', () => {
+  const sab = createRing(1 << 16)
+  const bell = new Doorbell(new SharedArrayBuffer(DOORBELL_BYTES))
+  const producer = new RingProducer(sab, bell, (b, o, l) => Buffer.from(b as ArrayBuffer, o, l))
+  const consumer = new RingConsumer(sab, bell)
+  const writer = new FrameWriter(1 << 14)
+  const id = 'default\u001fwallet\u001fbob-é'
+  const hash = hashId(id)
+  const key = 777 * 2 ** 32 + 0xfffffffe
+  writer.message(producer, MSG_SEND, id, null, hash, 3, 4, { amount: 5 }, 0, 0, { senderShard: 4095, origin: 'fedcba9876543210', key })
+  writer.message(producer, MSG_SEND, id, null, hash, 3, 4, 'plain', 0, 0)
+  writer.message(producer, MSG_FORGET, id, null, hash, 0, 0, undefined, 0, 0, { senderShard: 0, origin: '0000000100000002', key: 2 ** 32 + 1 })
+  writer.message(producer, MSG_CALL, id, Buffer.from(id), hash, 3, 5, 42, 2, 99)
+  writer.message(producer, MSG_SEND, id, null, hash, 3, 4, 7, 0, 0, { senderShard: 12, origin: 'fedcba9876543210', key: 2 ** 32 + 5 })
+  producer.publish()
+
+  const reader = new FrameReader(1 << 16)
+  const bytes = consumer.copyOut(reader.scratch, 1 << 16)
+  const seen: Array<Partial<Envelope>> = []
+  forEachFrame(reader.i32, bytes, (o, len) => {
+    const e = reader.message(o, len)
+    seen.push({ kind: e.kind, id: e.id, hash: e.hash, typeIdx: e.typeIdx, methodIdx: e.methodIdx, payload: e.payload, replyTo: e.replyTo, callId: e.callId, outboxKey: e.outboxKey, origin: e.origin, senderShard: e.senderShard })
+  })
+  const base = { id, hash, typeIdx: 3, methodIdx: 4, replyTo: 0, callId: 0 }
+  assert.deepEqual(seen, [
+    { ...base, kind: MSG_SEND, payload: { amount: 5 }, outboxKey: key, origin: 'fedcba9876543210', senderShard: 4095 },
+    { ...base, kind: MSG_SEND, payload: 'plain', outboxKey: 0, origin: '', senderShard: 0 },
+    { ...base, kind: MSG_FORGET, typeIdx: 0, methodIdx: 0, payload: undefined, outboxKey: 2 ** 32 + 1, origin: '0000000100000002', senderShard: 0 },
+    { ...base, kind: MSG_CALL, methodIdx: 5, payload: 42, replyTo: 2, callId: 99, outboxKey: 0, origin: '', senderShard: 0 },
+    { ...base, kind: MSG_SEND, payload: 7, outboxKey: 2 ** 32 + 5, origin: 'fedcba9876543210', senderShard: 12 }
+  ])
+})
