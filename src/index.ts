@@ -6,7 +6,7 @@
 export { createHost } from './host/host.ts'
 // types only: a host comes from createHost, a ref from host.ref
 export type { Host, HostEvents, AgentErrorEvent, WorkerRestartEvent, RefOptions, AgentFilter } from './host/host.ts'
-export type { HostStats, WorkerStats } from './observe/host-stats.ts'
+export type { HostStats, ThreadGcStats, WorkerStats } from './observe/host-stats.ts'
 export type { Quotas, QuotaInfo } from './tenancy/host-quotas.ts'
 export type { FollowOptions } from './host/follow.ts'
 export type { OffloadStats } from './offload/offload-pool.ts'
