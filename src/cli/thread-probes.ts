@@ -21,6 +21,8 @@ import type { CpuSplit } from './thread-cpu.ts'
 
 /** Probe keys tried before giving up; 4096 shards spread over the threads, so a few dozen suffice. */
 const kMaxProbeKeys = 100_000
+/** Calls that run full GCs on a worker. */
+const kGcCallTimeoutMs = 600_000
 
 export class ThreadProbes {
   readonly refs: ReadonlyArray<AgentRef<typeof probe>>
@@ -52,7 +54,9 @@ export class ThreadProbes {
   }
 
   memory (gc: boolean): Promise<ThreadMemory[]> {
-    return Promise.all(this.refs.map((r) => r.call('memory', gc)))
+    // a full GC of a worker holding millions of agents takes seconds (7 s measured at 5M agents
+    // per worker on a loaded machine), twice: more than the host's default call timeout
+    return Promise.all(this.refs.map((r) => r.call('memory', gc, { timeoutMs: kGcCallTimeoutMs })))
   }
 
   /**
@@ -76,7 +80,7 @@ export class ThreadProbes {
   }
 
   stateSize (count: number): Promise<StateSize> {
-    return this.refs[0]!.call('stateSize', count)
+    return this.refs[0]!.call('stateSize', count, { timeoutMs: kGcCallTimeoutMs })
   }
 }
 
