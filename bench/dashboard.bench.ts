@@ -123,7 +123,7 @@ try {
       const msgs0 = page === null ? 0 : await page.evaluate<number>('window.shoalDashboard.messages')
       const r = await fanout({
         host: s.host, probes: s.probes, progress: new Progress({ out: quiet, tty: false }), agents, durationMs: seconds * 1000,
-        hotCasts: 0, concurrency: 0, rng: new Rng(seed++)
+        hotCasts: 0, concurrency: 0, rng: new Rng(seed++), scratchDir: tmpdir()
       })
       s.cpuMs += cpuMs() - cpu0
       let note = ''

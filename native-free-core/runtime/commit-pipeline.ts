@@ -68,8 +68,16 @@ class Effect {
   }
 }
 
-/** The states of one commit in flight, by id: what a reactivation must read instead of the store. */
-interface InflightStates { readonly seq: number, readonly states: Map<string, Uint8Array | null> }
+/**
+ * The states of one commit in flight: what a reactivation must read instead of the store.
+ * Indexed by id only when first asked (`byId`): most batches commit without anyone asking
+ * — a Map entry per committed state was a third of a durable worker's commit time.
+ */
+interface InflightStates {
+  readonly seq: number
+  readonly states: ReadonlyArray<readonly [string, Uint8Array | null]>
+  byId: Map<string, Uint8Array | null> | null
+}
 /** A commit in flight's storage changes of one agent. */
 interface InflightStorage { readonly overlay: StorageOverlay, readonly seq: number }
 
@@ -89,7 +97,16 @@ export class CommitPipeline {
    * batch, not an entry per state to find and delete (5% of a durable worker's time).
    */
   private inflight: InflightStates[] = []
+  /**
+   * Agents dropped from the table while a state of theirs was in a commit in flight, with
+   * the newest commit's sequence then. Only these can be activated again before their
+   * state is in the store: activation asks here, and so never indexes a batch for the
+   * millions of agents it finds neither resident nor in flight.
+   */
+  private readonly droppedInflight = new Map<string, number>()
   private commitSeq = 0
+  /** Inside `commit()`'s loop over the batch: drops are noted with this batch, not the ones before. */
+  private building = false
   private lastCommit: Promise<void> | null = null
   /** `ctx.storage` writes of the open batch, per agent id. */
   private openStorage = new Map<string, StorageOverlay>()
@@ -116,9 +133,14 @@ export class CommitPipeline {
 
   /** A succeeded turn's `ctx.storage` writes join the open batch. */
   joinStorage (id: string, storage: TurnStorage): void {
+    storage.joinTo(this.openLayer(id))
+  }
+
+  /** The open batch's `ctx.storage` layer of `id`, made if it has none (a synchronous turn writes into it directly). */
+  openLayer (id: string): StorageOverlay {
     let open = this.openStorage.get(id)
     if (open === undefined) this.openStorage.set(id, open = new StorageOverlay())
-    storage.joinTo(open)
+    return open
   }
 
   /** Hold a reply until the open batch has committed. */
@@ -169,6 +191,7 @@ export class CommitPipeline {
     this.effects = []
     const states: Array<[string, Uint8Array | null]> = []
     let failed: Map<Cell, ShoalError> | null = null
+    let droppedHere: string[] | null = null
     for (const cell of this.dirty) {
       if ((cell.flags & kDirty) === 0) continue // poisoned and dropped earlier in this batch
       let bytes: Uint8Array | null
@@ -191,7 +214,12 @@ export class CommitPipeline {
       if ((cell.flags & (kCounted | kDelete)) !== 0) host.quotas.committing(cell)
       states.push([cell.id, bytes])
       cell.flags &= ~(kDirty | kSnapFresh | kNew)
-      if ((cell.flags & (kDeactivate | kDelete)) !== 0 && (cell.flags & kBusy) === 0) host.drop(cell)
+      if ((cell.flags & (kDeactivate | kDelete)) !== 0 && (cell.flags & kBusy) === 0) {
+        this.building = true
+        host.drop(cell)
+        this.building = false;
+        (droppedHere ??= []).push(cell.id)
+      }
     }
     this.dirty = []
     this.snapshots.clear()
@@ -211,6 +239,9 @@ export class CommitPipeline {
     if (this.openStorage.size !== 0) {
       storage = this.openStorage
       this.openStorage = new Map()
+      // layers a throwing turn truncated to nothing carry no write
+      for (const [id, layer] of storage) if (layer.length === 0 && !layer.wiped) storage.delete(id)
+      if (storage.size === 0) storage = null
     }
     const reminders = host.reminders.takeOpen()
     if (states.length === 0 && storage === null && outboxPuts === null && outboxPart === null && reminders === null) {
@@ -231,6 +262,7 @@ export class CommitPipeline {
     }
     const settled = (committed: boolean): void => {
       if (this.inflight.length !== 0) this.inflight = this.inflight.filter((b) => b.seq !== seq)
+      this.sweepDropped()
       if (storage !== null) {
         for (const id of storage.keys()) {
           const chain = this.inflightStorage.get(id)
@@ -256,11 +288,13 @@ export class CommitPipeline {
       })
     } catch (err) {
       settled(false)
+      if (droppedHere !== null) for (const id of droppedHere) this.noteDropped(id)
       this.commitFailed(states, released, err, quota)
       return
     }
     if (result === undefined) {
       settled(true)
+      if (droppedHere !== null) for (const id of droppedHere) this.noteDropped(id)
       this.stats.latency(this.stopwatch.now() - startedAt)
       if (quota !== null) host.quotas.committed(quota)
       if (host.followers.size !== 0) {
@@ -270,9 +304,8 @@ export class CommitPipeline {
       this.releaseInOrder(released)
       return
     }
-    const byId = new Map<string, Uint8Array | null>()
-    for (const [id, bytes] of states) byId.set(id, bytes)
-    this.inflight.push({ seq, states: byId })
+    this.inflight.push({ seq, states, byId: null })
+    if (droppedHere !== null) for (const id of droppedHere) this.droppedInflight.set(id, seq)
     const done = result.then(() => {
       settled(true)
       this.stats.latency(this.stopwatch.now() - startedAt)
@@ -306,17 +339,56 @@ export class CommitPipeline {
 
   /** Does a commit in flight hold a state of an agent `picks` selects by id? (A shard may leave only once none does.) */
   inflightWhere (picks: (id: string) => boolean): boolean {
-    for (const batch of this.inflight) for (const id of batch.states.keys()) if (picks(id)) return true
+    for (const batch of this.inflight) for (const [id] of batch.states) if (picks(id)) return true
     return false
   }
 
   /** The newest state of `id` in a commit in flight: bytes, null (deleted), or undefined (none). */
   inflightState (id: string): Uint8Array | null | undefined {
     for (let i = this.inflight.length - 1; i >= 0; i--) {
-      const bytes = this.inflight[i]!.states.get(id)
+      const batch = this.inflight[i]!
+      if (batch.byId === null) {
+        batch.byId = new Map()
+        for (const [k, bytes] of batch.states) batch.byId.set(k, bytes)
+      }
+      const bytes = batch.byId.get(id)
       if (bytes !== undefined) return bytes
     }
     return undefined
+  }
+
+  /**
+   * What an agent not in the table must start from, if not the store: its newest state
+   * in a commit in flight, when it was dropped while that commit was (see droppedInflight).
+   */
+  droppedState (id: string): Uint8Array | null | undefined {
+    if (this.droppedInflight.size === 0 || !this.droppedInflight.has(id)) return undefined
+    const bytes = this.inflightState(id)
+    if (bytes === undefined) this.droppedInflight.delete(id)
+    return bytes
+  }
+
+  /** The runtime took `cell` out of its table (CommitHost.drop): remember it if a state of it is in flight. */
+  dropped (cell: Cell): void {
+    // a cell dropped while its batch is built is noted once that batch is in flight
+    if (!this.building) this.noteDropped(cell.id)
+  }
+
+  private noteDropped (id: string): void {
+    if (this.inflight.length !== 0 && this.inflightState(id) !== undefined) this.droppedInflight.set(id, this.inflight[this.inflight.length - 1]!.seq)
+  }
+
+  /** Forget dropped agents whose commits have all settled: their state is in the store now. */
+  private sweepDropped (): void {
+    const d = this.droppedInflight
+    if (d.size === 0) return
+    if (this.inflight.length === 0) {
+      d.clear()
+      return
+    }
+    if (d.size < 1024) return
+    const oldest = this.inflight[0]!.seq
+    for (const [id, seq] of d) if (seq < oldest) d.delete(id)
   }
 
   private commitFailed (states: ReadonlyArray<readonly [string, Uint8Array | null]>, effects: Effect[], err: unknown, quota: QuotaBatch | null): void {
@@ -342,7 +414,7 @@ export class CommitPipeline {
   private release (effects: Effect[]): void {
     const output = this.host.output
     for (const e of effects) {
-      if (e.send !== null) output.send(e.send.id, e.send.hash, e.send.typeIdx, e.send.methodIdx, e.send.payload, e.send.key === 0 ? null : e.send, e.cell.id)
+      if (e.send !== null) output.send(e.send.id, e.send.hash, e.send.typeIdx, e.send.methodIdx, e.send.payload, e.send.key === 0 ? null : e.send, e.cell.id, e.send.payloadBytes)
       else output.reply(e.replyTo, e.callId, e.ok, e.value)
     }
   }
@@ -355,7 +427,7 @@ export class CommitPipeline {
   private wipeOverlay (id: string): StorageOverlay {
     const wipe = new StorageOverlay()
     wipe.wiped = true
-    for (const c of this.inflightStorage.get(id) ?? []) for (const [key, bytes] of c.overlay.entries) if (bytes !== null) wipe.entries.set(key, null)
+    for (const c of this.inflightStorage.get(id) ?? []) c.overlay.forEach((bytes, key) => { if (bytes !== null) wipe.set(key, null) })
     return wipe
   }
 }

@@ -40,6 +40,7 @@ import type { AppliedId, AppliedRecord, OutboxRecord, SendId, Store } from '../s
 import type { OutboxMode, RuntimeOutput, ValueCodec } from './ports.ts'
 
 export type { OutboxMode } from './ports.ts'
+import type { OutboundSend } from './turn-context.ts'
 
 /** What redelivery needs from the runtime. */
 export interface OutboxHost {
@@ -49,8 +50,8 @@ export interface OutboxHost {
   /** Wall time of the current tick, epoch ms (an applied record's `appliedAt`). */
   readonly tickTimeMs: number
   deliver (env: Envelope): void
-  /** Encode for the store, throwing EncodeError that names `what`. */
-  encodeStored (value: unknown, what: string): Uint8Array
+  /** Encode for the store, throwing EncodeError that names `what` (and `key` after it). */
+  encodeStored (value: unknown, what: string, key?: string): Uint8Array
 }
 
 /** A send applied in dedup mode: its applied record, and the receiver to report it for. */
@@ -119,13 +120,31 @@ export class DurableOutbox {
     return this.deletes.length !== 0 || this.appliedOpen.length !== 0 || this.forgotten.length !== 0
   }
 
-  /** A durable sender's send, encoded now: it is stored, so it must be deliverable. */
-  record (from: string, id: string, type: string, method: string, payload: unknown): Uint8Array {
-    const record = this.host.encodeStored([from, id, type, method, payload], `the payload of ctx.send to ${type}.${method}`)
+  /**
+   * A durable sender's send, encoded now — it is stored, so it must be deliverable —
+   * into `send.record`, the msgpack array [from, to, type, method, payload]. An object
+   * payload is encoded once: its bytes end the record and are kept in
+   * `send.payloadBytes`, which the ring frame carries as they are after the commit
+   * (they were encoded a second time for the frame before).
+   */
+  record (send: OutboundSend, from: string, type: string, method: string, payload: unknown): void {
+    let record: Uint8Array
+    if (payload !== null && typeof payload === 'object') {
+      const p = this.host.encodeStored(payload, 'the payload of ctx.send to', `${type}.${method}`)
+      const head = this.host.encodeStored([from, send.id, type, method], 'the address of ctx.send to', `${type}.${method}`)
+      // msgpack fixarray of 4 (0x94) becomes a fixarray of 5 (0x95) whose last element is the payload
+      record = new Uint8Array(head.length + p.length)
+      record.set(head)
+      record[0] = 0x95
+      record.set(p, head.length)
+      send.payloadBytes = p
+    } else {
+      record = this.host.encodeStored([from, send.id, type, method, payload], 'the payload of ctx.send to', `${type}.${method}`)
+    }
     if (record.length > this.maxMessageBytes) {
       throw new MessageTooLargeError(`ctx.send to ${type}.${method}: ${record.length} bytes is over maxMessageBytes (${this.maxMessageBytes})`, { bytes: record.length, maxMessageBytes: this.maxMessageBytes })
     }
-    return record
+    send.record = record
   }
 
   /**

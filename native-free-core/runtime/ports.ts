@@ -27,8 +27,10 @@ export interface RuntimeOutput {
    * `durable` is a durable send's identity (null for others): the receiver needs it to
    * apply the send once. `from` is the sending agent's id (the simulator keeps sends in
    * order per sender and receiver; a batch may hold the turns of many agents).
+   * `payloadBytes`, when given, are `payload` already encoded (a durable send's object
+   * payload, taken from its outbox record): a transport may carry them as they are.
    */
-  send (id: string, hash: number, typeIdx: number, methodIdx: number, payload: unknown, durable: SendId | null, from: string): void
+  send (id: string, hash: number, typeIdx: number, methodIdx: number, payload: unknown, durable: SendId | null, from: string, payloadBytes?: Uint8Array | null): void
   /**
    * Dedup mode (durable-outbox.ts): agent `id` (placement hash `hash`) applied the durable
    * send `send`, and that is committed — or a copy of a send it applied earlier came

@@ -16,7 +16,8 @@
  */
 import { keyOf, idOf, printable } from '../agent/agent-id.ts'
 import type { AgentAddress } from '../agent/agent-id.ts'
-import { Cell, kBusy, kCounted, kDeactivate, kDelete, kDirty, kDropped, kLimited, kNew, kPersistent, kSnapFresh } from './cell.ts'
+import { newCell, kBusy, kCounted, kDeactivate, kDelete, kDirty, kDropped, kLimited, kNew, kPersistent, kSnapFresh } from './cell.ts'
+import type { Cell } from './cell.ts'
 import { systemClock } from '../time/clock.ts'
 import type { Clock } from '../time/clock.ts'
 import { AgentTable } from './agent-table.ts'
@@ -93,6 +94,9 @@ export class ShardRuntime implements ContextHost, TimerHost, FollowHost, CommitH
 
   private readonly persistent: readonly boolean[]
   private readonly offloader: ((name: string, input: unknown) => Promise<unknown>) | undefined
+  /** encodeStored's last primitive value and its bytes. */
+  private lastStoredValue: unknown = undefined
+  private lastStoredBytes: Uint8Array | null = null
   /** Reused for timer turns (deliver clones it when it must wait in a mailbox). */
   private readonly timerEnvelope = new Envelope()
   /** Which shards this thread serves; null on a single host (all of them). */
@@ -268,8 +272,9 @@ export class ShardRuntime implements ContextHost, TimerHost, FollowHost, CommitH
       const refused = this.quotas.admit(id, false) // the quota must exist; the limit is the receiver's business
       if (refused !== null) throw refused
     }
-    const record = this.outbox.durable && (from.flags & kPersistent) !== 0 ? this.outbox.record(from.id, id, info.type, m.name, payload) : null
-    return new OutboundSend(id, hashId(id), info.index, m.index, payload, record)
+    const send = new OutboundSend(id, hashId(id), info.index, m.index, payload)
+    if (this.outbox.durable && (from.flags & kPersistent) !== 0) this.outbox.record(send, from.id, info.type, m.name, payload)
+    return send
   }
 
   /**
@@ -297,24 +302,46 @@ export class ShardRuntime implements ContextHost, TimerHost, FollowHost, CommitH
 
   // ---- StorageHost ---------------------------------------------------------------
 
-  encodeStored (value: unknown, what: string): Uint8Array {
+  /**
+   * Encode a stored value (a `ctx.storage` value, a durable send). `what` (and `key`,
+   * quoted after it) name it in the error, built only if there is one: the message was
+   * built for every put before.
+   *
+   * The last string, number or boolean encoded is kept with its bytes: an agent putting
+   * the same small value under many keys (DNA's `put(n, "test")`, flags, statuses) gets
+   * the same immutable bytes back without encoding them again. Bytes are never written
+   * after encoding (stores copy them or point at them), so sharing them is safe.
+   */
+  encodeStored (value: unknown, what: string, key?: string): Uint8Array {
+    if (this.lastStoredBytes !== null && Object.is(value, this.lastStoredValue)) return this.lastStoredBytes
+    let bytes: Uint8Array
     try {
-      return this.codec.encode(value)
+      bytes = this.codec.encode(value)
     } catch (err) {
-      throw new EncodeError(`${what} cannot be encoded: ${messageOf(err).replace(/^state cannot be encoded: /, '')}`)
+      throw new EncodeError(`${key === undefined ? what : `${what} ${JSON.stringify(key)}`} cannot be encoded: ${messageOf(err).replace(/^state cannot be encoded: /, '')}`)
     }
+    const t = typeof value
+    if (t === 'string' || t === 'number' || t === 'boolean') {
+      this.lastStoredValue = value
+      this.lastStoredBytes = bytes
+    }
+    return bytes
   }
 
-  decodeStored (bytes: Uint8Array, what: string): unknown {
+  decodeStored (bytes: Uint8Array, what: string, key?: string): unknown {
     try {
       return this.codec.decode(bytes)
     } catch (err) {
-      throw new DecodeError(`${what} does not decode: ${messageOf(err)}`)
+      throw new DecodeError(`${key === undefined ? what : `${what} ${JSON.stringify(key)}`} does not decode: ${messageOf(err)}`)
     }
   }
 
   storageBelow (id: string): StorageOverlay[] {
     return this.pipeline.storageBelow(id)
+  }
+
+  openLayer (id: string): StorageOverlay {
+    return this.pipeline.openLayer(id)
   }
 
   offload (name: string, input: unknown): Promise<unknown> {
@@ -395,7 +422,7 @@ export class ShardRuntime implements ContextHost, TimerHost, FollowHost, CommitH
     for (const [id, hash, typeIdx, ticksLeft] of timeouts) {
       const info = this.registry.types[typeIdx]
       if (info === undefined || !picks(hash) || this.table.get(id, hash) !== undefined) continue
-      this.timers.giveTimeout(new Cell(id, hash, info, undefined, 0, this.tick), ticksLeft)
+      this.timers.giveTimeout(newCell(id, hash, info, undefined, 0, this.tick), ticksLeft)
     }
   }
 
@@ -424,7 +451,7 @@ export class ShardRuntime implements ContextHost, TimerHost, FollowHost, CommitH
       flags = kPersistent
       let bytes: Uint8Array | null | undefined
       try {
-        bytes = this.pipeline.inflightState(env.id)
+        bytes = this.pipeline.droppedState(env.id)
         if (bytes === undefined) bytes = this.store!.getState(env.id)
       } catch (err) {
         this.reject(env, m.name, new StorageError(`reading agent ${printable(env.id)} failed: ${messageOf(err)}`, { id: env.id }))
@@ -456,7 +483,7 @@ export class ShardRuntime implements ContextHost, TimerHost, FollowHost, CommitH
     }
     const cell = this.limits !== null && this.limits.limited(info.index)
       ? this.limits.create(env.id, env.hash, info, state, flags, this.tick, this.now())
-      : new Cell(env.id, env.hash, info, state, flags, this.tick)
+      : newCell(env.id, env.hash, info, state, flags, this.tick)
     this.table.set(env.id, env.hash, cell)
     this.timers.activated(cell)
     return cell
@@ -536,6 +563,7 @@ export class ShardRuntime implements ContextHost, TimerHost, FollowHost, CommitH
       return
     }
     if (result !== null && typeof result === 'object' && typeof (result as PromiseLike<unknown>).then === 'function') {
+      ctx.goneAsync() // its storage writes leave the open batch: other turns and commits run before it ends
       cell.flags |= kBusy
       this.busy++
       const held = env.kind === MSG_CALL ? env.clone() : env
@@ -580,6 +608,7 @@ export class ShardRuntime implements ContextHost, TimerHost, FollowHost, CommitH
 
   private failTurn (cell: Cell, env: Envelope, m: MethodInfo, ctx: TurnContext, err: unknown): void {
     ctx.ended = true
+    ctx.turnStorage?.discard()
     const error = new AgentError(messageOf(err), { name: nameOf(err), id: cell.id, method: m.name, ...codeOf(err) })
     const gated = m.command && (cell.flags & kPersistent) !== 0
     if (m.command) {
@@ -661,6 +690,7 @@ export class ShardRuntime implements ContextHost, TimerHost, FollowHost, CommitH
     if (this.table.get(cell.id, cell.hash) === cell) this.table.delete(cell.id, cell.hash)
     else if ((cell.flags & kDropped) !== 0) return
     cell.flags |= kDropped
+    if ((cell.flags & kPersistent) !== 0) this.pipeline.dropped(cell)
     if (cell.timer !== -1) this.timers.dropped(cell)
     if ((cell.flags & kLimited) !== 0) this.limits!.dropped(cell as LimitedCell, this.now())
     if ((cell.flags & kCounted) !== 0) this.quotas.release(cell)

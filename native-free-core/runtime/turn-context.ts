@@ -24,20 +24,21 @@ export class OutboundSend implements SendId {
   readonly typeIdx: number
   readonly methodIdx: number
   readonly payload: unknown
-  /** A durable agent's send: the encoded outbox record, stored with the sender's state. */
-  readonly record: Uint8Array | null
+  /** A durable agent's send: the encoded outbox record, stored with the sender's state (durable-outbox.ts). */
+  record: Uint8Array | null = null
+  /** An object payload's msgpack bytes, the record's tail: the frame carries them as they are. */
+  payloadBytes: Uint8Array | null = null
   /** Its identity, given when its batch is built: the key (0: not durable), the store that numbered it, the sender's shard. */
   key = 0
   origin = ''
   senderShard = 0
 
-  constructor (id: string, hash: number, typeIdx: number, methodIdx: number, payload: unknown, record: Uint8Array | null) {
+  constructor (id: string, hash: number, typeIdx: number, methodIdx: number, payload: unknown) {
     this.id = id
     this.hash = hash
     this.typeIdx = typeIdx
     this.methodIdx = methodIdx
     this.payload = payload
-    this.record = record
   }
 }
 
@@ -65,6 +66,8 @@ export class TurnContext implements AgentContext {
   reminderChanges: Map<string, readonly [number, number] | null> | null = null
   /** `ctx.storage`, made on first use. */
   turnStorage: TurnStorage | null = null
+  /** The handler returned a promise. */
+  private async = false
   private idCache: AgentId | null = null
 
   constructor (host: ContextHost, cell: Cell, command: boolean) {
@@ -156,7 +159,15 @@ export class TurnContext implements AgentContext {
     if ((this.cell.flags & kPersistent) === 0) {
       throw new InvalidArgumentError(`ctx.storage needs a persistent agent type: ${JSON.stringify(this.cell.info.type)} is defined with durable: false`)
     }
-    return (this.turnStorage = new TurnStorage(this.host, this.cell.id, this))
+    const storage = this.turnStorage = new TurnStorage(this.host, this.cell.id, this)
+    if (this.async) storage.detach()
+    return storage
+  }
+
+  /** The handler returned a promise: storage writes from now on are the turn's own until it ends (see TurnStorage). */
+  goneAsync (): void {
+    this.async = true
+    this.turnStorage?.detach()
   }
 
   /** @internal StorageGuard: storage calls are checked against this turn. */

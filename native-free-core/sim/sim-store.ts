@@ -286,7 +286,7 @@ export class SimStore implements Store, ShardRanges {
   private apply (into: Map<string, Map<string, Uint8Array>>, sum: Hash2, changesById: ReadonlyMap<string, StorageChanges>): void {
     for (const [id, changes] of changesById) {
       if (changes.wiped) for (const key of [...(into.get(id)?.keys() ?? [])]) this.setKeyed(into, sum, id, key, null)
-      for (const [key, bytes] of changes.entries) this.setKeyed(into, sum, id, key, bytes)
+      changes.entries.forEach((bytes, key) => this.setKeyed(into, sum, id, key, bytes))
     }
   }
 

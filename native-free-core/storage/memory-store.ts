@@ -94,14 +94,14 @@ export class MemoryStore implements Store, QuotaRecords, ShardRanges {
   private apply (into: Map<string, Map<string, string>>, id: string, changes: StorageChanges): void {
     if (changes.wiped) into.delete(id)
     let keys = into.get(id)
-    for (const [key, bytes] of changes.entries) {
+    changes.entries.forEach((bytes, key) => {
       if (bytes === null) {
         keys?.delete(key)
-        continue
+        return
       }
       if (keys === undefined) into.set(id, keys = new Map())
       keys.set(key, this.toStr(bytes))
-    }
+    })
     if (keys?.size === 0) into.delete(id)
   }
 

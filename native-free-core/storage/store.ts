@@ -12,8 +12,13 @@
 export interface StorageChanges {
   /** Remove every key the agent had (ctx.delete) before applying `entries`. */
   readonly wiped: boolean
-  /** Key → new value bytes, `null` deletes the key. */
-  readonly entries: ReadonlyMap<string, Uint8Array | null>
+  /** Key → new value bytes, `null` deletes the key; applied in order (a Map will do). */
+  readonly entries: KeyedWrites
+}
+
+/** Writes to apply in the order `forEach` gives them: a key may come twice, the later write wins. */
+export interface KeyedWrites {
+  forEach (fn: (bytes: Uint8Array | null, key: string) => void): void
 }
 
 /**

@@ -98,7 +98,7 @@ export class ShardReminders {
       const record = decodeReminder(bytes)
       if (info?.reminderMethod == null || record === null) {
         // the definitions changed since it was stored (or the record is damaged): it can never fire
-        this.overlay(id).entries.set(name, null)
+        this.overlay(id).set(name, null)
         const error = info === undefined
           ? new UnknownAgentTypeError(typeOf(id), registry.types.map((t) => t.type))
           : record === null ? new DecodeError(`the stored reminder ${JSON.stringify(name)} does not decode`) : new UnknownMethodError(info.type, 'reminder')
@@ -128,10 +128,10 @@ export class ShardReminders {
       const next = nextDue(r.due, r.every, now)
       if (next < 0) {
         this.index.cancel(r.id, r.name)
-        this.overlay(r.id).entries.set(r.name, null)
+        this.overlay(r.id).set(r.name, null)
       } else {
         this.index.rearm(r, next)
-        this.overlay(r.id).entries.set(r.name, encodeReminder(next, r.every))
+        this.overlay(r.id).set(r.name, encodeReminder(next, r.every))
       }
       const env = this.envelope
       env.kind = MSG_REMINDER
@@ -154,10 +154,10 @@ export class ShardReminders {
     for (const [name, r] of changes) {
       if (r === null) {
         this.index.cancel(id, name)
-        overlay.entries.set(name, null)
+        overlay.set(name, null)
       } else {
         this.index.set(id, hash, typeIdx, name, r[0], r[1])
-        overlay.entries.set(name, encodeReminder(r[0], r[1]))
+        overlay.set(name, encodeReminder(r[0], r[1]))
       }
     }
   }
@@ -167,9 +167,9 @@ export class ShardReminders {
     const overlay = new StorageOverlay()
     overlay.wiped = true
     // explicit deletes too: the store's wipe sees only committed records, not those in flight
-    for (const name of this.index.removeAgent(id)) overlay.entries.set(name, null)
+    for (const name of this.index.removeAgent(id)) overlay.set(name, null)
     const open = this.open.get(id)
-    if (open !== undefined) for (const name of open.entries.keys()) overlay.entries.set(name, null)
+    if (open !== undefined) for (const name of open.latest().keys()) overlay.set(name, null)
     this.open.set(id, overlay)
   }
 

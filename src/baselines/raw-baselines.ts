@@ -11,10 +11,12 @@
  *   (`waitAsync`, as the engine does) or both spinning
  * - `lmdbPuts`        — lmdb-js `put` in a loop for a while, then await the last put
  *   and the flush to disk (fsync on, lmdb-js defaults): what a group commit can reach
+ * - `fsyncLatency`    — one 4 KiB write + `fdatasync` at a time: the floor of a durable
+ *   commit's latency on this disk (a command's reply waits for at least one)
  *
  * Thread layout: main thread + one worker. On a 2-core machine that is one core each.
  */
-import { mkdtempSync, rmSync } from 'node:fs'
+import { closeSync, fdatasyncSync, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Worker } from 'node:worker_threads'
@@ -61,7 +63,13 @@ async function produce (producer: RingProducer, own: Doorbell, count: number, wr
   while (producer.publish()) await new Promise((resolve) => setImmediate(resolve))
 }
 
-export interface Rate { readonly messages: number, readonly seconds: number, readonly perSecond: number }
+export interface Rate {
+  readonly messages: number
+  readonly seconds: number
+  readonly perSecond: number
+  /** CPU time of the whole process per message, µs (every thread: lmdb-js's writer included), where measured. */
+  readonly cpuUsPerMessage?: number
+}
 
 function rate (messages: number, ms: number): Rate {
   return { messages, seconds: ms / 1000, perSecond: messages / (ms / 1000) }
@@ -165,31 +173,62 @@ export async function ringPingPong (rounds: number, spin: boolean): Promise<Late
 }
 
 /**
- * Batched LMDB puts, as the engine's durable store will do them: `put` in a loop for
+ * Batched LMDB puts, as the engine's durable store does them: `put` in a loop for
  * `ms`, yielding between chunks so lmdb-js' write thread commits what is queued, then
- * await the last put and `flushed` (the fsync). Values of `valueBytes` bytes under the
- * keys `key(i)`; a fresh environment in a temp dir under `parentDir`, removed afterwards.
+ * await the last put and `flushed` (the fsync). Values of `value` bytes (or those
+ * bytes) under the keys `key(i)` (strings, or Buffers stored as they are); a fresh
+ * environment in a temp dir under `parentDir`, removed afterwards.
  */
-export async function lmdbPuts (ms: number, key: (i: number) => string, valueBytes: number, parentDir = tmpdir()): Promise<Rate> {
+export async function lmdbPuts (ms: number, key: (i: number) => string | Buffer, value: number | Uint8Array, parentDir = tmpdir()): Promise<Rate> {
   const dir = mkdtempSync(join(parentDir, 'shoal-lmdb-baseline-'))
   try {
-    const db = open<Buffer, string>({ path: dir, encoding: 'binary', compression: false })
-    const value = Buffer.alloc(valueBytes, 7)
+    // Buffer keys are stored as they are (the engine's binary keys); strings in lmdb-js's ordered-binary
+    const binaryKeys = typeof key(0) !== 'string'
+    const db = open<Buffer, string | Buffer>({ path: dir, encoding: 'binary', compression: false, ...(binaryKeys ? { keyEncoding: 'binary' } : {}) })
+    const bytes = typeof value === 'number' ? Buffer.alloc(value, 7) : Buffer.from(value)
     let puts = 0
     let last: Promise<boolean> = Promise.resolve(true)
+    const cpu0 = process.cpuUsage()
     const t0 = performance.now()
     const deadline = t0 + ms
     while (performance.now() < deadline) {
-      for (let j = 0; j < 4096; j++) last = db.put(key(puts + j), value)
+      for (let j = 0; j < 4096; j++) last = db.put(key(puts + j), bytes)
       puts += 4096
       await new Promise((resolve) => setImmediate(resolve))
     }
     await last
     await db.flushed
     const elapsed = performance.now() - t0
+    const cpu = process.cpuUsage(cpu0)
     await db.close()
-    return rate(puts, elapsed)
+    return { ...rate(puts, elapsed), cpuUsPerMessage: (cpu.user + cpu.system) / puts }
   } finally {
     rmSync(dir, { recursive: true, force: true })
   }
+}
+
+/**
+ * Latency of the disk's sync: write 4 KiB and `fdatasync` (what LMDB calls to flush a
+ * commit on Linux), one at a time, for `ms` or `maxOps`, in a scratch file under `dir`
+ * (put it on the data directory's filesystem). Each op's time in microseconds. Blocks
+ * the calling thread meanwhile: run it while nothing else should be measured.
+ */
+export function fsyncLatency (dir: string, ms: number, maxOps = 2000): number[] {
+  const scratch = mkdtempSync(join(dir, 'shoal-fsync-'))
+  const fd = openSync(join(scratch, 'sync'), 'w')
+  const page = Buffer.alloc(4096, 7)
+  const samples: number[] = []
+  try {
+    const deadline = performance.now() + ms
+    for (let i = 0; i < maxOps && performance.now() < deadline; i++) {
+      const t0 = performance.now()
+      writeSync(fd, page, 0, page.length, (i % 64) * page.length)
+      fdatasyncSync(fd)
+      samples.push((performance.now() - t0) * 1000)
+    }
+  } finally {
+    closeSync(fd)
+    rmSync(scratch, { recursive: true, force: true })
+  }
+  return samples
 }

@@ -9,6 +9,8 @@
  *   ring RTT       sequential round trips, both sides parking on doorbells (waitAsync)
  *   postMessage    one-way, one structured-clone message each
  *   LMDB           batched puts of state-sized values under random bench ids, fsync on
+ *   LMDB, hot keys the hot agent's own writes without the engine: its `ctx.storage` keys
+ *                  (storage format 2, lmdb-keys.ts) "1", "2", … with its value's bytes
  *
  * Each runs for about `ms` on a fresh worker, with no host running. The shared ring and
  * postMessage primitives take a message count, derived here from the budget and the
@@ -18,6 +20,7 @@
 import { lmdbPuts, msgpackRingDispatch, postMessageOneWay, ringPingPong } from '../baselines/raw-baselines.ts'
 import type { Rate } from '../baselines/raw-baselines.ts'
 import { benchId } from './bench-ids.ts'
+import { KeyScratch } from '../storage/lmdb-keys.ts'
 import { Rng } from './rng.ts'
 
 /** Largest Map the ring consumer prefills (memory and setup time stay bounded at 10M agents). */
@@ -46,6 +49,8 @@ export interface LmdbBaseline {
   readonly valueBytes: number
   /** Waited for the flush to disk, not only the commit. */
   readonly fsync: true
+  /** CPU time of the process (every thread: lmdb-js's writer, V8's helpers) per put, µs. */
+  readonly cpuUsPerPut: number
 }
 
 export interface Baselines {
@@ -53,6 +58,8 @@ export interface Baselines {
   readonly ringRoundTrip: RoundTripBaseline
   readonly postMessage: ThroughputBaseline
   readonly lmdb: LmdbBaseline
+  /** Raw puts of the hot agent's storage keys and value bytes (scenarios/hot.ts). */
+  readonly lmdbHotKeys: LmdbBaseline
 }
 
 export interface BaselineOptions {
@@ -63,6 +70,9 @@ export interface BaselineOptions {
   readonly seed: number
   /** Value size of an LMDB put: the engine's encoded state size. */
   readonly valueBytes: number
+  /** The hot agent: its id and the encoded value it puts under each new key. */
+  readonly hotId: string
+  readonly hotValue: Uint8Array
   /** Where the LMDB baseline makes its scratch environment. */
   readonly scratchDir: string
   /** Called as each baseline starts, for progress display. */
@@ -71,6 +81,10 @@ export interface BaselineOptions {
 
 function throughput (r: Rate, keys: number): ThroughputBaseline {
   return { messages: r.messages, elapsedMs: r.seconds * 1000, msgsPerSec: r.perSecond, keys }
+}
+
+function lmdbBaseline (r: Rate, valueBytes: number): LmdbBaseline {
+  return { puts: r.messages, elapsedMs: r.seconds * 1000, putsPerSec: r.perSecond, valueBytes, fsync: true, cpuUsPerPut: r.cpuUsPerMessage ?? 0 }
 }
 
 export async function measureBaselines (o: BaselineOptions): Promise<Baselines> {
@@ -89,10 +103,16 @@ export async function measureBaselines (o: BaselineOptions): Promise<Baselines> 
   o.onPhase?.('lmdb')
   const lmdbRng = new Rng(o.seed + 1)
   const lmdb = await lmdbPuts(o.ms, () => benchId(lmdbRng.below(keys)), o.valueBytes, o.scratchDir)
+  o.onPhase?.('lmdb, hot agent keys')
+  // keys built as the store builds them: the id's prefix once, each name after it in one reused buffer (lmdb-js copies a key at put)
+  const hotKeys = new KeyScratch()
+  const hotBase = hotKeys.prefix(o.hotId)
+  const hot = await lmdbPuts(o.ms, (i) => hotKeys.with(hotBase, String(i + 1)), o.hotValue, o.scratchDir)
   return {
     ring,
     ringRoundTrip: { count: rtt.rounds - Math.floor(rtt.rounds / 10), p50Us: rtt.p50us, p99Us: rtt.p99us, p999Us: rtt.p999us },
     postMessage: post,
-    lmdb: { puts: lmdb.messages, elapsedMs: lmdb.seconds * 1000, putsPerSec: lmdb.perSecond, valueBytes: o.valueBytes, fsync: true }
+    lmdb: lmdbBaseline(lmdb, o.valueBytes),
+    lmdbHotKeys: lmdbBaseline(hot, o.hotValue.length)
   }
 }

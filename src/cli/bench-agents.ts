@@ -18,6 +18,9 @@ import { setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
 import { threadId } from 'node:worker_threads'
 import { defineAgent } from '../index.ts'
+import { threadGcPauses } from '../observe/gc-pauses.ts'
+import type { GcPauseFigures } from '../observe/gc-pauses.ts'
+import { ownTid } from './thread-cpu.ts'
 
 export const counter = defineAgent({
   type: 'counter',
@@ -37,7 +40,7 @@ export const hotStore = defineAgent({
     /** DNA's `put(name, to_string(total_events), "test")`: a new storage key per command. */
     add (state, by: number, ctx) {
       state.n += by
-      ctx.storage.put(String(state.n), 'test')
+      ctx.storage.put(String(state.n), 'test') // the baseline's value: scenarios/hot.ts kHotValue
     },
     /** The final call of the run: its reply waits for the commit of everything before it. */
     sync (state) { return state.n }
@@ -58,6 +61,11 @@ export interface ThreadMemory {
   readonly arrayBuffers: number
 }
 
+/** GC pauses of one thread over one window (see observe/gc-pauses.ts). */
+export interface ThreadGc extends GcPauseFigures {
+  readonly threadId: number
+}
+
 export interface StateSize {
   /** Heap bytes one `initial()` state takes, measured over `count` of them. */
   readonly heapBytes: number
@@ -75,6 +83,10 @@ export const probe = defineAgent({
   queries: {
     thread () { return threadId },
     ping () { return threadId },
+    /** The Linux tid of this thread (0 without /proc): its CPU time is read from /proc by the bench. */
+    tid () { return ownTid() },
+    /** This thread's GC pauses since the last `gc` query (a window per bench phase), and a new window. */
+    gc (): ThreadGc { return { threadId, ...threadGcPauses.takeWindow() } },
     memory (_state, gc: boolean): ThreadMemory {
       if (gc) fullGc()
       const m = process.memoryUsage()

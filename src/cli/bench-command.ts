@@ -7,8 +7,9 @@
  *
  * Scratch: one temp directory per run holds the LMDB baseline's environment and the
  * default data dir; it is removed at the end, on an error, and on SIGINT/SIGTERM.
- *   3. the scenarios asked for, always in the order activate → fanout → hot → mixed;
- *      memory checkpoints (full GC on every thread) around `activate`
+ *   3. the scenarios asked for, always in the order activate → fanout → hot → mixed →
+ *      latency; memory checkpoints (full GC on every thread) around `activate`; each
+ *      thread's GC pauses taken per scenario (the checkpoints' forced GCs excluded)
  *   4. close the host, remove the temp dir, print the table, write the JSON (always
  *      bench/results/latest.json, plus `--json`) and the HTML report (`--html`)
  *
@@ -23,7 +24,9 @@ import { createHost } from '../index.ts'
 import type { Host } from '../index.ts'
 import type { HostPlugin } from '../host/plugin.ts'
 import { stateCodec } from '../thread/codec.ts'
-import { counter } from './bench-agents.ts'
+import { counter, hotStore } from './bench-agents.ts'
+import { kHotKey, kHotValue } from './scenarios/hot.ts'
+import { DEFAULT_QUOTA, idString } from '../../native-free-core/agent/agent-id.ts'
 import { measureBaselines } from './baselines.ts'
 import type { Baselines } from './baselines.ts'
 import { perAgent, snapshot } from './memory.ts'
@@ -42,6 +45,9 @@ import { hot } from './scenarios/hot.ts'
 import type { HotResult } from './scenarios/hot.ts'
 import { mixed } from './scenarios/mixed.ts'
 import type { MixedResult } from './scenarios/mixed.ts'
+import { latency } from './scenarios/latency.ts'
+import type { LatencyResult } from './scenarios/latency.ts'
+import type { GcByScenario } from './results.ts'
 import { renderSummary } from './summary-table.ts'
 import { Timeline } from './timeline.ts'
 import { ThreadProbes } from './thread-probes.ts'
@@ -124,17 +130,19 @@ async function startHost (o: BenchOptions, plan: StorePlan, plugins: readonly Ho
 async function runBaselines (o: BenchOptions, progress: Progress, scratch: string): Promise<Baselines> {
   let step = 0
   let current = ''
-  const phase = progress.phase('baselines', 4, () => ({ value: step, detail: current }))
+  const phase = progress.phase('baselines', 5, () => ({ value: step, detail: current }))
   const b = await measureBaselines({
     agents: o.agents,
     ms: Math.max(200, Math.min(1000, o.durationMs / 2)),
     seed: o.seed,
     valueBytes: stateCodec.encode(counter.initial('k0')).length,
+    hotId: idString(DEFAULT_QUOTA, hotStore.type, kHotKey),
+    hotValue: stateCodec.encode(kHotValue),
     scratchDir: scratch,
     onPhase: (name) => { current = name; step++ }
   })
   phase.done(`ring ${fmt(b.ring.msgsPerSec)} msgs/s, ring RTT p50 ${fmt(b.ringRoundTrip.p50Us)} µs, ` +
-    `postMessage ${fmt(b.postMessage.msgsPerSec)} msgs/s, LMDB ${fmt(b.lmdb.putsPerSec)} puts/s`)
+    `postMessage ${fmt(b.postMessage.msgsPerSec)} msgs/s, LMDB ${fmt(b.lmdb.putsPerSec)} puts/s (hot agent's keys ${fmt(b.lmdbHotKeys.putsPerSec)}/s)`)
   return b
 }
 
@@ -174,13 +182,16 @@ export async function runBench (o: BenchOptions, out: NodeJS.WriteStream = proce
       durationMs: o.durationMs,
       hotCasts: o.hotCasts,
       concurrency: o.concurrency,
-      rng: new Rng(o.seed)
+      rng: new Rng(o.seed),
+      scratchDir: plan.dataDir ?? scratch
     }
     let activated: ActivateResult | null = null
     let fanned: FanoutResult | null = null
     let hotResult: HotResult | null = null
     let mixedResult: MixedResult | null = null
+    let latencyResult: LatencyResult | null = null
     let memory: MemoryResult | null = null
+    const gc: GcByScenario = {}
     for (const name of scenarioNames) {
       if (!o.scenarios.includes(name)) continue
       if (name === 'activate') {
@@ -188,21 +199,27 @@ export async function runBench (o: BenchOptions, out: NodeJS.WriteStream = proce
         const stateHeapBytes = (await probes.stateSize(kStateSizeSamples)).heapBytes
         const before: MemorySnapshot = await snapshot(probes)
         timeline.enter('activate')
+        await probes.gcWindow()
         activated = await activate(ctx)
+        gc.activate = await probes.gcWindow()
         timeline.enter('memory')
         const after = await snapshot(probes)
         memory = perAgent(o.agents, before, after, stateHeapBytes, stateCodec.encode(counter.initial('k0')).length)
         progress.log(`  memory: ${fmtBytes(after.rssBytes)} resident, ${fmt(memory.rssBytesPerAgent)} B/agent RSS ` +
           `(${fmt(memory.heapBytesPerAgent)} B heap), state ${fmt(stateHeapBytes)} B → ${fmt(memory.rssBytesPerAgentBeyondState)} B/agent beyond state`)
-      } else if (name === 'fanout') {
-        timeline.enter('fanout')
-        fanned = await fanout(ctx)
-      } else if (name === 'hot') {
-        timeline.enter('hot')
-        hotResult = await hot(ctx)
       } else {
-        timeline.enter('mixed')
-        mixedResult = await mixed(ctx)
+        timeline.enter(name)
+        await probes.gcWindow()
+        if (name === 'fanout') fanned = await fanout(ctx)
+        else if (name === 'hot') hotResult = await hot(ctx)
+        else if (name === 'mixed') mixedResult = await mixed(ctx)
+        else latencyResult = await latency(ctx)
+        gc[name] = await probes.gcWindow()
+      }
+      const paused = gc[name]
+      if (paused !== undefined) {
+        progress.log(`  GC pauses (${name}): longest ${paused.map((t) => `${t.threadId === 0 ? 'main' : `t${t.threadId}`} ${t.maxMs.toFixed(1)}`).join(', ')} ms; ` +
+          `total ${paused.map((t) => t.totalMs.toFixed(0)).join(' / ')} ms`)
       }
     }
     timeline.enter('close')
@@ -243,8 +260,10 @@ export async function runBench (o: BenchOptions, out: NodeJS.WriteStream = proce
       fanout: fanned,
       hot: hotResult,
       mixed: mixedResult,
+      latency: latencyResult,
       memory,
       cluster: null,
+      gc,
       final: { rssBytes, peakRssBytes: process.resourceUsage().maxRSS * 1024, activeAgents: finalStats.activeAgents },
       timeline: timeline.samples,
       phases: timeline.phases

@@ -467,6 +467,8 @@ export async function runClusterBench (o: ClusterBenchOptions, out: NodeJS.Write
       hot: null,
       mixed: null,
       memory: null,
+      latency: null,
+      gc: {},
       cluster,
       final: { rssBytes: process.memoryUsage.rss(), peakRssBytes: process.resourceUsage().maxRSS * 1024, activeAgents: 0 },
       timeline: [],

@@ -1,7 +1,8 @@
 /**
- * `--html FILE`: one self-contained page — the summary table and two charts over the
+ * `--html FILE`: one self-contained page — the summary table, two charts over the
  * run's timeline (messages/s; RSS, main-thread heap and resident agents), phases
- * shaded. It must open offline, from a mail attachment or a CI artifact, so uPlot's
+ * shaded, and, when the `latency` scenario ran, latency (p50, p99, p99.9, max, log
+ * scale) against offered load for queries and for commands, beside their targets. It must open offline, from a mail attachment or a CI artifact, so uPlot's
  * JS and CSS (a small maintained canvas chart library, ~50 KB) are read from
  * node_modules and inlined, and the results are embedded as JSON.
  *
@@ -21,7 +22,7 @@ import { dirname } from 'node:path'
 import { fmt, fmtBytes } from './progress.ts'
 import { clusterLegend } from './cluster-results.ts'
 import type { ClusterResults, HostFigures } from './cluster-results.ts'
-import { baselineLegend } from './results.ts'
+import { baselineLegend, targetText } from './results.ts'
 import type { BenchResults, SummaryRow } from './results.ts'
 
 const require = createRequire(import.meta.url)
@@ -51,8 +52,7 @@ function cell (v: number, unit: string): string {
 function tableRow (r: SummaryRow): string {
   const target = r.target === null
     ? ''
-    : `${r.target.op === '>=' ? '≥' : '≤'} ${r.baseline !== null ? `${r.target.value}×` : cell(r.target.value, r.unit)} ` +
-      `<b class="${r.met === true ? 'met' : 'missed'}">${r.met === true ? 'met' : 'MISSED'}</b>`
+    : `${esc(targetText(r, cell))} <b class="${r.met === true ? 'met' : 'missed'}">${r.met === true ? 'met' : 'MISSED'}</b>`
   return `<tr><td>${esc(r.name)}${r.note !== null ? `<div class="note">${esc(r.note)}</div>` : ''}</td>` +
     `<td class="num">${esc(cell(r.value, r.unit))}</td>` +
     `<td>${r.baseline === null ? '' : `${esc(cell(r.baseline.value, r.baseline.unit))} <span class="note">${esc(r.baseline.name)}</span>`}</td>` +
@@ -61,7 +61,7 @@ function tableRow (r: SummaryRow): string {
 
 export function renderHtml (r: BenchResults): string {
   const c = r.config
-  const data = JSON.stringify({ timeline: r.timeline, phases: r.phases, cluster: r.cluster?.timeline ?? null }).replace(/</g, '\\u003c')
+  const data = JSON.stringify({ timeline: r.timeline, phases: r.phases, cluster: r.cluster?.timeline ?? null, latency: latencyCharts(r) }).replace(/</g, '\\u003c')
   const title = r.cluster !== null
     ? `Shoal cluster bench — ${r.cluster.hosts} hosts (${r.cluster.membership}), ${fmt(c.agents)} agents, ${c.workers} worker${c.workers === 1 ? '' : 's'} each`
     : `Shoal bench — ${fmt(c.agents)} agents, ${c.workers} workers, ${c.store}`
@@ -102,7 +102,14 @@ ${r.memory !== null ? esc(r.memory.method) : ''}</p>
 <h2>Throughput</h2>
 <div id="throughput" class="chart"></div>
 <h2>Memory</h2>
-<div id="memory" class="chart"></div>`}
+<div id="memory" class="chart"></div>
+${r.latency !== null
+    ? `<h2>Latency against offered load (open loop)</h2>
+<p class="note">Calls sent on a fixed schedule at 25, 50 and 75% of the closed-loop maximum; latency from each call's intended send time (no coordinated omission). Log scale.</p>
+<div id="latency-query" class="chart"></div>
+<div id="latency-command" class="chart"></div>`
+    : ''}
+`}
 <script>${uplotScript()}</script>
 <script>
 const DATA = ${data};
@@ -142,8 +149,9 @@ const DATA = ${data};
   // axis ticks of large counts: 1.5k, 2k, 12.5k, 1.2M
   const short = (x) => x.toFixed(1).replace('.0', '');
   const human = (v) => v >= 1e6 ? short(v / 1e6) + 'M' : v >= 1e3 ? short(v / 1e3) + 'k' : String(Math.round(v));
-  const ticks = (u, vals) => vals.map(num);
-  const humanTicks = (u, vals) => vals.map(human);
+  // a log scale's unlabelled minor splits come as null
+  const ticks = (u, vals) => vals.map((v) => v == null ? '' : num(v));
+  const humanTicks = (u, vals) => vals.map((v) => v == null ? '' : human(v));
   // the legend's value under the cursor; null shows uPlot's "--"
   const value = (u, v) => v == null ? null : num(v);
   let drawn = 0;
@@ -193,6 +201,24 @@ const DATA = ${data};
     plugins: [phaseBands]
   }, [xs, tl.map((s) => s.rssBytes / MiB), tl.map((s) => s.mainHeapUsedBytes / MiB), tl.map((s) => s.activeAgents)], document.getElementById('memory'));
   drawn++;
+  // latency against offered load: one chart per call kind, p50 … max and the target
+  for (const c of DATA.latency) {
+    new uPlot({
+      width, height: 300,
+      title: c.title,
+      scales: { x: { time: false }, y: { distr: 3 } },
+      axes: [{ label: 'offered calls/s', values: humanTicks }, { label: 'latency (µs)', size: 70, values: ticks }],
+      series: [
+        { label: 'offered/s', value },
+        { label: 'p50 (µs)', value, stroke: '#188038', width: 2, points: { show: true } },
+        { label: 'p99 (µs)', value, stroke: '#1a73e8', width: 2, points: { show: true } },
+        { label: 'p99.9 (µs)', value, stroke: '#9334e6', width: 2, points: { show: true } },
+        { label: 'max (µs)', value, stroke: '#d93025', width: 1, points: { show: true } },
+        { label: c.targetLabel, value, stroke: '#5b6573', width: 1, dash: [6, 4] }
+      ]
+    }, [c.offered, c.p50, c.p99, c.p999, c.max, c.target], document.getElementById('latency-' + c.kind));
+    drawn++;
+  }
   window.shoalCharts = drawn;
 })();
 </script>
@@ -221,6 +247,39 @@ ${k.perHost.map(row).join('\n')}
 <div id="cluster-messages" class="chart"></div>
 <h2>Link frames received per second, per host</h2>
 <div id="cluster-links" class="chart"></div>`
+}
+
+interface LatencyChart {
+  readonly kind: 'query' | 'command'
+  readonly title: string
+  readonly targetLabel: string
+  readonly offered: number[]
+  readonly p50: number[]
+  readonly p99: number[]
+  readonly p999: number[]
+  readonly max: number[]
+  readonly target: number[]
+}
+
+/** The open-loop points as chart columns (log scale: latencies at least 1 µs). */
+function latencyCharts (r: BenchResults): LatencyChart[] {
+  const l = r.latency
+  if (l === null) return []
+  const floor = (v: number): number => Math.max(1, v)
+  return [l.queries, l.commands].map((s) => {
+    const target = s.kind === 'query' ? 1000 : l.fsync.p99Us + 2000
+    return {
+      kind: s.kind,
+      title: s.kind === 'query' ? `queries (get): max ${fmt(s.maxPerSec)}/s closed loop` : `commands (add, reply after commit): max ${fmt(s.maxPerSec)}/s closed loop`,
+      targetLabel: s.kind === 'query' ? 'target p99 at 50% (µs)' : 'target: raw fsync p99 + 2 ms (µs)',
+      offered: s.points.map((p) => p.offeredPerSec),
+      p50: s.points.map((p) => floor(p.latency.p50Us)),
+      p99: s.points.map((p) => floor(p.latency.p99Us)),
+      p999: s.points.map((p) => floor(p.latency.p999Us)),
+      max: s.points.map((p) => floor(p.latency.maxUs)),
+      target: s.points.map(() => target)
+    }
+  })
 }
 
 export function writeHtml (file: string, results: BenchResults): void {

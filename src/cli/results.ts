@@ -18,10 +18,12 @@ import type { ActivateResult } from './scenarios/activate.ts'
 import type { FanoutResult } from './scenarios/fanout.ts'
 import type { HotResult } from './scenarios/hot.ts'
 import type { MixedResult } from './scenarios/mixed.ts'
+import type { LatencyResult, OpenLoopSeries, RatePoint } from './scenarios/latency.ts'
+import type { ThreadGc } from './bench-agents.ts'
 import type { PhaseSpan, Sample } from './timeline.ts'
 
 export const SCHEMA = 'shoal-bench/1'
-export const scenarioNames = ['activate', 'fanout', 'hot', 'mixed'] as const
+export const scenarioNames = ['activate', 'fanout', 'hot', 'mixed', 'latency'] as const
 export type ScenarioName = typeof scenarioNames[number]
 
 export interface MachineInfo {
@@ -56,6 +58,12 @@ export interface RunConfig {
   readonly concurrency: number
   readonly seed: number
 }
+
+/**
+ * GC pauses per scenario: one entry per thread (main first, threadId 0), the pauses
+ * observed while that scenario ran (see observe/gc-pauses.ts).
+ */
+export type GcByScenario = Partial<Record<ScenarioName, readonly ThreadGc[]>>
 
 export interface FinalMemory {
   readonly rssBytes: number
@@ -104,11 +112,26 @@ export interface Summary {
   readonly linkMsgsPerSec: number | null
   readonly rawLinkMsgsPerSec: number | null
   readonly shardsMovedPerSec: number | null
+  /** The hot agent against raw lmdb-js puts of its own keys and values. */
+  readonly hotVsLmdb: number | null
+  /** Longest GC pause of any thread during activation / fanout, ms. */
+  readonly gcActivateMaxMs: number | null
+  readonly gcFanoutMaxMs: number | null
+  /** Open loop at 50% of the measured maximum: p99 of queries and commands, µs. */
+  readonly queryP99At50Us: number | null
+  readonly commandP99At50Us: number | null
+  /** Raw disk sync p99 measured in the same run, µs. */
+  readonly fsyncP99Us: number | null
 }
 
 export interface Target {
   readonly op: '>=' | '<='
   readonly value: number
+  /**
+   * 'ratio' (default with a baseline): value / baseline is checked; 'value' (default
+   * without): the value itself; 'over': value − baseline, e.g. ≤ fsync p99 + 2 ms.
+   */
+  readonly on?: 'ratio' | 'value' | 'over'
 }
 
 export interface SummaryRow {
@@ -137,9 +160,11 @@ export interface BenchResults {
   readonly fanout: FanoutResult | null
   readonly hot: HotResult | null
   readonly mixed: MixedResult | null
+  readonly latency: LatencyResult | null
   readonly memory: MemoryResult | null
   /** `shoal bench --hosts N`: the cluster's figures; the single-host scenarios are null then. */
   readonly cluster: ClusterResults | null
+  readonly gc: GcByScenario
   readonly final: FinalMemory
   readonly summary: Summary
   readonly rows: readonly SummaryRow[]
@@ -201,8 +226,35 @@ export function summarize (r: Parts): Summary {
     rawWsRoundTripP50Us: r.cluster?.rawWsRoundTrip.p50Us ?? null,
     linkMsgsPerSec: r.cluster?.link?.msgsPerSec ?? null,
     rawLinkMsgsPerSec: r.cluster?.link?.rawMsgsPerSec ?? null,
-    shardsMovedPerSec: r.cluster?.join?.shardsPerSec ?? null
+    shardsMovedPerSec: r.cluster?.join?.shardsPerSec ?? null,
+    hotVsLmdb: ratio(r.hot?.commandsPerSec, b?.lmdbHotKeys.putsPerSec),
+    gcActivateMaxMs: longestPause(r.gc.activate),
+    gcFanoutMaxMs: longestPause(r.gc.fanout),
+    queryP99At50Us: atShare(r.latency?.queries, 0.5)?.latency.p99Us ?? null,
+    commandP99At50Us: atShare(r.latency?.commands, 0.5)?.latency.p99Us ?? null,
+    fsyncP99Us: r.latency?.fsync.p99Us ?? null
   }
+}
+
+/** " (main 1.1, workers 0.9 + 0.9, GC and other threads 0.5 µs)" */
+function cpuNote (c: { mainMs: number, workersMs: readonly number[], otherMs: number } | null, n: number): string {
+  if (c === null || n === 0) return ''
+  const us = (ms: number): string => (ms * 1000 / n).toFixed(2)
+  return ` (main ${us(c.mainMs)}, workers ${c.workersMs.map(us).join(' + ')}, V8 helpers and other threads ${us(c.otherMs)} µs)`
+}
+
+function longestPause (threads: readonly ThreadGc[] | undefined): number | null {
+  if (threads === undefined || threads.length === 0) return null
+  return Math.max(...threads.map((t) => t.maxMs))
+}
+
+function atShare (series: OpenLoopSeries | undefined, share: number): RatePoint | null {
+  return series?.points.find((p) => p.share === share) ?? null
+}
+
+/** "main 12.3 / w1 45.6 / w2 7.8 ms" */
+function perThread (threads: readonly ThreadGc[], pick: (t: ThreadGc) => number): string {
+  return threads.map((t) => `${t.threadId === 0 ? 'main' : `t${t.threadId}`} ${pick(t).toFixed(1)}`).join(' / ') + ' ms'
 }
 
 /** The summary table: each engine figure beside its same-run baseline and target (docs/architecture.md §10). */
@@ -214,7 +266,8 @@ export function summaryRows (r: Parts): SummaryRow[] {
     const baseline = extra.baseline ?? null
     const ratio = baseline !== null && baseline.value !== 0 ? value / baseline.value : null
     const target = extra.target ?? null
-    const checked = baseline !== null ? ratio : value
+    const on = target?.on ?? (baseline !== null ? 'ratio' : 'value')
+    const checked = on === 'ratio' ? ratio : on === 'over' ? (baseline === null ? null : value - baseline.value) : value
     const met = target === null || checked === null ? null : target.op === '>=' ? checked >= target.value : checked <= target.value
     rows.push({ section, name, value, unit, baseline, ratio, target, met, note: extra.note ?? null })
   }
@@ -222,7 +275,9 @@ export function summaryRows (r: Parts): SummaryRow[] {
   if (r.activate !== null) {
     add('scale', 'resident agents', r.activate.residentAgents, 'agents')
     add('scale', 'activations/s', r.activate.activationsPerSec, '/s', {
-      target: { op: '>=', value: 1_500_000 }, note: 'one get query cast to each new agent'
+      target: { op: '>=', value: 1_500_000 },
+      note: `one get query cast to each new agent; ${r.activate.cpuUsPerActivation.toFixed(2)} µs of CPU per activation, all threads` +
+        cpuNote(r.activate.cpu, r.activate.agents)
     })
   }
   if (r.memory !== null) {
@@ -245,17 +300,29 @@ export function summaryRows (r: Parts): SummaryRow[] {
         baseline: { name: 'postMessage', value: b.postMessage.msgsPerSec, unit: '/s' }
       })
     }
-    add('throughput', 'commits/s (fanout)', f.commitsPerSec, '/s', { note: `mean batch ${f.meanBatchSize.toFixed(1)} states per commit` })
+    add('throughput', 'commits/s (fanout)', f.commitsPerSec, '/s', {
+      note: `mean batch ${f.meanBatchSize.toFixed(1)} states per commit; ${f.cpuUsPerCast.toFixed(2)} µs of CPU per cast, all threads` + cpuNote(f.cpu, f.casts)
+    })
     add('throughput', 'committed states/s (fanout)', f.committedStatesPerSec, '/s', {
       ...(b !== null ? { baseline: { name: 'raw LMDB puts', value: b.lmdb.putsPerSec, unit: '/s' } } : {}),
       target: { op: '>=', value: 0.5 },
-      ...(memoryStore ? { note: 'memory store: not durable, not comparable to LMDB' } : {})
+      ...(memoryStore
+        ? { note: 'memory store: not durable, not comparable to LMDB' }
+        : b !== null ? { note: `raw puts cost ${b.lmdb.cpuUsPerPut.toFixed(2)} µs of CPU each (all threads)` } : {})
     })
   }
   if (r.hot !== null) {
+    if (b !== null) {
+      add('throughput', 'hot agent vs raw lmdb-js puts of its keys', r.hot.commandsPerSec, '/s', {
+        baseline: { name: 'raw puts, same keys/values', value: b.lmdbHotKeys.putsPerSec, unit: '/s' },
+        target: { op: '>=', value: 0.8 },
+        note: `raw puts cost ${b.lmdbHotKeys.cpuUsPerPut.toFixed(2)} µs of CPU each (all threads)`
+      })
+    }
     add('throughput', `hot agent: commands committed/s (${r.hot.variant})`, r.hot.commandsPerSec, '/s', {
       target: { op: '>=', value: 1_000_000 },
-      note: `${r.hot.commandsPerCommit.toFixed(0)} commands per commit; DNA's seed: 337,868/s` +
+      note: `${r.hot.commandsPerCommit.toFixed(0)} commands per commit; ${r.hot.cpuUsPerCommand.toFixed(2)} µs of CPU each, all threads` +
+        cpuNote(r.hot.cpu, r.hot.casts) + `; DNA's seed: 337,868/s` +
         (r.hot.variant === 'state' ? '; state-only variant until ctx.storage lands' : '') +
         (memoryStore ? '; memory store' : '')
     })
@@ -273,6 +340,33 @@ export function summaryRows (r: Parts): SummaryRow[] {
     add('latency', 'command call p99 (waits for commit)', x.commandLatency.p99Us, 'µs')
   }
   if (r.cluster !== null) clusterRows(r.cluster, add)
+  if (r.latency !== null) {
+    const l = r.latency
+    for (const p of l.queries.points) {
+      add('open loop', `query p99 at ${p.share * 100}% of max (${fmtRate(p.offeredPerSec)}/s offered)`, p.latency.p99Us, 'µs', {
+        ...(p.share === 0.5 ? { target: { op: '<=', value: 1000 } } : {}),
+        note: `p50 ${p.latency.p50Us} / p99.9 ${p.latency.p999Us} / max ${p.latency.maxUs} µs; max rate ${fmtRate(l.queries.maxPerSec)}/s ` +
+          `(closed loop, ${l.queries.maxConcurrency} in flight); sender lag p99 ${p.sendLag.p99Us} µs${p.errors !== 0 ? `; ${p.errors} errors` : ''}`
+      })
+    }
+    for (const p of l.commands.points) {
+      add('open loop', `command p99 at ${p.share * 100}% of max (${fmtRate(p.offeredPerSec)}/s offered)`, p.latency.p99Us, 'µs', {
+        baseline: { name: 'raw fsync p99', value: l.fsync.p99Us, unit: 'µs' },
+        ...(p.share === 0.5 ? { target: { op: '<=', value: 2000, on: 'over' } } : {}),
+        note: `p50 ${p.latency.p50Us} / p99.9 ${p.latency.p999Us} / max ${p.latency.maxUs} µs; max rate ${fmtRate(l.commands.maxPerSec)}/s; ` +
+          `sender lag p99 ${p.sendLag.p99Us} µs${p.errors !== 0 ? `; ${p.errors} errors` : ''}` + (memoryStore ? '; memory store' : '')
+      })
+    }
+  }
+  for (const phase of ['activate', 'fanout'] as const) {
+    const threads = r.gc[phase]
+    if (threads === undefined || threads.length === 0) continue
+    add('gc', `longest GC pause during ${phase === 'activate' ? 'activation' : 'fanout'}`, longestPause(threads)!, 'ms', {
+      target: { op: '<=', value: 50 },
+      note: `longest per thread ${perThread(threads, (t) => t.maxMs)}; total paused ${perThread(threads, (t) => t.totalMs)}; ` +
+        `${threads.reduce((n, t) => n + t.pauses, 0)} pauses`
+    })
+  }
   return rows
 }
 
@@ -281,8 +375,26 @@ export const baselineLegend = [
   'raw ring: msgpackr pack → SAB ring → copy out → unpack → Map dispatch, one producer thread → one consumer thread, random ids as fanout',
   'raw ring ping-pong: one frame there and back, both sides parking on a doorbell with Atomics.waitAsync, as the engine does',
   'postMessage: one-way, one structured-clone message per message, to a worker that counts them',
-  'raw LMDB puts: lmdb-js put() in a loop, state-sized values under the engine\'s id strings, awaiting the last put and the flush (fsync)'
+  'raw LMDB puts: lmdb-js put() in a loop, state-sized values under the engine\'s id strings, awaiting the last put and the flush (fsync)',
+  'raw puts, same keys/values: the same, of the hot agent\'s own ctx.storage keys (its store key bytes) and value bytes',
+  'raw fsync: one 4 KiB write + fdatasync at a time on the data directory\'s filesystem, measured in the latency scenario before its command phases',
+  'open loop: calls sent on a fixed schedule at 25/50/75% of the closed-loop maximum; latency from each call\'s intended send time (no coordinated omission), HdrHistogram'
 ]
+
+/** How a target reads in the table: "≥ 0.5×", "≤ 1,000 µs", "≤ baseline + 2,000 µs". */
+export function targetText (r: SummaryRow, value: (v: number, unit: string) => string): string {
+  const t = r.target
+  if (t === null) return ''
+  const on = t.on ?? (r.baseline !== null ? 'ratio' : 'value')
+  const op = t.op === '>=' ? '≥' : '≤'
+  if (on === 'ratio') return `${op} ${t.value}×`
+  if (on === 'over') return `${op} baseline + ${value(t.value, r.unit)}`
+  return `${op} ${value(t.value, r.unit)}`
+}
+
+function fmtRate (n: number): string {
+  return Math.round(n).toLocaleString('en-US')
+}
 
 export function writeJson (file: string, results: BenchResults): void {
   mkdirSync(dirname(file), { recursive: true })

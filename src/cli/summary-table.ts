@@ -6,7 +6,7 @@
  */
 import { fmt, fmtBytes } from './progress.ts'
 import { clusterLegend } from './cluster-results.ts'
-import { baselineLegend } from './results.ts'
+import { baselineLegend, targetText } from './results.ts'
 import type { BenchResults, SummaryRow } from './results.ts'
 
 function value (v: number, unit: string): string {
@@ -16,9 +16,7 @@ function value (v: number, unit: string): string {
 }
 
 function cells (r: SummaryRow): string[] {
-  const target = r.target === null
-    ? ''
-    : `${r.target.op === '>=' ? '≥' : '≤'} ${r.baseline !== null ? `${r.target.value}×` : value(r.target.value, r.unit)} ${r.met === true ? 'met' : 'MISSED'}`
+  const target = r.target === null ? '' : `${targetText(r, value)} ${r.met === true ? 'met' : 'MISSED'}`
   return [
     r.name,
     value(r.value, r.unit),

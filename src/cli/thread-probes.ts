@@ -14,10 +14,15 @@
  */
 import type { AgentRef, Host } from '../index.ts'
 import { probe } from './bench-agents.ts'
-import type { ThreadMemory, StateSize } from './bench-agents.ts'
+import type { ThreadGc, ThreadMemory, StateSize } from './bench-agents.ts'
+import { threadGcPauses } from '../observe/gc-pauses.ts'
+import { cpuSplit, ownTid, threadCpuMs } from './thread-cpu.ts'
+import type { CpuSplit } from './thread-cpu.ts'
 
 /** Probe keys tried before giving up; 4096 shards spread over the threads, so a few dozen suffice. */
 const kMaxProbeKeys = 100_000
+/** Calls that run full GCs on a worker. */
+const kGcCallTimeoutMs = 600_000
 
 export class ThreadProbes {
   readonly refs: ReadonlyArray<AgentRef<typeof probe>>
@@ -49,11 +54,33 @@ export class ThreadProbes {
   }
 
   memory (gc: boolean): Promise<ThreadMemory[]> {
-    return Promise.all(this.refs.map((r) => r.call('memory', gc)))
+    // a full GC of a worker holding millions of agents takes seconds (7 s measured at 5M agents
+    // per worker on a loaded machine), twice: more than the host's default call timeout
+    return Promise.all(this.refs.map((r) => r.call('memory', gc, { timeoutMs: kGcCallTimeoutMs })))
+  }
+
+  /**
+   * GC pauses of every thread since the previous call, main thread first (threadId 0),
+   * and start a new window on each. The main thread's is read here, after the workers
+   * answered.
+   */
+  async gcWindow (): Promise<ThreadGc[]> {
+    const workers = (await Promise.all(this.refs.map((r) => r.call('gc')))).filter((g) => g.threadId !== 0)
+    return [{ threadId: 0, ...threadGcPauses.takeWindow() }, ...workers]
+  }
+
+  /**
+   * Start measuring CPU time per thread; the returned function ends the measure and
+   * splits it between the main thread, each worker and the rest (null without /proc).
+   */
+  async cpu (): Promise<() => CpuSplit | null> {
+    const workerTids = (await Promise.all(this.refs.map((r) => r.call('tid')))).filter((t) => t !== ownTid())
+    const before = threadCpuMs()
+    return () => cpuSplit(before, threadCpuMs(), ownTid(), workerTids)
   }
 
   stateSize (count: number): Promise<StateSize> {
-    return this.refs[0]!.call('stateSize', count)
+    return this.refs[0]!.call('stateSize', count, { timeoutMs: kGcCallTimeoutMs })
   }
 }
 

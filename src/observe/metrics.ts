@@ -21,8 +21,9 @@ import {
 } from '../../native-free-core/runtime/commit-stats.ts'
 import {
   kStatActive, kStatAgentErrors, kStatAlive, kStatBadFrames, kStatBusy, kStatCommitStats, kStatCommits, kStatCommitted,
-  kStatFailedSends, kStatFollowers, kStatMessages, kStatOverflowBytes, kStatRateLimited, statsView
+  kStatFailedSends, kStatFollowers, kStatGc, kStatMessages, kStatOverflowBytes, kStatRateLimited, statsView
 } from '../thread/mesh.ts'
+import { kGcCount, kGcMaxMs, kGcTotalMs } from './gc-pauses.ts'
 import type { Mesh } from '../thread/mesh.ts'
 import { inboundDepth } from './host-stats.ts'
 import type { OffloadStats } from '../offload/offload-pool.ts'
@@ -96,7 +97,17 @@ function threadMetrics (mesh: Mesh, thread: number, restarts: number): MetricJso
     metric('shoal_ring_depth_bytes', 'gauge', 'Bytes waiting in the rings into agent threads', one(inboundDepth(mesh, thread))),
     metric('shoal_overflow_bytes', 'gauge', 'Bytes held back because a ring was full', one(s[kStatOverflowBytes]!)),
     metric('shoal_followed_subscriptions', 'gauge', 'ref.follow() subscriptions held by agent threads', one(s[kStatFollowers]!)),
-    ...errorMetrics(s)
+    ...errorMetrics(s),
+    ...gcMetrics(s, thread)
+  ]
+}
+
+/** A thread's GC pauses (PerformanceObserver 'gc'), labelled by thread: 0 is the main thread. */
+function gcMetrics (s: Float64Array, thread: number): MetricJson[] {
+  return [
+    metric('shoal_gc_pauses_total', 'counter', 'Garbage-collection pauses of the thread', one(s[kStatGc + kGcCount]!, { thread })),
+    metric('shoal_gc_pause_seconds_total', 'counter', 'Time the thread stood still for garbage collection', one(s[kStatGc + kGcTotalMs]! / 1000, { thread })),
+    metric('shoal_gc_pause_max_seconds', 'gauge', 'Longest garbage-collection pause of the thread', one(s[kStatGc + kGcMaxMs]! / 1000, { thread }))
   ]
 }
 
@@ -138,6 +149,7 @@ export async function hostMetrics (mesh: Mesh, threads: readonly number[], resta
   // the main thread decodes the replies even when it owns no agent
   if (!threads.includes(0)) all.push(errorMetrics(statsView(mesh, 0)))
   all.push(hostMetricsJson(figures))
+  if (!threads.includes(0)) all.push(gcMetrics(statsView(mesh, 0), 0))
   aggregator ??= import('prom-client').then((m) => m.default.AggregatorRegistry)
   return (await aggregator).aggregate(all).metrics()
 }

@@ -30,17 +30,32 @@ const kNameBytes = 512 * 3
 
 export class KeyScratch {
   private buf = Buffer.allocUnsafe(4096) as FastBuffer
+  /**
+   * `buf.subarray(0, n)` by length, made once: a key is a view of the scratch's first n
+   * bytes, and a new view object per put was one of the allocations a durable worker's
+   * GC spent its time on; lmdb-js copies a key before put/get return, so a view reused
+   * for every key of its length is as good as a new one.
+   */
+  private views: Buffer[] = []
 
   private room (id: string): FastBuffer {
-    if (4 + id.length * 3 + kNameBytes > this.buf.length) this.buf = Buffer.allocUnsafe(2 * (4 + id.length * 3 + kNameBytes)) as FastBuffer
+    if (4 + id.length * 3 + kNameBytes > this.buf.length) {
+      this.buf = Buffer.allocUnsafe(2 * (4 + id.length * 3 + kNameBytes)) as FastBuffer
+      this.views = []
+    }
     return this.buf
+  }
+
+  /** The first `n` bytes of the scratch. */
+  private view (n: number): Buffer {
+    return this.views[n] ?? (this.views[n] = this.buf.subarray(0, n))
   }
 
   /** `[u16 shard][id]`. */
   state (id: string): Buffer {
     const buf = this.room(id)
     buf.writeUInt16BE(shardOf(hashId(id)), 0)
-    return buf.subarray(0, 2 + buf.utf8Write(id, 2))
+    return this.view(2 + buf.utf8Write(id, 2))
   }
 
   /** Write `[u16 shard][u16 id length][id]`; returns where names start. */
@@ -54,7 +69,7 @@ export class KeyScratch {
 
   /** The key `name` after the prefix written by `prefix`. */
   with (base: number, name: string): Buffer {
-    return this.buf.subarray(0, base + this.buf.utf8Write(name, base))
+    return this.view(base + this.buf.utf8Write(name, base))
   }
 }
 

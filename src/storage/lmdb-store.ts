@@ -178,10 +178,10 @@ export class LmdbStore implements Store, QuotaRecords, ShardRanges {
       }
       // one prefix per agent; lmdb-js copies a key when the write is queued, so the scratch is reused
       const base = keys.prefix(id)
-      for (const [key, bytes] of changes.entries) {
+      changes.entries.forEach((bytes, key) => {
         const k = keys.with(base, key)
         written = bytes === null ? db.remove(k) : db.put(k, bytes as Buffer)
-      }
+      })
     }
     return written
   }

@@ -129,6 +129,13 @@ class PayloadPlan {
     }
   }
 
+  /** A payload already msgpack-encoded (a durable send's, from its outbox record). */
+  planEncoded (bin: Uint8Array): void {
+    this.tag = TAG_MSGPACK
+    this.bin = bin
+    this.bytes = bin.length
+  }
+
   write (u8: FastBuffer, i32: Int32Array, p: number): number {
     switch (this.tag) {
       case TAG_INT: i32[p >> 2] = this.num; return p + 4
@@ -157,9 +164,10 @@ export class FrameWriter {
    * or a MSG_FORGET passes its identity as `durable` (`replyTo` and `callId` unused).
    */
   message (ring: FrameSink, kind: number, id: string, idBytes: Uint8Array | null, hash: number, typeIdx: number, methodIdx: number,
-    payload: unknown, replyTo: number, callId: number, durable: SendId | null = null): void {
+    payload: unknown, replyTo: number, callId: number, durable: SendId | null = null, encoded: Uint8Array | null = null): void {
     const plan = this.plan
-    plan.plan(payload, 'payload')
+    if (encoded !== null) plan.planEncoded(encoded)
+    else plan.plan(payload, 'payload')
     const header = durable === null ? kHeaderBytes : kIdentityHeaderBytes
     let idMax = idBytes !== null ? idBytes.length : id.length * 3
     let max = header + idMax + 3 + plan.bytes
@@ -205,11 +213,13 @@ export class FrameWriter {
 
   /**
    * An agent's `ctx.send` (MSG_SEND); a durable one with its identity (`durable`), which
-   * is packed here and unpacked by `FrameReader.message`, nowhere else. Throws
+   * is packed here and unpacked by `FrameReader.message`, nowhere else. `payloadBytes`:
+   * the payload already encoded (a durable send's), written as they are. Throws
    * EncodeError/MessageTooLargeError, writing nothing.
    */
-  send (ring: FrameSink, id: string, hash: number, typeIdx: number, methodIdx: number, payload: unknown, durable: SendId | null): void {
-    this.message(ring, MSG_SEND, id, null, hash, typeIdx, methodIdx, payload, 0, 0, durable)
+  send (ring: FrameSink, id: string, hash: number, typeIdx: number, methodIdx: number, payload: unknown, durable: SendId | null,
+    payloadBytes: Uint8Array | null = null): void {
+    this.message(ring, MSG_SEND, id, null, hash, typeIdx, methodIdx, payload, 0, 0, durable, payloadBytes)
   }
 
   /** Dedup mode: MSG_FORGET, for agent `id` to remove its applied record of the send `(origin, key)`. */

@@ -272,10 +272,10 @@ export class ThreadLoop implements RuntimeOutput {
     this.touched(replyTo)
   }
 
-  send (id: string, hash: number, typeIdx: number, methodIdx: number, payload: unknown, durable: SendId | null): void {
+  send (id: string, hash: number, typeIdx: number, methodIdx: number, payload: unknown, durable: SendId | null, _from?: string, payloadBytes?: Uint8Array | null): void {
     const to = this.ownerOf(hash)
     try {
-      this.writer.send(this.producers[to]!, id, hash, typeIdx, methodIdx, payload, durable)
+      this.writer.send(this.producers[to]!, id, hash, typeIdx, methodIdx, payload, durable, payloadBytes ?? null)
       this.touched(to)
       this.sent++
     } catch (err) {

@@ -50,7 +50,7 @@ describe('shoal bench --memory, every scenario, small', () => {
     assert.equal(c.storeRequested, 'memory')
     assert.equal(c.storeNote, null)
     assert.equal(c.dataDir, null)
-    assert.deepEqual(c.scenarios, ['activate', 'fanout', 'hot', 'mixed'])
+    assert.deepEqual(c.scenarios, ['activate', 'fanout', 'hot', 'mixed', 'latency'])
     assert.equal(c.durationMs, 400)
     assert.equal(c.hotCasts, 20000)
     assert.equal(typeof c.threadLayout, 'string')
@@ -59,16 +59,16 @@ describe('shoal bench --memory, every scenario, small', () => {
   it('measures every scenario', () => {
     assert.equal(results.activate.agents, 2000)
     assert.equal(results.activate.residentAgents, 2000)
-    assertNumbers(results.activate, ['elapsedMs', 'activationsPerSec'], 'activate')
+    assertNumbers(results.activate, ['elapsedMs', 'activationsPerSec', 'cpuUsPerActivation'], 'activate')
     assert.ok(results.activate.activationsPerSec > 0)
 
-    assertNumbers(results.fanout, ['casts', 'elapsedMs', 'castsPerSec', 'commits', 'committedStates', 'commitsPerSec', 'committedStatesPerSec', 'meanBatchSize'], 'fanout')
+    assertNumbers(results.fanout, ['casts', 'elapsedMs', 'castsPerSec', 'commits', 'committedStates', 'commitsPerSec', 'committedStatesPerSec', 'meanBatchSize', 'cpuUsPerCast'], 'fanout')
     assert.ok(results.fanout.casts > 0 && results.fanout.commits > 0)
     assert.ok(results.fanout.committedStates <= results.fanout.casts)
 
     assert.equal(results.hot.variant, 'storage')
     assert.equal(results.hot.casts, 20000)
-    assertNumbers(results.hot, ['elapsedMs', 'commandsPerSec', 'commits', 'commandsPerCommit'], 'hot')
+    assertNumbers(results.hot, ['elapsedMs', 'commandsPerSec', 'commits', 'commandsPerCommit', 'cpuUsPerCommand'], 'hot')
 
     const m = results.mixed
     assertNumbers(m, ['concurrency', 'calls', 'queries', 'commands', 'elapsedMs', 'callsPerSec', 'commits', 'commitsPerSec', 'meanBatchSize'], 'mixed')
@@ -79,6 +79,53 @@ describe('shoal bench --memory, every scenario, small', () => {
     assertLatency(m.commandLatency, 'mixed.commandLatency')
     assertLatency(m.roundTrip, 'mixed.roundTrip')
     assert.equal(m.roundTrip.count, 2000)
+  })
+
+  it('measures latency at a fixed offered load, open loop, for queries and commands, beside a raw fsync', () => {
+    const l = results.latency
+    assert.deepEqual(l.shares, [0.25, 0.5, 0.75])
+    assertLatency(l.fsync, 'latency.fsync')
+    assert.ok(l.fsync.count > 0)
+    for (const [s, kind, method] of [[l.queries, 'query', 'get'], [l.commands, 'command', 'add']] as const) {
+      assert.equal(s.kind, kind)
+      assert.equal(s.method, method)
+      assert.equal(s.maxConcurrency, 32)
+      assert.ok(s.maxPerSec > 0)
+      assert.deepEqual(s.points.map((p: { share: number }) => p.share), [0.25, 0.5, 0.75])
+      for (const p of s.points) {
+        const where = `latency.${kind}s@${p.share}`
+        assertNumbers(p, ['offeredPerSec', 'durationMs', 'sent', 'completed', 'errors', 'achievedPerSec'], where)
+        // the offered rate is the share of the measured maximum, and every call sent was answered
+        assert.equal(p.offeredPerSec, Math.max(1, Math.round(s.maxPerSec * p.share)))
+        assert.equal(p.sent, Math.max(1, Math.round(p.offeredPerSec * p.durationMs / 1000)))
+        assert.equal(p.completed + p.errors, p.sent)
+        assert.equal(p.errors, 0)
+        assertLatency(p.latency, `${where}.latency`)
+        assert.equal(p.latency.count, p.completed)
+        assertLatency(p.sendLag, `${where}.sendLag`)
+        assert.equal(p.sendLag.count, p.sent)
+        assert.ok(p.latency.maxUs >= p.latency.p999Us)
+      }
+    }
+  })
+
+  it('records the GC pauses of every thread per scenario', () => {
+    for (const name of ['activate', 'fanout', 'hot', 'mixed', 'latency']) {
+      const threads = results.gc[name]
+      assert.equal(threads.length, results.config.workers + 1, `${name}: main + each worker`)
+      assert.equal(threads[0].threadId, 0)
+      assert.equal(new Set(threads.map((t: { threadId: number }) => t.threadId)).size, threads.length)
+      for (const t of threads) {
+        assertNumbers(t, ['pauses', 'totalMs', 'maxMs', 'maxMinorMs', 'maxMajorMs'], `gc.${name}`)
+        assert.ok(t.maxMs <= t.totalMs + 1e-9 && (t.pauses === 0) === (t.totalMs === 0), `gc.${name}: longest ≤ total`)
+      }
+    }
+    assertNumbers(results.summary, ['gcActivateMaxMs', 'gcFanoutMaxMs', 'queryP99At50Us', 'commandP99At50Us', 'fsyncP99Us'], 'summary')
+    assert.ok(results.rows.some((r: { name: string }) => r.name === 'longest GC pause during activation'))
+    const command = results.rows.find((r: { name: string }) => r.name.startsWith('command p99 at 50%'))
+    assert.equal(command.baseline.name, 'raw fsync p99')
+    assert.deepEqual(command.target, { op: '<=', value: 2000, on: 'over' })
+    assert.equal(command.met, command.value - command.baseline.value <= 2000)
   })
 
   it('measures memory per agent, with the state size apart', () => {
@@ -98,8 +145,10 @@ describe('shoal bench --memory, every scenario, small', () => {
     const b = results.baselines
     assertNumbers(b.ring, ['messages', 'elapsedMs', 'msgsPerSec', 'keys'], 'baselines.ring')
     assertNumbers(b.postMessage, ['messages', 'elapsedMs', 'msgsPerSec', 'keys'], 'baselines.postMessage')
-    assertNumbers(b.lmdb, ['puts', 'elapsedMs', 'putsPerSec', 'valueBytes'], 'baselines.lmdb')
+    assertNumbers(b.lmdb, ['puts', 'elapsedMs', 'putsPerSec', 'valueBytes', 'cpuUsPerPut'], 'baselines.lmdb')
     assert.equal(b.lmdb.fsync, true)
+    assertNumbers(b.lmdbHotKeys, ['puts', 'elapsedMs', 'putsPerSec', 'valueBytes', 'cpuUsPerPut'], 'baselines.lmdbHotKeys')
+    assert.equal(b.lmdbHotKeys.valueBytes, 5, 'msgpack of "test"')
     assertNumbers(b.ringRoundTrip, ['count', 'p50Us', 'p99Us', 'p999Us'], 'baselines.ringRoundTrip')
     assert.ok(b.ringRoundTrip.p50Us <= b.ringRoundTrip.p99Us)
     assert.equal(b.ring.keys, 2000)
@@ -112,7 +161,7 @@ describe('shoal bench --memory, every scenario, small', () => {
       'callP999Us', 'callRoundTripP50Us', 'commitsPerSec', 'committedStatesPerSec', 'meanBatchSize', 'hotCommandsPerSec',
       'rssBytes', 'peakRssBytes', 'bytesPerAgent', 'heapBytesPerAgent', 'stateBytes', 'bytesPerAgentBeyondState',
       'ringMsgsPerSec', 'ringRoundTripP50Us', 'postMessageMsgsPerSec', 'lmdbPutsPerSec', 'castsVsRing', 'callRoundTripVsRing',
-      'committedStatesVsLmdb'
+      'committedStatesVsLmdb', 'hotVsLmdb'
     ], 'summary')
     assert.equal(s.store, 'memory')
     assert.ok(Math.abs(s.castsVsRing - s.castsPerSec / s.ringMsgsPerSec) < 1e-9)
@@ -132,7 +181,7 @@ describe('shoal bench --memory, every scenario, small', () => {
       assert.equal(typeof t.phase, 'string')
     }
     const names = results.phases.map((p: { name: string }) => p.name)
-    for (const n of ['baselines', 'activate', 'fanout', 'hot', 'mixed']) assert.ok(names.includes(n), `phase ${n}`)
+    for (const n of ['baselines', 'activate', 'fanout', 'hot', 'mixed', 'latency']) assert.ok(names.includes(n), `phase ${n}`)
   })
 
   it('prints plain progress lines (stdout is a pipe) and the summary table', () => {

@@ -60,7 +60,7 @@ describe('shoal bench --html', () => {
         page.on('request', (req) => { if (!req.url().startsWith('file:') && !req.url().startsWith('data:')) requests.push(req.url()) })
         await page.goto(pathToFileURL(file).href)
         // a page that threw will never finish: let the tests below say why, at once
-        if (pageErrors.length === 0) await page.waitForFunction('window.shoalCharts === 2', undefined, { timeout: 10_000 })
+        if (pageErrors.length === 0) await page.waitForFunction('window.shoalCharts === 4', undefined, { timeout: 10_000 })
       })
 
       after(async () => { await browser?.close() })
@@ -72,8 +72,8 @@ describe('shoal bench --html', () => {
         assert.deepEqual(requests, [])
       })
 
-      it('draws both charts: canvases with pixels on them', async () => {
-        assert.equal(await page.evaluate('window.shoalCharts'), 2, `charts drawn; page errors: ${pageErrors.join('; ')}`)
+      it('draws every chart: canvases with pixels on them', async () => {
+        assert.equal(await page.evaluate('window.shoalCharts'), 4, `charts drawn; page errors: ${pageErrors.join('; ')}`)
         // page code as a string: this project compiles without the DOM typings
         const charts = await page.evaluate<Array<{ id: string, width: number, painted: number }>>(`
           [...document.querySelectorAll('.chart')].map((el) => {
@@ -84,13 +84,15 @@ describe('shoal bench --html', () => {
             for (let i = 3; i < data.length; i += 4) if (data[i] !== 0) painted++
             return { id: el.id, width: canvas.width, painted }
           })`)
-        assert.deepEqual(charts.map((c) => c.id), ['throughput', 'memory'])
+        assert.deepEqual(charts.map((c) => c.id), ['throughput', 'memory', 'latency-query', 'latency-command'])
         for (const c of charts) {
           assert.ok(c.width > 100, `${c.id}: canvas has a size`)
           assert.ok(c.painted > 1000, `${c.id}: ${c.painted} painted pixels`)
         }
         const legends = await page.locator('.u-legend .u-label').allTextContents()
-        for (const label of ['messages delivered/s', 'RSS (MiB)', 'resident agents']) assert.ok(legends.includes(label), label)
+        for (const label of ['messages delivered/s', 'RSS (MiB)', 'resident agents', 'p99 (µs)', 'p99.9 (µs)', 'target p99 at 50% (µs)']) {
+          assert.ok(legends.includes(label), label)
+        }
       })
 
       it('shows the values under the cursor in the legend', async () => {
@@ -107,6 +109,8 @@ describe('shoal bench --html', () => {
       it('shows the summary table with the figures and their targets', async () => {
         const rows = await page.locator('tbody tr').allTextContents()
         assert.ok(rows.some((r) => r.includes('activations/s')))
+        assert.ok(rows.some((r) => /command p99 at 50% of max.*raw fsync p99.*≤ baseline \+ 2,000 µs/.test(r)))
+        assert.ok(rows.some((r) => r.includes('longest GC pause during fanout')))
         assert.ok(rows.some((r) => r.includes('bytes per agent beyond state')))
         assert.ok(rows.some((r) => r.includes('raw ring')))
         assert.ok(rows.some((r) => /met|MISSED/.test(r)))

@@ -20,6 +20,7 @@ import { hashId, shardOf } from '../../native-free-core/placement/hash.ts'
 import type { WireError } from '../../native-free-core/errors.ts'
 import { simCodec } from '../../native-free-core/sim/codec.ts'
 import { ManualStore } from '../fixtures/manual-store.ts'
+import type { ValueCodec } from '../../native-free-core/runtime/ports.ts'
 
 /** Resolved by the test: `hold` keeps its agent busy until then. */
 let release: () => void = () => {}
@@ -41,15 +42,18 @@ const wallet = defineAgent({
     pay (s, [to, amount]: [string, number], ctx) { s.balance -= amount; ctx.send({ type: 'wallet', key: to }, 'receive', amount) },
     payBadly (s, to: string, ctx) { s.balance -= 1; ctx.send({ type: 'wallet', key: to }, 'receive', Symbol('not data')) },
     receive (s, amount: number) { s.balance += amount },
-    async hold () { await new Promise<void>((resolve) => { release = resolve }) }
+    async hold () { await new Promise<void>((resolve) => { release = resolve }) },
+    /** An object payload, passed on as it is. */
+    forward (_s, [to, note]: [string, unknown], ctx) { ctx.send({ type: 'wallet', key: to }, 'note', note) },
+    note (s, note: unknown) { (s as { notes?: unknown[] }).notes = [...((s as { notes?: unknown[] }).notes ?? []), note] }
   },
-  queries: { balance (s) { return s.balance } }
+  queries: { balance (s) { return s.balance }, notes (s) { return (s as { notes?: unknown[] }).notes ?? [] } }
 })
 
-interface Sent { id: string, hash: number, typeIdx: number, methodIdx: number, payload: unknown, durable: SendId | null, outboxKey: number }
+interface Sent { id: string, hash: number, typeIdx: number, methodIdx: number, payload: unknown, durable: SendId | null, outboxKey: number, payloadBytes: Uint8Array | null }
 interface Applied { id: string, send: SendId }
 
-function runtimeOn (store: Store, mode: 'claim' | 'dedup' = 'claim'): { rt: ShardRuntime, sent: Sent[], applied: Applied[], replies: Map<number, [boolean, unknown]>, errors: WireError[], call: (key: string, method: string, payload?: unknown) => number, deliverSent: (s: Sent) => void } {
+function runtimeOn (store: Store, mode: 'claim' | 'dedup' = 'claim', codec: ValueCodec = simCodec): { rt: ShardRuntime, sent: Sent[], applied: Applied[], replies: Map<number, [boolean, unknown]>, errors: WireError[], call: (key: string, method: string, payload?: unknown) => number, deliverSent: (s: Sent) => void } {
   const registry = new AgentRegistry([wallet])
   const sent: Sent[] = []
   const replies = new Map<number, [boolean, unknown]>()
@@ -58,14 +62,14 @@ function runtimeOn (store: Store, mode: 'claim' | 'dedup' = 'claim'): { rt: Shar
   const rt = new ShardRuntime({
     registry,
     store,
-    codec: simCodec,
+    codec,
     outbox: mode,
     output: {
       reply: (_to, callId, ok, value) => { replies.set(callId, [ok, value]) },
-      send: (id, hash, typeIdx, methodIdx, payload, durable) => {
+      send: (id, hash, typeIdx, methodIdx, payload, durable, _from, payloadBytes) => {
         // the runtime hands over its own object: copy the identity, as a frame would
         const copy = durable === null ? null : { senderShard: durable.senderShard, origin: durable.origin, key: durable.key }
-        sent.push({ id, hash, typeIdx, methodIdx, payload, durable: copy, outboxKey: copy?.key ?? 0 })
+        sent.push({ id, hash, typeIdx, methodIdx, payload, durable: copy, outboxKey: copy?.key ?? 0, payloadBytes: payloadBytes ?? null })
       },
       applied: (id, _hash, send) => { applied.push({ id, send }) },
       wake () {},
@@ -149,6 +153,33 @@ test('a new runtime on the same store (a restart) delivers the stored sends that
   // the restarted sender's sends take a new incarnation: no key is ever reused
   second.call('alice', 'pay', ['bob', 1])
   assert.ok(Math.floor(second.sent.at(-1)!.outboxKey / 0x100000000) > Math.floor(first.sent[0]!.outboxKey / 0x100000000))
+})
+
+test('a durable send\'s object payload is encoded once: the record ends with its bytes, and the frame carries them', () => {
+  const store = new DurableMemory()
+  const note = { text: 'hello', tags: ['a', 'b'], n: 3 }
+  let encodes = 0
+  const counting = {
+    encode: (value: unknown): Uint8Array => {
+      if (value === note || (Array.isArray(value) && value.includes(note))) encodes++
+      return simCodec.encode(value)
+    },
+    decode: simCodec.decode
+  }
+  const first = runtimeOn(store, 'claim', counting)
+  first.call('alice', 'forward', ['bob', note])
+  assert.equal(encodes, 1, 'the payload, once')
+  const s = first.sent[0]!
+  assert.deepEqual(simCodec.decode(s.payloadBytes!), note, 'the frame\'s bytes are the payload')
+  const { key, bytes: record } = [...store.outbox()][0]!
+  assert.equal(key, s.outboxKey)
+  assert.deepEqual(simCodec.decode(record), [idString('default', 'wallet', 'alice'), idString('default', 'wallet', 'bob'), 'wallet', 'note', note])
+  // after a crash, the stored record is what is delivered
+  const second = runtimeOn(store)
+  assert.equal(second.rt.redeliver(store.outbox(), () => true), 1)
+  second.rt.commit()
+  const q = second.call('bob', 'notes')
+  assert.deepEqual(second.replies.get(q), [true, [note]])
 })
 
 test('a durable send that cannot be encoded fails its handler, which rolls back', () => {

@@ -163,6 +163,22 @@ test('a passivated agent reactivates from a commit still in flight', async () =>
   assert.equal(out.replies.at(-1)!.value, 0)
 })
 
+test('an agent rolled back while its last commit is in flight reloads that commit, not the store', async () => {
+  const { rt, out, store, call } = setup()
+  call('counter', 'a', 'add', 3)
+  rt.commit() // in flight: the store does not have 3 yet
+  call('counter', 'a', 'fail', 1) // throws on a clean cell: dropped, to reload on the next message
+  assert.equal(rt.activeAgents, 0)
+  call('counter', 'a', 'get')
+  assert.equal(out.replies.at(-1)!.value, 3, 'the in-flight state, not the stored (none)')
+  call('counter', 'b', 'get') // a never-seen agent activates from the store as ever
+  assert.equal(out.replies.at(-1)!.value, 0)
+  await (store as ManualStore).completeAll()
+  call('counter', 'a', 'fail', 1)
+  call('counter', 'a', 'get')
+  assert.equal(out.replies.at(-1)!.value, 3, 'and from the store once committed')
+})
+
 test('durable: false agents are never stored and restart from initial after a throw', () => {
   const store = new ManualStore()
   const { rt, out, call } = setup(store)

@@ -1,9 +1,14 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { startHost, ownerOf } from './helpers.ts'
 
-test('a chain of ctx.send hops crosses workers directly and arrives whole', async () => {
-  const host = await startHost({ workers: 2 })
+for (const durable of [false, true]) {
+test(`a chain of ctx.send hops crosses workers directly and arrives whole${durable ? ' (durable: each hop stored in the outbox, its object payload carried as encoded there)' : ''}`, async () => {
+  const dataDir = durable ? mkdtempSync(join(tmpdir(), 'shoal-test-')) : null
+  const host = await startHost({ workers: 2, ...(dataDir !== null ? { dataDir } : {}) })
   try {
     const HOPS = 40
     await host.ref('hop', 'h0').call('pass', { path: [], left: HOPS, report: { type: 'sink', key: 'chain' } })
@@ -24,5 +29,7 @@ test('a chain of ctx.send hops crosses workers directly and arrives whole', asyn
     assert.equal(host.stats().workers.reduce((n, w) => n + w.overflowBytes, 0), 0)
   } finally {
     await host.close()
+    if (dataDir !== null) rmSync(dataDir, { recursive: true, force: true })
   }
 })
+}

@@ -13,6 +13,7 @@ import { fmt } from '../progress.ts'
 import { Pacer } from '../thread-probes.ts'
 import { agentKey, kChunk, perSec, totals } from './context.ts'
 import type { ScenarioContext } from './context.ts'
+import type { CpuSplit } from '../thread-cpu.ts'
 
 export interface ActivateResult {
   readonly agents: number
@@ -20,6 +21,14 @@ export interface ActivateResult {
   readonly activationsPerSec: number
   /** Resident agents the host reports afterwards (the bench's own probes excluded). */
   readonly residentAgents: number
+  /**
+   * CPU time of the whole process (every thread, GC helpers included) during the phase,
+   * per activation: what the activations cost, less sensitive than the rate to other
+   * processes sharing the cores.
+   */
+  readonly cpuUsPerActivation: number
+  /** The same CPU time by thread (ms over the phase; Linux only, else null). */
+  readonly cpu: CpuSplit | null
 }
 
 export async function activate (ctx: ScenarioContext): Promise<ActivateResult> {
@@ -27,6 +36,8 @@ export async function activate (ctx: ScenarioContext): Promise<ActivateResult> {
   const before = totals(host).activeAgents
   const pacer = new Pacer(ctx.probes)
   let sent = 0
+  const endCpu = await ctx.probes.cpu()
+  const cpu0 = process.cpuUsage()
   const start = performance.now()
   const phase = ctx.progress.phase('activate', agents, () => ({
     value: sent,
@@ -40,9 +51,12 @@ export async function activate (ctx: ScenarioContext): Promise<ActivateResult> {
   }
   await pacer.drain()
   const elapsedMs = performance.now() - start
+  const cpu = process.cpuUsage(cpu0)
+  const threads = endCpu()
   await ctx.probes.barrier() // replies from a later pass: the stats words of the last one are written
   const residentAgents = totals(host).activeAgents - before
-  const result = { agents, elapsedMs, activationsPerSec: perSec(agents, elapsedMs), residentAgents }
-  phase.done(`${fmt(agents)} agents in ${(elapsedMs / 1000).toFixed(2)} s — ${fmt(result.activationsPerSec)} activations/s`)
+  const result = { agents, elapsedMs, activationsPerSec: perSec(agents, elapsedMs), residentAgents, cpuUsPerActivation: (cpu.user + cpu.system) / agents, cpu: threads }
+  phase.done(`${fmt(agents)} agents in ${(elapsedMs / 1000).toFixed(2)} s — ${fmt(result.activationsPerSec)} activations/s, ` +
+    `${result.cpuUsPerActivation.toFixed(2)} µs CPU each (all threads)`)
   return result
 }

@@ -21,6 +21,8 @@ export interface ScenarioContext {
   /** Calls in flight in the mixed scenario. */
   readonly concurrency: number
   readonly rng: Rng
+  /** A scratch directory on the data directory's filesystem (raw disk baselines). */
+  readonly scratchDir: string
 }
 
 /** Casts between two flow-control barriers (a barrier is one query per thread). */

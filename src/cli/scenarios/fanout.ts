@@ -14,6 +14,7 @@ import { fmt } from '../progress.ts'
 import { Pacer } from '../thread-probes.ts'
 import { agentKey, kChunk, perSec, totals } from './context.ts'
 import type { ScenarioContext } from './context.ts'
+import type { CpuSplit } from '../thread-cpu.ts'
 
 export interface FanoutResult {
   readonly casts: number
@@ -27,6 +28,10 @@ export interface FanoutResult {
   readonly committedStatesPerSec: number
   /** Committed states per commit. */
   readonly meanBatchSize: number
+  /** CPU time of the whole process (every thread) per cast, up to the commit of the last one. */
+  readonly cpuUsPerCast: number
+  /** The same CPU time by thread (ms over the phase; Linux only, else null). */
+  readonly cpu: CpuSplit | null
 }
 
 export async function fanout (ctx: ScenarioContext): Promise<FanoutResult> {
@@ -34,6 +39,8 @@ export async function fanout (ctx: ScenarioContext): Promise<FanoutResult> {
   const before = totals(host)
   const pacer = new Pacer(ctx.probes)
   let casts = 0
+  const endCpu = await ctx.probes.cpu()
+  const cpu0 = process.cpuUsage()
   const start = performance.now()
   const deadline = start + ctx.durationMs
   const phase = ctx.progress.phase('fanout', ctx.durationMs, () => ({
@@ -49,6 +56,8 @@ export async function fanout (ctx: ScenarioContext): Promise<FanoutResult> {
   const elapsedMs = performance.now() - start
   await ctx.probes.flush()
   const commitMs = performance.now() - start
+  const cpu = process.cpuUsage(cpu0)
+  const threads = endCpu()
   await ctx.probes.barrier()
   const after = totals(host)
   // the probes' flush commands are one state per thread in the last batches: not the scenario's
@@ -64,8 +73,11 @@ export async function fanout (ctx: ScenarioContext): Promise<FanoutResult> {
     commitMs,
     commitsPerSec: perSec(commits, commitMs),
     committedStatesPerSec: perSec(committedStates, commitMs),
-    meanBatchSize: commits > 0 ? committedStates / commits : 0
+    meanBatchSize: commits > 0 ? committedStates / commits : 0,
+    cpuUsPerCast: (cpu.user + cpu.system) / casts,
+    cpu: threads
   }
-  phase.done(`${fmt(result.castsPerSec)} casts/s, ${fmt(result.commitsPerSec)} commits/s of ${fmt(result.meanBatchSize)} states`)
+  phase.done(`${fmt(result.castsPerSec)} casts/s, ${fmt(result.commitsPerSec)} commits/s of ${fmt(result.meanBatchSize)} states, ` +
+    `${result.cpuUsPerCast.toFixed(2)} µs CPU per cast (all threads)`)
   return result
 }

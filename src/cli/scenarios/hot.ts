@@ -14,8 +14,13 @@ import { fmt } from '../progress.ts'
 import { Pacer } from '../thread-probes.ts'
 import { kChunk, perSec, totals } from './context.ts'
 import type { ScenarioContext } from './context.ts'
+import type { CpuSplit } from '../thread-cpu.ts'
 
 export type HotVariant = 'state' | 'storage'
+
+/** The hot agent's key, and the value its `add` puts under each new storage key (bench-agents.ts). */
+export const kHotKey = 'hot'
+export const kHotValue = 'test'
 
 export interface HotResult {
   readonly variant: HotVariant
@@ -25,16 +30,22 @@ export interface HotResult {
   readonly commandsPerSec: number
   readonly commits: number
   readonly commandsPerCommit: number
+  /** CPU time of the whole process (every thread) per command, up to the final reply. */
+  readonly cpuUsPerCommand: number
+  /** The same CPU time by thread (ms over the phase; Linux only, else null). */
+  readonly cpu: CpuSplit | null
 }
 
 export async function hot (ctx: ScenarioContext): Promise<HotResult> {
   const variant: HotVariant = 'storage'
-  const ref = ctx.host.ref(hotStore, 'hot')
+  const ref = ctx.host.ref(hotStore, kHotKey)
   const base = await ref.call('sync')
   const before = totals(ctx.host)
   const pacer = new Pacer(ctx.probes)
   const total = ctx.hotCasts
   let casts = 0
+  const endCpu = await ctx.probes.cpu()
+  const cpu0 = process.cpuUsage()
   const start = performance.now()
   const phase = ctx.progress.phase(`hot (${variant})`, total, () => ({
     value: casts,
@@ -48,6 +59,8 @@ export async function hot (ctx: ScenarioContext): Promise<HotResult> {
   }
   const n = await ref.call('sync')
   const elapsedMs = performance.now() - start
+  const cpu = process.cpuUsage(cpu0)
+  const threads = endCpu()
   await pacer.drain()
   await ctx.probes.barrier()
   if (n - base !== total) {
@@ -61,8 +74,10 @@ export async function hot (ctx: ScenarioContext): Promise<HotResult> {
     elapsedMs,
     commandsPerSec: perSec(total, elapsedMs),
     commits,
-    commandsPerCommit: commits > 0 ? total / commits : 0
+    commandsPerCommit: commits > 0 ? total / commits : 0,
+    cpuUsPerCommand: (cpu.user + cpu.system) / total,
+    cpu: threads
   }
-  phase.done(`${fmt(total)} commands committed in ${(elapsedMs / 1000).toFixed(2)} s — ${fmt(result.commandsPerSec)}/s, ${fmt(result.commandsPerCommit)} per commit`)
+  phase.done(`${fmt(total)} commands committed in ${(elapsedMs / 1000).toFixed(2)} s — ${fmt(result.commandsPerSec)}/s, ${fmt(result.commandsPerCommit)} per commit, ${result.cpuUsPerCommand.toFixed(2)} µs CPU each (all threads)`)
   return result
 }

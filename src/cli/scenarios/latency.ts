@@ -1,0 +1,178 @@
+/**
+ * `latency`: latency at a fixed offered load, the way wrk2 and autocannon's `--rate`
+ * report it — open loop, no coordinated omission.
+ *
+ * For queries (`get`) and for commands (`add(1)`, whose reply waits for its batch's
+ * commit), each to a uniformly random `counter` among the N agents:
+ *
+ *   1. the maximum rate: a closed loop with `concurrency` calls in flight for a short
+ *      while, calls/s completed;
+ *   2. for each share of it (25%, 50%, 75%): calls sent on a fixed schedule — call i is
+ *      *intended* at start + i / rate — for the phase's length, whatever the replies do.
+ *      Latency runs from the intended send time to the reply, into an HDR histogram
+ *      (hdr.ts): a call the sender issued late because the process was stalled counts
+ *      its wait, which a closed loop (or a timer taken at the real send) would hide.
+ *
+ * The sender polls the clock with `setImmediate` (sleeping with a timer only when the
+ * next call is more than 2 ms away): Node's timers are 1 ms coarse, which at these
+ * rates would add up to a millisecond to every call. How late each call left is
+ * recorded too (`sendLag`), so the generator's own delay is visible beside the latency.
+ *
+ * Baseline: the raw disk sync (4 KiB write + fdatasync, one at a time) measured in this
+ * scenario just before the command phases, on the data directory's filesystem. A
+ * durable command's reply needs at least one; the target is command p99 ≤ fsync p99 + 2 ms.
+ */
+import { fsyncLatency } from '../../baselines/raw-baselines.ts'
+import { counter } from '../bench-agents.ts'
+import { HdrLatency, summarizeUs } from '../hdr.ts'
+import type { LatencySummary } from '../latency.ts'
+import { fmt } from '../progress.ts'
+import { agentKey, perSec } from './context.ts'
+import type { ScenarioContext } from './context.ts'
+
+/** Offered loads, as shares of the measured maximum. */
+export const kShares: readonly number[] = [0.25, 0.5, 0.75]
+/** Poll the clock rather than sleep when the next call is due within this many ms. */
+const kSpinMs = 2
+
+export type CallKind = 'query' | 'command'
+
+export interface RatePoint {
+  /** Share of the measured maximum offered. */
+  readonly share: number
+  readonly offeredPerSec: number
+  readonly durationMs: number
+  readonly sent: number
+  readonly completed: number
+  readonly errors: number
+  /** Completed calls / (first intended send → last reply). */
+  readonly achievedPerSec: number
+  /** Intended send time → reply. */
+  readonly latency: LatencySummary
+  /** Intended → real send time: the load generator's own delay, included in `latency`. */
+  readonly sendLag: LatencySummary
+}
+
+export interface OpenLoopSeries {
+  readonly kind: CallKind
+  readonly method: string
+  /** Closed-loop maximum, calls/s, with `concurrency` in flight. */
+  readonly maxPerSec: number
+  readonly maxConcurrency: number
+  readonly points: readonly RatePoint[]
+}
+
+export interface LatencyResult {
+  readonly shares: readonly number[]
+  readonly queries: OpenLoopSeries
+  readonly commands: OpenLoopSeries
+  /** Raw disk sync latency (µs), measured before the command phases. */
+  readonly fsync: LatencySummary
+}
+
+type Send = () => Promise<unknown>
+
+function sender (ctx: ScenarioContext, kind: CallKind): Send {
+  const { host, agents, rng } = ctx
+  return kind === 'query'
+    ? () => host.ref(counter, agentKey(rng.below(agents))).call('get')
+    : () => host.ref(counter, agentKey(rng.below(agents))).call('add', 1)
+}
+
+/** Closed loop: `concurrency` calls in flight for `ms`; completed calls per second. */
+async function maxRate (send: Send, concurrency: number, ms: number): Promise<number> {
+  let calls = 0
+  const start = performance.now()
+  const deadline = start + ms
+  const lane = async (): Promise<void> => {
+    while (performance.now() < deadline) {
+      await send()
+      calls++
+    }
+  }
+  await Promise.all(Array.from({ length: concurrency }, lane))
+  return perSec(calls, performance.now() - start)
+}
+
+const immediate = (): Promise<void> => new Promise((resolve) => setImmediate(resolve))
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
+
+/** Open loop: `rate` calls/s on a fixed schedule for `ms`, latency from each call's intended time. */
+async function openLoop (send: Send, share: number, rate: number, ms: number): Promise<RatePoint> {
+  const latency = new HdrLatency()
+  const lag = new HdrLatency()
+  const total = Math.max(1, Math.round(rate * ms / 1000))
+  const interval = 1000 / rate
+  let completed = 0
+  let errors = 0
+  let lastReply = 0
+  let allDone!: () => void
+  const finished = new Promise<void>((resolve) => { allDone = resolve })
+  const settle = (ok: boolean): void => {
+    lastReply = performance.now()
+    if (ok) completed++
+    else errors++
+    if (completed + errors === total) allDone()
+  }
+  const start = performance.now() + 1
+  let i = 0
+  while (i < total) {
+    const now = performance.now()
+    for (let at = start + i * interval; i < total && at <= now; at = start + (++i) * interval) {
+      const intended = at
+      lag.recordMs(now - intended)
+      send().then(() => {
+        latency.recordMs(performance.now() - intended)
+        settle(true)
+      }, () => settle(false))
+    }
+    if (i === total) break
+    const wait = start + i * interval - performance.now()
+    if (wait > kSpinMs) await sleep(wait - 1)
+    else await immediate()
+  }
+  await finished
+  return {
+    share,
+    offeredPerSec: rate,
+    durationMs: ms,
+    sent: total,
+    completed,
+    errors,
+    achievedPerSec: perSec(completed, lastReply - start),
+    latency: latency.summary(),
+    sendLag: lag.summary()
+  }
+}
+
+async function series (ctx: ScenarioContext, kind: CallKind, maxMs: number, rateMs: number,
+  between: () => Promise<void>): Promise<OpenLoopSeries> {
+  const send = sender(ctx, kind)
+  let step = 0
+  let detail = 'measuring the maximum rate'
+  const phase = ctx.progress.phase(`latency (${kind})`, kShares.length + 1, () => ({ value: step, detail }))
+  const max = await maxRate(send, ctx.concurrency, maxMs)
+  await between()
+  step++
+  const points: RatePoint[] = []
+  for (const share of kShares) {
+    const rate = Math.max(1, Math.round(max * share))
+    detail = `${fmt(rate)}/s offered (${share * 100}% of ${fmt(max)}/s)`
+    points.push(await openLoop(send, share, rate, rateMs))
+    await between()
+    step++
+  }
+  phase.done(`max ${fmt(max)}/s; ` + points.map((p) =>
+    `${p.share * 100}%: p50 ${fmt(p.latency.p50Us)} µs, p99 ${fmt(p.latency.p99Us)} µs, p99.9 ${fmt(p.latency.p999Us)} µs`).join('; '))
+  return { kind, method: kind === 'query' ? 'get' : 'add', maxPerSec: max, maxConcurrency: ctx.concurrency, points }
+}
+
+export async function latency (ctx: ScenarioContext): Promise<LatencyResult> {
+  const maxMs = Math.max(250, ctx.durationMs / 4)
+  const rateMs = Math.max(400, ctx.durationMs / 2)
+  const queries = await series(ctx, 'query', maxMs, rateMs, () => ctx.probes.barrier())
+  const fsync = summarizeUs(fsyncLatency(ctx.scratchDir, Math.min(1000, Math.max(200, ctx.durationMs / 5))))
+  ctx.progress.log(`  raw fsync (4 KiB write + fdatasync): p50 ${fmt(fsync.p50Us)} µs, p99 ${fmt(fsync.p99Us)} µs over ${fmt(fsync.count)}`)
+  const commands = await series(ctx, 'command', maxMs, rateMs, () => ctx.probes.flush())
+  return { shares: kShares, queries, commands, fsync }
+}
