@@ -18,7 +18,7 @@ import { Buffer } from 'node:buffer'
 import { MSG_CALL, MSG_CAST, MSG_FOLLOW, MSG_FORGET, MSG_UNFOLLOW } from '../../native-free-core/agent/envelope.ts'
 import { ShardUnavailableError, WorkerCrashedError } from '../../native-free-core/errors.ts'
 import type { ShoalError, WireError } from '../../native-free-core/errors.ts'
-import { shardOf } from '../../native-free-core/placement/hash.ts'
+import { SHARDS, shardOf } from '../../native-free-core/placement/hash.ts'
 import { align4 } from '../../native-free-core/ring/ring-queue.ts'
 import { SHARD_ARRIVING, SHARD_FORWARD, SHARD_LOCAL } from '../../native-free-core/placement/shard-state.ts'
 import type { ShardStates } from '../../native-free-core/placement/shard-state.ts'
@@ -86,6 +86,16 @@ export class Gateway {
   private readonly reader: FrameReader
   private readonly writer: FrameWriter
   private readonly scratch = new FrameBuffer(256)
+  /**
+   * Shards whose frames the main thread hands straight to the router: served elsewhere, and
+   * every frame it sent through their home thread before has been forwarded (set when a
+   * release has answered, or from the start; cleared before a shard arrives). Saves a remote
+   * call two thread hops; per sender order holds because the switch follows a fence.
+   */
+  private readonly direct = new Uint8Array(SHARDS)
+  /** Frames the main thread sent through a shard's home thread while the shard was not direct (wraps). */
+  private readonly homeSends = new Uint32Array(SHARDS)
+  private readonly directFrames = new FrameBuffer(4096)
   /** Frames from other hosts refused because they were not messages for agents. */
   refused = 0
 
@@ -97,6 +107,37 @@ export class Gateway {
     this.reader = new FrameReader(align4(parts.maxMessageBytes + 64))
     this.writer = new FrameWriter(parts.maxMessageBytes)
     this.states.fill(SHARD_FORWARD) // nothing is served until the router says so
+    this.direct.fill(1) // and no frame went through a home thread yet
+  }
+
+  /**
+   * The main thread's own call or cast to an agent of a shard served elsewhere: encoded
+   * and given to the router at once. False when the shard must go through its home thread
+   * (served here, arriving, or not known to be stably elsewhere); throws as a ring write does.
+   */
+  /**
+   * Does the main thread send to this agent's shard straight to the router? When not, the
+   * caller is about to send through the home thread: counted, so that a switch to direct
+   * waits for a fence that comes after it.
+   */
+  isDirect (hash: number): boolean {
+    const shard = shardOf(hash)
+    if (this.direct[shard] === 1 && this.routes !== null) return true
+    this.homeSends[shard] = this.homeSends[shard]! + 1
+    return false
+  }
+
+  sendDirect (kind: number, id: string, idBytes: Uint8Array | null, hash: number, typeIdx: number, methodIdx: number, payload: unknown, callId: number): boolean {
+    const shard = shardOf(hash)
+    if (this.direct[shard] === 0 || this.routes === null) {
+      this.homeSends[shard] = this.homeSends[shard]! + 1
+      return false
+    }
+    const buf = this.directFrames
+    buf.clear()
+    this.writer.message(buf, kind, id, idBytes, hash, typeIdx, methodIdx, payload, 0, callId)
+    buf.forEach((frame) => this.routes!.route(frame, 0))
+    return true
   }
 
   /** @internal the router plugin, once */
@@ -111,7 +152,10 @@ export class Gateway {
 
   /** Before the workers start (static membership): serve exactly these shards. */
   serveAtStart (shards: Iterable<number>): void {
-    for (const s of shards) this.states[s] = SHARD_LOCAL
+    for (const s of shards) {
+      this.states[s] = SHARD_LOCAL
+      this.direct[s] = 0
+    }
   }
 
   // ---- frames from other hosts ----------------------------------------------------
@@ -273,9 +317,32 @@ export class Gateway {
   async release (shards: readonly number[]): Promise<MovedTimeout[]> {
     for (const s of shards) this.states[s] = SHARD_FORWARD
     const answers = await Promise.all([...this.byHome(shards)].map(([home, group]) => this.control(home, { op: 'release', shards: group })))
+    void this.goDirect(shards)
     const timeouts: MovedTimeout[] = []
     for (const a of answers) if (a.op === 'released') timeouts.push(...a.timeouts)
     return timeouts
+  }
+
+  /**
+   * Send the main thread's frames for `shards` (served elsewhere now) straight to the
+   * router — each once a fence through its home thread has come back with no frame of the
+   * main thread's sent that way after it: the home thread has forwarded all of them, so
+   * nothing sent direct can overtake one. A few tries; a shard that stays busy stays on
+   * the home path (correct, one hop slower).
+   */
+  private async goDirect (shards: readonly number[]): Promise<void> {
+    let pending = shards.filter((s) => this.states[s] === SHARD_FORWARD)
+    for (let attempt = 0; attempt < 5 && pending.length !== 0; attempt++) {
+      const before = pending.map((s) => this.homeSends[s]!)
+      await Promise.all([...this.byHome(pending)].map(([home]) => this.control(home, { op: 'fence' })))
+      const busy: number[] = []
+      pending.forEach((s, i) => {
+        if (this.states[s] !== SHARD_FORWARD) return // arriving again meanwhile
+        if (this.homeSends[s] === before[i]) this.direct[s] = 1
+        else busy.push(s)
+      })
+      pending = busy
+    }
   }
 
   /**
@@ -284,7 +351,10 @@ export class Gateway {
    * them for `adopt`.
    */
   async arrive (shards: readonly number[]): Promise<void> {
-    for (const s of shards) this.states[s] = SHARD_ARRIVING
+    for (const s of shards) {
+      this.direct[s] = 0
+      this.states[s] = SHARD_ARRIVING
+    }
     await Promise.all([...this.byHome(shards)].map(([home]) => this.control(home, { op: 'fence' })))
   }
 

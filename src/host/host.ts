@@ -186,7 +186,8 @@ export class Host extends EventEmitter<HostEvents> {
       quotas: this.hostQuotas,
       life: this.life,
       epochOf: (t) => this.workers.epochOf(t),
-      follows: () => this.follows
+      follows: () => this.follows,
+      gateway: () => this.gateway
     })
     this.follows = new Follows({
       subscribe: (sub) => this.router.sendFollow(sub, MSG_FOLLOW),

@@ -12,6 +12,7 @@ import { EncodeError, HostClosedError, InvalidArgumentError, ShoalError, Unknown
 import { hashAfter, prefixState } from '../../native-free-core/placement/hash.ts'
 import type { HostQuotas } from '../tenancy/host-quotas.ts'
 import type { ThreadLoop } from '../thread/thread-loop.ts'
+import type { Gateway } from './gateway.ts'
 import { AgentRef } from './agent-ref.ts'
 import type { RefTarget } from './agent-ref.ts'
 import type { RefAddress } from './ref-address.ts'
@@ -33,6 +34,8 @@ export interface RouterParts {
   epochOf (thread: number): number
   /** The host's follows (made after the router: they subscribe through it). */
   follows (): Follows
+  /** The cluster's gateway, when a router plugin claimed it. */
+  gateway (): Gateway | null
 }
 
 export class Router implements RefTarget {
@@ -93,11 +96,14 @@ export class Router implements RefTarget {
       return Promise.reject(errorFromWire({ code: 'SHOAL_ERR_ABORTED', message: `${to.info.type}.${method} was aborted before it was sent` }))
     }
     const loop = this.loop
-    const thread = loop.ownerOf(to.hash)
-    const [callId, promise] = this.pending.add(thread, this.parts.epochOf(thread), `${to.info.type}.${method}`, options)
+    const gateway = this.parts.gateway()
+    // a shard served by another host: no home thread involved (a dropped link fails the call, not a worker)
+    const thread = gateway !== null && gateway.isDirect(to.hash) ? -1 : loop.ownerOf(to.hash)
+    const [callId, promise] = this.pending.add(thread, thread < 0 ? 0 : this.parts.epochOf(thread), `${to.info.type}.${method}`, options)
     try {
+      if (thread < 0) gateway!.sendDirect(MSG_CALL, to.id, to.idBytes, to.hash, to.info.index, m.index, payload, callId)
       // the main thread has a ring to every thread that owns agents
-      loop.sendMessage(thread, MSG_CALL, to.id, to.idBytes, to.hash, to.info.index, m.index, payload, callId)
+      else loop.sendMessage(thread, MSG_CALL, to.id, to.idBytes, to.hash, to.info.index, m.index, payload, callId)
     } catch (err) {
       this.pending.fail(callId, err instanceof ShoalError ? err : new EncodeError(`${to.info.type}.${method}: the message could not be written: ${messageOf(err)}`))
     }
@@ -108,6 +114,8 @@ export class Router implements RefTarget {
   cast (to: RefAddress, method: string, payload: unknown): void {
     if (this.life.stopping) throw new HostClosedError()
     const m = this.resolve(to, method)
+    const gateway = this.parts.gateway()
+    if (gateway !== null && gateway.isDirect(to.hash) && gateway.sendDirect(MSG_CAST, to.id, to.idBytes, to.hash, to.info.index, m.index, payload, 0)) return
     const loop = this.loop
     loop.sendMessage(loop.ownerOf(to.hash), MSG_CAST, to.id, to.idBytes, to.hash, to.info.index, m.index, payload, 0)
   }
