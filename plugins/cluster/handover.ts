@@ -55,6 +55,15 @@ export interface HandoverParts {
   settledMaybe (): void
   /** Resolves once the outbox deletions in flight are durable: a shard's records leave only after them. */
   deletionsSettled (): Promise<void>
+  /**
+   * Replicas: shards the map gives this host that it kept replica copies of (a failover
+   * made it their owner) become its own ranges — resolves once every segment it took is applied.
+   */
+  promote? (shards: readonly number[]): Promise<void>
+  /** Replicas: a planned move brings this shard's range; a replica copy of it gives way. */
+  beforeImport? (shard: number): Promise<void>
+  /** Is the shard's range here a replica's copy? */
+  isCopy? (shard: number): boolean
 }
 
 interface Outgoing {
@@ -376,6 +385,7 @@ export class Handover {
     let error: string | undefined
     try {
       for (const s of shards) {
+        await this.parts.beforeImport?.(s)
         await store.importShard(s, stream.chunks.get(s) ?? [])
         router.arrival(s, peer)
         this.imported.set(s, { from: peer, timeouts: timeouts.filter((t) => shardOf(t[1]) === s) })
@@ -412,6 +422,8 @@ export class Handover {
       this.imported.delete(s)
       this.waitingSince.delete(s)
     }
+    const copies = this.parts.isCopy === undefined ? [] : ready.filter((s) => this.parts.isCopy!(s)) // a moved-in range is no copy
+    if (copies.length !== 0) await this.parts.promote!(copies)
     await gateway.arrive(ready)
     const held = router.takeArrivals(ready)
     await gateway.adopt(ready, timeouts, (s) => held.get(s))

@@ -57,6 +57,12 @@ export interface ClusterOptions {
    * (docs/cluster.md, "Quotas"). Default 100 ms.
    */
   readonly quotaSyncMs?: number
+  /**
+   * With replicas: how long a replica may take to acknowledge a shard's writes before it
+   * falls out of the shard's in-sync set (writes stop waiting for it; it catches up and
+   * comes back). Default 2,000 ms.
+   */
+  readonly replicaAckTimeoutMs?: number
 }
 
 export interface ResolvedClusterOptions {
@@ -73,9 +79,10 @@ export interface ResolvedClusterOptions {
   readonly maxLinkQueueBytes: number
   readonly forgetAfterMs: number
   readonly quotaSyncMs: number
+  readonly replicaAckTimeoutMs: number
 }
 
-const known = new Set(['id', 'listen', 'advertise', 'secret', 'membership', 'replicas', 'heartbeatMs', 'maxLinkQueueBytes', 'forgetAfterMs', 'quotaSyncMs'])
+const known = new Set(['id', 'listen', 'advertise', 'secret', 'membership', 'replicas', 'heartbeatMs', 'maxLinkQueueBytes', 'forgetAfterMs', 'quotaSyncMs', 'replicaAckTimeoutMs'])
 
 export function resolveClusterOptions (options: ClusterOptions): ResolvedClusterOptions {
   if (options === null || typeof options !== 'object') {
@@ -103,7 +110,8 @@ export function resolveClusterOptions (options: ClusterOptions): ResolvedCluster
     heartbeatMs: integer('cluster.heartbeatMs', options.heartbeatMs ?? 1000, 10, 60_000),
     maxLinkQueueBytes: integer('cluster.maxLinkQueueBytes', options.maxLinkQueueBytes ?? 64 * 1024 * 1024, 64 * 1024, 2 ** 31 - 1),
     forgetAfterMs: integer('cluster.forgetAfterMs', options.forgetAfterMs ?? 5000, 0, 24 * 3600 * 1000),
-    quotaSyncMs: integer('cluster.quotaSyncMs', options.quotaSyncMs ?? 100, 1, 60_000)
+    quotaSyncMs: integer('cluster.quotaSyncMs', options.quotaSyncMs ?? 100, 1, 60_000),
+    replicaAckTimeoutMs: integer('cluster.replicaAckTimeoutMs', options.replicaAckTimeoutMs ?? 2000, 10, 600_000)
   })
 }
 

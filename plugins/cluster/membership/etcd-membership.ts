@@ -90,6 +90,14 @@ export class EtcdMembership extends EventEmitter<MembershipEvents> implements Me
   get mapRevision (): number { return this.#mapRevision }
   /** The current lease id, for diagnostics. */
   get leaseId (): string | undefined { return this.#keeper?.id }
+  /**
+   * Wall ms (Date.now) until which this host may serve from memory: half the TTL after the
+   * send time of the last renewal etcd confirmed (self-fencing), 0 before the first grant.
+   */
+  get servingUntil (): number {
+    const last = this.#keeper?.lastRenewal ?? 0
+    return last === 0 ? 0 : last + this.#o.leaseTtlS * 500
+  }
   /** The etcd client, once started (the cluster's quota limits share it). */
   get client (): Etcd3 | undefined { return this.#client }
   /** The etcd layout this membership uses. */
