@@ -213,7 +213,10 @@ export class ClusterPlugin implements HostPlugin, ClusterView {
       warn: (message) => console.warn(`shoal cluster ${o.id}: ${message}`)
     })
     this.links.on('batch', (peer, bytes, i32) => this.router.batch(peer, bytes, i32))
-    this.links.on('up', (peer) => this.tenancy.up(peer))
+    this.links.on('up', (peer) => {
+      this.tenancy.up(peer)
+      this.replication?.up(peer)
+    })
     this.links.on('down', (peer) => {
       this.replication?.down(peer)
       this.router.down(peer)
@@ -368,6 +371,7 @@ export class ClusterPlugin implements HostPlugin, ClusterView {
       callsInFlight: this.router.callsInFlight,
       refusedFrames: this.gateway.refused + this.wire.undecodable,
       durable: { acked: this.acks.acked, deleted: this.acks.deleted, forgotten: this.acks.forgotten },
+      ...(this.replication === null ? {} : { replication: this.replicationStats() }),
       ...this.tenancy.stats(),
       links: {
         up: links.linksUp,
@@ -430,6 +434,24 @@ export class ClusterPlugin implements HostPlugin, ClusterView {
       gauge(metric, TENANCY_HELP[name] ?? name, value)
     }
     return lines.join('\n') + '\n'
+  }
+
+  private replicationStats (): Record<string, number> {
+    const { owner, replica } = this.replication!
+    return {
+      replicas: this.options.replicas,
+      shardsWithReplicasInSync: owner.inSyncCount(),
+      copiesInSync: replica.copiesInSync,
+      segmentsOut: owner.segmentsOut,
+      bytesOut: owner.bytesOut,
+      snapshotsOut: owner.snapshotsOut,
+      fellOut: owner.fellOut,
+      segmentsIn: replica.segmentsIn,
+      bytesIn: replica.bytesIn,
+      snapshotsIn: replica.snapshotsIn,
+      snapshotBytesIn: replica.snapshotBytesIn,
+      refusedSegments: replica.refusedSegments
+    }
   }
 
   /** What 'cluster-peers' shares (peer-asks.ts). */

@@ -303,9 +303,10 @@ export class Handover {
     const { router, wire, store } = this.parts
     router.releaseLeaving(shards, to, (sink) => wire.write(sink, CL_FLUSHED, 0, { shards }))
     for (const s of shards) {
-      this.outgoing.delete(s)
       lost.push(s)
       await store.dropShard(s)
+      // held until dropped: a replica copy of the new owner's stream must not start before the drop
+      this.outgoing.delete(s)
     }
   }
 

@@ -85,6 +85,11 @@ export class Replication {
     this.owner.setMap(map, serves)
   }
 
+  /** The link to `peer` is up: replicas there that are not in sync hear of their streams now. */
+  up (peer: string): void {
+    this.owner.nudge(peer)
+  }
+
   down (peer: string): void {
     this.owner.down(peer)
     this.replica.down(peer)

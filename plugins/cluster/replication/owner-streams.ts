@@ -25,7 +25,7 @@
  */
 import { ShardUnavailableError, messageOf } from '../../../native-free-core/errors.ts'
 import { SHARDS } from '../../../native-free-core/placement/hash.ts'
-import { emptyInSync, setInSync } from '../../../native-free-core/placement/in-sync.ts'
+import { markInSync, newInSyncRecord, setShardEpoch } from '../../../native-free-core/placement/in-sync.ts'
 import type { InSyncRecord } from '../../../native-free-core/placement/in-sync.ts'
 import { replicasOf } from '../../../native-free-core/placement/shard-map.ts'
 import type { ShardMap } from '../../../native-free-core/placement/shard-map.ts'
@@ -34,6 +34,9 @@ import type { FrameSink } from '../../../native-free-core/ring/ring-queue.ts'
 import type { ShardRanges } from '../../../native-free-core/storage/shard-range.ts'
 import { CL_REPL, CL_SNAP_DATA, CL_SNAP_END, CL_UNREPLICA } from '../wire.ts'
 import type { ClusterWire } from '../wire.ts'
+
+/** How often replicas that are not in sync are reminded of the stream (an idle shard sends no segment). */
+const NUDGE_MS = 1000
 
 export interface OwnerParts {
   readonly self: string
@@ -48,6 +51,8 @@ export interface OwnerParts {
 }
 
 /** One journal piece waiting for its shards' replicas. */
+const kEmpty = new Uint8Array(0)
+
 class Gate {
   remaining: number
   readonly resolve: () => void
@@ -99,6 +104,7 @@ export class OwnerStreams {
   private publishing: Promise<void> | null = null
   private publishAgain = false
   private readonly timer: ReturnType<typeof setInterval>
+  private readonly nudger: ReturnType<typeof setInterval>
   private closed = false
   /** Figures for stats. */
   segmentsOut = 0
@@ -110,6 +116,8 @@ export class OwnerStreams {
     this.parts = parts
     this.timer = setInterval(() => this.checkTimeouts(), Math.max(50, parts.ackTimeoutMs >> 2))
     this.timer.unref()
+    this.nudger = setInterval(() => this.nudge(null), NUDGE_MS)
+    this.nudger.unref()
   }
 
   /** Served shards with replicas in sync now, per shard (stats). */
@@ -130,7 +138,6 @@ export class OwnerStreams {
     for (const [shard, stream] of this.streams) {
       if (me >= 0 && map.owner[shard] === me && map.shardEpoch[shard] === stream.epoch) continue
       this.end(stream, `shard ${shard} has another owner now (map epoch ${map.epoch}): retry`)
-      changed = true
     }
     for (let shard = 0; shard < SHARDS; shard++) {
       if (me < 0 || map.owner[shard] !== me) continue
@@ -148,9 +155,11 @@ export class OwnerStreams {
           changed = true
         }
       }
+      const before = stream.targets
       stream.targets = [...new Set([...listed, ...stream.inSync])]
+      for (const host of stream.targets) if (!before.includes(host)) this.hello(stream, host)
     }
-    if (changed) this.publishSoon()
+    if (changed) void this.publishSoon().catch(() => {})
   }
 
   /** The shard is no longer served here (moved out, released): its writes are done with. */
@@ -223,6 +232,7 @@ export class OwnerStreams {
     const stream = new Stream(shard, `${this.nonce}.${map.shardEpoch[shard]!}`, map.shardEpoch[shard]!)
     stream.targets = replicasOf(map, shard)
     this.streams.set(shard, stream)
+    for (const host of stream.targets) this.hello(stream, host)
     void this.publishSoon().catch(() => {})
     return stream
   }
@@ -300,6 +310,34 @@ export class OwnerStreams {
     stream.dropping.delete(host)
     stream.inSync.add(host) // writes wait for it from now; the record says so next
     this.publishSoon()
+  }
+
+  /**
+   * An empty segment (seq 0) to a replica that is not in sync: a replica learns of a stream
+   * from its segments, and a shard with no writes sends none — this one starts its catch-up.
+   * `host` null: every such replica of every stream.
+   */
+  nudge (host: string | null): void {
+    const byHost = new Map<string, unknown[]>()
+    for (const stream of this.streams.values()) {
+      for (const h of stream.targets) {
+        if ((host !== null && h !== host) || stream.inSync.has(h)) continue
+        let list = byHost.get(h)
+        if (list === undefined) byHost.set(h, list = [])
+        list.push([stream.shard, stream.epoch, stream.id, 0, kEmpty])
+      }
+    }
+    for (const [h, segs] of byHost) {
+      try {
+        this.parts.wire.write(this.parts.writer(h), CL_REPL, 0, segs)
+      } catch {}
+    }
+  }
+
+  private hello (stream: Stream, host: string): void {
+    try {
+      this.parts.wire.write(this.parts.writer(host), CL_REPL, 0, [[stream.shard, stream.epoch, stream.id, 0, kEmpty]])
+    } catch {}
   }
 
   /** The link to `host` went down: it falls out of every in-sync set. */
@@ -380,10 +418,10 @@ export class OwnerStreams {
   }
 
   private record (): InSyncRecord {
-    const record = emptyInSync(this.parts.self)
+    const record = newInSyncRecord(this.parts.self)
     for (const stream of this.streams.values()) {
-      record.shardEpoch[stream.shard] = stream.epoch
-      for (const host of stream.inSync) if (!stream.dropping.has(host)) setInSync(record, host, stream.shard, true)
+      setShardEpoch(record, stream.shard, stream.epoch)
+      for (const host of stream.inSync) if (!stream.dropping.has(host)) markInSync(record, stream.shard, host, true)
     }
     return record
   }
@@ -391,6 +429,7 @@ export class OwnerStreams {
   close (): void {
     this.closed = true
     clearInterval(this.timer)
+    clearInterval(this.nudger)
     for (const stream of [...this.streams.values()]) this.end(stream, 'the host is closing: retry')
   }
 }

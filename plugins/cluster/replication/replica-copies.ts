@@ -29,6 +29,7 @@ export interface ReplicaStore {
   dropShard (shard: number): Promise<void> | undefined
   countShard (shard: number, sign?: 1 | -1): Promise<void>
   isReplicaRange (shard: number): boolean
+  shardSize (shard: number): { readonly records: number }
 }
 
 export interface ReplicaParts {
@@ -114,6 +115,8 @@ export class ReplicaCopies {
 
   private segment (owner: string, seg: Segment): void {
     const [shard, epoch, id, seq, bytes] = seg
+    // this host's own range (served, leaving, arriving): no copy until the handover has let go (the owner nudges again)
+    if (this.parts.holds(shard)) return
     const why = this.refusal(owner, shard, epoch)
     if (why !== null) {
       this.refusedSegments++
@@ -182,7 +185,8 @@ export class ReplicaCopies {
     copy.chunks = []
     this.enqueue(async () => {
       if (this.copies.get(shard) !== copy) return
-      await this.parts.store.importShard(shard, chunks, true)
+      // an empty shard (most, in a young cluster) with nothing here: no transaction to wait for
+      if (chunks.length !== 0 || this.parts.store.shardSize(shard).records !== 0) await this.parts.store.importShard(shard, chunks, true)
       let last = base
       // segments kept meanwhile (more may come while applying them): those after the base, in order
       while (copy.buffer.length !== 0) {
