@@ -167,7 +167,7 @@ export class ClusterPlugin implements HostPlugin, ClusterView {
     const address = o.advertise ?? `${bound.host === '0.0.0.0' ? '127.0.0.1' : bound.host}:${bound.port}`
     this.membership = o.membership.kind === 'static'
       ? new StaticMembership({ id: o.id, address, members: o.membership.entries })
-      : new EtcdMembership({ id: o.id, address, ...withoutKind(o.membership) })
+      : new EtcdMembership({ id: o.id, address, replicas: o.replicas, ...withoutKind(o.membership) })
     this.handover = new Handover({
       self: o.id,
       gateway: this.gateway,
