@@ -105,12 +105,16 @@ export class EtcdMembership extends EventEmitter<MembershipEvents> implements Me
   /** The current lease id, for diagnostics. */
   get leaseId (): string | undefined { return this.#keeper?.id }
   /**
-   * Wall ms (Date.now) until which this host may serve from memory: half the TTL after the
-   * send time of the last renewal etcd confirmed (self-fencing), 0 before the first grant.
+   * Wall ms (Date.now) until which this host's threads may serve from memory, 0 before the
+   * first grant: three quarters of the TTL after the send time of the last renewal etcd
+   * confirmed. The lease keeper fences the host at half the TTL (its timer, on this
+   * thread); this later deadline, checked by every thread on its own, is the guard for a
+   * process that stood still (SIGSTOP, a VM pause) and wakes up before its timers run —
+   * still a quarter TTL before the lease can expire, and no host takes the shards before it does.
    */
   get servingUntil (): number {
     const last = this.#keeper?.lastRenewal ?? 0
-    return last === 0 ? 0 : last + this.#o.leaseTtlS * 500
+    return last === 0 ? 0 : last + this.#o.leaseTtlS * 750
   }
   /** The etcd client, once started (the cluster's quota limits share it). */
   get client (): Etcd3 | undefined { return this.#client }
