@@ -37,6 +37,8 @@ import type { ClusterWire } from '../wire.ts'
 
 /** How often replicas that are not in sync are reminded of the stream (an idle shard sends no segment). */
 const NUDGE_MS = 1000
+/** Least time between two writes of the in-sync record. */
+const PUBLISH_GAP_MS = 200
 
 export interface OwnerParts {
   readonly self: string
@@ -103,6 +105,7 @@ export class OwnerStreams {
   /** The record as this host last asked to publish it, and whether a write is on its way. */
   private publishing: Promise<void> | null = null
   private publishAgain = false
+  private lastPublish = 0
   private readonly timer: ReturnType<typeof setInterval>
   private readonly nudger: ReturnType<typeof setInterval>
   private closed = false
@@ -398,6 +401,11 @@ export class OwnerStreams {
     }
     const run = async (): Promise<void> => {
       do {
+        // at most one write per PUBLISH_GAP_MS: a catch-up of thousands of shards is a few
+        // writes of the record, not thousands (etcd shares its time with the leases)
+        const wait = this.lastPublish + PUBLISH_GAP_MS - Date.now()
+        if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait))
+        this.lastPublish = Date.now()
         this.publishAgain = false
         const record = this.record()
         const fresh = [...this.streams.values()].filter((s) => !s.published)
