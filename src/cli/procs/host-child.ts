@@ -44,8 +44,9 @@ async function main (): Promise<void> {
   const config = JSON.parse(text) as HostProcessConfig
   let t0 = performance.now()
   let host: Host
+  let plugins: HostPlugin[] = []
   try {
-    const plugins = await loadPlugins(config)
+    plugins = await loadPlugins(config)
     t0 = performance.now() // createHost's own time: not the plugins' module loading
     host = await createHost({
       ...(config.host ?? {}),
@@ -79,7 +80,7 @@ async function main (): Promise<void> {
       })
       return
     }
-    runCommand(host, m.cmd).then(
+    runCommand(host, m.cmd, plugins).then(
       (value) => send({ t: 'res', seq: m.seq, ok: true, value }),
       (err: unknown) => send({ t: 'res', seq: m.seq, ok: false, error: errorInfo(err) })
     ).catch(() => {})
