@@ -37,7 +37,11 @@ export interface CheckReport {
   /** Applications beyond the first of an op that was attempted more than once (allowed). */
   readonly retriedTwice: number
   readonly totalBalance: number
+  /** Each host's cluster figures once settled: map epoch, shards served, moves in and out, moves called off. */
+  readonly hosts: ReadonlyArray<{ readonly id: string, readonly epoch: number, readonly served: number, readonly movedIn: number, readonly movedOut: number, readonly calledOff: number }>
 }
+
+interface ClusterStats { cluster: { epoch: number, shardsServed: number, movedIn: number, movedOut: number, movesCalledOff: number } }
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
 const kShown = 8
@@ -69,6 +73,10 @@ export async function check (procs: ClusterProcs, ledger: Ledger, o: CheckOption
     violations.push(`no settle: ${(err as Error).message}`)
   }
   const settleMs = performance.now() - t
+  const figures = await Promise.all(hosts.map(async (h) => {
+    const c = (await h.stats<ClusterStats>()).cluster
+    return { id: h.name, epoch: c.epoch, served: c.shardsServed, movedIn: c.movedIn, movedOut: c.movedOut, calledOff: c.movesCalledOff }
+  }))
 
   // drained: no outbox record anywhere, and every transfer credited
   t = performance.now()
@@ -147,5 +155,5 @@ export async function check (procs: ClusterProcs, ledger: Ledger, o: CheckOption
     ...capped(creditWrong, 'credit errors').map((l) => `durable send: ${l}`),
     ...capped(ledger.errors.fatal.map((f) => `${f.op} via ${f.via}: ${f.error}`), 'errors').map((l) => `non-retriable error: ${l}`)
   )
-  return { violations, settleMs, drainMs, retriedTwice, totalBalance }
+  return { violations, settleMs, drainMs, retriedTwice, totalBalance, hosts: figures }
 }
