@@ -8,7 +8,7 @@
  *   shoal bench --hosts 3 [--etcd URL] [--agents 100000] [--workers 1] [--profile DIR] ...
  *               a cluster of host processes on 127.0.0.1 (cluster-bench.ts)
  *
- *   shoal chaos [--seed N] [--rounds 12] [--hosts 3] [--replicas 1] [--faults kill,stop,...]
+ *   shoal chaos [--seed N] [--rounds 12] [--hosts 3] [--replicas 1] [--tracks 1] [--faults kill,stop,...]
  *               host processes on a real etcd, faults from a seeded plan, then a checker
  *               (chaos/chaos-run.ts); exits 1 when an invariant broke
  *
@@ -145,7 +145,8 @@ function program (): Command {
   cli.command('chaos')
     .description('a cluster of host processes on a real etcd under seeded faults (kill -9, SIGSTOP, dropped and slow links, etcd restarts) with counters and transfers running; then checks that no acknowledged write was lost or applied twice and that money is conserved')
     .option('--seed <n>', 'seed of the fault plan and the workload (default: a random one, printed)', (v) => parseCount(v))
-    .option('--rounds <n>', 'faults, one after the other', (v) => parseCount(v), 12)
+    .option('--rounds <n>', 'faults', (v) => parseCount(v), 12)
+    .option('--tracks <n>', 'faults at once, at most (never two on one target)', (v) => parseCount(v), 1)
     .option('--hosts <n>', 'host processes', (v) => parseCount(v, 2), 3)
     .option('--replicas <n>', 'the cluster plugin\'s replicas option', (v) => parseCount(v), 1)
     .option('--workers <n>', 'worker threads per host', (v) => parseCount(v), 1)

@@ -10,6 +10,7 @@ import type { FaultKind } from './fault-plan.ts'
 export interface ChaosFlags {
   readonly seed?: number
   readonly rounds: number
+  readonly tracks: number
   readonly hosts: number
   readonly replicas: number
   readonly workers: number
@@ -25,6 +26,7 @@ export async function runChaosCommand (flags: ChaosFlags): Promise<number> {
   const report = await runChaos({
     seed,
     rounds: flags.rounds,
+    tracks: flags.tracks,
     hosts: flags.hosts,
     replicas: flags.replicas,
     workers: flags.workers,

@@ -19,15 +19,17 @@ import { check } from './checker.ts'
 import type { CheckReport } from './checker.ts'
 import { FaultInjector } from './fault-injector.ts'
 import type { FaultEvent } from './fault-injector.ts'
-import { describeFault, planFaults } from './fault-plan.ts'
+import { describeFault, faultKinds, planFaults } from './fault-plan.ts'
 import type { FaultKind } from './fault-plan.ts'
 import { Ledger } from './ledger.ts'
 import { Workload } from './workload.ts'
 
 export interface ChaosOptions {
   readonly seed: number
-  /** Faults, one after the other. */
+  /** Faults. */
   readonly rounds: number
+  /** Faults at once, at most (fault-injector.ts). Default 1. */
+  readonly tracks?: number
   /** Host processes, 2 or more (3–5 is the point). */
   readonly hosts: number
   /** The cluster plugin's `replicas`. Default 1. */
@@ -79,6 +81,7 @@ export async function runChaos (options: ChaosOptions): Promise<ChaosReport> {
     seed: options.seed,
     rounds: options.rounds,
     hosts: options.hosts,
+    tracks: options.tracks ?? 1,
     replicas: options.replicas ?? 1,
     workers: options.workers ?? 1,
     counters: options.counters ?? 24,
@@ -91,7 +94,7 @@ export async function runChaos (options: ChaosOptions): Promise<ChaosReport> {
     warmupMs: options.warmupMs ?? 500,
     settleTimeoutMs: options.settleTimeoutMs ?? 30_000,
     drainTimeoutMs: options.drainTimeoutMs ?? 30_000,
-    kinds: options.kinds ?? ['kill', 'stop', 'cut', 'pause', 'delay', 'etcd'] as const
+    kinds: options.kinds ?? faultKinds
   }
   if (!Number.isInteger(o.hosts) || o.hosts < 2) throw new RangeError(`chaos hosts: expected an integer ≥ 2, got ${o.hosts}`)
   const log = options.log ?? ((): void => {})
@@ -112,7 +115,7 @@ export async function runChaos (options: ChaosOptions): Promise<ChaosReport> {
     })
     await procs.start(ids)
     await procs.settled(o.settleTimeoutMs)
-    log(`seed ${o.seed}: ${o.hosts} hosts up (${Math.round(performance.now() - t0)} ms), ${plan.length} faults:`)
+    log(`seed ${o.seed}: ${o.hosts} hosts up (${Math.round(performance.now() - t0)} ms), ${plan.length} faults${o.tracks === 1 ? '' : ` on ${o.tracks} tracks`}:`)
 
     const ledger = new Ledger()
     const tLoad = performance.now()
@@ -130,7 +133,7 @@ export async function runChaos (options: ChaosOptions): Promise<ChaosReport> {
     await new Promise((resolve) => setTimeout(resolve, o.warmupMs))
     let faultError: string | null = null
     try {
-      await faults.run(plan)
+      await faults.run(plan, o.tracks)
     } catch (err) {
       faultError = (err as Error).message.split('\n')[0]!
     } finally {
@@ -172,7 +175,7 @@ export async function runChaos (options: ChaosOptions): Promise<ChaosReport> {
 export function formatReport (r: ChaosReport): string {
   const lines = [
     `chaos seed ${r.seed}: ${r.violations.length === 0 ? 'PASS' : `FAIL (${r.violations.length} violation${r.violations.length === 1 ? '' : 's'})`}`,
-    `  replay: shoal chaos --seed ${r.seed} --rounds ${r.options.rounds} --hosts ${r.options.hosts} --replicas ${r.options.replicas}`,
+    `  replay: shoal chaos --seed ${r.seed} --rounds ${r.options.rounds} --hosts ${r.options.hosts} --replicas ${r.options.replicas} --tracks ${r.options.tracks} --faults ${r.options.kinds.join(',')}`,
     `  ${r.options.hosts} hosts × ${r.options.workers} worker, replicas ${r.options.replicas}, lease TTL ${r.options.leaseTtlS} s, heartbeat ${r.options.heartbeatMs} ms; ` +
       `${r.options.counters} counters, ${r.options.accounts} accounts, ${r.options.lanes} lanes`,
     '  faults (ms from the load\'s start: injected / healed / done):'

@@ -90,7 +90,7 @@ export async function check (procs: ClusterProcs, ledger: Ledger, o: CheckOption
     accounts = await readAll<AccountState>(reader, accountAgents, 'state', deadline)
     const sent = accounts.reduce((n, a) => n + Object.keys(a.out).length, 0)
     const credited = accounts.reduce((n, a) => n + a.credits.length, 0)
-    if (outbox === 0 && sent === credited) break
+    if (outbox === 0 && credited >= sent) break // more credits than transfers will not mend: the checks below name them
     if (performance.now() > deadline) {
       violations.push(`not drained after ${o.drainTimeoutMs} ms: ${outbox} outbox record(s) left, ${sent} transfers applied, ${credited} credits applied`)
       break

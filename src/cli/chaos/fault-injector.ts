@@ -1,6 +1,7 @@
 /**
- * Applies a fault plan (fault-plan.ts) to a running cluster, one fault at a time, and
- * keeps what happened when: each fault's start, heal and end (ms from the run's start),
+ * Applies a fault plan (fault-plan.ts) to a running cluster, on `tracks` tracks side by
+ * side (fault n on track n mod tracks; a fault waits while another holds its target),
+ * and keeps what happened when: each fault's start, heal and end (ms from the run's start),
  * with a note when the heal itself struggled (a restart that needed more than one try).
  *
  * It also says which hosts the driver may send ops through (`usable()`): not a killed
@@ -32,6 +33,8 @@ export class FaultInjector {
   private readonly etcd: EtcdProcess
   private readonly t0: number
   private readonly down = new Set<string>()
+  /** Targets a fault holds now. */
+  private readonly busy = new Set<string>()
   private readonly log: (line: string) => void
   private stopped = false
 
@@ -51,19 +54,40 @@ export class FaultInjector {
     return Math.round(performance.now() - this.t0)
   }
 
-  /** Run the plan to its end (or until `stop()`: the current fault is healed, no more start). */
-  async run (plan: readonly Fault[]): Promise<void> {
-    for (const f of plan) {
+  /** Run the plan to its end (or until `stop()`: the faults held are healed, no more start). */
+  async run (plan: readonly Fault[], tracks = 1): Promise<void> {
+    const lanes = Array.from({ length: tracks }, (_, t) => plan.filter((f) => f.n % tracks === t))
+    // a track that fails stops the others at their next fault; its error is the run's
+    const errors: unknown[] = []
+    await Promise.all(lanes.map(async (faults) => {
+      try {
+        await this.track(faults)
+      } catch (err) {
+        errors.push(err)
+        this.stopped = true
+      }
+    }))
+    if (errors.length !== 0) throw errors[0]
+  }
+
+  private async track (faults: readonly Fault[]): Promise<void> {
+    for (const f of faults) {
+      while (this.busy.has(f.target) && !this.stopped) await sleep(50)
       if (this.stopped) return
-      const e: FaultEvent = { fault: f, startMs: this.now(), healMs: -1, endMs: -1, notes: [] }
-      this.events.push(e)
-      this.log(`  ${String(e.startMs).padStart(6)} ms  ${describeFault(f)}`)
-      await this.inject(f)
-      await sleep(f.holdMs)
-      e.healMs = this.now()
-      await this.heal(f, e)
-      e.endMs = this.now()
-      if (e.notes.length !== 0) this.log(`          ${e.notes.join('; ')}`)
+      this.busy.add(f.target)
+      try {
+        const e: FaultEvent = { fault: f, startMs: this.now(), healMs: -1, endMs: -1, notes: [] }
+        this.events.push(e)
+        this.log(`  ${String(e.startMs).padStart(6)} ms  ${describeFault(f)}`)
+        await this.inject(f, e)
+        await sleep(f.holdMs)
+        e.healMs = this.now()
+        await this.heal(f, e)
+        e.endMs = this.now()
+        if (e.notes.length !== 0) this.log(`          #${f.n}: ${e.notes.join('; ')}`)
+      } finally {
+        this.busy.delete(f.target)
+      }
       await sleep(f.gapMs)
     }
   }
@@ -72,8 +96,15 @@ export class FaultInjector {
     this.stopped = true
   }
 
-  private async inject (f: Fault): Promise<void> {
+  private async inject (f: Fault, e: FaultEvent): Promise<void> {
     switch (f.kind) {
+      case 'leave': {
+        this.down.add(f.target)
+        const t = performance.now()
+        await this.procs.leave(f.target, 60_000)
+        e.notes.push(`left in ${Math.round(performance.now() - t)} ms`)
+        break
+      }
       case 'kill':
         this.down.add(f.target)
         await this.procs.kill(f.target, 'SIGKILL')
@@ -99,6 +130,7 @@ export class FaultInjector {
 
   private async heal (f: Fault, e: FaultEvent): Promise<void> {
     switch (f.kind) {
+      case 'leave':
       case 'kill':
         await this.restart(f.target, e)
         this.down.delete(f.target)

@@ -1,7 +1,10 @@
 /**
  * The faults of a chaos run, drawn up front from the seed (so `--seed N` replays the same
  * faults on the same targets with the same holds; only the machine's timing differs).
- * One fault at a time: inject, hold, heal, then a quiet gap with the load still running.
+ * A fault: inject, hold, heal, then a quiet gap with the load still running. With one
+ * track (the default) faults come one at a time; with more, fault n runs on track
+ * n mod tracks, the tracks side by side, two faults never on one target at once
+ * (fault-injector.ts).
  *
  *   kill    SIGKILL a host; after `holdMs` start it again with the same id and data
  *           (the restart waits out its old lease: up to the lease TTL + 1 s)
@@ -12,13 +15,16 @@
  *           heartbeats must notice), then heal
  *   delay   the host's proxy holds every chunk `delayMs`, then heal
  *   etcd    SIGKILL etcd; after `holdMs` start it again on the same port and data
+ *   leave   close a host gracefully (it leaves: the leader moves its shards away under
+ *           load), then after `holdMs` start it again (it joins: shards move back) —
+ *           planned moves, which the other faults may hit
  *
  * Links are dialed by the lower id (the link layer's rule), so the first host's proxy
  * carries no link: link faults pick among the others.
  */
 import { Rng } from '../rng.ts'
 
-export const faultKinds = ['kill', 'stop', 'cut', 'pause', 'delay', 'etcd'] as const
+export const faultKinds = ['kill', 'stop', 'cut', 'pause', 'delay', 'etcd', 'leave'] as const
 export type FaultKind = typeof faultKinds[number]
 
 export interface Fault {
@@ -76,6 +82,9 @@ export function planFaults (seed: number, o: PlanOptions): Fault[] {
         break
       case 'etcd':
         faults.push({ n, kind, target: 'etcd', holdMs: between(rng, 0, Math.round(ttlMs * 1.5)), gapMs })
+        break
+      case 'leave':
+        faults.push({ n, kind, target: anyHost, holdMs: between(rng, 0, 2000), gapMs })
         break
     }
   }

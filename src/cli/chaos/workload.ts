@@ -9,8 +9,8 @@
  * An op is retried with the same op id until it is acknowledged — the way a client of a
  * retriable error should behave — through any host. Retriable: a ShoalError with
  * `retriable` (ShardUnavailableError, TimeoutError, WorkerCrashedError, LinkUnavailableError,
- * ClusterUnavailableError, RateLimitedError), the host process it went through dying under
- * it, or no answer within `attemptTimeoutMs` (a stopped host answers nothing; its late
+ * ClusterUnavailableError, RateLimitedError), the host process it went through dying or
+ * being closed under it, or no answer within `attemptTimeoutMs` (a stopped host answers nothing; its late
  * answer is ignored, its attempt still counted). Anything else is a finding: the op is
  * abandoned and the error kept.
  *
@@ -141,6 +141,8 @@ export class Workload {
   private classify (err: unknown, via: HostProcess): string | null {
     if (err instanceof AttemptTimeout) return 'no answer (host stopped?)'
     if (!via.running) return 'host process died'
+    // a host the injector is closing (leave) may answer HostClosedError: the caller's host went away
+    if (!this.usable().includes(via.name)) return `host going away (${err instanceof ShoalError ? err.code : (err as Error).name})`
     if (err instanceof ShoalError) return err.retriable ? err.code : null
     return null
   }
