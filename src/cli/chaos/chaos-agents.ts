@@ -15,12 +15,19 @@
  *                   sum of balances is conserved exactly once sends have drained.
  */
 import { defineAgent } from '../../../native-free-core/index.ts'
+import { DEFAULT_QUOTA, idString } from '../../../native-free-core/agent/agent-id.ts'
+import { hashId, shardOf } from '../../../native-free-core/placement/hash.ts'
 
 /** Every account's opening balance. */
 export const START = 1000
 
 export const COUNTER = 'chaos-counter'
 export const ACCOUNT = 'chaos-account'
+
+/** The shard an agent of this module lives in (the default quota). */
+export function shardOfAgent (type: string, key: string): number {
+  return shardOf(hashId(idString(DEFAULT_QUOTA, type, key)))
+}
 
 export interface TransferOp {
   readonly to: string

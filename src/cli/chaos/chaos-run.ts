@@ -22,7 +22,8 @@ import type { FaultEvent } from './fault-injector.ts'
 import { describeFault, faultKinds, planFaults } from './fault-plan.ts'
 import type { FaultKind } from './fault-plan.ts'
 import { Ledger } from './ledger.ts'
-import { Workload } from './workload.ts'
+import { Workload, accountKey, counterKey } from './workload.ts'
+import { ACCOUNT, COUNTER, shardOfAgent } from './chaos-agents.ts'
 
 export interface ChaosOptions {
   readonly seed: number
@@ -110,6 +111,11 @@ export async function runChaos (options: ChaosOptions): Promise<ChaosReport> {
       workers: o.workers,
       membership: { etcd: { hosts: [etcd.endpoint], leaseTtlS: o.leaseTtlS, minMembers: o.hosts } },
       proxies: true,
+      // each host logs where the workload's shards go (host-child.ts): a lost update's evidence
+      env: { SHOAL_TRACE_SHARDS: [...new Set([
+        ...Array.from({ length: o.counters }, (_, i) => shardOfAgent(COUNTER, counterKey(i))),
+        ...Array.from({ length: o.accounts }, (_, i) => shardOfAgent(ACCOUNT, accountKey(i)))
+      ])].join(',') },
       host: { callTimeoutMs: o.callTimeoutMs },
       cluster: { heartbeatMs: o.heartbeatMs, replicas: o.replicas }
     })
@@ -128,7 +134,7 @@ export async function runChaos (options: ChaosOptions): Promise<ChaosReport> {
       callTimeoutMs: o.callTimeoutMs,
       attemptTimeoutMs: o.callTimeoutMs + 3000,
       seed: o.seed ^ 0x5eed
-    }, () => faults.usable())
+    }, () => faults.usable(), tLoad)
     workload.start()
     await new Promise((resolve) => setTimeout(resolve, o.warmupMs))
     let faultError: string | null = null
@@ -144,7 +150,7 @@ export async function runChaos (options: ChaosOptions): Promise<ChaosReport> {
     const unfinished = await workload.stop(o.settleTimeoutMs)
     const counts = ledger.counts()
     log(`faults done at ${Math.round(faultPhaseMs)} ms: ${counts.ops} ops (${counts.acked} acknowledged, ${counts.attempts} attempts); checking`)
-    const report = await check(procs, ledger, {
+    const report = await check(procs, ledger, tLoad, {
       counters: o.counters,
       accounts: o.accounts,
       settleTimeoutMs: o.settleTimeoutMs,
@@ -192,5 +198,6 @@ export function formatReport (r: ChaosReport): string {
     `  fault phase ${(r.faultPhaseMs / 1000).toFixed(1)} s, settled in ${Math.round(r.check.settleMs)} ms, drained in ${Math.round(r.check.drainMs)} ms, run ${(r.totalMs / 1000).toFixed(1)} s`
   )
   for (const v of r.violations) lines.push(`  VIOLATION ${v}`)
+  if (r.check.evidence.length !== 0) lines.push('  evidence (!! = acknowledged, missing at the end):', ...r.check.evidence.map((l) => `    ${l}`))
   return lines.join('\n')
 }

@@ -17,8 +17,9 @@
  */
 import type { ClusterProcs } from '../procs/cluster-procs.ts'
 import type { HostProcess } from '../procs/host-process.ts'
+import { keysOf } from '../procs/host-protocol.ts'
 import type { Agents } from '../procs/host-protocol.ts'
-import { ACCOUNT, COUNTER, START } from './chaos-agents.ts'
+import { ACCOUNT, COUNTER, START, shardOfAgent } from './chaos-agents.ts'
 import type { AccountState } from './chaos-agents.ts'
 import type { Ledger } from './ledger.ts'
 
@@ -32,6 +33,8 @@ export interface CheckOptions {
 export interface CheckReport {
   /** Each a broken invariant, said in one line with its evidence. */
   readonly violations: string[]
+  /** For a lost update: the counter's final list and the stories of its acknowledged ops. */
+  readonly evidence: string[]
   readonly settleMs: number
   readonly drainMs: number
   /** Applications beyond the first of an op that was attempted more than once (allowed). */
@@ -46,12 +49,23 @@ interface ClusterStats { cluster: { epoch: number, shardsServed: number, movedIn
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
 const kShown = 8
 
-/** Read every agent of `agents` with `method` through `h`, again until no call fails or the deadline. */
+class Unreadable extends Error {
+  readonly keys: string[]
+  constructor (message: string, keys: string[]) {
+    super(message)
+    this.keys = keys
+  }
+}
+
+/** Read every agent of `agents` with `method` through `h`, again until no call fails or the deadline (then Unreadable, naming the keys). */
 async function readAll<T> (h: HostProcess, agents: Agents, method: string, deadline: number): Promise<T[]> {
   for (;;) {
     const r = await h.callEach(agents, method, undefined, 32)
     if (r.errors === 0) return r.values as T[]
-    if (performance.now() > deadline) throw new Error(`reading ${agents.type}.${method}: ${r.errors} calls failed, e.g. ${JSON.stringify(r.errorSamples[0])}`)
+    if (performance.now() > deadline) {
+      const keys = keysOf(agents.keys).filter((_, i) => r.values[i] === undefined)
+      throw new Unreadable(`${agents.type}.${method} of ${keys.join(', ')} still failing after the cluster settled, e.g. ${r.errorSamples[0]?.name ?? ''}: ${r.errorSamples[0]?.message ?? ''}`, keys)
+    }
     await sleep(200)
   }
 }
@@ -61,8 +75,43 @@ function capped (lines: string[], what: string): string[] {
   return [...lines.slice(0, kShown), `… and ${lines.length - kShown} more ${what}`]
 }
 
-export async function check (procs: ClusterProcs, ledger: Ledger, o: CheckOptions): Promise<CheckReport> {
+/** A host's `[trace]` lines and cluster warnings about `shard` (host-child.ts), ms from the load's start (`t0`, performance.now()). */
+function shardStory (procs: ClusterProcs, ids: readonly string[], shard: number, t0: number): string[] {
+  const wall0 = Date.now() - (performance.now() - t0)
+  const lines: Array<[number, string]> = []
+  for (const id of ids) {
+    for (const [n, log] of procs.logs(id).entries()) {
+      for (const line of log.split('\n')) {
+        const started = /^\[trace\] (\d+) started, (epoch \d+)/.exec(line)
+        if (started !== null) lines.push([Number(started[1]) - wall0, `${id}#${n + 1} started (${started[2]})`])
+        const m = /^\[trace\] (\d+) (epoch \d+)(.*)$/.exec(line)
+        if (m !== null && new RegExp(`[+-]${shard}(?!\\d)`).test(m[3]!)) lines.push([Number(m[1]) - wall0, `${id}#${n + 1} ${m[2]}${m[3]!.split(' ').filter((x) => x.slice(1) === String(shard)).map((x) => ` ${x}`).join('')}`])
+        else if (line.startsWith('shoal cluster') || /error|warn/i.test(line)) lines.push([Number.NaN, `${id}#${n + 1} ${line}`])
+      }
+    }
+  }
+  const timed = lines.filter(([t]) => !Number.isNaN(t)).sort((a, b) => a[0] - b[0]).map(([t, l]) => `${String(Math.round(t)).padStart(6)} ms  ${l}`)
+  const other = lines.filter(([t]) => Number.isNaN(t)).map(([, l]) => l)
+  return [...timed, ...other.slice(0, 30)]
+}
+
+export async function check (procs: ClusterProcs, ledger: Ledger, t0: number, o: CheckOptions): Promise<CheckReport> {
   const violations: string[] = []
+  try {
+    return await checkState(procs, ledger, t0, o, violations)
+  } catch (err) {
+    if (!(err instanceof Unreadable)) throw err
+    // an agent that answers nothing once the cluster settled: liveness, with where its shard went
+    violations.push(`unavailable: ${err.message}`)
+    const [type, key] = err.keys[0]!.startsWith('a') ? [ACCOUNT, err.keys[0]!] : [COUNTER, err.keys[0]!]
+    const shard = shardOfAgent(type, key)
+    const owner = (await procs.running()[0]!.owners({ type, keys: [key] }))[0]
+    const evidence = [`${key} (shard ${shard}, owner at the end ${String(owner)}):`, ...shardStory(procs, procs.ids(), shard, t0).map((l) => `  ${l}`)]
+    return { violations, evidence, settleMs: -1, drainMs: -1, retriedTwice: 0, totalBalance: Number.NaN, hosts: [] }
+  }
+}
+
+async function checkState (procs: ClusterProcs, ledger: Ledger, t0: number, o: CheckOptions, violations: string[]): Promise<CheckReport> {
   const hosts = procs.running()
   const reader = hosts[0]!
 
@@ -143,6 +192,19 @@ export async function check (procs: ClusterProcs, ledger: Ledger, o: CheckOption
     const [to, id] = k.split(':') as [string, string]
     if (out.get(id)?.to !== to) creditWrong.push(`credit ${id} at ${to} (${n}×) without its transfer`)
   }
+  // evidence for the first counter that lost an op: where it lives, its final list, the acked ops' stories
+  const evidence: string[] = []
+  const firstLost = [...lost, ...moved][0]
+  if (firstLost !== undefined) {
+    const key = /on (c\d+)/.exec(firstLost)![1]!
+    const [owner] = await reader.owners({ type: COUNTER, keys: [key] })
+    const ops = counters[Number(key.slice(1))]!
+    const shard = shardOfAgent(COUNTER, key)
+    evidence.push(`${key} (shard ${shard}, owner at the end ${String(owner)}) final list: ${ops.join(' ')}`)
+    evidence.push(`shard ${shard} served (+) and let go (-) by each host process (host#incarnation), then the hosts' warnings:`, ...shardStory(procs, procs.ids(), shard, t0).map((l) => `  ${l}`))
+    const acked = [...ledger.ops.values()].filter((r) => r.kind === 'add' && r.key === key && r.acked)
+    for (const r of acked.slice(0, 40)) evidence.push(`${ops.includes(r.id) ? '   ' : '!! '}${ledger.story(r.id)}`)
+  }
   const totalBalance = accounts.reduce((n, a) => n + a.balance, 0)
   if (totalBalance !== o.accounts * START) violations.push(`money not conserved: balances sum to ${totalBalance}, expected ${o.accounts * START}`)
 
@@ -155,5 +217,5 @@ export async function check (procs: ClusterProcs, ledger: Ledger, o: CheckOption
     ...capped(creditWrong, 'credit errors').map((l) => `durable send: ${l}`),
     ...capped(ledger.errors.fatal.map((f) => `${f.op} via ${f.via}: ${f.error}`), 'errors').map((l) => `non-retriable error: ${l}`)
   )
-  return { violations, settleMs, drainMs, retriedTwice, totalBalance, hosts: figures }
+  return { violations, evidence, settleMs, drainMs, retriedTwice, totalBalance, hosts: figures }
 }

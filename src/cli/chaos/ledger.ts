@@ -15,6 +15,8 @@ export interface OpRecord {
   readonly to?: string
   readonly amount?: number
   attempts: number
+  /** Each attempt: the host it went through, ms from the load's start, and how it ended ('ack', an error's name, '' while open). */
+  readonly tries: Array<{ via: string, atMs: number, endMs: number, outcome: string }>
   acked: boolean
   /** The answer that acknowledged it (add: the count; transfer: the balance). */
   value?: unknown
@@ -34,9 +36,17 @@ export class Ledger {
 
   open (kind: OpKind, key: string, transfer?: { to: string, amount: number }): OpRecord {
     const id = `o${++this.next}`
-    const r: OpRecord = { id, kind, key, attempts: 0, acked: false, ...(transfer ?? {}) }
+    const r: OpRecord = { id, kind, key, attempts: 0, tries: [], acked: false, ...(transfer ?? {}) }
     this.ops.set(id, r)
     return r
+  }
+
+  /** One op's story, one line per attempt: for a violation's evidence. */
+  story (id: string): string {
+    const r = this.ops.get(id)
+    if (r === undefined) return `${id}: never attempted`
+    const tries = r.tries.map((t) => `${t.via} ${t.atMs}–${t.endMs} ms ${t.outcome}`).join(', ')
+    return `${id} ${r.kind} ${r.key}${r.to === undefined ? '' : ` → ${r.to}`}: ${tries}${r.acked ? ` → ${String(r.value)}` : ''}`
   }
 
   retriable (name: string): void {

@@ -59,13 +59,20 @@ export class Workload {
   private stopping = false
   private deadline = Infinity
 
-  /** `usable`: the ids of the hosts to send ops through now. */
-  constructor (procs: ClusterProcs, ledger: Ledger, options: WorkloadOptions, usable: () => readonly string[]) {
+  private readonly t0: number
+
+  /** `usable`: the ids of the hosts to send ops through now; `t0`: the load's start (performance.now()), for the ledger's times. */
+  constructor (procs: ClusterProcs, ledger: Ledger, options: WorkloadOptions, usable: () => readonly string[], t0: number) {
+    this.t0 = t0
     this.procs = procs
     this.ledger = ledger
     this.o = options
     this.usable = usable
     this.rng = new Rng(options.seed)
+  }
+
+  private now (): number {
+    return Math.round(performance.now() - this.t0)
   }
 
   start (): void {
@@ -105,11 +112,17 @@ export class Workload {
       }
       const h = this.procs.host(ids[this.rng.below(ids.length)]!)
       r.attempts++
+      const t = { via: h.name, atMs: this.now(), endMs: -1, outcome: '' }
+      r.tries.push(t)
       try {
         r.value = await this.attempt(h, r)
         r.acked = true
+        t.endMs = this.now()
+        t.outcome = 'ack'
         return
       } catch (err) {
+        t.endMs = this.now()
+        t.outcome = err instanceof ShoalError ? err.name : (err as Error).name
         const kind = this.classify(err, h)
         if (kind === null) {
           this.ledger.fatal(r.id, h.name, `${(err as Error).name}: ${(err as Error).message}`)
