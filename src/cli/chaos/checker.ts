@@ -86,7 +86,7 @@ function shardStory (procs: ClusterProcs, ids: readonly string[], shard: number,
         if (started !== null) lines.push([Number(started[1]) - wall0, `${id}#${n + 1} started (${started[2]})`])
         const m = /^\[trace\] (\d+) (epoch \d+)(.*)$/.exec(line)
         if (m !== null && new RegExp(`[+-]${shard}(?!\\d)`).test(m[3]!)) lines.push([Number(m[1]) - wall0, `${id}#${n + 1} ${m[2]}${m[3]!.split(' ').filter((x) => x.slice(1) === String(shard)).map((x) => ` ${x}`).join('')}`])
-        else if (line.startsWith('shoal cluster') || /error|warn/i.test(line)) lines.push([Number.NaN, `${id}#${n + 1} ${line}`])
+        else if (line.includes('DIAG') ? line.includes(`shard ${shard} `) : line.startsWith('shoal cluster') || /error|warn/i.test(line)) lines.push([Number.NaN, `${id}#${n + 1} ${line}`])
       }
     }
   }
