@@ -75,7 +75,11 @@ function capped (lines: string[], what: string): string[] {
   return [...lines.slice(0, kShown), `… and ${lines.length - kShown} more ${what}`]
 }
 
-/** A host's `[trace]` lines and cluster warnings about `shard` (host-child.ts), ms from the load's start (`t0`, performance.now()). */
+/**
+ * A host's `[trace]` lines and cluster warnings about `shard` (host-child.ts), ms from the
+ * load's start (`t0`, performance.now()). A line tagged DIAG (an ad-hoc diagnostic someone
+ * added while hunting a bug) counts only when it names `shard N `.
+ */
 function shardStory (procs: ClusterProcs, ids: readonly string[], shard: number, t0: number): string[] {
   const wall0 = Date.now() - (performance.now() - t0)
   const lines: Array<[number, string]> = []
