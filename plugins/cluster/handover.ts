@@ -215,7 +215,8 @@ export class Handover {
       }
       if (this.served.has(s)) release.push(s) // not ours any more, and not by a move of ours (fenced, or the map changed under us)
       const imported = this.imported.get(s)
-      if (imported !== undefined && (map.target[s] === NONE || map.target[s] !== selfIndex)) {
+      // (owner here: the move finished and this host is fenced for now — the records are the shard's, adopted on unfence)
+      if (imported !== undefined && map.owner[s] !== selfIndex && (map.target[s] === NONE || map.target[s] !== selfIndex)) {
         // a move to here was called off after the records came: they are stale
         this.imported.delete(s)
         this.dropStale(s)

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /**
- * The `shoal` command (package.json `bin`). Today one subcommand:
+ * The `shoal` command (package.json `bin`):
  *
  *   shoal bench [--agents 1000000] [--workers N] [--durable | --memory] [--data-dir DIR]
  *               [--duration S] [--scenario activate,fanout,hot,mixed] [--json FILE] [--html FILE]
@@ -8,14 +8,22 @@
  *   shoal bench --hosts 3 [--etcd URL] [--agents 100000] [--workers 1] [--profile DIR] ...
  *               a cluster of host processes on 127.0.0.1 (cluster-bench.ts)
  *
- * `npm start` builds and runs `shoal bench` with the defaults. Option parsing is
+ *   shoal chaos [--seed N] [--rounds 12] [--hosts 3] [--replicas 1] [--tracks 1] [--faults kill,stop,...]
+ *               host processes on a real etcd, faults from a seeded plan, then a checker
+ *               (chaos/chaos-run.ts); exits 1 when an invariant broke
+ *
+ * `npm start` builds and runs `shoal bench` with the defaults; `npm run chaos` builds and
+ * runs `shoal chaos`. Option parsing is
  * commander's; values are checked here (a count must be a positive integer, `10M` and
  * `1_000_000` accepted) so that a typo fails before minutes of benchmarking.
  */
 import { readFileSync } from 'node:fs'
 import { Command, InvalidArgumentError, Option } from 'commander'
 import { defaults } from '../host/options.ts'
-import { parseCount, parsePort, parseScenarios, parseSeconds } from './args.ts'
+import { parseCount, parseFaultKinds, parsePort, parseScenarios, parseSeconds } from './args.ts'
+import { runChaosCommand } from './chaos/chaos-command.ts'
+import type { ChaosFlags } from './chaos/chaos-command.ts'
+import { faultKinds } from './chaos/fault-plan.ts'
 import { latestJson, runBench } from './bench-command.ts'
 import { runClusterBench } from './cluster-bench.ts'
 import { scenarioNames } from './results.ts'
@@ -133,6 +141,21 @@ function program (): Command {
         dashboard: flags.dashboard ?? null
       })
     })
+
+  cli.command('chaos')
+    .description('a cluster of host processes on a real etcd under seeded faults (kill -9, SIGSTOP, dropped and slow links, etcd restarts) with counters and transfers running; then checks that no acknowledged write was lost or applied twice and that money is conserved')
+    .option('--seed <n>', 'seed of the fault plan and the workload (default: a random one, printed)', (v) => parseCount(v))
+    .option('--rounds <n>', 'faults', (v) => parseCount(v), 12)
+    .option('--tracks <n>', 'faults at once, at most (never two on one target)', (v) => parseCount(v), 1)
+    .option('--hosts <n>', 'host processes', (v) => parseCount(v, 2), 3)
+    .option('--replicas <n>', 'the cluster plugin\'s replicas option', (v) => parseCount(v), 1)
+    .option('--workers <n>', 'worker threads per host', (v) => parseCount(v), 1)
+    .option('--lanes <n>', 'ops in flight', (v) => parseCount(v), 8)
+    .option('--lease-ttl <seconds>', 'etcd lease TTL of each host', (v) => parseCount(v), 2)
+    .addOption(new Option('--faults <list>', `comma-separated, from ${faultKinds.join(', ')}; or all`).argParser(parseFaultKinds).default([...faultKinds], 'all'))
+    .action(async (flags: ChaosFlags) => {
+      process.exitCode = await runChaosCommand(flags)
+    })
   return cli
 }
 
@@ -144,7 +167,7 @@ function exit (code: number): void {
 try {
   await program().parseAsync(process.argv)
   // the host's workers are gone after close(); exit explicitly so no stray handle keeps a finished run alive
-  exit(0)
+  exit(typeof process.exitCode === 'number' ? process.exitCode : 0)
 } catch (err) {
   const e = err as { code?: unknown, message?: unknown }
   process.stderr.write(`shoal: ${typeof e?.code === 'string' ? `${e.code}: ` : ''}${String(e?.message ?? err)}\n`)

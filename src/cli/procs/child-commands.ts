@@ -17,9 +17,10 @@ import { createRequire } from 'node:module'
 import { WebSocket } from 'ws'
 import type * as Uws from 'uWebSockets.js'
 import type { Host } from '../../index.ts'
+import type { HostPlugin } from '../../host/plugin.ts'
 import { Rng } from '../rng.ts'
 import { errorInfo, keysOf } from './host-protocol.ts'
-import type { Agents, CastsReport, Command, ErrorInfo, LoadReport } from './host-protocol.ts'
+import type { Agents, CastsReport, Command, DurableBacklog, ErrorInfo, LoadReport } from './host-protocol.ts'
 
 const kErrorSamples = 5
 
@@ -171,7 +172,20 @@ async function rawRoundTrips (port: number, rounds: number, bytes: number): Prom
   return out
 }
 
-export async function runCommand (host: Host, cmd: Command): Promise<unknown> {
+/** The plugins' durable-send records (the cluster plugin's `durableBacklog()`), summed. */
+function durableBacklog (plugins: readonly HostPlugin[]): DurableBacklog {
+  const sum = { outbox: 0, applied: 0 }
+  for (const p of plugins) {
+    const f = (p as { durableBacklog?: () => DurableBacklog }).durableBacklog
+    if (typeof f !== 'function') continue
+    const b = f.call(p)
+    sum.outbox += b.outbox
+    sum.applied += b.applied
+  }
+  return sum
+}
+
+export async function runCommand (host: Host, cmd: Command, plugins: readonly HostPlugin[] = []): Promise<unknown> {
   switch (cmd.op) {
     case 'call':
       return await host.ref(cmd.type, cmd.key, cmd.quota === undefined ? undefined : { quota: cmd.quota })
@@ -216,6 +230,8 @@ export async function runCommand (host: Host, cmd: Command): Promise<unknown> {
     }
     case 'metrics':
       return await host.metrics()
+    case 'durableBacklog':
+      return durableBacklog(plugins)
     case 'close':
       throw new Error('close is handled by host-child.ts')
   }

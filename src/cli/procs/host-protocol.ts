@@ -128,8 +128,16 @@ export type Command =
   /** This process: resident memory and CPU time so far (all its threads). */
   | { readonly op: 'process' }
   | { readonly op: 'metrics' }
+  /** Durable sends this host still holds a record of (the cluster plugin's `durableBacklog()`; zeros without one). */
+  | { readonly op: 'durableBacklog' }
   /** host.close() (a cluster host leaves: hands its shards over), answer, then exit 0. */
   | { readonly op: 'close' }
+
+/** Outbox records not acknowledged yet (sent from here), applied records not forgotten yet (received here). */
+export interface DurableBacklog {
+  readonly outbox: number
+  readonly applied: number
+}
 
 export interface ProcessInfo {
   readonly rssBytes: number
