@@ -224,11 +224,17 @@ async function failoverOnce (c: ClusterProcs, victim: string, leaseTtlS: number,
   const t0 = performance.now()
   await c.kill(victim)
   let firstAnswerMs = -1
+  let mapMs = -1
   const deadline = t0 + Math.max(60_000, leaseTtlS * 10_000)
   while (performance.now() < deadline) {
+    if (mapMs < 0) {
+      const [owner] = await survivor.owners({ type: 'counter', keys: [key] })
+      if (owner !== victim) mapMs = performance.now() - t0
+    }
     try {
       await survivor.call('counter', key, 'get', undefined, { timeoutMs: 1000 })
       firstAnswerMs = performance.now() - t0
+      if (mapMs < 0) mapMs = firstAnswerMs
       break
     } catch {
       await sleep(20)
@@ -241,11 +247,12 @@ async function failoverOnce (c: ClusterProcs, victim: string, leaseTtlS: number,
   await c.settled(kSettleMs)
   await inSync(c, kSettleMs)
   const rejoinMs = performance.now() - tr
-  progress.log(`  failover: kill -9 ${victim}${wasLeader ? ' (the leader)' : ''} → ${key} answered from its new owner after ${Math.round(firstAnswerMs)} ms (lease TTL ${leaseTtlS} s); restarted, in sync again after ${(rejoinMs / 1000).toFixed(1)} s; load ${loadBefore.toFixed(1)}`)
-  return { killed: victim, wasLeader, firstAnswerMs, rejoinMs, load: { before: loadBefore, after: loadAfter } }
+  progress.log(`  failover: kill -9 ${victim}${wasLeader ? ' (the leader)' : ''} → ${key} answered from its new owner after ${Math.round(firstAnswerMs)} ms ` +
+    `(the surviving host's map named a new owner after ${Math.round(mapMs)} ms; lease TTL ${leaseTtlS} s); restarted, in sync again after ${(rejoinMs / 1000).toFixed(1)} s; load ${loadBefore.toFixed(1)}`)
+  return { killed: victim, wasLeader, firstAnswerMs, mapMs, rejoinMs, load: { before: loadBefore, after: loadAfter } }
 }
 
-async function catchUp (c: ClusterProcs, id: string, o: ReplicationBenchOptions, progress: Progress): Promise<Omit<CatchUpFigures, 'rawBytes' | 'rawShards' | 'rawMs' | 'rawMbPerSec'>> {
+async function catchUp (c: ClusterProcs, id: string, o: ReplicationBenchOptions, progress: Progress): Promise<Omit<CatchUpFigures, 'heldBytes' | 'mbPerSec' | 'rawShards' | 'rawMs' | 'rawMbPerSec'>> {
   const blobs = Math.max(1, Math.round(o.catchUpMiB * MiB / kBlobBytes))
   const owned = await ownedKeys(c, 'blob', 'b', blobs)
   const tf = performance.now()
@@ -276,7 +283,6 @@ async function catchUp (c: ClusterProcs, id: string, o: ReplicationBenchOptions,
     shardsMovedIn: joined.cluster.movedIn,
     copiesInSync: joined.cluster.replication?.copiesInSync ?? 0,
     elapsedMs,
-    mbPerSec: bytesIn / MiB / (elapsedMs / 1000),
     load: { before: loadBefore, after: loadAfter }
   }
 }
@@ -394,11 +400,13 @@ export async function runReplicationBench (o: ReplicationBenchOptions, out: Node
       const joined = await catchUp(r2, id, o, progress)
       await r2.close(60_000)
       clusters.splice(clusters.indexOf(r2), 1)
+      // the bytes it holds now (its ranges, as exported) are what both the catch-up and the baseline copied
       const raw = await rawRangeCopy(r2.dataDir(id), join(scratch, 'raw-copy'), o.durability ?? 'disk')
+      const mbPerSec = raw.bytes / MiB / (joined.elapsedMs / 1000)
       const rawMbPerSec = raw.bytes / MiB / (raw.ms / 1000)
-      catchUpFigures = { ...joined, rawBytes: raw.bytes, rawShards: raw.shards, rawMs: raw.ms, rawMbPerSec }
-      progress.log(`  catch-up: ${id} took ${(joined.bytesIn / MiB).toFixed(1)} MiB in ${(joined.elapsedMs / 1000).toFixed(1)} s: ${joined.mbPerSec.toFixed(1)} MiB/s; ` +
-        `raw LMDB range copy ${(raw.bytes / MiB).toFixed(1)} MiB in ${(raw.ms / 1000).toFixed(2)} s: ${rawMbPerSec.toFixed(1)} MiB/s`)
+      catchUpFigures = { ...joined, heldBytes: raw.bytes, mbPerSec, rawShards: raw.shards, rawMs: raw.ms, rawMbPerSec }
+      progress.log(`  catch-up: ${id} holds ${(raw.bytes / MiB).toFixed(1)} MiB (${raw.shards} ranges), in sync ${(joined.elapsedMs / 1000).toFixed(1)} s after it started: ${mbPerSec.toFixed(2)} MiB/s ` +
+        `(${(joined.bytesIn / MiB).toFixed(1)} MiB came over its links); raw LMDB range copy of the same ranges ${(raw.ms / 1000).toFixed(2)} s: ${rawMbPerSec.toFixed(2)} MiB/s`)
     }
 
     const parts: Omit<ReplicationResults, 'rows'> = {

@@ -47,6 +47,8 @@ export interface FailoverRun {
   readonly wasLeader: boolean
   /** kill -9 sent → the first answer from the agent's new owner, read through a surviving host. */
   readonly firstAnswerMs: number
+  /** kill -9 sent → the surviving host's shard map names another owner for the agent. */
+  readonly mapMs: number
   /** The restarted host ready → every shard served and replicated in sync again. */
   readonly rejoinMs: number
   readonly load: Load
@@ -75,9 +77,11 @@ export interface CatchUpFigures {
   readonly copiesInSync: number
   /** The new host ready → every shard served and replicated in sync. */
   readonly elapsedMs: number
+  /** What the joined host holds then: its ranges (owned and copies) as exportShard writes them — the same bytes the baseline copies. */
+  readonly heldBytes: number
+  /** heldBytes / elapsedMs */
   readonly mbPerSec: number
-  /** The baseline: the joined host's ranges (same bytes) exported from its LMDB and imported into a fresh one, shard by shard, in one process. */
-  readonly rawBytes: number
+  /** The baseline: those ranges exported from the joined host's LMDB and imported into a fresh one, shard by shard, in one process. */
   readonly rawShards: number
   readonly rawMs: number
   readonly rawMbPerSec: number
@@ -137,7 +141,7 @@ export function replicationRows (r: Omit<ReplicationResults, 'rows'>): SummaryRo
   const f = r.failover
   if (f !== null && f.runs.length !== 0) {
     const ttlMs = f.leaseTtlS * 1000
-    const runs = f.runs.map((x) => `${x.killed}${x.wasLeader ? ' (leader)' : ''} ${n(x.firstAnswerMs)} ms`).join(', ')
+    const runs = f.runs.map((x) => `${x.killed}${x.wasLeader ? ' (leader)' : ''} ${n(x.firstAnswerMs)} ms (map ${n(x.mapMs)} ms)`).join(', ')
     rows.push(summaryRow(s, `kill -9 → first answer from the new owner, median of ${f.runs.length}`, f.medianMs, 'ms', {
       baseline: { name: 'lease TTL', value: ttlMs, unit: 'ms' },
       target: { op: '<=', value: 2000, on: 'over' },
@@ -152,9 +156,9 @@ export function replicationRows (r: Omit<ReplicationResults, 'rows'>): SummaryRo
   if (c !== null) {
     rows.push(summaryRow(s, `catch-up of a new host (${c.host}), MiB/s`, c.mbPerSec, 'MiB/s', {
       baseline: { name: 'raw LMDB range copy', value: c.rawMbPerSec, unit: 'MiB/s' },
-      note: `${(c.stateBytes / MB).toFixed(1)} MiB of agent state (${c.blobBytes} B blobs) in the cluster; ${c.host} received ${(c.bytesIn / MB).toFixed(1)} MiB in ${(c.elapsedMs / 1000).toFixed(1)} s ` +
-        `(${c.shardsMovedIn} shards moved in, ${c.copiesInSync} replica copies; ${c.snapshots} snapshots, ${(c.snapshotBytes / MB).toFixed(1)} MiB, cluster-wide); ` +
-        `raw: ${c.rawShards} shard ranges, ${(c.rawBytes / MB).toFixed(1)} MiB in ${(c.rawMs / 1000).toFixed(2)} s; ${loadText(c.load)}`
+      note: `${(c.stateBytes / MB).toFixed(1)} MiB of agent state (${c.blobBytes} B blobs) in the cluster; ${c.host} holds ${(c.heldBytes / MB).toFixed(1)} MiB ` +
+        `(${c.shardsMovedIn} shards moved in, ${c.copiesInSync} replica copies), in sync ${(c.elapsedMs / 1000).toFixed(1)} s after it started; ${(c.bytesIn / MB).toFixed(1)} MiB came over its links; ` +
+        `${c.snapshots} snapshots, ${(c.snapshotBytes / MB).toFixed(1)} MiB, cluster-wide; raw: ${c.rawShards} shard ranges in ${(c.rawMs / 1000).toFixed(2)} s; ${loadText(c.load)}`
     }))
   }
   return rows
