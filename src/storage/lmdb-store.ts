@@ -16,8 +16,8 @@
  *   meta       'format'                                  2
  *              'storeId'                                 16 hex digits, random, made with the environment
  *              'incarnation'                             last incarnation handed out
- *              'replicaRanges'                           JSON array: shards whose range is a
- *                                                       cluster replica's copy (not counted)
+ *              'replica' \x1f shard                      1: the shard's range is a cluster
+ *                                                       replica's copy (not in the quota counts)
  *   quotas     'l' \x1f quota                            the quota's limit (host.quotas.set)
  *              'c' \x1f quota \x1f writer                 agents created − deleted in the quota by
  *                                                       one writer (see below)
@@ -133,8 +133,10 @@ export class LmdbStore implements Store, QuotaRecords, ShardRanges {
     this.appliedSends = this.env.openDB<Buffer, Buffer>({ name: 'applied', encoding: 'binary', keyEncoding: 'binary' })
     this.reminderRecords = this.env.openDB<Buffer, Buffer>({ name: 'reminders', encoding: 'binary', keyEncoding: 'binary' })
     this.quotas = this.env.openDB<number, string>({ name: 'quotas' })
-    const replicaRanges = this.meta.get('replicaRanges' as never) as unknown
-    this.replicaRanges = new Set(typeof replicaRanges === 'string' ? JSON.parse(replicaRanges) as number[] : [])
+    this.replicaRanges = new Set()
+    for (const key of this.meta.getKeys({ start: 'replica\x1f' as never, end: 'replica\x20' as never })) {
+      this.replicaRanges.add(Number(String(key).slice(8)))
+    }
     this.rangeDbs = [
       [RANGE_STATES, this.states], [RANGE_STORAGE, this.storage], [RANGE_REMINDERS, this.reminderRecords],
       [RANGE_OUTBOX, this.pendingSends], [RANGE_APPLIED, this.appliedSends]
@@ -496,7 +498,9 @@ export class LmdbStore implements Store, QuotaRecords, ShardRanges {
     if (this.replicaRanges.has(shard) === yes) return
     if (yes) this.replicaRanges.add(shard)
     else this.replicaRanges.delete(shard)
-    this.meta.putSync('replicaRanges', JSON.stringify([...this.replicaRanges]) as never)
+    // one key per shard: a catch-up of thousands of shards writes as many small keys, not a growing list
+    if (yes) this.meta.putSync(replicaKey(shard) as never, 1 as never)
+    else this.meta.removeSync(replicaKey(shard) as never)
   }
 
   /** The agents of a replica's range become this host's to count (it serves the shard now); -1 gives them back. */
@@ -572,6 +576,10 @@ export class LmdbStore implements Store, QuotaRecords, ShardRanges {
 }
 
 function noop (): void {}
+
+function replicaKey (shard: number): string {
+  return 'replica\x1f' + shard
+}
 
 function limitKey (quota: string): string {
   return 'l\x1f' + quota

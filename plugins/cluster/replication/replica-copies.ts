@@ -71,6 +71,8 @@ export class ReplicaCopies {
   /** Segments waiting for the next apply transaction, with their acknowledgements. */
   private batch: Array<{ owner: string, shard: number, id: string, seq: number, segment: Uint8Array }> = []
   private batchQueued = false
+  /** An apply is queued and not started: segments join it. */
+  private flushQueued = false
   private readonly acks = new Map<string, unknown[]>()
   private acksQueued = false
   private closed = false
@@ -270,10 +272,15 @@ export class ReplicaCopies {
   }
 
   private flushBatch (): void {
-    const batch = this.batch
-    if (batch.length === 0) return
-    this.batch = []
+    if (this.batch.length === 0 || this.flushQueued) return
+    this.flushQueued = true
     this.enqueue(async () => {
+      // everything that came while the transaction before was being made durable: one
+      // transaction (and one fsync) for all of it, so batches grow under load
+      this.flushQueued = false
+      const batch = this.batch
+      this.batch = []
+      if (batch.length === 0) return
       await this.parts.store.applyReplicated(batch.map((b) => [b.shard, b.segment] as const))
       for (const b of batch) this.ack(b.owner, [b.shard, b.id, b.seq])
     })
