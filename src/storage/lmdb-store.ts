@@ -503,16 +503,22 @@ export class LmdbStore implements Store, QuotaRecords, ShardRanges {
     else this.meta.removeSync(replicaKey(shard) as never)
   }
 
-  /** The agents of a replica's range become this host's to count (it serves the shard now); -1 gives them back. */
-  async countShard (shard: number, sign: 1 | -1 = 1): Promise<void> {
-    checkShard(shard)
-    if (this.replicaRanges.has(shard) !== (sign === 1)) return
+  /** The agents of replica ranges become this host's to count (it serves the shards now); -1 gives them back. */
+  async countShard (shard: number | readonly number[], sign: 1 | -1 = 1): Promise<void> {
+    // many shards at once (a failover promotes all of a dead host's shards here): one transaction, one fsync
+    const shards = (typeof shard === 'number' ? [shard] : shard).filter((s) => {
+      checkShard(s)
+      return this.replicaRanges.has(s) === (sign === 1)
+    })
+    if (shards.length === 0) return
     const tally = new QuotaTally()
-    const [start, end] = shardRange(shard)
     await this.env.transaction(() => {
-      for (const key of this.states.getKeys({ start, end })) tally.addIdBytes(key, 2, sign)
+      for (const s of shards) {
+        const [start, end] = shardRange(s)
+        for (const key of this.states.getKeys({ start, end })) tally.addIdBytes(key, 2, sign)
+        this.markReplica(s, sign === -1)
+      }
       this.moveCounts(tally)
-      this.markReplica(shard, sign === -1)
     })
     if (this.waitForFlush) await this.env.flushed
     this.tellCounts(tally)

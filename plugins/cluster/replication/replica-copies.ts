@@ -27,7 +27,7 @@ export interface ReplicaStore {
   applyReplicated (segments: ReadonlyArray<readonly [shard: number, segment: Uint8Array]>): Promise<void>
   importShard (shard: number, chunks: Iterable<Uint8Array>, asReplica?: boolean): Promise<void> | undefined
   dropShard (shard: number): Promise<void> | undefined
-  countShard (shard: number, sign?: 1 | -1): Promise<void>
+  countShard (shard: number | readonly number[], sign?: 1 | -1): Promise<void>
   isReplicaRange (shard: number): boolean
   shardSize (shard: number): { readonly records: number }
 }
@@ -246,7 +246,7 @@ export class ReplicaCopies {
   async promote (shards: readonly number[]): Promise<void> {
     for (const s of shards) this.copies.delete(s)
     await this.drain()
-    for (const s of shards) await this.parts.store.countShard(s, 1)
+    await this.parts.store.countShard(shards, 1)
   }
 
   /** Shards moving here by a planned move: their copies give way to the move's range. */
