@@ -226,6 +226,17 @@ export class ClusterIdInUseError extends ShoalError {
 }
 
 /**
+ * This host's cluster lease is gone (expired or revoked) or its member key is held under
+ * another lease, so it may no longer write what only a live member may write — its
+ * in-sync record (`data.id`, `data.lease`). Other hosts may already have taken its
+ * shards over. Not retriable as such: the membership registers again with a new lease,
+ * and the host must rebuild what it writes from the map it gets then.
+ */
+export class ClusterFencedError extends ShoalError {
+  static override readonly code = 'SHOAL_ERR_CLUSTER_FENCED'
+}
+
+/**
  * A link to another host of the cluster cannot take the message now: its queue is over
  * the byte limit while it connects or drains (`data.reason: 'backlog'`), or the link was
  * disconnected or closed (`'closed'`). `data.peer` names the host. Retriable: the link
@@ -263,6 +274,7 @@ for (const cls of [
   HostClosedError, StorageError, OffloadError, SimulationError, ShardUnavailableError, ClusterUnavailableError,
   ClusterIdInUseError, LinkUnavailableError, NativeAddonError
 ] as ErrorClass[]) byCode.set(cls.code, cls)
+for (const cls of [ClusterFencedError] as ErrorClass[]) byCode.set(cls.code, cls)
 for (const cls of [WorkerStartError, CapacityExceededError, PeerAskError] as ErrorClass[]) byCode.set(cls.code, cls)
 
 /** Every code this build knows, for docs and tests. */

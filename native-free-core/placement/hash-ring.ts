@@ -123,21 +123,25 @@ export class HashRing {
    * from the shard's point. Fewer when the ring has fewer hosts.
    */
   successors (shard: number, n: number): string[] {
+    return this.successorIndices(shard, n).map((h) => this.hosts[h]!)
+  }
+
+  /**
+   * `successors` as indices into `hosts` (the shard map's planner computes the replicas
+   * of all 4096 shards on every plan: no strings on that path).
+   */
+  successorIndices (shard: number, n: number): number[] {
     checkShard(shard)
     if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError(`successors: n must be a non-negative integer (got ${String(n)})`, { n })
     const want = Math.min(n, this.hosts.length)
     if (want === 0) return []
     const owner = this.ownerIndices()[shard]!
-    const out = [this.hosts[owner]!]
-    const seen = new Uint8Array(this.hosts.length)
-    seen[owner] = 1
+    const out = [owner]
     const points = this.#pointHost.length
     for (let i = 0, p = this.#shardStart[shard]!; i < points && out.length < want; i++, p = p + 1 === points ? 0 : p + 1) {
       const h = this.#pointHost[p]!
-      if (seen[h] === 0) {
-        seen[h] = 1
-        out.push(this.hosts[h]!)
-      }
+      // out holds at most a handful of hosts (replicas ≤ 5): a scan beats a bitmap
+      if (!out.includes(h)) out.push(h)
     }
     return out
   }

@@ -5,7 +5,7 @@
  * The map is one value (one etcd key, `encodeShardMap`), written only by the leader,
  * each write at `epoch + 1`. Per shard it keeps the owner, the map epoch at which the
  * owner last changed (`shardEpoch`: a host serves a shard only while the map it holds
- * names it owner; part 2's replicas refuse batches from an older shard epoch), and a
+ * names it owner; replicas refuse batches from an older shard epoch), and a
  * planned move (`target`, set at `targetEpoch`).
  *
  * A planned move's life: `plan` sets `target` to the ring owner; the old owner hands
@@ -25,9 +25,19 @@
  *   (the move is aborted); a target that is valid but no longer the ring owner is kept
  *   (the move finishes, then a later plan moves the shard on) — retargeting mid-move
  *   would race the old owner's stream;
- * - a shard whose owner is not a member stays put (owner, and target unless the target
- *   is cleared by the rule above): failover is part 2
- *   (`Draft.ownerGone` below is the one place it plugs in).
+ * - a shard whose owner is not a member (its lease expired) **fails over**: the
+ *   candidates are the hosts `inSync(owner, shard, shardEpoch)` names that are members
+ *   (any state); the first of them in the shard's replica order (then in the order
+ *   given) becomes owner at this epoch, target cleared. With no candidate (no `inSync`,
+ *   `replicas` 1, nobody in sync, or nobody in sync still a member) the shard stays with
+ *   its dead owner, unavailable until it returns: its state exists nowhere else;
+ * - replicas (`replicas` R, default the map's own, or 1): each shard's are the first
+ *   R − 1 hosts of its ring preference list (`HashRing.successors`: the ring owner, then
+ *   the next hosts clockwise; members not `leaving`) other than its current owner,
+ *   recomputed on every plan. During a planned move the target (the ring owner) is
+ *   therefore a replica already. A change of replicas alone is a map change. A failover
+ *   takes effect in one write, a move of the new owner back to its ring owner in a later
+ *   one.
  *
  * Pure TypeScript: no `node:` import (TextEncoder/TextDecoder are globals).
  */
@@ -35,9 +45,11 @@ import { DecodeError, InvalidArgumentError } from '../errors.ts'
 import { SHARDS } from './hash.ts'
 import { HashRing, compareIds } from './hash-ring.ts'
 
-/** "No host" in `owner` and `target`. */
+/** "No host" in `owner`, `target` and `replicas`. */
 export const NONE = 0xFFFF
 export const DEFAULT_MAX_MOVES_PER_HOST = 64
+/** Copies of a shard (owner included) a map can name: the owner and up to 4 replicas. */
+export const MAX_REPLICAS = 5
 const MAX_EPOCH = 0xFFFF_FFFF
 
 export type MemberState = 'joining' | 'up' | 'leaving'
@@ -60,7 +72,14 @@ export interface ShardMap {
   readonly target: Uint16Array
   /** The map epoch at which each shard's target was set; 0 when there is none. */
   readonly targetEpoch: Uint32Array
-  // part 2: `replicas` (successors per shard) is one more section in the encoding
+  /** Copies of each shard, the owner included (R ≥ 1): each shard has R − 1 replicas. */
+  readonly replicaCount: number
+  /**
+   * Per shard, R − 1 replica hosts (indices into `hosts`) in preference order:
+   * `replicas[shard * (R − 1) + i]`; NONE (trailing) when the cluster has too few hosts.
+   * Empty when R = 1.
+   */
+  readonly replicas: Uint16Array
 }
 
 /** A finished handover, reported by the old owner. */
@@ -85,7 +104,17 @@ export interface PlanOptions {
   readonly maxMovesPerHost?: number
   /** Ring points per host (default 512); the same on every host. */
   readonly vnodes?: number
+  /** Copies of each shard, owner included, 1 to MAX_REPLICAS (default: the map's `replicaCount`, or 1). */
+  readonly replicas?: number
+  /**
+   * The hosts `owner` last said are in sync for `shard` at `shardEpoch` (its in-sync
+   * record, in-sync.ts): the failover candidates of a shard whose owner is gone.
+   * Omitted: no failover.
+   */
+  readonly inSync?: InSyncLookup
 }
+
+export type InSyncLookup = (owner: string, shard: number, shardEpoch: number) => readonly string[]
 
 /**
  * The next map for these members, or null when nothing changes (see the rules above).
@@ -119,11 +148,16 @@ export function nextMap (
     if (states.has(m.id)) throw new InvalidArgumentError(`member ${JSON.stringify(m.id)} appears twice`, { id: m.id })
     states.set(m.id, m.state)
   }
+  const replicas = options.replicas ?? map?.replicaCount ?? 1
+  if (!Number.isInteger(replicas) || replicas < 1 || replicas > MAX_REPLICAS) {
+    throw new InvalidArgumentError(`replicas must be an integer from 1 to ${MAX_REPLICAS} (got ${String(replicas)})`, { replicas })
+  }
   const ringIds = members.filter((m) => m.state !== 'leaving').map((m) => m.id).sort(compareIds)
   const draft = new Draft(map)
   let changed = draft.complete(done)
   const ring = ringIds.length === 0 ? null : ringFor(ringIds, options.vnodes)
-  if (draft.plan(states, ring, maxMoves)) changed = true
+  if (draft.plan(states, ring, maxMoves, replicas > 1 ? options.inSync : undefined)) changed = true
+  if (draft.placeReplicas(ring, replicas)) changed = true
   return changed ? draft.finish(ringIds) : null
 }
 
@@ -137,6 +171,35 @@ export function ownerOf (map: ShardMap, shard: number): string | undefined {
 export function targetOf (map: ShardMap, shard: number): string | undefined {
   const t = map.target[checkShard(shard)]!
   return t === NONE ? undefined : map.hosts[t]
+}
+
+/** The replicas of `shard`, in preference order (the first is the first failover choice). */
+export function replicasOf (map: ShardMap, shard: number): string[] {
+  checkShard(shard)
+  const k = map.replicaCount - 1
+  const out: string[] = []
+  for (let i = 0; i < k; i++) {
+    const h = map.replicas[shard * k + i]!
+    if (h !== NONE) out.push(map.hosts[h]!)
+  }
+  return out
+}
+
+/** Shards `id` is a replica of, ascending. */
+export function replicaShardsOf (map: ShardMap, id: string): number[] {
+  const h = map.hosts.indexOf(id)
+  const k = map.replicaCount - 1
+  const out: number[] = []
+  if (h < 0 || k === 0) return out
+  for (let s = 0; s < SHARDS; s++) {
+    for (let i = 0; i < k; i++) {
+      if (map.replicas[s * k + i] === h) {
+        out.push(s)
+        break
+      }
+    }
+  }
+  return out
 }
 
 /** Shards whose owner is `id`, ascending. */
@@ -176,7 +239,7 @@ export function loadsOf (map: ShardMap): Map<string, number> {
   return new Map(map.hosts.map((h, i) => [h, counts[i]!]))
 }
 
-/** The map every member of a fixed list computes (static membership): epoch 1, no moves. */
+/** The map every member of a fixed list computes (static membership): epoch 1, no moves, no replicas. */
 export function staticShardMap (ids: readonly string[], options: Pick<PlanOptions, 'vnodes'> = {}): ShardMap {
   const map = plan(null, ids.map((id) => ({ id, state: 'up' })), options)
   if (map === null) throw new InvalidArgumentError('a static shard map needs at least one host')
@@ -194,6 +257,9 @@ class Draft {
   readonly shardEpoch: Uint32Array
   readonly target: Uint16Array
   readonly targetEpoch: Uint32Array
+  replicaCount: number
+  /** Indices into `names`, `replicaCount − 1` per shard. */
+  replicas: Uint16Array
 
   constructor (map: ShardMap | null) {
     const prev = map?.epoch ?? 0
@@ -205,6 +271,8 @@ class Draft {
     this.shardEpoch = map ? map.shardEpoch.slice() : new Uint32Array(SHARDS)
     this.target = map ? map.target.slice() : new Uint16Array(SHARDS).fill(NONE)
     this.targetEpoch = map ? map.targetEpoch.slice() : new Uint32Array(SHARDS)
+    this.replicaCount = map?.replicaCount ?? 1
+    this.replicas = map ? map.replicas.slice() : new Uint16Array(0)
   }
 
   idx (id: string): number {
@@ -226,6 +294,10 @@ class Draft {
       const s = d.shard
       if (from === undefined || to === undefined || this.owner[s] !== from || this.target[s] !== to) continue
       if (d.epoch !== undefined && d.epoch < this.targetEpoch[s]!) continue
+      // the new owner leaves the replicas; the old one, which holds the whole shard, takes
+      // its place (completeMoves alone keeps R − 1 replicas; nextMap recomputes them)
+      const k = this.replicaCount - 1
+      for (let i = s * k; i < (s + 1) * k; i++) if (this.replicas[i] === to) this.replicas[i] = from
       this.owner[s] = to
       this.shardEpoch[s] = this.epoch
       this.target[s] = NONE
@@ -235,7 +307,7 @@ class Draft {
     return changed
   }
 
-  plan (states: ReadonlyMap<string, MemberState>, ring: HashRing | null, maxMoves: number): boolean {
+  plan (states: ReadonlyMap<string, MemberState>, ring: HashRing | null, maxMoves: number, inSync: InSyncLookup | undefined): boolean {
     let changed = false
     const isMember = (h: number): boolean => states.has(this.names[h]!)
     // abort moves that cannot or need not finish
@@ -248,7 +320,14 @@ class Draft {
         changed = true
       }
     }
-    if (ring === null) return changed
+    if (ring === null) {
+      // nobody to plan onto; a gone owner's in-sync replica may still be a (leaving) member
+      for (let s = 0; s < SHARDS; s++) {
+        const owner = this.owner[s]!
+        if (owner !== NONE && !isMember(owner) && this.ownerGone(s, states, inSync)) changed = true
+      }
+      return changed
+    }
     const desired = new Uint16Array(ring.hosts.length)
     for (let i = 0; i < ring.hosts.length; i++) desired[i] = this.idx(ring.hosts[i]!)
     const ringOwner = ring.ownerIndices()
@@ -266,7 +345,7 @@ class Draft {
         continue
       }
       if (!isMember(owner)) {
-        if (this.ownerGone(s)) changed = true
+        if (this.ownerGone(s, states, inSync)) changed = true
         continue
       }
       if (owner === want || this.target[s] !== NONE) continue
@@ -281,13 +360,56 @@ class Draft {
   }
 
   /**
-   * A shard whose owner holds no member key (its lease expired). Part 1 leaves it where
-   * it is: without replicas its state is only on that host, so
-   * the shard waits for it. Part 2's failover goes here (the most up-to-date replica
-   * becomes owner at this epoch); return true when the shard changed.
+   * A shard whose owner holds no member key (its lease expired): the failover rule (see
+   * the header). Only a host the owner itself said is in sync at the shard's current
+   * epoch may take over — any other copy may lack acknowledged writes. True when the
+   * shard changed.
    */
-  ownerGone (_shard: number): boolean {
-    return false
+  ownerGone (s: number, states: ReadonlyMap<string, MemberState>, inSync: InSyncLookup | undefined): boolean {
+    if (inSync === undefined) return false
+    const owner = this.names[this.owner[s]!]!
+    const candidates = inSync(owner, s, this.shardEpoch[s]!).filter((id) => id !== owner && states.has(id))
+    if (candidates.length === 0) return false
+    let pick = candidates[0]!
+    const k = this.replicaCount - 1
+    for (let i = s * k; i < (s + 1) * k; i++) {
+      const r = this.replicas[i]!
+      if (r !== NONE && candidates.includes(this.names[r]!)) {
+        pick = this.names[r]!
+        break
+      }
+    }
+    this.owner[s] = this.idx(pick)
+    this.shardEpoch[s] = this.epoch
+    this.target[s] = NONE
+    this.targetEpoch[s] = 0
+    return true
+  }
+
+  /** Every shard's replicas for the owners as planned (see the header); true when any changed. */
+  placeReplicas (ring: HashRing | null, replicaCount: number): boolean {
+    const k = replicaCount - 1
+    const next = new Uint16Array(SHARDS * k).fill(NONE)
+    if (ring !== null && k > 0) {
+      const desired = new Uint16Array(ring.hosts.length)
+      for (let i = 0; i < ring.hosts.length; i++) desired[i] = this.idx(ring.hosts[i]!)
+      for (let s = 0; s < SHARDS; s++) {
+        const owner = this.owner[s]!
+        let j = s * k
+        const end = j + k
+        for (const h of ring.successorIndices(s, replicaCount)) {
+          const n = desired[h]!
+          if (n === owner) continue
+          if (j === end) break
+          next[j++] = n
+        }
+      }
+    }
+    let changed = replicaCount !== this.replicaCount
+    for (let i = 0; !changed && i < next.length; i++) if (next[i] !== this.replicas[i]) changed = true
+    this.replicaCount = replicaCount
+    this.replicas = next
+    return changed
   }
 
   /** The finished map; hosts are the referenced ids plus `keep`, sorted. */
@@ -297,6 +419,7 @@ class Draft {
       if (this.owner[s] !== NONE) used[this.owner[s]!] = 1
       if (this.target[s] !== NONE) used[this.target[s]!] = 1
     }
+    for (const r of this.replicas) if (r !== NONE) used[r] = 1
     const ids = new Set<string>(keep ?? this.names)
     for (let i = 0; i < used.length; i++) if (used[i] === 1) ids.add(this.names[i]!)
     const hosts = [...ids].sort(compareIds)
@@ -309,7 +432,11 @@ class Draft {
       owner[s] = this.owner[s] === NONE ? NONE : remap[this.owner[s]!]!
       target[s] = this.target[s] === NONE ? NONE : remap[this.target[s]!]!
     }
-    return { epoch: this.epoch, hosts, owner, shardEpoch: this.shardEpoch, target, targetEpoch: this.targetEpoch }
+    const replicas = new Uint16Array(this.replicas.length)
+    for (let i = 0; i < replicas.length; i++) replicas[i] = this.replicas[i] === NONE ? NONE : remap[this.replicas[i]!]!
+    return {
+      epoch: this.epoch, hosts, owner, shardEpoch: this.shardEpoch, target, targetEpoch: this.targetEpoch, replicaCount: this.replicaCount, replicas
+    }
   }
 }
 
@@ -331,10 +458,16 @@ function checkShard (shard: number): number {
 // ---------------------------------------------------------------------------------
 // encoding: one compact value for etcd
 //
-//   'S' 'M' version=1
+//   'S' 'M' version (1: no replicas, 2: with replicas)
 //   epoch varint · shard count varint (= 4096) · host count varint · hosts (varint length + UTF-8)
 //   sections, each `tag` byte + runs of (length varint ≥ 1, value varint) covering 4096 shards:
-//     1 owner · 2 shardEpoch · 3 target · 4 targetEpoch     (part 2 adds 5 replicas)
+//     1 owner · 2 shardEpoch · 3 target · 4 targetEpoch
+//   version 2 only: 5 replicas — `tag` byte, R varint (2..MAX_REPLICAS), then R − 1 run
+//     lists over the 4096 shards, one per replica rank (column by column: runs of the same
+//     host are longer down a column than across a shard's replicas)
+//
+// A map with R = 1 is written as version 1, byte for byte what builds before replicas
+// wrote and read (a static or single-copy cluster can mix builds); version 1 reads as R = 1.
 //
 // Runs keep it small: shardEpoch and targetEpoch are mostly one value, and shards next to
 // each other often share an owner (bounded loads fill hosts in shard order). Settled,
@@ -342,11 +475,13 @@ function checkShard (shard: number): number {
 
 const MAGIC_0 = 0x53 // 'S'
 const MAGIC_1 = 0x4D // 'M'
-const VERSION = 1
+const VERSION_PLAIN = 1
+const VERSION_REPLICAS = 2
 const TAG_OWNER = 1
 const TAG_SHARD_EPOCH = 2
 const TAG_TARGET = 3
 const TAG_TARGET_EPOCH = 4
+const TAG_REPLICAS = 5
 
 const utf8 = new TextEncoder()
 const utf8Strict = new TextDecoder('utf-8', { fatal: true })
@@ -355,7 +490,8 @@ export function encodeShardMap (map: ShardMap): Uint8Array {
   const w = new Writer()
   w.byte(MAGIC_0)
   w.byte(MAGIC_1)
-  w.byte(VERSION)
+  const k = map.replicaCount - 1
+  w.byte(k === 0 ? VERSION_PLAIN : VERSION_REPLICAS)
   w.varint(map.epoch)
   w.varint(SHARDS)
   w.varint(map.hosts.length)
@@ -368,6 +504,15 @@ export function encodeShardMap (map: ShardMap): Uint8Array {
   w.runs(TAG_SHARD_EPOCH, map.shardEpoch)
   w.runs(TAG_TARGET, map.target)
   w.runs(TAG_TARGET_EPOCH, map.targetEpoch)
+  if (k > 0) {
+    w.byte(TAG_REPLICAS)
+    w.varint(map.replicaCount)
+    const column = new Uint16Array(SHARDS)
+    for (let i = 0; i < k; i++) {
+      for (let s = 0; s < SHARDS; s++) column[s] = map.replicas[s * k + i]!
+      w.runList(column)
+    }
+  }
   return w.done()
 }
 
@@ -376,7 +521,9 @@ export function decodeShardMap (bytes: Uint8Array): ShardMap {
   const r = new Reader(bytes)
   if (r.byte() !== MAGIC_0 || r.byte() !== MAGIC_1) throw corrupt('not a shard map (bad magic bytes)')
   const version = r.byte()
-  if (version !== VERSION) throw corrupt(`shard map format version ${version} is not supported (this build reads ${VERSION})`)
+  if (version !== VERSION_PLAIN && version !== VERSION_REPLICAS) {
+    throw corrupt(`shard map format version ${version} is not supported (this build reads ${VERSION_PLAIN} and ${VERSION_REPLICAS})`)
+  }
   const epoch = r.varint()
   if (epoch < 1) throw corrupt('epoch 0')
   const shards = r.varint()
@@ -400,6 +547,32 @@ export function decodeShardMap (bytes: Uint8Array): ShardMap {
   const shardEpoch = r.runs(TAG_SHARD_EPOCH, new Uint32Array(SHARDS), (v) => v <= epoch)
   const target = r.runs(TAG_TARGET, new Uint16Array(SHARDS), (v) => v < hostCount || v === NONE)
   const targetEpoch = r.runs(TAG_TARGET_EPOCH, new Uint32Array(SHARDS), (v) => v <= epoch)
+  let replicaCount = 1
+  let replicas = new Uint16Array(0)
+  if (version === VERSION_REPLICAS) {
+    const tag = r.byte()
+    if (tag !== TAG_REPLICAS) throw corrupt(`expected section ${TAG_REPLICAS}, found ${tag}`)
+    replicaCount = r.varint()
+    if (replicaCount < 2 || replicaCount > MAX_REPLICAS) throw corrupt(`replica count ${replicaCount} (version 2 holds 2 to ${MAX_REPLICAS})`)
+    const k = replicaCount - 1
+    replicas = new Uint16Array(SHARDS * k)
+    const column = new Uint16Array(SHARDS)
+    for (let i = 0; i < k; i++) {
+      r.runList(TAG_REPLICAS, column, (v) => v < hostCount || v === NONE)
+      for (let s = 0; s < SHARDS; s++) replicas[s * k + i] = column[s]!
+    }
+    for (let s = 0; s < SHARDS; s++) {
+      for (let i = 0; i < k; i++) {
+        const h = replicas[s * k + i]!
+        if (h === NONE) {
+          if (i + 1 < k && replicas[s * k + i + 1] !== NONE) throw corrupt(`shard ${s}: a replica after a missing one`)
+          continue
+        }
+        if (h === owner[s]) throw corrupt(`shard ${s}: its owner is also its replica`)
+        for (let j = 0; j < i; j++) if (replicas[s * k + j] === h) throw corrupt(`shard ${s}: a replica named twice`)
+      }
+    }
+  }
   if (!r.atEnd()) {
     const tag = r.byte()
     throw corrupt(`unknown section ${tag} (written by a newer version?)`)
@@ -409,12 +582,13 @@ export function decodeShardMap (bytes: Uint8Array): ShardMap {
     if (t !== NONE && (owner[s] === NONE || t === owner[s])) throw corrupt(`shard ${s} has a target without an owner, or its owner as target`)
     if ((t === NONE) !== (targetEpoch[s] === 0)) throw corrupt(`shard ${s}: target and target epoch disagree`)
   }
-  return { epoch, hosts, owner, shardEpoch, target, targetEpoch }
+  return { epoch, hosts, owner, shardEpoch, target, targetEpoch, replicaCount, replicas }
 }
 
 /** Same content (tests, and skipping writes that change nothing). */
 export function sameShardMap (a: ShardMap, b: ShardMap): boolean {
-  if (a.epoch !== b.epoch || a.hosts.length !== b.hosts.length) return false
+  if (a.epoch !== b.epoch || a.hosts.length !== b.hosts.length || a.replicaCount !== b.replicaCount) return false
+  for (let i = 0; i < a.replicas.length; i++) if (a.replicas[i] !== b.replicas[i]) return false
   for (let i = 0; i < a.hosts.length; i++) if (a.hosts[i] !== b.hosts[i]) return false
   for (let s = 0; s < SHARDS; s++) {
     if (a.owner[s] !== b.owner[s] || a.shardEpoch[s] !== b.shardEpoch[s] || a.target[s] !== b.target[s] || a.targetEpoch[s] !== b.targetEpoch[s]) return false
@@ -461,6 +635,10 @@ class Writer {
 
   runs (tag: number, values: Uint16Array | Uint32Array): void {
     this.byte(tag)
+    this.runList(values)
+  }
+
+  runList (values: Uint16Array | Uint32Array): void {
     let s = 0
     while (s < values.length) {
       const v = values[s]!
@@ -522,6 +700,10 @@ class Reader {
   runs<T extends Uint16Array | Uint32Array> (tag: number, out: T, valid: (v: number) => boolean): T {
     const got = this.byte()
     if (got !== tag) throw corrupt(`expected section ${tag}, found ${got}`)
+    return this.runList(tag, out, valid)
+  }
+
+  runList<T extends Uint16Array | Uint32Array> (tag: number, out: T, valid: (v: number) => boolean): T {
     let s = 0
     while (s < out.length) {
       const len = this.varint()

@@ -25,8 +25,7 @@ import type { DurableOutbox } from './durable-outbox.ts'
 import type { Followers } from './followers.ts'
 import type { RuntimeOutput, ValueCodec } from './ports.ts'
 import type { OutboundSend } from './turn-context.ts'
-import { EncodeError, StorageError, messageOf } from '../errors.ts'
-import type { ShoalError } from '../errors.ts'
+import { EncodeError, ShoalError, StorageError, messageOf } from '../errors.ts'
 import { hashId, shardOf } from '../placement/hash.ts'
 import { StorageOverlay } from '../storage/agent-storage.ts'
 import type { TurnStorage } from '../storage/agent-storage.ts'
@@ -394,7 +393,9 @@ export class CommitPipeline {
   private commitFailed (states: ReadonlyArray<readonly [string, Uint8Array | null]>, effects: Effect[], err: unknown, quota: QuotaBatch | null): void {
     const host = this.host
     if (quota !== null) host.quotas.failed(quota)
-    const error = new StorageError(`commit failed: ${messageOf(err)}`)
+    // a retriable error (a replicated commit whose shard changed owner: ShardUnavailableError)
+    // reaches the caller as it is, so that it tries again; anything else is the store failing
+    const error = err instanceof ShoalError && err.retriable ? err : new StorageError(`commit failed: ${messageOf(err)}`)
     for (const [id] of states) {
       const cell = host.residentCell(id, hashId(id))
       if (cell !== undefined && (cell.flags & kBusy) === 0) host.drop(cell)

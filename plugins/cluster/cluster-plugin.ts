@@ -20,6 +20,7 @@ import { hashId, shardOf } from '../../native-free-core/placement/hash.ts'
 import { idString, DEFAULT_QUOTA } from '../../native-free-core/agent/agent-id.ts'
 import { isSettled, ownerOf as mapOwnerOf, shardsOf } from '../../native-free-core/placement/shard-map.ts'
 import { isShardRanges } from '../../native-free-core/storage/shard-range.ts'
+import type { ShardRanges } from '../../native-free-core/storage/shard-range.ts'
 import type { ClusterMember, ClusterView } from '../../src/host/cluster-view.ts'
 import type { Store } from '../../native-free-core/storage/store.ts'
 import type { Gateway } from '../../src/host/gateway.ts'
@@ -35,6 +36,8 @@ import { CL_ANSWER, CL_ASK, CL_DELETED, CL_SENT_ACK, ClusterWire } from './wire.
 import { DurableAcks } from './durable-acks.ts'
 import { ClusterTenancy } from './tenancy.ts'
 import { PeerAsks } from './peer-asks.ts'
+import { Replication } from './replication/index.ts'
+import type { ReplicaStore } from './replication/replica-copies.ts'
 import type { ClusterPeers } from './peer-asks.ts'
 import { DEFAULT_LEASE_TTL_S } from './membership/index.ts'
 
@@ -68,12 +71,16 @@ export class ClusterPlugin implements HostPlugin, ClusterView {
   private tenancy!: ClusterTenancy
   /** Read-only questions to and from the other hosts (peer-asks.ts), shared as 'cluster-peers'. */
   private asks!: PeerAsks
+  /** `replicas` > 1: commit journals to replicas, copies from owners (replication/). */
+  private replication: Replication | null = null
   private closing = false
   /** etcd: the registration started in setup, awaited in start. */
   private joining: Promise<void> | null = null
   /** The membership started (a host that never joined has nothing to hand over when it closes). */
   private joined = false
   private settledWaiters: Array<() => void> = []
+  /** etcd: copies the lease's serving deadline to the threads and the router (mesh.ts `servingUntil`). */
+  private deadlineTimer: ReturnType<typeof setInterval> | null = null
   private members_: readonly Member[] = []
 
   constructor (options: ClusterOptions) {
@@ -125,9 +132,32 @@ export class ClusterPlugin implements HostPlugin, ClusterView {
       if (decoded === undefined) return
       if (kind === CL_SENT_ACK || kind === CL_DELETED) this.acks.onFrame(peer, kind, decoded.value)
       else if (kind === CL_ASK || kind === CL_ANSWER) this.asks.onFrame(peer, kind, decoded.id, decoded.value)
+      else if (this.replication?.frame(peer, kind, decoded.value) === true) return
       else if (!this.tenancy.frame(peer, kind, decoded.id, decoded.value)) this.handover.onFrame(peer, kind, decoded.id, decoded.value)
     })
-    this.gateway = host.gateway({ route: (frame) => this.router.route(frame), applied: (acks) => this.acks.applied(acks) })
+    if (o.replicas > 1) {
+      if (!isReplicaStore(store)) throw new InvalidOptionError('cluster.replicas', o.replicas, 'needs the LMDB store (dataDir)')
+      const replicaStore = store
+      this.replication = new Replication({
+        self: o.id,
+        wire: this.wire,
+        store: replicaStore,
+        writer: (peer) => this.links.writer(peer),
+        publish: (record) => this.membership.publishInSync(record),
+        serves: (s) => this.handover.serves(s),
+        holds: (s) => this.handover.holds(s),
+        ackTimeoutMs: o.replicaAckTimeoutMs,
+        warn: (message) => console.warn(`shoal cluster ${o.id}: ${message}`)
+      })
+      // the main thread's own commits (outbox deletions, a workers: 0 runtime) are replicated too
+      replicaStore.replicateWith((journal) => this.replication!.owner.replicate(journal))
+    }
+    const replication = this.replication
+    this.gateway = host.gateway({
+      route: (frame) => this.router.route(frame),
+      applied: (acks) => this.acks.applied(acks),
+      ...(replication !== null ? { replicate: (journal: Uint8Array) => replication.owner.replicate(journal) } : {})
+    })
     this.router.attach(this.gateway)
     const bound = await this.links.listen()
     // for the plugins beside this one (the dashboard): the link server's app, to serve from
@@ -137,7 +167,7 @@ export class ClusterPlugin implements HostPlugin, ClusterView {
     const address = o.advertise ?? `${bound.host === '0.0.0.0' ? '127.0.0.1' : bound.host}:${bound.port}`
     this.membership = o.membership.kind === 'static'
       ? new StaticMembership({ id: o.id, address, members: o.membership.entries })
-      : new EtcdMembership({ id: o.id, address, ...withoutKind(o.membership) })
+      : new EtcdMembership({ id: o.id, address, replicas: o.replicas, ...withoutKind(o.membership) })
     this.handover = new Handover({
       self: o.id,
       gateway: this.gateway,
@@ -149,7 +179,17 @@ export class ClusterPlugin implements HostPlugin, ClusterView {
       changed: (gained, lost) => this.changed(gained, lost),
       warn: (message) => console.warn(`shoal cluster ${o.id}: ${message}`),
       settledMaybe: () => this.checkSettled(),
-      deletionsSettled: () => this.acks.settled()
+      deletionsSettled: () => this.acks.settled(),
+      ...(replication !== null
+        ? {
+            promote: (shards: readonly number[]) => replication.replica.promote(shards),
+            beforeImport: async (shard: number) => {
+              replication.replica.forget(shard)
+              await replication.replica.drain()
+            },
+            isCopy: (shard: number) => (store as unknown as ReplicaStore).isReplicaRange(shard)
+          }
+        : {})
     })
     this.acks = new DurableAcks({
       self: o.id,
@@ -173,8 +213,12 @@ export class ClusterPlugin implements HostPlugin, ClusterView {
       warn: (message) => console.warn(`shoal cluster ${o.id}: ${message}`)
     })
     this.links.on('batch', (peer, bytes, i32) => this.router.batch(peer, bytes, i32))
-    this.links.on('up', (peer) => this.tenancy.up(peer))
+    this.links.on('up', (peer) => {
+      this.tenancy.up(peer)
+      this.replication?.up(peer)
+    })
     this.links.on('down', (peer) => {
+      this.replication?.down(peer)
       this.router.down(peer)
       this.tenancy.down(peer)
       this.asks.down(peer)
@@ -184,6 +228,8 @@ export class ClusterPlugin implements HostPlugin, ClusterView {
       this.tenancy.changed(members, this.membership.map())
     })
     this.membership.on('map', (map) => {
+      // writes of shards no longer ours fail before the handover releases them (their commits wait on replicas)
+      this.replication?.setMap(map, (s) => this.handover.serves(s))
       if (this.joined || this.membership.kind === 'static') void this.handover.reconcile() // etcd: start() adopts the first map, after the quota limits
       this.tenancy.changed(this.membership.members(), map)
     })
@@ -216,6 +262,18 @@ export class ClusterPlugin implements HostPlugin, ClusterView {
   async start (): Promise<void> {
     await (this.joining ?? this.membership.start())
     this.joined = true
+    const membership = this.membership
+    if (membership instanceof EtcdMembership) {
+      // renewals go out every TTL/6 and the deadline is TTL/2 after one: a few copies per renewal keep it ahead
+      const copy = (): void => {
+        const until = membership.servingUntil
+        this.router.servingUntil = until
+        this.gateway.serveUntil(until)
+      }
+      copy()
+      this.deadlineTimer = setInterval(copy, Math.max(20, Math.min(250, (this.options.membership.kind === 'etcd' ? this.options.membership.leaseTtlS ?? DEFAULT_LEASE_TTL_S : 10) * 1000 / 24)))
+      this.deadlineTimer.unref()
+    }
     await this.tenancy.start() // the cluster's quota limits, before this host adopts its shards
     await this.handover.reconcile()
     this.acks.start()
@@ -236,7 +294,9 @@ export class ClusterPlugin implements HostPlugin, ClusterView {
     } catch (err) {
       console.warn(`shoal cluster ${this.options.id}: leaving the cluster did not finish (${messageOf(err)}); its shards wait for it`)
     } finally {
+      if (this.deadlineTimer !== null) clearInterval(this.deadlineTimer)
       this.handover.close()
+      this.replication?.close()
       this.acks.close()
       await this.tenancy.close()
       this.asks.close()
@@ -311,6 +371,7 @@ export class ClusterPlugin implements HostPlugin, ClusterView {
       callsInFlight: this.router.callsInFlight,
       refusedFrames: this.gateway.refused + this.wire.undecodable,
       durable: { acked: this.acks.acked, deleted: this.acks.deleted, forgotten: this.acks.forgotten },
+      ...(this.replication === null ? {} : { replication: this.replicationStats() }),
       ...this.tenancy.stats(),
       links: {
         up: links.linksUp,
@@ -373,6 +434,24 @@ export class ClusterPlugin implements HostPlugin, ClusterView {
       gauge(metric, TENANCY_HELP[name] ?? name, value)
     }
     return lines.join('\n') + '\n'
+  }
+
+  private replicationStats (): Record<string, number> {
+    const { owner, replica } = this.replication!
+    return {
+      replicas: this.options.replicas,
+      shardsWithReplicasInSync: owner.inSyncCount(),
+      copiesInSync: replica.copiesInSync,
+      segmentsOut: owner.segmentsOut,
+      bytesOut: owner.bytesOut,
+      snapshotsOut: owner.snapshotsOut,
+      fellOut: owner.fellOut,
+      segmentsIn: replica.segmentsIn,
+      bytesIn: replica.bytesIn,
+      snapshotsIn: replica.snapshotsIn,
+      snapshotBytesIn: replica.snapshotBytesIn,
+      refusedSegments: replica.refusedSegments
+    }
   }
 
   /** What 'cluster-peers' shares (peer-asks.ts). */
@@ -452,6 +531,8 @@ export class ClusterPlugin implements HostPlugin, ClusterView {
   }
 
   private changed (gained: readonly number[], lost: readonly number[]): void {
+    const map = this.membership.map()
+    if (map !== undefined) this.replication?.setMap(map, (s) => this.handover.serves(s))
     this.emitChange(gained, lost)
     this.checkSettled()
   }
@@ -465,6 +546,12 @@ export class ClusterPlugin implements HostPlugin, ClusterView {
       moving: this.handover.moving
     })
   }
+}
+
+type ReplicatingStore = ReplicaStore & { replicateWith (replicate: (journal: Uint8Array) => Promise<void>): void }
+
+function isReplicaStore (store: unknown): store is ReplicatingStore & ShardRanges {
+  return typeof (store as ReplicatingStore).applyReplicated === 'function' && typeof (store as ReplicatingStore).replicateWith === 'function'
 }
 
 function withoutKind<T extends { kind: string }> (o: T): Omit<T, 'kind'> {

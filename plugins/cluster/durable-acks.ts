@@ -71,7 +71,9 @@ export class DurableAcks {
   start (): void {
     // applied records left from before a restart: acknowledge them again, the answers forget them
     const again: AppliedAck[] = []
-    for (const r of this.parts.store.applied()) again.push([r.shard << kShardShift >>> 0, '', r.senderShard, r.origin, r.key])
+    // only of shards served here: a replica's copy, or a stale range of a host that lost the
+    // shard while it was away, may hold records the shard's owner does not have
+    for (const r of this.parts.store.applied()) if (this.parts.serves(r.shard)) again.push([r.shard << kShardShift >>> 0, '', r.senderShard, r.origin, r.key])
     if (again.length !== 0) this.applied(again)
     this.resend = setInterval(() => this.resendUnanswered(), RESEND_MS)
     this.resend.unref()

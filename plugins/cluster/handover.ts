@@ -55,6 +55,15 @@ export interface HandoverParts {
   settledMaybe (): void
   /** Resolves once the outbox deletions in flight are durable: a shard's records leave only after them. */
   deletionsSettled (): Promise<void>
+  /**
+   * Replicas: shards the map gives this host that it kept replica copies of (a failover
+   * made it their owner) become its own ranges — resolves once every segment it took is applied.
+   */
+  promote? (shards: readonly number[]): Promise<void>
+  /** Replicas: a planned move brings this shard's range; a replica copy of it gives way. */
+  beforeImport? (shard: number): Promise<void>
+  /** Is the shard's range here a replica's copy? */
+  isCopy? (shard: number): boolean
 }
 
 interface Outgoing {
@@ -206,7 +215,8 @@ export class Handover {
       }
       if (this.served.has(s)) release.push(s) // not ours any more, and not by a move of ours (fenced, or the map changed under us)
       const imported = this.imported.get(s)
-      if (imported !== undefined && (map.target[s] === NONE || map.target[s] !== selfIndex)) {
+      // (owner here: the move finished and this host is fenced for now — the records are the shard's, adopted on unfence)
+      if (imported !== undefined && map.owner[s] !== selfIndex && (map.target[s] === NONE || map.target[s] !== selfIndex)) {
         // a move to here was called off after the records came: they are stale
         this.imported.delete(s)
         this.dropStale(s)
@@ -294,9 +304,10 @@ export class Handover {
     const { router, wire, store } = this.parts
     router.releaseLeaving(shards, to, (sink) => wire.write(sink, CL_FLUSHED, 0, { shards }))
     for (const s of shards) {
-      this.outgoing.delete(s)
       lost.push(s)
       await store.dropShard(s)
+      // held until dropped: a replica copy of the new owner's stream must not start before the drop
+      this.outgoing.delete(s)
     }
   }
 
@@ -376,6 +387,7 @@ export class Handover {
     let error: string | undefined
     try {
       for (const s of shards) {
+        await this.parts.beforeImport?.(s)
         await store.importShard(s, stream.chunks.get(s) ?? [])
         router.arrival(s, peer)
         this.imported.set(s, { from: peer, timeouts: timeouts.filter((t) => shardOf(t[1]) === s) })
@@ -412,6 +424,8 @@ export class Handover {
       this.imported.delete(s)
       this.waitingSince.delete(s)
     }
+    const copies = this.parts.isCopy === undefined ? [] : ready.filter((s) => this.parts.isCopy!(s)) // a moved-in range is no copy
+    if (copies.length !== 0) await this.parts.promote!(copies)
     await gateway.arrive(ready)
     const held = router.takeArrivals(ready)
     await gateway.adopt(ready, timeouts, (s) => held.get(s))

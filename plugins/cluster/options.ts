@@ -10,6 +10,7 @@
  */
 import { Buffer } from 'node:buffer'
 import { InvalidOptionError } from '../../native-free-core/errors.ts'
+import { MAX_REPLICAS } from '../../native-free-core/placement/shard-map.ts'
 import { checkAddress, checkId } from './membership/membership-options.ts'
 import { MIN_SECRET_BYTES } from './link/index.ts'
 
@@ -39,7 +40,11 @@ export interface ClusterOptions {
   /** Shared secret of the cluster, at least 32 bytes: links authenticate with it. */
   readonly secret: string | Uint8Array
   readonly membership: MembershipOptions
-  /** Copies of each shard's durable state. Only 1 (no replica) so far. */
+  /**
+   * Copies of each shard, the owner included, 1 to 5. Default 2 with etcd membership
+   * (each shard has one replica, a dead owner's shards fail over to it), 1 with static
+   * membership (which has no failover, so it takes no other value).
+   */
   readonly replicas?: number
   /** App-level heartbeat interval of the links (a link silent for 3 intervals is closed). Default 1000 ms. */
   readonly heartbeatMs?: number
@@ -57,6 +62,12 @@ export interface ClusterOptions {
    * (docs/cluster.md, "Quotas"). Default 100 ms.
    */
   readonly quotaSyncMs?: number
+  /**
+   * With replicas: how long a replica may take to acknowledge a shard's writes before it
+   * falls out of the shard's in-sync set (writes stop waiting for it; it catches up and
+   * comes back). Default 2,000 ms.
+   */
+  readonly replicaAckTimeoutMs?: number
 }
 
 export interface ResolvedClusterOptions {
@@ -73,9 +84,13 @@ export interface ResolvedClusterOptions {
   readonly maxLinkQueueBytes: number
   readonly forgetAfterMs: number
   readonly quotaSyncMs: number
+  readonly replicaAckTimeoutMs: number
 }
 
-const known = new Set(['id', 'listen', 'advertise', 'secret', 'membership', 'replicas', 'heartbeatMs', 'maxLinkQueueBytes', 'forgetAfterMs', 'quotaSyncMs'])
+/** Copies of each shard with etcd membership unless `replicas` says otherwise: the owner and one replica. */
+export const DEFAULT_ETCD_REPLICAS = 2
+
+const known = new Set(['id', 'listen', 'advertise', 'secret', 'membership', 'replicas', 'heartbeatMs', 'maxLinkQueueBytes', 'forgetAfterMs', 'quotaSyncMs', 'replicaAckTimeoutMs'])
 
 export function resolveClusterOptions (options: ClusterOptions): ResolvedClusterOptions {
   if (options === null || typeof options !== 'object') {
@@ -91,19 +106,24 @@ export function resolveClusterOptions (options: ClusterOptions): ResolvedCluster
   if (typeof listenHost !== 'string' || listenHost.length === 0) throw new InvalidOptionError('cluster.listen.host', listenHost, 'must be an interface address such as 0.0.0.0 or 127.0.0.1')
   const listenPort = integer('cluster.listen.port', listen.port ?? 0, 0, 65535)
   const advertise = options.advertise === undefined ? null : checkAddress('cluster.advertise', options.advertise)
-  const replicas = integer('cluster.replicas', options.replicas ?? 1, 1, 1)
+  const resolvedMembership = membership(options.membership)
+  const replicas = integer('cluster.replicas', options.replicas ?? (resolvedMembership.kind === 'etcd' ? DEFAULT_ETCD_REPLICAS : 1), 1, MAX_REPLICAS)
+  if (resolvedMembership.kind === 'static' && replicas !== 1) {
+    throw new InvalidOptionError('cluster.replicas', replicas, 'must be 1 with static membership (a fixed list has no leader and no failover: replicas need membership: { etcd })')
+  }
   return Object.freeze({
     id,
     listenHost,
     listenPort,
     advertise,
     secret: secretBytes(options.secret),
-    membership: membership(options.membership),
+    membership: resolvedMembership,
     replicas,
     heartbeatMs: integer('cluster.heartbeatMs', options.heartbeatMs ?? 1000, 10, 60_000),
     maxLinkQueueBytes: integer('cluster.maxLinkQueueBytes', options.maxLinkQueueBytes ?? 64 * 1024 * 1024, 64 * 1024, 2 ** 31 - 1),
     forgetAfterMs: integer('cluster.forgetAfterMs', options.forgetAfterMs ?? 5000, 0, 24 * 3600 * 1000),
-    quotaSyncMs: integer('cluster.quotaSyncMs', options.quotaSyncMs ?? 100, 1, 60_000)
+    quotaSyncMs: integer('cluster.quotaSyncMs', options.quotaSyncMs ?? 100, 1, 60_000),
+    replicaAckTimeoutMs: integer('cluster.replicaAckTimeoutMs', options.replicaAckTimeoutMs ?? 2000, 10, 600_000)
   })
 }
 

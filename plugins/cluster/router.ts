@@ -93,6 +93,12 @@ export class ClusterRouter implements RemoteRoutes {
    * for a shard the map still gives it fails at once (retriable) instead of waiting.
    */
   fenced = false
+  /**
+   * Wall ms (Date.now) until which this host may serve (its lease's self-fencing deadline):
+   * past it, a frame for a shard the map gives this host fails at once — the process may
+   * have stood still past its lease (SIGSTOP) and another host may serve the shard now. 0: none.
+   */
+  servingUntil = 0
   /** Figures for stats. */
   forwarded = 0
   held = 0
@@ -140,7 +146,7 @@ export class ClusterRouter implements RemoteRoutes {
     const owner = this.ownerOf(shard)
     if (owner === undefined || owner === this.self) {
       // ours in the map but not adopted yet: keep it for the adoption
-      if (owner === this.self && !this.fenced) {
+      if (owner === this.self && !this.fenced && (this.servingUntil === 0 || Date.now() <= this.servingUntil)) {
         this.arrival(shard, null).others.push(frame)
         this.held++
         return

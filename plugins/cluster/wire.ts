@@ -22,6 +22,15 @@
  *   CL_ASK         id = ask token    { topic, value }          a read-only question for a plugin of the
  *                                                             peer (peer-asks.ts: the dashboard's figures)
  *   CL_ANSWER      id = ask token    { ok, value | error }     its answer
+ *   CL_REPL        id = 0            [[shard, epoch, stream, seq, segment]…]  commit journal segments
+ *                                                             (owner → replica, replication/)
+ *   CL_REPL_ACK    id = 0            [[shard, stream, seq] | [shard, stream, -1, why]…]  applied up to
+ *                                                             seq, or refused (replica → owner)
+ *   CL_RESYNC      id = 0            [shard, stream]           send me a snapshot (replica → owner)
+ *   CL_SNAP_DATA   id = 0            [shard, stream, chunk]    a piece of the snapshot
+ *   CL_SNAP_END    id = 0            [shard, stream, base]     it holds every segment up to base
+ *   CL_SYNCED      id = 0            [shard, stream, seq]      snapshot and segments applied up to seq
+ *   CL_UNREPLICA   id = 0            [shard, stream]           the owner no longer counts on this copy
  *
  * Kinds start at 32: the engine's frame kinds stay below 16, and 0x40 marks held frames
  * inside a host only.
@@ -43,8 +52,15 @@ export const CL_QUOTA_COUNTS = 40
 export const CL_QUOTA_LIMITS = 41
 export const CL_LIST = 42
 export const CL_LIST_PAGE = 43
+export const CL_REPL = 44
+export const CL_REPL_ACK = 45
+export const CL_RESYNC = 46
+export const CL_SNAP_DATA = 47
+export const CL_SNAP_END = 48
+export const CL_SYNCED = 49
+export const CL_UNREPLICA = 50
 export const CL_FIRST = 32
-export const CL_LAST = 47
+export const CL_LAST = 50
 
 /** Writes cluster frames into a link's batch. */
 export class ClusterWire {

@@ -6,6 +6,8 @@
 import { InvalidArgumentError } from 'commander'
 import { scenarioNames } from './results.ts'
 import type { ScenarioName } from './results.ts'
+import { faultKinds } from './chaos/fault-plan.ts'
+import type { FaultKind } from './chaos/fault-plan.ts'
 
 /** "1000000", "1_000_000", "1,000,000", "1e6", "10M", "250k" → integer ≥ min. */
 export function parseCount (text: string, min = 1): number {
@@ -41,4 +43,15 @@ export function parsePort (text: string | true): number {
   const n = Number(text)
   if (!Number.isInteger(n) || n < 0 || n > 65535) throw new InvalidArgumentError(`expected a port from 0 to 65535, got "${text}"`)
   return n
+}
+
+/** `--faults kill,stop,...` → fault kinds (chaos/fault-plan.ts), or all. */
+export function parseFaultKinds (text: string): FaultKind[] {
+  const names = text.split(',').map((s) => s.trim()).filter((s) => s !== '')
+  if (names.length === 1 && names[0] === 'all') return [...faultKinds]
+  for (const n of names) {
+    if (!(faultKinds as readonly string[]).includes(n)) throw new InvalidArgumentError(`unknown fault "${n}" (choose from ${faultKinds.join(', ')}, or all)`)
+  }
+  if (names.length === 0) throw new InvalidArgumentError('name at least one fault')
+  return names as FaultKind[]
 }

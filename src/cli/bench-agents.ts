@@ -6,6 +6,9 @@
  *   counter   the budget's resident agent (docs/architecture.md §10): `{ n: 0 }`, `add` (command), `get` (query)
  *   hotStore  DNA's one-agent benchmark with its KV storage: every command counts into
  *             state and `ctx.storage.put`s a new key (see scenarios/hot.ts)
+ *   blob      a state of a given size (`fill(bytes)`, random bytes: nothing compresses
+ *             them): `shoal bench --replication` fills shards with it to time a
+ *             replica's catch-up in MB/s
  *   probe     one per thread, found by its `threadId`: flow-control barriers (a query
  *             replies only after every earlier message on the same ring ran), commit
  *             barriers (`flush`, a command), and per-thread memory after a full GC
@@ -14,6 +17,7 @@
  * flag on at run time (V8 reads it when a context is created, so a fresh vm context
  * gets a `gc` function); the flag is process-wide and harmless for a bench process.
  */
+import { randomFillSync } from 'node:crypto'
 import { setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
 import { threadId } from 'node:worker_threads'
@@ -47,6 +51,20 @@ export const hotStore = defineAgent({
   },
   queries: {
     get (state) { return state.n }
+  }
+})
+
+export const blob = defineAgent({
+  type: 'blob',
+  initial: (): { data: Uint8Array | null } => ({ data: null }),
+  commands: {
+    fill (state, bytes: number) {
+      state.data = randomFillSync(new Uint8Array(bytes))
+      return bytes
+    }
+  },
+  queries: {
+    size (state) { return state.data?.length ?? 0 }
   }
 })
 

@@ -1,23 +1,34 @@
 #!/usr/bin/env node
 /**
- * The `shoal` command (package.json `bin`). Today one subcommand:
+ * The `shoal` command (package.json `bin`):
  *
  *   shoal bench [--agents 1000000] [--workers N] [--durable | --memory] [--data-dir DIR]
  *               [--duration S] [--scenario activate,fanout,hot,mixed] [--json FILE] [--html FILE]
  *               [--dashboard [PORT]]
  *   shoal bench --hosts 3 [--etcd URL] [--agents 100000] [--workers 1] [--profile DIR] ...
  *               a cluster of host processes on 127.0.0.1 (cluster-bench.ts)
+ *   shoal bench --replication [--hosts 3] [--etcd URL] [--failovers 3] [--lease-ttl 5] [--catchup-mb 48] ...
+ *               replicas: 2 against replicas: 1, failover time, a replica's catch-up (replication-bench.ts)
  *
- * `npm start` builds and runs `shoal bench` with the defaults. Option parsing is
+ *   shoal chaos [--seed N] [--rounds 12] [--hosts 3] [--replicas 1] [--tracks 1] [--faults kill,stop,...]
+ *               host processes on a real etcd, faults from a seeded plan, then a checker
+ *               (chaos/chaos-run.ts); exits 1 when an invariant broke
+ *
+ * `npm start` builds and runs `shoal bench` with the defaults; `npm run chaos` builds and
+ * runs `shoal chaos`. Option parsing is
  * commander's; values are checked here (a count must be a positive integer, `10M` and
  * `1_000_000` accepted) so that a typo fails before minutes of benchmarking.
  */
 import { readFileSync } from 'node:fs'
 import { Command, InvalidArgumentError, Option } from 'commander'
 import { defaults } from '../host/options.ts'
-import { parseCount, parsePort, parseScenarios, parseSeconds } from './args.ts'
+import { parseCount, parseFaultKinds, parsePort, parseScenarios, parseSeconds } from './args.ts'
+import { runChaosCommand } from './chaos/chaos-command.ts'
+import type { ChaosFlags } from './chaos/chaos-command.ts'
+import { faultKinds } from './chaos/fault-plan.ts'
 import { latestJson, runBench } from './bench-command.ts'
 import { runClusterBench } from './cluster-bench.ts'
+import { runReplicationBench } from './replication-bench.ts'
 import { scenarioNames } from './results.ts'
 import type { ScenarioName } from './results.ts'
 
@@ -44,11 +55,20 @@ interface BenchFlags {
   etcd?: string
   profile?: string
   rounds: number
+  replication?: boolean
+  failovers: number
+  leaseTtl: number
+  catchupMb: number
+  durability?: 'disk' | 'os'
 }
 
 /** `--hosts`: fewer agents and one worker per host unless asked (N processes share the cores). */
 const kClusterAgents = 100_000
 const kClusterWorkers = 1
+/** `--replication`: hosts, counters and calls in flight per host unless asked. */
+const kReplicationHosts = 3
+const kReplicationAgents = 10_000
+const kReplicationConcurrency = 32
 
 function etcdUrl (text: string): string {
   let url: URL
@@ -90,9 +110,34 @@ function program (): Command {
     .option('--etcd <url>', 'with --hosts: membership on this etcd (a join is measured) instead of a static list', etcdUrl)
     .option('--profile <dir>', 'with --hosts: write a CPU profile of every host process here (node --cpu-prof)')
     .option('--rounds <n>', 'with --hosts: round trips of each kind in the latency phase', (v) => parseCount(v), 2000)
+    .option('--replication', `replication (issue 12): commands with replicas: 2 against replicas: 1, kill -9 → failover time against the lease TTL, a new replica's catch-up against a raw LMDB range copy; default --hosts ${kReplicationHosts}, --agents ${kReplicationAgents}, --concurrency ${kReplicationConcurrency} per host, an etcd started for the run unless --etcd`)
+    .option('--failovers <n>', 'with --replication: kill -9 repetitions (0: none)', (v) => parseCount(v, 0), 3)
+    .option('--lease-ttl <s>', 'with --replication: the etcd lease TTL, seconds', (v) => parseCount(v), 5)
+    .option('--catchup-mb <n>', 'with --replication: MiB of agent state before a host joins and catches up (0: skip)', (v) => parseCount(v, 0), 48)
+    .addOption(new Option('--durability <mode>', 'with --replication: the hosts\' durability (default: the host default, disk)').choices(['disk', 'os']))
     // tests run the CLI without overwriting a person's last results
     .addOption(new Option('--no-latest', `do not write ${latestJson}`).hideHelp())
     .action(async (flags: BenchFlags, command: Command) => {
+      const given = (name: string): boolean => command.getOptionValueSource(name) !== 'default'
+      if (flags.replication === true) {
+        if (flags.memory === true) throw new InvalidArgumentError('--replication needs a durable store: replicas copy LMDB ranges (drop --memory)')
+        await runReplicationBench({
+          hosts: given('hosts') ? Math.max(2, flags.hosts) : kReplicationHosts,
+          etcd: flags.etcd ?? null,
+          agents: given('agents') ? flags.agents : kReplicationAgents,
+          workers: given('workers') ? Math.max(1, flags.workers) : kClusterWorkers,
+          durationMs: flags.duration * 1000,
+          concurrency: given('concurrency') ? flags.concurrency : kReplicationConcurrency,
+          failovers: flags.failovers,
+          leaseTtlS: flags.leaseTtl,
+          catchUpMiB: flags.catchupMb,
+          durability: flags.durability ?? null,
+          profileDir: flags.profile ?? null,
+          json: flags.json ?? null,
+          plain: flags.plain === true
+        })
+        return
+      }
       if (flags.hosts > 1) {
         if (flags.memory === true) throw new InvalidArgumentError('--hosts needs a durable store: shards move between hosts with their LMDB records (drop --memory)')
         await runClusterBench({
@@ -133,6 +178,21 @@ function program (): Command {
         dashboard: flags.dashboard ?? null
       })
     })
+
+  cli.command('chaos')
+    .description('a cluster of host processes on a real etcd under seeded faults (kill -9, SIGSTOP, dropped and slow links, etcd restarts) with counters and transfers running; then checks that no acknowledged write was lost or applied twice and that money is conserved')
+    .option('--seed <n>', 'seed of the fault plan and the workload (default: a random one, printed)', (v) => parseCount(v))
+    .option('--rounds <n>', 'faults', (v) => parseCount(v), 12)
+    .option('--tracks <n>', 'faults at once, at most (never two on one target)', (v) => parseCount(v), 1)
+    .option('--hosts <n>', 'host processes', (v) => parseCount(v, 2), 3)
+    .option('--replicas <n>', 'the cluster plugin\'s replicas option', (v) => parseCount(v), 1)
+    .option('--workers <n>', 'worker threads per host', (v) => parseCount(v), 1)
+    .option('--lanes <n>', 'ops in flight', (v) => parseCount(v), 8)
+    .option('--lease-ttl <seconds>', 'etcd lease TTL of each host', (v) => parseCount(v), 2)
+    .addOption(new Option('--faults <list>', `comma-separated, from ${faultKinds.join(', ')}; or all`).argParser(parseFaultKinds).default([...faultKinds], 'all'))
+    .action(async (flags: ChaosFlags) => {
+      process.exitCode = await runChaosCommand(flags)
+    })
   return cli
 }
 
@@ -144,7 +204,7 @@ function exit (code: number): void {
 try {
   await program().parseAsync(process.argv)
   // the host's workers are gone after close(); exit explicitly so no stray handle keeps a finished run alive
-  exit(0)
+  exit(typeof process.exitCode === 'number' ? process.exitCode : 0)
 } catch (err) {
   const e = err as { code?: unknown, message?: unknown }
   process.stderr.write(`shoal: ${typeof e?.code === 'string' ? `${e.code}: ` : ''}${String(e?.message ?? err)}\n`)

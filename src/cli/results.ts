@@ -257,19 +257,25 @@ function perThread (threads: readonly ThreadGc[], pick: (t: ThreadGc) => number)
   return threads.map((t) => `${t.threadId === 0 ? 'main' : `t${t.threadId}`} ${pick(t).toFixed(1)}`).join(' / ') + ' ms'
 }
 
+/** One line of the summary table: the ratio to its baseline, and whether the target is met. */
+export function summaryRow (section: string, name: string, value: number, unit: string,
+  extra: { baseline?: SummaryRow['baseline'], target?: Target, note?: string } = {}): SummaryRow {
+  const baseline = extra.baseline ?? null
+  const ratio = baseline !== null && baseline.value !== 0 ? value / baseline.value : null
+  const target = extra.target ?? null
+  const on = target?.on ?? (baseline !== null ? 'ratio' : 'value')
+  const checked = on === 'ratio' ? ratio : on === 'over' ? (baseline === null ? null : value - baseline.value) : value
+  const met = target === null || checked === null ? null : target.op === '>=' ? checked >= target.value : checked <= target.value
+  return { section, name, value, unit, baseline, ratio, target, met, note: extra.note ?? null }
+}
+
 /** The summary table: each engine figure beside its same-run baseline and target (docs/architecture.md §10). */
 export function summaryRows (r: Parts): SummaryRow[] {
   const rows: SummaryRow[] = []
   const b = r.baselines
   const add = (section: string, name: string, value: number, unit: string,
     extra: { baseline?: SummaryRow['baseline'], target?: Target, note?: string } = {}): void => {
-    const baseline = extra.baseline ?? null
-    const ratio = baseline !== null && baseline.value !== 0 ? value / baseline.value : null
-    const target = extra.target ?? null
-    const on = target?.on ?? (baseline !== null ? 'ratio' : 'value')
-    const checked = on === 'ratio' ? ratio : on === 'over' ? (baseline === null ? null : value - baseline.value) : value
-    const met = target === null || checked === null ? null : target.op === '>=' ? checked >= target.value : checked <= target.value
-    rows.push({ section, name, value, unit, baseline, ratio, target, met, note: extra.note ?? null })
+    rows.push(summaryRow(section, name, value, unit, extra))
   }
   const memoryStore = r.config.store === 'memory'
   if (r.activate !== null) {

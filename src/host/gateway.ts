@@ -18,6 +18,7 @@ import { Buffer } from 'node:buffer'
 import { MSG_CALL, MSG_CAST, MSG_FOLLOW, MSG_FORGET, MSG_UNFOLLOW } from '../../native-free-core/agent/envelope.ts'
 import { ShardUnavailableError, WorkerCrashedError } from '../../native-free-core/errors.ts'
 import type { ShoalError, WireError } from '../../native-free-core/errors.ts'
+import { toWire } from '../../native-free-core/errors.ts'
 import { SHARDS, shardOf } from '../../native-free-core/placement/hash.ts'
 import { align4 } from '../../native-free-core/ring/ring-queue.ts'
 import { SHARD_ARRIVING, SHARD_FORWARD, SHARD_LOCAL } from '../../native-free-core/placement/shard-state.ts'
@@ -57,6 +58,13 @@ export interface RemoteRoutes {
   route (frame: Buffer, from: number): void
   /** Durable sends applied here (committed): acknowledge them to their senders' hosts. */
   applied? (acks: readonly AppliedAck[]): void
+  /**
+   * Given, every commit of this host is replicated: its journal (commit-journal.ts, written
+   * after the local commit) comes here, and the commit's replies and sends wait until the
+   * promise resolves; a rejection (a ShoalError, retriable when the caller may try again)
+   * is what their callers get instead. Decided before the workers start.
+   */
+  replicate? (journal: Uint8Array): Promise<void>
 }
 
 export interface GatewayParts {
@@ -370,6 +378,34 @@ export class Gateway {
       const set = new Set(group)
       return this.control(home, { op: 'adopt', shards: group, timeouts: timeouts.filter((t) => set.has(shardOf(t[1]))) })
     }))
+  }
+
+  /** Commits are replicated (the router gave `replicate`): workers are told so when they start. */
+  get replicates (): boolean {
+    return this.routes?.replicate !== undefined
+  }
+
+  /** @internal a thread's commit journal (FRAME_CONTROL 'replicate'): answer once replicated */
+  replicate (from: number, token: number, journal: Uint8Array): void {
+    const routes = this.routes
+    const answer = (error: WireError | null): void => {
+      this.parts.loop.sendControl(from, token, { op: 'replicated', error })
+      this.parts.loop.wake()
+    }
+    if (routes?.replicate === undefined) {
+      answer(null)
+      return
+    }
+    routes.replicate(journal).then(() => answer(null), (err: unknown) => answer(toWire(err)))
+  }
+
+  /**
+   * Until when (wall ms, `Date.now()`) this host may serve
+   * from memory: its threads stop serving after it (mesh.ts `servingUntil`). 0: no limit.
+   */
+  serveUntil (ms: number): void {
+    const word = this.parts.mesh.servingUntil
+    if (word !== null) new Float64Array(word)[0] = ms
   }
 
   /** @internal ThreadLoop.onControl */

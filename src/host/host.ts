@@ -133,6 +133,7 @@ export class Host extends EventEmitter<HostEvents> {
       onRawResult: (kind, frame) => this.gateway?.proxied(kind, frame) ?? false,
       onControl: (_from, token, msg) => {
         if (msg.op === 'applied') this.gateway?.applied(msg.acks)
+        else if (msg.op === 'replicate') this.gateway?.replicate(_from, token, msg.journal)
         else this.gateway?.answered(token, msg)
       },
       onApplied: (id, hash, send) => {
@@ -167,6 +168,7 @@ export class Host extends EventEmitter<HostEvents> {
       life: this.life,
       agentErrorListeners: this.agentErrorListeners.buffer as SharedArrayBuffer,
       offload: pool !== null,
+      replicates: () => this.gateway?.replicates === true,
       follows: () => this.follows,
       agentError: (id, method, error) => this.emitAgentError(id, method, error),
       restarted: (event) => {

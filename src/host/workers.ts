@@ -56,6 +56,8 @@ export interface SupervisorParts {
   readonly agentErrorListeners: SharedArrayBuffer
   /** The host runs an offload pool: workers send their tasks to the main thread. */
   readonly offload: boolean
+  /** Commits are replicated (a cluster with replicas): each worker sends its commit journals to the main thread. */
+  readonly replicates: () => boolean
   follows (): Follows
   agentError (id: string, method: string, error: WireError): void
   /** A worker died and was replaced, or a replacement failed to start (then `error` is its WorkerStartError, and it is tried again). */
@@ -199,7 +201,8 @@ export class WorkerSupervisor {
       clock: options.testClock,
       outbox: options.outbox,
       offload: this.parts.offload,
-      quotas: this.parts.quotas.snapshot()
+      quotas: this.parts.quotas.snapshot(),
+      replicate: this.parts.replicates()
     }
     const worker = new Worker(workerUrl, { workerData: data })
     slot.worker = worker

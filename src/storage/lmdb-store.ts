@@ -16,6 +16,8 @@
  *   meta       'format'                                  2
  *              'storeId'                                 16 hex digits, random, made with the environment
  *              'incarnation'                             last incarnation handed out
+ *              'replica' \x1f shard                      1: the shard's range is a cluster
+ *                                                       replica's copy (not in the quota counts)
  *   quotas     'l' \x1f quota                            the quota's limit (host.quotas.set)
  *              'c' \x1f quota \x1f writer                 agents created − deleted in the quota by
  *                                                       one writer (see below)
@@ -54,6 +56,7 @@
 import { open } from 'lmdb'
 import type { Database, RootDatabase } from 'lmdb'
 import { SHARDS } from '../../native-free-core/placement/hash.ts'
+import { StorageError } from '../../native-free-core/errors.ts'
 import { compareKeys } from '../../native-free-core/storage/store.ts'
 import type { AppliedRecord, OutboxRecord, SendId, StorageChanges, Store, WriteBatch } from '../../native-free-core/storage/store.ts'
 import {
@@ -63,6 +66,7 @@ import {
 import type { RangeRecord, ShardRanges, ShardSize } from '../../native-free-core/storage/shard-range.ts'
 import { QuotaTally } from '../../native-free-core/tenancy/quota-store.ts'
 import type { QuotaCountChange, QuotaRecords } from '../../native-free-core/tenancy/quota-store.ts'
+import { JOURNAL_REMOVE, JournalWriter, readJournal } from '../../native-free-core/storage/commit-journal.ts'
 import { KeyScratch, SendKeyScratch, parseStorageKey, prefixRange, shardRange, storageKey } from './lmdb-keys.ts'
 import type { FastBuffer } from './lmdb-keys.ts'
 import { openFormat } from './lmdb-format.ts'
@@ -100,6 +104,17 @@ export class LmdbStore implements Store, QuotaRecords, ShardRanges {
   private readonly sendKeys = new SendKeyScratch()
   private closed = false
   countsMoved: ((change: QuotaCountChange) => void) | undefined = undefined
+  /**
+   * Replication (the cluster's replicas): set, every commit also records its writes as a
+   * journal (commit-journal.ts), and the commit resolves only once the local transaction
+   * is durable AND `replicate(journal)` has resolved — the output gate spans hosts.
+   * The journal goes out after the local commit, so that a snapshot of the range taken
+   * after a journal was numbered always contains it (plugins/cluster/replication/).
+   */
+  private replicate: ((journal: Uint8Array) => Promise<void>) | null = null
+  /** Shards whose range is a replica's copy (kept in meta 'replicaRanges'): not in the quota counts. */
+  private readonly replicaRanges: Set<number>
+  private journal: JournalWriter | null = null
 
   constructor (options: LmdbStoreOptions) {
     this.path = options.path
@@ -118,6 +133,10 @@ export class LmdbStore implements Store, QuotaRecords, ShardRanges {
     this.appliedSends = this.env.openDB<Buffer, Buffer>({ name: 'applied', encoding: 'binary', keyEncoding: 'binary' })
     this.reminderRecords = this.env.openDB<Buffer, Buffer>({ name: 'reminders', encoding: 'binary', keyEncoding: 'binary' })
     this.quotas = this.env.openDB<number, string>({ name: 'quotas' })
+    this.replicaRanges = new Set()
+    for (const key of this.meta.getKeys({ start: 'replica\x1f' as never, end: 'replica\x20' as never })) {
+      this.replicaRanges.add(Number(String(key).slice(8)))
+    }
     this.rangeDbs = [
       [RANGE_STATES, this.states], [RANGE_STORAGE, this.storage], [RANGE_REMINDERS, this.reminderRecords],
       [RANGE_OUTBOX, this.pendingSends], [RANGE_APPLIED, this.appliedSends]
@@ -129,24 +148,56 @@ export class LmdbStore implements Store, QuotaRecords, ShardRanges {
     return this.states.getBinaryFast(this.readKeys.state(id))
   }
 
+  /** Replicate every commit from now on (call before the first commit). */
+  replicateWith (replicate: (journal: Uint8Array) => Promise<void>): void {
+    this.replicate = replicate
+    this.journal = new JournalWriter()
+  }
+
   commit (batch: WriteBatch): Promise<void> {
     // every write queued in one event turn is one transaction (lmdb-js's batching
     // contract), executed on lmdb-js's write thread: no transaction callback, so this
     // thread only encodes instructions
     let written: Promise<boolean> = kNothingWritten
     const keys = this.writeKeys
+    const j = this.journal
     for (const [id, bytes] of batch.states) {
-      written = bytes === null ? this.states.remove(keys.state(id)) : this.states.put(keys.state(id), bytes as Buffer)
+      const key = keys.state(id)
+      written = bytes === null ? this.states.remove(key) : this.states.put(key, bytes as Buffer)
+      if (j !== null) bytes === null ? j.remove(RANGE_STATES, key) : j.put(RANGE_STATES, key, bytes)
     }
-    if (batch.storage != null) written = this.applyKeyed(this.storage, batch.storage, written)
-    if (batch.reminders != null) written = this.applyKeyed(this.reminderRecords, batch.reminders, written)
+    if (batch.storage != null) written = this.applyKeyed(this.storage, RANGE_STORAGE, batch.storage, written)
+    if (batch.reminders != null) written = this.applyKeyed(this.reminderRecords, RANGE_REMINDERS, batch.reminders, written)
     const sends = this.sendKeys
-    if (batch.outboxPuts != null) for (const r of batch.outboxPuts) written = this.pendingSends.put(sends.key(r.senderShard, r.origin, r.key), r.bytes as Buffer)
-    if (batch.outboxDeletes != null) for (const r of batch.outboxDeletes) written = this.pendingSends.remove(sends.key(r.senderShard, r.origin, r.key))
-    if (batch.appliedPuts != null) {
-      for (const r of batch.appliedPuts) written = this.appliedSends.put(sends.key(r.shard, r.origin, r.key), appliedValue(r.appliedAt, r.senderShard) as Buffer)
+    if (batch.outboxPuts != null) {
+      for (const r of batch.outboxPuts) {
+        const key = sends.key(r.senderShard, r.origin, r.key)
+        written = this.pendingSends.put(key, r.bytes as Buffer)
+        j?.put(RANGE_OUTBOX, key, r.bytes)
+      }
     }
-    if (batch.appliedDeletes != null) for (const r of batch.appliedDeletes) written = this.appliedSends.remove(sends.key(r.shard, r.origin, r.key))
+    if (batch.outboxDeletes != null) {
+      for (const r of batch.outboxDeletes) {
+        const key = sends.key(r.senderShard, r.origin, r.key)
+        written = this.pendingSends.remove(key)
+        j?.remove(RANGE_OUTBOX, key)
+      }
+    }
+    if (batch.appliedPuts != null) {
+      for (const r of batch.appliedPuts) {
+        const key = sends.key(r.shard, r.origin, r.key)
+        const value = appliedValue(r.appliedAt, r.senderShard)
+        written = this.appliedSends.put(key, value as Buffer)
+        j?.put(RANGE_APPLIED, key, value)
+      }
+    }
+    if (batch.appliedDeletes != null) {
+      for (const r of batch.appliedDeletes) {
+        const key = sends.key(r.shard, r.origin, r.key)
+        written = this.appliedSends.remove(key)
+        j?.remove(RANGE_APPLIED, key)
+      }
+    }
     if (batch.quotaDeltas != null && batch.quotaDeltas.length !== 0) {
       if (this.writer !== this.incarnation || this.writer === 0) {
         // a runtime takes an incarnation when it starts, so this is known; the fallback
@@ -160,13 +211,18 @@ export class LmdbStore implements Store, QuotaRecords, ShardRanges {
         written = this.quotas.put(countKey(quota, this.writer), total)
       }
     }
-    return this.waitForFlush ? written.then(() => this.env.flushed).then(noop) : written.then(noop)
+    const local = this.waitForFlush ? written.then(() => this.env.flushed).then(noop) : written.then(noop)
+    const journal = j === null ? null : j.take()
+    if (journal === null) return local
+    const replicate = this.replicate!
+    return local.then(() => replicate(journal))
   }
 
   /** Queue per-agent keyed writes (storage, reminders); returns the last write's promise. */
-  private applyKeyed (db: Database<Buffer, Buffer>, changesById: ReadonlyMap<string, StorageChanges>, last: Promise<boolean>): Promise<boolean> {
+  private applyKeyed (db: Database<Buffer, Buffer>, dbId: number, changesById: ReadonlyMap<string, StorageChanges>, last: Promise<boolean>): Promise<boolean> {
     let written = last
     const keys = this.writeKeys
+    const j = this.journal
     for (const [id, changes] of changesById) {
       if (changes.wiped) {
         // the keys committed now; keys of commits still in flight come as explicit deletes in `entries`
@@ -174,13 +230,17 @@ export class LmdbStore implements Store, QuotaRecords, ShardRanges {
         const [start, end] = prefixRange(storageKey(id, ''))
         const stored: Buffer[] = []
         for (const key of db.getKeys({ start, end })) stored.push(Buffer.from(key)) // keys are reused buffers
-        for (const key of stored) written = db.remove(key)
+        for (const key of stored) {
+          written = db.remove(key)
+          j?.remove(dbId, key)
+        }
       }
       // one prefix per agent; lmdb-js copies a key when the write is queued, so the scratch is reused
       const base = keys.prefix(id)
       changes.entries.forEach((bytes, key) => {
         const k = keys.with(base, key)
         written = bytes === null ? db.remove(k) : db.put(k, bytes as Buffer)
+        if (j !== null) bytes === null ? j.remove(dbId, k) : j.put(dbId, k, bytes)
       })
     }
     return written
@@ -240,8 +300,17 @@ export class LmdbStore implements Store, QuotaRecords, ShardRanges {
 
   deleteOutbox (sends: readonly SendId[]): Promise<void> {
     let written: Promise<boolean> = kNothingWritten
-    for (const r of sends) written = this.pendingSends.remove(this.sendKeys.key(r.senderShard, r.origin, r.key))
-    return this.waitForFlush ? written.then(() => this.env.flushed).then(noop) : written.then(noop)
+    const j = this.journal
+    for (const r of sends) {
+      const key = this.sendKeys.key(r.senderShard, r.origin, r.key)
+      written = this.pendingSends.remove(key)
+      j?.remove(RANGE_OUTBOX, key)
+    }
+    const local = this.waitForFlush ? written.then(() => this.env.flushed).then(noop) : written.then(noop)
+    const journal = j === null ? null : j.take()
+    if (journal === null) return local
+    const replicate = this.replicate!
+    return local.then(() => replicate(journal))
   }
 
   /**
@@ -283,6 +352,7 @@ export class LmdbStore implements Store, QuotaRecords, ShardRanges {
   * exportShard (shard: number, maxChunkBytes?: number): Iterable<Uint8Array> {
     checkShard(shard)
     // one read transaction for every database: a consistent snapshot of the shard
+    this.env.resetReadTxn() // the newest commits: a replica's snapshot must hold every journal numbered before it
     const txn = this.env.useReadTransaction()
     try {
       yield * rangeChunks(this.rangeRecords(shard, txn), maxChunkBytes)
@@ -298,17 +368,22 @@ export class LmdbStore implements Store, QuotaRecords, ShardRanges {
     }
   }
 
-  async importShard (shard: number, chunks: Iterable<Uint8Array>): Promise<void> {
+  /**
+   * `asReplica`: the range is a replica's copy (plugins/cluster/replication/), not counted in
+   * the quota counts; otherwise (a planned move) its agents are this host's to count.
+   */
+  async importShard (shard: number, chunks: Iterable<Uint8Array>, asReplica = false): Promise<void> {
     const records = readRangeChunks(shard, chunks) // all checked before anything is written
     const dbs = new Map(this.rangeDbs)
     const tally = new QuotaTally()
     await this.env.transaction(() => {
-      this.clearRange(shard, tally)
+      this.clearRange(shard, this.replicaRanges.has(shard) ? new QuotaTally() : tally)
+      this.markReplica(shard, asReplica)
       const prefix = Buffer.allocUnsafe(2)
       prefix.writeUInt16BE(shard, 0)
       for (const [db, key, value] of records) {
         dbs.get(db)!.putSync(Buffer.concat([prefix, key]), value as Buffer)
-        if (db === RANGE_STATES) tally.addIdBytes(key, 0, 1)
+        if (db === RANGE_STATES && !asReplica) tally.addIdBytes(key, 0, 1)
       }
       this.moveCounts(tally)
     })
@@ -320,7 +395,8 @@ export class LmdbStore implements Store, QuotaRecords, ShardRanges {
     checkShard(shard)
     const tally = new QuotaTally()
     await this.env.transaction(() => {
-      this.clearRange(shard, tally)
+      this.clearRange(shard, this.replicaRanges.has(shard) ? new QuotaTally() : tally)
+      this.markReplica(shard, false)
       this.moveCounts(tally)
     })
     if (this.waitForFlush) await this.env.flushed
@@ -382,6 +458,90 @@ export class LmdbStore implements Store, QuotaRecords, ShardRanges {
     return { records, bytes }
   }
 
+  // ---- replicas (plugins/cluster/replication/) --------------------------------------
+
+  /**
+   * Apply journal segments that a shard's owner committed (commit-journal.ts), all in one
+   * transaction; resolves once durable, as `commit` does — a replica acknowledges a
+   * segment only then. A replica's range is not counted in the quota counts (the owner
+   * counts its agents): `countShard` adds them when the replica becomes the owner.
+   */
+  async applyReplicated (segments: ReadonlyArray<readonly [shard: number, segment: Uint8Array]>): Promise<void> {
+    const dbs = new Map(this.rangeDbs)
+    for (const [shard, segment] of segments) {
+      checkShard(shard)
+      for (const r of readJournal(segment)) {
+        if (((r.key[0]! << 8) | r.key[1]!) !== shard) throw new StorageError(`a journal segment of shard ${shard} writes outside it`)
+      }
+    }
+    await this.env.transaction(() => {
+      for (const [shard] of segments) this.markReplica(shard, true)
+      for (const [, segment] of segments) {
+        for (const r of readJournal(segment)) {
+          const db = dbs.get(r.db)!
+          const key = Buffer.from(r.key.buffer, r.key.byteOffset, r.key.length)
+          if (r.op === JOURNAL_REMOVE) db.removeSync(key)
+          else db.putSync(key, Buffer.from(r.value.buffer, r.value.byteOffset, r.value.length))
+        }
+      }
+    })
+    if (this.waitForFlush) await this.env.flushed
+  }
+
+  /** Is the shard's range a replica's copy (not counted in the quota counts)? */
+  isReplicaRange (shard: number): boolean {
+    return this.replicaRanges.has(shard)
+  }
+
+  /** Inside a write transaction: note whether the shard's range is a replica's copy (kept in `meta`). */
+  private markReplica (shard: number, yes: boolean): void {
+    if (this.replicaRanges.has(shard) === yes) return
+    if (yes) this.replicaRanges.add(shard)
+    else this.replicaRanges.delete(shard)
+    // one key per shard: a catch-up of thousands of shards writes as many small keys, not a growing list
+    if (yes) this.meta.putSync(replicaKey(shard) as never, 1 as never)
+    else this.meta.removeSync(replicaKey(shard) as never)
+  }
+
+  /** The agents of replica ranges become this host's to count (it serves the shards now); -1 gives them back. */
+  async countShard (shard: number | readonly number[], sign: 1 | -1 = 1): Promise<void> {
+    // many shards at once (a failover promotes all of a dead host's shards here): one transaction, one fsync
+    const shards = (typeof shard === 'number' ? [shard] : shard).filter((s) => {
+      checkShard(s)
+      return this.replicaRanges.has(s) === (sign === 1)
+    })
+    if (shards.length === 0) return
+    const tally = new QuotaTally()
+    await this.env.transaction(() => {
+      for (const s of shards) {
+        const [start, end] = shardRange(s)
+        for (const key of this.states.getKeys({ start, end })) tally.addIdBytes(key, 2, sign)
+        this.markReplica(s, sign === -1)
+      }
+      this.moveCounts(tally)
+    })
+    if (this.waitForFlush) await this.env.flushed
+    this.tellCounts(tally)
+  }
+
+  /** Shards whose range holds any record (a host returning finds what it had). */
+  shardsHeld (): Set<number> {
+    this.env.resetReadTxn()
+    const held = new Set<number>()
+    for (const [, db] of this.rangeDbs) {
+      let shard = 0
+      while (shard < SHARDS) {
+        const [start] = shardRange(shard)
+        let next = SHARDS
+        for (const key of db.getKeys({ start, limit: 1 })) next = key.readUInt16BE(0)
+        if (next >= SHARDS) break
+        held.add(next)
+        shard = next + 1
+      }
+    }
+    return held
+  }
+
   // ---- QuotaRecords ----------------------------------------------------------------
 
   * quotaLimits (): Iterable<readonly [string, number]> {
@@ -423,6 +583,10 @@ export class LmdbStore implements Store, QuotaRecords, ShardRanges {
 
 function noop (): void {}
 
+function replicaKey (shard: number): string {
+  return 'replica\x1f' + shard
+}
+
 function limitKey (quota: string): string {
   return 'l\x1f' + quota
 }
@@ -432,6 +596,7 @@ function countKey (quota: string, writer: number): string {
 }
 
 const kNothingWritten = Promise.resolve(true)
+
 
 /** A read transaction (lmdb-js's `useReadTransaction`). */
 type Transaction = ReturnType<RootDatabase['useReadTransaction']>

@@ -26,7 +26,11 @@ export class OutboxRedelivery {
   private seen = new Set<string>()
   private timer: NodeJS.Timeout | null = null
 
-  constructor (runtime: ShardRuntime, store: Store, owns: (hash: number) => boolean, wake: () => void) {
+  /** Cluster: is the sender's shard served here? (Records of other shards are copies or stale.) */
+  private readonly senderServed: ((shard: number) => boolean) | undefined
+
+  constructor (runtime: ShardRuntime, store: Store, owns: (hash: number) => boolean, wake: () => void, senderServed?: (shard: number) => boolean) {
+    this.senderServed = senderServed
     this.runtime = runtime
     this.store = store
     this.owns = owns
@@ -48,7 +52,9 @@ export class OutboxRedelivery {
   private scan (all: boolean): void {
     const now = new Set<string>()
     const due: OutboxRecord[] = []
+    const served = this.senderServed
     for (const r of this.store.outbox()) {
+      if (served !== undefined && !served(r.senderShard)) continue
       const name = r.origin + r.key
       now.add(name)
       // the store's bytes may be a reused view: keep a copy of those delivered

@@ -67,6 +67,14 @@ export interface Mesh {
    * (native-free-core/placement/shard-state.ts); null on a single host.
    */
   readonly shardStates: SharedArrayBuffer | null
+  /**
+   * Cluster only: a Float64 word, the wall time (ms, `Date.now()`, the clock the lease
+   * keeper stamps its renewals with) after which this host may not serve from memory — its lease was
+   * last confirmed too long ago (a process paused past its lease, SIGSTOP then SIGCONT,
+   * wakes up with frames in its rings that another host now answers). 0: no deadline.
+   * Written by the main thread (the cluster plugin), read by every thread per pass.
+   */
+  readonly servingUntil: SharedArrayBuffer | null
   readonly stats: SharedArrayBuffer
   /** The host clock's tick and each thread's timer words (thread-clock.ts). */
   readonly clock: SharedArrayBuffer
@@ -95,6 +103,7 @@ export function createMesh (workers: number, ringBytes: number, clustered = fals
     rings,
     shardTable,
     shardStates: clustered ? new SharedArrayBuffer(SHARDS) : null,
+    servingUntil: clustered ? new SharedArrayBuffer(8) : null,
     stats: new SharedArrayBuffer(threads * STAT_SLOTS * 8),
     clock: createClock(threads)
   }

@@ -22,6 +22,7 @@ import type { ShardRuntime } from '../../native-free-core/runtime/shard-runtime.
 import type { MovedTimeout } from '../../native-free-core/time/agent-timers.ts'
 import { FrameBuffer } from './frame-buffer.ts'
 import { FRAME_CONTROL, FrameReader, KIND_HELD } from './frame-codec.ts'
+import type { WireError } from '../../native-free-core/errors.ts'
 import { MSG_FORGET } from '../../native-free-core/agent/envelope.ts'
 
 export type ControlOp =
@@ -33,6 +34,13 @@ export type ControlOp =
   | { readonly op: 'adopted' }
   /** Dedup mode in a cluster: durable sends this thread applied, committed (thread → main, batched per pass). */
   | { readonly op: 'applied', readonly acks: ReadonlyArray<[number, string, number, string, number]> }
+  /**
+   * Replicas (cluster): a commit journal of this thread, committed here (commit-journal.ts;
+   * thread → main); answered with 'replicated' once the shards' replicas have it, or with
+   * the error that keeps the commit's replies back.
+   */
+  | { readonly op: 'replicate', readonly journal: Uint8Array }
+  | { readonly op: 'replicated', readonly error: WireError | null }
 
 /** What the handover needs from its thread's loop. */
 export interface HandoverLoop {

@@ -37,7 +37,7 @@ import { FRAME_CONTROL, FRAME_REPLY, FRAME_STATE, FRAME_TASK, FrameReader, Frame
 import { FrameBuffer } from './frame-buffer.ts'
 import { ShardHandover } from './shard-handover.ts'
 import type { ControlOp } from './shard-handover.ts'
-import { SHARD_ARRIVING, SHARD_LOCAL } from '../../native-free-core/placement/shard-state.ts'
+import { SHARD_ARRIVING, SHARD_FORWARD, SHARD_LOCAL } from '../../native-free-core/placement/shard-state.ts'
 import type { ShardStates } from '../../native-free-core/placement/shard-state.ts'
 import { MSG_FORGET, MSG_SEND } from '../../native-free-core/agent/envelope.ts'
 import type { SendId } from '../../native-free-core/storage/store.ts'
@@ -115,6 +115,9 @@ export class ThreadLoop implements RuntimeOutput {
   private readonly onApplied: ((id: string, hash: number, send: SendId) => void) | undefined
   /** Shard states (placement/shard-state.ts); null on a single host: every shard is served by its home. */
   private readonly states: ShardStates | null
+  /** The host's serving deadline (mesh.ts `servingUntil`), and whether this pass is past it. */
+  private readonly servingUntil: Float64Array | null
+  private lapsed = false
   /** Shards leaving and arriving at this thread (cluster only). */
   private readonly handover: ShardHandover | null
   /** Durable sends applied and committed, to report to the main thread (cluster, dedup mode). */
@@ -163,6 +166,7 @@ export class ThreadLoop implements RuntimeOutput {
     this.onRawResult = options.onRawResult
     this.onControl = options.onControl
     this.states = options.mesh.shardStates === null ? null : new Uint8Array(options.mesh.shardStates)
+    this.servingUntil = options.mesh.servingUntil == null ? null : new Float64Array(options.mesh.servingUntil)
     for (let peer = 0; peer < this.mesh.threads; peer++) {
       this.producers.push(null)
       this.consumers.push(null)
@@ -196,6 +200,8 @@ export class ThreadLoop implements RuntimeOutput {
     const wasRunning = this.running
     this.running = true
     this.unparkClock()
+    const until = this.servingUntil
+    this.lapsed = until !== null && until[0] !== 0 && Date.now() > until[0]!
     try {
       let bytes: number
       while ((bytes = ring.copyOut(this.reader.scratch, RING_BUDGET_BYTES)) > 0) this.dispatch(bytes, peer)
@@ -470,6 +476,8 @@ export class ThreadLoop implements RuntimeOutput {
     this.again = false
     let more = false
     this.unparkClock()
+    const until = this.servingUntil
+    this.lapsed = until !== null && until[0] !== 0 && Date.now() > until[0]!
     try {
       const rt = this.runtime
       if (rt !== null && !rt.advanceTo(this.clock.now(), TIMER_BUDGET)) more = true
@@ -518,8 +526,10 @@ export class ThreadLoop implements RuntimeOutput {
           const rt = this.runtime
           if (this.states !== null) {
             const state = this.states[shardOf(i32[(o + 4) >> 2]! >>> 0)]!
-            if (state !== SHARD_LOCAL || rt === null) {
-              this.notServed(state, o, len, peer)
+            if (state !== SHARD_LOCAL || rt === null || this.lapsed) {
+              // lapsed: the lease may have expired while this process stood still — the
+              // main thread's router answers (fails fast while fenced, or forwards)
+              this.notServed(state === SHARD_LOCAL ? SHARD_FORWARD : state, o, len, peer)
               continue
             }
           }
@@ -530,7 +540,7 @@ export class ThreadLoop implements RuntimeOutput {
           this.onReply?.(reader.replyCallId, reader.replyOk, value)
         } else if (kind === FRAME_CONTROL) {
           const msg = reader.reply(o, len) as ControlOp
-          if (msg.op === 'fenced' || msg.op === 'released' || msg.op === 'adopted' || msg.op === 'applied') this.onControl?.(peer, reader.replyCallId >>> 0, msg)
+          if (msg.op === 'fenced' || msg.op === 'released' || msg.op === 'adopted' || msg.op === 'applied' || msg.op === 'replicate' || msg.op === 'replicated') this.onControl?.(peer, reader.replyCallId >>> 0, msg)
           else this.handover?.control(peer, reader.replyCallId >>> 0, msg)
         } else if (kind >= KIND_HELD) {
           const state = this.states?.[shardOf(i32[(o + 4) >> 2]! >>> 0)] ?? SHARD_LOCAL

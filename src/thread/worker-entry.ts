@@ -13,6 +13,9 @@ import { loadRegistry } from '../host/load-agents.ts'
 import { stateCodec } from './codec.ts'
 import type { Mesh } from './mesh.ts'
 import { openStore } from '../storage/open-store.ts'
+import { LmdbStore } from '../storage/lmdb-store.ts'
+import { ThreadReplicator } from '../storage/thread-replicator.ts'
+import { SHARD_LOCAL } from '../../native-free-core/placement/shard-state.ts'
 import type { Durability } from '../storage/lmdb-store.ts'
 import { OutboxRedelivery } from '../storage/outbox-redelivery.ts'
 import { LocalAcks } from '../storage/local-acks.ts'
@@ -47,6 +50,8 @@ export interface WorkerData {
   readonly offload: boolean
   /** The quota directory and counter chunks as they were when the worker was spawned. */
   readonly quotas: QuotaSnapshot
+  /** Cluster with replicas: every commit waits for the main thread to replicate its journal (thread-replicator.ts). */
+  readonly replicate: boolean
 }
 
 export type ControlMessage =
@@ -81,6 +86,8 @@ if (registry.fingerprint() !== data.fingerprint) {
 
 const reporter = new AgentErrorReporter(new Int32Array(data.listeners), (errors, dropped) => post({ type: 'agent-errors', errors, dropped }))
 const store = openStore(data.dataDir, data.durability)
+let replicator: ThreadReplicator | null = null
+if (data.replicate && store instanceof LmdbStore) store.replicateWith((journal) => replicator!.replicate(journal))
 const quotaDirectory = new QuotaDirectory()
 for (const [quota, slot, limit] of data.quotas.entries) quotaDirectory.set(quota, slot, limit)
 const quotaCounters = new QuotaCounters(data.mesh.threads, data.quotas.chunks)
@@ -92,6 +99,7 @@ const loop = new ThreadLoop({
   maxMessageBytes: data.maxMessageBytes,
   onAgentError: (id: string, method: string, error: WireError) => reporter.report(id, method, error),
   onResult: (kind, id, ok, value) => { if (kind === FRAME_TASK_DONE) offload?.settle(id, ok, value) },
+  onControl: (_from, token, msg) => replicator?.answered(token, msg),
   // dedup on one host (a test hook) acknowledges here; a cluster's main thread does it (the loop reports to it)
   ...(data.mesh.shardStates === null ? { onApplied: (id: string, hash: number, send: SendId) => acks?.applied(id, hash, send) } : {}),
   runtime: (loop) => {
@@ -111,7 +119,19 @@ const loop = new ThreadLoop({
   }
 })
 const runtime = loop.runtime!
-const redelivery = store.durable ? new OutboxRedelivery(runtime, store, (hash) => loop.ownerOf(hash) === data.index, () => loop.wake()) : null
+if (data.replicate) {
+  // half a frame: a journal piece and its control frame's envelope fit the ring's frame limit
+  replicator = new ThreadReplicator((token, msg) => {
+    loop.sendControl(0, token, msg)
+    loop.wake()
+  }, Math.max(1024, data.maxMessageBytes >> 1))
+}
+// in a cluster, only the sends of senders served here: a replica's copy of another host's
+// outbox, or a stale range a returning host no longer serves, is not this host's to send
+const shardStates = data.mesh.shardStates === null ? null : new Uint8Array(data.mesh.shardStates)
+const redelivery = store.durable
+  ? new OutboxRedelivery(runtime, store, (hash) => loop.ownerOf(hash) === data.index, () => loop.wake(), shardStates === null ? undefined : (shard) => shardStates[shard] === SHARD_LOCAL)
+  : null
 const acks = store.durable && data.outbox === 'dedup' && data.mesh.shardStates === null ? new LocalAcks(runtime, store, () => loop.wake()) : null
 
 port.on('message', (m: ControlMessage) => {

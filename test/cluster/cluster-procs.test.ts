@@ -30,7 +30,8 @@ function sum (into: Float64Array, report: LoadReport, who: string): void {
 
 test('three host processes on etcd serve 10,000 agents through every host; a fourth joins and one leaves under load: every counter equals its acknowledged adds, no caller error', { timeout: 240_000 }, async () => {
   const etcd = await startEtcd()
-  const c = await clusterProcs({ membership: { etcd: { hosts: [etcd.endpoint], leaseTtlS: 2, minMembers: 3 } }, host: { callTimeoutMs: 30_000 } })
+  // TTL 5 s (the default): four processes of two threads under load on two cores, every command replicated
+  const c = await clusterProcs({ membership: { etcd: { hosts: [etcd.endpoint], leaseTtlS: 5, minMembers: 3 } }, host: { callTimeoutMs: 30_000 } })
   try {
     await c.start(['a', 'b', 'c'])
     await c.settled()

@@ -14,7 +14,7 @@ import type { Host } from '../../src/index.ts'
 import { cluster } from '../../plugins/cluster/index.ts'
 import { agentsUrl } from '../engine/helpers.ts'
 import { durableAgentsUrl } from '../durable/helpers.ts'
-import { TcpProxy } from '../helpers/tcp-proxy.ts'
+import { TcpProxy } from '../helpers/cluster-procs.ts'
 
 const secret = 'a test secret of at least thirty-two bytes!!'
 
@@ -157,7 +157,7 @@ test('durable sends between hosts across dropped links: money conserved, records
     for (let cut = 0; cut < 4; cut++) {
       await new Promise((resolve) => setTimeout(resolve, 150))
       while (proxy.connections === 0) await new Promise((resolve) => setTimeout(resolve, 10)) // linked again
-      proxy.drop()
+      proxy.cut({ refuse: false })
     }
     stop = true
     await load

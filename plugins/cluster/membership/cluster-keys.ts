@@ -8,6 +8,11 @@
  *   ${prefix}/map               the shard map (encodeShardMap), written by the leader only
  *   ${prefix}/handover/${shard} {"from","to","epoch"} JSON, under the old owner's lease:
  *                               a finished handover, until the leader folds it
+ *   ${prefix}/insync/${id}      the host's in-sync record (encodeInSync): which replicas
+ *                               hold every acknowledged write of each shard it owns. Not
+ *                               under a lease — the leader reads it after the host died —
+ *                               but written only while the host's member key is under the
+ *                               host's live lease (`putInSync`)
  *
  * Every map write checks, in one transaction, that the map's mod revision is the one the
  * leader planned from and that the leader key's create revision is still the leader's
@@ -17,6 +22,8 @@ import type { Etcd3, IKeyValue, IRequestOp, ICompare } from 'etcd3'
 import { InvalidArgumentError } from '../../../native-free-core/errors.ts'
 import { SHARDS } from '../../../native-free-core/placement/hash.ts'
 import { encodeShardMap } from '../../../native-free-core/placement/shard-map.ts'
+import { encodeInSync } from '../../../native-free-core/placement/in-sync.ts'
+import type { InSyncRecord } from '../../../native-free-core/placement/in-sync.ts'
 import type { MemberState, ShardMap } from '../../../native-free-core/placement/shard-map.ts'
 import type { Member } from './membership.ts'
 
@@ -35,6 +42,7 @@ export interface HandoverRecord {
 export type KeyKind =
   | { readonly kind: 'member', readonly id: string }
   | { readonly kind: 'handover', readonly shard: number }
+  | { readonly kind: 'insync', readonly id: string }
   | { readonly kind: 'map' }
   | { readonly kind: 'leader' }
 
@@ -45,6 +53,7 @@ export class ClusterKeys {
   readonly leader: string
   readonly members: string
   readonly handovers: string
+  readonly inSyncs: string
 
   constructor (prefix: string) {
     this.prefix = prefix
@@ -53,15 +62,18 @@ export class ClusterKeys {
     this.leader = `${prefix}/leader`
     this.members = `${prefix}/members/`
     this.handovers = `${prefix}/handover/`
+    this.inSyncs = `${prefix}/insync/`
   }
 
   member (id: string): string { return this.members + id }
   handover (shard: number): string { return this.handovers + String(shard) }
+  inSync (id: string): string { return this.inSyncs + id }
 
   classify (key: string): KeyKind | undefined {
     if (key === this.map) return { kind: 'map' }
     if (key === this.leader) return { kind: 'leader' }
     if (key.startsWith(this.members) && key.length > this.members.length) return { kind: 'member', id: key.slice(this.members.length) }
+    if (key.startsWith(this.inSyncs) && key.length > this.inSyncs.length) return { kind: 'insync', id: key.slice(this.inSyncs.length) }
     if (key.startsWith(this.handovers)) {
       const rest = key.slice(this.handovers.length)
       const shard = Number(rest)
@@ -224,4 +236,18 @@ export async function putHandovers (
     const success: IRequestOp[] = shards.slice(i, i + MAX_TXN_OPS).map((s) => ({ request_put: { key: key(keys.handover(s)), value, lease } }))
     await client.kv.txn({ compare: [], success, failure: [] })
   }
+}
+
+/**
+ * Put `record` (this host's in-sync record) only while this host's member key is under
+ * `lease`: a host whose lease expired — whose shards the leader may be failing over
+ * right now — can never write it. False when the compare failed.
+ */
+export async function putInSync (client: Etcd3, keys: ClusterKeys, record: InSyncRecord, lease: string): Promise<boolean> {
+  const res = await client.kv.txn({
+    compare: [{ key: key(keys.member(record.owner)), target: 'Lease', result: 'Equal', lease }],
+    success: [{ request_put: { key: key(keys.inSync(record.owner)), value: Buffer.from(encodeInSync(record)) } }],
+    failure: []
+  })
+  return res.succeeded
 }

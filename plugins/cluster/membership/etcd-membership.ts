@@ -11,6 +11,13 @@
  * deleting the folded reports in the same transaction, which also checks the map's mod
  * revision and the leader's term. A write that fails re-reads everything and plans again.
  *
+ * Replicas and failover: the leader plans with `replicas` (R) and the in-sync records of
+ * all hosts (`${prefix}/insync/${id}`, watched like the rest), so a shard whose owner's
+ * member key is gone (lease expired) goes to a member that owner's record names in sync
+ * at the shard's epoch, at epoch + 1 (shard-map.ts). A changed record re-plans only
+ * while some host in the map is not a member (only then can it change the map). A
+ * record that does not decode counts as absent: no failover for that owner.
+ *
  * Start-up: grant a lease (retrying until 80% of the TTL, then ClusterUnavailableError),
  * register the member key as `joining` (if another lease holds this id, wait for it to
  * expire — a crashed previous incarnation — up to its TTL + 1 s, then ClusterIdInUseError),
@@ -18,12 +25,16 @@
  */
 import { EventEmitter } from 'node:events'
 import type { Etcd3, IKeyValue, IWatchResponse, Watcher } from 'etcd3'
-import { ClusterIdInUseError, ClusterUnavailableError, DecodeError, HostClosedError, InvalidArgumentError, ShoalError, messageOf } from '../../../native-free-core/errors.ts'
+import {
+  ClusterFencedError, ClusterIdInUseError, ClusterUnavailableError, DecodeError, HostClosedError, InvalidArgumentError, ShoalError, messageOf
+} from '../../../native-free-core/errors.ts'
 import { SHARDS } from '../../../native-free-core/placement/hash.ts'
 import { decodeShardMap, nextMap } from '../../../native-free-core/placement/shard-map.ts'
 import type { CompletedMove, ShardMap } from '../../../native-free-core/placement/shard-map.ts'
+import { decodeInSync, inSyncLookup } from '../../../native-free-core/placement/in-sync.ts'
+import type { InSyncRecord } from '../../../native-free-core/placement/in-sync.ts'
 import {
-  ClusterKeys, MAX_TXN_OPS, campaign, decodeHandover, decodeMember, putHandovers, readAll, register, updateMember, writeMap
+  ClusterKeys, MAX_TXN_OPS, campaign, decodeHandover, decodeMember, putHandovers, putInSync, readAll, register, updateMember, writeMap
 } from './cluster-keys.ts'
 import type { HandoverRecord } from './cluster-keys.ts'
 import { createEtcdClient, sleep } from './etcd-client.ts'
@@ -37,7 +48,7 @@ import { untilMap } from './until-map.ts'
 const MAX_FOLDED = MAX_TXN_OPS - 2
 const RETRY_MS = 100
 
-interface Changes { members: boolean, leader: boolean, map: boolean, handovers: boolean }
+interface Changes { members: boolean, leader: boolean, map: boolean, handovers: boolean, inSync: boolean }
 
 export class EtcdMembership extends EventEmitter<MembershipEvents> implements Membership {
   readonly kind = 'etcd' as const
@@ -59,6 +70,9 @@ export class EtcdMembership extends EventEmitter<MembershipEvents> implements Me
   #mapRevision = 0
   #mapBroken = false
   #handovers = new Map<number, HandoverRecord>()
+  /** Every host's in-sync record, by owner id (the leader's failover candidates). */
+  #inSync = new Map<string, InSyncRecord>()
+  readonly #inSyncLookup = inSyncLookup(this.#inSync)
   /**
    * Last revision applied per key — a put's mod revision, or a delete's revision (kept
    * as a tombstone) — so a re-read never rolls a newer watch event back.
@@ -90,10 +104,25 @@ export class EtcdMembership extends EventEmitter<MembershipEvents> implements Me
   get mapRevision (): number { return this.#mapRevision }
   /** The current lease id, for diagnostics. */
   get leaseId (): string | undefined { return this.#keeper?.id }
+  /**
+   * Wall ms (Date.now) until which this host's threads may serve from memory, 0 before the
+   * first grant: three quarters of the TTL after the send time of the last renewal etcd
+   * confirmed. The lease keeper fences the host at half the TTL (its timer, on this
+   * thread); this later deadline, checked by every thread on its own, is the guard for a
+   * process that stood still (SIGSTOP, a VM pause) and wakes up before its timers run —
+   * still a quarter TTL before the lease can expire, and no host takes the shards before it does.
+   */
+  get servingUntil (): number {
+    const last = this.#keeper?.lastRenewal ?? 0
+    return last === 0 ? 0 : last + this.#o.leaseTtlS * 750
+  }
   /** The etcd client, once started (the cluster's quota limits share it). */
   get client (): Etcd3 | undefined { return this.#client }
   /** The etcd layout this membership uses. */
   get keys (): ClusterKeys { return this.#keys }
+
+  /** The in-sync records as last seen, by owner id (read-only view). */
+  inSyncRecords (): ReadonlyMap<string, InSyncRecord> { return this.#inSync }
 
   members (): readonly Member[] { return this.#memberList }
   map (): ShardMap | undefined { return this.#map }
@@ -218,7 +247,7 @@ export class EtcdMembership extends EventEmitter<MembershipEvents> implements Me
     const snap = await readAll(this.#client!, this.#keys)
     if (this.#closed) return
     this.#snapshotRevision = Math.max(this.#snapshotRevision, snap.revision)
-    const changes: Changes = { members: false, leader: false, map: false, handovers: false }
+    const changes: Changes = { members: false, leader: false, map: false, handovers: false, inSync: false }
     const present = new Set<string>()
     for (const kv of snap.kvs) {
       const k = kv.key.toString('utf8')
@@ -233,7 +262,7 @@ export class EtcdMembership extends EventEmitter<MembershipEvents> implements Me
 
   #onWatch (res: IWatchResponse): void {
     if (this.#closed) return
-    const changes: Changes = { members: false, leader: false, map: false, handovers: false }
+    const changes: Changes = { members: false, leader: false, map: false, handovers: false, inSync: false }
     for (const ev of res.events) {
       const k = ev.kv.key.toString('utf8')
       if (ev.type === 'Put') this.#applyPut(k, ev.kv, changes)
@@ -283,6 +312,14 @@ export class EtcdMembership extends EventEmitter<MembershipEvents> implements Me
         this.#map = map
         break
       }
+      case 'insync': {
+        let record: InSyncRecord | undefined
+        try { record = decodeInSync(kv.value) } catch {}
+        if (record === undefined || record.owner !== kind.id) this.#inSync.delete(kind.id)
+        else this.#inSync.set(kind.id, record)
+        changes.inSync = true
+        break
+      }
       case 'handover': {
         const h = decodeHandover(kind.shard, kv)
         // an unreadable report is kept as a no-op record so the leader deletes it
@@ -316,6 +353,9 @@ export class EtcdMembership extends EventEmitter<MembershipEvents> implements Me
       case 'handover':
         this.#handovers.delete(kind.shard)
         break
+      case 'insync':
+        changes.inSync = this.#inSync.delete(kind.id) || changes.inSync
+        break
     }
   }
 
@@ -330,7 +370,13 @@ export class EtcdMembership extends EventEmitter<MembershipEvents> implements Me
       if (this.#leader === undefined) void this.#campaign().catch(() => {})
     }
     if (c.map && this.#map !== undefined) this.emit('map', this.#map)
-    if (c.members || c.handovers || c.leader) this.#kick()
+    if (c.members || c.handovers || c.leader || (c.inSync && this.#ownerGone())) this.#kick()
+  }
+
+  /** Some host the map names is not a member: a failover may be due. */
+  #ownerGone (): boolean {
+    const map = this.#map
+    return map !== undefined && map.hosts.some((h) => !this.#members.has(h))
   }
 
   async #campaign (): Promise<void> {
@@ -378,6 +424,8 @@ export class EtcdMembership extends EventEmitter<MembershipEvents> implements Me
     const done: CompletedMove[] = folded.filter((h) => h.from !== '').map((h) => ({ shard: h.shard, from: h.from, to: h.to, epoch: h.epoch }))
     const next = nextMap(this.#map ?? null, this.#memberList, done, {
       maxMovesPerHost: this.#o.maxMovesPerHost,
+      replicas: this.#o.replicas,
+      inSync: this.#inSyncLookup,
       ...(this.#o.vnodes === undefined ? {} : { vnodes: this.#o.vnodes })
     })
     if (next === null && folded.length === 0) return
@@ -391,7 +439,7 @@ export class EtcdMembership extends EventEmitter<MembershipEvents> implements Me
       this.#dirty = true
       return
     }
-    const changes: Changes = { members: false, leader: false, map: false, handovers: false }
+    const changes: Changes = { members: false, leader: false, map: false, handovers: false, inSync: false }
     for (const h of folded) {
       if (this.#handovers.get(h.shard)?.modRevision === h.modRevision) this.#handovers.delete(h.shard)
       this.#revisions.set(this.#keys.handover(h.shard), r.revision)
@@ -457,6 +505,26 @@ export class EtcdMembership extends EventEmitter<MembershipEvents> implements Me
     }
     if (!Number.isInteger(epoch) || epoch < 1) throw new InvalidArgumentError(`reportHandover: epoch must be a map epoch ≥ 1 (got ${String(epoch)})`)
     await this.#retrying('reportHandover', async () => { await putHandovers(this.#client!, this.#keys, shards, from, to, epoch, lease) })
+  }
+
+  async publishInSync (record: InSyncRecord): Promise<void> {
+    if (record === null || typeof record !== 'object' || record.owner !== this.#self.id) {
+      throw new InvalidArgumentError(`publishInSync: the record must be this host's own (owner ${JSON.stringify(this.#self.id)}, got ${JSON.stringify((record as InSyncRecord | null)?.owner)})`)
+    }
+    if (this.#keeper === undefined) this.#requireStarted('publishInSync')
+    if (this.#closed) throw new HostClosedError('publishInSync: membership is closed')
+    const lease = this.#keeper?.id
+    if (!this.#registered || lease === undefined) throw this.#fenced('publishInSync', lease)
+    if (!await this.#retrying('publishInSync', async () => await putInSync(this.#client!, this.#keys, record, lease))) {
+      throw this.#fenced('publishInSync', lease)
+    }
+  }
+
+  #fenced (what: string, lease: string | undefined): ClusterFencedError {
+    return new ClusterFencedError(
+      `${what}: this host's member key is not under its live lease${lease === undefined ? '' : ` ${lease}`} (expired or revoked; other hosts may be taking its shards over)`,
+      { id: this.#self.id, lease: lease ?? null }
+    )
   }
 
   /** etcd calls made for the caller: retried for up to one TTL, then ClusterUnavailableError. */

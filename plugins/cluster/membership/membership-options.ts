@@ -5,7 +5,7 @@
  */
 import { InvalidOptionError } from '../../../native-free-core/errors.ts'
 import { MAX_VNODES } from '../../../native-free-core/placement/hash-ring.ts'
-import { DEFAULT_MAX_MOVES_PER_HOST } from '../../../native-free-core/placement/shard-map.ts'
+import { DEFAULT_MAX_MOVES_PER_HOST, MAX_REPLICAS } from '../../../native-free-core/placement/shard-map.ts'
 
 export interface EtcdMembershipOptions {
   /** This host's id (`cluster({ id })`). */
@@ -28,6 +28,12 @@ export interface EtcdMembershipOptions {
    * one taking all of them and handing them over (Akka's min-nr-of-members).
    */
   readonly minMembers?: number
+  /**
+   * Copies of each shard, the owner included (default 1): the leader names R − 1
+   * replicas per shard in the map and fails a dead owner's shards over to a replica its
+   * in-sync record names. The leader's value applies (`cluster({ replicas })`).
+   */
+  readonly replicas?: number
 }
 
 export interface StaticMembershipOptions {
@@ -47,6 +53,7 @@ export interface ResolvedEtcdOptions {
   readonly maxMovesPerHost: number
   readonly vnodes: number | undefined
   readonly minMembers: number
+  readonly replicas: number
 }
 
 export interface StaticEntry {
@@ -116,7 +123,11 @@ export function resolveEtcdOptions (options: EtcdMembershipOptions): ResolvedEtc
   if (typeof minMembers !== 'number' || !Number.isInteger(minMembers) || minMembers < 1 || minMembers > 0xFFFE) {
     throw new InvalidOptionError('membership.etcd.minMembers', minMembers, 'must be an integer from 1 to 65534')
   }
-  return { id, address, hosts, prefix, leaseTtlS, maxMovesPerHost, vnodes, minMembers }
+  const replicas = options.replicas ?? 1
+  if (typeof replicas !== 'number' || !Number.isInteger(replicas) || replicas < 1 || replicas > MAX_REPLICAS) {
+    throw new InvalidOptionError('replicas', replicas, `must be an integer from 1 to ${MAX_REPLICAS} (copies of each shard, the owner included)`)
+  }
+  return { id, address, hosts, prefix, leaseTtlS, maxMovesPerHost, vnodes, minMembers, replicas }
 }
 
 /**

@@ -21,6 +21,7 @@
  */
 import type { EventEmitter } from 'node:events'
 import type { MemberState, ShardMap } from '../../../native-free-core/placement/shard-map.ts'
+import type { InSyncRecord } from '../../../native-free-core/placement/in-sync.ts'
 
 export type { MemberState, ShardMap }
 
@@ -67,6 +68,15 @@ export interface Membership extends EventEmitter<MembershipEvents> {
    * planned in the map of `epoch`; the leader folds it into its next map write.
    */
   reportHandover (shards: readonly number[], from: string, to: string, epoch: number): Promise<void>
+  /**
+   * Publish this host's in-sync record (`record.owner` must be this host): which replicas
+   * hold every acknowledged write of each shard it owns, at which shard epoch. The
+   * leader fails this host's shards over only to hosts it names. etcd: written only
+   * while this host's member key is under its live lease — after the lease is gone it
+   * rejects with ClusterFencedError; the record outlives the host. Static: resolves
+   * (one copy per shard, no failover).
+   */
+  publishInSync (record: InSyncRecord): Promise<void>
   /** Resolves with the first map (the current one included) for which `predicate` holds. */
   until (predicate: (map: ShardMap) => boolean, options?: UntilOptions): Promise<ShardMap>
   /** Leaves: revokes the lease (the member key and any unfolded reports go with it). */

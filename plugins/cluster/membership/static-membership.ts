@@ -11,6 +11,7 @@ import { EventEmitter } from 'node:events'
 import { InvalidArgumentError } from '../../../native-free-core/errors.ts'
 import { staticShardMap } from '../../../native-free-core/placement/shard-map.ts'
 import type { ShardMap } from '../../../native-free-core/placement/shard-map.ts'
+import type { InSyncRecord } from '../../../native-free-core/placement/in-sync.ts'
 import type { Member, Membership, MembershipEvents, UntilOptions } from './membership.ts'
 import { resolveStaticOptions } from './membership-options.ts'
 import type { StaticEntry, StaticMembershipOptions } from './membership-options.ts'
@@ -60,6 +61,8 @@ export class StaticMembership extends EventEmitter<MembershipEvents> implements 
   async reportHandover (_shards: readonly number[], _from: string, _to: string, _epoch: number): Promise<void> {
     throw new InvalidArgumentError('static membership never moves shards: there is no handover to report')
   }
+
+  async publishInSync (_record: InSyncRecord): Promise<void> {}
 
   async until (predicate: (map: ShardMap) => boolean, options: UntilOptions = {}): Promise<ShardMap> {
     return await untilMap(this, predicate, options)

@@ -5,7 +5,9 @@
  *
  *   load      calls in turn over a key list, `concurrency` in flight, until stopped:
  *             acknowledged calls counted per key, every error counted and a few kept —
- *             what a test compares with the agents' final states
+ *             what a test compares with the agents' final states; with `latency`, each
+ *             acknowledged call's round trip in an HdrHistogram, sent back encoded so
+ *             that the parent can merge the hosts' histograms
  *   casts     casts to seeded random keys, paced by barrier calls to probe agents (a
  *             call queued behind the casts on the same path answers once they ran), so
  *             no queue grows without bound and the rate is casts that ran
@@ -14,12 +16,15 @@
  *             no engine
  */
 import { createRequire } from 'node:module'
+import { encodeIntoCompressedBase64 } from 'hdr-histogram-js'
 import { WebSocket } from 'ws'
 import type * as Uws from 'uWebSockets.js'
 import type { Host } from '../../index.ts'
+import type { HostPlugin } from '../../host/plugin.ts'
+import { HdrLatency } from '../hdr.ts'
 import { Rng } from '../rng.ts'
 import { errorInfo, keysOf } from './host-protocol.ts'
-import type { Agents, CastsReport, Command, ErrorInfo, LoadReport } from './host-protocol.ts'
+import type { Agents, CastsReport, Command, DurableBacklog, ErrorInfo, LoadReport } from './host-protocol.ts'
 
 const kErrorSamples = 5
 
@@ -31,10 +36,12 @@ class Load {
   private stopped = false
   private readonly lanes: Array<Promise<void>> = []
   private readonly t0 = performance.now()
+  private readonly latency: HdrLatency | null
 
-  constructor (host: Host, agents: Agents, method: string, payload: unknown, concurrency: number) {
+  constructor (host: Host, agents: Agents, method: string, payload: unknown, concurrency: number, latency: boolean) {
     const keys = keysOf(agents.keys)
     this.acked = new Uint32Array(keys.length)
+    this.latency = latency ? new HdrLatency() : null
     const options = agents.quota === undefined ? undefined : { quota: agents.quota }
     let next = 0
     const lane = async (): Promise<void> => {
@@ -42,7 +49,9 @@ class Load {
         const i = next
         next = (next + 1) % keys.length
         try {
+          const t0 = performance.now()
           await host.ref(agents.type, keys[i]!, options).call(method, payload)
+          this.latency?.recordMs(performance.now() - t0)
           this.acked[i]!++
           this.calls++
         } catch (err) {
@@ -57,7 +66,14 @@ class Load {
   async stop (): Promise<LoadReport> {
     this.stopped = true
     await Promise.all(this.lanes)
-    return { calls: this.calls, acked: this.acked, errors: this.errors, errorSamples: this.errorSamples, elapsedMs: performance.now() - this.t0 }
+    return {
+      calls: this.calls,
+      acked: this.acked,
+      errors: this.errors,
+      errorSamples: this.errorSamples,
+      elapsedMs: performance.now() - this.t0,
+      ...(this.latency === null ? {} : { latencyHdr: encodeIntoCompressedBase64(this.latency.histogram) })
+    }
   }
 }
 
@@ -171,7 +187,20 @@ async function rawRoundTrips (port: number, rounds: number, bytes: number): Prom
   return out
 }
 
-export async function runCommand (host: Host, cmd: Command): Promise<unknown> {
+/** The plugins' durable-send records (the cluster plugin's `durableBacklog()`), summed. */
+function durableBacklog (plugins: readonly HostPlugin[]): DurableBacklog {
+  const sum = { outbox: 0, applied: 0 }
+  for (const p of plugins) {
+    const f = (p as { durableBacklog?: () => DurableBacklog }).durableBacklog
+    if (typeof f !== 'function') continue
+    const b = f.call(p)
+    sum.outbox += b.outbox
+    sum.applied += b.applied
+  }
+  return sum
+}
+
+export async function runCommand (host: Host, cmd: Command, plugins: readonly HostPlugin[] = []): Promise<unknown> {
   switch (cmd.op) {
     case 'call':
       return await host.ref(cmd.type, cmd.key, cmd.quota === undefined ? undefined : { quota: cmd.quota })
@@ -183,7 +212,7 @@ export async function runCommand (host: Host, cmd: Command): Promise<unknown> {
       return await callEach(host, cmd.agents, cmd.method, cmd.payload, cmd.concurrency ?? 64)
     case 'loadStart':
       if (loads.has(cmd.id)) throw new Error(`load ${cmd.id} is running already`)
-      loads.set(cmd.id, new Load(host, cmd.agents, cmd.method, cmd.payload, cmd.concurrency ?? 64))
+      loads.set(cmd.id, new Load(host, cmd.agents, cmd.method, cmd.payload, cmd.concurrency ?? 64, cmd.latency === true))
       return null
     case 'loadStop': {
       const load = loads.get(cmd.id)
@@ -216,6 +245,8 @@ export async function runCommand (host: Host, cmd: Command): Promise<unknown> {
     }
     case 'metrics':
       return await host.metrics()
+    case 'durableBacklog':
+      return durableBacklog(plugins)
     case 'close':
       throw new Error('close is handled by host-child.ts')
   }

@@ -53,6 +53,8 @@ export interface ClusterProcsOptions {
   readonly proxies?: boolean
   /** Where the data directories go (`<root>/<id>`). Default: a new temp directory, removed by close(). */
   readonly rootDir?: string
+  /** Extra environment variables of every host process. */
+  readonly env?: Readonly<Record<string, string>>
   /** Node flags for a host's process (`--cpu-prof`, ...). */
   readonly execArgv?: (id: string) => readonly string[]
   readonly readyTimeoutMs?: number
@@ -78,6 +80,8 @@ export class ClusterProcs {
   readonly prefix: string | null
   private readonly ownRoot: boolean
   private readonly hosts_ = new Map<string, HostProcess>()
+  /** The logs of each host's earlier processes (killed, closed), oldest first. */
+  private readonly pastLogs = new Map<string, string[]>()
   private readonly ports = new Map<string, number>()
   private readonly proxies = new Map<string, TcpProxy>()
   private staticList: string[] | null = null
@@ -149,6 +153,7 @@ export class ClusterProcs {
     return {
       name: id,
       ...(this.options.execArgv === undefined ? {} : { execArgv: this.options.execArgv(id) }),
+      ...(this.options.env === undefined ? {} : { env: this.options.env }),
       ...(this.options.readyTimeoutMs === undefined ? {} : { readyTimeoutMs: this.options.readyTimeoutMs })
     }
   }
@@ -159,6 +164,7 @@ export class ClusterProcs {
     const spawned = ids.map((id, i) => {
       const running = this.hosts_.get(id)
       if (running?.running === true) throw new Error(`host ${id} is running already`)
+      if (running !== undefined) this.pastLogs.set(id, [...this.pastLogs.get(id) ?? [], running.log])
       const h = HostProcess.spawn(configs[i]!, this.spawnOptions(id))
       this.hosts_.set(id, h)
       return h
@@ -176,6 +182,12 @@ export class ClusterProcs {
     const h = this.hosts_.get(id)
     if (h === undefined) throw new Error(`no host ${id}`)
     return h
+  }
+
+  /** Every process of host `id` so far, its output (each at most 64 KiB), oldest first. */
+  logs (id: string): string[] {
+    const h = this.hosts_.get(id)
+    return [...this.pastLogs.get(id) ?? [], ...(h === undefined ? [] : [h.log])]
   }
 
   /** The proxy in front of `id` (with `proxies: true`). */

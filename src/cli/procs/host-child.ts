@@ -35,6 +35,26 @@ async function loadPlugins (config: HostProcessConfig): Promise<HostPlugin[]> {
   return plugins
 }
 
+/**
+ * With $SHOAL_TRACE_SHARDS (comma-separated shard numbers), one stdout line per
+ * `cluster-change` that gains or loses one of them — `[trace] <wall ms> epoch E +s -s` —
+ * and one when the host is up (`[trace] <wall ms> started, epoch E`),
+ * which the parent keeps in the host's log: where a shard went, for a chaos run's evidence.
+ */
+function traceShards (host: Host): void {
+  const text = process.env.SHOAL_TRACE_SHARDS
+  if (text === undefined || text === '') return
+  const watch = new Set(text.split(',').map(Number))
+  // what it adopted while createHost ran is not an event: the start says when this process took its part
+  process.stdout.write(`[trace] ${Date.now()} started, epoch ${host.cluster.epoch}\n`)
+  host.on('cluster-change', (e) => {
+    const gained = e.gained.filter((s) => watch.has(s))
+    const lost = e.lost.filter((s) => watch.has(s))
+    if (gained.length === 0 && lost.length === 0) return
+    process.stdout.write(`[trace] ${Date.now()} epoch ${e.epoch}${gained.map((s) => ` +${s}`).join('')}${lost.map((s) => ` -${s}`).join('')}\n`)
+  })
+}
+
 async function main (): Promise<void> {
   const text = process.env[CONFIG_ENV]
   if (text === undefined || process.send === undefined) {
@@ -44,8 +64,9 @@ async function main (): Promise<void> {
   const config = JSON.parse(text) as HostProcessConfig
   let t0 = performance.now()
   let host: Host
+  let plugins: HostPlugin[] = []
   try {
-    const plugins = await loadPlugins(config)
+    plugins = await loadPlugins(config)
     t0 = performance.now() // createHost's own time: not the plugins' module loading
     host = await createHost({
       ...(config.host ?? {}),
@@ -79,11 +100,13 @@ async function main (): Promise<void> {
       })
       return
     }
-    runCommand(host, m.cmd).then(
+    runCommand(host, m.cmd, plugins).then(
       (value) => send({ t: 'res', seq: m.seq, ok: true, value }),
       (err: unknown) => send({ t: 'res', seq: m.seq, ok: false, error: errorInfo(err) })
     ).catch(() => {})
   })
+
+  traceShards(host)
 
   let cluster: ReadyInfo['cluster'] = null
   try {

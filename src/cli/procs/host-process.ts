@@ -21,7 +21,7 @@ import { fileURLToPath } from 'node:url'
 import { errorFromWire } from '../../../native-free-core/errors.ts'
 import { CONFIG_ENV } from './host-protocol.ts'
 import type {
-  Agents, ClusterInfo, Command, ErrorInfo, FromChild, HostProcessConfig, LoadReport, ReadyInfo, ToChild
+  Agents, ClusterInfo, Command, DurableBacklog, ErrorInfo, FromChild, HostProcessConfig, LoadReport, ReadyInfo, ToChild
 } from './host-protocol.ts'
 
 export const hostChildScript = fileURLToPath(new URL('./host-child.js', import.meta.url))
@@ -231,6 +231,10 @@ export class HostProcess {
 
   settled (timeoutMs?: number): Promise<void> {
     return this.command({ op: 'settled', ...(timeoutMs === undefined ? {} : { timeoutMs }) })
+  }
+
+  durableBacklog (): Promise<DurableBacklog> {
+    return this.command({ op: 'durableBacklog' })
   }
 
   stats<T = Record<string, unknown>> (): Promise<T> {

@@ -95,6 +95,8 @@ export interface LoadReport {
   /** The first few errors, for the test's message. */
   readonly errorSamples: readonly ErrorInfo[]
   readonly elapsedMs: number
+  /** With `latency`: the acknowledged calls' round trips, ns, an HdrHistogram as `encodeIntoCompressedBase64` writes it. */
+  readonly latencyHdr?: string
 }
 
 /** What a `casts` run did: casts issued, then paced by barrier calls to `probes`. */
@@ -109,8 +111,8 @@ export type Command =
   | { readonly op: 'cast', readonly type: string, readonly key: string, readonly method: string, readonly payload?: unknown, readonly quota?: string }
   /** One call per key, `concurrency` in flight: the values in key order; errors counted (a failed key's value is undefined). */
   | { readonly op: 'callEach', readonly agents: Agents, readonly method: string, readonly payload?: unknown, readonly concurrency?: number }
-  /** Start calling `method` on the keys in turn, `concurrency` in flight, until `loadStop` with the same id. */
-  | { readonly op: 'loadStart', readonly id: string, readonly agents: Agents, readonly method: string, readonly payload?: unknown, readonly concurrency?: number }
+  /** Start calling `method` on the keys in turn, `concurrency` in flight, until `loadStop` with the same id; `latency`: time each call. */
+  | { readonly op: 'loadStart', readonly id: string, readonly agents: Agents, readonly method: string, readonly payload?: unknown, readonly concurrency?: number, readonly latency?: boolean }
   | { readonly op: 'loadStop', readonly id: string }
   /** Casts to keys picked by a seeded PRNG for `durationMs`, paced by barrier calls to `probes` every `chunk` casts (default 4096), at most `depth` chunks (default 2) ahead. */
   | { readonly op: 'casts', readonly agents: Agents, readonly method: string, readonly payload?: unknown, readonly probes: Agents, readonly probeMethod: string, readonly durationMs: number, readonly chunk?: number, readonly depth?: number, readonly seed?: number }
@@ -128,8 +130,16 @@ export type Command =
   /** This process: resident memory and CPU time so far (all its threads). */
   | { readonly op: 'process' }
   | { readonly op: 'metrics' }
+  /** Durable sends this host still holds a record of (the cluster plugin's `durableBacklog()`; zeros without one). */
+  | { readonly op: 'durableBacklog' }
   /** host.close() (a cluster host leaves: hands its shards over), answer, then exit 0. */
   | { readonly op: 'close' }
+
+/** Outbox records not acknowledged yet (sent from here), applied records not forgotten yet (received here). */
+export interface DurableBacklog {
+  readonly outbox: number
+  readonly applied: number
+}
 
 export interface ProcessInfo {
   readonly rssBytes: number

@@ -5,6 +5,7 @@
  *
  *   const p = await TcpProxy.start(7401)       // forwards 127.0.0.1:<p.port> → 127.0.0.1:7401
  *   p.cut()          // every connection dropped now, new ones refused (a dead link)
+ *   p.cut({ refuse: false })   // every connection dropped now, new ones let through (a blip)
  *   p.pause()        // nothing forwarded, nothing closed (a silent link: heartbeats must see it)
  *   p.delay(50)      // every chunk held 50 ms, each way, order kept
  *   p.heal()         // back to forwarding
@@ -70,6 +71,8 @@ export class TcpProxy {
   /** Connections accepted and refused so far. */
   accepted = 0
   refused = 0
+  /** Connections cut so far (cut(), close()). */
+  dropped = 0
 
   private constructor (targetPort: number, targetHost: string) {
     this.targetPort = targetPort
@@ -134,6 +137,7 @@ export class TcpProxy {
       pair.a.destroy()
       pair.b.destroy()
       this.pairs.delete(pair)
+      this.dropped++
     }
   }
 

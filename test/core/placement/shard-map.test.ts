@@ -194,7 +194,7 @@ test('a corrupt value is a DecodeError, never a crash or a wrong map', () => {
   // every truncation
   for (let n = 0; n < good.length; n++) assert.throws(() => decodeShardMap(good.subarray(0, n)), DecodeError, `prefix of ${n}`)
   assert.throws(() => decodeShardMap(new Uint8Array([...good, 1])), /unknown section 1/)
-  assert.throws(() => decodeShardMap(new Uint8Array([0x53, 0x4D, 2, 1])), /format version 2 is not supported/)
+  assert.throws(() => decodeShardMap(new Uint8Array([0x53, 0x4D, 3, 1])), /format version 3 is not supported/)
   assert.throws(() => decodeShardMap(new TextEncoder().encode('{"epoch":1}')), /bad magic/)
   assert.throws(() => decodeShardMap('SM' as unknown as Uint8Array), DecodeError)
   // random bytes flipped: either still a valid map (checked by re-encoding) or a DecodeError

@@ -1,0 +1,185 @@
+/**
+ * Commit journals: the writes of one group commit as bytes, so that a shard's owner can
+ * stream them to the shard's replicas (plugins/cluster/replication/), which apply them
+ * to their copy of the range in the same order.
+ *
+ * A journal is records, each:
+ *
+ *   u8  database (RANGE_* of shard-range.ts)
+ *   u8  op: 0 put, 1 remove
+ *   u16 key length
+ *   u32 value length (0 for a remove)
+ *   key, with its u16 shard prefix (the store's own key), then the value
+ *
+ * The shard prefix is what splits a journal into per-shard segments: a commit batch of
+ * a thread spans every shard whose agents ran in it, and each shard has its own
+ * replicas and its own sequence. Records keep their order within a segment — a key
+ * written twice in one batch ends as its last write.
+ *
+ * Why journal the store's writes, not the batch: the store builds the keys (and reads
+ * which keys an agent deletion wipes) — replaying them needs no agent code, no codec,
+ * no clock: a replica is a copy of the owner's range, write for write.
+ *
+ * Pure TypeScript: no `node:` import.
+ */
+import { StorageError } from '../errors.ts'
+import { SHARDS } from '../placement/hash.ts'
+import { RANGE_APPLIED, RANGE_STATES } from './shard-range.ts'
+
+export const JOURNAL_PUT = 0
+export const JOURNAL_REMOVE = 1
+const kHeader = 8
+
+/** Appends records to one growable buffer; `take` hands them out and starts again. */
+export class JournalWriter {
+  private bytes = new Uint8Array(16 * 1024)
+  private view = new DataView(this.bytes.buffer)
+  private at = 0
+
+  get empty (): boolean {
+    return this.at === 0
+  }
+
+  put (db: number, key: Uint8Array, value: Uint8Array): void {
+    this.record(db, JOURNAL_PUT, key, value)
+  }
+
+  remove (db: number, key: Uint8Array): void {
+    this.record(db, JOURNAL_REMOVE, key, null)
+  }
+
+  /** The records written since the last take (a copy), or null when there were none. */
+  take (): Uint8Array | null {
+    if (this.at === 0) return null
+    const out = this.bytes.slice(0, this.at)
+    this.at = 0
+    return out
+  }
+
+  private record (db: number, op: number, key: Uint8Array, value: Uint8Array | null): void {
+    const valueLength = value === null ? 0 : value.length
+    this.reserve(kHeader + key.length + valueLength)
+    const v = this.view
+    const at = this.at
+    v.setUint8(at, db)
+    v.setUint8(at + 1, op)
+    v.setUint16(at + 2, key.length)
+    v.setUint32(at + 4, valueLength)
+    this.bytes.set(key, at + kHeader)
+    if (value !== null) this.bytes.set(value, at + kHeader + key.length)
+    this.at = at + kHeader + key.length + valueLength
+  }
+
+  private reserve (n: number): void {
+    if (this.at + n <= this.bytes.length) return
+    let size = this.bytes.length * 2
+    while (size < this.at + n) size *= 2
+    const next = new Uint8Array(size)
+    next.set(this.bytes.subarray(0, this.at))
+    this.bytes = next
+    this.view = new DataView(next.buffer)
+  }
+}
+
+/** One record of a journal: views into its bytes. */
+export interface JournalRecord {
+  readonly db: number
+  readonly op: number
+  /** The key with its shard prefix. */
+  readonly key: Uint8Array
+  readonly value: Uint8Array
+}
+
+/** Every record of a journal, in order; StorageError when the bytes are not a journal. */
+export function * readJournal (bytes: Uint8Array): Generator<JournalRecord> {
+  const v = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+  let at = 0
+  while (at < bytes.length) {
+    if (at + kHeader > bytes.length) throw bad('a record header is cut short')
+    const db = v.getUint8(at)
+    const op = v.getUint8(at + 1)
+    const keyLength = v.getUint16(at + 2)
+    const valueLength = v.getUint32(at + 4)
+    if (db < RANGE_STATES || db > RANGE_APPLIED) throw bad(`unknown database ${db}`)
+    if (op !== JOURNAL_PUT && op !== JOURNAL_REMOVE) throw bad(`unknown op ${op}`)
+    if (keyLength < 2) throw bad('a key without its shard')
+    const end = at + kHeader + keyLength + valueLength
+    if (end > bytes.length) throw bad('a record is cut short')
+    const key = bytes.subarray(at + kHeader, at + kHeader + keyLength)
+    if (((key[0]! << 8) | key[1]!) >= SHARDS) throw bad('a key outside every shard')
+    yield { db, op, key, value: bytes.subarray(at + kHeader + keyLength, end) }
+    at = end
+  }
+}
+
+/**
+ * Split a journal into per-shard segments (journals themselves), each keeping its
+ * records' order; shards in the order they first appear.
+ */
+export function splitJournal (bytes: Uint8Array): Array<readonly [shard: number, segment: Uint8Array]> {
+  const v = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+  // most batches touch one shard or a few: find the record bounds per shard first
+  const bounds = new Map<number, number[]>()
+  let at = 0
+  while (at + kHeader <= bytes.length) {
+    const keyLength = v.getUint16(at + 2)
+    const end = at + kHeader + keyLength + v.getUint32(at + 4)
+    if (keyLength < 2 || end > bytes.length) throw bad('a record is cut short')
+    const shard = (bytes[at + kHeader]! << 8) | bytes[at + kHeader + 1]!
+    let list = bounds.get(shard)
+    if (list === undefined) bounds.set(shard, list = [])
+    list.push(at, end)
+    at = end
+  }
+  if (at !== bytes.length) throw bad('trailing bytes')
+  const out: Array<readonly [number, Uint8Array]> = []
+  for (const [shard, list] of bounds) {
+    if (list.length === 2) {
+      out.push([shard, bytes.subarray(list[0], list[1])])
+      continue
+    }
+    let size = 0
+    for (let i = 0; i < list.length; i += 2) size += list[i + 1]! - list[i]!
+    const segment = new Uint8Array(size)
+    let p = 0
+    for (let i = 0; i < list.length; i += 2) {
+      segment.set(bytes.subarray(list[i], list[i + 1]), p)
+      p += list[i + 1]! - list[i]!
+    }
+    out.push([shard, segment])
+  }
+  return out
+}
+
+/** Does every record of the segment belong to `shard`? (A replica checks before applying.) */
+export function segmentIsOf (segment: Uint8Array, shard: number): boolean {
+  for (const r of readJournal(segment)) if (((r.key[0]! << 8) | r.key[1]!) !== shard) return false
+  return true
+}
+
+function bad (why: string): StorageError {
+  return new StorageError(`a commit journal is malformed: ${why}`)
+}
+
+/**
+ * Cut a journal at record boundaries into pieces of at most `maxBytes` (a record larger
+ * than that is a piece of its own): each piece must fit one ring frame.
+ */
+export function chunkJournal (bytes: Uint8Array, maxBytes: number): Uint8Array[] {
+  if (bytes.length <= maxBytes) return [bytes]
+  const v = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+  const out: Uint8Array[] = []
+  let start = 0
+  let at = 0
+  while (at + kHeader <= bytes.length) {
+    const end = at + kHeader + v.getUint16(at + 2) + v.getUint32(at + 4)
+    if (end - start > maxBytes && at > start) {
+      out.push(bytes.subarray(start, at))
+      start = at
+    }
+    at = end
+  }
+  if (at !== bytes.length) throw bad('a record is cut short')
+  if (at > start) out.push(bytes.subarray(start, at))
+  return out
+}

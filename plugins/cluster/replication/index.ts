@@ -1,0 +1,102 @@
+/**
+ * Replication (`replicas` > 1): this host as the owner of the shards it serves
+ * (owner-streams.ts) and as the replica of shards others serve (replica-copies.ts), over
+ * the links. The cluster plugin hands it the host's commit journals (the gateway's
+ * `replicate` route), the replication frames, the map, and link downs.
+ */
+import type { InSyncRecord } from '../../../native-free-core/placement/in-sync.ts'
+import type { ShardMap } from '../../../native-free-core/placement/shard-map.ts'
+import type { FrameSink } from '../../../native-free-core/ring/ring-queue.ts'
+import type { ShardRanges } from '../../../native-free-core/storage/shard-range.ts'
+import { CL_REPL, CL_REPL_ACK, CL_RESYNC, CL_SNAP_DATA, CL_SNAP_END, CL_SYNCED, CL_UNREPLICA } from '../wire.ts'
+import type { ClusterWire } from '../wire.ts'
+import { OwnerStreams } from './owner-streams.ts'
+import { ReplicaCopies } from './replica-copies.ts'
+import type { ReplicaStore, Segment } from './replica-copies.ts'
+
+export interface ReplicationParts {
+  readonly self: string
+  readonly wire: ClusterWire
+  readonly store: ShardRanges & ReplicaStore
+  writer (peer: string): FrameSink
+  publish (record: InSyncRecord): Promise<void>
+  /** The handover's view: shards served here (streams start for them). */
+  serves (shard: number): boolean
+  /** Shards whose range is this host's own (served, moving out, moving in). */
+  holds (shard: number): boolean
+  readonly ackTimeoutMs: number
+  warn (message: string): void
+}
+
+export class Replication {
+  readonly owner: OwnerStreams
+  readonly replica: ReplicaCopies
+
+  constructor (parts: ReplicationParts) {
+    this.owner = new OwnerStreams(parts)
+    this.replica = new ReplicaCopies(parts)
+  }
+
+  /** Is this one of replication's frames? Then it is handled. */
+  frame (peer: string, kind: number, value: unknown): boolean {
+    switch (kind) {
+      case CL_REPL:
+        this.replica.segments(peer, value as Segment[])
+        return true
+      case CL_REPL_ACK:
+        for (const e of value as Array<[number, string, number, string?]>) {
+          if (e[2] < 0) this.owner.refused(peer, e[0], e[1], e[3] ?? '')
+          else this.owner.acked(peer, e[0], e[1], e[2])
+        }
+        return true
+      case CL_RESYNC: {
+        const [shard, id] = value as [number, string]
+        void this.owner.resync(peer, shard, id)
+        return true
+      }
+      case CL_SNAP_DATA: {
+        const [shard, id, chunk] = value as [number, string, Uint8Array]
+        this.replica.snapshotChunk(peer, shard, id, chunk)
+        return true
+      }
+      case CL_SNAP_END: {
+        const [shard, id, base] = value as [number, string, number]
+        this.replica.snapshotEnd(peer, shard, id, base)
+        return true
+      }
+      case CL_SYNCED: {
+        const [shard, id, seq] = value as [number, string, number]
+        this.owner.synced(peer, shard, id, seq)
+        return true
+      }
+      case CL_UNREPLICA: {
+        const [shard, id] = value as [number, string]
+        this.replica.unreplica(peer, shard, id)
+        return true
+      }
+      default:
+        return false
+    }
+  }
+
+  /** The map changed (before the handover acts on it: writes of shards lost fail first). */
+  setMap (map: ShardMap, serves: (shard: number) => boolean): void {
+    this.replica.setMap(map)
+    this.owner.setMap(map, serves)
+  }
+
+  /** The link to `peer` is up: replicas there that are not in sync hear of their streams now. */
+  up (peer: string): void {
+    this.owner.nudge(peer)
+  }
+
+  down (peer: string): void {
+    this.owner.down(peer)
+    this.replica.down(peer)
+  }
+
+  close (): void {
+    this.owner.close()
+    this.replica.close()
+  }
+}

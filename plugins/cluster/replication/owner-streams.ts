@@ -1,0 +1,443 @@
+/**
+ * The owner's half of replication (docs/cluster.md, "Replicas"): every commit of a shard
+ * this host serves goes to the shard's replicas, and the commit's replies and sends
+ * leave only once every replica in the shard's in-sync set has it.
+ *
+ * Per served shard, a stream: `id` (this process's nonce and the shard's epoch — a new
+ * owner, or this owner after a restart, is a new stream a replica must catch up with),
+ * `seq` (each journal segment of the shard gets the next one), and the in-sync set: the
+ * replicas that have applied every segment this owner acknowledged. A segment is done
+ * when every host of the in-sync set has acknowledged it (replicas apply in order, so an
+ * acknowledgement is a high-water mark per host).
+ *
+ * The in-sync set is what the leader reads to fail a dead owner's shard over
+ * (native-free-core/placement/in-sync.ts): it must never name a host that lacks an
+ * acknowledged write. So:
+ *   - it grows in memory first (from then on writes wait for the host), then in etcd;
+ *   - it shrinks in etcd first (`publishInSync`), then in memory — until the write lands,
+ *     writes keep waiting for the host that fell behind;
+ *   - a new stream's first record (no replica in sync) is published before its first
+ *     segment is done: a record left from this shard's earlier life must not vouch for
+ *     hosts that have not seen this stream.
+ * A replica falls out (link down, no acknowledgement within `ackTimeoutMs`, it asked for a
+ * snapshot, the map dropped it); it comes back in after a snapshot and the segments
+ * since (CL_SYNCED).
+ */
+import { ShardUnavailableError, messageOf } from '../../../native-free-core/errors.ts'
+import { SHARDS } from '../../../native-free-core/placement/hash.ts'
+import { markInSync, newInSyncRecord, setShardEpoch } from '../../../native-free-core/placement/in-sync.ts'
+import type { InSyncRecord } from '../../../native-free-core/placement/in-sync.ts'
+import { replicasOf } from '../../../native-free-core/placement/shard-map.ts'
+import type { ShardMap } from '../../../native-free-core/placement/shard-map.ts'
+import { splitJournal } from '../../../native-free-core/storage/commit-journal.ts'
+import type { FrameSink } from '../../../native-free-core/ring/ring-queue.ts'
+import type { ShardRanges } from '../../../native-free-core/storage/shard-range.ts'
+import { CL_REPL, CL_SNAP_DATA, CL_SNAP_END, CL_UNREPLICA } from '../wire.ts'
+import type { ClusterWire } from '../wire.ts'
+
+/** How often replicas that are not in sync are reminded of the stream (an idle shard sends no segment). */
+const NUDGE_MS = 1000
+/** Least time between two writes of the in-sync record. */
+const PUBLISH_GAP_MS = 200
+
+export interface OwnerParts {
+  readonly self: string
+  readonly wire: ClusterWire
+  readonly store: ShardRanges
+  writer (peer: string): FrameSink
+  /** Write this owner's in-sync record (etcd, fenced by the lease). */
+  publish (record: InSyncRecord): Promise<void>
+  /** How long a replica may take to acknowledge a segment before it falls out. */
+  readonly ackTimeoutMs: number
+  warn (message: string): void
+}
+
+/** One journal piece waiting for its shards' replicas. */
+const kEmpty = new Uint8Array(0)
+
+class Gate {
+  remaining: number
+  readonly resolve: () => void
+  readonly reject: (err: unknown) => void
+  constructor (remaining: number, resolve: () => void, reject: (err: unknown) => void) {
+    this.remaining = remaining
+    this.resolve = resolve
+    this.reject = reject
+  }
+}
+
+interface Waiting {
+  readonly seq: number
+  readonly gate: Gate
+  readonly since: number
+}
+
+class Stream {
+  readonly shard: number
+  readonly id: string
+  readonly epoch: number
+  seq = 0
+  /** Replicas writes wait for (in memory: grows first, shrinks last). */
+  readonly inSync = new Set<string>()
+  /** Replicas leaving the in-sync set: gone from the next record, still waited for until it lands. */
+  readonly dropping = new Set<string>()
+  /** Highest segment each replica acknowledged on this stream. */
+  readonly acked = new Map<string, number>()
+  /** Segments not done yet, oldest first. */
+  waiting: Waiting[] = []
+  /** The stream's first record landed (until then nothing is done). */
+  published = false
+  /** Replicas the segments go to (the map's list, and whoever is still in sync). */
+  targets: string[] = []
+
+  constructor (shard: number, id: string, epoch: number) {
+    this.shard = shard
+    this.id = id
+    this.epoch = epoch
+  }
+}
+
+export class OwnerStreams {
+  private readonly parts: OwnerParts
+  private readonly nonce = Math.floor(Math.random() * 0x1_0000_0000).toString(36)
+  private readonly streams = new Map<number, Stream>()
+  private map: ShardMap | null = null
+  /** The record as this host last asked to publish it, and whether a write is on its way. */
+  private publishing: Promise<void> | null = null
+  private publishAgain = false
+  private lastPublish = 0
+  private readonly timer: ReturnType<typeof setInterval>
+  private readonly nudger: ReturnType<typeof setInterval>
+  private closed = false
+  /** Figures for stats. */
+  segmentsOut = 0
+  bytesOut = 0
+  snapshotsOut = 0
+  fellOut = 0
+
+  constructor (parts: OwnerParts) {
+    this.parts = parts
+    this.timer = setInterval(() => this.checkTimeouts(), Math.max(50, parts.ackTimeoutMs >> 2))
+    this.timer.unref()
+    this.nudger = setInterval(() => this.nudge(null), NUDGE_MS)
+    this.nudger.unref()
+  }
+
+  /** Served shards with replicas in sync now, per shard (stats). */
+  inSyncCount (): number {
+    let n = 0
+    for (const s of this.streams.values()) if (s.inSync.size !== 0) n++
+    return n
+  }
+
+  // ---- the shards this host serves ---------------------------------------------
+
+  /** The map changed: start streams for shards served now, end those of shards no longer ours. */
+  setMap (map: ShardMap, serves: (shard: number) => boolean): void {
+    this.map = map
+    const self = this.parts.self
+    const me = map.hosts.indexOf(self)
+    let changed = false
+    for (const [shard, stream] of this.streams) {
+      if (me >= 0 && map.owner[shard] === me && map.shardEpoch[shard] === stream.epoch) continue
+      this.end(stream, `shard ${shard} has another owner now (map epoch ${map.epoch}): retry`)
+    }
+    for (let shard = 0; shard < SHARDS; shard++) {
+      if (me < 0 || map.owner[shard] !== me) continue
+      let stream = this.streams.get(shard)
+      if (stream === undefined) {
+        if (!serves(shard)) continue
+        stream = new Stream(shard, `${this.nonce}.${map.shardEpoch[shard]!}`, map.shardEpoch[shard]!)
+        this.streams.set(shard, stream)
+        changed = true
+      }
+      const listed = replicasOf(map, shard)
+      for (const host of stream.inSync) {
+        if (!listed.includes(host) && !stream.dropping.has(host)) {
+          this.fallOut(stream, host, false)
+          changed = true
+        }
+      }
+      const before = stream.targets
+      stream.targets = [...new Set([...listed, ...stream.inSync])]
+      for (const host of stream.targets) if (!before.includes(host)) this.hello(stream, host)
+    }
+    if (changed) void this.publishSoon().catch(() => {})
+  }
+
+  /** The shard is no longer served here (moved out, released): its writes are done with. */
+  stop (shard: number): void {
+    const stream = this.streams.get(shard)
+    if (stream === undefined) return
+    this.end(stream, `shard ${shard} left this host: retry`)
+    this.publishSoon()
+  }
+
+  private end (stream: Stream, why: string): void {
+    this.streams.delete(stream.shard)
+    const error = new ShardUnavailableError(why, { shard: stream.shard })
+    for (const w of stream.waiting) {
+      if (w.gate.remaining > 0) {
+        w.gate.remaining = -1
+        w.gate.reject(error)
+      }
+    }
+    stream.waiting = []
+  }
+
+  // ---- journals ----------------------------------------------------------------
+
+  /** A committed journal of this host: resolves once every shard's in-sync replicas have it. */
+  replicate (journal: Uint8Array): Promise<void> {
+    const segments = splitJournal(journal)
+    return new Promise<void>((resolve, reject) => {
+      const gate = new Gate(0, resolve, reject)
+      const byHost = new Map<string, unknown[]>()
+      const now = Date.now()
+      for (const [shard, segment] of segments) {
+        const stream = this.streams.get(shard) ?? this.startLate(shard)
+        if (stream === undefined) {
+          gate.remaining = -1
+          reject(new ShardUnavailableError(`shard ${shard} is not served here now: retry`, { shard }))
+          return
+        }
+        const seq = ++stream.seq
+        if (!this.isDone(stream, seq)) {
+          gate.remaining++
+          stream.waiting.push({ seq, gate, since: now })
+        }
+        for (const host of stream.targets) {
+          let list = byHost.get(host)
+          if (list === undefined) byHost.set(host, list = [])
+          list.push([shard, stream.epoch, stream.id, seq, segment])
+        }
+        this.segmentsOut++
+        this.bytesOut += segment.length
+      }
+      for (const [host, segs] of byHost) {
+        try {
+          this.parts.wire.write(this.parts.writer(host), CL_REPL, 0, segs)
+        } catch {
+          // the link is down or full: the host falls out of the in-sync sets (link 'down', or its acknowledgement times out)
+        }
+      }
+      if (gate.remaining === 0) resolve()
+    })
+  }
+
+  /**
+   * A journal of a shard the map gives this host but whose stream has not started (its
+   * first commit came before the handover said it serves it): start it now.
+   */
+  private startLate (shard: number): Stream | undefined {
+    const map = this.map
+    if (map === null || map.owner[shard] !== map.hosts.indexOf(this.parts.self)) return undefined
+    const stream = new Stream(shard, `${this.nonce}.${map.shardEpoch[shard]!}`, map.shardEpoch[shard]!)
+    stream.targets = replicasOf(map, shard)
+    this.streams.set(shard, stream)
+    for (const host of stream.targets) this.hello(stream, host)
+    void this.publishSoon().catch(() => {})
+    return stream
+  }
+
+  private isDone (stream: Stream, seq: number): boolean {
+    if (!stream.published) return false
+    for (const host of stream.inSync) if ((stream.acked.get(host) ?? 0) < seq) return false
+    return true
+  }
+
+  /** Let the segments of a stream that are done go. */
+  private settle (stream: Stream): void {
+    let i = 0
+    const w = stream.waiting
+    while (i < w.length && this.isDone(stream, w[i]!.seq)) {
+      const gate = w[i]!.gate
+      if (gate.remaining > 0 && --gate.remaining === 0) gate.resolve()
+      i++
+    }
+    if (i !== 0) stream.waiting = w.slice(i)
+  }
+
+  // ---- from replicas -------------------------------------------------------------
+
+  /** CL_REPL_ACK: `host` applied segments up to `seq` of a stream. */
+  acked (host: string, shard: number, id: string, seq: number): void {
+    const stream = this.streams.get(shard)
+    if (stream === undefined || stream.id !== id) return
+    if ((stream.acked.get(host) ?? 0) >= seq) return
+    stream.acked.set(host, seq)
+    this.settle(stream)
+  }
+
+  /** CL_REPL_ACK with a refusal: the replica's map names another owner — this one is deposed. */
+  refused (host: string, shard: number, id: string, why: string): void {
+    const stream = this.streams.get(shard)
+    if (stream === undefined || stream.id !== id) return
+    this.parts.warn(`replica ${host} refused shard ${shard}'s writes (${why}); its writes fail until the map here catches up`)
+    this.end(stream, `shard ${shard}'s replica ${host} refused its writes (${why}): retry`)
+  }
+
+  /** CL_RESYNC: `host` lost the stream (new to it, or a gap): send it a snapshot and the sequence it is at. */
+  async resync (host: string, shard: number, id: string): Promise<void> {
+    const stream = this.streams.get(shard)
+    if (stream === undefined || stream.id !== id || !stream.targets.includes(host)) return
+    if (stream.inSync.has(host)) await this.fallOut(stream, host, true) // it has not got what it acknowledged: not in sync
+    if (this.streams.get(shard) !== stream || this.closed) return
+    const { wire, store } = this.parts
+    // the base and the snapshot are taken in one synchronous step: every segment numbered up to
+    // `base` was committed before it was numbered (the store replicates after the local commit)
+    const chunks = store.exportShard(shard)[Symbol.iterator]()
+    let next = chunks.next()
+    const base = stream.seq
+    let n = 0
+    try {
+      while (next.done !== true) {
+        wire.write(this.parts.writer(host), CL_SNAP_DATA, 0, [shard, id, next.value])
+        if (++n % 64 === 0) await new Promise((resolve) => setImmediate(resolve)) // let the link drain
+        next = chunks.next()
+      }
+      wire.write(this.parts.writer(host), CL_SNAP_END, 0, [shard, id, base])
+      this.snapshotsOut++
+    } catch (err) {
+      chunks.return?.()
+      this.parts.warn(`sending shard ${shard}'s snapshot to ${host} failed (${messageOf(err)}); it will ask again`)
+    }
+  }
+
+  /** CL_SYNCED: `host` applied a snapshot and every segment up to `seq`: in sync from now on. */
+  synced (host: string, shard: number, id: string, seq: number): void {
+    const stream = this.streams.get(shard)
+    if (stream === undefined || stream.id !== id || !stream.targets.includes(host) || this.map === null) return
+    if (!replicasOf(this.map, shard).includes(host)) return
+    if ((stream.acked.get(host) ?? 0) < seq) stream.acked.set(host, seq)
+    stream.dropping.delete(host)
+    stream.inSync.add(host) // writes wait for it from now; the record says so next
+    this.publishSoon()
+  }
+
+  /**
+   * An empty segment (seq 0) to a replica that is not in sync: a replica learns of a stream
+   * from its segments, and a shard with no writes sends none — this one starts its catch-up.
+   * `host` null: every such replica of every stream.
+   */
+  nudge (host: string | null): void {
+    const byHost = new Map<string, unknown[]>()
+    for (const stream of this.streams.values()) {
+      for (const h of stream.targets) {
+        if ((host !== null && h !== host) || stream.inSync.has(h)) continue
+        let list = byHost.get(h)
+        if (list === undefined) byHost.set(h, list = [])
+        list.push([stream.shard, stream.epoch, stream.id, 0, kEmpty])
+      }
+    }
+    for (const [h, segs] of byHost) {
+      try {
+        this.parts.wire.write(this.parts.writer(h), CL_REPL, 0, segs)
+      } catch {}
+    }
+  }
+
+  private hello (stream: Stream, host: string): void {
+    try {
+      this.parts.wire.write(this.parts.writer(host), CL_REPL, 0, [[stream.shard, stream.epoch, stream.id, 0, kEmpty]])
+    } catch {}
+  }
+
+  /** The link to `host` went down: it falls out of every in-sync set. */
+  down (host: string): void {
+    for (const stream of this.streams.values()) {
+      if (stream.inSync.has(host) && !stream.dropping.has(host)) void this.fallOut(stream, host, true)
+    }
+  }
+
+  /**
+   * `host` leaves the stream's in-sync set: the record without it is written first, then
+   * writes stop waiting for it. `keep`: it stays a replica (it will catch up again);
+   * otherwise it is told it may drop its copy once the record has landed.
+   */
+  private async fallOut (stream: Stream, host: string, keep: boolean): Promise<void> {
+    if (stream.dropping.has(host)) return
+    stream.dropping.add(host)
+    this.fellOut++
+    try {
+      await this.publishSoon()
+    } catch {
+      return // not published (fenced?): it stays in, writes keep waiting — the map moves on without this host
+    }
+    if (!stream.dropping.has(host)) return // it came back meanwhile (CL_SYNCED)
+    stream.dropping.delete(host)
+    stream.inSync.delete(host)
+    stream.acked.delete(host)
+    if (!keep) {
+      stream.targets = stream.targets.filter((h) => h !== host)
+      try {
+        this.parts.wire.write(this.parts.writer(host), CL_UNREPLICA, 0, [stream.shard, stream.id])
+      } catch {}
+    }
+    this.settle(stream)
+  }
+
+  private checkTimeouts (): void {
+    const late = Date.now() - this.parts.ackTimeoutMs
+    for (const stream of this.streams.values()) {
+      const oldest = stream.waiting[0]
+      if (oldest === undefined || oldest.since > late || !stream.published) continue
+      for (const host of stream.inSync) {
+        if ((stream.acked.get(host) ?? 0) < oldest.seq && !stream.dropping.has(host)) {
+          this.parts.warn(`replica ${host} did not acknowledge shard ${stream.shard}'s writes within ${this.parts.ackTimeoutMs} ms; it is out of sync until it catches up`)
+          void this.fallOut(stream, host, true)
+        }
+      }
+    }
+  }
+
+  // ---- the in-sync record --------------------------------------------------------
+
+  /** Write the record as it is now (coalesced: one write on its way, one more after it). */
+  private publishSoon (): Promise<void> {
+    if (this.publishing !== null) {
+      this.publishAgain = true // the write on its way runs once more, with this change: its promise covers it
+      return this.publishing
+    }
+    const run = async (): Promise<void> => {
+      do {
+        // at most one write per PUBLISH_GAP_MS: a catch-up of thousands of shards is a few
+        // writes of the record, not thousands (etcd shares its time with the leases)
+        const wait = this.lastPublish + PUBLISH_GAP_MS - Date.now()
+        if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait))
+        this.lastPublish = Date.now()
+        this.publishAgain = false
+        const record = this.record()
+        const fresh = [...this.streams.values()].filter((s) => !s.published)
+        await this.parts.publish(record)
+        for (const s of fresh) {
+          if (this.streams.get(s.shard) !== s) continue
+          s.published = true
+          this.settle(s)
+        }
+      } while (this.publishAgain && !this.closed)
+    }
+    const p = run().finally(() => { this.publishing = null })
+    this.publishing = p
+    p.catch((err: unknown) => {
+      if (!this.closed) this.parts.warn(`writing the in-sync record failed (${messageOf(err)})`)
+    })
+    return p
+  }
+
+  private record (): InSyncRecord {
+    const record = newInSyncRecord(this.parts.self)
+    for (const stream of this.streams.values()) {
+      setShardEpoch(record, stream.shard, stream.epoch)
+      for (const host of stream.inSync) if (!stream.dropping.has(host)) markInSync(record, stream.shard, host, true)
+    }
+    return record
+  }
+
+  close (): void {
+    this.closed = true
+    clearInterval(this.timer)
+    clearInterval(this.nudger)
+    for (const stream of [...this.streams.values()]) this.end(stream, 'the host is closing: retry')
+  }
+}

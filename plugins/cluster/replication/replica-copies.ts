@@ -1,0 +1,325 @@
+/**
+ * The replica's half of replication (docs/cluster.md, "Replicas"): copies of shards that
+ * other hosts serve, kept in this host's LMDB, write for write.
+ *
+ * Per shard, the stream it follows (owner, stream id, the owner's shard epoch) and the
+ * last segment taken. A segment that continues the stream is applied (all those that
+ * came together, in one transaction, as durable as the owner's commit) and acknowledged.
+ * A segment of a stream this host does not follow, or after a gap, starts a catch-up:
+ * ask the owner for a snapshot (CL_RESYNC), keep the segments that come meanwhile,
+ * replace the range with the snapshot, apply the kept segments after its base, and tell
+ * the owner it is in sync (CL_SYNCED). The owner never stops for it.
+ *
+ * Fencing: a segment stamped with an older shard epoch than this host's map, or from a
+ * host the map does not name owner at that epoch, is refused — a deposed owner never
+ * gets the acknowledgement it would need to say "done".
+ */
+import { Buffer } from 'node:buffer'
+import { messageOf } from '../../../native-free-core/errors.ts'
+import { NONE, replicasOf } from '../../../native-free-core/placement/shard-map.ts'
+import type { ShardMap } from '../../../native-free-core/placement/shard-map.ts'
+import type { FrameSink } from '../../../native-free-core/ring/ring-queue.ts'
+import { CL_REPL_ACK, CL_RESYNC, CL_SYNCED } from '../wire.ts'
+import type { ClusterWire } from '../wire.ts'
+
+/** What a replica needs of the store (the LMDB store). */
+export interface ReplicaStore {
+  applyReplicated (segments: ReadonlyArray<readonly [shard: number, segment: Uint8Array]>): Promise<void>
+  importShard (shard: number, chunks: Iterable<Uint8Array>, asReplica?: boolean): Promise<void> | undefined
+  dropShard (shard: number): Promise<void> | undefined
+  countShard (shard: number | readonly number[], sign?: 1 | -1): Promise<void>
+  isReplicaRange (shard: number): boolean
+  shardSize (shard: number): { readonly records: number }
+}
+
+export interface ReplicaParts {
+  readonly self: string
+  readonly wire: ClusterWire
+  readonly store: ReplicaStore
+  writer (peer: string): FrameSink
+  /** This host serves, is moving, or is receiving the shard (its range is not a copy to drop). */
+  holds (shard: number): boolean
+  warn (message: string): void
+}
+
+/** [shard, owner's shard epoch, stream id, seq, journal segment] */
+export type Segment = [number, number, string, number, Uint8Array]
+
+class Copy {
+  readonly owner: string
+  readonly id: string
+  readonly epoch: number
+  /** Last segment taken (applied or queued to be). */
+  next = 0
+  syncing = true
+  buffer: Segment[] = []
+  chunks: Buffer[] = []
+
+  constructor (owner: string, id: string, epoch: number) {
+    this.owner = owner
+    this.id = id
+    this.epoch = epoch
+  }
+}
+
+export class ReplicaCopies {
+  private readonly parts: ReplicaParts
+  private readonly copies = new Map<number, Copy>()
+  private map: ShardMap | null = null
+  /** Store work, one at a time in arrival order: applies, snapshots, drops. */
+  private queue: Promise<void> = Promise.resolve()
+  /** Segments waiting for the next apply transaction, with their acknowledgements. */
+  private batch: Array<{ owner: string, shard: number, id: string, seq: number, segment: Uint8Array }> = []
+  private batchQueued = false
+  /** An apply is queued and not started: segments join it. */
+  private flushQueued = false
+  private readonly acks = new Map<string, unknown[]>()
+  private acksQueued = false
+  private closed = false
+  /** Figures for stats. */
+  segmentsIn = 0
+  bytesIn = 0
+  snapshotsIn = 0
+  snapshotBytesIn = 0
+  refusedSegments = 0
+
+  constructor (parts: ReplicaParts) {
+    this.parts = parts
+  }
+
+  /** Shards this host keeps a copy of, in sync with their owner's stream. */
+  get copiesInSync (): number {
+    let n = 0
+    for (const c of this.copies.values()) if (!c.syncing) n++
+    return n
+  }
+
+  setMap (map: ShardMap): void {
+    this.map = map
+    const me = map.hosts.indexOf(this.parts.self)
+    for (const [shard, copy] of this.copies) {
+      const owner = map.owner[shard]!
+      if (owner === me) continue // promoted, or moving here: promote() / the handover take it
+      if (owner !== NONE && map.hosts[owner] === copy.owner) continue
+      if (map.shardEpoch[shard]! <= copy.epoch) continue
+      // another owner now: its stream starts over (a snapshot); a copy no longer listed goes
+      this.copies.delete(shard)
+      if (!replicasOf(map, shard).includes(this.parts.self)) this.dropCopy(shard)
+    }
+  }
+
+  // ---- from owners -----------------------------------------------------------------
+
+  /** CL_REPL from `owner`. */
+  segments (owner: string, segs: readonly Segment[]): void {
+    for (const seg of segs) this.segment(owner, seg)
+  }
+
+  private segment (owner: string, seg: Segment): void {
+    const [shard, epoch, id, seq, bytes] = seg
+    // this host's own range (served, leaving, arriving): no copy until the handover has let go (the owner nudges again)
+    if (this.parts.holds(shard)) return
+    const why = this.refusal(owner, shard, epoch)
+    if (why !== null) {
+      this.refusedSegments++
+      this.ack(owner, [shard, id, -1, why])
+      return
+    }
+    this.segmentsIn++
+    this.bytesIn += bytes.length
+    let copy = this.copies.get(shard)
+    if (copy === undefined || copy.id !== id || copy.owner !== owner) {
+      copy = new Copy(owner, id, epoch)
+      this.copies.set(shard, copy)
+      this.resync(copy, shard, seg)
+      return
+    }
+    if (copy.syncing) {
+      copy.buffer.push(seg)
+      return
+    }
+    if (seq !== copy.next + 1) {
+      if (seq <= copy.next) return // a copy of one taken already
+      copy.syncing = true
+      copy.chunks = []
+      this.resync(copy, shard, seg)
+      return
+    }
+    copy.next = seq
+    this.batch.push({ owner, shard, id, seq, segment: bytes })
+    this.applySoon()
+  }
+
+  /** Why a segment is refused (its sender is not the shard's owner at its epoch), or null. */
+  private refusal (owner: string, shard: number, epoch: number): string | null {
+    const map = this.map
+    if (map === null) return null
+    const known = map.shardEpoch[shard]!
+    if (epoch < known) return `its owner changed at epoch ${known}; the segment is of epoch ${epoch}`
+    const o = map.owner[shard]!
+    if (epoch === known && (o === NONE || map.hosts[o] !== owner)) return `the map of epoch ${map.epoch} names another owner`
+    return null
+  }
+
+  private resync (copy: Copy, shard: number, first: Segment): void {
+    copy.buffer = [first]
+    copy.chunks = []
+    try {
+      this.parts.wire.write(this.parts.writer(copy.owner), CL_RESYNC, 0, [shard, copy.id])
+    } catch {
+      this.copies.delete(shard) // the link is down: the next segment asks again
+    }
+  }
+
+  /** CL_SNAP_DATA */
+  snapshotChunk (owner: string, shard: number, id: string, chunk: Uint8Array): void {
+    const copy = this.copies.get(shard)
+    if (copy === undefined || copy.id !== id || copy.owner !== owner || !copy.syncing) return
+    copy.chunks.push(Buffer.from(chunk))
+    this.snapshotBytesIn += chunk.length
+  }
+
+  /** CL_SNAP_END: the snapshot holds every segment up to `base`. */
+  snapshotEnd (owner: string, shard: number, id: string, base: number): void {
+    const copy = this.copies.get(shard)
+    if (copy === undefined || copy.id !== id || copy.owner !== owner || !copy.syncing) return
+    const chunks = copy.chunks
+    copy.chunks = []
+    this.enqueue(async () => {
+      if (this.copies.get(shard) !== copy) return
+      // an empty shard (most, in a young cluster) with nothing here: no transaction to wait for
+      if (chunks.length !== 0 || this.parts.store.shardSize(shard).records !== 0) await this.parts.store.importShard(shard, chunks, true)
+      let last = base
+      // segments kept meanwhile (more may come while applying them): those after the base, in order
+      while (copy.buffer.length !== 0) {
+        const kept = copy.buffer.filter((s) => s[3] > last)
+        copy.buffer = []
+        if (kept.length === 0) continue
+        if (kept[0]![3] !== last + 1) {
+          this.resync(copy, shard, kept[0]!) // a gap: once more
+          copy.buffer.push(...kept.slice(1))
+          return
+        }
+        for (let i = 1; i < kept.length; i++) {
+          if (kept[i]![3] !== kept[i - 1]![3] + 1) {
+            this.resync(copy, shard, kept[i]!)
+            copy.buffer.push(...kept.slice(i + 1))
+            return
+          }
+        }
+        await this.parts.store.applyReplicated(kept.map((s) => [shard, s[4]] as const))
+        last = kept[kept.length - 1]![3]
+        if (this.copies.get(shard) !== copy) return
+      }
+      copy.next = last
+      copy.syncing = false
+      this.snapshotsIn++
+      try {
+        this.parts.wire.write(this.parts.writer(owner), CL_SYNCED, 0, [shard, id, last])
+      } catch {
+        this.copies.delete(shard)
+      }
+    })
+  }
+
+  /** CL_UNREPLICA: the owner no longer counts on this copy; drop it unless the map still lists this host. */
+  unreplica (owner: string, shard: number, id: string): void {
+    const copy = this.copies.get(shard)
+    if (copy !== undefined && (copy.id !== id || copy.owner !== owner)) return
+    this.copies.delete(shard)
+    const map = this.map
+    if (map !== null && replicasOf(map, shard).includes(this.parts.self)) return
+    this.dropCopy(shard)
+  }
+
+  /** The link to `peer` went down: the streams it owns start over when it comes back. */
+  down (peer: string): void {
+    for (const [shard, copy] of this.copies) if (copy.owner === peer) this.copies.delete(shard)
+  }
+
+  // ---- promotion ---------------------------------------------------------------------
+
+  /**
+   * The map makes this host the owner of shards it kept copies of (failover): once every
+   * segment taken is applied, the copies are this host's ranges, counted as its agents.
+   */
+  async promote (shards: readonly number[]): Promise<void> {
+    for (const s of shards) this.copies.delete(s)
+    await this.drain()
+    await this.parts.store.countShard(shards, 1)
+  }
+
+  /** Shards moving here by a planned move: their copies give way to the move's range. */
+  forget (shard: number): void {
+    this.copies.delete(shard)
+  }
+
+  /** Every store write queued so far has landed. */
+  drain (): Promise<void> {
+    if (this.batch.length !== 0) this.flushBatch()
+    return this.queue
+  }
+
+  // ---- store work ----------------------------------------------------------------------
+
+  private applySoon (): void {
+    if (this.batchQueued) return
+    this.batchQueued = true
+    setImmediate(() => {
+      this.batchQueued = false
+      this.flushBatch()
+    })
+  }
+
+  private flushBatch (): void {
+    if (this.batch.length === 0 || this.flushQueued) return
+    this.flushQueued = true
+    this.enqueue(async () => {
+      // everything that came while the transaction before was being made durable: one
+      // transaction (and one fsync) for all of it, so batches grow under load
+      this.flushQueued = false
+      const batch = this.batch
+      this.batch = []
+      if (batch.length === 0) return
+      await this.parts.store.applyReplicated(batch.map((b) => [b.shard, b.segment] as const))
+      for (const b of batch) this.ack(b.owner, [b.shard, b.id, b.seq])
+    })
+  }
+
+  private dropCopy (shard: number): void {
+    this.enqueue(async () => {
+      if (this.parts.holds(shard) || this.copies.has(shard) || !this.parts.store.isReplicaRange(shard)) return
+      await this.parts.store.dropShard(shard)
+    })
+  }
+
+  private enqueue (work: () => Promise<void>): void {
+    this.queue = this.queue.then(work).catch((err: unknown) => {
+      if (!this.closed) this.parts.warn(`a replica write failed (${messageOf(err)}); the shards concerned catch up again`)
+      // whatever the work was, the copies it touched are not trustworthy: start them over
+      this.copies.clear()
+    })
+  }
+
+  private ack (owner: string, entry: unknown[]): void {
+    let list = this.acks.get(owner)
+    if (list === undefined) this.acks.set(owner, list = [])
+    // one entry per shard and stream: the highest sequence says it all
+    list.push(entry)
+    if (this.acksQueued) return
+    this.acksQueued = true
+    setImmediate(() => {
+      this.acksQueued = false
+      for (const [peer, entries] of this.acks) {
+        try {
+          this.parts.wire.write(this.parts.writer(peer), CL_REPL_ACK, 0, entries)
+        } catch {}
+      }
+      this.acks.clear()
+    })
+  }
+
+  close (): void {
+    this.closed = true
+  }
+}

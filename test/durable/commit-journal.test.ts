@@ -1,0 +1,126 @@
+/**
+ * Commit journals (native-free-core/storage/commit-journal.ts): an LMDB store set to
+ * replicate records every write of a commit — states, ctx.storage (a wipe as the keys it
+ * removed), reminders, outbox and applied records — and a second store that applies the
+ * journal's per-shard segments holds the same ranges, byte for byte. The commit resolves
+ * only after the replication resolves, and fails with its error. Replica ranges stay out
+ * of the quota counts until counted. Malformed journals are refused.
+ */
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { LmdbStore } from '../../src/storage/lmdb-store.ts'
+import { JournalWriter, chunkJournal, readJournal, splitJournal } from '../../native-free-core/storage/commit-journal.ts'
+import { ShardUnavailableError, StorageError } from '../../native-free-core/errors.ts'
+import { hashId, shardOf } from '../../native-free-core/placement/hash.ts'
+import { stateCodec } from '../../src/thread/codec.ts'
+import { tempDataDir } from './helpers.ts'
+import { idsInShard } from '../fixtures/shards.ts'
+
+const S = 101
+const T = 2002
+
+function ranges (store: LmdbStore, shard: number): string[] {
+  return [...store.exportShard(shard, 64)].map((c) => Buffer.from(c).toString('hex'))
+}
+
+test('journal records round-trip, split per shard in order, and chunk at record boundaries', () => {
+  const j = new JournalWriter()
+  const key = (shard: number, tail: string): Uint8Array => Buffer.concat([Buffer.from([shard >> 8, shard & 255]), Buffer.from(tail)])
+  j.put(1, key(5, 'a'), Buffer.from('1'))
+  j.put(1, key(9, 'b'), Buffer.from('22'))
+  j.remove(2, key(5, 'c'))
+  j.put(1, key(5, 'a'), Buffer.from('333'))
+  const bytes = j.take()!
+  assert.equal(j.take(), null, 'take empties the writer')
+  const records = [...readJournal(bytes)]
+  assert.deepEqual(records.map((r) => [r.db, r.op, Buffer.from(r.key.subarray(2)).toString(), Buffer.from(r.value).toString()]), [
+    [1, 0, 'a', '1'], [1, 0, 'b', '22'], [2, 1, 'c', ''], [1, 0, 'a', '333']
+  ])
+  const split = splitJournal(bytes)
+  assert.deepEqual(split.map(([s]) => s), [5, 9])
+  assert.deepEqual([...readJournal(split[0]![1])].map((r) => Buffer.from(r.value).toString()), ['1', '', '333'], 'shard 5 keeps its order')
+  const pieces = chunkJournal(bytes, 20)
+  assert.ok(pieces.length > 1)
+  assert.deepEqual(Buffer.concat(pieces), Buffer.from(bytes), 'pieces are the journal, cut between records')
+  for (const p of pieces) [...readJournal(p)]
+})
+
+test('a malformed journal is a StorageError, never a partial write', async () => {
+  const j = new JournalWriter()
+  j.put(1, Buffer.from([0, 7, 65]), Buffer.from('x'))
+  const good = j.take()!
+  assert.throws(() => [...readJournal(good.subarray(0, good.length - 1))], StorageError)
+  const badDb = Buffer.from(good)
+  badDb[0] = 99
+  assert.throws(() => [...readJournal(badDb)], StorageError)
+  const store = new LmdbStore({ path: tempDataDir(), durability: 'os' })
+  await assert.rejects(store.applyReplicated([[8, good]]), StorageError, 'a segment writing outside its shard is refused')
+  assert.deepEqual(ranges(store, 7), [], 'nothing written')
+  await store.close()
+})
+
+test('a replicating store journals every write; a replica applying the segments holds the same ranges', async () => {
+  const owner = new LmdbStore({ path: tempDataDir(), durability: 'os' })
+  const replica = new LmdbStore({ path: tempDataDir(), durability: 'os' })
+  const journals: Uint8Array[] = []
+  owner.replicateWith(async (journal) => { journals.push(journal) })
+  owner.newIncarnation()
+  const [a, b] = idsInShard(S, 'kv', 2)
+  const [c] = idsInShard(T, 'kv', 1)
+  await owner.commit({
+    states: [[a!, stateCodec.encode({ n: 1 })], [b!, stateCodec.encode({ n: 2 })], [c!, stateCodec.encode({ n: 3 })]],
+    storage: new Map([[a!, { wiped: false, entries: new Map([['k1', stateCodec.encode('v1')], ['k2', stateCodec.encode('v2')]]) }]]),
+    reminders: new Map([[b!, { wiped: false, entries: new Map([['r', new Uint8Array(16)]]) }]]),
+    outboxPuts: [{ senderShard: S, origin: owner.storeId, key: 1, bytes: stateCodec.encode(['x']) }],
+    appliedPuts: [{ shard: T, origin: 'ffffffffffffffff', key: 9, senderShard: 3, appliedAt: 1 }],
+    quotaDeltas: [['default', 3]]
+  })
+  // a's deletion wipes its storage: the journal names each key removed
+  await owner.commit({ states: [[a!, null]], storage: new Map([[a!, { wiped: true, entries: new Map() }]]) })
+  await owner.deleteOutbox([{ senderShard: S, origin: owner.storeId, key: 1 }])
+  assert.equal(journals.length, 3)
+  for (const journal of journals) await replica.applyReplicated(splitJournal(journal))
+  for (const shard of [S, T]) assert.deepEqual(ranges(replica, shard), ranges(owner, shard), `shard ${shard} is the same on both`)
+  assert.ok(ranges(owner, S).length > 0)
+  assert.equal(replica.getState(a!), undefined)
+  assert.deepEqual(stateCodec.decode(replica.getState(b!)!), { n: 2 })
+  // the replica's ranges are copies: not counted until the replica serves them
+  assert.equal(replica.isReplicaRange(S), true)
+  assert.deepEqual([...replica.quotaCounts()], [])
+  const moved: Array<ReadonlyArray<readonly [string, number]>> = []
+  replica.countsMoved = (change) => moved.push(change)
+  await replica.countShard(S)
+  assert.equal(replica.isReplicaRange(S), false)
+  assert.deepEqual(moved, [[['default', 1]]], 'b is counted once shard S is served here')
+  await replica.dropShard(T) // a copy: dropped without touching the counts
+  assert.equal(moved.length, 1)
+  await owner.close()
+  await replica.close()
+  const reopened = new LmdbStore({ path: replica.path, durability: 'os' })
+  assert.equal(reopened.isReplicaRange(S), false, 'which ranges are copies survives a reopen')
+  assert.deepEqual([...reopened.shardsHeld()].sort((x, y) => x - y), [S])
+  await reopened.close()
+})
+
+test('a replicated commit resolves after the replicas and fails with their error', async () => {
+  const store = new LmdbStore({ path: tempDataDir(), durability: 'disk' })
+  let release!: () => void
+  let fail = false
+  store.replicateWith((journal) => {
+    assert.ok(journal.length > 0)
+    if (fail) return Promise.reject(new ShardUnavailableError('deposed: retry'))
+    return new Promise<void>((resolve) => { release = resolve })
+  })
+  const [id] = idsInShard(S, 'kv', 1)
+  let done = false
+  const committed = store.commit({ states: [[id!, stateCodec.encode(1)]] }).then(() => { done = true })
+  await new Promise((resolve) => setTimeout(resolve, 30))
+  assert.equal(done, false, 'waits for the replicas')
+  assert.deepEqual(stateCodec.decode(store.getState(id!)!), 1, 'committed locally first (a snapshot taken now holds it)')
+  release()
+  await committed
+  fail = true
+  await assert.rejects(store.commit({ states: [[id!, stateCodec.encode(2)]] }), ShardUnavailableError)
+  assert.equal(shardOf(hashId(id!)), S)
+  await store.close()
+})
