@@ -81,6 +81,8 @@ interface Incoming {
 interface Imported {
   readonly from: string
   readonly timeouts: MovedTimeout[]
+  /** The map epoch the move was planned at: a map older than that cannot say the move was called off. */
+  readonly planned: number
 }
 
 export class Handover {
@@ -216,7 +218,8 @@ export class Handover {
       if (this.served.has(s)) release.push(s) // not ours any more, and not by a move of ours (fenced, or the map changed under us)
       const imported = this.imported.get(s)
       // (owner here: the move finished and this host is fenced for now — the records are the shard's, adopted on unfence)
-      if (imported !== undefined && map.owner[s] !== selfIndex && (map.target[s] === NONE || map.target[s] !== selfIndex)) {
+      // (a map older than the move's planning has not heard of it yet: that is no call-off)
+      if (imported !== undefined && map.epoch >= imported.planned && map.owner[s] !== selfIndex && (map.target[s] === NONE || map.target[s] !== selfIndex)) {
         // a move to here was called off after the records came: they are stale
         this.imported.delete(s)
         this.dropStale(s)
@@ -270,7 +273,7 @@ export class Handover {
           if (++n % 64 === 0) await new Promise((resolve) => setImmediate(resolve)) // let the link drain
         }
       }
-      wire.write(this.parts.writer(to), CL_MOVE_END, token, { shards, timeouts })
+      wire.write(this.parts.writer(to), CL_MOVE_END, token, { shards, timeouts, epoch: planned })
       const [yes, error] = await answered
       ok = yes
       why = error ?? ''
@@ -362,11 +365,11 @@ export class Handover {
         return
       }
       case CL_MOVE_END: {
-        const { shards, timeouts } = value as { shards: number[], timeouts: MovedTimeout[] }
+        const { shards, timeouts, epoch } = value as { shards: number[], timeouts: MovedTimeout[], epoch?: number }
         const key = `${peer}\u0000${id}`
         const stream = this.incoming.get(key) ?? { from: peer, chunks: new Map() }
         this.incoming.delete(key)
-        void this.importShards(peer, id, shards, stream, timeouts)
+        void this.importShards(peer, id, shards, stream, timeouts, epoch ?? 0)
         return
       }
       case CL_MOVE_ACK: {
@@ -381,16 +384,17 @@ export class Handover {
     }
   }
 
-  private async importShards (peer: string, token: number, shards: number[], stream: Incoming, timeouts: MovedTimeout[]): Promise<void> {
+  private async importShards (peer: string, token: number, shards: number[], stream: Incoming, timeouts: MovedTimeout[], planned: number): Promise<void> {
     const { store, router, wire } = this.parts
     let ok = true
     let error: string | undefined
     try {
       for (const s of shards) {
         await this.parts.beforeImport?.(s)
+        await this.drops.get(s) // a drop of an earlier, called-off copy lands first
         await store.importShard(s, stream.chunks.get(s) ?? [])
         router.arrival(s, peer)
-        this.imported.set(s, { from: peer, timeouts: timeouts.filter((t) => shardOf(t[1]) === s) })
+        this.imported.set(s, { from: peer, timeouts: timeouts.filter((t) => shardOf(t[1]) === s), planned })
       }
     } catch (err) {
       ok = false
@@ -455,6 +459,12 @@ export class Handover {
     const { router, store } = this.parts
     const held = router.takeArrivals([shard]).get(shard)
     held?.forEach((frame) => router.route(frame))
-    void store.dropShard(shard)
+    const drop = Promise.resolve(store.dropShard(shard)).catch(() => {}).finally(() => {
+      if (this.drops.get(shard) === drop) this.drops.delete(shard)
+    })
+    this.drops.set(shard, drop)
   }
+
+  /** Drops of called-off copies in flight, per shard: an import of the same shard waits for them. */
+  private readonly drops = new Map<number, Promise<void>>()
 }

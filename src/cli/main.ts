@@ -10,7 +10,7 @@
  *   shoal bench --replication [--hosts 3] [--etcd URL] [--failovers 3] [--lease-ttl 5] [--catchup-mb 48] ...
  *               replicas: 2 against replicas: 1, failover time, a replica's catch-up (replication-bench.ts)
  *
- *   shoal chaos [--seed N] [--rounds 12] [--hosts 3] [--replicas 1] [--tracks 1] [--faults kill,stop,...]
+ *   shoal chaos [--seed N] [--rounds 12] [--hosts 3] [--replicas 2] [--tracks 1] [--faults kill,stop,...]
  *               host processes on a real etcd, faults from a seeded plan, then a checker
  *               (chaos/chaos-run.ts); exits 1 when an invariant broke
  *
@@ -185,7 +185,7 @@ function program (): Command {
     .option('--rounds <n>', 'faults', (v) => parseCount(v), 12)
     .option('--tracks <n>', 'faults at once, at most (never two on one target)', (v) => parseCount(v), 1)
     .option('--hosts <n>', 'host processes', (v) => parseCount(v, 2), 3)
-    .option('--replicas <n>', 'the cluster plugin\'s replicas option', (v) => parseCount(v), 1)
+    .option('--replicas <n>', 'the cluster plugin\'s replicas option (2, its default with etcd: failover to in-sync replicas)', (v) => parseCount(v), 2)
     .option('--workers <n>', 'worker threads per host', (v) => parseCount(v), 1)
     .option('--lanes <n>', 'ops in flight', (v) => parseCount(v), 8)
     .option('--lease-ttl <seconds>', 'etcd lease TTL of each host', (v) => parseCount(v), 2)

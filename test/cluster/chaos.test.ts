@@ -31,7 +31,7 @@ test('a fault plan is the seed\'s: the same seed, the same faults; link faults n
 })
 
 test('chaos, seed 461: kill -9 and restart, links cut, SIGSTOP past the lease, a graceful leave and rejoin (planned moves both ways), etcd restarted: no acknowledged op lost or applied twice, money conserved, the cluster settles', { timeout: 120_000 }, async () => {
-  const report = await runChaos({ seed: 461, rounds: 5, hosts: 3, replicas: 1, clusterModule })
+  const report = await runChaos({ seed: 461, rounds: 5, hosts: 3, replicas: 2, clusterModule })
   const text = formatReport(report)
   assert.deepEqual(report.violations, [], text)
   assert.deepEqual(report.events.map((e) => e.fault.kind), ['kill', 'cut', 'stop', 'leave', 'etcd'], text)

@@ -33,7 +33,7 @@ export interface ChaosOptions {
   readonly tracks?: number
   /** Host processes, 2 or more (3–5 is the point). */
   readonly hosts: number
-  /** The cluster plugin's `replicas`. Default 1. */
+  /** The cluster plugin's `replicas`. Default 2 (the plugin's default with etcd). */
   readonly replicas?: number
   readonly workers?: number
   readonly counters?: number
@@ -83,7 +83,7 @@ export async function runChaos (options: ChaosOptions): Promise<ChaosReport> {
     rounds: options.rounds,
     hosts: options.hosts,
     tracks: options.tracks ?? 1,
-    replicas: options.replicas ?? 1,
+    replicas: options.replicas ?? 2,
     workers: options.workers ?? 1,
     counters: options.counters ?? 24,
     accounts: options.accounts ?? 12,
