@@ -53,6 +53,9 @@ const TENANCY_HELP: Readonly<Record<string, string>> = {
 /** Protocol of the cluster's frames: hosts of different protocols refuse each other's links. */
 const PROTOCOL = 1
 
+/** A leaving host closes its links once no batch arrived for this long (and no call is open). */
+const LEAVE_QUIET_MS = 250
+
 export class ClusterPlugin implements HostPlugin, ClusterView {
   readonly name = 'cluster'
   /** @internal */
@@ -238,6 +241,9 @@ export class ClusterPlugin implements HostPlugin, ClusterView {
       void this.handover.fence()
     })
     this.membership.on('unfenced', () => {
+      // the renewal that unfenced also moved the serving deadline: copy it now, not on the
+      // next tick, or the threads answer "lapsed" for up to a tick after the router serves again
+      this.copyServingDeadline()
       this.router.fenced = false
       this.handover.unfence()
     })
@@ -262,14 +268,9 @@ export class ClusterPlugin implements HostPlugin, ClusterView {
   async start (): Promise<void> {
     await (this.joining ?? this.membership.start())
     this.joined = true
-    const membership = this.membership
-    if (membership instanceof EtcdMembership) {
+    if (this.membership instanceof EtcdMembership) {
       // renewals go out every TTL/6 and the deadline is TTL/2 after one: a few copies per renewal keep it ahead
-      const copy = (): void => {
-        const until = membership.servingUntil
-        this.router.servingUntil = until
-        this.gateway.serveUntil(until)
-      }
+      const copy = (): void => this.copyServingDeadline()
       copy()
       this.deadlineTimer = setInterval(copy, Math.max(20, Math.min(250, (this.options.membership.kind === 'etcd' ? this.options.membership.leaseTtlS ?? DEFAULT_LEASE_TTL_S : 10) * 1000 / 24)))
       this.deadlineTimer.unref()
@@ -281,6 +282,15 @@ export class ClusterPlugin implements HostPlugin, ClusterView {
     this.checkSettled()
   }
 
+  /** The lease's serving deadline, to the router and to every thread (they refuse turns past it). */
+  private copyServingDeadline (): void {
+    const membership = this.membership
+    if (!(membership instanceof EtcdMembership) || !this.joined) return
+    const until = membership.servingUntil
+    this.router.servingUntil = until
+    this.gateway.serveUntil(until)
+  }
+
   /** @internal */
   async close (): Promise<void> {
     if (this.closing) return
@@ -290,6 +300,7 @@ export class ClusterPlugin implements HostPlugin, ClusterView {
         // leave: the leader moves every shard away; the host stops once it owns none and its reports are folded
         await this.membership.setState('leaving')
         await this.leave(this.host.options.callTimeoutMs)
+        await this.drainAfterLeave(this.host.options.callTimeoutMs)
       }
     } catch (err) {
       console.warn(`shoal cluster ${this.options.id}: leaving the cluster did not finish (${messageOf(err)}); its shards wait for it`)
@@ -333,6 +344,29 @@ export class ClusterPlugin implements HostPlugin, ClusterView {
       })
     }
     await this.handover.reconcile()
+  }
+
+  /**
+   * After the last shard moved away, peers may still have calls to this host in flight (sent
+   * before they saw the new map; this host forwards them to the new owners) and unanswered
+   * calls here wait for their replies. Closing the links now would fail those calls with
+   * "link dropped": wait until no proxied call is open and nothing arrived for a quiet
+   * spell, bounded by the call timeout (a graceful leave must not hang a shutdown).
+   */
+  private async drainAfterLeave (callTimeoutMs: number): Promise<void> {
+    const bound = Math.min(10_000, callTimeoutMs > 0 ? callTimeoutMs : 10_000)
+    const deadline = Date.now() + bound
+    let seen = this.router.received
+    let quietSince = Date.now()
+    while (Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 50))
+      if (this.router.received !== seen) {
+        seen = this.router.received
+        quietSince = Date.now()
+        continue
+      }
+      if (this.gateway.proxiedCalls === 0 && this.router.callsInFlight === 0 && Date.now() - quietSince >= LEAVE_QUIET_MS) return
+    }
   }
 
   /** @internal */

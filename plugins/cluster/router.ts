@@ -104,6 +104,8 @@ export class ClusterRouter implements RemoteRoutes {
   held = 0
   unroutable = 0
   droppedCasts = 0
+  /** Batches received from any peer: a leaving host waits until they stop coming. */
+  received = 0
 
   constructor (self: string, links: RouterLinks, onCluster: ClusterFrameHandler) {
     this.self = self
@@ -281,6 +283,7 @@ export class ClusterRouter implements RemoteRoutes {
 
   /** A batch from `peer`: frames in the ring layout (valid during the call). */
   batch (peer: string, bytes: Buffer, i32: Int32Array): void {
+    this.received++
     const gateway = this.gateway
     const sink = this.sinkOf(peer)
     forEachFrame(i32, bytes.length, (o, len) => {

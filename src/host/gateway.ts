@@ -380,6 +380,11 @@ export class Gateway {
     }))
   }
 
+  /** Calls other hosts made to agents here that have not been answered yet. */
+  get proxiedCalls (): number {
+    return this.proxies.calls
+  }
+
   /** Commits are replicated (the router gave `replicate`): workers are told so when they start. */
   get replicates (): boolean {
     return this.routes?.replicate !== undefined

@@ -46,9 +46,15 @@ export class Proxies {
   /** Follow proxies by sink and remote follow id, for the follower's MSG_UNFOLLOW. */
   private readonly follows = new Map<ResultSink, Map<number, number>>()
   private next = 0
+  private calls_ = 0
 
   get size (): number {
     return this.byId.size
+  }
+
+  /** Calls from other hosts not answered yet (follows left out: they last until unfollowed). */
+  get calls (): number {
+    return this.calls_
   }
 
   add (sink: ResultSink, remoteId: number, follow: boolean, thread: number, epoch: number): number {
@@ -62,6 +68,8 @@ export class Proxies {
       let bySink = this.follows.get(sink)
       if (bySink === undefined) this.follows.set(sink, bySink = new Map())
       bySink.set(remoteId, id)
+    } else {
+      this.calls_++
     }
     return id
   }
@@ -83,6 +91,8 @@ export class Proxies {
       const bySink = this.follows.get(p.sink)
       bySink?.delete(p.remoteId)
       if (bySink?.size === 0) this.follows.delete(p.sink)
+    } else {
+      this.calls_--
     }
     return p
   }
