@@ -375,13 +375,27 @@ export class ClusterPlugin implements HostPlugin, ClusterView {
    * (this host sent them), applied records not forgotten yet (it received them). Counts
    * the store's records: for tests and diagnostics, not for every stats tick.
    */
-  durableBacklog (): { outbox: number, applied: number } {
+  durableBacklog (): { outbox: number, applied: number, outboxWhere: string[] } {
     let outbox = 0
     let applied = 0
-    for (const _ of this.store.outbox()) outbox++
+    // where the records lie, for a checker that finds some left: the sender shard and what this host is to it
+    const where = new Map<number, number>()
+    for (const r of this.store.outbox()) {
+      outbox++
+      where.set(r.senderShard, (where.get(r.senderShard) ?? 0) + 1)
+    }
     for (const _ of this.store.applied()) applied++
-    return { outbox, applied }
+    const map = this.membership.map()
+    const outboxWhere: string[] = []
+    for (const [shard, n] of where) {
+      if (outboxWhere.length === 8) break
+      const owner = map === undefined ? '?' : (mapOwnerOf(map, shard) ?? 'none')
+      const role = this.handover.serves(shard) ? 'served' : this.handover.holds(shard) ? 'leaving' : (this.replication?.replica.copyOf(shard) ?? 'no copy')
+      outboxWhere.push(`${this.options.id}: ${n} in shard ${shard} (${role}; map owner ${owner} at epoch ${map?.shardEpoch[shard] ?? '?'})`)
+    }
+    return { outbox, applied, outboxWhere }
   }
+
 
   stats (): Record<string, unknown> {
     const links = this.links.stats()
@@ -480,6 +494,7 @@ export class ClusterPlugin implements HostPlugin, ClusterView {
       bytesOut: owner.bytesOut,
       snapshotsOut: owner.snapshotsOut,
       fellOut: owner.fellOut,
+      inSyncPublishFailures: owner.publishFailures,
       segmentsIn: replica.segmentsIn,
       bytesIn: replica.bytesIn,
       snapshotsIn: replica.snapshotsIn,

@@ -39,6 +39,13 @@ import type { ClusterWire } from '../wire.ts'
 const NUDGE_MS = 1000
 /** Least time between two writes of the in-sync record. */
 const PUBLISH_GAP_MS = 200
+/**
+ * After a failed write of the record (fenced, etcd away or restarting, the lease renewed
+ * under a new id), the next try. A failed write must be retried, not given up: a replica
+ * that falls out stays in the in-sync set until the record lands, and a new stream's
+ * writes wait for its first record — giving up would hold them forever.
+ */
+const PUBLISH_RETRY_MS = 500
 
 export interface OwnerParts {
   readonly self: string
@@ -109,7 +116,10 @@ export class OwnerStreams {
   private readonly timer: ReturnType<typeof setInterval>
   private readonly nudger: ReturnType<typeof setInterval>
   private closed = false
+  private publishFailing = false
+  private retryTimer: ReturnType<typeof setTimeout> | null = null
   /** Figures for stats. */
+  publishFailures = 0
   segmentsOut = 0
   bytesOut = 0
   snapshotsOut = 0
@@ -359,10 +369,16 @@ export class OwnerStreams {
     if (stream.dropping.has(host)) return
     stream.dropping.add(host)
     this.fellOut++
-    try {
-      await this.publishSoon()
-    } catch {
-      return // not published (fenced?): it stays in, writes keep waiting — the map moves on without this host
+    for (;;) {
+      try {
+        await this.publishSoon()
+        break
+      } catch {
+        // not published (fenced, etcd away): it stays in and writes keep waiting for it until
+        // a record without it lands — or the map moves the shard away (the stream ends)
+        await new Promise((resolve) => setTimeout(resolve, PUBLISH_RETRY_MS))
+        if (this.closed || this.streams.get(stream.shard) !== stream) return
+      }
     }
     if (!stream.dropping.has(host)) return // it came back meanwhile (CL_SYNCED)
     stream.dropping.delete(host)
@@ -420,8 +436,21 @@ export class OwnerStreams {
     const p = run().finally(() => { this.publishing = null })
     this.publishing = p
     p.catch((err: unknown) => {
-      if (!this.closed) this.parts.warn(`writing the in-sync record failed (${messageOf(err)})`)
+      if (this.closed) return
+      this.publishFailures++
+      // logged once per run of failures, not every retry while fenced
+      if (!this.publishFailing) this.parts.warn(`writing the in-sync record failed (${messageOf(err)}); retrying every ${PUBLISH_RETRY_MS} ms`)
+      this.publishFailing = true
+      if (this.retryTimer === null) {
+        this.retryTimer = setTimeout(() => {
+          this.retryTimer = null
+          // new streams' writes wait for their first record: write it again (a fall-out retries by itself)
+          if (!this.closed && [...this.streams.values()].some((s) => !s.published)) void this.publishSoon().catch(() => {})
+        }, PUBLISH_RETRY_MS)
+        this.retryTimer.unref()
+      }
     })
+    p.then(() => { this.publishFailing = false }, () => {})
     return p
   }
 
@@ -438,6 +467,7 @@ export class OwnerStreams {
     this.closed = true
     clearInterval(this.timer)
     clearInterval(this.nudger)
+    if (this.retryTimer !== null) clearTimeout(this.retryTimer)
     for (const stream of [...this.streams.values()]) this.end(stream, 'the host is closing: retry')
   }
 }

@@ -94,6 +94,12 @@ export class ReplicaCopies {
     return n
   }
 
+  /** The copy of `shard` kept here, for diagnostics: 'in sync', 'syncing' or undefined. */
+  copyOf (shard: number): string | undefined {
+    const c = this.copies.get(shard)
+    return c === undefined ? undefined : c.syncing ? 'syncing' : 'in sync'
+  }
+
   setMap (map: ShardMap): void {
     this.map = map
     const me = map.hosts.indexOf(this.parts.self)

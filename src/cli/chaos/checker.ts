@@ -139,13 +139,15 @@ async function checkState (procs: ClusterProcs, ledger: Ledger, t0: number, o: C
   let accounts: AccountState[] = []
   let outbox = -1
   for (;;) {
-    outbox = (await Promise.all(hosts.map((h) => h.durableBacklog()))).reduce((n, b) => n + b.outbox, 0)
+    const backlogs = await Promise.all(hosts.map((h) => h.durableBacklog()))
+    outbox = backlogs.reduce((n, b) => n + b.outbox, 0)
     accounts = await readAll<AccountState>(reader, accountAgents, 'state', deadline)
     const sent = accounts.reduce((n, a) => n + Object.keys(a.out).length, 0)
     const credited = accounts.reduce((n, a) => n + a.credits.length, 0)
     if (outbox === 0 && credited >= sent) break // more credits than transfers will not mend: the checks below name them
     if (performance.now() > deadline) {
-      violations.push(`not drained after ${o.drainTimeoutMs} ms: ${outbox} outbox record(s) left, ${sent} transfers applied, ${credited} credits applied`)
+      const where = backlogs.flatMap((b) => b.outboxWhere ?? [])
+      violations.push(`not drained after ${o.drainTimeoutMs} ms: ${outbox} outbox record(s) left, ${sent} transfers applied, ${credited} credits applied${where.length === 0 ? '' : ` (${where.join('; ')})`}`)
       break
     }
     await sleep(200)

@@ -189,13 +189,14 @@ async function rawRoundTrips (port: number, rounds: number, bytes: number): Prom
 
 /** The plugins' durable-send records (the cluster plugin's `durableBacklog()`), summed. */
 function durableBacklog (plugins: readonly HostPlugin[]): DurableBacklog {
-  const sum = { outbox: 0, applied: 0 }
+  const sum = { outbox: 0, applied: 0, outboxWhere: [] as string[] }
   for (const p of plugins) {
     const f = (p as { durableBacklog?: () => DurableBacklog }).durableBacklog
     if (typeof f !== 'function') continue
     const b = f.call(p)
     sum.outbox += b.outbox
     sum.applied += b.applied
+    if (b.outboxWhere !== undefined) sum.outboxWhere.push(...b.outboxWhere)
   }
   return sum
 }

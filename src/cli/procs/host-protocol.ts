@@ -139,6 +139,8 @@ export type Command =
 export interface DurableBacklog {
   readonly outbox: number
   readonly applied: number
+  /** Where outbox records lie (a few), when a plugin says: for a checker's report. */
+  readonly outboxWhere?: readonly string[]
 }
 
 export interface ProcessInfo {
