@@ -18,7 +18,7 @@
 import { InvalidOptionError, TimeoutError, messageOf } from '../../native-free-core/errors.ts'
 import { hashId, shardOf } from '../../native-free-core/placement/hash.ts'
 import { idString, DEFAULT_QUOTA } from '../../native-free-core/agent/agent-id.ts'
-import { isSettled, ownerOf as mapOwnerOf, shardsOf } from '../../native-free-core/placement/shard-map.ts'
+import { isSettled, ownerOf as mapOwnerOf, replicasOf, shardsOf } from '../../native-free-core/placement/shard-map.ts'
 import { isShardRanges } from '../../native-free-core/storage/shard-range.ts'
 import type { ShardRanges } from '../../native-free-core/storage/shard-range.ts'
 import type { ClusterMember, ClusterView } from '../../src/host/cluster-view.ts'
@@ -221,6 +221,7 @@ export class ClusterPlugin implements HostPlugin, ClusterView {
       this.replication?.up(peer)
     })
     this.links.on('down', (peer) => {
+      this.handover.down(peer)
       this.replication?.down(peer)
       this.router.down(peer)
       this.tenancy.down(peer)
@@ -390,8 +391,9 @@ export class ClusterPlugin implements HostPlugin, ClusterView {
     for (const [shard, n] of where) {
       if (outboxWhere.length === 8) break
       const owner = map === undefined ? '?' : (mapOwnerOf(map, shard) ?? 'none')
-      const role = this.handover.serves(shard) ? 'served' : this.handover.holds(shard) ? 'leaving' : (this.replication?.replica.copyOf(shard) ?? 'no copy')
-      outboxWhere.push(`${this.options.id}: ${n} in shard ${shard} (${role}; map owner ${owner} at epoch ${map?.shardEpoch[shard] ?? '?'})`)
+      const role = this.handover.serves(shard) ? 'served' : this.handover.holds(shard) ? 'leaving' : (this.replication?.replica.copyOf(shard) ?? (isReplicaStore(this.store) && this.store.isReplicaRange(shard) ? 'a replica range with no copy' : 'a range of its own, not served'))
+      const listed = map !== undefined && replicasOf(map, shard).includes(this.options.id) ? ', a listed replica' : ''
+      outboxWhere.push(`${this.options.id}: ${n} in shard ${shard} (${role}${listed}; map owner ${owner} at epoch ${map?.shardEpoch[shard] ?? '?'})`)
     }
     return { outbox, applied, outboxWhere }
   }
@@ -412,6 +414,7 @@ export class ClusterPlugin implements HostPlugin, ClusterView {
       movedOut: this.handover.movedOut,
       movedIn: this.handover.movedIn,
       movesCalledOff: this.handover.calledOff,
+      staleRangesDropped: this.handover.staleDropped,
       forwarded: this.router.forwarded,
       held: this.router.held,
       unroutable: this.router.unroutable,
@@ -541,7 +544,7 @@ export class ClusterPlugin implements HostPlugin, ClusterView {
       const timeoutMs = options.timeoutMs ?? 60_000
       const timer = setTimeout(() => {
         this.settledWaiters = this.settledWaiters.filter((w) => w !== done)
-        reject(new TimeoutError(`the cluster did not settle within ${timeoutMs} ms (epoch ${this.epoch}, ${this.handover.moving} shard(s) moving here)`))
+        reject(new TimeoutError(`the cluster did not settle within ${timeoutMs} ms (epoch ${this.epoch}, ${this.handover.moving} shard(s) moving here: ${this.handover.describeMoving()})`))
       }, timeoutMs)
       const done = (): void => {
         clearTimeout(timer)

@@ -23,7 +23,8 @@
 import { Buffer } from 'node:buffer'
 import { ShoalError, messageOf } from '../../native-free-core/errors.ts'
 import { SHARDS, shardOf } from '../../native-free-core/placement/hash.ts'
-import { NONE } from '../../native-free-core/placement/shard-map.ts'
+import { NONE, replicasOf } from '../../native-free-core/placement/shard-map.ts'
+import type { ShardMap } from '../../native-free-core/placement/shard-map.ts'
 import type { ShardRanges } from '../../native-free-core/storage/shard-range.ts'
 import type { MovedTimeout } from '../../native-free-core/time/agent-timers.ts'
 import type { Gateway } from '../../src/host/gateway.ts'
@@ -95,8 +96,10 @@ export class Handover {
   private readonly incoming = new Map<string, Incoming>()
   /** Shards whose records came in (and the timeouts that came with them), waiting for the map to name this host. */
   private readonly imported = new Map<number, Imported>()
+  /** Shards whose moved-in records are being written now: not adopted until they land. */
+  private readonly importing = new Set<number>()
   /** Answers to move streams this host sent, by token. */
-  private readonly acks = new Map<number, (ok: boolean, error: string | null) => void>()
+  private readonly acks = new Map<number, { readonly to: string, readonly answer: (ok: boolean, error: string | null) => void }>()
   private nextToken = 0
   private running: Promise<void> = Promise.resolve()
   private again = false
@@ -107,6 +110,9 @@ export class Handover {
   movedOut = 0
   movedIn = 0
   calledOff = 0
+  staleDropped = 0
+  /** The map epoch stale ranges were last looked for at. */
+  private sweptAt = -1
   private retryTimer: ReturnType<typeof setTimeout> | null = null
 
   constructor (parts: HandoverParts) {
@@ -120,7 +126,7 @@ export class Handover {
 
   /** No move in or out, nothing waiting to be adopted. */
   get idle (): boolean {
-    return this.outgoing.size === 0 && this.imported.size === 0 && this.incoming.size === 0 && !this.busy
+    return this.outgoing.size === 0 && this.imported.size === 0 && this.incoming.size === 0 && this.importing.size === 0 && !this.busy
   }
 
   /** This host has every committed record of `shard`: it serves it, or the shard is leaving and its range is not dropped yet. */
@@ -168,7 +174,7 @@ export class Handover {
   close (): void {
     this.closed = true
     if (this.retryTimer !== null) clearTimeout(this.retryTimer)
-    for (const resolve of this.acks.values()) resolve(false, 'closed')
+    for (const { answer } of this.acks.values()) answer(false, 'closed')
     this.acks.clear()
   }
 
@@ -195,7 +201,9 @@ export class Handover {
           continue
         }
         if (!this.served.has(s)) {
-          adopt.push(s)
+          // records of a move are being written: adopting now would serve the range they
+          // are about to replace (importShards reconciles again once they land)
+          if (!this.importing.has(s)) adopt.push(s)
           continue
         }
         if (target !== NONE && target !== selfIndex) {
@@ -239,6 +247,31 @@ export class Handover {
       void this.moveOut(shards, to, Number(planned))
     }
     if (gained.length !== 0 || lost.length !== 0) this.parts.changed(gained, lost)
+    if (!this.fenced && map.epoch !== this.sweptAt && this.outgoing.size === 0 && this.incoming.size === 0 && this.imported.size === 0 && this.importing.size === 0) {
+      this.sweptAt = map.epoch
+      this.sweepStale(map, selfIndex)
+    }
+  }
+
+  /**
+   * Drop the ranges this host keeps that no map names it for: a shard it owned that failed
+   * over while it was away (killed, stopped past its lease), or that the map gave elsewhere
+   * while it was fenced. The new owner's records are the shard's; these would stay on disk
+   * for ever, their outbox records looking unsent. Only when no move is under way, and
+   * only for shards the map names this host neither owner, nor target, nor replica of, and
+   * whose range is not a replica's copy (ReplicaCopies drops those: an in-sync record may
+   * still vouch for one). An import of the shard waits for the drop (`drops`).
+   */
+  private sweepStale (map: ShardMap, selfIndex: number): void {
+    const { store, self } = this.parts
+    for (let s = 0; s < SHARDS; s++) {
+      if (map.owner[s] === NONE || map.owner[s] === selfIndex || map.target[s] === selfIndex) continue
+      if (this.served.has(s) || this.drops.has(s) || this.importing.has(s) || this.parts.isCopy?.(s) === true) continue
+      if (replicasOf(map, s).includes(self)) continue
+      if (store.shardSize(s).records === 0) continue
+      this.staleDropped++
+      this.dropStale(s)
+    }
   }
 
   // ---- out ---------------------------------------------------------------------
@@ -261,9 +294,12 @@ export class Handover {
         }
         const timer = setTimeout(() => resolve([false, `no answer within ${MOVE_ACK_TIMEOUT_MS} ms`]), MOVE_ACK_TIMEOUT_MS)
         timer.unref()
-        this.acks.set(token, (yes, error) => {
-          clearTimeout(timer)
-          resolve([yes, error])
+        this.acks.set(token, {
+          to,
+          answer: (yes, error) => {
+            clearTimeout(timer)
+            resolve([yes, error])
+          }
         })
       })
       let n = 0
@@ -349,6 +385,22 @@ export class Handover {
     this.retryTimer.unref()
   }
 
+  /**
+   * The link to `peer` dropped. Frames on it are lost, so a move stream to it cannot end
+   * well: it is called off now (not after MOVE_ACK_TIMEOUT_MS, which kept the shards
+   * unserved and the cluster unsettled that long) and tried again. A stream from it that
+   * had not ended is forgotten: the peer calls it off on its side and sends it again.
+   */
+  down (peer: string): void {
+    for (const { to, answer } of [...this.acks.values()]) if (to === peer) answer(false, `the link to ${peer} dropped`)
+    for (const [key, stream] of this.incoming) if (stream.from === peer) this.incoming.delete(key)
+  }
+
+  /** What keeps this host from settling, for a timeout's message. */
+  describeMoving (): string {
+    return `${this.outgoing.size} moving out, ${this.importing.size} being written, ${this.imported.size} moved in and waiting for the map (${[...this.imported.keys()].slice(0, 4).join(', ')}), ${this.incoming.size} stream(s) coming in`
+  }
+
   // ---- in ----------------------------------------------------------------------
 
   /** A cluster frame of a move, from `peer`. */
@@ -374,7 +426,7 @@ export class Handover {
       }
       case CL_MOVE_ACK: {
         const { ok, error } = value as { ok: boolean, error?: string }
-        this.acks.get(id)?.(ok, error ?? null)
+        this.acks.get(id)?.answer(ok, error ?? null)
         return
       }
       case CL_FLUSHED: {
@@ -390,16 +442,25 @@ export class Handover {
     let error: string | undefined
     try {
       for (const s of shards) {
-        await this.parts.beforeImport?.(s)
-        await this.drops.get(s) // a drop of an earlier, called-off copy lands first
-        await store.importShard(s, stream.chunks.get(s) ?? [])
-        router.arrival(s, peer)
-        this.imported.set(s, { from: peer, timeouts: timeouts.filter((t) => shardOf(t[1]) === s), planned })
+        // served here already (a failover made this host the owner while the stream came):
+        // the range here has writes the stream lacks — it must not replace them
+        if (this.served.has(s) || this.importing.has(s)) throw new Error(`shard ${s} is ${this.served.has(s) ? 'served' : 'being imported'} here already`)
+        this.importing.add(s)
+        try {
+          await this.parts.beforeImport?.(s)
+          await this.drops.get(s) // a drop of an earlier, called-off copy lands first
+          await store.importShard(s, stream.chunks.get(s) ?? [])
+          router.arrival(s, peer)
+          this.imported.set(s, { from: peer, timeouts: timeouts.filter((t) => shardOf(t[1]) === s), planned })
+        } finally {
+          this.importing.delete(s)
+        }
       }
     } catch (err) {
       ok = false
       error = err instanceof ShoalError ? err.message : messageOf(err)
     }
+    void this.reconcile() // shards the map gave this host while their records were written are adopted now
     try {
       wire.write(this.parts.writer(peer), CL_MOVE_ACK, token, ok ? { ok } : { ok, error })
     } catch {

@@ -88,6 +88,7 @@ export class Replication {
   /** The link to `peer` is up: replicas there that are not in sync hear of their streams now. */
   up (peer: string): void {
     this.owner.nudge(peer)
+    this.owner.up(peer)
   }
 
   down (peer: string): void {

@@ -96,6 +96,12 @@ class Stream {
   published = false
   /** Replicas the segments go to (the map's list, and whoever is still in sync). */
   targets: string[] = []
+  /**
+   * Hosts told they may drop their copy (CL_UNREPLICA): told again whenever a link to one
+   * comes up, since the frame is lost if the link drops — a copy nobody counts on would
+   * stay on its disk for ever. Forgotten when the host is a target again or the stream ends.
+   */
+  readonly unreplicated = new Set<string>()
 
   constructor (shard: number, id: string, epoch: number) {
     this.shard = shard
@@ -170,7 +176,10 @@ export class OwnerStreams {
       }
       const before = stream.targets
       stream.targets = [...new Set([...listed, ...stream.inSync])]
-      for (const host of stream.targets) if (!before.includes(host)) this.hello(stream, host)
+      for (const host of stream.targets) {
+        stream.unreplicated.delete(host)
+        if (!before.includes(host)) this.hello(stream, host)
+      }
     }
     if (changed) void this.publishSoon().catch(() => {})
   }
@@ -347,6 +356,21 @@ export class OwnerStreams {
     }
   }
 
+  /** The link to `host` is up: the copies it was told to drop, told again (the frames may have been lost). */
+  up (host: string): void {
+    this.unreplica(host, [...this.streams.values()].filter((s) => s.unreplicated.has(host)))
+  }
+
+  private unreplica (host: string, streams: readonly Stream[]): void {
+    for (const stream of streams) {
+      try {
+        this.parts.wire.write(this.parts.writer(host), CL_UNREPLICA, 0, [stream.shard, stream.id])
+      } catch {
+        return // the link is down: told when it is up again
+      }
+    }
+  }
+
   private hello (stream: Stream, host: string): void {
     try {
       this.parts.wire.write(this.parts.writer(host), CL_REPL, 0, [[stream.shard, stream.epoch, stream.id, 0, kEmpty]])
@@ -386,9 +410,8 @@ export class OwnerStreams {
     stream.acked.delete(host)
     if (!keep) {
       stream.targets = stream.targets.filter((h) => h !== host)
-      try {
-        this.parts.wire.write(this.parts.writer(host), CL_UNREPLICA, 0, [stream.shard, stream.id])
-      } catch {}
+      stream.unreplicated.add(host)
+      this.unreplica(host, [stream])
     }
     this.settle(stream)
   }

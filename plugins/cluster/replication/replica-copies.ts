@@ -65,6 +65,8 @@ class Copy {
 export class ReplicaCopies {
   private readonly parts: ReplicaParts
   private readonly copies = new Map<number, Copy>()
+  /** Copies whose stream was lost with its owner's link, and the epoch of that stream (see `down`). */
+  private readonly orphans = new Map<number, number>()
   private map: ShardMap | null = null
   /** Store work, one at a time in arrival order: applies, snapshots, drops. */
   private queue: Promise<void> = Promise.resolve()
@@ -103,6 +105,15 @@ export class ReplicaCopies {
   setMap (map: ShardMap): void {
     this.map = map
     const me = map.hosts.indexOf(this.parts.self)
+    for (const [shard, epoch] of this.orphans) {
+      if (this.copies.has(shard)) {
+        this.orphans.delete(shard) // a stream came again: its copy is kept up to date
+        continue
+      }
+      if (map.owner[shard] === me || map.shardEpoch[shard]! <= epoch) continue
+      this.orphans.delete(shard)
+      if (!replicasOf(map, shard).includes(this.parts.self)) this.dropCopy(shard)
+    }
     for (const [shard, copy] of this.copies) {
       const owner = map.owner[shard]!
       if (owner === me) continue // promoted, or moving here: promote() / the handover take it
@@ -238,9 +249,18 @@ export class ReplicaCopies {
     this.dropCopy(shard)
   }
 
-  /** The link to `peer` went down: the streams it owns start over when it comes back. */
+  /**
+   * The link to `peer` went down: the streams it owns start over when it comes back. The
+   * copies stay on disk (an in-sync record may still name this host for them); one the map
+   * does not list goes once the shard's epoch has moved past its stream's — no record of
+   * that stream can be used for a failover any more — or when its owner says so (CL_UNREPLICA).
+   */
   down (peer: string): void {
-    for (const [shard, copy] of this.copies) if (copy.owner === peer) this.copies.delete(shard)
+    for (const [shard, copy] of this.copies) {
+      if (copy.owner !== peer) continue
+      this.copies.delete(shard)
+      this.orphans.set(shard, copy.epoch)
+    }
   }
 
   // ---- promotion ---------------------------------------------------------------------

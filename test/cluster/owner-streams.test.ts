@@ -1,0 +1,157 @@
+/**
+ * The owner's half of replication (plugins/cluster/replication/owner-streams.ts), on its
+ * own: a real wire and frame buffers for the link, and an in-sync record writer that the
+ * test makes fail — as etcd does while the host is fenced or etcd restarts.
+ */
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { NONE, plan, replicasOf } from '../../native-free-core/placement/shard-map.ts'
+import type { ShardMap } from '../../native-free-core/placement/shard-map.ts'
+import { JournalWriter } from '../../native-free-core/storage/commit-journal.ts'
+import { isMarkedInSync } from '../../native-free-core/placement/in-sync.ts'
+import type { InSyncRecord } from '../../native-free-core/placement/in-sync.ts'
+import { FrameBuffer } from '../../src/thread/frame-buffer.ts'
+import { OwnerStreams } from '../../plugins/cluster/replication/owner-streams.ts'
+import { CL_REPL, CL_UNREPLICA, ClusterWire } from '../../plugins/cluster/wire.ts'
+
+interface Harness {
+  readonly streams: OwnerStreams
+  readonly map: ShardMap
+  readonly shard: number
+  readonly records: InSyncRecord[]
+  /** Frames written to each peer, decoded: [kind, value]. */
+  frames (peer: string): Array<[number, unknown]>
+  /** Make the record's writes fail (true) or land (false). */
+  failing: boolean
+  linkUp: boolean
+  warnings: string[]
+}
+
+function harness (): Harness {
+  const wire = new ClusterWire(1 << 20)
+  const sinks = new Map<string, FrameBuffer>()
+  const h: Harness = {
+    streams: undefined as unknown as OwnerStreams,
+    map: plan(null, [{ id: 'a', state: 'up' }, { id: 'b', state: 'up' }], { replicas: 2 })!,
+    shard: -1,
+    records: [],
+    failing: false,
+    linkUp: true,
+    warnings: [],
+    frames (peer) {
+      const out: Array<[number, unknown]> = []
+      sinks.get(peer)?.forEach((frame) => out.push([frame[0]!, wire.read(frame)!.value]))
+      sinks.get(peer)?.clear()
+      return out
+    }
+  }
+  const shard = h.map.owner.findIndex((o) => h.map.hosts[o] === 'a')
+  assert.ok(shard >= 0 && replicasOf(h.map, shard).includes('b'))
+  Object.assign(h, { shard })
+  const streams = new OwnerStreams({
+    self: 'a',
+    wire,
+    store: { exportShard: () => [] } as never, // snapshots are not part of these tests
+    writer: (peer) => {
+      if (!h.linkUp) throw new Error('link down')
+      let sink = sinks.get(peer)
+      if (sink === undefined) sinks.set(peer, sink = new FrameBuffer())
+      return sink
+    },
+    publish: async (record) => {
+      await new Promise((resolve) => setTimeout(resolve, 5))
+      if (h.failing) throw new Error('member key not under its live lease')
+      h.records.push(record)
+    },
+    ackTimeoutMs: 60_000,
+    warn: (m) => h.warnings.push(m)
+  })
+  Object.assign(h, { streams })
+  return h
+}
+
+/** A one-record commit journal of the shard. */
+function journal (shard: number): Uint8Array {
+  const w = new JournalWriter()
+  w.put(0, Uint8Array.of(shard >> 8, shard & 0xff, 1, 2, 3), Uint8Array.of(9))
+  return w.take()!
+}
+
+/** The stream id the owner announced to `peer` for the shard (its first CL_REPL). */
+function streamId (h: Harness, peer: string): string {
+  for (const [kind, value] of h.frames(peer)) {
+    if (kind !== CL_REPL) continue
+    for (const seg of value as Array<[number, number, string, number, Uint8Array]>) if (seg[0] === h.shard) return seg[2]
+  }
+  throw new Error(`no CL_REPL for shard ${h.shard} to ${peer}`)
+}
+
+const settledWithin = async (p: Promise<void>, ms: number): Promise<'resolved' | 'rejected' | 'pending'> =>
+  await Promise.race([
+    p.then(() => 'resolved' as const, () => 'rejected' as const),
+    new Promise<'pending'>((resolve) => setTimeout(() => resolve('pending'), ms))
+  ])
+
+test('a replica falling out while the in-sync record cannot be written: writes wait for it until a record without it lands, then go', async () => {
+  const h = harness()
+  try {
+    h.streams.setMap(h.map, () => true)
+    const id = streamId(h, 'b')
+    h.streams.synced('b', h.shard, id, 0)
+    await new Promise((resolve) => setTimeout(resolve, 300)) // the records with b in sync land
+    assert.ok(isMarkedInSync(h.records.at(-1)!, h.shard, 'b'), 'b is in sync in the record')
+
+    // b acknowledges a write: it is done
+    const first = h.streams.replicate(journal(h.shard))
+    h.streams.acked('b', h.shard, id, 1)
+    assert.equal(await settledWithin(first, 100), 'resolved')
+
+    // etcd refuses the record from now on; b's link drops with a write waiting for it
+    h.failing = true
+    const second = h.streams.replicate(journal(h.shard))
+    h.streams.down('b')
+    // never acknowledged to the caller while the record still names b: b may be promoted
+    assert.equal(await settledWithin(second, 1200), 'pending', 'a write b lacks waits while the record without b cannot be written')
+    assert.ok(h.streams.publishFailures >= 2, `the record was tried again (${h.streams.publishFailures} failures)`)
+    assert.equal(h.warnings.filter((w) => w.includes('in-sync record failed')).length, 1, 'a run of failures is logged once')
+
+    // etcd takes writes again: the retry lands the record without b, and the write goes
+    h.failing = false
+    assert.equal(await settledWithin(second, 3000), 'resolved', 'the write goes once a record without b has landed')
+    assert.equal(isMarkedInSync(h.records.at(-1)!, h.shard, 'b'), false)
+  } finally {
+    h.streams.close()
+  }
+})
+
+test('a replica the map no longer lists is told to drop its copy, and told again when its link comes up (the first frame was lost)', async () => {
+  const h = harness()
+  try {
+    h.streams.setMap(h.map, () => true)
+    const id = streamId(h, 'b')
+    h.streams.synced('b', h.shard, id, 0)
+    await new Promise((resolve) => setTimeout(resolve, 300))
+
+    // the map drops b as a replica of the shard (same owner, same epoch), while b's link is down
+    const replicas = h.map.replicas.slice()
+    replicas[h.shard] = NONE
+    h.linkUp = false
+    h.streams.setMap({ ...h.map, epoch: h.map.epoch + 1, replicas }, () => true)
+    await new Promise((resolve) => setTimeout(resolve, 400)) // the record without b lands
+    assert.equal(isMarkedInSync(h.records.at(-1)!, h.shard, 'b'), false)
+    assert.deepEqual(h.frames('b').filter(([kind]) => kind === CL_UNREPLICA), [])
+
+    h.linkUp = true
+    h.streams.up('b')
+    const told = h.frames('b').filter(([kind]) => kind === CL_UNREPLICA).map(([, v]) => v)
+    assert.deepEqual(told, [[h.shard, id]], 'b is told to drop its copy once its link is up')
+
+    // a host listed again is not told to drop what it keeps now
+    h.streams.setMap({ ...h.map, epoch: h.map.epoch + 2 }, () => true)
+    h.frames('b')
+    h.streams.up('b')
+    assert.deepEqual(h.frames('b').filter(([kind]) => kind === CL_UNREPLICA), [])
+  } finally {
+    h.streams.close()
+  }
+})
