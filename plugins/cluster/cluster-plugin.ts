@@ -18,7 +18,7 @@
 import { InvalidOptionError, TimeoutError, messageOf } from '../../native-free-core/errors.ts'
 import { hashId, shardOf } from '../../native-free-core/placement/hash.ts'
 import { idString, DEFAULT_QUOTA } from '../../native-free-core/agent/agent-id.ts'
-import { isSettled, ownerOf as mapOwnerOf, replicasOf, shardsOf } from '../../native-free-core/placement/shard-map.ts'
+import { NONE, isSettled, ownerOf as mapOwnerOf, replicasOf, shardsOf } from '../../native-free-core/placement/shard-map.ts'
 import { isShardRanges } from '../../native-free-core/storage/shard-range.ts'
 import type { ShardRanges } from '../../native-free-core/storage/shard-range.ts'
 import type { ClusterMember, ClusterView } from '../../src/host/cluster-view.ts'
@@ -544,7 +544,7 @@ export class ClusterPlugin implements HostPlugin, ClusterView {
       const timeoutMs = options.timeoutMs ?? 60_000
       const timer = setTimeout(() => {
         this.settledWaiters = this.settledWaiters.filter((w) => w !== done)
-        reject(new TimeoutError(`the cluster did not settle within ${timeoutMs} ms (epoch ${this.epoch}, ${this.handover.moving} shard(s) moving here: ${this.handover.describeMoving()})`))
+        reject(new TimeoutError(`the cluster did not settle within ${timeoutMs} ms (epoch ${this.epoch}, ${this.handover.moving} shard(s) moving here: ${this.handover.describeMoving()}; ${this.describeUnsettled()})`))
       }, timeoutMs)
       const done = (): void => {
         clearTimeout(timer)
@@ -552,6 +552,20 @@ export class ClusterPlugin implements HostPlugin, ClusterView {
       }
       this.settledWaiters.push(done)
     })
+  }
+
+  /** Why the map or this host is not settled, for a timeout's message. */
+  private describeUnsettled (): string {
+    const map = this.membership.map()
+    if (map === undefined) return 'no map yet'
+    const planned: string[] = []
+    let unowned = 0
+    for (let s = 0; s < map.owner.length; s++) {
+      if (map.owner[s] === NONE) unowned++
+      else if (map.target[s] !== NONE) planned.push(`${s} ${map.hosts[map.owner[s]!]!}→${map.hosts[map.target[s]!]!} (planned at ${map.targetEpoch[s]!})`)
+    }
+    const unserved = shardsOf(map, this.options.id).filter((s) => !this.handover.served.has(s))
+    return `map: ${planned.length} move(s) planned${planned.length === 0 ? '' : ` [${planned.slice(0, 3).join(', ')}]`}, ${unowned} unowned; ${unserved.length} of this host's not served${unserved.length === 0 ? '' : ` [${unserved.slice(0, 3).join(', ')}]`}; ${this.membership.fenced ? 'fenced' : 'not fenced'}; members ${this.members_.map((m) => `${m.id}:${m.state}`).join(' ')}`
   }
 
   private isSettled (): boolean {

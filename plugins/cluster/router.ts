@@ -104,7 +104,7 @@ export class ClusterRouter implements RemoteRoutes {
   held = 0
   unroutable = 0
   droppedCasts = 0
-  /** Batches received from any peer: a leaving host waits until they stop coming. */
+  /** Frames for agents received from any peer (not cluster traffic): a leaving host waits until they stop coming. */
   received = 0
 
   constructor (self: string, links: RouterLinks, onCluster: ClusterFrameHandler) {
@@ -283,13 +283,13 @@ export class ClusterRouter implements RemoteRoutes {
 
   /** A batch from `peer`: frames in the ring layout (valid during the call). */
   batch (peer: string, bytes: Buffer, i32: Int32Array): void {
-    this.received++
     const gateway = this.gateway
     const sink = this.sinkOf(peer)
     forEachFrame(i32, bytes.length, (o, len) => {
       const frame = bytes.subarray(o, o + len)
       const kind = frame[0]!
       if (kind < FRAME_REPLY || kind === MSG_FORGET) {
+        this.received++
         if (this.arriving.size !== 0) {
           const a = this.arriving.get(shardOf(frame.readUInt32LE(4)))
           if (a !== undefined) {

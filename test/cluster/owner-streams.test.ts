@@ -155,3 +155,23 @@ test('a replica the map no longer lists is told to drop its copy, and told again
     h.streams.close()
   }
 })
+
+test('a replica dropped from the list before it caught up is told to drop its copy at once; one that catches up after is told too', async () => {
+  const h = harness()
+  try {
+    h.streams.setMap(h.map, () => true)
+    const id = streamId(h, 'b')
+    const replicas = h.map.replicas.slice()
+    replicas[h.shard] = NONE
+    // b never said CL_SYNCED: no record names it, nothing to wait for
+    h.streams.setMap({ ...h.map, epoch: h.map.epoch + 1, replicas }, () => true)
+    assert.deepEqual(h.frames('b').filter(([kind]) => kind === CL_UNREPLICA).map(([, v]) => v), [[h.shard, id]])
+    // its snapshot lands after that: it is still not counted on, and told again
+    h.streams.synced('b', h.shard, id, 0)
+    assert.deepEqual(h.frames('b').filter(([kind]) => kind === CL_UNREPLICA).map(([, v]) => v), [[h.shard, id]])
+    await new Promise((resolve) => setTimeout(resolve, 300))
+    assert.equal(isMarkedInSync(h.records.at(-1)!, h.shard, 'b'), false, 'b never entered the record')
+  } finally {
+    h.streams.close()
+  }
+})

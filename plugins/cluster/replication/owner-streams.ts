@@ -180,6 +180,13 @@ export class OwnerStreams {
         stream.unreplicated.delete(host)
         if (!before.includes(host)) this.hello(stream, host)
       }
+      // a replica dropped from the list before it caught up: no record names it, so it may
+      // drop its copy now (one in sync is told once the record without it lands: fallOut)
+      const gone = before.filter((host) => !stream.targets.includes(host) && !stream.unreplicated.has(host))
+      for (const host of gone) {
+        stream.unreplicated.add(host)
+        this.unreplica(host, [stream])
+      }
     }
     if (changed) void this.publishSoon().catch(() => {})
   }
@@ -299,7 +306,13 @@ export class OwnerStreams {
   /** CL_RESYNC: `host` lost the stream (new to it, or a gap): send it a snapshot and the sequence it is at. */
   async resync (host: string, shard: number, id: string): Promise<void> {
     const stream = this.streams.get(shard)
-    if (stream === undefined || stream.id !== id || !stream.targets.includes(host)) return
+    if (stream === undefined || stream.id !== id) return
+    if (!stream.targets.includes(host)) {
+      // a copy of a stream it is no replica of (the map dropped it meanwhile): it may go
+      stream.unreplicated.add(host)
+      this.unreplica(host, [stream])
+      return
+    }
     if (stream.inSync.has(host)) await this.fallOut(stream, host, true) // it has not got what it acknowledged: not in sync
     if (this.streams.get(shard) !== stream || this.closed) return
     const { wire, store } = this.parts
@@ -326,8 +339,16 @@ export class OwnerStreams {
   /** CL_SYNCED: `host` applied a snapshot and every segment up to `seq`: in sync from now on. */
   synced (host: string, shard: number, id: string, seq: number): void {
     const stream = this.streams.get(shard)
-    if (stream === undefined || stream.id !== id || !stream.targets.includes(host) || this.map === null) return
-    if (!replicasOf(this.map, shard).includes(host)) return
+    if (stream === undefined || stream.id !== id || this.map === null) return
+    if (!stream.targets.includes(host) || !replicasOf(this.map, shard).includes(host)) {
+      // caught up after the map dropped it: not counted on (one still in the set is told
+      // once the record without it lands: fallOut), so it may drop its copy
+      if (!stream.inSync.has(host)) {
+        stream.unreplicated.add(host)
+        this.unreplica(host, [stream])
+      }
+      return
+    }
     if ((stream.acked.get(host) ?? 0) < seq) stream.acked.set(host, seq)
     stream.dropping.delete(host)
     stream.inSync.add(host) // writes wait for it from now; the record says so next

@@ -67,6 +67,8 @@ export class ReplicaCopies {
   private readonly copies = new Map<number, Copy>()
   /** Copies whose stream was lost with its owner's link, and the epoch of that stream (see `down`). */
   private readonly orphans = new Map<number, number>()
+  /** Copies their owner said to drop (CL_UNREPLICA, by stream id) while this host's map still listed it. */
+  private readonly told = new Map<number, string>()
   private map: ShardMap | null = null
   /** Store work, one at a time in arrival order: applies, snapshots, drops. */
   private queue: Promise<void> = Promise.resolve()
@@ -105,6 +107,19 @@ export class ReplicaCopies {
   setMap (map: ShardMap): void {
     this.map = map
     const me = map.hosts.indexOf(this.parts.self)
+    for (const [shard, id] of this.told) {
+      const copy = this.copies.get(shard)
+      if (copy !== undefined && copy.id !== id) {
+        this.told.delete(shard) // a new stream: its copy is kept up to date
+        continue
+      }
+      if (replicasOf(map, shard).includes(this.parts.self) && map.owner[shard] !== me) continue
+      this.told.delete(shard)
+      if (map.owner[shard] !== me) {
+        this.copies.delete(shard)
+        this.dropCopy(shard)
+      }
+    }
     for (const [shard, epoch] of this.orphans) {
       if (this.copies.has(shard)) {
         this.orphans.delete(shard) // a stream came again: its copy is kept up to date
@@ -245,7 +260,11 @@ export class ReplicaCopies {
     if (copy !== undefined && (copy.id !== id || copy.owner !== owner)) return
     this.copies.delete(shard)
     const map = this.map
-    if (map !== null && replicasOf(map, shard).includes(this.parts.self)) return
+    if (map !== null && replicasOf(map, shard).includes(this.parts.self)) {
+      // the owner's map is ahead of this one: dropped once this map stops listing it
+      this.told.set(shard, id)
+      return
+    }
     this.dropCopy(shard)
   }
 
@@ -304,7 +323,13 @@ export class ReplicaCopies {
       // everything that came while the transaction before was being made durable: one
       // transaction (and one fsync) for all of it, so batches grow under load
       this.flushQueued = false
-      const batch = this.batch
+      // only segments of copies still kept: one dropped meanwhile (CL_UNREPLICA, a lost
+      // link) must not come back as a range nobody tracks. Skipping them is safe: a write
+      // its owner acknowledged had this host's acknowledgement, so it was applied already
+      const batch = this.batch.filter((b) => {
+        const copy = this.copies.get(b.shard)
+        return copy !== undefined && copy.id === b.id && copy.owner === b.owner
+      })
       this.batch = []
       if (batch.length === 0) return
       await this.parts.store.applyReplicated(batch.map((b) => [b.shard, b.segment] as const))
