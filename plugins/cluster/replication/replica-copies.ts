@@ -25,6 +25,8 @@ import type { ClusterWire } from '../wire.ts'
 /** What a replica needs of the store (the LMDB store). */
 export interface ReplicaStore {
   applyReplicated (segments: ReadonlyArray<readonly [shard: number, segment: Uint8Array]>): Promise<void>
+  /** The same, queued in this synchronous step (throws if a segment is malformed): committed, then durable. */
+  queueReplicated (segments: ReadonlyArray<readonly [shard: number, segment: Uint8Array]>): { readonly committed: Promise<void>, readonly durable: Promise<void> }
   importShard (shard: number, chunks: Iterable<Uint8Array>, asReplica?: boolean): Promise<void> | undefined
   dropShard (shard: number): Promise<void> | undefined
   countShard (shard: number | readonly number[], sign?: 1 | -1): Promise<void>
@@ -287,8 +289,13 @@ export class ReplicaCopies {
       const batch = this.batch
       this.batch = []
       if (batch.length === 0) return
-      await this.parts.store.applyReplicated(batch.map((b) => [b.shard, b.segment] as const))
-      for (const b of batch) this.ack(b.owner, [b.shard, b.id, b.seq])
+      const write = this.parts.store.queueReplicated(batch.map((b) => [b.shard, b.segment] as const))
+      // acknowledged once durable; the next apply need only wait for this one's commit, so
+      // its transaction overlaps this one's flush
+      write.durable.then(() => {
+        for (const b of batch) this.ack(b.owner, [b.shard, b.id, b.seq])
+      }, (err: unknown) => this.failed(err))
+      await write.committed
     })
   }
 
@@ -300,11 +307,13 @@ export class ReplicaCopies {
   }
 
   private enqueue (work: () => Promise<void>): void {
-    this.queue = this.queue.then(work).catch((err: unknown) => {
-      if (!this.closed) this.parts.warn(`a replica write failed (${messageOf(err)}); the shards concerned catch up again`)
-      // whatever the work was, the copies it touched are not trustworthy: start them over
-      this.copies.clear()
-    })
+    this.queue = this.queue.then(work).catch((err: unknown) => this.failed(err))
+  }
+
+  private failed (err: unknown): void {
+    if (!this.closed) this.parts.warn(`a replica write failed (${messageOf(err)}); the shards concerned catch up again`)
+    // whatever the work was, the copies it touched are not trustworthy: start them over
+    this.copies.clear()
   }
 
   private ack (owner: string, entry: unknown[]): void {
