@@ -8,11 +8,13 @@ import type { InSyncRecord } from '../../../native-free-core/placement/in-sync.t
 import type { ShardMap } from '../../../native-free-core/placement/shard-map.ts'
 import type { FrameSink } from '../../../native-free-core/ring/ring-queue.ts'
 import type { ShardRanges } from '../../../native-free-core/storage/shard-range.ts'
-import { CL_REPL, CL_REPL_ACK, CL_RESYNC, CL_SNAP_DATA, CL_SNAP_END, CL_SYNCED, CL_UNREPLICA } from '../wire.ts'
+import { SHARDS } from '../../../native-free-core/placement/hash.ts'
+import { CL_REPL, CL_REPL_ACK, CL_REPL_REFUSED, CL_RESYNC, CL_SNAP_DATA, CL_SNAP_END, CL_SYNCED, CL_UNREPLICA } from '../wire.ts'
 import type { ClusterWire } from '../wire.ts'
 import { OwnerStreams } from './owner-streams.ts'
 import { ReplicaCopies } from './replica-copies.ts'
-import type { ReplicaStore, Segment } from './replica-copies.ts'
+import type { ReplicaStore } from './replica-copies.ts'
+import { readAcks, readSegments } from './segment-frames.ts'
 
 export interface ReplicationParts {
   readonly self: string
@@ -37,18 +39,30 @@ export class Replication {
     this.replica = new ReplicaCopies(parts)
   }
 
-  /** Is this one of replication's frames? Then it is handled. */
+  /** Frames whose payload is binary (segment-frames.ts): read with `bytes`, not msgpack. */
+  static isBinary (kind: number): boolean {
+    return kind === CL_REPL || kind === CL_REPL_ACK
+  }
+
+  /** A binary frame's payload; false if it is malformed (nothing of it applied: the caller counts it). */
+  bytes (peer: string, kind: number, payload: Uint8Array): boolean {
+    if (kind === CL_REPL) {
+      const read = readSegments(payload, SHARDS)
+      if (read === null) return false
+      this.replica.segments(peer, read.nonce, read.segments)
+      return true
+    }
+    return readAcks(payload, SHARDS, (shard, nonce, epoch, seq) => this.owner.acked(peer, shard, nonce, epoch, seq))
+  }
+
+  /** Is this one of replication's msgpack frames? Then it is handled. */
   frame (peer: string, kind: number, value: unknown): boolean {
     switch (kind) {
-      case CL_REPL:
-        this.replica.segments(peer, value as Segment[])
+      case CL_REPL_REFUSED: {
+        const [shard, id, why] = value as [number, string, string]
+        this.owner.refused(peer, shard, id, String(why))
         return true
-      case CL_REPL_ACK:
-        for (const e of value as Array<[number, string, number, string?]>) {
-          if (e[2] < 0) this.owner.refused(peer, e[0], e[1], e[3] ?? '')
-          else this.owner.acked(peer, e[0], e[1], e[2])
-        }
-        return true
+      }
       case CL_RESYNC: {
         const [shard, id] = value as [number, string]
         void this.owner.resync(peer, shard, id)
