@@ -33,8 +33,10 @@ export interface ReplicationParts {
 export class Replication {
   readonly owner: OwnerStreams
   readonly replica: ReplicaCopies
+  private readonly wire: ClusterWire
 
   constructor (parts: ReplicationParts) {
+    this.wire = parts.wire
     this.owner = new OwnerStreams(parts)
     this.replica = new ReplicaCopies(parts)
   }
@@ -57,6 +59,12 @@ export class Replication {
 
   /** Is this one of replication's msgpack frames? Then it is handled. */
   frame (peer: string, kind: number, value: unknown): boolean {
+    const shape = kShapes.get(kind)
+    if (shape === undefined) return false
+    if (!shaped(value, shape)) {
+      this.wire.undecodable++ // a peer of another build, or a bug: refused, never thrown at the link
+      return true
+    }
     switch (kind) {
       case CL_REPL_REFUSED: {
         const [shard, id, why] = value as [number, string, string]
@@ -113,4 +121,22 @@ export class Replication {
     this.owner.close()
     this.replica.close()
   }
+}
+
+/** The msgpack frames' payloads, element by element: n a non-negative integer (the first: a shard), s a string, b bytes. */
+const kShapes = new Map<number, string>([
+  [CL_REPL_REFUSED, 'nss'], [CL_RESYNC, 'ns'], [CL_SNAP_DATA, 'nsb'], [CL_SNAP_END, 'nsn'], [CL_SYNCED, 'nsn'], [CL_UNREPLICA, 'ns']
+])
+
+function shaped (value: unknown, shape: string): boolean {
+  if (!Array.isArray(value) || value.length < shape.length) return false
+  for (let i = 0; i < shape.length; i++) {
+    const v: unknown = value[i]
+    switch (shape[i]) {
+      case 'n': if (!Number.isSafeInteger(v) || (v as number) < 0 || (i === 0 && (v as number) >= SHARDS)) return false; break
+      case 's': if (typeof v !== 'string') return false; break
+      default: if (!(v instanceof Uint8Array)) return false
+    }
+  }
+  return true
 }
