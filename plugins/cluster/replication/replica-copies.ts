@@ -305,7 +305,8 @@ export class ReplicaCopies {
       const write = this.parts.store.queueReplicated(batch.map((b) => [b.shard, b.segment] as const))
       // acknowledged once durable; the next apply need only wait for this one's commit, so
       // its transaction overlaps this one's flush
-      write.durable.then(() => this.ack(batch), (err: unknown) => this.failed(err))
+      // a failed commit is the queue's to report; a flush failing after it, this one's
+      write.committed.then(() => write.durable.then(() => this.ack(batch), (err: unknown) => this.failed(err)), () => {})
       await write.committed
     })
   }
