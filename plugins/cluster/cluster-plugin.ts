@@ -131,6 +131,11 @@ export class ClusterPlugin implements HostPlugin, ClusterView {
     })
     this.asks = new PeerAsks(this.wire, (peer) => this.links.writer(peer))
     this.router = new ClusterRouter(o.id, this.links, (peer, kind, frame) => {
+      if (Replication.isBinary(kind)) {
+        const payload = this.wire.payloadOf(frame)
+        if (payload !== undefined && this.replication?.bytes(peer, kind, payload) === false) this.wire.undecodable++
+        return
+      }
       const decoded = this.wire.read(frame)
       if (decoded === undefined) return
       if (kind === CL_SENT_ACK || kind === CL_DELETED) this.acks.onFrame(peer, kind, decoded.value)

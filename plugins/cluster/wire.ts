@@ -22,10 +22,11 @@
  *   CL_ASK         id = ask token    { topic, value }          a read-only question for a plugin of the
  *                                                             peer (peer-asks.ts: the dashboard's figures)
  *   CL_ANSWER      id = ask token    { ok, value | error }     its answer
- *   CL_REPL        id = 0            [[shard, epoch, stream, seq, segment]…]  commit journal segments
- *                                                             (owner → replica, replication/)
- *   CL_REPL_ACK    id = 0            [[shard, stream, seq] | [shard, stream, -1, why]…]  applied up to
- *                                                             seq, or refused (replica → owner)
+ *   CL_REPL        id = 0            binary: commit journal segments, owner → replica
+ *                                    (replication/segment-frames.ts; not msgpack: `writeBytes`)
+ *   CL_REPL_ACK    id = 0            binary: applied up to seq, per stream (replica → owner)
+ *   CL_REPL_REFUSED id = 0           [shard, stream, why]      a segment refused: its sender is not the
+ *                                                             owner at its epoch (replica → owner)
  *   CL_RESYNC      id = 0            [shard, stream]           send me a snapshot (replica → owner)
  *   CL_SNAP_DATA   id = 0            [shard, stream, chunk]    a piece of the snapshot
  *   CL_SNAP_END    id = 0            [shard, stream, base]     it holds every segment up to base
@@ -38,7 +39,7 @@
 import type { Buffer } from 'node:buffer'
 import { align4 } from '../../native-free-core/ring/ring-queue.ts'
 import type { FrameSink } from '../../native-free-core/ring/ring-queue.ts'
-import { FrameReader, FrameWriter } from '../../src/thread/frame-codec.ts'
+import { FrameReader, FrameWriter, RESULT_HEADER_BYTES } from '../../src/thread/frame-codec.ts'
 
 export const CL_MOVE_DATA = 32
 export const CL_MOVE_END = 33
@@ -59,8 +60,9 @@ export const CL_SNAP_DATA = 47
 export const CL_SNAP_END = 48
 export const CL_SYNCED = 49
 export const CL_UNREPLICA = 50
+export const CL_REPL_REFUSED = 51
 export const CL_FIRST = 32
-export const CL_LAST = 50
+export const CL_LAST = 51
 
 /** Writes cluster frames into a link's batch. */
 export class ClusterWire {
@@ -69,13 +71,39 @@ export class ClusterWire {
   /** Frames whose payload did not decode (a peer of another build, or a bug). */
   undecodable = 0
 
+  private readonly maxFrameBytes: number
+
   constructor (maxFrameBytes: number) {
+    this.maxFrameBytes = maxFrameBytes
     this.writer = new FrameWriter(maxFrameBytes)
     this.reader = new FrameReader(align4(maxFrameBytes + 64))
   }
 
   write (sink: FrameSink, kind: number, id: number, value: unknown): void {
     this.writer.result(sink, kind, id, true, value)
+  }
+
+  /** Most payload bytes a `writeBytes` frame may carry. */
+  get maxPayloadBytes (): number {
+    return this.maxFrameBytes - RESULT_HEADER_BYTES
+  }
+
+  /**
+   * A frame whose payload is bytes of the kind's own layout (replication's segments and
+   * acknowledgements), copied as they are; the receiver reads it with `payloadOf`, not
+   * `read`. Throws MessageTooLargeError over `maxPayloadBytes`, writing nothing.
+   */
+  writeBytes (sink: FrameSink, kind: number, bytes: Uint8Array): void {
+    this.writer.resultBytes(sink, kind, 0, bytes)
+  }
+
+  /** The payload of a `writeBytes` frame (a view of `frame`), or undefined if it is too short to be one. */
+  payloadOf (frame: Buffer): Uint8Array | undefined {
+    if (frame.length < RESULT_HEADER_BYTES) {
+      this.undecodable++
+      return undefined
+    }
+    return frame.subarray(RESULT_HEADER_BYTES)
   }
 
   /** The payload and id of a cluster frame (its ring bytes), or undefined if it does not decode. */

@@ -56,7 +56,6 @@
 import { open } from 'lmdb'
 import type { Database, RootDatabase } from 'lmdb'
 import { SHARDS } from '../../native-free-core/placement/hash.ts'
-import { StorageError } from '../../native-free-core/errors.ts'
 import { compareKeys } from '../../native-free-core/storage/store.ts'
 import type { AppliedRecord, OutboxRecord, SendId, StorageChanges, Store, WriteBatch } from '../../native-free-core/storage/store.ts'
 import {
@@ -66,12 +65,18 @@ import {
 import type { RangeRecord, ShardRanges, ShardSize } from '../../native-free-core/storage/shard-range.ts'
 import { QuotaTally } from '../../native-free-core/tenancy/quota-store.ts'
 import type { QuotaCountChange, QuotaRecords } from '../../native-free-core/tenancy/quota-store.ts'
-import { JOURNAL_REMOVE, JournalWriter, readJournal } from '../../native-free-core/storage/commit-journal.ts'
+import { JOURNAL_REMOVE, JournalWriter, checkSegment, readJournal } from '../../native-free-core/storage/commit-journal.ts'
 import { KeyScratch, SendKeyScratch, parseStorageKey, prefixRange, shardRange, storageKey } from './lmdb-keys.ts'
 import type { FastBuffer } from './lmdb-keys.ts'
 import { openFormat } from './lmdb-format.ts'
 
 export type Durability = 'disk' | 'os'
+
+/** Replicated writes queued (`LmdbStore.queueReplicated`): committed, then durable. */
+export interface ReplicatedWrite {
+  readonly committed: Promise<void>
+  readonly durable: Promise<void>
+}
 
 export interface LmdbStoreOptions {
   readonly path: string
@@ -92,6 +97,8 @@ export class LmdbStore implements Store, QuotaRecords, ShardRanges {
   private readonly quotas: Database<number, string>
   /** The databases a shard's range spans, as numbered in range chunks. */
   private readonly rangeDbs: ReadonlyArray<readonly [number, Database<Buffer, Buffer>]>
+  /** The range databases by RANGE_* id (a journal record's database). */
+  private readonly rangeDbById: Array<Database<Buffer, Buffer>> = []
   /** The last incarnation this instance took: the key of its quota counter records. */
   private incarnation = 0
   private writer = 0
@@ -108,8 +115,9 @@ export class LmdbStore implements Store, QuotaRecords, ShardRanges {
    * Replication (the cluster's replicas): set, every commit also records its writes as a
    * journal (commit-journal.ts), and the commit resolves only once the local transaction
    * is durable AND `replicate(journal)` has resolved — the output gate spans hosts.
-   * The journal goes out after the local commit, so that a snapshot of the range taken
-   * after a journal was numbered always contains it (plugins/cluster/replication/).
+   * The journal goes out once the local transaction has committed (not waiting for its
+   * flush), so that a snapshot of the range taken after a journal was numbered always
+   * contains it (plugins/cluster/replication/); see `settled`.
    */
   private replicate: ((journal: Uint8Array) => Promise<void>) | null = null
   /** Shards whose range is a replica's copy (kept in meta 'replicaRanges'): not in the quota counts. */
@@ -141,6 +149,7 @@ export class LmdbStore implements Store, QuotaRecords, ShardRanges {
       [RANGE_STATES, this.states], [RANGE_STORAGE, this.storage], [RANGE_REMINDERS, this.reminderRecords],
       [RANGE_OUTBOX, this.pendingSends], [RANGE_APPLIED, this.appliedSends]
     ]
+    for (const [id, db] of this.rangeDbs) this.rangeDbById[id] = db
   }
 
   getState (id: string): Uint8Array | undefined {
@@ -211,11 +220,22 @@ export class LmdbStore implements Store, QuotaRecords, ShardRanges {
         written = this.quotas.put(countKey(quota, this.writer), total)
       }
     }
+    return this.settled(written, j === null ? null : j.take())
+  }
+
+  /**
+   * A commit's promise: durable here (its flush, with durability 'disk') and, replicating,
+   * applied by the replicas. The journal goes out once the local transaction has committed
+   * (visible to a snapshot read from then on: a snapshot numbered after the journal
+   * contains it) while the flush proceeds, so the replicas' apply and fsync overlap the
+   * owner's own instead of following it. Either failing fails the commit; the replies wait
+   * for both.
+   */
+  private settled (written: Promise<boolean>, journal: Uint8Array | null): Promise<void> {
     const local = this.waitForFlush ? written.then(() => this.env.flushed).then(noop) : written.then(noop)
-    const journal = j === null ? null : j.take()
     if (journal === null) return local
     const replicate = this.replicate!
-    return local.then(() => replicate(journal))
+    return Promise.all([local, written.then(() => replicate(journal))]).then(noop)
   }
 
   /** Queue per-agent keyed writes (storage, reminders); returns the last write's promise. */
@@ -306,11 +326,7 @@ export class LmdbStore implements Store, QuotaRecords, ShardRanges {
       written = this.pendingSends.remove(key)
       j?.remove(RANGE_OUTBOX, key)
     }
-    const local = this.waitForFlush ? written.then(() => this.env.flushed).then(noop) : written.then(noop)
-    const journal = j === null ? null : j.take()
-    if (journal === null) return local
-    const replicate = this.replicate!
-    return local.then(() => replicate(journal))
+    return this.settled(written, j === null ? null : j.take())
   }
 
   /**
@@ -463,29 +479,49 @@ export class LmdbStore implements Store, QuotaRecords, ShardRanges {
   /**
    * Apply journal segments that a shard's owner committed (commit-journal.ts), all in one
    * transaction; resolves once durable, as `commit` does — a replica acknowledges a
-   * segment only then. A replica's range is not counted in the quota counts (the owner
-   * counts its agents): `countShard` adds them when the replica becomes the owner.
+   * segment only then. Rejects with StorageError, writing nothing, if a segment is
+   * malformed or writes outside its shard. A replica's range is not counted in the quota
+   * counts (the owner counts its agents): `countShard` adds them when the replica becomes
+   * the owner.
    */
-  async applyReplicated (segments: ReadonlyArray<readonly [shard: number, segment: Uint8Array]>): Promise<void> {
-    const dbs = new Map(this.rangeDbs)
+  applyReplicated (segments: ReadonlyArray<readonly [shard: number, segment: Uint8Array]>): Promise<void> {
+    try {
+      return this.queueReplicated(segments).durable
+    } catch (err) {
+      return Promise.reject(err)
+    }
+  }
+
+  /**
+   * `applyReplicated` as queued writes: every segment is checked first (StorageError,
+   * thrown, nothing queued), then its records are queued as puts and removes in this
+   * synchronous step — one lmdb-js batch, one transaction, run by lmdb-js's write thread
+   * (a transaction callback of `putSync`s held the write lock across a hop to this
+   * thread's event loop, and cost this thread the writes). `committed`: the transaction
+   * is visible; `durable`: as durable as the owner's commit (its flush, with durability
+   * 'disk'), which is when the replica may acknowledge. A later apply may be queued once
+   * the earlier one committed: its commit overlaps the earlier one's flush.
+   */
+  queueReplicated (segments: ReadonlyArray<readonly [shard: number, segment: Uint8Array]>): ReplicatedWrite {
     for (const [shard, segment] of segments) {
       checkShard(shard)
+      checkSegment(segment, shard)
+    }
+    const dbs = this.rangeDbById
+    let written: Promise<boolean> = kNothingWritten
+    for (const [shard, segment] of segments) {
+      if (!this.replicaRanges.has(shard)) {
+        this.replicaRanges.add(shard)
+        written = this.meta.put(replicaKey(shard) as never, 1 as never)
+      }
       for (const r of readJournal(segment)) {
-        if (((r.key[0]! << 8) | r.key[1]!) !== shard) throw new StorageError(`a journal segment of shard ${shard} writes outside it`)
+        const db = dbs[r.db]!
+        const key = Buffer.from(r.key.buffer, r.key.byteOffset, r.key.length)
+        written = r.op === JOURNAL_REMOVE ? db.remove(key) : db.put(key, Buffer.from(r.value.buffer, r.value.byteOffset, r.value.length))
       }
     }
-    await this.env.transaction(() => {
-      for (const [shard] of segments) this.markReplica(shard, true)
-      for (const [, segment] of segments) {
-        for (const r of readJournal(segment)) {
-          const db = dbs.get(r.db)!
-          const key = Buffer.from(r.key.buffer, r.key.byteOffset, r.key.length)
-          if (r.op === JOURNAL_REMOVE) db.removeSync(key)
-          else db.putSync(key, Buffer.from(r.value.buffer, r.value.byteOffset, r.value.length))
-        }
-      }
-    })
-    if (this.waitForFlush) await this.env.flushed
+    const committed = written.then(noop)
+    return { committed, durable: this.waitForFlush ? written.then(() => this.env.flushed).then(noop) : committed }
   }
 
   /** Is the shard's range a replica's copy (not counted in the quota counts)? */

@@ -66,6 +66,8 @@ export const FRAME_CONTROL = 12
  */
 export const KIND_HELD = 0x40
 const kHeaderBytes = 20
+/** Bytes before a result frame's payload (a payload written by `resultBytes` starts there). */
+export const RESULT_HEADER_BYTES = kHeaderBytes
 /** The header of a frame that carries a send identity (durable MSG_SEND, MSG_FORGET). */
 const kIdentityHeaderBytes = 32
 

@@ -8,11 +8,13 @@ import type { InSyncRecord } from '../../../native-free-core/placement/in-sync.t
 import type { ShardMap } from '../../../native-free-core/placement/shard-map.ts'
 import type { FrameSink } from '../../../native-free-core/ring/ring-queue.ts'
 import type { ShardRanges } from '../../../native-free-core/storage/shard-range.ts'
-import { CL_REPL, CL_REPL_ACK, CL_RESYNC, CL_SNAP_DATA, CL_SNAP_END, CL_SYNCED, CL_UNREPLICA } from '../wire.ts'
+import { SHARDS } from '../../../native-free-core/placement/hash.ts'
+import { CL_REPL, CL_REPL_ACK, CL_REPL_REFUSED, CL_RESYNC, CL_SNAP_DATA, CL_SNAP_END, CL_SYNCED, CL_UNREPLICA } from '../wire.ts'
 import type { ClusterWire } from '../wire.ts'
 import { OwnerStreams } from './owner-streams.ts'
 import { ReplicaCopies } from './replica-copies.ts'
-import type { ReplicaStore, Segment } from './replica-copies.ts'
+import type { ReplicaStore } from './replica-copies.ts'
+import { readAcks, readSegments } from './segment-frames.ts'
 
 export interface ReplicationParts {
   readonly self: string
@@ -31,24 +33,44 @@ export interface ReplicationParts {
 export class Replication {
   readonly owner: OwnerStreams
   readonly replica: ReplicaCopies
+  private readonly wire: ClusterWire
 
   constructor (parts: ReplicationParts) {
+    this.wire = parts.wire
     this.owner = new OwnerStreams(parts)
     this.replica = new ReplicaCopies(parts)
   }
 
-  /** Is this one of replication's frames? Then it is handled. */
+  /** Frames whose payload is binary (segment-frames.ts): read with `bytes`, not msgpack. */
+  static isBinary (kind: number): boolean {
+    return kind === CL_REPL || kind === CL_REPL_ACK
+  }
+
+  /** A binary frame's payload; false if it is malformed (nothing of it applied: the caller counts it). */
+  bytes (peer: string, kind: number, payload: Uint8Array): boolean {
+    if (kind === CL_REPL) {
+      const read = readSegments(payload, SHARDS)
+      if (read === null) return false
+      this.replica.segments(peer, read.nonce, read.segments)
+      return true
+    }
+    return readAcks(payload, SHARDS, (shard, nonce, epoch, seq) => this.owner.acked(peer, shard, nonce, epoch, seq))
+  }
+
+  /** Is this one of replication's msgpack frames? Then it is handled. */
   frame (peer: string, kind: number, value: unknown): boolean {
+    const shape = kShapes.get(kind)
+    if (shape === undefined) return false
+    if (!shaped(value, shape)) {
+      this.wire.undecodable++ // a peer of another build, or a bug: refused, never thrown at the link
+      return true
+    }
     switch (kind) {
-      case CL_REPL:
-        this.replica.segments(peer, value as Segment[])
+      case CL_REPL_REFUSED: {
+        const [shard, id, why] = value as [number, string, string]
+        this.owner.refused(peer, shard, id, String(why))
         return true
-      case CL_REPL_ACK:
-        for (const e of value as Array<[number, string, number, string?]>) {
-          if (e[2] < 0) this.owner.refused(peer, e[0], e[1], e[3] ?? '')
-          else this.owner.acked(peer, e[0], e[1], e[2])
-        }
-        return true
+      }
       case CL_RESYNC: {
         const [shard, id] = value as [number, string]
         void this.owner.resync(peer, shard, id)
@@ -100,4 +122,22 @@ export class Replication {
     this.owner.close()
     this.replica.close()
   }
+}
+
+/** The msgpack frames' payloads, element by element: n a non-negative integer (the first: a shard), s a string, b bytes. */
+const kShapes = new Map<number, string>([
+  [CL_REPL_REFUSED, 'nss'], [CL_RESYNC, 'ns'], [CL_SNAP_DATA, 'nsb'], [CL_SNAP_END, 'nsn'], [CL_SYNCED, 'nsn'], [CL_UNREPLICA, 'ns']
+])
+
+function shaped (value: unknown, shape: string): boolean {
+  if (!Array.isArray(value) || value.length < shape.length) return false
+  for (let i = 0; i < shape.length; i++) {
+    const v: unknown = value[i]
+    switch (shape[i]) {
+      case 'n': if (!Number.isSafeInteger(v) || (v as number) < 0 || (i === 0 && (v as number) >= SHARDS)) return false; break
+      case 's': if (typeof v !== 'string') return false; break
+      default: if (!(v instanceof Uint8Array)) return false
+    }
+  }
+  return true
 }

@@ -33,6 +33,7 @@ import { splitJournal } from '../../../native-free-core/storage/commit-journal.t
 import type { FrameSink } from '../../../native-free-core/ring/ring-queue.ts'
 import type { ShardRanges } from '../../../native-free-core/storage/shard-range.ts'
 import { CL_REPL, CL_SNAP_DATA, CL_SNAP_END, CL_UNREPLICA } from '../wire.ts'
+import { SegmentWriter, streamId } from './segment-frames.ts'
 import type { ClusterWire } from '../wire.ts'
 
 /** How often replicas that are not in sync are reminded of the stream (an idle shard sends no segment). */
@@ -90,8 +91,9 @@ class Stream {
   readonly dropping = new Set<string>()
   /** Highest segment each replica acknowledged on this stream. */
   readonly acked = new Map<string, number>()
-  /** Segments not done yet, oldest first. */
+  /** Segments not done yet, oldest first, from `head` on (settled ones are skipped, not spliced out per acknowledgement). */
   waiting: Waiting[] = []
+  head = 0
   /** The stream's first record landed (until then nothing is done). */
   published = false
   /** Replicas the segments go to (the map's list, and whoever is still in sync). */
@@ -112,8 +114,12 @@ class Stream {
 
 export class OwnerStreams {
   private readonly parts: OwnerParts
-  private readonly nonce = Math.floor(Math.random() * 0x1_0000_0000).toString(36)
+  /** This process's streams' nonce (a stream's id is it and the shard's epoch). */
+  private readonly nonce = Math.floor(Math.random() * 0x1_0000_0000)
   private readonly streams = new Map<number, Stream>()
+  /** CL_REPL payloads being filled, per replica host; hosts with some, to send. */
+  private readonly out = new Map<string, SegmentWriter>()
+  private readonly filled: string[] = []
   private map: ShardMap | null = null
   /** The record as this host last asked to publish it, and whether a write is on its way. */
   private publishing: Promise<void> | null = null
@@ -163,7 +169,7 @@ export class OwnerStreams {
       let stream = this.streams.get(shard)
       if (stream === undefined) {
         if (!serves(shard)) continue
-        stream = new Stream(shard, `${this.nonce}.${map.shardEpoch[shard]!}`, map.shardEpoch[shard]!)
+        stream = new Stream(shard, streamId(this.nonce, map.shardEpoch[shard]!), map.shardEpoch[shard]!)
         this.streams.set(shard, stream)
         changed = true
       }
@@ -202,13 +208,16 @@ export class OwnerStreams {
   private end (stream: Stream, why: string): void {
     this.streams.delete(stream.shard)
     const error = new ShardUnavailableError(why, { shard: stream.shard })
-    for (const w of stream.waiting) {
-      if (w.gate.remaining > 0) {
-        w.gate.remaining = -1
-        w.gate.reject(error)
+    const w = stream.waiting
+    for (let i = stream.head; i < w.length; i++) {
+      const gate = w[i]!.gate
+      if (gate.remaining > 0) {
+        gate.remaining = -1
+        gate.reject(error)
       }
     }
     stream.waiting = []
+    stream.head = 0
   }
 
   // ---- journals ----------------------------------------------------------------
@@ -218,37 +227,52 @@ export class OwnerStreams {
     const segments = splitJournal(journal)
     return new Promise<void>((resolve, reject) => {
       const gate = new Gate(0, resolve, reject)
-      const byHost = new Map<string, unknown[]>()
       const now = Date.now()
-      for (const [shard, segment] of segments) {
-        const stream = this.streams.get(shard) ?? this.startLate(shard)
-        if (stream === undefined) {
-          gate.remaining = -1
-          reject(new ShardUnavailableError(`shard ${shard} is not served here now: retry`, { shard }))
-          return
+      try {
+        for (const [shard, segment] of segments) {
+          const stream = this.streams.get(shard) ?? this.startLate(shard)
+          if (stream === undefined) {
+            gate.remaining = -1
+            reject(new ShardUnavailableError(`shard ${shard} is not served here now: retry`, { shard }))
+            return
+          }
+          const seq = ++stream.seq
+          if (seq > this.doneUpTo(stream)) {
+            gate.remaining++
+            stream.waiting.push({ seq, gate, since: now })
+          }
+          for (const host of stream.targets) this.segmentTo(host, stream, seq, segment)
+          this.segmentsOut++
+          this.bytesOut += segment.length
         }
-        const seq = ++stream.seq
-        if (!this.isDone(stream, seq)) {
-          gate.remaining++
-          stream.waiting.push({ seq, gate, since: now })
-        }
-        for (const host of stream.targets) {
-          let list = byHost.get(host)
-          if (list === undefined) byHost.set(host, list = [])
-          list.push([shard, stream.epoch, stream.id, seq, segment])
-        }
-        this.segmentsOut++
-        this.bytesOut += segment.length
-      }
-      for (const [host, segs] of byHost) {
-        try {
-          this.parts.wire.write(this.parts.writer(host), CL_REPL, 0, segs)
-        } catch {
-          // the link is down or full: the host falls out of the in-sync sets (link 'down', or its acknowledgement times out)
-        }
+      } finally {
+        // what was numbered goes out, whatever happened after (a later shard not served here)
+        this.send()
       }
       if (gate.remaining === 0) resolve()
     })
+  }
+
+  private segmentTo (host: string, stream: Stream, seq: number, segment: Uint8Array): void {
+    let out = this.out.get(host)
+    if (out === undefined) this.out.set(host, out = new SegmentWriter(this.parts.wire.maxPayloadBytes, this.nonce))
+    if (out.empty) this.filled.push(host)
+    out.add(stream.shard, stream.epoch, seq, segment)
+  }
+
+  /** One CL_REPL frame (or a few, if large) per replica host for everything numbered since the last. */
+  private send (): void {
+    for (const host of this.filled) {
+      const out = this.out.get(host)!
+      try {
+        const sink = this.parts.writer(host)
+        out.take((payload) => this.parts.wire.writeBytes(sink, CL_REPL, payload))
+      } catch {
+        // the link is down or full: the host falls out of the in-sync sets (link 'down', or its acknowledgement times out)
+        out.take(() => {})
+      }
+    }
+    this.filled.length = 0
   }
 
   /**
@@ -258,7 +282,7 @@ export class OwnerStreams {
   private startLate (shard: number): Stream | undefined {
     const map = this.map
     if (map === null || map.owner[shard] !== map.hosts.indexOf(this.parts.self)) return undefined
-    const stream = new Stream(shard, `${this.nonce}.${map.shardEpoch[shard]!}`, map.shardEpoch[shard]!)
+    const stream = new Stream(shard, streamId(this.nonce, map.shardEpoch[shard]!), map.shardEpoch[shard]!)
     stream.targets = replicasOf(map, shard)
     this.streams.set(shard, stream)
     for (const host of stream.targets) this.hello(stream, host)
@@ -266,30 +290,44 @@ export class OwnerStreams {
     return stream
   }
 
-  private isDone (stream: Stream, seq: number): boolean {
-    if (!stream.published) return false
-    for (const host of stream.inSync) if ((stream.acked.get(host) ?? 0) < seq) return false
-    return true
+  /** The stream's segments up to this one are done (every replica in sync has them). */
+  private doneUpTo (stream: Stream): number {
+    if (!stream.published) return 0
+    let upTo = Infinity
+    for (const host of stream.inSync) {
+      const acked = stream.acked.get(host) ?? 0
+      if (acked < upTo) upTo = acked
+    }
+    return upTo
   }
 
   /** Let the segments of a stream that are done go. */
   private settle (stream: Stream): void {
-    let i = 0
+    const upTo = this.doneUpTo(stream)
     const w = stream.waiting
-    while (i < w.length && this.isDone(stream, w[i]!.seq)) {
+    let i = stream.head
+    while (i < w.length && w[i]!.seq <= upTo) {
       const gate = w[i]!.gate
       if (gate.remaining > 0 && --gate.remaining === 0) gate.resolve()
       i++
     }
-    if (i !== 0) stream.waiting = w.slice(i)
+    if (i === w.length) {
+      w.length = 0
+      stream.head = 0
+    } else if (i > 1024 && i > w.length >> 1) {
+      stream.waiting = w.slice(i) // now and then, not per acknowledgement
+      stream.head = 0
+    } else {
+      stream.head = i
+    }
   }
 
   // ---- from replicas -------------------------------------------------------------
 
-  /** CL_REPL_ACK: `host` applied segments up to `seq` of a stream. */
-  acked (host: string, shard: number, id: string, seq: number): void {
+  /** CL_REPL_ACK: `host` applied segments up to `seq` of a stream (nonce, epoch). */
+  acked (host: string, shard: number, nonce: number, epoch: number, seq: number): void {
     const stream = this.streams.get(shard)
-    if (stream === undefined || stream.id !== id) return
+    if (stream === undefined || nonce !== this.nonce || stream.epoch !== epoch) return
     if ((stream.acked.get(host) ?? 0) >= seq) return
     stream.acked.set(host, seq)
     this.settle(stream)
@@ -361,20 +399,13 @@ export class OwnerStreams {
    * `host` null: every such replica of every stream.
    */
   nudge (host: string | null): void {
-    const byHost = new Map<string, unknown[]>()
     for (const stream of this.streams.values()) {
       for (const h of stream.targets) {
         if ((host !== null && h !== host) || stream.inSync.has(h)) continue
-        let list = byHost.get(h)
-        if (list === undefined) byHost.set(h, list = [])
-        list.push([stream.shard, stream.epoch, stream.id, 0, kEmpty])
+        this.segmentTo(h, stream, 0, kEmpty)
       }
     }
-    for (const [h, segs] of byHost) {
-      try {
-        this.parts.wire.write(this.parts.writer(h), CL_REPL, 0, segs)
-      } catch {}
-    }
+    this.send()
   }
 
   /** The link to `host` is up: the copies it was told to drop, told again (the frames may have been lost). */
@@ -393,9 +424,8 @@ export class OwnerStreams {
   }
 
   private hello (stream: Stream, host: string): void {
-    try {
-      this.parts.wire.write(this.parts.writer(host), CL_REPL, 0, [[stream.shard, stream.epoch, stream.id, 0, kEmpty]])
-    } catch {}
+    this.segmentTo(host, stream, 0, kEmpty)
+    this.send()
   }
 
   /** The link to `host` went down: it falls out of every in-sync set. */
@@ -440,7 +470,7 @@ export class OwnerStreams {
   private checkTimeouts (): void {
     const late = Date.now() - this.parts.ackTimeoutMs
     for (const stream of this.streams.values()) {
-      const oldest = stream.waiting[0]
+      const oldest = stream.waiting[stream.head]
       if (oldest === undefined || oldest.since > late || !stream.published) continue
       for (const host of stream.inSync) {
         if ((stream.acked.get(host) ?? 0) < oldest.seq && !stream.dropping.has(host)) {

@@ -19,12 +19,16 @@ import { messageOf } from '../../../native-free-core/errors.ts'
 import { NONE, replicasOf } from '../../../native-free-core/placement/shard-map.ts'
 import type { ShardMap } from '../../../native-free-core/placement/shard-map.ts'
 import type { FrameSink } from '../../../native-free-core/ring/ring-queue.ts'
-import { CL_REPL_ACK, CL_RESYNC, CL_SYNCED } from '../wire.ts'
+import { CL_REPL_ACK, CL_REPL_REFUSED, CL_RESYNC, CL_SYNCED } from '../wire.ts'
 import type { ClusterWire } from '../wire.ts'
+import { AckWriter, streamId } from './segment-frames.ts'
+import type { SegmentRecord } from './segment-frames.ts'
 
 /** What a replica needs of the store (the LMDB store). */
 export interface ReplicaStore {
   applyReplicated (segments: ReadonlyArray<readonly [shard: number, segment: Uint8Array]>): Promise<void>
+  /** The same, queued in this synchronous step (throws if a segment is malformed): committed, then durable. */
+  queueReplicated (segments: ReadonlyArray<readonly [shard: number, segment: Uint8Array]>): { readonly committed: Promise<void>, readonly durable: Promise<void> }
   importShard (shard: number, chunks: Iterable<Uint8Array>, asReplica?: boolean): Promise<void> | undefined
   dropShard (shard: number): Promise<void> | undefined
   countShard (shard: number | readonly number[], sign?: 1 | -1): Promise<void>
@@ -42,24 +46,33 @@ export interface ReplicaParts {
   warn (message: string): void
 }
 
-/** [shard, owner's shard epoch, stream id, seq, journal segment] */
-export type Segment = [number, number, string, number, Uint8Array]
-
 class Copy {
   readonly owner: string
-  readonly id: string
+  /** The stream: the owner process's nonce and the shard's epoch (`id` says both). */
+  readonly nonce: number
   readonly epoch: number
+  readonly id: string
   /** Last segment taken (applied or queued to be). */
   next = 0
   syncing = true
-  buffer: Segment[] = []
+  buffer: SegmentRecord[] = []
   chunks: Buffer[] = []
 
-  constructor (owner: string, id: string, epoch: number) {
+  constructor (owner: string, nonce: number, epoch: number) {
     this.owner = owner
-    this.id = id
+    this.nonce = nonce
     this.epoch = epoch
+    this.id = streamId(nonce, epoch)
   }
+}
+
+interface Taken {
+  readonly owner: string
+  readonly shard: number
+  readonly nonce: number
+  readonly epoch: number
+  readonly seq: number
+  readonly segment: Uint8Array
 }
 
 export class ReplicaCopies {
@@ -73,12 +86,12 @@ export class ReplicaCopies {
   /** Store work, one at a time in arrival order: applies, snapshots, drops. */
   private queue: Promise<void> = Promise.resolve()
   /** Segments waiting for the next apply transaction, with their acknowledgements. */
-  private batch: Array<{ owner: string, shard: number, id: string, seq: number, segment: Uint8Array }> = []
+  private batch: Taken[] = []
   private batchQueued = false
   /** An apply is queued and not started: segments join it. */
   private flushQueued = false
-  private readonly acks = new Map<string, unknown[]>()
-  private acksQueued = false
+  /** CL_REPL_ACK payloads, per owner host. */
+  private readonly acks = new Map<string, AckWriter>()
   private closed = false
   /** Figures for stats. */
   segmentsIn = 0
@@ -142,26 +155,28 @@ export class ReplicaCopies {
 
   // ---- from owners -----------------------------------------------------------------
 
-  /** CL_REPL from `owner`. */
-  segments (owner: string, segs: readonly Segment[]): void {
-    for (const seg of segs) this.segment(owner, seg)
+  /** CL_REPL from `owner`: segments of its process `nonce`'s streams. */
+  segments (owner: string, nonce: number, segs: readonly SegmentRecord[]): void {
+    for (const seg of segs) this.segment(owner, nonce, seg)
   }
 
-  private segment (owner: string, seg: Segment): void {
-    const [shard, epoch, id, seq, bytes] = seg
+  private segment (owner: string, nonce: number, seg: SegmentRecord): void {
+    const { shard, epoch, seq } = seg
     // this host's own range (served, leaving, arriving): no copy until the handover has let go (the owner nudges again)
     if (this.parts.holds(shard)) return
     const why = this.refusal(owner, shard, epoch)
     if (why !== null) {
       this.refusedSegments++
-      this.ack(owner, [shard, id, -1, why])
+      try {
+        this.parts.wire.write(this.parts.writer(owner), CL_REPL_REFUSED, 0, [shard, streamId(nonce, epoch), why])
+      } catch {}
       return
     }
     this.segmentsIn++
-    this.bytesIn += bytes.length
+    this.bytesIn += seg.segment.length
     let copy = this.copies.get(shard)
-    if (copy === undefined || copy.id !== id || copy.owner !== owner) {
-      copy = new Copy(owner, id, epoch)
+    if (copy === undefined || copy.nonce !== nonce || copy.epoch !== epoch || copy.owner !== owner) {
+      copy = new Copy(owner, nonce, epoch)
       this.copies.set(shard, copy)
       this.resync(copy, shard, seg)
       return
@@ -178,7 +193,7 @@ export class ReplicaCopies {
       return
     }
     copy.next = seq
-    this.batch.push({ owner, shard, id, seq, segment: bytes })
+    this.batch.push({ owner, shard, nonce, epoch, seq, segment: seg.segment })
     this.applySoon()
   }
 
@@ -193,7 +208,7 @@ export class ReplicaCopies {
     return null
   }
 
-  private resync (copy: Copy, shard: number, first: Segment): void {
+  private resync (copy: Copy, shard: number, first: SegmentRecord): void {
     copy.buffer = [first]
     copy.chunks = []
     try {
@@ -224,23 +239,23 @@ export class ReplicaCopies {
       let last = base
       // segments kept meanwhile (more may come while applying them): those after the base, in order
       while (copy.buffer.length !== 0) {
-        const kept = copy.buffer.filter((s) => s[3] > last)
+        const kept = copy.buffer.filter((s) => s.seq > last)
         copy.buffer = []
         if (kept.length === 0) continue
-        if (kept[0]![3] !== last + 1) {
+        if (kept[0]!.seq !== last + 1) {
           this.resync(copy, shard, kept[0]!) // a gap: once more
           copy.buffer.push(...kept.slice(1))
           return
         }
         for (let i = 1; i < kept.length; i++) {
-          if (kept[i]![3] !== kept[i - 1]![3] + 1) {
+          if (kept[i]!.seq !== kept[i - 1]!.seq + 1) {
             this.resync(copy, shard, kept[i]!)
             copy.buffer.push(...kept.slice(i + 1))
             return
           }
         }
-        await this.parts.store.applyReplicated(kept.map((s) => [shard, s[4]] as const))
-        last = kept[kept.length - 1]![3]
+        await this.parts.store.applyReplicated(kept.map((s) => [shard, s.segment] as const))
+        last = kept[kept.length - 1]!.seq
         if (this.copies.get(shard) !== copy) return
       }
       copy.next = last
@@ -332,8 +347,12 @@ export class ReplicaCopies {
       })
       this.batch = []
       if (batch.length === 0) return
-      await this.parts.store.applyReplicated(batch.map((b) => [b.shard, b.segment] as const))
-      for (const b of batch) this.ack(b.owner, [b.shard, b.id, b.seq])
+      const write = this.parts.store.queueReplicated(batch.map((b) => [b.shard, b.segment] as const))
+      // acknowledged once durable; the next apply need only wait for this one's commit, so
+      // its transaction overlaps this one's flush
+      // a failed commit is the queue's to report; a flush failing after it, this one's
+      write.committed.then(() => write.durable.then(() => this.ack(batch), (err: unknown) => this.failed(err)), () => {})
+      await write.committed
     })
   }
 
@@ -345,29 +364,39 @@ export class ReplicaCopies {
   }
 
   private enqueue (work: () => Promise<void>): void {
-    this.queue = this.queue.then(work).catch((err: unknown) => {
-      if (!this.closed) this.parts.warn(`a replica write failed (${messageOf(err)}); the shards concerned catch up again`)
-      // whatever the work was, the copies it touched are not trustworthy: start them over
-      this.copies.clear()
-    })
+    this.queue = this.queue.then(work).catch((err: unknown) => this.failed(err))
   }
 
-  private ack (owner: string, entry: unknown[]): void {
-    let list = this.acks.get(owner)
-    if (list === undefined) this.acks.set(owner, list = [])
-    // one entry per shard and stream: the highest sequence says it all
-    list.push(entry)
-    if (this.acksQueued) return
-    this.acksQueued = true
-    setImmediate(() => {
-      this.acksQueued = false
-      for (const [peer, entries] of this.acks) {
-        try {
-          this.parts.wire.write(this.parts.writer(peer), CL_REPL_ACK, 0, entries)
-        } catch {}
+  private failed (err: unknown): void {
+    if (!this.closed) this.parts.warn(`a replica write failed (${messageOf(err)}); the shards concerned catch up again`)
+    // whatever the work was, the copies it touched are not trustworthy: start them over
+    this.copies.clear()
+  }
+
+  /** An apply is durable: one CL_REPL_ACK per owner, a high-water mark per stream. */
+  private ack (batch: readonly Taken[]): void {
+    let last: Taken | null = null
+    for (const b of batch) {
+      // a stream's segments are in order within a batch: its last one says it all
+      if (last !== null && (last.shard !== b.shard || last.owner !== b.owner)) this.ackOne(last)
+      last = b
+    }
+    if (last !== null) this.ackOne(last)
+    for (const [owner, out] of this.acks) {
+      if (out.empty) continue
+      try {
+        const sink = this.parts.writer(owner)
+        out.take((payload) => this.parts.wire.writeBytes(sink, CL_REPL_ACK, payload))
+      } catch {
+        out.take(() => {}) // the link is down: the owner counts this host out of sync
       }
-      this.acks.clear()
-    })
+    }
+  }
+
+  private ackOne (b: Taken): void {
+    let out = this.acks.get(b.owner)
+    if (out === undefined) this.acks.set(b.owner, out = new AckWriter(this.parts.wire.maxPayloadBytes))
+    out.add(b.shard, b.nonce, b.epoch, b.seq)
   }
 
   close (): void {
