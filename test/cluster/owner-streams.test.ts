@@ -12,15 +12,21 @@ import { isMarkedInSync } from '../../native-free-core/placement/in-sync.ts'
 import type { InSyncRecord } from '../../native-free-core/placement/in-sync.ts'
 import { FrameBuffer } from '../../src/thread/frame-buffer.ts'
 import { OwnerStreams } from '../../plugins/cluster/replication/owner-streams.ts'
-import { CL_REPL, CL_UNREPLICA, ClusterWire } from '../../plugins/cluster/wire.ts'
+import { CL_REPL, CL_REPL_ACK, CL_UNREPLICA, ClusterWire } from '../../plugins/cluster/wire.ts'
+import { readSegments, streamId } from '../../plugins/cluster/replication/segment-frames.ts'
+import { SHARDS } from '../../native-free-core/placement/hash.ts'
+import { Buffer } from 'node:buffer'
 
 interface Harness {
   readonly streams: OwnerStreams
   readonly map: ShardMap
   readonly shard: number
   readonly records: InSyncRecord[]
-  /** Frames written to each peer, decoded: [kind, value]. */
+  readonly wire: ClusterWire
+  /** Frames written to each peer, decoded: [kind, value] (msgpack frames; binary ones are skipped). */
   frames (peer: string): Array<[number, unknown]>
+  /** Frames written to each peer, as they are: [kind, frame]. */
+  raw (peer: string): Array<[number, Buffer]>
   /** Make the record's writes fail (true) or land (false). */
   failing: boolean
   linkUp: boolean
@@ -38,9 +44,18 @@ function harness (): Harness {
     failing: false,
     linkUp: true,
     warnings: [],
+    wire,
     frames (peer) {
       const out: Array<[number, unknown]> = []
-      sinks.get(peer)?.forEach((frame) => out.push([frame[0]!, wire.read(frame)!.value]))
+      sinks.get(peer)?.forEach((frame) => {
+        if (frame[0] !== CL_REPL && frame[0] !== CL_REPL_ACK) out.push([frame[0]!, wire.read(frame)!.value])
+      })
+      sinks.get(peer)?.clear()
+      return out
+    },
+    raw (peer) {
+      const out: Array<[number, Buffer]> = []
+      sinks.get(peer)?.forEach((frame) => out.push([frame[0]!, Buffer.from(frame)]))
       sinks.get(peer)?.clear()
       return out
     }
@@ -77,11 +92,12 @@ function journal (shard: number): Uint8Array {
   return w.take()!
 }
 
-/** The stream id the owner announced to `peer` for the shard (its first CL_REPL). */
-function streamId (h: Harness, peer: string): string {
-  for (const [kind, value] of h.frames(peer)) {
+/** The stream the owner announced to `peer` for the shard (its first CL_REPL): its id, nonce and epoch. */
+function streamOf (h: Harness, peer: string): { id: string, nonce: number, epoch: number } {
+  for (const [kind, frame] of h.raw(peer)) {
     if (kind !== CL_REPL) continue
-    for (const seg of value as Array<[number, number, string, number, Uint8Array]>) if (seg[0] === h.shard) return seg[2]
+    const read = readSegments(h.wire.payloadOf(frame)!, SHARDS)!
+    for (const seg of read.segments) if (seg.shard === h.shard) return { id: streamId(read.nonce, seg.epoch), nonce: read.nonce, epoch: seg.epoch }
   }
   throw new Error(`no CL_REPL for shard ${h.shard} to ${peer}`)
 }
@@ -96,14 +112,14 @@ test('a replica falling out while the in-sync record cannot be written: writes w
   const h = harness()
   try {
     h.streams.setMap(h.map, () => true)
-    const id = streamId(h, 'b')
+    const { id, nonce, epoch } = streamOf(h, 'b')
     h.streams.synced('b', h.shard, id, 0)
     await new Promise((resolve) => setTimeout(resolve, 300)) // the records with b in sync land
     assert.ok(isMarkedInSync(h.records.at(-1)!, h.shard, 'b'), 'b is in sync in the record')
 
     // b acknowledges a write: it is done
     const first = h.streams.replicate(journal(h.shard))
-    h.streams.acked('b', h.shard, id, 1)
+    h.streams.acked('b', h.shard, nonce, epoch, 1)
     assert.equal(await settledWithin(first, 100), 'resolved')
 
     // etcd refuses the record from now on; b's link drops with a write waiting for it
@@ -128,7 +144,7 @@ test('a replica the map no longer lists is told to drop its copy, and told again
   const h = harness()
   try {
     h.streams.setMap(h.map, () => true)
-    const id = streamId(h, 'b')
+    const { id } = streamOf(h, 'b')
     h.streams.synced('b', h.shard, id, 0)
     await new Promise((resolve) => setTimeout(resolve, 300))
 
@@ -160,7 +176,7 @@ test('a replica dropped from the list before it caught up is told to drop its co
   const h = harness()
   try {
     h.streams.setMap(h.map, () => true)
-    const id = streamId(h, 'b')
+    const { id } = streamOf(h, 'b')
     const replicas = h.map.replicas.slice()
     replicas[h.shard] = NONE
     // b never said CL_SYNCED: no record names it, nothing to wait for

@@ -343,7 +343,7 @@ export class ReplicaCopies {
       // its owner acknowledged had this host's acknowledgement, so it was applied already
       const batch = this.batch.filter((b) => {
         const copy = this.copies.get(b.shard)
-        return copy !== undefined && copy.id === b.id && copy.owner === b.owner
+        return copy !== undefined && copy.nonce === b.nonce && copy.epoch === b.epoch && copy.owner === b.owner
       })
       this.batch = []
       if (batch.length === 0) return
