@@ -371,8 +371,9 @@ export class ClusterPlugin implements HostPlugin, ClusterView {
         quietSince = Date.now()
         continue
       }
-      if (this.gateway.proxiedCalls === 0 && this.router.callsInFlight === 0 && Date.now() - quietSince >= LEAVE_QUIET_MS) return
+      if (this.gateway.proxiedCalls === 0 && Date.now() - quietSince >= LEAVE_QUIET_MS) return
     }
+    console.warn(`shoal cluster ${this.options.id}: leaving: ${this.gateway.proxiedCalls} call(s) from peers still open and frames still coming after ${bound} ms; closing the links (those callers retry)`)
   }
 
   /** @internal */
