@@ -77,6 +77,7 @@ export class ClusterPlugin implements HostPlugin, ClusterView {
   /** `replicas` > 1: commit journals to replicas, copies from owners (replication/). */
   private replication: Replication | null = null
   private closing = false
+  private shapeWarned = false
   /** etcd: the registration started in setup, awaited in start. */
   private joining: Promise<void> | null = null
   /** The membership started (a host that never joined has nothing to hand over when it closes). */
@@ -138,10 +139,18 @@ export class ClusterPlugin implements HostPlugin, ClusterView {
       }
       const decoded = this.wire.read(frame)
       if (decoded === undefined) return
-      if (kind === CL_SENT_ACK || kind === CL_DELETED) this.acks.onFrame(peer, kind, decoded.value)
-      else if (kind === CL_ASK || kind === CL_ANSWER) this.asks.onFrame(peer, kind, decoded.id, decoded.value)
-      else if (this.replication?.frame(peer, kind, decoded.value) === true) return
-      else if (!this.tenancy.frame(peer, kind, decoded.id, decoded.value)) this.handover.onFrame(peer, kind, decoded.id, decoded.value)
+      try {
+        if (kind === CL_SENT_ACK || kind === CL_DELETED) this.acks.onFrame(peer, kind, decoded.value)
+        else if (kind === CL_ASK || kind === CL_ANSWER) this.asks.onFrame(peer, kind, decoded.id, decoded.value)
+        else if (this.replication?.frame(peer, kind, decoded.value) === true) return
+        else if (!this.tenancy.frame(peer, kind, decoded.id, decoded.value)) this.handover.onFrame(peer, kind, decoded.id, decoded.value)
+      } catch (err) {
+        // a frame that decoded but not to the shape its kind has (a peer of another build, or
+        // a bug): counted and logged once, never thrown into the link, which would end the host
+        this.wire.undecodable++
+        if (!this.shapeWarned) console.warn(`shoal cluster ${o.id}: a cluster frame of kind ${kind} from ${peer} has the wrong shape (${messageOf(err)}); counted in stats as undecodable, further ones only counted`)
+        this.shapeWarned = true
+      }
     })
     if (o.replicas > 1) {
       if (!isReplicaStore(store)) throw new InvalidOptionError('cluster.replicas', o.replicas, 'needs the LMDB store (dataDir)')
