@@ -39,6 +39,8 @@ const MOVE_ACK_TIMEOUT_MS = 30_000
 const FLUSH_WAIT_MS = 10_000
 /** A move called off is tried again after this. */
 const RETRY_MS = 500
+/** A handover report whose outcome is unknown is sent again after this. */
+const REPORT_RETRY_MS = 1000
 
 export interface HandoverParts {
   readonly self: string
@@ -189,6 +191,7 @@ export class Handover {
     const adopt: number[] = []
     const release: number[] = []
     const finished = new Map<string, number[]>()
+    const moot: number[] = []
     const moves = new Map<string, number[]>()
     for (let s = 0; s < SHARDS; s++) {
       const mine = selfIndex >= 0 && map.owner[s] === selfIndex && !this.fenced
@@ -220,6 +223,10 @@ export class Handover {
           let group = finished.get(out.to)
           if (group === undefined) finished.set(out.to, group = [])
           group.push(s)
+        } else if (out.reported && owner !== undefined && map.owner[s] !== selfIndex) {
+          // a third host owns it now (a failover while the report's outcome was unknown): the
+          // move is moot, the held frames go to that owner and the range here is stale
+          moot.push(s)
         }
         continue
       }
@@ -232,6 +239,13 @@ export class Handover {
         this.imported.delete(s)
         this.dropStale(s)
       }
+    }
+    for (const s of moot) {
+      const held = router.takeLeaving(s)
+      this.outgoing.delete(s)
+      lost.push(s)
+      held?.forEach((frame) => router.route(frame))
+      this.dropStale(s)
     }
     for (const [to, shards] of finished) await this.finishOut(shards, to, lost)
     if (release.length !== 0) {
@@ -331,11 +345,38 @@ export class Handover {
       }
       this.movedOut += shards.length
     } catch (err) {
-      this.parts.warn(`reporting the handover of ${shards.length} shard(s) to ${to} failed (${messageOf(err)}); they are served here again`)
-      await this.restore(shards, timeouts)
+      // the report may have landed with its answer lost (etcd restarting, a timeout): serving
+      // the shards again could acknowledge writes the new owner will never have. They stay
+      // held until the map says — the new owner (finishOut) or the move called off (callOff
+      // restores them) — and the report goes again meanwhile (it is idempotent).
+      this.parts.warn(`reporting the handover of ${shards.length} shard(s) to ${to} failed (${messageOf(err)}); they wait for the map, reported again every ${REPORT_RETRY_MS} ms`)
+      for (const s of shards) {
+        const out = this.outgoing.get(s)
+        if (out !== undefined) out.reported = true
+      }
+      this.reportAgain(shards, to, planned)
       return
     }
     void this.reconcile() // the map may have moved on meanwhile
+  }
+
+  /** Report a handover again until it lands or the map has decided the shards' fate. */
+  private reportAgain (shards: readonly number[], to: string, planned: number): void {
+    const timer = setTimeout(() => {
+      if (this.closed) return
+      const map = this.parts.membership.map()
+      const self = map?.hosts.indexOf(this.parts.self) ?? -1
+      const pending = shards.filter((s) => {
+        const out = this.outgoing.get(s)
+        return out !== undefined && out.to === to && out.planned === planned && map !== undefined && map.owner[s] === self && map.target[s] !== NONE && map.hosts[map.target[s]!] === to
+      })
+      if (pending.length === 0) return
+      this.parts.membership.reportHandover(pending, this.parts.self, to, planned).then(
+        () => { void this.reconcile() },
+        () => this.reportAgain(pending, to, planned)
+      )
+    }, REPORT_RETRY_MS)
+    timer.unref()
   }
 
   /** The map names the new owner: hand it what was held, tell it so, and let go of the records. */
