@@ -143,6 +143,7 @@ export class Handover {
 
   /** Compare the map with what this host serves, and act; coalesces calls made while it runs. */
   reconcile (): Promise<void> {
+    if (this.closed) return Promise.resolve() // the store may be closed: nothing to compare any more
     if (this.busy) {
       this.again = true
       return this.running
@@ -183,7 +184,7 @@ export class Handover {
   private async step (): Promise<void> {
     const { self, membership, router, gateway } = this.parts
     const map = membership.map()
-    if (map === undefined) return
+    if (map === undefined || this.closed) return
     router.setMap(map)
     const selfIndex = map.hosts.indexOf(self)
     const gained: number[] = []
@@ -261,9 +262,14 @@ export class Handover {
       void this.moveOut(shards, to, Number(planned))
     }
     if (gained.length !== 0 || lost.length !== 0) this.parts.changed(gained, lost)
-    if (!this.fenced && map.epoch !== this.sweptAt && this.outgoing.size === 0 && this.incoming.size === 0 && this.imported.size === 0 && this.importing.size === 0) {
+    if (!this.closed && !this.fenced && map.epoch !== this.sweptAt && this.outgoing.size === 0 && this.incoming.size === 0 && this.imported.size === 0 && this.importing.size === 0) {
       this.sweptAt = map.epoch
-      this.sweepStale(map, selfIndex)
+      try {
+        this.sweepStale(map, selfIndex)
+      } catch (err) {
+        this.parts.warn(`looking for stale ranges failed (${messageOf(err)}); looked for again at the next map`)
+        this.sweptAt = -1
+      }
     }
   }
 
