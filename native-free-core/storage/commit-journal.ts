@@ -25,6 +25,7 @@
 import { StorageError } from '../errors.ts'
 import { SHARDS } from '../placement/hash.ts'
 import { RANGE_APPLIED, RANGE_STATES } from './shard-range.ts'
+import { grownBytes } from './grow-bytes.ts'
 
 export const JOURNAL_PUT = 0
 export const JOURNAL_REMOVE = 1
@@ -72,12 +73,8 @@ export class JournalWriter {
 
   private reserve (n: number): void {
     if (this.at + n <= this.bytes.length) return
-    let size = this.bytes.length * 2
-    while (size < this.at + n) size *= 2
-    const next = new Uint8Array(size)
-    next.set(this.bytes.subarray(0, this.at))
-    this.bytes = next
-    this.view = new DataView(next.buffer)
+    this.bytes = grownBytes(this.bytes, this.at, this.at + n)
+    this.view = new DataView(this.bytes.buffer)
   }
 }
 

@@ -12,6 +12,7 @@
  * check the whole payload before handing out anything: a malformed frame is refused as a
  * whole (the caller counts it), never half-applied, never thrown at the link.
  */
+import { grownBytes } from '../../../native-free-core/storage/grow-bytes.ts'
 
 const kReplHeader = 4
 const kSegHeader = 16
@@ -51,12 +52,8 @@ class Payloads {
     }
     if (this.at === this.start) n += this.header
     if (this.at + n > this.bytes.length) {
-      let size = this.bytes.length * 2
-      while (size < this.at + n) size *= 2
-      const next = new Uint8Array(size)
-      next.set(this.bytes.subarray(0, this.at))
-      this.bytes = next
-      this.view = new DataView(next.buffer)
+      this.bytes = grownBytes(this.bytes, this.at, this.at + n)
+      this.view = new DataView(this.bytes.buffer)
     }
     if (this.at === this.start) {
       this.writeHeader(this.at)
