@@ -56,6 +56,11 @@ export class Envelope {
   outboxKey = 0
   origin = ''
   senderShard = 0
+  /**
+   * A durable send's copy: when it was made (wall-clock ms mod 2^32; 0: not yet put in a
+   * frame, stamped when it is). A message passed on keeps it (src/thread/frame-codec.ts).
+   */
+  sentAt = 0
 
   clone (): Envelope {
     const e = new Envelope()
@@ -70,6 +75,7 @@ export class Envelope {
     e.outboxKey = this.outboxKey
     e.origin = this.origin
     e.senderShard = this.senderShard
+    e.sentAt = this.sentAt
     return e
   }
 }

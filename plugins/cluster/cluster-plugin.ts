@@ -131,6 +131,7 @@ export class ClusterPlugin implements HostPlugin, ClusterView {
       maxQueueBytes: o.maxLinkQueueBytes
     })
     this.asks = new PeerAsks(this.wire, (peer) => this.links.writer(peer))
+    // a copy older than half the time a receiver keeps its applied record: see router.ts
     this.router = new ClusterRouter(o.id, this.links, (peer, kind, frame) => {
       if (Replication.isBinary(kind)) {
         const payload = this.wire.payloadOf(frame)
@@ -151,7 +152,7 @@ export class ClusterPlugin implements HostPlugin, ClusterView {
         if (!this.shapeWarned) console.warn(`shoal cluster ${o.id}: a cluster frame of kind ${kind} from ${peer} has the wrong shape (${messageOf(err)}); counted in stats as undecodable, further ones only counted`)
         this.shapeWarned = true
       }
-    })
+    }, o.forgetAfterMs / 2)
     if (o.replicas > 1) {
       if (!isReplicaStore(store)) throw new InvalidOptionError('cluster.replicas', o.replicas, 'needs the LMDB store (dataDir)')
       const replicaStore = store
@@ -436,7 +437,7 @@ export class ClusterPlugin implements HostPlugin, ClusterView {
       droppedCasts: this.router.droppedCasts,
       callsInFlight: this.router.callsInFlight,
       refusedFrames: this.gateway.refused + this.wire.undecodable,
-      durable: { acked: this.acks.acked, deleted: this.acks.deleted, forgotten: this.acks.forgotten },
+      durable: { acked: this.acks.acked, deleted: this.acks.deleted, forgotten: this.acks.forgotten, staleCopies: this.router.staleCopies },
       ...(this.replication === null ? {} : { replication: this.replicationStats() }),
       ...this.tenancy.stats(),
       links: {
@@ -482,6 +483,7 @@ export class ClusterPlugin implements HostPlugin, ClusterView {
     gauge('refused_peers', 'Peers refused (authentication, garbage, oversize, duplicate id, mismatch).', refused)
     gauge('moves_called_off', 'Shard moves out of this host called off (tried again later).', h.calledOff)
     gauge('dropped_casts', 'Casts dropped because no reachable host served their shard.', r.droppedCasts)
+    gauge('stale_send_copies', 'Copies of durable sends dropped as older than half of forgetAfterMs (their senders send fresh ones).', r.staleCopies)
     gauge('calls_in_flight', 'Calls waiting for a reply from another host.', r.callsInFlight)
     gauge('refused_frames', 'Frames from other hosts refused (not messages for agents, or undecodable).', this.gateway.refused + this.wire.undecodable)
     gauge('link_dropped_frames', 'Frames dropped from link queues when a link went down.', links.droppedFrames)

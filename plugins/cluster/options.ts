@@ -53,7 +53,9 @@ export interface ClusterOptions {
   /**
    * How long a host keeps the record that it applied a durable send from another host,
    * once the sender dropped its own record: time for copies that took a longer way to
-   * arrive and be recognised. Default 5,000 ms.
+   * arrive and be recognised. A copy made more than half of this ago is dropped wherever
+   * it is seen (its sender makes a fresh one), so the hosts' wall clocks must agree within
+   * half of it (docs/cluster.md, "Effectively-once sends"). Default 5,000 ms, at least 100.
    */
   readonly forgetAfterMs?: number
   /**
@@ -121,7 +123,7 @@ export function resolveClusterOptions (options: ClusterOptions): ResolvedCluster
     replicas,
     heartbeatMs: integer('cluster.heartbeatMs', options.heartbeatMs ?? 1000, 10, 60_000),
     maxLinkQueueBytes: integer('cluster.maxLinkQueueBytes', options.maxLinkQueueBytes ?? 64 * 1024 * 1024, 64 * 1024, 2 ** 31 - 1),
-    forgetAfterMs: integer('cluster.forgetAfterMs', options.forgetAfterMs ?? 5000, 0, 24 * 3600 * 1000),
+    forgetAfterMs: integer('cluster.forgetAfterMs', options.forgetAfterMs ?? 5000, 100, 24 * 3600 * 1000),
     quotaSyncMs: integer('cluster.quotaSyncMs', options.quotaSyncMs ?? 100, 1, 60_000),
     replicaAckTimeoutMs: integer('cluster.replicaAckTimeoutMs', options.replicaAckTimeoutMs ?? 2000, 10, 600_000)
   })

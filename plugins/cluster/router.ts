@@ -20,9 +20,17 @@
  * Calls and follows routed to a peer are remembered until their answer comes back, so
  * that when the link drops they fail (retriable) or renew, instead of waiting for a reply
  * that cannot come.
+ *
+ * Old copies of durable sends are dropped, wherever the router sees one — arriving from a
+ * peer, leaving for one, or released from a hold: a copy made more than `copyMaxAgeMs`
+ * ago (half the cluster's forgetAfterMs) may come after its receiver forgot that it applied
+ * the send, and would be applied twice. A copy can be that old only if something held it —
+ * a host stopped (SIGSTOP, a VM paused) with it in its memory, a hold of a move that stalled
+ * — and dropping one loses nothing: the sender keeps its record until the send is
+ * acknowledged, and its next copy is fresh (docs/cluster.md, "Effectively-once sends").
  */
 import type { Buffer } from 'node:buffer'
-import { MSG_CALL, MSG_FOLLOW, MSG_FORGET, MSG_UNFOLLOW } from '../../native-free-core/agent/envelope.ts'
+import { MSG_CALL, MSG_FOLLOW, MSG_FORGET, MSG_SEND, MSG_UNFOLLOW } from '../../native-free-core/agent/envelope.ts'
 import { ShardUnavailableError } from '../../native-free-core/errors.ts'
 import { shardOf } from '../../native-free-core/placement/hash.ts'
 import { forEachFrame } from '../../native-free-core/ring/ring-queue.ts'
@@ -31,7 +39,7 @@ import { NONE } from '../../native-free-core/placement/shard-map.ts'
 import type { ShardMap } from '../../native-free-core/placement/shard-map.ts'
 import type { Gateway, RemoteRoutes, ResultSink } from '../../src/host/gateway.ts'
 import { FrameBuffer } from '../../src/thread/frame-buffer.ts'
-import { FRAME_REPLY, FRAME_STATE } from '../../src/thread/frame-codec.ts'
+import { FRAME_REPLY, FRAME_STATE, copyAgeMs } from '../../src/thread/frame-codec.ts'
 import { CL_FIRST, CL_LAST } from './wire.ts'
 
 /** The links as the router uses them (LinkHub). */
@@ -106,11 +114,25 @@ export class ClusterRouter implements RemoteRoutes {
   droppedCasts = 0
   /** Frames for agents received from any peer (not cluster traffic): a leaving host waits until they stop coming. */
   received = 0
+  /** Copies of durable sends dropped as too old (`copyMaxAgeMs`). */
+  staleCopies = 0
+  /** A copy of a durable send made longer ago than this (wall-clock ms) is dropped. */
+  private readonly copyMaxAgeMs: number
+  /** Wall-clock ms, read once per batch or send (a test may set another). */
+  now: () => number = Date.now
 
-  constructor (self: string, links: RouterLinks, onCluster: ClusterFrameHandler) {
+  constructor (self: string, links: RouterLinks, onCluster: ClusterFrameHandler, copyMaxAgeMs = Number.POSITIVE_INFINITY) {
     this.self = self
     this.links = links
     this.onCluster = onCluster
+    this.copyMaxAgeMs = copyMaxAgeMs
+  }
+
+  /** Is `frame` a copy of a durable send too old to apply (`copyMaxAgeMs`)? Counted when it is. */
+  private stale (frame: Uint8Array, nowMs: number): boolean {
+    if (copyAgeMs(frame, nowMs) <= this.copyMaxAgeMs) return false
+    this.staleCopies++
+    return true
   }
 
   attach (gateway: Gateway): void {
@@ -163,6 +185,7 @@ export class ClusterRouter implements RemoteRoutes {
   /** Copy a frame into `peer`'s link batch, remembering calls and follows; false if the link cannot take it. */
   private send (peer: string, frame: Buffer): boolean {
     const kind = frame[0]!
+    if (kind === MSG_SEND && this.stale(frame, this.now())) return true // dropped: its sender makes a fresh copy
     if (!this.sendRaw(peer, frame)) return false
     this.forwarded++
     if (kind === MSG_CALL) this.track(this.calls, peer).add(frame.readUInt32LE(8))
@@ -265,9 +288,10 @@ export class ClusterRouter implements RemoteRoutes {
       if (a === undefined) continue
       this.arriving.delete(s)
       const all = new FrameBuffer(a.fromOld.used + a.others.used + 64)
+      const now = this.now()
       // forgets last: a copy of the send one forgets may be held behind it
       for (const forgets of [false, true]) {
-        for (const list of [a.fromOld, a.others]) list.forEach((f) => { if ((f[0] === MSG_FORGET) === forgets) all.push(f) })
+        for (const list of [a.fromOld, a.others]) list.forEach((f) => { if ((f[0] === MSG_FORGET) === forgets && !this.stale(f, now)) all.push(f) })
       }
       held.set(s, all)
     }
@@ -285,11 +309,13 @@ export class ClusterRouter implements RemoteRoutes {
   batch (peer: string, bytes: Buffer, i32: Int32Array): void {
     const gateway = this.gateway
     const sink = this.sinkOf(peer)
+    let now = -1
     forEachFrame(i32, bytes.length, (o, len) => {
       const frame = bytes.subarray(o, o + len)
       const kind = frame[0]!
       if (kind < FRAME_REPLY || kind === MSG_FORGET) {
         this.received++
+        if (kind === MSG_SEND && this.stale(frame, now < 0 ? (now = this.now()) : now)) return
         if (this.arriving.size !== 0) {
           const a = this.arriving.get(shardOf(frame.readUInt32LE(4)))
           if (a !== undefined) {

@@ -17,12 +17,18 @@
  *
  * A durable send (MSG_SEND with a non-zero incarnation) and MSG_FORGET carry the send's
  * identity (store.ts, `SendId`): the key in the words a call uses for its reply address —
- * incarnation at 16, sequence at 8 — and 12 more header bytes before the id:
+ * incarnation at 16, sequence at 8 — and 16 more header bytes before the id:
  *
  *   20      u16 sender shard (where the sender's outbox record lives), u16 0
  *   24      u32 origin store id, high half
  *   28      u32 origin store id, low half
- *   32      id bytes, then the payload as above
+ *   32      u32 when this copy was made: wall-clock ms mod 2^32 (`copyStamp`; 0 in a MSG_FORGET)
+ *   36      id bytes, then the payload as above
+ *
+ * The copy's stamp is set where a copy is made — the sender's commit releasing it, or a
+ * redelivery from its outbox — and kept by every hop that passes the frame on, so that a
+ * cluster can refuse a copy too old to be checked against its receiver's applied records
+ * (plugins/cluster/router.ts, `copyMaxAgeMs`; docs/cluster.md, "Effectively-once sends").
  *
  * Result frames share one layout: a call's reply (worker → caller), a followed agent's
  * committed state (worker → follower, FRAME_STATE: its payload is the state's stored
@@ -69,7 +75,34 @@ const kHeaderBytes = 20
 /** Bytes before a result frame's payload (a payload written by `resultBytes` starts there). */
 export const RESULT_HEADER_BYTES = kHeaderBytes
 /** The header of a frame that carries a send identity (durable MSG_SEND, MSG_FORGET). */
-const kIdentityHeaderBytes = 32
+const kIdentityHeaderBytes = 36
+/** Where a durable send's copy stamp is. */
+const kStampAt = 32
+
+/** A durable send as a frame carries it: its identity and, once a copy was made, when (`copyStamp`; 0: make one now). */
+export interface SendCopy extends SendId {
+  readonly sentAt?: number
+}
+
+/** A copy's stamp: wall-clock ms mod 2^32, never 0 (0 means "not stamped"). */
+export function copyStamp (nowMs: number = Date.now()): number {
+  return (nowMs % 0x100000000) >>> 0 || 1
+}
+
+/**
+ * How old the durable send in `frame` (its ring bytes) is at `nowMs`, wall-clock ms; -1 when it
+ * is not a durable send with a stamp. A stamp from the future (a sender whose clock runs
+ * ahead) counts as age 0. Exact for ages below 2^31 ms (24 days).
+ */
+export function copyAgeMs (frame: Uint8Array, nowMs: number): number {
+  if (frame[0] !== MSG_SEND || frame.length < kIdentityHeaderBytes) return -1
+  const v = new DataView(frame.buffer, frame.byteOffset, kIdentityHeaderBytes)
+  if (v.getInt32(16, true) === 0) return -1 // not durable: no identity
+  const stamp = v.getUint32(kStampAt, true)
+  if (stamp === 0) return -1
+  const age = (copyStamp(nowMs) - stamp) >>> 0
+  return age >= 0x80000000 ? 0 : age
+}
 
 /** Offsets into a frame's header that the cluster reads and patches (a frame crosses hosts as its ring bytes). */
 export const FRAME_HASH_AT = 4
@@ -166,7 +199,7 @@ export class FrameWriter {
    * or a MSG_FORGET passes its identity as `durable` (`replyTo` and `callId` unused).
    */
   message (ring: FrameSink, kind: number, id: string, idBytes: Uint8Array | null, hash: number, typeIdx: number, methodIdx: number,
-    payload: unknown, replyTo: number, callId: number, durable: SendId | null = null, encoded: Uint8Array | null = null): void {
+    payload: unknown, replyTo: number, callId: number, durable: SendCopy | null = null, encoded: Uint8Array | null = null): void {
     const plan = this.plan
     if (encoded !== null) plan.planEncoded(encoded)
     else plan.plan(payload, 'payload')
@@ -208,6 +241,7 @@ export class FrameWriter {
       const origin = this.originWords(durable.origin)
       t.i32[(o + 24) >> 2] = origin[0]!
       t.i32[(o + 28) >> 2] = origin[1]!
+      t.i32[(o + kStampAt) >> 2] = kind === MSG_SEND ? (durable.sentAt !== undefined && durable.sentAt !== 0 ? durable.sentAt : copyStamp()) : 0
     }
     const end = plan.write(u8, t.i32, align4(o + header + idLen))
     ring.end(end - o)
@@ -219,7 +253,7 @@ export class FrameWriter {
    * the payload already encoded (a durable send's), written as they are. Throws
    * EncodeError/MessageTooLargeError, writing nothing.
    */
-  send (ring: FrameSink, id: string, hash: number, typeIdx: number, methodIdx: number, payload: unknown, durable: SendId | null,
+  send (ring: FrameSink, id: string, hash: number, typeIdx: number, methodIdx: number, payload: unknown, durable: SendCopy | null,
     payloadBytes: Uint8Array | null = null): void {
     this.message(ring, MSG_SEND, id, null, hash, typeIdx, methodIdx, payload, 0, 0, durable, payloadBytes)
   }
@@ -370,10 +404,12 @@ export class FrameReader {
         env.outboxKey = 0
         env.origin = ''
         env.senderShard = 0
+        env.sentAt = 0
       } else {
         env.outboxKey = word16 * 0x100000000 + (env.callId >>> 0)
         env.senderShard = this.u16[(o + 20) >> 1]!
         env.origin = this.origin(this.i32[(o + 24) >> 2]!, this.i32[(o + 28) >> 2]!)
+        env.sentAt = this.i32[(o + kStampAt) >> 2]! >>> 0
         header = kIdentityHeaderBytes
       }
       env.replyTo = 0
@@ -381,6 +417,7 @@ export class FrameReader {
     } else {
       env.outboxKey = 0
       env.origin = ''
+      env.sentAt = 0
       env.replyTo = word16
     }
     env.id = this.id(o + header, idLen, env.hash)

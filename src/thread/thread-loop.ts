@@ -34,6 +34,7 @@ import { toWire } from '../../native-free-core/errors.ts'
 import { kStatActivations, kStatSent } from './mesh.ts'
 import type { WireError } from '../../native-free-core/errors.ts'
 import { FRAME_CONTROL, FRAME_REPLY, FRAME_STATE, FRAME_TASK, FrameReader, FrameWriter, KIND_HELD } from './frame-codec.ts'
+import type { SendCopy } from './frame-codec.ts'
 import { FrameBuffer } from './frame-buffer.ts'
 import { ShardHandover } from './shard-handover.ts'
 import type { ControlOp } from './shard-handover.ts'
@@ -678,6 +679,6 @@ export class ThreadLoop implements RuntimeOutput {
 }
 
 /** A durable send's identity from its envelope, or null. */
-function identityOf (env: Envelope): SendId | null {
-  return env.outboxKey === 0 ? null : { senderShard: env.senderShard, origin: env.origin, key: env.outboxKey }
+function identityOf (env: Envelope): SendCopy | null {
+  return env.outboxKey === 0 ? null : { senderShard: env.senderShard, origin: env.origin, key: env.outboxKey, sentAt: env.sentAt }
 }

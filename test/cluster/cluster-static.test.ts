@@ -98,7 +98,7 @@ test('durable sends between hosts: chains of transfers conserve money; records a
   const ports = await Promise.all([freePort(), freePort()])
   const list = ports.map((p, i) => `h${i}@127.0.0.1:${p}`)
   const dirs = ports.map(() => mkdtempSync(join(tmpdir(), 'shoal-static-')))
-  const plugins = ports.map((port, i) => cluster({ id: `h${i}`, secret, listen: { port }, membership: { static: list }, forgetAfterMs: 100 }))
+  const plugins = ports.map((port, i) => cluster({ id: `h${i}`, secret, listen: { port }, membership: { static: list }, forgetAfterMs: 1000 }))
   const hosts = await Promise.all(ports.map((_, i) => createHost({ agents: durableAgentsUrl, workers: 2, dataDir: dirs[i]!, plugins: [plugins[i]!] })))
   try {
     const accounts = Array.from({ length: 30 }, (_, i) => `a${i}`)
@@ -140,7 +140,7 @@ test('durable sends between hosts across dropped links: money conserved, records
   const list = [`h0@127.0.0.1:${ports[0]}`, `h1@127.0.0.1:${proxy.port}`]
   const dirs = ports.map(() => mkdtempSync(join(tmpdir(), 'shoal-static-')))
   const plugins = ports.map((port, i) => cluster({
-    id: `h${i}`, secret, listen: { port }, advertise: list[i]!.slice(3), membership: { static: list }, forgetAfterMs: 100, heartbeatMs: 100
+    id: `h${i}`, secret, listen: { port }, advertise: list[i]!.slice(3), membership: { static: list }, forgetAfterMs: 1000, heartbeatMs: 100
   }))
   const hosts = await Promise.all(ports.map((_, i) => createHost({ agents: durableAgentsUrl, workers: 1, dataDir: dirs[i]!, plugins: [plugins[i]!] })))
   try {
