@@ -128,6 +128,8 @@ export class ClusterPlugin implements HostPlugin, ClusterView {
         maxMessageBytes: host.options.maxMessageBytes
       },
       heartbeatMs: o.heartbeatMs,
+      // half the margin that keeps late durable-send copies out (router.ts, copyMaxAgeMs)
+      clockWarnMs: o.forgetAfterMs / 4,
       maxQueueBytes: o.maxLinkQueueBytes
     })
     this.asks = new PeerAsks(this.wire, (peer) => this.links.writer(peer))

@@ -147,6 +147,34 @@ test('heartbeats: a peer that goes silent is reported down on both sides after 3
   }
 })
 
+test('heartbeats estimate how far a peer\'s wall clock is from ours; a peer off by more than clockWarnMs is logged once, and again after it came back', async () => {
+  let skewMs = 8_000
+  const logA = logger()
+  const b = await startHub('b', { heartbeatMs: 20, wallClock: () => Date.now() + skewMs })
+  const a = await startHub('a', { heartbeatMs: 20, clockWarnMs: 1_000, logger: logA })
+  try {
+    a.connect('b', addressOf(b))
+    b.connect('a', addressOf(a))
+    await until('up', () => a.isUp('b') && b.isUp('a'))
+    await until('a clock estimate', () => a.stats().peers[0]!.clockOffsetMs !== null && b.stats().peers[0]!.clockOffsetMs !== null)
+    // one machine: the estimates are the skew, give or take half a round trip
+    assert.ok(Math.abs(a.stats().peers[0]!.clockOffsetMs! - 8_000) < 200, `a sees b ahead by ${a.stats().peers[0]!.clockOffsetMs}`)
+    assert.ok(Math.abs(b.stats().peers[0]!.clockOffsetMs! + 8_000) < 200, `b sees a behind by ${b.stats().peers[0]!.clockOffsetMs}`)
+    await new Promise((resolve) => setTimeout(resolve, 100)) // several more heartbeats
+    const warned = (): string[] => logA.lines.filter((l) => l.includes("b's clock"))
+    assert.equal(warned().length, 1, logA.lines.join('\n'))
+    assert.match(warned()[0]!, /b's clock is \d+ ms ahead of ours \(more than 1000 ms\)/)
+    skewMs = 0
+    await until('back in sync', () => Math.abs(a.stats().peers[0]!.clockOffsetMs!) < 200)
+    skewMs = -5_000
+    await until('logged again', () => warned().length === 2)
+    assert.match(warned()[1]!, /behind ours/)
+  } finally {
+    await a.close()
+    await b.close()
+  }
+})
+
 test('backpressure both ways: a reader that does not read makes the queue grow and writable false; it drains in order', async () => {
   const opts = { highWaterBytes: 128 * 1024, heartbeatMs: 60_000, maxQueueBytes: 512 * 1024 * 1024 }
   const b = await startHub('b', opts)

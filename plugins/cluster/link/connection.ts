@@ -35,12 +35,16 @@ export interface ConnectionHost {
   readonly maxBatchBytes: number
   readonly highWaterBytes: number
   now (): number
+  /** Wall-clock ms (Date.now unless a test skews it). */
+  wall (): number
   /** Count and log a refusal (the connection closes itself). */
   refused (conn: Connection, reason: RefusalReason, detail: string): void
   /** May this authenticated peer link? A refusal, or undefined to go ahead. */
   admit (conn: Connection, hello: Hello): { reason: RefusalReason, detail: string } | undefined
   up (conn: Connection, hello: Hello): void
   batch (conn: Connection, u8: Buffer, i32: Int32Array, frames: number): void
+  /** A heartbeat's estimate of the peer's wall clock minus ours, ms. */
+  clock (conn: Connection, offsetMs: number): void
   /** The socket fell below the low-water mark after backpressure. */
   drained (conn: Connection): void
   /** The connection ended; `wasUp` tells whether `up` was called for it. */
@@ -61,6 +65,8 @@ export class Connection implements BatchOutput {
   /** Over the high-water mark: batches wait in the writer until `drained`. */
   backpressured = false
   rttMs = -1
+  /** The peer's wall clock minus ours at the last pong, ms (null before the first). */
+  clockOffsetMs: number | null = null
   private readonly hub: ConnectionHost
   private readonly nonce = newNonce()
   private theirNonce: Uint8Array | null = null
@@ -127,9 +133,15 @@ export class Connection implements BatchOutput {
     } catch {
       return this.refuse('garbage', `control message ${-word} does not decode`)
     }
-    if (word === CTRL_PING && this.state === 'up') { this.control(CTRL_PONG, body); return }
+    // a pong echoes the ping's time and adds the answerer's wall clock: the round trip, and
+    // how far the peer's clock is from ours (durable sends' copy stamps assume they agree)
+    if (word === CTRL_PING && this.state === 'up') { this.control(CTRL_PONG, [body, this.hub.wall()]); return }
     if (word === CTRL_PONG && this.state === 'up') {
-      if (typeof body === 'number') this.rttMs = this.hub.now() - body
+      if (Array.isArray(body) && typeof body[0] === 'number' && typeof body[1] === 'number') {
+        this.rttMs = this.hub.now() - body[0]
+        this.clockOffsetMs = body[1] - (this.hub.wall() - this.rttMs / 2)
+        this.hub.clock(this, this.clockOffsetMs)
+      }
       return
     }
     const msg = typeof body === 'object' && body !== null && !Array.isArray(body) ? body as Record<string, unknown> : null

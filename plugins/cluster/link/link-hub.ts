@@ -58,6 +58,14 @@ export interface LinkHubOptions {
   readonly highWaterBytes?: number
   /** Ping interval; a link that received nothing for 3 intervals is closed. Default 1,000 ms. */
   readonly heartbeatMs?: number
+  /**
+   * Warn when a peer's wall clock differs from this host's by more than this (estimated at
+   * each heartbeat from the pong's wall time and half the round trip): once, and again
+   * after it came back within. Default: never.
+   */
+  readonly clockWarnMs?: number
+  /** Wall-clock ms, the clock told to peers in pongs. Default Date.now (tests skew one). */
+  readonly wallClock?: () => number
   /** A handshake (TCP, WebSocket upgrade, authentication) must finish within this. Default 5,000 ms. */
   readonly handshakeTimeoutMs?: number
   /** Dialer's reconnect delays. Defaults 100 ms doubling to 5,000 ms, with jitter. */
@@ -130,6 +138,8 @@ export class LinkHub extends EventEmitter<LinkHubEvents> {
   private readonly maxQueueBytes: number
   private readonly highWaterBytes: number
   private readonly heartbeatMs: number
+  private readonly clockWarnMs: number
+  private readonly wallClock: () => number
   private readonly handshakeTimeoutMs: number
   private readonly backoff: { initialMs: number, maxMs: number, factor: number, random: () => number }
   private readonly logger: LinkLogger
@@ -170,6 +180,8 @@ export class LinkHub extends EventEmitter<LinkHubEvents> {
     this.maxQueueBytes = intOption('maxQueueBytes', options.maxQueueBytes, 64 * 1024 * 1024, this.maxBatchBytes, 2 ** 40)
     this.highWaterBytes = intOption('highWaterBytes', options.highWaterBytes, 1024 * 1024, 1024, 2 ** 40)
     this.heartbeatMs = intOption('heartbeatMs', options.heartbeatMs, 1_000, 1, 3_600_000)
+    this.clockWarnMs = options.clockWarnMs ?? Number.POSITIVE_INFINITY
+    this.wallClock = options.wallClock ?? Date.now
     this.handshakeTimeoutMs = intOption('handshakeTimeoutMs', options.handshakeTimeoutMs, 5_000, 1, 3_600_000)
     const reconnect = options.reconnect ?? {}
     const initialMs = intOption('reconnect.initialMs', reconnect.initialMs, 100, 1, 3_600_000)
@@ -486,6 +498,7 @@ export class LinkHub extends EventEmitter<LinkHubEvents> {
       maxBatchBytes: this.maxBatchBytes,
       highWaterBytes: this.highWaterBytes,
       now: () => performance.now(),
+      wall: this.wallClock,
       refused (conn, reason, detail) {
         hub.refusals.record(reason, conn.who, detail)
         if (conn.role === 'dial' && conn.peerId !== null) {
@@ -528,6 +541,15 @@ export class LinkHub extends EventEmitter<LinkHubEvents> {
         peer.batchesIn++
         peer.bytesIn += u8.length
         hub.emit('batch', peer.id, u8, i32, frames)
+      },
+      clock (conn, offsetMs) {
+        const peer = hub.peers.get(conn.peerId!)
+        if (peer === undefined || peer.conn !== conn) return
+        const off = Math.abs(offsetMs) > hub.clockWarnMs
+        if (off && !peer.clockWarned) {
+          hub.logger.warn(`shoal link ${hub.id}: ${peer.id}'s clock is ${Math.round(offsetMs)} ms ${offsetMs > 0 ? 'ahead of' : 'behind'} ours (more than ${hub.clockWarnMs} ms): keep the hosts' clocks in sync (NTP)`)
+        }
+        peer.clockWarned = off
       },
       drained (conn) {
         const peer = hub.peers.get(conn.peerId!)

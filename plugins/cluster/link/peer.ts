@@ -39,6 +39,8 @@ export interface LinkPeerStats {
   readonly droppedFrames: number
   /** Last heartbeat round trip, ms (-1 before the first pong). */
   readonly rttMs: number
+  /** The peer's wall clock minus ours, estimated at the last pong, ms (null before the first). */
+  readonly clockOffsetMs: number | null
   /** Why the last attempt or link failed, while it is not up. */
   readonly lastError: string | null
 }
@@ -56,6 +58,8 @@ export class Peer {
   lastError: string | null = null
   /** An unreachable peer is logged once per outage, not per attempt. */
   loggedUnreachable = false
+  /** Its clock is off by more than the hub's clockWarnMs, and that was logged. */
+  clockWarned = false
   ups = 0
   downs = 0
   droppedFrames = 0
@@ -103,6 +107,7 @@ export class Peer {
       downs: this.downs,
       droppedFrames: this.droppedFrames,
       rttMs: conn?.rttMs ?? -1,
+      clockOffsetMs: conn === null || conn.clockOffsetMs === null ? null : Math.round(conn.clockOffsetMs),
       lastError: this.up ? null : this.lastError
     }
   }
