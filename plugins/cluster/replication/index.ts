@@ -111,6 +111,7 @@ export class Replication {
   up (peer: string): void {
     this.owner.nudge(peer)
     this.owner.up(peer)
+    this.replica.up(peer)
   }
 
   down (peer: string): void {

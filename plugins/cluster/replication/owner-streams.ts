@@ -344,6 +344,13 @@ export class OwnerStreams {
   /** CL_RESYNC: `host` lost the stream (new to it, or a gap): send it a snapshot and the sequence it is at. */
   async resync (host: string, shard: number, id: string): Promise<void> {
     const stream = this.streams.get(shard)
+    if (stream !== undefined && id === '') {
+      // a replica asks about a copy no stream keeps (replica-copies.ts, askAboutUntracked):
+      // one this stream neither targets nor counts in sync — so no record of it names that
+      // host — may go
+      if (!stream.targets.includes(host) && !stream.inSync.has(host) && !stream.dropping.has(host)) this.unreplica(host, [stream])
+      return
+    }
     if (stream === undefined || stream.id !== id) return
     if (!stream.targets.includes(host)) {
       // a copy of a stream it is no replica of (the map dropped it meanwhile): it may go

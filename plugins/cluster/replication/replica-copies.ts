@@ -16,6 +16,7 @@
  */
 import { Buffer } from 'node:buffer'
 import { messageOf } from '../../../native-free-core/errors.ts'
+import { SHARDS } from '../../../native-free-core/placement/hash.ts'
 import { NONE, replicasOf } from '../../../native-free-core/placement/shard-map.ts'
 import type { ShardMap } from '../../../native-free-core/placement/shard-map.ts'
 import type { FrameSink } from '../../../native-free-core/ring/ring-queue.ts'
@@ -66,6 +67,9 @@ class Copy {
   }
 }
 
+/** How often a replica range nobody streams to this host is asked about again (`askAboutUntracked`). */
+const ASK_AGAIN_MS = 5_000
+
 interface Taken {
   readonly owner: string
   readonly shard: number
@@ -93,6 +97,7 @@ export class ReplicaCopies {
   /** CL_REPL_ACK payloads, per owner host. */
   private readonly acks = new Map<string, AckWriter>()
   private closed = false
+  private askTimer: ReturnType<typeof setInterval> | null = null
   /** Figures for stats. */
   segmentsIn = 0
   bytesIn = 0
@@ -150,6 +155,48 @@ export class ReplicaCopies {
       // another owner now: its stream starts over (a snapshot); a copy no longer listed goes
       this.copies.delete(shard)
       if (!replicasOf(map, shard).includes(this.parts.self)) this.dropCopy(shard)
+    }
+    this.askAboutUntracked(null)
+  }
+
+  /** The link to `peer` is up: ask it about the untracked copies of its shards. */
+  up (peer: string): void {
+    this.askAboutUntracked(peer)
+  }
+
+  /**
+   * Replica ranges on disk that no stream keeps up to date and that the map does not list
+   * this host for: left by a restart (the copies' tracking is in memory), a failed apply
+   * (`failed` starts every copy over), or a stream lost with its link while the map dropped
+   * this host and its owner's CL_UNREPLICA was lost too — with an owner that never changed,
+   * the epoch rule for orphans never lets such a copy go. Only the owner knows whether its
+   * in-sync record may still name this host, so it is asked (CL_RESYNC with no stream id):
+   * it answers CL_UNREPLICA when it neither streams to this host nor counts it in sync, and
+   * the copy goes then (`unreplica`). Asked at every map, when the owner's link comes up,
+   * and every ASK_AGAIN_MS while any is left (an owner not serving yet says nothing).
+   */
+  private askAboutUntracked (peer: string | null): void {
+    const map = this.map
+    if (map === null || this.closed) return
+    const me = map.hosts.indexOf(this.parts.self)
+    let left = 0
+    for (let shard = 0; shard < SHARDS; shard++) {
+      if (this.copies.has(shard) || this.told.has(shard) || !this.parts.store.isReplicaRange(shard) || this.parts.holds(shard)) continue
+      const owner = map.owner[shard]!
+      if (owner === NONE || owner === me || replicasOf(map, shard).includes(this.parts.self)) continue
+      left++
+      const ownerId = map.hosts[owner]!
+      if (peer !== null && ownerId !== peer) continue
+      try {
+        this.parts.wire.write(this.parts.writer(ownerId), CL_RESYNC, 0, [shard, ''])
+      } catch {} // the link is down: asked when it is up
+    }
+    if (left === 0 && this.askTimer !== null) {
+      clearInterval(this.askTimer)
+      this.askTimer = null
+    } else if (left !== 0 && this.askTimer === null) {
+      this.askTimer = setInterval(() => this.askAboutUntracked(null), ASK_AGAIN_MS)
+      this.askTimer.unref()
     }
   }
 
@@ -274,6 +321,7 @@ export class ReplicaCopies {
     const copy = this.copies.get(shard)
     if (copy !== undefined && (copy.id !== id || copy.owner !== owner)) return
     this.copies.delete(shard)
+    this.orphans.delete(shard)
     const map = this.map
     if (map !== null && replicasOf(map, shard).includes(this.parts.self)) {
       // the owner's map is ahead of this one: dropped once this map stops listing it
@@ -401,5 +449,7 @@ export class ReplicaCopies {
 
   close (): void {
     this.closed = true
+    if (this.askTimer !== null) clearInterval(this.askTimer)
+    this.askTimer = null
   }
 }

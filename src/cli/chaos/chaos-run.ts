@@ -194,7 +194,7 @@ export function formatReport (r: ChaosReport): string {
       `${Math.round(r.ops / Math.max(1, r.events.length))} ops per round`,
     `  retried errors: ${r.retriable.length === 0 ? 'none' : r.retriable.map(([k, n]) => `${k} ${n}`).join(', ')}`,
     `  applied twice after a retry (allowed): ${r.check.retriedTwice}; balances ${r.check.totalBalance}`,
-    `  hosts at the end: ${r.check.hosts.map((h) => `${h.id} epoch ${h.epoch}, ${h.served} shards, moved in/out ${h.movedIn}/${h.movedOut}${h.calledOff === 0 ? '' : `, ${h.calledOff} called off`}`).join('; ')}`,
+    `  hosts at the end: ${r.check.hosts.map((h) => `${h.id} epoch ${h.epoch}, ${h.served} shards, moved in/out ${h.movedIn}/${h.movedOut}${h.calledOff === 0 ? '' : `, ${h.calledOff} called off`}${h.staleCopies === 0 ? '' : `, ${h.staleCopies} late send copies dropped`}`).join('; ')}`,
     `  fault phase ${(r.faultPhaseMs / 1000).toFixed(1)} s, settled in ${Math.round(r.check.settleMs)} ms, drained in ${Math.round(r.check.drainMs)} ms, run ${(r.totalMs / 1000).toFixed(1)} s`
   )
   for (const v of r.violations) lines.push(`  VIOLATION ${v}`)

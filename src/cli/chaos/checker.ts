@@ -41,10 +41,10 @@ export interface CheckReport {
   readonly retriedTwice: number
   readonly totalBalance: number
   /** Each host's cluster figures once settled: map epoch, shards served, moves in and out, moves called off. */
-  readonly hosts: ReadonlyArray<{ readonly id: string, readonly epoch: number, readonly served: number, readonly movedIn: number, readonly movedOut: number, readonly calledOff: number }>
+  readonly hosts: ReadonlyArray<{ readonly id: string, readonly epoch: number, readonly served: number, readonly movedIn: number, readonly movedOut: number, readonly calledOff: number, readonly staleCopies: number }>
 }
 
-interface ClusterStats { cluster: { epoch: number, shardsServed: number, movedIn: number, movedOut: number, movesCalledOff: number } }
+interface ClusterStats { cluster: { epoch: number, shardsServed: number, movedIn: number, movedOut: number, movesCalledOff: number, durable: { staleCopies: number } } }
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
 const kShown = 8
@@ -128,7 +128,7 @@ async function checkState (procs: ClusterProcs, ledger: Ledger, t0: number, o: C
   const settleMs = performance.now() - t
   const figures = await Promise.all(hosts.map(async (h) => {
     const c = (await h.stats<ClusterStats>()).cluster
-    return { id: h.name, epoch: c.epoch, served: c.shardsServed, movedIn: c.movedIn, movedOut: c.movedOut, calledOff: c.movesCalledOff }
+    return { id: h.name, epoch: c.epoch, served: c.shardsServed, movedIn: c.movedIn, movedOut: c.movedOut, calledOff: c.movesCalledOff, staleCopies: c.durable.staleCopies }
   }))
 
   // drained: no outbox record anywhere, and every transfer credited
