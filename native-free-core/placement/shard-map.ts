@@ -226,6 +226,19 @@ export function plannedMoves (map: ShardMap, from?: string): PlannedMove[] {
   return out
 }
 
+/**
+ * Would the leader still complete this move if it were reported now (`completeMoves`)? The
+ * map must name `from` owner and `to` target, planned no later than `planned` (the map
+ * epoch the reporter saw the move planned at). An old owner whose move was planned again later — the target left and
+ * came back — holds a report the leader ignores for ever: it must serve the shard again
+ * and move it under the new plan (plugins/cluster/handover.ts).
+ */
+export function movePlanned (map: ShardMap, shard: number, from: string, to: string, planned: number): boolean {
+  const o = map.owner[shard]!
+  const t = map.target[shard]!
+  return o !== NONE && t !== NONE && map.hosts[o] === from && map.hosts[t] === to && planned >= map.targetEpoch[shard]!
+}
+
 /** True when no shard is unassigned and none is moving. */
 export function isSettled (map: ShardMap): boolean {
   for (let s = 0; s < SHARDS; s++) if (map.owner[s] === NONE || map.target[s] !== NONE) return false

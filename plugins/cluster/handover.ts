@@ -23,7 +23,7 @@
 import { Buffer } from 'node:buffer'
 import { ShoalError, messageOf } from '../../native-free-core/errors.ts'
 import { SHARDS, shardOf } from '../../native-free-core/placement/hash.ts'
-import { NONE, replicasOf } from '../../native-free-core/placement/shard-map.ts'
+import { NONE, movePlanned, replicasOf } from '../../native-free-core/placement/shard-map.ts'
 import type { ShardMap } from '../../native-free-core/placement/shard-map.ts'
 import type { ShardRanges } from '../../native-free-core/storage/shard-range.ts'
 import type { MovedTimeout } from '../../native-free-core/time/agent-timers.ts'
@@ -200,8 +200,10 @@ export class Handover {
       if (mine) {
         const target = map.target[s]!
         if (out !== undefined) {
-          // still ours: the move is under way, or was called off (no target any more)
-          if (target === NONE || map.hosts[target] !== out.to) this.callOff(s)
+          // still ours: the move is under way, or was called off — no target any more, or
+          // planned again since (its target left and came back: a report of the old plan is
+          // one the leader ignores, so shards held for it would wait for ever)
+          if (!movePlanned(map, s, self, out.to, out.planned)) this.callOff(s)
           continue
         }
         if (!this.served.has(s)) {
@@ -371,12 +373,14 @@ export class Handover {
     const timer = setTimeout(() => {
       if (this.closed) return
       const map = this.parts.membership.map()
-      const self = map?.hosts.indexOf(this.parts.self) ?? -1
       const pending = shards.filter((s) => {
         const out = this.outgoing.get(s)
-        return out !== undefined && out.to === to && out.planned === planned && map !== undefined && map.owner[s] === self && map.target[s] !== NONE && map.hosts[map.target[s]!] === to
+        return out !== undefined && out.to === to && out.planned === planned && map !== undefined && movePlanned(map, s, this.parts.self, to, planned)
       })
-      if (pending.length === 0) return
+      if (pending.length === 0) {
+        void this.reconcile() // the map decided meanwhile (or planned the move again): act on it
+        return
+      }
       this.parts.membership.reportHandover(pending, this.parts.self, to, planned).then(
         () => { void this.reconcile() },
         () => this.reportAgain(pending, to, planned)

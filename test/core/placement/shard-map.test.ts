@@ -5,7 +5,7 @@ import { DecodeError, InvalidArgumentError } from '../../../native-free-core/err
 import { SHARDS } from '../../../native-free-core/placement/hash.ts'
 import { HashRing } from '../../../native-free-core/placement/hash-ring.ts'
 import {
-  NONE, completeMoves, decodeShardMap, encodeShardMap, isSettled, loadsOf, nextMap, ownerOf, plan, plannedMoves,
+  NONE, completeMoves, decodeShardMap, encodeShardMap, isSettled, loadsOf, movePlanned, nextMap, ownerOf, plan, plannedMoves,
   sameShardMap, shardsOf, staticShardMap, targetOf
 } from '../../../native-free-core/placement/shard-map.ts'
 import type { CompletedMove, MemberState, PlanMember, ShardMap } from '../../../native-free-core/placement/shard-map.ts'
@@ -123,6 +123,32 @@ test('a late report of an aborted move does not complete the move planned again 
   assert.ok(map.targetEpoch[m.shard]! > m.epoch)
   assert.equal(completeMoves(map, [m]), null, 'the stale report must not complete it')
   assert.ok(completeMoves(map, [{ ...m, epoch: map.targetEpoch[m.shard]! }]))
+  // what the old owner asks before it keeps holding the shard for its report: no longer planned
+  assert.equal(movePlanned(map, m.shard, m.from, m.to, m.epoch), false, 'the old plan is dead: serve the shard again')
+  assert.equal(movePlanned(map, m.shard, m.from, m.to, map.targetEpoch[m.shard]!), true)
+})
+
+test('movePlanned says exactly whether the leader would complete a report now', () => {
+  let map = mustPlan(mustPlan(null, up('a', 'b', 'c')), up('a', 'b', 'c', 'd'))
+  const moves = plannedMoves(map)
+  const m = moves[0]!
+  const reports: CompletedMove[] = [
+    m,
+    { ...m, epoch: m.epoch + 1 }, // a plan the map never had
+    { ...m, to: m.from, from: m.to }, // reversed
+    { ...m, to: 'zz' },
+    { ...moves[1]!, epoch: moves[1]!.epoch }
+  ]
+  const agree = (at: ShardMap): void => {
+    for (const r of reports) assert.equal(movePlanned(at, r.shard, r.from, r.to, r.epoch!), completeMoves(at, [r]) !== null, JSON.stringify(r))
+  }
+  agree(map)
+  map = mustPlan(map, up('a', 'b', 'c')) // d leaves
+  agree(map)
+  map = mustPlan(map, up('a', 'b', 'c', 'd')) // and comes back: planned again
+  agree(map)
+  map = doAll(map)
+  agree(map)
 })
 
 test('a target that leaves, goes away or becomes the owner is cleared', () => {
