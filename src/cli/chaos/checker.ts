@@ -211,6 +211,14 @@ async function checkState (procs: ClusterProcs, ledger: Ledger, t0: number, o: C
     const acked = [...ledger.ops.values()].filter((r) => r.kind === 'add' && r.key === key && r.acked)
     for (const r of acked.slice(0, 40)) evidence.push(`${ops.includes(r.id) ? '   ' : '!! '}${ledger.story(r.id)}`)
   }
+  // evidence for the first send credited wrongly: where its receiver lives and what happened to that shard
+  const firstCredit = creditWrong.map((l) => / → (a\d+) /.exec(l)).find((m) => m !== null)
+  if (firstLost === undefined && firstCredit != null) {
+    const key = firstCredit[1]!
+    const [owner] = await reader.owners({ type: ACCOUNT, keys: [key] })
+    const shard = shardOfAgent(ACCOUNT, key)
+    evidence.push(`receiver ${key} (shard ${shard}, owner at the end ${String(owner)}): served (+) and let go (-) by each host process, then the hosts' warnings:`, ...shardStory(procs, procs.ids(), shard, t0).map((l) => `  ${l}`))
+  }
   const totalBalance = accounts.reduce((n, a) => n + a.balance, 0)
   if (totalBalance !== o.accounts * START) violations.push(`money not conserved: balances sum to ${totalBalance}, expected ${o.accounts * START}`)
 
