@@ -435,6 +435,7 @@ export class ClusterPlugin implements HostPlugin, ClusterView {
       staleRangesDropped: this.handover.staleDropped,
       forwarded: this.router.forwarded,
       held: this.router.held,
+      releasedArrivals: this.router.releasedArrivals,
       unroutable: this.router.unroutable,
       droppedCasts: this.router.droppedCasts,
       callsInFlight: this.router.callsInFlight,

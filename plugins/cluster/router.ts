@@ -116,6 +116,8 @@ export class ClusterRouter implements RemoteRoutes {
   received = 0
   /** Copies of durable sends dropped as too old (`copyMaxAgeMs`). */
   staleCopies = 0
+  /** Holds for shards the map gave this host and took away before it adopted them, released (`setMap`). */
+  releasedArrivals = 0
   /** A copy of a durable send made longer ago than this (wall-clock ms) is dropped. */
   private readonly copyMaxAgeMs: number
   /** Wall-clock ms, read once per batch or send (a test may set another). */
@@ -141,6 +143,18 @@ export class ClusterRouter implements RemoteRoutes {
 
   setMap (map: ShardMap): void {
     this.map = map
+    // frames held for a shard the map gave this host, which it had not adopted when the map
+    // moved on (fenced, stopped past its lease, a failover elsewhere): routed by the new map
+    // now. Nothing else would take them — a shard this host does not own is never adopted
+    // here — and every later frame for that shard would be held behind them for ever.
+    // (Arrivals of moves, `from` a peer, are the handover's: adopted or dropped with the move.)
+    if (this.arriving.size === 0) return
+    const self = map.hosts.indexOf(this.self)
+    for (const [shard, a] of this.arriving) {
+      if (a.from !== null || (self >= 0 && map.owner[shard] === self)) continue
+      this.releasedArrivals++
+      this.takeArrivals([shard]).get(shard)?.forEach((frame) => this.route(frame))
+    }
   }
 
   /** The id of the host the map names owner of `shard`, or undefined. */
