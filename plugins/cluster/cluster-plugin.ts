@@ -37,6 +37,7 @@ import { DurableAcks } from './durable-acks.ts'
 import { ClusterTenancy } from './tenancy.ts'
 import { PeerAsks } from './peer-asks.ts'
 import { Replication } from './replication/index.ts'
+import { splitJournal } from '../../native-free-core/storage/commit-journal.ts'
 import type { ReplicaStore } from './replication/replica-copies.ts'
 import type { ClusterPeers } from './peer-asks.ts'
 import { DEFAULT_LEASE_TTL_S } from './membership/index.ts'
@@ -76,6 +77,8 @@ export class ClusterPlugin implements HostPlugin, ClusterView {
   private asks!: PeerAsks
   /** `replicas` > 1: commit journals to replicas, copies from owners (replication/). */
   private replication: Replication | null = null
+  /** Per home thread: the barrier a replica's snapshot waits for (its commits queued so far have committed). */
+  private readonly commitBarriers = new Map<number, Barrier>()
   private closing = false
   private shapeWarned = false
   /** etcd: the registration started in setup, awaited in start. */
@@ -167,16 +170,33 @@ export class ClusterPlugin implements HostPlugin, ClusterView {
         serves: (s) => this.handover.serves(s),
         holds: (s) => this.handover.holds(s),
         ackTimeoutMs: o.replicaAckTimeoutMs,
+        committed: (shard) => {
+          // the shard's home thread (through its ring) and this thread's own store (outbox deletions)
+          const home = this.gateway.homeOf(shard)
+          const here = replicaStore.localCommits()
+          if (home === 0) return here
+          let barrier = this.commitBarriers.get(home)
+          if (barrier === undefined) this.commitBarriers.set(home, barrier = new Barrier(() => this.gateway.commitsOf(home)))
+          return Promise.all([here, barrier.after()]).then(() => {})
+        },
         warn: (message) => console.warn(`shoal cluster ${o.id}: ${message}`)
       })
       // the main thread's own commits (outbox deletions, a workers: 0 runtime) are replicated too
-      replicaStore.replicateWith((journal) => this.replication!.owner.replicate(journal))
+      replicaStore.replicateWith(
+        (journal) => this.replication!.owner.replicate(journal),
+        (journal) => this.replication!.owner.restart(splitJournal(journal).map(([shard]) => shard))
+      )
     }
     const replication = this.replication
     this.gateway = host.gateway({
       route: (frame) => this.router.route(frame),
       applied: (acks) => this.acks.applied(acks),
-      ...(replication !== null ? { replicate: (journal: Uint8Array) => replication.owner.replicate(journal) } : {})
+      ...(replication !== null
+        ? {
+            replicate: (journal: Uint8Array) => replication.owner.replicate(journal),
+            lost: (shards: readonly number[] | ((shard: number) => boolean)) => replication.owner.restart(shards)
+          }
+        : {})
     })
     this.router.attach(this.gateway)
     const bound = await this.links.listen()
@@ -517,6 +537,7 @@ export class ClusterPlugin implements HostPlugin, ClusterView {
       bytesOut: owner.bytesOut,
       snapshotsOut: owner.snapshotsOut,
       fellOut: owner.fellOut,
+      streamsRestarted: owner.restarts,
       inSyncPublishFailures: owner.publishFailures,
       segmentsIn: replica.segmentsIn,
       bytesIn: replica.bytesIn,
@@ -634,7 +655,42 @@ export class ClusterPlugin implements HostPlugin, ClusterView {
   }
 }
 
-type ReplicatingStore = ReplicaStore & { replicateWith (replicate: (journal: Uint8Array) => Promise<void>): void }
+type ReplicatingStore = ReplicaStore & {
+  replicateWith (replicate: (journal: Uint8Array) => Promise<void>, lost: (journal: Uint8Array) => void): void
+  localCommits (): Promise<void>
+}
+
+/**
+ * A barrier that many may ask for at once: one on its way at a time; who asks while one is
+ * on its way (asked before them, so not covering them) gets the next, started once it is done.
+ */
+class Barrier {
+  private readonly run: () => Promise<void>
+  private running: Promise<void> | null = null
+  private next: Promise<void> | null = null
+
+  constructor (run: () => Promise<void>) {
+    this.run = run
+  }
+
+  after (): Promise<void> {
+    if (this.running === null) return this.start()
+    if (this.next === null) {
+      const go = (): Promise<void> => {
+        this.next = null
+        return this.start()
+      }
+      this.next = this.running.then(go, go)
+    }
+    return this.next
+  }
+
+  private start (): Promise<void> {
+    const p: Promise<void> = this.run().finally(() => { if (this.running === p) this.running = null })
+    this.running = p
+    return p
+  }
+}
 
 function isReplicaStore (store: unknown): store is ReplicatingStore & ShardRanges {
   return typeof (store as ReplicatingStore).applyReplicated === 'function' && typeof (store as ReplicatingStore).replicateWith === 'function'

@@ -59,12 +59,15 @@ export interface RemoteRoutes {
   /** Durable sends applied here (committed): acknowledge them to their senders' hosts. */
   applied? (acks: readonly AppliedAck[]): void
   /**
-   * Given, every commit of this host is replicated: its journal (commit-journal.ts, written
-   * after the local commit) comes here, and the commit's replies and sends wait until the
-   * promise resolves; a rejection (a ShoalError, retriable when the caller may try again)
+   * Given, every commit of this host is replicated: its journal (commit-journal.ts, handed
+   * out as the commit is queued, before its local transaction has committed) comes here,
+   * and the commit's replies and sends wait until the promise resolves (and the local
+   * commit is durable); a rejection (a ShoalError, retriable when the caller may try again)
    * is what their callers get instead. Decided before the workers start.
    */
   replicate? (journal: Uint8Array): Promise<void>
+  /** Replicating: the local transaction of a commit whose journal `replicate` had was lost (it failed, or its worker died). */
+  lost? (shards: readonly number[] | ((shard: number) => boolean)): void
 }
 
 export interface GatewayParts {
@@ -305,6 +308,9 @@ export class Gateway {
     const moved = new ShardUnavailableError('the worker thread running the followed agent restarted').toWire()
     for (const [, p] of this.proxies.take((q) => q.thread === thread && q.epoch < epoch)) this.answer(p, p.follow ? moved : crashed)
     for (const [token, c] of this.controls) if (c.home === thread) this.parts.loop.sendControl(thread, token, c.msg)
+    // commits the dead worker had queued may be lost while their journals went out: the
+    // streams of its shards start over (their replicas take a snapshot)
+    if (this.routes?.replicate !== undefined) this.routes.lost?.((shard) => this.homeOf(shard) === thread)
   }
 
   private answer (p: Proxy, error: WireError): void {
@@ -388,6 +394,20 @@ export class Gateway {
   /** Commits are replicated (the router gave `replicate`): workers are told so when they start. */
   get replicates (): boolean {
     return this.routes?.replicate !== undefined
+  }
+
+  /** @internal a thread's commit whose journal went out failed locally (FRAME_CONTROL 'commit-failed') */
+  commitFailed (shards: readonly number[]): void {
+    this.routes?.lost?.(shards)
+  }
+
+  /**
+   * Resolves once every commit that thread `home` queued before this call has committed
+   * (or failed) — a barrier through its ring (FRAME_CONTROL 'commits'). A worker that
+   * restarts meanwhile answers for itself (what its predecessor had queued is `lost`).
+   */
+  commitsOf (home: number): Promise<void> {
+    return this.control(home, { op: 'commits' }).then(() => {})
   }
 
   /** @internal a thread's commit journal (FRAME_CONTROL 'replicate'): answer once replicated */

@@ -134,6 +134,7 @@ export class Host extends EventEmitter<HostEvents> {
       onControl: (_from, token, msg) => {
         if (msg.op === 'applied') this.gateway?.applied(msg.acks)
         else if (msg.op === 'replicate') this.gateway?.replicate(_from, token, msg.journal)
+        else if (msg.op === 'commit-failed') this.gateway?.commitFailed(msg.shards)
         else this.gateway?.answered(token, msg)
       },
       onApplied: (id, hash, send) => {

@@ -115,11 +115,14 @@ export class LmdbStore implements Store, QuotaRecords, ShardRanges {
    * Replication (the cluster's replicas): set, every commit also records its writes as a
    * journal (commit-journal.ts), and the commit resolves only once the local transaction
    * is durable AND `replicate(journal)` has resolved — the output gate spans hosts.
-   * The journal goes out once the local transaction has committed (not waiting for its
-   * flush), so that a snapshot of the range taken after a journal was numbered always
-   * contains it (plugins/cluster/replication/); see `settled`.
+   * The journal goes out when the commit is queued, not once it has committed, so that
+   * the replicas' commit overlaps this one (see `settled`); `lost(journal)` is told if the
+   * local transaction then fails, so that no replica keeps a write this store lost.
    */
   private replicate: ((journal: Uint8Array) => Promise<void>) | null = null
+  private lost: ((journal: Uint8Array) => void) | null = null
+  /** The last write queued by `commit` or `deleteOutbox` (settles once every earlier one has): see `localCommits`. */
+  private lastWritten: Promise<boolean> = kNothingWritten
   /** Shards whose range is a replica's copy (kept in meta 'replicaRanges'): not in the quota counts. */
   private readonly replicaRanges: Set<number>
   private journal: JournalWriter | null = null
@@ -157,10 +160,24 @@ export class LmdbStore implements Store, QuotaRecords, ShardRanges {
     return this.states.getBinaryFast(this.readKeys.state(id))
   }
 
-  /** Replicate every commit from now on (call before the first commit). */
-  replicateWith (replicate: (journal: Uint8Array) => Promise<void>): void {
+  /**
+   * Replicate every commit from now on (call before the first commit): `replicate` gets a
+   * commit's journal as the commit is queued; `lost` gets it again if the local
+   * transaction fails afterwards (the replicas may have it: they must start over).
+   */
+  replicateWith (replicate: (journal: Uint8Array) => Promise<void>, lost: (journal: Uint8Array) => void): void {
     this.replicate = replicate
+    this.lost = lost
     this.journal = new JournalWriter()
+  }
+
+  /**
+   * Resolves once every commit queued here so far has committed (or failed): lmdb-js
+   * commits one thread's batches in order, so the last one queued settles last. A snapshot
+   * of a range read after it holds every journal this store handed out before the call.
+   */
+  localCommits (): Promise<void> {
+    return this.lastWritten.then(noop, noop)
   }
 
   commit (batch: WriteBatch): Promise<void> {
@@ -225,17 +242,20 @@ export class LmdbStore implements Store, QuotaRecords, ShardRanges {
 
   /**
    * A commit's promise: durable here (its flush, with durability 'disk') and, replicating,
-   * applied by the replicas. The journal goes out once the local transaction has committed
-   * (visible to a snapshot read from then on: a snapshot numbered after the journal
-   * contains it) while the flush proceeds, so the replicas' apply and fsync overlap the
-   * owner's own instead of following it. Either failing fails the commit; the replies wait
-   * for both.
+   * applied by the replicas. The journal goes out now, as the commit is queued, so that the
+   * replicas' apply and commit overlap this store's own instead of following it; the
+   * replies still wait for both. If the local transaction fails after its journal went
+   * out, `lost` is told (the shards' streams start over: no replica keeps a write this
+   * store lost), and the commit fails as it would have anyway.
    */
   private settled (written: Promise<boolean>, journal: Uint8Array | null): Promise<void> {
+    if (written !== kNothingWritten) this.lastWritten = written
     const local = this.waitForFlush ? written.then(() => this.env.flushed).then(noop) : written.then(noop)
     if (journal === null) return local
-    const replicate = this.replicate!
-    return Promise.all([local, written.then(() => replicate(journal))]).then(noop)
+    const replicated = this.replicate!(journal)
+    const lost = this.lost!
+    written.then(noop, () => lost(journal))
+    return Promise.all([local, replicated]).then(noop)
   }
 
   /** Queue per-agent keyed writes (storage, reminders); returns the last write's promise. */

@@ -41,6 +41,14 @@ export type ControlOp =
    */
   | { readonly op: 'replicate', readonly journal: Uint8Array }
   | { readonly op: 'replicated', readonly error: WireError | null }
+  /**
+   * Replicas: the local transaction of a commit whose journal went out failed (thread →
+   * main): the shards' streams start over, so that no replica keeps a write lost here.
+   */
+  | { readonly op: 'commit-failed', readonly shards: readonly number[] }
+  /** Replicas (main → thread): answer 'committed' once every commit this thread queued before it has committed (or failed). */
+  | { readonly op: 'commits' }
+  | { readonly op: 'committed' }
 
 /** What the handover needs from its thread's loop. */
 export interface HandoverLoop {

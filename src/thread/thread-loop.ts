@@ -541,7 +541,7 @@ export class ThreadLoop implements RuntimeOutput {
           this.onReply?.(reader.replyCallId, reader.replyOk, value)
         } else if (kind === FRAME_CONTROL) {
           const msg = reader.reply(o, len) as ControlOp
-          if (msg.op === 'fenced' || msg.op === 'released' || msg.op === 'adopted' || msg.op === 'applied' || msg.op === 'replicate' || msg.op === 'replicated') this.onControl?.(peer, reader.replyCallId >>> 0, msg)
+          if (msg.op === 'fenced' || msg.op === 'released' || msg.op === 'adopted' || msg.op === 'applied' || msg.op === 'replicate' || msg.op === 'replicated' || msg.op === 'commit-failed' || msg.op === 'commits' || msg.op === 'committed') this.onControl?.(peer, reader.replyCallId >>> 0, msg)
           else this.handover?.control(peer, reader.replyCallId >>> 0, msg)
         } else if (kind >= KIND_HELD) {
           const state = this.states?.[shardOf(i32[(o + 4) >> 2]! >>> 0)] ?? SHARD_LOCAL

@@ -87,7 +87,7 @@ if (registry.fingerprint() !== data.fingerprint) {
 const reporter = new AgentErrorReporter(new Int32Array(data.listeners), (errors, dropped) => post({ type: 'agent-errors', errors, dropped }))
 const store = openStore(data.dataDir, data.durability)
 let replicator: ThreadReplicator | null = null
-if (data.replicate && store instanceof LmdbStore) store.replicateWith((journal) => replicator!.replicate(journal))
+if (data.replicate && store instanceof LmdbStore) store.replicateWith((journal) => replicator!.replicate(journal), (journal) => replicator!.lost(journal))
 const quotaDirectory = new QuotaDirectory()
 for (const [quota, slot, limit] of data.quotas.entries) quotaDirectory.set(quota, slot, limit)
 const quotaCounters = new QuotaCounters(data.mesh.threads, data.quotas.chunks)
@@ -99,7 +99,19 @@ const loop = new ThreadLoop({
   maxMessageBytes: data.maxMessageBytes,
   onAgentError: (id: string, method: string, error: WireError) => reporter.report(id, method, error),
   onResult: (kind, id, ok, value) => { if (kind === FRAME_TASK_DONE) offload?.settle(id, ok, value) },
-  onControl: (_from, token, msg) => replicator?.answered(token, msg),
+  onControl: (from, token, msg) => {
+    if (msg.op !== 'commits') {
+      replicator?.answered(token, msg)
+      return
+    }
+    // the main thread's barrier before it reads a range for a replica's snapshot
+    const done = (): void => {
+      loop.sendControl(from, token, { op: 'committed' })
+      loop.wake()
+    }
+    if (store instanceof LmdbStore) store.localCommits().then(done, done)
+    else done()
+  },
   // dedup on one host (a test hook) acknowledges here; a cluster's main thread does it (the loop reports to it)
   ...(data.mesh.shardStates === null ? { onApplied: (id: string, hash: number, send: SendId) => acks?.applied(id, hash, send) } : {}),
   runtime: (loop) => {

@@ -16,6 +16,13 @@ import { CL_REPL, CL_REPL_ACK, CL_UNREPLICA, ClusterWire } from '../../plugins/c
 import { readSegments, streamId } from '../../plugins/cluster/replication/segment-frames.ts'
 import { SHARDS } from '../../native-free-core/placement/hash.ts'
 import { Buffer } from 'node:buffer'
+import { LmdbStore } from '../../src/storage/lmdb-store.ts'
+import { stateCodec } from '../../src/thread/codec.ts'
+import { ShardUnavailableError } from '../../native-free-core/errors.ts'
+import { RANGE_STATES, readRangeChunks } from '../../native-free-core/storage/shard-range.ts'
+import { CL_SNAP_DATA, CL_SNAP_END } from '../../plugins/cluster/wire.ts'
+import { tempDataDir } from '../durable/helpers.ts'
+import { idsInShard } from '../fixtures/shards.ts'
 
 interface Harness {
   readonly streams: OwnerStreams
@@ -33,7 +40,7 @@ interface Harness {
   warnings: string[]
 }
 
-function harness (): Harness {
+function harness (store?: LmdbStore): Harness {
   const wire = new ClusterWire(1 << 20)
   const sinks = new Map<string, FrameBuffer>()
   const h: Harness = {
@@ -66,7 +73,7 @@ function harness (): Harness {
   const streams = new OwnerStreams({
     self: 'a',
     wire,
-    store: { exportShard: () => [] } as never, // snapshots are not part of these tests
+    store: store ?? { exportShard: () => [] } as never, // snapshots: only where a store is given
     writer: (peer) => {
       if (!h.linkUp) throw new Error('link down')
       let sink = sinks.get(peer)
@@ -79,6 +86,7 @@ function harness (): Harness {
       h.records.push(record)
     },
     ackTimeoutMs: 60_000,
+    committed: async () => await store?.localCommits(),
     warn: (m) => h.warnings.push(m)
   })
   Object.assign(h, { streams })
@@ -93,11 +101,11 @@ function journal (shard: number): Uint8Array {
 }
 
 /** The stream the owner announced to `peer` for the shard (its first CL_REPL): its id, nonce and epoch. */
-function streamOf (h: Harness, peer: string): { id: string, nonce: number, epoch: number } {
+function streamOf (h: Harness, peer: string): { id: string, nonce: number, epoch: number, gen: number } {
   for (const [kind, frame] of h.raw(peer)) {
     if (kind !== CL_REPL) continue
     const read = readSegments(h.wire.payloadOf(frame)!, SHARDS)!
-    for (const seg of read.segments) if (seg.shard === h.shard) return { id: streamId(read.nonce, seg.epoch), nonce: read.nonce, epoch: seg.epoch }
+    for (const seg of read.segments) if (seg.shard === h.shard) return { id: streamId(read.nonce, seg.epoch, seg.gen), nonce: read.nonce, epoch: seg.epoch, gen: seg.gen }
   }
   throw new Error(`no CL_REPL for shard ${h.shard} to ${peer}`)
 }
@@ -187,6 +195,72 @@ test('a replica dropped from the list before it caught up is told to drop its co
     assert.deepEqual(h.frames('b').filter(([kind]) => kind === CL_UNREPLICA).map(([, v]) => v), [[h.shard, id]])
     await new Promise((resolve) => setTimeout(resolve, 300))
     assert.equal(isMarkedInSync(h.records.at(-1)!, h.shard, 'b'), false, 'b never entered the record')
+  } finally {
+    h.streams.close()
+  }
+})
+
+test('a snapshot asked for before the commits it is numbered after have committed here waits for them: it holds every segment up to its base', async () => {
+  const store = new LmdbStore({ path: tempDataDir(), durability: 'disk' })
+  const h = harness(store)
+  try {
+    store.replicateWith((j) => h.streams.replicate(j), () => assert.fail('no commit fails here'))
+    h.streams.setMap(h.map, () => true)
+    const { id, nonce, epoch } = streamOf(h, 'b')
+    const [agent] = idsInShard(h.shard, 'kv', 1)
+    // the commit is queued and its journal numbered (seq 1) in this synchronous step; b asks
+    // for a snapshot in the same step, before LMDB has committed it
+    const write = store.commit({ states: [[agent!, stateCodec.encode('written')]] })
+    write.catch(() => {}) // awaited at the end; a failed assertion before that must not hide behind it
+    const resync = h.streams.resync('b', h.shard, id)
+    await resync
+    const frames = h.frames('b')
+    const end = frames.find(([kind]) => kind === CL_SNAP_END)
+    assert.ok(end !== undefined, 'the snapshot went out')
+    const base = (end[1] as [number, string, number])[2]
+    assert.equal(base, 1, 'numbered after the commit')
+    const chunks = frames.filter(([kind]) => kind === CL_SNAP_DATA).map(([, v]) => (v as [number, string, Uint8Array])[2])
+    const states = readRangeChunks(h.shard, chunks).filter(([db]) => db === RANGE_STATES).map(([, key, value]) => [Buffer.from(key).toString(), stateCodec.decode(value)])
+    assert.deepEqual(states, [[agent, 'written']], 'the snapshot holds the segment up to its base')
+    h.streams.synced('b', h.shard, id, base)
+    await new Promise((resolve) => setTimeout(resolve, 300))
+    h.streams.acked('b', h.shard, nonce, epoch, 1)
+    await write
+  } finally {
+    h.streams.close()
+    await store.close()
+  }
+})
+
+test('a stream started over (a commit lost here after its journal went out): a new id, the writes waiting on the old one fail (retriable), the replicas hear of the new one and are out of sync until they catch up', async () => {
+  const h = harness()
+  try {
+    h.streams.setMap(h.map, () => true)
+    const old = streamOf(h, 'b')
+    h.streams.synced('b', h.shard, old.id, 0)
+    await new Promise((resolve) => setTimeout(resolve, 300))
+    assert.ok(isMarkedInSync(h.records.at(-1)!, h.shard, 'b'))
+
+    const waiting = h.streams.replicate(journal(h.shard))
+    h.raw('b') // its segment of the old stream
+    h.streams.restart([h.shard])
+    await assert.rejects(waiting, ShardUnavailableError)
+    const fresh = streamOf(h, 'b')
+    assert.notEqual(fresh.id, old.id, 'a new stream id')
+    assert.equal(fresh.epoch, old.epoch)
+    assert.equal(fresh.gen, old.gen + 1)
+    assert.equal(h.streams.restarts, 1)
+    // b's acknowledgement of the old stream counts for nothing on the new one
+    const next = h.streams.replicate(journal(h.shard))
+    h.streams.acked('b', h.shard, old.nonce, old.epoch, 5)
+    await new Promise((resolve) => setTimeout(resolve, 300))
+    assert.equal(isMarkedInSync(h.records.at(-1)!, h.shard, 'b'), false, 'the record no longer names b for the shard')
+    assert.equal(await settledWithin(next, 50), 'resolved', 'with nobody in sync, the new stream\'s writes go once its record has landed')
+    assert.equal(h.streams.inSyncCount(), 0)
+    // b catches up on the new stream: in sync again
+    h.streams.synced('b', h.shard, fresh.id, 1)
+    await new Promise((resolve) => setTimeout(resolve, 300))
+    assert.ok(isMarkedInSync(h.records.at(-1)!, h.shard, 'b'))
   } finally {
     h.streams.close()
   }

@@ -20,17 +20,18 @@ test('segments round-trip, cut between records at the payload limit', () => {
   const w = new SegmentWriter(100, 0xdeadbeef)
   w.add(5, 7, 1, new Uint8Array([1, 2, 3]))
   w.add(4095, 7, 2, new Uint8Array(60).fill(9))
-  w.add(6, 8, 3, new Uint8Array(0))
+  w.add(6, 8, 3, new Uint8Array(0), 65535)
   w.add(7, 8, 4, new Uint8Array(200).fill(4)) // larger than the limit: a payload of its own
   const out = payloads(w)
   assert.equal(out.length, 3)
   assert.ok(out[0]!.length <= 100 && out[1]!.length <= 100)
   const read = out.map((p) => readSegments(p, SHARDS)!)
   assert.ok(read.every((r) => r.nonce === 0xdeadbeef))
-  assert.deepEqual(read.flatMap((r) => r.segments.map((s) => [s.shard, s.epoch, s.seq, s.segment.length])), [
-    [5, 7, 1, 3], [4095, 7, 2, 60], [6, 8, 3, 0], [7, 8, 4, 200]
+  assert.deepEqual(read.flatMap((r) => r.segments.map((s) => [s.shard, s.epoch, s.seq, s.segment.length, s.gen])), [
+    [5, 7, 1, 3, 0], [4095, 7, 2, 60, 0], [6, 8, 3, 0, 65535], [7, 8, 4, 200, 0]
   ])
   assert.equal(streamId(0xdeadbeef, 7), `${(0xdeadbeef).toString(36)}.7`)
+  assert.equal(streamId(0xdeadbeef, 7, 2), `${(0xdeadbeef).toString(36)}.7.2`, 'a stream started over has an id of its own')
   assert.ok(w.empty, 'take empties the writer')
 })
 
@@ -46,13 +47,13 @@ test('a segment read is a copy: the link may reuse its buffer at once', () => {
 test('acknowledgements round-trip; malformed payloads are refused whole', () => {
   const a = new AckWriter(40)
   a.add(1, 0xffffffff, 3, 9)
-  a.add(2, 5, 6, 7)
+  a.add(2, 5, 6, 7, 3)
   a.add(3, 1, 1, 1)
   const out = payloads(a)
   assert.equal(out.length, 2)
   const seen: number[][] = []
   for (const p of out) assert.equal(readAcks(p, SHARDS, (...e) => seen.push(e)), true)
-  assert.deepEqual(seen, [[1, 0xffffffff, 3, 9], [2, 5, 6, 7], [3, 1, 1, 1]])
+  assert.deepEqual(seen, [[1, 0xffffffff, 3, 9, 0], [2, 5, 6, 7, 3], [3, 1, 1, 1, 0]])
 
   const none = (): void => assert.fail('nothing of a malformed payload is handed out')
   assert.equal(readAcks(out[0]!.subarray(0, 20), SHARDS, none), false, 'cut short')

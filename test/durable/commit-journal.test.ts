@@ -13,7 +13,7 @@ import { JournalWriter, chunkJournal, readJournal, splitJournal } from '../../na
 import { ShardUnavailableError, StorageError } from '../../native-free-core/errors.ts'
 import { hashId, shardOf } from '../../native-free-core/placement/hash.ts'
 import { stateCodec } from '../../src/thread/codec.ts'
-import { tempDataDir } from './helpers.ts'
+import { poisoner, tempDataDir, toleratingFailedCommits } from './helpers.ts'
 import { idsInShard } from '../fixtures/shards.ts'
 
 const S = 101
@@ -63,7 +63,7 @@ test('a replicating store journals every write; a replica applying the segments 
   const owner = new LmdbStore({ path: tempDataDir(), durability: 'os' })
   const replica = new LmdbStore({ path: tempDataDir(), durability: 'os' })
   const journals: Uint8Array[] = []
-  owner.replicateWith(async (journal) => { journals.push(journal) })
+  owner.replicateWith(async (journal) => { journals.push(journal) }, () => assert.fail('no commit fails here'))
   owner.newIncarnation()
   const [a, b] = idsInShard(S, 'kv', 2)
   const [c] = idsInShard(T, 'kv', 1)
@@ -110,17 +110,47 @@ test('a replicated commit resolves after the replicas and fails with their error
     assert.ok(journal.length > 0)
     if (fail) return Promise.reject(new ShardUnavailableError('deposed: retry'))
     return new Promise<void>((resolve) => { release = resolve })
-  })
+  }, () => assert.fail('no commit fails here'))
   const [id] = idsInShard(S, 'kv', 1)
   let done = false
   const committed = store.commit({ states: [[id!, stateCodec.encode(1)]] }).then(() => { done = true })
   await new Promise((resolve) => setTimeout(resolve, 30))
   assert.equal(done, false, 'waits for the replicas')
-  assert.deepEqual(stateCodec.decode(store.getState(id!)!), 1, 'committed locally first (a snapshot taken now holds it)')
+  assert.deepEqual(stateCodec.decode(store.getState(id!)!), 1, 'committed locally meanwhile')
   release()
   await committed
   fail = true
   await assert.rejects(store.commit({ states: [[id!, stateCodec.encode(2)]] }), ShardUnavailableError)
   assert.equal(shardOf(hashId(id!)), S)
+  await store.close()
+})
+
+test('a replicating store hands out a journal as its commit is queued; localCommits waits for the commits queued before it; a commit whose transaction fails reports its journal lost', async () => {
+  const store = new LmdbStore({ path: tempDataDir(), durability: 'disk' })
+  const out: Uint8Array[] = []
+  const lost: Uint8Array[] = []
+  store.replicateWith(async (journal) => { out.push(journal) }, (journal) => lost.push(journal))
+  const [id] = idsInShard(S, 'kv', 1)
+  const poison = await poisoner(store)
+  const first = store.commit({ states: [[id!, stateCodec.encode(1)]] })
+  assert.equal(out.length, 1, 'the journal goes out as the commit is queued, before it has committed')
+  await store.localCommits()
+  assert.deepEqual(stateCodec.decode(store.getState(id!)!), 1, 'committed once localCommits resolves')
+  await first
+
+  await toleratingFailedCommits(async () => {
+    const failing = store.commit({ states: [[id!, stateCodec.encode(2)]] })
+    poison() // the same event turn: the same transaction, which LMDB refuses whole
+    assert.equal(out.length, 2, 'its journal went out')
+    const barrier = store.localCommits()
+    await assert.rejects(failing)
+    await barrier
+    assert.equal(lost.length, 1, 'the failed commit is reported')
+    assert.deepEqual(lost[0], out[1], '… with the journal that went out')
+    assert.deepEqual(stateCodec.decode(store.getState(id!)!), 1, 'nothing of it was written here')
+  })
+  await store.commit({ states: [[id!, stateCodec.encode(3)]] })
+  assert.equal(lost.length, 1, 'later commits go on')
+  assert.deepEqual(stateCodec.decode(store.getState(id!)!), 3)
   await store.close()
 })

@@ -5,6 +5,9 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createHost } from '../../src/index.ts'
 import type { Host, HostOptions } from '../../src/index.ts'
+import type { RootDatabase } from 'lmdb'
+import assert from 'node:assert/strict'
+import type { LmdbStore } from '../../src/storage/lmdb-store.ts'
 
 export const durableAgentsUrl = new URL('../fixtures/durable-agents.js', import.meta.url)
 
@@ -69,4 +72,42 @@ export function runToEnd (script: URL, args: readonly string[]): Promise<{ code:
     child.on('error', reject)
     child.on('close', (code) => resolve({ code, lines: out.split('\n').filter((l) => l !== '') }))
   })
+}
+
+/**
+ * A write LMDB itself refuses inside the write transaction (not lmdb-js before queuing it):
+ * a value too large for a dupSort database, put through a second handle opened without
+ * dupSort. Put in the same event turn as a commit, it fails that commit's whole transaction.
+ */
+export function poisoner (store: LmdbStore): Promise<() => void> {
+  const env = (store as unknown as { env: RootDatabase }).env
+  const dup = env.openDB<Buffer, Buffer>({ name: 'poison', dupSort: true, encoding: 'binary', keyEncoding: 'binary' })
+  return dup.put(Buffer.from('x'), Buffer.alloc(8)).then(() => {
+    const plain = env.openDB<Buffer, Buffer>({ name: 'poison', encoding: 'binary', keyEncoding: 'binary' })
+    return () => { plain.put(Buffer.from('y'), Buffer.alloc(4000)).catch(() => {}) }
+  })
+}
+
+/**
+ * lmdb-js leaves two promises of a failed transaction unhandled (its batch-start promise and
+ * `commitError`): tolerated while `run` runs — the test runner's own listener is set aside
+ * meanwhile — and nothing else is.
+ */
+export async function toleratingFailedCommits (run: () => Promise<void>): Promise<void> {
+  const other: unknown[] = []
+  const onRejection = (err: unknown): void => {
+    const e = err as { message?: string, code?: number }
+    if (e?.code !== -30781 && !String(e?.message).startsWith('Commit failed')) other.push(err)
+  }
+  const runner = process.listeners('unhandledRejection')
+  process.removeAllListeners('unhandledRejection')
+  process.on('unhandledRejection', onRejection)
+  try {
+    await run()
+    await new Promise((resolve) => setTimeout(resolve, 50))
+  } finally {
+    process.off('unhandledRejection', onRejection)
+    for (const l of runner) process.on('unhandledRejection', l)
+  }
+  assert.deepEqual(other, [])
 }

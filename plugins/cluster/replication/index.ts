@@ -27,6 +27,8 @@ export interface ReplicationParts {
   /** Shards whose range is this host's own (served, moving out, moving in). */
   holds (shard: number): boolean
   readonly ackTimeoutMs: number
+  /** Resolves once every commit of the shard queued on this host so far has committed here (or failed). */
+  committed (shard: number): Promise<void>
   warn (message: string): void
 }
 
@@ -54,7 +56,7 @@ export class Replication {
       this.replica.segments(peer, read.nonce, read.segments)
       return true
     }
-    return readAcks(payload, SHARDS, (shard, nonce, epoch, seq) => this.owner.acked(peer, shard, nonce, epoch, seq))
+    return readAcks(payload, SHARDS, (shard, nonce, epoch, seq, gen) => this.owner.acked(peer, shard, nonce, epoch, seq, gen))
   }
 
   /** Is this one of replication's msgpack frames? Then it is handled. */

@@ -3,8 +3,9 @@
  * this host serves goes to the shard's replicas, and the commit's replies and sends
  * leave only once every replica in the shard's in-sync set has it.
  *
- * Per served shard, a stream: `id` (this process's nonce and the shard's epoch — a new
- * owner, or this owner after a restart, is a new stream a replica must catch up with),
+ * Per served shard, a stream: `id` (this process's nonce, the shard's epoch and a
+ * generation — a new owner, this owner after a restart, or a stream started over because
+ * a commit whose journal went out failed here, is a new stream a replica must catch up with),
  * `seq` (each journal segment of the shard gets the next one), and the in-sync set: the
  * replicas that have applied every segment this owner acknowledged. A segment is done
  * when every host of the in-sync set has acknowledged it (replicas apply in order, so an
@@ -22,6 +23,15 @@
  * A replica falls out (link down, no acknowledgement within `ackTimeoutMs`, it asked for a
  * snapshot, the map dropped it); it comes back in after a snapshot and the segments
  * since (CL_SYNCED).
+ *
+ * A commit's journal comes here as the commit is queued, before its local transaction has
+ * committed, so that the replicas' commit overlaps the owner's (the replies wait for both).
+ * Two things follow: a snapshot numbered `base` is read only once every commit of the
+ * shard queued here before it was numbered has committed (`committed`), so it holds every
+ * segment up to `base` (and maybe later ones: replaying those over it is harmless, a
+ * journal's writes being absolute); and a commit that fails here after its journal went
+ * out starts its shards' streams over (`restart`: a new generation, the replicas take a
+ * snapshot), so that no replica keeps a write the owner lost.
  */
 import { ShardUnavailableError, messageOf } from '../../../native-free-core/errors.ts'
 import { SHARDS } from '../../../native-free-core/placement/hash.ts'
@@ -57,6 +67,8 @@ export interface OwnerParts {
   publish (record: InSyncRecord): Promise<void>
   /** How long a replica may take to acknowledge a segment before it falls out. */
   readonly ackTimeoutMs: number
+  /** Resolves once every commit of the shard queued on this host so far has committed here (or failed). */
+  committed (shard: number): Promise<void>
   warn (message: string): void
 }
 
@@ -84,6 +96,7 @@ class Stream {
   readonly shard: number
   readonly id: string
   readonly epoch: number
+  readonly gen: number
   seq = 0
   /** Replicas writes wait for (in memory: grows first, shrinks last). */
   readonly inSync = new Set<string>()
@@ -105,10 +118,11 @@ class Stream {
    */
   readonly unreplicated = new Set<string>()
 
-  constructor (shard: number, id: string, epoch: number) {
+  constructor (shard: number, nonce: number, epoch: number, gen: number) {
     this.shard = shard
-    this.id = id
+    this.id = streamId(nonce, epoch, gen)
     this.epoch = epoch
+    this.gen = gen
   }
 }
 
@@ -117,6 +131,8 @@ export class OwnerStreams {
   /** This process's streams' nonce (a stream's id is it and the shard's epoch). */
   private readonly nonce = Math.floor(Math.random() * 0x1_0000_0000)
   private readonly streams = new Map<number, Stream>()
+  /** Each shard's stream generation in this process: bumped when a stream starts over, so that no id is used twice. */
+  private readonly gens = new Uint16Array(SHARDS)
   /** CL_REPL payloads being filled, per replica host; hosts with some, to send. */
   private readonly out = new Map<string, SegmentWriter>()
   private readonly filled: string[] = []
@@ -136,6 +152,7 @@ export class OwnerStreams {
   bytesOut = 0
   snapshotsOut = 0
   fellOut = 0
+  restarts = 0
 
   constructor (parts: OwnerParts) {
     this.parts = parts
@@ -169,7 +186,7 @@ export class OwnerStreams {
       let stream = this.streams.get(shard)
       if (stream === undefined) {
         if (!serves(shard)) continue
-        stream = new Stream(shard, streamId(this.nonce, map.shardEpoch[shard]!), map.shardEpoch[shard]!)
+        stream = new Stream(shard, this.nonce, map.shardEpoch[shard]!, this.gens[shard]!)
         this.streams.set(shard, stream)
         changed = true
       }
@@ -220,9 +237,38 @@ export class OwnerStreams {
     stream.head = 0
   }
 
+  /**
+   * Commits of these shards (or of the shards `which` picks) whose journals went out were
+   * lost here (the local transaction failed, or its worker died): the replicas may hold
+   * writes this host does not. Each shard's stream starts over — a new generation, so the
+   * replicas take a snapshot; writes waiting on the old one fail (retriable), and the new
+   * one's writes wait for a record without the old in-sync replicas, as any new stream's do.
+   */
+  restart (which: readonly number[] | ((shard: number) => boolean)): void {
+    const shards = typeof which === 'function' ? [...this.streams.keys()].filter(which) : new Set(which)
+    let changed = false
+    for (const shard of shards) {
+      const old = this.streams.get(shard)
+      if (old === undefined) continue
+      this.end(old, `a write of shard ${shard} failed on its owner after it went to the replicas: retry`)
+      const gen = this.gens[shard] = (this.gens[shard]! + 1) & 0xffff
+      const stream = new Stream(shard, this.nonce, old.epoch, gen)
+      stream.targets = this.map === null ? old.targets : replicasOf(this.map, shard)
+      for (const host of old.unreplicated) if (!stream.targets.includes(host)) stream.unreplicated.add(host)
+      this.streams.set(shard, stream)
+      for (const host of stream.targets) this.segmentTo(host, stream, 0, kEmpty)
+      this.restarts++
+      changed = true
+    }
+    if (!changed) return
+    this.parts.warn(`a commit failed here after its journal went to the replicas: ${this.restarts} stream(s) started over so far`)
+    this.send()
+    void this.publishSoon().catch(() => {})
+  }
+
   // ---- journals ----------------------------------------------------------------
 
-  /** A committed journal of this host: resolves once every shard's in-sync replicas have it. */
+  /** A journal of this host, its commit queued: resolves once every shard's in-sync replicas have it. */
   replicate (journal: Uint8Array): Promise<void> {
     const segments = splitJournal(journal)
     return new Promise<void>((resolve, reject) => {
@@ -257,7 +303,7 @@ export class OwnerStreams {
     let out = this.out.get(host)
     if (out === undefined) this.out.set(host, out = new SegmentWriter(this.parts.wire.maxPayloadBytes, this.nonce))
     if (out.empty) this.filled.push(host)
-    out.add(stream.shard, stream.epoch, seq, segment)
+    out.add(stream.shard, stream.epoch, seq, segment, stream.gen)
   }
 
   /** One CL_REPL frame (or a few, if large) per replica host for everything numbered since the last. */
@@ -282,7 +328,7 @@ export class OwnerStreams {
   private startLate (shard: number): Stream | undefined {
     const map = this.map
     if (map === null || map.owner[shard] !== map.hosts.indexOf(this.parts.self)) return undefined
-    const stream = new Stream(shard, streamId(this.nonce, map.shardEpoch[shard]!), map.shardEpoch[shard]!)
+    const stream = new Stream(shard, this.nonce, map.shardEpoch[shard]!, this.gens[shard]!)
     stream.targets = replicasOf(map, shard)
     this.streams.set(shard, stream)
     for (const host of stream.targets) this.hello(stream, host)
@@ -324,10 +370,10 @@ export class OwnerStreams {
 
   // ---- from replicas -------------------------------------------------------------
 
-  /** CL_REPL_ACK: `host` applied segments up to `seq` of a stream (nonce, epoch). */
-  acked (host: string, shard: number, nonce: number, epoch: number, seq: number): void {
+  /** CL_REPL_ACK: `host` applied segments up to `seq` of a stream (nonce, epoch, generation). */
+  acked (host: string, shard: number, nonce: number, epoch: number, seq: number, gen = 0): void {
     const stream = this.streams.get(shard)
-    if (stream === undefined || nonce !== this.nonce || stream.epoch !== epoch) return
+    if (stream === undefined || nonce !== this.nonce || stream.epoch !== epoch || stream.gen !== gen) return
     if ((stream.acked.get(host) ?? 0) >= seq) return
     stream.acked.set(host, seq)
     this.settle(stream)
@@ -361,11 +407,15 @@ export class OwnerStreams {
     if (stream.inSync.has(host)) await this.fallOut(stream, host, true) // it has not got what it acknowledged: not in sync
     if (this.streams.get(shard) !== stream || this.closed) return
     const { wire, store } = this.parts
-    // the base and the snapshot are taken in one synchronous step: every segment numbered up to
-    // `base` was committed before it was numbered (the store replicates after the local commit)
+    // journals go out as their commits are queued: the snapshot is read once every commit
+    // queued here up to the base has committed, so it holds every segment up to `base`
+    // (later ones too, maybe: the replica's replay of those over it is harmless). A commit
+    // that failed meanwhile has started the stream over (`restart`): nothing to send then
+    const base = stream.seq
+    await this.parts.committed(shard)
+    if (this.streams.get(shard) !== stream || this.closed) return
     const chunks = store.exportShard(shard)[Symbol.iterator]()
     let next = chunks.next()
-    const base = stream.seq
     let n = 0
     try {
       while (next.done !== true) {

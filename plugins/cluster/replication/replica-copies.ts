@@ -49,9 +49,10 @@ export interface ReplicaParts {
 
 class Copy {
   readonly owner: string
-  /** The stream: the owner process's nonce and the shard's epoch (`id` says both). */
+  /** The stream: the owner process's nonce, the shard's epoch and the generation (`id` says all three). */
   readonly nonce: number
   readonly epoch: number
+  readonly gen: number
   readonly id: string
   /** Last segment taken (applied or queued to be). */
   next = 0
@@ -59,11 +60,12 @@ class Copy {
   buffer: SegmentRecord[] = []
   chunks: Buffer[] = []
 
-  constructor (owner: string, nonce: number, epoch: number) {
+  constructor (owner: string, nonce: number, epoch: number, gen: number) {
     this.owner = owner
     this.nonce = nonce
     this.epoch = epoch
-    this.id = streamId(nonce, epoch)
+    this.gen = gen
+    this.id = streamId(nonce, epoch, gen)
   }
 }
 
@@ -75,6 +77,7 @@ interface Taken {
   readonly shard: number
   readonly nonce: number
   readonly epoch: number
+  readonly gen: number
   readonly seq: number
   readonly segment: Uint8Array
 }
@@ -208,22 +211,22 @@ export class ReplicaCopies {
   }
 
   private segment (owner: string, nonce: number, seg: SegmentRecord): void {
-    const { shard, epoch, seq } = seg
+    const { shard, epoch, seq, gen } = seg
     // this host's own range (served, leaving, arriving): no copy until the handover has let go (the owner nudges again)
     if (this.parts.holds(shard)) return
     const why = this.refusal(owner, shard, epoch)
     if (why !== null) {
       this.refusedSegments++
       try {
-        this.parts.wire.write(this.parts.writer(owner), CL_REPL_REFUSED, 0, [shard, streamId(nonce, epoch), why])
+        this.parts.wire.write(this.parts.writer(owner), CL_REPL_REFUSED, 0, [shard, streamId(nonce, epoch, gen), why])
       } catch {}
       return
     }
     this.segmentsIn++
     this.bytesIn += seg.segment.length
     let copy = this.copies.get(shard)
-    if (copy === undefined || copy.nonce !== nonce || copy.epoch !== epoch || copy.owner !== owner) {
-      copy = new Copy(owner, nonce, epoch)
+    if (copy === undefined || copy.nonce !== nonce || copy.epoch !== epoch || copy.gen !== gen || copy.owner !== owner) {
+      copy = new Copy(owner, nonce, epoch, gen)
       this.copies.set(shard, copy)
       this.resync(copy, shard, seg)
       return
@@ -240,7 +243,7 @@ export class ReplicaCopies {
       return
     }
     copy.next = seq
-    this.batch.push({ owner, shard, nonce, epoch, seq, segment: seg.segment })
+    this.batch.push({ owner, shard, nonce, epoch, gen, seq, segment: seg.segment })
     this.applySoon()
   }
 
@@ -391,7 +394,7 @@ export class ReplicaCopies {
       // its owner acknowledged had this host's acknowledgement, so it was applied already
       const batch = this.batch.filter((b) => {
         const copy = this.copies.get(b.shard)
-        return copy !== undefined && copy.nonce === b.nonce && copy.epoch === b.epoch && copy.owner === b.owner
+        return copy !== undefined && copy.nonce === b.nonce && copy.epoch === b.epoch && copy.gen === b.gen && copy.owner === b.owner
       })
       this.batch = []
       if (batch.length === 0) return
@@ -426,7 +429,7 @@ export class ReplicaCopies {
     let last: Taken | null = null
     for (const b of batch) {
       // a stream's segments are in order within a batch: its last one says it all
-      if (last !== null && (last.shard !== b.shard || last.owner !== b.owner)) this.ackOne(last)
+      if (last !== null && (last.shard !== b.shard || last.owner !== b.owner || last.gen !== b.gen)) this.ackOne(last)
       last = b
     }
     if (last !== null) this.ackOne(last)
@@ -444,7 +447,7 @@ export class ReplicaCopies {
   private ackOne (b: Taken): void {
     let out = this.acks.get(b.owner)
     if (out === undefined) this.acks.set(b.owner, out = new AckWriter(this.parts.wire.maxPayloadBytes))
-    out.add(b.shard, b.nonce, b.epoch, b.seq)
+    out.add(b.shard, b.nonce, b.epoch, b.seq, b.gen)
   }
 
   close (): void {

@@ -5,10 +5,12 @@
  * into one growable buffer per peer and copied once into the link's batch.
  *
  *   CL_REPL      u32 owner nonce, then per segment:
- *                u16 shard, u16 0, u32 owner's shard epoch, u32 seq, u32 length, journal segment
- *   CL_REPL_ACK  per stream: u16 shard, u16 0, u32 owner nonce, u32 epoch, u32 seq (applied up to seq)
+ *                u16 shard, u16 generation, u32 owner's shard epoch, u32 seq, u32 length, journal segment
+ *   CL_REPL_ACK  per stream: u16 shard, u16 generation, u32 owner nonce, u32 epoch, u32 seq (applied up to seq)
  *
- * A stream is the owner process's nonce and the shard's epoch (its id, `streamId`). Readers
+ * A stream is the owner process's nonce, the shard's epoch and a generation (0 unless the
+ * owner started the shard's stream over: a commit whose journal went out failed locally);
+ * its id is `streamId`. Readers
  * check the whole payload before handing out anything: a malformed frame is refused as a
  * whole (the caller counts it), never half-applied, never thrown at the link.
  */
@@ -18,9 +20,9 @@ const kReplHeader = 4
 const kSegHeader = 16
 export const ACK_BYTES = 16
 
-/** A stream's id as the other replication frames (msgpack) and the in-sync record carry it. */
-export function streamId (nonce: number, epoch: number): string {
-  return `${nonce.toString(36)}.${epoch}`
+/** A stream's id as the other replication frames (msgpack) carry it. */
+export function streamId (nonce: number, epoch: number, gen = 0): string {
+  return gen === 0 ? `${nonce.toString(36)}.${epoch}` : `${nonce.toString(36)}.${epoch}.${gen}`
 }
 
 /** Bytes of one frame kind for one peer, cut into payloads of at most `maxPayload` bytes. */
@@ -93,12 +95,12 @@ export class SegmentWriter extends Payloads {
     this.view.setUint32(at, this.nonce)
   }
 
-  add (shard: number, epoch: number, seq: number, segment: Uint8Array): void {
+  add (shard: number, epoch: number, seq: number, segment: Uint8Array, gen = 0): void {
     this.room(kSegHeader + segment.length)
     const v = this.view
     const at = this.at
     v.setUint16(at, shard)
-    v.setUint16(at + 2, 0)
+    v.setUint16(at + 2, gen)
     v.setUint32(at + 4, epoch)
     v.setUint32(at + 8, seq)
     v.setUint32(at + 12, segment.length)
@@ -113,12 +115,12 @@ export class AckWriter extends Payloads {
     super(maxPayload, 0)
   }
 
-  add (shard: number, nonce: number, epoch: number, seq: number): void {
+  add (shard: number, nonce: number, epoch: number, seq: number, gen = 0): void {
     this.room(ACK_BYTES)
     const v = this.view
     const at = this.at
     v.setUint16(at, shard)
-    v.setUint16(at + 2, 0)
+    v.setUint16(at + 2, gen)
     v.setUint32(at + 4, nonce)
     v.setUint32(at + 8, epoch)
     v.setUint32(at + 12, seq)
@@ -132,6 +134,7 @@ export interface SegmentRecord {
   epoch: number
   seq: number
   segment: Uint8Array
+  gen: number
 }
 
 /**
@@ -151,17 +154,17 @@ export function readSegments (payload: Uint8Array, shards: number): { nonce: num
   const segments: SegmentRecord[] = []
   for (let at = kReplHeader; at < own.length;) {
     const length = v.getUint32(at + 12)
-    segments.push({ shard: v.getUint16(at), epoch: v.getUint32(at + 4), seq: v.getUint32(at + 8), segment: own.subarray(at + kSegHeader, at + kSegHeader + length) })
+    segments.push({ shard: v.getUint16(at), epoch: v.getUint32(at + 4), seq: v.getUint32(at + 8), segment: own.subarray(at + kSegHeader, at + kSegHeader + length), gen: v.getUint16(at + 2) })
     at += kSegHeader + length
   }
   return { nonce: v.getUint32(0), segments }
 }
 
 /** Each acknowledgement of a CL_REPL_ACK payload; false (and none handed out) if it is malformed. */
-export function readAcks (payload: Uint8Array, shards: number, each: (shard: number, nonce: number, epoch: number, seq: number) => void): boolean {
+export function readAcks (payload: Uint8Array, shards: number, each: (shard: number, nonce: number, epoch: number, seq: number, gen: number) => void): boolean {
   if (payload.length % ACK_BYTES !== 0) return false
   const v = new DataView(payload.buffer, payload.byteOffset, payload.byteLength)
   for (let at = 0; at < payload.length; at += ACK_BYTES) if (v.getUint16(at) >= shards) return false
-  for (let at = 0; at < payload.length; at += ACK_BYTES) each(v.getUint16(at), v.getUint32(at + 4), v.getUint32(at + 8), v.getUint32(at + 12))
+  for (let at = 0; at < payload.length; at += ACK_BYTES) each(v.getUint16(at), v.getUint32(at + 4), v.getUint32(at + 8), v.getUint32(at + 12), v.getUint16(at + 2))
   return true
 }
