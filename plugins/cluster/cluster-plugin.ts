@@ -585,7 +585,7 @@ export class ClusterPlugin implements HostPlugin, ClusterView {
       const timeoutMs = options.timeoutMs ?? 60_000
       const timer = setTimeout(() => {
         this.settledWaiters = this.settledWaiters.filter((w) => w !== done)
-        reject(new TimeoutError(`the cluster did not settle within ${timeoutMs} ms (epoch ${this.epoch}, ${this.handover.moving} shard(s) moving here: ${this.handover.describeMoving()}; ${this.describeUnsettled()})`))
+        reject(new TimeoutError(`the cluster did not settle within ${timeoutMs} ms (as ${this.options.id} sees it: epoch ${this.epoch}, ${this.handover.moving} shard(s) moving here: ${this.handover.describeMoving()}; ${this.describeUnsettled()})`))
       }, timeoutMs)
       const done = (): void => {
         clearTimeout(timer)

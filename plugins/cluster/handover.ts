@@ -153,6 +153,7 @@ export class Handover {
       try {
         do {
           this.again = false
+          this.at('comparing the map')
           await this.step()
         } while (this.again && !this.closed)
       } finally {
@@ -250,8 +251,10 @@ export class Handover {
       held?.forEach((frame) => router.route(frame))
       this.dropStale(s)
     }
+    this.at('finishing moves out')
     for (const [to, shards] of finished) await this.finishOut(shards, to, lost)
     if (release.length !== 0) {
+      this.at(`releasing ${release.length} shard(s)`)
       await gateway.release(release)
       for (const s of release) {
         this.served.delete(s)
@@ -259,6 +262,7 @@ export class Handover {
       }
     }
     if (adopt.length !== 0) await this.adopt(adopt, gained)
+    this.at('planning moves out')
     for (const [key, shards] of moves) {
       const [to, planned] = key.split('\u0000') as [string, string]
       void this.moveOut(shards, to, Number(planned))
@@ -449,7 +453,16 @@ export class Handover {
 
   /** What keeps this host from settling, for a timeout's message. */
   describeMoving (): string {
-    return `${this.outgoing.size} moving out, ${this.importing.size} being written, ${this.imported.size} moved in and waiting for the map (${[...this.imported.keys()].slice(0, 4).join(', ')}), ${this.incoming.size} stream(s) coming in`
+    const step = this.busy ? `a reconcile step running for ${Math.round(performance.now() - this.phaseSince)} ms (${this.phase})` : 'no reconcile step running'
+    return `${this.outgoing.size} moving out, ${this.importing.size} being written, ${this.imported.size} moved in and waiting for the map (${[...this.imported.keys()].slice(0, 4).join(', ')}), ${this.incoming.size} stream(s) coming in, ${step}`
+  }
+
+  /** What the running reconcile step waits for, and since when: an unsettled cluster's message says it. */
+  private phase = ''
+  private phaseSince = 0
+  private at (phase: string): void {
+    this.phase = phase
+    this.phaseSince = performance.now()
   }
 
   // ---- in ----------------------------------------------------------------------
@@ -541,7 +554,9 @@ export class Handover {
       this.waitingSince.delete(s)
     }
     const copies = this.parts.isCopy === undefined ? [] : ready.filter((s) => this.parts.isCopy!(s)) // a moved-in range is no copy
+    this.at(`promoting ${copies.length} replica cop(ies)`)
     if (copies.length !== 0) await this.parts.promote!(copies)
+    this.at(`adopting ${ready.length} shard(s)`)
     await gateway.arrive(ready)
     const held = router.takeArrivals(ready)
     await gateway.adopt(ready, timeouts, (s) => held.get(s))
