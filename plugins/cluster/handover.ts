@@ -100,6 +100,8 @@ export class Handover {
   private readonly imported = new Map<number, Imported>()
   /** Shards whose moved-in records are being written now: not adopted until they land. */
   private readonly importing = new Set<number>()
+  /** Shards a called-off move is serving here again (`restore`): a reconcile meanwhile must not adopt them a second time. */
+  private readonly restoring = new Set<number>()
   /** Answers to move streams this host sent, by token. */
   private readonly acks = new Map<number, { readonly to: string, readonly answer: (ok: boolean, error: string | null) => void }>()
   private nextToken = 0
@@ -128,7 +130,7 @@ export class Handover {
 
   /** No move in or out, nothing waiting to be adopted. */
   get idle (): boolean {
-    return this.outgoing.size === 0 && this.imported.size === 0 && this.incoming.size === 0 && this.importing.size === 0 && !this.busy
+    return this.outgoing.size === 0 && this.imported.size === 0 && this.incoming.size === 0 && this.importing.size === 0 && this.restoring.size === 0 && !this.busy
   }
 
   /** This host has every committed record of `shard`: it serves it, or the shard is leaving and its range is not dropped yet. */
@@ -210,7 +212,8 @@ export class Handover {
         if (!this.served.has(s)) {
           // records of a move are being written: adopting now would serve the range they
           // are about to replace (importShards reconciles again once they land)
-          if (!this.importing.has(s)) adopt.push(s)
+          // (or a called-off move is serving them again: restore() adopts them, then reconciles)
+          if (!this.importing.has(s) && !this.restoring.has(s)) adopt.push(s)
           continue
         }
         if (target !== NONE && target !== selfIndex) {
@@ -413,10 +416,17 @@ export class Handover {
     for (const s of shards) {
       held.set(s, router.takeLeaving(s))
       this.outgoing.delete(s)
+      this.restoring.add(s)
     }
-    await gateway.arrive(shards)
-    await gateway.adopt(shards, timeouts, (s) => held.get(s))
-    for (const s of shards) this.served.add(s)
+    try {
+      await gateway.arrive(shards)
+      await gateway.adopt(shards, timeouts, (s) => held.get(s))
+      for (const s of shards) this.served.add(s)
+    } finally {
+      for (const s of shards) this.restoring.delete(s)
+    }
+    // tried again later; and the map may have moved on while they were adopted (fenced, a
+    // failover): the next reconcile releases what is not this host's any more
     this.scheduleRetry()
   }
 
@@ -454,7 +464,7 @@ export class Handover {
   /** What keeps this host from settling, for a timeout's message. */
   describeMoving (): string {
     const step = this.busy ? `a reconcile step running for ${Math.round(performance.now() - this.phaseSince)} ms (${this.phase})` : 'no reconcile step running'
-    return `${this.outgoing.size} moving out, ${this.importing.size} being written, ${this.imported.size} moved in and waiting for the map (${[...this.imported.keys()].slice(0, 4).join(', ')}), ${this.incoming.size} stream(s) coming in, ${step}`
+    return `${this.outgoing.size} moving out, ${this.importing.size} being written, ${this.imported.size} moved in and waiting for the map (${[...this.imported.keys()].slice(0, 4).join(', ')}), ${this.incoming.size} stream(s) coming in, ${this.restoring.size} being served again after a move was called off, ${step}`
   }
 
   /** What the running reconcile step waits for, and since when: an unsettled cluster's message says it. */
