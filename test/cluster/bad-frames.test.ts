@@ -10,26 +10,16 @@ import assert from 'node:assert/strict'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { createServer } from 'node:net'
 import { Buffer } from 'node:buffer'
 import { createHost } from '../../src/index.ts'
 import { cluster } from '../../plugins/cluster/index.ts'
 import { CL_DELETED, CL_SENT_ACK, ClusterWire } from '../../plugins/cluster/wire.ts'
 import { FrameBuffer } from '../../src/thread/frame-buffer.ts'
 import { durableAgentsUrl } from '../durable/helpers.ts'
+import { freePort } from '../helpers/etcd.ts'
 
 const secret = 'a test secret of at least thirty-two bytes!!'
 
-async function freePort (): Promise<number> {
-  return await new Promise((resolve, reject) => {
-    const server = createServer()
-    server.once('error', reject)
-    server.listen(0, '127.0.0.1', () => {
-      const port = (server.address() as { port: number }).port
-      server.close(() => resolve(port))
-    })
-  })
-}
 
 interface RouterInside { batch (peer: string, bytes: Buffer, i32: Int32Array): void }
 const routerOf = (plugin: unknown): RouterInside => (plugin as { router: RouterInside }).router

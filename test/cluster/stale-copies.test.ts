@@ -15,7 +15,6 @@ import assert from 'node:assert/strict'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { createServer } from 'node:net'
 import { Buffer } from 'node:buffer'
 import { createHost } from '../../src/index.ts'
 import { cluster } from '../../plugins/cluster/index.ts'
@@ -23,20 +22,12 @@ import { MSG_SEND } from '../../native-free-core/agent/envelope.ts'
 import { FrameBuffer } from '../../src/thread/frame-buffer.ts'
 import { copyAgeMs, copyStamp } from '../../src/thread/frame-codec.ts'
 import { durableAgentsUrl } from '../durable/helpers.ts'
+import { freePort } from '../helpers/etcd.ts'
+import { until } from './tenancy-helpers.ts'
 
 const secret = 'a test secret of at least thirty-two bytes!!'
 const forgetAfterMs = 400
 
-async function freePort (): Promise<number> {
-  return await new Promise((resolve, reject) => {
-    const server = createServer()
-    server.once('error', reject)
-    server.listen(0, '127.0.0.1', () => {
-      const port = (server.address() as { port: number }).port
-      server.close(() => resolve(port))
-    })
-  })
-}
 
 /** The router's surface this test reaches into: what goes out on a link, and a batch as if from a peer. */
 interface RouterInside {
@@ -93,19 +84,17 @@ test('a copy of a durable send older than half of forgetAfterMs is dropped, not 
     }
     assert.equal(await hosts[0]!.ref('account', from).call('transfer', { amount: 7, path: [to] }), true)
     const receiver = hosts[1]!.ref('account', to)
-    for (let i = 0; i < 200 && await receiver.call('deposits') !== 1; i++) await new Promise((resolve) => setTimeout(resolve, 10))
+    await until('the deposit applied', async () => await receiver.call('deposits') === 1, 2_000).catch(() => {}) // asserted below
     assert.equal(await receiver.call('deposits'), 1)
     assert.equal(copies.length, 1, 'one copy crossed the link')
 
     // acknowledged, the sender's record deleted, and forgetAfterMs later the receiver's applied record forgotten
-    let backlog = { outbox: -1, applied: -1 }
-    for (let i = 0; i < 200; i++) {
+    const backlog = (): { outbox: number, applied: number } => {
       const s = plugins.map((p) => p.durableBacklog())
-      backlog = { outbox: s[0]!.outbox + s[1]!.outbox, applied: s[0]!.applied + s[1]!.applied }
-      if (backlog.outbox === 0 && backlog.applied === 0) break
-      await new Promise((resolve) => setTimeout(resolve, 25))
+      return { outbox: s[0]!.outbox + s[1]!.outbox, applied: s[0]!.applied + s[1]!.applied }
     }
-    assert.deepEqual(backlog, { outbox: 0, applied: 0 })
+    await until('the send acknowledged and forgotten', () => backlog().outbox === 0 && backlog().applied === 0, 5_000)
+    assert.deepEqual(backlog(), { outbox: 0, applied: 0 })
 
     // the same copy, late (as from a host that stood still with it): dropped
     const late = copies[0]!
@@ -123,7 +112,7 @@ test('a copy of a durable send older than half of forgetAfterMs is dropped, not 
     const fresh = Buffer.from(late)
     fresh.writeUInt32LE(copyStamp(), 32)
     replay(into, 'h0', fresh)
-    for (let i = 0; i < 200 && await receiver.call('deposits') !== 2; i++) await new Promise((resolve) => setTimeout(resolve, 10))
+    await until('the fresh-looking copy applied', async () => await receiver.call('deposits') === 2, 2_000).catch(() => {}) // asserted below
     assert.equal(await receiver.call('deposits'), 2, 'a copy the receiver forgot is applied again: only its age tells it apart')
   } finally {
     await Promise.all(hosts.map((h) => h.close()))

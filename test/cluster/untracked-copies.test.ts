@@ -23,6 +23,7 @@ import { ReplicaCopies } from '../../plugins/cluster/replication/replica-copies.
 import { CL_REPL, CL_REPL_ACK, CL_RESYNC, CL_UNREPLICA, ClusterWire } from '../../plugins/cluster/wire.ts'
 import { idsInShard } from '../fixtures/shards.ts'
 import { tempDataDir } from '../durable/helpers.ts'
+import { until } from './tenancy-helpers.ts'
 
 /** Frames each host wrote to each peer, as [kind, value] (msgpack frames only), taken once. */
 class Links {
@@ -47,10 +48,6 @@ class Links {
   }
 }
 
-const until = async (what: string, check: () => boolean): Promise<void> => {
-  for (let i = 0; i < 200 && !check(); i++) await new Promise((resolve) => setTimeout(resolve, 10))
-  assert.ok(check(), what)
-}
 
 test('a replica range no stream tracks and the map does not list this host for: the owner is asked, and the copy goes once it says so', async () => {
   // three hosts, two copies of each shard: a shard owned by a whose replica is c, not b
