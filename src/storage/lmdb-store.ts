@@ -69,6 +69,7 @@ import { JOURNAL_REMOVE, JournalWriter, checkSegment, readJournal } from '../../
 import { KeyScratch, SendKeyScratch, parseStorageKey, prefixRange, shardRange, storageKey } from './lmdb-keys.ts'
 import type { FastBuffer } from './lmdb-keys.ts'
 import { openFormat } from './lmdb-format.ts'
+import { withCommitCause } from './lmdb-commit-failure.ts'
 
 export type Durability = 'disk' | 'os'
 
@@ -249,7 +250,7 @@ export class LmdbStore implements Store, QuotaRecords, ShardRanges {
    * store lost), and the commit fails as it would have anyway.
    */
   private settled (written: Promise<boolean>, journal: Uint8Array | null): Promise<void> {
-    if (written !== kNothingWritten) this.lastWritten = written
+    if (written !== kNothingWritten) written = this.lastWritten = withCommitCause(written)
     const local = this.waitForFlush ? written.then(() => this.env.flushed).then(noop) : written.then(noop)
     if (journal === null) return local
     const replicated = this.replicate!(journal)
@@ -540,6 +541,7 @@ export class LmdbStore implements Store, QuotaRecords, ShardRanges {
         written = r.op === JOURNAL_REMOVE ? db.remove(key) : db.put(key, Buffer.from(r.value.buffer, r.value.byteOffset, r.value.length))
       }
     }
+    if (written !== kNothingWritten) written = withCommitCause(written)
     const committed = written.then(noop)
     return { committed, durable: this.waitForFlush ? written.then(() => this.env.flushed).then(noop) : committed }
   }
@@ -606,7 +608,7 @@ export class LmdbStore implements Store, QuotaRecords, ShardRanges {
   }
 
   putQuotaLimit (quota: string, limit: number | null): Promise<void> {
-    const written = limit === null ? this.quotas.remove(limitKey(quota)) : this.quotas.put(limitKey(quota), limit)
+    const written = withCommitCause(limit === null ? this.quotas.remove(limitKey(quota)) : this.quotas.put(limitKey(quota), limit))
     return this.waitForFlush ? written.then(() => this.env.flushed).then(noop) : written.then(noop)
   }
 

@@ -14,6 +14,7 @@ import { stateCodec } from './codec.ts'
 import type { Mesh } from './mesh.ts'
 import { openStore } from '../storage/open-store.ts'
 import { LmdbStore } from '../storage/lmdb-store.ts'
+import { guardLmdbCommitFailures } from '../storage/lmdb-commit-failure.ts'
 import { ThreadReplicator } from '../storage/thread-replicator.ts'
 import { SHARD_LOCAL } from '../../native-free-core/placement/shard-state.ts'
 import type { Durability } from '../storage/lmdb-store.ts'
@@ -74,6 +75,10 @@ export type WorkerMessage =
   | { readonly type: 'quota-ack', readonly seq: number }
   | { readonly type: 'listed', readonly req: number, readonly ids: readonly string[] }
   | { readonly type: 'inspected', readonly req: number, readonly result: ThreadInspection }
+
+// a failed LMDB commit is the engine's to handle (its callers get a StorageError), not a
+// reason for this thread to end (lmdb-commit-failure.ts)
+guardLmdbCommitFailures()
 
 const data = workerData as WorkerData
 const port = parentPort!
