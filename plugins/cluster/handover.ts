@@ -467,6 +467,32 @@ export class Handover {
     return `${this.outgoing.size} moving out, ${this.importing.size} being written, ${this.imported.size} moved in and waiting for the map (${[...this.imported.keys()].slice(0, 4).join(', ')}), ${this.incoming.size} stream(s) coming in, ${this.restoring.size} being served again after a move was called off, ${step}`
   }
 
+  /**
+   * The moves out this host holds, grouped by target, planned epoch and whether the report
+   * went out, and for each group what the map says of its first shard — for an unsettled
+   * cluster's report: an old owner's view is the one that says why a planned move waits.
+   */
+  describeOutgoing (map: ShardMap | undefined): string {
+    if (this.outgoing.size === 0) return 'no move out held'
+    const groups = new Map<string, number[]>()
+    for (const [s, out] of this.outgoing) {
+      const key = `to ${out.to} planned at ${out.planned}, ${out.reported ? 'reported' : 'not reported yet'}`
+      let group = groups.get(key)
+      if (group === undefined) groups.set(key, group = [])
+      group.push(s)
+    }
+    const parts: string[] = []
+    for (const [key, shards] of groups) {
+      const s = shards[0]!
+      const out = this.outgoing.get(s)!
+      const said = map === undefined
+        ? 'no map'
+        : `map: owner ${map.owner[s] === NONE ? 'none' : map.hosts[map.owner[s]!]!}, target ${map.target[s] === NONE ? 'none' : `${map.hosts[map.target[s]!]!} at ${map.targetEpoch[s]!}`}, still planned as held: ${String(movePlanned(map, s, this.parts.self, out.to, out.planned))}`
+      parts.push(`${shards.length} ${key} (e.g. shard ${s}; ${said})`)
+    }
+    return `moves out held: ${parts.join('; ')}`
+  }
+
   /** What the running reconcile step waits for, and since when: an unsettled cluster's message says it. */
   private phase = ''
   private phaseSince = 0
