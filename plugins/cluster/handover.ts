@@ -265,6 +265,11 @@ export class Handover {
       }
     }
     if (adopt.length !== 0) await this.adopt(adopt, gained)
+    // a shard adopted just now that the map plans to move on (this host serves its shards again
+    // after it was fenced, or started with moves from it planned) was not served when `moves`
+    // was made: compare again now. Nothing else would — steps run when the map changes, and
+    // the leader writes no new map while a planned move waits for its old owner.
+    if (gained.some((s) => map.target[s] !== NONE && map.target[s] !== selfIndex)) this.again = true
     this.at('planning moves out')
     for (const [key, shards] of moves) {
       const [to, planned] = key.split('\u0000') as [string, string]
