@@ -605,7 +605,7 @@ export class ClusterPlugin implements HostPlugin, ClusterView {
     const map = this.membership?.map()
     const m = this.membership
     const lease = m instanceof EtcdMembership ? `, lease ${m.leaseId ?? 'none'}${m.isLeader ? ', leader' : ''}` : ''
-    return `as ${this.options.id} sees it: epoch ${this.epoch}, leader ${m?.leader() ?? 'none'}${lease}, ${this.settledWaiters.length} settle waiter(s); ${this.handover.moving} shard(s) moving here: ${this.handover.describeMoving()}; ${this.handover.describeOutgoing(map)}; ${this.router.describeHolds()}; ${this.describeUnsettled()}`
+    return `as ${this.options.id} sees it: epoch ${this.epoch}, leader ${m?.leader() ?? 'none'}${lease}, ${this.settledWaiters.length} settle waiter(s); ${this.handover.moving} shard(s) moving here: ${this.handover.describeMoving()}; ${this.handover.describeOutgoing(map)}; ${this.router.describeHolds()}; ${this.replication?.owner.describeWaiting() ?? 'no replication'}; ${this.describeUnsettled()}`
   }
 
   /** Why the map or this host is not settled, for a timeout's message. */
