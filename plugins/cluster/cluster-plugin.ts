@@ -278,6 +278,8 @@ export class ClusterPlugin implements HostPlugin, ClusterView {
       this.router.fenced = true
       void this.handover.fence()
     })
+    // the lease expired: the handover reports under it are gone, they must be made again
+    this.membership.on('lost', () => this.handover.leaseLost())
     this.membership.on('unfenced', () => {
       // the renewal that unfenced also moved the serving deadline: copy it now, not on the
       // next tick, or the threads answer "lapsed" for up to a tick after the router serves again

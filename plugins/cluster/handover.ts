@@ -380,6 +380,28 @@ export class Handover {
     void this.reconcile() // the map may have moved on meanwhile
   }
 
+  /**
+   * The lease is gone (it expired: etcd deleted every key under it) — the reports of
+   * handovers the leader had not folded yet went with it. Their moves would wait for ever
+   * for a report nobody holds any more: the map still plans them, and the leader writes no
+   * new map for them. Each is reported again until it lands (under the lease this host
+   * registers with next) or the map decides.
+   */
+  leaseLost (): void {
+    const groups = new Map<string, number[]>()
+    for (const [s, out] of this.outgoing) {
+      if (!out.reported) continue // not reported yet: its report goes out under the new lease
+      const key = `${out.to}\u0000${out.planned}`
+      let group = groups.get(key)
+      if (group === undefined) groups.set(key, group = [])
+      group.push(s)
+    }
+    for (const [key, shards] of groups) {
+      const [to, planned] = key.split('\u0000') as [string, string]
+      this.reportAgain(shards, to, Number(planned))
+    }
+  }
+
   /** Report a handover again until it lands or the map has decided the shards' fate. */
   private reportAgain (shards: readonly number[], to: string, planned: number): void {
     const timer = setTimeout(() => {
