@@ -278,6 +278,8 @@ export class ClusterPlugin implements HostPlugin, ClusterView {
       this.router.fenced = true
       void this.handover.fence()
     })
+    // the lease expired: the handover reports under it are gone, they must be made again
+    this.membership.on('lost', () => this.handover.leaseLost())
     this.membership.on('unfenced', () => {
       // the renewal that unfenced also moved the serving deadline: copy it now, not on the
       // next tick, or the threads answer "lapsed" for up to a tick after the router serves again
@@ -585,7 +587,7 @@ export class ClusterPlugin implements HostPlugin, ClusterView {
       const timeoutMs = options.timeoutMs ?? 60_000
       const timer = setTimeout(() => {
         this.settledWaiters = this.settledWaiters.filter((w) => w !== done)
-        reject(new TimeoutError(`the cluster did not settle within ${timeoutMs} ms (as ${this.options.id} sees it: epoch ${this.epoch}, ${this.handover.moving} shard(s) moving here: ${this.handover.describeMoving()}; ${this.describeUnsettled()})`))
+        reject(new TimeoutError(`the cluster did not settle within ${timeoutMs} ms (${this.describe()})`))
       }, timeoutMs)
       const done = (): void => {
         clearTimeout(timer)
@@ -595,18 +597,40 @@ export class ClusterPlugin implements HostPlugin, ClusterView {
     })
   }
 
+  /**
+   * @internal This host's view of what keeps the cluster from settling: its map epoch,
+   * leader and lease, its moves (in and out, with what the map says of them), its reconcile
+   * step, its router's holds. An unsettled cluster's message, and what a checker asks every
+   * host for when the cluster does not settle (src/cli/chaos/checker.ts).
+   */
+  describe (): string {
+    const map = this.membership?.map()
+    const m = this.membership
+    const lease = m instanceof EtcdMembership ? `, lease ${m.leaseId ?? 'none'}${m.isLeader ? ', leader' : ''}` : ''
+    return `as ${this.options.id} sees it: epoch ${this.epoch}, leader ${m?.leader() ?? 'none'}${lease}, ${this.settledWaiters.length} settle waiter(s); ${this.handover.moving} shard(s) moving here: ${this.handover.describeMoving()}; ${this.handover.describeOutgoing(map)}; ${this.router.describeHolds()}; ${this.replication?.owner.describeWaiting() ?? 'no replication'}; ${this.describeUnsettled()}`
+  }
+
   /** Why the map or this host is not settled, for a timeout's message. */
   private describeUnsettled (): string {
     const map = this.membership.map()
     if (map === undefined) return 'no map yet'
-    const planned: string[] = []
+    // planned moves grouped by old owner, target and the epoch they were planned at
+    const groups = new Map<string, number[]>()
+    let moves = 0
     let unowned = 0
     for (let s = 0; s < map.owner.length; s++) {
       if (map.owner[s] === NONE) unowned++
-      else if (map.target[s] !== NONE) planned.push(`${s} ${map.hosts[map.owner[s]!]!}→${map.hosts[map.target[s]!]!} (planned at ${map.targetEpoch[s]!})`)
+      else if (map.target[s] !== NONE) {
+        moves++
+        const key = `${map.hosts[map.owner[s]!]!}→${map.hosts[map.target[s]!]!} planned at ${map.targetEpoch[s]!}`
+        let group = groups.get(key)
+        if (group === undefined) groups.set(key, group = [])
+        group.push(s)
+      }
     }
+    const planned = [...groups].map(([key, shards]) => `${shards.length} ${key} (e.g. ${shards.slice(0, 3).join(', ')})`)
     const unserved = shardsOf(map, this.options.id).filter((s) => !this.handover.served.has(s))
-    return `map: ${planned.length} move(s) planned${planned.length === 0 ? '' : ` [${planned.slice(0, 3).join(', ')}]`}, ${unowned} unowned; ${unserved.length} of this host's not served${unserved.length === 0 ? '' : ` [${unserved.slice(0, 3).join(', ')}]`}; ${this.membership.fenced ? 'fenced' : 'not fenced'}; members ${this.members_.map((m) => `${m.id}:${m.state}`).join(' ')}`
+    return `map: ${moves} move(s) planned${planned.length === 0 ? '' : ` [${planned.slice(0, 4).join('; ')}]`}, ${unowned} unowned; ${unserved.length} of this host's not served${unserved.length === 0 ? '' : ` [${unserved.slice(0, 3).join(', ')}]`}; ${this.membership.fenced ? 'fenced' : 'not fenced'}; members ${this.members_.map((m) => `${m.id}:${m.state}`).join(' ')}`
   }
 
   private isSettled (): boolean {

@@ -265,6 +265,11 @@ export class Handover {
       }
     }
     if (adopt.length !== 0) await this.adopt(adopt, gained)
+    // a shard adopted just now that the map plans to move on (this host serves its shards again
+    // after it was fenced, or started with moves from it planned) was not served when `moves`
+    // was made: compare again now. Nothing else would — steps run when the map changes, and
+    // the leader writes no new map while a planned move waits for its old owner.
+    if (gained.some((s) => map.target[s] !== NONE && map.target[s] !== selfIndex)) this.again = true
     this.at('planning moves out')
     for (const [key, shards] of moves) {
       const [to, planned] = key.split('\u0000') as [string, string]
@@ -375,6 +380,28 @@ export class Handover {
     void this.reconcile() // the map may have moved on meanwhile
   }
 
+  /**
+   * The lease is gone (it expired: etcd deleted every key under it) — the reports of
+   * handovers the leader had not folded yet went with it. Their moves would wait for ever
+   * for a report nobody holds any more: the map still plans them, and the leader writes no
+   * new map for them. Each is reported again until it lands (under the lease this host
+   * registers with next) or the map decides.
+   */
+  leaseLost (): void {
+    const groups = new Map<string, number[]>()
+    for (const [s, out] of this.outgoing) {
+      if (!out.reported) continue // not reported yet: its report goes out under the new lease
+      const key = `${out.to}\u0000${out.planned}`
+      let group = groups.get(key)
+      if (group === undefined) groups.set(key, group = [])
+      group.push(s)
+    }
+    for (const [key, shards] of groups) {
+      const [to, planned] = key.split('\u0000') as [string, string]
+      this.reportAgain(shards, to, Number(planned))
+    }
+  }
+
   /** Report a handover again until it lands or the map has decided the shards' fate. */
   private reportAgain (shards: readonly number[], to: string, planned: number): void {
     const timer = setTimeout(() => {
@@ -465,6 +492,32 @@ export class Handover {
   describeMoving (): string {
     const step = this.busy ? `a reconcile step running for ${Math.round(performance.now() - this.phaseSince)} ms (${this.phase})` : 'no reconcile step running'
     return `${this.outgoing.size} moving out, ${this.importing.size} being written, ${this.imported.size} moved in and waiting for the map (${[...this.imported.keys()].slice(0, 4).join(', ')}), ${this.incoming.size} stream(s) coming in, ${this.restoring.size} being served again after a move was called off, ${step}`
+  }
+
+  /**
+   * The moves out this host holds, grouped by target, planned epoch and whether the report
+   * went out, and for each group what the map says of its first shard — for an unsettled
+   * cluster's report: an old owner's view is the one that says why a planned move waits.
+   */
+  describeOutgoing (map: ShardMap | undefined): string {
+    if (this.outgoing.size === 0) return 'no move out held'
+    const groups = new Map<string, number[]>()
+    for (const [s, out] of this.outgoing) {
+      const key = `to ${out.to} planned at ${out.planned}, ${out.reported ? 'reported' : 'not reported yet'}`
+      let group = groups.get(key)
+      if (group === undefined) groups.set(key, group = [])
+      group.push(s)
+    }
+    const parts: string[] = []
+    for (const [key, shards] of groups) {
+      const s = shards[0]!
+      const out = this.outgoing.get(s)!
+      const said = map === undefined
+        ? 'no map'
+        : `map: owner ${map.owner[s] === NONE ? 'none' : map.hosts[map.owner[s]!]!}, target ${map.target[s] === NONE ? 'none' : `${map.hosts[map.target[s]!]!} at ${map.targetEpoch[s]!}`}, still planned as held: ${String(movePlanned(map, s, this.parts.self, out.to, out.planned))}`
+      parts.push(`${shards.length} ${key} (e.g. shard ${s}; ${said})`)
+    }
+    return `moves out held: ${parts.join('; ')}`
   }
 
   /** What the running reconcile step waits for, and since when: an unsettled cluster's message says it. */

@@ -380,6 +380,23 @@ export class ClusterRouter implements RemoteRoutes {
     }
   }
 
+  /** The frames this host holds for moving shards, for an unsettled cluster's report. */
+  describeHolds (): string {
+    let leavingFrames = 0
+    for (const held of this.leaving.values()) leavingFrames += held.count
+    let arrivingFrames = 0
+    let waiting = 0
+    const from = new Set<string>()
+    for (const a of this.arriving.values()) {
+      arrivingFrames += a.fromOld.count + a.others.count
+      if (!a.flushed) {
+        waiting++
+        if (a.from !== null) from.add(a.from)
+      }
+    }
+    return `router holds ${this.leaving.size} leaving shard(s) (${leavingFrames} frame(s)), ${this.arriving.size} arriving (${arrivingFrames} frame(s); ${waiting} waiting for CL_FLUSHED${from.size === 0 ? '' : ` from ${[...from].join(', ')}`})`
+  }
+
   /** Calls waiting on other hosts, for stats. */
   get callsInFlight (): number {
     let n = 0

@@ -265,3 +265,41 @@ test('a stream started over (a commit lost here after its journal went out): a n
     h.streams.close()
   }
 })
+
+test('a replica that catches up while it is falling out (the record without it not written yet): the writes it now has are done, not left waiting', async () => {
+  // the chaos test (seed 3001, two tracks, etcd restarted under load): a host fenced itself
+  // and released its shards, and the release waited for ever on one write of shard 3508 —
+  // "in sync [h2 acked 9]", the write seq 9. h2 had fallen behind while etcd was away, asked
+  // for a snapshot, and said CL_SYNCED at 9 before the record without it could land; the
+  // owner counted it in sync again and never looked at the writes waiting for it
+  const h = harness()
+  try {
+    h.streams.setMap(h.map, () => true)
+    const { id } = streamOf(h, 'b')
+    h.streams.synced('b', h.shard, id, 0)
+    await new Promise((resolve) => setTimeout(resolve, 300))
+    assert.ok(isMarkedInSync(h.records.at(-1)!, h.shard, 'b'))
+
+    // etcd away; a write b does not acknowledge: b falls out, but the record cannot say so
+    h.failing = true
+    const write = h.streams.replicate(journal(h.shard))
+    h.streams.down('b')
+    assert.equal(await settledWithin(write, 300), 'pending', 'it waits for b while the record names b')
+
+    // b asks for a snapshot (it lost the stream), applies it and every segment up to 1: in sync
+    await h.streams.resync('b', h.shard, id)
+    const end = h.frames('b').find(([kind]) => kind === CL_SNAP_END)
+    assert.ok(end !== undefined, 'a snapshot went to b')
+    const base = (end[1] as [number, string, number])[2]
+    assert.equal(base, 1, 'numbered after the waiting write')
+    h.streams.synced('b', h.shard, id, base)
+    assert.equal(await settledWithin(write, 300), 'resolved', 'b has it: the write is done')
+
+    // and when etcd is back the record names b in sync
+    h.failing = false
+    await new Promise((resolve) => setTimeout(resolve, 1200))
+    assert.ok(isMarkedInSync(h.records.at(-1)!, h.shard, 'b'))
+  } finally {
+    h.streams.close()
+  }
+})

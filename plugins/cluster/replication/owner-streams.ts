@@ -169,6 +169,31 @@ export class OwnerStreams {
     return n
   }
 
+  /**
+   * Writes waiting for replicas, for an unsettled cluster's report: how many streams have
+   * some, and the oldest — its shard, age, what it waits for (the in-sync replicas and what
+   * each acknowledged, those falling out, whether the stream's first record landed).
+   */
+  describeWaiting (): string {
+    let streams = 0
+    let writes = 0
+    let oldest: { stream: Stream, w: Waiting } | null = null
+    for (const stream of this.streams.values()) {
+      let n = 0
+      for (let i = stream.head; i < stream.waiting.length; i++) if (stream.waiting[i]!.gate.remaining > 0) n++
+      if (n === 0) continue
+      streams++
+      writes += n
+      const w = stream.waiting[stream.head]!
+      if (oldest === null || w.since < oldest.w.since) oldest = { stream, w }
+    }
+    const publish = `in-sync record ${this.publishing !== null ? 'being written' : 'idle'}${this.publishFailing ? ', its writes failing' : ''} (${this.publishFailures} failures)`
+    if (oldest === null) return `replication: no write waits for replicas; ${publish}`
+    const { stream, w } = oldest
+    const acks = [...stream.inSync].map((h) => `${h}${stream.dropping.has(h) ? ' (falling out)' : ''} acked ${stream.acked.get(h) ?? 0}`).join(', ')
+    return `replication: ${writes} write(s) of ${streams} shard(s) wait for replicas; the oldest, shard ${stream.shard} seq ${w.seq}, for ${Date.now() - w.since} ms: stream ${stream.published ? 'published' : 'not published yet'}, in sync [${acks}], targets [${stream.targets.join(', ')}]; ${publish}`
+  }
+
   // ---- the shards this host serves ---------------------------------------------
 
   /** The map changed: start streams for shards served now, end those of shards no longer ours. */
@@ -447,6 +472,11 @@ export class OwnerStreams {
     if ((stream.acked.get(host) ?? 0) < seq) stream.acked.set(host, seq)
     stream.dropping.delete(host)
     stream.inSync.add(host) // writes wait for it from now; the record says so next
+    // it has every segment up to `seq`: writes that waited for it (it was falling out, and the
+    // record without it had not landed) are done now. Nothing else would settle them — its
+    // acknowledgements up to `seq` were counted already, and the fall-out, seeing it back,
+    // ends without settling — and a home thread releasing the shard waits for those writes.
+    this.settle(stream)
     this.publishSoon()
   }
 

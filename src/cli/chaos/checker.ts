@@ -101,8 +101,10 @@ function shardStory (procs: ClusterProcs, ids: readonly string[], shard: number,
 
 export async function check (procs: ClusterProcs, ledger: Ledger, t0: number, o: CheckOptions): Promise<CheckReport> {
   const violations: string[] = []
+  // every host's own view when the cluster does not settle: kept whatever fails after it
+  const settleEvidence: string[] = []
   try {
-    return await checkState(procs, ledger, t0, o, violations)
+    return await checkState(procs, ledger, t0, o, violations, settleEvidence)
   } catch (err) {
     if (!(err instanceof Unreadable)) throw err
     // an agent that answers nothing once the cluster settled: liveness, with where its shard went
@@ -110,12 +112,12 @@ export async function check (procs: ClusterProcs, ledger: Ledger, t0: number, o:
     const [type, key] = err.keys[0]!.startsWith('a') ? [ACCOUNT, err.keys[0]!] : [COUNTER, err.keys[0]!]
     const shard = shardOfAgent(type, key)
     const owner = (await procs.running()[0]!.owners({ type, keys: [key] }))[0]
-    const evidence = [`${key} (shard ${shard}, owner at the end ${String(owner)}):`, ...shardStory(procs, procs.ids(), shard, t0).map((l) => `  ${l}`)]
+    const evidence = [...settleEvidence, `${key} (shard ${shard}, owner at the end ${String(owner)}):`, ...shardStory(procs, procs.ids(), shard, t0).map((l) => `  ${l}`)]
     return { violations, evidence, settleMs: -1, drainMs: -1, retriedTwice: 0, totalBalance: Number.NaN, hosts: [] }
   }
 }
 
-async function checkState (procs: ClusterProcs, ledger: Ledger, t0: number, o: CheckOptions, violations: string[]): Promise<CheckReport> {
+async function checkState (procs: ClusterProcs, ledger: Ledger, t0: number, o: CheckOptions, violations: string[], settleEvidence: string[]): Promise<CheckReport> {
   const hosts = procs.running()
   const reader = hosts[0]!
 
@@ -124,6 +126,10 @@ async function checkState (procs: ClusterProcs, ledger: Ledger, t0: number, o: C
     await procs.settled(o.settleTimeoutMs)
   } catch (err) {
     violations.push(`no settle: ${(err as Error).message}`)
+    // each host's view now, not only the first timeout's: the old owner of a move that
+    // waits is the one that can say why (its moves out, its reconcile step, its holds)
+    settleEvidence.push('the cluster did not settle; each host\'s view right after:')
+    for (const { id, view } of await procs.describe()) settleEvidence.push(`  ${id}: ${view}`)
   }
   const settleMs = performance.now() - t
   const figures = await Promise.all(hosts.map(async (h) => {
@@ -199,7 +205,7 @@ async function checkState (procs: ClusterProcs, ledger: Ledger, t0: number, o: C
     if (out.get(id)?.to !== to) creditWrong.push(`credit ${id} at ${to} (${n}×) without its transfer`)
   }
   // evidence for the first counter that lost an op: where it lives, its final list, the acked ops' stories
-  const evidence: string[] = []
+  const evidence: string[] = [...settleEvidence]
   const firstLost = [...lost, ...moved][0]
   if (firstLost !== undefined) {
     const key = /on (c\d+)/.exec(firstLost)![1]!

@@ -201,6 +201,16 @@ function durableBacklog (plugins: readonly HostPlugin[]): DurableBacklog {
   return sum
 }
 
+/** The plugins' views of the cluster (the cluster plugin's `describe()`), or null when none has one. */
+function describe (plugins: readonly HostPlugin[]): string | null {
+  const views: string[] = []
+  for (const p of plugins) {
+    const f = (p as { describe?: () => string }).describe
+    if (typeof f === 'function') views.push(f.call(p))
+  }
+  return views.length === 0 ? null : views.join('\n')
+}
+
 export async function runCommand (host: Host, cmd: Command, plugins: readonly HostPlugin[] = []): Promise<unknown> {
   switch (cmd.op) {
     case 'call':
@@ -248,6 +258,8 @@ export async function runCommand (host: Host, cmd: Command, plugins: readonly Ho
       return await host.metrics()
     case 'durableBacklog':
       return durableBacklog(plugins)
+    case 'describe':
+      return describe(plugins)
     case 'close':
       throw new Error('close is handled by host-child.ts')
   }

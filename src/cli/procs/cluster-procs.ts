@@ -21,6 +21,7 @@ import { mkdirSync, mkdtempSync, rmSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { messageOf } from '../../../native-free-core/errors.ts'
 import { HostProcess } from './host-process.ts'
 import type { SpawnOptions } from './host-process.ts'
 import type { HostProcessConfig } from './host-protocol.ts'
@@ -216,9 +217,30 @@ export class ClusterProcs {
     await this.host(id).close(timeoutMs)
   }
 
-  /** Every running host has settled (no shard moving, each serves what the map gives it). */
+  /**
+   * Every running host has settled (no shard moving, each serves what the map gives it).
+   * When one has not, the error names every host that did not, each with its own view (its
+   * timeout's message): the host whose step is stuck may be any of them.
+   */
   async settled (timeoutMs = 30_000): Promise<void> {
-    await Promise.all(this.running().map((h) => h.settled(timeoutMs)))
+    const hosts = this.running()
+    const results = await Promise.allSettled(hosts.map((h) => h.settled(timeoutMs)))
+    const failed = results.flatMap((r, i) => r.status === 'rejected' ? [`${hosts[i]!.name}: ${messageOf(r.reason)}`] : [])
+    if (failed.length !== 0) throw new Error(`${failed.length} of ${hosts.length} host(s) did not settle:\n${failed.join('\n')}`)
+  }
+
+  /** Each running host's view of what keeps the cluster from settling (the cluster plugin's `describe()`), asked at once; a host that does not answer within `timeoutMs` says so. */
+  async describe (timeoutMs = 5_000): Promise<Array<{ readonly id: string, readonly view: string }>> {
+    return await Promise.all(this.running().map(async (h) => {
+      let timer: NodeJS.Timeout | undefined
+      const late = new Promise<string>((resolve) => { timer = setTimeout(() => resolve(`no answer within ${timeoutMs} ms`), timeoutMs) })
+      try {
+        const view = await Promise.race([h.describe().then((v) => v ?? 'no plugin describes the cluster', (err: unknown) => `describe failed: ${messageOf(err)}`), late])
+        return { id: h.name, view }
+      } finally {
+        clearTimeout(timer)
+      }
+    }))
   }
 
   /** Close every host (SIGCONT first for a stopped one; killed if it does not close), the proxies, and the data unless `rootDir` was given. */

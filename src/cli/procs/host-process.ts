@@ -233,6 +233,11 @@ export class HostProcess {
     return this.command({ op: 'settled', ...(timeoutMs === undefined ? {} : { timeoutMs }) })
   }
 
+  /** What keeps the cluster from settling, as this host sees it (null: no plugin says). */
+  describe (): Promise<string | null> {
+    return this.command({ op: 'describe' })
+  }
+
   durableBacklog (): Promise<DurableBacklog> {
     return this.command({ op: 'durableBacklog' })
   }

@@ -132,6 +132,8 @@ export type Command =
   | { readonly op: 'metrics' }
   /** Durable sends this host still holds a record of (the cluster plugin's `durableBacklog()`; zeros without one). */
   | { readonly op: 'durableBacklog' }
+  /** What a plugin says keeps the cluster from settling, as this host sees it (the cluster plugin's `describe()`); null without one. */
+  | { readonly op: 'describe' }
   /** host.close() (a cluster host leaves: hands its shards over), answer, then exit 0. */
   | { readonly op: 'close' }
 
