@@ -452,7 +452,7 @@ export class ShardRuntime implements ContextHost, TimerHost, FollowHost, CommitH
       let bytes: Uint8Array | null | undefined
       try {
         bytes = this.pipeline.droppedState(env.id)
-        if (bytes === undefined) bytes = this.store!.getState(env.id)
+        if (bytes === undefined) bytes = this.store!.getState(env.id, env.hash)
       } catch (err) {
         this.reject(env, m.name, new StorageError(`reading agent ${printable(env.id)} failed: ${messageOf(err)}`, { id: env.id }))
         return undefined
