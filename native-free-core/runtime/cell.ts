@@ -1,15 +1,14 @@
 /**
  * One resident agent. Kept small and flat — millions of these live in one thread and
- * the budget is ≤ 200 bytes per agent beyond its state — so optional parts (mailbox,
- * timer) are null/-1 until used and everything boolean is a bit in `flags`.
+ * the budget is ≤ 200 bytes per agent beyond its state — so optional parts are -1 (timer)
+ * or held by the runtime (a busy agent's mailbox: `kQueued`), and everything boolean is
+ * a bit in `flags`.
  *
  * `timer` holds a timing-wheel *node* (a small integer), not a handle: handles pass
  * 2^31 once a node has been reused 8 times, and one such double would turn the field
  * into a boxed number in every cell. See agent-timers.ts.
  */
-import type { Mailbox } from './mailbox.ts'
 import type { TypeInfo } from '../agent/registry.ts'
-import type { Envelope } from '../agent/envelope.ts'
 
 /** An async handler is running: later messages wait in the mailbox. */
 export const kBusy = 1
@@ -33,6 +32,12 @@ export const kLimited = 256
 export const kCounted = 512
 /** The agent's timer entry is its `ctx.timeout` deadline, not its idle check (agent-timers.ts). */
 export const kTimeoutArmed = 1024
+/**
+ * Messages wait for the agent (it is busy): its mailbox is in its runtime's `mailboxes`,
+ * not in the cell — a field in every cell for what only busy agents have was 8 bytes of
+ * every resident agent (bench/RESULTS.md, issue 13).
+ */
+export const kQueued = 2048
 
 /** `cell.timer` once `ctx.idleAfter` overrode the type's idleTicks (rare: most cells hold a number). */
 export interface TimerExtra {
@@ -52,7 +57,6 @@ export class Cell {
   lastTick: number
   /** This agent's timer entry: its wheel node or -1 (see agent-timers.ts), or a TimerExtra. */
   timer: number | TimerExtra
-  mailbox: Mailbox<Envelope> | null = null
 
   constructor (id: string, hash: number, info: TypeInfo, state: unknown, flags: number, tick: number) {
     this.id = id
@@ -75,5 +79,5 @@ export class Cell {
  * which was most of a worker's time while it activated agents.
  */
 export function newCell (id: string, hash: number, info: TypeInfo, state: unknown, flags: number, tick: number): Cell {
-  return { id, hash: hash | 0, info, state, flags, lastTick: tick, timer: -1, mailbox: null }
+  return { id, hash: hash | 0, info, state, flags, lastTick: tick, timer: -1 }
 }

@@ -22,7 +22,7 @@
  * So a follower never sees an uncommitted state, nor the same commit twice.
  */
 import { keyOf, typeOf } from '../agent/agent-id.ts'
-import { kBusy, kDelete, kDirty, kPersistent } from './cell.ts'
+import { kBusy, kDelete, kDirty, kPersistent, kQueued } from './cell.ts'
 import type { Cell } from './cell.ts'
 import { MSG_FOLLOW, MSG_UNFOLLOW } from '../agent/envelope.ts'
 import type { Envelope } from '../agent/envelope.ts'
@@ -117,7 +117,7 @@ export class Followers {
   handle (env: Envelope): void {
     const host = this.host
     const cell = host.residentCell(env.id, env.hash)
-    if (cell !== undefined && (cell.flags & kBusy) !== 0 && (cell.mailbox !== null || (env.kind === MSG_FOLLOW && (cell.flags & kPersistent) === 0))) {
+    if (cell !== undefined && (cell.flags & kBusy) !== 0 && ((cell.flags & kQueued) !== 0 || (env.kind === MSG_FOLLOW && (cell.flags & kPersistent) === 0))) {
       host.queue(cell, env)
       return
     }

@@ -16,7 +16,7 @@
  */
 import { keyOf, idOf, printable } from '../agent/agent-id.ts'
 import type { AgentAddress } from '../agent/agent-id.ts'
-import { newCell, kBusy, kCounted, kDeactivate, kDelete, kDirty, kDropped, kLimited, kNew, kPersistent, kSnapFresh } from './cell.ts'
+import { newCell, kBusy, kCounted, kDeactivate, kDelete, kDirty, kDropped, kLimited, kNew, kPersistent, kQueued, kSnapFresh } from './cell.ts'
 import type { Cell } from './cell.ts'
 import { systemClock } from '../time/clock.ts'
 import type { Clock } from '../time/clock.ts'
@@ -101,6 +101,8 @@ export class ShardRuntime implements ContextHost, TimerHost, FollowHost, CommitH
   private readonly timerEnvelope = new Envelope()
   /** Which shards this thread serves; null on a single host (all of them). */
   private readonly states: ShardStates | null
+  /** The mailboxes of busy agents that have messages waiting (flag kQueued). */
+  private readonly mailboxes = new Map<Cell, Mailbox<Envelope>>()
   /** Timer turns that waited in the mailbox of an agent whose shard left: they go with it, due at once. */
   private strandedTimeouts: MovedTimeout[] = []
 
@@ -181,7 +183,7 @@ export class ShardRuntime implements ContextHost, TimerHost, FollowHost, CommitH
     // timer and reminder turns are not messages: no rate limit
     if ((cell.flags & kLimited) !== 0 && isMessage(env.kind) && !this.admit(cell as LimitedCell, env)) return
     if ((cell.flags & kBusy) !== 0) {
-      (cell.mailbox ??= new Mailbox()).push(env.clone())
+      this.queue(cell, env)
       return
     }
     if (isMessage(env.kind)) cell.lastTick = this.tick // timer and reminder turns are not messages: idleness goes on
@@ -429,6 +431,7 @@ export class ShardRuntime implements ContextHost, TimerHost, FollowHost, CommitH
   /** Drop every resident agent (host shutdown, after the last commit). */
   clear (): void {
     this.table.clear()
+    this.mailboxes.clear()
     this.timers.clear()
     this.reminders.clear()
   }
@@ -452,7 +455,7 @@ export class ShardRuntime implements ContextHost, TimerHost, FollowHost, CommitH
       let bytes: Uint8Array | null | undefined
       try {
         bytes = this.pipeline.droppedState(env.id)
-        if (bytes === undefined) bytes = this.store!.getState(env.id)
+        if (bytes === undefined) bytes = this.store!.getState(env.id, env.hash)
       } catch (err) {
         this.reject(env, m.name, new StorageError(`reading agent ${printable(env.id)} failed: ${messageOf(err)}`, { id: env.id }))
         return undefined
@@ -633,11 +636,11 @@ export class ShardRuntime implements ContextHost, TimerHost, FollowHost, CommitH
   }
 
   private drainMailbox (cell: Cell): void {
-    const mailbox = cell.mailbox
-    if (mailbox === null) return
+    if ((cell.flags & kQueued) === 0) return
+    const mailbox = this.mailboxes.get(cell)!
     if (this.states !== null && this.states[shardOf(cell.hash)] !== SHARD_LOCAL) {
       // the shard is leaving: no new turn starts here; what waited goes after it, in order
-      cell.mailbox = null
+      this.unqueue(cell)
       for (const env of mailbox.drain()) {
         if (env.kind === MSG_TIMER) this.strandedTimeouts.push([env.id, env.hash, env.typeIdx, 1])
         else if (env.kind !== MSG_REMINDER) this.output.forward!(env) // a reminder's next firing is stored already
@@ -646,7 +649,7 @@ export class ShardRuntime implements ContextHost, TimerHost, FollowHost, CommitH
     }
     while (mailbox.size !== 0) {
       if ((cell.flags & kDropped) !== 0) {
-        cell.mailbox = null
+        this.unqueue(cell)
         for (const env of mailbox.drain()) this.deliver(env)
         return
       }
@@ -655,7 +658,12 @@ export class ShardRuntime implements ContextHost, TimerHost, FollowHost, CommitH
       if (isMessage(env.kind)) cell.lastTick = this.tick
       this.turn(cell, env)
     }
-    if ((cell.flags & kBusy) === 0) cell.mailbox = null
+    if ((cell.flags & kBusy) === 0) this.unqueue(cell)
+  }
+
+  private unqueue (cell: Cell): void {
+    this.mailboxes.delete(cell)
+    cell.flags &= ~kQueued
   }
 
   // ---- FollowHost (followers.ts) ------------------------------------------------
@@ -682,7 +690,13 @@ export class ShardRuntime implements ContextHost, TimerHost, FollowHost, CommitH
 
   /** @internal wait behind a busy agent's turn */
   queue (cell: Cell, env: Envelope): void {
-    (cell.mailbox ??= new Mailbox()).push(env.clone())
+    let mailbox = (cell.flags & kQueued) !== 0 ? this.mailboxes.get(cell) : undefined
+    if (mailbox === undefined) {
+      mailbox = new Mailbox()
+      this.mailboxes.set(cell, mailbox)
+      cell.flags |= kQueued
+    }
+    mailbox.push(env.clone())
   }
 
   /** @internal CommitHost: take a cell out of the table (rollback, passivation, deletion). */

@@ -87,8 +87,12 @@ export interface WriteBatch {
 export interface Store {
   /** True when a commit survives the process (LMDB); false for memory. */
   readonly durable: boolean
-  /** The last committed state of an agent, or undefined if it has none. */
-  getState (id: string): Uint8Array | undefined
+  /**
+   * The last committed state of an agent, or undefined if it has none. `hash`, when the
+   * caller has it, is the id's placement hash (`hashId(id)`): a store that keys by shard
+   * need not hash the id again.
+   */
+  getState (id: string, hash?: number): Uint8Array | undefined
   /** Apply a batch atomically. Returns a promise when the commit completes later. */
   commit (batch: WriteBatch): Promise<void> | undefined
   /**

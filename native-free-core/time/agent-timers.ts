@@ -37,7 +37,7 @@
  * turn fires again within the same catch-up. `drain` stops after `budget` entries so a big
  * expiry (a million idle agents on one tick) is spread over several loop passes.
  */
-import { kBusy, kDeactivate, kDelete, kDropped, kTimeoutArmed } from '../runtime/cell.ts'
+import { kBusy, kDeactivate, kDelete, kDropped, kQueued, kTimeoutArmed } from '../runtime/cell.ts'
 import type { Cell, TimerExtra } from '../runtime/cell.ts'
 import { TimingWheel } from './timing-wheel.ts'
 
@@ -257,7 +257,7 @@ export class AgentTimers {
     if ((flags & kDropped) !== 0) return
     const idle = this.idleOf(cell)
     if (idle === 0) return
-    if ((flags & kBusy) !== 0 || cell.mailbox !== null) this.file(cell, t + idle) // mid-turn: active
+    if ((flags & (kBusy | kQueued)) !== 0) this.file(cell, t + idle) // mid-turn: active
     else if (cell.lastTick + idle <= t) this.host.passivate(cell)
     else this.file(cell, cell.lastTick + idle)
   }

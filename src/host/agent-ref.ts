@@ -1,7 +1,8 @@
 /**
- * `host.ref(type, key)`: a typed handle on one agent. Cheap to create (the id string
- * and its hash are computed once), valid for the host's lifetime, and serializable:
- * inside a payload it travels as its plain address `{ quota, type, key }`.
+ * `host.ref(type, key)`: a typed handle on one agent. Cheap to create (the id's hash is
+ * computed once, its string only if something asks for it), valid for the host's
+ * lifetime, and serializable: inside a payload it travels as its plain address
+ * `{ quota, type, key }`.
  */
 import type { AgentAddress } from '../../native-free-core/agent/agent-id.ts'
 import type { AgentDefinition, MethodName, PayloadOf, ReplyOf, StateOf } from '../../native-free-core/agent/define-agent.ts'
@@ -26,12 +27,12 @@ export class AgentRef<D extends AgentDefinition = AgentDefinition> implements Ag
   readonly #to: RefAddress
 
   /** @internal Use `host.ref(type, key)`. */
-  constructor (target: RefTarget, info: TypeInfo, quota: string, key: string, id: string, hash: number) {
+  constructor (target: RefTarget, info: TypeInfo, quota: string, key: string, prefix: Uint8Array, hash: number) {
     this.quota = quota
     this.type = info.type
     this.key = key
     this.#target = target
-    this.#to = new RefAddress(id, hash, info, quota)
+    this.#to = new RefAddress(prefix, key, hash, info, quota)
   }
 
   /**

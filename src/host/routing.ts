@@ -38,6 +38,11 @@ export interface RouterParts {
   gateway (): Gateway | null
 }
 
+interface IdPrefix {
+  readonly state: number
+  readonly bytes: Uint8Array
+}
+
 export class Router implements RefTarget {
   private readonly registry: AgentRegistry
   private readonly loop: ThreadLoop
@@ -45,7 +50,7 @@ export class Router implements RefTarget {
   private readonly quotas: HostQuotas
   private readonly life: HostLifecycle
   private readonly parts: RouterParts
-  private readonly prefixStates = new Map<string, number[]>()
+  private readonly prefixes = new Map<string, IdPrefix[]>()
 
   constructor (parts: RouterParts) {
     this.parts = parts
@@ -62,25 +67,29 @@ export class Router implements RefTarget {
     checkKey(key)
     const quota = options?.quota === undefined ? DEFAULT_QUOTA : checkName('quota', options.quota)
     if (quota !== DEFAULT_QUOTA && !this.quotas.has(quota)) throw unknownQuota(quota)
-    const id = idString(quota, info.type, key)
-    if (id.length * 3 > MAX_ID_BYTES && utf8Length(id) > MAX_ID_BYTES) {
+    const prefix = this.prefixOf(quota, info.index)
+    if (prefix.bytes.length + key.length * 3 > MAX_ID_BYTES && prefix.bytes.length + utf8Length(key) > MAX_ID_BYTES) {
       throw new InvalidArgumentError(`agent id is longer than ${MAX_ID_BYTES} UTF-8 bytes`, { type: info.type, quota })
     }
-    return new AgentRef(this, info, quota, key, id, hashAfter(this.prefixHash(quota, info.index), key))
+    return new AgentRef(this, info, quota, key, prefix.bytes, hashAfter(prefix.state, key))
   }
 
   /**
-   * FNV state after `quota \x1f type \x1f`, cached per quota and type index: a new ref
-   * hashes only its key. (Quota strings are usually the same objects, so the Map
-   * lookup reuses their cached V8 hash.)
+   * The id prefix `quota \x1f type \x1f` of a quota and type index: its FNV state (a new
+   * ref hashes only its key) and its UTF-8 bytes (a new ref's first frame copies them and
+   * writes the key after them: no id string is built). Cached per quota (quota strings
+   * are usually the same objects, so the Map lookup reuses their cached V8 hash).
    */
-  private prefixHash (quota: string, typeIndex: number): number {
-    let states = this.prefixStates.get(quota)
-    if (states === undefined) {
-      states = this.registry.types.map((t) => prefixState(idString(quota, t.type, '')))
-      if (this.prefixStates.size < 10_000) this.prefixStates.set(quota, states)
+  private prefixOf (quota: string, typeIndex: number): IdPrefix {
+    let prefixes = this.prefixes.get(quota)
+    if (prefixes === undefined) {
+      prefixes = this.registry.types.map((t) => {
+        const p = idString(quota, t.type, '')
+        return { state: prefixState(p), bytes: new Uint8Array(Buffer.from(p, 'utf8')) }
+      })
+      if (this.prefixes.size < 10_000) this.prefixes.set(quota, prefixes)
     }
-    return states[typeIndex]!
+    return prefixes[typeIndex]!
   }
 
   /** @internal RefTarget */
@@ -103,7 +112,8 @@ export class Router implements RefTarget {
     try {
       if (thread < 0) gateway!.sendDirect(MSG_CALL, to.id, to.idBytes, to.hash, to.info.index, m.index, payload, callId)
       // the main thread has a ring to every thread that owns agents
-      else loop.sendMessage(thread, MSG_CALL, to.id, to.idBytes, to.hash, to.info.index, m.index, payload, callId)
+      else if (to.idBytes !== null) loop.sendMessage(thread, MSG_CALL, to.id, to.idBytes, to.hash, to.info.index, m.index, payload, callId)
+      else loop.sendMessageTo(thread, MSG_CALL, to.prefix, to.key, to.hash, to.info.index, m.index, payload, callId)
     } catch (err) {
       this.pending.fail(callId, err instanceof ShoalError ? err : new EncodeError(`${to.info.type}.${method}: the message could not be written: ${messageOf(err)}`))
     }
@@ -117,7 +127,8 @@ export class Router implements RefTarget {
     const gateway = this.parts.gateway()
     if (gateway !== null && gateway.isDirect(to.hash) && gateway.sendDirect(MSG_CAST, to.id, to.idBytes, to.hash, to.info.index, m.index, payload, 0)) return
     const loop = this.loop
-    loop.sendMessage(loop.ownerOf(to.hash), MSG_CAST, to.id, to.idBytes, to.hash, to.info.index, m.index, payload, 0)
+    if (to.idBytes !== null) loop.sendMessage(loop.ownerOf(to.hash), MSG_CAST, to.id, to.idBytes, to.hash, to.info.index, m.index, payload, 0)
+    else loop.sendMessageTo(loop.ownerOf(to.hash), MSG_CAST, to.prefix, to.key, to.hash, to.info.index, m.index, payload, 0)
   }
 
   /** @internal RefTarget */

@@ -51,17 +51,25 @@ export class KeyScratch {
     return this.views[n] ?? (this.views[n] = this.buf.subarray(0, n))
   }
 
-  /** `[u16 shard][id]`. */
-  state (id: string): Buffer {
+  /**
+   * `[u16 shard][id]`. `hash`: the id's placement hash when the caller has it (an
+   * activation's message carries it), so that the id is not hashed again.
+   */
+  state (id: string, hash: number = hashId(id)): Buffer {
     const buf = this.room(id)
-    buf.writeUInt16BE(shardOf(hashId(id)), 0)
+    const shard = shardOf(hash)
+    // byte stores, not writeUInt16BE: its argument checks were 2% of an activating worker
+    buf[0] = shard >>> 8
+    buf[1] = shard & 0xff
     return this.view(2 + buf.utf8Write(id, 2))
   }
 
   /** Write `[u16 shard][u16 id length][id]`; returns where names start. */
   prefix (id: string): number {
     const buf = this.room(id)
-    buf.writeUInt16BE(shardOf(hashId(id)), 0)
+    const shard = shardOf(hashId(id))
+    buf[0] = shard >>> 8
+    buf[1] = shard & 0xff
     const idLen = buf.utf8Write(id, 4)
     buf.writeUInt16BE(idLen, 2)
     return 4 + idLen

@@ -156,9 +156,9 @@ export class LmdbStore implements Store, QuotaRecords, ShardRanges {
     for (const [id, db] of this.rangeDbs) this.rangeDbById[id] = db
   }
 
-  getState (id: string): Uint8Array | undefined {
+  getState (id: string, hash?: number): Uint8Array | undefined {
     // a view valid until the next read: the runtime decodes it at once
-    return this.states.getBinaryFast(this.readKeys.state(id))
+    return this.states.getBinaryFast(this.readKeys.state(id, hash))
   }
 
   /**

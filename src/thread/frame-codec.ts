@@ -182,6 +182,32 @@ class PayloadPlan {
   }
 }
 
+/** Copy `bytes` to `u8` at `at`: a loop for a short id prefix (cheaper than `set`'s call), `set` above. */
+function copyBytes (u8: Uint8Array, bytes: Uint8Array, at: number): number {
+  const n = bytes.length
+  if (n > 32) {
+    u8.set(bytes, at)
+    return n
+  }
+  for (let i = 0; i < n; i++) u8[at + i] = bytes[i]!
+  return n
+}
+
+/** Write `s` as UTF-8 at `at`, returning the bytes written: short ASCII text by a loop, the rest by Buffer's encoder. */
+function writeText (u8: FastBuffer, s: string, at: number): number {
+  const n = s.length
+  if (n <= 32) {
+    let i = 0
+    for (; i < n; i++) {
+      const c = s.charCodeAt(i)
+      if (c >= 0x80) break
+      u8[at + i] = c
+    }
+    if (i === n) return n
+  }
+  return u8.utf8Write(s, at)
+}
+
 export class FrameWriter {
   readonly maxMessageBytes: number
   private readonly plan = new PayloadPlan()
@@ -200,14 +226,30 @@ export class FrameWriter {
    */
   message (ring: FrameSink, kind: number, id: string, idBytes: Uint8Array | null, hash: number, typeIdx: number, methodIdx: number,
     payload: unknown, replyTo: number, callId: number, durable: SendCopy | null = null, encoded: Uint8Array | null = null): void {
+    this.write(ring, kind, id, idBytes, null, hash, typeIdx, methodIdx, payload, replyTo, callId, durable, encoded)
+  }
+
+  /**
+   * `message` for an id given as the UTF-8 bytes of its `quota \x1f type \x1f` prefix and
+   * its key: the bytes are copied and the key written after them, so that a one-shot ref
+   * never builds (and flattens) the id string.
+   */
+  messageTo (ring: FrameSink, kind: number, prefix: Uint8Array, key: string, hash: number, typeIdx: number, methodIdx: number,
+    payload: unknown, replyTo: number, callId: number): void {
+    this.write(ring, kind, '', prefix, key, hash, typeIdx, methodIdx, payload, replyTo, callId, null, null)
+  }
+
+  /** The id is `id`, or `idBytes` whole, or (`key` not null) `idBytes` then the key. */
+  private write (ring: FrameSink, kind: number, id: string, idBytes: Uint8Array | null, key: string | null, hash: number, typeIdx: number,
+    methodIdx: number, payload: unknown, replyTo: number, callId: number, durable: SendCopy | null, encoded: Uint8Array | null): void {
     const plan = this.plan
     if (encoded !== null) plan.planEncoded(encoded)
     else plan.plan(payload, 'payload')
     const header = durable === null ? kHeaderBytes : kIdentityHeaderBytes
-    let idMax = idBytes !== null ? idBytes.length : id.length * 3
+    let idMax = idBytes === null ? id.length * 3 : key === null ? idBytes.length : idBytes.length + key.length * 3
     let max = header + idMax + 3 + plan.bytes
     if (max > this.maxMessageBytes) {
-      idMax = Buffer.byteLength(id)
+      idMax = idBytes === null ? Buffer.byteLength(id) : key === null ? idBytes.length : idBytes.length + Buffer.byteLength(key)
       if (plan.tag === TAG_STRING) plan.bytes = Buffer.byteLength(plan.str)
       max = header + idMax + 3 + plan.bytes
       if (max - 3 > this.maxMessageBytes) {
@@ -220,7 +262,10 @@ export class FrameWriter {
     u8[o] = kind
     u8[o + 1] = plan.tag
     let idLen: number
-    if (idBytes !== null) {
+    if (key !== null) {
+      idLen = copyBytes(u8, idBytes!, o + header)
+      idLen += writeText(u8, key, o + header + idLen)
+    } else if (idBytes !== null) {
       u8.set(idBytes, o + header)
       idLen = idBytes.length
     } else {

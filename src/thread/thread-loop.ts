@@ -401,6 +401,19 @@ export class ThreadLoop implements RuntimeOutput {
   }
 
   /**
+   * `sendMessage` for an id given as the UTF-8 bytes of its `quota \x1f type \x1f` prefix
+   * and its key (a ref's first message: no id string is made for it).
+   */
+  sendMessageTo (to: number, kind: number, prefix: Uint8Array, key: string, hash: number, typeIdx: number, methodIdx: number,
+    payload: unknown, callId: number): boolean {
+    const ring = this.producers[to]
+    if (ring == null) return false
+    this.writer.messageTo(ring, kind, prefix, key, hash, typeIdx, methodIdx, payload, this.index, callId)
+    this.touched(to)
+    return true
+  }
+
+  /**
    * Dedup mode: a MSG_FORGET for agent `id`'s applied record of the send `(origin, key)`,
    * to the thread that owns it — after the copies this thread sent it, so handled after
    * them (durable-outbox.ts). On the owning thread itself, straight into its runtime.

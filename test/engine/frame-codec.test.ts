@@ -44,3 +44,29 @@ test('durable sends and forgets carry their identity; calls and plain sends do n
     { ...base, kind: MSG_SEND, payload: 7, outboxKey: 2 ** 32 + 5, origin: 'fedcba9876543210', senderShard: 12 }
   ])
 })
+
+test('a message written from an id prefix\'s bytes and a key reads back as the same id as one written from the id string', () => {
+  const sab = createRing(1 << 16)
+  const bell = new Doorbell(new SharedArrayBuffer(DOORBELL_BYTES))
+  const producer = new RingProducer(sab, bell, (b, o, l) => Buffer.from(b as ArrayBuffer, o, l))
+  const consumer = new RingConsumer(sab, bell)
+  const writer = new FrameWriter(1 << 14)
+  const prefix = 'tenant-a\u001fcounter\u001f'
+  const prefixBytes = new Uint8Array(Buffer.from(prefix))
+  // ASCII (the loop), non-ASCII at the start, the end and past the loop's 32 characters (Buffer's encoder), empty
+  const keys = ['k42', 'é-first', 'last-é', 'x'.repeat(31) + '€', 'y'.repeat(40), '😀', '']
+  for (const [i, key] of keys.entries()) writer.messageTo(producer, MSG_CALL, prefixBytes, key, hashId(prefix + key), 1, 2, i, 3, 100 + i)
+  producer.publish()
+  const reader = new FrameReader(1 << 16)
+  const bytes = consumer.copyOut(reader.scratch, 1 << 16)
+  const seen: Array<[string, number, unknown, number]> = []
+  forEachFrame(reader.i32, bytes, (o, len) => {
+    const e = reader.message(o, len)
+    seen.push([e.id, e.hash, e.payload, e.callId])
+  })
+  assert.deepEqual(seen, keys.map((key, i) => [prefix + key, hashId(prefix + key), i, 100 + i]))
+  // the size check counts the prefix and the key's UTF-8 bytes: over the limit writes nothing
+  const small = new FrameWriter(64)
+  assert.throws(() => small.messageTo(producer, MSG_CALL, prefixBytes, 'é'.repeat(20), 0, 1, 2, undefined, 0, 0), { name: 'MessageTooLargeError' })
+  assert.doesNotThrow(() => small.messageTo(producer, MSG_CALL, prefixBytes, 'é'.repeat(5), 0, 1, 2, undefined, 0, 0))
+})
