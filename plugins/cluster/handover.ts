@@ -73,6 +73,8 @@ interface Outgoing {
   readonly to: string
   /** The map epoch the move was planned at (the leader checks the report against it). */
   readonly planned: number
+  /** The new owner acknowledged the data: from here on the move is reported (again) until the map decides. */
+  acked: boolean
   reported: boolean
 }
 
@@ -312,7 +314,7 @@ export class Handover {
 
   private async moveOut (shards: number[], to: string, planned: number): Promise<void> {
     const { router, gateway, store, wire, membership, self } = this.parts
-    for (const s of shards) this.outgoing.set(s, { to, planned, reported: false })
+    for (const s of shards) this.outgoing.set(s, { to, planned, acked: false, reported: false })
     router.holdLeaving(shards)
     for (const s of shards) this.served.delete(s)
     const timeouts = await gateway.release(shards)
@@ -357,6 +359,10 @@ export class Handover {
       await this.restore(shards, timeouts)
       return
     }
+    for (const s of shards) {
+      const out = this.outgoing.get(s)
+      if (out !== undefined) out.acked = true
+    }
     try {
       await membership.reportHandover(shards, self, to, planned)
       for (const s of shards) {
@@ -386,11 +392,16 @@ export class Handover {
    * for a report nobody holds any more: the map still plans them, and the leader writes no
    * new map for them. Each is reported again until it lands (under the lease this host
    * registers with next) or the map decides.
+   *
+   * Every move whose data the new owner acknowledged, not only those whose report came
+   * back: a report in flight when the lease went may have landed under it just before (and
+   * gone with it) while its answer comes after this. A report made twice is harmless (the
+   * put is idempotent, and the leader folds a report once).
    */
   leaseLost (): void {
     const groups = new Map<string, number[]>()
     for (const [s, out] of this.outgoing) {
-      if (!out.reported) continue // not reported yet: its report goes out under the new lease
+      if (!out.acked) continue // the data is still going out: its report is made afterwards, under the lease then
       const key = `${out.to}\u0000${out.planned}`
       let group = groups.get(key)
       if (group === undefined) groups.set(key, group = [])
