@@ -28,21 +28,24 @@
  * from the stored hashes, without touching a string, when live + tombstones pass the
  * load factor.
  *
- * The cells live in chunks of CHUNK slots (64 KiB each), not in one array: a grown
+ * The cells live in chunks of CHUNK slots (1 MiB each), not in one array: a grown
  * table is allocated young, and one array of 2^23 slots (64 MiB, 5.8M agents over two
  * workers) is a single object in V8's young large-object space. The scavenge that
- * promotes it visits its 8M slots in one piece — one work item, no helper can share it —
- * and was the longest GC pause of both workers at 10M agents (60–82 ms, `--trace-gc-nvp`:
- * 69 MB promoted; bench/RESULTS.md, issue 13). Chunks are ordinary young objects: copied
- * and promoted by the scavenges the rebuild itself triggers, many work items each.
+ * promotes it visits its 8M slots in one piece, and was the longest GC pause of both
+ * workers at 10M agents (60–84 ms, `--trace-gc-nvp`: 69 MB promoted). A 1 MiB chunk is
+ * still a young large object — promoted by handing its page to the old generation, not
+ * copied — but the young large-object space holds at most a semi-space's worth (16 MiB)
+ * before a scavenge, so a rebuild is promoted a few chunks at a time: 3–17 ms pauses.
+ * (Chunks of 64 KiB, ordinary young objects, were worse: each was copied twice, in a
+ * burst of back-to-back 40–65 ms scavenges; bench/RESULTS.md, issue 13.)
  */
 
 const TOMB = Symbol('deleted')
 const MAX_LOAD = 0.7
 const MIN_CAPACITY = 1024
 const SMALLEST_CAPACITY = 8
-/** Slots per chunk: 8192 × 8 B, below V8's largest regular object (128 KiB). */
-const CHUNK_BITS = 13
+/** Slots per chunk: 2^17 × 8 B = 1 MiB, a young large object (see above). */
+const CHUNK_BITS = 17
 const CHUNK = 1 << CHUNK_BITS
 const CHUNK_MASK = CHUNK - 1
 

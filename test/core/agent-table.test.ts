@@ -66,15 +66,15 @@ test('one worker\'s share of the hashes (a shard bit constant) still spreads ove
 })
 
 test('probe chains cross chunk boundaries and wrap around the last chunk like any other slot', () => {
-  // slots live in chunks of 8192; a table of 2^14 slots has two. Hashes are chosen so that
+  // slots live in chunks of 2^17; a table of 2^18 slots has two. Hashes are chosen so that
   // their home slots are the last ones of each chunk: chains run from chunk 0 into chunk 1
   // and from the table's last slot around to slot 0.
-  const cap = 1 << 14
-  const shift = 32 - 14
+  const cap = 1 << 18
+  const shift = 32 - 18
   let inv = 0x9e3779b9 // inverse of the golden multiplier mod 2^32 (Newton: 5 steps)
   for (let k = 0; k < 5; k++) inv = Math.imul(inv, 2 - Math.imul(0x9e3779b9, inv))
   const hashHome = (slot: number, salt: number): number => Math.imul((slot << shift) | salt, inv) | 0
-  const homes = [8190, 8191, 16382, 16383]
+  const homes = [cap / 2 - 2, cap / 2 - 1, cap - 2, cap - 1]
   const op = fc.tuple(fc.constantFrom('set', 'delete', 'get'), fc.integer({ min: 0, max: 60 }))
   fc.assert(fc.property(fc.array(op, { maxLength: 600 }), (ops) => {
     const table = new AgentTable<Item>(cap)
@@ -98,12 +98,12 @@ test('probe chains cross chunk boundaries and wrap around the last chunk like an
   }), { seed: 7, numRuns: 100 })
   // and a rebuild (grow) keeps every cell findable across chunks
   const table = new AgentTable<Item>(cap)
-  const n = 20_000
+  const n = 200_000
   for (let i = 0; i < n; i++) {
     const h = i < 40 ? hashHome(homes[i % 4]!, i) : Math.imul(i, 0x85ebca6b)
     table.set(`g${i}`, h, { id: `g${i}`, hash: h, v: i })
   }
-  assert.ok(table.slots >= 1 << 15, 'grew')
+  assert.ok(table.slots >= 1 << 19, 'grew')
   for (let i = 0; i < n; i++) {
     const h = i < 40 ? hashHome(homes[i % 4]!, i) : Math.imul(i, 0x85ebca6b)
     assert.equal(table.get(`g${i}`, h)?.v, i)
