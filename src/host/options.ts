@@ -65,7 +65,10 @@ export interface HostOptions {
    * resource limit of the Worker), in MiB; it applies to the engine's own workers only,
    * never to the host application's thread. A scavenge copies what survived since the
    * last one, so a smaller young generation makes each GC pause of a worker shorter and
-   * the pauses more frequent. Omitted: V8's default.
+   * the pauses more frequent. Omitted: V8's default (48 MiB: 16 MiB semi-spaces).
+   * Measured at 10M agents on 2 cores (bench/RESULTS.md, issue 13): 12 MiB halved a
+   * worker's median and p90 pause, for 3.5× the pauses, up to twice the total GC time
+   * and more CPU per activation; it did not bound the longest pause on busy cores.
    */
   readonly workerYoungGenerationMb?: number
   /** A piscina pool for `ctx.offload(name, input)`: blocking or CPU-heavy work off the agents' threads. */
