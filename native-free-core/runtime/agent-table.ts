@@ -27,21 +27,48 @@
  * Deleted slots become tombstones (probes continue past them); the table is rebuilt
  * from the stored hashes, without touching a string, when live + tombstones pass the
  * load factor.
+ *
+ * The cells live in chunks of CHUNK slots (1 MiB each), not in one array: a grown
+ * table is allocated young, and one array of 2^23 slots (64 MiB, 5.8M agents over two
+ * workers) is a single object in V8's young large-object space. The scavenge that
+ * promotes it visits its 8M slots in one piece, and was the longest GC pause of both
+ * workers at 10M agents (60–84 ms, `--trace-gc-nvp`: 69 MB promoted). A 1 MiB chunk is
+ * still a young large object — promoted by handing its page to the old generation, not
+ * copied — but the young large-object space holds at most a semi-space's worth (16 MiB)
+ * before a scavenge, so a rebuild is promoted a few chunks at a time: 3–17 ms pauses.
+ * (Chunks of 64 KiB, ordinary young objects, were worse: each was copied twice, in a
+ * burst of back-to-back 40–65 ms scavenges; bench/RESULTS.md, issue 13.)
  */
 
 const TOMB = Symbol('deleted')
 const MAX_LOAD = 0.7
 const MIN_CAPACITY = 1024
 const SMALLEST_CAPACITY = 8
+/** Slots per chunk: 2^17 × 8 B = 1 MiB, a young large object (see above). */
+const CHUNK_BITS = 17
+const CHUNK = 1 << CHUNK_BITS
+const CHUNK_MASK = CHUNK - 1
 
 export interface Keyed {
   readonly id: string
   readonly hash: number
 }
 
+type Slot<V> = V | typeof TOMB | undefined
+
+/** `capacity` slots, all empty, as chunks of min(capacity, CHUNK). */
+function emptyChunks<V> (capacity: number): Array<Array<Slot<V>>> {
+  const size = Math.min(capacity, CHUNK)
+  const chunks = new Array<Array<Slot<V>>>(capacity / size)
+  for (let c = 0; c < chunks.length; c++) chunks[c] = new Array<Slot<V>>(size).fill(undefined)
+  return chunks
+}
+
 export class AgentTable<V extends Keyed> {
   private hashes: Int32Array
-  private cells: Array<V | typeof TOMB | undefined>
+  /** Slot i is `chunks[i >>> CHUNK_BITS][i & CHUNK_MASK]` (one chunk while capacity ≤ CHUNK). */
+  private chunks: Array<Array<Slot<V>>>
+  private capacity: number
   private mask: number
   /** 32 − log2(capacity): the home slot is the product's top bits. */
   private shift: number
@@ -56,7 +83,8 @@ export class AgentTable<V extends Keyed> {
     let cap = SMALLEST_CAPACITY
     while (cap < capacity) cap *= 2
     this.hashes = new Int32Array(cap)
-    this.cells = new Array<V | typeof TOMB | undefined>(cap).fill(undefined)
+    this.chunks = emptyChunks<V>(cap)
+    this.capacity = cap
     this.mask = cap - 1
     this.shift = 32 - Math.log2(cap)
   }
@@ -69,11 +97,16 @@ export class AgentTable<V extends Keyed> {
     return this.live
   }
 
+  /** @internal Slots in the table (a power of two); for tests. */
+  get slots (): number {
+    return this.capacity
+  }
+
   get (id: string, hash: number): V | undefined {
     const h = hash | 0
-    const cells = this.cells
+    const chunks = this.chunks
     for (let i = this.home(h); ; i = (i + 1) & this.mask) {
-      const c = cells[i]
+      const c = chunks[i >>> CHUNK_BITS]![i & CHUNK_MASK]
       if (c === undefined) return undefined
       if (this.hashes[i] === h && c !== TOMB && c.id === id) return c
     }
@@ -81,39 +114,41 @@ export class AgentTable<V extends Keyed> {
 
   /** Insert or replace. Reuses the first tombstone on the probe path. */
   set (id: string, hash: number, value: V): void {
-    if (this.used + 1 > this.cells.length * MAX_LOAD) {
-      this.rebuild(this.live + 1 > this.cells.length * MAX_LOAD / 2 ? this.cells.length * 2 : this.cells.length)
+    if (this.used + 1 > this.capacity * MAX_LOAD) {
+      this.rebuild(this.live + 1 > this.capacity * MAX_LOAD / 2 ? this.capacity * 2 : this.capacity)
     }
     const h = hash | 0
-    const cells = this.cells
+    const chunks = this.chunks
     let tomb = -1
     let i = this.home(h)
     for (; ; i = (i + 1) & this.mask) {
-      const c = cells[i]
+      const c = chunks[i >>> CHUNK_BITS]![i & CHUNK_MASK]
       if (c === undefined) break
       if (c === TOMB) { if (tomb < 0) tomb = i; continue }
-      if (this.hashes[i] === h && c.id === id) { cells[i] = value; return }
+      if (this.hashes[i] === h && c.id === id) { chunks[i >>> CHUNK_BITS]![i & CHUNK_MASK] = value; return }
     }
     if (tomb >= 0) i = tomb
     else this.used++
-    cells[i] = value
+    chunks[i >>> CHUNK_BITS]![i & CHUNK_MASK] = value
     this.hashes[i] = h
     this.live++
   }
 
   delete (id: string, hash: number): boolean {
     const h = hash | 0
-    const cells = this.cells
+    const chunks = this.chunks
     for (let i = this.home(h); ; i = (i + 1) & this.mask) {
-      const c = cells[i]
+      const chunk = chunks[i >>> CHUNK_BITS]!
+      const c = chunk[i & CHUNK_MASK]
       if (c === undefined) return false
       if (this.hashes[i] === h && c !== TOMB && c.id === id) {
         // the next slot empty means no probe sequence runs through this one: no tombstone needed
-        if (cells[(i + 1) & this.mask] === undefined) {
-          cells[i] = undefined
+        const n = (i + 1) & this.mask
+        if (chunks[n >>> CHUNK_BITS]![n & CHUNK_MASK] === undefined) {
+          chunk[i & CHUNK_MASK] = undefined
           this.used--
         } else {
-          cells[i] = TOMB
+          chunk[i & CHUNK_MASK] = TOMB
         }
         this.live--
         return true
@@ -124,24 +159,26 @@ export class AgentTable<V extends Keyed> {
   /** @internal Mean distance of the live cells from their home slot (1 + probes per hit); for tests. */
   meanProbeDistance (): number {
     let total = 0
-    for (let i = 0; i < this.cells.length; i++) {
-      const c = this.cells[i]
+    for (let i = 0; i < this.capacity; i++) {
+      const c = this.chunks[i >>> CHUNK_BITS]![i & CHUNK_MASK]
       if (c !== undefined && c !== TOMB) total += (i - this.home(this.hashes[i]!)) & this.mask
     }
     return this.live === 0 ? 0 : total / this.live
   }
 
   * values (): IterableIterator<V> {
-    const cells = this.cells
-    for (let i = 0; i < cells.length; i++) {
-      const c = cells[i]
-      if (c !== undefined && c !== TOMB) yield c
+    for (const chunk of this.chunks) {
+      for (let i = 0; i < chunk.length; i++) {
+        const c = chunk[i]
+        if (c !== undefined && c !== TOMB) yield c
+      }
     }
   }
 
   clear (): void {
     this.hashes = new Int32Array(MIN_CAPACITY)
-    this.cells = new Array<V | typeof TOMB | undefined>(MIN_CAPACITY).fill(undefined)
+    this.chunks = emptyChunks<V>(MIN_CAPACITY)
+    this.capacity = MIN_CAPACITY
     this.mask = MIN_CAPACITY - 1
     this.shift = 32 - Math.log2(MIN_CAPACITY)
     this.live = 0
@@ -150,19 +187,23 @@ export class AgentTable<V extends Keyed> {
 
   private rebuild (capacity: number): void {
     const oldHashes = this.hashes
-    const oldCells = this.cells
+    const oldChunks = this.chunks
     this.hashes = new Int32Array(capacity)
-    this.cells = new Array<V | typeof TOMB | undefined>(capacity).fill(undefined)
+    const chunks = this.chunks = emptyChunks<V>(capacity)
+    this.capacity = capacity
     this.mask = capacity - 1
     this.shift = 32 - Math.log2(capacity)
-    for (let j = 0; j < oldCells.length; j++) {
-      const c = oldCells[j]
-      if (c === undefined || c === TOMB) continue
-      const h = oldHashes[j]!
-      let i = this.home(h)
-      while (this.cells[i] !== undefined) i = (i + 1) & this.mask
-      this.cells[i] = c
-      this.hashes[i] = h
+    let j = 0
+    for (const old of oldChunks) {
+      for (let k = 0; k < old.length; k++, j++) {
+        const c = old[k]
+        if (c === undefined || c === TOMB) continue
+        const h = oldHashes[j]!
+        let i = this.home(h)
+        while (chunks[i >>> CHUNK_BITS]![i & CHUNK_MASK] !== undefined) i = (i + 1) & this.mask
+        chunks[i >>> CHUNK_BITS]![i & CHUNK_MASK] = c
+        this.hashes[i] = h
+      }
     }
     this.used = this.live
   }

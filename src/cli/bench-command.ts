@@ -71,6 +71,8 @@ export interface BenchOptions {
   readonly plain: boolean
   /** Serve the live dashboard on 127.0.0.1 at this port during the run (0: any free port), or null. */
   readonly dashboard?: number | null
+  /** The host option workerYoungGenerationMb, or null (V8's default). */
+  readonly workerYoungMb?: number | null
 }
 
 const agentsUrl = new URL('./bench-agents.js', import.meta.url)
@@ -122,7 +124,8 @@ async function loadDashboard (port: number): Promise<HostPlugin & { readonly url
 }
 
 async function startHost (o: BenchOptions, plan: StorePlan, plugins: readonly HostPlugin[]): Promise<[Host, 'durable' | 'memory']> {
-  const base = { agents: agentsUrl, workers: o.workers, plugins }
+  const young = o.workerYoungMb ?? null
+  const base = young === null ? { agents: agentsUrl, workers: o.workers, plugins } : { agents: agentsUrl, workers: o.workers, plugins, workerYoungGenerationMb: young }
   if (plan.kind === 'memory') return [await createHost(base), 'memory']
   return [await createHost({ ...base, dataDir: plan.dataDir! }), 'durable']
 }

@@ -60,6 +60,7 @@ interface BenchFlags {
   leaseTtl: number
   catchupMb: number
   durability?: 'disk' | 'os'
+  workerYoungMb?: number
 }
 
 /** `--hosts`: fewer agents and one worker per host unless asked (N processes share the cores). */
@@ -98,6 +99,7 @@ function program (): Command {
     .addOption(new Option('--scenario <list>', `comma-separated, from ${scenarioNames.join(', ')}; or all`)
       .argParser(parseScenarios).default([...scenarioNames], 'all'))
     .option('--hot-casts <n>', 'casts to the one hot agent (DNA\'s benchmark)', (v) => parseCount(v), 1_000_000)
+    .option('--worker-young-mb <n>', 'the host option workerYoungGenerationMb: each worker\'s young generation, MiB (default: V8\'s)', (v) => parseCount(v, 3))
     .option('--concurrency <n>', 'calls in flight in the mixed scenario', (v) => parseCount(v), 256)
     .option('--seed <n>', 'seed of the agent picks (same seed, same traffic)', (v) => parseCount(v), 1)
     .option('--no-baselines', 'skip the raw ring / postMessage / LMDB baselines')
@@ -175,7 +177,8 @@ function program (): Command {
         html: flags.html ?? null,
         latest: flags.latest ? latestJson : null,
         plain: flags.plain === true,
-        dashboard: flags.dashboard ?? null
+        dashboard: flags.dashboard ?? null,
+        workerYoungMb: flags.workerYoungMb ?? null
       })
     })
 

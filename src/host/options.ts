@@ -60,6 +60,17 @@ export interface HostOptions {
   readonly callTimeoutMs?: number
   /** How long `close()` waits for in-flight work before stopping the workers. Default 10,000 ms. */
   readonly closeTimeoutMs?: number
+  /**
+   * Size limit of each worker thread's young generation (V8's `maxYoungGenerationSizeMb`
+   * resource limit of the Worker), in MiB; it applies to the engine's own workers only,
+   * never to the host application's thread. A scavenge copies what survived since the
+   * last one, so a smaller young generation makes each GC pause of a worker shorter and
+   * the pauses more frequent. Omitted: V8's default (48 MiB: 16 MiB semi-spaces).
+   * Measured at 10M agents on 2 cores (bench/RESULTS.md, issue 13): 12 MiB halved a
+   * worker's median and p90 pause, for 3.5× the pauses, up to twice the total GC time
+   * and more CPU per activation; it did not bound the longest pause on busy cores.
+   */
+  readonly workerYoungGenerationMb?: number
   /** A piscina pool for `ctx.offload(name, input)`: blocking or CPU-heavy work off the agents' threads. */
   readonly offload?: OffloadOptions
   /** Add-ons, set up in order: `cluster({...})` from `shoal/cluster`, `dashboard({...})` from `shoal/dashboard`. */
@@ -77,6 +88,8 @@ export interface ResolvedHostOptions {
   readonly ringBytes: number
   readonly callTimeoutMs: number
   readonly closeTimeoutMs: number
+  /** Worker threads' young generation limit, MiB; null: V8's default. */
+  readonly workerYoungGenerationMb: number | null
   readonly offload: ResolvedOffloadOptions | null
   readonly plugins: readonly HostPlugin[]
   /** The test clock's buffer, or null for each thread's `performance.now()`. */
@@ -94,7 +107,7 @@ export const defaults = {
   closeTimeoutMs: 10_000
 } as const
 
-const known = new Set(['agents', 'workers', 'dataDir', 'durability', 'tickMs', 'clock', 'maxMessageBytes', 'ringBytes', 'callTimeoutMs', 'closeTimeoutMs', 'offload', 'plugins'])
+const known = new Set(['agents', 'workers', 'dataDir', 'durability', 'tickMs', 'clock', 'maxMessageBytes', 'ringBytes', 'callTimeoutMs', 'closeTimeoutMs', 'workerYoungGenerationMb', 'offload', 'plugins'])
 const knownOffload = new Set(['filename', 'maxThreads', 'minThreads', 'workerData'])
 
 export function resolveOptions (options: HostOptions): ResolvedHostOptions {
@@ -147,6 +160,7 @@ export function resolveOptions (options: HostOptions): ResolvedHostOptions {
     ringBytes,
     callTimeoutMs: integer('callTimeoutMs', options.callTimeoutMs ?? defaults.callTimeoutMs, 0, 2 ** 31 - 1),
     closeTimeoutMs: integer('closeTimeoutMs', options.closeTimeoutMs ?? defaults.closeTimeoutMs, 0, 2 ** 31 - 1),
+    workerYoungGenerationMb: options.workerYoungGenerationMb === undefined ? null : integer('workerYoungGenerationMb', options.workerYoungGenerationMb, 3, 1024),
     offload: options.offload === undefined ? null : offloadOptions(options.offload),
     plugins,
     testClock: testClock?.buffer ?? null,

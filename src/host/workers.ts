@@ -204,7 +204,8 @@ export class WorkerSupervisor {
       quotas: this.parts.quotas.snapshot(),
       replicate: this.parts.replicates()
     }
-    const worker = new Worker(workerUrl, { workerData: data })
+    const young = options.workerYoungGenerationMb
+    const worker = new Worker(workerUrl, young === null ? { workerData: data } : { workerData: data, resourceLimits: { maxYoungGenerationSizeMb: young } })
     slot.worker = worker
     slot.ready = false
     slot.lastError = null

@@ -2,7 +2,10 @@
  * Garbage-collection pauses of this thread, from a `PerformanceObserver` for `'gc'`
  * entries (one per thread: the main thread and every worker start it). Each entry is
  * one pause of this thread's JavaScript — a scavenge, a mark-compact's atomic pause,
- * an incremental marking step — and its `duration` is how long the thread stood still.
+ * the start of an incremental marking cycle — and its `duration` is how long the thread
+ * stood still. The incremental marking steps between the start and the final pause are
+ * not reported (V8 calls no GC callback for them): with `--trace-gc` one took 183 ms on a
+ * worker at 10M agents (bench/RESULTS.md, issue 13).
  *
  * Kept two ways:
  *   - lifetime figures (count, total, longest), written into the thread's stats words

@@ -44,7 +44,7 @@ test('the table grows, and churn through deleted slots keeps its capacity bounde
     for (let i = 0; i < N; i += 2) assert.ok(table.delete(`r${round}-${i}`, Math.imul(i + round, 0x85ebca6b)))
   }
   assert.equal(table.size, N / 2)
-  assert.ok((table as unknown as { cells: unknown[] }).cells.length <= 1 << 19, 'capacity stayed bounded')
+  assert.ok(table.slots <= 1 << 19, 'capacity stayed bounded')
 })
 
 test('one worker\'s share of the hashes (a shard bit constant) still spreads over the whole table', () => {
@@ -60,7 +60,53 @@ test('one worker\'s share of the hashes (a shard bit constant) still spreads ove
     table.set(`k${i}`, hash, { id: `k${i}`, hash, v: i })
   }
   assert.equal(table.size, N)
-  assert.ok((table as unknown as { cells: unknown[] }).cells.length > 1 << 20, 'the table grew past 2^20 slots')
+  assert.ok(table.slots > 1 << 20, 'the table grew past 2^20 slots')
   const d = table.meanProbeDistance()
   assert.ok(d < 3, `mean probe distance ${d.toFixed(2)} (linear probing at load ≤ 0.7 expects ~1)`)
+})
+
+test('probe chains cross chunk boundaries and wrap around the last chunk like any other slot', () => {
+  // slots live in chunks of 2^17; a table of 2^18 slots has two. Hashes are chosen so that
+  // their home slots are the last ones of each chunk: chains run from chunk 0 into chunk 1
+  // and from the table's last slot around to slot 0.
+  const cap = 1 << 18
+  const shift = 32 - 18
+  let inv = 0x9e3779b9 // inverse of the golden multiplier mod 2^32 (Newton: 5 steps)
+  for (let k = 0; k < 5; k++) inv = Math.imul(inv, 2 - Math.imul(0x9e3779b9, inv))
+  const hashHome = (slot: number, salt: number): number => Math.imul((slot << shift) | salt, inv) | 0
+  const homes = [cap / 2 - 2, cap / 2 - 1, cap - 2, cap - 1]
+  const op = fc.tuple(fc.constantFrom('set', 'delete', 'get'), fc.integer({ min: 0, max: 60 }))
+  fc.assert(fc.property(fc.array(op, { maxLength: 600 }), (ops) => {
+    const table = new AgentTable<Item>(cap)
+    assert.equal(table.slots, cap)
+    const model = new Map<string, Item>()
+    let v = 0
+    for (const [kind, k] of ops) {
+      const id = `id-${k}`
+      const h = hashHome(homes[k % homes.length]!, k)
+      if (kind === 'set') {
+        const item = { id, hash: h, v: v++ }
+        table.set(id, h, item)
+        model.set(id, item)
+      } else if (kind === 'delete') {
+        assert.equal(table.delete(id, h), model.delete(id))
+      }
+      assert.equal(table.get(id, h), model.get(id))
+    }
+    assert.equal(table.size, model.size)
+    assert.deepEqual([...table.values()].sort((a, b) => a.v - b.v), [...model.values()].sort((a, b) => a.v - b.v))
+  }), { seed: 7, numRuns: 100 })
+  // and a rebuild (grow) keeps every cell findable across chunks
+  const table = new AgentTable<Item>(cap)
+  const n = 200_000
+  for (let i = 0; i < n; i++) {
+    const h = i < 40 ? hashHome(homes[i % 4]!, i) : Math.imul(i, 0x85ebca6b)
+    table.set(`g${i}`, h, { id: `g${i}`, hash: h, v: i })
+  }
+  assert.ok(table.slots >= 1 << 19, 'grew')
+  for (let i = 0; i < n; i++) {
+    const h = i < 40 ? hashHome(homes[i % 4]!, i) : Math.imul(i, 0x85ebca6b)
+    assert.equal(table.get(`g${i}`, h)?.v, i)
+  }
+  assert.equal([...table.values()].length, n)
 })

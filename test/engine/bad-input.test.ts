@@ -66,6 +66,8 @@ test('invalid options are refused at createHost with the option, the rule and th
     [{ ringBytes: 8192, maxMessageBytes: 8192 }, 'maxMessageBytes'],
     [{ callTimeoutMs: -5 }, 'callTimeoutMs'],
     [{ closeTimeoutMs: Infinity }, 'closeTimeoutMs'],
+    [{ workerYoungGenerationMb: 1 }, 'workerYoungGenerationMb'],
+    [{ workerYoungGenerationMb: 8.5 }, 'workerYoungGenerationMb'],
     [{ dataDir: '' }, 'dataDir'],
     [{ worker: 2 } as unknown as Partial<HostOptions>, 'worker']
   ]

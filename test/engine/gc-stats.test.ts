@@ -57,3 +57,25 @@ test('stats report each thread\'s GC pauses: count, total and longest', async ()
     await host.close()
   }
 })
+
+test('workerYoungGenerationMb sets the young generation limit of every worker, and only theirs', async () => {
+  type Limits = { maxYoungGenerationSizeMb?: number }
+  const plain = await startHost({ workers: 2 })
+  let v8Default: number | undefined
+  try {
+    v8Default = (await plain.ref('probe', keyOn(1, 'probe')).call('limits') as Limits).maxYoungGenerationSizeMb
+    assert.ok(typeof v8Default === 'number' && v8Default > 0, `a worker reports its limit (${String(v8Default)})`)
+  } finally {
+    await plain.close()
+  }
+  const mb = v8Default === 12 ? 24 : 12
+  const host = await startHost({ workers: 2, workerYoungGenerationMb: mb })
+  try {
+    for (const t of [1, 2]) {
+      const limits = await host.ref('probe', keyOn(t, 'probe')).call('limits') as Limits
+      assert.equal(limits.maxYoungGenerationSizeMb, mb, `worker ${t}`)
+    }
+  } finally {
+    await host.close()
+  }
+})
