@@ -74,7 +74,7 @@ class Effect {
  */
 interface InflightStates {
   readonly seq: number
-  readonly states: ReadonlyArray<readonly [string, Uint8Array | null]>
+  readonly states: ReadonlyArray<readonly [string, Uint8Array | null, number]>
   byId: Map<string, Uint8Array | null> | null
 }
 /** A commit in flight's storage changes of one agent. */
@@ -188,7 +188,7 @@ export class CommitPipeline {
     const startedAt = this.stopwatch.now()
     const effects = this.effects
     this.effects = []
-    const states: Array<[string, Uint8Array | null]> = []
+    const states: Array<[string, Uint8Array | null, number]> = []
     let failed: Map<Cell, ShoalError> | null = null
     let droppedHere: string[] | null = null
     for (const cell of this.dirty) {
@@ -211,7 +211,7 @@ export class CommitPipeline {
         }
       }
       if ((cell.flags & (kCounted | kDelete)) !== 0) host.quotas.committing(cell)
-      states.push([cell.id, bytes])
+      states.push([cell.id, bytes, cell.hash])
       cell.flags &= ~(kDirty | kSnapFresh | kNew)
       if ((cell.flags & (kDeactivate | kDelete)) !== 0 && (cell.flags & kBusy) === 0) {
         this.building = true
@@ -390,7 +390,7 @@ export class CommitPipeline {
     for (const [id, seq] of d) if (seq < oldest) d.delete(id)
   }
 
-  private commitFailed (states: ReadonlyArray<readonly [string, Uint8Array | null]>, effects: Effect[], err: unknown, quota: QuotaBatch | null): void {
+  private commitFailed (states: ReadonlyArray<readonly [string, Uint8Array | null, number?]>, effects: Effect[], err: unknown, quota: QuotaBatch | null): void {
     const host = this.host
     if (quota !== null) host.quotas.failed(quota)
     // a retriable error (a replicated commit whose shard changed owner: ShardUnavailableError)

@@ -188,8 +188,8 @@ export class LmdbStore implements Store, QuotaRecords, ShardRanges {
     let written: Promise<boolean> = kNothingWritten
     const keys = this.writeKeys
     const j = this.journal
-    for (const [id, bytes] of batch.states) {
-      const key = keys.state(id)
+    for (const [id, bytes, hash] of batch.states) {
+      const key = keys.state(id, hash)
       written = bytes === null ? this.states.remove(key) : this.states.put(key, bytes as Buffer)
       if (j !== null) bytes === null ? j.remove(RANGE_STATES, key) : j.put(RANGE_STATES, key, bytes)
     }
