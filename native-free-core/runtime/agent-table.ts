@@ -79,6 +79,18 @@ export class AgentTable<V extends Keyed> {
     }
   }
 
+  /**
+   * The cell in `hash`'s home slot if its stored hash is `hash`, else undefined: a hint
+   * for prefetching (ShardRuntime.touch), not a lookup — the id is not compared, and a
+   * cell further along the probe path is not found.
+   */
+  homeCell (hash: number): V | undefined {
+    const h = hash | 0
+    const i = this.home(h)
+    const c = this.cells[i]
+    return this.hashes[i] === h && c !== TOMB ? c : undefined
+  }
+
   /** Insert or replace. Reuses the first tombstone on the probe path. */
   set (id: string, hash: number, value: V): void {
     if (this.used + 1 > this.cells.length * MAX_LOAD) {

@@ -191,6 +191,20 @@ export class ShardRuntime implements ContextHost, TimerHost, FollowHost, CommitH
   }
 
   /**
+   * Touch what delivering a message for `hash` will read — its table slot, the cell there,
+   * the cell's id and state — and return a number made of them (the caller keeps it, so
+   * that the loads are not optimized away). The thread loop calls this for the next few
+   * frames before delivering them: at 1M agents each of those reads is a cache miss, and
+   * issued together for several frames they overlap instead of stalling one by one
+   * (bench/RESULTS.md, issue 13: the table lookup was a quarter of a fanout worker).
+   */
+  touch (hash: number): number {
+    const c = this.table.homeCell(hash)
+    if (c === undefined) return 0
+    return c.flags ^ c.id.length ^ (typeof c.state === 'object' ? 1 : 0)
+  }
+
+  /**
    * Move time to the host clock's tick `to`: fire the timers, idle checks and reminders
    * due on the way (agent-timers.ts, shard-reminders.ts), handling at most `budget` of
    * them. True once caught up; false means call again (from the next loop pass).
