@@ -142,6 +142,8 @@ export class ThreadLoop implements RuntimeOutput {
   private flushQueued = false
   /** What touchAhead's loads folded into (kept so that they are not optimized away). */
   private touchSink = 0
+  /** The hashes of the frames touchAhead looks at. */
+  private readonly touchHashes = new Int32Array(kTouchAhead)
   private passes = 0
   /** Counted whether or not anyone listens for 'agent-error' (published in the stats words). */
   private agentErrors = 0
@@ -537,18 +539,16 @@ export class ThreadLoop implements RuntimeOutput {
   private touchAhead (rt: ShardRuntime, p: number, bytes: number): number {
     const i32 = this.reader.i32
     const u8 = this.reader.scratch
-    let sink = this.touchSink
-    for (let n = 0; n < kTouchAhead && p < bytes;) {
+    const hashes = this.touchHashes
+    let n = 0
+    while (n < kTouchAhead && p < bytes) {
       const len = i32[p >> 2]!
       if (len < 0) { p -= len; continue }
       const o = p + 4
       p = o + align4(len)
-      if (u8[o]! < FRAME_REPLY) {
-        sink ^= rt.touch(i32[(o + 4) >> 2]!)
-        n++
-      }
+      if (u8[o]! < FRAME_REPLY) hashes[n++] = i32[(o + 4) >> 2]!
     }
-    this.touchSink = sink
+    this.touchSink ^= rt.touch(hashes, n)
     return p
   }
 
