@@ -29,6 +29,8 @@
  * load factor.
  */
 
+import { asciiEquals } from '../agent/agent-id.ts'
+
 const TOMB = Symbol('deleted')
 const MAX_LOAD = 0.7
 const MIN_CAPACITY = 1024
@@ -76,6 +78,22 @@ export class AgentTable<V extends Keyed> {
       const c = cells[i]
       if (c === undefined) return undefined
       if (this.hashes[i] === h && c !== TOMB && c.id === id) return c
+    }
+  }
+
+  /**
+   * The id of the resident agent whose id's UTF-8 bytes are `bytes[at, at + len)`, or
+   * undefined — also when the id is not ASCII (the caller decodes the bytes then). A
+   * message's id found here need not be decoded into a new string, and the lookup that
+   * follows (`get`) compares it with the cell's id by identity.
+   */
+  idOf (hash: number, bytes: Uint8Array, at: number, len: number): string | undefined {
+    const h = hash | 0
+    const cells = this.cells
+    for (let i = this.home(h); ; i = (i + 1) & this.mask) {
+      const c = cells[i]
+      if (c === undefined) return undefined
+      if (this.hashes[i] === h && c !== TOMB && asciiEquals(c.id, bytes, at, len)) return c.id
     }
   }
 
