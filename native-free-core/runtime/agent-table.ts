@@ -40,6 +40,8 @@
  * burst of back-to-back 40–65 ms scavenges; bench/RESULTS.md, issue 13.)
  */
 
+import { asciiEquals } from '../agent/agent-id.ts'
+
 const TOMB = Symbol('deleted')
 const MAX_LOAD = 0.7
 const MIN_CAPACITY = 1024
@@ -110,6 +112,34 @@ export class AgentTable<V extends Keyed> {
       if (c === undefined) return undefined
       if (this.hashes[i] === h && c !== TOMB && c.id === id) return c
     }
+  }
+
+  /**
+   * The id of the resident agent whose id's UTF-8 bytes are `bytes[at, at + len)`, or
+   * undefined — also when the id is not ASCII (the caller decodes the bytes then). A
+   * message's id found here need not be decoded into a new string, and the lookup that
+   * follows (`get`) compares it with the cell's id by identity.
+   */
+  idOf (hash: number, bytes: Uint8Array, at: number, len: number): string | undefined {
+    const h = hash | 0
+    const chunks = this.chunks
+    for (let i = this.home(h); ; i = (i + 1) & this.mask) {
+      const c = chunks[i >>> CHUNK_BITS]![i & CHUNK_MASK]
+      if (c === undefined) return undefined
+      if (this.hashes[i] === h && c !== TOMB && asciiEquals(c.id, bytes, at, len)) return c.id
+    }
+  }
+
+  /**
+   * The cell in `hash`'s home slot if its stored hash is `hash`, else undefined: a hint
+   * for prefetching (ShardRuntime.touch), not a lookup — the id is not compared, and a
+   * cell further along the probe path is not found.
+   */
+  homeCell (hash: number): V | undefined {
+    const h = hash | 0
+    const i = this.home(h)
+    const c = this.chunks[i >>> CHUNK_BITS]![i & CHUNK_MASK]
+    return this.hashes[i] === h && c !== TOMB ? c : undefined
   }
 
   /** Insert or replace. Reuses the first tombstone on the probe path. */

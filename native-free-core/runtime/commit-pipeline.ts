@@ -74,7 +74,7 @@ class Effect {
  */
 interface InflightStates {
   readonly seq: number
-  readonly states: ReadonlyArray<readonly [string, Uint8Array | null]>
+  readonly states: ReadonlyArray<readonly [string, Uint8Array | null, number]>
   byId: Map<string, Uint8Array | null> | null
 }
 /** A commit in flight's storage changes of one agent. */
@@ -188,10 +188,14 @@ export class CommitPipeline {
     const startedAt = this.stopwatch.now()
     const effects = this.effects
     this.effects = []
-    const states: Array<[string, Uint8Array | null]> = []
+    const states: Array<[string, Uint8Array | null, number]> = []
     let failed: Map<Cell, ShoalError> | null = null
     let droppedHere: string[] | null = null
-    for (const cell of this.dirty) {
+    const dirty = this.dirty
+    let touched = 0
+    for (let k = 0; k < dirty.length; k++) {
+      if (k >= touched) touched = touchCells(dirty, k)
+      const cell = dirty[k]!
       if ((cell.flags & kDirty) === 0) continue // poisoned and dropped earlier in this batch
       let bytes: Uint8Array | null
       if ((cell.flags & kDelete) !== 0) {
@@ -211,7 +215,7 @@ export class CommitPipeline {
         }
       }
       if ((cell.flags & (kCounted | kDelete)) !== 0) host.quotas.committing(cell)
-      states.push([cell.id, bytes])
+      states.push([cell.id, bytes, cell.hash])
       cell.flags &= ~(kDirty | kSnapFresh | kNew)
       if ((cell.flags & (kDeactivate | kDelete)) !== 0 && (cell.flags & kBusy) === 0) {
         this.building = true
@@ -390,7 +394,7 @@ export class CommitPipeline {
     for (const [id, seq] of d) if (seq < oldest) d.delete(id)
   }
 
-  private commitFailed (states: ReadonlyArray<readonly [string, Uint8Array | null]>, effects: Effect[], err: unknown, quota: QuotaBatch | null): void {
+  private commitFailed (states: ReadonlyArray<readonly [string, Uint8Array | null, number?]>, effects: Effect[], err: unknown, quota: QuotaBatch | null): void {
     const host = this.host
     if (quota !== null) host.quotas.failed(quota)
     // a retriable error (a replicated commit whose shard changed owner: ShardUnavailableError)
@@ -444,6 +448,29 @@ function failEffects (effects: Effect[], failed: ReadonlyMap<Cell, ShoalError>):
 }
 
 const kNoLayers: StorageOverlay[] = []
+
+/** Cells whose fields touchCells loads before the commit loop reaches them. */
+const kTouchAhead = 16
+/** What touchCells' loads folded into (kept so that they are not optimized away). */
+let touchSink = 0
+
+/**
+ * Load what the commit loop reads of `cells[from]` and the next kTouchAhead − 1 — the
+ * cell's flags, id and hash, the id string, the state — and return the index after them.
+ * The cells of a batch of thousands have left the caches since their turns ran: the
+ * commit loop's first reads of each were most of its time (bench/RESULTS.md, issue 13),
+ * one miss after the other; loaded here together, the misses overlap.
+ */
+function touchCells (cells: readonly Cell[], from: number): number {
+  const to = Math.min(from + kTouchAhead, cells.length)
+  let sink = touchSink
+  for (let j = from; j < to; j++) {
+    const c = cells[j]!
+    sink ^= c.flags ^ c.hash ^ c.id.length ^ (typeof c.state === 'object' ? 1 : 0)
+  }
+  touchSink = sink
+  return to
+}
 
 /** The error of a state that cannot be encoded (at commit, or for a rollback snapshot). */
 export function unencodable (cell: Cell, err: unknown): EncodeError {

@@ -139,7 +139,7 @@ export class Followers {
   }
 
   /** Send a committed batch's states to their followers (in commit order: the runtime calls this per batch). */
-  publish (states: ReadonlyArray<readonly [string, Uint8Array | null]>): void {
+  publish (states: ReadonlyArray<readonly [string, Uint8Array | null, number?]>): void {
     const out = this.host.output
     for (const [id, bytes] of states) {
       const list = this.byId.get(id)

@@ -56,6 +56,9 @@ import type { ContextHost } from './turn-context.ts'
 
 export type { RuntimeOutput, ShardRuntimeOptions, ValueCodec } from './ports.ts'
 
+/** Most hashes one `touch` call takes. */
+export const kTouchMax = 64
+
 export class ShardRuntime implements ContextHost, TimerHost, FollowHost, CommitHost, OutboxHost, ReminderHost {
   readonly registry: AgentRegistry
   readonly store: Store | null
@@ -72,6 +75,9 @@ export class ShardRuntime implements ContextHost, TimerHost, FollowHost, CommitH
   readonly outbox: DurableOutbox
   /** The open batch, the commits in flight, and the effects they hold back. */
   readonly pipeline: CommitPipeline
+
+  /** touch()'s cells (its reused scratch). */
+  private readonly touchCells: Array<Cell | undefined> = new Array<Cell | undefined>(kTouchMax).fill(undefined)
 
   /** Messages delivered, for stats. */
   messages = 0
@@ -188,6 +194,32 @@ export class ShardRuntime implements ContextHost, TimerHost, FollowHost, CommitH
     }
     if (isMessage(env.kind)) cell.lastTick = this.tick // timer and reminder turns are not messages: idleness goes on
     this.turn(cell, env)
+  }
+
+  /**
+   * Touch what delivering the messages for `hashes[0..n)` will read — each one's table
+   * slot, the cell there, the cell's id string and state — and return a number made of
+   * them (the caller keeps it, so that the loads are not optimized away). The thread loop
+   * calls this for the next frames before delivering them: at 1M agents each of those
+   * reads is a cache miss (the table lookup was a quarter of a fanout worker,
+   * bench/RESULTS.md, issue 13). One level at a time over all n — slots, then cells and
+   * ids, then states — so that the misses of n agents overlap instead of stalling one
+   * by one. At most kTouchMax hashes.
+   */
+  touch (hashes: Int32Array, n: number): number {
+    const near = this.touchCells
+    const table = this.table
+    let sink = 0
+    for (let j = 0; j < n; j++) near[j] = table.homeCell(hashes[j]!)
+    for (let j = 0; j < n; j++) {
+      const c = near[j]
+      if (c !== undefined) sink ^= c.flags ^ c.id.length
+    }
+    for (let j = 0; j < n; j++) {
+      const c = near[j]
+      if (c !== undefined && typeof c.state === 'object') sink ^= 1
+    }
+    return sink
   }
 
   /**

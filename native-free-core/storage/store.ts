@@ -63,8 +63,14 @@ export interface AppliedRecord extends AppliedId {
 
 /** One group commit, applied atomically: all of it or none of it. */
 export interface WriteBatch {
-  /** States to write (`null` deletes the agent). */
-  readonly states: ReadonlyArray<readonly [id: string, bytes: Uint8Array | null]>
+  /**
+   * States to write (`null` deletes the agent), with the id's placement hash when the
+   * caller has it (the runtime's cell holds it: the hash its messages carried, the one its
+   * reads used), so that a store keyed by shard does not hash the id again — hashing each
+   * id at commit was 8.5% of a fanout worker (bench/RESULTS.md, issue 13). Omitted, the
+   * store hashes the id.
+   */
+  readonly states: ReadonlyArray<readonly [id: string, bytes: Uint8Array | null, hash?: number]>
   /** `ctx.storage` changes, per agent id. */
   readonly storage?: ReadonlyMap<string, StorageChanges> | null
   /** Durable sends of this batch's turns. */

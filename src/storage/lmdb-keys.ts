@@ -11,7 +11,10 @@
  * computed here from the id rather than passed in by the runtime: 0.12–0.25 µs a short id
  * on this loaded machine, against 10–30 µs of commit per new state, and the Store keeps
  * speaking ids (the simulator, listing, tests) with no way to pass a wrong hash
- * (bench/RESULTS.md, "Storage format 2").
+ * (bench/RESULTS.md, "Storage format 2"). Except for the two hot paths, which pass the
+ * hash the runtime already has (the one the agent's messages carried and its reads used):
+ * an activation's read, and a state's write at commit — at 1M agents the fanout's commits
+ * hashed every id again, 8.5% of a worker (bench/RESULTS.md, issue 13).
  *
  * Keys are built in a reused buffer: lmdb-js copies a key into its own buffer when a
  * read runs or a write is queued, so a view is valid until the next call.

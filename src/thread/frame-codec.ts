@@ -51,6 +51,7 @@ import { Envelope, MSG_FORGET, MSG_SEND } from '../../native-free-core/agent/env
 import type { SendId } from '../../native-free-core/storage/store.ts'
 import { DecodeError, MessageTooLargeError, messageOf } from '../../native-free-core/errors.ts'
 import { encodeValue, unpackr } from './codec.ts'
+import { asciiEquals } from '../../native-free-core/agent/agent-id.ts'
 
 export const FRAME_REPLY = 8
 /** A committed state of a followed agent, to the following thread (id = follow id). */
@@ -418,6 +419,12 @@ export class FrameReader {
   taskName = ''
   private readonly idHashes = new Int32Array(ID_CACHE_SLOTS)
   private readonly ids: string[] = new Array<string>(ID_CACHE_SLOTS).fill('')
+  /**
+   * The agents resident on this thread (its runtime's table), asked first for a message's
+   * id: at 1M agents the id cache below rarely holds it, and decoding a new string per
+   * message was an allocation per message and a string compare in the table's lookup.
+   */
+  resident: { idOf (hash: number, bytes: Uint8Array, at: number, len: number): string | undefined } | null = null
   private originHi = 0
   private originLo = 0
   private originText = ''
@@ -481,16 +488,12 @@ export class FrameReader {
   }
 
   private id (at: number, len: number, hash: number): string {
+    // a resident agent's id: its own string, no decoding (and the table's lookup then compares by identity)
+    const known = this.resident?.idOf(hash, this.scratch, at, len)
+    if (known !== undefined) return known
     const slot = hash & (ID_CACHE_SLOTS - 1)
     const cached = this.ids[slot]!
-    // equal UTF-16 and UTF-8 lengths mean ASCII, where bytes and char codes coincide;
-    // compare from the end: ids share their quota and type prefix
-    if (this.idHashes[slot] === (hash | 0) && cached.length === len) {
-      const s = this.scratch
-      let i = len - 1
-      while (i >= 0 && s[at + i] === cached.charCodeAt(i)) i--
-      if (i < 0) return cached
-    }
+    if (this.idHashes[slot] === (hash | 0) && asciiEquals(cached, this.scratch, at, len)) return cached
     const id = this.scratch.utf8Slice(at, at + len)
     this.idHashes[slot] = hash
     this.ids[slot] = id

@@ -56,6 +56,8 @@ import { threadGcPauses } from '../observe/gc-pauses.ts'
 const RING_BUDGET_BYTES = 256 * 1024
 /** Timer expiries handled per pass: a million idle agents due on one tick spread over passes. */
 const TIMER_BUDGET = 65_536
+/** Message frames whose agents touchAhead loads before they are delivered. */
+const kTouchAhead = 16
 
 const bufferView: BytesView = (b, o, l) => Buffer.from(b as ArrayBuffer, o, l)
 
@@ -138,6 +140,10 @@ export class ThreadLoop implements RuntimeOutput {
   /** Producers written since the last publish. */
   private readonly dirty = new Set<number>()
   private flushQueued = false
+  /** What touchAhead's loads folded into (kept so that they are not optimized away). */
+  private touchSink = 0
+  /** The hashes of the frames touchAhead looks at. */
+  private readonly touchHashes = new Int32Array(kTouchAhead)
   private passes = 0
   /** Counted whether or not anyone listens for 'agent-error' (published in the stats words). */
   private agentErrors = 0
@@ -174,6 +180,7 @@ export class ThreadLoop implements RuntimeOutput {
       this.attach(peer)
     }
     this.runtime = options.runtime?.(this) ?? null
+    this.reader.resident = this.runtime?.table ?? null
     this.handover = this.states === null ? null : new ShardHandover(this, this.states, this.runtime)
   }
 
@@ -524,12 +531,37 @@ export class ThreadLoop implements RuntimeOutput {
     }
   }
 
+  /**
+   * Touch the agents of the message frames from scratch offset `p` on, up to
+   * kTouchAhead of them (ShardRuntime.touch); returns the offset after the last one
+   * looked at. The loads of several frames are independent, so the CPU overlaps their
+   * cache misses — which delivering frame by frame takes one after the other.
+   */
+  private touchAhead (rt: ShardRuntime, p: number, bytes: number): number {
+    const i32 = this.reader.i32
+    const u8 = this.reader.scratch
+    const hashes = this.touchHashes
+    let n = 0
+    while (n < kTouchAhead && p < bytes) {
+      const len = i32[p >> 2]!
+      if (len < 0) { p -= len; continue }
+      const o = p + 4
+      p = o + align4(len)
+      if (u8[o]! < FRAME_REPLY) hashes[n++] = i32[(o + 4) >> 2]!
+    }
+    this.touchSink ^= rt.touch(hashes, n)
+    return p
+  }
+
   /** Run every frame copied into scratch (they came from `peer`). */
   private dispatch (bytes: number, peer: number): void {
     const reader = this.reader
     const i32 = reader.i32
+    const rt0 = this.runtime
     let p = 0
+    let touched = 0
     while (p < bytes) {
+      if (p >= touched && rt0 !== null) touched = this.touchAhead(rt0, p, bytes)
       const len = i32[p >> 2]!
       if (len < 0) { p -= len; continue } // skip marker at the ring's wrap point
       const o = p + 4

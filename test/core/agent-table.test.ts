@@ -25,6 +25,11 @@ test('the open-addressing table behaves like a Map under random inserts, replace
         assert.equal(table.delete(id, h), model.delete(id))
       }
       assert.equal(table.get(id, h), model.get(id))
+      // by the id's bytes (a message frame's), through the same collisions: the resident cell's own string
+      const bytes = Buffer.from(`..${id}`)
+      const found = table.idOf(h, bytes, 2, bytes.length - 2)
+      assert.equal(found, model.get(id)?.id)
+      if (found !== undefined) assert.equal(found, table.get(id, h)!.id)
       assert.equal(table.size, model.size)
     }
     assert.deepEqual([...table.values()].sort((a, b) => a.v - b.v), [...model.values()].sort((a, b) => a.v - b.v))
@@ -109,4 +114,24 @@ test('probe chains cross chunk boundaries and wrap around the last chunk like an
     assert.equal(table.get(`g${i}`, h)?.v, i)
   }
   assert.equal([...table.values()].length, n)
+})
+
+test('idOf finds a resident id by its UTF-8 bytes among colliding hashes, and never a non-ASCII one', () => {
+  const table = new AgentTable<Item>(8)
+  const hash = 12345
+  const ids = ['default\u001fcounter\u001fk1', 'default\u001fcounter\u001fk2', 'default\u001fcounter\u001fk10', 'Ã©', 'é']
+  ids.forEach((id, v) => table.set(id, hash, { id, hash, v }))
+  const bytesOf = (id: string): Buffer => Buffer.from(id)
+  for (const id of ids.slice(0, 3)) {
+    const b = bytesOf(id)
+    assert.equal(table.idOf(hash, b, 0, b.length), id, id)
+    assert.equal(table.idOf(hash + 1, b, 0, b.length), undefined, 'another hash')
+  }
+  // "é" is two bytes, C3 A9: the char codes of the resident "Ã©" — equal lengths, equal codes, not the same id
+  const e = bytesOf('é')
+  assert.deepEqual([...e], ['Ã'.charCodeAt(0), '©'.charCodeAt(0)])
+  assert.equal(table.idOf(hash, e, 0, e.length), undefined, 'non-ASCII bytes: the caller decodes them')
+  const a = bytesOf('Ã©')
+  assert.equal(table.idOf(hash, a, 0, a.length), undefined, 'a resident non-ASCII id is not found by bytes either (decoded, then compared)')
+  assert.equal(table.idOf(hash, bytesOf('default\u001fcounter\u001fk3'), 0, 19), undefined, 'not resident')
 })

@@ -70,3 +70,29 @@ test('a message written from an id prefix\'s bytes and a key reads back as the s
   assert.throws(() => small.messageTo(producer, MSG_CALL, prefixBytes, 'é'.repeat(20), 0, 1, 2, undefined, 0, 0), { name: 'MessageTooLargeError' })
   assert.doesNotThrow(() => small.messageTo(producer, MSG_CALL, prefixBytes, 'é'.repeat(5), 0, 1, 2, undefined, 0, 0))
 })
+
+test('ids come back as decoded, never as a cached or resident string whose char codes only look like the bytes', () => {
+  const sab = createRing(1 << 16)
+  const bell = new Doorbell(new SharedArrayBuffer(DOORBELL_BYTES))
+  const producer = new RingProducer(sab, bell, (b, o, l) => Buffer.from(b as ArrayBuffer, o, l))
+  const consumer = new RingConsumer(sab, bell)
+  const writer = new FrameWriter(1 << 14)
+  // the same hash on purpose (a collision): "é" is the bytes C3 A9, the char codes of "Ã©"
+  const ids = ['Ã©', 'é', 'default\u001fcounter\u001fk7', 'default\u001fcounter\u001fk7']
+  for (const id of ids) writer.message(producer, MSG_CALL, id, null, 99, 1, 2, 0, 3, 1)
+  producer.publish()
+  const reader = new FrameReader(1 << 16)
+  const resident = { id: 'default\u001fcounter\u001fk7' }
+  const asked: string[] = []
+  reader.resident = {
+    idOf (hash, bytes, at, len) {
+      asked.push(Buffer.from(bytes.subarray(at, at + len)).toString())
+      return hash === 99 && Buffer.from(bytes.subarray(at, at + len)).toString() === resident.id ? resident.id : undefined
+    }
+  }
+  const bytes = consumer.copyOut(reader.scratch, 1 << 16)
+  const seen: string[] = []
+  forEachFrame(reader.i32, bytes, (o, len) => { seen.push(reader.message(o, len).id) })
+  assert.deepEqual(seen, ids)
+  assert.deepEqual(asked, ids, 'the resident agents are asked first')
+})
