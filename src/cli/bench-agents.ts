@@ -105,6 +105,8 @@ export const probe = defineAgent({
     tid () { return ownTid() },
     /** This thread's GC pauses since the last `gc` query (a window per bench phase), and a new window. */
     gc (): ThreadGc { return { threadId, ...threadGcPauses.takeWindow() } },
+    /** This thread's GC pauses since it started (no window taken): [count, total ms]. */
+    gcLifetime (): [number, number] { const g = threadGcPauses.read(); return [g.pauses, g.totalMs] },
     memory (_state, gc: boolean): ThreadMemory {
       if (gc) fullGc()
       const m = process.memoryUsage()

@@ -29,6 +29,9 @@ import type { LatencySummary } from '../latency.ts'
 import { fmt } from '../progress.ts'
 import { agentKey, perSec } from './context.ts'
 import type { ScenarioContext } from './context.ts'
+import { ownTid, threadCpuMs, threadRunQueueNs } from '../thread-cpu.ts'
+import { threadGcPauses } from '../../observe/gc-pauses.ts'
+import { LATENCY_BOUNDS_MS } from '../../../native-free-core/runtime/commit-stats.ts'
 
 /** Offered loads, as shares of the measured maximum. */
 export const kShares: readonly number[] = [0.25, 0.5, 0.75]
@@ -51,6 +54,32 @@ export interface RatePoint {
   readonly latency: LatencySummary
   /** Intended → real send time: the load generator's own delay, included in `latency`. */
   readonly sendLag: LatencySummary
+  /** Where the phase's time went, per thread (null without /proc). */
+  readonly threads: PhaseThreads | null
+}
+
+/** One thread (or group of threads) over one open-loop phase. */
+export interface ThreadTime {
+  /** CPU time, ms (clock ticks: 10 ms resolution). */
+  readonly cpuMs: number
+  /** Time runnable but waiting for a CPU (schedstat), ms. */
+  readonly runQueueMs: number
+  /** GC pauses of this thread's JavaScript in the phase: how many, their total (ms). Absent for `other`. */
+  readonly gcPauses?: number
+  readonly gcMs?: number
+}
+
+/** The main thread, each worker, and every other thread of the process (V8's helpers, libuv, lmdb-js). */
+export interface PhaseThreads {
+  readonly main: ThreadTime
+  readonly workers: readonly ThreadTime[]
+  readonly other: ThreadTime
+  /** Group commits of all workers in the phase, the states they carried, and their latency (batch closed → store done). */
+  readonly commits: number
+  readonly committedStates: number
+  /** Upper bounds (ms) of the commit-latency buckets holding the median and the 99th percentile (Infinity: beyond the last). */
+  readonly commitP50Ms: number
+  readonly commitP99Ms: number
 }
 
 export interface OpenLoopSeries {
@@ -97,8 +126,81 @@ async function maxRate (send: Send, concurrency: number, ms: number): Promise<nu
 const immediate = (): Promise<void> => new Promise((resolve) => setImmediate(resolve))
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
 
+interface ThreadReading {
+  readonly cpu: Map<number, number>
+  readonly runQueue: Map<number, number>
+  readonly gc: ReadonlyArray<readonly [number, number]>
+  readonly commits: number
+  readonly committedStates: number
+  readonly commitBuckets: readonly number[]
+}
+
+/** Outside the timed loop: asks each probe for its thread's lifetime GC figures. */
+async function readThreads (ctx: ScenarioContext): Promise<ThreadReading> {
+  const workers = await Promise.all(ctx.probes.refs.map((r) => r.call('gcLifetime')))
+  const main = threadGcPauses.read()
+  const stats = ctx.host.stats().workers
+  const commitBuckets = LATENCY_BOUNDS_MS.map(() => 0).concat(0)
+  for (const w of stats) w.commitLatencyBuckets.forEach((n, i) => { commitBuckets[i] = commitBuckets[i]! + n })
+  return {
+    cpu: threadCpuMs(),
+    runQueue: threadRunQueueNs(),
+    gc: [[main.pauses, main.totalMs], ...workers],
+    commits: stats.reduce((n, w) => n + w.commits, 0),
+    committedStates: stats.reduce((n, w) => n + w.committedStates, 0),
+    commitBuckets
+  }
+}
+
+/** Per-thread time between two readings; workerTids in the order of the probes. */
+function phaseThreads (a: ThreadReading, b: ThreadReading, workerTids: readonly number[]): PhaseThreads | null {
+  if (b.cpu.size === 0) return null
+  const main = ownTid()
+  const time = (tids: readonly number[], gc: number | null): ThreadTime => {
+    let cpuMs = 0
+    let rq = 0
+    for (const t of tids) {
+      cpuMs += (b.cpu.get(t) ?? 0) - (a.cpu.get(t) ?? 0)
+      rq += (b.runQueue.get(t) ?? 0) - (a.runQueue.get(t) ?? 0)
+    }
+    const out: ThreadTime = { cpuMs, runQueueMs: rq / 1e6 }
+    if (gc === null) return out
+    return { ...out, gcPauses: b.gc[gc]![0] - a.gc[gc]![0], gcMs: b.gc[gc]![1] - a.gc[gc]![1] }
+  }
+  const known = new Set([main, ...workerTids])
+  const buckets = b.commitBuckets.map((n, i) => n - a.commitBuckets[i]!)
+  const commits = buckets.reduce((x, y) => x + y, 0)
+  const quantile = (q: number): number => {
+    let seen = 0
+    for (let i = 0; i < buckets.length; i++) {
+      seen += buckets[i]!
+      if (seen >= q * commits) return LATENCY_BOUNDS_MS[i] ?? Infinity
+    }
+    return 0
+  }
+  return {
+    commits: b.commits - a.commits,
+    committedStates: b.committedStates - a.committedStates,
+    commitP50Ms: commits === 0 ? 0 : quantile(0.5),
+    commitP99Ms: commits === 0 ? 0 : quantile(0.99),
+    main: time([main], 0),
+    // with `workers: 0` the main thread is the only worker and its figures are above
+    workers: workerTids.flatMap((t, i) => t === main ? [] : [time([t], i + 1)]),
+    other: time([...b.cpu.keys()].filter((t) => !known.has(t)), null)
+  }
+}
+
+function fmtThreads (t: PhaseThreads | null): string {
+  if (t === null) return ''
+  const one = (name: string, x: ThreadTime): string =>
+    `${name} cpu ${fmt(x.cpuMs)} ms, run-queue ${fmt(x.runQueueMs)} ms` + (x.gcMs !== undefined ? `, GC ${fmt(x.gcPauses!)} pauses ${fmt(x.gcMs)} ms` : '')
+  const commits = t.commits === 0 ? [] : [`${fmt(t.commits)} commits of ${fmt(t.committedStates / t.commits)} states, latency p50 ≤ ${t.commitP50Ms} ms, p99 ≤ ${t.commitP99Ms} ms`]
+  return [one('main', t.main), ...t.workers.map((w, i) => one(`w${i + 1}`, w)), one('other', t.other), ...commits].join('; ')
+}
+
 /** Open loop: `rate` calls/s on a fixed schedule for `ms`, latency from each call's intended time. */
-async function openLoop (send: Send, share: number, rate: number, ms: number): Promise<RatePoint> {
+async function openLoop (ctx: ScenarioContext, workerTids: readonly number[], send: Send, share: number, rate: number, ms: number): Promise<RatePoint> {
+  const before = await readThreads(ctx)
   const latency = new HdrLatency()
   const lag = new HdrLatency()
   const total = Math.max(1, Math.round(rate * ms / 1000))
@@ -132,6 +234,8 @@ async function openLoop (send: Send, share: number, rate: number, ms: number): P
     else await immediate()
   }
   await finished
+  const threads = phaseThreads(before, await readThreads(ctx), workerTids)
+  ctx.progress.log(`  ${share * 100}%: ${fmtThreads(threads)}`)
   return {
     share,
     offeredPerSec: rate,
@@ -141,7 +245,8 @@ async function openLoop (send: Send, share: number, rate: number, ms: number): P
     errors,
     achievedPerSec: perSec(completed, lastReply - start),
     latency: latency.summary(),
-    sendLag: lag.summary()
+    sendLag: lag.summary(),
+    threads
   }
 }
 
@@ -151,6 +256,7 @@ async function series (ctx: ScenarioContext, kind: CallKind, maxMs: number, rate
   let step = 0
   let detail = 'measuring the maximum rate'
   const phase = ctx.progress.phase(`latency (${kind})`, kShares.length + 1, () => ({ value: step, detail }))
+  const workerTids = await Promise.all(ctx.probes.refs.map((r) => r.call('tid')))
   const max = await maxRate(send, ctx.concurrency, maxMs)
   await between()
   step++
@@ -158,7 +264,7 @@ async function series (ctx: ScenarioContext, kind: CallKind, maxMs: number, rate
   for (const share of kShares) {
     const rate = Math.max(1, Math.round(max * share))
     detail = `${fmt(rate)}/s offered (${share * 100}% of ${fmt(max)}/s)`
-    points.push(await openLoop(send, share, rate, rateMs))
+    points.push(await openLoop(ctx, workerTids, send, share, rate, rateMs))
     await between()
     step++
   }
