@@ -19,14 +19,21 @@ class Pending {
   /** Thread the call was routed to, and that thread's incarnation then. */
   readonly thread: number
   readonly epoch: number
-  readonly what: string
+  /** `type.method`, for errors: kept as its two parts, joined only when an error needs it. */
+  readonly type: string
+  readonly method: string
 
-  constructor (resolve: (value: unknown) => void, reject: (error: unknown) => void, thread: number, epoch: number, what: string) {
+  constructor (resolve: (value: unknown) => void, reject: (error: unknown) => void, thread: number, epoch: number, type: string, method: string) {
     this.resolve = resolve
     this.reject = reject
     this.thread = thread
     this.epoch = epoch
-    this.what = what
+    this.type = type
+    this.method = method
+  }
+
+  get what (): string {
+    return `${this.type}.${this.method}`
   }
 
   /** Deadline under the host's default timeout (Date.now() ms), or 0. */
@@ -36,6 +43,18 @@ class Pending {
   timer: ReturnType<typeof setTimeout> | null = null
   signal: AbortSignal | null = null
   onAbort: (() => void) | null = null
+}
+
+/*
+ * One executor for every call's promise: it hands the resolving functions over through
+ * these two slots (the executor runs synchronously inside `new Promise`), so a call does
+ * not allocate a closure and its context just to capture them.
+ */
+let takenResolve: ((value: unknown) => void) | null = null
+let takenReject: ((error: unknown) => void) | null = null
+const takeResolvers = (resolve: (value: unknown) => void, reject: (error: unknown) => void): void => {
+  takenResolve = resolve
+  takenReject = reject
 }
 
 export interface CallOptions {
@@ -83,30 +102,43 @@ export class PendingCalls {
     return this.calls.size
   }
 
-  /** Register a call; returns its id and promise. The caller sends the frame afterwards. */
-  add (thread: number, epoch: number, what: string, options: CallOptions | undefined): [number, Promise<unknown>] {
+  /**
+   * Register a call of `type.method`; returns its promise, and its id is `lastId` until
+   * the next call is added. The caller sends the frame afterwards.
+   */
+  add (thread: number, epoch: number, type: string, method: string, options: CallOptions | undefined): Promise<unknown> {
     const id = this.nextId
+    this.lastId = id
     this.nextId = this.nextId >= 0x7fffffff ? 1 : this.nextId + 1
-    let pending!: Pending
-    const promise = new Promise<unknown>((resolve, reject) => {
-      pending = new Pending(resolve, reject, thread, epoch, what)
-    })
+    const promise = new Promise<unknown>(takeResolvers)
+    const pending = new Pending(takenResolve!, takenReject!, thread, epoch, type, method)
+    takenResolve = null
+    takenReject = null
     this.calls.set(id, pending)
     if (this.latency.length !== 0) pending.startMs = performance.now()
-    const timeoutMs = options?.timeoutMs ?? this.defaultTimeoutMs
-    if (options?.timeoutMs !== undefined) {
-      if (timeoutMs > 0) pending.timer = setTimeout(() => this.settleTimeout(id, timeoutMs), timeoutMs)
-    } else if (timeoutMs > 0) {
-      pending.deadline = Date.now() + timeoutMs
-      this.sweeper ??= setInterval(this.sweep, Math.max(10, Math.min(1000, timeoutMs / 4))).unref()
+    if (options === undefined) {
+      if (this.defaultTimeoutMs > 0) this.armDefault(pending)
+      return promise
     }
-    const signal = options?.signal
+    const timeoutMs = options.timeoutMs ?? this.defaultTimeoutMs
+    if (options.timeoutMs !== undefined) {
+      if (timeoutMs > 0) pending.timer = setTimeout(() => this.settleTimeout(id, timeoutMs), timeoutMs)
+    } else if (timeoutMs > 0) this.armDefault(pending)
+    const signal = options.signal
     if (signal !== undefined) {
       pending.signal = signal
-      pending.onAbort = () => this.fail(id, new AbortedError(`${what} was aborted`, undefined, { cause: signal.reason }))
+      pending.onAbort = () => this.fail(id, new AbortedError(`${pending.what} was aborted`, undefined, { cause: signal.reason }))
       signal.addEventListener('abort', pending.onAbort, { once: true })
     }
-    return [id, promise]
+    return promise
+  }
+
+  /** The id of the call `add` registered last. */
+  lastId = 0
+
+  private armDefault (pending: Pending): void {
+    pending.deadline = Date.now() + this.defaultTimeoutMs
+    this.sweeper ??= setInterval(this.sweep, Math.max(10, Math.min(1000, this.defaultTimeoutMs / 4))).unref()
   }
 
   /** A reply frame arrived. Late replies (after a timeout or abort) are ignored. */
