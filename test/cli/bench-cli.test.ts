@@ -105,6 +105,19 @@ describe('shoal bench --memory, every scenario, small', () => {
         assertLatency(p.sendLag, `${where}.sendLag`)
         assert.equal(p.sendLag.count, p.sent)
         assert.ok(p.latency.maxUs >= p.latency.p999Us)
+        // where the phase's time went, per thread (Linux: /proc is there)
+        if (process.platform === 'linux') {
+          const t = p.threads
+          assert.equal(t.workers.length, results.config.workers, `${where}.threads.workers`)
+          for (const x of [t.main, ...t.workers, t.other]) assertNumbers(x, ['cpuMs', 'runQueueMs'], `${where}.threads`)
+          for (const x of [t.main, ...t.workers]) {
+            assertNumbers(x, ['gcPauses', 'gcMs'], `${where}.threads`)
+            assert.ok(x.gcPauses >= 0 && x.gcMs >= 0)
+          }
+          assertNumbers(t, ['commits', 'committedStates'], `${where}.threads`)
+          for (const q of [t.commitP50Ms, t.commitP99Ms]) assert.ok(q === null || isNum(q), `${where}: a commit-latency bound or null (beyond 1 s)`)
+          if (kind === 'command') assert.ok(t.commits > 0 && t.committedStates >= t.commits, `${where}: the commands committed`)
+        }
       }
     }
   })

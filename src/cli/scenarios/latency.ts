@@ -15,8 +15,13 @@
  *
  * The sender polls the clock with `setImmediate` (sleeping with a timer only when the
  * next call is more than 2 ms away): Node's timers are 1 ms coarse, which at these
- * rates would add up to a millisecond to every call. How late each call left is
- * recorded too (`sendLag`), so the generator's own delay is visible beside the latency.
+ * rates would add up to a millisecond to every call. When nothing is due it naps
+ * 0.1 ms in `Atomics.wait` rather than spin: spinning kept the main thread at 100% of a
+ * core (the workers then waited for a CPU) and each spin's promise and Immediate made
+ * garbage (the main thread's scavenges) — the sender made much of the tail it measured
+ * (bench/RESULTS.md, issue 13, 2026-12-06 evening). A nap delays replies that arrive
+ * meanwhile by up to 0.1 ms; it is counted. How late each call left is recorded too
+ * (`sendLag`), so the generator's own delay is visible beside the latency.
  *
  * Baseline: the raw disk sync (4 KiB write + fdatasync, one at a time) measured in this
  * scenario just before the command phases, on the data directory's filesystem. A
@@ -37,6 +42,12 @@ import { LATENCY_BOUNDS_MS } from '../../../native-free-core/runtime/commit-stat
 export const kShares: readonly number[] = [0.25, 0.5, 0.75]
 /** Poll the clock rather than sleep when the next call is due within this many ms. */
 const kSpinMs = 2
+/**
+ * When nothing is due, block the main thread this long (Atomics.wait: the thread sleeps
+ * in the kernel) before looking again, instead of spinning through `setImmediate`.
+ */
+const kNapMs = 0.1
+const napCell = new Int32Array(new SharedArrayBuffer(4))
 
 export type CallKind = 'query' | 'command'
 
@@ -77,9 +88,9 @@ export interface PhaseThreads {
   /** Group commits of all workers in the phase, the states they carried, and their latency (batch closed → store done). */
   readonly commits: number
   readonly committedStates: number
-  /** Upper bounds (ms) of the commit-latency buckets holding the median and the 99th percentile (Infinity: beyond the last). */
-  readonly commitP50Ms: number
-  readonly commitP99Ms: number
+  /** Upper bounds (ms) of the commit-latency buckets holding the median and the 99th percentile (null: beyond the last bound, 1 s); 0 without commits. */
+  readonly commitP50Ms: number | null
+  readonly commitP99Ms: number | null
 }
 
 export interface OpenLoopSeries {
@@ -170,13 +181,13 @@ function phaseThreads (a: ThreadReading, b: ThreadReading, workerTids: readonly 
   const known = new Set([main, ...workerTids])
   const buckets = b.commitBuckets.map((n, i) => n - a.commitBuckets[i]!)
   const commits = buckets.reduce((x, y) => x + y, 0)
-  const quantile = (q: number): number => {
+  const quantile = (q: number): number | null => {
     let seen = 0
     for (let i = 0; i < buckets.length; i++) {
       seen += buckets[i]!
-      if (seen >= q * commits) return LATENCY_BOUNDS_MS[i] ?? Infinity
+      if (seen >= q * commits) return LATENCY_BOUNDS_MS[i] ?? null
     }
-    return 0
+    return null
   }
   return {
     commits: b.commits - a.commits,
@@ -190,11 +201,13 @@ function phaseThreads (a: ThreadReading, b: ThreadReading, workerTids: readonly 
   }
 }
 
+const bound = (ms: number | null): string => ms === null ? `> ${LATENCY_BOUNDS_MS[LATENCY_BOUNDS_MS.length - 1]!} ms` : `≤ ${ms} ms`
+
 function fmtThreads (t: PhaseThreads | null): string {
   if (t === null) return ''
   const one = (name: string, x: ThreadTime): string =>
     `${name} cpu ${fmt(x.cpuMs)} ms, run-queue ${fmt(x.runQueueMs)} ms` + (x.gcMs !== undefined ? `, GC ${fmt(x.gcPauses!)} pauses ${fmt(x.gcMs)} ms` : '')
-  const commits = t.commits === 0 ? [] : [`${fmt(t.commits)} commits of ${fmt(t.committedStates / t.commits)} states, latency p50 ≤ ${t.commitP50Ms} ms, p99 ≤ ${t.commitP99Ms} ms`]
+  const commits = t.commits === 0 ? [] : [`${fmt(t.commits)} commits of ${fmt(t.committedStates / t.commits)} states, latency p50 ${bound(t.commitP50Ms)}, p99 ${bound(t.commitP99Ms)}`]
   return [one('main', t.main), ...t.workers.map((w, i) => one(`w${i + 1}`, w)), one('other', t.other), ...commits].join('; ')
 }
 
@@ -231,7 +244,10 @@ async function openLoop (ctx: ScenarioContext, workerTids: readonly number[], se
     if (i === total) break
     const wait = start + i * interval - performance.now()
     if (wait > kSpinMs) await sleep(wait - 1)
-    else await immediate()
+    else {
+      if (wait > 0) Atomics.wait(napCell, 0, 0, kNapMs)
+      await immediate()
+    }
   }
   await finished
   const threads = phaseThreads(before, await readThreads(ctx), workerTids)
