@@ -118,6 +118,11 @@ describe('shoal bench --memory, every scenario, small', () => {
           for (const q of [t.commitP50Ms, t.commitP99Ms]) assert.ok(q === null || isNum(q), `${where}: a commit-latency bound or null (beyond 1 s)`)
           if (kind === 'command') assert.ok(t.commits > 0 && t.committedStates >= t.commits, `${where}: the commands committed`)
         }
+        // the calls at or above the p99, split by the GC pauses they were in flight through
+        assertNumbers(p.tail, ['calls', 'mainGc', 'workerGc', 'neither', 'mainGcShare', 'workerGcShare'], `${where}.tail`)
+        assert.equal(p.tail.mainGc + p.tail.workerGc + p.tail.neither, p.tail.calls)
+        assert.ok(p.tail.calls >= 1 && p.tail.calls <= p.completed, `${where}: some calls are at or above the p99`)
+        assert.ok(p.tail.mainGcShare >= 0 && p.tail.mainGcShare <= 1 && p.tail.workerGcShare >= 0 && p.tail.workerGcShare <= 1)
       }
     }
   })

@@ -28,7 +28,7 @@
  * durable command's reply needs at least one; the target is command p99 ≤ fsync p99 + 2 ms.
  */
 import { fsyncLatency } from '../../baselines/raw-baselines.ts'
-import { counter } from '../bench-agents.ts'
+import { counter, gcTrace } from '../bench-agents.ts'
 import { HdrLatency, summarizeUs } from '../hdr.ts'
 import type { LatencySummary } from '../latency.ts'
 import { fmt } from '../progress.ts'
@@ -67,6 +67,22 @@ export interface RatePoint {
   readonly sendLag: LatencySummary
   /** Where the phase's time went, per thread (null without /proc). */
   readonly threads: PhaseThreads | null
+  /** The calls at or above the p99: how many were in flight during a GC pause of the main thread, of a worker, of neither. */
+  readonly tail: TailCauses
+}
+
+export interface TailCauses {
+  /** Calls whose latency was ≥ the phase's p99. */
+  readonly calls: number
+  /** …of which in flight (intended send → reply) while the main thread stood in a GC pause. */
+  readonly mainGc: number
+  /** …of the others, in flight during a GC pause of a worker. */
+  readonly workerGc: number
+  /** …in flight during no GC pause: scheduling, queueing, commits. */
+  readonly neither: number
+  /** Share of the phase's wall time the main thread / any worker spent in GC pauses. */
+  readonly mainGcShare: number
+  readonly workerGcShare: number
 }
 
 /** One thread (or group of threads) over one open-loop phase. */
@@ -211,13 +227,73 @@ function fmtThreads (t: PhaseThreads | null): string {
   return [one('main', t.main), ...t.workers.map((w, i) => one(`w${i + 1}`, w)), one('other', t.other), ...commits].join('; ')
 }
 
+/** Sorted, merged [start, end] spans (flat pairs). */
+function mergeSpans (flat: readonly number[]): number[] {
+  const pairs: Array<[number, number]> = []
+  for (let i = 0; i + 1 < flat.length; i += 2) pairs.push([flat[i]!, flat[i + 1]!])
+  pairs.sort((a, b) => a[0] - b[0])
+  const out: number[] = []
+  for (const [s, e] of pairs) {
+    if (out.length !== 0 && s <= out[out.length - 1]!) out[out.length - 1] = Math.max(out[out.length - 1]!, e)
+    else out.push(s, e)
+  }
+  return out
+}
+
+/** Does [from, to] meet any of the merged spans? (binary search) */
+function meets (spans: readonly number[], from: number, to: number): boolean {
+  let lo = 0
+  let hi = spans.length / 2
+  while (lo < hi) { // first span ending at or after `from`
+    const mid = (lo + hi) >> 1
+    if (spans[mid * 2 + 1]! < from) lo = mid + 1
+    else hi = mid
+  }
+  return lo < spans.length / 2 && spans[lo * 2]! <= to
+}
+
+function covered (spans: readonly number[], from: number, to: number): number {
+  let ms = 0
+  for (let i = 0; i < spans.length; i += 2) ms += Math.max(0, Math.min(to, spans[i + 1]!) - Math.max(from, spans[i]!))
+  return ms
+}
+
+/** Attribute the calls at or above `p99Ms` to the GC pauses they were in flight through. */
+function tailCauses (sentAt: Float64Array, took: Float64Array, p99Ms: number, main: number[], workers: number[], from: number, to: number): TailCauses {
+  const m = mergeSpans(main)
+  const w = mergeSpans(workers)
+  let calls = 0
+  let mainGc = 0
+  let workerGc = 0
+  // the HDR p99 is the top of its bucket (3 significant digits: 1/1024 wide); the bucket's own calls count
+  const floor = p99Ms * (1 - 2 / 1024)
+  for (let k = 0; k < sentAt.length; k++) {
+    const t = took[k]!
+    if (!(t >= floor)) continue
+    calls++
+    const a = sentAt[k]!
+    if (meets(m, a, a + t)) mainGc++
+    else if (meets(w, a, a + t)) workerGc++
+  }
+  const wall = Math.max(1e-9, to - from)
+  return { calls, mainGc, workerGc, neither: calls - mainGc - workerGc, mainGcShare: covered(m, from, to) / wall, workerGcShare: covered(w, from, to) / wall }
+}
+
 /** Open loop: `rate` calls/s on a fixed schedule for `ms`, latency from each call's intended time. */
-async function openLoop (ctx: ScenarioContext, workerTids: readonly number[], send: Send, share: number, rate: number, ms: number): Promise<RatePoint> {
+async function openLoop (ctx: ScenarioContext, workerTids: readonly number[], probesOnMain: boolean, send: Send, share: number, rate: number, ms: number): Promise<RatePoint> {
   const before = await readThreads(ctx)
+  await Promise.all(ctx.probes.refs.map((r) => r.call('gcTraceStart')))
+  // `workers: 0`: the probe agent lives on the main thread, and its trace is the main thread's
+  const mainOwnTrace = !probesOnMain
+  if (mainOwnTrace) gcTrace.start()
   const latency = new HdrLatency()
   const lag = new HdrLatency()
   const total = Math.max(1, Math.round(rate * ms / 1000))
   const interval = 1000 / rate
+  // each call's intended send time (epoch ms) and latency (ms; NaN: failed), for the tail's causes
+  const sentAt = new Float64Array(total)
+  const took = new Float64Array(total).fill(NaN)
+  const epoch = performance.timeOrigin
   let completed = 0
   let errors = 0
   let lastReply = 0
@@ -235,9 +311,13 @@ async function openLoop (ctx: ScenarioContext, workerTids: readonly number[], se
     const now = performance.now()
     for (let at = start + i * interval; i < total && at <= now; at = start + (++i) * interval) {
       const intended = at
+      const k = i
+      sentAt[k] = epoch + intended
       lag.recordMs(now - intended)
       send().then(() => {
-        latency.recordMs(performance.now() - intended)
+        const t = performance.now() - intended
+        took[k] = t
+        latency.recordMs(t)
         settle(true)
       }, () => settle(false))
     }
@@ -250,8 +330,17 @@ async function openLoop (ctx: ScenarioContext, workerTids: readonly number[], se
     }
   }
   await finished
+  const mainSpans = mainOwnTrace ? gcTrace.take() : []
+  const workerSpans = (await Promise.all(ctx.probes.refs.map((r) => r.call('gcTraceTake')))).flat()
   const threads = phaseThreads(before, await readThreads(ctx), workerTids)
+  const summary = latency.summary()
+  // with `workers: 0` the probe runs on the main thread: its trace is the main thread's
+  const tail = mainOwnTrace
+    ? tailCauses(sentAt, took, summary.p99Us / 1000, mainSpans, workerSpans, epoch + start, epoch + lastReply)
+    : tailCauses(sentAt, took, summary.p99Us / 1000, workerSpans, [], epoch + start, epoch + lastReply)
   ctx.progress.log(`  ${share * 100}%: ${fmtThreads(threads)}`)
+  ctx.progress.log(`  ${share * 100}%: ${fmt(tail.calls)} calls ≥ p99: ${fmt(tail.mainGc)} through a main-thread GC pause, ${fmt(tail.workerGc)} through a worker's, ${fmt(tail.neither)} through none; ` +
+    `GC pauses covered ${fmt(tail.mainGcShare * 100)}% (main) / ${fmt(tail.workerGcShare * 100)}% (workers) of the phase`)
   return {
     share,
     offeredPerSec: rate,
@@ -260,9 +349,10 @@ async function openLoop (ctx: ScenarioContext, workerTids: readonly number[], se
     completed,
     errors,
     achievedPerSec: perSec(completed, lastReply - start),
-    latency: latency.summary(),
+    latency: summary,
     sendLag: lag.summary(),
-    threads
+    threads,
+    tail
   }
 }
 
@@ -273,6 +363,7 @@ async function series (ctx: ScenarioContext, kind: CallKind, maxMs: number, rate
   let detail = 'measuring the maximum rate'
   const phase = ctx.progress.phase(`latency (${kind})`, kShares.length + 1, () => ({ value: step, detail }))
   const workerTids = await Promise.all(ctx.probes.refs.map((r) => r.call('tid')))
+  const probesOnMain = (await Promise.all(ctx.probes.refs.map((r) => r.call('thread')))).includes(0)
   const max = await maxRate(send, ctx.concurrency, maxMs)
   await between()
   step++
@@ -280,7 +371,7 @@ async function series (ctx: ScenarioContext, kind: CallKind, maxMs: number, rate
   for (const share of kShares) {
     const rate = Math.max(1, Math.round(max * share))
     detail = `${fmt(rate)}/s offered (${share * 100}% of ${fmt(max)}/s)`
-    points.push(await openLoop(ctx, workerTids, send, share, rate, rateMs))
+    points.push(await openLoop(ctx, workerTids, probesOnMain, send, share, rate, rateMs))
     await between()
     step++
   }
