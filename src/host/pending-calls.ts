@@ -3,17 +3,26 @@
  *
  * A call settles exactly once: by its reply, its timeout, its AbortSignal, the crash
  * of the worker it was routed to, or the host closing. Timers are cheap here: calls
- * under the host's default timeout all wait the same time, so in the pending map's
- * insertion order they are also in deadline order; one unref'd interval walks the map
- * from its oldest entry and stops at the first call not yet due. No `setTimeout` per
- * call (≈1.6 µs and 183 bytes each) and no second structure to keep in step. Only a
- * call with its own `timeoutMs` gets a timer of its own.
+ * under the host's default timeout carry a deadline, and one unref'd interval walks the
+ * calls in flight and times out those past it. No `setTimeout` per call (≈1.6 µs and
+ * 183 bytes each). Only a call with its own `timeoutMs` gets a timer of its own.
+ *
+ * The calls in flight are a slot array indexed by call id (ids are sequential), not a
+ * Map. A long-lived Map with an insert and a delete per call rehashes into a new table
+ * every few thousand calls, and the old table keeps a pointer to the new one (for
+ * iterators). Once one table has been promoted to the old generation, every scavenge
+ * treats that dead table's pointers as roots: the newer tables and the calls they held —
+ * pending entries, promises, resolvers and whatever the callers hung on them — survive
+ * and are promoted until the next mark-compact. In the latency bench that kept 4–6 MB per
+ * scavenge of the main thread (half of what it allocated) and made its scavenges 7–17 ms
+ * instead of 2–3 ms (bench/RESULTS.md, issue 13, 2026-12-06 evening).
  */
 import { AbortedError, InvalidArgumentError, TimeoutError, errorFromWire } from '../../native-free-core/errors.ts'
 import type { ShoalError, WireError } from '../../native-free-core/errors.ts'
 import { CallLatencyWindow } from '../observe/call-latency.ts'
 
 class Pending {
+  readonly id: number
   readonly resolve: (value: unknown) => void
   readonly reject: (error: unknown) => void
   /** Thread the call was routed to, and that thread's incarnation then. */
@@ -23,7 +32,8 @@ class Pending {
   readonly type: string
   readonly method: string
 
-  constructor (resolve: (value: unknown) => void, reject: (error: unknown) => void, thread: number, epoch: number, type: string, method: string) {
+  constructor (id: number, resolve: (value: unknown) => void, reject: (error: unknown) => void, thread: number, epoch: number, type: string, method: string) {
+    this.id = id
     this.resolve = resolve
     this.reject = reject
     this.thread = thread
@@ -86,8 +96,67 @@ export function checkCallOptions (options: CallOptions | undefined): InvalidArgu
   return null
 }
 
+/** Slots the call table starts with, and the most it grows to (beyond, collisions go to a Map). */
+const kFirstSlots = 1024
+const kMaxSlots = 1 << 20
+
+/**
+ * Calls in flight by id: slot `id & mask` of an array that doubles while more than half
+ * of it is in use (up to kMaxSlots); a call whose slot is held by an older one still in
+ * flight (a hung call, the id space wrapping) goes to a Map, which is empty otherwise.
+ */
+export class CallTable<P extends { readonly id: number }> {
+  private slots: Array<P | undefined> = new Array<P | undefined>(kFirstSlots).fill(undefined)
+  private mask = kFirstSlots - 1
+  private readonly overflow = new Map<number, P>()
+  size = 0
+
+  set (p: P): void {
+    if (this.size >= this.slots.length >> 1 && this.slots.length < kMaxSlots) this.grow()
+    this.place(p)
+    this.size++
+  }
+
+  get (id: number): P | undefined {
+    const p = this.slots[id & this.mask]
+    if (p !== undefined && p.id === id) return p
+    return this.overflow.size === 0 ? undefined : this.overflow.get(id)
+  }
+
+  delete (id: number): boolean {
+    const i = id & this.mask
+    const p = this.slots[i]
+    if (p !== undefined && p.id === id) this.slots[i] = undefined
+    else if (this.overflow.size === 0 || !this.overflow.delete(id)) return false
+    this.size--
+    return true
+  }
+
+  /** Every call in flight (a copy: the caller may delete while it walks). */
+  values (): P[] {
+    const out: P[] = []
+    for (const p of this.slots) if (p !== undefined) out.push(p)
+    for (const p of this.overflow.values()) out.push(p)
+    return out
+  }
+
+  private place (p: P): void {
+    const i = p.id & this.mask
+    if (this.slots[i] === undefined) this.slots[i] = p
+    else this.overflow.set(p.id, p)
+  }
+
+  private grow (): void {
+    const all = this.values()
+    this.slots = new Array<P | undefined>(this.slots.length * 2).fill(undefined)
+    this.mask = this.slots.length - 1
+    this.overflow.clear()
+    for (const p of all) this.place(p)
+  }
+}
+
 export class PendingCalls {
-  private readonly calls = new Map<number, Pending>()
+  private readonly calls = new CallTable<Pending>()
   private nextId = 1
   private readonly defaultTimeoutMs: number
   private sweeper: ReturnType<typeof setInterval> | null = null
@@ -111,10 +180,10 @@ export class PendingCalls {
     this.lastId = id
     this.nextId = this.nextId >= 0x7fffffff ? 1 : this.nextId + 1
     const promise = new Promise<unknown>(takeResolvers)
-    const pending = new Pending(takenResolve!, takenReject!, thread, epoch, type, method)
+    const pending = new Pending(id, takenResolve!, takenReject!, thread, epoch, type, method)
     takenResolve = null
     takenReject = null
-    this.calls.set(id, pending)
+    this.calls.set(pending)
     if (this.latency.length !== 0) pending.startMs = performance.now()
     if (options === undefined) {
       if (this.defaultTimeoutMs > 0) this.armDefault(pending)
@@ -164,11 +233,12 @@ export class PendingCalls {
 
   /** Fail every call routed to `thread` before its incarnation `epoch` (it crashed). */
   failThread (thread: number, epoch: number, error: () => ShoalError): void {
-    for (const [id, p] of this.calls) if (p.thread === thread && p.epoch < epoch) this.fail(id, error())
+    for (const p of this.calls.values()) if (p.thread === thread && p.epoch < epoch) this.fail(p.id, error())
   }
 
   failAll (error: () => ShoalError): void {
-    for (const id of [...this.calls.keys()]) this.fail(id, error())
+    // in the order the calls were made (ids are sequential until they wrap)
+    for (const p of this.calls.values().sort((a, b) => a.id - b.id)) this.fail(p.id, error())
   }
 
   private take (id: number): Pending | undefined {
@@ -193,10 +263,8 @@ export class PendingCalls {
       return
     }
     const now = Date.now()
-    for (const [id, p] of this.calls) {
-      if (p.deadline === 0) continue // own timer, or no timeout
-      if (p.deadline > now) break // every later default-timeout call is due later still
-      this.settleTimeout(id, this.defaultTimeoutMs)
+    for (const p of this.calls.values()) {
+      if (p.deadline !== 0 && p.deadline <= now) this.settleTimeout(p.id, this.defaultTimeoutMs) // 0: own timer, or no timeout
     }
   }
 }
