@@ -140,6 +140,18 @@ export class CallTable<P extends { readonly id: number }> {
     return out
   }
 
+  /** After a burst: back to a smaller array once fewer than an eighth of the slots are in use (walks stay short). */
+  compact (): void {
+    let target = this.slots.length
+    while (target > kFirstSlots && this.size < target >> 3) target >>= 1
+    if (target !== this.slots.length) this.rebuild(target)
+  }
+
+  /** Slots in the array now (for tests). */
+  get capacity (): number {
+    return this.slots.length
+  }
+
   private place (p: P): void {
     const i = p.id & this.mask
     if (this.slots[i] === undefined) this.slots[i] = p
@@ -147,8 +159,12 @@ export class CallTable<P extends { readonly id: number }> {
   }
 
   private grow (): void {
+    this.rebuild(this.slots.length * 2)
+  }
+
+  private rebuild (length: number): void {
     const all = this.values()
-    this.slots = new Array<P | undefined>(this.slots.length * 2).fill(undefined)
+    this.slots = new Array<P | undefined>(length).fill(undefined)
     this.mask = this.slots.length - 1
     this.overflow.clear()
     for (const p of all) this.place(p)
@@ -256,6 +272,7 @@ export class PendingCalls {
   }
 
   private readonly sweep = (): void => {
+    this.calls.compact()
     if (this.calls.size === 0) {
       // stopped lazily: clearing on every last settle would re-arm it per sequential call
       clearInterval(this.sweeper!)

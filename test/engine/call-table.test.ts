@@ -26,7 +26,14 @@ test('the call table finds, removes and lists calls by id, through slot collisio
   assert.equal(t.size, 5002)
   for (const c of many) assert.equal(t.get(c.id), c)
   assert.deepEqual(t.values().map((c) => c.id).sort((a, b) => a - b), [5, 5 + 2048, ...many.map((c) => c.id)])
+  const grown = t.capacity
+  assert.ok(grown >= 8192, `grew to ${grown} slots`)
   for (const c of many) assert.equal(t.delete(c.id), true)
+  // few left: compact shrinks the array, and what is left is still found
+  t.compact()
+  assert.ok(t.capacity < grown, `shrank from ${grown} to ${t.capacity}`)
+  assert.equal(t.get(5), hung)
+  assert.equal(t.get(5 + 2048), colliding[1])
   assert.equal(t.delete(5), true)
   assert.equal(t.delete(5 + 2048), true)
   assert.equal(t.size, 0)
