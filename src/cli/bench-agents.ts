@@ -21,6 +21,8 @@ import { randomFillSync } from 'node:crypto'
 import { setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
 import { threadId } from 'node:worker_threads'
+import { PerformanceObserver } from 'node:perf_hooks'
+import type { PerformanceEntry } from 'node:perf_hooks'
 import { defineAgent } from '../index.ts'
 import { threadGcPauses } from '../observe/gc-pauses.ts'
 import type { GcPauseFigures } from '../observe/gc-pauses.ts'
@@ -91,6 +93,30 @@ export interface StateSize {
   readonly count: number
 }
 
+/** GC pauses with their times, while a trace is on (one per thread: this module is loaded once per worker). */
+export const gcTrace = {
+  observer: null as PerformanceObserver | null,
+  spans: [] as number[],
+  start (): void {
+    this.spans = []
+    this.observer?.disconnect()
+    this.observer = new PerformanceObserver((list) => this.keep(list.getEntries()))
+    this.observer.observe({ type: 'gc' })
+  },
+  keep (entries: readonly PerformanceEntry[]): void {
+    for (const e of entries) this.spans.push(performance.timeOrigin + e.startTime, performance.timeOrigin + e.startTime + e.duration)
+  },
+  take (): number[] {
+    if (this.observer === null) return []
+    this.keep(this.observer.takeRecords())
+    this.observer.disconnect()
+    this.observer = null
+    const out = this.spans
+    this.spans = []
+    return out
+  }
+}
+
 export const probe = defineAgent({
   type: 'probe',
   initial: () => ({ flushes: 0 }),
@@ -105,6 +131,12 @@ export const probe = defineAgent({
     tid () { return ownTid() },
     /** This thread's GC pauses since the last `gc` query (a window per bench phase), and a new window. */
     gc (): ThreadGc { return { threadId, ...threadGcPauses.takeWindow() } },
+    /** Start keeping this thread's GC pauses with their times (the latency scenario's tail attribution). */
+    gcTraceStart () { gcTrace.start() },
+    /** The pauses kept since `gcTraceStart`, [start, end] pairs in epoch ms (performance.timeOrigin-based), and stop. */
+    gcTraceTake (): number[] { return gcTrace.take() },
+    /** This thread's GC pauses since it started (no window taken): [count, total ms]. */
+    gcLifetime (): [number, number] { const g = threadGcPauses.read(); return [g.pauses, g.totalMs] },
     memory (_state, gc: boolean): ThreadMemory {
       if (gc) fullGc()
       const m = process.memoryUsage()

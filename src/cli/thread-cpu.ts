@@ -65,3 +65,28 @@ export function cpuSplit (before: Map<number, number>, after: Map<number, number
     .filter(([, ms]) => ms > 0).sort((a, b) => b[1] - a[1]).slice(0, 8)
   return { totalMs: total, mainMs, workersMs, otherMs: total - mainMs - workersMs.reduce((a, b) => a + b, 0), others }
 }
+
+/**
+ * Run-queue wait per thread (ns), from `/proc/self/task/<tid>/schedstat`: its second
+ * field is the time the thread was runnable but waiting for a CPU. With CPU time beside
+ * it, this says whether a thread that stood still was descheduled (over-subscription) or
+ * busy. Empty where the file is not there (kernels without schedstats, other systems).
+ */
+export function threadRunQueueNs (): Map<number, number> {
+  const out = new Map<number, number>()
+  let tids: string[]
+  try {
+    tids = readdirSync('/proc/self/task')
+  } catch {
+    return out
+  }
+  for (const tid of tids) {
+    try {
+      const f = readFileSync(`/proc/self/task/${tid}/schedstat`, 'latin1').split(' ')
+      out.set(Number(tid), Number(f[1]))
+    } catch {
+      // the thread ended meanwhile, or no schedstat
+    }
+  }
+  return out
+}

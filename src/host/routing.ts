@@ -108,7 +108,8 @@ export class Router implements RefTarget {
     const gateway = this.parts.gateway()
     // a shard served by another host: no home thread involved (a dropped link fails the call, not a worker)
     const thread = gateway !== null && gateway.isDirect(to.hash) ? -1 : loop.ownerOf(to.hash)
-    const [callId, promise] = this.pending.add(thread, thread < 0 ? 0 : this.parts.epochOf(thread), `${to.info.type}.${method}`, options)
+    const promise = this.pending.add(thread, thread < 0 ? 0 : this.parts.epochOf(thread), to.info.type, method, options)
+    const callId = this.pending.lastId
     try {
       if (thread < 0) gateway!.sendDirect(MSG_CALL, to.id, to.idBytes, to.hash, to.info.index, m.index, payload, callId)
       // the main thread has a ring to every thread that owns agents

@@ -105,6 +105,24 @@ describe('shoal bench --memory, every scenario, small', () => {
         assertLatency(p.sendLag, `${where}.sendLag`)
         assert.equal(p.sendLag.count, p.sent)
         assert.ok(p.latency.maxUs >= p.latency.p999Us)
+        // where the phase's time went, per thread (Linux: /proc is there)
+        if (process.platform === 'linux') {
+          const t = p.threads
+          assert.equal(t.workers.length, results.config.workers, `${where}.threads.workers`)
+          for (const x of [t.main, ...t.workers, t.other]) assertNumbers(x, ['cpuMs', 'runQueueMs'], `${where}.threads`)
+          for (const x of [t.main, ...t.workers]) {
+            assertNumbers(x, ['gcPauses', 'gcMs'], `${where}.threads`)
+            assert.ok(x.gcPauses >= 0 && x.gcMs >= 0)
+          }
+          assertNumbers(t, ['commits', 'committedStates'], `${where}.threads`)
+          for (const q of [t.commitP50Ms, t.commitP99Ms]) assert.ok(q === null || isNum(q), `${where}: a commit-latency bound or null (beyond 1 s)`)
+          if (kind === 'command') assert.ok(t.commits > 0 && t.committedStates >= t.commits, `${where}: the commands committed`)
+        }
+        // the calls at or above the p99, split by the GC pauses they were in flight through
+        assertNumbers(p.tail, ['calls', 'mainGc', 'workerGc', 'neither', 'mainGcShare', 'workerGcShare'], `${where}.tail`)
+        assert.equal(p.tail.mainGc + p.tail.workerGc + p.tail.neither, p.tail.calls)
+        assert.ok(p.tail.calls >= 1 && p.tail.calls <= p.completed, `${where}: some calls are at or above the p99`)
+        assert.ok(p.tail.mainGcShare >= 0 && p.tail.mainGcShare <= 1 && p.tail.workerGcShare >= 0 && p.tail.workerGcShare <= 1)
       }
     }
   })

@@ -9,19 +9,24 @@ test('timeoutMs, the default call timeout and AbortSignal settle a call that get
     const stuck = host.ref('crasher', 'stuck')
     await assert.rejects(stuck.call('hang', undefined, { timeoutMs: 20 }), (err: unknown) => err instanceof TimeoutError && err.retriable)
     // the agent is now busy forever; the default timeout catches calls queued behind it
-    await assert.rejects(stuck.call('ping'), { code: 'SHOAL_ERR_TIMEOUT' })
+    // (the errors name the call: its type and method, kept apart until an error needs them)
+    await assert.rejects(stuck.call('ping'), { code: 'SHOAL_ERR_TIMEOUT', message: 'crasher.ping timed out after 200 ms' })
     const controller = new AbortController()
     const pending = host.ref('crasher', 'stuck').call('ping', undefined, { signal: controller.signal, timeoutMs: 60_000 })
     controller.abort(new Error('user gave up'))
     await assert.rejects(pending, (err: unknown) => {
       assert.ok(err instanceof AbortedError)
+      assert.equal((err as AbortedError).message, 'crasher.ping was aborted')
       assert.equal((err as AbortedError).name, 'AbortError')
       assert.equal(((err as Error).cause as Error).message, 'user gave up')
       return true
     })
     await assert.rejects(host.ref('counter', 'c').call('get', undefined, { signal: AbortSignal.abort() }), { code: 'SHOAL_ERR_ABORTED' })
-    // other agents are unaffected by the stuck one
+    // other agents are unaffected by the stuck one; concurrent calls each get their own reply
     assert.equal(await host.ref('counter', 'c').call('add', 1), 1)
+    const keys = Array.from({ length: 50 }, (_, i) => `n${i}`)
+    await Promise.all(keys.map((k, i) => host.ref('counter', k).call('add', i + 1)))
+    assert.deepEqual(await Promise.all(keys.map((k) => host.ref('counter', k).call('get'))), keys.map((_, i) => i + 1))
     assert.equal(host.stats().pendingCalls, 0)
   } finally {
     await host.close()

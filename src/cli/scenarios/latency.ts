@@ -15,25 +15,39 @@
  *
  * The sender polls the clock with `setImmediate` (sleeping with a timer only when the
  * next call is more than 2 ms away): Node's timers are 1 ms coarse, which at these
- * rates would add up to a millisecond to every call. How late each call left is
- * recorded too (`sendLag`), so the generator's own delay is visible beside the latency.
+ * rates would add up to a millisecond to every call. When nothing is due it naps
+ * 0.1 ms in `Atomics.wait` rather than spin: spinning kept the main thread at 100% of a
+ * core (the workers then waited for a CPU) and each spin's promise and Immediate made
+ * garbage (the main thread's scavenges) — the sender made much of the tail it measured
+ * (bench/RESULTS.md, issue 13, 2026-12-06 evening). A nap delays replies that arrive
+ * meanwhile by up to 0.1 ms; it is counted. How late each call left is recorded too
+ * (`sendLag`), so the generator's own delay is visible beside the latency.
  *
  * Baseline: the raw disk sync (4 KiB write + fdatasync, one at a time) measured in this
  * scenario just before the command phases, on the data directory's filesystem. A
  * durable command's reply needs at least one; the target is command p99 ≤ fsync p99 + 2 ms.
  */
 import { fsyncLatency } from '../../baselines/raw-baselines.ts'
-import { counter } from '../bench-agents.ts'
+import { counter, gcTrace } from '../bench-agents.ts'
 import { HdrLatency, summarizeUs } from '../hdr.ts'
 import type { LatencySummary } from '../latency.ts'
 import { fmt } from '../progress.ts'
 import { agentKey, perSec } from './context.ts'
 import type { ScenarioContext } from './context.ts'
+import { ownTid, threadCpuMs, threadRunQueueNs } from '../thread-cpu.ts'
+import { threadGcPauses } from '../../observe/gc-pauses.ts'
+import { LATENCY_BOUNDS_MS } from '../../../native-free-core/runtime/commit-stats.ts'
 
 /** Offered loads, as shares of the measured maximum. */
 export const kShares: readonly number[] = [0.25, 0.5, 0.75]
 /** Poll the clock rather than sleep when the next call is due within this many ms. */
 const kSpinMs = 2
+/**
+ * When nothing is due, block the main thread this long (Atomics.wait: the thread sleeps
+ * in the kernel) before looking again, instead of spinning through `setImmediate`.
+ */
+const kNapMs = 0.1
+const napCell = new Int32Array(new SharedArrayBuffer(4))
 
 export type CallKind = 'query' | 'command'
 
@@ -51,6 +65,48 @@ export interface RatePoint {
   readonly latency: LatencySummary
   /** Intended → real send time: the load generator's own delay, included in `latency`. */
   readonly sendLag: LatencySummary
+  /** Where the phase's time went, per thread (null without /proc). */
+  readonly threads: PhaseThreads | null
+  /** The calls at or above the p99: how many were in flight during a GC pause of the main thread, of a worker, of neither. */
+  readonly tail: TailCauses
+}
+
+export interface TailCauses {
+  /** Calls whose latency was ≥ the phase's p99. */
+  readonly calls: number
+  /** …of which in flight (intended send → reply) while the main thread stood in a GC pause. */
+  readonly mainGc: number
+  /** …of the others, in flight during a GC pause of a worker. */
+  readonly workerGc: number
+  /** …in flight during no GC pause: scheduling, queueing, commits. */
+  readonly neither: number
+  /** Share of the phase's wall time the main thread / any worker spent in GC pauses. */
+  readonly mainGcShare: number
+  readonly workerGcShare: number
+}
+
+/** One thread (or group of threads) over one open-loop phase. */
+export interface ThreadTime {
+  /** CPU time, ms (clock ticks: 10 ms resolution). */
+  readonly cpuMs: number
+  /** Time runnable but waiting for a CPU (schedstat), ms. */
+  readonly runQueueMs: number
+  /** GC pauses of this thread's JavaScript in the phase: how many, their total (ms). Absent for `other`. */
+  readonly gcPauses?: number
+  readonly gcMs?: number
+}
+
+/** The main thread, each worker, and every other thread of the process (V8's helpers, libuv, lmdb-js). */
+export interface PhaseThreads {
+  readonly main: ThreadTime
+  readonly workers: readonly ThreadTime[]
+  readonly other: ThreadTime
+  /** Group commits of all workers in the phase, the states they carried, and their latency (batch closed → store done). */
+  readonly commits: number
+  readonly committedStates: number
+  /** Upper bounds (ms) of the commit-latency buckets holding the median and the 99th percentile (null: beyond the last bound, 1 s); 0 without commits. */
+  readonly commitP50Ms: number | null
+  readonly commitP99Ms: number | null
 }
 
 export interface OpenLoopSeries {
@@ -97,12 +153,147 @@ async function maxRate (send: Send, concurrency: number, ms: number): Promise<nu
 const immediate = (): Promise<void> => new Promise((resolve) => setImmediate(resolve))
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
 
+interface ThreadReading {
+  readonly cpu: Map<number, number>
+  readonly runQueue: Map<number, number>
+  readonly gc: ReadonlyArray<readonly [number, number]>
+  readonly commits: number
+  readonly committedStates: number
+  readonly commitBuckets: readonly number[]
+}
+
+/** Outside the timed loop: asks each probe for its thread's lifetime GC figures. */
+async function readThreads (ctx: ScenarioContext): Promise<ThreadReading> {
+  const workers = await Promise.all(ctx.probes.refs.map((r) => r.call('gcLifetime')))
+  const main = threadGcPauses.read()
+  const stats = ctx.host.stats().workers
+  const commitBuckets = LATENCY_BOUNDS_MS.map(() => 0).concat(0)
+  for (const w of stats) w.commitLatencyBuckets.forEach((n, i) => { commitBuckets[i] = commitBuckets[i]! + n })
+  return {
+    cpu: threadCpuMs(),
+    runQueue: threadRunQueueNs(),
+    gc: [[main.pauses, main.totalMs], ...workers],
+    commits: stats.reduce((n, w) => n + w.commits, 0),
+    committedStates: stats.reduce((n, w) => n + w.committedStates, 0),
+    commitBuckets
+  }
+}
+
+/** Per-thread time between two readings; workerTids in the order of the probes. */
+function phaseThreads (a: ThreadReading, b: ThreadReading, workerTids: readonly number[]): PhaseThreads | null {
+  if (b.cpu.size === 0) return null
+  const main = ownTid()
+  const time = (tids: readonly number[], gc: number | null): ThreadTime => {
+    let cpuMs = 0
+    let rq = 0
+    for (const t of tids) {
+      cpuMs += (b.cpu.get(t) ?? 0) - (a.cpu.get(t) ?? 0)
+      rq += (b.runQueue.get(t) ?? 0) - (a.runQueue.get(t) ?? 0)
+    }
+    const out: ThreadTime = { cpuMs, runQueueMs: rq / 1e6 }
+    if (gc === null) return out
+    return { ...out, gcPauses: b.gc[gc]![0] - a.gc[gc]![0], gcMs: b.gc[gc]![1] - a.gc[gc]![1] }
+  }
+  const known = new Set([main, ...workerTids])
+  const buckets = b.commitBuckets.map((n, i) => n - a.commitBuckets[i]!)
+  const commits = buckets.reduce((x, y) => x + y, 0)
+  const quantile = (q: number): number | null => {
+    let seen = 0
+    for (let i = 0; i < buckets.length; i++) {
+      seen += buckets[i]!
+      if (seen >= q * commits) return LATENCY_BOUNDS_MS[i] ?? null
+    }
+    return null
+  }
+  return {
+    commits: b.commits - a.commits,
+    committedStates: b.committedStates - a.committedStates,
+    commitP50Ms: commits === 0 ? 0 : quantile(0.5),
+    commitP99Ms: commits === 0 ? 0 : quantile(0.99),
+    main: time([main], 0),
+    // with `workers: 0` the main thread is the only worker and its figures are above
+    workers: workerTids.flatMap((t, i) => t === main ? [] : [time([t], i + 1)]),
+    other: time([...b.cpu.keys()].filter((t) => !known.has(t)), null)
+  }
+}
+
+const bound = (ms: number | null): string => ms === null ? `> ${LATENCY_BOUNDS_MS[LATENCY_BOUNDS_MS.length - 1]!} ms` : `≤ ${ms} ms`
+
+function fmtThreads (t: PhaseThreads | null): string {
+  if (t === null) return ''
+  const one = (name: string, x: ThreadTime): string =>
+    `${name} cpu ${fmt(x.cpuMs)} ms, run-queue ${fmt(x.runQueueMs)} ms` + (x.gcMs !== undefined ? `, GC ${fmt(x.gcPauses!)} pauses ${fmt(x.gcMs)} ms` : '')
+  const commits = t.commits === 0 ? [] : [`${fmt(t.commits)} commits of ${fmt(t.committedStates / t.commits)} states, latency p50 ${bound(t.commitP50Ms)}, p99 ${bound(t.commitP99Ms)}`]
+  return [one('main', t.main), ...t.workers.map((w, i) => one(`w${i + 1}`, w)), one('other', t.other), ...commits].join('; ')
+}
+
+/** Sorted, merged [start, end] spans (flat pairs). */
+function mergeSpans (flat: readonly number[]): number[] {
+  const pairs: Array<[number, number]> = []
+  for (let i = 0; i + 1 < flat.length; i += 2) pairs.push([flat[i]!, flat[i + 1]!])
+  pairs.sort((a, b) => a[0] - b[0])
+  const out: number[] = []
+  for (const [s, e] of pairs) {
+    if (out.length !== 0 && s <= out[out.length - 1]!) out[out.length - 1] = Math.max(out[out.length - 1]!, e)
+    else out.push(s, e)
+  }
+  return out
+}
+
+/** Does [from, to] meet any of the merged spans? (binary search) */
+function meets (spans: readonly number[], from: number, to: number): boolean {
+  let lo = 0
+  let hi = spans.length / 2
+  while (lo < hi) { // first span ending at or after `from`
+    const mid = (lo + hi) >> 1
+    if (spans[mid * 2 + 1]! < from) lo = mid + 1
+    else hi = mid
+  }
+  return lo < spans.length / 2 && spans[lo * 2]! <= to
+}
+
+function covered (spans: readonly number[], from: number, to: number): number {
+  let ms = 0
+  for (let i = 0; i < spans.length; i += 2) ms += Math.max(0, Math.min(to, spans[i + 1]!) - Math.max(from, spans[i]!))
+  return ms
+}
+
+/** Attribute the calls at or above `p99Ms` to the GC pauses they were in flight through. */
+function tailCauses (sentAt: Float64Array, took: Float64Array, p99Ms: number, main: number[], workers: number[], from: number, to: number): TailCauses {
+  const m = mergeSpans(main)
+  const w = mergeSpans(workers)
+  let calls = 0
+  let mainGc = 0
+  let workerGc = 0
+  // the HDR p99 is the top of its bucket (3 significant digits: 1/1024 wide); the bucket's own calls count
+  const floor = p99Ms * (1 - 2 / 1024)
+  for (let k = 0; k < sentAt.length; k++) {
+    const t = took[k]!
+    if (!(t >= floor)) continue
+    calls++
+    const a = sentAt[k]!
+    if (meets(m, a, a + t)) mainGc++
+    else if (meets(w, a, a + t)) workerGc++
+  }
+  const wall = Math.max(1e-9, to - from)
+  return { calls, mainGc, workerGc, neither: calls - mainGc - workerGc, mainGcShare: covered(m, from, to) / wall, workerGcShare: covered(w, from, to) / wall }
+}
+
 /** Open loop: `rate` calls/s on a fixed schedule for `ms`, latency from each call's intended time. */
-async function openLoop (send: Send, share: number, rate: number, ms: number): Promise<RatePoint> {
+async function openLoop (ctx: ScenarioContext, workerTids: readonly number[], probesOnMain: boolean, send: Send, share: number, rate: number, ms: number): Promise<RatePoint> {
+  const before = await readThreads(ctx)
+  await Promise.all(ctx.probes.refs.map((r) => r.call('gcTraceStart')))
+  // `workers: 0`: the probe agent lives on the main thread, and its trace is the main thread's
+  const mainOwnTrace = !probesOnMain
+  if (mainOwnTrace) gcTrace.start()
   const latency = new HdrLatency()
   const lag = new HdrLatency()
   const total = Math.max(1, Math.round(rate * ms / 1000))
   const interval = 1000 / rate
+  // each call's intended send time (epoch ms) and latency (ms; NaN: failed), for the tail's causes
+  const sentAt = new Float64Array(total)
+  const took = new Float64Array(total).fill(NaN)
+  const epoch = performance.timeOrigin
   let completed = 0
   let errors = 0
   let lastReply = 0
@@ -120,18 +311,36 @@ async function openLoop (send: Send, share: number, rate: number, ms: number): P
     const now = performance.now()
     for (let at = start + i * interval; i < total && at <= now; at = start + (++i) * interval) {
       const intended = at
+      const k = i
+      sentAt[k] = epoch + intended
       lag.recordMs(now - intended)
       send().then(() => {
-        latency.recordMs(performance.now() - intended)
+        const t = performance.now() - intended
+        took[k] = t
+        latency.recordMs(t)
         settle(true)
       }, () => settle(false))
     }
     if (i === total) break
     const wait = start + i * interval - performance.now()
     if (wait > kSpinMs) await sleep(wait - 1)
-    else await immediate()
+    else {
+      if (wait > 0) Atomics.wait(napCell, 0, 0, kNapMs)
+      await immediate()
+    }
   }
   await finished
+  const mainSpans = mainOwnTrace ? gcTrace.take() : []
+  const workerSpans = (await Promise.all(ctx.probes.refs.map((r) => r.call('gcTraceTake')))).flat()
+  const threads = phaseThreads(before, await readThreads(ctx), workerTids)
+  const summary = latency.summary()
+  // with `workers: 0` the probe runs on the main thread: its trace is the main thread's
+  const tail = mainOwnTrace
+    ? tailCauses(sentAt, took, summary.p99Us / 1000, mainSpans, workerSpans, epoch + start, epoch + lastReply)
+    : tailCauses(sentAt, took, summary.p99Us / 1000, workerSpans, [], epoch + start, epoch + lastReply)
+  ctx.progress.log(`  ${share * 100}%: ${fmtThreads(threads)}`)
+  ctx.progress.log(`  ${share * 100}%: ${fmt(tail.calls)} calls ≥ p99: ${fmt(tail.mainGc)} through a main-thread GC pause, ${fmt(tail.workerGc)} through a worker's, ${fmt(tail.neither)} through none; ` +
+    `GC pauses covered ${fmt(tail.mainGcShare * 100)}% (main) / ${fmt(tail.workerGcShare * 100)}% (workers) of the phase`)
   return {
     share,
     offeredPerSec: rate,
@@ -140,8 +349,10 @@ async function openLoop (send: Send, share: number, rate: number, ms: number): P
     completed,
     errors,
     achievedPerSec: perSec(completed, lastReply - start),
-    latency: latency.summary(),
-    sendLag: lag.summary()
+    latency: summary,
+    sendLag: lag.summary(),
+    threads,
+    tail
   }
 }
 
@@ -151,6 +362,8 @@ async function series (ctx: ScenarioContext, kind: CallKind, maxMs: number, rate
   let step = 0
   let detail = 'measuring the maximum rate'
   const phase = ctx.progress.phase(`latency (${kind})`, kShares.length + 1, () => ({ value: step, detail }))
+  const workerTids = await Promise.all(ctx.probes.refs.map((r) => r.call('tid')))
+  const probesOnMain = (await Promise.all(ctx.probes.refs.map((r) => r.call('thread')))).includes(0)
   const max = await maxRate(send, ctx.concurrency, maxMs)
   await between()
   step++
@@ -158,7 +371,7 @@ async function series (ctx: ScenarioContext, kind: CallKind, maxMs: number, rate
   for (const share of kShares) {
     const rate = Math.max(1, Math.round(max * share))
     detail = `${fmt(rate)}/s offered (${share * 100}% of ${fmt(max)}/s)`
-    points.push(await openLoop(send, share, rate, rateMs))
+    points.push(await openLoop(ctx, workerTids, probesOnMain, send, share, rate, rateMs))
     await between()
     step++
   }
