@@ -4,9 +4,11 @@
  */
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
+import { inspect } from 'node:util'
 import { defineAgent } from '../../native-free-core/agent/define-agent.ts'
 import { AgentRegistry } from '../../native-free-core/agent/registry.ts'
 import { ShardRuntime } from '../../native-free-core/runtime/shard-runtime.ts'
+import { flatCopy } from '../../native-free-core/runtime/commit-pipeline.ts'
 import type { RuntimeOutput } from '../../native-free-core/runtime/shard-runtime.ts'
 import type { Store } from '../../native-free-core/storage/store.ts'
 import { Envelope, MSG_CALL, MSG_CAST, MSG_SEND } from '../../native-free-core/agent/envelope.ts'
@@ -36,8 +38,22 @@ const counter = defineAgent({
 })
 const scratch = defineAgent({ type: 'scratch', durable: false, initial: () => ({ n: 0 }), commands: { add (s, by: number) { s.n += by; return s.n }, fail (s) { s.n = 99; throw new Error('x') } }, queries: { get (s) { return s.n } } })
 
+// a flat state (primitive fields only): its rollback snapshots are copies, not bytes
+const wallet = defineAgent({
+  type: 'wallet',
+  initial: () => ({ cents: 0, owner: 'nobody', frozen: false, note: null as string | null }),
+  commands: {
+    pay (s, cents: number) { s.cents += cents; s.note = `paid ${cents}`; return s.cents },
+    fail (s) { s.cents = -1; s.owner = 'thief'; s.frozen = true; s.note = null; throw new Error('refused') },
+    nest (s) { (s as Record<string, unknown>).history = [s.cents] }, // no longer flat
+    nestFail (s) { ((s as Record<string, unknown>).history as number[]).push(-1); s.cents = -5; throw new Error('no') },
+    poison (s) { (s as Record<string, unknown>).bad = Symbol('x') }
+  },
+  queries: { get (s) { return s } }
+})
+
 function setup (store: Store | null = new ManualStore()): { rt: ShardRuntime, out: Out, store: Store | null, call: (type: string, key: string, method: string, payload?: unknown) => number, cast: (type: string, key: string, method: string, payload?: unknown) => void } {
-  const registry = new AgentRegistry([counter, scratch])
+  const registry = new AgentRegistry([counter, scratch, wallet])
   const out: Out = { replies: [], sends: [], errors: [] }
   let rt!: ShardRuntime
   const output: RuntimeOutput = {
@@ -101,6 +117,63 @@ test('inside one batch, a throw keeps the uncommitted turns before it', async ()
   await (store as ManualStore).completeAll()
   assert.deepEqual(out.replies.map((r) => [r.callId, r.ok, r.value]), [[1, true, 1], [2, true, 3], [3, false, 'SHOAL_ERR_AGENT'], [4, true, 7]])
   assert.deepEqual(simCodec.decode((store as ManualStore).getState(idString('default', 'counter', 'a'))!), { n: 7, log: [] })
+})
+
+test('a flat state rolls back from a copy: every throw in a batch restores the last good fields, and the batch commits what the good turns left', async () => {
+  const { rt, out, store, call } = setup()
+  const id = idString('default', 'wallet', 'w')
+  call('wallet', 'w', 'pay', 5)
+  call('wallet', 'w', 'pay', 7) // snapshot of { cents: 5, ... } (a copy)
+  call('wallet', 'w', 'fail') // back to 12
+  call('wallet', 'w', 'fail') // the restored copy is the live state: copied again before this one
+  call('wallet', 'w', 'pay', 1)
+  call('wallet', 'w', 'get')
+  assert.deepEqual(out.replies.at(-1)!.value, { cents: 13, owner: 'nobody', frozen: false, note: 'paid 1' }, 'the live state after two rollbacks')
+  rt.commit()
+  await (store as ManualStore).completeAll()
+  assert.deepEqual(out.replies.filter((r) => r.callId <= 5).map((r) => [r.callId, r.ok, r.value]),
+    [[1, true, 5], [2, true, 12], [3, false, 'SHOAL_ERR_AGENT'], [4, false, 'SHOAL_ERR_AGENT'], [5, true, 13]])
+  assert.deepEqual(simCodec.decode((store as ManualStore).getState(id)!), { cents: 13, owner: 'nobody', frozen: false, note: 'paid 1' })
+  // a state that stops being flat inside the batch is kept as bytes from then on, and restores as deeply
+  call('wallet', 'w', 'pay', 1)
+  call('wallet', 'w', 'nest') // copied before (flat); after it, { ..., history: [14] }
+  call('wallet', 'w', 'nestFail') // kept as bytes before it: the array is restored too
+  call('wallet', 'w', 'get')
+  assert.deepEqual(out.replies.at(-1)!.value, { cents: 14, owner: 'nobody', frozen: false, note: 'paid 1', history: [14] })
+  rt.commit()
+  await (store as ManualStore).completeAll()
+  assert.deepEqual(simCodec.decode((store as ManualStore).getState(id)!), { cents: 14, owner: 'nobody', frozen: false, note: 'paid 1', history: [14] })
+})
+
+test('a flat state made unencodable after a copy snapshot fails that agent only, at the commit or the next command', async () => {
+  const { rt, out, store, call } = setup()
+  call('wallet', 'good', 'pay', 1)
+  call('wallet', 'bad', 'pay', 1)
+  call('wallet', 'bad', 'poison') // copied before it (flat); the symbol fails the commit's encode
+  rt.commit()
+  await (store as ManualStore).completeAll()
+  assert.deepEqual(out.replies.map((r) => [r.callId, r.ok, r.value]), [[1, true, 1], [2, false, 'SHOAL_ERR_ENCODE'], [3, false, 'SHOAL_ERR_ENCODE']])
+  assert.equal((store as ManualStore).getState(idString('default', 'wallet', 'bad')), undefined)
+  call('wallet', 'bad', 'pay', 2)
+  call('wallet', 'bad', 'poison')
+  call('wallet', 'bad', 'pay', 3) // the snapshot before it cannot copy (a symbol) nor encode: poisoned now
+  rt.commit()
+  await (store as ManualStore).completeAll()
+  assert.deepEqual(out.replies.slice(3).map((r) => [r.callId, r.ok, r.value]).sort((a, b) => (a[0] as number) - (b[0] as number)),
+    [[4, false, 'SHOAL_ERR_ENCODE'], [5, false, 'SHOAL_ERR_ENCODE'], [6, true, 3]])
+  assert.deepEqual(simCodec.decode((store as ManualStore).getState(idString('default', 'wallet', 'bad'))!), { cents: 3, owner: 'nobody', frozen: false, note: 'paid 3' }, 'call 6 ran on its initial state again')
+})
+
+test('flatCopy copies plain objects of primitive fields only', () => {
+  const flat = { a: 1, b: 'x', c: true, d: null }
+  const copy = flatCopy(flat)
+  assert.deepEqual(copy, flat)
+  assert.notEqual(copy, flat)
+  const bare = Object.assign(Object.create(null) as object, { n: 1 })
+  assert.equal(Object.getPrototypeOf(flatCopy(bare)), null)
+  for (const v of [1, 'x', null, undefined, [1], { a: [] }, { a: {} }, { a: undefined }, { a: 1n }, { a: Symbol('s') }, { a: () => 1 }, new Date(0), new Map(), new (class Point { x = 1 })()]) {
+    assert.equal(flatCopy(v), undefined, inspect(v))
+  }
 })
 
 test('an unencodable state fails that agent only; the rest of the batch commits', async () => {
