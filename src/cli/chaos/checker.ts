@@ -117,14 +117,30 @@ export async function check (procs: ClusterProcs, ledger: Ledger, t0: number, o:
   }
 }
 
+/** A settle slower than this prints every host's view (as evidence) even when it ends in time. */
+const kSlowSettleMs = 5_000
+
 async function checkState (procs: ClusterProcs, ledger: Ledger, t0: number, o: CheckOptions, violations: string[], settleEvidence: string[]): Promise<CheckReport> {
   const hosts = procs.running()
   const reader = hosts[0]!
 
   let t = performance.now()
+  // a settle that ends late is no violation, but which step it waited for is what a fix
+  // needs: every host's view, once, if it has not settled after kSlowSettleMs
+  let slow: Promise<void> | undefined
+  const slowTimer = setTimeout(() => {
+    slow = procs.describe().then((views) => {
+      settleEvidence.push(`the cluster had not settled ${kSlowSettleMs} ms after the faults; each host's view then:`)
+      for (const { id, view } of views) settleEvidence.push(`  ${id}: ${view}`)
+    }, () => {})
+  }, kSlowSettleMs)
   try {
     await procs.settled(o.settleTimeoutMs)
+    clearTimeout(slowTimer)
+    await slow
   } catch (err) {
+    clearTimeout(slowTimer)
+    await slow
     violations.push(`no settle: ${(err as Error).message}`)
     // each host's view now, not only the first timeout's: the old owner of a move that
     // waits is the one that can say why (its moves out, its reconcile step, its holds)
