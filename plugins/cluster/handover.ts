@@ -76,6 +76,8 @@ interface Outgoing {
   /** The new owner acknowledged the data: from here on the move is reported (again) until the map decides. */
   acked: boolean
   reported: boolean
+  /** The token of the data stream's acknowledgement (0 until the stream starts). */
+  token: number
 }
 
 interface Incoming {
@@ -314,7 +316,7 @@ export class Handover {
 
   private async moveOut (shards: number[], to: string, planned: number): Promise<void> {
     const { router, gateway, store, wire, membership, self } = this.parts
-    for (const s of shards) this.outgoing.set(s, { to, planned, acked: false, reported: false })
+    for (const s of shards) this.outgoing.set(s, { to, planned, acked: false, reported: false, token: 0 })
     router.holdLeaving(shards)
     for (const s of shards) this.served.delete(s)
     const timeouts = await gateway.release(shards)
@@ -338,6 +340,15 @@ export class Handover {
           }
         })
       })
+      for (const s of shards) {
+        const out = this.outgoing.get(s)
+        if (out !== undefined) out.token = token
+      }
+      // the map may have planned the move again while the shards were released: don't start it
+      const now = membership.map()
+      if (now !== undefined && shards.some((s) => !movePlanned(now, s, self, to, planned))) {
+        this.acks.get(token)?.answer(false, 'the map no longer plans this move')
+      }
       let n = 0
       for (const s of shards) {
         for (const chunk of store.exportShard(s)) {
@@ -469,13 +480,22 @@ export class Handover {
   }
 
   /**
-   * The map no longer plans this move. Before the report, the stream in flight ends
-   * on its own (an answer or its timeout) and restore() serves the shard again; after it,
-   * the leader ignores the report, so the shard is served here again now.
+   * The map no longer plans this move. Before the new owner acknowledged the data, the
+   * stream is ended now, as its timeout would end it (moveOut restores the shards and
+   * serves them again): the leader folds no report of a plan it replaced, and waiting for an
+   * answer that may never come (chaos seeds 3008 and 5202: the target had no stream coming
+   * in) held the shards out of service for MOVE_ACK_TIMEOUT_MS. Acknowledged but not yet
+   * reported, the report is in flight and may land: the shard stays held until the map
+   * decides. After the report, the leader ignores it, so the shard is served here again now.
    */
   private callOff (shard: number): void {
     const out = this.outgoing.get(shard)
-    if (out === undefined || !out.reported) return
+    if (out === undefined) return
+    if (!out.acked) {
+      if (out.token !== 0) this.acks.get(out.token)?.answer(false, 'the map no longer plans this move')
+      return
+    }
+    if (!out.reported) return
     void this.restore([shard], [])
   }
 
