@@ -19,8 +19,11 @@ export function ownTid (): number {
   }
 }
 
-/** CPU time (user + system, ms) of every thread of the process, by tid. */
-export function threadCpuMs (): Map<number, number> {
+/**
+ * `read(tid)` of every thread of the process, by tid, from its /proc/self/task entry:
+ * empty without /proc; a thread that ended meanwhile (or lacks the file) is left out.
+ */
+function perThread (read: (tid: string) => number): Map<number, number> {
   const out = new Map<number, number>()
   let tids: string[]
   try {
@@ -30,15 +33,22 @@ export function threadCpuMs (): Map<number, number> {
   }
   for (const tid of tids) {
     try {
-      const stat = readFileSync(`/proc/self/task/${tid}/stat`, 'latin1')
-      // fields after the command name in parentheses (which may hold spaces): utime is the 14th field, stime the 15th
-      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-      out.set(Number(tid), (Number(f[11]) + Number(f[12])) * kTickMs)
+      out.set(Number(tid), read(tid))
     } catch {
-      // the thread ended meanwhile
+      // the thread ended meanwhile, or the file is not there
     }
   }
   return out
+}
+
+/** CPU time (user + system, ms) of every thread of the process, by tid. */
+export function threadCpuMs (): Map<number, number> {
+  return perThread((tid) => {
+    const stat = readFileSync(`/proc/self/task/${tid}/stat`, 'latin1')
+    // fields after the command name in parentheses (which may hold spaces): utime is the 14th field, stime the 15th
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+    return (Number(f[11]) + Number(f[12])) * kTickMs
+  })
 }
 
 export interface CpuSplit {
@@ -73,20 +83,5 @@ export function cpuSplit (before: Map<number, number>, after: Map<number, number
  * busy. Empty where the file is not there (kernels without schedstats, other systems).
  */
 export function threadRunQueueNs (): Map<number, number> {
-  const out = new Map<number, number>()
-  let tids: string[]
-  try {
-    tids = readdirSync('/proc/self/task')
-  } catch {
-    return out
-  }
-  for (const tid of tids) {
-    try {
-      const f = readFileSync(`/proc/self/task/${tid}/schedstat`, 'latin1').split(' ')
-      out.set(Number(tid), Number(f[1]))
-    } catch {
-      // the thread ended meanwhile, or no schedstat
-    }
-  }
-  return out
+  return perThread((tid) => Number(readFileSync(`/proc/self/task/${tid}/schedstat`, 'latin1').split(' ')[1]))
 }
