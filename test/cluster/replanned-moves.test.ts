@@ -25,8 +25,7 @@ import { createEtcdClient } from '../../plugins/cluster/membership/etcd-client.t
 import { startEtcd } from '../helpers/etcd.ts'
 import { clusterProcs } from '../helpers/cluster-procs.ts'
 import { until } from './tenancy-helpers.ts'
-
-const MOVES = 8
+import { MOVES, withMoves } from './led-moves.ts'
 
 interface ClusterStats { cluster: { movesCalledOff: number } }
 
@@ -55,11 +54,7 @@ test('a move the map plans again while its data goes unanswered is called off at
     c.proxy('h1').pause()
     const moving: number[] = []
     for (let s = 0; moving.length < MOVES; s++) if (ring.owner[s] === i0) moving.push(s)
-    const planned = (epoch: number): ShardMap => {
-      const map: ShardMap = { ...ring, epoch, owner: ring.owner.slice(), target: ring.target.slice(), targetEpoch: ring.targetEpoch.slice() }
-      for (const s of moving) { map.target[s] = i1; map.targetEpoch[s] = epoch }
-      return map
-    }
+    const planned = (epoch: number): ShardMap => withMoves(ring, moving, i0, i1, epoch)
     const w3 = await writeMap(raw, keys, { map: planned(3), mapRevision: revision, leaderRevision: won.revision, folded: [] })
     assert.ok(w3.ok)
     revision = w3.revision
