@@ -110,6 +110,16 @@ function streamOf (h: Harness, peer: string): { id: string, nonce: number, epoch
   throw new Error(`no CL_REPL for shard ${h.shard} to ${peer}`)
 }
 
+/** The owner serves the map and streams to b; b says it holds the snapshot (synced at 0) and the record with b in sync lands. */
+async function bInSync (h: Harness): Promise<ReturnType<typeof streamOf>> {
+  h.streams.setMap(h.map, () => true)
+  const stream = streamOf(h, 'b')
+  h.streams.synced('b', h.shard, stream.id, 0)
+  await new Promise((resolve) => setTimeout(resolve, 300)) // the records with b in sync land
+  assert.ok(isMarkedInSync(h.records.at(-1)!, h.shard, 'b'), 'b is in sync in the record')
+  return stream
+}
+
 const settledWithin = async (p: Promise<void>, ms: number): Promise<'resolved' | 'rejected' | 'pending'> =>
   await Promise.race([
     p.then(() => 'resolved' as const, () => 'rejected' as const),
@@ -119,11 +129,7 @@ const settledWithin = async (p: Promise<void>, ms: number): Promise<'resolved' |
 test('a replica falling out while the in-sync record cannot be written: writes wait for it until a record without it lands, then go', async () => {
   const h = harness()
   try {
-    h.streams.setMap(h.map, () => true)
-    const { id, nonce, epoch } = streamOf(h, 'b')
-    h.streams.synced('b', h.shard, id, 0)
-    await new Promise((resolve) => setTimeout(resolve, 300)) // the records with b in sync land
-    assert.ok(isMarkedInSync(h.records.at(-1)!, h.shard, 'b'), 'b is in sync in the record')
+    const { nonce, epoch } = await bInSync(h)
 
     // b acknowledges a write: it is done
     const first = h.streams.replicate(journal(h.shard))
@@ -151,10 +157,7 @@ test('a replica falling out while the in-sync record cannot be written: writes w
 test('a replica the map no longer lists is told to drop its copy, and told again when its link comes up (the first frame was lost)', async () => {
   const h = harness()
   try {
-    h.streams.setMap(h.map, () => true)
-    const { id } = streamOf(h, 'b')
-    h.streams.synced('b', h.shard, id, 0)
-    await new Promise((resolve) => setTimeout(resolve, 300))
+    const { id } = await bInSync(h)
 
     // the map drops b as a replica of the shard (same owner, same epoch), while b's link is down
     const replicas = h.map.replicas.slice()
@@ -274,11 +277,7 @@ test('a replica that catches up while it is falling out (the record without it n
   // owner counted it in sync again and never looked at the writes waiting for it
   const h = harness()
   try {
-    h.streams.setMap(h.map, () => true)
-    const { id } = streamOf(h, 'b')
-    h.streams.synced('b', h.shard, id, 0)
-    await new Promise((resolve) => setTimeout(resolve, 300))
-    assert.ok(isMarkedInSync(h.records.at(-1)!, h.shard, 'b'))
+    const { id } = await bInSync(h)
 
     // etcd away; a write b does not acknowledge: b falls out, but the record cannot say so
     h.failing = true
