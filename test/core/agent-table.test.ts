@@ -5,6 +5,19 @@ import { AgentTable } from '../../native-free-core/runtime/agent-table.ts'
 
 interface Item { readonly id: string, readonly hash: number, readonly v: number }
 
+/** One model-checked operation: `kind` on both the table and a Map, then a lookup compared; returns the next value counter. */
+function applyOp (table: AgentTable<Item>, model: Map<string, Item>, kind: string, id: string, h: number, v: number): number {
+  if (kind === 'set') {
+    const item = { id, hash: h, v: v++ }
+    table.set(id, h, item)
+    model.set(id, item)
+  } else if (kind === 'delete') {
+    assert.equal(table.delete(id, h), model.delete(id))
+  }
+  assert.equal(table.get(id, h), model.get(id))
+  return v
+}
+
 test('the open-addressing table behaves like a Map under random inserts, replaces and deletes', () => {
   // few distinct hashes force long probe chains, collisions and tombstones
   const op = fc.tuple(fc.constantFrom('set', 'delete', 'get'), fc.integer({ min: 0, max: 300 }), fc.integer({ min: 0, max: 7 }))
@@ -17,14 +30,7 @@ test('the open-addressing table behaves like a Map under random inserts, replace
       const hash = (bucket * 0x9e3779b1 + (k % 3)) | 0 // collisions across ids on purpose
       const known = model.get(id)
       const h = known?.hash ?? hash
-      if (kind === 'set') {
-        const item = { id, hash: h, v: v++ }
-        table.set(id, h, item)
-        model.set(id, item)
-      } else if (kind === 'delete') {
-        assert.equal(table.delete(id, h), model.delete(id))
-      }
-      assert.equal(table.get(id, h), model.get(id))
+      v = applyOp(table, model, kind, id, h, v)
       // by the id's bytes (a message frame's), through the same collisions: the resident cell's own string
       const bytes = Buffer.from(`..${id}`)
       const found = table.idOf(h, bytes, 2, bytes.length - 2)
@@ -89,14 +95,7 @@ test('probe chains cross chunk boundaries and wrap around the last chunk like an
     for (const [kind, k] of ops) {
       const id = `id-${k}`
       const h = hashHome(homes[k % homes.length]!, k)
-      if (kind === 'set') {
-        const item = { id, hash: h, v: v++ }
-        table.set(id, h, item)
-        model.set(id, item)
-      } else if (kind === 'delete') {
-        assert.equal(table.delete(id, h), model.delete(id))
-      }
-      assert.equal(table.get(id, h), model.get(id))
+      v = applyOp(table, model, kind, id, h, v)
     }
     assert.equal(table.size, model.size)
     assert.deepEqual([...table.values()].sort((a, b) => a.v - b.v), [...model.values()].sort((a, b) => a.v - b.v))
