@@ -12,11 +12,16 @@ import { Envelope, MSG_CALL, MSG_FORGET, MSG_SEND } from '../../native-free-core
 import { hashId } from '../../native-free-core/placement/hash.ts'
 import { FrameReader, FrameWriter } from '../../src/thread/frame-codec.ts'
 
-test('durable sends and forgets carry their identity; calls and plain sends do not', () => {
+
+/** A 64 KiB ring with its producer (Buffer views) and consumer, on one thread. */
+function ring (): { producer: RingProducer, consumer: RingConsumer } {
   const sab = createRing(1 << 16)
   const bell = new Doorbell(new SharedArrayBuffer(DOORBELL_BYTES))
-  const producer = new RingProducer(sab, bell, (b, o, l) => Buffer.from(b as ArrayBuffer, o, l))
-  const consumer = new RingConsumer(sab, bell)
+  return { producer: new RingProducer(sab, bell, (b, o, l) => Buffer.from(b as ArrayBuffer, o, l)), consumer: new RingConsumer(sab, bell) }
+}
+
+test('durable sends and forgets carry their identity; calls and plain sends do not', () => {
+  const { producer, consumer } = ring()
   const writer = new FrameWriter(1 << 14)
   const id = 'default\u001fwallet\u001fbob-é'
   const hash = hashId(id)
@@ -46,10 +51,7 @@ test('durable sends and forgets carry their identity; calls and plain sends do n
 })
 
 test('a message written from an id prefix\'s bytes and a key reads back as the same id as one written from the id string', () => {
-  const sab = createRing(1 << 16)
-  const bell = new Doorbell(new SharedArrayBuffer(DOORBELL_BYTES))
-  const producer = new RingProducer(sab, bell, (b, o, l) => Buffer.from(b as ArrayBuffer, o, l))
-  const consumer = new RingConsumer(sab, bell)
+  const { producer, consumer } = ring()
   const writer = new FrameWriter(1 << 14)
   const prefix = 'tenant-a\u001fcounter\u001f'
   const prefixBytes = new Uint8Array(Buffer.from(prefix))
@@ -72,10 +74,7 @@ test('a message written from an id prefix\'s bytes and a key reads back as the s
 })
 
 test('ids come back as decoded, never as a cached or resident string whose char codes only look like the bytes', () => {
-  const sab = createRing(1 << 16)
-  const bell = new Doorbell(new SharedArrayBuffer(DOORBELL_BYTES))
-  const producer = new RingProducer(sab, bell, (b, o, l) => Buffer.from(b as ArrayBuffer, o, l))
-  const consumer = new RingConsumer(sab, bell)
+  const { producer, consumer } = ring()
   const writer = new FrameWriter(1 << 14)
   // the same hash on purpose (a collision): "é" is the bytes C3 A9, the char codes of "Ã©"
   const ids = ['Ã©', 'é', 'default\u001fcounter\u001fk7', 'default\u001fcounter\u001fk7']
