@@ -12,7 +12,6 @@ import { Envelope, MSG_CALL, MSG_FORGET, MSG_SEND } from '../../native-free-core
 import { hashId } from '../../native-free-core/placement/hash.ts'
 import { FrameReader, FrameWriter } from '../../src/thread/frame-codec.ts'
 
-
 /** A 64 KiB ring with its producer (Buffer views) and consumer, on one thread. */
 function ring (): { producer: RingProducer, consumer: RingConsumer } {
   const sab = createRing(1 << 16)
