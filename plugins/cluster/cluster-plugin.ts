@@ -41,6 +41,7 @@ import { splitJournal } from '../../native-free-core/storage/commit-journal.ts'
 import type { ReplicaStore } from './replication/replica-copies.ts'
 import type { ClusterPeers } from './peer-asks.ts'
 import { DEFAULT_LEASE_TTL_S } from './membership/index.ts'
+import { groupInto } from './group-into.ts'
 
 /** Help texts of the tenancy figures (tenancy.ts) as metrics. */
 const TENANCY_HELP: Readonly<Record<string, string>> = {
@@ -623,9 +624,7 @@ export class ClusterPlugin implements HostPlugin, ClusterView {
       else if (map.target[s] !== NONE) {
         moves++
         const key = `${map.hosts[map.owner[s]!]!}→${map.hosts[map.target[s]!]!} planned at ${map.targetEpoch[s]!}`
-        let group = groups.get(key)
-        if (group === undefined) groups.set(key, group = [])
-        group.push(s)
+        groupInto(groups, key, s)
       }
     }
     const planned = [...groups].map(([key, shards]) => `${shards.length} ${key} (e.g. ${shards.slice(0, 3).join(', ')})`)

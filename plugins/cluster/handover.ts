@@ -33,6 +33,7 @@ import type { Membership } from './membership/index.ts'
 import type { ClusterRouter } from './router.ts'
 import { CL_FLUSHED, CL_MOVE_ACK, CL_MOVE_DATA, CL_MOVE_END } from './wire.ts'
 import type { ClusterWire } from './wire.ts'
+import { groupInto } from './group-into.ts'
 
 /** How long a move's stream may wait for the new owner's answer, and a new owner for the old one's CL_FLUSHED. */
 const MOVE_ACK_TIMEOUT_MS = 30_000
@@ -222,18 +223,14 @@ export class Handover {
         }
         if (target !== NONE && target !== selfIndex) {
           const key = `${map.hosts[target]!}\u0000${map.targetEpoch[s]!}`
-          let group = moves.get(key)
-          if (group === undefined) moves.set(key, group = [])
-          group.push(s)
+          groupInto(moves, key, s)
         }
         continue
       }
       if (out !== undefined) {
         const owner = map.owner[s] === NONE ? undefined : map.hosts[map.owner[s]!]
         if (owner === out.to) {
-          let group = finished.get(out.to)
-          if (group === undefined) finished.set(out.to, group = [])
-          group.push(s)
+          groupInto(finished, out.to, s)
         } else if (out.reported && owner !== undefined && map.owner[s] !== selfIndex) {
           // a third host owns it now (a failover while the report's outcome was unknown): the
           // move is moot, the held frames go to that owner and the range here is stale
@@ -414,9 +411,7 @@ export class Handover {
     for (const [s, out] of this.outgoing) {
       if (!out.acked) continue // the data is still going out: its report is made afterwards, under the lease then
       const key = `${out.to}\u0000${out.planned}`
-      let group = groups.get(key)
-      if (group === undefined) groups.set(key, group = [])
-      group.push(s)
+      groupInto(groups, key, s)
     }
     for (const [key, shards] of groups) {
       const [to, planned] = key.split('\u0000') as [string, string]
@@ -535,9 +530,7 @@ export class Handover {
     const groups = new Map<string, number[]>()
     for (const [s, out] of this.outgoing) {
       const key = `to ${out.to} planned at ${out.planned}, ${out.reported ? 'reported' : 'not reported yet'}`
-      let group = groups.get(key)
-      if (group === undefined) groups.set(key, group = [])
-      group.push(s)
+      groupInto(groups, key, s)
     }
     const parts: string[] = []
     for (const [key, shards] of groups) {
