@@ -125,7 +125,7 @@ async function loadDashboard (port: number): Promise<HostPlugin & { readonly url
 
 async function startHost (o: BenchOptions, plan: StorePlan, plugins: readonly HostPlugin[]): Promise<[Host, 'durable' | 'memory']> {
   const young = o.workerYoungMb ?? null
-  const base = young === null ? { agents: agentsUrl, workers: o.workers, plugins } : { agents: agentsUrl, workers: o.workers, plugins, workerYoungGenerationMb: young }
+  const base = { agents: agentsUrl, workers: o.workers, plugins, ...(young === null ? {} : { workerYoungGenerationMb: young }) }
   if (plan.kind === 'memory') return [await createHost(base), 'memory']
   return [await createHost({ ...base, dataDir: plan.dataDir! }), 'durable']
 }
