@@ -81,6 +81,17 @@ interface Outgoing {
   token: number
 }
 
+/**
+ * Where a move out stands, for an unsettled cluster's report: still releasing its shards
+ * (the workers passivating and committing them; no frame sent yet), sent and waiting for the
+ * target's answer, or answered and waiting for the report.
+ */
+function stepOf (out: Outgoing): string {
+  if (out.reported) return 'reported'
+  if (out.acked) return 'acknowledged, not reported yet'
+  return out.token === 0 ? 'releasing its shards, nothing sent yet, not reported yet' : 'sent, no answer yet, not reported yet'
+}
+
 interface Incoming {
   readonly from: string
   readonly chunks: Map<number, Buffer[]>
@@ -529,7 +540,7 @@ export class Handover {
     if (this.outgoing.size === 0) return 'no move out held'
     const groups = new Map<string, number[]>()
     for (const [s, out] of this.outgoing) {
-      const key = `to ${out.to} planned at ${out.planned}, ${out.reported ? 'reported' : 'not reported yet'}`
+      const key = `to ${out.to} planned at ${out.planned}, ${stepOf(out)}`
       groupInto(groups, key, s)
     }
     const parts: string[] = []

@@ -58,8 +58,9 @@ test('a move the map plans again while its data goes unanswered is called off at
     const w3 = await writeMap(raw, keys, { map: planned(3), mapRevision: revision, leaderRevision: won.revision, folded: [] })
     assert.ok(w3.ok)
     revision = w3.revision
-    // h0 holds the shards out of service and streams them (into the silence)
-    await until('h0 holds the moves out', async () => (await c.describe()).find((v) => v.id === 'h0')!.view.includes(`moves out held: ${MOVES} to h1 planned at 3`), 20_000)
+    // h0 holds the shards out of service and streams them (into the silence); its view says
+    // the data went out and waits for an answer (not that it is still releasing the shards)
+    await until('h0 holds the moves out', async () => (await c.describe()).find((v) => v.id === 'h0')!.view.includes(`moves out held: ${MOVES} to h1 planned at 3, sent, no answer yet`), 20_000)
     const before = await calledOff()
 
     // the map plans the same moves again: the old plan's data is answered by nobody, and its
