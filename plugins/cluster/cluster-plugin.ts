@@ -255,6 +255,7 @@ export class ClusterPlugin implements HostPlugin, ClusterView {
     })
     this.links.on('batch', (peer, bytes, i32) => this.router.batch(peer, bytes, i32))
     this.links.on('up', (peer) => {
+      this.handover.up(peer)
       this.tenancy.up(peer)
       this.replication?.up(peer)
     })
@@ -456,6 +457,7 @@ export class ClusterPlugin implements HostPlugin, ClusterView {
       movedIn: this.handover.movedIn,
       movesCalledOff: this.handover.calledOff,
       staleRangesDropped: this.handover.staleDropped,
+      flushAsks: this.handover.flushAsks,
       forwarded: this.router.forwarded,
       held: this.router.held,
       releasedArrivals: this.router.releasedArrivals,

@@ -31,7 +31,7 @@ import type { Gateway } from '../../src/host/gateway.ts'
 import type { FrameSink } from '../../native-free-core/ring/ring-queue.ts'
 import type { Membership } from './membership/index.ts'
 import type { ClusterRouter } from './router.ts'
-import { CL_FLUSHED, CL_MOVE_ACK, CL_MOVE_DATA, CL_MOVE_END } from './wire.ts'
+import { CL_FLUSH_ASK, CL_FLUSHED, CL_MOVE_ACK, CL_MOVE_DATA, CL_MOVE_END } from './wire.ts'
 import type { ClusterWire } from './wire.ts'
 import { groupInto } from './group-into.ts'
 
@@ -131,6 +131,8 @@ export class Handover {
   movedIn = 0
   calledOff = 0
   staleDropped = 0
+  /** CL_FLUSH_ASKs sent: a link to an old owner came up while shards from it waited for its CL_FLUSHED. */
+  flushAsks = 0
   /** The map epoch stale ranges were last looked for at. */
   private sweptAt = -1
   private retryTimer: ReturnType<typeof setTimeout> | null = null
@@ -515,6 +517,25 @@ export class Handover {
   }
 
   /**
+   * A link to `peer` is up. Shards moved here from it may still wait for its CL_FLUSHED:
+   * one it wrote into a link that dropped, or while the link was down, is lost, and the
+   * new owner would wait FLUSH_WAIT_MS before serving them (chaos seed 5203: 38 shards
+   * adopted from h1 unserved, "waiting for CL_FLUSHED from h1", the cluster settling 7 s
+   * late). Ask: it answers for the shards it holds nothing of any more, and the others get
+   * their CL_FLUSHED when its move out finishes, on this link.
+   */
+  up (peer: string): void {
+    const shards = this.parts.router.waitingFrom(peer)
+    if (shards.length === 0) return
+    this.flushAsks++
+    try {
+      this.parts.wire.write(this.parts.writer(peer), CL_FLUSH_ASK, 0, { shards })
+    } catch {
+      // down again: asked at the next 'up', or the wait ends after FLUSH_WAIT_MS
+    }
+  }
+
+  /**
    * The link to `peer` dropped. Frames on it are lost, so a move stream to it cannot end
    * well: it is called off now (not after MOVE_ACK_TIMEOUT_MS, which kept the shards
    * unserved and the cluster unsettled that long) and tried again. A stream from it that
@@ -594,6 +615,19 @@ export class Handover {
       case CL_FLUSHED: {
         this.parts.router.flushedFrom(peer, (value as { shards: number[] }).shards)
         void this.reconcile()
+        return
+      }
+      case CL_FLUSH_ASK: {
+        // nothing held for them (the move out finished, or this host restarted): everything
+        // it held went out before, on a link that is gone now — nothing more will come
+        const { router, wire } = this.parts
+        const done = (value as { shards: number[] }).shards.filter((s) => Number.isInteger(s) && !router.holdsLeaving(s))
+        if (done.length === 0) return
+        try {
+          wire.write(this.parts.writer(peer), CL_FLUSHED, 0, { shards: done })
+        } catch {
+          // the link dropped again: asked again when it comes up
+        }
       }
     }
   }

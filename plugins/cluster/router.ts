@@ -284,6 +284,18 @@ export class ClusterRouter implements RemoteRoutes {
     }
   }
 
+  /** Arriving shards still waiting for `peer`'s CL_FLUSHED. */
+  waitingFrom (peer: string): number[] {
+    const shards: number[] = []
+    for (const [s, a] of this.arriving) if (a.from === peer && !a.flushed) shards.push(s)
+    return shards
+  }
+
+  /** Does this host hold frames for `shard` because it is leaving (a move out not finished)? */
+  holdsLeaving (shard: number): boolean {
+    return this.leaving.has(shard)
+  }
+
   /** Is every shard of `shards` ready to be adopted (its old owner flushed, or gave up on it)? */
   flushed (shards: readonly number[]): boolean {
     for (const s of shards) if (this.arriving.get(s)?.flushed === false) return false

@@ -10,6 +10,11 @@
  *   CL_FLUSHED     id = 0            { shards }                the old owner forwarded everything it
  *                                                             held for these shards (the new owner
  *                                                             may serve them)
+ *   CL_FLUSH_ASK   id = 0            { shards }                the new owner still waits for CL_FLUSHED of
+ *                                                             these (sent when a link to their old owner
+ *                                                             comes up: one written into a link that
+ *                                                             dropped was lost); answered with CL_FLUSHED
+ *                                                             for those the old owner holds nothing of
  *   CL_SENT_ACK    id = 0            [acks]                    durable sends applied (receiver → sender)
  *   CL_DELETED     id = 0            [acks]                    their outbox records are gone (sender →
  *                                                             receiver: forget them after a grace period)
@@ -61,8 +66,9 @@ export const CL_SNAP_END = 48
 export const CL_SYNCED = 49
 export const CL_UNREPLICA = 50
 export const CL_REPL_REFUSED = 51
+export const CL_FLUSH_ASK = 52
 export const CL_FIRST = 32
-export const CL_LAST = 51
+export const CL_LAST = 52
 
 /** Writes cluster frames into a link's batch. */
 export class ClusterWire {
