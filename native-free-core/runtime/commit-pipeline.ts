@@ -144,7 +144,10 @@ export class CommitPipeline {
   /** The open batch's `ctx.storage` layer of `id`, made if it has none (a synchronous turn writes into it directly). */
   openLayer (id: string): StorageOverlay {
     let open = this.openStorage.get(id)
-    if (open === undefined) this.openStorage.set(id, open = new StorageOverlay())
+    if (open === undefined) {
+      const chain = this.inflightStorage.get(id) // newest first: room for as many writes as the last batch's
+      this.openStorage.set(id, open = new StorageOverlay(chain === undefined ? null : chain[0]!.overlay))
+    }
     return open
   }
 
