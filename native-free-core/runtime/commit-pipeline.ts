@@ -523,7 +523,9 @@ export function flatCopy (state: unknown): object | undefined {
  * Make `to` — a flat copy (`flatCopy`) no one else holds — a flat copy of `state`: true
  * if `state` is flat, has `to`'s prototype and exactly `to`'s fields (a state that lost
  * or gained a field, or is no longer flat, gets a new copy or bytes instead; `to` may
- * then be half written, and is dropped).
+ * then be half written, and is dropped). The fields keep `to`'s order, the state's when
+ * it was first copied in this batch: a handler that deleted and re-added a field since
+ * gets the same fields and values back, in the older order.
  */
 export function copyInto (to: object, state: unknown): boolean {
   if (state === null || typeof state !== 'object' || Object.getPrototypeOf(state) !== Object.getPrototypeOf(to)) return false
@@ -533,7 +535,7 @@ export function copyInto (to: object, state: unknown): boolean {
   for (const k in from) {
     const v = from[k]
     const t = typeof v
-    if (t !== 'number' && t !== 'string' && t !== 'boolean' && v !== null) return false
+    if ((t !== 'number' && t !== 'string' && t !== 'boolean' && v !== null) || !(k in into)) return false
     into[k] = v
     n++
   }
