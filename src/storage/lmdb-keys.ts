@@ -78,13 +78,6 @@ export class KeyScratch {
     return 4 + idLen
   }
 
-  /** Point `key` at the prefix written by `prefix` (its length `base`): the key's name is the caller's to set. */
-  named (key: NamedKey, base: number): NamedKey {
-    key.prefix = this.buf
-    key.prefixLength = base
-    return key
-  }
-
   /** The key `name` after the prefix written by `prefix`. */
   with (base: number, name: string): Buffer {
     return this.view(base + this.buf.utf8Write(name, base))
@@ -101,58 +94,6 @@ export class KeyScratch {
     if (n <= 32) for (let i = 0; i < n; i++) buf[base + i] = from[start + i]!
     else buf.set(from.subarray(start, end), base)
     return this.view(base + n)
-  }
-}
-
-/**
- * A storage or reminders key handed to lmdb-js unbuilt: the agent's prefix
- * `[u16 shard][u16 id length][id]` (in a KeyScratch) and the name's UTF-8 bytes (a
- * storage layer's, agent-storage.ts). lmdb-js copies every key into its own write
- * instructions through the database's key encoder (`namedKeyEncoder`), which writes this
- * one there directly: one copy of each byte, not a copy into a scratch key and then
- * lmdb-js's `set` of it — the hot agent's profile had that `set` at 7% of its worker.
- * One instance, refilled per write: lmdb-js is done with a key when `put` returns.
- */
-export class NamedKey {
-  prefix: Uint8Array = kNoBytes
-  prefixLength = 0
-  name: Uint8Array = kNoBytes
-  nameStart = 0
-  nameEnd = 0
-}
-
-const kNoBytes = new Uint8Array(0)
-const sliceBytes = Uint8Array.prototype.slice
-
-/**
- * The key encoder of the databases whose keys are `[prefix][name]` (storage, reminders):
- * a Buffer key is copied as lmdb-js's 'binary' key encoding copies it, a NamedKey is
- * written from its parts. Keys read back are Buffers, as with 'binary'.
- */
-export const namedKeyEncoder = {
-  writeKey (key: Uint8Array | NamedKey, target: Uint8Array, at: number): number {
-    if (!(key instanceof NamedKey)) {
-      target.set(key, at)
-      return at + key.length
-    }
-    const n = key.prefixLength
-    if (n <= 64) {
-      const prefix = key.prefix
-      for (let i = 0; i < n; i++) target[at + i] = prefix[i]!
-    } else target.set(key.prefix.subarray(0, n), at)
-    at += n
-    const name = key.name
-    const start = key.nameStart
-    const end = key.nameEnd
-    if (end - start <= 64) {
-      for (let i = start; i < end; i++) target[at++] = name[i]!
-      return at
-    }
-    target.set(name.subarray(start, end), at)
-    return at + end - start
-  },
-  readKey (target: Uint8Array, start: number, end: number): Buffer {
-    return sliceBytes.call(target, start, end) as Buffer
   }
 }
 

@@ -66,7 +66,7 @@ import type { RangeRecord, ShardRanges, ShardSize } from '../../native-free-core
 import { QuotaTally } from '../../native-free-core/tenancy/quota-store.ts'
 import type { QuotaCountChange, QuotaRecords } from '../../native-free-core/tenancy/quota-store.ts'
 import { JOURNAL_REMOVE, JournalWriter, checkSegment, readJournal } from '../../native-free-core/storage/commit-journal.ts'
-import { KeyScratch, NamedKey, SendKeyScratch, namedKeyEncoder, parseStorageKey, prefixRange, shardRange, storageKey } from './lmdb-keys.ts'
+import { KeyScratch, SendKeyScratch, parseStorageKey, prefixRange, shardRange, storageKey } from './lmdb-keys.ts'
 import type { FastBuffer } from './lmdb-keys.ts'
 import { openFormat } from './lmdb-format.ts'
 import { withCommitCause } from './lmdb-commit-failure.ts'
@@ -129,8 +129,6 @@ export class LmdbStore implements Store, QuotaRecords, ShardRanges {
   private readonly writeKeys = new KeyScratch()
   private readonly readKeys = new KeyScratch()
   private readonly sendKeys = new SendKeyScratch()
-  /** The storage and reminders keys `applyKeyed` hands lmdb-js unbuilt (namedKeyEncoder). */
-  private readonly namedKey = new NamedKey()
   private closed = false
   countsMoved: ((change: QuotaCountChange) => void) | undefined = undefined
   /**
@@ -161,10 +159,10 @@ export class LmdbStore implements Store, QuotaRecords, ShardRanges {
       throw err
     }
     this.states = this.env.openDB<Buffer, Buffer>({ name: 'states', encoding: 'binary', keyEncoding: 'binary' })
-    this.storage = keyedDb(this.env, 'storage')
+    this.storage = this.env.openDB<Buffer, Buffer>({ name: 'storage', encoding: 'binary', keyEncoding: 'binary' })
     this.pendingSends = this.env.openDB<Buffer, Buffer>({ name: 'outbox', encoding: 'binary', keyEncoding: 'binary' })
     this.appliedSends = this.env.openDB<Buffer, Buffer>({ name: 'applied', encoding: 'binary', keyEncoding: 'binary' })
-    this.reminderRecords = keyedDb(this.env, 'reminders')
+    this.reminderRecords = this.env.openDB<Buffer, Buffer>({ name: 'reminders', encoding: 'binary', keyEncoding: 'binary' })
     this.quotas = this.env.openDB<number, string>({ name: 'quotas' })
     this.replicaRanges = new Set()
     for (const key of this.meta.getKeys({ start: 'replica\x1f' as never, end: 'replica\x20' as never })) {
@@ -305,22 +303,11 @@ export class LmdbStore implements Store, QuotaRecords, ShardRanges {
       const base = keys.prefix(id)
       const entries = changes.entries
       if (entries.forEachBytes !== undefined) {
-        // a storage layer's keys are UTF-8 bytes already (agent-storage.ts): no string to
-        // encode; unjournaled, lmdb-js writes prefix and name into its instructions itself
-        if (j === null) {
-          const named = keys.named(this.namedKey, base)
-          entries.forEachBytes((bytes, from, start, end) => {
-            named.name = from
-            named.nameStart = start
-            named.nameEnd = end
-            written = bytes === null ? db.remove(named as never) : db.put(named as never, bytes as Buffer)
-          })
-          continue
-        }
+        // a storage layer's keys are UTF-8 bytes already (agent-storage.ts): no string to encode
         entries.forEachBytes((bytes, from, start, end) => {
           const k = keys.withBytes(base, from, start, end)
           written = bytes === null ? db.remove(k) : db.put(k, bytes as Buffer)
-          bytes === null ? j.remove(dbId, k) : j.put(dbId, k, bytes)
+          if (j !== null) bytes === null ? j.remove(dbId, k) : j.put(dbId, k, bytes)
         })
         continue
       }
@@ -686,20 +673,6 @@ export class LmdbStore implements Store, QuotaRecords, ShardRanges {
 }
 
 function noop (): void {}
-
-/**
- * A database keyed `[prefix][name]` (storage, reminders): binary keys and values, through
- * namedKeyEncoder. lmdb-js starts a range with no start at its default first key, which
- * for a custom key encoder is [5] (it skips ordered-binary's symbols): set to [0] as with
- * 'binary' keys, or shards 0–1279 (keys 00 00 – 04 ff) would be skipped.
- */
-function keyedDb (env: RootDatabase, name: string): Database<Buffer, Buffer> {
-  // keyEncoder is read by openDB too (lmdb-js's types list it for the root only)
-  const options = { name, encoding: 'binary', keyEncoder: namedKeyEncoder } as const
-  const db = env.openDB<Buffer, Buffer>(options as { name: string, encoding: 'binary' })
-  ;(db as unknown as { defaultBeginningKey: Buffer }).defaultBeginningKey = Buffer.from([0])
-  return db
-}
 
 function replicaKey (shard: number): string {
   return 'replica\x1f' + shard
