@@ -144,7 +144,10 @@ export class CommitPipeline {
   /** The open batch's `ctx.storage` layer of `id`, made if it has none (a synchronous turn writes into it directly). */
   openLayer (id: string): StorageOverlay {
     let open = this.openStorage.get(id)
-    if (open === undefined) this.openStorage.set(id, open = new StorageOverlay())
+    if (open === undefined) {
+      const chain = this.inflightStorage.get(id) // newest first: room for as many writes as the last batch's
+      this.openStorage.set(id, open = new StorageOverlay(chain === undefined ? null : chain[0]!.overlay))
+    }
     return open
   }
 
@@ -160,6 +163,10 @@ export class CommitPipeline {
 
   /** Before a second command in the open batch: keep the state the first one left, for rollback. Throws if it cannot be encoded. */
   snapshot (cell: Cell): void {
+    // the copy kept for the command before this one is no one's state (restore deletes
+    // what it hands back): write this one over it, instead of a new object per command
+    const kept = this.snapshots.get(cell)
+    if (kept !== undefined && !(kept instanceof Uint8Array) && copyInto(kept, cell.state)) return
     const copy = flatCopy(cell.state)
     if (copy !== undefined) {
       this.snapshots.set(cell, copy) // not commit bytes: kSnapFresh stays clear
@@ -510,6 +517,30 @@ export function flatCopy (state: unknown): object | undefined {
     copy[k] = v
   }
   return copy
+}
+
+/**
+ * Make `to` — a flat copy (`flatCopy`) no one else holds — a flat copy of `state`: true
+ * if `state` is flat, has `to`'s prototype and exactly `to`'s fields (a state that lost
+ * or gained a field, or is no longer flat, gets a new copy or bytes instead; `to` may
+ * then be half written, and is dropped). The fields keep `to`'s order, the state's when
+ * it was first copied in this batch: a handler that deleted and re-added a field since
+ * gets the same fields and values back, in the older order.
+ */
+export function copyInto (to: object, state: unknown): boolean {
+  if (state === null || typeof state !== 'object' || Object.getPrototypeOf(state) !== Object.getPrototypeOf(to)) return false
+  const from = state as Record<string, unknown>
+  const into = to as Record<string, unknown>
+  let n = 0
+  for (const k in from) {
+    const v = from[k]
+    const t = typeof v
+    if ((t !== 'number' && t !== 'string' && t !== 'boolean' && v !== null) || !(k in into)) return false
+    into[k] = v
+    n++
+  }
+  for (const _ in into) n--
+  return n === 0
 }
 
 export function unencodable (cell: Cell, err: unknown): EncodeError {

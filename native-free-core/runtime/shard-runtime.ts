@@ -628,7 +628,7 @@ export class ShardRuntime implements ContextHost, TimerHost, FollowHost, CommitH
       pipeline.stage(cell)
       if (ctx.reminderChanges !== null) this.reminders.applyTurn(cell.id, cell.hash, cell.info.index, ctx.reminderChanges)
       const storage = ctx.turnStorage
-      if (storage !== null && storage.writes !== null) pipeline.joinStorage(cell.id, storage)
+      if (storage !== null && storage.hasOwnWrites) pipeline.joinStorage(cell.id, storage)
       cell.flags &= ~kSnapFresh
       if (env.kind === MSG_CALL) pipeline.holdReply(cell, env.replyTo, env.callId, true, value)
       if (ctx.outbox !== null) for (const s of ctx.outbox) pipeline.holdSend(cell, s)

@@ -51,33 +51,76 @@ export interface ContextHost extends StorageHost {
   offload (name: string, input: unknown): Promise<unknown>
 }
 
-export class TurnContext implements AgentContext {
-  private readonly host: ContextHost
-  readonly cell: Cell
-  /** Commands may change state and send; queries only read. */
-  readonly command: boolean
-  ended = false
-  outbox: OutboundSend[] | null = null
+/** ctx.timeout, ctx.idleAfter, reminders and the parsed id of a turn: made on first use, most turns use none. */
+class TurnExtras {
   /** ctx.timeout, applied when the turn succeeds: the deadline tick, 0 = cancel, -1 = not called. */
   timeoutAt = -1
   /** ctx.idleAfter, applied when the turn succeeds: ticks, 0 = never, -1 = not called. */
   idleTicks = -1
   /** ctx.remind / ctx.cancelReminder, applied when the turn succeeds: name → [due epoch ms, every ms], null = cancel. */
   reminderChanges: Map<string, readonly [number, number] | null> | null = null
+  idCache: AgentId | null = null
+}
+
+const kCommand = 1
+const kEnded = 2
+/** The handler returned a promise. */
+const kAsync = 4
+
+/**
+ * One per turn — a million a second for a hot agent, each with its storage view — so it
+ * keeps to five fields: flags in one number, the rarely used effects in `TurnExtras`.
+ */
+export class TurnContext implements AgentContext {
+  private readonly host: ContextHost
+  readonly cell: Cell
+  private bits: number
+  outbox: OutboundSend[] | null = null
   /** `ctx.storage`, made on first use. */
   turnStorage: TurnStorage | null = null
-  /** The handler returned a promise. */
-  private async = false
-  private idCache: AgentId | null = null
+  private extras: TurnExtras | null = null
 
   constructor (host: ContextHost, cell: Cell, command: boolean) {
     this.host = host
     this.cell = cell
-    this.command = command
+    this.bits = command ? kCommand : 0
+  }
+
+  /** Commands may change state and send; queries only read. */
+  get command (): boolean {
+    return (this.bits & kCommand) !== 0
+  }
+
+  get ended (): boolean {
+    return (this.bits & kEnded) !== 0
+  }
+
+  set ended (yes: boolean) {
+    this.bits = yes ? this.bits | kEnded : this.bits & ~kEnded
+  }
+
+  /** ctx.timeout, applied when the turn succeeds: the deadline tick, 0 = cancel, -1 = not called. */
+  get timeoutAt (): number {
+    return this.extras === null ? -1 : this.extras.timeoutAt
+  }
+
+  /** ctx.idleAfter, applied when the turn succeeds: ticks, 0 = never, -1 = not called. */
+  get idleTicks (): number {
+    return this.extras === null ? -1 : this.extras.idleTicks
+  }
+
+  /** ctx.remind / ctx.cancelReminder, applied when the turn succeeds: name → [due epoch ms, every ms], null = cancel. */
+  get reminderChanges (): Map<string, readonly [number, number] | null> | null {
+    return this.extras === null ? null : this.extras.reminderChanges
+  }
+
+  private get more (): TurnExtras {
+    return (this.extras ??= new TurnExtras())
   }
 
   get id (): AgentId {
-    return (this.idCache ??= parseId(this.cell.id))
+    const extras = this.more
+    return (extras.idCache ??= parseId(this.cell.id))
   }
 
   get tick (): number {
@@ -114,14 +157,14 @@ export class TurnContext implements AgentContext {
     if (ticks !== 0 && this.cell.info.timeoutMethod === null) {
       throw new InvalidArgumentError(`ctx.timeout needs a timeout(state, ctx) handler in the definition of ${JSON.stringify(this.cell.info.type)}`)
     }
-    this.timeoutAt = ticks === 0 ? 0 : this.host.tick + ticks
+    this.more.timeoutAt = ticks === 0 ? 0 : this.host.tick + ticks
   }
 
   idleAfter (ticks: number): void {
     this.live('idleAfter')
     if (!this.command) throw new InvalidArgumentError('ctx.idleAfter is not allowed in a query: queries are read-only')
     checkTicks('idleAfter', ticks)
-    this.idleTicks = ticks
+    this.more.idleTicks = ticks
   }
 
   remind (name: string, ms: number, options?: { every?: number }): void {
@@ -132,13 +175,13 @@ export class TurnContext implements AgentContext {
     checkMs('remind', 'ms', ms, 0)
     const every = options?.every
     if (every !== undefined) checkMs('remind', 'options.every', every, 1)
-    const changes = this.reminderChanges ??= new Map()
+    const changes = this.more.reminderChanges ??= new Map()
     changes.set(name, [this.host.tickTimeMs + ms, every ?? 0])
   }
 
   cancelReminder (name: string): void {
     this.checkReminder('cancelReminder', name)
-    const changes = this.reminderChanges ??= new Map()
+    const changes = this.more.reminderChanges ??= new Map()
     changes.set(name, null)
   }
 
@@ -159,14 +202,24 @@ export class TurnContext implements AgentContext {
     if ((this.cell.flags & kPersistent) === 0) {
       throw new InvalidArgumentError(`ctx.storage needs a persistent agent type: ${JSON.stringify(this.cell.info.type)} is defined with durable: false`)
     }
-    const storage = this.turnStorage = new TurnStorage(this.host, this.cell.id, this)
-    if (this.async) storage.detach()
+    const storage = this.turnStorage = new TurnStorage(this)
+    if ((this.bits & kAsync) !== 0) storage.detach()
     return storage
+  }
+
+  /** @internal StorageGuard: the runtime a storage view works for. */
+  get storageHost (): StorageHost {
+    return this.host
+  }
+
+  /** @internal StorageGuard: the agent whose storage it is. */
+  get storageId (): string {
+    return this.cell.id
   }
 
   /** The handler returned a promise: storage writes from now on are the turn's own until it ends (see TurnStorage). */
   goneAsync (): void {
-    this.async = true
+    this.bits |= kAsync
     this.turnStorage?.detach()
   }
 
@@ -177,7 +230,7 @@ export class TurnContext implements AgentContext {
   }
 
   private live (what: string): void {
-    if (this.ended) {
+    if ((this.bits & kEnded) !== 0) {
       throw new InvalidArgumentError(`ctx.${what}() was called after the turn ended: keep using ctx only inside the handler (await the work instead of leaving it running)`)
     }
   }

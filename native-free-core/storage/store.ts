@@ -19,6 +19,12 @@ export interface StorageChanges {
 /** Writes to apply in the order `forEach` gives them: a key may come twice, the later write wins. */
 export interface KeyedWrites {
   forEach (fn: (bytes: Uint8Array | null, key: string) => void): void
+  /**
+   * The same writes with each key as its UTF-8 bytes, `keys[start, end)` — valid only
+   * during the call — for a store that writes key bytes (the LMDB store): no key string
+   * is decoded. Optional: a Map has none.
+   */
+  forEachBytes? (fn: (bytes: Uint8Array | null, keys: Uint8Array, start: number, end: number) => void): void
 }
 
 /**

@@ -301,7 +301,17 @@ export class LmdbStore implements Store, QuotaRecords, ShardRanges {
       }
       // one prefix per agent; lmdb-js copies a key when the write is queued, so the scratch is reused
       const base = keys.prefix(id)
-      changes.entries.forEach((bytes, key) => {
+      const entries = changes.entries
+      if (entries.forEachBytes !== undefined) {
+        // a storage layer's keys are UTF-8 bytes already (agent-storage.ts): no string to encode
+        entries.forEachBytes((bytes, from, start, end) => {
+          const k = keys.withBytes(base, from, start, end)
+          written = bytes === null ? db.remove(k) : db.put(k, bytes as Buffer)
+          if (j !== null) bytes === null ? j.remove(dbId, k) : j.put(dbId, k, bytes)
+        })
+        continue
+      }
+      entries.forEach((bytes, key) => {
         const k = keys.with(base, key)
         written = bytes === null ? db.remove(k) : db.put(k, bytes as Buffer)
         if (j !== null) bytes === null ? j.remove(dbId, k) : j.put(dbId, k, bytes)

@@ -8,7 +8,7 @@ import { inspect } from 'node:util'
 import { defineAgent } from '../../native-free-core/agent/define-agent.ts'
 import { AgentRegistry } from '../../native-free-core/agent/registry.ts'
 import { ShardRuntime } from '../../native-free-core/runtime/shard-runtime.ts'
-import { flatCopy } from '../../native-free-core/runtime/commit-pipeline.ts'
+import { copyInto, flatCopy } from '../../native-free-core/runtime/commit-pipeline.ts'
 import type { RuntimeOutput } from '../../native-free-core/runtime/shard-runtime.ts'
 import type { Store } from '../../native-free-core/storage/store.ts'
 import { Envelope, MSG_CALL, MSG_CAST, MSG_SEND } from '../../native-free-core/agent/envelope.ts'
@@ -47,7 +47,9 @@ const wallet = defineAgent({
     fail (s) { s.cents = -1; s.owner = 'thief'; s.frozen = true; s.note = null; throw new Error('refused') },
     nest (s) { (s as Record<string, unknown>).history = [s.cents] }, // no longer flat
     nestFail (s) { ((s as Record<string, unknown>).history as number[]).push(-1); s.cents = -5; throw new Error('no') },
-    poison (s) { (s as Record<string, unknown>).bad = Symbol('x') }
+    poison (s) { (s as Record<string, unknown>).bad = Symbol('x') },
+    tag (s, t: string) { (s as Record<string, unknown>).tag = t; return { ...s } },
+    untag (s) { delete (s as Record<string, unknown>).tag }
   },
   queries: { get (s) { return s } }
 })
@@ -278,4 +280,43 @@ test('with no store, every agent lives in memory only', () => {
   const { out, call } = setup(null)
   call('counter', 'a', 'add', 2)
   assert.equal(out.replies.at(-1)!.value, 2, 'not gated')
+})
+
+test('a flat snapshot written over the one before: a state that gains, loses or changes a field between commands still rolls back exactly', async () => {
+  const { rt, out, store, call } = setup()
+  const id = idString('default', 'wallet', 'v')
+  call('wallet', 'v', 'pay', 5)
+  call('wallet', 'v', 'pay', 1) // snapshot 1 (a copy)
+  call('wallet', 'v', 'pay', 2) // written over it
+  call('wallet', 'v', 'fail') // back to { cents: 8 }
+  call('wallet', 'v', 'pay', 3) // the restored copy is live: a new copy before this one
+  call('wallet', 'v', 'tag', 'x') // a field more: { ..., tag: 'x' }
+  call('wallet', 'v', 'fail') // restored with the tag
+  call('wallet', 'v', 'untag') // a field less
+  call('wallet', 'v', 'fail') // restored without it
+  call('wallet', 'v', 'get')
+  assert.deepEqual(out.replies.at(-1)!.value, { cents: 11, owner: 'nobody', frozen: false, note: 'paid 3' })
+  rt.commit()
+  await (store as ManualStore).completeAll()
+  const tagged = out.replies.find((r) => r.callId === 6)
+  assert.deepEqual(tagged, { callId: 6, ok: true, value: { cents: 11, owner: 'nobody', frozen: false, note: 'paid 3', tag: 'x' } })
+  assert.deepEqual(out.replies.filter((r) => !r.ok).map((r) => r.callId), [4, 7, 9])
+  assert.deepEqual(simCodec.decode((store as ManualStore).getState(id)!), { cents: 11, owner: 'nobody', frozen: false, note: 'paid 3' })
+})
+
+test('copyInto: only onto a copy of the same prototype and fields, from a flat state', () => {
+  const to = { a: 1, b: 'x' }
+  assert.equal(copyInto(to, { a: 2, b: 'y' }), true)
+  assert.deepEqual(to, { a: 2, b: 'y' })
+  assert.equal(copyInto({ a: 1 }, { a: 1, b: 2 }), false, 'a field more')
+  const twice = { a: 1, b: 2 }
+  assert.equal(copyInto(twice, { a: 3, b: 4 }), true)
+  assert.equal(copyInto(twice, { a: 5, b: 6 }), true)
+  assert.deepEqual(twice, { a: 5, b: 6 })
+  assert.equal(copyInto({ a: 1, b: 2 }, { a: 1 }), false, 'a field less')
+  assert.equal(copyInto({ a: 1 }, { b: 1 }), false, 'another field')
+  assert.equal(copyInto({ a: 1 }, { a: [] }), false, 'not flat')
+  assert.equal(copyInto({ a: 1 }, Object.assign(Object.create(null) as object, { a: 1 })), false, 'another prototype')
+  assert.equal(copyInto({ a: 1 }, null), false)
+  assert.equal(copyInto({ a: 1 }, 1), false)
 })

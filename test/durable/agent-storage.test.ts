@@ -76,3 +76,34 @@ test('bad storage input fails the turn with a typed error and disturbs nothing e
   assert.equal(await host.ref('kv', 'neighbour').call('put', ['n', 2]), undefined)
   await host.close()
 })
+
+test('keys of every kind — non-ASCII, 512 bytes, NUL, a key that is a prefix of another — round-trip through LMDB, in UTF-8 order, across a restart', async () => {
+  const dataDir = tempDataDir()
+  const keys = ['', 'a', 'a\0', 'a\0b', 'é', 'naïve', '日本語', '\u{1F600}', 'x'.repeat(512), 'é'.repeat(256), '\u{1F600}'.repeat(128), 'k'.repeat(40), 'ключ'.repeat(10), '\uFFFD']
+  const entries = keys.map((k, i): [string, number] => [k, i])
+  const utf8Order = [...keys].sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)))
+  let host = await durableHost(dataDir)
+  const a = host.ref('kv', 'every-key')
+  await a.call('putMany', entries.slice(0, 7)) // one batch, then casts that share a batch
+  for (const e of entries.slice(7)) a.cast('put', e)
+  for (const [k, i] of entries) assert.equal(await a.call('get', k), i, JSON.stringify(k).slice(0, 30))
+  assert.deepEqual((await a.call('list')).map(([k]: [string]) => k), utf8Order)
+  await host.close()
+  host = await durableHost(dataDir)
+  const b = host.ref('kv', 'every-key')
+  for (const [k, i] of entries) assert.equal(await b.call('get', k), i, JSON.stringify(k).slice(0, 30))
+  assert.deepEqual(await b.call('list'), utf8Order.map((k) => [k, keys.indexOf(k)]))
+  assert.deepEqual(await b.call('list', { prefix: 'a' }), [['a', 1], ['a\0', 2], ['a\0b', 3]])
+  assert.equal(await b.call('del', 'é'.repeat(256)), true)
+  assert.equal(await b.call('get', 'é'.repeat(256)), undefined)
+  await host.close()
+})
+
+test('a bad key is still a typed error after a good one in the same batch: 513 UTF-8 bytes of é', async () => {
+  const host = await durableHost(tempDataDir(), { workers: 1 })
+  const a = host.ref('kv', 'bad-keys')
+  a.cast('put', ['ok', 1])
+  await assert.rejects(a.call('put', ['x' + 'é'.repeat(256), 1]), agentErrorWith('SHOAL_ERR_INVALID_ARGUMENT'), '513 UTF-8 bytes')
+  assert.deepEqual(await a.call('list'), [['ok', 1]])
+  await host.close()
+})
