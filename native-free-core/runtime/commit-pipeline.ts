@@ -51,6 +51,8 @@ export interface CommitHost {
   residentCell (id: string, hash: number): Cell | undefined
   /** Take a cell out of the table: the next message reloads its last committed state. */
   drop (cell: Cell): void
+  /** The cell's id as a string (made on demand: a resident cell holds only its bytes' ref). */
+  idOf (cell: Cell): string
 }
 
 /** A reply or send held by the output gate until its batch commits. */
@@ -190,10 +192,11 @@ export class CommitPipeline {
   poison (cell: Cell, error: ShoalError): void {
     cell.flags &= ~(kDirty | kSnapFresh)
     this.snapshots.delete(cell)
-    this.openStorage.delete(cell.id)
+    const id = this.host.idOf(cell)
+    this.openStorage.delete(id)
     this.effects = failEffects(this.effects, new Map([[cell, error]]))
     this.host.drop(cell)
-    this.host.output.agentError?.(cell.id, '', error.toWire())
+    this.host.output.agentError?.(id, '', error.toWire())
   }
 
   /**
@@ -217,30 +220,32 @@ export class CommitPipeline {
       const cell = dirty[k]!
       if ((cell.flags & kDirty) === 0) continue // poisoned and dropped earlier in this batch
       let bytes: Uint8Array | null
+      // the id string of a committed state lives while its commit is in flight (the store's key, reads of states in flight)
+      const id = host.idOf(cell)
       if ((cell.flags & kDelete) !== 0) {
         bytes = null
-        this.openStorage.set(cell.id, this.wipeOverlay(cell.id))
-        host.reminders.wipe(cell.id)
+        this.openStorage.set(id, this.wipeOverlay(id))
+        host.reminders.wipe(id)
       } else if ((cell.flags & kSnapFresh) !== 0) bytes = this.snapshots.get(cell) as Uint8Array // kSnapFresh: bytes, never a copy
       else {
         try {
           bytes = host.codec.encode(cell.state)
         } catch (err) {
-          (failed ??= new Map()).set(cell, unencodable(cell, err))
+          (failed ??= new Map()).set(cell, unencodable(id, err))
           cell.flags &= ~(kDirty | kSnapFresh)
-          this.openStorage.delete(cell.id)
+          this.openStorage.delete(id)
           host.drop(cell)
           continue
         }
       }
-      if ((cell.flags & (kCounted | kDelete)) !== 0) host.quotas.committing(cell)
-      states.push([cell.id, bytes, cell.hash])
+      if ((cell.flags & (kCounted | kDelete)) !== 0) host.quotas.committing(cell, id)
+      states.push([id, bytes, cell.hash])
       cell.flags &= ~(kDirty | kSnapFresh | kNew)
       if ((cell.flags & (kDeactivate | kDelete)) !== 0 && (cell.flags & kBusy) === 0) {
         this.building = true
         host.drop(cell)
         this.building = false;
-        (droppedHere ??= []).push(cell.id)
+        (droppedHere ??= []).push(id)
       }
     }
     this.dirty = []
@@ -393,7 +398,7 @@ export class CommitPipeline {
   /** The runtime took `cell` out of its table (CommitHost.drop): remember it if a state of it is in flight. */
   dropped (cell: Cell): void {
     // a cell dropped while its batch is built is noted once that batch is in flight
-    if (!this.building) this.noteDropped(cell.id)
+    if (!this.building) this.noteDropped(this.host.idOf(cell))
   }
 
   private noteDropped (id: string): void {
@@ -438,7 +443,7 @@ export class CommitPipeline {
   private release (effects: Effect[]): void {
     const output = this.host.output
     for (const e of effects) {
-      if (e.send !== null) output.send(e.send.id, e.send.hash, e.send.typeIdx, e.send.methodIdx, e.send.payload, e.send.key === 0 ? null : e.send, e.cell.id, e.send.payloadBytes)
+      if (e.send !== null) output.send(e.send.id, e.send.hash, e.send.typeIdx, e.send.methodIdx, e.send.payload, e.send.key === 0 ? null : e.send, this.host.idOf(e.cell), e.send.payloadBytes)
       else output.reply(e.replyTo, e.callId, e.ok, e.value)
     }
   }
@@ -485,7 +490,7 @@ function touchCells (cells: readonly Cell[], from: number): number {
   let sink = touchSink
   for (let j = from; j < to; j++) {
     const c = cells[j]!
-    sink ^= c.flags ^ c.hash ^ c.id.length ^ (typeof c.state === 'object' ? 1 : 0)
+    sink ^= c.flags ^ c.hash ^ (typeof c.state === 'object' ? 1 : 0)
   }
   touchSink = sink
   return to
@@ -512,6 +517,6 @@ export function flatCopy (state: unknown): object | undefined {
   return copy
 }
 
-export function unencodable (cell: Cell, err: unknown): EncodeError {
-  return new EncodeError(`the state of agent ${printable(cell.id)} cannot be encoded: ${messageOf(err)}`, { id: cell.id })
+export function unencodable (id: string, err: unknown): EncodeError {
+  return new EncodeError(`the state of agent ${printable(id)} cannot be encoded: ${messageOf(err)}`, { id })
 }

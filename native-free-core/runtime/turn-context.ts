@@ -49,6 +49,8 @@ export interface ContextHost extends StorageHost {
   readonly tickTimeMs: number
   resolveSend (from: Cell, target: AgentAddress, method: string, payload: unknown): OutboundSend
   offload (name: string, input: unknown): Promise<unknown>
+  /** The cell's id as a string (made on demand: a resident cell holds only its bytes' ref). */
+  idOf (cell: Cell): string
 }
 
 export class TurnContext implements AgentContext {
@@ -77,7 +79,7 @@ export class TurnContext implements AgentContext {
   }
 
   get id (): AgentId {
-    return (this.idCache ??= parseId(this.cell.id))
+    return (this.idCache ??= parseId(this.host.idOf(this.cell)))
   }
 
   get tick (): number {
@@ -159,7 +161,7 @@ export class TurnContext implements AgentContext {
     if ((this.cell.flags & kPersistent) === 0) {
       throw new InvalidArgumentError(`ctx.storage needs a persistent agent type: ${JSON.stringify(this.cell.info.type)} is defined with durable: false`)
     }
-    const storage = this.turnStorage = new TurnStorage(this.host, this.cell.id, this)
+    const storage = this.turnStorage = new TurnStorage(this.host, this.host.idOf(this.cell), this)
     if (this.async) storage.detach()
     return storage
   }

@@ -127,7 +127,7 @@ export class TurnStorage implements AgentStorage {
   private mark = 0
   private detached = false
   private readonly host: StorageHost
-  private readonly id: string
+  readonly id: string
   private readonly guard: StorageGuard
 
   constructor (host: StorageHost, id: string, guard: StorageGuard) {

@@ -123,8 +123,8 @@ export class QuotaGate {
   }
 
   /** The first command of a new agent: take one unit of its quota, or refuse. */
-  reserve (cell: Cell): ShoalError | null {
-    const quota = cell.id.startsWith(kDefaultPrefix) ? DEFAULT_QUOTA : quotaOf(cell.id)
+  reserve (cell: Cell, id: string): ShoalError | null {
+    const quota = id.startsWith(kDefaultPrefix) ? DEFAULT_QUOTA : quotaOf(id)
     const limit = this.directory.limitOf(quota)
     if (limit === undefined) return unknownQuota(quota)
     const slot = this.directory.slotOf(quota)!
@@ -137,28 +137,28 @@ export class QuotaGate {
     return null
   }
 
-  /** A counted cell left the table before its creation committed. */
-  release (cell: Cell): void {
+  /** A counted cell (agent `id`) left the table before its creation committed. */
+  release (cell: Cell, id: string): void {
     cell.flags &= ~kCounted
-    this.counters.add(this.slotOfId(cell.id), this.thread, -1, -1)
+    this.counters.add(this.slotOfId(id), this.thread, -1, -1)
   }
 
-  /** Called for each cell whose state goes into the batch being built (flags not yet cleared). */
-  committing (cell: Cell): void {
+  /** Called for each cell (agent `id`) whose state goes into the batch being built (flags not yet cleared). */
+  committing (cell: Cell, id: string): void {
     const f = cell.flags
     if ((f & kCounted) !== 0) {
       cell.flags &= ~kCounted
-      const slot = this.slotOfId(cell.id)
+      const slot = this.slotOfId(id)
       if ((f & kDelete) !== 0) {
         // created and deleted before it was ever stored: nothing to keep
         this.counters.add(slot, this.thread, -1, -1)
         return
       }
       this.created.push(slot)
-      this.delta(cell.id, 1)
+      this.delta(id, 1)
     } else if ((f & kDelete) !== 0 && (f & kNew) === 0) {
-      this.deleted.push(this.slotOfId(cell.id))
-      this.delta(cell.id, -1)
+      this.deleted.push(this.slotOfId(id))
+      this.delta(id, -1)
     }
   }
 
