@@ -7,6 +7,8 @@
  */
 
 /** Fire-and-forget from outside the host's agents (`ref.cast`). */
+import { keyOf, kIdSeparator } from './agent-id.ts'
+
 export const MSG_CAST = 1
 /** Expects a reply to (`replyTo` thread, `callId`). */
 export const MSG_CALL = 2
@@ -37,6 +39,8 @@ export const MSG_FORGET = 13
 export function isMessage (kind: number): boolean {
   return kind <= MSG_SEND
 }
+
+const kSeparatorByte = kIdSeparator.charCodeAt(0)
 
 /** UTF-8 bytes `bytes[at, end)` as a string. */
 export type Utf8Decode = (bytes: Uint8Array, at: number, end: number) => string
@@ -84,6 +88,21 @@ export class Envelope {
   set id (id: string) {
     this.idText = id
     this.idBytes = null
+  }
+
+  /**
+   * The key part of the id (after `quota \x1f type \x1f`): from the bytes when the id is
+   * still bytes, without making the whole id's string.
+   */
+  key (): string {
+    if (this.idText !== null) return keyOf(this.idText)
+    const b = this.idBytes!
+    const end = this.idAt + this.idLen
+    let i = this.idAt
+    while (b[i] !== kSeparatorByte) i++
+    i++
+    while (b[i] !== kSeparatorByte) i++
+    return this.idDecode!(b, i + 1, end)
   }
 
   /** The id as bytes `bytes[at, at + len)`, decoded by `decode` when `id` is read. */

@@ -171,6 +171,24 @@ export class AgentTable<V extends Keyed> {
     this.live++
   }
 
+  /** Insert `value`, whose id the caller knows is not in the table (no id is compared). */
+  add (hash: number, value: V): void {
+    if (this.used + 1 > this.capacity * MAX_LOAD) {
+      this.rebuild(this.live + 1 > this.capacity * MAX_LOAD / 2 ? this.capacity * 2 : this.capacity)
+    }
+    const h = hash | 0
+    const chunks = this.chunks
+    let i = this.home(h)
+    for (; ; i = (i + 1) & this.mask) {
+      const c = chunks[i >>> CHUNK_BITS]![i & CHUNK_MASK]
+      if (c === undefined) { this.used++; break }
+      if (c === TOMB) break
+    }
+    chunks[i >>> CHUNK_BITS]![i & CHUNK_MASK] = value
+    this.hashes[i] = h
+    this.live++
+  }
+
   delete (id: string, hash: number): boolean {
     const h = hash | 0
     const chunks = this.chunks

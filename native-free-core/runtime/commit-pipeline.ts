@@ -388,6 +388,11 @@ export class CommitPipeline {
    * What an agent not in the table must start from, if not the store: its newest state
    * in a commit in flight, when it was dropped while that commit was (see droppedInflight).
    */
+  /** Some agent was dropped while a state of its was in flight (`droppedState` may find it). */
+  get hasDropped (): boolean {
+    return this.droppedInflight.size !== 0
+  }
+
   droppedState (id: string): Uint8Array | null | undefined {
     if (this.droppedInflight.size === 0 || !this.droppedInflight.has(id)) return undefined
     const bytes = this.inflightState(id)

@@ -14,7 +14,7 @@
  * out through `RuntimeOutput`, and state goes to an injected `Store` (ports.ts). The same
  * runtime runs in worker threads, on the main thread (`workers: 0`) and in the simulator.
  */
-import { keyOf, idOf, printable } from '../agent/agent-id.ts'
+import { idOf, printable } from '../agent/agent-id.ts'
 import type { AgentAddress } from '../agent/agent-id.ts'
 import { newCell, kBusy, kCounted, kDeactivate, kDelete, kDirty, kDropped, kLimited, kNew, kPersistent, kQueued, kSnapFresh } from './cell.ts'
 import type { Cell } from './cell.ts'
@@ -493,8 +493,14 @@ export class ShardRuntime implements ContextHost, TimerHost, FollowHost, CommitH
       flags = kPersistent
       let bytes: Uint8Array | null | undefined
       try {
-        bytes = this.pipeline.droppedState(env.id)
-        if (bytes === undefined) bytes = this.store!.getState(env.id, env.hash)
+        const store = this.store!
+        bytes = this.pipeline.hasDropped ? this.pipeline.droppedState(env.id) : undefined
+        // by the frame's bytes when the store reads by bytes: no id string for an activation
+        if (bytes === undefined) {
+          bytes = env.idBytes !== null && store.getStateOfBytes !== undefined
+            ? store.getStateOfBytes(env.idBytes, env.idAt, env.idLen, env.hash)
+            : store.getState(env.id, env.hash)
+        }
       } catch (err) {
         this.reject(env, m.name, new StorageError(`reading agent ${printable(env.id)} failed: ${messageOf(err)}`, { id: env.id }))
         return undefined
@@ -509,14 +515,16 @@ export class ShardRuntime implements ContextHost, TimerHost, FollowHost, CommitH
         }
       }
     }
-    const refused = this.quotas.admit(env.id, !found)
+    const refused = env.idBytes !== null
+      ? this.quotas.admitBytes(env.idBytes, env.idAt, env.idLen, !found, () => env.id)
+      : this.quotas.admit(env.id, !found)
     if (refused !== null) {
       this.reject(env, m.name, refused)
       return undefined
     }
     if (!found) {
       try {
-        state = info.def.initial(keyOf(env.id))
+        state = info.def.initial(env.key())
       } catch (err) {
         this.reject(env, m.name, new AgentError(`initial() failed: ${messageOf(err)}`, { name: nameOf(err), id: env.id }))
         return undefined
@@ -528,7 +536,7 @@ export class ShardRuntime implements ContextHost, TimerHost, FollowHost, CommitH
     const cell = this.limits !== null && this.limits.limited(info.index)
       ? this.limits.create(env.id, ref, env.hash, info, state, flags, this.tick, this.now())
       : newCell(ref, env.hash, info, state, flags, this.tick)
-    this.table.set(env.id, env.hash, cell)
+    this.table.add(env.hash, cell) // not resident: deliver looked it up
     this.timers.activated(cell)
     return cell
   }

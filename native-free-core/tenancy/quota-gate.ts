@@ -30,6 +30,13 @@ import type { ShoalError } from '../errors.ts'
 import type { QuotaCounters } from './quota-counters.ts'
 
 const kDefaultPrefix = DEFAULT_QUOTA + kIdSeparator
+const kDefaultPrefixBytes = new TextEncoder().encode(kDefaultPrefix)
+
+function hasPrefix (bytes: Uint8Array, at: number, len: number, prefix: Uint8Array): boolean {
+  if (len < prefix.length) return false
+  for (let i = 0; i < prefix.length; i++) if (bytes[at + i] !== prefix[i]) return false
+  return true
+}
 
 /** Which quotas exist: every name ever given a slot keeps it (counts outlive a delete). */
 export class QuotaDirectory {
@@ -111,6 +118,16 @@ export class QuotaGate {
    * May a message activate this agent? Its quota must exist; a new agent (nothing
    * stored) must fit under the limit. Null when it may.
    */
+  /**
+   * `admit` for the id whose UTF-8 bytes are `bytes[at, at + len)`, decoding it (`id()`)
+   * only when the answer needs more than its prefix: an agent of the default quota is
+   * admitted by its bytes (an activation makes no id string for it).
+   */
+  admitBytes (bytes: Uint8Array, at: number, len: number, isNew: boolean, id: () => string): ShoalError | null {
+    if ((!isNew || this.directory.defaultUnlimited) && hasPrefix(bytes, at, len, kDefaultPrefixBytes)) return null
+    return this.admit(id(), isNew)
+  }
+
   admit (id: string, isNew: boolean): ShoalError | null {
     if (id.startsWith(kDefaultPrefix) && (!isNew || this.directory.defaultUnlimited)) return null
     const quota = quotaOf(id)
