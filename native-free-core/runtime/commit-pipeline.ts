@@ -22,6 +22,7 @@
  * the open batch when it succeeds and are dropped when it throws. Until a batch has
  * committed, reads see its states and writes through `inflightState` and `storageBelow`.
  */
+import type { IdArena } from './id-arena.ts'
 import { printable } from '../agent/agent-id.ts'
 import { kBusy, kCounted, kDeactivate, kDelete, kDirty, kNew, kSnapFresh } from './cell.ts'
 import type { Cell } from './cell.ts'
@@ -53,6 +54,8 @@ export interface CommitHost {
   drop (cell: Cell): void
   /** The cell's id as a string (made on demand: a resident cell holds only its bytes' ref). */
   idOf (cell: Cell): string
+  /** The resident cells' id bytes (touched ahead of the commit loop). */
+  readonly ids: IdArena
 }
 
 /** A reply or send held by the output gate until its batch commits. */
@@ -216,7 +219,7 @@ export class CommitPipeline {
     const dirty = this.dirty
     let touched = 0
     for (let k = 0; k < dirty.length; k++) {
-      if (k >= touched) touched = touchCells(dirty, k)
+      if (k >= touched) touched = touchCells(dirty, k, host.ids)
       const cell = dirty[k]!
       if ((cell.flags & kDirty) === 0) continue // poisoned and dropped earlier in this batch
       let bytes: Uint8Array | null
@@ -485,17 +488,18 @@ let touchSink = 0
 
 /**
  * Load what the commit loop reads of `cells[from]` and the next kTouchAhead − 1 — the
- * cell's flags, id and hash, the id string, the state — and return the index after them.
+ * cell's flags and hash, its id's bytes, the state — and return the index after them.
  * The cells of a batch of thousands have left the caches since their turns ran: the
  * commit loop's first reads of each were most of its time (bench/RESULTS.md, issue 13),
  * one miss after the other; loaded here together, the misses overlap.
  */
-function touchCells (cells: readonly Cell[], from: number): number {
+function touchCells (cells: readonly Cell[], from: number, ids: IdArena): number {
   const to = Math.min(from + kTouchAhead, cells.length)
   let sink = touchSink
   for (let j = from; j < to; j++) {
     const c = cells[j]!
-    sink ^= c.flags ^ c.hash ^ (typeof c.state === 'object' ? 1 : 0)
+    const ref = c.idRef
+    sink ^= c.flags ^ c.hash ^ (typeof ref === 'number' ? ids.touch(ref) : 0) ^ (typeof c.state === 'object' ? 1 : 0)
   }
   touchSink = sink
   return to

@@ -204,7 +204,7 @@ export class ShardRuntime implements ContextHost, TimerHost, FollowHost, CommitH
 
   /**
    * Touch what delivering the messages for `hashes[0..n)` will read — each one's table
-   * slot, the cell there, the cell's id string and state — and return a number made of
+   * slot, the cell there, the cell's id bytes (IdArena) and state — and return a number made of
    * them (the caller keeps it, so that the loads are not optimized away). The thread loop
    * calls this for the next frames before delivering them: at 1M agents each of those
    * reads is a cache miss (the table lookup was a quarter of a fanout worker,
