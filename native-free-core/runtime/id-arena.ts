@@ -43,8 +43,7 @@ export class IdArena {
   private readonly shift: number
   private readonly mask: number
   private readonly decode: Utf8Decode
-  /** The chunk records are appended to, and where. */
-  private chunk: Uint8Array
+  /** Where the next record goes in the last chunk. */
   private top: number
   /** Free records by size in 4-byte units: index = units. */
   private readonly free: number[][] = []
@@ -61,8 +60,7 @@ export class IdArena {
     this.shift = Math.log2(chunkBytes) - 2
     this.mask = (1 << this.shift) - 1
     this.decode = decode
-    this.chunk = new Uint8Array(chunkBytes)
-    this.chunks.push(this.chunk)
+    this.chunks.push(new Uint8Array(chunkBytes))
     this.top = 0
   }
 
@@ -176,15 +174,6 @@ export class IdArena {
     this.liveRecords--
   }
 
-  /** Forget every record (chunks beyond the first are let go). */
-  clear (): void {
-    this.chunks.length = 1
-    this.chunk = this.chunks[0]!
-    this.top = 0
-    this.free.length = 0
-    this.liveRecords = 0
-  }
-
   /** A record for an id of `len` bytes: a freed one of its size, or the next at the top. */
   private reserve (len: number): number {
     const units = (HEADER + len + 3) >> 2
@@ -193,8 +182,7 @@ export class IdArena {
     if (list !== undefined && list.length !== 0) return list.pop()!
     const bytes = units << 2
     if (this.top + bytes > this.chunkBytes) {
-      this.chunk = new Uint8Array(this.chunkBytes)
-      this.chunks.push(this.chunk)
+      this.chunks.push(new Uint8Array(this.chunkBytes))
       this.top = 0
     }
     const ref = ((this.chunks.length - 1) << this.shift) + (this.top >>> 2)

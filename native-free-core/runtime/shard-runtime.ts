@@ -467,7 +467,10 @@ export class ShardRuntime implements ContextHost, TimerHost, FollowHost, CommitH
     }
   }
 
-  /** Drop every resident agent (host shutdown, after the last commit). */
+  /**
+   * Drop every resident agent (host shutdown, after the last commit). The id arena keeps
+   * its records: a late completion of a cell dropped here still reads its id by its ref.
+   */
   clear (): void {
     this.table.clear()
     this.mailboxes.clear()
