@@ -77,8 +77,8 @@ interface ReplStats {
     shardsServed: number
     movedIn: number
     leader: string | null
-    links: { bytesIn: number }
-    replication?: { shardsWithReplicasInSync: number, copiesInSync: number, segmentsOut: number, fellOut: number, snapshotsIn: number, snapshotBytesIn: number }
+    links: { bytesIn: number, framesOut: number, peers: ReadonlyArray<{ batchesOut: number }> }
+    replication?: { shardsWithReplicasInSync: number, copiesInSync: number, segmentsOut: number, unitsOut?: number, fellOut: number, snapshotsIn: number, snapshotBytesIn: number }
   }
 }
 
@@ -112,10 +112,15 @@ async function cpuUs (hosts: readonly HostProcess[]): Promise<number> {
   return infos.reduce((n, p) => n + p.cpuUs, 0)
 }
 
-async function replicationSum (hosts: readonly HostProcess[]): Promise<{ segmentsOut: number, fellOut: number }> {
+interface ReplSums { segmentsOut: number, unitsOut: number, linkFramesOut: number, linkBatchesOut: number, fellOut: number }
+
+async function replicationSum (hosts: readonly HostProcess[]): Promise<ReplSums> {
   const all = await Promise.all(hosts.map((h) => h.stats<ReplStats>()))
   return {
     segmentsOut: all.reduce((n, s) => n + (s.cluster.replication?.segmentsOut ?? 0), 0),
+    unitsOut: all.reduce((n, s) => n + (s.cluster.replication?.unitsOut ?? 0), 0),
+    linkFramesOut: all.reduce((n, s) => n + s.cluster.links.framesOut, 0),
+    linkBatchesOut: all.reduce((n, s) => n + s.cluster.links.peers.reduce((m, p) => m + p.batchesOut, 0), 0),
     fellOut: all.reduce((n, s) => n + (s.cluster.replication?.fellOut ?? 0), 0)
   }
 }
@@ -133,8 +138,8 @@ class CommandRun {
   readonly latency = new HdrLatency()
   loadBefore = 0
   loadAfter = 0
-  private statsBefore = { segmentsOut: 0, fellOut: 0 }
-  private statsAfter = { segmentsOut: 0, fellOut: 0 }
+  private statsBefore: ReplSums = { segmentsOut: 0, unitsOut: 0, linkFramesOut: 0, linkBatchesOut: 0, fellOut: 0 }
+  private statsAfter: ReplSums = { segmentsOut: 0, unitsOut: 0, linkFramesOut: 0, linkBatchesOut: 0, fellOut: 0 }
   private perSecByHost = new Map<string, { calls: number, ms: number }>()
 
   constructor (replicas: number, c: ClusterProcs) {
@@ -191,6 +196,9 @@ class CommandRun {
       cores: this.wallMs > 0 ? cpuS / (this.wallMs / 1000) : 0,
       callsPerCpuSec: cpuS > 0 ? this.calls / cpuS : 0,
       segmentsOut: this.statsAfter.segmentsOut - this.statsBefore.segmentsOut,
+      unitsOut: this.statsAfter.unitsOut - this.statsBefore.unitsOut,
+      linkFramesOut: this.statsAfter.linkFramesOut - this.statsBefore.linkFramesOut,
+      linkBatchesOut: this.statsAfter.linkBatchesOut - this.statsBefore.linkBatchesOut,
       fellOut: this.statsAfter.fellOut - this.statsBefore.fellOut,
       load: { before: this.loadBefore, after: this.loadAfter }
     }
