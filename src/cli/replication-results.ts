@@ -134,7 +134,7 @@ export function replicationRows (r: Omit<ReplicationResults, 'rows'>): SummaryRo
       target: { op: '>=', value: 0.5 },
       note: `counter add(1), each host calling the agents it owns, ${r.concurrency} in flight per host; ` +
         `per CPU-second of the hosts ${n(on.callsPerCpuSec)} vs ${n(off.callsPerCpuSec)}; cores used ${on.cores.toFixed(2)} vs ${off.cores.toFixed(2)}; ` +
-        `${n(on.segmentsOut)} journal segments out in ${n(on.unitsOut)} units; link frames out ${n(on.linkFramesOut)} / ${n(off.linkFramesOut)}, link batches out ${n(on.linkBatchesOut)} / ${n(off.linkBatchesOut)}; ${on.fellOut} replicas fell out of sync; errors ${on.errors} / ${off.errors}; ${loadText(on.load)} / ${loadText(off.load)}`
+        `${n(on.segmentsOut)} journal segments out${on.unitsOut === 0 ? '' : ` in ${n(on.unitsOut)} units`}; link frames out ${n(on.linkFramesOut)} / ${n(off.linkFramesOut)}, link batches out ${n(on.linkBatchesOut)} / ${n(off.linkBatchesOut)}; ${on.fellOut} replicas fell out of sync; errors ${on.errors} / ${off.errors}; ${loadText(on.load)} / ${loadText(off.load)}`
     }))
     rows.push(summaryRow(s, 'command p50, replicas: 2', on.latency.p50Us, 'µs', {
       baseline: { name: 'replicas: 1', value: off.latency.p50Us, unit: 'µs' }
