@@ -20,22 +20,35 @@ export function isLmdbCommitFailure (err: unknown): boolean {
 }
 
 /**
+ * How long a failed write waits for its transaction's cause. lmdb-js rejects the cause in
+ * the writer's completion callback, usually in the same call that fails the writes — but
+ * the writes are failed by whichever path first sees the transaction's status, and under
+ * load that can be an earlier one (another write's resolution), the cause following in the
+ * completion callback a little later: the generic error then stood (seen in full-suite runs
+ * at load 5–12: test/durable/commit-failure.test.ts got no code). A commit that failed has
+ * its callback on the way; the bound is for a path that never rejects the cause.
+ */
+const CAUSE_WAIT_MS = 1_000
+
+/**
  * `written`, whose failure carries lmdb-js's real cause instead of the generic error, and
- * whose cause's promise is handled. lmdb-js rejects the cause in the same callback that
- * fails the writes, so it is known by the time this runs; if it is not (another path),
- * the generic error stands.
+ * whose cause's promise is handled. If the cause does not come within CAUSE_WAIT_MS, the
+ * generic error stands.
  */
 export function withCommitCause<T> (written: Promise<T>): Promise<T> {
   return written.then(undefined, async (err: unknown) => {
     if (!isLmdbCommitFailure(err)) throw err
     const cause = (err as { commitError: Promise<unknown> }).commitError
+    cause.then(undefined, () => {})
     let real: unknown = err
+    let timer: ReturnType<typeof setTimeout> | undefined
     try {
-      await Promise.race([cause, Promise.resolve(PENDING)])
+      await Promise.race([cause, new Promise((resolve) => { timer = setTimeout(resolve, CAUSE_WAIT_MS, PENDING) })])
     } catch (e) {
       real = e
+    } finally {
+      clearTimeout(timer)
     }
-    cause.then(undefined, () => {})
     throw real
   })
 }
