@@ -45,9 +45,31 @@ export function withMoves (ring: ShardMap, shards: readonly number[], from: numb
   return map
 }
 
+type Etcd = ReturnType<typeof createEtcdClient>
+
+/** The test takes the leader key (a lease of `ttlS` s): nothing but the test writes the map until it revokes the lease. */
+export async function leadAsTheTest (raw: Etcd, keys: ClusterKeys, ttlS: number): Promise<{ lease: string, leaderRevision: number }> {
+  const lease = String((await raw.leaseClient.leaseGrant({ TTL: ttlS })).ID)
+  const won = await campaign(raw, keys, 'the-test', lease)
+  assert.ok(won.won)
+  return { lease, leaderRevision: won.revision }
+}
+
+/** The ring's map for h0 and h1, one copy of each shard, and the two hosts' indices in it. */
+export function twoHostRing (): { ring: ShardMap, i0: number, i1: number } {
+  const ring = plan(null, [{ id: 'h0', state: 'up' }, { id: 'h1', state: 'up' }], { replicas: 1 })!
+  return { ring, i0: ring.hosts.indexOf('h0'), i1: ring.hosts.indexOf('h1') }
+}
+
+/** How many of `shards` have a handover report in etcd. */
+export async function reportsOf (raw: Etcd, keys: ClusterKeys, shards: ReadonlySet<number>): Promise<number> {
+  const found = await raw.getAll().prefix(keys.handovers).keys()
+  return found.map((name) => Number(name.slice(keys.handovers.length))).filter((s) => shards.has(s)).length
+}
+
 /** What a test's own step sees while it leads, once h0 has reported the MOVES handovers. */
 export interface LedMoves {
-  readonly raw: ReturnType<typeof createEtcdClient>
+  readonly raw: Etcd
   readonly keys: ClusterKeys
   readonly plugins: ReadonlyMap<string, ClusterPlugin>
   /** How many of the moving shards have a handover report in etcd. */
@@ -79,20 +101,17 @@ export async function movesUnderTheTestsLead (prefix: string, step: (led: LedMov
     return host
   }
   try {
-    const lease = String((await raw.leaseClient.leaseGrant({ TTL: 60 })).ID)
-    const won = await campaign(raw, keys, 'the-test', lease)
-    assert.ok(won.won)
+    const { lease, leaderRevision } = await leadAsTheTest(raw, keys, 60)
     // the ring's map for h0 and h1, but for MOVES of h1's shards, still h0's and planned to
     // move to h1: the leader the test leaves the cluster to has nothing more to plan
-    const ring = plan(null, [{ id: 'h0', state: 'up' }, { id: 'h1', state: 'up' }], { replicas: 1 })!
-    const [i0, i1] = [ring.hosts.indexOf('h0'), ring.hosts.indexOf('h1')]
+    const { ring, i0, i1 } = twoHostRing()
     const shards: number[] = []
     for (let s = 0; shards.length < MOVES; s++) if (ring.owner[s] === i1) shards.push(s)
     const map = withMoves(ring, shards, i0, i1, 2)
     const moves = plannedMoves(map)
     assert.equal(moves.length, MOVES)
     assert.ok(moves.every((m) => m.from === 'h0' && m.to === 'h1'))
-    assert.ok((await writeMap(raw, keys, { map, mapRevision: 0, leaderRevision: won.revision, folded: [] })).ok)
+    assert.ok((await writeMap(raw, keys, { map, mapRevision: 0, leaderRevision, folded: [] })).ok)
 
     const h1 = await start('h1')
     const h0 = await start('h0')
@@ -105,10 +124,7 @@ export async function movesUnderTheTestsLead (prefix: string, step: (led: LedMov
     // test folds no report while it leads), they do not fail
     const adds = Promise.all([1, 2, 3].map(async () => await h0.ref('counter', counter).call('add', 1)))
 
-    const reported = async (): Promise<number> => {
-      const found = await raw.getAll().prefix(keys.handovers).keys()
-      return found.map((name) => Number(name.slice(keys.handovers.length))).filter((s) => moving.has(s)).length
-    }
+    const reported = async (): Promise<number> => await reportsOf(raw, keys, moving)
     const untilReported = async (what: string, count: number, timeoutMs: number): Promise<void> => {
       try {
         await until(what, async () => await reported() === count, timeoutMs)

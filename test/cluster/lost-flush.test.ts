@@ -18,16 +18,15 @@
  */
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { plan } from '../../native-free-core/placement/shard-map.ts'
 import type { ShardMap } from '../../native-free-core/placement/shard-map.ts'
 import { DEFAULT_QUOTA, idString } from '../../native-free-core/agent/agent-id.ts'
-import { ClusterKeys, campaign, writeMap } from '../../plugins/cluster/membership/cluster-keys.ts'
+import { ClusterKeys, writeMap } from '../../plugins/cluster/membership/cluster-keys.ts'
 import { createEtcdClient } from '../../plugins/cluster/membership/etcd-client.ts'
 import { startEtcd } from '../helpers/etcd.ts'
 import { clusterProcs } from '../helpers/cluster-procs.ts'
 import { shardOfId } from '../fixtures/shards.ts'
 import { until } from './tenancy-helpers.ts'
-import { MOVES, withMoves } from './led-moves.ts'
+import { MOVES, leadAsTheTest, reportsOf, twoHostRing, withMoves } from './led-moves.ts'
 
 interface ClusterStats { cluster: { flushAsks: number, links: { up: number } } }
 
@@ -46,17 +45,14 @@ test('a new owner asks for the CL_FLUSHED a dropped link lost, and serves the mo
     cluster: { replicas: 1, heartbeatMs: 250 }
   })
   try {
-    const lease = String((await raw.leaseClient.leaseGrant({ TTL: 120 })).ID)
-    const won = await campaign(raw, keys, 'the-test', lease)
-    assert.ok(won.won)
+    const { lease, leaderRevision } = await leadAsTheTest(raw, keys, 120)
     // the ring, but MOVES of h1's shards still h0's: the map the test ends on is the ring itself
-    const ring = plan(null, [{ id: 'h0', state: 'up' }, { id: 'h1', state: 'up' }], { replicas: 1 })!
-    const [i0, i1] = [ring.hosts.indexOf('h0'), ring.hosts.indexOf('h1')]
+    const { ring, i0, i1 } = twoHostRing()
     const moving: number[] = []
     for (let s = 0; moving.length < MOVES; s++) if (ring.owner[s] === i1) moving.push(s)
     const atH0: ShardMap = { ...ring, epoch: 2, owner: ring.owner.slice() }
     for (const s of moving) atH0.owner[s] = i0
-    let revision = (await writeMap(raw, keys, { map: atH0, mapRevision: 0, leaderRevision: won.revision, folded: [] })).revision
+    let revision = (await writeMap(raw, keys, { map: atH0, mapRevision: 0, leaderRevision, folded: [] })).revision
     await c.start(['h0', 'h1'])
     await c.settled(30_000)
 
@@ -68,14 +64,10 @@ test('a new owner asks for the CL_FLUSHED a dropped link lost, and serves the mo
     for (let i = 0; i < 3; i++) await c.host('h0').call('counter', counter, 'add', 1)
 
     // h0 moves the shards to h1 and reports the handovers (the test folds them itself)
-    const w3 = await writeMap(raw, keys, { map: withMoves(ring, moving, i0, i1, 3), mapRevision: revision, leaderRevision: won.revision, folded: [] })
+    const w3 = await writeMap(raw, keys, { map: withMoves(ring, moving, i0, i1, 3), mapRevision: revision, leaderRevision, folded: [] })
     assert.ok(w3.ok)
     revision = w3.revision
-    const reported = async (): Promise<number> => {
-      const found = await raw.getAll().prefix(keys.handovers).keys()
-      return found.map((name) => Number(name.slice(keys.handovers.length))).filter((s) => inMoving.has(s)).length
-    }
-    await until('h0 reports the handovers', async () => await reported() === MOVES, 20_000)
+    await until('h0 reports the handovers', async () => await reportsOf(raw, keys, inMoving) === MOVES, 20_000)
 
     // the link goes silent; the map names h1: h0 finishes its move out and writes its
     // CL_FLUSHED into the silent link, h1 adopts and waits for it; the link is declared dead
@@ -84,7 +76,7 @@ test('a new owner asks for the CL_FLUSHED a dropped link lost, and serves the mo
     // drops is lost.)
     c.proxy('h1').pause()
     const view = async (id: string): Promise<string> => (await c.describe()).find((v) => v.id === id)!.view
-    const w4 = await writeMap(raw, keys, { map: { ...ring, epoch: 4 }, mapRevision: revision, leaderRevision: won.revision, folded: [] })
+    const w4 = await writeMap(raw, keys, { map: { ...ring, epoch: 4 }, mapRevision: revision, leaderRevision, folded: [] })
     assert.ok(w4.ok)
     await until('h0 finishes the move out', async () => (await view('h0')).includes('no move out held'), 10_000)
     await until('h1 waits for the CL_FLUSHED h0 sent into the silence', async () => (await view('h1')).includes(`${MOVES} waiting for CL_FLUSHED from h0`), 10_000)

@@ -18,14 +18,14 @@
  */
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { plan, ownerOf, targetOf, decodeShardMap } from '../../native-free-core/placement/shard-map.ts'
+import { ownerOf, targetOf, decodeShardMap } from '../../native-free-core/placement/shard-map.ts'
 import type { ShardMap } from '../../native-free-core/placement/shard-map.ts'
-import { ClusterKeys, campaign, writeMap } from '../../plugins/cluster/membership/cluster-keys.ts'
+import { ClusterKeys, writeMap } from '../../plugins/cluster/membership/cluster-keys.ts'
 import { createEtcdClient } from '../../plugins/cluster/membership/etcd-client.ts'
 import { startEtcd } from '../helpers/etcd.ts'
 import { clusterProcs } from '../helpers/cluster-procs.ts'
 import { until } from './tenancy-helpers.ts'
-import { MOVES, withMoves } from './led-moves.ts'
+import { MOVES, leadAsTheTest, twoHostRing, withMoves } from './led-moves.ts'
 
 interface ClusterStats { cluster: { movesCalledOff: number } }
 
@@ -40,12 +40,9 @@ test('a move the map plans again while its data goes unanswered is called off at
     cluster: { heartbeatMs: 10_000, replicas: 1 }
   })
   try {
-    const lease = String((await raw.leaseClient.leaseGrant({ TTL: 120 })).ID)
-    const won = await campaign(raw, keys, 'the-test', lease)
-    assert.ok(won.won)
-    const ring = plan(null, [{ id: 'h0', state: 'up' }, { id: 'h1', state: 'up' }], { replicas: 1 })!
-    const [i0, i1] = [ring.hosts.indexOf('h0'), ring.hosts.indexOf('h1')]
-    let revision = (await writeMap(raw, keys, { map: { ...ring, epoch: 2 }, mapRevision: 0, leaderRevision: won.revision, folded: [] })).revision
+    const { lease, leaderRevision } = await leadAsTheTest(raw, keys, 120)
+    const { ring, i0, i1 } = twoHostRing()
+    let revision = (await writeMap(raw, keys, { map: { ...ring, epoch: 2 }, mapRevision: 0, leaderRevision, folded: [] })).revision
     await c.start(['h0', 'h1'])
     await c.settled(30_000)
     const calledOff = async (): Promise<number> => (await c.host('h0').stats<ClusterStats>()).cluster.movesCalledOff
@@ -55,7 +52,7 @@ test('a move the map plans again while its data goes unanswered is called off at
     const moving: number[] = []
     for (let s = 0; moving.length < MOVES; s++) if (ring.owner[s] === i0) moving.push(s)
     const planned = (epoch: number): ShardMap => withMoves(ring, moving, i0, i1, epoch)
-    const w3 = await writeMap(raw, keys, { map: planned(3), mapRevision: revision, leaderRevision: won.revision, folded: [] })
+    const w3 = await writeMap(raw, keys, { map: planned(3), mapRevision: revision, leaderRevision, folded: [] })
     assert.ok(w3.ok)
     revision = w3.revision
     // h0 holds the shards out of service and streams them (into the silence); its view says
@@ -65,7 +62,7 @@ test('a move the map plans again while its data goes unanswered is called off at
 
     // the map plans the same moves again: the old plan's data is answered by nobody, and its
     // report would be ignored — h0 ends it now
-    const w4 = await writeMap(raw, keys, { map: planned(4), mapRevision: revision, leaderRevision: won.revision, folded: [] })
+    const w4 = await writeMap(raw, keys, { map: planned(4), mapRevision: revision, leaderRevision, folded: [] })
     assert.ok(w4.ok)
     const t0 = Date.now()
     await until('h0 calls the old plan off', async () => await calledOff() >= before + 1, 8_000)
