@@ -169,7 +169,7 @@ export class ClusterPlugin implements HostPlugin, ClusterView {
         writer: (peer) => this.links.writer(peer),
         publish: (record) => this.membership.publishInSync(record),
         serves: (s) => this.handover.serves(s),
-        holds: (s) => this.handover.holds(s),
+        holds: (s) => this.handover.keepsRange(s),
         ackTimeoutMs: o.replicaAckTimeoutMs,
         committed: (shard) => {
           // the shard's home thread (through its ring) and this thread's own store (outbox deletions)
@@ -537,6 +537,7 @@ export class ClusterPlugin implements HostPlugin, ClusterView {
     return {
       replicas: this.options.replicas,
       shardsWithReplicasInSync: owner.inSyncCount(),
+      shardsFailoverReady: owner.failoverReady,
       copiesInSync: replica.copiesInSync,
       segmentsOut: owner.segmentsOut,
       bytesOut: owner.bytesOut,

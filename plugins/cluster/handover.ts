@@ -156,6 +156,19 @@ export class Handover {
     return this.served.has(shard) || this.outgoing.has(shard)
   }
 
+  /**
+   * The shard's range here is this host's own — served, leaving, or a move bringing it here
+   * (being written, or written and waiting for the map) — so no replica copy may take it
+   * over, write into it or drop it. A move's range is not `holds` (the old owner may serve
+   * the shard again if the move is called off), but it is the range the map will make this
+   * host serve: chaos seed 2002 lost acknowledged writes when a replica copy of the shard,
+   * started by a segment from the same owner while the move's range was being written, was
+   * then dropped as a copy nobody kept — and the host adopted the empty range.
+   */
+  keepsRange (shard: number): boolean {
+    return this.served.has(shard) || this.outgoing.has(shard) || this.importing.has(shard) || this.imported.has(shard)
+  }
+
   /** Shards moving out of or into this host now. */
   get moving (): number {
     return this.outgoing.size + this.imported.size

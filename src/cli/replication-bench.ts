@@ -78,7 +78,7 @@ interface ReplStats {
     movedIn: number
     leader: string | null
     links: { bytesIn: number, framesOut: number, peers: ReadonlyArray<{ batchesOut: number }> }
-    replication?: { shardsWithReplicasInSync: number, copiesInSync: number, segmentsOut: number, unitsOut?: number, fellOut: number, snapshotsIn: number, snapshotBytesIn: number }
+    replication?: { shardsWithReplicasInSync: number, shardsFailoverReady: number, copiesInSync: number, segmentsOut: number, unitsOut?: number, fellOut: number, snapshotsIn: number, snapshotBytesIn: number }
   }
 }
 
@@ -90,7 +90,10 @@ export function replicationLayout (hosts: number, workers: number): string {
   return `${hosts} host processes × (main + ${workers} worker${workers === 1 ? '' : 's'}) = ${threads} threads per cluster (two clusters during the command phase), + etcd + this driver, on ${availableParallelism()} cores`
 }
 
-/** Until every shard is served and (replicas > 1) has a replica in sync, summed over the running hosts. */
+/**
+ * Until every shard is served and (replicas > 1) has a replica in sync that its owner's
+ * in-sync record in etcd names (a failover needs the record), summed over the running hosts.
+ */
 async function inSync (c: ClusterProcs, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs
   for (;;) {
@@ -99,7 +102,7 @@ async function inSync (c: ClusterProcs, timeoutMs: number): Promise<void> {
     for (const h of c.running()) {
       const s = await h.stats<ReplStats>()
       served += s.cluster.shardsServed
-      replicated += s.cluster.replication?.shardsWithReplicasInSync ?? 0
+      replicated += Math.min(s.cluster.replication?.shardsWithReplicasInSync ?? 0, s.cluster.replication?.shardsFailoverReady ?? 0)
     }
     if (served === SHARDS && replicated === SHARDS) return
     if (Date.now() > deadline) throw new Error(`not in sync after ${timeoutMs} ms: ${served} shards served, ${replicated} with a replica in sync, of ${SHARDS}`)

@@ -3,7 +3,7 @@
  * key, so nothing but the test writes the map and nobody folds a handover report while it
  * leads. Real etcd, hosts, links, LMDB.
  *
- *   movesUnderTheTestsLead(prefix, step)
+ *   movesUnderTheTestsLead(prefix, step, { replicas })
  *     writes the ring's map for h0 and h1 but for MOVES of h1's shards, still h0's and
  *     planned to move to h1; starts h1, then h0 (which must stream them and report the
  *     handovers on its own: the reports appear in etcd), with calls through h0 to an agent
@@ -36,11 +36,14 @@ export const MOVES = 8
 
 /** The ring's map at `epoch` with `shards` owned by host index `from` and planned to move to `to` at `epoch`. */
 export function withMoves (ring: ShardMap, shards: readonly number[], from: number, to: number, epoch: number): ShardMap {
-  const map: ShardMap = { ...ring, epoch, owner: ring.owner.slice(), target: ring.target.slice(), targetEpoch: ring.targetEpoch.slice() }
+  const map: ShardMap = { ...ring, epoch, owner: ring.owner.slice(), target: ring.target.slice(), targetEpoch: ring.targetEpoch.slice(), replicas: ring.replicas.slice() }
+  const k = ring.replicaCount - 1
   for (const s of shards) {
     map.owner[s] = from
     map.target[s] = to
     map.targetEpoch[s] = epoch
+    // replicated: the owner cannot be its own replica — the host it takes the place of is
+    for (let i = s * k; i < (s + 1) * k; i++) if (map.replicas[i] === from) map.replicas[i] = to
   }
   return map
 }
@@ -55,9 +58,9 @@ export async function leadAsTheTest (raw: Etcd, keys: ClusterKeys, ttlS: number)
   return { lease, leaderRevision: won.revision }
 }
 
-/** The ring's map for h0 and h1, one copy of each shard, and the two hosts' indices in it. */
-export function twoHostRing (): { ring: ShardMap, i0: number, i1: number } {
-  const ring = plan(null, [{ id: 'h0', state: 'up' }, { id: 'h1', state: 'up' }], { replicas: 1 })!
+/** The ring's map for h0 and h1 (`replicas` copies of each shard), and the two hosts' indices in it. */
+export function twoHostRing (replicas = 1): { ring: ShardMap, i0: number, i1: number } {
+  const ring = plan(null, [{ id: 'h0', state: 'up' }, { id: 'h1', state: 'up' }], { replicas })!
   return { ring, i0: ring.hosts.indexOf('h0'), i1: ring.hosts.indexOf('h1') }
 }
 
@@ -72,13 +75,17 @@ export interface LedMoves {
   readonly raw: Etcd
   readonly keys: ClusterKeys
   readonly plugins: ReadonlyMap<string, ClusterPlugin>
+  /** The moving shards (h0's, planned to move to h1) and an agent of one of them with state (counter `counter`, 3 adds through h0). */
+  readonly shards: readonly number[]
+  readonly counter: string
   /** How many of the moving shards have a handover report in etcd. */
   reported (): Promise<number>
   /** `until`, with h0's view and the reports' count in the message when it times out. */
   untilReported (what: string, count: number, timeoutMs: number): Promise<void>
 }
 
-export async function movesUnderTheTestsLead (prefix: string, step: (led: LedMoves) => Promise<void>): Promise<void> {
+export async function movesUnderTheTestsLead (prefix: string, step: (led: LedMoves) => Promise<void>, options: { replicas?: 1 | 2 } = {}): Promise<void> {
+  const replicas = options.replicas ?? 1
   const etcd = await startEtcd()
   const raw = createEtcdClient({ hosts: [etcd.endpoint], callTimeoutMs: 2_000, watchBackoffMaxMs: 500 })
   const keys = new ClusterKeys(prefix)
@@ -92,7 +99,7 @@ export async function movesUnderTheTestsLead (prefix: string, step: (led: LedMov
       id,
       secret,
       listen: { host: '127.0.0.1', port: await freePort() },
-      replicas: 1,
+      replicas,
       membership: { etcd: { hosts: [etcd.endpoint], prefix, leaseTtlS: 5 } }
     })
     plugins.set(id, plugin)
@@ -104,7 +111,7 @@ export async function movesUnderTheTestsLead (prefix: string, step: (led: LedMov
     const { lease, leaderRevision } = await leadAsTheTest(raw, keys, 60)
     // the ring's map for h0 and h1, but for MOVES of h1's shards, still h0's and planned to
     // move to h1: the leader the test leaves the cluster to has nothing more to plan
-    const { ring, i0, i1 } = twoHostRing()
+    const { ring, i0, i1 } = twoHostRing(replicas)
     const shards: number[] = []
     for (let s = 0; shards.length < MOVES; s++) if (ring.owner[s] === i1) shards.push(s)
     const map = withMoves(ring, shards, i0, i1, 2)
@@ -123,6 +130,7 @@ export async function movesUnderTheTestsLead (prefix: string, step: (led: LedMov
     // calls to an agent of a moving shard, through its old owner: they wait for the move (the
     // test folds no report while it leads), they do not fail
     const adds = Promise.all([1, 2, 3].map(async () => await h0.ref('counter', counter).call('add', 1)))
+    adds.catch(() => {}) // awaited below; if the step fails first, its error is the one to see, not the calls' as the hosts close
 
     const reported = async (): Promise<number> => await reportsOf(raw, keys, moving)
     const untilReported = async (what: string, count: number, timeoutMs: number): Promise<void> => {
@@ -136,7 +144,7 @@ export async function movesUnderTheTestsLead (prefix: string, step: (led: LedMov
     // reports of their handovers appear (the map does not change while the test leads)
     await untilReported(`h0 reports the handover of the ${MOVES} shards the map plans to move to h1`, MOVES, 20_000)
 
-    await step({ raw, keys, plugins, reported, untilReported })
+    await step({ raw, keys, plugins, shards, counter, reported, untilReported })
 
     // the test steps down: a host leads, folds the reports, and the cluster settles
     await raw.leaseClient.leaseRevoke({ ID: lease })

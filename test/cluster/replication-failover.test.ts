@@ -21,21 +21,28 @@ const AGENTS = 600
 const counters: Agents = { type: 'counter', keys: { prefix: 'c', count: AGENTS } }
 const TTL_S = 2
 
-interface ReplStats { cluster: { replication?: { copiesInSync: number, shardsWithReplicasInSync: number } } }
+interface ReplStats { cluster: { replication?: { copiesInSync: number, shardsWithReplicasInSync: number, shardsFailoverReady: number } } }
 
-/** Until every shard of the cluster has a replica in sync (each host counts the shards it serves). */
+/**
+ * Until every shard of the cluster has a replica in sync, and its owner's in-sync record in
+ * etcd — what the leader fails a shard over by — says so (each host counts the shards it
+ * serves). The record trails the owner's memory by up to its publish gap: a host stopped in
+ * that gap leaves shards no failover may take (the test would wait for them in vain).
+ */
 async function inSync (c: ClusterProcs, ids: readonly string[], timeoutMs = 30_000): Promise<void> {
   const deadline = Date.now() + timeoutMs
   for (;;) {
     let served = 0
     let withReplica = 0
+    let ready = 0
     for (const id of ids) {
       const s = await c.host(id).stats<ReplStats & { cluster: { shardsServed: number } }>()
       served += s.cluster.shardsServed
       withReplica += s.cluster.replication?.shardsWithReplicasInSync ?? 0
+      ready += s.cluster.replication?.shardsFailoverReady ?? 0
     }
-    if (served === 4096 && withReplica === 4096) return
-    if (Date.now() > deadline) throw new Error(`replicas not in sync after ${timeoutMs} ms: ${withReplica} of ${served} served shards`)
+    if (served === 4096 && withReplica === 4096 && ready === 4096) return
+    if (Date.now() > deadline) throw new Error(`replicas not in sync after ${timeoutMs} ms: ${withReplica} of ${served} served shards, ${ready} in the owners' records`)
     await new Promise((resolve) => setTimeout(resolve, 100))
   }
 }

@@ -35,7 +35,7 @@
  */
 import { ShardUnavailableError, messageOf } from '../../../native-free-core/errors.ts'
 import { SHARDS } from '../../../native-free-core/placement/hash.ts'
-import { markInSync, newInSyncRecord, setShardEpoch } from '../../../native-free-core/placement/in-sync.ts'
+import { markInSync, newInSyncRecord, setShardEpoch, shardsNamingAReplica } from '../../../native-free-core/placement/in-sync.ts'
 import type { InSyncRecord } from '../../../native-free-core/placement/in-sync.ts'
 import { replicasOf } from '../../../native-free-core/placement/shard-map.ts'
 import type { ShardMap } from '../../../native-free-core/placement/shard-map.ts'
@@ -163,6 +163,14 @@ export class OwnerStreams {
   }
 
   /** Served shards with replicas in sync now, per shard (stats). */
+  /**
+   * Shards whose in-sync record, as last written to etcd, names a replica: those a failover
+   * could take over now. It trails `inSyncCount` — a replica joins the set in memory first,
+   * the record follows within PUBLISH_GAP_MS — and it is the figure to wait for before
+   * counting on a failover (a host stopped in that gap leaves a record without the replica).
+   */
+  failoverReady = 0
+
   inSyncCount (): number {
     let n = 0
     for (const s of this.streams.values()) if (s.inSync.size !== 0) n++
@@ -587,6 +595,7 @@ export class OwnerStreams {
         const record = this.record()
         const fresh = [...this.streams.values()].filter((s) => !s.published)
         await this.parts.publish(record)
+        this.failoverReady = shardsNamingAReplica(record)
         for (const s of fresh) {
           if (this.streams.get(s.shard) !== s) continue
           s.published = true
