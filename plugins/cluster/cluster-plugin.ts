@@ -549,7 +549,8 @@ export class ClusterPlugin implements HostPlugin, ClusterView {
       bytesIn: replica.bytesIn,
       snapshotsIn: replica.snapshotsIn,
       snapshotBytesIn: replica.snapshotBytesIn,
-      refusedSegments: replica.refusedSegments
+      refusedSegments: replica.refusedSegments,
+      replicaApplies: replica.applies
     }
   }
 

@@ -78,7 +78,7 @@ interface ReplStats {
     movedIn: number
     leader: string | null
     links: { bytesIn: number, framesOut: number, peers: ReadonlyArray<{ batchesOut: number }> }
-    replication?: { shardsWithReplicasInSync: number, shardsFailoverReady: number, copiesInSync: number, segmentsOut: number, unitsOut?: number, fellOut: number, snapshotsIn: number, snapshotBytesIn: number }
+    replication?: { shardsWithReplicasInSync: number, shardsFailoverReady: number, copiesInSync: number, segmentsOut: number, unitsOut?: number, replicaApplies?: number, fellOut: number, snapshotsIn: number, snapshotBytesIn: number }
   }
 }
 
@@ -115,13 +115,14 @@ async function cpuUs (hosts: readonly HostProcess[]): Promise<number> {
   return infos.reduce((n, p) => n + p.cpuUs, 0)
 }
 
-interface ReplSums { segmentsOut: number, unitsOut: number, linkFramesOut: number, linkBatchesOut: number, fellOut: number }
+interface ReplSums { segmentsOut: number, unitsOut: number, replicaApplies: number, linkFramesOut: number, linkBatchesOut: number, fellOut: number }
 
 async function replicationSum (hosts: readonly HostProcess[]): Promise<ReplSums> {
   const all = await Promise.all(hosts.map((h) => h.stats<ReplStats>()))
   return {
     segmentsOut: all.reduce((n, s) => n + (s.cluster.replication?.segmentsOut ?? 0), 0),
     unitsOut: all.reduce((n, s) => n + (s.cluster.replication?.unitsOut ?? 0), 0),
+    replicaApplies: all.reduce((n, s) => n + (s.cluster.replication?.replicaApplies ?? 0), 0),
     linkFramesOut: all.reduce((n, s) => n + s.cluster.links.framesOut, 0),
     linkBatchesOut: all.reduce((n, s) => n + s.cluster.links.peers.reduce((m, p) => m + p.batchesOut, 0), 0),
     fellOut: all.reduce((n, s) => n + (s.cluster.replication?.fellOut ?? 0), 0)
@@ -141,8 +142,8 @@ class CommandRun {
   readonly latency = new HdrLatency()
   loadBefore = 0
   loadAfter = 0
-  private statsBefore: ReplSums = { segmentsOut: 0, unitsOut: 0, linkFramesOut: 0, linkBatchesOut: 0, fellOut: 0 }
-  private statsAfter: ReplSums = { segmentsOut: 0, unitsOut: 0, linkFramesOut: 0, linkBatchesOut: 0, fellOut: 0 }
+  private statsBefore: ReplSums = { segmentsOut: 0, unitsOut: 0, replicaApplies: 0, linkFramesOut: 0, linkBatchesOut: 0, fellOut: 0 }
+  private statsAfter: ReplSums = { segmentsOut: 0, unitsOut: 0, replicaApplies: 0, linkFramesOut: 0, linkBatchesOut: 0, fellOut: 0 }
   private perSecByHost = new Map<string, { calls: number, ms: number }>()
 
   constructor (replicas: number, c: ClusterProcs) {
@@ -200,6 +201,7 @@ class CommandRun {
       callsPerCpuSec: cpuS > 0 ? this.calls / cpuS : 0,
       segmentsOut: this.statsAfter.segmentsOut - this.statsBefore.segmentsOut,
       unitsOut: this.statsAfter.unitsOut - this.statsBefore.unitsOut,
+      replicaApplies: this.statsAfter.replicaApplies - this.statsBefore.replicaApplies,
       linkFramesOut: this.statsAfter.linkFramesOut - this.statsBefore.linkFramesOut,
       linkBatchesOut: this.statsAfter.linkBatchesOut - this.statsBefore.linkBatchesOut,
       fellOut: this.statsAfter.fellOut - this.statsBefore.fellOut,

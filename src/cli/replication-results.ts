@@ -39,6 +39,8 @@ export interface CommandFigures {
   readonly segmentsOut: number
   /** Replication units (CL_REPL frames) out; 0 where the hosts do not count them. */
   readonly unitsOut: number
+  /** Replica apply transactions (live, not catch-ups); 0 where the hosts do not count them. */
+  readonly replicaApplies: number
   /** Frames and batches (socket writes) out over the links, all kinds. */
   readonly linkFramesOut: number
   readonly linkBatchesOut: number
@@ -134,7 +136,7 @@ export function replicationRows (r: Omit<ReplicationResults, 'rows'>): SummaryRo
       target: { op: '>=', value: 0.5 },
       note: `counter add(1), each host calling the agents it owns, ${r.concurrency} in flight per host; ` +
         `per CPU-second of the hosts ${n(on.callsPerCpuSec)} vs ${n(off.callsPerCpuSec)}; cores used ${on.cores.toFixed(2)} vs ${off.cores.toFixed(2)}; ` +
-        `${n(on.segmentsOut)} journal segments out${on.unitsOut === 0 ? '' : ` in ${n(on.unitsOut)} units`}; link frames out ${n(on.linkFramesOut)} / ${n(off.linkFramesOut)}, link batches out ${n(on.linkBatchesOut)} / ${n(off.linkBatchesOut)}; ${on.fellOut} replicas fell out of sync; errors ${on.errors} / ${off.errors}; ${loadText(on.load)} / ${loadText(off.load)}`
+        `${n(on.segmentsOut)} journal segments out${on.unitsOut === 0 ? '' : ` in ${n(on.unitsOut)} units`}${on.replicaApplies === 0 ? '' : `, ${n(on.replicaApplies)} replica applies`}; link frames out ${n(on.linkFramesOut)} / ${n(off.linkFramesOut)}, link batches out ${n(on.linkBatchesOut)} / ${n(off.linkBatchesOut)}; ${on.fellOut} replicas fell out of sync; errors ${on.errors} / ${off.errors}; ${loadText(on.load)} / ${loadText(off.load)}`
     }))
     rows.push(summaryRow(s, 'command p50, replicas: 2', on.latency.p50Us, 'µs', {
       baseline: { name: 'replicas: 1', value: off.latency.p50Us, unit: 'µs' }

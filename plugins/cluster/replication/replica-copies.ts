@@ -107,6 +107,8 @@ export class ReplicaCopies {
   snapshotsIn = 0
   snapshotBytesIn = 0
   refusedSegments = 0
+  /** Live apply transactions (batches of in-sync copies' segments, each acknowledged once durable; not catch-ups). */
+  applies = 0
 
   constructor (parts: ReplicaParts) {
     this.parts = parts
@@ -399,6 +401,7 @@ export class ReplicaCopies {
       this.batch = []
       if (batch.length === 0) return
       const write = this.parts.store.queueReplicated(batch.map((b) => [b.shard, b.segment] as const))
+      this.applies++
       // acknowledged once durable; the next apply need only wait for this one's commit, so
       // its transaction overlaps this one's flush
       // a failed commit is the queue's to report; a flush failing after it, this one's
