@@ -94,23 +94,6 @@ export function inSyncHosts (record: InSyncRecord, shard: number, shardEpoch: nu
   return out.sort(compareIds)
 }
 
-/** How many shards the record names at least one host in sync for (at their epoch in it). */
-export function shardsNamingAReplica (record: InSyncRecord): number {
-  let n = 0
-  for (let shard = 0; shard < SHARDS; shard++) {
-    if (record.shardEpoch[shard] === 0) continue
-    const byte = shard >> 3
-    const bit = 1 << (shard & 7)
-    for (const bits of record.hosts.values()) {
-      if ((bits[byte]! & bit) !== 0) {
-        n++
-        break
-      }
-    }
-  }
-  return n
-}
-
 /** The failover lookup `nextMap` takes (`PlanOptions.inSync`), over the records of all owners. */
 export function inSyncLookup (records: ReadonlyMap<string, InSyncRecord>): InSyncLookup {
   return (owner, shard, shardEpoch) => {

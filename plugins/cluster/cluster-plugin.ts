@@ -537,7 +537,7 @@ export class ClusterPlugin implements HostPlugin, ClusterView {
     return {
       replicas: this.options.replicas,
       shardsWithReplicasInSync: owner.inSyncCount(),
-      shardsFailoverReady: owner.failoverReady,
+      shardsFailoverReady: owner.failoverReady(),
       copiesInSync: replica.copiesInSync,
       segmentsOut: owner.segmentsOut,
       bytesOut: owner.bytesOut,

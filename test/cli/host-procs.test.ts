@@ -11,7 +11,8 @@ import type { Socket } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { UnknownMethodError } from '../../native-free-core/errors.ts'
-import { HostProcess, TcpProxy, testAgents } from '../helpers/cluster-procs.ts'
+import { HostProcess, TcpProxy, clusterProcs, testAgents } from '../helpers/cluster-procs.ts'
+import { startEtcd } from '../helpers/etcd.ts'
 import { HostProcessExitedError } from '../../src/cli/procs/host-process.ts'
 
 test('a host process: calls, load and errors cross as they are; SIGSTOP pauses it, SIGCONT resumes it; SIGKILL fails what waits; close exits 0', { timeout: 60_000 }, async () => {
@@ -119,5 +120,27 @@ test('TcpProxy: bytes keep their order through delay, pause and heal; cut drops 
   } finally {
     await proxy.close()
     await echo.close()
+  }
+})
+
+test('host processes told to go at once (SIGTERM to every host: nobody left to take the shards) all exit, within the close grace at worst', { timeout: 60_000 }, async () => {
+  const etcd = await startEtcd()
+  const c = await clusterProcs({ membership: { etcd: { hosts: [etcd.endpoint], leaseTtlS: 2, minMembers: 2 } } })
+  try {
+    await c.start(['a', 'b'])
+    await c.settled()
+    const hosts = [c.host('a'), c.host('b')]
+    const asked = performance.now()
+    await Promise.all(hosts.map(async (h) => await h.kill('SIGTERM')))
+    const exits = await Promise.all(hosts.map(async (h) => await h.exited))
+    const tookMs = performance.now() - asked
+    console.log(`# SIGTERM to both: exits ${JSON.stringify(exits)} after ${Math.round(tookMs)} ms`)
+    assert.ok(tookMs < 30_000, `exited ${Math.round(tookMs)} ms after SIGTERM`)
+    for (const [i, exit] of exits.entries()) {
+      assert.ok(exit.code === 0 || (exit.code === 1 && /close did not finish/.test(hosts[i]!.log)), `exit ${JSON.stringify(exit)}; log: ${hosts[i]!.log.slice(-500)}`)
+    }
+  } finally {
+    await c.close().catch(() => {})
+    await etcd.stop()
   }
 })

@@ -35,7 +35,7 @@
  */
 import { ShardUnavailableError, messageOf } from '../../../native-free-core/errors.ts'
 import { SHARDS } from '../../../native-free-core/placement/hash.ts'
-import { markInSync, newInSyncRecord, setShardEpoch, shardsNamingAReplica } from '../../../native-free-core/placement/in-sync.ts'
+import { inSyncHosts, markInSync, newInSyncRecord, setShardEpoch } from '../../../native-free-core/placement/in-sync.ts'
 import type { InSyncRecord } from '../../../native-free-core/placement/in-sync.ts'
 import { replicasOf } from '../../../native-free-core/placement/shard-map.ts'
 import type { ShardMap } from '../../../native-free-core/placement/shard-map.ts'
@@ -163,13 +163,23 @@ export class OwnerStreams {
   }
 
   /** Served shards with replicas in sync now, per shard (stats). */
+  /** The in-sync record as last written to etcd (what a failover goes by). */
+  private landed: InSyncRecord | null = null
+
   /**
-   * Shards whose in-sync record, as last written to etcd, names a replica: those a failover
-   * could take over now. It trails `inSyncCount` — a replica joins the set in memory first,
-   * the record follows within PUBLISH_GAP_MS — and it is the figure to wait for before
-   * counting on a failover (a host stopped in that gap leaves a record without the replica).
+   * Shards served here whose in-sync record, as last written to etcd, names a replica at
+   * the stream's epoch: those a failover could take over now. It trails `inSyncCount` — a
+   * replica joins the set in memory first, the record follows within PUBLISH_GAP_MS — and
+   * it is the figure to wait for before counting on a failover (a host stopped in that gap
+   * leaves a record without the replica).
    */
-  failoverReady = 0
+  failoverReady (): number {
+    const landed = this.landed
+    if (landed === null) return 0
+    let n = 0
+    for (const s of this.streams.values()) if (inSyncHosts(landed, s.shard, s.epoch).length !== 0) n++
+    return n
+  }
 
   inSyncCount (): number {
     let n = 0
@@ -595,7 +605,7 @@ export class OwnerStreams {
         const record = this.record()
         const fresh = [...this.streams.values()].filter((s) => !s.published)
         await this.parts.publish(record)
-        this.failoverReady = shardsNamingAReplica(record)
+        this.landed = record
         for (const s of fresh) {
           if (this.streams.get(s.shard) !== s) continue
           s.published = true

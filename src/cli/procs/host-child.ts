@@ -16,6 +16,9 @@ import { runCommand } from './child-commands.ts'
 import { CONFIG_ENV, errorInfo } from './host-protocol.ts'
 import type { FromChild, HostProcessConfig, ReadyInfo, ToChild } from './host-protocol.ts'
 
+/** How long a host asked to go (SIGTERM, SIGINT, its driver gone) may take to close before it exits anyway. */
+const kCloseGraceMs = 15_000
+
 function send (m: FromChild): Promise<void> {
   return new Promise((resolve) => {
     if (process.send === undefined || !process.connected) { resolve(); return }
@@ -86,7 +89,16 @@ async function main (): Promise<void> {
     closing ??= host.close().catch((err: unknown) => { process.stderr.write(`close: ${errorInfo(err).message}\n`) })
     return closing
   }
-  const exitAfterClose = (code: number): void => { void close().then(() => process.exit(code)) }
+  // a close that cannot finish (etcd gone: a leave waits for the leader to move the shards)
+  // must not keep the process alive — a test runner that timed out, or a killed driver,
+  // left such hosts spinning for half an hour; after the grace the process exits anyway
+  const exitAfterClose = (code: number): void => {
+    setTimeout(() => {
+      process.stderr.write(`close did not finish within ${kCloseGraceMs} ms; exiting\n`)
+      process.exit(code === 0 ? 1 : code)
+    }, kCloseGraceMs).unref()
+    void close().then(() => process.exit(code))
+  }
   process.once('SIGTERM', () => exitAfterClose(0))
   process.once('SIGINT', () => exitAfterClose(0))
   process.once('disconnect', () => exitAfterClose(0))

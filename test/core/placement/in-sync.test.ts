@@ -4,8 +4,7 @@ import fc from 'fast-check'
 import { DecodeError, InvalidArgumentError } from '../../../native-free-core/errors.ts'
 import { SHARDS } from '../../../native-free-core/placement/hash.ts'
 import {
-  IN_SYNC_BITSET_BYTES, decodeInSync, encodeInSync, inSyncHosts, inSyncLookup, isMarkedInSync, markInSync, newInSyncRecord, setShardEpoch,
-  shardsNamingAReplica
+  IN_SYNC_BITSET_BYTES, decodeInSync, encodeInSync, inSyncHosts, inSyncLookup, isMarkedInSync, markInSync, newInSyncRecord, setShardEpoch
 } from '../../../native-free-core/placement/in-sync.ts'
 import type { InSyncRecord } from '../../../native-free-core/placement/in-sync.ts'
 
@@ -20,29 +19,6 @@ function sample (): InSyncRecord {
   }
   return rec
 }
-
-test('shardsNamingAReplica counts the shards a failover could take: an epoch and at least one host', () => {
-  const rec = newInSyncRecord('a')
-  assert.equal(shardsNamingAReplica(rec), 0)
-  setShardEpoch(rec, 0, 1) // owned, no replica in sync yet
-  setShardEpoch(rec, 9, 2)
-  setShardEpoch(rec, SHARDS - 1, 3)
-  assert.equal(shardsNamingAReplica(rec), 0)
-  markInSync(rec, 9, 'b', true)
-  markInSync(rec, 9, 'c', true) // two hosts: one shard
-  markInSync(rec, SHARDS - 1, 'c', true)
-  assert.equal(shardsNamingAReplica(rec), 2)
-  markInSync(rec, 9, 'b', false)
-  assert.equal(shardsNamingAReplica(rec), 2, 'c still names shard 9')
-  markInSync(rec, 9, 'c', false)
-  assert.equal(shardsNamingAReplica(rec), 1)
-  // the model: every shard the sample marks
-  const sample_ = sample()
-  let expected = 0
-  for (let s = 0; s < SHARDS; s++) if (inSyncHosts(sample_, s, sample_.shardEpoch[s]!).length !== 0) expected++
-  assert.equal(shardsNamingAReplica(sample_), expected)
-  assert.equal(shardsNamingAReplica(decodeInSync(encodeInSync(sample_))), expected)
-})
 
 test('bits count only at the shard epoch they were set for', () => {
   const rec = newInSyncRecord('a')
