@@ -22,6 +22,7 @@
  * the open batch when it succeeds and are dropped when it throws. Until a batch has
  * committed, reads see its states and writes through `inflightState` and `storageBelow`.
  */
+import type { IdArena } from './id-arena.ts'
 import { printable } from '../agent/agent-id.ts'
 import { kBusy, kCounted, kDeactivate, kDelete, kDirty, kNew, kSnapFresh } from './cell.ts'
 import type { Cell } from './cell.ts'
@@ -51,6 +52,10 @@ export interface CommitHost {
   residentCell (id: string, hash: number): Cell | undefined
   /** Take a cell out of the table: the next message reloads its last committed state. */
   drop (cell: Cell): void
+  /** The cell's id as a string (made on demand: a resident cell holds only its bytes' ref). */
+  idOf (cell: Cell): string
+  /** The resident cells' id bytes (touched ahead of the commit loop). */
+  readonly ids: IdArena
 }
 
 /** A reply or send held by the output gate until its batch commits. */
@@ -197,10 +202,11 @@ export class CommitPipeline {
   poison (cell: Cell, error: ShoalError): void {
     cell.flags &= ~(kDirty | kSnapFresh)
     this.snapshots.delete(cell)
-    this.openStorage.delete(cell.id)
+    const id = this.host.idOf(cell)
+    this.openStorage.delete(id)
     this.effects = failEffects(this.effects, new Map([[cell, error]]))
     this.host.drop(cell)
-    this.host.output.agentError?.(cell.id, '', error.toWire())
+    this.host.output.agentError?.(id, '', error.toWire())
   }
 
   /**
@@ -220,34 +226,36 @@ export class CommitPipeline {
     const dirty = this.dirty
     let touched = 0
     for (let k = 0; k < dirty.length; k++) {
-      if (k >= touched) touched = touchCells(dirty, k)
+      if (k >= touched) touched = touchCells(dirty, k, host.ids)
       const cell = dirty[k]!
       if ((cell.flags & kDirty) === 0) continue // poisoned and dropped earlier in this batch
       let bytes: Uint8Array | null
+      // the id string of a committed state lives while its commit is in flight (the store's key, reads of states in flight)
+      const id = host.idOf(cell)
       if ((cell.flags & kDelete) !== 0) {
         bytes = null
-        this.openStorage.set(cell.id, this.wipeOverlay(cell.id))
-        host.reminders.wipe(cell.id)
+        this.openStorage.set(id, this.wipeOverlay(id))
+        host.reminders.wipe(id)
       } else if ((cell.flags & kSnapFresh) !== 0) bytes = this.snapshots.get(cell) as Uint8Array // kSnapFresh: bytes, never a copy
       else {
         try {
           bytes = host.codec.encode(cell.state)
         } catch (err) {
-          (failed ??= new Map()).set(cell, unencodable(cell, err))
+          (failed ??= new Map()).set(cell, unencodable(id, err))
           cell.flags &= ~(kDirty | kSnapFresh)
-          this.openStorage.delete(cell.id)
+          this.openStorage.delete(id)
           host.drop(cell)
           continue
         }
       }
-      if ((cell.flags & (kCounted | kDelete)) !== 0) host.quotas.committing(cell)
-      states.push([cell.id, bytes, cell.hash])
+      if ((cell.flags & (kCounted | kDelete)) !== 0) host.quotas.committing(cell, id)
+      states.push([id, bytes, cell.hash])
       cell.flags &= ~(kDirty | kSnapFresh | kNew)
       if ((cell.flags & (kDeactivate | kDelete)) !== 0 && (cell.flags & kBusy) === 0) {
         this.building = true
         host.drop(cell)
         this.building = false;
-        (droppedHere ??= []).push(cell.id)
+        (droppedHere ??= []).push(id)
       }
     }
     this.dirty = []
@@ -390,6 +398,11 @@ export class CommitPipeline {
    * What an agent not in the table must start from, if not the store: its newest state
    * in a commit in flight, when it was dropped while that commit was (see droppedInflight).
    */
+  /** Some agent was dropped while a state of its was in flight (`droppedState` may find it). */
+  get hasDropped (): boolean {
+    return this.droppedInflight.size !== 0
+  }
+
   droppedState (id: string): Uint8Array | null | undefined {
     if (this.droppedInflight.size === 0 || !this.droppedInflight.has(id)) return undefined
     const bytes = this.inflightState(id)
@@ -400,7 +413,7 @@ export class CommitPipeline {
   /** The runtime took `cell` out of its table (CommitHost.drop): remember it if a state of it is in flight. */
   dropped (cell: Cell): void {
     // a cell dropped while its batch is built is noted once that batch is in flight
-    if (!this.building) this.noteDropped(cell.id)
+    if (!this.building) this.noteDropped(this.host.idOf(cell))
   }
 
   private noteDropped (id: string): void {
@@ -445,7 +458,7 @@ export class CommitPipeline {
   private release (effects: Effect[]): void {
     const output = this.host.output
     for (const e of effects) {
-      if (e.send !== null) output.send(e.send.id, e.send.hash, e.send.typeIdx, e.send.methodIdx, e.send.payload, e.send.key === 0 ? null : e.send, e.cell.id, e.send.payloadBytes)
+      if (e.send !== null) output.send(e.send.id, e.send.hash, e.send.typeIdx, e.send.methodIdx, e.send.payload, e.send.key === 0 ? null : e.send, this.host.idOf(e.cell), e.send.payloadBytes)
       else output.reply(e.replyTo, e.callId, e.ok, e.value)
     }
   }
@@ -482,17 +495,18 @@ let touchSink = 0
 
 /**
  * Load what the commit loop reads of `cells[from]` and the next kTouchAhead − 1 — the
- * cell's flags, id and hash, the id string, the state — and return the index after them.
+ * cell's flags and hash, its id's bytes, the state — and return the index after them.
  * The cells of a batch of thousands have left the caches since their turns ran: the
  * commit loop's first reads of each were most of its time (bench/RESULTS.md, issue 13),
  * one miss after the other; loaded here together, the misses overlap.
  */
-function touchCells (cells: readonly Cell[], from: number): number {
+function touchCells (cells: readonly Cell[], from: number, ids: IdArena): number {
   const to = Math.min(from + kTouchAhead, cells.length)
   let sink = touchSink
   for (let j = from; j < to; j++) {
     const c = cells[j]!
-    sink ^= c.flags ^ c.hash ^ c.id.length ^ (typeof c.state === 'object' ? 1 : 0)
+    const ref = c.idRef
+    sink ^= c.flags ^ c.hash ^ (typeof ref === 'number' ? ids.touch(ref) : 0) ^ (typeof c.state === 'object' ? 1 : 0)
   }
   touchSink = sink
   return to
@@ -543,6 +557,6 @@ export function copyInto (to: object, state: unknown): boolean {
   return n === 0
 }
 
-export function unencodable (cell: Cell, err: unknown): EncodeError {
-  return new EncodeError(`the state of agent ${printable(cell.id)} cannot be encoded: ${messageOf(err)}`, { id: cell.id })
+export function unencodable (id: string, err: unknown): EncodeError {
+  return new EncodeError(`the state of agent ${printable(id)} cannot be encoded: ${messageOf(err)}`, { id })
 }

@@ -498,7 +498,7 @@ export class SimWorld implements RuntimeOutput, TimeObserver, World {
       timersDue: this.timersDue,
       mergeable,
       path: mergeable ? [] : [...this.pathPrefix, ...this.chooser.made],
-      volatile: this.hasVolatile ? this.runtime.table.values() : null
+      volatile: this.hasVolatile ? this.runtime : null
     })
   }
 

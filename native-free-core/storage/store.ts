@@ -105,6 +105,11 @@ export interface Store {
    * need not hash the id again.
    */
   getState (id: string, hash?: number): Uint8Array | undefined
+  /**
+   * `getState` for the id whose UTF-8 bytes are `bytes[at, at + len)` (a message
+   * frame's), if the store can read by bytes: an activation then makes no id string.
+   */
+  getStateOfBytes? (bytes: Uint8Array, at: number, len: number, hash: number): Uint8Array | undefined
   /** Apply a batch atomically. Returns a promise when the commit completes later. */
   commit (batch: WriteBatch): Promise<void> | undefined
   /**

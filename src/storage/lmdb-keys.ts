@@ -67,6 +67,20 @@ export class KeyScratch {
     return this.view(2 + buf.utf8Write(id, 2))
   }
 
+  /** `state` for the id whose UTF-8 bytes are `bytes[at, at + len)` (an activation's frame: no id string). */
+  stateOfBytes (bytes: Uint8Array, at: number, len: number, hash: number): Buffer {
+    if (2 + len > this.buf.length) {
+      this.buf = Buffer.allocUnsafe(2 * (4 + len + kNameBytes)) as FastBuffer
+      this.views = []
+    }
+    const buf = this.buf
+    const shard = shardOf(hash)
+    buf[0] = shard >>> 8
+    buf[1] = shard & 0xff
+    for (let i = 0; i < len; i++) buf[2 + i] = bytes[at + i]!
+    return this.view(2 + len)
+  }
+
   /** Write `[u16 shard][u16 id length][id]`; returns where names start. */
   prefix (id: string): number {
     const buf = this.room(id)

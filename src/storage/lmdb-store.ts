@@ -180,6 +180,10 @@ export class LmdbStore implements Store, QuotaRecords, ShardRanges {
     return this.states.getBinaryFast(this.readKeys.state(id, hash))
   }
 
+  getStateOfBytes (bytes: Uint8Array, at: number, len: number, hash: number): Uint8Array | undefined {
+    return this.states.getBinaryFast(this.readKeys.stateOfBytes(bytes, at, len, hash))
+  }
+
   /**
    * Replicate every commit from now on (call before the first commit): `replicate` gets a
    * commit's journal as the commit is queued; `lost` gets it again if the local

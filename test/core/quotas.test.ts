@@ -146,3 +146,21 @@ test('counts survive a restart through the store (the QuotaRecords seam)', async
   assert.deepEqual(await second.call('t', 'item', 'e', 'add', 1), { ok: false, value: 'SHOAL_ERR_QUOTA_EXCEEDED' })
   assert.deepEqual(await second.call('t', 'item', 'a', 'add', 1), { ok: true, value: 2 }, 'a stored agent is an existing one')
 })
+
+test('admitBytes answers as admit does, from the id\'s bytes; an agent of the default quota is admitted without its id string', () => {
+  const directory = new QuotaDirectory()
+  directory.set('t', 1, 0) // a limit of 0: every new agent over it
+  const gate = new QuotaGate(directory, new QuotaCounters(1), 0)
+  for (const quota of ['default', 't', 'nope', 'defaul', 'defaultx']) {
+    for (const key of ['k', 'ü\u001fü']) {
+      for (const isNew of [false, true]) {
+        const id = idString(quota, 'item', key)
+        const frame = Buffer.from(`..${id}`)
+        let decoded = 0
+        const viaBytes = gate.admitBytes(frame, 2, frame.length - 2, isNew, () => { decoded++; return id })
+        assert.equal(viaBytes?.code, gate.admit(id, isNew)?.code, `${quota} ${isNew}`)
+        if (quota === 'default') assert.equal(decoded, 0, 'the default quota: by the prefix alone')
+      }
+    }
+  }
+})
