@@ -35,7 +35,8 @@ import { EncodeError, ShoalError, StorageError, messageOf } from '../errors.ts'
 import { hashId, shardOf } from '../placement/hash.ts'
 import { StorageOverlay } from '../storage/agent-storage.ts'
 import type { TurnStorage } from '../storage/agent-storage.ts'
-import type { OutboxRecord, Store } from '../storage/store.ts'
+import type { OutboxRecord, StateIds, Store } from '../storage/store.ts'
+import { DEFAULT_PREFIX_BYTES } from '../tenancy/quota-gate.ts'
 import type { QuotaBatch, QuotaGate } from '../tenancy/quota-gate.ts'
 import type { Clock } from '../time/clock.ts'
 import type { ShardReminders } from '../time/shard-reminders.ts'
@@ -84,9 +85,45 @@ class Effect {
  */
 interface InflightStates {
   readonly seq: number
-  readonly states: ReadonlyArray<readonly [string, Uint8Array | null, number]>
+  readonly states: ReadonlyArray<readonly [string | null, Uint8Array | null, number]>
+  readonly ids: CommittedIds
   byId: Map<string, Uint8Array | null> | null
 }
+
+/**
+ * The ids of a batch's states (`WriteBatch.stateIds`), by the cells they were committed
+ * from. A resident cell's id is bytes in the runtime's IdArena: the store copies them
+ * into its key, and no id string is made per committed state — making one from the arena
+ * for each key cost the durable fanout 0.53–0.62× → 0.47–0.55× of raw puts
+ * (bench/RESULTS.md, issue 13). A cell's id never changes; once dropped from the table,
+ * the cell holds it as a string, so these stay right after the commit.
+ */
+class CommittedIds implements StateIds {
+  private readonly host: CommitHost
+  /** `cells[k]`: the cell whose state is `states[k]`. */
+  readonly cells: Cell[] = []
+
+  constructor (host: CommitHost) {
+    this.host = host
+  }
+
+  id (k: number): string {
+    return this.host.idOf(this.cells[k]!)
+  }
+
+  writeId (k: number, into: Uint8Array, at: number): number {
+    const ref = this.cells[k]!.idRef
+    if (typeof ref === 'number') return this.host.ids.copyTo(ref, into, at)
+    return utf8.encodeInto(ref, into.subarray(at)).written
+  }
+
+  /** The states with every id a string (for those that read them by id: followers). */
+  resolved (states: ReadonlyArray<readonly [string | null, Uint8Array | null, number]>): Array<readonly [string, Uint8Array | null, number]> {
+    return states.map(([id, bytes, hash], k) => [id ?? this.id(k), bytes, hash] as const)
+  }
+}
+
+const utf8 = new TextEncoder()
 /** A commit in flight's storage changes of one agent. */
 interface InflightStorage { readonly overlay: StorageOverlay, readonly seq: number }
 
@@ -220,7 +257,9 @@ export class CommitPipeline {
     const startedAt = this.stopwatch.now()
     const effects = this.effects
     this.effects = []
-    const states: Array<[string, Uint8Array | null, number]> = []
+    const states: Array<[string | null, Uint8Array | null, number]> = []
+    const ids = new CommittedIds(host)
+    const cells = ids.cells
     let failed: Map<Cell, ShoalError> | null = null
     let droppedHere: string[] | null = null
     const dirty = this.dirty
@@ -230,9 +269,12 @@ export class CommitPipeline {
       const cell = dirty[k]!
       if ((cell.flags & kDirty) === 0) continue // poisoned and dropped earlier in this batch
       let bytes: Uint8Array | null
-      // the id string of a committed state lives while its commit is in flight (the store's key, reads of states in flight)
-      const id = host.idOf(cell)
+      // a resident cell's id stays bytes: the store keys its state by them (CommittedIds);
+      // a string is made only for what is looked up by id (a delete's storage and reminders,
+      // a quota other than the default, an error)
+      const ref = cell.idRef
       if ((cell.flags & kDelete) !== 0) {
+        const id = host.idOf(cell)
         bytes = null
         this.openStorage.set(id, this.wipeOverlay(id))
         host.reminders.wipe(id)
@@ -241,6 +283,7 @@ export class CommitPipeline {
         try {
           bytes = host.codec.encode(cell.state)
         } catch (err) {
+          const id = host.idOf(cell);
           (failed ??= new Map()).set(cell, unencodable(id, err))
           cell.flags &= ~(kDirty | kSnapFresh)
           this.openStorage.delete(id)
@@ -248,14 +291,18 @@ export class CommitPipeline {
           continue
         }
       }
-      if ((cell.flags & (kCounted | kDelete)) !== 0) host.quotas.committing(cell, id)
-      states.push([id, bytes, cell.hash])
+      if ((cell.flags & (kCounted | kDelete)) !== 0) {
+        if (typeof ref === 'number' && host.ids.startsWith(ref, DEFAULT_PREFIX_BYTES)) host.quotas.committingDefault(cell)
+        else host.quotas.committing(cell, host.idOf(cell))
+      }
+      states.push([typeof ref === 'number' ? null : ref, bytes, cell.hash])
+      cells.push(cell)
       cell.flags &= ~(kDirty | kSnapFresh | kNew)
       if ((cell.flags & (kDeactivate | kDelete)) !== 0 && (cell.flags & kBusy) === 0) {
         this.building = true
         host.drop(cell)
         this.building = false;
-        (droppedHere ??= []).push(id)
+        (droppedHere ??= []).push(host.idOf(cell)) // dropped: the cell holds its id as a string
       }
     }
     this.dirty = []
@@ -315,6 +362,7 @@ export class CommitPipeline {
     try {
       result = host.store!.commit({
         states,
+        stateIds: ids,
         storage,
         outboxPuts,
         outboxDeletes: outboxPart?.deletes ?? null,
@@ -326,7 +374,7 @@ export class CommitPipeline {
     } catch (err) {
       settled(false)
       if (droppedHere !== null) for (const id of droppedHere) this.noteDropped(id)
-      this.commitFailed(states, released, err, quota)
+      this.commitFailed(states, ids, released, err, quota)
       return
     }
     if (result === undefined) {
@@ -335,23 +383,23 @@ export class CommitPipeline {
       this.stats.latency(this.stopwatch.now() - startedAt)
       if (quota !== null) host.quotas.committed(quota)
       if (host.followers.size !== 0) {
-        if (this.lastCommit === null) host.followers.publish(states)
-        else this.lastCommit = this.lastCommit.then(() => host.followers.publish(states))
+        if (this.lastCommit === null) host.followers.publish(ids.resolved(states))
+        else this.lastCommit = this.lastCommit.then(() => host.followers.publish(ids.resolved(states)))
       }
       this.releaseInOrder(released)
       return
     }
-    this.inflight.push({ seq, states, byId: null })
+    this.inflight.push({ seq, states, ids, byId: null })
     if (droppedHere !== null) for (const id of droppedHere) this.droppedInflight.set(id, seq)
     const done = result.then(() => {
       settled(true)
       this.stats.latency(this.stopwatch.now() - startedAt)
       if (quota !== null) host.quotas.committed(quota)
-      if (host.followers.size !== 0) host.followers.publish(states)
+      if (host.followers.size !== 0) host.followers.publish(ids.resolved(states))
       this.release(released)
     }, (err: unknown) => {
       settled(false)
-      this.commitFailed(states, released, err, quota)
+      this.commitFailed(states, ids, released, err, quota)
     }).finally(() => {
       if (this.lastCommit === done) this.lastCommit = null
       host.output.wake()
@@ -376,7 +424,10 @@ export class CommitPipeline {
 
   /** Does a commit in flight hold a state of an agent `picks` selects by id? (A shard may leave only once none does.) */
   inflightWhere (picks: (id: string) => boolean): boolean {
-    for (const batch of this.inflight) for (const [id] of batch.states) if (picks(id)) return true
+    for (const batch of this.inflight) {
+      const states = batch.states
+      for (let k = 0; k < states.length; k++) if (picks(states[k]![0] ?? batch.ids.id(k))) return true
+    }
     return false
   }
 
@@ -386,7 +437,8 @@ export class CommitPipeline {
       const batch = this.inflight[i]!
       if (batch.byId === null) {
         batch.byId = new Map()
-        for (const [k, bytes] of batch.states) batch.byId.set(k, bytes)
+        const states = batch.states
+        for (let k = 0; k < states.length; k++) batch.byId.set(states[k]![0] ?? batch.ids.id(k), states[k]![1])
       }
       const bytes = batch.byId.get(id)
       if (bytes !== undefined) return bytes
@@ -433,13 +485,14 @@ export class CommitPipeline {
     for (const [id, seq] of d) if (seq < oldest) d.delete(id)
   }
 
-  private commitFailed (states: ReadonlyArray<readonly [string, Uint8Array | null, number?]>, effects: Effect[], err: unknown, quota: QuotaBatch | null): void {
+  private commitFailed (states: ReadonlyArray<readonly [string | null, Uint8Array | null, number]>, ids: CommittedIds, effects: Effect[], err: unknown, quota: QuotaBatch | null): void {
     const host = this.host
     if (quota !== null) host.quotas.failed(quota)
     // a retriable error (a replicated commit whose shard changed owner: ShardUnavailableError)
     // reaches the caller as it is, so that it tries again; anything else is the store failing
     const error = err instanceof ShoalError && err.retriable ? err : new StorageError(`commit failed: ${messageOf(err)}`)
-    for (const [id] of states) {
+    for (let k = 0; k < states.length; k++) {
+      const id = states[k]![0] ?? ids.id(k)
       const cell = host.residentCell(id, hashId(id))
       if (cell !== undefined && (cell.flags & kBusy) === 0) host.drop(cell)
     }

@@ -162,6 +162,34 @@ export class IdArena {
     return this.decode(chunk, off + HEADER, off + HEADER + len)
   }
 
+  /**
+   * Copy the id's UTF-8 bytes at `ref` into `into` at `at`; returns their length. A
+   * commit's store keys are written from here (no id string per committed state).
+   */
+  copyTo (ref: number, into: Uint8Array, at: number): number {
+    const off = (ref & this.mask) << 2
+    const chunk = this.chunks[ref >>> this.shift]!
+    const len = chunk[off]! | (chunk[off + 1]! << 8)
+    const p = off + HEADER
+    if (len <= 32) {
+      for (let i = 0; i < len; i++) into[at + i] = chunk[p + i]!
+    } else {
+      into.set(chunk.subarray(p, p + len), at)
+    }
+    return len
+  }
+
+  /** Whether the id at `ref` starts with the bytes `prefix` (its quota's, say). */
+  startsWith (ref: number, prefix: Uint8Array): boolean {
+    const off = (ref & this.mask) << 2
+    const chunk = this.chunks[ref >>> this.shift]!
+    const n = prefix.length
+    if ((chunk[off]! | (chunk[off + 1]! << 8)) < n) return false
+    const p = off + HEADER
+    for (let i = 0; i < n; i++) if (chunk[p + i] !== prefix[i]) return false
+    return true
+  }
+
   /** A number read from the record's first bytes: for prefetching (ShardRuntime.touch). */
   touch (ref: number): number {
     return this.chunks[ref >>> this.shift]![((ref & this.mask) << 2) + HEADER]!

@@ -46,7 +46,7 @@ import { DurableOutbox } from './durable-outbox.ts'
 import type { OutboxHost } from './durable-outbox.ts'
 import type { RuntimeOutput, ShardRuntimeOptions, ValueCodec } from './ports.ts'
 import { QuotaCounters } from '../tenancy/quota-counters.ts'
-import { QuotaDirectory, QuotaGate } from '../tenancy/quota-gate.ts'
+import { DEFAULT_PREFIX_BYTES, QuotaDirectory, QuotaGate } from '../tenancy/quota-gate.ts'
 import { RateLimits } from '../tenancy/rate-limits.ts'
 import type { LimitedCell } from '../tenancy/rate-limits.ts'
 import type { AgentRegistry, MethodInfo, TypeInfo } from '../agent/registry.ts'
@@ -592,7 +592,11 @@ export class ShardRuntime implements ContextHost, TimerHost, FollowHost, CommitH
     }
     if (m.command && (cell.flags & (kNew | kCounted)) === kNew) {
       // the first command of a new agent creates it: one unit of its quota, or refused unrun
-      const refused = this.quotas.reserve(cell, this.idOf(cell))
+      // an agent of the default quota is told by its id's bytes: no string
+      const ref = cell.idRef
+      const refused = typeof ref === 'number' && this.ids.startsWith(ref, DEFAULT_PREFIX_BYTES)
+        ? this.quotas.reserveDefault(cell)
+        : this.quotas.reserve(cell, this.idOf(cell))
       if (refused !== null) {
         this.reject(env, m.name, refused)
         if ((cell.flags & kDirty) === 0) this.drop(cell)

@@ -76,7 +76,15 @@ export interface WriteBatch {
    * id at commit was 8.5% of a fanout worker (bench/RESULTS.md, issue 13). Omitted, the
    * store hashes the id.
    */
-  readonly states: ReadonlyArray<readonly [id: string, bytes: Uint8Array | null, hash?: number]>
+  readonly states: ReadonlyArray<readonly [id: string | null, bytes: Uint8Array | null, hash?: number]>
+  /**
+   * The ids of the states whose id is `null`, by index: the runtime holds a resident
+   * agent's id as UTF-8 bytes (its IdArena), and making each committed state's id string
+   * for its key cost the durable fanout a tenth of its rate (bench/RESULTS.md, issue 13).
+   * A store that keys by bytes copies them (`writeId`); others ask for the string
+   * (`stateIdOf`). Required when any id is `null`.
+   */
+  readonly stateIds?: StateIds | null
   /** `ctx.storage` changes, per agent id. */
   readonly storage?: ReadonlyMap<string, StorageChanges> | null
   /** Durable sends of this batch's turns. */
@@ -94,6 +102,19 @@ export interface WriteBatch {
   readonly reminders?: ReadonlyMap<string, StorageChanges> | null
   /** Net agents created per quota by this batch (quota-store.ts), applied in the same transaction. */
   readonly quotaDeltas?: ReadonlyArray<readonly [quota: string, delta: number]> | null
+}
+
+/** The ids of a batch's states, by index (`WriteBatch.stateIds`). */
+export interface StateIds {
+  /** The id of `states[k]`, as a string (made on demand). */
+  id (k: number): string
+  /** Write the UTF-8 bytes of `states[k]`'s id into `into` at `at` (room for MAX_ID_BYTES); returns their length. */
+  writeId (k: number, into: Uint8Array, at: number): number
+}
+
+/** The id of a batch's k-th state, made from `stateIds` if the entry holds none. */
+export function stateIdOf (batch: WriteBatch, k: number): string {
+  return batch.states[k]![0] ?? batch.stateIds!.id(k)
 }
 
 export interface Store {

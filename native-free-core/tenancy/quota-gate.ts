@@ -31,6 +31,8 @@ import type { QuotaCounters } from './quota-counters.ts'
 
 const kDefaultPrefix = DEFAULT_QUOTA + kIdSeparator
 const kDefaultPrefixBytes = new TextEncoder().encode(kDefaultPrefix)
+/** The UTF-8 bytes every id of the default quota starts with (`reserveDefault`, `committingDefault`). */
+export const DEFAULT_PREFIX_BYTES: Uint8Array = kDefaultPrefixBytes
 
 function hasPrefix (bytes: Uint8Array, at: number, len: number, prefix: Uint8Array): boolean {
   if (len < prefix.length) return false
@@ -141,7 +143,15 @@ export class QuotaGate {
 
   /** The first command of a new agent: take one unit of its quota, or refuse. */
   reserve (cell: Cell, id: string): ShoalError | null {
-    const quota = id.startsWith(kDefaultPrefix) ? DEFAULT_QUOTA : quotaOf(id)
+    return this.reserveIn(cell, quotaOfAny(id))
+  }
+
+  /** `reserve` for an agent of the default quota: the caller read its id's bytes (DEFAULT_PREFIX_BYTES), no string. */
+  reserveDefault (cell: Cell): ShoalError | null {
+    return this.reserveIn(cell, DEFAULT_QUOTA)
+  }
+
+  private reserveIn (cell: Cell, quota: string): ShoalError | null {
     const limit = this.directory.limitOf(quota)
     if (limit === undefined) return unknownQuota(quota)
     const slot = this.directory.slotOf(quota)!
@@ -162,20 +172,29 @@ export class QuotaGate {
 
   /** Called for each cell (agent `id`) whose state goes into the batch being built (flags not yet cleared). */
   committing (cell: Cell, id: string): void {
+    this.committingIn(cell, quotaOfAny(id))
+  }
+
+  /** `committing` for an agent of the default quota: the caller read its id's bytes (DEFAULT_PREFIX_BYTES), no string. */
+  committingDefault (cell: Cell): void {
+    this.committingIn(cell, DEFAULT_QUOTA)
+  }
+
+  private committingIn (cell: Cell, quota: string): void {
     const f = cell.flags
     if ((f & kCounted) !== 0) {
       cell.flags &= ~kCounted
-      const slot = this.slotOfId(id)
+      const slot = this.slotOfQuota(quota)
       if ((f & kDelete) !== 0) {
         // created and deleted before it was ever stored: nothing to keep
         this.counters.add(slot, this.thread, -1, -1)
         return
       }
       this.created.push(slot)
-      this.delta(id, 1)
+      this.delta(quota, 1)
     } else if ((f & kDelete) !== 0 && (f & kNew) === 0) {
-      this.deleted.push(this.slotOfId(id))
-      this.delta(id, -1)
+      this.deleted.push(this.slotOfQuota(quota))
+      this.delta(quota, -1)
     }
   }
 
@@ -198,8 +217,7 @@ export class QuotaGate {
     for (const slot of batch.created) this.counters.add(slot, this.thread, -1, -1)
   }
 
-  private delta (id: string, d: number): void {
-    const quota = id.startsWith(kDefaultPrefix) ? DEFAULT_QUOTA : quotaOf(id)
+  private delta (quota: string, d: number): void {
     const m = (this.deltas ??= new Map())
     m.set(quota, (m.get(quota) ?? 0) + d)
   }
@@ -207,6 +225,15 @@ export class QuotaGate {
   private slotOfId (id: string): number {
     return id.startsWith(kDefaultPrefix) ? 0 : this.directory.slotOf(quotaOf(id))!
   }
+
+  private slotOfQuota (quota: string): number {
+    return quota === DEFAULT_QUOTA ? 0 : this.directory.slotOf(quota)!
+  }
+}
+
+/** `quotaOf`, without a slice for the default quota's ids. */
+function quotaOfAny (id: string): string {
+  return id.startsWith(kDefaultPrefix) ? DEFAULT_QUOTA : quotaOf(id)
 }
 
 export function quotaOf (id: string): string {

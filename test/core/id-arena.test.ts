@@ -21,6 +21,15 @@ test('ids of every length, ASCII or not, come back as themselves, by string and 
         assert.equal(arena.byteLength(ref), Buffer.byteLength(id))
         assert.ok(arena.equalsString(ref, id))
         assert.ok(arena.equalsBytes(ref, bytes, 2, bytes.length - 4))
+        const into = Buffer.alloc(MAX_ID_BYTES + 8, 0xee)
+        assert.equal(arena.copyTo(ref, into, 3), Buffer.byteLength(id), 'copyTo returns the length')
+        assert.equal(into.toString('utf8', 3, 3 + Buffer.byteLength(id)), id, 'copyTo writes the bytes at its offset')
+        assert.equal(into[2], 0xee, 'and nothing before them')
+        assert.equal(into[3 + Buffer.byteLength(id)], 0xee, 'nor after them')
+        const prefix = Buffer.from(id).subarray(0, 7)
+        assert.ok(arena.startsWith(ref, prefix))
+        assert.equal(arena.startsWith(ref, Buffer.from(`${id}!`)), false, 'longer than the id')
+        if (id.length > 0) assert.equal(arena.startsWith(ref, Buffer.from(`\u0000${id}`).subarray(0, Buffer.byteLength(id))), false)
       }
     }
     assert.equal(arena.size, ids.length * 2)

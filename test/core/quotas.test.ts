@@ -137,6 +137,11 @@ test('counts survive a restart through the store (the QuotaRecords seam)', async
   for (const k of ['a', 'b', 'c']) await first.call('t', 'item', k, 'add', 1)
   await first.call('t', 'item', 'b', 'remove')
   await first.call('default', 'item', 'z', 'add', 1)
+  // the default quota's creations and deletes are counted from the ids' bytes (no string)
+  await first.call('default', 'item', 'y', 'add', 1)
+  assert.equal(first.count('default'), 2)
+  await first.call('default', 'item', 'y', 'remove')
+  assert.equal(first.count('default'), 1)
   assert.deepEqual([...disk.quotaCounts()].sort(), [['default', 1], ['t', 2]])
   // a new runtime with fresh counters on the same store: the host restarted
   const second = setup(disk, [['t', 3]])

@@ -10,7 +10,7 @@ import { AgentRegistry } from '../../native-free-core/agent/registry.ts'
 import { ShardRuntime } from '../../native-free-core/runtime/shard-runtime.ts'
 import { copyInto, flatCopy } from '../../native-free-core/runtime/commit-pipeline.ts'
 import type { RuntimeOutput } from '../../native-free-core/runtime/shard-runtime.ts'
-import type { Store } from '../../native-free-core/storage/store.ts'
+import type { Store, WriteBatch } from '../../native-free-core/storage/store.ts'
 import { Envelope, MSG_CALL, MSG_CAST, MSG_SEND } from '../../native-free-core/agent/envelope.ts'
 import { idString } from '../../native-free-core/agent/agent-id.ts'
 import { hashId } from '../../native-free-core/placement/hash.ts'
@@ -375,4 +375,40 @@ test('ctx.id and the ids in errors and sends are the agent\'s own, made from its
   assert.equal(out.replies.at(-1)!.value, 10)
   call('counter', 'ü-2', 'whoami')
   assert.deepEqual(out.replies.at(-1)!.value, { quota: 'default', type: 'counter', key: 'ü-2' })
+})
+
+test('a commit keys resident agents\' states by their id bytes: no id string is made, and the states land under their ids', async () => {
+  const batches: WriteBatch[] = []
+  class Capturing extends ManualStore {
+    override commit (batch: WriteBatch): Promise<void> { batches.push(batch); return super.commit(batch) }
+  }
+  const store = new Capturing()
+  const { rt, call } = setup(store)
+  const keys = ['k1', 'é日本', 'x'.repeat(200)]
+  const ids = keys.map((k) => idString('default', 'counter', k))
+  for (const k of keys) call('counter', k, 'add', 1)
+  rt.commit(); await store.completeAll()
+  let made = 0
+  const string = rt.ids.string.bind(rt.ids)
+  rt.ids.string = (ref: number) => { made++; return string(ref) }
+  for (const k of keys) call('counter', k, 'add', 10) // resident now: commands on existing agents
+  rt.commit()
+  assert.equal(made, 0, 'no id string made for the turns or the commit of resident agents')
+  const batch = batches.at(-1)!
+  assert.deepEqual(batch.states.map(([id]) => id), [null, null, null], 'the ids are left to stateIds')
+  const into = Buffer.alloc(300)
+  for (let k = 0; k < 3; k++) {
+    assert.equal(batch.stateIds!.id(k), ids[k])
+    assert.equal(into.toString('utf8', 0, batch.stateIds!.writeId(k, into, 0)), ids[k])
+  }
+  await store.completeAll()
+  for (const [k, id] of ids.entries()) assert.deepEqual(simCodec.decode(store.inner.getState(id)!), { n: 11, log: [] }, keys[k])
+  // the batch's ids stay right once the cells are dropped and their records reused
+  for (const k of keys) call('counter', k, 'bye')
+  rt.commit(); await store.completeAll()
+  for (const k of ['k2', 'é日x', 'y'.repeat(200)]) call('counter', k, 'add', 1) // ids of the same sizes: the freed records
+  for (let k = 0; k < 3; k++) {
+    assert.equal(batch.stateIds!.id(k), ids[k])
+    assert.equal(into.toString('utf8', 0, batch.stateIds!.writeId(k, into, 0)), ids[k])
+  }
 })
