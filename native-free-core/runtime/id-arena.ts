@@ -36,6 +36,19 @@ export type { Utf8Decode }
 /** The portable decoder; Node's `Buffer.prototype.utf8Slice` is ≈ 2× as fast on short ids (src/thread passes it). */
 export const decodeUtf8: Utf8Decode = (bytes, at, end) => decoder.decode(bytes.subarray(at, end))
 
+/**
+ * A chunk's bytes, on a SharedArrayBuffer (never shared: one runtime's thread reads it).
+ * V8 counts an ArrayBuffer's bytes as the isolate's external memory, and every 64 MB of
+ * it grown since the last full GC starts a marking cycle for "external memory pressure":
+ * a worker filling 140 MB of chunks at 10M agents started such cycles at 420 MB heaps,
+ * and two of five runs had a worker stop for 1–2 s (bench/RESULTS.md, issue 13). A
+ * SharedArrayBuffer's bytes are not counted per isolate (a resizable ArrayBuffer's growth
+ * still is). The chunks live as long as the arena: records are freed by hand, never by GC.
+ */
+function newChunk (bytes: number): Uint8Array {
+  return new Uint8Array(new SharedArrayBuffer(bytes))
+}
+
 export class IdArena {
   private readonly chunks: Uint8Array[] = []
   private readonly chunkBytes: number
@@ -60,7 +73,7 @@ export class IdArena {
     this.shift = Math.log2(chunkBytes) - 2
     this.mask = (1 << this.shift) - 1
     this.decode = decode
-    this.chunks.push(new Uint8Array(chunkBytes))
+    this.chunks.push(newChunk(chunkBytes))
     this.top = 0
   }
 
@@ -69,7 +82,7 @@ export class IdArena {
     return this.liveRecords
   }
 
-  /** Bytes of chunks allocated (off the V8 heap). */
+  /** Bytes of chunks allocated (off the V8 heap, and not counted as V8 external memory: newChunk). */
   get allocatedBytes (): number {
     return this.chunks.length * this.chunkBytes
   }
@@ -210,7 +223,7 @@ export class IdArena {
     if (list !== undefined && list.length !== 0) return list.pop()!
     const bytes = units << 2
     if (this.top + bytes > this.chunkBytes) {
-      this.chunks.push(new Uint8Array(this.chunkBytes))
+      this.chunks.push(newChunk(this.chunkBytes))
       this.top = 0
     }
     const ref = ((this.chunks.length - 1) << this.shift) + (this.top >>> 2)

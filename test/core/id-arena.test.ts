@@ -130,3 +130,13 @@ test('bad sizes are typed errors', () => {
   assert.throws(() => new IdArena(decodeUtf8, 1000), InvalidArgumentError)
   assert.throws(() => new IdArena(decodeUtf8, 1024), InvalidArgumentError, 'below the longest record')
 })
+
+test('the chunks do not count as V8 external memory (which starts marking cycles as it grows)', () => {
+  const arena = new IdArena(decodeUtf8)
+  const external0 = process.memoryUsage().external
+  const id = Buffer.from('default\u001fcounter\u001fk-00000000')
+  while (arena.allocatedBytes < 32 << 20) arena.addBytes(id, 0, id.length)
+  const grown = process.memoryUsage().external - external0
+  assert.ok(grown < 4 << 20, `external memory grew ${grown} B for ${arena.allocatedBytes} B of chunks`)
+  assert.equal(arena.string(arena.addString('é日本')), 'é日本', 'and they read as any other bytes')
+})
