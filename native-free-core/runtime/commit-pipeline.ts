@@ -23,6 +23,7 @@
  * committed, reads see its states and writes through `inflightState` and `storageBelow`.
  */
 import type { IdArena } from './id-arena.ts'
+import { BatchIds } from './batch-ids.ts'
 import { printable } from '../agent/agent-id.ts'
 import { kBusy, kCounted, kDeactivate, kDelete, kDirty, kNew, kSnapFresh } from './cell.ts'
 import type { Cell } from './cell.ts'
@@ -35,7 +36,7 @@ import { EncodeError, ShoalError, StorageError, messageOf } from '../errors.ts'
 import { hashId, shardOf } from '../placement/hash.ts'
 import { StorageOverlay } from '../storage/agent-storage.ts'
 import type { TurnStorage } from '../storage/agent-storage.ts'
-import type { OutboxRecord, StateIds, Store } from '../storage/store.ts'
+import type { OutboxRecord, Store } from '../storage/store.ts'
 import { DEFAULT_PREFIX_BYTES } from '../tenancy/quota-gate.ts'
 import type { QuotaBatch, QuotaGate } from '../tenancy/quota-gate.ts'
 import type { Clock } from '../time/clock.ts'
@@ -86,44 +87,11 @@ class Effect {
 interface InflightStates {
   readonly seq: number
   readonly states: ReadonlyArray<readonly [string | null, Uint8Array | null, number]>
-  readonly ids: CommittedIds
+  readonly ids: BatchIds
   byId: Map<string, Uint8Array | null> | null
 }
 
-/**
- * The ids of a batch's states (`WriteBatch.stateIds`), by the cells they were committed
- * from. A resident cell's id is bytes in the runtime's IdArena: the store copies them
- * into its key, and no id string is made per committed state — making one from the arena
- * for each key cost the durable fanout 0.53–0.62× → 0.47–0.55× of raw puts
- * (bench/RESULTS.md, issue 13). A cell's id never changes; once dropped from the table,
- * the cell holds it as a string, so these stay right after the commit.
- */
-class CommittedIds implements StateIds {
-  private readonly host: CommitHost
-  /** `cells[k]`: the cell whose state is `states[k]`. */
-  readonly cells: Cell[] = []
 
-  constructor (host: CommitHost) {
-    this.host = host
-  }
-
-  id (k: number): string {
-    return this.host.idOf(this.cells[k]!)
-  }
-
-  writeId (k: number, into: Uint8Array, at: number): number {
-    const ref = this.cells[k]!.idRef
-    if (typeof ref === 'number') return this.host.ids.copyTo(ref, into, at)
-    return utf8.encodeInto(ref, into.subarray(at)).written
-  }
-
-  /** The states with every id a string (for those that read them by id: followers). */
-  resolved (states: ReadonlyArray<readonly [string | null, Uint8Array | null, number]>): Array<readonly [string, Uint8Array | null, number]> {
-    return states.map(([id, bytes, hash], k) => [id ?? this.id(k), bytes, hash] as const)
-  }
-}
-
-const utf8 = new TextEncoder()
 /** A commit in flight's storage changes of one agent. */
 interface InflightStorage { readonly overlay: StorageOverlay, readonly seq: number }
 
@@ -258,8 +226,7 @@ export class CommitPipeline {
     const effects = this.effects
     this.effects = []
     const states: Array<[string | null, Uint8Array | null, number]> = []
-    const ids = new CommittedIds(host)
-    const cells = ids.cells
+    const ids = new BatchIds(host.ids.decode, this.dirty.length)
     let failed: Map<Cell, ShoalError> | null = null
     let droppedHere: string[] | null = null
     const dirty = this.dirty
@@ -269,7 +236,7 @@ export class CommitPipeline {
       const cell = dirty[k]!
       if ((cell.flags & kDirty) === 0) continue // poisoned and dropped earlier in this batch
       let bytes: Uint8Array | null
-      // a resident cell's id stays bytes: the store keys its state by them (CommittedIds);
+      // a resident cell's id stays bytes: the store keys its state by them (BatchIds);
       // a string is made only for what is looked up by id (a delete's storage and reminders,
       // a quota other than the default, an error)
       const ref = cell.idRef
@@ -295,8 +262,13 @@ export class CommitPipeline {
         if (typeof ref === 'number' && host.ids.startsWith(ref, DEFAULT_PREFIX_BYTES)) host.quotas.committingDefault(cell)
         else host.quotas.committing(cell, host.idOf(cell))
       }
-      states.push([typeof ref === 'number' ? null : ref, bytes, cell.hash])
-      cells.push(cell)
+      if (typeof ref === 'number') {
+        states.push([null, bytes, cell.hash])
+        ids.addRef(host.ids, ref)
+      } else {
+        states.push([ref, bytes, cell.hash])
+        ids.skip()
+      }
       cell.flags &= ~(kDirty | kSnapFresh | kNew)
       if ((cell.flags & (kDeactivate | kDelete)) !== 0 && (cell.flags & kBusy) === 0) {
         this.building = true
@@ -485,7 +457,7 @@ export class CommitPipeline {
     for (const [id, seq] of d) if (seq < oldest) d.delete(id)
   }
 
-  private commitFailed (states: ReadonlyArray<readonly [string | null, Uint8Array | null, number]>, ids: CommittedIds, effects: Effect[], err: unknown, quota: QuotaBatch | null): void {
+  private commitFailed (states: ReadonlyArray<readonly [string | null, Uint8Array | null, number]>, ids: BatchIds, effects: Effect[], err: unknown, quota: QuotaBatch | null): void {
     const host = this.host
     if (quota !== null) host.quotas.failed(quota)
     // a retriable error (a replicated commit whose shard changed owner: ShardUnavailableError)

@@ -55,7 +55,8 @@ export class IdArena {
   /** Refs per chunk = 2^shift; a ref is `chunk << shift | offset / 4`. */
   private readonly shift: number
   private readonly mask: number
-  private readonly decode: Utf8Decode
+  /** How this arena makes strings of its bytes (also a commit's BatchIds). */
+  readonly decode: Utf8Decode
   /** Where the next record goes in the last chunk. */
   private top: number
   /** Free records by size in 4-byte units: index = units. */
