@@ -49,8 +49,6 @@ export interface ContextHost extends StorageHost {
   readonly tickTimeMs: number
   resolveSend (from: Cell, target: AgentAddress, method: string, payload: unknown): OutboundSend
   offload (name: string, input: unknown): Promise<unknown>
-  /** The cell's id as a string (made on demand: a resident cell holds only its bytes' ref). */
-  idOf (cell: Cell): string
 }
 
 /** ctx.timeout, ctx.idleAfter, reminders and the parsed id of a turn: made on first use, most turns use none. */
@@ -122,7 +120,7 @@ export class TurnContext implements AgentContext {
 
   get id (): AgentId {
     const extras = this.more
-    return (extras.idCache ??= parseId(this.host.idOf(this.cell)))
+    return (extras.idCache ??= parseId(this.cell.id))
   }
 
   get tick (): number {
@@ -216,7 +214,7 @@ export class TurnContext implements AgentContext {
 
   /** @internal StorageGuard: the agent whose storage it is. */
   get storageId (): string {
-    return this.host.idOf(this.cell)
+    return this.cell.id
   }
 
   /** The handler returned a promise: storage writes from now on are the turn's own until it ends (see TurnStorage). */

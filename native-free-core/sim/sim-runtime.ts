@@ -34,7 +34,7 @@ export class SimRuntime extends ShardRuntime {
   }
 
   override passivate (cell: Cell): void {
-    this.observer.passivated(this.idOf(cell))
+    this.observer.passivated(cell.id)
     super.passivate(cell)
   }
 

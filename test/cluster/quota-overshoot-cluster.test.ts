@@ -82,12 +82,11 @@ async function run (seed: number, hosts: number, limit: number, P: number, D: nu
   let total = 0
   for (const h of sim) {
     for (let i = 0; i < preload; i++) {
-      const id = idString(Q, 'counter', `${h.name}-${h.seq++}`)
-      const cell = { idRef: id, flags: 0 } as unknown as Cell
-      assert.equal(h.gate.reserve(cell, id), null)
-      h.gate.committing(cell, id)
+      const cell = { id: idString(Q, 'counter', `${h.name}-${h.seq++}`), flags: 0 } as unknown as Cell
+      assert.equal(h.gate.reserve(cell), null)
+      h.gate.committing(cell)
       h.gate.committed(h.gate.closeBatch()!)
-      h.stored.push(id)
+      h.stored.push(cell.id)
       total++
     }
   }
@@ -110,13 +109,12 @@ async function run (seed: number, hosts: number, limit: number, P: number, D: nu
     for (const h of order) {
       const r = rand()
       if (r < 0.5 && sim.indexOf(h) < creators) {
-        const id = idString(Q, 'counter', `${h.name}-${h.seq++}`)
-        const cell = { idRef: id, flags: 0 } as unknown as Cell
-        if (h.gate.reserve(cell, id) !== null) continue
-        h.gate.committing(cell, id)
+        const cell = { id: idString(Q, 'counter', `${h.name}-${h.seq++}`), flags: 0 } as unknown as Cell
+        if (h.gate.reserve(cell) !== null) continue
+        h.gate.committing(cell)
         h.gate.committed(h.gate.closeBatch()!)
         h.created.push(t)
-        h.stored.push(id)
+        h.stored.push(cell.id)
         total++
         let recent = 0
         for (const g of sim) if (g !== h) for (let k = g.created.length - 1; k >= 0 && g.created[k]! > t - S; k--) recent++
@@ -124,8 +122,8 @@ async function run (seed: number, hosts: number, limit: number, P: number, D: nu
         maxOver = Math.max(maxOver, total - limit)
       } else if (r < 0.56 && h.stored.length !== 0) {
         const id = h.stored.splice(between(rand, 0, h.stored.length - 1), 1)[0]!
-        const cell = { idRef: id, flags: kDelete } as unknown as Cell
-        h.gate.committing(cell, id)
+        const cell = { id, flags: kDelete } as unknown as Cell
+        h.gate.committing(cell)
         h.gate.committed(h.gate.closeBatch()!)
         total--
       }
