@@ -162,7 +162,6 @@ export class OwnerStreams {
     this.nudger.unref()
   }
 
-  /** Served shards with replicas in sync now, per shard (stats). */
   /** The in-sync record as last written to etcd (what a failover goes by). */
   private landed: InSyncRecord | null = null
 
@@ -181,6 +180,7 @@ export class OwnerStreams {
     return n
   }
 
+  /** Served shards with replicas in sync now, per shard (stats). */
   inSyncCount (): number {
     let n = 0
     for (const s of this.streams.values()) if (s.inSync.size !== 0) n++

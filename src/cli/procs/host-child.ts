@@ -89,9 +89,9 @@ async function main (): Promise<void> {
     closing ??= host.close().catch((err: unknown) => { process.stderr.write(`close: ${errorInfo(err).message}\n`) })
     return closing
   }
-  // a close that cannot finish (etcd gone: a leave waits for the leader to move the shards)
-  // must not keep the process alive — a test runner that timed out, or a killed driver,
-  // left such hosts spinning for half an hour; after the grace the process exits anyway
+  // a close that does not finish must not keep the process alive: a test runner that timed
+  // out left such hosts spinning for half an hour (why their close hung was not found);
+  // after the grace the process exits anyway
   const exitAfterClose = (code: number): void => {
     setTimeout(() => {
       process.stderr.write(`close did not finish within ${kCloseGraceMs} ms; exiting\n`)
