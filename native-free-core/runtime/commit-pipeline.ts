@@ -263,6 +263,8 @@ export class CommitPipeline {
         (outboxPuts ??= []).push({ senderShard: send.senderShard, origin: send.origin, key: send.key, bytes: send.record })
       }
     }
+    // before the store has the records: redelivery leaves them alone until this commit settles
+    const unreleased = outboxPuts === null ? null : outbox.storing(outboxPuts[0]!.key, outboxPuts[outboxPuts.length - 1]!.key)
     const outboxPart = outbox.takeOpen()
     let storage: Map<string, StorageOverlay> | null = null
     if (this.openStorage.size !== 0) {
@@ -302,6 +304,7 @@ export class CommitPipeline {
         }
       }
       if (outboxPart !== null) outbox.settled(outboxPart, committed)
+      if (unreleased !== null) outbox.released(unreleased)
     }
     let result: Promise<void> | undefined
     try {

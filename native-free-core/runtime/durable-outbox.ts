@@ -27,6 +27,17 @@
  * Either way a send that can never run (unknown type or method, refused activation) is
  * consumed as if applied, and reported as an agent error: a dead letter.
  *
+ * A stored send is released — handed to the transport — only once its batch's commit has
+ * settled, and with replicas (a cluster) that is once the shard's replicas have the batch:
+ * the local transaction commits first, so its record is in the store, where redelivery
+ * looks, before the send may leave. Redelivery must not hand out a record whose commit
+ * has not settled (`unreleased`): if the replicas never get that batch — the owner stood
+ * still (SIGSTOP) and its shard failed over — the new owner has neither the turn nor the
+ * record, the caller retries the turn there and it sends again, under a new identity, so
+ * the escaped copy would be applied as a second send (the chaos test's "credited 2×").
+ * The key ranges of sends stored by commits not settled are kept here, exactly, and told to
+ * the host (`RuntimeOutput.unreleased`) so that its other threads skip them too.
+ *
  * This is the outbox's bookkeeping on one thread: the keys it hands out as a sender, and
  * what it has applied and not yet committed as a receiver. The commit pipeline takes the
  * open batch's part (`takeOpen`) and reports back when that commit settles.
@@ -99,6 +110,8 @@ export class DurableOutbox {
   private readonly pending = new Set<string>()
   private incarnation = 0
   private sendSeq = 0
+  /** Key ranges [first, last] of this thread's sends stored by commits that have not settled (few: one per commit in flight). */
+  private readonly unreleased: Array<readonly [number, number]> = []
 
   constructor (host: OutboxHost, store: Store | null, maxMessageBytes: number, mode: OutboxMode = 'claim') {
     this.host = host
@@ -206,6 +219,41 @@ export class DurableOutbox {
     }
   }
 
+  /**
+   * A commit about to be handed to the store holds sends keyed `first` to `last`: until
+   * `released` is called with what this returns, they are not redelivered (see above).
+   */
+  storing (first: number, last: number): readonly [number, number] {
+    const range = [first, last] as const
+    this.unreleased.push(range)
+    this.tellUnreleased()
+    return range
+  }
+
+  /** The commit that held `range` settled (committed: its sends are released; failed: they stay stored, the store answers for them). */
+  released (range: readonly [number, number]): void {
+    const i = this.unreleased.indexOf(range)
+    if (i < 0) return
+    this.unreleased.splice(i, 1)
+    this.tellUnreleased()
+  }
+
+  /** Is this thread's send `key` stored by a commit that has not settled? */
+  isUnreleased (origin: string, key: number): boolean {
+    if (this.unreleased.length === 0 || !this.durable || origin !== this.store!.storeId) return false
+    for (const [first, last] of this.unreleased) if (key >= first && key <= last) return true
+    return false
+  }
+
+  private tellUnreleased (): void {
+    const tell = this.host.output.unreleased
+    if (tell === undefined) return
+    let lowest = 0
+    for (const [first] of this.unreleased) if (lowest === 0 || first < lowest) lowest = first
+    // every key of this thread from `lowest` on (to its incarnation's end) may be unreleased
+    tell.call(this.host.output, lowest, lowest === 0 ? 0 : (this.incarnation + 1) * 0x100000000)
+  }
+
   /** The key of the next send released by this thread. */
   nextKey (): number {
     if (this.sendSeq === 0xffffffff) this.takeIncarnation()
@@ -222,6 +270,7 @@ export class DurableOutbox {
     let n = 0
     for (const r of records) {
       if (this.pending.has(identityName(r.origin, r.key))) continue
+      if (this.isUnreleased(r.origin, r.key)) continue // its commit has not settled: not released yet
       let to: string, type: string, method: string, payload: unknown
       try {
         [, to, type, method, payload] = host.codec.decode(r.bytes) as [string, string, string, string, unknown]

@@ -53,6 +53,12 @@ export interface RuntimeOutput {
    * it to whoever serves the shard. Only called when `shardStates` is given.
    */
   forward? (env: Envelope): void
+  /**
+   * The keys of this thread's stored durable sends not released yet — their commit has
+   * not settled — are now within [lowest, upper) (0, 0: none). A host whose other threads
+   * redeliver stored sends tells them to leave those alone (durable-outbox.ts).
+   */
+  unreleased? (lowest: number, upper: number): void
 }
 
 export interface ShardRuntimeOptions {

@@ -199,7 +199,14 @@ export class Host extends EventEmitter<HostEvents> {
     this.listing = new AgentListing({ registry, store: this.localStore, loop: this.loop, workers: this.workers, life: this.life })
     this.relay = new OffloadRelay(pool, this.loop, this.workers, this.life)
     const runtime = this.loop.runtime
-    if (runtime !== null && store!.durable) this.redelivery = new OutboxRedelivery(runtime, store!, () => true, () => this.loop.wake())
+    if (runtime !== null && store!.durable) {
+      // in a cluster (workers: 0): only the sends of senders served here, and none not released yet (as in worker-entry.ts)
+      const states = this.mesh.shardStates === null ? null : new Uint8Array(this.mesh.shardStates)
+      const loop = this.loop
+      this.redelivery = new OutboxRedelivery(runtime, store!, () => true, () => loop.wake(),
+        states === null ? undefined : (shard) => states[shard] === SHARD_LOCAL,
+        loop.unreleasedSends === null ? undefined : { unreleased: loop.unreleasedSends, pastServingDeadline: () => loop.pastServingDeadline() })
+    }
     if (runtime !== null && store!.durable && options.outbox === 'dedup' && this.mesh.shardStates === null) this.acks = new LocalAcks(runtime, store!, () => this.loop.wake())
     // workers report agent errors only while someone listens (see AgentErrorReporter)
     const untyped = this as EventEmitter

@@ -18,6 +18,7 @@ import { DOORBELL_BYTES } from '../../native-free-core/ring/doorbell.ts'
 import { COMMIT_STATS_SLOTS } from '../../native-free-core/runtime/commit-stats.ts'
 import { createClock } from '../time/thread-clock.ts'
 import { GC_STATS_SLOTS } from '../observe/gc-pauses.ts'
+import { UnreleasedSends } from './unreleased-sends.ts'
 
 /** Per-thread stats words (Float64Array slots); written by the owner at the end of each pass. */
 export const kStatMessages = 0
@@ -75,6 +76,11 @@ export interface Mesh {
    * Written by the main thread (the cluster plugin), read by every thread per pass.
    */
   readonly servingUntil: SharedArrayBuffer | null
+  /**
+   * Cluster only: per thread, the keys of the durable sends it stored and has not released
+   * (unreleased-sends.ts): no thread redelivers those.
+   */
+  readonly unreleasedSends: SharedArrayBuffer | null
   readonly stats: SharedArrayBuffer
   /** The host clock's tick and each thread's timer words (thread-clock.ts). */
   readonly clock: SharedArrayBuffer
@@ -104,6 +110,7 @@ export function createMesh (workers: number, ringBytes: number, clustered = fals
     shardTable,
     shardStates: clustered ? new SharedArrayBuffer(SHARDS) : null,
     servingUntil: clustered ? new SharedArrayBuffer(8) : null,
+    unreleasedSends: clustered ? UnreleasedSends.create(threads) : null,
     stats: new SharedArrayBuffer(threads * STAT_SLOTS * 8),
     clock: createClock(threads)
   }

@@ -51,6 +51,7 @@ import {
 } from './mesh.ts'
 import { ClockView } from '../time/thread-clock.ts'
 import { threadGcPauses } from '../observe/gc-pauses.ts'
+import { UnreleasedSends } from './unreleased-sends.ts'
 
 /** Bytes of frames taken from one ring per pass: bounds a pass to a few ms so timers and I/O interleave. */
 const RING_BUDGET_BYTES = 256 * 1024
@@ -121,6 +122,8 @@ export class ThreadLoop implements RuntimeOutput {
   /** The host's serving deadline (mesh.ts `servingUntil`), and whether this pass is past it. */
   private readonly servingUntil: Float64Array | null
   private lapsed = false
+  /** The host's threads' unreleased durable sends (mesh.ts `unreleasedSends`); null on a single host. */
+  readonly unreleasedSends: UnreleasedSends | null
   /** Shards leaving and arriving at this thread (cluster only). */
   private readonly handover: ShardHandover | null
   /** Durable sends applied and committed, to report to the main thread (cluster, dedup mode). */
@@ -174,6 +177,9 @@ export class ThreadLoop implements RuntimeOutput {
     this.onControl = options.onControl
     this.states = options.mesh.shardStates === null ? null : new Uint8Array(options.mesh.shardStates)
     this.servingUntil = options.mesh.servingUntil == null ? null : new Float64Array(options.mesh.servingUntil)
+    this.unreleasedSends = options.mesh.unreleasedSends == null ? null : new UnreleasedSends(options.mesh.unreleasedSends)
+    // a restarted thread: what its predecessor had not released settled or died with it
+    this.unreleasedSends?.set(this.index, 0, 0)
     for (let peer = 0; peer < this.mesh.threads; peer++) {
       this.producers.push(null)
       this.consumers.push(null)
@@ -314,6 +320,16 @@ export class ThreadLoop implements RuntimeOutput {
     }
     this.touched(thread)
     this.sent++
+  }
+
+  unreleased (lowest: number, upper: number): void {
+    this.unreleasedSends?.set(this.index, lowest, upper)
+  }
+
+  /** Past the host's serving deadline now (its lease was last confirmed too long ago): serve nothing from memory. */
+  pastServingDeadline (): boolean {
+    const until = this.servingUntil
+    return until !== null && until[0] !== 0 && Date.now() > until[0]!
   }
 
   applied (id: string, hash: number, send: SendId): void {

@@ -147,7 +147,9 @@ if (data.replicate) {
 // outbox, or a stale range a returning host no longer serves, is not this host's to send
 const shardStates = data.mesh.shardStates === null ? null : new Uint8Array(data.mesh.shardStates)
 const redelivery = store.durable
-  ? new OutboxRedelivery(runtime, store, (hash) => loop.ownerOf(hash) === data.index, () => loop.wake(), shardStates === null ? undefined : (shard) => shardStates[shard] === SHARD_LOCAL)
+  ? new OutboxRedelivery(runtime, store, (hash) => loop.ownerOf(hash) === data.index, () => loop.wake(),
+    shardStates === null ? undefined : (shard) => shardStates[shard] === SHARD_LOCAL,
+    loop.unreleasedSends === null ? undefined : { unreleased: loop.unreleasedSends, pastServingDeadline: () => loop.pastServingDeadline() })
   : null
 const acks = store.durable && data.outbox === 'dedup' && data.mesh.shardStates === null ? new LocalAcks(runtime, store, () => loop.wake()) : null
 

@@ -236,12 +236,18 @@ async function checkState (procs: ClusterProcs, ledger: Ledger, t0: number, o: C
     for (const r of acked.slice(0, 40)) evidence.push(`${ops.includes(r.id) ? '   ' : '!! '}${ledger.story(r.id)}`)
   }
   // evidence for the first send credited wrongly: where its receiver lives and what happened to that shard
-  const firstCredit = creditWrong.map((l) => / → (a\d+) /.exec(l)).find((m) => m !== null)
+  const firstCredit = creditWrong.map((l) => /^(o\d+) (a\d+) → (a\d+) /.exec(l)).find((m) => m !== null)
   if (firstLost === undefined && firstCredit != null) {
-    const key = firstCredit[1]!
-    const [owner] = await reader.owners({ type: ACCOUNT, keys: [key] })
-    const shard = shardOfAgent(ACCOUNT, key)
-    evidence.push(`receiver ${key} (shard ${shard}, owner at the end ${String(owner)}): served (+) and let go (-) by each host process, then the hosts' warnings:`, ...shardStory(procs, procs.ids(), shard, t0).map((l) => `  ${l}`))
+    const [, op, from, key] = firstCredit as unknown as [string, string, string, string]
+    // the transfer's attempts: a send credited twice with its transfer applied once is either
+    // one send applied twice, or a transfer turn lost (with its send out) and applied again
+    evidence.push(`the transfer: ${ledger.story(op)}`)
+    for (const [who, k] of [['receiver', key], ['sender', from]] as const) {
+      const [owner] = await reader.owners({ type: ACCOUNT, keys: [k] })
+      const shard = shardOfAgent(ACCOUNT, k)
+      evidence.push(`${who} ${k} (shard ${shard}, owner at the end ${String(owner)}): served (+) and let go (-) by each host process${who === 'receiver' ? ', then the hosts\' warnings' : ''}:`,
+        ...shardStory(procs, procs.ids(), shard, t0).filter((l) => who === 'receiver' || /^ *-?\d+ ms {2}/.test(l)).map((l) => `  ${l}`))
+    }
   }
   const totalBalance = accounts.reduce((n, a) => n + a.balance, 0)
   if (totalBalance !== o.accounts * START) violations.push(`money not conserved: balances sum to ${totalBalance}, expected ${o.accounts * START}`)
