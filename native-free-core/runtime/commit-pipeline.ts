@@ -22,6 +22,8 @@
  * the open batch when it succeeds and are dropped when it throws. Until a batch has
  * committed, reads see its states and writes through `inflightState` and `storageBelow`.
  */
+import type { IdArena } from './id-arena.ts'
+import { BatchIds } from './batch-ids.ts'
 import { printable } from '../agent/agent-id.ts'
 import { kBusy, kCounted, kDeactivate, kDelete, kDirty, kNew, kSnapFresh } from './cell.ts'
 import type { Cell } from './cell.ts'
@@ -35,6 +37,7 @@ import { hashId, shardOf } from '../placement/hash.ts'
 import { StorageOverlay } from '../storage/agent-storage.ts'
 import type { TurnStorage } from '../storage/agent-storage.ts'
 import type { OutboxRecord, Store } from '../storage/store.ts'
+import { DEFAULT_PREFIX_BYTES } from '../tenancy/quota-gate.ts'
 import type { QuotaBatch, QuotaGate } from '../tenancy/quota-gate.ts'
 import type { Clock } from '../time/clock.ts'
 import type { ShardReminders } from '../time/shard-reminders.ts'
@@ -51,6 +54,10 @@ export interface CommitHost {
   residentCell (id: string, hash: number): Cell | undefined
   /** Take a cell out of the table: the next message reloads its last committed state. */
   drop (cell: Cell): void
+  /** The cell's id as a string (made on demand: a resident cell holds only its bytes' ref). */
+  idOf (cell: Cell): string
+  /** The resident cells' id bytes (touched ahead of the commit loop). */
+  readonly ids: IdArena
 }
 
 /** A reply or send held by the output gate until its batch commits. */
@@ -79,9 +86,12 @@ class Effect {
  */
 interface InflightStates {
   readonly seq: number
-  readonly states: ReadonlyArray<readonly [string, Uint8Array | null, number]>
+  readonly states: ReadonlyArray<readonly [string | null, Uint8Array | null, number]>
+  readonly ids: BatchIds
   byId: Map<string, Uint8Array | null> | null
 }
+
+
 /** A commit in flight's storage changes of one agent. */
 interface InflightStorage { readonly overlay: StorageOverlay, readonly seq: number }
 
@@ -197,10 +207,11 @@ export class CommitPipeline {
   poison (cell: Cell, error: ShoalError): void {
     cell.flags &= ~(kDirty | kSnapFresh)
     this.snapshots.delete(cell)
-    this.openStorage.delete(cell.id)
+    const id = this.host.idOf(cell)
+    this.openStorage.delete(id)
     this.effects = failEffects(this.effects, new Map([[cell, error]]))
     this.host.drop(cell)
-    this.host.output.agentError?.(cell.id, '', error.toWire())
+    this.host.output.agentError?.(id, '', error.toWire())
   }
 
   /**
@@ -214,40 +225,56 @@ export class CommitPipeline {
     const startedAt = this.stopwatch.now()
     const effects = this.effects
     this.effects = []
-    const states: Array<[string, Uint8Array | null, number]> = []
+    const states: Array<[string | null, Uint8Array | null, number]> = []
+    const ids = new BatchIds(host.ids.decode, this.dirty.length)
     let failed: Map<Cell, ShoalError> | null = null
     let droppedHere: string[] | null = null
     const dirty = this.dirty
     let touched = 0
     for (let k = 0; k < dirty.length; k++) {
-      if (k >= touched) touched = touchCells(dirty, k)
+      if (k >= touched) touched = touchCells(dirty, k, host.ids)
       const cell = dirty[k]!
       if ((cell.flags & kDirty) === 0) continue // poisoned and dropped earlier in this batch
       let bytes: Uint8Array | null
+      // a resident cell's id stays bytes: the store keys its state by them (BatchIds);
+      // a string is made only for what is looked up by id (a delete's storage and reminders,
+      // a quota other than the default, an error)
+      const ref = cell.idRef
       if ((cell.flags & kDelete) !== 0) {
+        const id = host.idOf(cell)
         bytes = null
-        this.openStorage.set(cell.id, this.wipeOverlay(cell.id))
-        host.reminders.wipe(cell.id)
+        this.openStorage.set(id, this.wipeOverlay(id))
+        host.reminders.wipe(id)
       } else if ((cell.flags & kSnapFresh) !== 0) bytes = this.snapshots.get(cell) as Uint8Array // kSnapFresh: bytes, never a copy
       else {
         try {
           bytes = host.codec.encode(cell.state)
         } catch (err) {
-          (failed ??= new Map()).set(cell, unencodable(cell, err))
+          const id = host.idOf(cell);
+          (failed ??= new Map()).set(cell, unencodable(id, err))
           cell.flags &= ~(kDirty | kSnapFresh)
-          this.openStorage.delete(cell.id)
+          this.openStorage.delete(id)
           host.drop(cell)
           continue
         }
       }
-      if ((cell.flags & (kCounted | kDelete)) !== 0) host.quotas.committing(cell)
-      states.push([cell.id, bytes, cell.hash])
+      if ((cell.flags & (kCounted | kDelete)) !== 0) {
+        if (typeof ref === 'number' && host.ids.startsWith(ref, DEFAULT_PREFIX_BYTES)) host.quotas.committingDefault(cell)
+        else host.quotas.committing(cell, host.idOf(cell))
+      }
+      if (typeof ref === 'number') {
+        states.push([null, bytes, cell.hash])
+        ids.addRef(host.ids, ref)
+      } else {
+        states.push([ref, bytes, cell.hash])
+        ids.skip()
+      }
       cell.flags &= ~(kDirty | kSnapFresh | kNew)
       if ((cell.flags & (kDeactivate | kDelete)) !== 0 && (cell.flags & kBusy) === 0) {
         this.building = true
         host.drop(cell)
         this.building = false;
-        (droppedHere ??= []).push(cell.id)
+        (droppedHere ??= []).push(host.idOf(cell)) // dropped: the cell holds its id as a string
       }
     }
     this.dirty = []
@@ -307,6 +334,7 @@ export class CommitPipeline {
     try {
       result = host.store!.commit({
         states,
+        stateIds: ids,
         storage,
         outboxPuts,
         outboxDeletes: outboxPart?.deletes ?? null,
@@ -318,7 +346,7 @@ export class CommitPipeline {
     } catch (err) {
       settled(false)
       if (droppedHere !== null) for (const id of droppedHere) this.noteDropped(id)
-      this.commitFailed(states, released, err, quota)
+      this.commitFailed(states, ids, released, err, quota)
       return
     }
     if (result === undefined) {
@@ -327,23 +355,23 @@ export class CommitPipeline {
       this.stats.latency(this.stopwatch.now() - startedAt)
       if (quota !== null) host.quotas.committed(quota)
       if (host.followers.size !== 0) {
-        if (this.lastCommit === null) host.followers.publish(states)
-        else this.lastCommit = this.lastCommit.then(() => host.followers.publish(states))
+        if (this.lastCommit === null) host.followers.publish(ids.resolved(states))
+        else this.lastCommit = this.lastCommit.then(() => host.followers.publish(ids.resolved(states)))
       }
       this.releaseInOrder(released)
       return
     }
-    this.inflight.push({ seq, states, byId: null })
+    this.inflight.push({ seq, states, ids, byId: null })
     if (droppedHere !== null) for (const id of droppedHere) this.droppedInflight.set(id, seq)
     const done = result.then(() => {
       settled(true)
       this.stats.latency(this.stopwatch.now() - startedAt)
       if (quota !== null) host.quotas.committed(quota)
-      if (host.followers.size !== 0) host.followers.publish(states)
+      if (host.followers.size !== 0) host.followers.publish(ids.resolved(states))
       this.release(released)
     }, (err: unknown) => {
       settled(false)
-      this.commitFailed(states, released, err, quota)
+      this.commitFailed(states, ids, released, err, quota)
     }).finally(() => {
       if (this.lastCommit === done) this.lastCommit = null
       host.output.wake()
@@ -368,7 +396,10 @@ export class CommitPipeline {
 
   /** Does a commit in flight hold a state of an agent `picks` selects by id? (A shard may leave only once none does.) */
   inflightWhere (picks: (id: string) => boolean): boolean {
-    for (const batch of this.inflight) for (const [id] of batch.states) if (picks(id)) return true
+    for (const batch of this.inflight) {
+      const states = batch.states
+      for (let k = 0; k < states.length; k++) if (picks(states[k]![0] ?? batch.ids.id(k))) return true
+    }
     return false
   }
 
@@ -378,7 +409,8 @@ export class CommitPipeline {
       const batch = this.inflight[i]!
       if (batch.byId === null) {
         batch.byId = new Map()
-        for (const [k, bytes] of batch.states) batch.byId.set(k, bytes)
+        const states = batch.states
+        for (let k = 0; k < states.length; k++) batch.byId.set(states[k]![0] ?? batch.ids.id(k), states[k]![1])
       }
       const bytes = batch.byId.get(id)
       if (bytes !== undefined) return bytes
@@ -390,6 +422,11 @@ export class CommitPipeline {
    * What an agent not in the table must start from, if not the store: its newest state
    * in a commit in flight, when it was dropped while that commit was (see droppedInflight).
    */
+  /** Some agent was dropped while a state of its was in flight (`droppedState` may find it). */
+  get hasDropped (): boolean {
+    return this.droppedInflight.size !== 0
+  }
+
   droppedState (id: string): Uint8Array | null | undefined {
     if (this.droppedInflight.size === 0 || !this.droppedInflight.has(id)) return undefined
     const bytes = this.inflightState(id)
@@ -400,7 +437,7 @@ export class CommitPipeline {
   /** The runtime took `cell` out of its table (CommitHost.drop): remember it if a state of it is in flight. */
   dropped (cell: Cell): void {
     // a cell dropped while its batch is built is noted once that batch is in flight
-    if (!this.building) this.noteDropped(cell.id)
+    if (!this.building) this.noteDropped(this.host.idOf(cell))
   }
 
   private noteDropped (id: string): void {
@@ -420,13 +457,14 @@ export class CommitPipeline {
     for (const [id, seq] of d) if (seq < oldest) d.delete(id)
   }
 
-  private commitFailed (states: ReadonlyArray<readonly [string, Uint8Array | null, number?]>, effects: Effect[], err: unknown, quota: QuotaBatch | null): void {
+  private commitFailed (states: ReadonlyArray<readonly [string | null, Uint8Array | null, number]>, ids: BatchIds, effects: Effect[], err: unknown, quota: QuotaBatch | null): void {
     const host = this.host
     if (quota !== null) host.quotas.failed(quota)
     // a retriable error (a replicated commit whose shard changed owner: ShardUnavailableError)
     // reaches the caller as it is, so that it tries again; anything else is the store failing
     const error = err instanceof ShoalError && err.retriable ? err : new StorageError(`commit failed: ${messageOf(err)}`)
-    for (const [id] of states) {
+    for (let k = 0; k < states.length; k++) {
+      const id = states[k]![0] ?? ids.id(k)
       const cell = host.residentCell(id, hashId(id))
       if (cell !== undefined && (cell.flags & kBusy) === 0) host.drop(cell)
     }
@@ -445,7 +483,7 @@ export class CommitPipeline {
   private release (effects: Effect[]): void {
     const output = this.host.output
     for (const e of effects) {
-      if (e.send !== null) output.send(e.send.id, e.send.hash, e.send.typeIdx, e.send.methodIdx, e.send.payload, e.send.key === 0 ? null : e.send, e.cell.id, e.send.payloadBytes)
+      if (e.send !== null) output.send(e.send.id, e.send.hash, e.send.typeIdx, e.send.methodIdx, e.send.payload, e.send.key === 0 ? null : e.send, this.host.idOf(e.cell), e.send.payloadBytes)
       else output.reply(e.replyTo, e.callId, e.ok, e.value)
     }
   }
@@ -482,17 +520,18 @@ let touchSink = 0
 
 /**
  * Load what the commit loop reads of `cells[from]` and the next kTouchAhead − 1 — the
- * cell's flags, id and hash, the id string, the state — and return the index after them.
+ * cell's flags and hash, its id's bytes, the state — and return the index after them.
  * The cells of a batch of thousands have left the caches since their turns ran: the
  * commit loop's first reads of each were most of its time (bench/RESULTS.md, issue 13),
  * one miss after the other; loaded here together, the misses overlap.
  */
-function touchCells (cells: readonly Cell[], from: number): number {
+function touchCells (cells: readonly Cell[], from: number, ids: IdArena): number {
   const to = Math.min(from + kTouchAhead, cells.length)
   let sink = touchSink
   for (let j = from; j < to; j++) {
     const c = cells[j]!
-    sink ^= c.flags ^ c.hash ^ c.id.length ^ (typeof c.state === 'object' ? 1 : 0)
+    const ref = c.idRef
+    sink ^= c.flags ^ c.hash ^ (typeof ref === 'number' ? ids.touch(ref) : 0) ^ (typeof c.state === 'object' ? 1 : 0)
   }
   touchSink = sink
   return to
@@ -543,6 +582,6 @@ export function copyInto (to: object, state: unknown): boolean {
   return n === 0
 }
 
-export function unencodable (cell: Cell, err: unknown): EncodeError {
-  return new EncodeError(`the state of agent ${printable(cell.id)} cannot be encoded: ${messageOf(err)}`, { id: cell.id })
+export function unencodable (id: string, err: unknown): EncodeError {
+  return new EncodeError(`the state of agent ${printable(id)} cannot be encoded: ${messageOf(err)}`, { id })
 }

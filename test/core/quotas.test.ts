@@ -137,6 +137,11 @@ test('counts survive a restart through the store (the QuotaRecords seam)', async
   for (const k of ['a', 'b', 'c']) await first.call('t', 'item', k, 'add', 1)
   await first.call('t', 'item', 'b', 'remove')
   await first.call('default', 'item', 'z', 'add', 1)
+  // the default quota's creations and deletes are counted from the ids' bytes (no string)
+  await first.call('default', 'item', 'y', 'add', 1)
+  assert.equal(first.count('default'), 2)
+  await first.call('default', 'item', 'y', 'remove')
+  assert.equal(first.count('default'), 1)
   assert.deepEqual([...disk.quotaCounts()].sort(), [['default', 1], ['t', 2]])
   // a new runtime with fresh counters on the same store: the host restarted
   const second = setup(disk, [['t', 3]])
@@ -145,4 +150,22 @@ test('counts survive a restart through the store (the QuotaRecords seam)', async
   assert.equal((await second.call('t', 'item', 'd', 'add', 1)).ok, true)
   assert.deepEqual(await second.call('t', 'item', 'e', 'add', 1), { ok: false, value: 'SHOAL_ERR_QUOTA_EXCEEDED' })
   assert.deepEqual(await second.call('t', 'item', 'a', 'add', 1), { ok: true, value: 2 }, 'a stored agent is an existing one')
+})
+
+test('admitBytes answers as admit does, from the id\'s bytes; an agent of the default quota is admitted without its id string', () => {
+  const directory = new QuotaDirectory()
+  directory.set('t', 1, 0) // a limit of 0: every new agent over it
+  const gate = new QuotaGate(directory, new QuotaCounters(1), 0)
+  for (const quota of ['default', 't', 'nope', 'defaul', 'defaultx']) {
+    for (const key of ['k', 'ü\u001fü']) {
+      for (const isNew of [false, true]) {
+        const id = idString(quota, 'item', key)
+        const frame = Buffer.from(`..${id}`)
+        let decoded = 0
+        const viaBytes = gate.admitBytes(frame, 2, frame.length - 2, isNew, () => { decoded++; return id })
+        assert.equal(viaBytes?.code, gate.admit(id, isNew)?.code, `${quota} ${isNew}`)
+        if (quota === 'default') assert.equal(decoded, 0, 'the default quota: by the prefix alone')
+      }
+    }
+  }
 })
