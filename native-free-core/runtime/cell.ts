@@ -38,6 +38,12 @@ export const kTimeoutArmed = 1024
  * every resident agent (bench/RESULTS.md, issue 13).
  */
 export const kQueued = 2048
+/**
+ * The agent's id is of the default quota (set at activation, from the bytes in hand):
+ * quota counting at its first command and at commit reads no id — the commit loop's
+ * reads of the id arena for it were cache misses (bench/RESULTS.md, issue 13).
+ */
+export const kDefaultQuota = 4096
 
 /** `cell.timer` once `ctx.idleAfter` overrode the type's idleTicks (rare: most cells hold a number). */
 export interface TimerExtra {

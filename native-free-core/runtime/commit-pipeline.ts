@@ -22,11 +22,11 @@
  * the open batch when it succeeds and are dropped when it throws. Until a batch has
  * committed, reads see its states and writes through `inflightState` and `storageBelow`.
  */
-import type { IdArena } from './id-arena.ts'
 import { BatchIds } from './batch-ids.ts'
 import { printable } from '../agent/agent-id.ts'
-import { kBusy, kCounted, kDeactivate, kDelete, kDirty, kNew, kSnapFresh } from './cell.ts'
+import { kBusy, kCounted, kDeactivate, kDefaultQuota, kDelete, kDirty, kNew, kSnapFresh } from './cell.ts'
 import type { Cell } from './cell.ts'
+import type { IdArena } from './id-arena.ts'
 import { CommitStats } from './commit-stats.ts'
 import type { DurableOutbox } from './durable-outbox.ts'
 import type { Followers } from './followers.ts'
@@ -37,7 +37,6 @@ import { hashId, shardOf } from '../placement/hash.ts'
 import { StorageOverlay } from '../storage/agent-storage.ts'
 import type { TurnStorage } from '../storage/agent-storage.ts'
 import type { OutboxRecord, Store } from '../storage/store.ts'
-import { DEFAULT_PREFIX_BYTES } from '../tenancy/quota-gate.ts'
 import type { QuotaBatch, QuotaGate } from '../tenancy/quota-gate.ts'
 import type { Clock } from '../time/clock.ts'
 import type { ShardReminders } from '../time/shard-reminders.ts'
@@ -56,7 +55,7 @@ export interface CommitHost {
   drop (cell: Cell): void
   /** The cell's id as a string (made on demand: a resident cell holds only its bytes' ref). */
   idOf (cell: Cell): string
-  /** The resident cells' id bytes (touched ahead of the commit loop). */
+  /** The resident cells' id bytes (copied into the batch as a cell is staged). */
   readonly ids: IdArena
 }
 
@@ -103,6 +102,10 @@ export class CommitPipeline {
   private readonly host: CommitHost
   private readonly stopwatch: Clock
   private dirty: Cell[] = []
+  /** The dirty cells' ids, one entry per cell in `dirty`, copied as each is staged. */
+  private dirtyIds: BatchIds
+  /** Settled batches' BatchIds, for the next batches (no new buffer per commit). */
+  private readonly idsPool: BatchIds[] = []
   private effects: Effect[] = []
   /** Per agent with uncommitted turns: its last good state as bytes (kSnapFresh) or as a flat copy. */
   private readonly snapshots = new Map<Cell, Uint8Array | object>()
@@ -131,6 +134,7 @@ export class CommitPipeline {
   constructor (host: CommitHost, stopwatch: Clock) {
     this.host = host
     this.stopwatch = stopwatch
+    this.dirtyIds = new BatchIds(host.ids.decode)
   }
 
   /** True when a batch is open or commits are in flight. */
@@ -143,6 +147,11 @@ export class CommitPipeline {
     if ((cell.flags & kDirty) === 0) {
       cell.flags |= kDirty
       this.dirty.push(cell)
+      // the id's bytes now, while its record is in cache (the message was just matched
+      // against it): the commit loop then reads no record (BatchIds)
+      const ref = cell.idRef
+      if (typeof ref === 'number') this.dirtyIds.addRef(this.host.ids, ref)
+      else this.dirtyIds.addString()
     }
   }
 
@@ -226,20 +235,20 @@ export class CommitPipeline {
     const effects = this.effects
     this.effects = []
     const states: Array<[string | null, Uint8Array | null, number]> = []
-    const ids = new BatchIds(host.ids.decode, this.dirty.length)
+    const ids = this.dirtyIds
+    this.dirtyIds = this.idsPool.pop() ?? new BatchIds(host.ids.decode)
     let failed: Map<Cell, ShoalError> | null = null
     let droppedHere: string[] | null = null
     const dirty = this.dirty
     let touched = 0
     for (let k = 0; k < dirty.length; k++) {
-      if (k >= touched) touched = touchCells(dirty, k, host.ids)
+      if (k >= touched) touched = touchCells(dirty, k)
       const cell = dirty[k]!
       if ((cell.flags & kDirty) === 0) continue // poisoned and dropped earlier in this batch
       let bytes: Uint8Array | null
-      // a resident cell's id stays bytes: the store keys its state by them (BatchIds);
-      // a string is made only for what is looked up by id (a delete's storage and reminders,
-      // a quota other than the default, an error)
-      const ref = cell.idRef
+      // a resident cell's id stays bytes, copied when it was staged: the store keys its
+      // state by them (BatchIds); a string is made only for what is looked up by id (a
+      // delete's storage and reminders, a quota other than the default, an error)
       if ((cell.flags & kDelete) !== 0) {
         const id = host.idOf(cell)
         bytes = null
@@ -259,16 +268,11 @@ export class CommitPipeline {
         }
       }
       if ((cell.flags & (kCounted | kDelete)) !== 0) {
-        if (typeof ref === 'number' && host.ids.startsWith(ref, DEFAULT_PREFIX_BYTES)) host.quotas.committingDefault(cell)
+        if ((cell.flags & kDefaultQuota) !== 0) host.quotas.committingDefault(cell) // no read of its id
         else host.quotas.committing(cell, host.idOf(cell))
       }
-      if (typeof ref === 'number') {
-        states.push([null, bytes, cell.hash])
-        ids.addRef(host.ids, ref)
-      } else {
-        states.push([ref, bytes, cell.hash])
-        ids.skip()
-      }
+      ids.keep(k, states.length)
+      states.push([ids.hasBytes(states.length) ? null : host.idOf(cell), bytes, cell.hash])
       cell.flags &= ~(kDirty | kSnapFresh | kNew)
       if ((cell.flags & (kDeactivate | kDelete)) !== 0 && (cell.flags & kBusy) === 0) {
         this.building = true
@@ -278,6 +282,7 @@ export class CommitPipeline {
       }
     }
     this.dirty = []
+    ids.truncate(states.length)
     this.snapshots.clear()
     const released = failed === null ? effects : failEffects(effects, failed)
     let outboxPuts: OutboxRecord[] | null = null
@@ -301,6 +306,7 @@ export class CommitPipeline {
     }
     const reminders = host.reminders.takeOpen()
     if (states.length === 0 && storage === null && outboxPuts === null && outboxPart === null && reminders === null) {
+      this.giveIds(ids)
       this.releaseInOrder(released)
       return
     }
@@ -347,6 +353,7 @@ export class CommitPipeline {
       settled(false)
       if (droppedHere !== null) for (const id of droppedHere) this.noteDropped(id)
       this.commitFailed(states, ids, released, err, quota)
+      this.giveIds(ids)
       return
     }
     if (result === undefined) {
@@ -357,6 +364,8 @@ export class CommitPipeline {
       if (host.followers.size !== 0) {
         if (this.lastCommit === null) host.followers.publish(ids.resolved(states))
         else this.lastCommit = this.lastCommit.then(() => host.followers.publish(ids.resolved(states)))
+      } else {
+        this.giveIds(ids)
       }
       this.releaseInOrder(released)
       return
@@ -369,14 +378,26 @@ export class CommitPipeline {
       if (quota !== null) host.quotas.committed(quota)
       if (host.followers.size !== 0) host.followers.publish(ids.resolved(states))
       this.release(released)
+      this.giveIds(ids) // no one reads this batch's ids any more: settled() took it out of inflight
     }, (err: unknown) => {
       settled(false)
       this.commitFailed(states, ids, released, err, quota)
+      this.giveIds(ids)
     }).finally(() => {
       if (this.lastCommit === done) this.lastCommit = null
       host.output.wake()
     })
     this.lastCommit = done
+  }
+
+  /**
+   * A batch's ids that no one will read again go back to the pool, for a later batch: a
+   * new buffer per commit (≈ 190 KB, zero-filled) was ≈ 1 % of a fanout worker, and
+   * external memory for V8 to count (bench/RESULTS.md, issue 13).
+   */
+  private giveIds (ids: BatchIds): void {
+    ids.reset()
+    if (this.idsPool.length < kIdsPooled && ids.capacity <= kIdsPooledBytes) this.idsPool.push(ids)
   }
 
   /** Resolves when every commit handed to the store so far has completed and released its effects. */
@@ -513,6 +534,11 @@ function failEffects (effects: Effect[], failed: ReadonlyMap<Cell, ShoalError>):
 
 const kNoLayers: StorageOverlay[] = []
 
+/** BatchIds kept for later batches: as many as commits are usually in flight, and then some. */
+const kIdsPooled = 8
+/** A batch's ids buffer larger than this (a burst's batch) is not kept. */
+const kIdsPooledBytes = 4 << 20
+
 /** Cells whose fields touchCells loads before the commit loop reaches them. */
 const kTouchAhead = 16
 /** What touchCells' loads folded into (kept so that they are not optimized away). */
@@ -520,18 +546,18 @@ let touchSink = 0
 
 /**
  * Load what the commit loop reads of `cells[from]` and the next kTouchAhead − 1 — the
- * cell's flags and hash, its id's bytes, the state — and return the index after them.
+ * cell's flags and hash, the state (not its id's bytes: copied when it was staged) — and
+ * return the index after them.
  * The cells of a batch of thousands have left the caches since their turns ran: the
  * commit loop's first reads of each were most of its time (bench/RESULTS.md, issue 13),
  * one miss after the other; loaded here together, the misses overlap.
  */
-function touchCells (cells: readonly Cell[], from: number, ids: IdArena): number {
+function touchCells (cells: readonly Cell[], from: number): number {
   const to = Math.min(from + kTouchAhead, cells.length)
   let sink = touchSink
   for (let j = from; j < to; j++) {
     const c = cells[j]!
-    const ref = c.idRef
-    sink ^= c.flags ^ c.hash ^ (typeof ref === 'number' ? ids.touch(ref) : 0) ^ (typeof c.state === 'object' ? 1 : 0)
+    sink ^= c.flags ^ c.hash ^ (typeof c.state === 'object' ? 1 : 0)
   }
   touchSink = sink
   return to

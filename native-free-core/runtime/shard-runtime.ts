@@ -16,7 +16,7 @@
  */
 import { idOf, printable } from '../agent/agent-id.ts'
 import type { AgentAddress } from '../agent/agent-id.ts'
-import { newCell, kBusy, kCounted, kDeactivate, kDelete, kDirty, kDropped, kLimited, kNew, kPersistent, kQueued, kSnapFresh } from './cell.ts'
+import { newCell, kBusy, kCounted, kDeactivate, kDefaultQuota, kDelete, kDirty, kDropped, kLimited, kNew, kPersistent, kQueued, kSnapFresh } from './cell.ts'
 import type { Cell } from './cell.ts'
 import { systemClock } from '../time/clock.ts'
 import type { Clock } from '../time/clock.ts'
@@ -46,7 +46,7 @@ import { DurableOutbox } from './durable-outbox.ts'
 import type { OutboxHost } from './durable-outbox.ts'
 import type { RuntimeOutput, ShardRuntimeOptions, ValueCodec } from './ports.ts'
 import { QuotaCounters } from '../tenancy/quota-counters.ts'
-import { DEFAULT_PREFIX_BYTES, QuotaDirectory, QuotaGate } from '../tenancy/quota-gate.ts'
+import { QuotaDirectory, QuotaGate, isDefaultQuotaBytes, isDefaultQuotaId } from '../tenancy/quota-gate.ts'
 import { RateLimits } from '../tenancy/rate-limits.ts'
 import type { LimitedCell } from '../tenancy/rate-limits.ts'
 import type { AgentRegistry, MethodInfo, TypeInfo } from '../agent/registry.ts'
@@ -534,8 +534,16 @@ export class ShardRuntime implements ContextHost, TimerHost, FollowHost, CommitH
       }
       flags |= kNew
     }
-    // the id's bytes go to the arena (from the frame when it came in one): the cell holds no string
-    const ref = env.idBytes !== null ? this.ids.addBytes(env.idBytes, env.idAt, env.idLen) : this.ids.addString(env.id)
+    // the id's bytes go to the arena (from the frame when it came in one): the cell holds no
+    // string; whether it is of the default quota is noted now, while its bytes are in hand
+    let ref: number
+    if (env.idBytes !== null) {
+      ref = this.ids.addBytes(env.idBytes, env.idAt, env.idLen)
+      if (isDefaultQuotaBytes(env.idBytes, env.idAt, env.idLen)) flags |= kDefaultQuota
+    } else {
+      ref = this.ids.addString(env.id)
+      if (isDefaultQuotaId(env.id)) flags |= kDefaultQuota
+    }
     const cell = this.limits !== null && this.limits.limited(info.index)
       ? this.limits.create(env.id, ref, env.hash, info, state, flags, this.tick, this.now())
       : newCell(ref, env.hash, info, state, flags, this.tick)
@@ -592,9 +600,8 @@ export class ShardRuntime implements ContextHost, TimerHost, FollowHost, CommitH
     }
     if (m.command && (cell.flags & (kNew | kCounted)) === kNew) {
       // the first command of a new agent creates it: one unit of its quota, or refused unrun
-      // an agent of the default quota is told by its id's bytes: no string
-      const ref = cell.idRef
-      const refused = typeof ref === 'number' && this.ids.startsWith(ref, DEFAULT_PREFIX_BYTES)
+      // an agent of the default quota is told by its cell's flag (set at activation): no string
+      const refused = (cell.flags & kDefaultQuota) !== 0
         ? this.quotas.reserveDefault(cell)
         : this.quotas.reserve(cell, this.idOf(cell))
       if (refused !== null) {

@@ -31,13 +31,21 @@ import type { QuotaCounters } from './quota-counters.ts'
 
 const kDefaultPrefix = DEFAULT_QUOTA + kIdSeparator
 const kDefaultPrefixBytes = new TextEncoder().encode(kDefaultPrefix)
-/** The UTF-8 bytes every id of the default quota starts with (`reserveDefault`, `committingDefault`). */
-export const DEFAULT_PREFIX_BYTES: Uint8Array = kDefaultPrefixBytes
 
 function hasPrefix (bytes: Uint8Array, at: number, len: number, prefix: Uint8Array): boolean {
   if (len < prefix.length) return false
   for (let i = 0; i < prefix.length; i++) if (bytes[at + i] !== prefix[i]) return false
   return true
+}
+
+/** Whether the id whose UTF-8 bytes are `bytes[at, at + len)` is of the default quota (a cell's kDefaultQuota). */
+export function isDefaultQuotaBytes (bytes: Uint8Array, at: number, len: number): boolean {
+  return hasPrefix(bytes, at, len, kDefaultPrefixBytes)
+}
+
+/** Whether the id `id` is of the default quota (a cell's kDefaultQuota). */
+export function isDefaultQuotaId (id: string): boolean {
+  return id.startsWith(kDefaultPrefix)
 }
 
 /** Which quotas exist: every name ever given a slot keeps it (counts outlive a delete). */
@@ -146,7 +154,7 @@ export class QuotaGate {
     return this.reserveIn(cell, quotaOfAny(id))
   }
 
-  /** `reserve` for an agent of the default quota: the caller read its id's bytes (DEFAULT_PREFIX_BYTES), no string. */
+  /** `reserve` for an agent of the default quota (its cell's kDefaultQuota): no id string. */
   reserveDefault (cell: Cell): ShoalError | null {
     return this.reserveIn(cell, DEFAULT_QUOTA)
   }
@@ -175,7 +183,7 @@ export class QuotaGate {
     this.committingIn(cell, quotaOfAny(id))
   }
 
-  /** `committing` for an agent of the default quota: the caller read its id's bytes (DEFAULT_PREFIX_BYTES), no string. */
+  /** `committing` for an agent of the default quota (its cell's kDefaultQuota): no id string. */
   committingDefault (cell: Cell): void {
     this.committingIn(cell, DEFAULT_QUOTA)
   }

@@ -19,6 +19,7 @@ import { QuotaCounters } from '../../native-free-core/tenancy/quota-counters.ts'
 import { QuotaDirectory, QuotaGate } from '../../native-free-core/tenancy/quota-gate.ts'
 import type { WireError } from '../../native-free-core/errors.ts'
 import { simCodec } from '../../native-free-core/sim/codec.ts'
+import { kDefaultQuota } from '../../native-free-core/runtime/cell.ts'
 import { DelegatingStore } from '../fixtures/manual-store.ts'
 
 let runs = 0
@@ -168,4 +169,44 @@ test('admitBytes answers as admit does, from the id\'s bytes; an agent of the de
       }
     }
   }
+})
+
+test('an agent\'s quota is told once, at activation (kDefaultQuota): from the frame\'s bytes or the id string, the default quota and one whose name only starts like it count apart', async () => {
+  const { rt, count, directory } = setup()
+  directory.set('defaultx', 2, 1) // a prefix of 'default', but not its id prefix
+  let next = 0
+  const send = async (quota: string, key: string, method: string, asBytes: boolean): Promise<void> => {
+    const id = idString(quota, 'item', key)
+    const e = new Envelope()
+    e.kind = MSG_CALL; e.hash = hashId(id); e.callId = ++next
+    e.typeIdx = 0; e.methodIdx = new AgentRegistry([item, temp]).method(new AgentRegistry([item, temp]).require('item'), method).index; e.payload = 1
+    if (asBytes) {
+      const frame = Buffer.from(`..${id}`)
+      e.setIdBytes(frame, 2, frame.length - 2, (bytes, at, end) => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8', at, end))
+    } else {
+      e.id = id
+    }
+    rt.deliver(e)
+    rt.commit()
+    await rt.whenCommitted()
+  }
+  const flagOf = (quota: string, key: string): boolean => {
+    const id = idString(quota, 'item', key)
+    return (rt.table.get(id, hashId(id))!.flags & kDefaultQuota) !== 0
+  }
+  await send('default', 'a', 'add', true)
+  await send('default', 'b', 'add', false)
+  await send('defaultx', 'a', 'add', true)
+  assert.equal(flagOf('default', 'a'), true)
+  assert.equal(flagOf('default', 'b'), true)
+  assert.equal(flagOf('defaultx', 'a'), false)
+  assert.equal(count('default'), 2)
+  assert.equal(count('defaultx'), 1)
+  await send('defaultx', 'b', 'add', false) // over its limit of 1: refused, nothing counted
+  assert.equal(rt.table.get(idString('defaultx', 'item', 'b'), hashId(idString('defaultx', 'item', 'b'))), undefined)
+  assert.equal(count('defaultx'), 1)
+  await send('default', 'a', 'remove', true) // a committed delete of the default quota
+  await send('defaultx', 'a', 'remove', false)
+  assert.equal(count('default'), 1)
+  assert.equal(count('defaultx'), 0)
 })

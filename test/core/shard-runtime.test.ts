@@ -401,14 +401,70 @@ test('a commit keys resident agents\' states by their id bytes: no id string is 
     assert.equal(batch.stateIds!.id(k), ids[k])
     assert.equal(into.toString('utf8', 0, batch.stateIds!.writeId(k, into, 0)), ids[k])
   }
-  await store.completeAll()
-  for (const [k, id] of ids.entries()) assert.deepEqual(simCodec.decode(store.inner.getState(id)!), { n: 11, log: [] }, keys[k])
-  // the batch's ids stay right once the cells are dropped and their records reused
+  // while the batch is in flight its ids stay right, though the cells are dropped and their records reused
   for (const k of keys) call('counter', k, 'bye')
-  rt.commit(); await store.completeAll()
+  rt.commit() // the drops: the records go back
   for (const k of ['k2', 'é日x', 'y'.repeat(200)]) call('counter', k, 'add', 1) // ids of the same sizes: the freed records
   for (let k = 0; k < 3; k++) {
     assert.equal(batch.stateIds!.id(k), ids[k])
     assert.equal(into.toString('utf8', 0, batch.stateIds!.writeId(k, into, 0)), ids[k])
   }
+  await store.completeAll() // the memory store reads the ids now: after the records were reused
+  for (const [k, id] of ids.entries()) assert.deepEqual(simCodec.decode(store.inner.getState(id)!), { n: 11, log: [] }, keys[k])
+})
+
+test('the commit loop reads no id record (the ids were copied as the cells were staged), and a batch\'s ids buffer is reused only once its commit has settled', async () => {
+  const batches: WriteBatch[] = []
+  class Capturing extends ManualStore {
+    override commit (batch: WriteBatch): Promise<void> { batches.push(batch); return super.commit(batch) }
+  }
+  const store = new Capturing()
+  const { rt, call, cast } = setup(store)
+  let reads = 0
+  let counting = false
+  const arena = rt.ids as unknown as Record<string, (...a: unknown[]) => unknown>
+  for (const name of ['byteLength', 'copyTo', 'startsWith', 'touch', 'string', 'equalsBytes', 'equalsString']) {
+    const f = arena[name]!.bind(rt.ids)
+    arena[name] = (...a: unknown[]) => { if (counting) reads++; return f(...a) }
+  }
+  const commit = (): void => { counting = true; rt.commit(); counting = false }
+  // new agents' first commands (the durable fanout's casts): quota counted, states created
+  for (let i = 0; i < 40; i++) cast('counter', `n${i}`, 'add', 1)
+  call('counter', 'q', 'fail', 1) // not staged: nothing of it in the batch
+  call('counter', 'p', 'add', 1)
+  call('counter', 'p', 'poison')
+  call('counter', 'p', 'add', 1) // its snapshot does not encode: p is poisoned (its entry left out), and this add runs on p anew
+  commit()
+  assert.equal(reads, 0, 'no arena read in the commit of new agents')
+  const first = batches.at(-1)!
+  assert.equal(first.states.length, 41)
+  for (let i = 0; i < 40; i++) assert.equal(first.stateIds!.id(i), idString('default', 'counter', `n${i}`))
+  assert.equal(first.stateIds!.id(40), idString('default', 'counter', 'p'), 'the entry after the poisoned one moved up')
+  // commands on resident agents, while the first batch is in flight: a batch of their own
+  for (let i = 0; i < 40; i += 2) cast('counter', `n${i}`, 'add', 1)
+  commit()
+  assert.equal(reads, 0, 'no arena read in the commit of resident agents')
+  const second = batches.at(-1)!
+  assert.notEqual(second.stateIds, first.stateIds, 'a batch in flight keeps its own ids')
+  for (let i = 0; i < 20; i++) assert.equal(second.stateIds!.id(i), idString('default', 'counter', `n${2 * i}`))
+  await store.completeAll()
+  for (let i = 0; i < 40; i++) assert.deepEqual(simCodec.decode(store.inner.getState(idString('default', 'counter', `n${i}`))!), { n: i % 2 === 0 ? 2 : 1, log: [] })
+  assert.deepEqual(simCodec.decode(store.inner.getState(idString('default', 'counter', 'p'))!), { n: 1, log: [] })
+  // both settled: the batch opened next takes one of their buffers (the one open now was
+  // taken when the second closed), never one still in flight
+  const used = [first.stateIds, second.stateIds]
+  cast('counter', 'n1', 'add', 1)
+  commit()
+  const third = batches.at(-1)!
+  assert.ok(!used.includes(third.stateIds))
+  cast('counter', 'n3', 'add', 1)
+  commit()
+  const fourth = batches.at(-1)!
+  assert.ok(used.includes(fourth.stateIds), 'a settled batch\'s ids are reused')
+  assert.notEqual(fourth.stateIds, third.stateIds)
+  assert.equal(third.stateIds!.id(0), idString('default', 'counter', 'n1'))
+  assert.equal(fourth.stateIds!.id(0), idString('default', 'counter', 'n3'))
+  await store.completeAll()
+  assert.deepEqual(simCodec.decode(store.inner.getState(idString('default', 'counter', 'n1'))!), { n: 2, log: [] })
+  assert.deepEqual(simCodec.decode(store.inner.getState(idString('default', 'counter', 'n3'))!), { n: 2, log: [] })
 })
