@@ -96,22 +96,6 @@ export function idOf (address: AgentAddress): string {
   return id
 }
 
-/**
- * Whether the UTF-8 bytes `bytes[at, at + len)` are the id `s`, for an all-ASCII `s`:
- * false whenever a byte is not ASCII (callers then decode the bytes and compare strings).
- * Equal lengths alone do not mean ASCII — "Ã©" has the length of "é"'s two bytes, and
- * its char codes are those bytes. Compared from the end: ids share their quota and type
- * prefix.
- */
-export function asciiEquals (s: string, bytes: Uint8Array, at: number, len: number): boolean {
-  if (s.length !== len) return false
-  for (let i = len - 1; i >= 0; i--) {
-    const b = bytes[at + i]!
-    if (b >= 0x80 || b !== s.charCodeAt(i)) return false
-  }
-  return true
-}
-
 export function utf8Length (s: string): number {
   let n = 0
   for (let i = 0; i < s.length; i++) {

@@ -7,6 +7,8 @@
  */
 
 /** Fire-and-forget from outside the host's agents (`ref.cast`). */
+import { keyOf, kIdSeparator } from './agent-id.ts'
+
 export const MSG_CAST = 1
 /** Expects a reply to (`replyTo` thread, `callId`). */
 export const MSG_CALL = 2
@@ -38,9 +40,25 @@ export function isMessage (kind: number): boolean {
   return kind <= MSG_SEND
 }
 
+const kSeparatorByte = kIdSeparator.charCodeAt(0)
+
+/** UTF-8 bytes `bytes[at, end)` as a string. */
+export type Utf8Decode = (bytes: Uint8Array, at: number, end: number) => string
+
 export class Envelope {
   kind = 0
-  id = ''
+  /** The id as a string; null while it is only bytes (`idBytes`), until `id` is read. */
+  private idText: string | null = ''
+  /**
+   * A frame's id bytes, `idBytes[idAt, idAt + idLen)` (null: the id came as a string). A
+   * message to a resident agent is looked up by these bytes (AgentTable.getBytes) and
+   * its id never decoded: the string is made only when something reads `id`. Valid while
+   * the frame is being delivered (the reader's scratch).
+   */
+  idBytes: Uint8Array | null = null
+  idAt = 0
+  idLen = 0
+  private idDecode: Utf8Decode | null = null
   hash = 0
   typeIdx = 0
   methodIdx = 0
@@ -62,10 +80,44 @@ export class Envelope {
    */
   sentAt = 0
 
+  /** The agent's id (`quota \x1f type \x1f key`), decoded from the frame's bytes on first read. */
+  get id (): string {
+    return this.idText ?? (this.idText = this.idDecode!(this.idBytes!, this.idAt, this.idAt + this.idLen))
+  }
+
+  set id (id: string) {
+    this.idText = id
+    this.idBytes = null
+  }
+
+  /**
+   * The key part of the id (after `quota \x1f type \x1f`): from the bytes when the id is
+   * still bytes, without making the whole id's string.
+   */
+  key (): string {
+    if (this.idText !== null) return keyOf(this.idText)
+    const b = this.idBytes!
+    const end = this.idAt + this.idLen
+    let i = this.idAt
+    while (b[i] !== kSeparatorByte) i++
+    i++
+    while (b[i] !== kSeparatorByte) i++
+    return this.idDecode!(b, i + 1, end)
+  }
+
+  /** The id as bytes `bytes[at, at + len)`, decoded by `decode` when `id` is read. */
+  setIdBytes (bytes: Uint8Array, at: number, len: number, decode: Utf8Decode): void {
+    this.idBytes = bytes
+    this.idAt = at
+    this.idLen = len
+    this.idDecode = decode
+    this.idText = null
+  }
+
   clone (): Envelope {
     const e = new Envelope()
     e.kind = this.kind
-    e.id = this.id
+    e.id = this.id // decoded: the clone outlives the frame's bytes
     e.hash = this.hash
     e.typeIdx = this.typeIdx
     e.methodIdx = this.methodIdx

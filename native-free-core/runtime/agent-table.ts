@@ -7,7 +7,9 @@
  *   cells:   c0     c1     ∅      TOMB         the cell, ∅ (empty) or TOMB (deleted)
  *
  * Linear probing from the home slot `home(hash)`; a lookup compares int32 hashes and,
- * on a match, the id string (`cell.id === id`).
+ * on a match, the id: a resident cell holds no id string, only the ref of its id's
+ * UTF-8 bytes in the runtime's IdArena (`cell.idRef`, see id-arena.ts), compared with a
+ * string (`get`) or with a message frame's bytes (`getBytes`).
  *
  * The home slot is the top bits of `hash × 2654435769` (Fibonacci hashing), not
  * `hash & mask`: the placement hash's top 12 bits chose the shard, and so the thread,
@@ -40,7 +42,7 @@
  * burst of back-to-back 40–65 ms scavenges; bench/RESULTS.md, issue 13.)
  */
 
-import { asciiEquals } from '../agent/agent-id.ts'
+import { IdArena } from './id-arena.ts'
 
 const TOMB = Symbol('deleted')
 const MAX_LOAD = 0.7
@@ -52,7 +54,8 @@ const CHUNK = 1 << CHUNK_BITS
 const CHUNK_MASK = CHUNK - 1
 
 export interface Keyed {
-  readonly id: string
+  /** While in the table: the ref of the id's bytes in the table's IdArena (a number). */
+  idRef: number | string
   readonly hash: number
 }
 
@@ -67,6 +70,8 @@ function emptyChunks<V> (capacity: number): Array<Array<Slot<V>>> {
 }
 
 export class AgentTable<V extends Keyed> {
+  /** The ids of the cells in the table (the caller adds and releases them). */
+  readonly ids: IdArena
   private hashes: Int32Array
   /** Slot i is `chunks[i >>> CHUNK_BITS][i & CHUNK_MASK]` (one chunk while capacity ≤ CHUNK). */
   private chunks: Array<Array<Slot<V>>>
@@ -81,7 +86,8 @@ export class AgentTable<V extends Keyed> {
    * `capacity` is rounded up to a power of two; below MIN_CAPACITY only when asked for
    * (the simulator makes thousands of runtimes holding a handful of agents each).
    */
-  constructor (capacity = MIN_CAPACITY) {
+  constructor (capacity = MIN_CAPACITY, ids: IdArena = new IdArena()) {
+    this.ids = ids
     let cap = SMALLEST_CAPACITY
     while (cap < capacity) cap *= 2
     this.hashes = new Int32Array(cap)
@@ -110,23 +116,21 @@ export class AgentTable<V extends Keyed> {
     for (let i = this.home(h); ; i = (i + 1) & this.mask) {
       const c = chunks[i >>> CHUNK_BITS]![i & CHUNK_MASK]
       if (c === undefined) return undefined
-      if (this.hashes[i] === h && c !== TOMB && c.id === id) return c
+      if (this.hashes[i] === h && c !== TOMB && this.ids.equalsString(c.idRef as number, id)) return c
     }
   }
 
   /**
-   * The id of the resident agent whose id's UTF-8 bytes are `bytes[at, at + len)`, or
-   * undefined — also when the id is not ASCII (the caller decodes the bytes then). A
-   * message's id found here need not be decoded into a new string, and the lookup that
-   * follows (`get`) compares it with the cell's id by identity.
+   * The cell whose id's UTF-8 bytes are `bytes[at, at + len)` (a message frame's): no
+   * id string is decoded for a message to a resident agent.
    */
-  idOf (hash: number, bytes: Uint8Array, at: number, len: number): string | undefined {
+  getBytes (hash: number, bytes: Uint8Array, at: number, len: number): V | undefined {
     const h = hash | 0
     const chunks = this.chunks
     for (let i = this.home(h); ; i = (i + 1) & this.mask) {
       const c = chunks[i >>> CHUNK_BITS]![i & CHUNK_MASK]
       if (c === undefined) return undefined
-      if (this.hashes[i] === h && c !== TOMB && asciiEquals(c.id, bytes, at, len)) return c.id
+      if (this.hashes[i] === h && c !== TOMB && this.ids.equalsBytes(c.idRef as number, bytes, at, len)) return c
     }
   }
 
@@ -142,7 +146,10 @@ export class AgentTable<V extends Keyed> {
     return this.hashes[i] === h && c !== TOMB ? c : undefined
   }
 
-  /** Insert or replace. Reuses the first tombstone on the probe path. */
+  /**
+   * Insert or replace (the cell whose id is `id`); `value.idRef` is the ref of `id`'s
+   * bytes in `ids`. Reuses the first tombstone on the probe path.
+   */
   set (id: string, hash: number, value: V): void {
     if (this.used + 1 > this.capacity * MAX_LOAD) {
       this.rebuild(this.live + 1 > this.capacity * MAX_LOAD / 2 ? this.capacity * 2 : this.capacity)
@@ -155,10 +162,28 @@ export class AgentTable<V extends Keyed> {
       const c = chunks[i >>> CHUNK_BITS]![i & CHUNK_MASK]
       if (c === undefined) break
       if (c === TOMB) { if (tomb < 0) tomb = i; continue }
-      if (this.hashes[i] === h && c.id === id) { chunks[i >>> CHUNK_BITS]![i & CHUNK_MASK] = value; return }
+      if (this.hashes[i] === h && this.ids.equalsString(c.idRef as number, id)) { chunks[i >>> CHUNK_BITS]![i & CHUNK_MASK] = value; return }
     }
     if (tomb >= 0) i = tomb
     else this.used++
+    chunks[i >>> CHUNK_BITS]![i & CHUNK_MASK] = value
+    this.hashes[i] = h
+    this.live++
+  }
+
+  /** Insert `value`, whose id the caller knows is not in the table (no id is compared). */
+  add (hash: number, value: V): void {
+    if (this.used + 1 > this.capacity * MAX_LOAD) {
+      this.rebuild(this.live + 1 > this.capacity * MAX_LOAD / 2 ? this.capacity * 2 : this.capacity)
+    }
+    const h = hash | 0
+    const chunks = this.chunks
+    let i = this.home(h)
+    for (; ; i = (i + 1) & this.mask) {
+      const c = chunks[i >>> CHUNK_BITS]![i & CHUNK_MASK]
+      if (c === undefined) { this.used++; break }
+      if (c === TOMB) break
+    }
     chunks[i >>> CHUNK_BITS]![i & CHUNK_MASK] = value
     this.hashes[i] = h
     this.live++
@@ -168,22 +193,41 @@ export class AgentTable<V extends Keyed> {
     const h = hash | 0
     const chunks = this.chunks
     for (let i = this.home(h); ; i = (i + 1) & this.mask) {
-      const chunk = chunks[i >>> CHUNK_BITS]!
-      const c = chunk[i & CHUNK_MASK]
+      const c = chunks[i >>> CHUNK_BITS]![i & CHUNK_MASK]
       if (c === undefined) return false
-      if (this.hashes[i] === h && c !== TOMB && c.id === id) {
-        // the next slot empty means no probe sequence runs through this one: no tombstone needed
-        const n = (i + 1) & this.mask
-        if (chunks[n >>> CHUNK_BITS]![n & CHUNK_MASK] === undefined) {
-          chunk[i & CHUNK_MASK] = undefined
-          this.used--
-        } else {
-          chunk[i & CHUNK_MASK] = TOMB
-        }
-        this.live--
+      if (this.hashes[i] === h && c !== TOMB && this.ids.equalsString(c.idRef as number, id)) {
+        this.vacate(i)
         return true
       }
     }
+  }
+
+  /** Remove `value` itself (found by identity, no id compared); false if it is not in the table. */
+  remove (value: V): boolean {
+    const h = value.hash | 0
+    const chunks = this.chunks
+    for (let i = this.home(h); ; i = (i + 1) & this.mask) {
+      const c = chunks[i >>> CHUNK_BITS]![i & CHUNK_MASK]
+      if (c === undefined) return false
+      if (c === value) {
+        this.vacate(i)
+        return true
+      }
+    }
+  }
+
+  private vacate (i: number): void {
+    const chunks = this.chunks
+    const chunk = chunks[i >>> CHUNK_BITS]!
+    // the next slot empty means no probe sequence runs through this one: no tombstone needed
+    const n = (i + 1) & this.mask
+    if (chunks[n >>> CHUNK_BITS]![n & CHUNK_MASK] === undefined) {
+      chunk[i & CHUNK_MASK] = undefined
+      this.used--
+    } else {
+      chunk[i & CHUNK_MASK] = TOMB
+    }
+    this.live--
   }
 
   /** @internal Mean distance of the live cells from their home slot (1 + probes per hit); for tests. */

@@ -38,6 +38,12 @@ export const kTimeoutArmed = 1024
  * every resident agent (bench/RESULTS.md, issue 13).
  */
 export const kQueued = 2048
+/**
+ * The agent's id is of the default quota (set at activation, from the bytes in hand):
+ * quota counting at its first command and at commit reads no id — the commit loop's
+ * reads of the id arena for it were cache misses (bench/RESULTS.md, issue 13).
+ */
+export const kDefaultQuota = 4096
 
 /** `cell.timer` once `ctx.idleAfter` overrode the type's idleTicks (rare: most cells hold a number). */
 export interface TimerExtra {
@@ -48,7 +54,14 @@ export interface TimerExtra {
 }
 
 export class Cell {
-  readonly id: string
+  /**
+   * The agent's id. While the cell is in its runtime's table: the ref of the id's UTF-8
+   * bytes in the runtime's IdArena (a number; `ShardRuntime.idOf(cell)` makes the
+   * string) — a string per resident agent was the young generation's main survivor
+   * and a third of what a full GC marks at 10M agents (bench/RESULTS.md, issue 13).
+   * Once dropped from the table, or for a cell never in it: the id string itself.
+   */
+  idRef: number | string
   readonly hash: number
   readonly info: TypeInfo
   state: unknown
@@ -58,8 +71,8 @@ export class Cell {
   /** This agent's timer entry: its wheel node or -1 (see agent-timers.ts), or a TimerExtra. */
   timer: number | TimerExtra
 
-  constructor (id: string, hash: number, info: TypeInfo, state: unknown, flags: number, tick: number) {
-    this.id = id
+  constructor (idRef: number | string, hash: number, info: TypeInfo, state: unknown, flags: number, tick: number) {
+    this.idRef = idRef
     // as int32: a uint32 above 2^31 is not a V8 small integer, and one such value turns
     // the field into a boxed double in every cell
     this.hash = hash | 0
@@ -78,6 +91,6 @@ export class Cell {
  * (pretenuring) — instead of copying each one through the young generation twice,
  * which was most of a worker's time while it activated agents.
  */
-export function newCell (id: string, hash: number, info: TypeInfo, state: unknown, flags: number, tick: number): Cell {
-  return { id, hash: hash | 0, info, state, flags, lastTick: tick, timer: -1 }
+export function newCell (idRef: number | string, hash: number, info: TypeInfo, state: unknown, flags: number, tick: number): Cell {
+  return { idRef, hash: hash | 0, info, state, flags, lastTick: tick, timer: -1 }
 }

@@ -22,9 +22,11 @@
  * the open batch when it succeeds and are dropped when it throws. Until a batch has
  * committed, reads see its states and writes through `inflightState` and `storageBelow`.
  */
+import { BatchIds } from './batch-ids.ts'
 import { printable } from '../agent/agent-id.ts'
-import { kBusy, kCounted, kDeactivate, kDelete, kDirty, kNew, kSnapFresh } from './cell.ts'
+import { kBusy, kCounted, kDeactivate, kDefaultQuota, kDelete, kDirty, kNew, kSnapFresh } from './cell.ts'
 import type { Cell } from './cell.ts'
+import type { IdArena } from './id-arena.ts'
 import { CommitStats } from './commit-stats.ts'
 import type { DurableOutbox } from './durable-outbox.ts'
 import type { Followers } from './followers.ts'
@@ -51,6 +53,10 @@ export interface CommitHost {
   residentCell (id: string, hash: number): Cell | undefined
   /** Take a cell out of the table: the next message reloads its last committed state. */
   drop (cell: Cell): void
+  /** The cell's id as a string (made on demand: a resident cell holds only its bytes' ref). */
+  idOf (cell: Cell): string
+  /** The resident cells' id bytes (copied into the batch as a cell is staged). */
+  readonly ids: IdArena
 }
 
 /** A reply or send held by the output gate until its batch commits. */
@@ -79,9 +85,12 @@ class Effect {
  */
 interface InflightStates {
   readonly seq: number
-  readonly states: ReadonlyArray<readonly [string, Uint8Array | null, number]>
+  readonly states: ReadonlyArray<readonly [string | null, Uint8Array | null, number]>
+  readonly ids: BatchIds
   byId: Map<string, Uint8Array | null> | null
 }
+
+
 /** A commit in flight's storage changes of one agent. */
 interface InflightStorage { readonly overlay: StorageOverlay, readonly seq: number }
 
@@ -93,6 +102,10 @@ export class CommitPipeline {
   private readonly host: CommitHost
   private readonly stopwatch: Clock
   private dirty: Cell[] = []
+  /** The dirty cells' ids, one entry per cell in `dirty`, copied as each is staged. */
+  private dirtyIds: BatchIds
+  /** Settled batches' BatchIds, for the next batches (no new buffer per commit). */
+  private readonly idsPool: BatchIds[] = []
   private effects: Effect[] = []
   /** Per agent with uncommitted turns: its last good state as bytes (kSnapFresh) or as a flat copy. */
   private readonly snapshots = new Map<Cell, Uint8Array | object>()
@@ -121,6 +134,7 @@ export class CommitPipeline {
   constructor (host: CommitHost, stopwatch: Clock) {
     this.host = host
     this.stopwatch = stopwatch
+    this.dirtyIds = new BatchIds(host.ids.decode)
   }
 
   /** True when a batch is open or commits are in flight. */
@@ -133,6 +147,11 @@ export class CommitPipeline {
     if ((cell.flags & kDirty) === 0) {
       cell.flags |= kDirty
       this.dirty.push(cell)
+      // the id's bytes now, while its record is in cache (the message was just matched
+      // against it): the commit loop then reads no record (BatchIds)
+      const ref = cell.idRef
+      if (typeof ref === 'number') this.dirtyIds.addRef(this.host.ids, ref)
+      else this.dirtyIds.addString()
     }
   }
 
@@ -197,10 +216,11 @@ export class CommitPipeline {
   poison (cell: Cell, error: ShoalError): void {
     cell.flags &= ~(kDirty | kSnapFresh)
     this.snapshots.delete(cell)
-    this.openStorage.delete(cell.id)
+    const id = this.host.idOf(cell)
+    this.openStorage.delete(id)
     this.effects = failEffects(this.effects, new Map([[cell, error]]))
     this.host.drop(cell)
-    this.host.output.agentError?.(cell.id, '', error.toWire())
+    this.host.output.agentError?.(id, '', error.toWire())
   }
 
   /**
@@ -214,7 +234,9 @@ export class CommitPipeline {
     const startedAt = this.stopwatch.now()
     const effects = this.effects
     this.effects = []
-    const states: Array<[string, Uint8Array | null, number]> = []
+    const states: Array<[string | null, Uint8Array | null, number]> = []
+    const ids = this.dirtyIds
+    this.dirtyIds = this.idsPool.pop() ?? new BatchIds(host.ids.decode)
     let failed: Map<Cell, ShoalError> | null = null
     let droppedHere: string[] | null = null
     const dirty = this.dirty
@@ -224,33 +246,43 @@ export class CommitPipeline {
       const cell = dirty[k]!
       if ((cell.flags & kDirty) === 0) continue // poisoned and dropped earlier in this batch
       let bytes: Uint8Array | null
+      // a resident cell's id stays bytes, copied when it was staged: the store keys its
+      // state by them (BatchIds); a string is made only for what is looked up by id (a
+      // delete's storage and reminders, a quota other than the default, an error)
       if ((cell.flags & kDelete) !== 0) {
+        const id = host.idOf(cell)
         bytes = null
-        this.openStorage.set(cell.id, this.wipeOverlay(cell.id))
-        host.reminders.wipe(cell.id)
+        this.openStorage.set(id, this.wipeOverlay(id))
+        host.reminders.wipe(id)
       } else if ((cell.flags & kSnapFresh) !== 0) bytes = this.snapshots.get(cell) as Uint8Array // kSnapFresh: bytes, never a copy
       else {
         try {
           bytes = host.codec.encode(cell.state)
         } catch (err) {
-          (failed ??= new Map()).set(cell, unencodable(cell, err))
+          const id = host.idOf(cell);
+          (failed ??= new Map()).set(cell, unencodable(id, err))
           cell.flags &= ~(kDirty | kSnapFresh)
-          this.openStorage.delete(cell.id)
+          this.openStorage.delete(id)
           host.drop(cell)
           continue
         }
       }
-      if ((cell.flags & (kCounted | kDelete)) !== 0) host.quotas.committing(cell)
-      states.push([cell.id, bytes, cell.hash])
+      if ((cell.flags & (kCounted | kDelete)) !== 0) {
+        if ((cell.flags & kDefaultQuota) !== 0) host.quotas.committingDefault(cell) // no read of its id
+        else host.quotas.committing(cell, host.idOf(cell))
+      }
+      ids.keep(k, states.length)
+      states.push([ids.hasBytes(states.length) ? null : host.idOf(cell), bytes, cell.hash])
       cell.flags &= ~(kDirty | kSnapFresh | kNew)
       if ((cell.flags & (kDeactivate | kDelete)) !== 0 && (cell.flags & kBusy) === 0) {
         this.building = true
         host.drop(cell)
         this.building = false;
-        (droppedHere ??= []).push(cell.id)
+        (droppedHere ??= []).push(host.idOf(cell)) // dropped: the cell holds its id as a string
       }
     }
     this.dirty = []
+    ids.truncate(states.length)
     this.snapshots.clear()
     const released = failed === null ? effects : failEffects(effects, failed)
     let outboxPuts: OutboxRecord[] | null = null
@@ -276,6 +308,7 @@ export class CommitPipeline {
     }
     const reminders = host.reminders.takeOpen()
     if (states.length === 0 && storage === null && outboxPuts === null && outboxPart === null && reminders === null) {
+      this.giveIds(ids)
       this.releaseInOrder(released)
       return
     }
@@ -310,6 +343,7 @@ export class CommitPipeline {
     try {
       result = host.store!.commit({
         states,
+        stateIds: ids,
         storage,
         outboxPuts,
         outboxDeletes: outboxPart?.deletes ?? null,
@@ -321,7 +355,8 @@ export class CommitPipeline {
     } catch (err) {
       settled(false)
       if (droppedHere !== null) for (const id of droppedHere) this.noteDropped(id)
-      this.commitFailed(states, released, err, quota)
+      this.commitFailed(states, ids, released, err, quota)
+      this.giveIds(ids)
       return
     }
     if (result === undefined) {
@@ -330,28 +365,42 @@ export class CommitPipeline {
       this.stats.latency(this.stopwatch.now() - startedAt)
       if (quota !== null) host.quotas.committed(quota)
       if (host.followers.size !== 0) {
-        if (this.lastCommit === null) host.followers.publish(states)
-        else this.lastCommit = this.lastCommit.then(() => host.followers.publish(states))
+        if (this.lastCommit === null) host.followers.publish(ids.resolved(states))
+        else this.lastCommit = this.lastCommit.then(() => host.followers.publish(ids.resolved(states)))
+      } else {
+        this.giveIds(ids)
       }
       this.releaseInOrder(released)
       return
     }
-    this.inflight.push({ seq, states, byId: null })
+    this.inflight.push({ seq, states, ids, byId: null })
     if (droppedHere !== null) for (const id of droppedHere) this.droppedInflight.set(id, seq)
     const done = result.then(() => {
       settled(true)
       this.stats.latency(this.stopwatch.now() - startedAt)
       if (quota !== null) host.quotas.committed(quota)
-      if (host.followers.size !== 0) host.followers.publish(states)
+      if (host.followers.size !== 0) host.followers.publish(ids.resolved(states))
       this.release(released)
+      this.giveIds(ids) // no one reads this batch's ids any more: settled() took it out of inflight
     }, (err: unknown) => {
       settled(false)
-      this.commitFailed(states, released, err, quota)
+      this.commitFailed(states, ids, released, err, quota)
+      this.giveIds(ids)
     }).finally(() => {
       if (this.lastCommit === done) this.lastCommit = null
       host.output.wake()
     })
     this.lastCommit = done
+  }
+
+  /**
+   * A batch's ids that no one will read again go back to the pool, for a later batch: a
+   * new buffer per commit (≈ 190 KB, zero-filled) was ≈ 1 % of a fanout worker, and
+   * external memory for V8 to count (bench/RESULTS.md, issue 13).
+   */
+  private giveIds (ids: BatchIds): void {
+    ids.reset()
+    if (this.idsPool.length < kIdsPooled && ids.capacity <= kIdsPooledBytes) this.idsPool.push(ids)
   }
 
   /** Resolves when every commit handed to the store so far has completed and released its effects. */
@@ -371,7 +420,10 @@ export class CommitPipeline {
 
   /** Does a commit in flight hold a state of an agent `picks` selects by id? (A shard may leave only once none does.) */
   inflightWhere (picks: (id: string) => boolean): boolean {
-    for (const batch of this.inflight) for (const [id] of batch.states) if (picks(id)) return true
+    for (const batch of this.inflight) {
+      const states = batch.states
+      for (let k = 0; k < states.length; k++) if (picks(states[k]![0] ?? batch.ids.id(k))) return true
+    }
     return false
   }
 
@@ -381,7 +433,8 @@ export class CommitPipeline {
       const batch = this.inflight[i]!
       if (batch.byId === null) {
         batch.byId = new Map()
-        for (const [k, bytes] of batch.states) batch.byId.set(k, bytes)
+        const states = batch.states
+        for (let k = 0; k < states.length; k++) batch.byId.set(states[k]![0] ?? batch.ids.id(k), states[k]![1])
       }
       const bytes = batch.byId.get(id)
       if (bytes !== undefined) return bytes
@@ -393,6 +446,11 @@ export class CommitPipeline {
    * What an agent not in the table must start from, if not the store: its newest state
    * in a commit in flight, when it was dropped while that commit was (see droppedInflight).
    */
+  /** Some agent was dropped while a state of its was in flight (`droppedState` may find it). */
+  get hasDropped (): boolean {
+    return this.droppedInflight.size !== 0
+  }
+
   droppedState (id: string): Uint8Array | null | undefined {
     if (this.droppedInflight.size === 0 || !this.droppedInflight.has(id)) return undefined
     const bytes = this.inflightState(id)
@@ -403,7 +461,7 @@ export class CommitPipeline {
   /** The runtime took `cell` out of its table (CommitHost.drop): remember it if a state of it is in flight. */
   dropped (cell: Cell): void {
     // a cell dropped while its batch is built is noted once that batch is in flight
-    if (!this.building) this.noteDropped(cell.id)
+    if (!this.building) this.noteDropped(this.host.idOf(cell))
   }
 
   private noteDropped (id: string): void {
@@ -423,13 +481,14 @@ export class CommitPipeline {
     for (const [id, seq] of d) if (seq < oldest) d.delete(id)
   }
 
-  private commitFailed (states: ReadonlyArray<readonly [string, Uint8Array | null, number?]>, effects: Effect[], err: unknown, quota: QuotaBatch | null): void {
+  private commitFailed (states: ReadonlyArray<readonly [string | null, Uint8Array | null, number]>, ids: BatchIds, effects: Effect[], err: unknown, quota: QuotaBatch | null): void {
     const host = this.host
     if (quota !== null) host.quotas.failed(quota)
     // a retriable error (a replicated commit whose shard changed owner: ShardUnavailableError)
     // reaches the caller as it is, so that it tries again; anything else is the store failing
     const error = err instanceof ShoalError && err.retriable ? err : new StorageError(`commit failed: ${messageOf(err)}`)
-    for (const [id] of states) {
+    for (let k = 0; k < states.length; k++) {
+      const id = states[k]![0] ?? ids.id(k)
       const cell = host.residentCell(id, hashId(id))
       if (cell !== undefined && (cell.flags & kBusy) === 0) host.drop(cell)
     }
@@ -448,7 +507,7 @@ export class CommitPipeline {
   private release (effects: Effect[]): void {
     const output = this.host.output
     for (const e of effects) {
-      if (e.send !== null) output.send(e.send.id, e.send.hash, e.send.typeIdx, e.send.methodIdx, e.send.payload, e.send.key === 0 ? null : e.send, e.cell.id, e.send.payloadBytes)
+      if (e.send !== null) output.send(e.send.id, e.send.hash, e.send.typeIdx, e.send.methodIdx, e.send.payload, e.send.key === 0 ? null : e.send, this.host.idOf(e.cell), e.send.payloadBytes)
       else output.reply(e.replyTo, e.callId, e.ok, e.value)
     }
   }
@@ -478,6 +537,11 @@ function failEffects (effects: Effect[], failed: ReadonlyMap<Cell, ShoalError>):
 
 const kNoLayers: StorageOverlay[] = []
 
+/** BatchIds kept for later batches: as many as commits are usually in flight, and then some. */
+const kIdsPooled = 8
+/** A batch's ids buffer larger than this (a burst's batch) is not kept. */
+const kIdsPooledBytes = 4 << 20
+
 /** Cells whose fields touchCells loads before the commit loop reaches them. */
 const kTouchAhead = 16
 /** What touchCells' loads folded into (kept so that they are not optimized away). */
@@ -485,7 +549,8 @@ let touchSink = 0
 
 /**
  * Load what the commit loop reads of `cells[from]` and the next kTouchAhead − 1 — the
- * cell's flags, id and hash, the id string, the state — and return the index after them.
+ * cell's flags and hash, the state (not its id's bytes: copied when it was staged) — and
+ * return the index after them.
  * The cells of a batch of thousands have left the caches since their turns ran: the
  * commit loop's first reads of each were most of its time (bench/RESULTS.md, issue 13),
  * one miss after the other; loaded here together, the misses overlap.
@@ -495,7 +560,7 @@ function touchCells (cells: readonly Cell[], from: number): number {
   let sink = touchSink
   for (let j = from; j < to; j++) {
     const c = cells[j]!
-    sink ^= c.flags ^ c.hash ^ c.id.length ^ (typeof c.state === 'object' ? 1 : 0)
+    sink ^= c.flags ^ c.hash ^ (typeof c.state === 'object' ? 1 : 0)
   }
   touchSink = sink
   return to
@@ -546,6 +611,6 @@ export function copyInto (to: object, state: unknown): boolean {
   return n === 0
 }
 
-export function unencodable (cell: Cell, err: unknown): EncodeError {
-  return new EncodeError(`the state of agent ${printable(cell.id)} cannot be encoded: ${messageOf(err)}`, { id: cell.id })
+export function unencodable (id: string, err: unknown): EncodeError {
+  return new EncodeError(`the state of agent ${printable(id)} cannot be encoded: ${messageOf(err)}`, { id })
 }

@@ -43,6 +43,8 @@ export interface FollowHost {
   storedState (typeIdx: number, id: string): Uint8Array | undefined
   /** Let `env` wait in a busy agent's mailbox. */
   queue (cell: Cell, env: Envelope): void
+  /** The cell's id as a string (made on demand). */
+  idOf (cell: Cell): string
 }
 
 export class Follower {
@@ -160,15 +162,16 @@ export class Followers {
   /** A memory-only agent's command turn ended: its state is as committed as it gets. */
   publishTurn (cell: Cell): void {
     let bytes: Uint8Array | null = null
+    const id = this.host.idOf(cell)
     if ((cell.flags & kDelete) === 0) {
       try {
-        bytes = this.encodeFor(cell.id, cell.state)
+        bytes = this.encodeFor(id, cell.state)
       } catch (err) {
-        for (const f of [...(this.byId.get(cell.id) ?? [])]) this.host.output.followed?.(f.thread, f.followId, false, toWire(err))
+        for (const f of [...(this.byId.get(id) ?? [])]) this.host.output.followed?.(f.thread, f.followId, false, toWire(err))
         return
       }
     }
-    this.publish([[cell.id, bytes]])
+    this.publish([[id, bytes]])
   }
 
   /** The agent's last committed state, encoded: what a new follower sees first. */

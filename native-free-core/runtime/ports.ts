@@ -3,6 +3,7 @@
  * (worker threads, rings, LMDB) and the simulator (queues, a seeded scheduler) each
  * provide these; the runtime itself knows nothing of threads, rings or LMDB.
  */
+import type { Utf8Decode } from './id-arena.ts'
 import type { WireError } from '../errors.ts'
 import type { AgentRegistry } from '../agent/registry.ts'
 import type { Clock } from '../time/clock.ts'
@@ -80,6 +81,11 @@ export interface ShardRuntimeOptions {
   readonly quotas?: QuotaGate
   /** Initial agent-table slots and timer-wheel nodes (default 1024 each); the simulator starts its many small runtimes smaller. */
   readonly tableCapacity?: number
+  /**
+   * How the runtime makes an id string from its bytes (IdArena): Node's
+   * `Buffer.prototype.utf8Slice` on the workers; TextDecoder by default.
+   */
+  readonly decodeUtf8?: Utf8Decode
   /**
    * How a durable send is applied once (durable-outbox.ts). `'claim'` (default): the
    * receiver removes the sender's outbox record in its own batch — the sender's record

@@ -14,13 +14,14 @@
  * out through `RuntimeOutput`, and state goes to an injected `Store` (ports.ts). The same
  * runtime runs in worker threads, on the main thread (`workers: 0`) and in the simulator.
  */
-import { keyOf, idOf, printable } from '../agent/agent-id.ts'
+import { idOf, printable } from '../agent/agent-id.ts'
 import type { AgentAddress } from '../agent/agent-id.ts'
-import { newCell, kBusy, kCounted, kDeactivate, kDelete, kDirty, kDropped, kLimited, kNew, kPersistent, kQueued, kSnapFresh } from './cell.ts'
+import { newCell, kBusy, kCounted, kDeactivate, kDefaultQuota, kDelete, kDirty, kDropped, kLimited, kNew, kPersistent, kQueued, kSnapFresh } from './cell.ts'
 import type { Cell } from './cell.ts'
 import { systemClock } from '../time/clock.ts'
 import type { Clock } from '../time/clock.ts'
 import { AgentTable } from './agent-table.ts'
+import { IdArena, decodeUtf8 } from './id-arena.ts'
 import { Envelope, MSG_CALL, MSG_FOLLOW, MSG_FORGET, MSG_REMINDER, MSG_TIMER, MSG_UNFOLLOW, isMessage } from '../agent/envelope.ts'
 import { ShardUnavailableError } from '../errors.ts'
 import { AgentTimers } from '../time/agent-timers.ts'
@@ -45,7 +46,7 @@ import { DurableOutbox } from './durable-outbox.ts'
 import type { OutboxHost } from './durable-outbox.ts'
 import type { RuntimeOutput, ShardRuntimeOptions, ValueCodec } from './ports.ts'
 import { QuotaCounters } from '../tenancy/quota-counters.ts'
-import { QuotaDirectory, QuotaGate } from '../tenancy/quota-gate.ts'
+import { QuotaDirectory, QuotaGate, isDefaultQuotaBytes, isDefaultQuotaId } from '../tenancy/quota-gate.ts'
 import { RateLimits } from '../tenancy/rate-limits.ts'
 import type { LimitedCell } from '../tenancy/rate-limits.ts'
 import type { AgentRegistry, MethodInfo, TypeInfo } from '../agent/registry.ts'
@@ -65,6 +66,10 @@ export class ShardRuntime implements ContextHost, TimerHost, FollowHost, CommitH
   readonly codec: ValueCodec
   readonly output: RuntimeOutput
   readonly table: AgentTable<Cell>
+  /** The resident agents' ids, as bytes (a cell holds its record's ref: `idOf`). */
+  readonly ids: IdArena
+  private lastIdCell: Cell | null = null
+  private lastId = ''
   /** The host clock's tick as this thread has processed it; moved by `advanceTo`. */
   tick = 0
   /** ctx.timeout and idle deadlines of the resident agents (agent-timers.ts). */
@@ -118,7 +123,8 @@ export class ShardRuntime implements ContextHost, TimerHost, FollowHost, CommitH
     this.codec = options.codec
     this.output = options.output
     this.offloader = options.offload
-    this.table = new AgentTable<Cell>(options.tableCapacity)
+    this.ids = new IdArena(options.decodeUtf8 ?? decodeUtf8)
+    this.table = new AgentTable<Cell>(options.tableCapacity, this.ids)
     this.clock = options.clock ?? systemClock
     this.limits = RateLimits.of(this.registry.types)
     this.quotas = options.quotas ?? new QuotaGate(new QuotaDirectory(), new QuotaCounters(1), 0)
@@ -174,13 +180,13 @@ export class ShardRuntime implements ContextHost, TimerHost, FollowHost, CommitH
     }
     if (env.kind === MSG_FORGET) {
       // after whatever waits in the agent's mailbox: copies of the send may be there
-      const cell = this.table.get(env.id, env.hash)
+      const cell = this.lookup(env)
       if (cell !== undefined && (cell.flags & kBusy) !== 0) this.queue(cell, env)
       else this.outbox.forget({ shard: shardOf(env.hash), origin: env.origin, key: env.outboxKey })
       return
     }
     this.messages++
-    let cell = this.table.get(env.id, env.hash)
+    let cell = this.lookup(env)
     if (cell === undefined) {
       cell = this.activate(env)
       if (cell === undefined) return
@@ -198,7 +204,7 @@ export class ShardRuntime implements ContextHost, TimerHost, FollowHost, CommitH
 
   /**
    * Touch what delivering the messages for `hashes[0..n)` will read — each one's table
-   * slot, the cell there, the cell's id string and state — and return a number made of
+   * slot, the cell there, the cell's id bytes (IdArena) and state — and return a number made of
    * them (the caller keeps it, so that the loads are not optimized away). The thread loop
    * calls this for the next frames before delivering them: at 1M agents each of those
    * reads is a cache miss (the table lookup was a quarter of a fanout worker,
@@ -213,7 +219,7 @@ export class ShardRuntime implements ContextHost, TimerHost, FollowHost, CommitH
     for (let j = 0; j < n; j++) near[j] = table.homeCell(hashes[j]!)
     for (let j = 0; j < n; j++) {
       const c = near[j]
-      if (c !== undefined) sink ^= c.flags ^ c.id.length
+      if (c !== undefined) sink ^= c.flags ^ this.ids.touch(c.idRef as number)
     }
     for (let j = 0; j < n; j++) {
       const c = near[j]
@@ -307,7 +313,7 @@ export class ShardRuntime implements ContextHost, TimerHost, FollowHost, CommitH
       if (refused !== null) throw refused
     }
     const send = new OutboundSend(id, hashId(id), info.index, m.index, payload)
-    if (this.outbox.durable && (from.flags & kPersistent) !== 0) this.outbox.record(send, from.id, info.type, m.name, payload)
+    if (this.outbox.durable && (from.flags & kPersistent) !== 0) this.outbox.record(send, this.idOf(from), info.type, m.name, payload)
     return send
   }
 
@@ -401,8 +407,9 @@ export class ShardRuntime implements ContextHost, TimerHost, FollowHost, CommitH
   residentIds (prefix: string): string[] {
     const ids: string[] = []
     for (const cell of this.table.values()) {
-      const unsaved = (cell.flags & (kNew | kPersistent)) !== kPersistent || this.hasInflight(cell.id)
-      if (unsaved && cell.id.startsWith(prefix)) ids.push(cell.id)
+      const id = this.idOf(cell)
+      const unsaved = (cell.flags & (kNew | kPersistent)) !== kPersistent || this.hasInflight(id)
+      if (unsaved && id.startsWith(prefix)) ids.push(id)
     }
     return ids
   }
@@ -460,7 +467,10 @@ export class ShardRuntime implements ContextHost, TimerHost, FollowHost, CommitH
     }
   }
 
-  /** Drop every resident agent (host shutdown, after the last commit). */
+  /**
+   * Drop every resident agent (host shutdown, after the last commit). The id arena keeps
+   * its records: a late completion of a cell dropped here still reads its id by its ref.
+   */
   clear (): void {
     this.table.clear()
     this.mailboxes.clear()
@@ -486,8 +496,14 @@ export class ShardRuntime implements ContextHost, TimerHost, FollowHost, CommitH
       flags = kPersistent
       let bytes: Uint8Array | null | undefined
       try {
-        bytes = this.pipeline.droppedState(env.id)
-        if (bytes === undefined) bytes = this.store!.getState(env.id, env.hash)
+        const store = this.store!
+        bytes = this.pipeline.hasDropped ? this.pipeline.droppedState(env.id) : undefined
+        // by the frame's bytes when the store reads by bytes: no id string for an activation
+        if (bytes === undefined) {
+          bytes = env.idBytes !== null && store.getStateOfBytes !== undefined
+            ? store.getStateOfBytes(env.idBytes, env.idAt, env.idLen, env.hash)
+            : store.getState(env.id, env.hash)
+        }
       } catch (err) {
         this.reject(env, m.name, new StorageError(`reading agent ${printable(env.id)} failed: ${messageOf(err)}`, { id: env.id }))
         return undefined
@@ -502,24 +518,36 @@ export class ShardRuntime implements ContextHost, TimerHost, FollowHost, CommitH
         }
       }
     }
-    const refused = this.quotas.admit(env.id, !found)
+    const refused = env.idBytes !== null
+      ? this.quotas.admitBytes(env.idBytes, env.idAt, env.idLen, !found, () => env.id)
+      : this.quotas.admit(env.id, !found)
     if (refused !== null) {
       this.reject(env, m.name, refused)
       return undefined
     }
     if (!found) {
       try {
-        state = info.def.initial(keyOf(env.id))
+        state = info.def.initial(env.key())
       } catch (err) {
         this.reject(env, m.name, new AgentError(`initial() failed: ${messageOf(err)}`, { name: nameOf(err), id: env.id }))
         return undefined
       }
       flags |= kNew
     }
+    // the id's bytes go to the arena (from the frame when it came in one): the cell holds no
+    // string; whether it is of the default quota is noted now, while its bytes are in hand
+    let ref: number
+    if (env.idBytes !== null) {
+      ref = this.ids.addBytes(env.idBytes, env.idAt, env.idLen)
+      if (isDefaultQuotaBytes(env.idBytes, env.idAt, env.idLen)) flags |= kDefaultQuota
+    } else {
+      ref = this.ids.addString(env.id)
+      if (isDefaultQuotaId(env.id)) flags |= kDefaultQuota
+    }
     const cell = this.limits !== null && this.limits.limited(info.index)
-      ? this.limits.create(env.id, env.hash, info, state, flags, this.tick, this.now())
-      : newCell(env.id, env.hash, info, state, flags, this.tick)
-    this.table.set(env.id, env.hash, cell)
+      ? this.limits.create(env.id, ref, env.hash, info, state, flags, this.tick, this.now())
+      : newCell(ref, env.hash, info, state, flags, this.tick)
+    this.table.add(env.hash, cell) // not resident: deliver looked it up
     this.timers.activated(cell)
     return cell
   }
@@ -547,8 +575,8 @@ export class ShardRuntime implements ContextHost, TimerHost, FollowHost, CommitH
     this.rateLimited++
     const retryAfterMs = Math.ceil(wait * 1000) / 1000
     this.reject(env, cell.info.methods[env.methodIdx]?.name ?? `#${env.methodIdx}`, new RateLimitedError(
-      `agent ${printable(cell.id)} is rate limited (${this.limits!.describe(cell.info.index)}): retry after ${retryAfterMs} ms`,
-      { id: cell.id, retryAfterMs }))
+      `agent ${printable(this.idOf(cell))} is rate limited (${this.limits!.describe(cell.info.index)}): retry after ${retryAfterMs} ms`,
+      { id: this.idOf(cell), retryAfterMs }))
     return false
   }
 
@@ -572,7 +600,10 @@ export class ShardRuntime implements ContextHost, TimerHost, FollowHost, CommitH
     }
     if (m.command && (cell.flags & (kNew | kCounted)) === kNew) {
       // the first command of a new agent creates it: one unit of its quota, or refused unrun
-      const refused = this.quotas.reserve(cell)
+      // an agent of the default quota is told by its cell's flag (set at activation): no string
+      const refused = (cell.flags & kDefaultQuota) !== 0
+        ? this.quotas.reserveDefault(cell)
+        : this.quotas.reserve(cell, this.idOf(cell))
       if (refused !== null) {
         this.reject(env, m.name, refused)
         if ((cell.flags & kDirty) === 0) this.drop(cell)
@@ -584,7 +615,7 @@ export class ShardRuntime implements ContextHost, TimerHost, FollowHost, CommitH
       try {
         this.pipeline.snapshot(cell)
       } catch (err) {
-        this.pipeline.poison(cell, unencodable(cell, err))
+        this.pipeline.poison(cell, unencodable(this.idOf(cell), err))
         this.deliver(env)
         return
       }
@@ -626,25 +657,26 @@ export class ShardRuntime implements ContextHost, TimerHost, FollowHost, CommitH
     if (m.command && (cell.flags & kPersistent) !== 0) {
       const pipeline = this.pipeline
       pipeline.stage(cell)
-      if (ctx.reminderChanges !== null) this.reminders.applyTurn(cell.id, cell.hash, cell.info.index, ctx.reminderChanges)
+      if (ctx.reminderChanges !== null) this.reminders.applyTurn(this.idOf(cell), cell.hash, cell.info.index, ctx.reminderChanges)
       const storage = ctx.turnStorage
-      if (storage !== null && storage.hasOwnWrites) pipeline.joinStorage(cell.id, storage)
+      if (storage !== null && storage.hasOwnWrites) pipeline.joinStorage(this.idOf(cell), storage)
       cell.flags &= ~kSnapFresh
       if (env.kind === MSG_CALL) pipeline.holdReply(cell, env.replyTo, env.callId, true, value)
       if (ctx.outbox !== null) for (const s of ctx.outbox) pipeline.holdSend(cell, s)
       return
     }
     if (env.kind === MSG_CALL) this.output.reply(env.replyTo, env.callId, true, value)
-    if (ctx.outbox !== null) for (const s of ctx.outbox) this.output.send(s.id, s.hash, s.typeIdx, s.methodIdx, s.payload, null, cell.id)
+    if (ctx.outbox !== null) for (const s of ctx.outbox) this.output.send(s.id, s.hash, s.typeIdx, s.methodIdx, s.payload, null, this.idOf(cell))
     // a memory-only agent's state counts as committed once its command's turn has ended
-    if (m.command && this.followers.size !== 0 && this.followers.of(cell.id) !== undefined) this.followers.publishTurn(cell)
+    if (m.command && this.followers.size !== 0 && this.followers.of(this.idOf(cell)) !== undefined) this.followers.publishTurn(cell)
     if ((cell.flags & (kDeactivate | kDelete)) !== 0 && (cell.flags & kDirty) === 0) this.drop(cell)
   }
 
   private failTurn (cell: Cell, env: Envelope, m: MethodInfo, ctx: TurnContext, err: unknown): void {
     ctx.ended = true
     ctx.turnStorage?.discard()
-    const error = new AgentError(messageOf(err), { name: nameOf(err), id: cell.id, method: m.name, ...codeOf(err) })
+    const id = this.idOf(cell)
+    const error = new AgentError(messageOf(err), { name: nameOf(err), id, method: m.name, ...codeOf(err) })
     const gated = m.command && (cell.flags & kPersistent) !== 0
     if (m.command) {
       cell.flags &= ~(kDeactivate | kDelete)
@@ -653,7 +685,7 @@ export class ShardRuntime implements ContextHost, TimerHost, FollowHost, CommitH
         try {
           this.pipeline.restore(cell)
         } catch (decodeErr) {
-          this.pipeline.poison(cell, unencodable(cell, decodeErr))
+          this.pipeline.poison(cell, unencodable(this.idOf(cell), decodeErr))
         }
       } else {
         this.drop(cell) // back to the last committed state on the next message
@@ -664,7 +696,7 @@ export class ShardRuntime implements ContextHost, TimerHost, FollowHost, CommitH
       if (gated) this.pipeline.holdReply(cell, env.replyTo, env.callId, false, error.toWire())
       else this.output.reply(env.replyTo, env.callId, false, error.toWire())
     }
-    this.output.agentError?.(cell.id, m.name, error.toWire())
+    this.output.agentError?.(id, m.name, error.toWire())
   }
 
   private drainMailbox (cell: Cell): void {
@@ -733,13 +765,39 @@ export class ShardRuntime implements ContextHost, TimerHost, FollowHost, CommitH
 
   /** @internal CommitHost: take a cell out of the table (rollback, passivation, deletion). */
   drop (cell: Cell): void {
-    if (this.table.get(cell.id, cell.hash) === cell) this.table.delete(cell.id, cell.hash)
-    else if ((cell.flags & kDropped) !== 0) return
+    if (this.table.remove(cell)) {
+      // out of the table, out of the arena: from now on the cell holds its id as a string
+      // (late completions, commits in flight and orphaned timers read it), and its bytes'
+      // record goes to the next id of its size
+      const ref = cell.idRef as number
+      cell.idRef = this.ids.string(ref)
+      this.ids.release(ref)
+    } else if ((cell.flags & kDropped) !== 0) return
     cell.flags |= kDropped
     if ((cell.flags & kPersistent) !== 0) this.pipeline.dropped(cell)
     if (cell.timer !== -1) this.timers.dropped(cell)
-    if ((cell.flags & kLimited) !== 0) this.limits!.dropped(cell as LimitedCell, this.now())
-    if ((cell.flags & kCounted) !== 0) this.quotas.release(cell)
+    if ((cell.flags & kLimited) !== 0) this.limits!.dropped(this.idOf(cell), cell as LimitedCell, this.now())
+    if ((cell.flags & kCounted) !== 0) this.quotas.release(cell, this.idOf(cell))
+  }
+
+  /**
+   * The agent's id as a string: a resident cell holds only the ref of its id's bytes in
+   * `ids` (id-arena.ts), and the string is made here, on demand — a new one each time,
+   * except for the cell asked about last (a hot agent's turns ask for theirs again and
+   * again: ctx.storage, commits).
+   */
+  idOf (cell: Cell): string {
+    const ref = cell.idRef
+    if (typeof ref !== 'number') return ref
+    if (cell === this.lastIdCell) return this.lastId
+    this.lastIdCell = cell
+    return (this.lastId = this.ids.string(ref))
+  }
+
+  /** The resident cell a message is for: by its frame's id bytes while it has them (no string decoded), else by its id. */
+  private lookup (env: Envelope): Cell | undefined {
+    const bytes = env.idBytes
+    return bytes !== null ? this.table.getBytes(env.hash, bytes, env.idAt, env.idLen) : this.table.get(env.id, env.hash)
   }
 
   private reject (env: Envelope, method: string, error: ShoalError): void {

@@ -49,6 +49,8 @@ export interface ContextHost extends StorageHost {
   readonly tickTimeMs: number
   resolveSend (from: Cell, target: AgentAddress, method: string, payload: unknown): OutboundSend
   offload (name: string, input: unknown): Promise<unknown>
+  /** The cell's id as a string (made on demand: a resident cell holds only its bytes' ref). */
+  idOf (cell: Cell): string
 }
 
 /** ctx.timeout, ctx.idleAfter, reminders and the parsed id of a turn: made on first use, most turns use none. */
@@ -120,7 +122,7 @@ export class TurnContext implements AgentContext {
 
   get id (): AgentId {
     const extras = this.more
-    return (extras.idCache ??= parseId(this.cell.id))
+    return (extras.idCache ??= parseId(this.host.idOf(this.cell)))
   }
 
   get tick (): number {
@@ -214,7 +216,7 @@ export class TurnContext implements AgentContext {
 
   /** @internal StorageGuard: the agent whose storage it is. */
   get storageId (): string {
-    return this.cell.id
+    return this.host.idOf(this.cell)
   }
 
   /** The handler returned a promise: storage writes from now on are the turn's own until it ends (see TurnStorage). */

@@ -54,6 +54,7 @@ import { SimulationError, WorkerCrashedError, errorFromWire, toWire } from '../e
 import type { WireError } from '../errors.ts'
 import type { AgentRegistry } from '../agent/registry.ts'
 import type { RuntimeOutput } from '../runtime/ports.ts'
+import { stateIdOf } from '../storage/store.ts'
 import type { SendId, WriteBatch } from '../storage/store.ts'
 import { hashId, shardOf } from '../placement/hash.ts'
 import type { Chooser } from './choices.ts'
@@ -353,7 +354,7 @@ export class SimWorld implements RuntimeOutput, TimeObserver, World {
    * `reminder`: what they armed stays armed in the runtime after a failed commit.
    */
   private crashNow (batch: WriteBatch): boolean {
-    if (!this.crashable || batch.states.some(([id]) => SimRuntime.hasTimers(id, this.runtime))) return false
+    if (!this.crashable || batch.states.some((_, k) => SimRuntime.hasTimers(stateIdOf(batch, k), this.runtime))) return false
     if (!this.faults.crash(this.chooser, this.budget - this.faultsUsed)) return false
     this.faultsUsed++
     this.crashed = true
@@ -498,7 +499,7 @@ export class SimWorld implements RuntimeOutput, TimeObserver, World {
       timersDue: this.timersDue,
       mergeable,
       path: mergeable ? [] : [...this.pathPrefix, ...this.chooser.made],
-      volatile: this.hasVolatile ? this.runtime.table.values() : null
+      volatile: this.hasVolatile ? this.runtime : null
     })
   }
 

@@ -34,7 +34,7 @@ export class SimRuntime extends ShardRuntime {
   }
 
   override passivate (cell: Cell): void {
-    this.observer.passivated(cell.id)
+    this.observer.passivated(this.idOf(cell))
     super.passivate(cell)
   }
 

@@ -27,8 +27,8 @@ export interface HashedWorld {
   readonly mergeable: boolean
   /** The choices that reached this world: hashed when it is not mergeable, so every path is its own state. */
   readonly path: Iterable<number>
-  /** `durable: false` agents' resident cells (their states live nowhere else), or null if no type is. */
-  readonly volatile: Iterable<Cell> | null
+  /** The runtime whose `durable: false` agents' resident cells are hashed (their states live nowhere else), or null. */
+  readonly volatile: { readonly table: { values (): Iterable<Cell> }, idOf (cell: Cell): string } | null
 }
 
 export function worldHash (w: HashedWorld): number {
@@ -41,12 +41,12 @@ export function worldHash (w: HashedWorld): number {
   if (!w.mergeable) for (const c of w.path) h.chain(c)
   if (w.volatile !== null) {
     const sum = new Hash2(0, 0)
-    for (const cell of w.volatile) {
+    for (const cell of w.volatile.table.values()) {
       if (cell.info.def.durable !== false) continue
       // through the codec, as a commit would: what a host could keep of it
       let state: unknown
       try { state = decodeSimValue(simCodec.encode(cell.state)) } catch { state = kUnencodable }
-      sum.add(Hash2.ofString(cell.id).chainHash(valueHash(state)))
+      sum.add(Hash2.ofString(w.volatile.idOf(cell)).chainHash(valueHash(state)))
     }
     h.chainHash(sum)
   }

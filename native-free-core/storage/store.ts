@@ -76,7 +76,15 @@ export interface WriteBatch {
    * id at commit was 8.5% of a fanout worker (bench/RESULTS.md, issue 13). Omitted, the
    * store hashes the id.
    */
-  readonly states: ReadonlyArray<readonly [id: string, bytes: Uint8Array | null, hash?: number]>
+  readonly states: ReadonlyArray<readonly [id: string | null, bytes: Uint8Array | null, hash?: number]>
+  /**
+   * The ids of the states whose id is `null`, by index: the runtime holds a resident
+   * agent's id as UTF-8 bytes (its IdArena), and making each committed state's id string
+   * for its key cost the durable fanout a tenth of its rate (bench/RESULTS.md, issue 13).
+   * A store that keys by bytes copies them (`writeId`); others ask for the string
+   * (`stateIdOf`). Required when any id is `null`.
+   */
+  readonly stateIds?: StateIds | null
   /** `ctx.storage` changes, per agent id. */
   readonly storage?: ReadonlyMap<string, StorageChanges> | null
   /** Durable sends of this batch's turns. */
@@ -96,6 +104,19 @@ export interface WriteBatch {
   readonly quotaDeltas?: ReadonlyArray<readonly [quota: string, delta: number]> | null
 }
 
+/** The ids of a batch's states, by index (`WriteBatch.stateIds`). */
+export interface StateIds {
+  /** The id of `states[k]`, as a string (made on demand). */
+  id (k: number): string
+  /** Write the UTF-8 bytes of `states[k]`'s id into `into` at `at` (room for MAX_ID_BYTES); returns their length. */
+  writeId (k: number, into: Uint8Array, at: number): number
+}
+
+/** The id of a batch's k-th state, made from `stateIds` if the entry holds none. */
+export function stateIdOf (batch: WriteBatch, k: number): string {
+  return batch.states[k]![0] ?? batch.stateIds!.id(k)
+}
+
 export interface Store {
   /** True when a commit survives the process (LMDB); false for memory. */
   readonly durable: boolean
@@ -105,6 +126,11 @@ export interface Store {
    * need not hash the id again.
    */
   getState (id: string, hash?: number): Uint8Array | undefined
+  /**
+   * `getState` for the id whose UTF-8 bytes are `bytes[at, at + len)` (a message
+   * frame's), if the store can read by bytes: an activation then makes no id string.
+   */
+  getStateOfBytes? (bytes: Uint8Array, at: number, len: number, hash: number): Uint8Array | undefined
   /** Apply a batch atomically. Returns a promise when the commit completes later. */
   commit (batch: WriteBatch): Promise<void> | undefined
   /**

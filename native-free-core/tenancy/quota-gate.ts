@@ -30,6 +30,23 @@ import type { ShoalError } from '../errors.ts'
 import type { QuotaCounters } from './quota-counters.ts'
 
 const kDefaultPrefix = DEFAULT_QUOTA + kIdSeparator
+const kDefaultPrefixBytes = new TextEncoder().encode(kDefaultPrefix)
+
+function hasPrefix (bytes: Uint8Array, at: number, len: number, prefix: Uint8Array): boolean {
+  if (len < prefix.length) return false
+  for (let i = 0; i < prefix.length; i++) if (bytes[at + i] !== prefix[i]) return false
+  return true
+}
+
+/** Whether the id whose UTF-8 bytes are `bytes[at, at + len)` is of the default quota (a cell's kDefaultQuota). */
+export function isDefaultQuotaBytes (bytes: Uint8Array, at: number, len: number): boolean {
+  return hasPrefix(bytes, at, len, kDefaultPrefixBytes)
+}
+
+/** Whether the id `id` is of the default quota (a cell's kDefaultQuota). */
+export function isDefaultQuotaId (id: string): boolean {
+  return id.startsWith(kDefaultPrefix)
+}
 
 /** Which quotas exist: every name ever given a slot keeps it (counts outlive a delete). */
 export class QuotaDirectory {
@@ -111,6 +128,16 @@ export class QuotaGate {
    * May a message activate this agent? Its quota must exist; a new agent (nothing
    * stored) must fit under the limit. Null when it may.
    */
+  /**
+   * `admit` for the id whose UTF-8 bytes are `bytes[at, at + len)`, decoding it (`id()`)
+   * only when the answer needs more than its prefix: an agent of the default quota is
+   * admitted by its bytes (an activation makes no id string for it).
+   */
+  admitBytes (bytes: Uint8Array, at: number, len: number, isNew: boolean, id: () => string): ShoalError | null {
+    if ((!isNew || this.directory.defaultUnlimited) && hasPrefix(bytes, at, len, kDefaultPrefixBytes)) return null
+    return this.admit(id(), isNew)
+  }
+
   admit (id: string, isNew: boolean): ShoalError | null {
     if (id.startsWith(kDefaultPrefix) && (!isNew || this.directory.defaultUnlimited)) return null
     const quota = quotaOf(id)
@@ -123,8 +150,16 @@ export class QuotaGate {
   }
 
   /** The first command of a new agent: take one unit of its quota, or refuse. */
-  reserve (cell: Cell): ShoalError | null {
-    const quota = cell.id.startsWith(kDefaultPrefix) ? DEFAULT_QUOTA : quotaOf(cell.id)
+  reserve (cell: Cell, id: string): ShoalError | null {
+    return this.reserveIn(cell, quotaOfAny(id))
+  }
+
+  /** `reserve` for an agent of the default quota (its cell's kDefaultQuota): no id string. */
+  reserveDefault (cell: Cell): ShoalError | null {
+    return this.reserveIn(cell, DEFAULT_QUOTA)
+  }
+
+  private reserveIn (cell: Cell, quota: string): ShoalError | null {
     const limit = this.directory.limitOf(quota)
     if (limit === undefined) return unknownQuota(quota)
     const slot = this.directory.slotOf(quota)!
@@ -137,28 +172,37 @@ export class QuotaGate {
     return null
   }
 
-  /** A counted cell left the table before its creation committed. */
-  release (cell: Cell): void {
+  /** A counted cell (agent `id`) left the table before its creation committed. */
+  release (cell: Cell, id: string): void {
     cell.flags &= ~kCounted
-    this.counters.add(this.slotOfId(cell.id), this.thread, -1, -1)
+    this.counters.add(this.slotOfId(id), this.thread, -1, -1)
   }
 
-  /** Called for each cell whose state goes into the batch being built (flags not yet cleared). */
-  committing (cell: Cell): void {
+  /** Called for each cell (agent `id`) whose state goes into the batch being built (flags not yet cleared). */
+  committing (cell: Cell, id: string): void {
+    this.committingIn(cell, quotaOfAny(id))
+  }
+
+  /** `committing` for an agent of the default quota (its cell's kDefaultQuota): no id string. */
+  committingDefault (cell: Cell): void {
+    this.committingIn(cell, DEFAULT_QUOTA)
+  }
+
+  private committingIn (cell: Cell, quota: string): void {
     const f = cell.flags
     if ((f & kCounted) !== 0) {
       cell.flags &= ~kCounted
-      const slot = this.slotOfId(cell.id)
+      const slot = this.slotOfQuota(quota)
       if ((f & kDelete) !== 0) {
         // created and deleted before it was ever stored: nothing to keep
         this.counters.add(slot, this.thread, -1, -1)
         return
       }
       this.created.push(slot)
-      this.delta(cell.id, 1)
+      this.delta(quota, 1)
     } else if ((f & kDelete) !== 0 && (f & kNew) === 0) {
-      this.deleted.push(this.slotOfId(cell.id))
-      this.delta(cell.id, -1)
+      this.deleted.push(this.slotOfQuota(quota))
+      this.delta(quota, -1)
     }
   }
 
@@ -181,8 +225,7 @@ export class QuotaGate {
     for (const slot of batch.created) this.counters.add(slot, this.thread, -1, -1)
   }
 
-  private delta (id: string, d: number): void {
-    const quota = id.startsWith(kDefaultPrefix) ? DEFAULT_QUOTA : quotaOf(id)
+  private delta (quota: string, d: number): void {
     const m = (this.deltas ??= new Map())
     m.set(quota, (m.get(quota) ?? 0) + d)
   }
@@ -190,6 +233,15 @@ export class QuotaGate {
   private slotOfId (id: string): number {
     return id.startsWith(kDefaultPrefix) ? 0 : this.directory.slotOf(quotaOf(id))!
   }
+
+  private slotOfQuota (quota: string): number {
+    return quota === DEFAULT_QUOTA ? 0 : this.directory.slotOf(quota)!
+  }
+}
+
+/** `quotaOf`, without a slice for the default quota's ids. */
+function quotaOfAny (id: string): string {
+  return id.startsWith(kDefaultPrefix) ? DEFAULT_QUOTA : quotaOf(id)
 }
 
 export function quotaOf (id: string): string {

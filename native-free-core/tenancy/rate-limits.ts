@@ -28,8 +28,8 @@ import { TokenBucket, kBucketBurst, kBucketFullAt, kBucketPerMs, kBucketSlack, k
 export class LimitedCell extends Cell {
   fullAt: number
 
-  constructor (id: string, hash: number, info: TypeInfo, state: unknown, flags: number, tick: number, fullAt: number) {
-    super(id, hash, info, state, flags | kLimited, tick)
+  constructor (idRef: number | string, hash: number, info: TypeInfo, state: unknown, flags: number, tick: number, fullAt: number) {
+    super(idRef, hash, info, state, flags | kLimited, tick)
     this.fullAt = fullAt
   }
 }
@@ -69,11 +69,11 @@ export class RateLimits {
   }
 
   /** A new cell of a limited type: its bucket as it was when the agent was last dropped, or full. */
-  create (id: string, hash: number, info: TypeInfo, state: unknown, flags: number, tick: number, nowMs: number): LimitedCell {
+  create (id: string, idRef: number | string, hash: number, info: TypeInfo, state: unknown, flags: number, tick: number, nowMs: number): LimitedCell {
     let fullAt = this.kept.get(id)
     if (fullAt !== undefined) this.kept.delete(id)
     else fullAt = nowMs * this.records[info.index]![kBucketPerMs]!
-    return new LimitedCell(id, hash, info, state, flags, tick, fullAt)
+    return new LimitedCell(idRef, hash, info, state, flags, tick, fullAt)
   }
 
   /** Take one token; returns 0 when granted, else the milliseconds until one is available. */
@@ -95,11 +95,11 @@ export class RateLimits {
     return wait > 0 ? wait : Number.MIN_VALUE
   }
 
-  /** A limited cell leaves the table: keep its bucket if it has not refilled. */
-  dropped (cell: LimitedCell, nowMs: number): void {
+  /** A limited cell (agent `id`) leaves the table: keep its bucket if it has not refilled. */
+  dropped (id: string, cell: LimitedCell, nowMs: number): void {
     const r = this.records[cell.info.index]!
     if (cell.fullAt <= nowMs * r[kBucketPerMs]!) return
-    this.kept.set(cell.id, cell.fullAt)
+    this.kept.set(id, cell.fullAt)
     if (this.kept.size >= this.sweepAt) this.sweep(nowMs)
   }
 

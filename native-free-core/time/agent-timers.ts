@@ -55,6 +55,8 @@ export interface TimerHost {
   timerTurn (id: string, hash: number, typeIdx: number): void
   /** Passivate a resident agent: now, or once the open batch holding its last turns commits. */
   passivate (cell: Cell): void
+  /** The cell's id as a string (made on demand: a resident cell holds only its bytes' ref). */
+  idOf (cell: Cell): string
 }
 
 function nodeOf (cell: Cell): number {
@@ -143,8 +145,9 @@ export class AgentTimers {
   /** A new activation: adopt a rolled-back predecessor's armed timeout, or file its idle check. */
   activated (cell: Cell): void {
     if (this.orphans.size !== 0) {
-      const old = this.orphans.get(cell.id)
-      if (old !== undefined && this.adopt(cell, old)) return
+      const id = this.host.idOf(cell)
+      const old = this.orphans.get(id)
+      if (old !== undefined && this.adopt(cell, id, old)) return
     }
     const idle = this.idleOf(cell)
     if (idle !== 0) this.file(cell, this.host.tick + idle)
@@ -157,7 +160,7 @@ export class AgentTimers {
   dropped (cell: Cell): void {
     if (nodeOf(cell) === -1) return
     if ((cell.flags & kTimeoutArmed) !== 0 && (cell.flags & (kDeactivate | kDelete)) === 0) {
-      this.orphans.set(cell.id, cell)
+      this.orphans.set(this.host.idOf(cell), cell)
       return
     }
     this.unfile(cell)
@@ -201,7 +204,7 @@ export class AgentTimers {
       if (node === -1 || (cell.flags & kTimeoutArmed) === 0) return
       const h = this.wheel.handleAt(node, cell)
       if (h === -1) return
-      moved.push([cell.id, cell.hash, cell.info.index, Math.max(1, this.wheel.deadlineOf(h) - this.host.tick)])
+      moved.push([this.host.idOf(cell), cell.hash, cell.info.index, Math.max(1, this.wheel.deadlineOf(h) - this.host.tick)])
       this.wheel.cancel(h)
       setNode(cell, -1)
       cell.flags &= ~kTimeoutArmed
@@ -222,9 +225,10 @@ export class AgentTimers {
    */
   giveTimeout (placeholder: Cell, ticksLeft: number): void {
     placeholder.flags |= kDropped | kTimeoutArmed
-    const old = this.orphans.get(placeholder.id)
+    const id = this.host.idOf(placeholder)
+    const old = this.orphans.get(id)
     if (old !== undefined) this.unfile(old)
-    this.orphans.set(placeholder.id, placeholder)
+    this.orphans.set(id, placeholder)
     this.file(placeholder, this.host.tick + Math.max(1, ticksLeft))
   }
 
@@ -245,11 +249,12 @@ export class AgentTimers {
         // a rolled-back activation's timer (passivated ones were cancelled): run it on the agent
         if ((flags & (kDeactivate | kDelete)) !== 0) return
         // still an orphan during the turn, so the activation it causes adopts its idle period
-        this.host.timerTurn(cell.id, cell.hash, cell.info.index)
-        if (this.orphans.get(cell.id) === cell) this.orphans.delete(cell.id)
+        const id = this.host.idOf(cell)
+        this.host.timerTurn(id, cell.hash, cell.info.index)
+        if (this.orphans.get(id) === cell) this.orphans.delete(id)
         return
       }
-      this.host.timerTurn(cell.id, cell.hash, cell.info.index)
+      this.host.timerTurn(this.host.idOf(cell), cell.hash, cell.info.index)
       // unless the turn re-armed, passivated or dropped the agent, idle checks resume
       if ((cell.flags & kDropped) === 0 && nodeOf(cell) === -1) this.fileIdle(cell, t + 1)
       return
@@ -266,8 +271,8 @@ export class AgentTimers {
    * Take over a rolled-back predecessor's idle period and, while its entry is still in
    * the wheel, its armed timeout. False when there is no timeout to take (file idle).
    */
-  private adopt (cell: Cell, old: Cell): boolean {
-    this.orphans.delete(cell.id)
+  private adopt (cell: Cell, id: string, old: Cell): boolean {
+    this.orphans.delete(id)
     if (typeof old.timer !== 'number') cell.timer = { node: -1, idle: old.timer.idle } satisfies TimerExtra
     const h = this.wheel.handleAt(nodeOf(old), old)
     if (h === -1) return false
@@ -302,6 +307,9 @@ export class AgentTimers {
     const h = this.wheel.handleAt(node, cell)
     if (h !== -1) this.wheel.cancel(h)
     setNode(cell, -1)
-    if (this.orphans.get(cell.id) === cell) this.orphans.delete(cell.id)
+    if (this.orphans.size !== 0) {
+      const id = this.host.idOf(cell)
+      if (this.orphans.get(id) === cell) this.orphans.delete(id)
+    }
   }
 }

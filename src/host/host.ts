@@ -43,7 +43,7 @@ import type { HostStats } from '../observe/host-stats.ts'
 import { hostMetrics } from '../observe/metrics.ts'
 import { HostQuotas } from '../tenancy/host-quotas.ts'
 import type { Quotas } from '../tenancy/host-quotas.ts'
-import { FRAME_STATE } from '../thread/frame-codec.ts'
+import { FRAME_STATE, nodeUtf8 } from '../thread/frame-codec.ts'
 import { Follows } from './follow.ts'
 import type { HostEvents } from './host-events.ts'
 import { HostLifecycle } from './lifecycle.ts'
@@ -149,6 +149,7 @@ export class Host extends EventEmitter<HostEvents> {
               store,
               codec: stateCodec,
               output: loop,
+              decodeUtf8: nodeUtf8,
               maxMessageBytes: options.maxMessageBytes,
               quotas: new QuotaGate(hostQuotas.directory, hostQuotas.counters, 0),
               outbox: options.outbox,

@@ -22,6 +22,8 @@
 import { hashId, shardOf } from '../../native-free-core/placement/hash.ts'
 import { SEND_KEY_BYTES } from '../../native-free-core/storage/shard-range.ts'
 import { storeIdBytes } from '../../native-free-core/storage/store-format.ts'
+import type { StateIds } from '../../native-free-core/storage/store.ts'
+import { MAX_ID_BYTES } from '../../native-free-core/agent/agent-id.ts'
 
 export interface FastBuffer extends Buffer {
   utf8Write (s: string, offset: number, length?: number): number
@@ -65,6 +67,36 @@ export class KeyScratch {
     buf[0] = shard >>> 8
     buf[1] = shard & 0xff
     return this.view(2 + buf.utf8Write(id, 2))
+  }
+
+  /** `state` for the id whose UTF-8 bytes are `bytes[at, at + len)` (an activation's frame: no id string). */
+  stateOfBytes (bytes: Uint8Array, at: number, len: number, hash: number): Buffer {
+    if (2 + len > this.buf.length) {
+      this.buf = Buffer.allocUnsafe(2 * (4 + len + kNameBytes)) as FastBuffer
+      this.views = []
+    }
+    const buf = this.buf
+    const shard = shardOf(hash)
+    buf[0] = shard >>> 8
+    buf[1] = shard & 0xff
+    for (let i = 0; i < len; i++) buf[2 + i] = bytes[at + i]!
+    return this.view(2 + len)
+  }
+
+  /**
+   * `state` for the id of a batch's k-th state, written by `ids` as bytes (the runtime's
+   * IdArena: a commit makes no id string for its keys).
+   */
+  stateOfIds (ids: StateIds, k: number, hash: number): Buffer {
+    if (2 + MAX_ID_BYTES > this.buf.length) {
+      this.buf = Buffer.allocUnsafe(2 * (4 + MAX_ID_BYTES + kNameBytes)) as FastBuffer
+      this.views = []
+    }
+    const buf = this.buf
+    const shard = shardOf(hash)
+    buf[0] = shard >>> 8
+    buf[1] = shard & 0xff
+    return this.view(2 + ids.writeId(k, buf, 2))
   }
 
   /** Write `[u16 shard][u16 id length][id]`; returns where names start. */

@@ -55,7 +55,7 @@
  */
 import { open } from 'lmdb'
 import type { Database, RootDatabase } from 'lmdb'
-import { SHARDS } from '../../native-free-core/placement/hash.ts'
+import { SHARDS, hashId } from '../../native-free-core/placement/hash.ts'
 import { compareKeys } from '../../native-free-core/storage/store.ts'
 import type { AppliedRecord, OutboxRecord, SendId, StorageChanges, Store, WriteBatch } from '../../native-free-core/storage/store.ts'
 import {
@@ -93,7 +93,7 @@ let touchSink = 0
 function touchIds (states: WriteBatch['states'], from: number): number {
   const to = Math.min(from + kTouchAhead, states.length)
   let sink = touchSink
-  for (let j = from; j < to; j++) sink ^= states[j]![0].length
+  for (let j = from; j < to; j++) sink ^= states[j]![0]?.length ?? 0
   touchSink = sink
   return to
 }
@@ -180,6 +180,10 @@ export class LmdbStore implements Store, QuotaRecords, ShardRanges {
     return this.states.getBinaryFast(this.readKeys.state(id, hash))
   }
 
+  getStateOfBytes (bytes: Uint8Array, at: number, len: number, hash: number): Uint8Array | undefined {
+    return this.states.getBinaryFast(this.readKeys.stateOfBytes(bytes, at, len, hash))
+  }
+
   /**
    * Replicate every commit from now on (call before the first commit): `replicate` gets a
    * commit's journal as the commit is queued; `lost` gets it again if the local
@@ -212,7 +216,7 @@ export class LmdbStore implements Store, QuotaRecords, ShardRanges {
     for (let k = 0; k < states.length; k++) {
       if (k >= touched) touched = touchIds(states, k)
       const [id, bytes, hash] = states[k]!
-      const key = keys.state(id, hash)
+      const key = id !== null ? keys.state(id, hash) : keys.stateOfIds(batch.stateIds!, k, hash ?? hashId(batch.stateIds!.id(k)))
       written = bytes === null ? this.states.remove(key) : this.states.put(key, bytes as Buffer)
       if (j !== null) bytes === null ? j.remove(RANGE_STATES, key) : j.put(RANGE_STATES, key, bytes)
     }

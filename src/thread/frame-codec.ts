@@ -51,7 +51,7 @@ import { Envelope, MSG_FORGET, MSG_SEND } from '../../native-free-core/agent/env
 import type { SendId } from '../../native-free-core/storage/store.ts'
 import { DecodeError, MessageTooLargeError, messageOf } from '../../native-free-core/errors.ts'
 import { encodeValue, unpackr } from './codec.ts'
-import { asciiEquals } from '../../native-free-core/agent/agent-id.ts'
+import type { Utf8Decode } from '../../native-free-core/agent/envelope.ts'
 
 export const FRAME_REPLY = 8
 /** A committed state of a followed agent, to the following thread (id = follow id). */
@@ -397,16 +397,23 @@ export class FrameWriter {
   }
 }
 
-/** Slots of the decoded-id cache (a power of two). */
-const ID_CACHE_SLOTS = 4096
+const utf8Slice = Buffer.prototype.utf8Slice
+
+/**
+ * UTF-8 bytes as a string with Node's `utf8Slice` (any Uint8Array, not only a Buffer):
+ * ≈ 2× TextDecoder's speed on an id's few dozen bytes. The runtimes of Node threads
+ * decode their ids with it (ShardRuntime's `decodeUtf8`).
+ */
+export const nodeUtf8: Utf8Decode = (bytes, at, end) => utf8Slice.call(bytes, at, end)
 
 /**
  * Decodes frames out of a thread's private scratch buffer (filled by RingConsumer.copyOut).
  *
- * Ids are the one string decoded per message. A direct-mapped cache indexed by the
- * placement hash hands back the same string object for an id seen recently: no
- * allocation, and the agent table's Map lookup reuses the hash V8 keeps in the string
- * (a hot agent spent 25% of its worker's time decoding and re-hashing its own id).
+ * A message's id is not decoded here: the envelope keeps its bytes (`setIdBytes`), the
+ * runtime finds a resident agent by them (AgentTable.getBytes, no string), and the id
+ * string is made only when something reads `env.id` — an activation, an error, a
+ * forward. (A cache of decoded ids and then a lookup of the resident cell's own string
+ * did this job while cells held id strings; bench/RESULTS.md, issue 13.)
  */
 export class FrameReader {
   readonly scratch: FastBuffer
@@ -417,14 +424,6 @@ export class FrameReader {
   replyCallId = 0
   replyOk = false
   taskName = ''
-  private readonly idHashes = new Int32Array(ID_CACHE_SLOTS)
-  private readonly ids: string[] = new Array<string>(ID_CACHE_SLOTS).fill('')
-  /**
-   * The agents resident on this thread (its runtime's table), asked first for a message's
-   * id: at 1M agents the id cache below rarely holds it, and decoding a new string per
-   * message was an allocation per message and a string compare in the table's lookup.
-   */
-  resident: { idOf (hash: number, bytes: Uint8Array, at: number, len: number): string | undefined } | null = null
   private originHi = 0
   private originLo = 0
   private originText = ''
@@ -472,7 +471,8 @@ export class FrameReader {
       env.sentAt = 0
       env.replyTo = word16
     }
-    env.id = this.id(o + header, idLen, env.hash)
+    // the id stays bytes until read: a message to a resident agent is looked up by them (ShardRuntime.lookup)
+    env.setIdBytes(s, o + header, idLen, this.decodeId)
     env.payload = this.payload(s[o + 1]!, align4(o + header + idLen), o + len)
     return env
   }
@@ -487,18 +487,7 @@ export class FrameReader {
     return this.originText
   }
 
-  private id (at: number, len: number, hash: number): string {
-    // a resident agent's id: its own string, no decoding (and the table's lookup then compares by identity)
-    const known = this.resident?.idOf(hash, this.scratch, at, len)
-    if (known !== undefined) return known
-    const slot = hash & (ID_CACHE_SLOTS - 1)
-    const cached = this.ids[slot]!
-    if (this.idHashes[slot] === (hash | 0) && asciiEquals(cached, this.scratch, at, len)) return cached
-    const id = this.scratch.utf8Slice(at, at + len)
-    this.idHashes[slot] = hash
-    this.ids[slot] = id
-    return id
-  }
+  private readonly decodeId: Utf8Decode = (_bytes, at, end) => this.scratch.utf8Slice(at, end)
 
   /** Decode a result frame (reply, state, task result): sets `replyCallId`/`replyOk`, returns the value. */
   reply (o: number, len: number): unknown {

@@ -186,7 +186,6 @@ export class ThreadLoop implements RuntimeOutput {
       this.attach(peer)
     }
     this.runtime = options.runtime?.(this) ?? null
-    this.reader.resident = this.runtime?.table ?? null
     this.handover = this.states === null ? null : new ShardHandover(this, this.states, this.runtime)
   }
 

@@ -25,7 +25,7 @@ import type { OutboxMode } from '../../native-free-core/runtime/ports.ts'
 import { AgentErrorReporter } from '../observe/agent-error-reporter.ts'
 import { TestClock } from '../time/test-clock.ts'
 import { OffloadClient } from '../offload/offload-client.ts'
-import { FRAME_TASK_DONE } from './frame-codec.ts'
+import { FRAME_TASK_DONE, nodeUtf8 } from './frame-codec.ts'
 import type { QuotaSnapshot, QuotaUpdate } from '../tenancy/host-quotas.ts'
 import { QuotaCounters } from '../../native-free-core/tenancy/quota-counters.ts'
 import { QuotaDirectory, QuotaGate } from '../../native-free-core/tenancy/quota-gate.ts'
@@ -126,6 +126,7 @@ const loop = new ThreadLoop({
       store,
       codec: stateCodec,
       output: loop,
+      decodeUtf8: nodeUtf8,
       maxMessageBytes: data.maxMessageBytes,
       quotas: new QuotaGate(quotaDirectory, quotaCounters, data.index),
       outbox: data.outbox,

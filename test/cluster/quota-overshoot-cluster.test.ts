@@ -82,11 +82,12 @@ async function run (seed: number, hosts: number, limit: number, P: number, D: nu
   let total = 0
   for (const h of sim) {
     for (let i = 0; i < preload; i++) {
-      const cell = { id: idString(Q, 'counter', `${h.name}-${h.seq++}`), flags: 0 } as unknown as Cell
-      assert.equal(h.gate.reserve(cell), null)
-      h.gate.committing(cell)
+      const id = idString(Q, 'counter', `${h.name}-${h.seq++}`)
+      const cell = { idRef: id, flags: 0 } as unknown as Cell
+      assert.equal(h.gate.reserve(cell, id), null)
+      h.gate.committing(cell, id)
       h.gate.committed(h.gate.closeBatch()!)
-      h.stored.push(cell.id)
+      h.stored.push(id)
       total++
     }
   }
@@ -109,12 +110,13 @@ async function run (seed: number, hosts: number, limit: number, P: number, D: nu
     for (const h of order) {
       const r = rand()
       if (r < 0.5 && sim.indexOf(h) < creators) {
-        const cell = { id: idString(Q, 'counter', `${h.name}-${h.seq++}`), flags: 0 } as unknown as Cell
-        if (h.gate.reserve(cell) !== null) continue
-        h.gate.committing(cell)
+        const id = idString(Q, 'counter', `${h.name}-${h.seq++}`)
+        const cell = { idRef: id, flags: 0 } as unknown as Cell
+        if (h.gate.reserve(cell, id) !== null) continue
+        h.gate.committing(cell, id)
         h.gate.committed(h.gate.closeBatch()!)
         h.created.push(t)
-        h.stored.push(cell.id)
+        h.stored.push(id)
         total++
         let recent = 0
         for (const g of sim) if (g !== h) for (let k = g.created.length - 1; k >= 0 && g.created[k]! > t - S; k--) recent++
@@ -122,8 +124,8 @@ async function run (seed: number, hosts: number, limit: number, P: number, D: nu
         maxOver = Math.max(maxOver, total - limit)
       } else if (r < 0.56 && h.stored.length !== 0) {
         const id = h.stored.splice(between(rand, 0, h.stored.length - 1), 1)[0]!
-        const cell = { id, flags: kDelete } as unknown as Cell
-        h.gate.committing(cell)
+        const cell = { idRef: id, flags: kDelete } as unknown as Cell
+        h.gate.committing(cell, id)
         h.gate.committed(h.gate.closeBatch()!)
         total--
       }

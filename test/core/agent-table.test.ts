@@ -3,14 +3,19 @@ import assert from 'node:assert/strict'
 import fc from 'fast-check'
 import { AgentTable } from '../../native-free-core/runtime/agent-table.ts'
 
-interface Item { readonly id: string, readonly hash: number, readonly v: number }
+interface Item { readonly id: string, idRef: number | string, readonly hash: number, readonly v: number }
+
+/** An item for `table`: its id's bytes in the table's arena, as the runtime's cells hold them. */
+function item (table: AgentTable<Item>, id: string, hash: number, v: number): Item {
+  return { id, idRef: table.ids.addString(id), hash, v }
+}
 
 /** One model-checked operation: `kind` on both the table and a Map, then a lookup compared; returns the next value counter. */
 function applyOp (table: AgentTable<Item>, model: Map<string, Item>, kind: string, id: string, h: number, v: number): number {
   if (kind === 'set') {
-    const item = { id, hash: h, v: v++ }
-    table.set(id, h, item)
-    model.set(id, item)
+    const it = item(table, id, h, v++)
+    table.set(id, h, it)
+    model.set(id, it)
   } else if (kind === 'delete') {
     assert.equal(table.delete(id, h), model.delete(id))
   }
@@ -31,11 +36,9 @@ test('the open-addressing table behaves like a Map under random inserts, replace
       const known = model.get(id)
       const h = known?.hash ?? hash
       v = applyOp(table, model, kind, id, h, v)
-      // by the id's bytes (a message frame's), through the same collisions: the resident cell's own string
+      // by the id's bytes (a message frame's), through the same collisions
       const bytes = Buffer.from(`..${id}`)
-      const found = table.idOf(h, bytes, 2, bytes.length - 2)
-      assert.equal(found, model.get(id)?.id)
-      if (found !== undefined) assert.equal(found, table.get(id, h)!.id)
+      assert.equal(table.getBytes(h, bytes, 2, bytes.length - 2), model.get(id))
       assert.equal(table.size, model.size)
     }
     assert.deepEqual([...table.values()].sort((a, b) => a.v - b.v), [...model.values()].sort((a, b) => a.v - b.v))
@@ -45,13 +48,13 @@ test('the open-addressing table behaves like a Map under random inserts, replace
 test('the table grows, and churn through deleted slots keeps its capacity bounded', () => {
   const table = new AgentTable<Item>()
   const N = 200_000
-  for (let i = 0; i < N; i++) table.set(`k${i}`, Math.imul(i, 0x9e3779b1), { id: `k${i}`, hash: Math.imul(i, 0x9e3779b1), v: i })
+  for (let i = 0; i < N; i++) table.set(`k${i}`, Math.imul(i, 0x9e3779b1), item(table, `k${i}`, Math.imul(i, 0x9e3779b1), i))
   assert.equal(table.size, N)
   for (let i = 0; i < N; i += 2) assert.ok(table.delete(`k${i}`, Math.imul(i, 0x9e3779b1)))
   for (let i = 0; i < N; i++) assert.equal(table.get(`k${i}`, Math.imul(i, 0x9e3779b1))?.v, i % 2 === 0 ? undefined : i)
   // churn: many insert/delete rounds must not grow without bound (tombstones are purged)
   for (let round = 0; round < 20; round++) {
-    for (let i = 0; i < N; i += 2) table.set(`r${round}-${i}`, Math.imul(i + round, 0x85ebca6b), { id: `r${round}-${i}`, hash: Math.imul(i + round, 0x85ebca6b), v: -1 })
+    for (let i = 0; i < N; i += 2) table.set(`r${round}-${i}`, Math.imul(i + round, 0x85ebca6b), item(table, `r${round}-${i}`, Math.imul(i + round, 0x85ebca6b), -1))
     for (let i = 0; i < N; i += 2) assert.ok(table.delete(`r${round}-${i}`, Math.imul(i + round, 0x85ebca6b)))
   }
   assert.equal(table.size, N / 2)
@@ -68,7 +71,7 @@ test('one worker\'s share of the hashes (a shard bit constant) still spreads ove
   for (let i = 0; i < N; i++) {
     x ^= x << 13; x ^= x >>> 17; x ^= x << 5 // xorshift32, seeded: deterministic
     const hash = x & ~(1 << 20)
-    table.set(`k${i}`, hash, { id: `k${i}`, hash, v: i })
+    table.set(`k${i}`, hash, item(table, `k${i}`, hash, i))
   }
   assert.equal(table.size, N)
   assert.ok(table.slots > 1 << 20, 'the table grew past 2^20 slots')
@@ -105,7 +108,7 @@ test('probe chains cross chunk boundaries and wrap around the last chunk like an
   const n = 200_000
   for (let i = 0; i < n; i++) {
     const h = i < 40 ? hashHome(homes[i % 4]!, i) : Math.imul(i, 0x85ebca6b)
-    table.set(`g${i}`, h, { id: `g${i}`, hash: h, v: i })
+    table.set(`g${i}`, h, item(table, `g${i}`, h, i))
   }
   assert.ok(table.slots >= 1 << 19, 'grew')
   for (let i = 0; i < n; i++) {
@@ -115,22 +118,37 @@ test('probe chains cross chunk boundaries and wrap around the last chunk like an
   assert.equal([...table.values()].length, n)
 })
 
-test('idOf finds a resident id by its UTF-8 bytes among colliding hashes, and never a non-ASCII one', () => {
+test('getBytes finds a resident id by its UTF-8 bytes among colliding hashes, non-ASCII ones too', () => {
   const table = new AgentTable<Item>(8)
   const hash = 12345
-  const ids = ['default\u001fcounter\u001fk1', 'default\u001fcounter\u001fk2', 'default\u001fcounter\u001fk10', 'Ã©', 'é']
-  ids.forEach((id, v) => table.set(id, hash, { id, hash, v }))
-  const bytesOf = (id: string): Buffer => Buffer.from(id)
-  for (const id of ids.slice(0, 3)) {
-    const b = bytesOf(id)
-    assert.equal(table.idOf(hash, b, 0, b.length), id, id)
-    assert.equal(table.idOf(hash + 1, b, 0, b.length), undefined, 'another hash')
+  const ids = ['default\u001fcounter\u001fk1', 'default\u001fcounter\u001fk2', 'default\u001fcounter\u001fk10', 'Ã©', 'é', 'q\u001ft\u001f日本語🦀']
+  ids.forEach((id, v) => table.set(id, hash, item(table, id, hash, v)))
+  for (const id of ids) {
+    const b = Buffer.from(`xx${id}`)
+    assert.equal(table.getBytes(hash, b, 2, b.length - 2)?.id, id, id)
+    assert.equal(table.get(id, hash)?.id, id, id)
+    assert.equal(table.getBytes(hash + 1, b, 2, b.length - 2), undefined, 'another hash')
   }
-  // "é" is two bytes, C3 A9: the char codes of the resident "Ã©" — equal lengths, equal codes, not the same id
-  const e = bytesOf('é')
+  // "é" is two bytes, C3 A9: the char codes of "Ã©" — equal lengths, equal codes, not the same id
+  const e = Buffer.from('é')
   assert.deepEqual([...e], ['Ã'.charCodeAt(0), '©'.charCodeAt(0)])
-  assert.equal(table.idOf(hash, e, 0, e.length), undefined, 'non-ASCII bytes: the caller decodes them')
-  const a = bytesOf('Ã©')
-  assert.equal(table.idOf(hash, a, 0, a.length), undefined, 'a resident non-ASCII id is not found by bytes either (decoded, then compared)')
-  assert.equal(table.idOf(hash, bytesOf('default\u001fcounter\u001fk3'), 0, 19), undefined, 'not resident')
+  assert.equal(table.getBytes(hash, e, 0, e.length)?.id, 'é')
+  assert.equal(table.get('é', hash)?.id, 'é')
+  assert.equal(table.get('Ã©', hash)?.id, 'Ã©')
+  assert.equal(table.getBytes(hash, Buffer.from('default\u001fcounter\u001fk3'), 0, 19), undefined, 'not resident')
+  assert.equal(table.get('default\u001fcounter\u001fk1x', hash), undefined, 'a longer id with the same start')
+})
+
+test('remove takes out the cell itself, and only it', () => {
+  const table = new AgentTable<Item>(8)
+  const a = item(table, 'a', 7, 1)
+  const b = item(table, 'b', 7, 2)
+  table.set('a', 7, a)
+  table.set('b', 7, b)
+  assert.equal(table.remove(item(table, 'a', 7, 3)), false, 'another cell with the same id is not in the table')
+  assert.equal(table.remove(a), true)
+  assert.equal(table.remove(a), false)
+  assert.equal(table.get('a', 7), undefined)
+  assert.equal(table.get('b', 7), b, 'found past the removed slot')
+  assert.equal(table.size, 1)
 })

@@ -19,6 +19,7 @@ import { QuotaCounters } from '../../native-free-core/tenancy/quota-counters.ts'
 import { QuotaDirectory, QuotaGate } from '../../native-free-core/tenancy/quota-gate.ts'
 import type { WireError } from '../../native-free-core/errors.ts'
 import { simCodec } from '../../native-free-core/sim/codec.ts'
+import { kDefaultQuota } from '../../native-free-core/runtime/cell.ts'
 import { DelegatingStore } from '../fixtures/manual-store.ts'
 
 let runs = 0
@@ -137,6 +138,11 @@ test('counts survive a restart through the store (the QuotaRecords seam)', async
   for (const k of ['a', 'b', 'c']) await first.call('t', 'item', k, 'add', 1)
   await first.call('t', 'item', 'b', 'remove')
   await first.call('default', 'item', 'z', 'add', 1)
+  // the default quota's creations and deletes are counted from the ids' bytes (no string)
+  await first.call('default', 'item', 'y', 'add', 1)
+  assert.equal(first.count('default'), 2)
+  await first.call('default', 'item', 'y', 'remove')
+  assert.equal(first.count('default'), 1)
   assert.deepEqual([...disk.quotaCounts()].sort(), [['default', 1], ['t', 2]])
   // a new runtime with fresh counters on the same store: the host restarted
   const second = setup(disk, [['t', 3]])
@@ -145,4 +151,62 @@ test('counts survive a restart through the store (the QuotaRecords seam)', async
   assert.equal((await second.call('t', 'item', 'd', 'add', 1)).ok, true)
   assert.deepEqual(await second.call('t', 'item', 'e', 'add', 1), { ok: false, value: 'SHOAL_ERR_QUOTA_EXCEEDED' })
   assert.deepEqual(await second.call('t', 'item', 'a', 'add', 1), { ok: true, value: 2 }, 'a stored agent is an existing one')
+})
+
+test('admitBytes answers as admit does, from the id\'s bytes; an agent of the default quota is admitted without its id string', () => {
+  const directory = new QuotaDirectory()
+  directory.set('t', 1, 0) // a limit of 0: every new agent over it
+  const gate = new QuotaGate(directory, new QuotaCounters(1), 0)
+  for (const quota of ['default', 't', 'nope', 'defaul', 'defaultx']) {
+    for (const key of ['k', 'ü\u001fü']) {
+      for (const isNew of [false, true]) {
+        const id = idString(quota, 'item', key)
+        const frame = Buffer.from(`..${id}`)
+        let decoded = 0
+        const viaBytes = gate.admitBytes(frame, 2, frame.length - 2, isNew, () => { decoded++; return id })
+        assert.equal(viaBytes?.code, gate.admit(id, isNew)?.code, `${quota} ${isNew}`)
+        if (quota === 'default') assert.equal(decoded, 0, 'the default quota: by the prefix alone')
+      }
+    }
+  }
+})
+
+test('an agent\'s quota is told once, at activation (kDefaultQuota): from the frame\'s bytes or the id string, the default quota and one whose name only starts like it count apart', async () => {
+  const { rt, count, directory } = setup()
+  directory.set('defaultx', 2, 1) // a prefix of 'default', but not its id prefix
+  let next = 0
+  const send = async (quota: string, key: string, method: string, asBytes: boolean): Promise<void> => {
+    const id = idString(quota, 'item', key)
+    const e = new Envelope()
+    e.kind = MSG_CALL; e.hash = hashId(id); e.callId = ++next
+    e.typeIdx = 0; e.methodIdx = new AgentRegistry([item, temp]).method(new AgentRegistry([item, temp]).require('item'), method).index; e.payload = 1
+    if (asBytes) {
+      const frame = Buffer.from(`..${id}`)
+      e.setIdBytes(frame, 2, frame.length - 2, (bytes, at, end) => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8', at, end))
+    } else {
+      e.id = id
+    }
+    rt.deliver(e)
+    rt.commit()
+    await rt.whenCommitted()
+  }
+  const flagOf = (quota: string, key: string): boolean => {
+    const id = idString(quota, 'item', key)
+    return (rt.table.get(id, hashId(id))!.flags & kDefaultQuota) !== 0
+  }
+  await send('default', 'a', 'add', true)
+  await send('default', 'b', 'add', false)
+  await send('defaultx', 'a', 'add', true)
+  assert.equal(flagOf('default', 'a'), true)
+  assert.equal(flagOf('default', 'b'), true)
+  assert.equal(flagOf('defaultx', 'a'), false)
+  assert.equal(count('default'), 2)
+  assert.equal(count('defaultx'), 1)
+  await send('defaultx', 'b', 'add', false) // over its limit of 1: refused, nothing counted
+  assert.equal(rt.table.get(idString('defaultx', 'item', 'b'), hashId(idString('defaultx', 'item', 'b'))), undefined)
+  assert.equal(count('defaultx'), 1)
+  await send('default', 'a', 'remove', true) // a committed delete of the default quota
+  await send('defaultx', 'a', 'remove', false)
+  assert.equal(count('default'), 1)
+  assert.equal(count('defaultx'), 0)
 })

@@ -175,7 +175,7 @@ test('only limited types get limited cells; a registry without limits has no lim
   assert.deepEqual(cells.map((c) => [c.info.type, c instanceof LimitedCell]).sort(), [['free', false], ['limited', true]])
   // a plain cell carries no rate-limit fields: only the cell's own (cell.ts newCell)
   assert.deepEqual(Object.keys(cells.find((c) => c.info.type === 'free')!).sort(),
-    ['flags', 'hash', 'id', 'info', 'lastTick', 'state', 'timer'])
+    ['flags', 'hash', 'idRef', 'info', 'lastTick', 'state', 'timer'])
   assert.equal(setup([free]).rt.limits, null)
   const { replies, call: callFree } = setup([free])
   for (let i = 0; i < 1000; i++) callFree('free', 'a', 'hit')

@@ -10,7 +10,7 @@ import { AgentRegistry } from '../../native-free-core/agent/registry.ts'
 import { ShardRuntime } from '../../native-free-core/runtime/shard-runtime.ts'
 import { copyInto, flatCopy } from '../../native-free-core/runtime/commit-pipeline.ts'
 import type { RuntimeOutput } from '../../native-free-core/runtime/shard-runtime.ts'
-import type { Store } from '../../native-free-core/storage/store.ts'
+import type { Store, WriteBatch } from '../../native-free-core/storage/store.ts'
 import { Envelope, MSG_CALL, MSG_CAST, MSG_SEND } from '../../native-free-core/agent/envelope.ts'
 import { idString } from '../../native-free-core/agent/agent-id.ts'
 import { hashId } from '../../native-free-core/placement/hash.ts'
@@ -18,7 +18,7 @@ import type { WireError } from '../../native-free-core/errors.ts'
 import { simCodec } from '../../native-free-core/sim/codec.ts'
 import { ManualStore } from '../fixtures/manual-store.ts'
 
-type Out = { replies: Array<{ callId: number, ok: boolean, value: unknown }>, sends: Array<{ id: string, method: number, payload: unknown }>, errors: Array<{ id: string, code: string }> }
+type Out = { replies: Array<{ callId: number, ok: boolean, value: unknown }>, sends: Array<{ id: string, method: number, payload: unknown, from?: string }>, errors: Array<{ id: string, code: string }> }
 
 let gate: { promise: Promise<void>, open: () => void } | null = null
 const counter = defineAgent({
@@ -34,7 +34,7 @@ const counter = defineAgent({
     bye (_s, _p, ctx) { ctx.deactivate() },
     remove (_s, _p, ctx) { ctx.delete() }
   },
-  queries: { get (s) { return s.n }, log (s) { return s.log }, throws () { throw new Error('q') } }
+  queries: { get (s) { return s.n }, log (s) { return s.log }, throws () { throw new Error('q') }, whoami (_s, _p, ctx) { return ctx.id } }
 })
 const scratch = defineAgent({ type: 'scratch', durable: false, initial: () => ({ n: 0 }), commands: { add (s, by: number) { s.n += by; return s.n }, fail (s) { s.n = 99; throw new Error('x') } }, queries: { get (s) { return s.n } } })
 
@@ -60,8 +60,8 @@ function setup (store: Store | null = new ManualStore()): { rt: ShardRuntime, ou
   let rt!: ShardRuntime
   const output: RuntimeOutput = {
     reply: (_to, callId, ok, value) => out.replies.push({ callId, ok, value: ok ? value : (value as WireError).code }),
-    send: (id, hash, typeIdx, methodIdx, payload) => {
-      out.sends.push({ id, method: methodIdx, payload })
+    send: (id, hash, typeIdx, methodIdx, payload, _sendId, from) => {
+      out.sends.push({ id, method: methodIdx, payload, from })
       const env = new Envelope()
       Object.assign(env, { kind: MSG_SEND, id, hash, typeIdx, methodIdx, payload })
       rt.deliver(env)
@@ -319,4 +319,152 @@ test('copyInto: only onto a copy of the same prototype and fields, from a flat s
   assert.equal(copyInto({ a: 1 }, Object.assign(Object.create(null) as object, { a: 1 })), false, 'another prototype')
   assert.equal(copyInto({ a: 1 }, null), false)
   assert.equal(copyInto({ a: 1 }, 1), false)
+})
+
+test('resident ids are bytes in the arena: a passivated agent gives its record back, the next id of its size takes it', async () => {
+  const { rt, out, store, call } = setup()
+  const ids = rt.ids
+  call('counter', 'k1', 'add', 1)
+  call('counter', 'é日本', 'add', 2) // non-ASCII key
+  rt.commit(); await (store as ManualStore).completeAll()
+  assert.equal(ids.size, 2)
+  const a = rt.table.get(idString('default', 'counter', 'k1'), hashId(idString('default', 'counter', 'k1')))!
+  assert.equal(typeof a.idRef, 'number', 'a resident cell holds a ref, not a string')
+  assert.equal(rt.idOf(a), idString('default', 'counter', 'k1'))
+  const ref = a.idRef as number
+  const allocated = ids.allocatedBytes
+  call('counter', 'k1', 'bye')
+  rt.commit(); await (store as ManualStore).completeAll()
+  assert.equal(rt.activeAgents, 1)
+  assert.equal(ids.size, 1, 'the passivated agent released its record')
+  assert.equal(a.idRef, idString('default', 'counter', 'k1'), 'the dropped cell keeps its id, as a string')
+  call('counter', 'k2', 'add', 3) // the same length as k1: its record
+  const b = rt.table.get(idString('default', 'counter', 'k2'), hashId(idString('default', 'counter', 'k2')))!
+  assert.equal(b.idRef, ref)
+  assert.equal(ids.allocatedBytes, allocated)
+  assert.equal(rt.idOf(a), idString('default', 'counter', 'k1'), 'the old cell still says its own id')
+  rt.commit(); await (store as ManualStore).completeAll()
+  // k1 comes back from the store under its own id
+  call('counter', 'k1', 'get')
+  assert.equal(out.replies.at(-1)!.value, 1)
+  // a message whose id is still the frame's bytes finds the resident agent without decoding it
+  for (const [key, n] of [['k2', 3], ['é日本', 2]] as const) {
+    const id = idString('default', 'counter', key)
+    const frame = Buffer.from(`hdr${id}tail`)
+    const e = new Envelope()
+    let decoded = 0
+    e.kind = MSG_CALL; e.hash = hashId(id); e.callId = 1000 + n
+    e.typeIdx = 0; e.methodIdx = new AgentRegistry([counter, scratch, wallet]).method(new AgentRegistry([counter, scratch, wallet]).require('counter'), 'get').index
+    e.setIdBytes(frame, 3, Buffer.byteLength(id), (bytes, at, end) => { decoded++; return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8', at, end) })
+    rt.deliver(e)
+    assert.deepEqual(out.replies.at(-1), { callId: 1000 + n, ok: true, value: n }, key)
+    assert.equal(decoded, 0, `${key}: no id string made for a resident agent's query`)
+  }
+})
+
+test('ctx.id and the ids in errors and sends are the agent\'s own, made from its bytes', async () => {
+  const { rt, out, store, call } = setup()
+  call('counter', 'ü-1', 'fail', 1)
+  assert.deepEqual(out.errors.at(-1), { id: idString('default', 'counter', 'ü-1'), code: 'SHOAL_ERR_AGENT' })
+  call('counter', 'ü-1', 'forward', 'ü-2')
+  call('counter', 'ü-1', 'bye') // dropped once the batch is built: its send leaves after the commit, from a dropped cell
+  rt.commit(); await (store as ManualStore).completeAll()
+  assert.deepEqual(out.sends.at(-1), { id: idString('default', 'counter', 'ü-2'), method: out.sends.at(-1)!.method, payload: 10, from: idString('default', 'counter', 'ü-1') })
+  rt.commit(); await (store as ManualStore).completeAll()
+  call('counter', 'ü-2', 'get')
+  assert.equal(out.replies.at(-1)!.value, 10)
+  call('counter', 'ü-2', 'whoami')
+  assert.deepEqual(out.replies.at(-1)!.value, { quota: 'default', type: 'counter', key: 'ü-2' })
+})
+
+test('a commit keys resident agents\' states by their id bytes: no id string is made, and the states land under their ids', async () => {
+  const batches: WriteBatch[] = []
+  class Capturing extends ManualStore {
+    override commit (batch: WriteBatch): Promise<void> { batches.push(batch); return super.commit(batch) }
+  }
+  const store = new Capturing()
+  const { rt, call } = setup(store)
+  const keys = ['k1', 'é日本', 'x'.repeat(200)]
+  const ids = keys.map((k) => idString('default', 'counter', k))
+  for (const k of keys) call('counter', k, 'add', 1)
+  rt.commit(); await store.completeAll()
+  let made = 0
+  const string = rt.ids.string.bind(rt.ids)
+  rt.ids.string = (ref: number) => { made++; return string(ref) }
+  for (const k of keys) call('counter', k, 'add', 10) // resident now: commands on existing agents
+  rt.commit()
+  assert.equal(made, 0, 'no id string made for the turns or the commit of resident agents')
+  const batch = batches.at(-1)!
+  assert.deepEqual(batch.states.map(([id]) => id), [null, null, null], 'the ids are left to stateIds')
+  const into = Buffer.alloc(300)
+  for (let k = 0; k < 3; k++) {
+    assert.equal(batch.stateIds!.id(k), ids[k])
+    assert.equal(into.toString('utf8', 0, batch.stateIds!.writeId(k, into, 0)), ids[k])
+  }
+  // while the batch is in flight its ids stay right, though the cells are dropped and their records reused
+  for (const k of keys) call('counter', k, 'bye')
+  rt.commit() // the drops: the records go back
+  for (const k of ['k2', 'é日x', 'y'.repeat(200)]) call('counter', k, 'add', 1) // ids of the same sizes: the freed records
+  for (let k = 0; k < 3; k++) {
+    assert.equal(batch.stateIds!.id(k), ids[k])
+    assert.equal(into.toString('utf8', 0, batch.stateIds!.writeId(k, into, 0)), ids[k])
+  }
+  await store.completeAll() // the memory store reads the ids now: after the records were reused
+  for (const [k, id] of ids.entries()) assert.deepEqual(simCodec.decode(store.inner.getState(id)!), { n: 11, log: [] }, keys[k])
+})
+
+test('the commit loop reads no id record (the ids were copied as the cells were staged), and a batch\'s ids buffer is reused only once its commit has settled', async () => {
+  const batches: WriteBatch[] = []
+  class Capturing extends ManualStore {
+    override commit (batch: WriteBatch): Promise<void> { batches.push(batch); return super.commit(batch) }
+  }
+  const store = new Capturing()
+  const { rt, call, cast } = setup(store)
+  let reads = 0
+  let counting = false
+  const arena = rt.ids as unknown as Record<string, (...a: unknown[]) => unknown>
+  for (const name of ['byteLength', 'copyTo', 'startsWith', 'touch', 'string', 'equalsBytes', 'equalsString']) {
+    const f = arena[name]!.bind(rt.ids)
+    arena[name] = (...a: unknown[]) => { if (counting) reads++; return f(...a) }
+  }
+  const commit = (): void => { counting = true; rt.commit(); counting = false }
+  // new agents' first commands (the durable fanout's casts): quota counted, states created
+  for (let i = 0; i < 40; i++) cast('counter', `n${i}`, 'add', 1)
+  call('counter', 'q', 'fail', 1) // not staged: nothing of it in the batch
+  call('counter', 'p', 'add', 1)
+  call('counter', 'p', 'poison')
+  call('counter', 'p', 'add', 1) // its snapshot does not encode: p is poisoned (its entry left out), and this add runs on p anew
+  commit()
+  assert.equal(reads, 0, 'no arena read in the commit of new agents')
+  const first = batches.at(-1)!
+  assert.equal(first.states.length, 41)
+  for (let i = 0; i < 40; i++) assert.equal(first.stateIds!.id(i), idString('default', 'counter', `n${i}`))
+  assert.equal(first.stateIds!.id(40), idString('default', 'counter', 'p'), 'the entry after the poisoned one moved up')
+  // commands on resident agents, while the first batch is in flight: a batch of their own
+  for (let i = 0; i < 40; i += 2) cast('counter', `n${i}`, 'add', 1)
+  commit()
+  assert.equal(reads, 0, 'no arena read in the commit of resident agents')
+  const second = batches.at(-1)!
+  assert.notEqual(second.stateIds, first.stateIds, 'a batch in flight keeps its own ids')
+  for (let i = 0; i < 20; i++) assert.equal(second.stateIds!.id(i), idString('default', 'counter', `n${2 * i}`))
+  await store.completeAll()
+  for (let i = 0; i < 40; i++) assert.deepEqual(simCodec.decode(store.inner.getState(idString('default', 'counter', `n${i}`))!), { n: i % 2 === 0 ? 2 : 1, log: [] })
+  assert.deepEqual(simCodec.decode(store.inner.getState(idString('default', 'counter', 'p'))!), { n: 1, log: [] })
+  // both settled: the batch opened next takes one of their buffers (the one open now was
+  // taken when the second closed), never one still in flight
+  const used = [first.stateIds, second.stateIds]
+  cast('counter', 'n1', 'add', 1)
+  commit()
+  const third = batches.at(-1)!
+  assert.ok(!used.includes(third.stateIds))
+  cast('counter', 'n3', 'add', 1)
+  commit()
+  const fourth = batches.at(-1)!
+  assert.ok(used.includes(fourth.stateIds), 'a settled batch\'s ids are reused')
+  assert.notEqual(fourth.stateIds, third.stateIds)
+  assert.equal(third.stateIds!.id(0), idString('default', 'counter', 'n1'))
+  assert.equal(fourth.stateIds!.id(0), idString('default', 'counter', 'n3'))
+  await store.completeAll()
+  assert.deepEqual(simCodec.decode(store.inner.getState(idString('default', 'counter', 'n1'))!), { n: 2, log: [] })
+  assert.deepEqual(simCodec.decode(store.inner.getState(idString('default', 'counter', 'n3'))!), { n: 2, log: [] })
 })
