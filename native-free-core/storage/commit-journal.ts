@@ -148,6 +148,64 @@ export function splitJournal (bytes: Uint8Array): Array<readonly [shard: number,
   return out
 }
 
+/** The shards seen by `forEachSegment`'s current call (a stamp per shard: no Map per journal). */
+const seenStamp = new Uint32Array(SHARDS)
+let stamp = 0
+
+/**
+ * `splitJournal` without its arrays: `visit(shard, bytes, start, end)` per shard, shards in
+ * the order they first appear, each segment the records `start..end` of `bytes` — views
+ * into the journal when a shard's records are contiguous (a commit writes an agent's
+ * records together: nearly always), else a copy made for it (then `start` 0). The whole
+ * journal is checked first (StorageError, nothing visited). The owner numbers and sends
+ * a segment per shard of every commit, nearly one per command: this is that loop's split,
+ * with no Map, list or tuple per journal or segment.
+ */
+export function forEachSegment (bytes: Uint8Array, visit: (shard: number, bytes: Uint8Array, start: number, end: number) => void): void {
+  const length = bytes.length
+  stamp = (stamp + 1) >>> 0
+  if (stamp === 0) {
+    seenStamp.fill(0)
+    stamp = 1
+  }
+  const mine = stamp
+  let contiguous = true
+  let last = -1
+  let at = 0
+  while (at + kHeader <= length) {
+    const keyLength = (bytes[at + 2]! << 8) | bytes[at + 3]!
+    const end = at + kHeader + keyLength + recordValueLength(bytes, at)
+    if (keyLength < 2 || end > length) throw bad('a record is cut short')
+    const shard = (bytes[at + kHeader]! << 8) | bytes[at + kHeader + 1]!
+    if (shard !== last) {
+      if (shard >= SHARDS) throw bad('a key outside every shard')
+      if (seenStamp[shard] === mine) contiguous = false
+      seenStamp[shard] = mine
+      last = shard
+    }
+    at = end
+  }
+  if (at !== length) throw bad('trailing bytes')
+  if (!contiguous) {
+    for (const [shard, segment] of splitJournal(bytes)) visit(shard, segment, 0, segment.length)
+    return
+  }
+  let start = 0
+  last = -1
+  at = 0
+  while (at < length) {
+    const end = at + kHeader + ((bytes[at + 2]! << 8) | bytes[at + 3]!) + recordValueLength(bytes, at)
+    const shard = (bytes[at + kHeader]! << 8) | bytes[at + kHeader + 1]!
+    if (shard !== last) {
+      if (last !== -1) visit(last, bytes, start, at)
+      start = at
+      last = shard
+    }
+    at = end
+  }
+  if (last !== -1) visit(last, bytes, start, length)
+}
+
 /** Does every record of the segment belong to `shard`? (A replica checks before applying.) */
 export function segmentIsOf (segment: Uint8Array, shard: number): boolean {
   for (const r of readJournal(segment)) if (((r.key[0]! << 8) | r.key[1]!) !== shard) return false
@@ -160,23 +218,32 @@ export function segmentIsOf (segment: Uint8Array, shard: number): boolean {
  * replica checks every segment of a batch before it queues any write of it).
  */
 export function checkSegment (segment: Uint8Array, shard: number): void {
-  const v = new DataView(segment.buffer, segment.byteOffset, segment.byteLength)
-  const length = segment.length
+  // byte reads, no DataView: this runs for every segment a replica applies
+  const b = segment
+  const length = b.length
   let at = 0
   while (at < length) {
     if (at + kHeader > length) throw bad('a record header is cut short')
-    const db = v.getUint8(at)
-    const op = v.getUint8(at + 1)
-    const keyLength = v.getUint16(at + 2)
+    const db = b[at]!
+    const op = b[at + 1]!
+    const keyLength = (b[at + 2]! << 8) | b[at + 3]!
     if (db < RANGE_STATES || db > RANGE_APPLIED) throw bad(`unknown database ${db}`)
     if (op !== JOURNAL_PUT && op !== JOURNAL_REMOVE) throw bad(`unknown op ${op}`)
     if (keyLength < 2) throw bad('a key without its shard')
-    const end = at + kHeader + keyLength + v.getUint32(at + 4)
+    const end = at + kHeader + keyLength + recordValueLength(b, at)
     if (end > length) throw bad('a record is cut short')
-    if (v.getUint16(at + kHeader) !== shard) throw new StorageError(`a journal segment of shard ${shard} writes outside it`)
+    if (((b[at + kHeader]! << 8) | b[at + kHeader + 1]!) !== shard) throw new StorageError(`a journal segment of shard ${shard} writes outside it`)
     at = end
   }
 }
+
+/** The u32 value length of the record at `at` (its header read byte by byte). */
+export function recordValueLength (b: Uint8Array, at: number): number {
+  return b[at + 4]! * 0x1000000 + ((b[at + 5]! << 16) | (b[at + 6]! << 8) | b[at + 7]!)
+}
+
+/** Bytes of a record's header (db, op, key length, value length): its key starts there. */
+export const JOURNAL_RECORD_HEADER = kHeader
 
 function bad (why: string): StorageError {
   return new StorageError(`a commit journal is malformed: ${why}`)

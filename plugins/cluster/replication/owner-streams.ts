@@ -39,7 +39,7 @@ import { inSyncHosts, markInSync, newInSyncRecord, setShardEpoch } from '../../.
 import type { InSyncRecord } from '../../../native-free-core/placement/in-sync.ts'
 import { replicasOf } from '../../../native-free-core/placement/shard-map.ts'
 import type { ShardMap } from '../../../native-free-core/placement/shard-map.ts'
-import { splitJournal } from '../../../native-free-core/storage/commit-journal.ts'
+import { forEachSegment } from '../../../native-free-core/storage/commit-journal.ts'
 import type { FrameSink } from '../../../native-free-core/ring/ring-queue.ts'
 import type { ShardRanges } from '../../../native-free-core/storage/shard-range.ts'
 import { CL_REPL, CL_SNAP_DATA, CL_SNAP_END, CL_UNREPLICA } from '../wire.ts'
@@ -72,24 +72,21 @@ export interface OwnerParts {
   warn (message: string): void
 }
 
-/** One journal piece waiting for its shards' replicas. */
 const kEmpty = new Uint8Array(0)
 
+/** One journal piece waiting for its shards' replicas. */
 class Gate {
   remaining: number
   readonly resolve: () => void
   readonly reject: (err: unknown) => void
-  constructor (remaining: number, resolve: () => void, reject: (err: unknown) => void) {
+  /** When it was numbered (Date.now()). */
+  readonly since: number
+  constructor (remaining: number, resolve: () => void, reject: (err: unknown) => void, since: number) {
     this.remaining = remaining
     this.resolve = resolve
     this.reject = reject
+    this.since = since
   }
-}
-
-interface Waiting {
-  readonly seq: number
-  readonly gate: Gate
-  readonly since: number
 }
 
 class Stream {
@@ -104,8 +101,13 @@ class Stream {
   readonly dropping = new Set<string>()
   /** Highest segment each replica acknowledged on this stream. */
   readonly acked = new Map<string, number>()
-  /** Segments not done yet, oldest first, from `head` on (settled ones are skipped, not spliced out per acknowledgement). */
-  waiting: Waiting[] = []
+  /**
+   * Segments not done yet, oldest first, from `head` on (settled ones are skipped, not
+   * spliced out per acknowledgement): each one's seq and its journal's gate, side by side
+   * (no object per segment: a segment is nearly a command).
+   */
+  waitSeq: number[] = []
+  waitGate: Gate[] = []
   head = 0
   /** The stream's first record landed (until then nothing is done). */
   published = false
@@ -195,14 +197,14 @@ export class OwnerStreams {
   describeWaiting (): string {
     let streams = 0
     let writes = 0
-    let oldest: { stream: Stream, w: Waiting } | null = null
+    let oldest: { stream: Stream, w: { seq: number, since: number } } | null = null
     for (const stream of this.streams.values()) {
       let n = 0
-      for (let i = stream.head; i < stream.waiting.length; i++) if (stream.waiting[i]!.gate.remaining > 0) n++
+      for (let i = stream.head; i < stream.waitGate.length; i++) if (stream.waitGate[i]!.remaining > 0) n++
       if (n === 0) continue
       streams++
       writes += n
-      const w = stream.waiting[stream.head]!
+      const w = { seq: stream.waitSeq[stream.head]!, since: stream.waitGate[stream.head]!.since }
       if (oldest === null || w.since < oldest.w.since) oldest = { stream, w }
     }
     const publish = `in-sync record ${this.publishing !== null ? 'being written' : 'idle'}${this.publishFailing ? ', its writes failing' : ''} (${this.publishFailures} failures)`
@@ -268,15 +270,16 @@ export class OwnerStreams {
   private end (stream: Stream, why: string): void {
     this.streams.delete(stream.shard)
     const error = new ShardUnavailableError(why, { shard: stream.shard })
-    const w = stream.waiting
+    const w = stream.waitGate
     for (let i = stream.head; i < w.length; i++) {
-      const gate = w[i]!.gate
+      const gate = w[i]!
       if (gate.remaining > 0) {
         gate.remaining = -1
         gate.reject(error)
       }
     }
-    stream.waiting = []
+    stream.waitSeq = []
+    stream.waitGate = []
     stream.head = 0
   }
 
@@ -313,40 +316,68 @@ export class OwnerStreams {
 
   /** A journal of this host, its commit queued: resolves once every shard's in-sync replicas have it. */
   replicate (journal: Uint8Array): Promise<void> {
-    const segments = splitJournal(journal)
-    return new Promise<void>((resolve, reject) => {
-      const gate = new Gate(0, resolve, reject)
-      const now = Date.now()
-      try {
-        for (const [shard, segment] of segments) {
-          const stream = this.streams.get(shard) ?? this.startLate(shard)
-          if (stream === undefined) {
-            gate.remaining = -1
-            reject(new ShardUnavailableError(`shard ${shard} is not served here now: retry`, { shard }))
-            return
-          }
-          const seq = ++stream.seq
-          if (seq > this.doneUpTo(stream)) {
-            gate.remaining++
-            stream.waiting.push({ seq, gate, since: now })
-          }
-          for (const host of stream.targets) this.segmentTo(host, stream, seq, segment)
-          this.segmentsOut++
-          this.bytesOut += segment.length
-        }
-      } finally {
-        // what was numbered goes out, whatever happened after (a later shard not served here)
-        this.send()
-      }
-      if (gate.remaining === 0) resolve()
+    let resolve!: () => void
+    let reject!: (err: unknown) => void
+    const done = new Promise<void>((res, rej) => {
+      resolve = res
+      reject = rej
     })
+    const gate = new Gate(0, resolve, reject, Date.now())
+    this.gate = gate
+    try {
+      forEachSegment(journal, this.numberSegment)
+    } catch (err) {
+      if (gate.remaining >= 0) {
+        gate.remaining = -1
+        reject(err)
+      }
+    } finally {
+      this.gate = null
+      // what was numbered goes out, whatever happened after (a later shard not served here)
+      this.send()
+    }
+    if (gate.remaining === 0) resolve()
+    return done
   }
 
-  private segmentTo (host: string, stream: Stream, seq: number, segment: Uint8Array): void {
+  /** The gate of the journal `replicate` is numbering (its segments' visitor reads it). */
+  private gate: Gate | null = null
+
+  /** One segment of the journal being replicated: numbered in its shard's stream, written for each target. */
+  private readonly numberSegment = (shard: number, bytes: Uint8Array, start: number, end: number): void => {
+    const gate = this.gate!
+    if (gate.remaining < 0) return // a shard before it was not served here: the rest is not numbered
+    const stream = this.streams.get(shard) ?? this.startLate(shard)
+    if (stream === undefined) {
+      gate.remaining = -1
+      gate.reject(new ShardUnavailableError(`shard ${shard} is not served here now: retry`, { shard }))
+      return
+    }
+    const seq = ++stream.seq
+    if (seq > this.doneUpTo(stream)) {
+      gate.remaining++
+      stream.waitSeq.push(seq)
+      stream.waitGate.push(gate)
+    }
+    const targets = stream.targets
+    for (let i = 0; i < targets.length; i++) this.rangeTo(targets[i]!, stream, seq, bytes, start, end)
+    this.segmentsOut++
+    this.bytesOut += end - start
+  }
+
+  private writerFor (host: string): SegmentWriter {
     let out = this.out.get(host)
     if (out === undefined) this.out.set(host, out = new SegmentWriter(this.parts.wire.maxPayloadBytes, this.nonce))
     if (out.empty) this.filled.push(host)
-    out.add(stream.shard, stream.epoch, seq, segment, stream.gen)
+    return out
+  }
+
+  private segmentTo (host: string, stream: Stream, seq: number, segment: Uint8Array): void {
+    this.writerFor(host).add(stream.shard, stream.epoch, seq, segment, stream.gen)
+  }
+
+  private rangeTo (host: string, stream: Stream, seq: number, bytes: Uint8Array, start: number, end: number): void {
+    this.writerFor(host).addRange(stream.shard, stream.epoch, seq, bytes, start, end, stream.gen)
   }
 
   /** One CL_REPL frame (or a few, if large) per replica host for everything numbered since the last. */
@@ -393,18 +424,21 @@ export class OwnerStreams {
   /** Let the segments of a stream that are done go. */
   private settle (stream: Stream): void {
     const upTo = this.doneUpTo(stream)
-    const w = stream.waiting
+    const seqs = stream.waitSeq
+    const gates = stream.waitGate
     let i = stream.head
-    while (i < w.length && w[i]!.seq <= upTo) {
-      const gate = w[i]!.gate
+    while (i < seqs.length && seqs[i]! <= upTo) {
+      const gate = gates[i]!
       if (gate.remaining > 0 && --gate.remaining === 0) gate.resolve()
       i++
     }
-    if (i === w.length) {
-      w.length = 0
+    if (i === seqs.length) {
+      seqs.length = 0
+      gates.length = 0
       stream.head = 0
-    } else if (i > 1024 && i > w.length >> 1) {
-      stream.waiting = w.slice(i) // now and then, not per acknowledgement
+    } else if (i > 1024 && i > seqs.length >> 1) {
+      stream.waitSeq = seqs.slice(i) // now and then, not per acknowledgement
+      stream.waitGate = gates.slice(i)
       stream.head = 0
     } else {
       stream.head = i
@@ -575,10 +609,11 @@ export class OwnerStreams {
   private checkTimeouts (): void {
     const late = Date.now() - this.parts.ackTimeoutMs
     for (const stream of this.streams.values()) {
-      const oldest = stream.waiting[stream.head]
+      const oldest = stream.waitGate[stream.head]
       if (oldest === undefined || oldest.since > late || !stream.published) continue
+      const oldestSeq = stream.waitSeq[stream.head]!
       for (const host of stream.inSync) {
-        if ((stream.acked.get(host) ?? 0) < oldest.seq && !stream.dropping.has(host)) {
+        if ((stream.acked.get(host) ?? 0) < oldestSeq && !stream.dropping.has(host)) {
           this.parts.warn(`replica ${host} did not acknowledge shard ${stream.shard}'s writes within ${this.parts.ackTimeoutMs} ms; it is out of sync until it catches up`)
           void this.fallOut(stream, host, true)
         }
