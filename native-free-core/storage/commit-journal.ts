@@ -151,24 +151,31 @@ export function splitJournal (bytes: Uint8Array): Array<readonly [shard: number,
 /** The shards seen by `forEachSegment`'s current call (a stamp per shard: no Map per journal). */
 const seenStamp = new Uint32Array(SHARDS)
 let stamp = 0
+/** Per shard of the current call, its first and last record (indices into `recStart`…). */
+const firstRec = new Int32Array(SHARDS)
+const lastRec = new Int32Array(SHARDS)
+/** Per record of the current call: its bounds and the next record of its shard (-1: none). */
+let recStart = new Int32Array(256)
+let recEnd = new Int32Array(256)
+let recNext = new Int32Array(256)
+/** Shards in the order they first appear. */
+let shardOrder = new Int32Array(256)
+/** Where a shard's records that are apart are gathered (valid while `visit` runs). */
+let gathered = new Uint8Array(4096)
 
 /**
  * `splitJournal` without its arrays: `visit(shard, bytes, start, end)` per shard, shards in
- * the order they first appear, each segment the records `start..end` of `bytes` — views
- * into the journal when a shard's records are contiguous (a commit writes an agent's
- * records together: nearly always), else a copy made for it (then `start` 0). The whole
- * journal is checked first (StorageError, nothing visited). The owner numbers and sends
- * a segment per shard of every commit, nearly one per command: this is that loop's split,
- * with no Map, list or tuple per journal or segment.
+ * the order they first appear, each segment the records `start..end` of `bytes` — ranges
+ * of the journal itself when every shard's records are together, else a shard's records
+ * gathered into a buffer reused from call to call (so `bytes` is only valid while `visit`
+ * runs: copy what is kept). The whole journal is checked first (StorageError, nothing
+ * visited). Not reentrant. The owner numbers and sends a segment per shard of every
+ * commit, nearly one per command: this is that loop's split, with no Map, list, tuple or
+ * view per journal or segment.
  */
 export function forEachSegment (bytes: Uint8Array, visit: (shard: number, bytes: Uint8Array, start: number, end: number) => void): void {
   const length = bytes.length
-  stamp = (stamp + 1) >>> 0
-  if (stamp === 0) {
-    seenStamp.fill(0)
-    stamp = 1
-  }
-  const mine = stamp
+  const mine = nextStamp()
   let contiguous = true
   let last = -1
   let at = 0
@@ -187,7 +194,7 @@ export function forEachSegment (bytes: Uint8Array, visit: (shard: number, bytes:
   }
   if (at !== length) throw bad('trailing bytes')
   if (!contiguous) {
-    for (const [shard, segment] of splitJournal(bytes)) visit(shard, segment, 0, segment.length)
+    gatherSegments(bytes, visit)
     return
   }
   let start = 0
@@ -204,6 +211,69 @@ export function forEachSegment (bytes: Uint8Array, visit: (shard: number, bytes:
     at = end
   }
   if (last !== -1) visit(last, bytes, start, length)
+}
+
+/**
+ * `forEachSegment` of a journal (checked) where some shard's records are apart (two agents
+ * of one shard in a commit, with another's records between): the records chained per
+ * shard, each shard's gathered into `gathered` in order.
+ */
+function gatherSegments (bytes: Uint8Array, visit: (shard: number, bytes: Uint8Array, start: number, end: number) => void): void {
+  const length = bytes.length
+  let records = 0
+  let shards = 0
+  const pass = nextStamp()
+  for (let at = 0; at < length;) {
+    const end = at + kHeader + ((bytes[at + 2]! << 8) | bytes[at + 3]!) + recordValueLength(bytes, at)
+    const shard = (bytes[at + kHeader]! << 8) | bytes[at + kHeader + 1]!
+    if (records === recStart.length) {
+      recStart = grownInts(recStart)
+      recEnd = grownInts(recEnd)
+      recNext = grownInts(recNext)
+    }
+    recStart[records] = at
+    recEnd[records] = end
+    recNext[records] = -1
+    if (seenStamp[shard] !== pass) {
+      seenStamp[shard] = pass
+      if (shards === shardOrder.length) shardOrder = grownInts(shardOrder)
+      shardOrder[shards++] = shard
+      firstRec[shard] = records
+    } else {
+      recNext[lastRec[shard]!] = records
+    }
+    lastRec[shard] = records
+    records++
+    at = end
+  }
+  for (let k = 0; k < shards; k++) {
+    const shard = shardOrder[k]!
+    let size = 0
+    for (let r = firstRec[shard]!; r !== -1; r = recNext[r]!) size += recEnd[r]! - recStart[r]!
+    if (size > gathered.length) gathered = new Uint8Array(Math.max(size, 2 * gathered.length))
+    const out = gathered
+    let p = 0
+    for (let r = firstRec[shard]!; r !== -1; r = recNext[r]!) {
+      for (let i = recStart[r]!, e = recEnd[r]!; i < e; i++) out[p++] = bytes[i]!
+    }
+    visit(shard, out, 0, size)
+  }
+}
+
+/** A stamp no shard holds yet. */
+function nextStamp (): number {
+  stamp = (stamp + 1) >>> 0
+  if (stamp === 0) {
+    seenStamp.fill(0)
+    stamp = 1
+  }
+  return stamp
+}
+
+function grownInts (a: Int32Array<ArrayBuffer>): Int32Array<ArrayBuffer> {
+  const b = new Int32Array(a.length * 2)
+  b.set(a)
+  return b
 }
 
 /** Does every record of the segment belong to `shard`? (A replica checks before applying.) */

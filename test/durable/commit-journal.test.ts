@@ -71,6 +71,11 @@ test('forEachSegment visits what splitJournal returns: views of the journal when
   const split = visit(a)
   assert.deepEqual(split.map(([s, hex]) => [s, hex]), splitJournal(a).map(([s, seg]) => [s, Buffer.from(seg).toString('hex')]))
   assert.deepEqual([...readJournal(Buffer.from(split[0]![1], 'hex'))].map((r) => Buffer.from(r.value).toString()), ['1', '333'])
+  // many records, shards interleaved (the per-record lists grow): still splitJournal's segments
+  const many = new JournalWriter()
+  for (let i = 0; i < 700; i++) many.put(1 + (i % 3), key((i * 37) % 50, `k${i}`), Buffer.from('v'.repeat(i % 130)))
+  const m = many.take()!
+  assert.deepEqual(visit(m).map(([s, hex]) => [s, hex]), splitJournal(m).map(([s, seg]) => [s, Buffer.from(seg).toString('hex')]))
   // a shard seen in an earlier journal is not "seen" in the next one
   assert.deepEqual(visit(t).map(([s]) => s), [5, 4095, 9])
   // malformed: thrown before any segment is visited

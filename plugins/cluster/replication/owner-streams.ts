@@ -102,13 +102,15 @@ class Stream {
   /** Highest segment each replica acknowledged on this stream. */
   readonly acked = new Map<string, number>()
   /**
-   * Segments not done yet, oldest first, from `head` on (settled ones are skipped, not
+   * Segments not done yet, oldest first, in `head..tail` (settled ones are skipped, not
    * spliced out per acknowledgement): each one's seq and its journal's gate, side by side
-   * (no object per segment: a segment is nearly a command).
+   * — no object per segment (a segment is nearly a command), and the two lists keep their
+   * room when they empty (the stream's next segment does not grow them again).
    */
   waitSeq: number[] = []
-  waitGate: Gate[] = []
+  waitGate: Array<Gate | null> = []
   head = 0
+  tail = 0
   /** The stream's first record landed (until then nothing is done). */
   published = false
   /** Replicas the segments go to (the map's list, and whoever is still in sync). */
@@ -200,7 +202,7 @@ export class OwnerStreams {
     let oldest: { stream: Stream, w: { seq: number, since: number } } | null = null
     for (const stream of this.streams.values()) {
       let n = 0
-      for (let i = stream.head; i < stream.waitGate.length; i++) if (stream.waitGate[i]!.remaining > 0) n++
+      for (let i = stream.head; i < stream.tail; i++) if (stream.waitGate[i]!.remaining > 0) n++
       if (n === 0) continue
       streams++
       writes += n
@@ -271,7 +273,7 @@ export class OwnerStreams {
     this.streams.delete(stream.shard)
     const error = new ShardUnavailableError(why, { shard: stream.shard })
     const w = stream.waitGate
-    for (let i = stream.head; i < w.length; i++) {
+    for (let i = stream.head; i < stream.tail; i++) {
       const gate = w[i]!
       if (gate.remaining > 0) {
         gate.remaining = -1
@@ -281,6 +283,7 @@ export class OwnerStreams {
     stream.waitSeq = []
     stream.waitGate = []
     stream.head = 0
+    stream.tail = 0
   }
 
   /**
@@ -354,10 +357,18 @@ export class OwnerStreams {
       return
     }
     const seq = ++stream.seq
-    if (seq > this.doneUpTo(stream)) {
+    // not done at once unless no replica counts yet (`doneUpTo` without its walk of the set:
+    // no replica has acknowledged a segment numbered only now)
+    if (!stream.published || stream.inSync.size !== 0) {
       gate.remaining++
-      stream.waitSeq.push(seq)
-      stream.waitGate.push(gate)
+      const at = stream.tail++
+      if (at < stream.waitSeq.length) {
+        stream.waitSeq[at] = seq
+        stream.waitGate[at] = gate
+      } else {
+        stream.waitSeq.push(seq)
+        stream.waitGate.push(gate)
+      }
     }
     const targets = stream.targets
     for (let i = 0; i < targets.length; i++) this.rangeTo(targets[i]!, stream, seq, bytes, start, end)
@@ -426,20 +437,26 @@ export class OwnerStreams {
     const upTo = this.doneUpTo(stream)
     const seqs = stream.waitSeq
     const gates = stream.waitGate
+    const tail = stream.tail
     let i = stream.head
-    while (i < seqs.length && seqs[i]! <= upTo) {
+    while (i < tail && seqs[i]! <= upTo) {
       const gate = gates[i]!
+      gates[i] = null // a settled journal's gate is not kept alive by its slot
       if (gate.remaining > 0 && --gate.remaining === 0) gate.resolve()
       i++
     }
-    if (i === seqs.length) {
-      seqs.length = 0
-      gates.length = 0
+    if (i === tail) {
+      stream.head = stream.tail = 0
+    } else if (i > 1024 && i > tail >> 1) {
+      // now and then, not per acknowledgement: the waiting ones to the front
+      const n = tail - i
+      for (let k = 0; k < n; k++) {
+        seqs[k] = seqs[i + k]!
+        gates[k] = gates[i + k]!
+      }
+      for (let k = n; k < tail; k++) gates[k] = null
       stream.head = 0
-    } else if (i > 1024 && i > seqs.length >> 1) {
-      stream.waitSeq = seqs.slice(i) // now and then, not per acknowledgement
-      stream.waitGate = gates.slice(i)
-      stream.head = 0
+      stream.tail = n
     } else {
       stream.head = i
     }
@@ -609,7 +626,7 @@ export class OwnerStreams {
   private checkTimeouts (): void {
     const late = Date.now() - this.parts.ackTimeoutMs
     for (const stream of this.streams.values()) {
-      const oldest = stream.waitGate[stream.head]
+      const oldest = stream.head < stream.tail ? stream.waitGate[stream.head]! : undefined
       if (oldest === undefined || oldest.since > late || !stream.published) continue
       const oldestSeq = stream.waitSeq[stream.head]!
       for (const host of stream.inSync) {
