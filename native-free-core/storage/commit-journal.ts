@@ -148,6 +148,134 @@ export function splitJournal (bytes: Uint8Array): Array<readonly [shard: number,
   return out
 }
 
+/** The shards seen by `forEachSegment`'s current call (a stamp per shard: no Map per journal). */
+const seenStamp = new Uint32Array(SHARDS)
+let stamp = 0
+/** Per shard of the current call, its first and last record (indices into `recStart`…). */
+const firstRec = new Int32Array(SHARDS)
+const lastRec = new Int32Array(SHARDS)
+/** Per record of the current call: its bounds and the next record of its shard (-1: none). */
+let recStart = new Int32Array(256)
+let recEnd = new Int32Array(256)
+let recNext = new Int32Array(256)
+/** Shards in the order they first appear. */
+let shardOrder = new Int32Array(256)
+/** Where a shard's records that are apart are gathered (valid while `visit` runs). */
+let gathered = new Uint8Array(4096)
+
+/**
+ * `splitJournal` without its arrays: `visit(shard, bytes, start, end)` per shard, shards in
+ * the order they first appear, each segment the records `start..end` of `bytes` — ranges
+ * of the journal itself when every shard's records are together, else a shard's records
+ * gathered into a buffer reused from call to call (so `bytes` is only valid while `visit`
+ * runs: copy what is kept). The whole journal is checked first (StorageError, nothing
+ * visited). Not reentrant. The owner numbers and sends a segment per shard of every
+ * commit, nearly one per command: this is that loop's split, with no Map, list, tuple or
+ * view per journal or segment.
+ */
+export function forEachSegment (bytes: Uint8Array, visit: (shard: number, bytes: Uint8Array, start: number, end: number) => void): void {
+  const length = bytes.length
+  const mine = nextStamp()
+  let contiguous = true
+  let last = -1
+  let at = 0
+  while (at + kHeader <= length) {
+    const keyLength = (bytes[at + 2]! << 8) | bytes[at + 3]!
+    const end = at + kHeader + keyLength + recordValueLength(bytes, at)
+    if (keyLength < 2 || end > length) throw bad('a record is cut short')
+    const shard = (bytes[at + kHeader]! << 8) | bytes[at + kHeader + 1]!
+    if (shard !== last) {
+      if (shard >= SHARDS) throw bad('a key outside every shard')
+      if (seenStamp[shard] === mine) contiguous = false
+      seenStamp[shard] = mine
+      last = shard
+    }
+    at = end
+  }
+  if (at !== length) throw bad('trailing bytes')
+  if (!contiguous) {
+    gatherSegments(bytes, visit)
+    return
+  }
+  let start = 0
+  last = -1
+  at = 0
+  while (at < length) {
+    const end = at + kHeader + ((bytes[at + 2]! << 8) | bytes[at + 3]!) + recordValueLength(bytes, at)
+    const shard = (bytes[at + kHeader]! << 8) | bytes[at + kHeader + 1]!
+    if (shard !== last) {
+      if (last !== -1) visit(last, bytes, start, at)
+      start = at
+      last = shard
+    }
+    at = end
+  }
+  if (last !== -1) visit(last, bytes, start, length)
+}
+
+/**
+ * `forEachSegment` of a journal (checked) where some shard's records are apart (two agents
+ * of one shard in a commit, with another's records between): the records chained per
+ * shard, each shard's gathered into `gathered` in order.
+ */
+function gatherSegments (bytes: Uint8Array, visit: (shard: number, bytes: Uint8Array, start: number, end: number) => void): void {
+  const length = bytes.length
+  let records = 0
+  let shards = 0
+  const pass = nextStamp()
+  for (let at = 0; at < length;) {
+    const end = at + kHeader + ((bytes[at + 2]! << 8) | bytes[at + 3]!) + recordValueLength(bytes, at)
+    const shard = (bytes[at + kHeader]! << 8) | bytes[at + kHeader + 1]!
+    if (records === recStart.length) {
+      recStart = grownInts(recStart)
+      recEnd = grownInts(recEnd)
+      recNext = grownInts(recNext)
+    }
+    recStart[records] = at
+    recEnd[records] = end
+    recNext[records] = -1
+    if (seenStamp[shard] !== pass) {
+      seenStamp[shard] = pass
+      if (shards === shardOrder.length) shardOrder = grownInts(shardOrder)
+      shardOrder[shards++] = shard
+      firstRec[shard] = records
+    } else {
+      recNext[lastRec[shard]!] = records
+    }
+    lastRec[shard] = records
+    records++
+    at = end
+  }
+  for (let k = 0; k < shards; k++) {
+    const shard = shardOrder[k]!
+    let size = 0
+    for (let r = firstRec[shard]!; r !== -1; r = recNext[r]!) size += recEnd[r]! - recStart[r]!
+    if (size > gathered.length) gathered = new Uint8Array(Math.max(size, 2 * gathered.length))
+    const out = gathered
+    let p = 0
+    for (let r = firstRec[shard]!; r !== -1; r = recNext[r]!) {
+      for (let i = recStart[r]!, e = recEnd[r]!; i < e; i++) out[p++] = bytes[i]!
+    }
+    visit(shard, out, 0, size)
+  }
+}
+
+/** A stamp no shard holds yet. */
+function nextStamp (): number {
+  stamp = (stamp + 1) >>> 0
+  if (stamp === 0) {
+    seenStamp.fill(0)
+    stamp = 1
+  }
+  return stamp
+}
+
+function grownInts (a: Int32Array<ArrayBuffer>): Int32Array<ArrayBuffer> {
+  const b = new Int32Array(a.length * 2)
+  b.set(a)
+  return b
+}
+
 /** Does every record of the segment belong to `shard`? (A replica checks before applying.) */
 export function segmentIsOf (segment: Uint8Array, shard: number): boolean {
   for (const r of readJournal(segment)) if (((r.key[0]! << 8) | r.key[1]!) !== shard) return false
@@ -160,23 +288,32 @@ export function segmentIsOf (segment: Uint8Array, shard: number): boolean {
  * replica checks every segment of a batch before it queues any write of it).
  */
 export function checkSegment (segment: Uint8Array, shard: number): void {
-  const v = new DataView(segment.buffer, segment.byteOffset, segment.byteLength)
-  const length = segment.length
+  // byte reads, no DataView: this runs for every segment a replica applies
+  const b = segment
+  const length = b.length
   let at = 0
   while (at < length) {
     if (at + kHeader > length) throw bad('a record header is cut short')
-    const db = v.getUint8(at)
-    const op = v.getUint8(at + 1)
-    const keyLength = v.getUint16(at + 2)
+    const db = b[at]!
+    const op = b[at + 1]!
+    const keyLength = (b[at + 2]! << 8) | b[at + 3]!
     if (db < RANGE_STATES || db > RANGE_APPLIED) throw bad(`unknown database ${db}`)
     if (op !== JOURNAL_PUT && op !== JOURNAL_REMOVE) throw bad(`unknown op ${op}`)
     if (keyLength < 2) throw bad('a key without its shard')
-    const end = at + kHeader + keyLength + v.getUint32(at + 4)
+    const end = at + kHeader + keyLength + recordValueLength(b, at)
     if (end > length) throw bad('a record is cut short')
-    if (v.getUint16(at + kHeader) !== shard) throw new StorageError(`a journal segment of shard ${shard} writes outside it`)
+    if (((b[at + kHeader]! << 8) | b[at + kHeader + 1]!) !== shard) throw new StorageError(`a journal segment of shard ${shard} writes outside it`)
     at = end
   }
 }
+
+/** The u32 value length of the record at `at` (its header read byte by byte). */
+export function recordValueLength (b: Uint8Array, at: number): number {
+  return b[at + 4]! * 0x1000000 + ((b[at + 5]! << 16) | (b[at + 6]! << 8) | b[at + 7]!)
+}
+
+/** Bytes of a record's header (db, op, key length, value length): its key starts there. */
+export const JOURNAL_RECORD_HEADER = kHeader
 
 function bad (why: string): StorageError {
   return new StorageError(`a commit journal is malformed: ${why}`)

@@ -186,3 +186,23 @@ export class SendKeyScratch {
     return buf
   }
 }
+
+/**
+ * A key given as bytes elsewhere (a replica's journal record), copied into a reused buffer:
+ * the view returned is of that buffer (one per length, made once), valid until the next
+ * copy — lmdb-js copies a key when the write is queued. No view object per key.
+ */
+export class KeyCopies {
+  private buf = Buffer.allocUnsafe(1024)
+  private views: Buffer[] = []
+
+  copy (src: Uint8Array, start: number, length: number): Buffer {
+    if (length > this.buf.length) {
+      this.buf = Buffer.allocUnsafe(2 * length)
+      this.views = []
+    }
+    const buf = this.buf
+    for (let i = 0; i < length; i++) buf[i] = src[start + i]!
+    return this.views[length] ?? (this.views[length] = buf.subarray(0, length))
+  }
+}

@@ -65,8 +65,8 @@ import {
 import type { RangeRecord, ShardRanges, ShardSize } from '../../native-free-core/storage/shard-range.ts'
 import { QuotaTally } from '../../native-free-core/tenancy/quota-store.ts'
 import type { QuotaCountChange, QuotaRecords } from '../../native-free-core/tenancy/quota-store.ts'
-import { JOURNAL_REMOVE, JournalWriter, checkSegment, readJournal } from '../../native-free-core/storage/commit-journal.ts'
-import { KeyScratch, SendKeyScratch, parseStorageKey, prefixRange, shardRange, storageKey } from './lmdb-keys.ts'
+import { JOURNAL_RECORD_HEADER, JOURNAL_REMOVE, JournalWriter, checkSegment, recordValueLength } from '../../native-free-core/storage/commit-journal.ts'
+import { KeyCopies, KeyScratch, SendKeyScratch, parseStorageKey, prefixRange, shardRange, storageKey } from './lmdb-keys.ts'
 import type { FastBuffer } from './lmdb-keys.ts'
 import { openFormat } from './lmdb-format.ts'
 import { withCommitCause } from './lmdb-commit-failure.ts'
@@ -77,6 +77,12 @@ export type Durability = 'disk' | 'os'
 export interface ReplicatedWrite {
   readonly committed: Promise<void>
   readonly durable: Promise<void>
+}
+
+/** A journal segment for `queueReplicated`: a shard's records, as its owner wrote them. */
+export interface ReplicatedSegment {
+  readonly shard: number
+  readonly segment: Uint8Array
 }
 
 /** States whose id strings touchIds loads before the commit loop writes their keys. */
@@ -129,6 +135,8 @@ export class LmdbStore implements Store, QuotaRecords, ShardRanges {
   private readonly writeKeys = new KeyScratch()
   private readonly readKeys = new KeyScratch()
   private readonly sendKeys = new SendKeyScratch()
+  /** Keys of a replica's journal records, copied for lmdb-js (`queueReplicated`). */
+  private readonly journalKeys = new KeyCopies()
   private closed = false
   countsMoved: ((change: QuotaCountChange) => void) | undefined = undefined
   /**
@@ -544,7 +552,7 @@ export class LmdbStore implements Store, QuotaRecords, ShardRanges {
    */
   applyReplicated (segments: ReadonlyArray<readonly [shard: number, segment: Uint8Array]>): Promise<void> {
     try {
-      return this.queueReplicated(segments).durable
+      return this.queueReplicated(segments.map(([shard, segment]) => ({ shard, segment }))).durable
     } catch (err) {
       return Promise.reject(err)
     }
@@ -560,22 +568,33 @@ export class LmdbStore implements Store, QuotaRecords, ShardRanges {
    * 'disk'), which is when the replica may acknowledge. A later apply may be queued once
    * the earlier one committed: its commit overlaps the earlier one's flush.
    */
-  queueReplicated (segments: ReadonlyArray<readonly [shard: number, segment: Uint8Array]>): ReplicatedWrite {
-    for (const [shard, segment] of segments) {
+  queueReplicated (segments: ReadonlyArray<ReplicatedSegment>): ReplicatedWrite {
+    for (let i = 0; i < segments.length; i++) {
+      const { shard, segment } = segments[i]!
       checkShard(shard)
       checkSegment(segment, shard)
     }
     const dbs = this.rangeDbById
+    const keys = this.journalKeys
     let written: Promise<boolean> = kNothingWritten
-    for (const [shard, segment] of segments) {
+    for (let i = 0; i < segments.length; i++) {
+      const { shard, segment: b } = segments[i]!
       if (!this.replicaRanges.has(shard)) {
         this.replicaRanges.add(shard)
         written = this.meta.put(replicaKey(shard) as never, 1 as never)
       }
-      for (const r of readJournal(segment)) {
-        const db = dbs[r.db]!
-        const key = Buffer.from(r.key.buffer, r.key.byteOffset, r.key.length)
-        written = r.op === JOURNAL_REMOVE ? db.remove(key) : db.put(key, Buffer.from(r.value.buffer, r.value.byteOffset, r.value.length))
+      // the records read in place (checked above): the key copied into a reused buffer
+      // (lmdb-js copies it again as the write is queued), the value a view of the segment
+      // (lmdb-js reads it when the transaction runs; the segment is the replica's own copy)
+      let at = 0
+      while (at < b.length) {
+        const db = dbs[b[at]!]!
+        const keyLength = (b[at + 2]! << 8) | b[at + 3]!
+        const k = at + JOURNAL_RECORD_HEADER
+        const end = k + keyLength + recordValueLength(b, at)
+        const key = keys.copy(b, k, keyLength)
+        written = b[at + 1] === JOURNAL_REMOVE ? db.remove(key) : db.put(key, b.subarray(k + keyLength, end) as Buffer)
+        at = end
       }
     }
     if (written !== kNothingWritten) written = withCommitCause(written)

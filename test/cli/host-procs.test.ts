@@ -13,7 +13,15 @@ import { join } from 'node:path'
 import { UnknownMethodError } from '../../native-free-core/errors.ts'
 import { HostProcess, TcpProxy, clusterProcs, testAgents } from '../helpers/cluster-procs.ts'
 import { startEtcd } from '../helpers/etcd.ts'
-import { HostProcessExitedError } from '../../src/cli/procs/host-process.ts'
+import { EXEC_ARGV_ENV, HostProcessExitedError, childExecArgv } from '../../src/cli/procs/host-process.ts'
+
+test('a host child\'s Node flags: the caller\'s, then those of $SHOAL_HOST_EXEC_ARGV (to profile any bench\'s hosts)', () => {
+  assert.equal(EXEC_ARGV_ENV, 'SHOAL_HOST_EXEC_ARGV')
+  assert.deepEqual(childExecArgv(['--cpu-prof'], {}), ['--cpu-prof'])
+  assert.deepEqual(childExecArgv(undefined, { SHOAL_HOST_EXEC_ARGV: ' --trace-gc  --heap-prof-dir=/tmp/x ' }), ['--trace-gc', '--heap-prof-dir=/tmp/x'])
+  assert.deepEqual(childExecArgv(['--cpu-prof'], { SHOAL_HOST_EXEC_ARGV: '--trace-gc' }), ['--cpu-prof', '--trace-gc'])
+  assert.deepEqual(childExecArgv([], { SHOAL_HOST_EXEC_ARGV: '' }), [])
+})
 
 test('a host process: calls, load and errors cross as they are; SIGSTOP pauses it, SIGCONT resumes it; SIGKILL fails what waits; close exits 0', { timeout: 60_000 }, async () => {
   const dir = mkdtempSync(join(tmpdir(), 'shoal-proc-'))

@@ -35,6 +35,21 @@ test('segments round-trip, cut between records at the payload limit', () => {
   assert.ok(w.empty, 'take empties the writer')
 })
 
+test('addRange writes a range of a journal as add writes the same bytes, short or long', () => {
+  const src = new Uint8Array(400)
+  for (let i = 0; i < src.length; i++) src[i] = (i * 7) & 255
+  const a = new SegmentWriter(1000, 9)
+  const b = new SegmentWriter(1000, 9)
+  for (const [start, end] of [[3, 40], [50, 50], [100, 380]] as const) { // copied by a loop, empty, by a view
+    a.add(12, 4, start + 1, src.subarray(start, end), 2)
+    b.addRange(12, 4, start + 1, src, start, end, 2)
+  }
+  const pa = payloads(a)
+  const pb = payloads(b)
+  assert.deepEqual(pb.map((p) => Buffer.from(p).toString('hex')), pa.map((p) => Buffer.from(p).toString('hex')))
+  assert.deepEqual(readSegments(pb[0]!, SHARDS)!.segments.map((s) => [...s.segment]), [[...src.subarray(3, 40)], [], [...src.subarray(100, 380)]])
+})
+
 test('a segment read is a copy: the link may reuse its buffer at once', () => {
   const w = new SegmentWriter(1000, 1)
   w.add(3, 1, 1, new Uint8Array([10, 20, 30]))

@@ -9,7 +9,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { LmdbStore } from '../../src/storage/lmdb-store.ts'
-import { JournalWriter, chunkJournal, readJournal, splitJournal } from '../../native-free-core/storage/commit-journal.ts'
+import { JournalWriter, checkSegment, chunkJournal, forEachSegment, readJournal, splitJournal } from '../../native-free-core/storage/commit-journal.ts'
 import { ShardUnavailableError, StorageError } from '../../native-free-core/errors.ts'
 import { hashId, shardOf } from '../../native-free-core/placement/hash.ts'
 import { stateCodec } from '../../src/thread/codec.ts'
@@ -43,6 +43,61 @@ test('journal records round-trip, split per shard in order, and chunk at record 
   assert.ok(pieces.length > 1)
   assert.deepEqual(Buffer.concat(pieces), Buffer.from(bytes), 'pieces are the journal, cut between records')
   for (const p of pieces) [...readJournal(p)]
+})
+
+test('forEachSegment visits what splitJournal returns: views of the journal when each shard\'s records are together', () => {
+  const key = (shard: number, tail: string): Uint8Array => Buffer.concat([Buffer.from([shard >> 8, shard & 255]), Buffer.from(tail)])
+  const visit = (bytes: Uint8Array): Array<[number, string, boolean]> => {
+    const out: Array<[number, string, boolean]> = []
+    forEachSegment(bytes, (shard, b, start, end) => out.push([shard, Buffer.from(b.subarray(start, end)).toString('hex'), b === bytes]))
+    return out
+  }
+  const together = new JournalWriter()
+  together.put(1, key(5, 'a'), Buffer.from('1'))
+  together.remove(2, key(5, 'c'))
+  together.put(1, key(4095, 'b'), Buffer.from('x'.repeat(300)))
+  together.put(1, key(9, 'd'), Buffer.from(''))
+  const t = together.take()!
+  const seen = visit(t)
+  assert.deepEqual(seen.map(([s, hex]) => [s, hex]), splitJournal(t).map(([s, seg]) => [s, Buffer.from(seg).toString('hex')]))
+  assert.deepEqual(seen.map(([s]) => s), [5, 4095, 9], 'shards in the order they first appear')
+  assert.ok(seen.every(([, , view]) => view), 'each segment a range of the journal itself')
+  // shard 5 again after shard 9: its records are gathered into a copy, in their order
+  const apart = new JournalWriter()
+  apart.put(1, key(5, 'a'), Buffer.from('1'))
+  apart.put(1, key(9, 'b'), Buffer.from('22'))
+  apart.put(1, key(5, 'a'), Buffer.from('333'))
+  const a = apart.take()!
+  const split = visit(a)
+  assert.deepEqual(split.map(([s, hex]) => [s, hex]), splitJournal(a).map(([s, seg]) => [s, Buffer.from(seg).toString('hex')]))
+  assert.deepEqual([...readJournal(Buffer.from(split[0]![1], 'hex'))].map((r) => Buffer.from(r.value).toString()), ['1', '333'])
+  // many records, shards interleaved (the per-record lists grow): still splitJournal's segments
+  const many = new JournalWriter()
+  for (let i = 0; i < 700; i++) many.put(1 + (i % 3), key((i * 37) % 50, `k${i}`), Buffer.from('v'.repeat(i % 130)))
+  const m = many.take()!
+  assert.deepEqual(visit(m).map(([s, hex]) => [s, hex]), splitJournal(m).map(([s, seg]) => [s, Buffer.from(seg).toString('hex')]))
+  // a shard seen in an earlier journal is not "seen" in the next one
+  assert.deepEqual(visit(t).map(([s]) => s), [5, 4095, 9])
+  // malformed: thrown before any segment is visited
+  let visited = 0
+  assert.throws(() => forEachSegment(t.subarray(0, t.length - 1), () => visited++), StorageError)
+  const badShard = Buffer.from(t)
+  badShard[8] = 0x10 // the first key's shard: 4096 + 5, past every shard
+  assert.throws(() => forEachSegment(badShard, () => visited++), StorageError)
+  assert.equal(visited, 0, 'nothing visited')
+})
+
+test('checkSegment refuses a segment with a record of another shard, a bad header or a cut record', () => {
+  const j = new JournalWriter()
+  j.put(1, Buffer.from([0, 7, 65]), Buffer.from('x'.repeat(70000))) // a value length past 16 bits
+  j.remove(2, Buffer.from([0, 7, 66]))
+  const seg = j.take()!
+  checkSegment(seg, 7)
+  assert.throws(() => checkSegment(seg, 8), StorageError, 'another shard')
+  assert.throws(() => checkSegment(seg.subarray(0, seg.length - 1), 7), StorageError, 'cut short')
+  const op = Buffer.from(seg)
+  op[1] = 7
+  assert.throws(() => checkSegment(op, 7), StorageError, 'unknown op')
 })
 
 test('a malformed journal is a StorageError, never a partial write', async () => {

@@ -39,7 +39,7 @@ import { inSyncHosts, markInSync, newInSyncRecord, setShardEpoch } from '../../.
 import type { InSyncRecord } from '../../../native-free-core/placement/in-sync.ts'
 import { replicasOf } from '../../../native-free-core/placement/shard-map.ts'
 import type { ShardMap } from '../../../native-free-core/placement/shard-map.ts'
-import { splitJournal } from '../../../native-free-core/storage/commit-journal.ts'
+import { forEachSegment } from '../../../native-free-core/storage/commit-journal.ts'
 import type { FrameSink } from '../../../native-free-core/ring/ring-queue.ts'
 import type { ShardRanges } from '../../../native-free-core/storage/shard-range.ts'
 import { CL_REPL, CL_SNAP_DATA, CL_SNAP_END, CL_UNREPLICA } from '../wire.ts'
@@ -72,24 +72,21 @@ export interface OwnerParts {
   warn (message: string): void
 }
 
-/** One journal piece waiting for its shards' replicas. */
 const kEmpty = new Uint8Array(0)
 
+/** One journal piece waiting for its shards' replicas. */
 class Gate {
   remaining: number
   readonly resolve: () => void
   readonly reject: (err: unknown) => void
-  constructor (remaining: number, resolve: () => void, reject: (err: unknown) => void) {
+  /** When it was numbered (Date.now()). */
+  readonly since: number
+  constructor (remaining: number, resolve: () => void, reject: (err: unknown) => void, since: number) {
     this.remaining = remaining
     this.resolve = resolve
     this.reject = reject
+    this.since = since
   }
-}
-
-interface Waiting {
-  readonly seq: number
-  readonly gate: Gate
-  readonly since: number
 }
 
 class Stream {
@@ -104,9 +101,16 @@ class Stream {
   readonly dropping = new Set<string>()
   /** Highest segment each replica acknowledged on this stream. */
   readonly acked = new Map<string, number>()
-  /** Segments not done yet, oldest first, from `head` on (settled ones are skipped, not spliced out per acknowledgement). */
-  waiting: Waiting[] = []
+  /**
+   * Segments not done yet, oldest first, in `head..tail` (settled ones are skipped, not
+   * spliced out per acknowledgement): each one's seq and its journal's gate, side by side
+   * — no object per segment (a segment is nearly a command), and the two lists keep their
+   * room when they empty (the stream's next segment does not grow them again).
+   */
+  waitSeq: number[] = []
+  waitGate: Array<Gate | null> = []
   head = 0
+  tail = 0
   /** The stream's first record landed (until then nothing is done). */
   published = false
   /** Replicas the segments go to (the map's list, and whoever is still in sync). */
@@ -195,14 +199,14 @@ export class OwnerStreams {
   describeWaiting (): string {
     let streams = 0
     let writes = 0
-    let oldest: { stream: Stream, w: Waiting } | null = null
+    let oldest: { stream: Stream, w: { seq: number, since: number } } | null = null
     for (const stream of this.streams.values()) {
       let n = 0
-      for (let i = stream.head; i < stream.waiting.length; i++) if (stream.waiting[i]!.gate.remaining > 0) n++
+      for (let i = stream.head; i < stream.tail; i++) if (stream.waitGate[i]!.remaining > 0) n++
       if (n === 0) continue
       streams++
       writes += n
-      const w = stream.waiting[stream.head]!
+      const w = { seq: stream.waitSeq[stream.head]!, since: stream.waitGate[stream.head]!.since }
       if (oldest === null || w.since < oldest.w.since) oldest = { stream, w }
     }
     const publish = `in-sync record ${this.publishing !== null ? 'being written' : 'idle'}${this.publishFailing ? ', its writes failing' : ''} (${this.publishFailures} failures)`
@@ -268,16 +272,18 @@ export class OwnerStreams {
   private end (stream: Stream, why: string): void {
     this.streams.delete(stream.shard)
     const error = new ShardUnavailableError(why, { shard: stream.shard })
-    const w = stream.waiting
-    for (let i = stream.head; i < w.length; i++) {
-      const gate = w[i]!.gate
+    const w = stream.waitGate
+    for (let i = stream.head; i < stream.tail; i++) {
+      const gate = w[i]!
       if (gate.remaining > 0) {
         gate.remaining = -1
         gate.reject(error)
       }
     }
-    stream.waiting = []
+    stream.waitSeq = []
+    stream.waitGate = []
     stream.head = 0
+    stream.tail = 0
   }
 
   /**
@@ -313,40 +319,76 @@ export class OwnerStreams {
 
   /** A journal of this host, its commit queued: resolves once every shard's in-sync replicas have it. */
   replicate (journal: Uint8Array): Promise<void> {
-    const segments = splitJournal(journal)
-    return new Promise<void>((resolve, reject) => {
-      const gate = new Gate(0, resolve, reject)
-      const now = Date.now()
-      try {
-        for (const [shard, segment] of segments) {
-          const stream = this.streams.get(shard) ?? this.startLate(shard)
-          if (stream === undefined) {
-            gate.remaining = -1
-            reject(new ShardUnavailableError(`shard ${shard} is not served here now: retry`, { shard }))
-            return
-          }
-          const seq = ++stream.seq
-          if (seq > this.doneUpTo(stream)) {
-            gate.remaining++
-            stream.waiting.push({ seq, gate, since: now })
-          }
-          for (const host of stream.targets) this.segmentTo(host, stream, seq, segment)
-          this.segmentsOut++
-          this.bytesOut += segment.length
-        }
-      } finally {
-        // what was numbered goes out, whatever happened after (a later shard not served here)
-        this.send()
-      }
-      if (gate.remaining === 0) resolve()
+    let resolve!: () => void
+    let reject!: (err: unknown) => void
+    const done = new Promise<void>((res, rej) => {
+      resolve = res
+      reject = rej
     })
+    const gate = new Gate(0, resolve, reject, Date.now())
+    this.gate = gate
+    try {
+      forEachSegment(journal, this.numberSegment)
+    } catch (err) {
+      if (gate.remaining >= 0) {
+        gate.remaining = -1
+        reject(err)
+      }
+    } finally {
+      this.gate = null
+      // what was numbered goes out, whatever happened after (a later shard not served here)
+      this.send()
+    }
+    if (gate.remaining === 0) resolve()
+    return done
   }
 
-  private segmentTo (host: string, stream: Stream, seq: number, segment: Uint8Array): void {
+  /** The gate of the journal `replicate` is numbering (its segments' visitor reads it). */
+  private gate: Gate | null = null
+
+  /** One segment of the journal being replicated: numbered in its shard's stream, written for each target. */
+  private readonly numberSegment = (shard: number, bytes: Uint8Array, start: number, end: number): void => {
+    const gate = this.gate!
+    if (gate.remaining < 0) return // a shard before it was not served here: the rest is not numbered
+    const stream = this.streams.get(shard) ?? this.startLate(shard)
+    if (stream === undefined) {
+      gate.remaining = -1
+      gate.reject(new ShardUnavailableError(`shard ${shard} is not served here now: retry`, { shard }))
+      return
+    }
+    const seq = ++stream.seq
+    // not done at once unless no replica counts yet (`doneUpTo` without its walk of the set:
+    // no replica has acknowledged a segment numbered only now)
+    if (!stream.published || stream.inSync.size !== 0) {
+      gate.remaining++
+      const at = stream.tail++
+      if (at < stream.waitSeq.length) {
+        stream.waitSeq[at] = seq
+        stream.waitGate[at] = gate
+      } else {
+        stream.waitSeq.push(seq)
+        stream.waitGate.push(gate)
+      }
+    }
+    const targets = stream.targets
+    for (let i = 0; i < targets.length; i++) this.rangeTo(targets[i]!, stream, seq, bytes, start, end)
+    this.segmentsOut++
+    this.bytesOut += end - start
+  }
+
+  private writerFor (host: string): SegmentWriter {
     let out = this.out.get(host)
     if (out === undefined) this.out.set(host, out = new SegmentWriter(this.parts.wire.maxPayloadBytes, this.nonce))
     if (out.empty) this.filled.push(host)
-    out.add(stream.shard, stream.epoch, seq, segment, stream.gen)
+    return out
+  }
+
+  private segmentTo (host: string, stream: Stream, seq: number, segment: Uint8Array): void {
+    this.writerFor(host).add(stream.shard, stream.epoch, seq, segment, stream.gen)
+  }
+
+  private rangeTo (host: string, stream: Stream, seq: number, bytes: Uint8Array, start: number, end: number): void {
+    this.writerFor(host).addRange(stream.shard, stream.epoch, seq, bytes, start, end, stream.gen)
   }
 
   /** One CL_REPL frame (or a few, if large) per replica host for everything numbered since the last. */
@@ -393,19 +435,28 @@ export class OwnerStreams {
   /** Let the segments of a stream that are done go. */
   private settle (stream: Stream): void {
     const upTo = this.doneUpTo(stream)
-    const w = stream.waiting
+    const seqs = stream.waitSeq
+    const gates = stream.waitGate
+    const tail = stream.tail
     let i = stream.head
-    while (i < w.length && w[i]!.seq <= upTo) {
-      const gate = w[i]!.gate
+    while (i < tail && seqs[i]! <= upTo) {
+      const gate = gates[i]!
+      gates[i] = null // a settled journal's gate is not kept alive by its slot
       if (gate.remaining > 0 && --gate.remaining === 0) gate.resolve()
       i++
     }
-    if (i === w.length) {
-      w.length = 0
+    if (i === tail) {
+      stream.head = stream.tail = 0
+    } else if (i > 1024 && i > tail >> 1) {
+      // now and then, not per acknowledgement: the waiting ones to the front
+      const n = tail - i
+      for (let k = 0; k < n; k++) {
+        seqs[k] = seqs[i + k]!
+        gates[k] = gates[i + k]!
+      }
+      for (let k = n; k < tail; k++) gates[k] = null
       stream.head = 0
-    } else if (i > 1024 && i > w.length >> 1) {
-      stream.waiting = w.slice(i) // now and then, not per acknowledgement
-      stream.head = 0
+      stream.tail = n
     } else {
       stream.head = i
     }
@@ -575,10 +626,11 @@ export class OwnerStreams {
   private checkTimeouts (): void {
     const late = Date.now() - this.parts.ackTimeoutMs
     for (const stream of this.streams.values()) {
-      const oldest = stream.waiting[stream.head]
+      const oldest = stream.head < stream.tail ? stream.waitGate[stream.head]! : undefined
       if (oldest === undefined || oldest.since > late || !stream.published) continue
+      const oldestSeq = stream.waitSeq[stream.head]!
       for (const host of stream.inSync) {
-        if ((stream.acked.get(host) ?? 0) < oldest.seq && !stream.dropping.has(host)) {
+        if ((stream.acked.get(host) ?? 0) < oldestSeq && !stream.dropping.has(host)) {
           this.parts.warn(`replica ${host} did not acknowledge shard ${stream.shard}'s writes within ${this.parts.ackTimeoutMs} ms; it is out of sync until it catches up`)
           void this.fallOut(stream, host, true)
         }

@@ -28,8 +28,8 @@ import type { SegmentRecord } from './segment-frames.ts'
 /** What a replica needs of the store (the LMDB store). */
 export interface ReplicaStore {
   applyReplicated (segments: ReadonlyArray<readonly [shard: number, segment: Uint8Array]>): Promise<void>
-  /** The same, queued in this synchronous step (throws if a segment is malformed): committed, then durable. */
-  queueReplicated (segments: ReadonlyArray<readonly [shard: number, segment: Uint8Array]>): { readonly committed: Promise<void>, readonly durable: Promise<void> }
+  /** The same (segments as records: a CL_REPL's, as read), queued in this synchronous step (throws if a segment is malformed): committed, then durable. */
+  queueReplicated (segments: ReadonlyArray<{ readonly shard: number, readonly segment: Uint8Array }>): { readonly committed: Promise<void>, readonly durable: Promise<void> }
   importShard (shard: number, chunks: Iterable<Uint8Array>, asReplica?: boolean): Promise<void> | undefined
   dropShard (shard: number): Promise<void> | undefined
   countShard (shard: number | readonly number[], sign?: 1 | -1): Promise<void>
@@ -72,16 +72,6 @@ class Copy {
 /** How often a replica range nobody streams to this host is asked about again (`askAboutUntracked`). */
 const ASK_AGAIN_MS = 5_000
 
-interface Taken {
-  readonly owner: string
-  readonly shard: number
-  readonly nonce: number
-  readonly epoch: number
-  readonly gen: number
-  readonly seq: number
-  readonly segment: Uint8Array
-}
-
 export class ReplicaCopies {
   private readonly parts: ReplicaParts
   private readonly copies = new Map<number, Copy>()
@@ -92,8 +82,13 @@ export class ReplicaCopies {
   private map: ShardMap | null = null
   /** Store work, one at a time in arrival order: applies, snapshots, drops. */
   private queue: Promise<void> = Promise.resolve()
-  /** Segments waiting for the next apply transaction, with their acknowledgements. */
-  private batch: Taken[] = []
+  /**
+   * Segments waiting for the next apply transaction (as read from their CL_REPL), and
+   * side by side each one's owner and its stream's nonce (no object per segment taken).
+   */
+  private batch: SegmentRecord[] = []
+  private batchOwner: string[] = []
+  private batchNonce: number[] = []
   private batchQueued = false
   /** An apply is queued and not started: segments join it. */
   private flushQueued = false
@@ -245,7 +240,9 @@ export class ReplicaCopies {
       return
     }
     copy.next = seq
-    this.batch.push({ owner, shard, nonce, epoch, gen, seq, segment: seg.segment })
+    this.batch.push(seg)
+    this.batchOwner.push(owner)
+    this.batchNonce.push(nonce)
     this.applySoon()
   }
 
@@ -394,18 +391,30 @@ export class ReplicaCopies {
       // only segments of copies still kept: one dropped meanwhile (CL_UNREPLICA, a lost
       // link) must not come back as a range nobody tracks. Skipping them is safe: a write
       // its owner acknowledged had this host's acknowledgement, so it was applied already
-      const batch = this.batch.filter((b) => {
-        const copy = this.copies.get(b.shard)
-        return copy !== undefined && copy.nonce === b.nonce && copy.epoch === b.epoch && copy.gen === b.gen && copy.owner === b.owner
-      })
+      const batch = this.batch
+      const owners = this.batchOwner
+      const nonces = this.batchNonce
       this.batch = []
-      if (batch.length === 0) return
-      const write = this.parts.store.queueReplicated(batch.map((b) => [b.shard, b.segment] as const))
+      this.batchOwner = []
+      this.batchNonce = []
+      let n = 0
+      for (let i = 0; i < batch.length; i++) {
+        const b = batch[i]!
+        const copy = this.copies.get(b.shard)
+        if (copy === undefined || copy.nonce !== nonces[i] || copy.epoch !== b.epoch || copy.gen !== b.gen || copy.owner !== owners[i]) continue
+        batch[n] = b
+        owners[n] = owners[i]!
+        nonces[n] = nonces[i]!
+        n++
+      }
+      batch.length = owners.length = nonces.length = n
+      if (n === 0) return
+      const write = this.parts.store.queueReplicated(batch)
       this.applies++
       // acknowledged once durable; the next apply need only wait for this one's commit, so
       // its transaction overlaps this one's flush
       // a failed commit is the queue's to report; a flush failing after it, this one's
-      write.committed.then(() => write.durable.then(() => this.ack(batch), (err: unknown) => this.failed(err)), () => {})
+      write.committed.then(() => write.durable.then(() => this.ack(batch, owners, nonces), (err: unknown) => this.failed(err)), () => {})
       await write.committed
     })
   }
@@ -428,14 +437,14 @@ export class ReplicaCopies {
   }
 
   /** An apply is durable: one CL_REPL_ACK per owner, a high-water mark per stream. */
-  private ack (batch: readonly Taken[]): void {
-    let last: Taken | null = null
-    for (const b of batch) {
+  private ack (batch: readonly SegmentRecord[], owners: readonly string[], nonces: readonly number[]): void {
+    let last = -1
+    for (let i = 0; i < batch.length; i++) {
       // a stream's segments are in order within a batch: its last one says it all
-      if (last !== null && (last.shard !== b.shard || last.owner !== b.owner || last.gen !== b.gen)) this.ackOne(last)
-      last = b
+      if (last !== -1 && (batch[last]!.shard !== batch[i]!.shard || owners[last] !== owners[i] || batch[last]!.gen !== batch[i]!.gen)) this.ackOne(owners[last]!, nonces[last]!, batch[last]!)
+      last = i
     }
-    if (last !== null) this.ackOne(last)
+    if (last !== -1) this.ackOne(owners[last]!, nonces[last]!, batch[last]!)
     for (const [owner, out] of this.acks) {
       if (out.empty) continue
       try {
@@ -447,10 +456,10 @@ export class ReplicaCopies {
     }
   }
 
-  private ackOne (b: Taken): void {
-    let out = this.acks.get(b.owner)
-    if (out === undefined) this.acks.set(b.owner, out = new AckWriter(this.parts.wire.maxPayloadBytes))
-    out.add(b.shard, b.nonce, b.epoch, b.seq, b.gen)
+  private ackOne (owner: string, nonce: number, b: SegmentRecord): void {
+    let out = this.acks.get(owner)
+    if (out === undefined) this.acks.set(owner, out = new AckWriter(this.parts.wire.maxPayloadBytes))
+    out.add(b.shard, nonce, b.epoch, b.seq, b.gen)
   }
 
   close (): void {

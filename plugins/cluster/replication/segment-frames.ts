@@ -107,7 +107,31 @@ export class SegmentWriter extends Payloads {
     this.bytes.set(segment, at + kSegHeader)
     this.at = at + kSegHeader + segment.length
   }
+
+  /** `add` of the segment `src[start..end]` (no view made for it: a short one is copied byte by byte). */
+  addRange (shard: number, epoch: number, seq: number, src: Uint8Array, start: number, end: number, gen = 0): void {
+    const length = end - start
+    this.room(kSegHeader + length)
+    const v = this.view
+    const at = this.at
+    v.setUint16(at, shard)
+    v.setUint16(at + 2, gen)
+    v.setUint32(at + 4, epoch)
+    v.setUint32(at + 8, seq)
+    v.setUint32(at + 12, length)
+    const bytes = this.bytes
+    const to = at + kSegHeader
+    if (length <= kCopyLoop) {
+      for (let i = 0; i < length; i++) bytes[to + i] = src[start + i]!
+    } else {
+      bytes.set(src.subarray(start, end), to)
+    }
+    this.at = to + length
+  }
 }
+
+/** Segments up to this long are copied by a loop rather than a view and `set`. */
+const kCopyLoop = 96
 
 /** CL_REPL_ACK payloads for one owner host. */
 export class AckWriter extends Payloads {

@@ -13,7 +13,9 @@
  * fail. Every command still waiting when the child dies is rejected with
  * HostProcessExitedError.
  * The child's stdout and stderr are kept (the last 64 KiB) for a failing test's message,
- * and echoed with a prefix when $SHOAL_PROCS_ECHO is set.
+ * and echoed with a prefix when $SHOAL_PROCS_ECHO is set. $SHOAL_HOST_EXEC_ARGV (Node flags,
+ * separated by spaces) is added to every child's flags: a way to profile the hosts of any
+ * bench or test (`--trace-gc`, `--heap-prof`, which NODE_OPTIONS does not all allow).
  */
 import { fork } from 'node:child_process'
 import type { ChildProcess } from 'node:child_process'
@@ -27,6 +29,13 @@ import type {
 export const hostChildScript = fileURLToPath(new URL('./host-child.js', import.meta.url))
 
 const kLogBytes = 64 * 1024
+export const EXEC_ARGV_ENV = 'SHOAL_HOST_EXEC_ARGV'
+
+/** The child's Node flags: the caller's, then those of $SHOAL_HOST_EXEC_ARGV. */
+export function childExecArgv (own: readonly string[] = [], env: NodeJS.ProcessEnv = process.env): string[] {
+  const extra = env[EXEC_ARGV_ENV]
+  return [...own, ...(extra === undefined ? [] : extra.split(/\s+/).filter((a) => a !== ''))]
+}
 const live = new Set<ChildProcess>()
 process.once('exit', () => { for (const p of live) p.kill('SIGKILL') })
 
@@ -96,7 +105,7 @@ export class HostProcess {
     this.config = config
     const t0 = performance.now()
     this.child = fork(hostChildScript, [], {
-      execArgv: [...(options.execArgv ?? [])],
+      execArgv: childExecArgv(options.execArgv),
       env: { ...process.env, ...options.env, [CONFIG_ENV]: JSON.stringify(config) },
       stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
       serialization: 'advanced'
