@@ -96,16 +96,7 @@ export class SegmentWriter extends Payloads {
   }
 
   add (shard: number, epoch: number, seq: number, segment: Uint8Array, gen = 0): void {
-    this.room(kSegHeader + segment.length)
-    const v = this.view
-    const at = this.at
-    v.setUint16(at, shard)
-    v.setUint16(at + 2, gen)
-    v.setUint32(at + 4, epoch)
-    v.setUint32(at + 8, seq)
-    v.setUint32(at + 12, segment.length)
-    this.bytes.set(segment, at + kSegHeader)
-    this.at = at + kSegHeader + segment.length
+    this.addRange(shard, epoch, seq, segment, 0, segment.length, gen)
   }
 
   /** `add` of the segment `src[start..end]` (no view made for it: a short one is copied byte by byte). */
