@@ -89,8 +89,6 @@ interface InflightStates {
   readonly ids: BatchIds
   byId: Map<string, Uint8Array | null> | null
 }
-
-
 /** A commit in flight's storage changes of one agent. */
 interface InflightStorage { readonly overlay: StorageOverlay, readonly seq: number }
 
