@@ -10,12 +10,11 @@ import { AgentRegistry } from '../../native-free-core/agent/registry.ts'
 import { ShardRuntime } from '../../native-free-core/runtime/shard-runtime.ts'
 import { MemoryStore } from '../../native-free-core/storage/memory-store.ts'
 import type { StorageChanges, Store, WriteBatch } from '../../native-free-core/storage/store.ts'
-import { Envelope, MSG_CALL } from '../../native-free-core/agent/envelope.ts'
 import { idString } from '../../native-free-core/agent/agent-id.ts'
-import { hashId } from '../../native-free-core/placement/hash.ts'
 import { simCodec } from '../../native-free-core/sim/codec.ts'
 import { checkStorageKey } from '../../native-free-core/storage/agent-storage.ts'
 import { compareKeys } from '../../native-free-core/storage/store.ts'
+import { callEnvelope } from '../fixtures/call-envelope.ts'
 
 class HeldStore extends MemoryStore implements Store {
   readonly batches: WriteBatch[] = []
@@ -86,14 +85,7 @@ function setup (held: boolean): {
   const id = idString('default', 'bag', 'b')
   const info = registry.require('bag')
   const deliver = (method: string, payload?: unknown, key = 'b'): Promise<unknown> => {
-    const env = new Envelope()
-    env.kind = MSG_CALL
-    env.id = key === 'b' ? id : idString('default', 'bag', key)
-    env.hash = hashId(env.id)
-    env.typeIdx = info.index
-    env.methodIdx = registry.method(info, method).index
-    env.payload = payload
-    env.callId = ++nextCall
+    const env = callEnvelope(registry, info, key === 'b' ? id : idString('default', 'bag', key), method, payload, ++nextCall)
     const reply = new Promise<unknown>((resolve) => waiting.set(env.callId, resolve))
     rt.deliver(env)
     return reply

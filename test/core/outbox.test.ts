@@ -14,13 +14,14 @@ import { AgentRegistry } from '../../native-free-core/agent/registry.ts'
 import { ShardRuntime } from '../../native-free-core/runtime/shard-runtime.ts'
 import { MemoryStore } from '../../native-free-core/storage/memory-store.ts'
 import type { SendId, Store, WriteBatch } from '../../native-free-core/storage/store.ts'
-import { Envelope, MSG_CALL, MSG_FORGET, MSG_SEND } from '../../native-free-core/agent/envelope.ts'
+import { Envelope, MSG_FORGET, MSG_SEND } from '../../native-free-core/agent/envelope.ts'
 import { idString } from '../../native-free-core/agent/agent-id.ts'
 import { hashId, shardOf } from '../../native-free-core/placement/hash.ts'
 import type { WireError } from '../../native-free-core/errors.ts'
 import { simCodec } from '../../native-free-core/sim/codec.ts'
 import { ManualStore } from '../fixtures/manual-store.ts'
 import type { ValueCodec } from '../../native-free-core/runtime/ports.ts'
+import { callEnvelope } from '../fixtures/call-envelope.ts'
 
 /** Resolved by the test: `hold` keeps its agent busy until then. */
 let release: () => void = () => {}
@@ -79,15 +80,7 @@ function runtimeOn (store: Store, mode: 'claim' | 'dedup' = 'claim', codec: Valu
   const info = registry.require('wallet')
   let callId = 0
   const call = (key: string, method: string, payload?: unknown): number => {
-    const env = new Envelope()
-    env.kind = MSG_CALL
-    env.id = idString('default', 'wallet', key)
-    env.hash = hashId(env.id)
-    env.typeIdx = info.index
-    env.methodIdx = registry.method(info, method).index
-    env.payload = payload
-    env.callId = ++callId
-    rt.deliver(env)
+    rt.deliver(callEnvelope(registry, info, idString('default', 'wallet', key), method, payload, ++callId))
     rt.commit()
     return callId
   }

@@ -13,7 +13,6 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { defineAgent } from '../../native-free-core/agent/define-agent.ts'
 import { AgentRegistry } from '../../native-free-core/agent/registry.ts'
-import { Envelope, MSG_CALL } from '../../native-free-core/agent/envelope.ts'
 import { idString } from '../../native-free-core/agent/agent-id.ts'
 import { hashId } from '../../native-free-core/placement/hash.ts'
 import { ShardRuntime } from '../../native-free-core/runtime/shard-runtime.ts'
@@ -22,6 +21,7 @@ import { LmdbStore } from '../../src/storage/lmdb-store.ts'
 import { OutboxRedelivery } from '../../src/storage/outbox-redelivery.ts'
 import { UnreleasedSends } from '../../src/thread/unreleased-sends.ts'
 import { tempDataDir } from './helpers.ts'
+import { callEnvelope } from '../fixtures/call-envelope.ts'
 
 const account = defineAgent({
   type: 'acct',
@@ -78,15 +78,7 @@ function thread (store: LmdbStore, index: number, shared: UnreleasedSends | null
   })
   const info = registry.require('acct')
   const call = (key: string, method: string, payload?: unknown): void => {
-    const env = new Envelope()
-    env.kind = MSG_CALL
-    env.id = idOf(key)
-    env.hash = hashId(env.id)
-    env.typeIdx = info.index
-    env.methodIdx = registry.method(info, method).index
-    env.payload = payload
-    env.callId = ++callId
-    rt.deliver(env)
+    rt.deliver(callEnvelope(registry, info, idOf(key), method, payload, ++callId))
     rt.commit()
   }
   return { rt, sent, told, call }
