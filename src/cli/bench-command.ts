@@ -177,6 +177,7 @@ export async function runBench (o: BenchOptions, out: NodeJS.WriteStream = proce
     host.on('worker-restart', (e) => progress.log(`worker ${e.thread} restarted${e.error !== null ? `: ${e.error.message}` : ''}`))
     timeline.start(host, kSampleMs)
     const probes = await ThreadProbes.find(host, o.workers === 0 ? 1 : o.workers)
+    const idArenaBytes = (): number => h.stats().workers.reduce((n, w) => n + w.idArenaBytes, 0)
     const ctx: ScenarioContext = {
       host,
       probes,
@@ -200,13 +201,13 @@ export async function runBench (o: BenchOptions, out: NodeJS.WriteStream = proce
       if (name === 'activate') {
         timeline.enter('memory')
         const stateHeapBytes = (await probes.stateSize(kStateSizeSamples)).heapBytes
-        const before: MemorySnapshot = await snapshot(probes)
+        const before: MemorySnapshot = await snapshot(probes, idArenaBytes)
         timeline.enter('activate')
         await probes.gcWindow()
         activated = await activate(ctx)
         gc.activate = await probes.gcWindow()
         timeline.enter('memory')
-        const after = await snapshot(probes)
+        const after = await snapshot(probes, idArenaBytes)
         memory = perAgent(o.agents, before, after, stateHeapBytes, stateCodec.encode(counter.initial('k0')).length)
         progress.log(`  memory: ${fmtBytes(after.rssBytes)} resident, ${fmt(memory.rssBytesPerAgent)} B/agent RSS ` +
           `(${fmt(memory.heapBytesPerAgent)} B heap), state ${fmt(stateHeapBytes)} B → ${fmt(memory.rssBytesPerAgentBeyondState)} B/agent beyond state`)

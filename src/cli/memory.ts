@@ -19,7 +19,7 @@ import { fullGc } from './bench-agents.ts'
 
 export interface MemorySnapshot {
   readonly rssBytes: number
-  /** V8 heap in use plus off-heap `external` memory (typed arrays, buffers), all threads. */
+  /** V8 heap in use plus off-heap `external` memory (typed arrays, buffers) and the id arenas, all threads. */
   readonly heapUsedBytes: number
   readonly mainHeapUsedBytes: number
   /** One per worker thread (empty with `workers: 0`). */
@@ -27,22 +27,27 @@ export interface MemorySnapshot {
   /** Off-heap memory of all threads (shared ring buffers counted once per thread that maps them). */
   readonly externalBytes: number
   readonly arrayBuffersBytes: number
+  /** The threads' id arenas (their stats): SharedArrayBuffer chunks, in neither `heapUsed` nor `external`. */
+  readonly idArenaBytes: number
 }
 
-export async function snapshot (probes: ThreadProbes): Promise<MemorySnapshot> {
+/** `idArenaBytes` reads the owner threads' id arena bytes from the host's stats. */
+export async function snapshot (probes: ThreadProbes, idArenaBytes: () => number): Promise<MemorySnapshot> {
   // workers first: their replies allocate a little on the main thread, collected next
   const workers = (await probes.memory(true)).filter((m) => m.threadId !== 0)
   fullGc()
   const m = process.memoryUsage()
   const sum = (xs: readonly number[]): number => xs.reduce((a, b) => a + b, 0)
   const external = m.external + sum(workers.map((w) => w.external))
+  const ids = idArenaBytes()
   return {
     rssBytes: m.rss,
-    heapUsedBytes: m.heapUsed + sum(workers.map((w) => w.heapUsed)) + external,
+    heapUsedBytes: m.heapUsed + sum(workers.map((w) => w.heapUsed)) + external + ids,
     mainHeapUsedBytes: m.heapUsed,
     workerHeapUsedBytes: workers.map((w) => w.heapUsed),
     externalBytes: external,
-    arrayBuffersBytes: m.arrayBuffers + sum(workers.map((w) => w.arrayBuffers))
+    arrayBuffersBytes: m.arrayBuffers + sum(workers.map((w) => w.arrayBuffers)),
+    idArenaBytes: ids
   }
 }
 
@@ -64,7 +69,7 @@ export interface MemoryResult {
 
 export const memoryMethod = 'process.memoryUsage() after a full GC on every thread (worker heaps via their probe agent; ' +
   'RSS covers main + workers, one process), before and after activating the agents; (after − before) / agents. ' +
-  'Heap figure: V8 heap used + external (off-heap typed arrays) of every thread. ' +
+  'Heap figure: V8 heap used + external (off-heap typed arrays) + the id arena (SharedArrayBuffer chunks, from the thread stats) of every thread. ' +
   'State size: heap delta of allocating many initial() states in a worker, divided by their count.'
 
 export function perAgent (agents: number, before: MemorySnapshot, after: MemorySnapshot, stateHeapBytes: number, stateEncodedBytes: number): MemoryResult {

@@ -293,7 +293,7 @@ export function summaryRows (r: Parts): SummaryRow[] {
     add('memory', 'bytes per agent beyond state (RSS)', m.rssBytesPerAgentBeyondState, 'B', {
       target: { op: '<=', value: 200 }, note: `state { n } = ${m.stateHeapBytes.toFixed(0)} B of heap, ${m.stateEncodedBytes} B encoded`
     })
-    add('memory', 'bytes per agent beyond state (heap)', m.heapBytesPerAgentBeyondState, 'B', { note: 'live V8 heap + off-heap typed arrays, all threads' })
+    add('memory', 'bytes per agent beyond state (heap)', m.heapBytesPerAgentBeyondState, 'B', { note: 'live V8 heap + off-heap typed arrays + id arenas, all threads' })
   }
   if (r.fanout !== null) {
     const f = r.fanout

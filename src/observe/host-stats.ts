@@ -12,7 +12,7 @@ import { ringDepth } from '../../native-free-core/ring/ring-queue.ts'
 import {
   kStatActive, kStatAgentErrors, kStatAlive, kStatBadFrames, kStatBusy, kStatCommitStats, kStatCommits, kStatCommitted,
   kStatFailedSends, kStatFollowers, kStatGc, kStatMessages, kStatOverflowBytes, kStatPasses, kStatRateLimited, kStatReminders,
-  kStatTimers, kStatActivations, kStatSent, statsView
+  kStatTimers, kStatActivations, kStatIdBytes, kStatSent, statsView
 } from '../thread/mesh.ts'
 import { kGcCount, kGcMaxMs, kGcTotalMs } from './gc-pauses.ts'
 import type { Mesh } from '../thread/mesh.ts'
@@ -29,6 +29,11 @@ export interface WorkerStats {
   readonly sent: number
   /** Agents activated (loaded from the store or created) since the thread started. */
   readonly activations: number
+  /**
+   * Bytes of chunks holding the resident agents' ids (the id arena): off the V8 heap, on
+   * SharedArrayBuffers that `process.memoryUsage()` counts in neither `heapUsed` nor `external`.
+   */
+  readonly idArenaBytes: number
   /** Agents with a pending ctx.timeout or idle check (entries in the thread's timing wheel). */
   readonly timers: number
   /** Durable reminders of the agents the thread owns, resident or not. */
@@ -132,6 +137,7 @@ export function readWorkerStats (mesh: Mesh, thread: number, restarts: number): 
     messages: s[kStatMessages]!,
     sent: s[kStatSent]!,
     activations: s[kStatActivations]!,
+    idArenaBytes: s[kStatIdBytes]!,
     timers: s[kStatTimers]!,
     reminders: s[kStatReminders]!,
     passes: s[kStatPasses]!,

@@ -54,7 +54,13 @@ export const kStatGc = kStatCommitStats + COMMIT_STATS_SLOTS
 export const kStatSent = kStatGc + GC_STATS_SLOTS
 /** Agents activated (taken into the agent table: loaded from the store, or created) since the thread started. */
 export const kStatActivations = kStatSent + 1
-export const STAT_SLOTS = kStatActivations + 1
+/**
+ * Bytes of the thread's id arena (native-free-core/runtime/id-arena.ts): the resident
+ * agents' ids live on SharedArrayBuffers, which `process.memoryUsage()` counts in no heap
+ * or external figure of the thread.
+ */
+export const kStatIdBytes = kStatActivations + 1
+export const STAT_SLOTS = kStatIdBytes + 1
 
 export interface Mesh {
   readonly threads: number

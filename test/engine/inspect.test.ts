@@ -101,6 +101,9 @@ describe('one host, two workers, LMDB', () => {
     assert.equal(sum((w) => w.activations) - activations, 60, 'each agent activated once')
     assert.equal(sum((w) => w.sent) - sent, 120, 'one reply per call')
     const workers = host.stats().workers
+    // the resident agents' ids are in each thread's id arena, 1 MiB chunks that no
+    // process.memoryUsage() figure counts: the stats do
+    for (const w of workers) if (w.activeAgents > 0) assert.ok(w.idArenaBytes >= 1 << 20 && w.idArenaBytes % (1 << 20) === 0, `thread ${w.thread}: ${w.idArenaBytes} B of ids`)
     for (const w of workers) {
       assert.equal(w.commitLatencyBuckets.length, LATENCY_BOUNDS_MS.length + 1)
       assert.ok(w.commitLatencyBuckets.reduce((a, b) => a + b, 0) <= w.commits)
