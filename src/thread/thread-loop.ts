@@ -213,8 +213,7 @@ export class ThreadLoop implements RuntimeOutput {
     const wasRunning = this.running
     this.running = true
     this.unparkClock()
-    const until = this.servingUntil
-    this.lapsed = until !== null && until[0] !== 0 && Date.now() > until[0]!
+    this.lapsed = this.pastServingDeadline()
     try {
       let bytes: number
       while ((bytes = ring.copyOut(this.reader.scratch, RING_BUDGET_BYTES)) > 0) this.dispatch(bytes, peer)
@@ -512,8 +511,7 @@ export class ThreadLoop implements RuntimeOutput {
     this.again = false
     let more = false
     this.unparkClock()
-    const until = this.servingUntil
-    this.lapsed = until !== null && until[0] !== 0 && Date.now() > until[0]!
+    this.lapsed = this.pastServingDeadline()
     try {
       const rt = this.runtime
       if (rt !== null && !rt.advanceTo(this.clock.now(), TIMER_BUDGET)) more = true
