@@ -44,8 +44,13 @@ export class KeyScratch {
   private views: Buffer[] = []
 
   private room (id: string): FastBuffer {
-    if (4 + id.length * 3 + kNameBytes > this.buf.length) {
-      this.buf = Buffer.allocUnsafe(2 * (4 + id.length * 3 + kNameBytes)) as FastBuffer
+    return this.roomFor(4 + id.length * 3 + kNameBytes)
+  }
+
+  /** A scratch of at least `n` bytes (a bigger one, its views made anew, when it is smaller). */
+  private roomFor (n: number): FastBuffer {
+    if (n > this.buf.length) {
+      this.buf = Buffer.allocUnsafe(2 * n) as FastBuffer
       this.views = []
     }
     return this.buf
@@ -69,13 +74,19 @@ export class KeyScratch {
     return this.view(2 + buf.utf8Write(id, 2))
   }
 
+  /**
+   * A key given as bytes elsewhere (a replica's journal record: `src[start, start + length)`),
+   * copied into the scratch: no view object per key.
+   */
+  copy (src: Uint8Array, start: number, length: number): Buffer {
+    const buf = this.roomFor(length)
+    for (let i = 0; i < length; i++) buf[i] = src[start + i]!
+    return this.view(length)
+  }
+
   /** `state` for the id whose UTF-8 bytes are `bytes[at, at + len)` (an activation's frame: no id string). */
   stateOfBytes (bytes: Uint8Array, at: number, len: number, hash: number): Buffer {
-    if (2 + len > this.buf.length) {
-      this.buf = Buffer.allocUnsafe(2 * (4 + len + kNameBytes)) as FastBuffer
-      this.views = []
-    }
-    const buf = this.buf
+    const buf = this.roomFor(2 + len)
     const shard = shardOf(hash)
     buf[0] = shard >>> 8
     buf[1] = shard & 0xff
@@ -88,11 +99,7 @@ export class KeyScratch {
    * IdArena: a commit makes no id string for its keys).
    */
   stateOfIds (ids: StateIds, k: number, hash: number): Buffer {
-    if (2 + MAX_ID_BYTES > this.buf.length) {
-      this.buf = Buffer.allocUnsafe(2 * (4 + MAX_ID_BYTES + kNameBytes)) as FastBuffer
-      this.views = []
-    }
-    const buf = this.buf
+    const buf = this.roomFor(2 + MAX_ID_BYTES)
     const shard = shardOf(hash)
     buf[0] = shard >>> 8
     buf[1] = shard & 0xff
@@ -184,25 +191,5 @@ export class SendKeyScratch {
     buf.writeUInt32BE(Math.floor(key / 0x100000000), 10)
     buf.writeUInt32BE(key >>> 0, 14)
     return buf
-  }
-}
-
-/**
- * A key given as bytes elsewhere (a replica's journal record), copied into a reused buffer:
- * the view returned is of that buffer (one per length, made once), valid until the next
- * copy — lmdb-js copies a key when the write is queued. No view object per key.
- */
-export class KeyCopies {
-  private buf = Buffer.allocUnsafe(1024)
-  private views: Buffer[] = []
-
-  copy (src: Uint8Array, start: number, length: number): Buffer {
-    if (length > this.buf.length) {
-      this.buf = Buffer.allocUnsafe(2 * length)
-      this.views = []
-    }
-    const buf = this.buf
-    for (let i = 0; i < length; i++) buf[i] = src[start + i]!
-    return this.views[length] ?? (this.views[length] = buf.subarray(0, length))
   }
 }

@@ -66,7 +66,7 @@ import type { RangeRecord, ShardRanges, ShardSize } from '../../native-free-core
 import { QuotaTally } from '../../native-free-core/tenancy/quota-store.ts'
 import type { QuotaCountChange, QuotaRecords } from '../../native-free-core/tenancy/quota-store.ts'
 import { JOURNAL_RECORD_HEADER, JOURNAL_REMOVE, JournalWriter, checkSegment, recordValueLength } from '../../native-free-core/storage/commit-journal.ts'
-import { KeyCopies, KeyScratch, SendKeyScratch, parseStorageKey, prefixRange, shardRange, storageKey } from './lmdb-keys.ts'
+import { KeyScratch, SendKeyScratch, parseStorageKey, prefixRange, shardRange, storageKey } from './lmdb-keys.ts'
 import type { FastBuffer } from './lmdb-keys.ts'
 import { openFormat } from './lmdb-format.ts'
 import { withCommitCause } from './lmdb-commit-failure.ts'
@@ -136,7 +136,7 @@ export class LmdbStore implements Store, QuotaRecords, ShardRanges {
   private readonly readKeys = new KeyScratch()
   private readonly sendKeys = new SendKeyScratch()
   /** Keys of a replica's journal records, copied for lmdb-js (`queueReplicated`). */
-  private readonly journalKeys = new KeyCopies()
+  private readonly journalKeys = new KeyScratch()
   private closed = false
   countsMoved: ((change: QuotaCountChange) => void) | undefined = undefined
   /**
