@@ -276,12 +276,6 @@ function grownInts (a: Int32Array<ArrayBuffer>): Int32Array<ArrayBuffer> {
   return b
 }
 
-/** Does every record of the segment belong to `shard`? (A replica checks before applying.) */
-export function segmentIsOf (segment: Uint8Array, shard: number): boolean {
-  for (const r of readJournal(segment)) if (((r.key[0]! << 8) | r.key[1]!) !== shard) return false
-  return true
-}
-
 /**
  * Throw StorageError unless the segment is well-formed journal records, every one of
  * `shard`: what `readJournal` checks, plus the shard, in one pass that builds nothing (a
