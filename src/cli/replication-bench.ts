@@ -117,6 +117,8 @@ async function cpuUs (hosts: readonly HostProcess[]): Promise<number> {
 
 interface ReplSums { segmentsOut: number, unitsOut: number, replicaApplies: number, linkFramesOut: number, linkBatchesOut: number, fellOut: number }
 
+const kNoSums: ReplSums = { segmentsOut: 0, unitsOut: 0, replicaApplies: 0, linkFramesOut: 0, linkBatchesOut: 0, fellOut: 0 }
+
 async function replicationSum (hosts: readonly HostProcess[]): Promise<ReplSums> {
   const all = await Promise.all(hosts.map((h) => h.stats<ReplStats>()))
   return {
@@ -142,8 +144,8 @@ class CommandRun {
   readonly latency = new HdrLatency()
   loadBefore = 0
   loadAfter = 0
-  private statsBefore: ReplSums = { segmentsOut: 0, unitsOut: 0, replicaApplies: 0, linkFramesOut: 0, linkBatchesOut: 0, fellOut: 0 }
-  private statsAfter: ReplSums = { segmentsOut: 0, unitsOut: 0, replicaApplies: 0, linkFramesOut: 0, linkBatchesOut: 0, fellOut: 0 }
+  private statsBefore: ReplSums = kNoSums
+  private statsAfter: ReplSums = kNoSums
   private perSecByHost = new Map<string, { calls: number, ms: number }>()
 
   constructor (replicas: number, c: ClusterProcs) {
