@@ -4,7 +4,8 @@ import { startHost } from './helpers.ts'
 import { AbortedError, TimeoutError } from '../../src/index.ts'
 
 test('timeoutMs, the default call timeout and AbortSignal settle a call that gets no reply', async () => {
-  const host = await startHost({ workers: 1, callTimeoutMs: 200 })
+  // the stuck agent's turn never ends: close waits closeTimeoutMs for it (default 10 s), so keep that short
+  const host = await startHost({ workers: 1, callTimeoutMs: 200, closeTimeoutMs: 300 })
   try {
     const stuck = host.ref('crasher', 'stuck')
     await assert.rejects(stuck.call('hang', undefined, { timeoutMs: 20 }), (err: unknown) => err instanceof TimeoutError && err.retriable)
@@ -34,7 +35,7 @@ test('timeoutMs, the default call timeout and AbortSignal settle a call that get
 })
 
 test('timeoutMs 0 means never, as the host\'s callTimeoutMs 0 does; a bad timeoutMs or signal is refused before sending', async () => {
-  const host = await startHost({ workers: 1, callTimeoutMs: 20 })
+  const host = await startHost({ workers: 1, callTimeoutMs: 20, closeTimeoutMs: 300 })
   try {
     const stuck = host.ref('crasher', 'stuck')
     const controller = new AbortController()
