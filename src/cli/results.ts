@@ -352,7 +352,7 @@ export function summaryRows (r: Parts): SummaryRow[] {
       add('open loop', `query p99 at ${p.share * 100}% of max (${fmtRate(p.offeredPerSec)}/s offered)`, p.latency.p99Us, 'µs', {
         ...(p.share === 0.5 ? { target: { op: '<=', value: 1000 } } : {}),
         note: `p50 ${p.latency.p50Us} / p99.9 ${p.latency.p999Us} / max ${p.latency.maxUs} µs; max rate ${fmtRate(l.queries.maxPerSec)}/s ` +
-          `(closed loop, ${l.queries.maxConcurrency} in flight); sender lag p99 ${p.sendLag.p99Us} µs${p.errors !== 0 ? `; ${p.errors} errors` : ''}`
+          `(closed loop, ${l.queries.maxConcurrency} in flight); ${carried(p)}; sender lag p99 ${p.sendLag.p99Us} µs${p.errors !== 0 ? `; ${p.errors} errors` : ''}`
       })
     }
     for (const p of l.commands.points) {
@@ -360,7 +360,7 @@ export function summaryRows (r: Parts): SummaryRow[] {
         baseline: { name: 'raw fsync p99', value: l.fsync.p99Us, unit: 'µs' },
         ...(p.share === 0.5 ? { target: { op: '<=', value: 2000, on: 'over' } } : {}),
         note: `p50 ${p.latency.p50Us} / p99.9 ${p.latency.p999Us} / max ${p.latency.maxUs} µs; max rate ${fmtRate(l.commands.maxPerSec)}/s; ` +
-          `sender lag p99 ${p.sendLag.p99Us} µs${p.errors !== 0 ? `; ${p.errors} errors` : ''}` + (memoryStore ? '; memory store' : '')
+          `${carried(p)}; sender lag p99 ${p.sendLag.p99Us} µs${p.errors !== 0 ? `; ${p.errors} errors` : ''}` + (memoryStore ? '; memory store' : '')
       })
     }
   }
@@ -400,6 +400,20 @@ export function targetText (r: SummaryRow, value: (v: number, unit: string) => s
 
 function fmtRate (n: number): string {
   return Math.round(n).toLocaleString('en-US')
+}
+
+/** Below this share of the offered rate a phase's latency is mostly its own backlog. */
+const kCarried = 0.9
+
+/**
+ * The rate a phase achieved beside the one it offered. When the host (or the sender on
+ * its main thread) could not carry the offered rate, the calls queue and the latency
+ * grows with the phase's length: the figure then says "overloaded", not "slow at this
+ * load", and the note says so rather than leave a reader to infer it from the lag.
+ */
+function carried (p: RatePoint): string {
+  const achieved = `achieved ${fmtRate(p.achievedPerSec)}/s`
+  return p.achievedPerSec < kCarried * p.offeredPerSec ? `${achieved} — NOT CARRIED: the calls queued (a backlog, not a latency at this load)` : achieved
 }
 
 export function writeJson (file: string, results: BenchResults): void {
