@@ -55,6 +55,12 @@ export interface RuntimeOutput {
    */
   forward? (env: Envelope): void
   /**
+   * The host is past its serving deadline now (its lease was last confirmed too long ago;
+   * cluster only): what a busy agent's mailbox holds is forwarded, not run — the shard may
+   * be served elsewhere by now, and this thread's state of it stale.
+   */
+  pastServingDeadline? (): boolean
+  /**
    * The keys of this thread's stored durable sends not released yet — their commit has
    * not settled — are now within [lowest, upper) (0, 0: none). A host whose other threads
    * redeliver stored sends tells them to leave those alone (durable-outbox.ts).

@@ -711,6 +711,11 @@ export class ShardRuntime implements ContextHost, TimerHost, FollowHost, CommitH
       }
       return
     }
+    // past the host's serving deadline (a process that stood still past its lease, the turn
+    // ahead of them among what stood): what waited goes to whoever serves the shard now, in
+    // order, as a frame from the ring would — not run from possibly stale state. Timer turns
+    // are this host's own, and run as the wheel runs them.
+    const lapsed = this.states !== null && this.output.pastServingDeadline?.() === true
     while (mailbox.size !== 0) {
       if ((cell.flags & kDropped) !== 0) {
         this.unqueue(cell)
@@ -719,6 +724,10 @@ export class ShardRuntime implements ContextHost, TimerHost, FollowHost, CommitH
       }
       if ((cell.flags & kBusy) !== 0) return
       const env = mailbox.shift()!
+      if (lapsed && env.kind !== MSG_TIMER && env.kind !== MSG_REMINDER) {
+        this.output.forward!(env)
+        continue
+      }
       if (isMessage(env.kind)) cell.lastTick = this.tick
       this.turn(cell, env)
     }

@@ -54,6 +54,8 @@ export type ControlOp =
 export interface HandoverLoop {
   /** A FRAME_CONTROL answer to thread `to`. */
   sendResult (to: number, kind: number, id: number, ok: boolean, value: unknown): boolean
+  /** The host is past its serving deadline now (mesh.ts `servingUntil`). */
+  pastServingDeadline (): boolean
 }
 
 interface Release {
@@ -129,18 +131,22 @@ export class ShardHandover {
     const rt = this.runtime
     for (const s of shards) this.states[s] = SHARD_LOCAL
     if (rt !== null) rt.adopt((hash) => set.has(shardOf(hash)), timeouts)
+    // past the serving deadline (the host stood still past its lease while the shard arrived):
+    // what was kept goes to the main thread's router, in the same order, which forwards it or
+    // fails it — a thread past its deadline starts no turn, from a ring or from a hold
+    const lapsed = this.loop.pastServingDeadline()
     for (const s of shards) {
       const lists = this.kept.get(s)
       if (lists === undefined) continue
       this.kept.delete(s)
       // forgets last: a copy of the send they forget may be kept behind them
-      if (rt !== null) for (const forgets of [false, true]) for (const list of lists) replay(list, rt, forgets)
+      if (rt !== null) for (const forgets of [false, true]) for (const list of lists) replay(list, rt, forgets, lapsed)
     }
   }
 }
 
-/** Run kept frames, in order, on the runtime (their shard is served now): the forgets, or all the others. */
-function replay (frames: FrameBuffer, rt: ShardRuntime, forgets: boolean): void {
+/** Run kept frames, in order, on the runtime (their shard is served now): the forgets, or all the others; `forward`: to the router instead. */
+function replay (frames: FrameBuffer, rt: ShardRuntime, forgets: boolean, forward: boolean): void {
   if (frames.count === 0) return
   const bytes = frames.bytes
   const reader = new FrameReader(bytes.length)
@@ -154,7 +160,8 @@ function replay (frames: FrameBuffer, rt: ShardRuntime, forgets: boolean): void 
     reader.scratch[o] = reader.scratch[o]! & ~KIND_HELD
     if ((reader.scratch[o] === MSG_FORGET) !== forgets) continue
     try {
-      rt.deliver(reader.message(o, len))
+      if (forward) rt.output.forward!(reader.message(o, len))
+      else rt.deliver(reader.message(o, len))
     } catch (err) {
       rt.output.agentError?.('', '', { code: 'SHOAL_ERR_DECODE', message: `a kept frame does not decode: ${String(err)}` })
     }

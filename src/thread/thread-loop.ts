@@ -607,8 +607,8 @@ export class ThreadLoop implements RuntimeOutput {
             this.handover!.keep(shardOf(i32[(o + 4) >> 2]! >>> 0), reader.scratch.subarray(o, o + len), true)
           } else {
             reader.scratch[o] = kind & ~KIND_HELD
-            if (state === SHARD_LOCAL && this.runtime !== null) this.runtime.deliver(reader.message(o, len))
-            else this.notServed(state, o, len, peer)
+            if (state === SHARD_LOCAL && this.runtime !== null && !this.lapsed) this.runtime.deliver(reader.message(o, len))
+            else this.notServed(state === SHARD_LOCAL ? SHARD_FORWARD : state, o, len, peer)
           }
         } else if (kind === FRAME_STATE && i32[(o + 4) >> 2]! < 0 && this.onRawResult?.(kind, reader.scratch.subarray(o, o + len)) === true) {
           continue
