@@ -6,6 +6,8 @@
  *   - a shard moving away from here: held, in arrival order, until the new owner has the
  *     shard's records (then forwarded to it, followed by CL_FLUSHED);
  *   - a shard that is ours in the map but not served yet (arriving): held for the adoption;
+ *   - a shard served here (its home thread forwarded the frame while past the serving
+ *     deadline, and the deadline has moved on since): back to its home thread;
  *   - otherwise: copied into the owner's link batch. A shard with no reachable owner:
  *     a call fails at once with ShardUnavailableError (retriable), a follow is renewed
  *     later, a cast is dropped (casts are at most once), a durable send waits in its
@@ -36,6 +38,7 @@ import { shardOf } from '../../native-free-core/placement/hash.ts'
 import { forEachFrame } from '../../native-free-core/ring/ring-queue.ts'
 import type { FrameSink } from '../../native-free-core/ring/ring-queue.ts'
 import { NONE } from '../../native-free-core/placement/shard-map.ts'
+import { SHARD_LOCAL } from '../../native-free-core/placement/shard-state.ts'
 import type { ShardMap } from '../../native-free-core/placement/shard-map.ts'
 import type { Gateway, RemoteRoutes, ResultSink } from '../../src/host/gateway.ts'
 import { FrameBuffer } from '../../src/thread/frame-buffer.ts'
@@ -183,8 +186,13 @@ export class ClusterRouter implements RemoteRoutes {
     }
     const owner = this.ownerOf(shard)
     if (owner === undefined || owner === this.self) {
-      // ours in the map but not adopted yet: keep it for the adoption
       if (owner === this.self && !this.fenced && (this.servingUntil === 0 || Date.now() <= this.servingUntil)) {
+        // served here: its home thread forwarded it while past the serving deadline (from a
+        // ring, a mailbox or a hold), and a renewal has moved the deadline on since — back to
+        // the home thread, which runs it now. Held "for the adoption" it would wait for ever
+        // (a shard served here is not adopted again), and every later frame behind it.
+        if (this.gateway.states[shard] === SHARD_LOCAL && this.gateway.serveHere(frame)) return
+        // ours in the map but not adopted yet: keep it for the adoption
         this.arrival(shard, null).others.push(frame)
         this.held++
         return

@@ -248,6 +248,15 @@ export class Gateway {
     return true
   }
 
+  /**
+   * A frame a home thread forwarded (as its ring bytes, this host's own ids) back onto that
+   * thread's ring: the shard is served here, and the thread forwarded it only because it was
+   * past the serving deadline then. False if there is no ring to the thread (restarting).
+   */
+  serveHere (frame: Buffer): boolean {
+    return this.parts.loop.sendRaw(this.homeOf(shardOf(frame.readUInt32LE(FRAME_HASH_AT))), frame, false)
+  }
+
   /** @internal ThreadLoop.onForeign */
   foreign (frame: Buffer, from: number): void {
     this.routes?.route(frame, from)

@@ -11,8 +11,10 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { Buffer } from 'node:buffer'
-import { MSG_CAST } from '../../native-free-core/agent/envelope.ts'
-import { hashId } from '../../native-free-core/placement/hash.ts'
+import { MSG_CALL, MSG_CAST } from '../../native-free-core/agent/envelope.ts'
+import { SHARDS, hashId } from '../../native-free-core/placement/hash.ts'
+import { SHARD_ARRIVING, SHARD_FORWARD, SHARD_LOCAL } from '../../native-free-core/placement/shard-state.ts'
+import type { Gateway } from '../../src/host/gateway.ts'
 import { plan } from '../../native-free-core/placement/shard-map.ts'
 import type { ShardMap } from '../../native-free-core/placement/shard-map.ts'
 import { ClusterRouter } from '../../plugins/cluster/router.ts'
@@ -32,7 +34,10 @@ function setup (): { router: ClusterRouter, sinks: Map<string, FrameBuffer> } {
     },
     isUp: () => true
   }
-  return { router: new ClusterRouter('h0', links, () => {}, 2_500), sinks }
+  const router = new ClusterRouter('h0', links, () => {}, 2_500)
+  // no shard served here (a test below attaches one that serves some)
+  router.attach({ states: new Uint8Array(SHARDS).fill(SHARD_FORWARD) } as unknown as Gateway)
+  return { router, sinks }
 }
 
 /** One frame for `id`, as its ring bytes: a cast, or a durable send made `ageMs` ago. */
@@ -41,6 +46,15 @@ function frameFor (id: string, ageMs?: number): Buffer {
   const w = new FrameWriter(4096)
   if (ageMs === undefined) w.message(fb, MSG_CAST, id, null, hashId(id), 0, 0, 7, 0, 0)
   else w.send(fb, id, hashId(id), 0, 0, 7, { senderShard: 1, origin: '0123456789abcdef', key: 2 ** 32 + 5, sentAt: copyStamp(Date.now() - ageMs) })
+  let out: Buffer | undefined
+  fb.forEach((f) => { out = Buffer.from(f) })
+  return out!
+}
+
+/** A call to `id` with call id `callId`, as its ring bytes. */
+function callFor (id: string, callId: number): Buffer {
+  const fb = new FrameBuffer()
+  new FrameWriter(4096).message(fb, MSG_CALL, id, null, hashId(id), 0, 0, 7, 0, callId)
   let out: Buffer | undefined
   fb.forEach((f) => { out = Buffer.from(f) })
   return out!
@@ -86,4 +100,59 @@ test('a released hold drops a durable send copy grown too old meanwhile; a plann
   assert.equal(framesTo(sinks, 'h1').length, 0, 'the old copy was dropped, not sent')
   assert.equal(router.staleCopies, 1)
   assert.deepEqual(router.arrivingShards(), [7])
+})
+
+/**
+ * A home thread past the serving deadline forwards its frames to the router (thread-loop.ts
+ * `lapsed`, and what its holds had: serving-deadline-holds.test.ts) although its shard is
+ * served here. When the router sees them the deadline may have moved on (a renewal came
+ * meanwhile): the shard is the host's in the map and LOCAL — the router held such a frame
+ * "for the adoption", which never comes for a shard already served, and every later frame
+ * routed for the shard waited behind it for ever. Now such a frame goes back to its home
+ * thread, once, in order; past the deadline or fenced it fails (a call, retriable); and a
+ * frame for a shard the router does hold as arriving (a move in) waits for the adoption,
+ * behind what the old owner held.
+ */
+test('a frame a lapsed home thread forwarded for a shard served here goes back to its home thread (or fails past the deadline), never held for an adoption', () => {
+  const { router, sinks } = setup()
+  const states = new Uint8Array(SHARDS).fill(SHARD_FORWARD)
+  const home: Buffer[] = []
+  const failed: number[] = []
+  router.attach({
+    states,
+    serveHere: (frame: Buffer) => { home.push(Buffer.from(frame)); return true },
+    failCalls: (ids: Iterable<number>) => { failed.push(...ids) },
+    renewFollows: () => {}
+  } as unknown as Gateway)
+  router.setMap(up('h0'))
+  const shard = 99
+  const [id] = idsInShard(shard, 'account', 1)
+  states[shard] = SHARD_LOCAL // served here: adopted long ago
+  const casts = [frameFor(id!), frameFor(id!, 0), frameFor(id!)]
+  for (const f of casts) router.route(f)
+  assert.deepEqual(router.arrivingShards(), [], 'not held for an adoption that never comes')
+  assert.deepEqual(home, casts, 'back to the home thread, once each, in order')
+  assert.equal(framesTo(sinks, 'h1').length, 0)
+
+  // past the deadline (or fenced): a call fails at once, retriable; nothing runs here
+  router.servingUntil = Date.now() - 1
+  const call = callFor(id!, 41)
+  router.route(call)
+  assert.deepEqual(failed, [41])
+  assert.equal(home.length, 3)
+  router.servingUntil = 0
+
+  // a shard held as arriving (a move from h2 in progress): a forwarded frame waits for the adoption, after the old owner's
+  const other = 7
+  const [id7] = idsInShard(other, 'account', 1)
+  states[other] = SHARD_ARRIVING
+  router.arrival(other, 'h2')
+  const mine = frameFor(id7!)
+  router.route(mine)
+  assert.equal(home.length, 3, 'not sent home while it arrives')
+  const taken = router.takeArrivals([other]).get(other)
+  const out: Buffer[] = []
+  taken?.forEach((f) => out.push(Buffer.from(f)))
+  assert.deepEqual(out, [mine], 'handed to the adoption once')
+  assert.deepEqual(router.takeArrivals([other]).get(other), undefined, 'and only once')
 })
