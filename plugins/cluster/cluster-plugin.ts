@@ -195,7 +195,8 @@ export class ClusterPlugin implements HostPlugin, ClusterView {
       ...(replication !== null
         ? {
             replicate: (journal: Uint8Array) => replication.owner.replicate(journal),
-            lost: (shards: readonly number[] | ((shard: number) => boolean)) => replication.owner.restart(shards)
+            lost: (shards: readonly number[] | ((shard: number) => boolean)) => replication.owner.restart(shards),
+            landed: (which: (shard: number) => boolean) => replication.owner.whenLanded(which)
           }
         : {})
     })

@@ -68,6 +68,11 @@ export interface RemoteRoutes {
   replicate? (journal: Uint8Array): Promise<void>
   /** Replicating: the local transaction of a commit whose journal `replicate` had was lost (it failed, or its worker died). */
   lost? (shards: readonly number[] | ((shard: number) => boolean)): void
+  /**
+   * Replicating: resolves once every write of the shards `which` picks, handed to
+   * `replicate` so far, is where a failover looks for it (or the shard is not served here).
+   */
+  landed? (which: (shard: number) => boolean): Promise<void>
 }
 
 export interface GatewayParts {
@@ -319,7 +324,17 @@ export class Gateway {
     for (const [token, c] of this.controls) if (c.home === thread) this.parts.loop.sendControl(thread, token, c.msg)
     // commits the dead worker had queued may be lost while their journals went out: the
     // streams of its shards start over (their replicas take a snapshot)
-    if (this.routes?.replicate !== undefined) this.routes.lost?.((shard) => this.homeOf(shard) === thread)
+    const routes = this.routes
+    if (routes?.replicate === undefined) return
+    const its = (shard: number): boolean => this.homeOf(shard) === thread
+    // and the sends it had stored and not released are not redelivered — by its replacement
+    // at start-up, or any thread — until its shards' writes have landed (unreleased-sends.ts)
+    const unreleased = this.parts.loop.unreleasedSends
+    const kept = unreleased?.keep(thread) ?? null
+    routes.lost?.(its)
+    if (kept === null) return
+    if (routes.landed === undefined) unreleased!.release(thread, kept)
+    else void routes.landed(its).then(() => unreleased!.release(thread, kept))
   }
 
   private answer (p: Proxy, error: WireError): void {

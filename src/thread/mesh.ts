@@ -84,7 +84,8 @@ export interface Mesh {
   readonly servingUntil: SharedArrayBuffer | null
   /**
    * Cluster only: per thread, the keys of the durable sends it stored and has not released
-   * (unreleased-sends.ts): no thread redelivers those.
+   * (unreleased-sends.ts), and what a worker that died had not released (kept by the main
+   * thread until its writes have landed): no thread redelivers those.
    */
   readonly unreleasedSends: SharedArrayBuffer | null
   readonly stats: SharedArrayBuffer

@@ -178,7 +178,7 @@ export class ThreadLoop implements RuntimeOutput {
     this.states = options.mesh.shardStates === null ? null : new Uint8Array(options.mesh.shardStates)
     this.servingUntil = options.mesh.servingUntil == null ? null : new Float64Array(options.mesh.servingUntil)
     this.unreleasedSends = options.mesh.unreleasedSends == null ? null : new UnreleasedSends(options.mesh.unreleasedSends)
-    // a restarted thread: what its predecessor had not released settled or died with it
+    // a restarted thread: what its predecessor had not released the main thread keeps until it has landed (Gateway.restarted)
     this.unreleasedSends?.set(this.index, 0, 0)
     for (let peer = 0; peer < this.mesh.threads; peer++) {
       this.producers.push(null)

@@ -121,6 +121,8 @@ class Stream {
    * stay on its disk for ever. Forgotten when the host is a target again or the stream ends.
    */
   readonly unreplicated = new Set<string>()
+  /** `whenLanded` waiters: each done once the stream is published and every segment up to its seq is done (or the stream ends). */
+  landing: Array<{ readonly seq: number, readonly done: () => void }> = []
 
   constructor (shard: number, nonce: number, epoch: number, gen: number) {
     this.shard = shard
@@ -271,6 +273,8 @@ export class OwnerStreams {
 
   private end (stream: Stream, why: string): void {
     this.streams.delete(stream.shard)
+    // not served here any more: its sends are not redelivered from here (outbox-redelivery.ts)
+    for (const l of stream.landing.splice(0)) l.done()
     const error = new ShardUnavailableError(why, { shard: stream.shard })
     const w = stream.waitGate
     for (let i = stream.head; i < stream.tail; i++) {
@@ -299,9 +303,11 @@ export class OwnerStreams {
     for (const shard of shards) {
       const old = this.streams.get(shard)
       if (old === undefined) continue
+      const landing = old.landing.splice(0) // they wait for the new stream's record instead
       this.end(old, `a write of shard ${shard} failed on its owner after it went to the replicas: retry`)
       const gen = this.gens[shard] = (this.gens[shard]! + 1) & 0xffff
       const stream = new Stream(shard, this.nonce, old.epoch, gen)
+      for (const l of landing) stream.landing.push({ seq: 0, done: l.done })
       stream.targets = this.map === null ? old.targets : replicasOf(this.map, shard)
       for (const host of old.unreplicated) if (!stream.targets.includes(host)) stream.unreplicated.add(host)
       this.streams.set(shard, stream)
@@ -313,6 +319,29 @@ export class OwnerStreams {
     this.parts.warn(`a commit failed here after its journal went to the replicas: ${this.restarts} stream(s) started over so far`)
     this.send()
     void this.publishSoon().catch(() => {})
+  }
+
+  /**
+   * Resolves once every write numbered so far of the shards `which` picks is where a
+   * failover looks for it: each stream's record is published (a stream started over by
+   * `restart` publishes one without the old in-sync replicas) and every segment up to now
+   * is done — or the stream ended (the shard is not served here any more). What a worker
+   * that died had stored and not released waits for this before it is redelivered
+   * (src/host/gateway.ts `restarted`): until then a failover could pick a replica without
+   * its turn, and the turn retried there would send again (the send applied twice).
+   */
+  whenLanded (which: (shard: number) => boolean): Promise<void> {
+    return new Promise((resolve) => {
+      let left = 1
+      const done = (): void => { if (--left === 0) resolve() }
+      for (const stream of this.streams.values()) {
+        if (!which(stream.shard)) continue
+        if (stream.published && this.doneUpTo(stream) >= stream.seq) continue
+        left++
+        stream.landing.push({ seq: stream.seq, done })
+      }
+      done()
+    })
   }
 
   // ---- journals ----------------------------------------------------------------
@@ -435,6 +464,13 @@ export class OwnerStreams {
   /** Let the segments of a stream that are done go. */
   private settle (stream: Stream): void {
     const upTo = this.doneUpTo(stream)
+    if (stream.landing.length !== 0 && stream.published) {
+      const waiting = stream.landing.filter((l) => l.seq > upTo)
+      if (waiting.length !== stream.landing.length) {
+        for (const l of stream.landing) if (l.seq <= upTo) l.done()
+        stream.landing = waiting
+      }
+    }
     const seqs = stream.waitSeq
     const gates = stream.waitGate
     const tail = stream.tail
