@@ -437,7 +437,12 @@ export class Gateway {
   /** @internal a thread's commit journal (FRAME_CONTROL 'replicate'): answer once replicated */
   replicate (from: number, token: number, journal: Uint8Array): void {
     const routes = this.routes
+    const epoch = this.parts.epochOf(from)
     const answer = (error: WireError | null): void => {
+      // the worker died meanwhile: its replacement numbers its own journals from 1 again, and
+      // this answer would settle the replacement's commit of the same token — release its
+      // replies before its replicas have it. The dead one's batch is `lost` (restarted).
+      if (this.parts.epochOf(from) !== epoch) return
       this.parts.loop.sendControl(from, token, { op: 'replicated', error })
       this.parts.loop.wake()
     }
