@@ -534,7 +534,8 @@ export class ShardRuntime implements ContextHost, TimerHost, FollowHost, CommitH
     }
     if (!found) {
       try {
-        state = info.def.initial(env.key())
+        // no key decoded for an `initial` that cannot read it (registry.ts, takesNoArgument)
+        state = info.initialTakesKey ? info.def.initial(env.key()) : (info.def.initial as () => unknown)()
       } catch (err) {
         this.reject(env, m.name, new AgentError(`initial() failed: ${messageOf(err)}`, { name: nameOf(err), id: env.id }))
         return undefined
