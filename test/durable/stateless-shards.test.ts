@@ -62,6 +62,27 @@ test('a fresh store knows every shard stateless; a committed state clears its sh
   }
 })
 
+test('a store of more than 4 states per shard on average is not scanned: no shard known stateless, none skipped', async () => {
+  const path = tempDataDir()
+  const store = new LmdbStore({ path, durability: 'os' })
+  try {
+    // every state in shards 0..9: most shards are empty, but the store is too full to scan
+    const ids: string[] = []
+    for (let i = 0; ids.length <= SHARDS * 4; i++) {
+      const id = idString('default', 'counter', `f${i}`)
+      if (shardOf(hashId(id)) < 10) ids.push(id)
+    }
+    await store.commit({ states: ids.map((id) => [id, stateCodec.encode(1)] as [string, Uint8Array]) })
+    const bytes = new Uint8Array(store.findStatelessShards())
+    assert.equal(bytes.reduce((n, b) => n + b, 0), 0)
+    const empty = [...Array(1000).keys()].map((i) => idString('default', 'counter', `e${i}`)).find((id) => shardOf(hashId(id)) >= 10)!
+    assert.equal(store.knownStateless(hashId(empty)), false)
+    ids.length = 0
+  } finally {
+    await store.close()
+  }
+})
+
 test('importing a range into a known-stateless shard clears it (a cluster\'s copy, a move)', async () => {
   const from = new LmdbStore({ path: tempDataDir(), durability: 'os' })
   const to = new LmdbStore({ path: tempDataDir(), durability: 'os' })
