@@ -29,6 +29,27 @@ export interface TypeInfo {
   readonly timeoutMethod: MethodInfo | null
   /** The definition's `reminder(state, name, ctx)` as a command (MSG_REMINDER turns, the name as payload), or null. */
   readonly reminderMethod: MethodInfo | null
+  /**
+   * False when `initial` surely ignores its argument (`takesNoArgument`): an activation
+   * then decodes no key from the message to pass it.
+   */
+  readonly initialTakesKey: boolean
+}
+
+/**
+ * True only for a function that cannot read an argument it is given: declared with an
+ * empty parameter list (`() => …`, `initial () {…}`) — not a default or rest parameter,
+ * which `length` does not count either — and not reading `arguments`. Decided from
+ * the source text; anything else it cannot read (a bound or native function, a comment in
+ * the parameter list, a computed name) counts as taking one.
+ */
+export function takesNoArgument (fn: (...args: never[]) => unknown): boolean {
+  if (fn.length !== 0) return false
+  const src = Function.prototype.toString.call(fn)
+  if (src.includes('[native code]') || /\barguments\b/.test(src)) return false
+  const open = src.indexOf('(')
+  const close = src.indexOf(')', open + 1)
+  return open >= 0 && close > open && src.slice(open + 1, close).trim() === ''
 }
 
 export class AgentRegistry {
@@ -60,7 +81,8 @@ export class AgentRegistry {
       const reminderMethod: MethodInfo | null = onReminder === undefined
         ? null
         : { name: 'reminder', index: -1, fn: (state, name, ctx) => onReminder(state, name as string, ctx), command: true }
-      return { index, type: def.type, def, methods, byName: new Map(methods.map((m) => [m.name, m])), timeoutMethod, reminderMethod }
+      const initialTakesKey = !takesNoArgument(def.initial)
+      return { index, type: def.type, def, methods, byName: new Map(methods.map((m) => [m.name, m])), timeoutMethod, reminderMethod, initialTakesKey }
     })
     this.byType = new Map(this.types.map((t) => [t.type, t]))
   }

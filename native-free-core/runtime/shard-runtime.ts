@@ -88,6 +88,11 @@ export class ShardRuntime implements ContextHost, TimerHost, FollowHost, CommitH
   messages = 0
   /** Agents taken into the table (loaded or created), for stats. */
   activations = 0
+  /**
+   * Activations of durable agents that read the store for their state, for stats: the
+   * others were in a shard the store knows holds no state (`Store.knownStateless`).
+   */
+  stateReads = 0
   /** Async turns in flight. */
   busy = 0
   /** Durable sends dropped because they had already been applied. */
@@ -498,8 +503,10 @@ export class ShardRuntime implements ContextHost, TimerHost, FollowHost, CommitH
       try {
         const store = this.store!
         bytes = this.pipeline.hasDropped ? this.pipeline.droppedState(env.id) : undefined
-        // by the frame's bytes when the store reads by bytes: no id string for an activation
-        if (bytes === undefined) {
+        // by the frame's bytes when the store reads by bytes: no id string for an activation;
+        // no read at all in a shard the store knows holds no state (a fresh store's, mostly)
+        if (bytes === undefined && (store.knownStateless === undefined || !store.knownStateless(env.hash))) {
+          this.stateReads++
           bytes = env.idBytes !== null && store.getStateOfBytes !== undefined
             ? store.getStateOfBytes(env.idBytes, env.idAt, env.idLen, env.hash)
             : store.getState(env.id, env.hash)
@@ -527,7 +534,8 @@ export class ShardRuntime implements ContextHost, TimerHost, FollowHost, CommitH
     }
     if (!found) {
       try {
-        state = info.def.initial(env.key())
+        // no key decoded for an `initial` that cannot read it (registry.ts, takesNoArgument)
+        state = info.initialTakesKey ? info.def.initial(env.key()) : (info.def.initial as () => unknown)()
       } catch (err) {
         this.reject(env, m.name, new AgentError(`initial() failed: ${messageOf(err)}`, { name: nameOf(err), id: env.id }))
         return undefined

@@ -131,6 +131,13 @@ export interface Store {
    * frame's), if the store can read by bytes: an activation then makes no id string.
    */
   getStateOfBytes? (bytes: Uint8Array, at: number, len: number, hash: number): Uint8Array | undefined
+  /**
+   * True only if the store knows that the shard of `hash` holds no state at all, so that
+   * an activation there need not read: `getState` would answer undefined for every id of
+   * that shard. False when it does not know (the answer must never be a stale true: a
+   * state committed there, or being committed, makes it false before it can be read back).
+   */
+  knownStateless? (hash: number): boolean
   /** Apply a batch atomically. Returns a promise when the commit completes later. */
   commit (batch: WriteBatch): Promise<void> | undefined
   /**

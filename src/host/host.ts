@@ -27,6 +27,7 @@ import type { AgentRef } from './agent-ref.ts'
 import { stateCodec } from '../thread/codec.ts'
 import { loadRegistry } from './load-agents.ts'
 import { openStore } from '../storage/open-store.ts'
+import { LmdbStore } from '../storage/lmdb-store.ts'
 import { OutboxRedelivery } from '../storage/outbox-redelivery.ts'
 import { LocalAcks } from '../storage/local-acks.ts'
 import { createMesh } from '../thread/mesh.ts'
@@ -112,6 +113,12 @@ export class Host extends EventEmitter<HostEvents> {
     this.agentErrorListeners = new Int32Array(new SharedArrayBuffer(4))
     this.pool = pool
     if (options.workers === 0 || options.dataDir !== undefined) this.localStore = openStore(options.dataDir, options.durability)
+    // one host (no plugin routes shards here: no range arrives from another host): an
+    // activation in a shard that held no state when the host started, and has had none
+    // written since, need not read LMDB — found now, before any worker can write
+    const stateless = this.localStore instanceof LmdbStore && !options.plugins.some((p) => p.routes === true)
+      ? this.localStore.findStatelessShards()
+      : null
     // quota limits and counts persist through the store (QuotaRecords); with no store of
     // its own the main thread keeps the limits in memory, for the host's lifetime
     const records = isQuotaRecords(this.localStore) ? this.localStore : new MemoryStore()
@@ -171,6 +178,7 @@ export class Host extends EventEmitter<HostEvents> {
       agentErrorListeners: this.agentErrorListeners.buffer as SharedArrayBuffer,
       offload: pool !== null,
       replicates: () => this.gateway?.replicates === true,
+      stateless,
       follows: () => this.follows,
       agentError: (id, method, error) => this.emitAgentError(id, method, error),
       restarted: (event) => {

@@ -58,6 +58,8 @@ export interface SupervisorParts {
   readonly offload: boolean
   /** Commits are replicated (a cluster with replicas): each worker sends its commit journals to the main thread. */
   readonly replicates: () => boolean
+  /** The LMDB store's known-stateless shards (LmdbStore.findStatelessShards), shared with every worker; null: none kept. */
+  readonly stateless: SharedArrayBuffer | null
   follows (): Follows
   agentError (id: string, method: string, error: WireError): void
   /** A worker died and was replaced, or a replacement failed to start (then `error` is its WorkerStartError, and it is tried again). */
@@ -202,7 +204,8 @@ export class WorkerSupervisor {
       outbox: options.outbox,
       offload: this.parts.offload,
       quotas: this.parts.quotas.snapshot(),
-      replicate: this.parts.replicates()
+      replicate: this.parts.replicates(),
+      stateless: this.parts.stateless
     }
     const young = options.workerYoungGenerationMb
     const worker = new Worker(workerUrl, young === null ? { workerData: data } : { workerData: data, resourceLimits: { maxYoungGenerationSizeMb: young } })

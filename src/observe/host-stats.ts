@@ -12,7 +12,7 @@ import { ringDepth } from '../../native-free-core/ring/ring-queue.ts'
 import {
   kStatActive, kStatAgentErrors, kStatAlive, kStatBadFrames, kStatBusy, kStatCommitStats, kStatCommits, kStatCommitted,
   kStatFailedSends, kStatFollowers, kStatGc, kStatMessages, kStatOverflowBytes, kStatPasses, kStatRateLimited, kStatReminders,
-  kStatTimers, kStatActivations, kStatIdBytes, kStatSent, statsView
+  kStatTimers, kStatActivations, kStatIdBytes, kStatSent, kStatStateReads, statsView
 } from '../thread/mesh.ts'
 import { kGcCount, kGcMaxMs, kGcTotalMs } from './gc-pauses.ts'
 import type { Mesh } from '../thread/mesh.ts'
@@ -29,6 +29,12 @@ export interface WorkerStats {
   readonly sent: number
   /** Agents activated (loaded from the store or created) since the thread started. */
   readonly activations: number
+  /**
+   * Activations that read the store for the agent's state. With LMDB on one host, an
+   * activation in a shard that held no state when the host started, and has had none
+   * written since, reads nothing (the agent starts from `initial`).
+   */
+  readonly stateReads: number
   /**
    * Bytes of chunks holding the resident agents' ids (the id arena): off the V8 heap, on
    * SharedArrayBuffers that `process.memoryUsage()` counts in neither `heapUsed` nor `external`.
@@ -138,6 +144,7 @@ export function readWorkerStats (mesh: Mesh, thread: number, restarts: number): 
     sent: s[kStatSent]!,
     activations: s[kStatActivations]!,
     idArenaBytes: s[kStatIdBytes]!,
+    stateReads: s[kStatStateReads]!,
     timers: s[kStatTimers]!,
     reminders: s[kStatReminders]!,
     passes: s[kStatPasses]!,

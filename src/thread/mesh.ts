@@ -60,7 +60,9 @@ export const kStatActivations = kStatSent + 1
  * or external figure of the thread.
  */
 export const kStatIdBytes = kStatActivations + 1
-export const STAT_SLOTS = kStatIdBytes + 1
+/** Activations that read the store for the agent's state (the rest were known to have none). */
+export const kStatStateReads = kStatIdBytes + 1
+export const STAT_SLOTS = kStatStateReads + 1
 
 export interface Mesh {
   readonly threads: number

@@ -31,7 +31,7 @@ import { shardOf } from '../../native-free-core/placement/hash.ts'
 import type { ShardRuntime } from '../../native-free-core/runtime/shard-runtime.ts'
 import type { RuntimeOutput } from '../../native-free-core/runtime/ports.ts'
 import { toWire } from '../../native-free-core/errors.ts'
-import { kStatActivations, kStatIdBytes, kStatSent } from './mesh.ts'
+import { kStatActivations, kStatIdBytes, kStatSent, kStatStateReads } from './mesh.ts'
 import type { WireError } from '../../native-free-core/errors.ts'
 import { FRAME_CONTROL, FRAME_REPLY, FRAME_STATE, FRAME_TASK, FrameReader, FrameWriter, KIND_HELD } from './frame-codec.ts'
 import type { SendCopy } from './frame-codec.ts'
@@ -718,6 +718,7 @@ export class ThreadLoop implements RuntimeOutput {
       s[kStatReminders] = rt.reminders.size
       s[kStatActivations] = rt.activations
       s[kStatIdBytes] = rt.ids.allocatedBytes
+      s[kStatStateReads] = rt.stateReads
     }
     let overflow = 0
     for (const ring of this.producers) if (ring != null && ring.overflowing) overflow += ring.overflowBytes

@@ -53,6 +53,11 @@ export interface WorkerData {
   readonly quotas: QuotaSnapshot
   /** Cluster with replicas: every commit waits for the main thread to replicate its journal (thread-replicator.ts). */
   readonly replicate: boolean
+  /**
+   * The host's known-stateless shards (LmdbStore.findStatelessShards), the same bytes for
+   * every worker and every replacement of one: a write by any thread clears its shard's.
+   */
+  readonly stateless: SharedArrayBuffer | null
 }
 
 export type ControlMessage =
@@ -91,6 +96,7 @@ if (registry.fingerprint() !== data.fingerprint) {
 
 const reporter = new AgentErrorReporter(new Int32Array(data.listeners), (errors, dropped) => post({ type: 'agent-errors', errors, dropped }))
 const store = openStore(data.dataDir, data.durability)
+if (data.stateless !== null && store instanceof LmdbStore) store.shareStateless(data.stateless)
 let replicator: ThreadReplicator | null = null
 if (data.replicate && store instanceof LmdbStore) store.replicateWith((journal) => replicator!.replicate(journal), (journal) => replicator!.lost(journal))
 const quotaDirectory = new QuotaDirectory()
