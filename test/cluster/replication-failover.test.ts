@@ -15,37 +15,12 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { startEtcd } from '../helpers/etcd.ts'
 import { clusterProcs } from '../helpers/cluster-procs.ts'
-import type { Agents, ClusterProcs, LoadReport } from '../helpers/cluster-procs.ts'
+import type { Agents, LoadReport } from '../helpers/cluster-procs.ts'
+import { replicasInSync } from './replica-helpers.ts'
 
 const AGENTS = 600
 const counters: Agents = { type: 'counter', keys: { prefix: 'c', count: AGENTS } }
 const TTL_S = 2
-
-interface ReplStats { cluster: { replication?: { copiesInSync: number, shardsWithReplicasInSync: number, shardsFailoverReady: number } } }
-
-/**
- * Until every shard of the cluster has a replica in sync, and its owner's in-sync record in
- * etcd — what the leader fails a shard over by — says so (each host counts the shards it
- * serves). The record trails the owner's memory by up to its publish gap: a host stopped in
- * that gap leaves shards no failover may take (the test would wait for them in vain).
- */
-async function inSync (c: ClusterProcs, ids: readonly string[], timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    let served = 0
-    let withReplica = 0
-    let ready = 0
-    for (const id of ids) {
-      const s = await c.host(id).stats<ReplStats & { cluster: { shardsServed: number } }>()
-      served += s.cluster.shardsServed
-      withReplica += s.cluster.replication?.shardsWithReplicasInSync ?? 0
-      ready += s.cluster.replication?.shardsFailoverReady ?? 0
-    }
-    if (served === 4096 && withReplica === 4096 && ready === 4096) return
-    if (Date.now() > deadline) throw new Error(`replicas not in sync after ${timeoutMs} ms: ${withReplica} of ${served} served shards, ${ready} in the owners' records`)
-    await new Promise((resolve) => setTimeout(resolve, 100))
-  }
-}
 
 function check (values: readonly unknown[], acked: Float64Array, attempts: number, who: string): void {
   const lost: string[] = []
@@ -73,7 +48,7 @@ test('kill -9 of a host under load: its agents answer again from their replicas 
   try {
     await c.start(['a', 'b', 'c'])
     await c.settled()
-    await inSync(c, ['a', 'b', 'c'])
+    await replicasInSync(c, ['a', 'b', 'c'])
     const owners = (await c.host('a').owners(counters)).map(String)
     const ofB = owners.flatMap((o, i) => o === 'b' ? [i] : [])
     assert.ok(ofB.length > 100, `b serves its part of the counters (${ofB.length})`)
@@ -108,7 +83,7 @@ test('kill -9 of a host under load: its agents answer again from their replicas 
     await c.start(['b'])
     await c.host('a').loadStart('more', counters, 'add', 1, 8)
     await c.settled()
-    await inSync(c, ['a', 'b', 'c'])
+    await replicasInSync(c, ['a', 'b', 'c'])
     attempts += add(acked, await c.host('a').loadStop('more'))
     const b = await c.host('b').stats<{ cluster: { shardsServed: number, movedIn: number } }>()
     assert.ok(b.cluster.shardsServed > 700 && b.cluster.movedIn === b.cluster.shardsServed, `b serves shards again, each moved in (${b.cluster.shardsServed} served, ${b.cluster.movedIn} moved in)`)
@@ -130,7 +105,7 @@ test('a host paused past its lease (SIGSTOP, then SIGCONT) never answers from th
   try {
     await c.start(['a', 'b', 'c'])
     await c.settled()
-    await inSync(c, ['a', 'b', 'c'])
+    await replicasInSync(c, ['a', 'b', 'c'])
     const owners = (await c.host('a').owners(counters)).map(String)
     const keys = owners.flatMap((o, i) => o === 'b' ? [`c${i}`] : []).slice(0, 20)
     for (const k of keys) await c.host('b').call('counter', k, 'add', 1) // resident on b, value 1

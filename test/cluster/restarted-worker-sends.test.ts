@@ -36,29 +36,13 @@ import { startEtcd } from '../helpers/etcd.ts'
 import { clusterProcs } from '../helpers/cluster-procs.ts'
 import type { ClusterProcs } from '../helpers/cluster-procs.ts'
 import { until } from './tenancy-helpers.ts'
-
-interface ReplStats { cluster: { shardsServed: number, replication?: { shardsWithReplicasInSync: number, shardsFailoverReady: number } } }
+import { replicasInSync } from './replica-helpers.ts'
 
 const agents = new URL('../fixtures/restart-agents.js', import.meta.url).href
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
 const t0 = Date.now()
 /** Progress, on stderr: where a run that times out stood. */
 const step = (what: string): void => { process.stderr.write(`[${((Date.now() - t0) / 1000).toFixed(1)} s] ${what}\n`) }
-
-async function inSync (c: ClusterProcs, ids: readonly string[]): Promise<void> {
-  await until('every shard has a replica in sync', async () => {
-    let served = 0
-    let ready = 0
-    let withReplica = 0
-    for (const id of ids) {
-      const s = await c.host(id).stats<ReplStats>()
-      served += s.cluster.shardsServed
-      withReplica += s.cluster.replication?.shardsWithReplicasInSync ?? 0
-      ready += s.cluster.replication?.shardsFailoverReady ?? 0
-    }
-    return served === 4096 && withReplica === 4096 && ready === 4096
-  }, 30_000)
-}
 
 interface Scene {
   readonly c: ClusterProcs
@@ -103,7 +87,7 @@ async function scene (prefix: string, silenceEtcd: boolean): Promise<Scene> {
       c.start(['h1', 'h2'])
     ])
     await c.settled(30_000)
-    await inSync(c, ids)
+    await replicasInSync(c, ids)
     step('in sync')
     const res = await raw.kv.range({ key: Buffer.from(new ClusterKeys(prefix).map, 'utf8') })
     const map: ShardMap = decodeShardMap(res.kvs[0]!.value)

@@ -29,28 +29,10 @@ import { ClusterKeys } from '../../plugins/cluster/membership/cluster-keys.ts'
 import { createEtcdClient } from '../../plugins/cluster/membership/etcd-client.ts'
 import { startEtcd } from '../helpers/etcd.ts'
 import { clusterProcs } from '../helpers/cluster-procs.ts'
-import type { ClusterProcs } from '../helpers/cluster-procs.ts'
 import { until } from './tenancy-helpers.ts'
-
-interface ReplStats { cluster: { shardsServed: number, replication?: { shardsWithReplicasInSync: number, shardsFailoverReady: number } } }
+import { replicasInSync } from './replica-helpers.ts'
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
-
-/** Until every shard has a replica in sync, in its owner's memory and in its etcd record (what a failover goes by). */
-async function inSync (c: ClusterProcs, ids: readonly string[]): Promise<void> {
-  await until('every shard has a replica in sync', async () => {
-    let served = 0
-    let ready = 0
-    let withReplica = 0
-    for (const id of ids) {
-      const s = await c.host(id).stats<ReplStats>()
-      served += s.cluster.shardsServed
-      withReplica += s.cluster.replication?.shardsWithReplicasInSync ?? 0
-      ready += s.cluster.replication?.shardsFailoverReady ?? 0
-    }
-    return served === 4096 && withReplica === 4096 && ready === 4096
-  }, 30_000)
-}
 
 test('a transfer whose batch the replica never got: its send is not redelivered before, and after the failover the retried transfer is credited once', { timeout: 120_000 }, async () => {
   const etcd = await startEtcd()
@@ -68,7 +50,7 @@ test('a transfer whose batch the replica never got: its send is not redelivered 
     const ids = ['h0', 'h1', 'h2']
     await c.start(ids)
     await c.settled(30_000)
-    await inSync(c, ids)
+    await replicasInSync(c, ids)
     const res = await raw.kv.range({ key: Buffer.from(new ClusterKeys(prefix).map, 'utf8') })
     const map: ShardMap = decodeShardMap(res.kvs[0]!.value)
 
