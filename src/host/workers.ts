@@ -25,6 +25,7 @@ import type { ResolvedHostOptions } from './options.ts'
 import type { PendingCalls } from './pending-calls.ts'
 import type { WorkerRestartEvent } from './host-events.ts'
 import type { ThreadInspection } from '../thread/inspect-agent.ts'
+import { claimForTerminate, initWord } from '../thread/init-phase.ts'
 
 const workerUrl = new URL('../thread/worker-entry.js', import.meta.url)
 
@@ -35,6 +36,8 @@ class WorkerSlot {
   recentCrashes: number[] = []
   lastError: Error | null = null
   ready = false
+  /** The current worker's start phase, shared with it (init-phase.ts). */
+  init = initWord()
   /** Quota updates this worker has not acknowledged yet, by sequence number. */
   readonly quotaAcks = new Map<number, () => void>()
   readonly thread: number
@@ -85,16 +88,22 @@ export class WorkerSupervisor {
     return this.slots.map((s) => s.thread)
   }
 
-  /** Start every worker; resolves when each has loaded the agents module. On failure the host is closed and every worker terminated. */
+  /**
+   * Start every worker; resolves when each has loaded the agents module. On failure the
+   * host is closed and every other worker stopped as at close: asked to stop (one still
+   * starting reads it once ready, or fails by itself), terminated only if it takes too
+   * long, and never inside LMDB's native start (init-phase.ts) — terminating one there
+   * can abort the process.
+   */
   async start (): Promise<void> {
     for (let t = 1; t < this.parts.mesh.threads; t++) this.slots.push(new WorkerSlot(t))
     try {
       await Promise.all(this.slots.map((slot) => this.spawn(slot)))
     } catch (err) {
-      // closed first: a worker that had started must not be restarted when terminated
+      // closed first: a worker that had started must not be restarted when it exits
       this.parts.life.stopping = true
       this.parts.life.closed = true
-      await Promise.all(this.slots.map((s) => s.worker?.terminate()))
+      await this.stop()
       throw err
     }
   }
@@ -179,12 +188,20 @@ export class WorkerSupervisor {
   private stopWorker (slot: WorkerSlot): Promise<void> {
     const worker = slot.worker
     if (worker === null) return Promise.resolve()
+    const init = slot.init
     return new Promise((resolve) => {
-      const timer = setTimeout(() => { void worker.terminate() }, Math.max(1000, this.parts.options.closeTimeoutMs))
+      // a worker still loading or opening LMDB is left to finish (then it reads 'stop', or
+      // fails and exits): terminated there, it could abort the process (init-phase.ts)
+      const terminate = (): void => {
+        if (claimForTerminate(init)) void worker.terminate()
+        else timer = setTimeout(terminate, 20)
+      }
+      let timer = setTimeout(terminate, Math.max(1000, this.parts.options.closeTimeoutMs))
       worker.once('exit', () => {
         clearTimeout(timer)
         resolve()
       })
+      // a worker not ready yet reads it once it is (its port queues it until then)
       worker.postMessage({ type: 'stop' } satisfies ControlMessage)
     })
   }
@@ -205,7 +222,8 @@ export class WorkerSupervisor {
       offload: this.parts.offload,
       quotas: this.parts.quotas.snapshot(),
       replicate: this.parts.replicates(),
-      stateless: this.parts.stateless
+      stateless: this.parts.stateless,
+      init: (slot.init = initWord()).buffer as SharedArrayBuffer
     }
     const young = options.workerYoungGenerationMb
     const worker = new Worker(workerUrl, young === null ? { workerData: data } : { workerData: data, resourceLimits: { maxYoungGenerationSizeMb: young } })

@@ -32,6 +32,7 @@ import { QuotaDirectory, QuotaGate } from '../../native-free-core/tenancy/quota-
 import type { AgentErrorReport } from '../observe/agent-error-reporter.ts'
 import { inspectOnThread } from './inspect-agent.ts'
 import type { ThreadInspection } from './inspect-agent.ts'
+import { enterNative, leftNative, startedNative } from './init-phase.ts'
 
 export interface WorkerData {
   readonly index: number
@@ -58,6 +59,8 @@ export interface WorkerData {
    * every worker and every replacement of one: a write by any thread clears its shard's.
    */
   readonly stateless: SharedArrayBuffer | null
+  /** Int32 word: where this worker's start is, so the host never terminates it inside LMDB's native code (init-phase.ts). */
+  readonly init: SharedArrayBuffer
 }
 
 export type ControlMessage =
@@ -87,6 +90,10 @@ guardLmdbCommitFailures()
 
 const data = workerData as WorkerData
 const port = parentPort!
+// the static imports above have loaded lmdb-js's addon: until the store is opened, a
+// termination lands in JavaScript only
+const initPhase = new Int32Array(data.init)
+leftNative(initPhase)
 const post = (m: WorkerMessage): void => port.postMessage(m)
 
 const registry = await loadRegistry(data.agents)
@@ -95,7 +102,9 @@ if (registry.fingerprint() !== data.fingerprint) {
 }
 
 const reporter = new AgentErrorReporter(new Int32Array(data.listeners), (errors, dropped) => post({ type: 'agent-errors', errors, dropped }))
+enterNative(initPhase)
 const store = openStore(data.dataDir, data.durability)
+startedNative(initPhase)
 if (data.stateless !== null && store instanceof LmdbStore) store.shareStateless(data.stateless)
 let replicator: ThreadReplicator | null = null
 if (data.replicate && store instanceof LmdbStore) store.replicateWith((journal) => replicator!.replicate(journal), (journal) => replicator!.lost(journal))

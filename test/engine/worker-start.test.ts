@@ -6,16 +6,18 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { once } from 'node:events'
+import { Worker } from 'node:worker_threads'
 import { InvalidOptionError, WorkerStartError, createHost } from '../../src/index.ts'
 import type { WorkerRestartEvent } from '../../src/index.ts'
 import { keyOn } from './helpers.ts'
+import { INIT_CLAIMED, INIT_SAFE, INIT_STARTED, claimForTerminate, enterNative, initWord, leftNative, startedNative } from '../../src/thread/init-phase.ts'
 
 const faultyAgents = new URL('../fixtures/worker-faulty-agents.js', import.meta.url)
 
-async function startFailure (fault: string): Promise<unknown> {
+async function startFailure (fault: string, closeTimeoutMs?: number): Promise<unknown> {
   process.env.SHOAL_TEST_WORKER_FAULT = fault
   try {
-    await createHost({ agents: faultyAgents, workers: 2 })
+    await createHost({ agents: faultyAgents, workers: 2, ...(closeTimeoutMs !== undefined ? { closeTimeoutMs } : {}) })
   } catch (err) {
     return err
   } finally {
@@ -74,4 +76,58 @@ test('a replacement worker that fails to start is a worker-restart with its erro
     delete process.env.SHOAL_TEST_WORKER_FAULT
     await host.close()
   }
+})
+
+/** Counts `Worker#terminate` calls (the host's workers are node:worker_threads Workers) while `run` runs. */
+async function countingTerminates<T> (run: () => Promise<T>): Promise<{ result: T, terminated: number }> {
+  const original = Worker.prototype.terminate
+  let terminated = 0
+  Worker.prototype.terminate = function (this: Worker) {
+    terminated++
+    return original.call(this)
+  }
+  try {
+    return { result: await run(), terminated }
+  } finally {
+    Worker.prototype.terminate = original
+  }
+}
+
+// terminating a worker while lmdb-js's addon loads or opens its environment can abort the
+// whole process (init-phase.ts): the other workers of a failed start end by themselves
+test('a failed start stops the other workers without terminating them, and terminates one stuck in its agents module', async () => {
+  const started = await countingTerminates(() => startFailure('diverge-1'))
+  assert.ok(started.result instanceof WorkerStartError, String(started.result))
+  assert.match(started.result.message, /^worker 1 failed to start: worker 1 loaded different agent definitions/)
+  assert.equal(started.terminated, 0, 'worker 2 started, was asked to stop and exited by itself')
+
+  // both fail as they start: neither is terminated
+  const both = await countingTerminates(() => startFailure('diverge'))
+  assert.ok(both.result instanceof WorkerStartError, String(both.result))
+  assert.equal(both.terminated, 0)
+
+  // a worker whose agents module never settles cannot read 'stop': terminated after closeTimeoutMs (at least 1 s)
+  const t0 = Date.now()
+  const stuck = await countingTerminates(() => startFailure('diverge-1-hang', 0))
+  assert.ok(stuck.result instanceof WorkerStartError, String(stuck.result))
+  assert.equal(stuck.terminated, 1)
+  assert.ok(Date.now() - t0 >= 1000, `terminated after ${Date.now() - t0} ms`)
+})
+
+test('the start phase word: claimed for termination only outside the native start, and a claimed worker does not enter it', () => {
+  const word = initWord()
+  assert.equal(claimForTerminate(word), false, 'loading the addon (the initial phase)')
+  leftNative(word)
+  assert.equal(word[0], INIT_SAFE)
+  enterNative(word)
+  assert.equal(claimForTerminate(word), false, 'opening the store')
+  startedNative(word)
+  assert.equal(claimForTerminate(word), true, 'past its native start')
+  assert.equal(word[0], INIT_STARTED)
+
+  const claimed = initWord()
+  leftNative(claimed)
+  assert.equal(claimForTerminate(claimed), true)
+  assert.equal(claimed[0], INIT_CLAIMED)
+  assert.equal(Atomics.compareExchange(claimed, 0, INIT_SAFE, 0), INIT_CLAIMED, 'the worker\'s move into the native start fails (it then waits for its end)')
 })
