@@ -526,7 +526,7 @@ export class ShardRuntime implements ContextHost, TimerHost, FollowHost, CommitH
       }
     }
     const refused = env.idBytes !== null
-      ? this.quotas.admitBytes(env.idBytes, env.idAt, env.idLen, !found, env)
+      ? this.quotas.admitBytes(env.idBytes, env.idAt, env.idLen, !found, () => env.id)
       : this.quotas.admit(env.id, !found)
     if (refused !== null) {
       this.reject(env, m.name, refused)

@@ -129,14 +129,13 @@ export class QuotaGate {
    * stored) must fit under the limit. Null when it may.
    */
   /**
-   * `admit` for the id whose UTF-8 bytes are `bytes[at, at + len)`, decoding it (`of.id`,
-   * a lazy getter such as the envelope's: no closure per activation) only when the answer
-   * needs more than its prefix: an agent of the default quota is admitted by its bytes
-   * (an activation makes no id string for it).
+   * `admit` for the id whose UTF-8 bytes are `bytes[at, at + len)`, decoding it (`id()`)
+   * only when the answer needs more than its prefix: an agent of the default quota is
+   * admitted by its bytes (an activation makes no id string for it).
    */
-  admitBytes (bytes: Uint8Array, at: number, len: number, isNew: boolean, of: { readonly id: string }): ShoalError | null {
+  admitBytes (bytes: Uint8Array, at: number, len: number, isNew: boolean, id: () => string): ShoalError | null {
     if ((!isNew || this.directory.defaultUnlimited) && hasPrefix(bytes, at, len, kDefaultPrefixBytes)) return null
-    return this.admit(of.id, isNew)
+    return this.admit(id(), isNew)
   }
 
   admit (id: string, isNew: boolean): ShoalError | null {

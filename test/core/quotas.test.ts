@@ -163,7 +163,7 @@ test('admitBytes answers as admit does, from the id\'s bytes; an agent of the de
         const id = idString(quota, 'item', key)
         const frame = Buffer.from(`..${id}`)
         let decoded = 0
-        const viaBytes = gate.admitBytes(frame, 2, frame.length - 2, isNew, { get id () { decoded++; return id } })
+        const viaBytes = gate.admitBytes(frame, 2, frame.length - 2, isNew, () => { decoded++; return id })
         assert.equal(viaBytes?.code, gate.admit(id, isNew)?.code, `${quota} ${isNew}`)
         if (quota === 'default') assert.equal(decoded, 0, 'the default quota: by the prefix alone')
       }
