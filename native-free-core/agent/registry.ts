@@ -17,12 +17,6 @@ export interface MethodInfo {
   readonly fn: Handler<unknown>
   /** Commands may change state and are persisted before replying; queries are read-only. */
   readonly command: boolean
-  /**
-   * False when the handler surely cannot read its third argument, the turn's context
-   * (`takesNoContext`): a sync turn of it then gets no context object of its own.
-   * Undefined counts as true.
-   */
-  readonly takesCtx?: boolean
 }
 
 export interface TypeInfo {
@@ -58,24 +52,6 @@ export function takesNoArgument (fn: (...args: never[]) => unknown): boolean {
   return open >= 0 && close > open && src.slice(open + 1, close).trim() === ''
 }
 
-/**
- * True only for a handler that cannot read a third argument: at most two parameters, each
- * a plain name (no default, rest or destructuring, which `length` may not count), a plain
- * or no name before them (a method, `function`, `async`, an arrow), no `arguments`, not
- * bound or native. Decided from the source text; anything else counts as reading it.
- */
-export function takesNoContext (fn: (...args: never[]) => unknown): boolean {
-  if (fn.length > 2) return false
-  const src = Function.prototype.toString.call(fn)
-  if (src.includes('[native code]') || /\barguments\b/.test(src)) return false
-  if (/^\s*(async\s+)?[\w$]+\s*=>/.test(src)) return true // `s => …`: one parameter
-  const open = src.indexOf('(')
-  const close = src.indexOf(')', open + 1)
-  if (open < 0 || close < open) return false
-  if (!/^\s*(async\b\s*)?(function\b\s*)?\*?\s*[\w$]*\s*$/.test(src.slice(0, open))) return false
-  return /^\s*([\w$]+\s*(,\s*[\w$]+\s*)?,?)?\s*$/.test(src.slice(open + 1, close))
-}
-
 export class AgentRegistry {
   readonly types: readonly TypeInfo[]
   private readonly byType: ReadonlyMap<string, TypeInfo>
@@ -95,7 +71,7 @@ export class AgentRegistry {
       for (const [name, fn] of Object.entries(def.commands ?? {})) entries.push([name, fn as Handler<unknown>, true])
       for (const [name, fn] of Object.entries(def.queries ?? {})) entries.push([name, fn as Handler<unknown>, false])
       entries.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0))
-      const methods = entries.map(([name, fn, command], i) => ({ name, index: i, fn, command, takesCtx: !takesNoContext(fn) }))
+      const methods = entries.map(([name, fn, command], i) => ({ name, index: i, fn, command }))
       const onTimeout = def.timeout
       // not among `methods`: no message can name it, and the fingerprint stays the handlers'
       const timeoutMethod: MethodInfo | null = onTimeout === undefined

@@ -83,8 +83,6 @@ export class ShardRuntime implements ContextHost, TimerHost, FollowHost, CommitH
 
   /** touch()'s cells (its reused scratch). */
   private readonly touchCells: Array<Cell | undefined> = new Array<Cell | undefined>(kTouchMax).fill(undefined)
-  /** The one context of the turns whose handler cannot read it (turn()); made on first use. */
-  private blindCtx: TurnContext | null = null
 
   /** Messages delivered, for stats. */
   messages = 0
@@ -630,9 +628,7 @@ export class ShardRuntime implements ContextHost, TimerHost, FollowHost, CommitH
         return
       }
     }
-    // a handler that cannot read its context (registry.ts, takesNoContext) shares one, never
-    // touched: nothing to apply after the turn; it gets its own only if it goes async
-    let ctx = m.takesCtx === false ? (this.blindCtx ??= new TurnContext(this, cell, false)) : new TurnContext(this, cell, m.command)
+    const ctx = new TurnContext(this, cell, m.command)
     let result: unknown
     try {
       result = m.fn(cell.state, env.payload, ctx)
@@ -641,7 +637,6 @@ export class ShardRuntime implements ContextHost, TimerHost, FollowHost, CommitH
       return
     }
     if (result !== null && typeof result === 'object' && typeof (result as PromiseLike<unknown>).then === 'function') {
-      if (ctx === this.blindCtx) ctx = new TurnContext(this, cell, m.command)
       ctx.goneAsync() // its storage writes leave the open batch: other turns and commits run before it ends
       cell.flags |= kBusy
       this.busy++
