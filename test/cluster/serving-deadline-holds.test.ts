@@ -48,6 +48,14 @@ class DeadlineRouter implements HostPlugin {
 
 const settle = (p: Promise<unknown>): Promise<string> => p.then((v) => `ok:${String(v)}`, (e: { code?: string }) => `err:${String(e.code)}`)
 
+/** The three calls failed (retriable) and the router got them in the order they were sent. */
+async function failedThroughRouter (router: DeadlineRouter, notes: ReadonlyArray<Promise<string>>, why: string): Promise<void> {
+  assert.deepEqual(await Promise.all(notes), ['err:SHOAL_ERR_SHARD_UNAVAILABLE', 'err:SHOAL_ERR_SHARD_UNAVAILABLE', 'err:SHOAL_ERR_SHARD_UNAVAILABLE'], why)
+  const calls = router.routed.filter(([kind]) => kind === MSG_CALL).map(([, id]) => id)
+  assert.equal(calls.length, 3)
+  assert.deepEqual(calls, [...calls].sort((x, y) => x - y), 'routed in the order they were sent')
+}
+
 test('past the serving deadline, messages waiting in a busy agent\'s mailbox go to the router in order, not run', async () => {
   const router = new DeadlineRouter()
   const host = await createHost({ agents, workers: 1, plugins: [router] })
@@ -61,11 +69,7 @@ test('past the serving deadline, messages waiting in a busy agent\'s mailbox go 
     const notes = ['a', 'b', 'c'].map((t) => settle(ref.call('note', t)))
     const started = await held as number
     assert.ok(started < deadline, 'the hold started before the deadline (its notes were queued, not refused at the ring)')
-    assert.deepEqual(await Promise.all(notes), ['err:SHOAL_ERR_SHARD_UNAVAILABLE', 'err:SHOAL_ERR_SHARD_UNAVAILABLE', 'err:SHOAL_ERR_SHARD_UNAVAILABLE'],
-      'the waiting notes failed (retriable) instead of running from possibly stale state')
-    const calls = router.routed.filter(([kind]) => kind === MSG_CALL).map(([, id]) => id)
-    assert.equal(calls.length, 3)
-    assert.deepEqual(calls, [...calls].sort((x, y) => x - y), 'routed in the order they were sent')
+    await failedThroughRouter(router, notes, 'the waiting notes failed (retriable) instead of running from possibly stale state')
     router.gateway.serveUntil(0)
     assert.deepEqual(await ref.call('log'), ['hold'], 'none of them ran')
   } finally {
@@ -86,11 +90,7 @@ test('past the serving deadline, the frames kept for an arriving shard go to the
     await router.gateway.commitsOf(router.gateway.homeOf(shard))
     router.gateway.serveUntil(Date.now() - 1) // the host stood still past its lease meanwhile
     await router.gateway.adopt([shard], [], () => undefined)
-    assert.deepEqual(await Promise.all(notes), ['err:SHOAL_ERR_SHARD_UNAVAILABLE', 'err:SHOAL_ERR_SHARD_UNAVAILABLE', 'err:SHOAL_ERR_SHARD_UNAVAILABLE'],
-      'the kept notes failed (retriable) instead of running')
-    const calls = router.routed.filter(([kind]) => kind === MSG_CALL).map(([, id]) => id)
-    assert.equal(calls.length, 3)
-    assert.deepEqual(calls, [...calls].sort((x, y) => x - y), 'routed in the order they were sent')
+    await failedThroughRouter(router, notes, 'the kept notes failed (retriable) instead of running')
     router.gateway.serveUntil(0)
     assert.deepEqual(await ref.call('log'), [], 'none of them ran')
   } finally {
