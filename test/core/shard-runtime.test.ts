@@ -10,6 +10,7 @@ import { AgentRegistry } from '../../native-free-core/agent/registry.ts'
 import { ShardRuntime } from '../../native-free-core/runtime/shard-runtime.ts'
 import { copyInto, flatCopy } from '../../native-free-core/runtime/commit-pipeline.ts'
 import type { RuntimeOutput } from '../../native-free-core/runtime/shard-runtime.ts'
+import { stateOwnId } from '../../native-free-core/storage/store.ts'
 import type { Store, WriteBatch } from '../../native-free-core/storage/store.ts'
 import { Envelope, MSG_CALL, MSG_CAST, MSG_SEND } from '../../native-free-core/agent/envelope.ts'
 import { idString } from '../../native-free-core/agent/agent-id.ts'
@@ -395,7 +396,7 @@ test('a commit keys resident agents\' states by their id bytes: no id string is 
   rt.commit()
   assert.equal(made, 0, 'no id string made for the turns or the commit of resident agents')
   const batch = batches.at(-1)!
-  assert.deepEqual(batch.states.map(([id]) => id), [null, null, null], 'the ids are left to stateIds')
+  assert.deepEqual([0, 1, 2].map((k) => stateOwnId(batch.states, k)), [null, null, null], 'the ids are left to stateIds')
   const into = Buffer.alloc(300)
   for (let k = 0; k < 3; k++) {
     assert.equal(batch.stateIds!.id(k), ids[k])
