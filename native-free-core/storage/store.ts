@@ -77,6 +77,9 @@ export interface WriteBatch {
    * reads used), so that a store keyed by shard does not hash the id again — hashing each
    * id at commit was 8.5% of a fanout worker (bench/RESULTS.md, issue 13). Omitted, the
    * store hashes the id.
+   * The runtime packs them (`PackedStates`) and reuses that object for a later batch once
+   * the commit has settled — when `commit` returns, or when its promise settles: a store
+   * that keeps a state's bytes longer copies them (`stateBytesOf` does).
    */
   readonly states: BatchStates
   /**
