@@ -21,6 +21,7 @@
  *                            (start −1: the batch's state holds its id as a string)
  */
 import type { Utf8Decode } from '../agent/envelope.ts'
+import type { PackedStates } from '../storage/packed-states.ts'
 import type { StateIds } from '../storage/store.ts'
 import type { IdArena } from './id-arena.ts'
 
@@ -119,9 +120,11 @@ export class BatchIds implements StateIds {
     return n
   }
 
-  /** The states with every id a string (for those that read them by id: followers). */
-  resolved (states: ReadonlyArray<readonly [string | null, Uint8Array | null, number]>): Array<readonly [string, Uint8Array | null, number]> {
-    return states.map(([id, bytes, hash], k) => [id ?? this.id(k), bytes, hash] as const)
+  /** The states with every id a string and bytes of their own (for those that read them by id and keep them: followers). */
+  resolved (states: PackedStates): Array<readonly [string, Uint8Array | null, number]> {
+    const out: Array<readonly [string, Uint8Array | null, number]> = []
+    for (let k = 0; k < states.length; k++) out.push([states.id(k) ?? this.id(k), states.copy(k), states.hash(k)])
+    return out
   }
 
   private grow (len: number): void {

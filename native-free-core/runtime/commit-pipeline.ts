@@ -35,6 +35,7 @@ import type { OutboundSend } from './turn-context.ts'
 import { EncodeError, ShoalError, StorageError, messageOf } from '../errors.ts'
 import { hashId, shardOf } from '../placement/hash.ts'
 import { StorageOverlay } from '../storage/agent-storage.ts'
+import { PackedStates } from '../storage/packed-states.ts'
 import type { TurnStorage } from '../storage/agent-storage.ts'
 import type { OutboxRecord, Store } from '../storage/store.ts'
 import type { QuotaBatch, QuotaGate } from '../tenancy/quota-gate.ts'
@@ -85,9 +86,10 @@ class Effect {
  */
 interface InflightStates {
   readonly seq: number
-  readonly states: ReadonlyArray<readonly [string | null, Uint8Array | null, number]>
+  readonly states: PackedStates
   readonly ids: BatchIds
-  byId: Map<string, Uint8Array | null> | null
+  /** State index by id. */
+  byId: Map<string, number> | null
 }
 /** A commit in flight's storage changes of one agent. */
 interface InflightStorage { readonly overlay: StorageOverlay, readonly seq: number }
@@ -104,6 +106,8 @@ export class CommitPipeline {
   private dirtyIds: BatchIds
   /** Settled batches' BatchIds, for the next batches (no new buffer per commit). */
   private readonly idsPool: BatchIds[] = []
+  /** Settled batches' PackedStates, likewise. */
+  private readonly statesPool: PackedStates[] = []
   private effects: Effect[] = []
   /** Per agent with uncommitted turns: its last good state as bytes (kSnapFresh) or as a flat copy. */
   private readonly snapshots = new Map<Cell, Uint8Array | object>()
@@ -232,7 +236,8 @@ export class CommitPipeline {
     const startedAt = this.stopwatch.now()
     const effects = this.effects
     this.effects = []
-    const states: Array<[string | null, Uint8Array | null, number]> = []
+    // packed (packed-states.ts): no tuple or view per state for the commit in flight to hold
+    const states = this.statesPool.pop() ?? new PackedStates()
     const ids = this.dirtyIds
     this.dirtyIds = this.idsPool.pop() ?? new BatchIds(host.ids.decode)
     let failed: Map<Cell, ShoalError> | null = null
@@ -270,7 +275,7 @@ export class CommitPipeline {
         else host.quotas.committing(cell, host.idOf(cell))
       }
       ids.keep(k, states.length)
-      states.push([ids.hasBytes(states.length) ? null : host.idOf(cell), bytes, cell.hash])
+      states.push(ids.hasBytes(states.length) ? null : host.idOf(cell), bytes, cell.hash)
       cell.flags &= ~(kDirty | kSnapFresh | kNew)
       if ((cell.flags & (kDeactivate | kDelete)) !== 0 && (cell.flags & kBusy) === 0) {
         this.building = true
@@ -307,6 +312,7 @@ export class CommitPipeline {
     const reminders = host.reminders.takeOpen()
     if (states.length === 0 && storage === null && outboxPuts === null && outboxPart === null && reminders === null) {
       this.giveIds(ids)
+      this.giveStates(states)
       this.releaseInOrder(released)
       return
     }
@@ -354,7 +360,7 @@ export class CommitPipeline {
       settled(false)
       if (droppedHere !== null) for (const id of droppedHere) this.noteDropped(id)
       this.commitFailed(states, ids, released, err, quota)
-      this.giveIds(ids)
+      this.giveIds(ids) // states not: writes queued before the throw may still read their buffer
       return
     }
     if (result === undefined) {
@@ -367,6 +373,7 @@ export class CommitPipeline {
         else this.lastCommit = this.lastCommit.then(() => host.followers.publish(ids.resolved(states)))
       } else {
         this.giveIds(ids)
+        this.giveStates(states) // a synchronous store has copied what it keeps
       }
       this.releaseInOrder(released)
       return
@@ -380,6 +387,7 @@ export class CommitPipeline {
       if (host.followers.size !== 0) host.followers.publish(ids.resolved(states))
       this.release(released)
       this.giveIds(ids) // no one reads this batch's ids any more: settled() took it out of inflight
+      this.giveStates(states) // nor its states, and the store has written them
     }, (err: unknown) => {
       settled(false)
       this.commitFailed(states, ids, released, err, quota)
@@ -401,6 +409,12 @@ export class CommitPipeline {
     if (this.idsPool.length < kIdsPooled && ids.capacity <= kIdsPooledBytes) this.idsPool.push(ids)
   }
 
+  /** A settled batch's states, for a later batch (the store is done with their bytes). */
+  private giveStates (states: PackedStates): void {
+    states.reset()
+    if (this.statesPool.length < kIdsPooled && states.capacity <= kIdsPooledBytes) this.statesPool.push(states)
+  }
+
   /** Resolves when every commit handed to the store so far has completed and released its effects. */
   whenCommitted (): Promise<void> {
     return this.lastCommit ?? Promise.resolve()
@@ -420,7 +434,7 @@ export class CommitPipeline {
   inflightWhere (picks: (id: string) => boolean): boolean {
     for (const batch of this.inflight) {
       const states = batch.states
-      for (let k = 0; k < states.length; k++) if (picks(states[k]![0] ?? batch.ids.id(k))) return true
+      for (let k = 0; k < states.length; k++) if (picks(states.id(k) ?? batch.ids.id(k))) return true
     }
     return false
   }
@@ -432,10 +446,10 @@ export class CommitPipeline {
       if (batch.byId === null) {
         batch.byId = new Map()
         const states = batch.states
-        for (let k = 0; k < states.length; k++) batch.byId.set(states[k]![0] ?? batch.ids.id(k), states[k]![1])
+        for (let k = 0; k < states.length; k++) batch.byId.set(states.id(k) ?? batch.ids.id(k), k)
       }
-      const bytes = batch.byId.get(id)
-      if (bytes !== undefined) return bytes
+      const k = batch.byId.get(id)
+      if (k !== undefined) return batch.states.copy(k) // a copy: the batch's buffer is reused once it settles
     }
     return undefined
   }
@@ -479,14 +493,14 @@ export class CommitPipeline {
     for (const [id, seq] of d) if (seq < oldest) d.delete(id)
   }
 
-  private commitFailed (states: ReadonlyArray<readonly [string | null, Uint8Array | null, number]>, ids: BatchIds, effects: Effect[], err: unknown, quota: QuotaBatch | null): void {
+  private commitFailed (states: PackedStates, ids: BatchIds, effects: Effect[], err: unknown, quota: QuotaBatch | null): void {
     const host = this.host
     if (quota !== null) host.quotas.failed(quota)
     // a retriable error (a replicated commit whose shard changed owner: ShardUnavailableError)
     // reaches the caller as it is, so that it tries again; anything else is the store failing
     const error = err instanceof ShoalError && err.retriable ? err : new StorageError(`commit failed: ${messageOf(err)}`)
     for (let k = 0; k < states.length; k++) {
-      const id = states[k]![0] ?? ids.id(k)
+      const id = states.id(k) ?? ids.id(k)
       const cell = host.residentCell(id, hashId(id))
       if (cell !== undefined && (cell.flags & kBusy) === 0) host.drop(cell)
     }

@@ -354,7 +354,7 @@ export class SimWorld implements RuntimeOutput, TimeObserver, World {
    * `reminder`: what they armed stays armed in the runtime after a failed commit.
    */
   private crashNow (batch: WriteBatch): boolean {
-    if (!this.crashable || batch.states.some((_, k) => SimRuntime.hasTimers(stateIdOf(batch, k), this.runtime))) return false
+    if (!this.crashable || anyState(batch, (id) => SimRuntime.hasTimers(id, this.runtime))) return false
     if (!this.faults.crash(this.chooser, this.budget - this.faultsUsed)) return false
     this.faultsUsed++
     this.crashed = true
@@ -530,4 +530,10 @@ export class SimWorld implements RuntimeOutput, TimeObserver, World {
   private record (e: Event): void {
     if (this.traceList !== null) this.traceList.push({ step: this.steps, tick: this.tick, ...e } as TraceEntry)
   }
+}
+
+/** Whether `picks` selects the id of any of the batch's states. */
+function anyState (batch: WriteBatch, picks: (id: string) => boolean): boolean {
+  for (let k = 0; k < batch.states.length; k++) if (picks(stateIdOf(batch, k))) return true
+  return false
 }

@@ -23,7 +23,7 @@
  * structural hashes of the decoded values, blind to key order (state-hash.ts,
  * `valueHash`); the outbox is hashed on demand with canonical labels (see `hash`).
  */
-import { compareKeys, stateIdOf } from '../storage/store.ts'
+import { compareKeys, stateBytesOf, stateIdOf } from '../storage/store.ts'
 import type { AppliedRecord, OutboxRecord, SendId, StorageChanges, Store, WriteBatch } from '../storage/store.ts'
 import { hashId, shardOf } from '../placement/hash.ts'
 import {
@@ -87,7 +87,7 @@ export class SimStore implements Store, ShardRanges {
     const ids: string[] = []
     for (let k = 0; k < batch.states.length; k++) {
       const id = stateIdOf(batch, k)
-      this.setState(id, batch.states[k]![1])
+      this.setState(id, stateBytesOf(batch.states, k))
       ids.push(id)
     }
     if (batch.storage != null) this.apply(this.storage, this.storageSum, batch.storage)

@@ -13,7 +13,7 @@ import {
   parseSendKey, parseStateKey, rangeChunks, readRangeChunks, sendKey, stateKey
 } from './shard-range.ts'
 import type { RangeRecord, ShardRanges, ShardSize } from './shard-range.ts'
-import { compareKeys, stateIdOf } from './store.ts'
+import { compareKeys, stateBytesNow, stateIdOf } from './store.ts'
 import type { AppliedRecord, OutboxRecord, SendId, StorageChanges, Store, WriteBatch } from './store.ts'
 
 /**
@@ -68,7 +68,7 @@ export class MemoryStore implements Store, QuotaRecords, ShardRanges {
   commit (batch: WriteBatch): undefined {
     for (let k = 0; k < batch.states.length; k++) {
       const id = stateIdOf(batch, k)
-      const bytes = batch.states[k]![1]
+      const bytes = stateBytesNow(batch.states, k) // toStr copies them
       const states = this.shardFor(id).states
       const had = states.has(id)
       if (bytes === null) {

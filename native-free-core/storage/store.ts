@@ -8,6 +8,8 @@
  * synchronously (`undefined`) or when the returned promise resolves (the output gate).
  */
 
+import { PackedStates } from './packed-states.ts'
+
 /** The `ctx.storage` changes of one agent in a batch. */
 export interface StorageChanges {
   /** Remove every key the agent had (ctx.delete) before applying `entries`. */
@@ -75,8 +77,11 @@ export interface WriteBatch {
    * reads used), so that a store keyed by shard does not hash the id again — hashing each
    * id at commit was 8.5% of a fanout worker (bench/RESULTS.md, issue 13). Omitted, the
    * store hashes the id.
+   * The runtime packs them (`PackedStates`) and reuses that object for a later batch once
+   * the commit has settled — when `commit` returns, or when its promise settles: a store
+   * that keeps a state's bytes longer copies them (`stateBytesOf` does).
    */
-  readonly states: ReadonlyArray<readonly [id: string | null, bytes: Uint8Array | null, hash?: number]>
+  readonly states: BatchStates
   /**
    * The ids of the states whose id is `null`, by index: the runtime holds a resident
    * agent's id as UTF-8 bytes (its IdArena), and making each committed state's id string
@@ -112,9 +117,37 @@ export interface StateIds {
   writeId (k: number, into: Uint8Array, at: number): number
 }
 
+/**
+ * A batch's states: tuples (tests, tools), or packed by the runtime (packed-states.ts: a
+ * few typed arrays instead of objects per state that a durable commit holds while in
+ * flight). Read them with the functions below, or take `PackedStates`' own fast paths.
+ */
+export type BatchStates = ReadonlyArray<readonly [id: string | null, bytes: Uint8Array | null, hash?: number]> | PackedStates
+
 /** The id of a batch's k-th state, made from `stateIds` if the entry holds none. */
 export function stateIdOf (batch: WriteBatch, k: number): string {
-  return batch.states[k]![0] ?? batch.stateIds!.id(k)
+  const states = batch.states
+  return (states instanceof PackedStates ? states.id(k) : states[k]![0]) ?? batch.stateIds!.id(k)
+}
+
+/** The id string the batch's k-th state holds itself, or null when `stateIds` has it. */
+export function stateOwnId (states: BatchStates, k: number): string | null {
+  return states instanceof PackedStates ? states.id(k) : states[k]![0]
+}
+
+/** The k-th state's bytes (`null`: deleted) — a copy of their own when packed: a caller may keep them. */
+export function stateBytesOf (states: BatchStates, k: number): Uint8Array | null {
+  return states instanceof PackedStates ? states.copy(k) : states[k]![1]
+}
+
+/** The k-th state's bytes (`null`: deleted), valid only during the store's `commit` call (a view when packed): for a store that copies them. */
+export function stateBytesNow (states: BatchStates, k: number): Uint8Array | null {
+  return states instanceof PackedStates ? states.view(k) : states[k]![1]
+}
+
+/** The k-th state's placement hash, if the batch has it. */
+export function stateHashOf (states: BatchStates, k: number): number | undefined {
+  return states instanceof PackedStates ? states.hash(k) : states[k]![2]
 }
 
 export interface Store {

@@ -58,6 +58,7 @@ import type { Database, RootDatabase } from 'lmdb'
 import { SHARDS, hashId, shardOf } from '../../native-free-core/placement/hash.ts'
 import { compareKeys } from '../../native-free-core/storage/store.ts'
 import type { AppliedRecord, OutboxRecord, SendId, StorageChanges, Store, WriteBatch } from '../../native-free-core/storage/store.ts'
+import { PackedStates } from '../../native-free-core/storage/packed-states.ts'
 import {
   RANGE_APPLIED, RANGE_OUTBOX, RANGE_REMINDERS, RANGE_STATES, RANGE_STORAGE, appliedValue, checkShard, parseAppliedValue, parseSendKey, rangeChunks,
   readRangeChunks
@@ -102,7 +103,7 @@ let touchSink = 0
  * each, writing its key, was a cache miss and most of this loop's time at 1M agents
  * (bench/RESULTS.md, issue 13); loaded together, the misses overlap.
  */
-function touchIds (states: WriteBatch['states'], from: number): number {
+function touchIds (states: Exclude<WriteBatch['states'], PackedStates>, from: number): number {
   const to = Math.min(from + kTouchAhead, states.length)
   let sink = touchSink
   for (let j = from; j < to; j++) sink ^= states[j]![0]?.length ?? 0
@@ -273,6 +274,28 @@ export class LmdbStore implements Store, QuotaRecords, ShardRanges {
     return this.lastWritten.then(noop, noop)
   }
 
+  /**
+   * A packed batch's states (packed-states.ts): each put gets the batch's one buffer with
+   * `start`/`end` at the state's bytes — lmdb-js writes from that address and keeps the
+   * buffer (not a view per state) until the write is done; the runtime reuses the buffer
+   * only once the commit has settled.
+   */
+  private putPacked (states: PackedStates, batch: WriteBatch, written: Promise<boolean>): Promise<boolean> {
+    const keys = this.writeKeys
+    const j = this.journal
+    const ids = batch.stateIds
+    for (let k = 0; k < states.length; k++) {
+      const id = states.id(k)
+      const hash = states.hash(k)
+      const key = id !== null ? keys.state(id, hash) : keys.stateOfIds(ids!, k, hash)
+      const deleted = states.deleted(k)
+      if (!deleted && this.stateless !== null) this.stateWritten((key[0]! << 8) | key[1]!) // before the put is queued
+      written = deleted ? this.states.remove(key) : this.states.put(key, states.value(k) as Uint8Array as Buffer)
+      if (j !== null) deleted ? j.remove(RANGE_STATES, key) : j.put(RANGE_STATES, key, states.view(k)!)
+    }
+    return written
+  }
+
   commit (batch: WriteBatch): Promise<void> {
     // every write queued in one event turn is one transaction (lmdb-js's batching
     // contract), executed on lmdb-js's write thread: no transaction callback, so this
@@ -281,14 +304,17 @@ export class LmdbStore implements Store, QuotaRecords, ShardRanges {
     const keys = this.writeKeys
     const j = this.journal
     const states = batch.states
-    let touched = 0
-    for (let k = 0; k < states.length; k++) {
-      if (k >= touched) touched = touchIds(states, k)
-      const [id, bytes, hash] = states[k]!
-      const key = id !== null ? keys.state(id, hash) : keys.stateOfIds(batch.stateIds!, k, hash ?? hashId(batch.stateIds!.id(k)))
-      if (bytes !== null && this.stateless !== null) this.stateWritten((key[0]! << 8) | key[1]!) // before the put is queued
-      written = bytes === null ? this.states.remove(key) : this.states.put(key, bytes as Buffer)
-      if (j !== null) bytes === null ? j.remove(RANGE_STATES, key) : j.put(RANGE_STATES, key, bytes)
+    if (states instanceof PackedStates) written = this.putPacked(states, batch, written)
+    else {
+      let touched = 0
+      for (let k = 0; k < states.length; k++) {
+        if (k >= touched) touched = touchIds(states, k)
+        const [id, bytes, hash] = states[k]!
+        const key = id !== null ? keys.state(id, hash) : keys.stateOfIds(batch.stateIds!, k, hash ?? hashId(batch.stateIds!.id(k)))
+        if (bytes !== null && this.stateless !== null) this.stateWritten((key[0]! << 8) | key[1]!) // before the put is queued
+        written = bytes === null ? this.states.remove(key) : this.states.put(key, bytes as Buffer)
+        if (j !== null) bytes === null ? j.remove(RANGE_STATES, key) : j.put(RANGE_STATES, key, bytes)
+      }
     }
     if (batch.storage != null) written = this.applyKeyed(this.storage, RANGE_STORAGE, batch.storage, written)
     if (batch.reminders != null) written = this.applyKeyed(this.reminderRecords, RANGE_REMINDERS, batch.reminders, written)

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict'
 import { BatchIds } from '../../native-free-core/runtime/batch-ids.ts'
 import { IdArena, decodeUtf8 } from '../../native-free-core/runtime/id-arena.ts'
 import { MAX_ID_BYTES } from '../../native-free-core/agent/agent-id.ts'
+import { PackedStates } from '../../native-free-core/storage/packed-states.ts'
 
 function check (batch: BatchIds, ids: ReadonlyArray<string | null>): void {
   const into = Buffer.alloc(MAX_ID_BYTES + 16, 0xee)
@@ -32,7 +33,10 @@ test('a batch\'s ids are copies of the arena\'s records taken when staged, in or
   for (const ref of refs) if (ref >= 0) arena.release(ref)
   for (const id of ids) arena.addString(`${id.slice(0, -1)}Z`) // the same sizes: the freed records, written over
   check(batch, ids.map((id, k) => k === 3 ? null : id))
-  assert.deepEqual(batch.resolved([[null, null, 1], ['s', null, 2]]).map(([id]) => id), [ids[0], 's'])
+  const packed = new PackedStates()
+  packed.push(null, null, 1)
+  packed.push('s', Uint8Array.of(7), 2)
+  assert.deepEqual(batch.resolved(packed), [[ids[0], null, 1], ['s', Uint8Array.of(7), 2]])
 })
 
 test('entries left out by the commit loop (keep, truncate) leave the kept ones in order; a reset batch is reused without new room', () => {

@@ -10,6 +10,8 @@ import { AgentRegistry } from '../../native-free-core/agent/registry.ts'
 import { ShardRuntime } from '../../native-free-core/runtime/shard-runtime.ts'
 import { copyInto, flatCopy } from '../../native-free-core/runtime/commit-pipeline.ts'
 import type { RuntimeOutput } from '../../native-free-core/runtime/shard-runtime.ts'
+import { stateHashOf, stateOwnId } from '../../native-free-core/storage/store.ts'
+import { PackedStates } from '../../native-free-core/storage/packed-states.ts'
 import type { Store, WriteBatch } from '../../native-free-core/storage/store.ts'
 import { Envelope, MSG_CALL, MSG_CAST, MSG_SEND } from '../../native-free-core/agent/envelope.ts'
 import { idString } from '../../native-free-core/agent/agent-id.ts'
@@ -395,7 +397,7 @@ test('a commit keys resident agents\' states by their id bytes: no id string is 
   rt.commit()
   assert.equal(made, 0, 'no id string made for the turns or the commit of resident agents')
   const batch = batches.at(-1)!
-  assert.deepEqual(batch.states.map(([id]) => id), [null, null, null], 'the ids are left to stateIds')
+  assert.deepEqual([0, 1, 2].map((k) => stateOwnId(batch.states, k)), [null, null, null], 'the ids are left to stateIds')
   const into = Buffer.alloc(300)
   for (let k = 0; k < 3; k++) {
     assert.equal(batch.stateIds!.id(k), ids[k])
@@ -467,4 +469,46 @@ test('the commit loop reads no id record (the ids were copied as the cells were 
   await store.completeAll()
   assert.deepEqual(simCodec.decode(store.inner.getState(idString('default', 'counter', 'n1'))!), { n: 2, log: [] })
   assert.deepEqual(simCodec.decode(store.inner.getState(idString('default', 'counter', 'n3'))!), { n: 2, log: [] })
+})
+
+test('a batch\'s states are packed (no tuple or view per state), keep their bytes while the commit is in flight, and their buffer is reused only once it has settled', async () => {
+  const batches: WriteBatch[] = []
+  class Capturing extends ManualStore {
+    override commit (batch: WriteBatch): Promise<void> { batches.push(batch); return super.commit(batch) }
+  }
+  const store = new Capturing()
+  const { rt, cast } = setup(store)
+  const id = (k: string): string => idString('default', 'counter', k)
+  const decoded = (b: WriteBatch): unknown[] => {
+    const states = b.states as PackedStates
+    return Array.from({ length: states.length }, (_, k) => simCodec.decode(states.view(k)!))
+  }
+  const long = 'x'.repeat(300) // past the byte-by-byte copy: copied with set
+  cast('counter', 'a0', 'add', 1)
+  cast('counter', 'a1', 'add', 1)
+  cast('counter', 'a2', 'note', long)
+  rt.commit()
+  const first = batches.at(-1)!
+  assert.ok(first.states instanceof PackedStates)
+  assert.deepEqual(decoded(first), [{ n: 1, log: [] }, { n: 1, log: [] }, { n: 0, log: [long] }])
+  assert.deepEqual([0, 1, 2].map((k) => stateHashOf(first.states, k)! >>> 0), [hashId(id('a0')), hashId(id('a1')), hashId(id('a2'))])
+  cast('counter', 'a0', 'add', 10)
+  cast('counter', 'a2', 'remove')
+  rt.commit()
+  const second = batches.at(-1)!
+  assert.notEqual(second.states, first.states, 'a batch in flight keeps its own states')
+  assert.deepEqual(decoded(first), [{ n: 1, log: [] }, { n: 1, log: [] }, { n: 0, log: [long] }], 'the first batch\'s bytes, untouched by the second')
+  assert.equal((second.states as PackedStates).deleted(1), true, 'a delete')
+  store.waiting.shift()!() // the first commit settles, the second stays in flight
+  for (let i = 0; i < 5; i++) await Promise.resolve()
+  cast('counter', 'a1', 'add', 100)
+  rt.commit()
+  const third = batches.at(-1)!
+  assert.equal(third.states, first.states, 'the settled batch\'s states are reused')
+  assert.deepEqual(decoded(third), [{ n: 101, log: [] }])
+  assert.deepEqual(simCodec.decode((second.states as PackedStates).view(0)!), { n: 11, log: [] }, 'the batch in flight still holds its bytes')
+  await store.completeAll()
+  assert.deepEqual(simCodec.decode(store.inner.getState(id('a0'))!), { n: 11, log: [] })
+  assert.deepEqual(simCodec.decode(store.inner.getState(id('a1'))!), { n: 101, log: [] })
+  assert.equal(store.inner.getState(id('a2')), undefined)
 })

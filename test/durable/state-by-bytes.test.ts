@@ -6,6 +6,7 @@ import { idString } from '../../native-free-core/agent/agent-id.ts'
 import { hashId } from '../../native-free-core/placement/hash.ts'
 import { tempDataDir } from './helpers.ts'
 import type { StateIds } from '../../native-free-core/storage/store.ts'
+import { PackedStates } from '../../native-free-core/storage/packed-states.ts'
 
 test('a state read by the id\'s bytes (an activation\'s frame) is the one read by its string', async () => {
   const store = new LmdbStore({ path: tempDataDir(), durability: 'os' })
@@ -44,6 +45,31 @@ test('a batch whose ids are bytes (stateIds) writes the states under the keys th
     assert.deepEqual([...store.ids('q\u001f')].sort(), [ids[1], ids[2]].sort())
     await store.commit({ states: [[null, null, hashId(ids[2]!)]], stateIds: { id: () => ids[2]!, writeId: (_k, into, at) => Buffer.from(ids[2]!).copy(into, at) } })
     assert.equal(store.getState(ids[2]!), undefined, 'a delete by bytes')
+  } finally {
+    await store.close()
+  }
+})
+
+test('a packed batch (one buffer, positioned per put) writes each state\'s own bytes, and the buffer reused for the next batch once settled writes the new ones', async () => {
+  const store = new LmdbStore({ path: tempDataDir(), durability: 'os' })
+  try {
+    const ids = [idString('default', 'counter', 'k1'), idString('q', 't', 'é日本🦀'), idString('q', 't', 'x'.repeat(900)), idString('default', 'counter', 'k2')]
+    const stateIds: StateIds = {
+      id: (k) => ids[k]!,
+      writeId: (k, into, at) => Buffer.from(ids[k]!).copy(into, at)
+    }
+    const values = [{ i: 0 }, 'a string state', { big: 'y'.repeat(500) }, [1, 2, 3]]
+    const packed = new PackedStates(16, 1) // grows during the batch
+    for (const [k, v] of values.entries()) packed.push(k === 1 ? ids[1]! : null, stateCodec.encode(v), hashId(ids[k]!))
+    await store.commit({ states: packed, stateIds })
+    for (const [k, v] of values.entries()) assert.deepEqual(stateCodec.decode(store.getState(ids[k]!)!), v, ids[k]!.slice(0, 30))
+    packed.reset()
+    packed.push(null, stateCodec.encode({ i: 9 }), hashId(ids[0]!))
+    packed.push(null, null, hashId(ids[1]!))
+    await store.commit({ states: packed, stateIds })
+    assert.deepEqual(stateCodec.decode(store.getState(ids[0]!)!), { i: 9 })
+    assert.equal(store.getState(ids[1]!), undefined, 'a packed delete')
+    assert.deepEqual(stateCodec.decode(store.getState(ids[2]!)!), values[2], 'untouched by the reused buffer')
   } finally {
     await store.close()
   }
