@@ -110,6 +110,11 @@ function touchIds (states: WriteBatch['states'], from: number): number {
   return to
 }
 
+/** The environment's `open` options besides its path (lmdb-js's defaults otherwise: overlappingSync, fsync on). Shared with the bench's raw baseline (raw-commit.ts). */
+export const lmdbEnvOptions = { maxDbs: 8 } as const
+/** The states database's options. */
+export const lmdbStateDbOptions = { name: 'states', encoding: 'binary', keyEncoding: 'binary' } as const
+
 export interface LmdbStoreOptions {
   readonly path: string
   readonly durability: Durability
@@ -173,7 +178,7 @@ export class LmdbStore implements Store, QuotaRecords, ShardRanges {
   constructor (options: LmdbStoreOptions) {
     this.path = options.path
     this.waitForFlush = options.durability === 'disk'
-    this.env = open({ path: options.path, maxDbs: 8 })
+    this.env = open({ path: options.path, ...lmdbEnvOptions })
     try {
       this.meta = this.env.openDB<number, string>({ name: 'meta' })
       this.storeId = openFormat(this.env, this.meta as Database<unknown, string>, options.path)
@@ -181,7 +186,7 @@ export class LmdbStore implements Store, QuotaRecords, ShardRanges {
       this.env.close().catch(noop)
       throw err
     }
-    this.states = this.env.openDB<Buffer, Buffer>({ name: 'states', encoding: 'binary', keyEncoding: 'binary' })
+    this.states = this.env.openDB<Buffer, Buffer>(lmdbStateDbOptions)
     this.storage = this.env.openDB<Buffer, Buffer>({ name: 'storage', encoding: 'binary', keyEncoding: 'binary' })
     this.pendingSends = this.env.openDB<Buffer, Buffer>({ name: 'outbox', encoding: 'binary', keyEncoding: 'binary' })
     this.appliedSends = this.env.openDB<Buffer, Buffer>({ name: 'applied', encoding: 'binary', keyEncoding: 'binary' })
