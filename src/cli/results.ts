@@ -373,7 +373,7 @@ export function summaryRows (r: Parts): SummaryRow[] {
       add('open loop', `command p99 at ${raw.share * 100}% vs raw lmdb-js at that rate`, beside.latency.p99Us, 'µs', {
         baseline: { name: 'raw lmdb-js put+flush p99', value: raw.latency.p99Us, unit: 'µs' },
         note: `raw: p50 ${raw.latency.p50Us} / p99.9 ${raw.latency.p999Us} µs, ${fmtRate(raw.offeredPerSec)}/s offered for ${raw.durationMs} ms, ` +
-          `${carried(raw)}, ${raw.transactions} transactions of ${raw.writesPerTransaction.toFixed(1)} writes; command p50 ${beside.latency.p50Us} µs` +
+          `${carried(raw)}, ${raw.transactions} LMDB transactions of ${raw.writesPerTransaction.toFixed(1)} writes; command p50 ${beside.latency.p50Us} µs` +
           (memoryStore ? '; memory store: the commands did not write LMDB' : '')
       })
     }

@@ -421,7 +421,7 @@ async function rawCommitBeside (ctx: ScenarioContext, commands: OpenLoopSeries, 
   const t = raw.threads
   ctx.progress.log(`  raw lmdb-js at ${kRawCommitShare * 100}% (${fmt(raw.offeredPerSec)}/s offered, put + its flush, open loop): ` +
     `p50 ${fmt(raw.latency.p50Us)} µs, p99 ${fmt(raw.latency.p99Us)} µs, p99.9 ${fmt(raw.latency.p999Us)} µs; ` +
-    `${fmt(raw.transactions)} transactions of ${fmt(raw.writesPerTransaction)} writes` +
+    `${fmt(raw.transactions)} LMDB transactions of ${fmt(raw.writesPerTransaction)} writes, ${fmt(raw.pagesWritten / Math.max(1, raw.transactions))} pages, sync busy ${fmt(raw.syncMs)} ms` +
     (t === null ? '' : `; main cpu ${fmt(t.mainCpuMs)} ms, other cpu ${fmt(t.otherCpuMs)} ms, run-queue ${fmt(t.otherRunQueueMs)} ms`))
   return raw
 }

@@ -19,8 +19,8 @@
  *
  * The environment starts empty: the tree is shallower than the engine's after a full
  * run (1M states), as it is in a `--scenario latency` run (the states its own commands
- * wrote). Transactions are counted as distinct commit promises (lmdb-js hands every put
- * of one transaction the same one).
+ * wrote). The environment also has `trackMetrics` on — LMDB's own counters of its
+ * transactions, sync time and pages written (a clock read per transaction, nothing else).
  */
 import { mkdtempSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
@@ -50,9 +50,11 @@ export interface RawCommitResult {
   readonly latency: LatencySummary
   /** Intended → real `put` time: the generator's own delay, included in `latency`. */
   readonly sendLag: LatencySummary
-  /** lmdb-js transactions the writes went into, and writes per transaction. */
+  /** LMDB transactions the writes went into, writes per transaction, time in LMDB's syncs (ms; one at a time), pages written. */
   readonly transactions: number
   readonly writesPerTransaction: number
+  readonly syncMs: number
+  readonly pagesWritten: number
   /** The main thread (the generator and lmdb-js's JS side) and every other thread but `skipTids` (lmdb-js's write thread, V8's helpers); null without /proc. */
   readonly threads: { readonly mainCpuMs: number, readonly otherCpuMs: number, readonly otherRunQueueMs: number } | null
 }
@@ -70,12 +72,21 @@ export interface RawCommitOptions {
   readonly skipTids: readonly number[]
 }
 
+interface LmdbMetrics { readonly txns: number, readonly timeSync: number, readonly pagesWritten: number }
+
+/** LMDB's counters of an environment opened with `trackMetrics` (lmdb-js's `getStats`; not in its types). */
+function lmdbMetrics (env: unknown): LmdbMetrics {
+  const s = (env as { getStats (): Partial<LmdbMetrics> }).getStats()
+  return { txns: s.txns ?? 0, timeSync: s.timeSync ?? 0, pagesWritten: s.pagesWritten ?? 0 }
+}
+
 const immediate = (): Promise<void> => new Promise((resolve) => setImmediate(resolve))
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
 
 export async function rawCommitLoop (o: RawCommitOptions): Promise<RawCommitResult> {
   const dir = mkdtempSync(join(o.dir, 'shoal-raw-commit-'))
-  const env = open({ path: dir, ...lmdbEnvOptions })
+  // trackMetrics: LMDB's own counters (transactions, sync time, pages written); nothing else changes
+  const env = open({ path: dir, ...lmdbEnvOptions, ...{ trackMetrics: true } as object }) // not in lmdb-js's option types
   try {
     const db = env.openDB<Buffer, Buffer>(lmdbStateDbOptions)
     const keys = new KeyScratch()
@@ -87,8 +98,6 @@ export async function rawCommitLoop (o: RawCommitOptions): Promise<RawCommitResu
     let completed = 0
     let errors = 0
     let lastReply = 0
-    let transactions = 0
-    let lastTxn: Promise<boolean> | null = null
     let allDone!: () => void
     const finished = new Promise<void>((resolve) => { allDone = resolve })
     const settle = (ok: boolean): void => {
@@ -97,6 +106,7 @@ export async function rawCommitLoop (o: RawCommitOptions): Promise<RawCommitResu
       else errors++
       if (completed + errors === total) allDone()
     }
+    const m0 = lmdbMetrics(env)
     const cpu0 = threadCpuMs()
     const rq0 = threadRunQueueNs()
     const start = performance.now() + 1
@@ -107,7 +117,6 @@ export async function rawCommitLoop (o: RawCommitOptions): Promise<RawCommitResu
         const intended = at
         lag.recordMs(now - intended)
         const written = db.put(keys.state(o.id()), value)
-        if (written !== lastTxn) { transactions++; lastTxn = written }
         // the flush of the newest transaction, taken now: the one this write is in
         const flushed = new Promise<void>((resolve, reject) => { env.flushed.then(() => resolve(), reject) })
         Promise.all([written, flushed]).then(() => {
@@ -124,6 +133,8 @@ export async function rawCommitLoop (o: RawCommitOptions): Promise<RawCommitResu
       }
     }
     await finished
+    const m1 = lmdbMetrics(env)
+    const metrics = { txns: m1.txns - m0.txns, timeSync: m1.timeSync - m0.timeSync, pagesWritten: m1.pagesWritten - m0.pagesWritten }
     const cpu1 = threadCpuMs()
     const rq1 = threadRunQueueNs()
     let threads: RawCommitResult['threads'] = null
@@ -149,8 +160,10 @@ export async function rawCommitLoop (o: RawCommitOptions): Promise<RawCommitResu
       achievedPerSec: perSec(completed, lastReply - start),
       latency: latency.summary(),
       sendLag: lag.summary(),
-      transactions,
-      writesPerTransaction: total / Math.max(1, transactions),
+      transactions: metrics.txns,
+      writesPerTransaction: total / Math.max(1, metrics.txns),
+      syncMs: metrics.timeSync * 1000,
+      pagesWritten: metrics.pagesWritten,
       threads
     }
   } finally {
