@@ -122,6 +122,8 @@ export interface Summary {
   readonly commandP99At50Us: number | null
   /** Raw disk sync p99 measured in the same run, µs. */
   readonly fsyncP99Us: number | null
+  /** Raw lmdb-js put + flush p99, open loop at the 50% command phase's rate, same run, µs. */
+  readonly rawCommitP99At50Us: number | null
 }
 
 export interface Target {
@@ -232,7 +234,8 @@ export function summarize (r: Parts): Summary {
     gcFanoutMaxMs: longestPause(r.gc.fanout),
     queryP99At50Us: atShare(r.latency?.queries, 0.5)?.latency.p99Us ?? null,
     commandP99At50Us: atShare(r.latency?.commands, 0.5)?.latency.p99Us ?? null,
-    fsyncP99Us: r.latency?.fsync.p99Us ?? null
+    fsyncP99Us: r.latency?.fsync.p99Us ?? null,
+    rawCommitP99At50Us: r.latency?.rawCommit?.latency.p99Us ?? null
   }
 }
 
@@ -363,6 +366,17 @@ export function summaryRows (r: Parts): SummaryRow[] {
           `${carried(p)}; sender lag p99 ${p.sendLag.p99Us} µs${p.errors !== 0 ? `; ${p.errors} errors` : ''}` + (memoryStore ? '; memory store' : '')
       })
     }
+    const raw = l.rawCommit
+    const beside = raw === null ? null : atShare(l.commands, raw.share)
+    if (raw !== null && beside !== null) {
+      // what the engine adds over its storage library at the same offered rate (no target: the issue's is the fsync row's)
+      add('open loop', `command p99 at ${raw.share * 100}% vs raw lmdb-js at that rate`, beside.latency.p99Us, 'µs', {
+        baseline: { name: 'raw lmdb-js put+flush p99', value: raw.latency.p99Us, unit: 'µs' },
+        note: `raw: p50 ${raw.latency.p50Us} / p99.9 ${raw.latency.p999Us} µs, ${fmtRate(raw.offeredPerSec)}/s offered for ${raw.durationMs} ms, ` +
+          `${carried(raw)}, ${raw.transactions} LMDB transactions of ${raw.writesPerTransaction.toFixed(1)} writes; command p50 ${beside.latency.p50Us} µs` +
+          (memoryStore ? '; memory store: the commands did not write LMDB' : '')
+      })
+    }
   }
   for (const phase of ['activate', 'fanout'] as const) {
     const threads = r.gc[phase]
@@ -384,6 +398,7 @@ export const baselineLegend = [
   'raw LMDB puts: lmdb-js put() in a loop, state-sized values under the engine\'s id strings, awaiting the last put and the flush (fsync)',
   'raw puts, same keys/values: the same, of the hot agent\'s own ctx.storage keys (its store key bytes) and value bytes',
   'raw fsync: one 4 KiB write + fdatasync at a time on the data directory\'s filesystem, measured in the latency scenario before its command phases',
+  'raw lmdb-js put+flush: lmdb-js alone (the store\'s open options, a fresh environment), one put at a time on the open loop\'s schedule at the 50% command rate, each awaited until committed and its transaction flushed; after the command phases',
   'open loop: calls sent on a fixed schedule at 25/50/75% of the closed-loop maximum; latency from each call\'s intended send time (no coordinated omission), HdrHistogram'
 ]
 
@@ -411,7 +426,7 @@ const kCarried = 0.9
  * grows with the phase's length: the figure then says "overloaded", not "slow at this
  * load", and the note says so rather than leave a reader to infer it from the lag.
  */
-function carried (p: RatePoint): string {
+function carried (p: Pick<RatePoint, 'achievedPerSec' | 'offeredPerSec'>): string {
   const achieved = `achieved ${fmtRate(p.achievedPerSec)}/s`
   return p.achievedPerSec < kCarried * p.offeredPerSec ? `${achieved} — NOT CARRIED: the calls queued (a backlog, not a latency at this load)` : achieved
 }

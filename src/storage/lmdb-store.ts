@@ -111,6 +111,11 @@ function touchIds (states: Exclude<WriteBatch['states'], PackedStates>, from: nu
   return to
 }
 
+/** The environment's `open` options besides its path (lmdb-js's defaults otherwise: overlappingSync, fsync on). Shared with the bench's raw baseline (raw-commit.ts). */
+export const lmdbEnvOptions = { maxDbs: 8 } as const
+/** The states database's options. */
+export const lmdbStateDbOptions = { name: 'states', encoding: 'binary', keyEncoding: 'binary' } as const
+
 export interface LmdbStoreOptions {
   readonly path: string
   readonly durability: Durability
@@ -158,6 +163,8 @@ export class LmdbStore implements Store, QuotaRecords, ShardRanges {
   private lost: ((journal: Uint8Array) => void) | null = null
   /** The last write queued by `commit` or `deleteOutbox` (settles once every earlier one has): see `localCommits`. */
   private lastWritten: Promise<boolean> = kNothingWritten
+  /** Settles once every commit's durable promise handed out so far has settled (`durableNow`). */
+  private lastDurable: Promise<void> = Promise.resolve()
   /** Shards whose range is a replica's copy (kept in meta 'replicaRanges'): not in the quota counts. */
   private readonly replicaRanges: Set<number>
   private journal: JournalWriter | null = null
@@ -174,7 +181,7 @@ export class LmdbStore implements Store, QuotaRecords, ShardRanges {
   constructor (options: LmdbStoreOptions) {
     this.path = options.path
     this.waitForFlush = options.durability === 'disk'
-    this.env = open({ path: options.path, maxDbs: 8 })
+    this.env = open({ path: options.path, ...lmdbEnvOptions })
     try {
       this.meta = this.env.openDB<number, string>({ name: 'meta' })
       this.storeId = openFormat(this.env, this.meta as Database<unknown, string>, options.path)
@@ -182,7 +189,7 @@ export class LmdbStore implements Store, QuotaRecords, ShardRanges {
       this.env.close().catch(noop)
       throw err
     }
-    this.states = this.env.openDB<Buffer, Buffer>({ name: 'states', encoding: 'binary', keyEncoding: 'binary' })
+    this.states = this.env.openDB<Buffer, Buffer>(lmdbStateDbOptions)
     this.storage = this.env.openDB<Buffer, Buffer>({ name: 'storage', encoding: 'binary', keyEncoding: 'binary' })
     this.pendingSends = this.env.openDB<Buffer, Buffer>({ name: 'outbox', encoding: 'binary', keyEncoding: 'binary' })
     this.appliedSends = this.env.openDB<Buffer, Buffer>({ name: 'applied', encoding: 'binary', keyEncoding: 'binary' })
@@ -374,12 +381,32 @@ export class LmdbStore implements Store, QuotaRecords, ShardRanges {
    */
   private settled (written: Promise<boolean>, journal: Uint8Array | null): Promise<void> {
     if (written !== kNothingWritten) written = this.lastWritten = withCommitCause(written)
-    const local = this.waitForFlush ? written.then(() => this.env.flushed).then(noop) : written.then(noop)
+    const local = this.waitForFlush ? this.durableNow(written) : written.then(noop)
     if (journal === null) return local
     const replicated = this.replicate!(journal)
     const lost = this.lost!
     written.then(noop, () => lost(journal))
     return Promise.all([local, replicated]).then(noop)
+  }
+
+  /**
+   * `written` committed and flushed, the flush taken NOW, while the writes just queued are
+   * the newest: lmdb-js's `flushed` is the flush of the newest transaction at the moment
+   * its `then` is called. Asked once `written` had committed (`written.then(() =>
+   * env.flushed)`), it named whatever this thread had queued since — under a steady load
+   * the next batch's transaction — so each commit also waited for a later transaction's
+   * write and flush (bench/RESULTS.md, 2026-12-07 evening). Asked here, it is the flush of
+   * the transaction holding these writes (or a later one, never an earlier one).
+   *
+   * The commits settle in the order they were queued, as before: each also waits for the
+   * one before it to settle (a later transaction's flush can be reported first when one
+   * sync covered both, and the commit pipeline's `whenCommitted` takes the last as all).
+   */
+  private durableNow (written: Promise<boolean>): Promise<void> {
+    const flushed = new Promise<void>((resolve, reject) => { this.env.flushed.then(() => resolve(), reject) })
+    const local = Promise.all([written, flushed, this.lastDurable]).then(noop)
+    this.lastDurable = local.then(noop, noop)
+    return local
   }
 
   /** Queue per-agent keyed writes (storage, reminders); returns the last write's promise. */

@@ -127,6 +127,34 @@ describe('shoal bench --memory, every scenario, small', () => {
     }
   })
 
+  it('measures raw lmdb-js put + flush open loop at the 50% command rate, beside the command p99', () => {
+    const raw = results.latency.rawCommit
+    const at50 = results.latency.commands.points.find((p: { share: number }) => p.share === 0.5)
+    assert.equal(raw.share, 0.5)
+    assertNumbers(raw, ['offeredPerSec', 'durationMs', 'sent', 'completed', 'errors', 'achievedPerSec', 'transactions', 'writesPerTransaction', 'syncMs', 'pagesWritten'], 'latency.rawCommit')
+    // the same offered rate as the engine's 50% phase, every write answered, on its own schedule
+    assert.equal(raw.offeredPerSec, at50.offeredPerSec)
+    assert.equal(raw.sent, Math.max(1, Math.round(raw.offeredPerSec * raw.durationMs / 1000)))
+    assert.equal(raw.errors, 0)
+    assert.equal(raw.completed, raw.sent)
+    assertLatency(raw.latency, 'latency.rawCommit.latency')
+    assert.equal(raw.latency.count, raw.completed)
+    assertLatency(raw.sendLag, 'latency.rawCommit.sendLag')
+    assert.equal(raw.sendLag.count, raw.sent)
+    // lmdb-js groups the writes queued together into one transaction: at most one per write; each flushed (LMDB's own counters)
+    assert.ok(raw.transactions >= 1 && raw.transactions <= raw.sent)
+    assert.ok(raw.syncMs > 0 && raw.pagesWritten >= raw.transactions)
+    assert.ok(Math.abs(raw.writesPerTransaction - raw.sent / raw.transactions) < 1e-9)
+    if (process.platform === 'linux') assertNumbers(raw.threads, ['mainCpuMs', 'otherCpuMs', 'otherRunQueueMs'], 'latency.rawCommit.threads')
+    assert.equal(results.summary.rawCommitP99At50Us, raw.latency.p99Us)
+    // a second row: the command p99 over raw lmdb-js's at the same rate; the issue's target stays on the fsync row
+    const row = results.rows.find((r: { name: string }) => r.name === 'command p99 at 50% vs raw lmdb-js at that rate')
+    assert.equal(row.value, at50.latency.p99Us)
+    assert.deepEqual(row.baseline, { name: 'raw lmdb-js put+flush p99', value: raw.latency.p99Us, unit: 'µs' })
+    assert.equal(row.target, null)
+    assert.match(run.stdout, /raw lmdb-js at 50% \([\d,]+\/s offered, put \+ its flush, open loop\): p50 /)
+  })
+
   it('records the GC pauses of every thread per scenario', () => {
     for (const name of ['activate', 'fanout', 'hot', 'mixed', 'latency']) {
       const threads = results.gc[name]
@@ -138,7 +166,7 @@ describe('shoal bench --memory, every scenario, small', () => {
         assert.ok(t.maxMs <= t.totalMs + 1e-9 && (t.pauses === 0) === (t.totalMs === 0), `gc.${name}: longest ≤ total`)
       }
     }
-    assertNumbers(results.summary, ['gcActivateMaxMs', 'gcFanoutMaxMs', 'queryP99At50Us', 'commandP99At50Us', 'fsyncP99Us'], 'summary')
+    assertNumbers(results.summary, ['gcActivateMaxMs', 'gcFanoutMaxMs', 'queryP99At50Us', 'commandP99At50Us', 'fsyncP99Us', 'rawCommitP99At50Us'], 'summary')
     assert.ok(results.rows.some((r: { name: string }) => r.name === 'longest GC pause during activation'))
     const command = results.rows.find((r: { name: string }) => r.name.startsWith('command p99 at 50%'))
     assert.equal(command.baseline.name, 'raw fsync p99')

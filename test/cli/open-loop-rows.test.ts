@@ -38,7 +38,8 @@ test('an open-loop phase that did not carry its offered rate is marked as a back
       shares: [0.25, 0.5],
       queries: series('query', 800_000, [point(0.25, 200_000, 199_000, 20_000), point(0.5, 400_000, 180_000, 5_000_000)]),
       commands: series('command', 8_000, [point(0.25, 2_000, 1_990, 9_000), point(0.5, 4_000, 3_000, 200_000)]),
-      fsync: lat(2_000)
+      fsync: lat(2_000),
+      rawCommit: null
     }
   })
   const note = (name: RegExp): string => {

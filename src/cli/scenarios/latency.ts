@@ -26,6 +26,9 @@
  * Baseline: the raw disk sync (4 KiB write + fdatasync, one at a time) measured in this
  * scenario just before the command phases, on the data directory's filesystem. A
  * durable command's reply needs at least one; the target is command p99 ≤ fsync p99 + 2 ms.
+ * A second baseline, after the command phases: raw lmdb-js at the 50% phase's offered
+ * rate, open loop, each write awaited until committed and flushed (raw-commit.ts) —
+ * what the engine adds over its storage library at the same load.
  */
 import { fsyncLatency } from '../../baselines/raw-baselines.ts'
 import { counter, gcTrace } from '../bench-agents.ts'
@@ -37,6 +40,10 @@ import type { ScenarioContext } from './context.ts'
 import { ownTid, threadCpuMs, threadRunQueueNs } from '../thread-cpu.ts'
 import { threadGcPauses } from '../../observe/gc-pauses.ts'
 import { LATENCY_BOUNDS_MS } from '../../../native-free-core/runtime/commit-stats.ts'
+import { rawCommitLoop } from './raw-commit.ts'
+import type { RawCommitResult } from './raw-commit.ts'
+import { benchId } from '../bench-ids.ts'
+import { stateCodec } from '../../thread/codec.ts'
 
 /** Offered loads, as shares of the measured maximum. */
 export const kShares: readonly number[] = [0.25, 0.5, 0.75]
@@ -124,7 +131,12 @@ export interface LatencyResult {
   readonly commands: OpenLoopSeries
   /** Raw disk sync latency (µs), measured before the command phases. */
   readonly fsync: LatencySummary
+  /** Raw lmdb-js put + flush, open loop at the offered rate of the command phase at `rawCommit.share`, measured after the command phases. */
+  readonly rawCommit: RawCommitResult | null
 }
+
+/** The command phase the raw lmdb-js baseline stands beside. */
+export const kRawCommitShare = 0.5
 
 type Send = () => Promise<unknown>
 
@@ -387,5 +399,29 @@ export async function latency (ctx: ScenarioContext): Promise<LatencyResult> {
   const fsync = summarizeUs(fsyncLatency(ctx.scratchDir, Math.min(1000, Math.max(200, ctx.durationMs / 5))))
   ctx.progress.log(`  raw fsync (4 KiB write + fdatasync): p50 ${fmt(fsync.p50Us)} µs, p99 ${fmt(fsync.p99Us)} µs over ${fmt(fsync.count)}`)
   const commands = await series(ctx, 'command', maxMs, rateMs, () => ctx.probes.flush())
-  return { shares: kShares, queries, commands, fsync }
+  const rawCommit = await rawCommitBeside(ctx, commands, Math.min(1000, Math.max(300, ctx.durationMs / 5)))
+  return { shares: kShares, queries, commands, fsync, rawCommit }
+}
+
+/** Raw lmdb-js at the rate the command phase at kRawCommitShare was offered, the host idle (its commits flushed). */
+async function rawCommitBeside (ctx: ScenarioContext, commands: OpenLoopSeries, ms: number): Promise<RawCommitResult | null> {
+  const point = commands.points.find((p) => p.share === kRawCommitShare)
+  if (point === undefined) return null
+  const skipTids = await Promise.all(ctx.probes.refs.map((r) => r.call('tid')))
+  const { rng, agents } = ctx
+  const raw = await rawCommitLoop({
+    dir: ctx.scratchDir,
+    share: kRawCommitShare,
+    rate: point.offeredPerSec,
+    ms,
+    id: () => benchId(rng.below(agents)),
+    value: stateCodec.encode({ n: 1 }),
+    skipTids
+  })
+  const t = raw.threads
+  ctx.progress.log(`  raw lmdb-js at ${kRawCommitShare * 100}% (${fmt(raw.offeredPerSec)}/s offered, put + its flush, open loop): ` +
+    `p50 ${fmt(raw.latency.p50Us)} µs, p99 ${fmt(raw.latency.p99Us)} µs, p99.9 ${fmt(raw.latency.p999Us)} µs; ` +
+    `${fmt(raw.transactions)} LMDB transactions of ${fmt(raw.writesPerTransaction)} writes, ${fmt(raw.pagesWritten / Math.max(1, raw.transactions))} pages, sync busy ${fmt(raw.syncMs)} ms` +
+    (t === null ? '' : `; main cpu ${fmt(t.mainCpuMs)} ms, other cpu ${fmt(t.otherCpuMs)} ms, run-queue ${fmt(t.otherRunQueueMs)} ms`))
+  return raw
 }
