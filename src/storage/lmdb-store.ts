@@ -401,12 +401,32 @@ export class LmdbStore implements Store, QuotaRecords, ShardRanges {
    * The commits settle in the order they were queued, as before: each also waits for the
    * one before it to settle (a later transaction's flush can be reported first when one
    * sync covered both, and the commit pipeline's `whenCommitted` takes the last as all).
+   * A replica's applies (`queueReplicated`) and `putQuotaLimit` take the same path, in the
+   * same order: a replica acknowledges a stream's high-water mark, so its applies must be
+   * durable in the order they were queued.
    */
   private durableNow (written: Promise<boolean>): Promise<void> {
-    const flushed = new Promise<void>((resolve, reject) => { this.env.flushed.then(() => resolve(), reject) })
-    const local = Promise.all([written, flushed, this.lastDurable]).then(noop)
+    const local = Promise.all([written, this.flushedNow(), this.lastDurable]).then(noop)
     this.lastDurable = local.then(noop, noop)
     return local
+  }
+
+  /**
+   * The flush of the newest transaction queued by this thread, taken now (see
+   * `durableNow`): called right after queuing writes or a transaction, theirs (or a later
+   * one's, never an earlier one's).
+   */
+  private flushedNow (): Promise<void> {
+    return new Promise<void>((resolve, reject) => { this.env.flushed.then(() => resolve(), reject) })
+  }
+
+  /**
+   * A transaction queued just now (`env.transaction`) committed and, with durability
+   * 'disk', flushed — its own flush, taken as it is queued, not once it has committed
+   * (that one would be whatever this thread queued meanwhile: `durableNow`).
+   */
+  private transactionDurable (transaction: Promise<unknown>): Promise<void> {
+    return this.waitForFlush ? Promise.all([transaction, this.flushedNow()]).then(noop) : transaction.then(noop)
   }
 
   /** Queue per-agent keyed writes (storage, reminders); returns the last write's promise. */
@@ -574,7 +594,7 @@ export class LmdbStore implements Store, QuotaRecords, ShardRanges {
     const dbs = new Map(this.rangeDbs)
     this.stateWritten(shard)
     const tally = new QuotaTally()
-    await this.env.transaction(() => {
+    await this.transactionDurable(this.env.transaction(() => {
       this.clearRange(shard, this.replicaRanges.has(shard) ? new QuotaTally() : tally)
       this.markReplica(shard, asReplica)
       const prefix = Buffer.allocUnsafe(2)
@@ -584,20 +604,18 @@ export class LmdbStore implements Store, QuotaRecords, ShardRanges {
         if (db === RANGE_STATES && !asReplica) tally.addIdBytes(key, 0, 1)
       }
       this.moveCounts(tally)
-    })
-    if (this.waitForFlush) await this.env.flushed
+    }))
     this.tellCounts(tally)
   }
 
   async dropShard (shard: number): Promise<void> {
     checkShard(shard)
     const tally = new QuotaTally()
-    await this.env.transaction(() => {
+    await this.transactionDurable(this.env.transaction(() => {
       this.clearRange(shard, this.replicaRanges.has(shard) ? new QuotaTally() : tally)
       this.markReplica(shard, false)
       this.moveCounts(tally)
-    })
-    if (this.waitForFlush) await this.env.flushed
+    }))
     this.tellCounts(tally)
   }
 
@@ -716,7 +734,8 @@ export class LmdbStore implements Store, QuotaRecords, ShardRanges {
     }
     if (written !== kNothingWritten) written = withCommitCause(written)
     const committed = written.then(noop)
-    return { committed, durable: this.waitForFlush ? written.then(() => this.env.flushed).then(noop) : committed }
+    // the flush taken now, while these writes are the newest this thread queued (`durableNow`)
+    return { committed, durable: this.waitForFlush ? this.durableNow(written) : committed }
   }
 
   /** Is the shard's range a replica's copy (not counted in the quota counts)? */
@@ -743,15 +762,14 @@ export class LmdbStore implements Store, QuotaRecords, ShardRanges {
     })
     if (shards.length === 0) return
     const tally = new QuotaTally()
-    await this.env.transaction(() => {
+    await this.transactionDurable(this.env.transaction(() => {
       for (const s of shards) {
         const [start, end] = shardRange(s)
         for (const key of this.states.getKeys({ start, end })) tally.addIdBytes(key, 2, sign)
         this.markReplica(s, sign === -1)
       }
       this.moveCounts(tally)
-    })
-    if (this.waitForFlush) await this.env.flushed
+    }))
     this.tellCounts(tally)
   }
 
@@ -782,7 +800,7 @@ export class LmdbStore implements Store, QuotaRecords, ShardRanges {
 
   putQuotaLimit (quota: string, limit: number | null): Promise<void> {
     const written = withCommitCause(limit === null ? this.quotas.remove(limitKey(quota)) : this.quotas.put(limitKey(quota), limit))
-    return this.waitForFlush ? written.then(() => this.env.flushed).then(noop) : written.then(noop)
+    return this.waitForFlush ? this.durableNow(written) : written.then(noop)
   }
 
   /**
