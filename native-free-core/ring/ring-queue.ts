@@ -49,21 +49,6 @@ export function align4 (n: number): number {
   return (n + 3) & ~3
 }
 
-/**
- * Bytes from a frame's length word to the next one: `4 + align4(len)` for a frame,
- * `-len` for a skip marker (`len < 0`). Without a branch on purpose: the marker comes
- * once per lap of the ring, long after the reading loop was optimized, and an operation
- * that had never run before TurboFan compiled the loop has no type feedback — its first
- * run deoptimizes the loop (every ring's first wrap did, `--trace-deopt`: "Insufficient
- * type feedback for binary operation" in the thread loop's `dispatch` and `touchAhead`),
- * which then runs unoptimized until it is compiled again. Here every operation runs for
- * every frame.
- */
-export function frameSpan (len: number): number {
-  const marker = len >> 31 // -1 for a skip marker, else 0
-  return ((4 + ((len + 3) & ~3)) & ~marker) | ((0 - len) & marker)
-}
-
 /** Allocate a ring; `capacity` is rounded up to a power of two, at least 4 KiB. */
 export function createRing (capacity: number): SharedArrayBuffer {
   let cap = 4096
@@ -167,20 +152,16 @@ export class RingProducer implements FrameSink {
    * Where `bytes` can be written contiguously now, or -1 if the ring is full. When they
    * do not fit before the end of the buffer, writes a skip marker and answers 0. Reads
    * the consumer's head (a shared cache line) only when the cached one says full.
-   *
-   * The marker is written at every frame, not only at the wrap: when the frame fits,
-   * that word is the frame's length word, which `end` overwrites before anything is
-   * published. A branch taken once per lap of the ring would deoptimize every frame
-   * writer this is inlined into on the first wrap (see `frameSpan`).
    */
   private place (bytes: number): number {
     const idx = this.tail & this.mask
     const contiguous = this.capacity - idx
     const extra = bytes <= contiguous ? 0 : contiguous
     if (extra + bytes > this.free() && extra + bytes > this.refreshFree()) return -1
-    this.ring.i32[idx >> 2] = 0 - contiguous
-    this.tail = (this.tail + extra) | 0
-    return extra === 0 ? idx : 0
+    if (extra === 0) return idx
+    this.ring.i32[idx >> 2] = -contiguous
+    this.tail = (this.tail + contiguous) | 0
+    return 0
   }
 
   /** Finish the frame begun by `begin`; `bytes` is its payload length. */
@@ -206,10 +187,6 @@ export class RingProducer implements FrameSink {
       Atomics.store(this.ctl, kTail, this.tail)
       this.published = this.tail
       this.consumerBell.ring()
-      // and see what it freed: one load per batch keeps `place` off `refreshFree` until
-      // the ring is really near full — else its first call, a lap into the ring, came
-      // after the frame writers were optimized and deoptimized them (see frameSpan)
-      this.head = Atomics.load(this.ctl, kHead)
     }
     return this.overflow.length !== 0
   }
@@ -354,8 +331,8 @@ export class RingConsumer {
     let n = 0
     while (n < avail) {
       const len = this.data32[((this.head + n) & this.mask) >> 2]!
-      const size = frameSpan(len)
-      if (n !== 0 && n + size > maxBytes) break // both compares run from the second frame on (see frameSpan)
+      const size = len < 0 ? -len : 4 + align4(len)
+      if (n + size > maxBytes && n !== 0) break
       n += size
     }
     return n
@@ -370,8 +347,8 @@ export function forEachFrame (buf32: Int32Array, bytes: number, onFrame: (offset
   let p = 0
   while (p < bytes) {
     const len = buf32[p >> 2]!
-    const at = p
-    p += frameSpan(len)
-    if (len >= 0) onFrame(at + 4, len)
+    if (len < 0) { p -= len; continue }
+    onFrame(p + 4, len)
+    p += 4 + align4(len)
   }
 }

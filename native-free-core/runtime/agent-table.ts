@@ -110,18 +110,13 @@ export class AgentTable<V extends Keyed> {
     return this.capacity
   }
 
-  // The lookups test `c !== TOMB` before the hash: it then runs at every occupied slot
-  // on the probe path, not only at a hash match, which the lookups of new agents (all
-  // of activation) never reach; its first run in optimized code would deoptimize the
-  // lookup and whatever it is inlined into ("Insufficient type feedback for compare
-  // operation", --trace-deopt).
   get (id: string, hash: number): V | undefined {
     const h = hash | 0
     const chunks = this.chunks
     for (let i = this.home(h); ; i = (i + 1) & this.mask) {
       const c = chunks[i >>> CHUNK_BITS]![i & CHUNK_MASK]
       if (c === undefined) return undefined
-      if (c !== TOMB && this.hashes[i] === h && this.ids.equalsString(c.idRef as number, id)) return c
+      if (this.hashes[i] === h && c !== TOMB && this.ids.equalsString(c.idRef as number, id)) return c
     }
   }
 
@@ -135,7 +130,7 @@ export class AgentTable<V extends Keyed> {
     for (let i = this.home(h); ; i = (i + 1) & this.mask) {
       const c = chunks[i >>> CHUNK_BITS]![i & CHUNK_MASK]
       if (c === undefined) return undefined
-      if (c !== TOMB && this.hashes[i] === h && this.ids.equalsBytes(c.idRef as number, bytes, at, len)) return c
+      if (this.hashes[i] === h && c !== TOMB && this.ids.equalsBytes(c.idRef as number, bytes, at, len)) return c
     }
   }
 
@@ -148,7 +143,7 @@ export class AgentTable<V extends Keyed> {
     const h = hash | 0
     const i = this.home(h)
     const c = this.chunks[i >>> CHUNK_BITS]![i & CHUNK_MASK]
-    return c !== TOMB && this.hashes[i] === h ? c : undefined
+    return this.hashes[i] === h && c !== TOMB ? c : undefined
   }
 
   /**
@@ -200,7 +195,7 @@ export class AgentTable<V extends Keyed> {
     for (let i = this.home(h); ; i = (i + 1) & this.mask) {
       const c = chunks[i >>> CHUNK_BITS]![i & CHUNK_MASK]
       if (c === undefined) return false
-      if (c !== TOMB && this.hashes[i] === h && this.ids.equalsString(c.idRef as number, id)) {
+      if (this.hashes[i] === h && c !== TOMB && this.ids.equalsString(c.idRef as number, id)) {
         this.vacate(i)
         return true
       }

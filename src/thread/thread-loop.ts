@@ -25,7 +25,7 @@
  * announcing sleep, so the clock rings its doorbell exactly when a tick has work for it.
  */
 import { Doorbell } from '../../native-free-core/ring/doorbell.ts'
-import { RingConsumer, RingProducer, frameSpan } from '../../native-free-core/ring/ring-queue.ts'
+import { RingConsumer, RingProducer, align4 } from '../../native-free-core/ring/ring-queue.ts'
 import type { BytesView, FrameSink } from '../../native-free-core/ring/ring-queue.ts'
 import { shardOf } from '../../native-free-core/placement/hash.ts'
 import type { ShardRuntime } from '../../native-free-core/runtime/shard-runtime.ts'
@@ -557,9 +557,9 @@ export class ThreadLoop implements RuntimeOutput {
     let n = 0
     while (n < kTouchAhead && p < bytes) {
       const len = i32[p >> 2]!
+      if (len < 0) { p -= len; continue }
       const o = p + 4
-      p += frameSpan(len) // no branch: see frameSpan
-      if (len < 0) continue // skip marker at the ring's wrap point
+      p = o + align4(len)
       if (u8[o]! < FRAME_REPLY) hashes[n++] = i32[(o + 4) >> 2]!
     }
     this.touchSink ^= rt.touch(hashes, n)
@@ -576,9 +576,9 @@ export class ThreadLoop implements RuntimeOutput {
     while (p < bytes) {
       if (p >= touched && rt0 !== null) touched = this.touchAhead(rt0, p, bytes)
       const len = i32[p >> 2]!
+      if (len < 0) { p -= len; continue } // skip marker at the ring's wrap point
       const o = p + 4
-      p += frameSpan(len) // no branch: see frameSpan
-      if (len < 0) continue // skip marker at the ring's wrap point
+      p = o + align4(len)
       try {
         const kind = reader.kind(o)
         if (kind < FRAME_REPLY || kind === MSG_FORGET) {
