@@ -20,8 +20,12 @@
  * core (the workers then waited for a CPU) and each spin's promise and Immediate made
  * garbage (the main thread's scavenges) — the sender made much of the tail it measured
  * (bench/RESULTS.md, issue 13, 2026-12-06 evening). A nap delays replies that arrive
- * meanwhile by up to 0.1 ms; it is counted. How late each call left is recorded too
- * (`sendLag`), so the generator's own delay is visible beside the latency.
+ * meanwhile by up to 0.1 ms; it is counted. Before a nap it yields to the microtask
+ * queue once: the engine publishes the calls of a turn at its end, and without the yield
+ * every batch waited out the nap unsent (2026-12-07 evening). How late each call left is
+ * recorded too (`sendLag`), so the generator's own delay is visible beside the latency.
+ * Both are kept per call during the phase and go into their HDR histograms after it:
+ * the same values, without the histogram's per-value work on the thread being measured.
  *
  * Baseline: the raw disk sync (4 KiB write + fdatasync, one at a time) measured in this
  * scenario just before the command phases, on the data directory's filesystem. A
@@ -311,37 +315,49 @@ async function openLoop (ctx: ScenarioContext, workerTids: readonly number[], pr
   let lastReply = 0
   let allDone!: () => void
   const finished = new Promise<void>((resolve) => { allDone = resolve })
+  // how late each call left (ms); recorded into `lag` after the phase, like `took` into `latency`
+  const lateBy = new Float64Array(total)
   const settle = (ok: boolean): void => {
     lastReply = performance.now()
     if (ok) completed++
     else errors++
     if (completed + errors === total) allDone()
   }
+  const failed = (): void => settle(false)
   const start = performance.now() + 1
   let i = 0
   while (i < total) {
     const now = performance.now()
     for (let at = start + i * interval; i < total && at <= now; at = start + (++i) * interval) {
-      const intended = at
       const k = i
-      sentAt[k] = epoch + intended
-      lag.recordMs(now - intended)
+      sentAt[k] = epoch + at
+      lateBy[k] = now - at
       send().then(() => {
-        const t = performance.now() - intended
-        took[k] = t
-        latency.recordMs(t)
+        // `start + k * interval` is `at` (the same expression): the closure keeps only k
+        took[k] = performance.now() - (start + k * interval)
         settle(true)
-      }, () => settle(false))
+      }, failed)
     }
     if (i === total) break
     const wait = start + i * interval - performance.now()
     if (wait > kSpinMs) await sleep(wait - 1)
     else {
-      if (wait > 0) Atomics.wait(napCell, 0, 0, kNapMs)
+      if (wait > 0) {
+        // the calls just made are published at the end of this microtask turn: yield to
+        // it first, or they would wait out the nap unsent
+        await null
+        Atomics.wait(napCell, 0, 0, kNapMs)
+      }
       await immediate()
     }
   }
   await finished
+  // into the histograms after the phase, not per call inside it: the same values, without
+  // HdrHistogram's per-value work on the thread being measured
+  for (let k = 0; k < total; k++) {
+    lag.recordMs(lateBy[k]!)
+    if (!Number.isNaN(took[k])) latency.recordMs(took[k]!)
+  }
   const mainSpans = mainOwnTrace ? gcTrace.take() : []
   const workerSpans = (await Promise.all(ctx.probes.refs.map((r) => r.call('gcTraceTake')))).flat()
   const threads = phaseThreads(before, await readThreads(ctx), workerTids)
