@@ -10,8 +10,7 @@
  *        └──────────────────────┘                         └─ idle  → park (waitAsync)
  *
  * States: `running` (inside a pass), `scheduled` (setImmediate pending), `parked`
- * (waitAsync pending). A worker whose last frames came less than kLingerMs ago naps
- * rather than parks (see `nap`): it stays `scheduled`, and nobody needs to ring it. A local wake — an async turn settled, a commit finished, the
+ * (waitAsync pending). A local wake — an async turn settled, a commit finished, the
  * main thread wrote a call — rings this thread's own doorbell when parked, which
  * resolves the pending waitAsync; there is never more than one waiter.
  *
@@ -60,14 +59,6 @@ const RING_BUDGET_BYTES = 256 * 1024
 const TIMER_BUDGET = 65_536
 /** Message frames whose agents touchAhead loads before they are delivered. */
 const kTouchAhead = 16
-/**
- * A worker that found frames inbound this recently (ms) naps instead of parking when it
- * runs out of work, and how long each nap is (ms). See `nap`.
- */
-const kLingerMs = 1
-const kNapMs = 0.1
-/** A word nobody notifies: a nap is `Atomics.wait` on it with a timeout. */
-const napCell = new Int32Array(new SharedArrayBuffer(4))
 
 const bufferView: BytesView = (b, o, l) => Buffer.from(b as ArrayBuffer, o, l)
 
@@ -103,8 +94,6 @@ export interface ThreadLoopOptions {
   readonly onControl?: (from: number, token: number, msg: ControlOp) => void
   /** Dedup mode: the runtime applied a durable send, committed (RuntimeOutput.applied). */
   readonly onApplied?: (id: string, hash: number, send: SendId) => void
-  /** @internal How long a worker naps before it parks, after frames (tests; default kLingerMs). See `nap`. */
-  readonly lingerMs?: number
 }
 
 export class ThreadLoop implements RuntimeOutput {
@@ -163,10 +152,6 @@ export class ThreadLoop implements RuntimeOutput {
   private agentErrors = 0
   private badFrames = 0
   private failedSends = 0
-  /** performance.now() of the last pass that found frames inbound (workers: see `nap`). */
-  private lastInboundAt = -Infinity
-  /** 0 on the main thread: it never naps. */
-  private readonly lingerMs: number
   /** The nextDue last published (skips a store per park when it did not change). */
   private publishedDue = -1
   /** This thread's parkedAt word holds a tick (see thread-clock.ts). */
@@ -183,7 +168,6 @@ export class ThreadLoop implements RuntimeOutput {
     this.stats = statsView(options.mesh, this.index)
     this.clock = new ClockView(options.mesh.clock)
     this.onReply = options.onReply
-    this.lingerMs = this.index === 0 ? 0 : options.lingerMs ?? kLingerMs
     this.onApplied = options.onApplied
     this.onAgentError = options.onAgentError
     this.onResult = options.onResult
@@ -526,7 +510,6 @@ export class ThreadLoop implements RuntimeOutput {
     this.stats[kStatRunning] = 1
     this.again = false
     let more = false
-    let inbound = false
     this.unparkClock()
     this.lapsed = this.pastServingDeadline()
     try {
@@ -537,7 +520,6 @@ export class ThreadLoop implements RuntimeOutput {
         if (ring == null) continue
         const bytes = ring.copyOut(this.reader.scratch, RING_BUDGET_BYTES)
         if (bytes === 0) continue
-        inbound = true
         this.dispatch(bytes, peer)
         if (ring.hasData()) more = true
       }
@@ -557,49 +539,6 @@ export class ThreadLoop implements RuntimeOutput {
     if (more || this.again) {
       this.scheduled = true
       setImmediate(this.pass)
-    } else if (this.lingerMs !== 0 && this.lingers(inbound)) {
-      this.nap()
-    } else {
-      this.park()
-    }
-  }
-
-  /**
-   * A worker that just had frames naps (kNapMs in `Atomics.wait`, the thread asleep in
-   * the kernel) and looks again, for up to kLingerMs after the last frames came, before
-   * it parks. Under a steady stream of calls it is then never parked, so the main thread
-   * never has to wake it: waking a thread parked in `Atomics.waitAsync` is a task posted
-   * to its event loop plus an eventfd write, ≈ 8 µs of the producer's time on this VM,
-   * and in the open-loop latency bench a quarter of the main thread's CPU went to it —
-   * two wake-ups per batch of calls (bench/RESULTS.md, issue 13, 2026-12-07 evening).
-   * A frame arriving during a nap waits for its end (≤ kNapMs, plus the kernel's timer
-   * slack). Between naps the event loop runs (setImmediate): LMDB callbacks, timers and
-   * control messages are served as when parked, and a local wake sets `again`. The main
-   * thread never naps: its event loop is the application's.
-   */
-  private nap (): void {
-    Atomics.wait(napCell, 0, 0, kNapMs)
-    this.scheduled = true
-    setImmediate(this.afterNap)
-  }
-
-  /** A worker that found frames in this pass, or less than kLingerMs ago. */
-  private lingers (inbound: boolean): boolean {
-    const now = performance.now()
-    if (inbound) this.lastInboundAt = now
-    return now - this.lastInboundAt < this.lingerMs
-  }
-
-  private readonly afterNap = (): void => {
-    this.scheduled = false
-    if (this.stopped) return
-    const rt = this.runtime
-    const due = rt === null ? -1 : rt.nextTimerTick()
-    if (this.again || this.hasInbound() || (due >= 0 && due <= this.clock.now())) {
-      this.scheduled = true
-      this.pass()
-    } else if (this.lingers(false)) {
-      this.nap()
     } else {
       this.park()
     }
