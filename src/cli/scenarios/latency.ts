@@ -13,17 +13,13 @@
  *      (hdr.ts): a call the sender issued late because the process was stalled counts
  *      its wait, which a closed loop (or a timer taken at the real send) would hide.
  *
- * The sender polls the clock with `setImmediate` (sleeping with a timer only when the
- * next call is more than 2 ms away): Node's timers are 1 ms coarse, which at these
- * rates would add up to a millisecond to every call. When nothing is due it naps
- * 0.1 ms in `Atomics.wait` rather than spin: spinning kept the main thread at 100% of a
- * core (the workers then waited for a CPU) and each spin's promise and Immediate made
- * garbage (the main thread's scavenges) — the sender made much of the tail it measured
- * (bench/RESULTS.md, issue 13, 2026-12-06 evening). A nap delays replies that arrive
- * meanwhile by up to 0.1 ms; it is counted. Before a nap it yields to the microtask
- * queue once: the engine publishes the calls of a turn at its end, and without the yield
- * every batch waited out the nap unsent (2026-12-07 evening). How late each call left is
- * recorded too (`sendLag`), so the generator's own delay is visible beside the latency.
+ * The sender's schedule is pacer.ts's (the raw lmdb-js baseline uses the same): it polls
+ * the clock with `setImmediate`, naps 0.1 ms in `Atomics.wait` when nothing is due —
+ * spinning made much of the tail it measured (bench/RESULTS.md, issue 13, 2026-12-06
+ * evening) — and yields once before each nap so that the calls just made are published
+ * first. A nap delays replies that arrive meanwhile by up to 0.1 ms; it is counted. How
+ * late each call left is recorded too (`sendLag`), so the generator's own delay is
+ * visible beside the latency.
  * Both are kept per call during the phase and go into their HDR histograms after it:
  * the same values, without the histogram's per-value work on the thread being measured.
  *
@@ -44,6 +40,7 @@ import type { ScenarioContext } from './context.ts'
 import { ownTid, threadCpuMs, threadRunQueueNs } from '../thread-cpu.ts'
 import { threadGcPauses } from '../../observe/gc-pauses.ts'
 import { LATENCY_BOUNDS_MS } from '../../../native-free-core/runtime/commit-stats.ts'
+import { openLoopStart, pace } from './pacer.ts'
 import { rawCommitLoop } from './raw-commit.ts'
 import type { RawCommitResult } from './raw-commit.ts'
 import { benchId } from '../bench-ids.ts'
@@ -51,15 +48,6 @@ import { stateCodec } from '../../thread/codec.ts'
 
 /** Offered loads, as shares of the measured maximum. */
 export const kShares: readonly number[] = [0.25, 0.5, 0.75]
-/** Poll the clock rather than sleep when the next call is due within this many ms. */
-const kSpinMs = 2
-/**
- * When nothing is due, block the main thread this long (Atomics.wait: the thread sleeps
- * in the kernel) before looking again, instead of spinning through `setImmediate`.
- */
-const kNapMs = 0.1
-const napCell = new Int32Array(new SharedArrayBuffer(4))
-
 export type CallKind = 'query' | 'command'
 
 export interface RatePoint {
@@ -165,9 +153,6 @@ async function maxRate (send: Send, concurrency: number, ms: number): Promise<nu
   await Promise.all(Array.from({ length: concurrency }, lane))
   return perSec(calls, performance.now() - start)
 }
-
-const immediate = (): Promise<void> => new Promise((resolve) => setImmediate(resolve))
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
 
 interface ThreadReading {
   readonly cpu: Map<number, number>
@@ -324,33 +309,16 @@ async function openLoop (ctx: ScenarioContext, workerTids: readonly number[], pr
     if (completed + errors === total) allDone()
   }
   const failed = (): void => settle(false)
-  const start = performance.now() + 1
-  let i = 0
-  while (i < total) {
-    const now = performance.now()
-    for (let at = start + i * interval; i < total && at <= now; at = start + (++i) * interval) {
-      const k = i
-      sentAt[k] = epoch + at
-      lateBy[k] = now - at
-      send().then(() => {
-        // `start + k * interval` is `at` (the same expression): the closure keeps only k
-        took[k] = performance.now() - (start + k * interval)
-        settle(true)
-      }, failed)
-    }
-    if (i === total) break
-    const wait = start + i * interval - performance.now()
-    if (wait > kSpinMs) await sleep(wait - 1)
-    else {
-      if (wait > 0) {
-        // the calls just made are published at the end of this microtask turn: yield to
-        // it first, or they would wait out the nap unsent
-        await null
-        Atomics.wait(napCell, 0, 0, kNapMs)
-      }
-      await immediate()
-    }
-  }
+  const start = openLoopStart()
+  await pace(start, interval, total, (k, at, now) => {
+    sentAt[k] = epoch + at
+    lateBy[k] = now - at
+    send().then(() => {
+      // `start + k * interval` is `at` (the same expression): the closure keeps only k
+      took[k] = performance.now() - (start + k * interval)
+      settle(true)
+    }, failed)
+  })
   await finished
   // into the histograms after the phase, not per call inside it: the same values, without
   // HdrHistogram's per-value work on the thread being measured

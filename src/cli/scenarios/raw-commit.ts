@@ -8,9 +8,7 @@
  * with the durable store's own options (`lmdbEnvOptions`, `lmdbStateDbOptions`: the
  * engine's `open`, lmdb-js's defaults besides — overlappingSync, fsync on), written from
  * the main thread while the host stands idle. Write i is *intended* at start + i / rate,
- * on the same schedule as the engine's open loop (latency.ts: poll with `setImmediate`,
- * nap 0.1 ms in `Atomics.wait` when nothing is due, sleep when the next write is more
- * than 2 ms away); each is one `put` of a counter state under a uniformly random bench
+ * on the same schedule as the engine's open loop (the same pacer, pacer.ts); each is one `put` of a counter state under a uniformly random bench
  * agent's state key (the store's key bytes, lmdb-keys.ts), and its latency runs from the
  * intended time until the put has committed AND its transaction is flushed — as durable
  * as a command's reply (durability 'disk'). The flush is taken as the write is queued
@@ -31,11 +29,7 @@ import { KeyScratch } from '../../storage/lmdb-keys.ts'
 import { lmdbEnvOptions, lmdbStateDbOptions } from '../../storage/lmdb-store.ts'
 import { ownTid, threadCpuMs, threadRunQueueNs } from '../thread-cpu.ts'
 import { perSec } from './context.ts'
-
-/** Same pacing as the engine's open loop (latency.ts). */
-const kSpinMs = 2
-const kNapMs = 0.1
-const napCell = new Int32Array(new SharedArrayBuffer(4))
+import { openLoopStart, pace } from './pacer.ts'
 
 export interface RawCommitResult {
   /** What it stands beside: the command phase at this share of the maximum. */
@@ -80,9 +74,6 @@ function lmdbMetrics (env: unknown): LmdbMetrics {
   return { txns: s.txns ?? 0, timeSync: s.timeSync ?? 0, pagesWritten: s.pagesWritten ?? 0 }
 }
 
-const immediate = (): Promise<void> => new Promise((resolve) => setImmediate(resolve))
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
-
 export async function rawCommitLoop (o: RawCommitOptions): Promise<RawCommitResult> {
   const dir = mkdtempSync(join(o.dir, 'shoal-raw-commit-'))
   // trackMetrics: LMDB's own counters (transactions, sync time, pages written); nothing else changes
@@ -109,29 +100,17 @@ export async function rawCommitLoop (o: RawCommitOptions): Promise<RawCommitResu
     const m0 = lmdbMetrics(env)
     const cpu0 = threadCpuMs()
     const rq0 = threadRunQueueNs()
-    const start = performance.now() + 1
-    let i = 0
-    while (i < total) {
-      const now = performance.now()
-      for (let at = start + i * interval; i < total && at <= now; at = start + (++i) * interval) {
-        const intended = at
-        lag.recordMs(now - intended)
-        const written = db.put(keys.state(o.id()), value)
-        // the flush of the newest transaction, taken now: the one this write is in
-        const flushed = new Promise<void>((resolve, reject) => { env.flushed.then(() => resolve(), reject) })
-        Promise.all([written, flushed]).then(() => {
-          latency.recordMs(performance.now() - intended)
-          settle(true)
-        }, () => settle(false))
-      }
-      if (i === total) break
-      const wait = start + i * interval - performance.now()
-      if (wait > kSpinMs) await sleep(wait - 1)
-      else {
-        if (wait > 0) Atomics.wait(napCell, 0, 0, kNapMs)
-        await immediate()
-      }
-    }
+    const start = openLoopStart()
+    await pace(start, interval, total, (_k, at, now) => {
+      lag.recordMs(now - at)
+      const written = db.put(keys.state(o.id()), value)
+      // the flush of the newest transaction, taken now: the one this write is in
+      const flushed = new Promise<void>((resolve, reject) => { env.flushed.then(() => resolve(), reject) })
+      Promise.all([written, flushed]).then(() => {
+        latency.recordMs(performance.now() - at)
+        settle(true)
+      }, () => settle(false))
+    })
     await finished
     const m1 = lmdbMetrics(env)
     const metrics = { txns: m1.txns - m0.txns, timeSync: m1.timeSync - m0.timeSync, pagesWritten: m1.pagesWritten - m0.pagesWritten }
