@@ -41,6 +41,7 @@ import { ownTid, threadCpuMs, threadRunQueueNs } from '../thread-cpu.ts'
 import { threadGcPauses } from '../../observe/gc-pauses.ts'
 import { LATENCY_BOUNDS_MS } from '../../../native-free-core/runtime/commit-stats.ts'
 import { openLoopStart, pace } from './pacer.ts'
+import type { OpenLoopFigures } from './pacer.ts'
 import { rawCommitLoop } from './raw-commit.ts'
 import type { RawCommitResult } from './raw-commit.ts'
 import { benchId } from '../bench-ids.ts'
@@ -50,20 +51,8 @@ import { stateCodec } from '../../thread/codec.ts'
 export const kShares: readonly number[] = [0.25, 0.5, 0.75]
 export type CallKind = 'query' | 'command'
 
-export interface RatePoint {
-  /** Share of the measured maximum offered. */
-  readonly share: number
-  readonly offeredPerSec: number
-  readonly durationMs: number
-  readonly sent: number
-  readonly completed: number
-  readonly errors: number
-  /** Completed calls / (first intended send → last reply). */
-  readonly achievedPerSec: number
-  /** Intended send time → reply. */
-  readonly latency: LatencySummary
-  /** Intended → real send time: the load generator's own delay, included in `latency`. */
-  readonly sendLag: LatencySummary
+/** An open-loop phase of calls; `latency` runs from a call's intended send time to its reply. */
+export interface RatePoint extends OpenLoopFigures {
   /** Where the phase's time went, per thread (null without /proc). */
   readonly threads: PhaseThreads | null
   /** The calls at or above the p99: how many were in flight during a GC pause of the main thread, of a worker, of neither. */

@@ -16,6 +16,24 @@
  * the end of that turn, and would otherwise wait out the nap unsent (2026-12-07 evening,
  * branch lat-main).
  */
+import type { LatencySummary } from '../latency.ts'
+
+/** What one open-loop phase offered and measured (latency.ts's `RatePoint`, raw-commit.ts's result). */
+export interface OpenLoopFigures {
+  /** Share of the measured maximum offered. */
+  readonly share: number
+  readonly offeredPerSec: number
+  readonly durationMs: number
+  readonly sent: number
+  readonly completed: number
+  readonly errors: number
+  /** Completed items / (first intended time → last completion). */
+  readonly achievedPerSec: number
+  /** Intended time → completion (a call's reply; a write committed and flushed). */
+  readonly latency: LatencySummary
+  /** Intended → real issue time: the generator's own delay, included in `latency`. */
+  readonly sendLag: LatencySummary
+}
 
 /** Poll the clock rather than sleep when the next item is due within this many ms. */
 const kSpinMs = 2

@@ -23,27 +23,16 @@
 import { mkdtempSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
 import { open } from 'lmdb'
-import type { LatencySummary } from '../latency.ts'
 import { HdrLatency } from '../hdr.ts'
 import { KeyScratch } from '../../storage/lmdb-keys.ts'
 import { lmdbEnvOptions, lmdbStateDbOptions } from '../../storage/lmdb-store.ts'
 import { ownTid, threadCpuMs, threadRunQueueNs } from '../thread-cpu.ts'
 import { perSec } from './context.ts'
 import { openLoopStart, pace } from './pacer.ts'
+import type { OpenLoopFigures } from './pacer.ts'
 
-export interface RawCommitResult {
-  /** What it stands beside: the command phase at this share of the maximum. */
-  readonly share: number
-  readonly offeredPerSec: number
-  readonly durationMs: number
-  readonly sent: number
-  readonly completed: number
-  readonly errors: number
-  readonly achievedPerSec: number
-  /** Intended write time → committed and flushed. */
-  readonly latency: LatencySummary
-  /** Intended → real `put` time: the generator's own delay, included in `latency`. */
-  readonly sendLag: LatencySummary
+/** The raw phase; `share` is the command phase's it stands beside, `latency` runs from a write's intended time until committed and flushed. */
+export interface RawCommitResult extends OpenLoopFigures {
   /** LMDB transactions the writes went into, writes per transaction, time in LMDB's syncs (ms; one at a time), pages written. */
   readonly transactions: number
   readonly writesPerTransaction: number
