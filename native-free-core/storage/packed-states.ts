@@ -23,6 +23,8 @@
  *                                 start and end (start −1: the state is deleted)
  */
 
+import { hashId } from '../placement/hash.ts'
+
 /** A buffer lmdb-js writes from `start` to `end` of its ArrayBuffer (see `PackedStates.value`). */
 export interface PositionedBytes extends Uint8Array {
   start: number
@@ -49,6 +51,20 @@ export class PackedStates {
     this.bytes = positioned(Math.max(16, initialBytes))
     this.spans = new Int32Array(2 * Math.max(1, initialStates))
     this.hashes = new Float64Array(Math.max(1, initialStates))
+  }
+
+  /**
+   * States given as `[id, bytes, hash?]` tuples (tests, tools: `WriteBatch.states`' other
+   * form), packed, so that a store writes one form. A tuple without a hash gets its id's
+   * (`ids`: the batch's `stateIds`, for tuples whose id is null).
+   */
+  static from (states: ReadonlyArray<readonly [id: string | null, bytes: Uint8Array | null, hash?: number]>, ids?: { id (k: number): string } | null): PackedStates {
+    const packed = new PackedStates(64, Math.max(1, states.length))
+    for (let k = 0; k < states.length; k++) {
+      const [id, bytes, hash] = states[k]!
+      packed.push(id, bytes, hash ?? hashId(id ?? ids!.id(k)))
+    }
+    return packed
   }
 
   get length (): number {

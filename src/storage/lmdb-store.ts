@@ -55,7 +55,7 @@
  */
 import { open } from 'lmdb'
 import type { Database, RootDatabase } from 'lmdb'
-import { SHARDS, hashId, shardOf } from '../../native-free-core/placement/hash.ts'
+import { SHARDS, shardOf } from '../../native-free-core/placement/hash.ts'
 import { compareKeys } from '../../native-free-core/storage/store.ts'
 import type { AppliedRecord, OutboxRecord, SendId, StorageChanges, Store, WriteBatch } from '../../native-free-core/storage/store.ts'
 import { PackedStates } from '../../native-free-core/storage/packed-states.ts'
@@ -91,25 +91,6 @@ export interface ReplicatedSegment {
  * per shard on average; a fuller one has states in (nearly) every shard.
  */
 const kScanStatesPerShard = 4
-
-/** States whose id strings touchIds loads before the commit loop writes their keys. */
-const kTouchAhead = 16
-/** What touchIds' loads folded into (kept so that they are not optimized away). */
-let touchSink = 0
-
-/**
- * Load the id strings of `states[from]` and the next kTouchAhead − 1, and return the
- * index after them. Ids live all over a heap of millions of agents: the first read of
- * each, writing its key, was a cache miss and most of this loop's time at 1M agents
- * (bench/RESULTS.md, issue 13); loaded together, the misses overlap.
- */
-function touchIds (states: Exclude<WriteBatch['states'], PackedStates>, from: number): number {
-  const to = Math.min(from + kTouchAhead, states.length)
-  let sink = touchSink
-  for (let j = from; j < to; j++) sink ^= states[j]![0]?.length ?? 0
-  touchSink = sink
-  return to
-}
 
 /** The environment's `open` options besides its path (lmdb-js's defaults otherwise: overlappingSync, fsync on). Shared with the bench's raw baseline (raw-commit.ts). */
 export const lmdbEnvOptions = { maxDbs: 8 } as const
@@ -281,15 +262,18 @@ export class LmdbStore implements Store, QuotaRecords, ShardRanges {
     return this.lastWritten.then(noop, noop)
   }
 
-  /**
-   * A packed batch's states (packed-states.ts): each put gets the batch's one buffer with
-   * `start`/`end` at the state's bytes — lmdb-js writes from that address and keeps the
-   * buffer (not a view per state) until the write is done; the runtime reuses the buffer
-   * only once the commit has settled.
-   */
-  private putPacked (states: PackedStates, batch: WriteBatch, written: Promise<boolean>): Promise<boolean> {
+  commit (batch: WriteBatch): Promise<void> {
+    // every write queued in one event turn is one transaction (lmdb-js's batching
+    // contract), executed on lmdb-js's write thread: no transaction callback, so this
+    // thread only encodes instructions
+    let written: Promise<boolean> = kNothingWritten
     const keys = this.writeKeys
     const j = this.journal
+    // packed (packed-states.ts) as the runtime hands them: each put gets the batch's one
+    // buffer with `start`/`end` at the state's bytes — lmdb-js writes from that address and
+    // keeps the buffer (not a view per state) until the write is done; the runtime reuses
+    // it only once the commit has settled. Tuples (tests, tools) are packed here first.
+    const states = batch.states instanceof PackedStates ? batch.states : PackedStates.from(batch.states, batch.stateIds)
     const ids = batch.stateIds
     for (let k = 0; k < states.length; k++) {
       const id = states.id(k)
@@ -299,29 +283,6 @@ export class LmdbStore implements Store, QuotaRecords, ShardRanges {
       if (!deleted && this.stateless !== null) this.stateWritten((key[0]! << 8) | key[1]!) // before the put is queued
       written = deleted ? this.states.remove(key) : this.states.put(key, states.value(k) as Uint8Array as Buffer)
       if (j !== null) deleted ? j.remove(RANGE_STATES, key) : j.put(RANGE_STATES, key, states.view(k)!)
-    }
-    return written
-  }
-
-  commit (batch: WriteBatch): Promise<void> {
-    // every write queued in one event turn is one transaction (lmdb-js's batching
-    // contract), executed on lmdb-js's write thread: no transaction callback, so this
-    // thread only encodes instructions
-    let written: Promise<boolean> = kNothingWritten
-    const keys = this.writeKeys
-    const j = this.journal
-    const states = batch.states
-    if (states instanceof PackedStates) written = this.putPacked(states, batch, written)
-    else {
-      let touched = 0
-      for (let k = 0; k < states.length; k++) {
-        if (k >= touched) touched = touchIds(states, k)
-        const [id, bytes, hash] = states[k]!
-        const key = id !== null ? keys.state(id, hash) : keys.stateOfIds(batch.stateIds!, k, hash ?? hashId(batch.stateIds!.id(k)))
-        if (bytes !== null && this.stateless !== null) this.stateWritten((key[0]! << 8) | key[1]!) // before the put is queued
-        written = bytes === null ? this.states.remove(key) : this.states.put(key, bytes as Buffer)
-        if (j !== null) bytes === null ? j.remove(RANGE_STATES, key) : j.put(RANGE_STATES, key, bytes)
-      }
     }
     if (batch.storage != null) written = this.applyKeyed(this.storage, RANGE_STORAGE, batch.storage, written)
     if (batch.reminders != null) written = this.applyKeyed(this.reminderRecords, RANGE_REMINDERS, batch.reminders, written)

@@ -1,5 +1,6 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
+import { hashId } from '../../native-free-core/placement/hash.ts'
 import { PackedStates } from '../../native-free-core/storage/packed-states.ts'
 import { stateBytesNow, stateBytesOf, stateHashOf, stateIdOf, stateOwnId } from '../../native-free-core/storage/store.ts'
 import type { WriteBatch } from '../../native-free-core/storage/store.ts'
@@ -60,4 +61,14 @@ test('the store helpers read tuples and packed states alike', () => {
     assert.deepEqual([0, 1].map((k) => stateBytesNow(states, k)), [bytes(4, 1), null])
     assert.deepEqual([0, 1].map((k) => stateHashOf(states, k)), [7, 8])
   }
+})
+
+test('tuples packed for a store: the same ids, bytes and hashes; a missing hash is the id\'s own', () => {
+  const fromIds = 'default\u001fcounter\u001fbytes'
+  const stateIds = { id: () => fromIds, writeId: () => 0 }
+  const packed = PackedStates.from([[null, bytes(3, 9)], ['default\u001fcounter\u001fs', null], ['default\u001fcounter\u001ft', bytes(70, 2), 5]], stateIds)
+  assert.equal(packed.length, 3)
+  assert.deepEqual([0, 1, 2].map((k) => packed.id(k)), [null, 'default\u001fcounter\u001fs', 'default\u001fcounter\u001ft'])
+  assert.deepEqual([0, 1, 2].map((k) => packed.view(k)), [bytes(3, 9), null, bytes(70, 2)])
+  assert.deepEqual([0, 1, 2].map((k) => packed.hash(k)), [hashId(fromIds), hashId('default\u001fcounter\u001fs'), 5])
 })
