@@ -16,6 +16,8 @@
  *   lmdb            the store's configuration (lmdbEnvOptions: overlappingSync, fsync on);
  *                   acknowledged when the put has committed and the flush taken at the put
  *                   (its own transaction's) has settled — the store's 'disk' durability
+ *   lmdb-commit     the store's configuration, acknowledged when the put's promise settles
+ *                   (its commit, without asking for the flush) — durability 'os'
  *   no-overlap      overlappingSync off: the commit itself syncs; acknowledged at commit
  *   no-meta-sync    overlappingSync + noMetaSync (NOT power-loss safe: the meta page of an
  *                   acknowledged transaction is not flushed; the reference for what the
@@ -71,7 +73,7 @@ const prefill = Number(arg('--prefill', '100000'))
 const agents = Number(arg('--agents', '1000000'))
 const checkpointMs = Number(arg('--checkpoint-ms', '100'))
 const parent = arg('--dir', tmpdir())
-const kAll = ['lmdb', 'no-overlap', 'no-meta-sync', 'no-turn-batch', 'wal', 'wal+lmdb', 'wal+lmdb-nosync', 'wal-inline', 'wal-inline+lmdb']
+const kAll = ['lmdb', 'lmdb-commit', 'no-overlap', 'no-meta-sync', 'no-turn-batch', 'wal', 'wal+lmdb', 'wal+lmdb-nosync', 'wal-inline', 'wal-inline+lmdb']
 const variants = arg('--variants', kAll.join(',')).split(',')
 const kLogBytes = 64 << 20
 
@@ -302,7 +304,7 @@ async function run (variant: string): Promise<Row> {
         acked = log!.append(key, value)
       } else {
         const written = db!.put(key, value)
-        if (variant === 'no-overlap') acked = written
+        if (variant === 'no-overlap' || variant === 'lmdb-commit') acked = written
         else {
           const flushed = new Promise<void>((resolve, reject) => { env!.flushed.then(() => resolve(), reject) })
           acked = Promise.all([written, flushed])
