@@ -64,7 +64,12 @@
  *                     environment CORRUPT (a meta page on disk pointing at pages that
  *                     are not), not just behind. Use 'os' where a host's data can be
  *                     rebuilt (cluster replicas on other machines, a cache) or power
- *                     loss is not in the failure model; 'disk' otherwise.
+ *                     loss is not in the failure model; 'disk' otherwise. (A worker
+ *                     that dies leaves its last commits to the next flush of a thread
+ *                     that writes, or to the host's close: each flush syncs the whole
+ *                     environment.) A replica's apply is acknowledged at its commit too
+ *                     (`queueReplicated`'s `durable`); range imports, drops, counts and
+ *                     quota limits resolve at commit.
  *
  * Keys of `storage` and `reminders` carry the id's length so that an agent's keys form one
  * range whatever its id contains: the length stops `a` + `\0b` from meeting `a\0` + `b`.
@@ -110,7 +115,7 @@ export interface ReplicatedSegment {
  */
 const kScanStatesPerShard = 4
 
-/** The environment's `open` options besides its path (lmdb-js's defaults otherwise: overlappingSync, fsync on). Shared with the bench's raw baseline (raw-commit.ts). */
+/** The environment's `open` options besides its path with durability 'disk' (lmdb-js's defaults otherwise: overlappingSync, fsync on). Shared with the bench's raw baseline (raw-commit.ts). */
 export const lmdbEnvOptions = { maxDbs: 8 } as const
 /** The environment's `open` options for a durability mode: 'os' without per-commit flushes (see the header). */
 export function lmdbEnvOptionsFor (durability: Durability): { readonly maxDbs: 8, readonly noSync?: true } {
