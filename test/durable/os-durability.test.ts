@@ -129,6 +129,27 @@ test("'os': the background flush runs every flushIntervalMs once something was w
   }
 })
 
+test("a host with durability 'os': its workers' commands are acknowledged with no sync at all (flushIntervalMs reaches them), and close() flushes", async () => {
+  const dataDir = tempDataDir()
+  const env = metered(dataDir, 'os')
+  const host = await durableHost(dataDir, { durability: 'os', flushIntervalMs: kHour })
+  let closed = false
+  try {
+    const before = syncTime(env)
+    for (let i = 0; i < 20; i++) assert.equal(await host.ref('tally', `k${i}`).call('bump'), 1)
+    assert.equal(syncTime(env), before, 'every call was acknowledged and LMDB has not synced')
+    // with the default period (1000 ms) a worker would have flushed by now
+    await sleep(1500)
+    assert.equal(syncTime(env), before, "the workers' stores flush every hour, as asked")
+    await host.close()
+    closed = true
+    assert.ok(syncTime(env) > before, 'closing the host flushed')
+  } finally {
+    if (!closed) await host.close()
+    await env.close()
+  }
+})
+
 test('one process cannot hold one directory in both modes (StorageError); one after the other, either way, keeps the data', async () => {
   const path = tempDataDir()
   const [a, b] = idsInShard(S, 'kv', 2)
