@@ -17,7 +17,11 @@
  *                   acknowledged when the put has committed and the flush taken at the put
  *                   (its own transaction's) has settled — the store's 'disk' durability
  *   lmdb-commit     the store's configuration, acknowledged when the put's promise settles
- *                   (its commit, without asking for the flush) — durability 'os'
+ *                   (its commit, without asking for the flush) — durability 'os' before
+ *                   branch osdur
+ *   os              durability 'os' as the store has it since branch osdur
+ *                   (lmdbEnvOptionsFor('os'): noSync), acknowledged when the put's promise
+ *                   settles, the environment synced every defaultFlushIntervalMs
  *   no-overlap      overlappingSync off: the commit itself syncs; acknowledged at commit
  *   no-meta-sync    overlappingSync + noMetaSync (NOT power-loss safe: the meta page of an
  *                   acknowledged transaction is not flushed; the reference for what the
@@ -59,7 +63,7 @@ import { benchId } from '../src/cli/bench-ids.ts'
 import { Rng } from '../src/cli/rng.ts'
 import { openLoopStart, pace } from '../src/cli/scenarios/pacer.ts'
 import { KeyScratch } from '../src/storage/lmdb-keys.ts'
-import { lmdbEnvOptions, lmdbStateDbOptions } from '../src/storage/lmdb-store.ts'
+import { defaultFlushIntervalMs, lmdbEnvOptions, lmdbEnvOptionsFor, lmdbStateDbOptions } from '../src/storage/lmdb-store.ts'
 import { stateCodec } from '../src/thread/codec.ts'
 
 const argv = process.argv
@@ -73,7 +77,7 @@ const prefill = Number(arg('--prefill', '100000'))
 const agents = Number(arg('--agents', '1000000'))
 const checkpointMs = Number(arg('--checkpoint-ms', '100'))
 const parent = arg('--dir', tmpdir())
-const kAll = ['lmdb', 'lmdb-commit', 'no-overlap', 'no-meta-sync', 'no-turn-batch', 'wal', 'wal+lmdb', 'wal+lmdb-nosync', 'wal-inline', 'wal-inline+lmdb']
+const kAll = ['lmdb', 'lmdb-commit', 'os', 'no-overlap', 'no-meta-sync', 'no-turn-batch', 'wal', 'wal+lmdb', 'wal+lmdb-nosync', 'wal-inline', 'wal-inline+lmdb']
 const variants = arg('--variants', kAll.join(',')).split(',')
 const kLogBytes = 64 << 20
 
@@ -250,6 +254,7 @@ function envOptions (variant: string): Record<string, unknown> {
     case 'no-meta-sync': return { ...base, noMetaSync: true }
     case 'no-turn-batch': return { ...base, eventTurnBatching: false, txnStartThreshold: 1 }
     case 'wal+lmdb-nosync': return { ...base, noSync: true }
+    case 'os': return { ...lmdbEnvOptionsFor('os'), trackMetrics: true }
     default: return base
   }
 }
@@ -268,7 +273,7 @@ async function run (variant: string): Promise<Row> {
       // prefill: a tree of the engine's keys, committed and flushed before the clock starts
       for (let i = 0; i < prefill; i++) void db.put(keys.state(benchId(rng.below(agents))), value)
       await db.put(keys.state(benchId(0)), value)
-      if (variant === 'wal+lmdb-nosync') await new Promise<void>((resolve) => { (env as unknown as { sync (cb: () => void): void }).sync(resolve) })
+      if (variant === 'wal+lmdb-nosync' || variant === 'os') await new Promise<void>((resolve) => { (env as unknown as { sync (cb: () => void): void }).sync(resolve) })
       else await env.flushed
     }
     if (usesLog) log = new GroupLog(join(dir, 'log'), variant.startsWith('wal-inline'))
@@ -283,12 +288,12 @@ async function run (variant: string): Promise<Row> {
     let checkpoints = 0
     let checkpointing = false
     let timer: ReturnType<typeof setInterval> | null = null
-    if (variant === 'wal+lmdb-nosync') {
+    if (variant === 'wal+lmdb-nosync' || variant === 'os') {
       timer = setInterval(() => {
         if (checkpointing) return
         checkpointing = true
         ;(env as unknown as { sync (cb: () => void): void }).sync(() => { checkpointing = false; checkpoints++ })
-      }, checkpointMs)
+      }, variant === 'os' ? defaultFlushIntervalMs : checkpointMs)
     }
     const m0 = metrics(env)
     const start = openLoopStart()
@@ -304,7 +309,7 @@ async function run (variant: string): Promise<Row> {
         acked = log!.append(key, value)
       } else {
         const written = db!.put(key, value)
-        if (variant === 'no-overlap' || variant === 'lmdb-commit') acked = written
+        if (variant === 'no-overlap' || variant === 'lmdb-commit' || variant === 'os') acked = written
         else {
           const flushed = new Promise<void>((resolve, reject) => { env!.flushed.then(() => resolve(), reject) })
           acked = Promise.all([written, flushed])

@@ -73,6 +73,8 @@ export interface BenchOptions {
   readonly dashboard?: number | null
   /** The host option workerYoungGenerationMb, or null (V8's default). */
   readonly workerYoungMb?: number | null
+  /** The host option `durability` with a durable store (`--durability`); default 'disk'. */
+  readonly durability?: 'disk' | 'os'
 }
 
 const agentsUrl = new URL('./bench-agents.js', import.meta.url)
@@ -127,7 +129,7 @@ async function startHost (o: BenchOptions, plan: StorePlan, plugins: readonly Ho
   const young = o.workerYoungMb ?? null
   const base = { agents: agentsUrl, workers: o.workers, plugins, ...(young === null ? {} : { workerYoungGenerationMb: young }) }
   if (plan.kind === 'memory') return [await createHost(base), 'memory']
-  return [await createHost({ ...base, dataDir: plan.dataDir! }), 'durable']
+  return [await createHost({ ...base, dataDir: plan.dataDir!, durability: o.durability ?? 'disk' }), 'durable']
 }
 
 async function runBaselines (o: BenchOptions, progress: Progress, scratch: string): Promise<Baselines> {
@@ -243,6 +245,7 @@ export async function runBench (o: BenchOptions, out: NodeJS.WriteStream = proce
       store,
       storeRequested: o.store,
       storeNote: plan.note,
+      ...(store === 'durable' ? { durability: o.durability ?? 'disk' } : {}),
       dataDir: store === 'durable' ? plan.dataDir : null,
       dataDirKept: store === 'durable' && plan.kept,
       durationMs: o.durationMs,

@@ -116,7 +116,7 @@ function program (): Command {
     .option('--failovers <n>', 'with --replication: kill -9 repetitions (0: none)', (v) => parseCount(v, 0), 3)
     .option('--lease-ttl <s>', 'with --replication: the etcd lease TTL, seconds', (v) => parseCount(v), 5)
     .option('--catchup-mb <n>', 'with --replication: MiB of agent state before a host joins and catches up (0: skip)', (v) => parseCount(v, 0), 48)
-    .addOption(new Option('--durability <mode>', 'with --replication: the hosts\' durability (default: the host default, disk)').choices(['disk', 'os']))
+    .addOption(new Option('--durability <mode>', 'the host option durability: disk (default; a command acknowledged once flushed) or os (acknowledged once committed to the OS, flushed in the background); with --replication: the hosts\' durability').choices(['disk', 'os']))
     // tests run the CLI without overwriting a person's last results
     .addOption(new Option('--no-latest', `do not write ${latestJson}`).hideHelp())
     .action(async (flags: BenchFlags, command: Command) => {
@@ -142,6 +142,7 @@ function program (): Command {
       }
       if (flags.hosts > 1) {
         if (flags.memory === true) throw new InvalidArgumentError('--hosts needs a durable store: shards move between hosts with their LMDB records (drop --memory)')
+        if (flags.durability !== undefined) throw new InvalidArgumentError('--durability goes with one host or --replication, not --hosts')
         await runClusterBench({
           hosts: flags.hosts,
           etcd: flags.etcd ?? null,
@@ -161,6 +162,7 @@ function program (): Command {
         return
       }
       if (flags.etcd !== undefined || flags.profile !== undefined) throw new InvalidArgumentError('--etcd and --profile go with --hosts n (n ≥ 2)')
+      if (flags.durability !== undefined && flags.memory === true) throw new InvalidArgumentError('--durability needs a durable store (drop --memory)')
       const store = flags.memory === true ? 'memory' : 'durable'
       await runBench({
         agents: flags.agents,
@@ -178,7 +180,8 @@ function program (): Command {
         latest: flags.latest ? latestJson : null,
         plain: flags.plain === true,
         dashboard: flags.dashboard ?? null,
-        workerYoungMb: flags.workerYoungMb ?? null
+        workerYoungMb: flags.workerYoungMb ?? null,
+        ...(flags.durability === undefined ? {} : { durability: flags.durability })
       })
     })
 

@@ -49,6 +49,8 @@ export interface RunConfig {
   readonly storeRequested: 'durable' | 'memory'
   /** Why `store` differs from `storeRequested`, or null. */
   readonly storeNote: string | null
+  /** The host option `durability` of a durable single-host run (`--durability`; absent: disk, or no LMDB). */
+  readonly durability?: 'disk' | 'os'
   readonly dataDir: string | null
   /** False: the data directory was a temporary one, removed after the run. */
   readonly dataDirKept: boolean

@@ -52,7 +52,7 @@ export function renderSummary (r: BenchResults): string {
   const lines = [
     '',
     `Shoal bench — ${r.cluster !== null ? `cluster of ${r.cluster.hosts} hosts (${r.cluster.membership}), ` : ''}${fmt(c.agents)} agents · ${c.threadLayout} · Node ${r.machine.node} · ${r.machine.cpuModel}`,
-    `store: ${c.store}${c.store === 'durable' ? ` (LMDB at ${c.dataDir}${c.dataDirKept ? ', kept' : ', temporary, removed'})` : ''}` +
+    `store: ${c.store}${c.store === 'durable' ? ` (LMDB at ${c.dataDir}${c.dataDirKept ? ', kept' : ', temporary, removed'}; durability ${c.durability ?? 'disk'})` : ''}` +
       (c.storeNote !== null ? ` — ${c.storeNote}` : ''),
     renderTable(r.rows),
     ...(r.baselines !== null ? baselineLegend.map((l) => `  · ${l}`) : []),

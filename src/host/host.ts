@@ -112,7 +112,7 @@ export class Host extends EventEmitter<HostEvents> {
     this.mesh = createMesh(options.workers, options.ringBytes, options.plugins.some((p) => p.routes === true))
     this.agentErrorListeners = new Int32Array(new SharedArrayBuffer(4))
     this.pool = pool
-    if (options.workers === 0 || options.dataDir !== undefined) this.localStore = openStore(options.dataDir, options.durability)
+    if (options.workers === 0 || options.dataDir !== undefined) this.localStore = openStore(options.dataDir, options.durability, options.flushIntervalMs)
     // one host (no plugin routes shards here: no range arrives from another host): an
     // activation in a shard that held no state when the host started, and has had none
     // written since, need not read LMDB — found now, before any worker can write

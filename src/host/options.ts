@@ -16,6 +16,7 @@ import type { ClockKind } from '../time/thread-clock.ts'
 import { TestClock, kTestClock } from '../time/test-clock.ts'
 import type { TestHooks } from '../time/test-clock.ts'
 import type { Durability } from '../storage/lmdb-store.ts'
+import { defaultFlushIntervalMs, kMaxFlushIntervalMs } from '../storage/durability.ts'
 import { kOutboxMode } from '../storage/local-acks.ts'
 import type { OutboxMode } from '../../native-free-core/runtime/ports.ts'
 import type { HostPlugin } from './plugin.ts'
@@ -37,10 +38,20 @@ export interface HostOptions {
   readonly dataDir?: string
   /**
    * When a command is acknowledged (with `dataDir`): `'disk'` (default) once LMDB has
-   * flushed it — it survives kill -9 and power loss; `'os'` once it is committed to the
-   * OS — it survives the process dying, not the machine losing power.
+   * flushed it to disk — it survives kill -9 and power loss. `'os'` once it is committed
+   * to the OS's page cache, LMDB flushing in the background every `flushIntervalMs` — it
+   * survives the process dying (kill -9, OOM); power loss or an OS crash may lose the
+   * last ~`flushIntervalMs` of acknowledged commands and may corrupt the environment
+   * (LMDB without per-commit flushes relies on the filesystem keeping write order; see
+   * README, "Durability modes").
    */
   readonly durability?: Durability
+  /**
+   * With durability `'os'`: how often each thread flushes what it wrote to disk, in ms
+   * (1 to 3,600,000). Default 1000. Bounds what power loss can take, not the corruption
+   * risk.
+   */
+  readonly flushIntervalMs?: number
   /** Milliseconds per tick of the host clock. Default 1000. */
   readonly tickMs?: number
   /**
@@ -82,6 +93,8 @@ export interface ResolvedHostOptions {
   readonly workers: number
   readonly dataDir: string | undefined
   readonly durability: Durability
+  /** Durability 'os': the background flush's period, ms (unused with 'disk'). */
+  readonly flushIntervalMs: number
   readonly tickMs: number
   readonly clock: ClockKind
   readonly maxMessageBytes: number
@@ -107,7 +120,7 @@ export const defaults = {
   closeTimeoutMs: 10_000
 } as const
 
-const known = new Set(['agents', 'workers', 'dataDir', 'durability', 'tickMs', 'clock', 'maxMessageBytes', 'ringBytes', 'callTimeoutMs', 'closeTimeoutMs', 'workerYoungGenerationMb', 'offload', 'plugins'])
+const known = new Set(['agents', 'workers', 'dataDir', 'durability', 'flushIntervalMs', 'tickMs', 'clock', 'maxMessageBytes', 'ringBytes', 'callTimeoutMs', 'closeTimeoutMs', 'workerYoungGenerationMb', 'offload', 'plugins'])
 const knownOffload = new Set(['filename', 'maxThreads', 'minThreads', 'workerData'])
 
 export function resolveOptions (options: HostOptions): ResolvedHostOptions {
@@ -149,11 +162,16 @@ export function resolveOptions (options: HostOptions): ResolvedHostOptions {
   if (options.durability !== undefined && dataDir === undefined) {
     throw new InvalidOptionError('durability', durability, 'needs dataDir: without it agents are kept in memory only')
   }
+  if (options.flushIntervalMs !== undefined && durability !== 'os') {
+    throw new InvalidOptionError('flushIntervalMs', options.flushIntervalMs, "applies to durability 'os' only (with 'disk' every command is flushed before it is acknowledged)")
+  }
+  const flushIntervalMs = integer('flushIntervalMs', options.flushIntervalMs ?? defaultFlushIntervalMs, 1, kMaxFlushIntervalMs)
   return Object.freeze({
     agents: agentsUrl(options.agents),
     workers,
     dataDir,
     durability,
+    flushIntervalMs,
     tickMs: number('tickMs', options.tickMs ?? defaults.tickMs, 1, 86_400_000),
     clock: clockKind(options.clock),
     maxMessageBytes,

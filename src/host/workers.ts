@@ -216,6 +216,7 @@ export class WorkerSupervisor {
       maxMessageBytes: options.maxMessageBytes,
       dataDir: options.dataDir,
       durability: options.durability,
+      flushIntervalMs: options.flushIntervalMs,
       listeners: this.parts.agentErrorListeners,
       clock: options.testClock,
       outbox: options.outbox,

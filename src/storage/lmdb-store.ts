@@ -40,20 +40,42 @@
  * states, storage, outbox records and their removals of one batch commit together or
  * not at all.
  *
- * Durability (the `durability` host option). lmdb-js commits with `overlappingSync`:
- * a transaction is first committed (visible, and in the OS's page cache), then flushed
- * to disk while later transactions proceed. After a process crash with the machine
- * still up, LMDB opens at the last committed transaction; after power loss, at the
- * last flushed one.
- *   'disk' (default)  `commit` resolves after the flush: an acknowledged command
- *                     survives kill -9 and power loss.
- *   'os'              `commit` resolves at commit: an acknowledged command survives the
- *                     process dying (kill -9, OOM), not the machine losing power.
+ * Durability (the `durability` host option). The two modes open the environment
+ * differently (lmdb-js shares one environment per process, so every store of a process
+ * on one directory must use the same mode: a second one in the other mode is refused,
+ * StorageError; one process after another in either order is fine).
+ *   'disk' (default)  lmdb-js's `overlappingSync`: a transaction is committed (visible,
+ *                     in the OS's page cache), then flushed while later ones proceed;
+ *                     `commit` resolves after its flush. An acknowledged command
+ *                     survives kill -9 and power loss: after a crash LMDB opens at the
+ *                     last committed transaction, after power loss at the last flushed
+ *                     one (lmdb-js marks unflushed meta pages and skips them).
+ *   'os'              LMDB's MDB_NOSYNC (lmdb-js `noSync`): a commit writes its pages and
+ *                     meta page into the OS's page cache and does not flush; `commit`
+ *                     resolves at commit. Every store flushes the environment
+ *                     (`mdb_env_sync`) in the background every `flushIntervalMs`
+ *                     (default 1000) if it wrote since its last flush, and on `close`.
+ *                     An acknowledged command survives the process dying (kill -9, OOM:
+ *                     the page cache is the kernel's). Power loss or an OS crash may
+ *                     lose the commands acknowledged since the last completed flush
+ *                     (about `flushIntervalMs`, more if a flush is slow) — and, since
+ *                     LMDB then relies on the filesystem writing pages in order, which
+ *                     ext4/xfs do not promise for overwritten file pages, may leave the
+ *                     environment CORRUPT (a meta page on disk pointing at pages that
+ *                     are not), not just behind. Use 'os' where a host's data can be
+ *                     rebuilt (cluster replicas on other machines, a cache) or power
+ *                     loss is not in the failure model; 'disk' otherwise. (A worker
+ *                     that dies leaves its last commits to the next flush of a thread
+ *                     that writes, or to the host's close: each flush syncs the whole
+ *                     environment.) A replica's apply is acknowledged at its commit too
+ *                     (`queueReplicated`'s `durable`); range imports, drops, counts and
+ *                     quota limits resolve at commit.
  *
  * Keys of `storage` and `reminders` carry the id's length so that an agent's keys form one
  * range whatever its id contains: the length stops `a` + `\0b` from meeting `a\0` + `b`.
  */
 import { open } from 'lmdb'
+import { InvalidArgumentError, StorageError, messageOf } from '../../native-free-core/errors.ts'
 import type { Database, RootDatabase } from 'lmdb'
 import { SHARDS, shardOf } from '../../native-free-core/placement/hash.ts'
 import { compareKeys } from '../../native-free-core/storage/store.ts'
@@ -71,6 +93,7 @@ import { KeyScratch, SendKeyScratch, parseStorageKey, prefixRange, shardRange, s
 import type { FastBuffer } from './lmdb-keys.ts'
 import { openFormat } from './lmdb-format.ts'
 import { withCommitCause } from './lmdb-commit-failure.ts'
+import { defaultFlushIntervalMs, kMaxFlushIntervalMs } from './durability.ts'
 
 export type Durability = 'disk' | 'os'
 
@@ -92,14 +115,21 @@ export interface ReplicatedSegment {
  */
 const kScanStatesPerShard = 4
 
-/** The environment's `open` options besides its path (lmdb-js's defaults otherwise: overlappingSync, fsync on). Shared with the bench's raw baseline (raw-commit.ts). */
+/** The environment's `open` options besides its path with durability 'disk' (lmdb-js's defaults otherwise: overlappingSync, fsync on). Shared with the bench's raw baseline (raw-commit.ts). */
 export const lmdbEnvOptions = { maxDbs: 8 } as const
+/** The environment's `open` options for a durability mode: 'os' without per-commit flushes (see the header). */
+export function lmdbEnvOptionsFor (durability: Durability): { readonly maxDbs: 8, readonly noSync?: true } {
+  return durability === 'os' ? { ...lmdbEnvOptions, noSync: true } : lmdbEnvOptions
+}
+export { defaultFlushIntervalMs, kMaxFlushIntervalMs } from './durability.ts'
 /** The states database's options. */
 export const lmdbStateDbOptions = { name: 'states', encoding: 'binary', keyEncoding: 'binary' } as const
 
 export interface LmdbStoreOptions {
   readonly path: string
   readonly durability: Durability
+  /** Durability 'os': flush the environment this often (ms) if this store wrote since its last flush. Default `defaultFlushIntervalMs`. */
+  readonly flushIntervalMs?: number
 }
 
 export class LmdbStore implements Store, QuotaRecords, ShardRanges {
@@ -131,6 +161,14 @@ export class LmdbStore implements Store, QuotaRecords, ShardRanges {
   /** Keys of a replica's journal records, copied for lmdb-js (`queueReplicated`). */
   private readonly journalKeys = new KeyScratch()
   private closed = false
+  /** Durability 'os': the background flush's timer; null with 'disk'. */
+  private readonly flushTimer: ReturnType<typeof setInterval> | null = null
+  /** Durability 'os': this store queued writes since its last flush began. */
+  private dirty = false
+  /** Durability 'os': the last write or transaction this store queued (lmdb-js commits a thread's writes in order). */
+  private lastQueued: Promise<unknown> = kNothingWritten
+  /** Durability 'os': the flush in progress (one at a time), or null. */
+  private flushing: Promise<void> | null = null
   countsMoved: ((change: QuotaCountChange) => void) | undefined = undefined
   /**
    * Replication (the cluster's replicas): set, every commit also records its writes as a
@@ -162,7 +200,23 @@ export class LmdbStore implements Store, QuotaRecords, ShardRanges {
   constructor (options: LmdbStoreOptions) {
     this.path = options.path
     this.waitForFlush = options.durability === 'disk'
-    this.env = open({ path: options.path, ...lmdbEnvOptions })
+    const flushMs = options.flushIntervalMs ?? defaultFlushIntervalMs
+    if (!Number.isInteger(flushMs) || flushMs < 1 || flushMs > kMaxFlushIntervalMs) {
+      throw new InvalidArgumentError(`flushIntervalMs must be an integer from 1 to ${kMaxFlushIntervalMs} (got ${String(flushMs)})`, { flushIntervalMs: flushMs })
+    }
+    try {
+      this.env = open({ path: options.path, ...lmdbEnvOptionsFor(options.durability) })
+    } catch (err) {
+      // lmdb-js refuses noSync on an environment this process has open with overlappingSync
+      if (options.durability === 'os' && /overlappingSync/.test(messageOf(err))) throw mixedModes(options.path, 'os')
+      throw err
+    }
+    if (this.waitForFlush && (this.env as unknown as { overlappingSync?: boolean }).overlappingSync !== true) {
+      // this process has the environment open with noSync ('os'): lmdb-js reuses it as it
+      // is, and no commit here would be flushed
+      this.env.close().catch(noop)
+      throw mixedModes(options.path, 'disk')
+    }
     try {
       this.meta = this.env.openDB<number, string>({ name: 'meta' })
       this.storeId = openFormat(this.env, this.meta as Database<unknown, string>, options.path)
@@ -185,6 +239,35 @@ export class LmdbStore implements Store, QuotaRecords, ShardRanges {
       [RANGE_OUTBOX, this.pendingSends], [RANGE_APPLIED, this.appliedSends]
     ]
     for (const [id, db] of this.rangeDbs) this.rangeDbById[id] = db
+    if (!this.waitForFlush) {
+      this.flushTimer = setInterval(() => { if (this.dirty) this.flush().catch(noop) }, flushMs)
+      this.flushTimer.unref()
+    }
+  }
+
+  /**
+   * Flush everything this process has committed to the environment to disk: with 'disk',
+   * the flush of the newest transaction this thread queued (`flushedNow`); with 'os', an
+   * `mdb_env_sync` now (one at a time; a call during one waits for it and then runs its
+   * own, so the flush covers every commit settled before the call). A failed flush leaves
+   * the store dirty: the next one retries.
+   */
+  flush (): Promise<void> {
+    if (this.waitForFlush) return this.flushedNow()
+    const run = (): Promise<void> => {
+      // the writes queued so far committed first: a sync begun before a commit would miss it
+      const upTo = this.lastQueued
+      this.dirty = false
+      const f: Promise<void> = upTo.then(noop, noop).then(() => new Promise<void>((resolve, reject) => {
+        (this.env as unknown as { sync (cb: (err?: unknown) => void): void }).sync((err) => {
+          if (err) { this.dirty = true; reject(err instanceof Error ? err : new StorageError(`flush failed: ${messageOf(err)}`, { path: this.path })) } else resolve()
+        })
+      })).finally(() => { if (this.flushing === f) this.flushing = null })
+      this.flushing = f
+      return f
+    }
+    const pending = this.flushing
+    return pending === null ? run() : pending.then(run, run)
   }
 
   getState (id: string, hash?: number): Uint8Array | undefined {
@@ -341,7 +424,10 @@ export class LmdbStore implements Store, QuotaRecords, ShardRanges {
    * store lost), and the commit fails as it would have anyway.
    */
   private settled (written: Promise<boolean>, journal: Uint8Array | null): Promise<void> {
-    if (written !== kNothingWritten) written = this.lastWritten = withCommitCause(written)
+    if (written !== kNothingWritten) {
+      written = this.lastWritten = withCommitCause(written)
+      this.queued(written)
+    }
     const local = this.waitForFlush ? this.durableNow(written) : written.then(noop)
     if (journal === null) return local
     const replicated = this.replicate!(journal)
@@ -387,7 +473,14 @@ export class LmdbStore implements Store, QuotaRecords, ShardRanges {
    * (that one would be whatever this thread queued meanwhile: `durableNow`).
    */
   private transactionDurable (transaction: Promise<unknown>): Promise<void> {
+    this.queued(transaction)
     return this.waitForFlush ? Promise.all([transaction, this.flushedNow()]).then(noop) : transaction.then(noop)
+  }
+
+  /** Durability 'os': a write or transaction was queued; the next background flush covers it once it has committed. */
+  private queued (written: Promise<unknown>): void {
+    this.dirty = true
+    this.lastQueued = written
   }
 
   /** Queue per-agent keyed writes (storage, reminders); returns the last write's promise. */
@@ -522,6 +615,7 @@ export class LmdbStore implements Store, QuotaRecords, ShardRanges {
       this.meta.put('incarnation', next)
       return next
     })
+    this.dirty = true
     return this.incarnation
   }
 
@@ -693,7 +787,10 @@ export class LmdbStore implements Store, QuotaRecords, ShardRanges {
         at = end
       }
     }
-    if (written !== kNothingWritten) written = withCommitCause(written)
+    if (written !== kNothingWritten) {
+      written = withCommitCause(written)
+      this.queued(written)
+    }
     const committed = written.then(noop)
     // the flush taken now, while these writes are the newest this thread queued (`durableNow`)
     return { committed, durable: this.waitForFlush ? this.durableNow(written) : committed }
@@ -761,6 +858,7 @@ export class LmdbStore implements Store, QuotaRecords, ShardRanges {
 
   putQuotaLimit (quota: string, limit: number | null): Promise<void> {
     const written = withCommitCause(limit === null ? this.quotas.remove(limitKey(quota)) : this.quotas.put(limitKey(quota), limit))
+    this.queued(written)
     return this.waitForFlush ? this.durableNow(written) : written.then(noop)
   }
 
@@ -779,6 +877,7 @@ export class LmdbStore implements Store, QuotaRecords, ShardRanges {
       }
       for (const key of keys) this.quotas.remove(key)
       for (const [quota, n] of sums) if (n !== 0) this.quotas.put(countKey(quota, 0), n)
+      this.dirty = true
       return [...sums].filter(([, n]) => n !== 0)
     })
   }
@@ -786,12 +885,20 @@ export class LmdbStore implements Store, QuotaRecords, ShardRanges {
   async close (): Promise<void> {
     if (this.closed) return
     this.closed = true
-    await this.env.flushed
+    if (this.flushTimer !== null) clearInterval(this.flushTimer)
+    await this.env.flushed // 'os': committed (noSync has no flush of its own)
+    // 'os': LMDB does not flush when the environment closes; a closed store's commits are on disk
+    if (!this.waitForFlush) await this.flush()
     await this.env.close()
   }
 }
 
 function noop (): void {}
+
+function mixedModes (path: string, mode: Durability): StorageError {
+  const other = mode === 'os' ? 'disk' : 'os'
+  return new StorageError(`the LMDB environment in ${path} is already open in this process with durability '${other}': every store of a process on one directory must use the same durability (lmdb-js shares one environment per process); close the '${other}' stores first`, { dataDir: path, durability: mode })
+}
 
 function replicaKey (shard: number): string {
   return 'replica\x1f' + shard

@@ -10,10 +10,10 @@ import { LmdbStore } from './lmdb-store.ts'
 import type { Durability } from './lmdb-store.ts'
 import { memoryStoreOptions } from './memory-store-options.ts'
 
-export function openStore (dataDir: string | undefined, durability: Durability): Store {
+export function openStore (dataDir: string | undefined, durability: Durability, flushIntervalMs?: number): Store {
   if (dataDir === undefined) return new MemoryStore(memoryStoreOptions)
   try {
-    return new LmdbStore({ path: dataDir, durability })
+    return new LmdbStore({ path: dataDir, durability, ...(flushIntervalMs === undefined ? {} : { flushIntervalMs }) })
   } catch (err) {
     if (err instanceof StorageError) throw err // says what is wrong already (another storage format)
     throw new StorageError(`could not open the LMDB environment in ${dataDir}: ${messageOf(err)}`, { dataDir })

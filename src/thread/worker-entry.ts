@@ -42,6 +42,8 @@ export interface WorkerData {
   readonly maxMessageBytes: number
   readonly dataDir: string | undefined
   readonly durability: Durability
+  /** Durability 'os': the background flush's period, ms. */
+  readonly flushIntervalMs: number
   /** Int32 word: number of 'agent-error' listeners on the host (reports are skipped at 0). */
   readonly listeners: SharedArrayBuffer
   /** A TestClock's buffer (tests), or null for `performance.now()`. */
@@ -103,7 +105,7 @@ if (registry.fingerprint() !== data.fingerprint) {
 
 const reporter = new AgentErrorReporter(new Int32Array(data.listeners), (errors, dropped) => post({ type: 'agent-errors', errors, dropped }))
 enterNative(initPhase)
-const store = openStore(data.dataDir, data.durability)
+const store = openStore(data.dataDir, data.durability, data.flushIntervalMs)
 startedNative(initPhase)
 if (data.stateless !== null && store instanceof LmdbStore) store.shareStateless(data.stateless)
 let replicator: ThreadReplicator | null = null

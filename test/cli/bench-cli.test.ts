@@ -258,6 +258,7 @@ describe('shoal bench store selection', () => {
       if (r.config.store === 'durable') {
         // the engine has its LMDB store: the run used a temp dir under TMPDIR, now gone
         assert.equal(r.config.storeNote, null)
+        assert.equal(r.config.durability, 'disk')
         assert.ok(r.config.dataDir.startsWith(dir))
         assert.equal(r.config.dataDirKept, false)
         assert.equal(existsSync(r.config.dataDir), false)
@@ -290,6 +291,28 @@ describe('shoal bench store selection', () => {
         assert.equal(run.code, 1)
         assert.match(run.stderr, /SHOAL_ERR_INVALID_OPTION/)
         assert.equal(existsSync(join(dir, 'r.json')), false)
+      }
+    } finally {
+      cleanup()
+    }
+  })
+
+  it('--durability os runs the host with durability os and says so; disk is the default', async () => {
+    const [dir, cleanup] = tempDir()
+    try {
+      const run = await runCli(['bench', '--agents', '500', '--scenario', 'activate', '--no-baselines', '--no-latest', '--durability', 'os', '--json', join(dir, 'r.json')], { TMPDIR: dir })
+      assert.equal(run.code, 0, run.stderr)
+      const r = JSON.parse(readFileSync(join(dir, 'r.json'), 'utf8'))
+      assert.equal(r.config.store, 'durable')
+      assert.equal(r.config.durability, 'os')
+      assert.match(run.stdout, /durability os\)/)
+      for (const [args, pattern] of [
+        [['--durability', 'os', '--memory'], /--durability needs a durable store/],
+        [['--durability', 'fast'], /--durability.*disk, os/]
+      ] as const) {
+        const refused = await runCli(['bench', ...args, '--no-latest'])
+        assert.equal(refused.code, 1, `${args.join(' ')}: ${refused.stderr}`)
+        assert.match(refused.stderr, pattern)
       }
     } finally {
       cleanup()
