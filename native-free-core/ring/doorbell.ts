@@ -20,13 +20,6 @@
  * The owner parks with `Atomics.waitAsync`, so its event loop keeps serving LMDB
  * callbacks, timers and control messages. Note (Node 20): a pending waitAsync does not
  * keep a worker alive by itself; the host keeps a `parentPort` listener for that.
- *
- * Or it naps (`nap`): the same announce and re-check, then a synchronous `Atomics.wait`
- * on kSeq for at most a given time — its thread asleep in the kernel, its event loop held.
- * A producer's ring cuts it short the same way (the CAS, the bump, the notify), but V8
- * then wakes a thread blocked on a condition variable (one futex wake) instead of
- * posting a task to the owner's event loop (a lock, a queue, an eventfd write, and on
- * the owner's side an epoll wake-up, the task and a promise reaction).
  */
 
 export const DOORBELL_BYTES = 128
@@ -72,18 +65,6 @@ export class Doorbell {
     const r = Atomics.waitAsync(this.words, kSeq, seq, timeoutMs)
     if (!r.async) { this.cancelSleep(); return null }
     return r.value
-  }
-
-  /**
-   * Nap until a producer rings or `ms` passes, blocking this thread (`Atomics.wait`):
-   * only for a thread whose event loop may wait that long. Clears the sleeping flag
-   * before it returns; true when a ring ended it (or had already happened since
-   * `announceSleep`), false when the time ran out.
-   */
-  nap (seq: number, ms: number): boolean {
-    const r = Atomics.wait(this.words, kSeq, seq, ms)
-    this.cancelSleep()
-    return r !== 'timed-out'
   }
 
   get sleeping (): boolean {

@@ -10,10 +10,7 @@
  *        └──────────────────────┘                         └─ idle  → park (waitAsync)
  *
  * States: `running` (inside a pass), `scheduled` (setImmediate pending), `parked`
- * (waitAsync pending). A worker that had frames less than kLingerMs ago and has nothing
- * in flight on its event loop naps on its doorbell instead of parking (see `nap`): a
- * producer's ring then cuts a blocking wait short, cheaper for both sides than waking a
- * waitAsync. The main thread never naps: its event loop is the application's. A local wake — an async turn settled, a commit finished, the
+ * (waitAsync pending). A local wake — an async turn settled, a commit finished, the
  * main thread wrote a call — rings this thread's own doorbell when parked, which
  * resolves the pending waitAsync; there is never more than one waiter.
  *
@@ -62,13 +59,6 @@ const RING_BUDGET_BYTES = 256 * 1024
 const TIMER_BUDGET = 65_536
 /** Message frames whose agents touchAhead loads before they are delivered. */
 const kTouchAhead = 16
-/**
- * A worker whose last frames came less than this long ago (ms) naps instead of parking
- * when it runs out of work, in waits of at most kNapMs (its event loop runs between
- * them). See `nap`.
- */
-const kLingerMs = 1
-const kNapMs = 0.25
 
 const bufferView: BytesView = (b, o, l) => Buffer.from(b as ArrayBuffer, o, l)
 
@@ -104,11 +94,6 @@ export interface ThreadLoopOptions {
   readonly onControl?: (from: number, token: number, msg: ControlOp) => void
   /** Dedup mode: the runtime applied a durable send, committed (RuntimeOutput.applied). */
   readonly onApplied?: (id: string, hash: number, send: SendId) => void
-  /** @internal How long after frames a worker naps rather than parks, and each nap's longest wait, ms (tests; defaults kLingerMs, kNapMs). See `nap`. */
-  readonly lingerMs?: number
-  readonly napMs?: number
-  /** @internal Called as a nap begins, before the sleeping flag is set (tests: a producer publishes in this window). */
-  readonly beforeNap?: () => void
 }
 
 export class ThreadLoop implements RuntimeOutput {
@@ -167,12 +152,6 @@ export class ThreadLoop implements RuntimeOutput {
   private agentErrors = 0
   private badFrames = 0
   private failedSends = 0
-  /** performance.now() of the last pass that found frames inbound (workers: see `nap`). */
-  private lastInboundAt = -Infinity
-  /** 0 on the main thread: it never naps. */
-  private readonly lingerMs: number
-  private readonly napMs: number
-  private readonly beforeNap: (() => void) | undefined
   /** The nextDue last published (skips a store per park when it did not change). */
   private publishedDue = -1
   /** This thread's parkedAt word holds a tick (see thread-clock.ts). */
@@ -189,9 +168,6 @@ export class ThreadLoop implements RuntimeOutput {
     this.stats = statsView(options.mesh, this.index)
     this.clock = new ClockView(options.mesh.clock)
     this.onReply = options.onReply
-    this.lingerMs = this.index === 0 ? 0 : options.lingerMs ?? kLingerMs
-    this.napMs = options.napMs ?? kNapMs
-    this.beforeNap = options.beforeNap
     this.onApplied = options.onApplied
     this.onAgentError = options.onAgentError
     this.onResult = options.onResult
@@ -534,7 +510,6 @@ export class ThreadLoop implements RuntimeOutput {
     this.stats[kStatRunning] = 1
     this.again = false
     let more = false
-    let inbound = false
     this.unparkClock()
     this.lapsed = this.pastServingDeadline()
     try {
@@ -545,7 +520,6 @@ export class ThreadLoop implements RuntimeOutput {
         if (ring == null) continue
         const bytes = ring.copyOut(this.reader.scratch, RING_BUDGET_BYTES)
         if (bytes === 0) continue
-        inbound = true
         this.dispatch(bytes, peer)
         if (ring.hasData()) more = true
       }
@@ -565,69 +539,6 @@ export class ThreadLoop implements RuntimeOutput {
     if (more || this.again) {
       this.scheduled = true
       setImmediate(this.pass)
-    } else if (this.lingers(inbound)) {
-      this.nap()
-    } else {
-      this.park()
-    }
-  }
-
-  /** A worker that found frames in this pass, or less than lingerMs ago. */
-  private lingers (inbound: boolean): boolean {
-    if (this.lingerMs === 0) return false
-    const now = performance.now()
-    if (inbound) this.lastInboundAt = now
-    return now - this.lastInboundAt < this.lingerMs
-  }
-
-  /**
-   * A worker that just had frames, with nothing in flight on its event loop, naps on its
-   * doorbell (Doorbell.nap: the sleeping flag set, then `Atomics.wait` for at most
-   * napMs) instead of parking in `Atomics.waitAsync`, for up to lingerMs after its last
-   * frames. A producer's ring cuts the nap short, so a frame does not wait for its end.
-   * Waking a waitAsync is a task posted to this thread's event loop — on the producer's
-   * side a lock, a queue and an eventfd write, ≈ 8 µs on this VM, twice per batch of
-   * calls in the open-loop bench (a quarter of the main thread's CPU) — and on this
-   * side an epoll wake-up, the task and a promise reaction; waking a nap is one futex
-   * wake (bench/RESULTS.md, issue 13, 2026-12-07 night, branch qtail). Between naps the
-   * event loop runs (setImmediate), and a local wake then sets `again`. A commit in flight
-   * or an async turn settles through the event loop, which a nap would hold up: then
-   * the worker parks as before.
-   */
-  private nap (): void {
-    const rt = this.runtime
-    if (rt !== null && (rt.pendingCommit || rt.busy !== 0)) {
-      this.park()
-      return
-    }
-    const due = rt === null ? -1 : rt.nextTimerTick()
-    if (due !== this.publishedDue) {
-      // before announcing sleep: see the parking race in thread-clock.ts
-      this.clock.setNextDue(this.index, due)
-      this.publishedDue = due
-    }
-    this.beforeNap?.()
-    // a frame published before the flag is up was not rung for: the re-check after it sees it
-    const seq = this.bell.announceSleep()
-    if (this.hasInbound() || this.again || (due >= 0 && due <= this.clock.now())) {
-      this.bell.cancelSleep()
-      this.schedule()
-      return
-    }
-    const rung = this.bell.nap(seq, this.napMs)
-    this.scheduled = true
-    setImmediate(rung ? this.pass : this.afterNap)
-  }
-
-  /** A nap ran out: look again (its event loop has just run), nap again while lingering, else park. */
-  private readonly afterNap = (): void => {
-    this.scheduled = false
-    if (this.stopped) return
-    if (this.again || this.hasInbound()) {
-      this.scheduled = true
-      this.pass()
-    } else if (this.lingers(false)) {
-      this.nap()
     } else {
       this.park()
     }
