@@ -525,10 +525,8 @@ export class ShardRuntime implements ContextHost, TimerHost, FollowHost, CommitH
         }
       }
     }
-    // whether the id is of the default quota, from the bytes in hand, once: for the quota check and the cell's flag
-    const dflt = env.idBytes !== null && isDefaultQuotaBytes(env.idBytes, env.idAt, env.idLen)
     const refused = env.idBytes !== null
-      ? this.quotas.admitOf(dflt, !found, () => env.id)
+      ? this.quotas.admitBytes(env.idBytes, env.idAt, env.idLen, !found, () => env.id)
       : this.quotas.admit(env.id, !found)
     if (refused !== null) {
       this.reject(env, m.name, refused)
@@ -549,7 +547,7 @@ export class ShardRuntime implements ContextHost, TimerHost, FollowHost, CommitH
     let ref: number
     if (env.idBytes !== null) {
       ref = this.ids.addBytes(env.idBytes, env.idAt, env.idLen)
-      if (dflt) flags |= kDefaultQuota
+      if (isDefaultQuotaBytes(env.idBytes, env.idAt, env.idLen)) flags |= kDefaultQuota
     } else {
       ref = this.ids.addString(env.id)
       if (isDefaultQuotaId(env.id)) flags |= kDefaultQuota

@@ -134,16 +134,7 @@ export class QuotaGate {
    * admitted by its bytes (an activation makes no id string for it).
    */
   admitBytes (bytes: Uint8Array, at: number, len: number, isNew: boolean, id: () => string): ShoalError | null {
-    return this.admitOf(hasPrefix(bytes, at, len, kDefaultPrefixBytes), isNew, id)
-  }
-
-  /**
-   * `admitBytes` for a caller that has already told whether the id is of the default
-   * quota (`isDefaultQuotaBytes`): an activation tests its bytes once, for this and for
-   * its cell's kDefaultQuota.
-   */
-  admitOf (isDefault: boolean, isNew: boolean, id: () => string): ShoalError | null {
-    if (isDefault && (!isNew || this.directory.defaultUnlimited)) return null
+    if ((!isNew || this.directory.defaultUnlimited) && hasPrefix(bytes, at, len, kDefaultPrefixBytes)) return null
     return this.admit(id(), isNew)
   }
 
