@@ -7,7 +7,7 @@ import { DEFAULT_QUOTA, MAX_ID_BYTES, checkKey, checkName, idString, utf8Length 
 import { isAgentDefinition } from '../../native-free-core/agent/define-agent.ts'
 import type { AgentDefinition } from '../../native-free-core/agent/define-agent.ts'
 import { MSG_CALL, MSG_CAST, MSG_FOLLOW } from '../../native-free-core/agent/envelope.ts'
-import type { AgentRegistry, MethodInfo, TypeInfo } from '../../native-free-core/agent/registry.ts'
+import type { AgentRegistry, MethodInfo } from '../../native-free-core/agent/registry.ts'
 import { EncodeError, HostClosedError, InvalidArgumentError, ShoalError, UnknownQuotaError, errorFromWire, messageOf } from '../../native-free-core/errors.ts'
 import { hashAfter, prefixState } from '../../native-free-core/placement/hash.ts'
 import type { HostQuotas } from '../tenancy/host-quotas.ts'
@@ -51,11 +51,6 @@ export class Router implements RefTarget {
   private readonly life: HostLifecycle
   private readonly parts: RouterParts
   private readonly prefixes = new Map<string, IdPrefix[]>()
-  /** The default quota's id prefixes (no Map probe for the quota nearly every ref has). */
-  private defaultPrefixes: IdPrefix[] | null = null
-  /** The type argument of the last `ref` and what it resolved to. */
-  private lastType: string | AgentDefinition | null = null
-  private lastInfo: TypeInfo | null = null
 
   constructor (parts: RouterParts) {
     this.parts = parts
@@ -67,21 +62,12 @@ export class Router implements RefTarget {
   }
 
   ref (type: string | AgentDefinition, key: string, options?: RefOptions): AgentRef {
-    // the last type asked for, kept: refs come in runs of one type, and each lookup by
-    // name was a Map probe per ref (≈ 1 % of an activation's CPU, bench/RESULTS.md, issue 13);
-    // the registry never changes, so a type (name or definition) resolves the same way every time
-    let info: TypeInfo
-    if (type === this.lastType && this.lastInfo !== null) info = this.lastInfo
-    else {
-      // a registered type name is valid by construction: the name check only runs to explain a miss
-      info = this.registry.get(isAgentDefinition(type) ? type.type : type) ?? this.registry.require(checkName('type', type))
-      this.lastType = type
-      this.lastInfo = info
-    }
+    // a registered type name is valid by construction: the name check only runs to explain a miss
+    const info = this.registry.get(isAgentDefinition(type) ? type.type : type) ?? this.registry.require(checkName('type', type))
     checkKey(key)
     const quota = options?.quota === undefined ? DEFAULT_QUOTA : checkName('quota', options.quota)
     if (quota !== DEFAULT_QUOTA && !this.quotas.has(quota)) throw unknownQuota(quota)
-    const prefix = quota === DEFAULT_QUOTA ? (this.defaultPrefixes ??= this.prefixesOf(DEFAULT_QUOTA))[info.index]! : this.prefixOf(quota, info.index)
+    const prefix = this.prefixOf(quota, info.index)
     if (prefix.bytes.length + key.length * 3 > MAX_ID_BYTES && prefix.bytes.length + utf8Length(key) > MAX_ID_BYTES) {
       throw new InvalidArgumentError(`agent id is longer than ${MAX_ID_BYTES} UTF-8 bytes`, { type: info.type, quota })
     }
@@ -97,18 +83,13 @@ export class Router implements RefTarget {
   private prefixOf (quota: string, typeIndex: number): IdPrefix {
     let prefixes = this.prefixes.get(quota)
     if (prefixes === undefined) {
-      prefixes = this.prefixesOf(quota)
+      prefixes = this.registry.types.map((t) => {
+        const p = idString(quota, t.type, '')
+        return { state: prefixState(p), bytes: new Uint8Array(Buffer.from(p, 'utf8')) }
+      })
       if (this.prefixes.size < 10_000) this.prefixes.set(quota, prefixes)
     }
     return prefixes[typeIndex]!
-  }
-
-  /** The id prefixes of every type in `quota`, by type index. */
-  private prefixesOf (quota: string): IdPrefix[] {
-    return this.registry.types.map((t) => {
-      const p = idString(quota, t.type, '')
-      return { state: prefixState(p), bytes: new Uint8Array(Buffer.from(p, 'utf8')) }
-    })
   }
 
   /** @internal RefTarget */

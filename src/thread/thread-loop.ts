@@ -142,12 +142,6 @@ export class ThreadLoop implements RuntimeOutput {
   private stopped = false
   /** Producers written since the last publish. */
   private readonly dirty = new Set<number>()
-  /**
-   * 1 while `peer` is in `dirty`: a cast to a peer already written skips the Set's
-   * hash lookup (`touched` runs once per call and cast; the Set's add was ~1 % of an
-   * activation's CPU, bench/RESULTS.md, issue 13).
-   */
-  private readonly dirtyMark: number[] = []
   private flushQueued = false
   /** What touchAhead's loads folded into (kept so that they are not optimized away). */
   private touchSink = 0
@@ -202,7 +196,6 @@ export class ThreadLoop implements RuntimeOutput {
     this.producers[peer] = out ? new RingProducer(out, this.bells[peer]!, bufferView) : null
     this.consumers[peer] = inn ? new RingConsumer(inn, this.bells[peer]!) : null
     this.dirty.delete(peer)
-    this.dirtyMark[peer] = 0
   }
 
   /** Process what `peer` already published, then switch to its new rings (it restarted). */
@@ -476,10 +469,7 @@ export class ThreadLoop implements RuntimeOutput {
 
   /** A producer was written: publish at the end of the current turn of the event loop. */
   private touched (peer: number): void {
-    if (this.dirtyMark[peer] !== 1) {
-      this.dirtyMark[peer] = 1
-      this.dirty.add(peer)
-    }
+    this.dirty.add(peer)
     if (!this.running && !this.flushQueued) {
       this.flushQueued = true
       queueMicrotask(() => {
@@ -493,10 +483,7 @@ export class ThreadLoop implements RuntimeOutput {
   flush (): void {
     for (const peer of this.dirty) {
       const ring = this.producers[peer]
-      if (ring == null || !ring.publish()) {
-        this.dirty.delete(peer)
-        this.dirtyMark[peer] = 0
-      }
+      if (ring == null || !ring.publish()) this.dirty.delete(peer)
       // an overflowing producer stays in `dirty`: the consumer rings our bell when it frees space
     }
   }
