@@ -9,7 +9,6 @@
  * with WorkerCrashedError (retriable), every ring touching it is replaced, and a new
  * worker takes over the same shards. Calls made meanwhile wait in the new rings.
  */
-import { setFlagsFromString } from 'node:v8'
 import { Worker } from 'node:worker_threads'
 import type { AgentRegistry } from '../../native-free-core/agent/registry.ts'
 import { WorkerCrashedError, WorkerStartError, errorFromWire, messageOf } from '../../native-free-core/errors.ts'
@@ -29,42 +28,6 @@ import type { ThreadInspection } from '../thread/inspect-agent.ts'
 import { claimForTerminate, initWord } from '../thread/init-phase.ts'
 
 const workerUrl = new URL('../thread/worker-entry.js', import.meta.url)
-
-/** V8's largest semi-space on a 64-bit build (its young generation, 48 MiB, is 3 of them). */
-const kDefaultSemiSpaceMb = 16
-
-let fullYoungHolds = 0
-
-/**
- * Make the next worker isolates start with their young generation at its largest size;
- * returns the release, called once the worker's isolate exists (its 'online' event, or
- * its exit). V8 has no per-isolate option for the young generation's initial size (a
- * Worker's resourceLimits set its maximum only), so this sets the process-wide flag
- * `--min-semi-space-size` while engine workers start, and clears it (0: V8's default)
- * once none is starting: isolates made later (the application's own workers) are as
- * before, and an isolate already running (the main thread's) never reads it again.
- *
- * Why: V8 pretenures an allocation site — allocates its objects straight in the old
- * generation — only after a scavenge made at the young generation's maximum size. A
- * worker's young generation starts at 1 MiB and doubles one scavenge at a time, so
- * while it grew, each new cell and state (nearly all of which survive) was copied twice
- * through it before being promoted: 4–6 MB promoted by each of a worker's first
- * scavenges, a third of a million activations' objects at 1M agents
- * (`--trace-gc-nvp`, `--trace-pretenuring-statistics`; bench/RESULTS.md, issue 13).
- * V8 caps the initial size at the isolate's maximum, so a smaller
- * `workerYoungGenerationMb` is respected.
- */
-function holdFullYoungGeneration (youngMb: number | null): () => void {
-  const semiMb = youngMb === null ? kDefaultSemiSpaceMb : Math.max(1, Math.floor(youngMb / 3))
-  fullYoungHolds++
-  setFlagsFromString(`--min-semi-space-size=${semiMb}`)
-  let released = false
-  return () => {
-    if (released) return
-    released = true
-    if (--fullYoungHolds === 0) setFlagsFromString('--min-semi-space-size=0')
-  }
-}
 
 class WorkerSlot {
   worker: Worker | null = null
@@ -263,16 +226,7 @@ export class WorkerSupervisor {
       init: (slot.init = initWord()).buffer as SharedArrayBuffer
     }
     const young = options.workerYoungGenerationMb
-    const release = holdFullYoungGeneration(young)
-    let worker: Worker
-    try {
-      worker = new Worker(workerUrl, young === null ? { workerData: data } : { workerData: data, resourceLimits: { maxYoungGenerationSizeMb: young } })
-    } catch (err) {
-      release()
-      throw err
-    }
-    worker.once('online', release)
-    worker.once('exit', release)
+    const worker = new Worker(workerUrl, young === null ? { workerData: data } : { workerData: data, resourceLimits: { maxYoungGenerationSizeMb: young } })
     slot.worker = worker
     slot.ready = false
     slot.lastError = null
