@@ -128,7 +128,7 @@ export class ShardRuntime implements ContextHost, TimerHost, FollowHost, CommitH
     this.codec = options.codec
     this.output = options.output
     this.offloader = options.offload
-    this.ids = new IdArena(options.decodeUtf8 ?? decodeUtf8)
+    this.ids = options.idChunkBytes === undefined ? new IdArena(options.decodeUtf8 ?? decodeUtf8) : new IdArena(options.decodeUtf8 ?? decodeUtf8, options.idChunkBytes)
     this.table = new AgentTable<Cell>(options.tableCapacity, this.ids)
     this.clock = options.clock ?? systemClock
     this.limits = RateLimits.of(this.registry.types)
