@@ -93,6 +93,8 @@ export interface ShardRuntimeOptions {
    * zeroing a 1 MiB chunk was most of the cost of making a world.
    */
   readonly idChunkBytes?: number
+  /** Bytes and entries a commit batch's ids and states start with (they grow; default 16 KiB and 512): the simulator's take little. */
+  readonly batchRoom?: { readonly bytes: number, readonly entries: number }
   /**
    * How the runtime makes an id string from its bytes (IdArena): Node's
    * `Buffer.prototype.utf8Slice` on the workers; TextDecoder by default.
