@@ -37,11 +37,11 @@ export class BatchIds implements StateIds {
   private count = 0
   private readonly decode: Utf8Decode
 
-  /** `initialBytes`: room for ids to start with (tests make it small). */
-  constructor (decode: Utf8Decode, initialBytes = kInitialBytes) {
+  /** `initialBytes`, `initialEntries`: room for ids to start with (tests and the simulator make it small). */
+  constructor (decode: Utf8Decode, initialBytes = kInitialBytes, initialEntries = kInitialEntries) {
     this.decode = decode
     this.bytes = new Uint8Array(Math.max(16, initialBytes))
-    this.spans = new Int32Array(2 * kInitialEntries)
+    this.spans = new Int32Array(2 * Math.max(1, initialEntries))
   }
 
   /** Entries added (staged cells), or states kept once the commit loop has run. */

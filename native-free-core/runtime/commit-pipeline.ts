@@ -101,6 +101,8 @@ export class CommitPipeline {
   readonly stats = new CommitStats()
   private readonly host: CommitHost
   private readonly stopwatch: Clock
+  /** Bytes and entries a batch's ids and states start with (null: their defaults, 16 KiB and 512). */
+  private readonly batchRoom: { readonly bytes: number, readonly entries: number } | null
   private dirty: Cell[] = []
   /** The dirty cells' ids, one entry per cell in `dirty`, copied as each is staged. */
   private dirtyIds: BatchIds
@@ -133,10 +135,21 @@ export class CommitPipeline {
   /** `ctx.storage` writes handed to the store and not yet committed, per agent newest first. */
   private readonly inflightStorage = new Map<string, InflightStorage[]>()
 
-  constructor (host: CommitHost, stopwatch: Clock) {
+  constructor (host: CommitHost, stopwatch: Clock, batchRoom: { readonly bytes: number, readonly entries: number } | null = null) {
     this.host = host
     this.stopwatch = stopwatch
-    this.dirtyIds = new BatchIds(host.ids.decode)
+    this.batchRoom = batchRoom
+    this.dirtyIds = this.newIds()
+  }
+
+  private newIds (): BatchIds {
+    const room = this.batchRoom
+    return room === null ? new BatchIds(this.host.ids.decode) : new BatchIds(this.host.ids.decode, room.bytes, room.entries)
+  }
+
+  private newStates (): PackedStates {
+    const room = this.batchRoom
+    return room === null ? new PackedStates() : new PackedStates(room.bytes, room.entries)
   }
 
   /** True when a batch is open or commits are in flight. */
@@ -237,9 +250,9 @@ export class CommitPipeline {
     const effects = this.effects
     this.effects = []
     // packed (packed-states.ts): no tuple or view per state for the commit in flight to hold
-    const states = this.statesPool.pop() ?? new PackedStates()
+    const states = this.statesPool.pop() ?? this.newStates()
     const ids = this.dirtyIds
-    this.dirtyIds = this.idsPool.pop() ?? new BatchIds(host.ids.decode)
+    this.dirtyIds = this.idsPool.pop() ?? this.newIds()
     let failed: Map<Cell, ShoalError> | null = null
     let droppedHere: string[] | null = null
     const dirty = this.dirty

@@ -88,6 +88,14 @@ export interface ShardRuntimeOptions {
   /** Initial agent-table slots and timer-wheel nodes (default 1024 each); the simulator starts its many small runtimes smaller. */
   readonly tableCapacity?: number
   /**
+   * Bytes per chunk of the resident agents' ids (IdArena; a power of two of at least 2 KiB,
+   * default 1 MiB): the simulator's runtimes, one per world it explores, take a small one —
+   * zeroing a 1 MiB chunk was most of the cost of making a world.
+   */
+  readonly idChunkBytes?: number
+  /** Bytes and entries a commit batch's ids and states start with (they grow; default 16 KiB and 512): the simulator's take little. */
+  readonly batchRoom?: { readonly bytes: number, readonly entries: number }
+  /**
    * How the runtime makes an id string from its bytes (IdArena): Node's
    * `Buffer.prototype.utf8Slice` on the workers; TextDecoder by default.
    */

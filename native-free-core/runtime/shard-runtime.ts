@@ -128,7 +128,7 @@ export class ShardRuntime implements ContextHost, TimerHost, FollowHost, CommitH
     this.codec = options.codec
     this.output = options.output
     this.offloader = options.offload
-    this.ids = new IdArena(options.decodeUtf8 ?? decodeUtf8)
+    this.ids = options.idChunkBytes === undefined ? new IdArena(options.decodeUtf8 ?? decodeUtf8) : new IdArena(options.decodeUtf8 ?? decodeUtf8, options.idChunkBytes)
     this.table = new AgentTable<Cell>(options.tableCapacity, this.ids)
     this.clock = options.clock ?? systemClock
     this.limits = RateLimits.of(this.registry.types)
@@ -136,7 +136,7 @@ export class ShardRuntime implements ContextHost, TimerHost, FollowHost, CommitH
     this.persistent = this.registry.types.map((t) => options.store !== null && t.def.durable !== false)
     this.tick = options.startTick ?? 0
     this.timers = new AgentTimers(this, this.registry.types.map((t) => t.def.idleTicks ?? 0), this.tick, options.tableCapacity)
-    this.pipeline = new CommitPipeline(this, options.stopwatch ?? systemClock)
+    this.pipeline = new CommitPipeline(this, options.stopwatch ?? systemClock, options.batchRoom ?? null)
     // takes its first incarnation now, at the thread's start, not in the middle of building a batch
     const mode = options.outbox ?? 'claim'
     if (mode !== 'claim' && mode !== 'dedup') throw new InvalidArgumentError(`ShardRuntime: outbox must be 'claim' or 'dedup' (got ${String(mode)})`)

@@ -161,6 +161,9 @@ export class SimWorld implements RuntimeOutput, TimeObserver, World {
       codec: simCodec,
       output: this,
       tableCapacity: 8,
+      // a few agents per world: a 4 KiB id chunk holds ~100 short ids, and more chunks come as needed
+      idChunkBytes: 4096,
+      batchRoom: { bytes: 256, entries: 8 },
       // virtual time for rate limits and stats: a tick is tickMs, and nothing else moves it
       clock: { now: () => this.tick * scenario.tickMs },
       stopwatch: { now: () => this.tick * scenario.tickMs },

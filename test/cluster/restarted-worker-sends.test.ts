@@ -67,7 +67,9 @@ async function scene (prefix: string, silenceEtcd: boolean): Promise<Scene> {
   const raw = createEtcdClient({ hosts: [etcd.endpoint], callTimeoutMs: 2_000, watchBackoffMaxMs: 500 })
   const c = await clusterProcs({
     agents,
-    membership: { etcd: { hosts: [etcd.endpoint], prefix, leaseTtlS } },
+    // minMembers: the three hosts share the shards from the first map, with no moves to
+    // wait for before the scene can start (they were half of the test's time)
+    membership: { etcd: { hosts: [etcd.endpoint], prefix, leaseTtlS, minMembers: 3 } },
     proxies: true,
     cluster: { replicas: 2, heartbeatMs: 10_000, replicaAckTimeoutMs: 60_000 }
   })
@@ -75,6 +77,8 @@ async function scene (prefix: string, silenceEtcd: boolean): Promise<Scene> {
     // h0 with a silent etcd could not leave: it goes first, at once
     etcdOfH0.heal()
     if (c.running().some((h) => h.name === 'h0')) await c.kill('h0')
+    // the others are killed too: their graceful leave (moving every shard) checks nothing here
+    await Promise.all(c.running().map(async (h) => await c.kill(h.name)))
     await c.close()
     raw.close()
     await etcdOfH0.close()
@@ -83,7 +87,7 @@ async function scene (prefix: string, silenceEtcd: boolean): Promise<Scene> {
   try {
     const ids = ['h0', 'h1', 'h2']
     await Promise.all([
-      c.start(['h0'], { membership: { etcd: { hosts: [`http://${etcdOfH0.address}`], prefix: c.prefix, leaseTtlS } } }),
+      c.start(['h0'], { membership: { etcd: { hosts: [`http://${etcdOfH0.address}`], prefix: c.prefix, leaseTtlS, minMembers: 3 } } }),
       c.start(['h1', 'h2'])
     ])
     await c.settled(30_000)

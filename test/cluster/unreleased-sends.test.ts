@@ -40,7 +40,8 @@ test('a transfer whose batch the replica never got: its send is not redelivered 
   const raw = createEtcdClient({ hosts: [etcd.endpoint], callTimeoutMs: 2_000, watchBackoffMaxMs: 500 })
   const c = await clusterProcs({
     agents: defaultAgentsModule,
-    membership: { etcd: { hosts: [etcd.endpoint], prefix, leaseTtlS: 2 } },
+    // minMembers: the three hosts share the shards from the first map, no moves to wait for
+    membership: { etcd: { hosts: [etcd.endpoint], prefix, leaseTtlS: 2, minMembers: 3 } },
     proxies: true,
     // a silent link is closed after 3 heartbeats (30 s), a replica falls out after 60 s: the
     // replica stays in the in-sync set, and the sender's commit waits for it, all test long
@@ -96,6 +97,8 @@ test('a transfer whose batch the replica never got: its send is not redelivered 
     assert.equal(end.credits.filter((id) => id === 'x').length, 1, `credited once: ${JSON.stringify(end.credits)}`)
     assert.equal(end.balance, 1000 + 1 + 9)
   } finally {
+    // killed, not closed: a graceful leave (moving every shard) checks nothing here
+    await Promise.all(c.running().map(async (h) => await c.kill(h.name)))
     await c.close()
     raw.close()
     await etcd.stop()
