@@ -62,6 +62,21 @@ export function runAndKill (script: URL, args: readonly string[], acks: number):
   })
 }
 
+/**
+ * The durable child's acknowledgements (test/fixtures/durable-child.ts, 'tally'): after its
+ * `ready` line, one `key n` line per acknowledged command; the highest n per key.
+ */
+export function acknowledgedTallies (lines: readonly string[]): Map<string, number> {
+  assert.equal(lines[0], 'ready')
+  const acked = new Map<string, number>()
+  for (const line of lines.slice(1)) {
+    const [key, n] = line.split(' ')
+    acked.set(key!, Math.max(acked.get(key!) ?? 0, Number(n)))
+  }
+  assert.ok(acked.size > 0)
+  return acked
+}
+
 /** Run a child process (a fixture script with `args`) until it ends by itself: its exit code and the lines it printed. */
 export function runToEnd (script: URL, args: readonly string[]): Promise<{ code: number | null, lines: string[] }> {
   return new Promise((resolve, reject) => {

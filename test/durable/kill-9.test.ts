@@ -7,7 +7,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { prng, between } from '../fixtures/prng.ts'
-import { durableHost, runAndKill, tempDataDir } from './helpers.ts'
+import { acknowledgedTallies, durableHost, runAndKill, tempDataDir } from './helpers.ts'
 import { LmdbStore } from '../../src/storage/lmdb-store.ts'
 
 async function storedSends (dataDir: string): Promise<number> {
@@ -23,14 +23,7 @@ for (const seed of [1, 2]) {
   test(`kill -9 under load: every acknowledged command is there after restart (seed ${seed})`, async () => {
     const dataDir = tempDataDir()
     const acks = between(prng(seed), 300, 3000)
-    const lines = await runAndKill(childUrl, [dataDir, 'tally', String(seed)], acks)
-    assert.equal(lines[0], 'ready')
-    const acked = new Map<string, number>()
-    for (const line of lines.slice(1)) {
-      const [key, n] = line.split(' ')
-      acked.set(key!, Math.max(acked.get(key!) ?? 0, Number(n)))
-    }
-    assert.ok(acked.size > 0)
+    const acked = acknowledgedTallies(await runAndKill(childUrl, [dataDir, 'tally', String(seed)], acks))
     const host = await durableHost(dataDir)
     for (const [key, n] of acked) {
       const ref = host.ref('tally', key)

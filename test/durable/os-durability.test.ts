@@ -24,7 +24,7 @@ import { createHost } from '../../src/index.ts'
 import { stateCodec } from '../../src/thread/codec.ts'
 import { idsInShard } from '../fixtures/shards.ts'
 import { prng, between } from '../fixtures/prng.ts'
-import { durableAgentsUrl, durableHost, runAndKill, tempDataDir } from './helpers.ts'
+import { acknowledgedTallies, durableAgentsUrl, durableHost, runAndKill, tempDataDir } from './helpers.ts'
 
 const S = 77
 const kHour = 3_600_000
@@ -203,13 +203,7 @@ const childUrl = new URL('../fixtures/durable-child.js', import.meta.url)
 
 /** Every acknowledged bump of the child's run is in the host opened on its data afterwards. */
 async function assertAcknowledgedKept (dataDir: string, lines: readonly string[], durability: Durability): Promise<void> {
-  assert.equal(lines[0], 'ready')
-  const acked = new Map<string, number>()
-  for (const line of lines.slice(1)) {
-    const [key, n] = line.split(' ')
-    acked.set(key!, Math.max(acked.get(key!) ?? 0, Number(n)))
-  }
-  assert.ok(acked.size > 0)
+  const acked = acknowledgedTallies(lines)
   const host = await durableHost(dataDir, { durability })
   try {
     for (const [key, n] of acked) {
