@@ -46,20 +46,10 @@ class Pending {
     return `${this.type}.${this.method}`
   }
 
-  /**
-   * Deadline under the host's default timeout, in Date.now() ms after the table's
-   * `epochMs` (≥ 1), or 0. Kept small so that it stays a small integer in the object:
-   * an absolute Date.now() is no Smi, and a field holding one gets a heap box per call.
-   */
+  /** Deadline under the host's default timeout (Date.now() ms), or 0. */
   deadline = 0
   /** performance.now() when registered, while a latency window is open (observe/call-latency.ts); else 0. */
   startMs = 0
-  /** The call's own timer and AbortSignal, when its options gave them; else null (one field, not three per call). */
-  own: OwnWait | null = null
-}
-
-/** What a call with its own `timeoutMs` or `signal` holds until it settles. */
-class OwnWait {
   timer: ReturnType<typeof setTimeout> | null = null
   signal: AbortSignal | null = null
   onAbort: (() => void) | null = null
@@ -185,8 +175,6 @@ export class PendingCalls {
   private readonly calls = new CallTable<Pending>()
   private nextId = 1
   private readonly defaultTimeoutMs: number
-  /** Date.now() when the table was made: deadlines count from it (Pending.deadline). */
-  private readonly epochMs = Date.now()
   private sweeper: ReturnType<typeof setInterval> | null = null
   /** Open call-latency windows: round trips are measured only while there is one. */
   private readonly latency: CallLatencyWindow[] = []
@@ -219,14 +207,13 @@ export class PendingCalls {
     }
     const timeoutMs = options.timeoutMs ?? this.defaultTimeoutMs
     if (options.timeoutMs !== undefined) {
-      if (timeoutMs > 0) (pending.own ??= new OwnWait()).timer = setTimeout(() => this.settleTimeout(id, timeoutMs), timeoutMs)
+      if (timeoutMs > 0) pending.timer = setTimeout(() => this.settleTimeout(id, timeoutMs), timeoutMs)
     } else if (timeoutMs > 0) this.armDefault(pending)
     const signal = options.signal
     if (signal !== undefined) {
-      const own = pending.own ??= new OwnWait()
-      own.signal = signal
-      own.onAbort = () => this.fail(id, new AbortedError(`${pending.what} was aborted`, undefined, { cause: signal.reason }))
-      signal.addEventListener('abort', own.onAbort, { once: true })
+      pending.signal = signal
+      pending.onAbort = () => this.fail(id, new AbortedError(`${pending.what} was aborted`, undefined, { cause: signal.reason }))
+      signal.addEventListener('abort', pending.onAbort, { once: true })
     }
     return promise
   }
@@ -235,7 +222,7 @@ export class PendingCalls {
   lastId = 0
 
   private armDefault (pending: Pending): void {
-    pending.deadline = Math.max(1, Date.now() - this.epochMs + this.defaultTimeoutMs)
+    pending.deadline = Date.now() + this.defaultTimeoutMs
     this.sweeper ??= setInterval(this.sweep, Math.max(10, Math.min(1000, this.defaultTimeoutMs / 4))).unref()
   }
 
@@ -274,11 +261,8 @@ export class PendingCalls {
     const p = this.calls.get(id)
     if (p === undefined) return undefined
     this.calls.delete(id)
-    const own = p.own
-    if (own !== null) {
-      if (own.timer !== null) clearTimeout(own.timer)
-      if (own.onAbort !== null) own.signal!.removeEventListener('abort', own.onAbort)
-    }
+    if (p.timer !== null) clearTimeout(p.timer)
+    if (p.onAbort !== null) p.signal!.removeEventListener('abort', p.onAbort)
     return p
   }
 
@@ -295,7 +279,7 @@ export class PendingCalls {
       this.sweeper = null
       return
     }
-    const now = Date.now() - this.epochMs
+    const now = Date.now()
     for (const p of this.calls.values()) {
       if (p.deadline !== 0 && p.deadline <= now) this.settleTimeout(p.id, this.defaultTimeoutMs) // 0: own timer, or no timeout
     }
