@@ -54,7 +54,8 @@
  *                     meta page into the OS's page cache and does not flush; `commit`
  *                     resolves at commit. Every store flushes the environment
  *                     (`mdb_env_sync`) in the background every `flushIntervalMs`
- *                     (default 1000) if it wrote since its last flush, and on `close`.
+ *                     (default 1000) if it wrote since its last flush, and on `close`;
+ *                     after a failed flush it refuses commits until a retry succeeds.
  *                     An acknowledged command survives the process dying (kill -9, OOM:
  *                     the page cache is the kernel's). Power loss or an OS crash may
  *                     lose the commands acknowledged since the last completed flush
@@ -169,6 +170,13 @@ export class LmdbStore implements Store, QuotaRecords, ShardRanges {
   private lastQueued: Promise<unknown> = kNothingWritten
   /** Durability 'os': the flush in progress (one at a time), or null. */
   private flushing: Promise<void> | null = null
+  /**
+   * Durability 'os': the last flush failed (an fsync error: EIO, a full disk) and none has
+   * succeeded since. Commits are refused meanwhile: what was acknowledged since the last good
+   * flush may already be lost, and acknowledging more would hide it (the background flush
+   * retries; the first success clears this).
+   */
+  private flushFailure: string | null = null
   countsMoved: ((change: QuotaCountChange) => void) | undefined = undefined
   /**
    * Replication (the cluster's replicas): set, every commit also records its writes as a
@@ -250,7 +258,7 @@ export class LmdbStore implements Store, QuotaRecords, ShardRanges {
    * the flush of the newest transaction this thread queued (`flushedNow`); with 'os', an
    * `mdb_env_sync` now (one at a time; a call during one waits for it and then runs its
    * own, so the flush covers every commit settled before the call). A failed flush leaves
-   * the store dirty: the next one retries.
+   * the store dirty, so the next one retries, and refuses commits until one succeeds.
    */
   flush (): Promise<void> {
     if (this.waitForFlush) return this.flushedNow()
@@ -260,7 +268,14 @@ export class LmdbStore implements Store, QuotaRecords, ShardRanges {
       this.dirty = false
       const f: Promise<void> = upTo.then(noop, noop).then(() => new Promise<void>((resolve, reject) => {
         (this.env as unknown as { sync (cb: (err?: unknown) => void): void }).sync((err) => {
-          if (err) { this.dirty = true; reject(err instanceof Error ? err : new StorageError(`flush failed: ${messageOf(err)}`, { path: this.path })) } else resolve()
+          if (err) {
+            this.dirty = true
+            this.flushFailure = messageOf(err)
+            reject(err instanceof Error ? err : new StorageError(`flush failed: ${messageOf(err)}`, { path: this.path }))
+          } else {
+            this.flushFailure = null
+            resolve()
+          }
         })
       })).finally(() => { if (this.flushing === f) this.flushing = null })
       this.flushing = f
@@ -346,6 +361,10 @@ export class LmdbStore implements Store, QuotaRecords, ShardRanges {
   }
 
   commit (batch: WriteBatch): Promise<void> {
+    // durability 'os' after a failed flush: nothing queued, the batch fails as a whole
+    if (this.flushFailure !== null) {
+      return Promise.reject(new StorageError(`not committed: the last flush of ${this.path} to disk failed (${this.flushFailure}); commits resume once a flush succeeds`, { path: this.path }))
+    }
     // every write queued in one event turn is one transaction (lmdb-js's batching
     // contract), executed on lmdb-js's write thread: no transaction callback, so this
     // thread only encodes instructions

@@ -227,3 +227,32 @@ test("kill -9 of a host with durability 'disk', reopened 'os': every acknowledge
   const lines = await runAndKill(childUrl, [dataDir, 'tally', '4'], between(prng(4), 300, 2000))
   await assertAcknowledgedKept(dataDir, lines, 'os')
 })
+
+test("'os': after a failed flush (an fsync error) commits are refused, nothing of them written, until a flush succeeds", async () => {
+  const path = tempDataDir()
+  const store = new LmdbStore({ path, durability: 'os', flushIntervalMs: kHour })
+  const env = (store as unknown as { env: { sync (cb: (err?: unknown) => void): void } }).env
+  const sync = env.sync
+  try {
+    const [a, b] = idsInShard(S, 'kv', 2)
+    await store.commit({ states: [[a!, stateCodec.encode({ n: 1 })]] })
+    // the disk fails the next fsync, as EIO or a full disk would
+    env.sync = (cb) => { setImmediate(() => cb(new Error('EIO: i/o error, fsync'))) }
+    await assert.rejects(store.flush(), /EIO/)
+    await assert.rejects(store.commit({ states: [[b!, stateCodec.encode({ n: 2 })]] }), (err: unknown) => {
+      const e = err as { code?: string, message?: string }
+      return e.code === 'SHOAL_ERR_STORAGE' && /flush .* failed \(EIO/.test(e.message ?? '')
+    })
+    assert.equal(store.getState(b!), undefined, 'the refused commit wrote nothing')
+    await assert.rejects(store.flush(), /EIO/, 'still failing: still refused')
+    await assert.rejects(store.commit({ states: [[b!, stateCodec.encode({ n: 2 })]] }), { code: 'SHOAL_ERR_STORAGE' })
+    env.sync = sync
+    await store.flush()
+    await store.commit({ states: [[b!, stateCodec.encode({ n: 2 })]] })
+    assert.deepEqual(stateCodec.decode(store.getState(b!)!), { n: 2 }, 'a flush succeeded: commits resume')
+    assert.deepEqual(stateCodec.decode(store.getState(a!)!), { n: 1 })
+  } finally {
+    env.sync = sync
+    await store.close()
+  }
+})
