@@ -54,6 +54,7 @@
 import { closeSync, fdatasync, fdatasyncSync, mkdtempSync, openSync, readSync, rmSync, writeSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { crc32 as zlibCrc32 } from 'node:zlib'
 import { open } from 'lmdb'
 import type { Database, RootDatabase } from 'lmdb'
 import { fsyncLatency } from '../src/baselines/raw-baselines.ts'
@@ -62,6 +63,8 @@ import type { LatencySummary } from '../src/cli/latency.ts'
 import { benchId } from '../src/cli/bench-ids.ts'
 import { Rng } from '../src/cli/rng.ts'
 import { openLoopStart, pace } from '../src/cli/scenarios/pacer.ts'
+import { lmdbMetrics } from '../src/cli/scenarios/raw-commit.ts'
+import type { LmdbMetrics } from '../src/cli/scenarios/raw-commit.ts'
 import { KeyScratch } from '../src/storage/lmdb-keys.ts'
 import { defaultFlushIntervalMs, lmdbEnvOptions, lmdbEnvOptionsFor, lmdbStateDbOptions } from '../src/storage/lmdb-store.ts'
 import { stateCodec } from '../src/thread/codec.ts'
@@ -81,24 +84,13 @@ const kAll = ['lmdb', 'lmdb-commit', 'os', 'no-overlap', 'no-meta-sync', 'no-tur
 const variants = arg('--variants', kAll.join(',')).split(',')
 const kLogBytes = 64 << 20
 
-interface Metrics { readonly txns: number, readonly timeSync: number, readonly pagesWritten: number }
-function metrics (env: RootDatabase | null): Metrics {
-  if (env === null) return { txns: 0, timeSync: 0, pagesWritten: 0 }
-  const s = (env as unknown as { getStats (): Partial<Metrics> }).getStats()
-  return { txns: s.txns ?? 0, timeSync: s.timeSync ?? 0, pagesWritten: s.pagesWritten ?? 0 }
+function metrics (env: RootDatabase | null): LmdbMetrics {
+  return env === null ? { txns: 0, timeSync: 0, pagesWritten: 0 } : lmdbMetrics(env)
 }
 
-// CRC-32 (IEEE), for the log's records: a torn tail is found at recovery by its CRC
-const crcTable = new Int32Array(256)
-for (let n = 0; n < 256; n++) {
-  let c = n
-  for (let k = 0; k < 8; k++) c = (c & 1) !== 0 ? 0xedb88320 ^ (c >>> 1) : c >>> 1
-  crcTable[n] = c
-}
+// CRC-32 (IEEE, zlib's), for the log's records: a torn tail is found at recovery by its CRC
 function crc32 (b: Uint8Array, from: number, to: number): number {
-  let c = -1
-  for (let i = from; i < to; i++) c = crcTable[(c ^ b[i]!) & 0xff]! ^ (c >>> 8)
-  return (c ^ -1) >>> 0
+  return zlibCrc32(b.subarray(from, to))
 }
 
 /**

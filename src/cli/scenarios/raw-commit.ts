@@ -8,8 +8,8 @@
  * with the durable store's own options (`lmdbEnvOptions`, `lmdbStateDbOptions`: the
  * engine's `open`, lmdb-js's defaults besides — overlappingSync, fsync on), written from
  * the main thread while the host stands idle. Write i is *intended* at start + i / rate,
- * on the same schedule as the engine's open loop (the same pacer, pacer.ts); each is one `put` of a counter state under a uniformly random bench
- * agent's state key (the store's key bytes, lmdb-keys.ts), and its latency runs from the
+ * on the same schedule as the engine's open loop (the same pacer, pacer.ts); each is one
+ * `put` of a counter state under a uniformly random bench agent's state key (the store's key bytes, lmdb-keys.ts), and its latency runs from the
  * intended time until the put has committed AND its transaction is flushed — as durable
  * as a command's reply (durability 'disk'). The flush is taken as the write is queued
  * (`env.flushed` then names the newest transaction, the one holding this write), so
@@ -55,10 +55,10 @@ export interface RawCommitOptions {
   readonly skipTids: readonly number[]
 }
 
-interface LmdbMetrics { readonly txns: number, readonly timeSync: number, readonly pagesWritten: number }
+export interface LmdbMetrics { readonly txns: number, readonly timeSync: number, readonly pagesWritten: number }
 
 /** LMDB's counters of an environment opened with `trackMetrics` (lmdb-js's `getStats`; not in its types). */
-function lmdbMetrics (env: unknown): LmdbMetrics {
+export function lmdbMetrics (env: unknown): LmdbMetrics {
   const s = (env as { getStats (): Partial<LmdbMetrics> }).getStats()
   return { txns: s.txns ?? 0, timeSync: s.timeSync ?? 0, pagesWritten: s.pagesWritten ?? 0 }
 }
