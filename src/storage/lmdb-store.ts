@@ -55,7 +55,8 @@
  *                     resolves at commit. Every store flushes the environment
  *                     (`mdb_env_sync`) in the background every `flushIntervalMs`
  *                     (default 1000) if it wrote since its last flush, and on `close`;
- *                     after a failed flush it refuses commits until a retry succeeds.
+ *                     after a failed flush it refuses commits and replica applies
+ *                     until a retried flush succeeds.
  *                     An acknowledged command survives the process dying (kill -9, OOM:
  *                     the page cache is the kernel's). Power loss or an OS crash may
  *                     lose the commands acknowledged since the last completed flush
@@ -258,7 +259,8 @@ export class LmdbStore implements Store, QuotaRecords, ShardRanges {
    * the flush of the newest transaction this thread queued (`flushedNow`); with 'os', an
    * `mdb_env_sync` now (one at a time; a call during one waits for it and then runs its
    * own, so the flush covers every commit settled before the call). A failed flush leaves
-   * the store dirty, so the next one retries, and refuses commits until one succeeds.
+   * the store dirty, so the next one retries, and refuses commits and replica applies
+   * until one succeeds.
    */
   flush (): Promise<void> {
     if (this.waitForFlush) return this.flushedNow()
@@ -362,9 +364,7 @@ export class LmdbStore implements Store, QuotaRecords, ShardRanges {
 
   commit (batch: WriteBatch): Promise<void> {
     // durability 'os' after a failed flush: nothing queued, the batch fails as a whole
-    if (this.flushFailure !== null) {
-      return Promise.reject(new StorageError(`not committed: the last flush of ${this.path} to disk failed (${this.flushFailure}); commits resume once a flush succeeds`, { path: this.path }))
-    }
+    if (this.flushFailure !== null) return Promise.reject(this.refusal())
     // every write queued in one event turn is one transaction (lmdb-js's batching
     // contract), executed on lmdb-js's write thread: no transaction callback, so this
     // thread only encodes instructions
@@ -494,6 +494,11 @@ export class LmdbStore implements Store, QuotaRecords, ShardRanges {
   private transactionDurable (transaction: Promise<unknown>): Promise<void> {
     this.queued(transaction)
     return this.waitForFlush ? Promise.all([transaction, this.flushedNow()]).then(noop) : transaction.then(noop)
+  }
+
+  /** Durability 'os', after a failed flush: why a commit or a replica's apply is refused. */
+  private refusal (): StorageError {
+    return new StorageError(`not committed: the last flush of ${this.path} to disk failed (${this.flushFailure}); commits resume once a flush succeeds`, { path: this.path })
   }
 
   /** Durability 'os': a write or transaction was queued; the next background flush covers it once it has committed. */
@@ -777,6 +782,8 @@ export class LmdbStore implements Store, QuotaRecords, ShardRanges {
    * the earlier one committed: its commit overlaps the earlier one's flush.
    */
   queueReplicated (segments: ReadonlyArray<ReplicatedSegment>): ReplicatedWrite {
+    // durability 'os' after a failed flush: a replica acknowledges nothing either
+    if (this.flushFailure !== null) throw this.refusal()
     for (let i = 0; i < segments.length; i++) {
       const { shard, segment } = segments[i]!
       checkShard(shard)

@@ -228,7 +228,7 @@ test("kill -9 of a host with durability 'disk', reopened 'os': every acknowledge
   await assertAcknowledgedKept(dataDir, lines, 'os')
 })
 
-test("'os': after a failed flush (an fsync error) commits are refused, nothing of them written, until a flush succeeds", async () => {
+test("'os': after a failed flush (an fsync error) commits and replica applies are refused, nothing of them written, until a flush succeeds", async () => {
   const path = tempDataDir()
   const store = new LmdbStore({ path, durability: 'os', flushIntervalMs: kHour })
   const env = (store as unknown as { env: { sync (cb: (err?: unknown) => void): void } }).env
@@ -244,6 +244,8 @@ test("'os': after a failed flush (an fsync error) commits are refused, nothing o
       return e.code === 'SHOAL_ERR_STORAGE' && /flush .* failed \(EIO/.test(e.message ?? '')
     })
     assert.equal(store.getState(b!), undefined, 'the refused commit wrote nothing')
+    assert.throws(() => store.queueReplicated([{ shard: S, segment: segment(b!, 3) }]), { code: 'SHOAL_ERR_STORAGE' }, "nor is a replica's apply acknowledged")
+    assert.equal(store.getState(b!), undefined, 'the refused apply wrote nothing')
     await assert.rejects(store.flush(), /EIO/, 'still failing: still refused')
     await assert.rejects(store.commit({ states: [[b!, stateCodec.encode({ n: 2 })]] }), { code: 'SHOAL_ERR_STORAGE' })
     env.sync = sync
