@@ -80,6 +80,9 @@ export interface HostOptions {
    * Measured at 10M agents on 2 cores (bench/RESULTS.md, issue 13): 12 MiB halved a
    * worker's median and p90 pause, for 3.5× the pauses, up to twice the total GC time
    * and more CPU per activation; it did not bound the longest pause on busy cores.
+   * The process's `--min-semi-space-size`/`--max-semi-space-size` (node flags or
+   * NODE_OPTIONS, which would otherwise override this) do not reach the engine's workers:
+   * they size the application's thread only (host/worker-young-generation.ts).
    */
   readonly workerYoungGenerationMb?: number
   /** A piscina pool for `ctx.offload(name, input)`: blocking or CPU-heavy work off the agents' threads. */

@@ -8,6 +8,9 @@
  * the worker already published are delivered, every other call routed to it fails
  * with WorkerCrashedError (retriable), every ring touching it is replaced, and a new
  * worker takes over the same shards. Calls made meanwhile wait in the new rings.
+ *
+ * Each worker's isolate is sized by the host option `workerYoungGenerationMb` or V8's
+ * default, never by the process's semi-space flags (worker-young-generation.ts).
  */
 import { Worker } from 'node:worker_threads'
 import type { AgentRegistry } from '../../native-free-core/agent/registry.ts'
@@ -26,6 +29,7 @@ import type { PendingCalls } from './pending-calls.ts'
 import type { WorkerRestartEvent } from './host-events.ts'
 import type { ThreadInspection } from '../thread/inspect-agent.ts'
 import { claimForTerminate, initWord } from '../thread/init-phase.ts'
+import { holdWorkerYoungGeneration } from './worker-young-generation.ts'
 
 const workerUrl = new URL('../thread/worker-entry.js', import.meta.url)
 
@@ -227,7 +231,18 @@ export class WorkerSupervisor {
       init: (slot.init = initWord()).buffer as SharedArrayBuffer
     }
     const young = options.workerYoungGenerationMb
-    const worker = new Worker(workerUrl, young === null ? { workerData: data } : { workerData: data, resourceLimits: { maxYoungGenerationSizeMb: young } })
+    // the process's semi-space flags (a tuning of the application's own thread) would
+    // override the worker's limits: cleared until its isolate exists, a replacement's too
+    const release = holdWorkerYoungGeneration()
+    let worker: Worker
+    try {
+      worker = new Worker(workerUrl, young === null ? { workerData: data } : { workerData: data, resourceLimits: { maxYoungGenerationSizeMb: young } })
+    } catch (err) {
+      release()
+      throw err
+    }
+    worker.once('online', release)
+    worker.once('exit', release)
     slot.worker = worker
     slot.ready = false
     slot.lastError = null
