@@ -23,6 +23,7 @@ import { fileURLToPath } from 'node:url'
 import { createHost } from '../index.ts'
 import type { Host } from '../index.ts'
 import type { HostPlugin } from '../host/plugin.ts'
+import { semiSpaceFlags } from '../host/worker-young-generation.ts'
 import { stateCodec } from '../thread/codec.ts'
 import { counter, hotStore } from './bench-agents.ts'
 import { kHotKey, kHotValue } from './scenarios/hot.ts'
@@ -84,9 +85,17 @@ const kStateSizeSamples = 100_000
 
 export function threadLayout (workers: number): string {
   const cores = availableParallelism()
-  if (workers === 0) return `agents on the main thread (no workers), ${cores} cores`
+  if (workers === 0) return `agents on the main thread (no workers), ${cores} cores${mainYoungGeneration()}`
   const over = workers + 1 > cores
-  return `${workers} worker${workers === 1 ? '' : 's'} + main thread on ${cores} cores${over ? ' (over-subscribed)' : ''}`
+  return `${workers} worker${workers === 1 ? '' : 's'} + main thread on ${cores} cores${over ? ' (over-subscribed)' : ''}${mainYoungGeneration()}`
+}
+
+/** The node flags that size the main thread's young generation, if the process has any (the workers keep their own). */
+function mainYoungGeneration (): string {
+  const { min, max } = semiSpaceFlags(process.execArgv, process.env.NODE_OPTIONS)
+  if (min === null && max === null) return ''
+  const flags = [min === null ? null : `--min-semi-space-size=${min}`, max === null ? null : `--max-semi-space-size=${max}`].filter((f) => f !== null)
+  return `, main thread ${flags.join(' ')}`
 }
 
 interface StorePlan {
