@@ -22,8 +22,9 @@
  * The process's values are read from its command line (`process.execArgv`) and
  * `NODE_OPTIONS` (Node allows `--max-semi-space-size` there), the command line last, as
  * Node passes them to V8. Values set at run time with `v8.setFlagsFromString` are not
- * visible to JavaScript: the restore sets the command line's values (or unset). A process
- * that sets neither flag is left alone — nothing is written. An isolate the application
+ * visible to JavaScript: a process whose command line sets neither flag is left alone —
+ * nothing is written, and flags it set at run time reach the workers as before — and
+ * otherwise the restore sets the command line's values (or unset). An isolate the application
  * creates in the short window while an engine worker starts (until it is online) gets
  * V8's defaults too.
  */
