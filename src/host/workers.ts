@@ -9,7 +9,8 @@
  * with WorkerCrashedError (retriable), every ring touching it is replaced, and a new
  * worker takes over the same shards. Calls made meanwhile wait in the new rings.
  */
-import { Worker } from 'node:worker_threads'
+import { MessageChannel, Worker } from 'node:worker_threads'
+import type { MessagePort } from 'node:worker_threads'
 import type { AgentRegistry } from '../../native-free-core/agent/registry.ts'
 import { WorkerCrashedError, WorkerStartError, errorFromWire, messageOf } from '../../native-free-core/errors.ts'
 import type { ShoalError } from '../../native-free-core/errors.ts'
@@ -26,8 +27,10 @@ import type { PendingCalls } from './pending-calls.ts'
 import type { WorkerRestartEvent } from './host-events.ts'
 import type { ThreadInspection } from '../thread/inspect-agent.ts'
 import { claimForTerminate, initWord } from '../thread/init-phase.ts'
+import type { WriterData } from '../storage/lmdb-writer-thread.ts'
 
 const workerUrl = new URL('../thread/worker-entry.js', import.meta.url)
+const writerUrl = new URL('../storage/lmdb-writer-thread.js', import.meta.url)
 
 class WorkerSlot {
   worker: Worker | null = null
@@ -78,6 +81,13 @@ export class WorkerSupervisor {
   private quotaSeq = 0
   /** Agent-error reports the workers dropped because a batch was full (see AgentErrorReporter). */
   agentErrorsDropped = 0
+  /**
+   * Durable hosts: the thread that commits the workers' batches (storage/lmdb-writer-thread.ts),
+   * started with the first worker; null before, without `dataDir`, or once it has ended
+   * (workers started after that commit through lmdb-js's own write thread).
+   */
+  private writer: Worker | null = null
+  private writerEnded = false
 
   constructor (parts: SupervisorParts) {
     this.parts = parts
@@ -182,7 +192,41 @@ export class WorkerSupervisor {
 
   /** Ask every worker to finish its pass, commit and exit (terminated if it takes too long). */
   stop (): Promise<void> {
-    return Promise.all(this.slots.map((slot) => this.stopWorker(slot))).then(() => {})
+    return Promise.all(this.slots.map((slot) => this.stopWorker(slot))).then(() => this.stopWriter())
+  }
+
+  private stopWriter (): Promise<void> {
+    const writer = this.writer
+    if (writer === null) return Promise.resolve()
+    this.writer = null
+    this.writerEnded = true
+    return new Promise((resolve) => {
+      writer.once('exit', () => resolve())
+      // it commits what it holds, closes its ports and the environment, and exits
+      writer.postMessage({ type: 'stop' })
+    })
+  }
+
+  /**
+   * A port to the writer thread for a worker about to start, or null: commit through
+   * lmdb-js's own write thread (no `dataDir`, the writer thread has ended, or
+   * SHOAL_WRITER_THREAD=0 — kept for A/B runs against lmdb-js's path).
+   */
+  private writerPort (): MessagePort | null {
+    const { options } = this.parts
+    if (options.dataDir === undefined || this.writerEnded || process.env.SHOAL_WRITER_THREAD === '0') return null
+    if (this.writer === null) {
+      const writer = this.writer = new Worker(writerUrl, { workerData: { path: options.dataDir, durability: options.durability } satisfies WriterData })
+      writer.on('error', noop) // its workers' ports close; their commits fail and later ones go through lmdb-js
+      writer.once('exit', () => {
+        if (this.writer !== writer) return
+        this.writer = null
+        this.writerEnded = true
+      })
+    }
+    const { port1, port2 } = new MessageChannel()
+    this.writer.postMessage({ type: 'attach', port: port1 }, [port1])
+    return port2
   }
 
   private stopWorker (slot: WorkerSlot): Promise<void> {
@@ -224,10 +268,12 @@ export class WorkerSupervisor {
       quotas: this.parts.quotas.snapshot(),
       replicate: this.parts.replicates(),
       stateless: this.parts.stateless,
-      init: (slot.init = initWord()).buffer as SharedArrayBuffer
+      init: (slot.init = initWord()).buffer as SharedArrayBuffer,
+      writer: this.writerPort()
     }
     const young = options.workerYoungGenerationMb
-    const worker = new Worker(workerUrl, young === null ? { workerData: data } : { workerData: data, resourceLimits: { maxYoungGenerationSizeMb: young } })
+    const transferList = data.writer === null ? [] : [data.writer]
+    const worker = new Worker(workerUrl, young === null ? { workerData: data, transferList } : { workerData: data, transferList, resourceLimits: { maxYoungGenerationSizeMb: young } })
     slot.worker = worker
     slot.ready = false
     slot.lastError = null
@@ -324,3 +370,5 @@ function startFailure (thread: number, exitCode: number, error: Error | null): S
   const why = error !== null ? messageOf(error) : `it exited with code ${exitCode}`
   return new WorkerStartError(`worker ${thread} failed to start: ${why}`, { thread, exitCode }, error !== null ? { cause: error } : undefined)
 }
+
+function noop (): void {}
