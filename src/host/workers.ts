@@ -83,11 +83,13 @@ export class WorkerSupervisor {
   agentErrorsDropped = 0
   /**
    * Durable hosts: the thread that commits the workers' batches (storage/lmdb-writer-thread.ts),
-   * started with the first worker; null before, without `dataDir`, or once it has ended
-   * (workers started after that commit through lmdb-js's own write thread).
+   * one for all worker slots (key 0), started with the first worker — its transactions
+   * group every worker's batches. SHOAL_WRITER_PER_WORKER=1 (for A/B runs): one per
+   * worker slot (key: the slot; its replacements keep it), whose flushes then overlap
+   * each other's writes as lmdb-js's write threads do. A writer that has ended is not
+   * replaced: workers started after that commit through lmdb-js's own write thread.
    */
-  private writer: Worker | null = null
-  private writerEnded = false
+  private readonly writers = new Map<number, Worker | null>()
 
   constructor (parts: SupervisorParts) {
     this.parts = parts
@@ -192,40 +194,38 @@ export class WorkerSupervisor {
 
   /** Ask every worker to finish its pass, commit and exit (terminated if it takes too long). */
   stop (): Promise<void> {
-    return Promise.all(this.slots.map((slot) => this.stopWorker(slot))).then(() => this.stopWriter())
+    return Promise.all(this.slots.map((slot) => this.stopWorker(slot))).then(() => this.stopWriters())
   }
 
-  private stopWriter (): Promise<void> {
-    const writer = this.writer
-    if (writer === null) return Promise.resolve()
-    this.writer = null
-    this.writerEnded = true
-    return new Promise((resolve) => {
+  private stopWriters (): Promise<void> {
+    const running = [...this.writers.values()].filter((w) => w !== null)
+    for (const key of this.writers.keys()) this.writers.set(key, null)
+    return Promise.all(running.map((writer) => new Promise<void>((resolve) => {
       writer.once('exit', () => resolve())
       // it commits what it holds, closes its ports and the environment, and exits
       writer.postMessage({ type: 'stop' })
-    })
+    }))).then(() => {})
   }
 
   /**
-   * A port to the writer thread for a worker about to start, or null: commit through
-   * lmdb-js's own write thread (no `dataDir`, the writer thread has ended, or
+   * A port to the writer thread of `slot` for its worker about to start, or null: commit
+   * through lmdb-js's own write thread (no `dataDir`, the slot's writer has ended, or
    * SHOAL_WRITER_THREAD=0 — kept for A/B runs against lmdb-js's path).
    */
-  private writerPort (): MessagePort | null {
+  private writerPort (slot: WorkerSlot): MessagePort | null {
     const { options } = this.parts
-    if (options.dataDir === undefined || this.writerEnded || process.env.SHOAL_WRITER_THREAD === '0') return null
-    if (this.writer === null) {
-      const writer = this.writer = new Worker(writerUrl, { workerData: { path: options.dataDir, durability: options.durability } satisfies WriterData })
-      writer.on('error', noop) // its workers' ports close; their commits fail and later ones go through lmdb-js
-      writer.once('exit', () => {
-        if (this.writer !== writer) return
-        this.writer = null
-        this.writerEnded = true
-      })
+    if (options.dataDir === undefined || process.env.SHOAL_WRITER_THREAD === '0') return null
+    const key = process.env.SHOAL_WRITER_PER_WORKER === '1' ? slot.thread : 0
+    let writer = this.writers.get(key)
+    if (writer === null) return null // ended
+    if (writer === undefined) {
+      const w = writer = new Worker(writerUrl, { workerData: { path: options.dataDir, durability: options.durability } satisfies WriterData })
+      this.writers.set(key, w)
+      w.on('error', noop) // its workers' ports close: their commits fail and later ones go through lmdb-js
+      w.once('exit', () => { if (this.writers.get(key) === w) this.writers.set(key, null) })
     }
     const { port1, port2 } = new MessageChannel()
-    this.writer.postMessage({ type: 'attach', port: port1 }, [port1])
+    writer.postMessage({ type: 'attach', port: port1 }, [port1])
     return port2
   }
 
@@ -269,7 +269,7 @@ export class WorkerSupervisor {
       replicate: this.parts.replicates(),
       stateless: this.parts.stateless,
       init: (slot.init = initWord()).buffer as SharedArrayBuffer,
-      writer: this.writerPort()
+      writer: this.writerPort(slot)
     }
     const young = options.workerYoungGenerationMb
     const transferList = data.writer === null ? [] : [data.writer]

@@ -34,6 +34,7 @@
  * SHOAL_WRITER_GC_LOG=1 (diagnostics, used for bench/RESULTS.md): a line a second on
  * stderr with this thread's GC pauses and its transactions.
  */
+import { readFileSync } from 'node:fs'
 import { parentPort, workerData } from 'node:worker_threads'
 import type { MessagePort } from 'node:worker_threads'
 import { open } from 'lmdb'
@@ -82,13 +83,26 @@ let stopping = false
 const gcLog = process.env.SHOAL_WRITER_GC_LOG === '1'
 if (gcLog) {
   threadGcPauses.start(null, 0)
+  // this thread's CPU (utime + stime, clock ticks of 10 ms) from /proc/thread-self/stat
+  const cpuMs = (): number => {
+    try {
+      const f = readFileSync('/proc/thread-self/stat', 'utf8')
+      const rest = f.slice(f.lastIndexOf(')') + 2).split(' ')
+      return (Number(rest[11]) + Number(rest[12])) * 10
+    } catch {
+      return 0
+    }
+  }
+  let lastCpu = cpuMs()
   const t = setInterval(() => {
+    const cpu = cpuMs()
     const w = threadGcPauses.takeWindow()
     if (w.pauses > 0 || stat.groups > 0) {
       process.stderr.write(`[writer gc] t=${process.uptime().toFixed(1)}s ${w.pauses} pauses, total ${w.totalMs.toFixed(1)} ms, longest ${w.maxMs.toFixed(1)} ms; ` +
-        `${stat.groups} txns of ${stat.batches} batches, ${(stat.bytes / 1048576).toFixed(1)} MiB, ${stat.txnMs.toFixed(0)} ms in transactionSync\n`)
+        `${stat.groups} txns of ${stat.batches} batches, ${(stat.bytes / 1048576).toFixed(1)} MiB, ${stat.txnMs.toFixed(0)} ms in transactionSync, cpu ${cpu - lastCpu} ms (total ${cpu})\n`)
     }
     stat.groups = stat.batches = stat.bytes = stat.txnMs = 0
+    lastCpu = cpu
   }, 1000)
   t.unref()
 }
