@@ -492,6 +492,16 @@ export class LmdbStore implements Store, QuotaRecords, ShardRanges {
 
   /** `commit` through the writer thread: the same writes, as one journal. */
   private commitThrough (batch: WriteBatch): Promise<void> {
+    try {
+      return this.sendThrough(this.journalOf(batch))
+    } catch (err) {
+      this.through.take() // a batch that could not be written out leaves nothing for the next one
+      throw err
+    }
+  }
+
+  /** Write `batch`'s records into `through`; returns its quota counter records. */
+  private journalOf (batch: WriteBatch): Array<[string, number]> | null {
     const t = this.through
     const keys = this.writeKeys
     const states = batch.states instanceof PackedStates ? batch.states : PackedStates.from(batch.states, batch.stateIds)
@@ -528,7 +538,7 @@ export class LmdbStore implements Store, QuotaRecords, ShardRanges {
         quotas.push([countKey(quota, this.writer), total])
       }
     }
-    return this.sendThrough(quotas)
+    return quotas
   }
 
   /** Hand what `through` holds (and quota records) to the writer thread as one batch; settles as `commit` does. */

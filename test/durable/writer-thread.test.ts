@@ -53,7 +53,9 @@ for (const durability of ['disk', 'os'] as const) {
       const id = idString('default', 'counter', `k${b}`)
       commits.push(store.commit({ states: [[id, stateCodec.encode({ b })]] }).then(() => {
         settled.push(b)
-        // another thread committed it: this thread's read snapshot must not predate it
+        // another thread committed it: this thread's read snapshot must not predate it (the
+        // outbox test below is the one that fails without the renewal; here lmdb-js's own
+        // renewal, a macrotask after each read, usually comes first)
         assert.deepEqual(stateCodec.decode(store.getState(id)!), { b })
       }))
       if (b % 3 === 0) await immediate() // some batches share a transaction, others do not
@@ -90,6 +92,8 @@ test('a batch\'s states, storage, outbox record and quota count commit together 
     assert.deepEqual(stateCodec.decode(store.getStorage(id, 'k')!), 'v')
     assert.equal(store.hasOutbox(send), true)
     await store.deleteOutbox([send])
+    // this thread read the record just before: without a renewed snapshot at the writer's
+    // acknowledgement it would still see it (this is the assertion that fails without it)
     assert.equal(store.hasOutbox(send), false)
     assert.deepEqual([...store.quotaCounts()], [['q1', 1]])
   } finally {
