@@ -49,27 +49,6 @@ export class JournalWriter {
     this.record(db, JOURNAL_REMOVE, key, null)
   }
 
-  /** `put` of `value[start, end)`, without a view of it. */
-  putRange (db: number, key: Uint8Array, value: Uint8Array, start: number, end: number): void {
-    const valueLength = end - start
-    this.reserve(kHeader + key.length + valueLength)
-    const v = this.view
-    const at = this.at
-    v.setUint8(at, db)
-    v.setUint8(at + 1, JOURNAL_PUT)
-    v.setUint16(at + 2, key.length)
-    v.setUint32(at + 4, valueLength)
-    this.bytes.set(key, at + kHeader)
-    const to = at + kHeader + key.length
-    if (valueLength <= 64) {
-      const out = this.bytes
-      for (let i = 0; i < valueLength; i++) out[to + i] = value[start + i]!
-    } else {
-      this.bytes.set(value.subarray(start, end), to)
-    }
-    this.at = at + kHeader + key.length + valueLength
-  }
-
   /** The records written since the last take (a copy), or null when there were none. */
   take (): Uint8Array | null {
     if (this.at === 0) return null

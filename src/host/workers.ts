@@ -9,8 +9,7 @@
  * with WorkerCrashedError (retriable), every ring touching it is replaced, and a new
  * worker takes over the same shards. Calls made meanwhile wait in the new rings.
  */
-import { MessageChannel, Worker } from 'node:worker_threads'
-import type { MessagePort } from 'node:worker_threads'
+import { Worker } from 'node:worker_threads'
 import type { AgentRegistry } from '../../native-free-core/agent/registry.ts'
 import { WorkerCrashedError, WorkerStartError, errorFromWire, messageOf } from '../../native-free-core/errors.ts'
 import type { ShoalError } from '../../native-free-core/errors.ts'
@@ -27,10 +26,8 @@ import type { PendingCalls } from './pending-calls.ts'
 import type { WorkerRestartEvent } from './host-events.ts'
 import type { ThreadInspection } from '../thread/inspect-agent.ts'
 import { claimForTerminate, initWord } from '../thread/init-phase.ts'
-import type { WriterData } from '../storage/lmdb-writer-thread.ts'
 
 const workerUrl = new URL('../thread/worker-entry.js', import.meta.url)
-const writerUrl = new URL('../storage/lmdb-writer-thread.js', import.meta.url)
 
 class WorkerSlot {
   worker: Worker | null = null
@@ -81,15 +78,6 @@ export class WorkerSupervisor {
   private quotaSeq = 0
   /** Agent-error reports the workers dropped because a batch was full (see AgentErrorReporter). */
   agentErrorsDropped = 0
-  /**
-   * Durable hosts: the thread that commits the workers' batches (storage/lmdb-writer-thread.ts),
-   * one for all worker slots (key 0), started with the first worker — its transactions
-   * group every worker's batches. SHOAL_WRITER_PER_WORKER=1 (for A/B runs): one per
-   * worker slot (key: the slot; its replacements keep it), whose flushes then overlap
-   * each other's writes as lmdb-js's write threads do. A writer that has ended is not
-   * replaced: workers started after that commit through lmdb-js's own write thread.
-   */
-  private readonly writers = new Map<number, Worker | null>()
 
   constructor (parts: SupervisorParts) {
     this.parts = parts
@@ -194,39 +182,7 @@ export class WorkerSupervisor {
 
   /** Ask every worker to finish its pass, commit and exit (terminated if it takes too long). */
   stop (): Promise<void> {
-    return Promise.all(this.slots.map((slot) => this.stopWorker(slot))).then(() => this.stopWriters())
-  }
-
-  private stopWriters (): Promise<void> {
-    const running = [...this.writers.values()].filter((w) => w !== null)
-    for (const key of this.writers.keys()) this.writers.set(key, null)
-    return Promise.all(running.map((writer) => new Promise<void>((resolve) => {
-      writer.once('exit', () => resolve())
-      // it commits what it holds, closes its ports and the environment, and exits
-      writer.postMessage({ type: 'stop' })
-    }))).then(() => {})
-  }
-
-  /**
-   * A port to the writer thread of `slot` for its worker about to start, or null: commit
-   * through lmdb-js's own write thread (no `dataDir`, the slot's writer has ended, or
-   * SHOAL_WRITER_THREAD=0 — kept for A/B runs against lmdb-js's path).
-   */
-  private writerPort (slot: WorkerSlot): MessagePort | null {
-    const { options } = this.parts
-    if (options.dataDir === undefined || process.env.SHOAL_WRITER_THREAD === '0') return null
-    const key = process.env.SHOAL_WRITER_PER_WORKER === '1' ? slot.thread : 0
-    let writer = this.writers.get(key)
-    if (writer === null) return null // ended
-    if (writer === undefined) {
-      const w = writer = new Worker(writerUrl, { workerData: { path: options.dataDir, durability: options.durability } satisfies WriterData })
-      this.writers.set(key, w)
-      w.on('error', noop) // its workers' ports close: their commits fail and later ones go through lmdb-js
-      w.once('exit', () => { if (this.writers.get(key) === w) this.writers.set(key, null) })
-    }
-    const { port1, port2 } = new MessageChannel()
-    writer.postMessage({ type: 'attach', port: port1 }, [port1])
-    return port2
+    return Promise.all(this.slots.map((slot) => this.stopWorker(slot))).then(() => {})
   }
 
   private stopWorker (slot: WorkerSlot): Promise<void> {
@@ -268,12 +224,10 @@ export class WorkerSupervisor {
       quotas: this.parts.quotas.snapshot(),
       replicate: this.parts.replicates(),
       stateless: this.parts.stateless,
-      init: (slot.init = initWord()).buffer as SharedArrayBuffer,
-      writer: this.writerPort(slot)
+      init: (slot.init = initWord()).buffer as SharedArrayBuffer
     }
     const young = options.workerYoungGenerationMb
-    const transferList = data.writer === null ? [] : [data.writer]
-    const worker = new Worker(workerUrl, young === null ? { workerData: data, transferList } : { workerData: data, transferList, resourceLimits: { maxYoungGenerationSizeMb: young } })
+    const worker = new Worker(workerUrl, young === null ? { workerData: data } : { workerData: data, resourceLimits: { maxYoungGenerationSizeMb: young } })
     slot.worker = worker
     slot.ready = false
     slot.lastError = null
@@ -370,5 +324,3 @@ function startFailure (thread: number, exitCode: number, error: Error | null): S
   const why = error !== null ? messageOf(error) : `it exited with code ${exitCode}`
   return new WorkerStartError(`worker ${thread} failed to start: ${why}`, { thread, exitCode }, error !== null ? { cause: error } : undefined)
 }
-
-function noop (): void {}

@@ -40,18 +40,6 @@
  * states, storage, outbox records and their removals of one batch commit together or
  * not at all.
  *
- * The writer thread (durable hosts with workers: lmdb-writer-thread.ts, `writeThrough`).
- * An agent worker's store does not queue its commits' puts with lmdb-js: it writes them
- * as one commit journal (the same records a replica gets) and hands that to the host's
- * writer thread, which commits it with the other workers' batches queued at the moment
- * in one transaction and acknowledges it once committed and (durability 'disk') flushed.
- * The agent worker then keeps no per-put record of lmdb-js (what its scavenges copied
- * during a fanout). Its commits still settle in order, `localCommits` still waits for
- * them, quota counts still ride in the batch's transaction, and its read snapshot is
- * renewed as each acknowledgement arrives (another thread committed). Replica applies,
- * range imports and drops, counts and quota limits (the main thread's) take lmdb-js's
- * path as before.
- *
  * Durability (the `durability` host option). The two modes open the environment
  * differently (lmdb-js shares one environment per process, so every store of a process
  * on one directory must use the same mode: a second one in the other mode is refused,
@@ -89,7 +77,6 @@
  * range whatever its id contains: the length stops `a` + `\0b` from meeting `a\0` + `b`.
  */
 import { open } from 'lmdb'
-import type { MessagePort } from 'node:worker_threads'
 import { InvalidArgumentError, StorageError, messageOf } from '../../native-free-core/errors.ts'
 import type { Database, RootDatabase } from 'lmdb'
 import { SHARDS, shardOf } from '../../native-free-core/placement/hash.ts'
@@ -218,12 +205,6 @@ export class LmdbStore implements Store, QuotaRecords, ShardRanges {
    * Bytes only ever go from 1 to 0. null: not kept (a cluster's host; other stores).
    */
   private stateless: Uint8Array | null = null
-  /** The writer thread's port (`writeThrough`): commits go there as journals; null: lmdb-js's queued puts. */
-  private throughPort: MessagePort | null = null
-  private readonly through = new JournalWriter()
-  /** Settlers of the commits sent to the writer thread, oldest first (it acknowledges them in order). */
-  private throughPending: Array<(error: string | null) => void> = []
-  private throughHead = 0
 
   constructor (options: LmdbStoreOptions) {
     this.path = options.path
@@ -384,7 +365,6 @@ export class LmdbStore implements Store, QuotaRecords, ShardRanges {
   commit (batch: WriteBatch): Promise<void> {
     // durability 'os' after a failed flush: nothing queued, the batch fails as a whole
     if (this.flushFailure !== null) return Promise.reject(this.refusal())
-    if (this.throughPort !== null) return this.commitThrough(batch)
     // every write queued in one event turn is one transaction (lmdb-js's batching
     // contract), executed on lmdb-js's write thread: no transaction callback, so this
     // thread only encodes instructions
@@ -452,118 +432,6 @@ export class LmdbStore implements Store, QuotaRecords, ShardRanges {
       }
     }
     return this.settled(written, j === null ? null : j.take())
-  }
-
-  /**
-   * Write this store's commits and outbox deletions through the host's writer thread
-   * (lmdb-writer-thread.ts) on `port`, instead of lmdb-js's queued puts. Call before the
-   * first commit. If the writer thread ends (the port closes), the commits it has not
-   * acknowledged fail (StorageError: whether they committed is not known, as for any
-   * failed commit) and later ones take lmdb-js's own path again.
-   */
-  writeThrough (port: MessagePort): void {
-    this.throughPort = port
-    port.on('message', (m: { n: number, errors: Array<string | null> | null }) => {
-      // another thread committed: this thread's read snapshot may predate it (lmdb-js renews
-      // it when one of this thread's own commits completes, and these are not), and what
-      // settles now is read from the store from here on
-      this.env.resetReadTxn()
-      for (let i = 0; i < m.n; i++) {
-        const settle = this.throughPending[this.throughHead]!
-        this.throughPending[this.throughHead++] = undefined as never
-        settle(m.errors === null ? null : m.errors[i]!)
-      }
-      if (this.throughHead === this.throughPending.length) {
-        this.throughPending = []
-        this.throughHead = 0
-        port.unref()
-      }
-    })
-    port.once('close', () => {
-      if (this.throughPort !== port) return
-      this.throughPort = null
-      const pending = this.throughPending.slice(this.throughHead)
-      this.throughPending = []
-      this.throughHead = 0
-      for (const settle of pending) settle('the writer thread ended before acknowledging it')
-    })
-    port.unref()
-  }
-
-  /** `commit` through the writer thread: the same writes, as one journal. */
-  private commitThrough (batch: WriteBatch): Promise<void> {
-    try {
-      return this.sendThrough(this.journalOf(batch))
-    } catch (err) {
-      this.through.take() // a batch that could not be written out leaves nothing for the next one
-      throw err
-    }
-  }
-
-  /** Write `batch`'s records into `through`; returns its quota counter records. */
-  private journalOf (batch: WriteBatch): Array<[string, number]> | null {
-    const t = this.through
-    const keys = this.writeKeys
-    const states = batch.states instanceof PackedStates ? batch.states : PackedStates.from(batch.states, batch.stateIds)
-    const ids = batch.stateIds
-    for (let k = 0; k < states.length; k++) {
-      const id = states.id(k)
-      const hash = states.hash(k)
-      const key = id !== null ? keys.state(id, hash) : keys.stateOfIds(ids!, k, hash)
-      if (states.deleted(k)) {
-        t.remove(RANGE_STATES, key)
-      } else {
-        if (this.stateless !== null) this.stateWritten((key[0]! << 8) | key[1]!)
-        const v = states.value(k)
-        t.putRange(RANGE_STATES, key, v, v.start, v.end)
-      }
-    }
-    if (batch.storage != null) this.applyKeyed(this.storage, RANGE_STORAGE, batch.storage, kNothingWritten)
-    if (batch.reminders != null) this.applyKeyed(this.reminderRecords, RANGE_REMINDERS, batch.reminders, kNothingWritten)
-    const sends = this.sendKeys
-    if (batch.outboxPuts != null) for (const r of batch.outboxPuts) t.put(RANGE_OUTBOX, sends.key(r.senderShard, r.origin, r.key), r.bytes)
-    if (batch.outboxDeletes != null) for (const r of batch.outboxDeletes) t.remove(RANGE_OUTBOX, sends.key(r.senderShard, r.origin, r.key))
-    if (batch.appliedPuts != null) for (const r of batch.appliedPuts) t.put(RANGE_APPLIED, sends.key(r.shard, r.origin, r.key), appliedValue(r.appliedAt, r.senderShard))
-    if (batch.appliedDeletes != null) for (const r of batch.appliedDeletes) t.remove(RANGE_APPLIED, sends.key(r.shard, r.origin, r.key))
-    let quotas: Array<[string, number]> | null = null
-    if (batch.quotaDeltas != null && batch.quotaDeltas.length !== 0) {
-      if (this.writer !== this.incarnation || this.writer === 0) {
-        this.writer = this.incarnation !== 0 ? this.incarnation : this.newIncarnation()
-        this.written.clear()
-      }
-      quotas = []
-      for (const [quota, delta] of batch.quotaDeltas) {
-        const total = (this.written.get(quota) ?? 0) + delta
-        this.written.set(quota, total)
-        quotas.push([countKey(quota, this.writer), total])
-      }
-    }
-    return quotas
-  }
-
-  /** Hand what `through` holds (and quota records) to the writer thread as one batch; settles as `commit` does. */
-  private sendThrough (quotas: Array<[string, number]> | null): Promise<void> {
-    const journal = this.through.take()
-    if (journal === null && quotas === null) return this.lastDurable.then(noop)
-    const replicated = this.journal !== null && journal !== null ? journal.slice() : null
-    const written: Promise<boolean> = new Promise((resolve, reject) => {
-      if (this.throughPending.length === this.throughHead) this.throughPort!.ref()
-      this.throughPending.push((error) => {
-        if (error === null) resolve(true)
-        else reject(new StorageError(`commit failed: ${error}`, { path: this.path }))
-      })
-      this.throughPort!.postMessage({ journal, quotas }, journal === null ? [] : [journal.buffer as ArrayBuffer])
-    })
-    this.lastWritten = written
-    this.queued(written)
-    // acknowledged once committed and, with 'disk', flushed; in order, as `durableNow`'s are
-    const local = Promise.all([written, this.lastDurable]).then(noop)
-    this.lastDurable = local.then(noop, noop)
-    if (replicated === null) return local
-    const replicatedDone = this.replicate!(replicated)
-    const lost = this.lost!
-    written.then(noop, () => lost(replicated))
-    return Promise.all([local, replicatedDone]).then(noop)
   }
 
   /**
@@ -643,8 +511,7 @@ export class LmdbStore implements Store, QuotaRecords, ShardRanges {
   private applyKeyed (db: Database<Buffer, Buffer>, dbId: number, changesById: ReadonlyMap<string, StorageChanges>, last: Promise<boolean>): Promise<boolean> {
     let written = last
     const keys = this.writeKeys
-    const t = this.throughPort !== null ? this.through : null
-    const j = t ?? this.journal
+    const j = this.journal
     for (const [id, changes] of changesById) {
       if (changes.wiped) {
         // the keys committed now; keys of commits still in flight come as explicit deletes in `entries`
@@ -653,7 +520,7 @@ export class LmdbStore implements Store, QuotaRecords, ShardRanges {
         const stored: Buffer[] = []
         for (const key of db.getKeys({ start, end })) stored.push(Buffer.from(key)) // keys are reused buffers
         for (const key of stored) {
-          if (t === null) written = db.remove(key)
+          written = db.remove(key)
           j?.remove(dbId, key)
         }
       }
@@ -664,14 +531,14 @@ export class LmdbStore implements Store, QuotaRecords, ShardRanges {
         // a storage layer's keys are UTF-8 bytes already (agent-storage.ts): no string to encode
         entries.forEachBytes((bytes, from, start, end) => {
           const k = keys.withBytes(base, from, start, end)
-          if (t === null) written = bytes === null ? db.remove(k) : db.put(k, bytes as Buffer)
+          written = bytes === null ? db.remove(k) : db.put(k, bytes as Buffer)
           if (j !== null) bytes === null ? j.remove(dbId, k) : j.put(dbId, k, bytes)
         })
         continue
       }
       entries.forEach((bytes, key) => {
         const k = keys.with(base, key)
-        if (t === null) written = bytes === null ? db.remove(k) : db.put(k, bytes as Buffer)
+        written = bytes === null ? db.remove(k) : db.put(k, bytes as Buffer)
         if (j !== null) bytes === null ? j.remove(dbId, k) : j.put(dbId, k, bytes)
       })
     }
@@ -731,11 +598,6 @@ export class LmdbStore implements Store, QuotaRecords, ShardRanges {
   }
 
   deleteOutbox (sends: readonly SendId[]): Promise<void> {
-    if (this.throughPort !== null) {
-      if (this.flushFailure !== null) return Promise.reject(this.refusal())
-      for (const r of sends) this.through.remove(RANGE_OUTBOX, this.sendKeys.key(r.senderShard, r.origin, r.key))
-      return this.sendThrough(null)
-    }
     let written: Promise<boolean> = kNothingWritten
     const j = this.journal
     for (const r of sends) {
@@ -1050,10 +912,6 @@ export class LmdbStore implements Store, QuotaRecords, ShardRanges {
     if (this.closed) return
     this.closed = true
     if (this.flushTimer !== null) clearInterval(this.flushTimer)
-    if (this.throughPort !== null) {
-      await this.lastWritten.then(noop, noop)
-      this.throughPort.close()
-    }
     await this.env.flushed // 'os': committed (noSync has no flush of its own)
     // 'os': LMDB does not flush when the environment closes; a closed store's commits are on disk
     if (!this.waitForFlush) await this.flush()

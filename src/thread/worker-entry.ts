@@ -6,7 +6,6 @@
  * restarted, batched agent-error reports — never agent messages.
  */
 import { parentPort, workerData } from 'node:worker_threads'
-import type { MessagePort } from 'node:worker_threads'
 import { ShardRuntime } from '../../native-free-core/runtime/shard-runtime.ts'
 import type { WireError } from '../../native-free-core/errors.ts'
 import { ThreadLoop } from './thread-loop.ts'
@@ -64,8 +63,6 @@ export interface WorkerData {
   readonly stateless: SharedArrayBuffer | null
   /** Int32 word: where this worker's start is, so the host never terminates it inside LMDB's native code (init-phase.ts). */
   readonly init: SharedArrayBuffer
-  /** A port to the host's writer thread (storage/lmdb-writer-thread.ts), or null: commit through lmdb-js's own write thread. */
-  readonly writer: MessagePort | null
 }
 
 export type ControlMessage =
@@ -111,7 +108,6 @@ enterNative(initPhase)
 const store = openStore(data.dataDir, data.durability, data.flushIntervalMs)
 startedNative(initPhase)
 if (data.stateless !== null && store instanceof LmdbStore) store.shareStateless(data.stateless)
-if (data.writer !== null && store instanceof LmdbStore) store.writeThrough(data.writer)
 let replicator: ThreadReplicator | null = null
 if (data.replicate && store instanceof LmdbStore) store.replicateWith((journal) => replicator!.replicate(journal), (journal) => replicator!.lost(journal))
 const quotaDirectory = new QuotaDirectory()
