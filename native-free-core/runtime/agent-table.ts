@@ -39,7 +39,8 @@
  * Int32Array of hashes: 12 B a slot): each doubling allocated, filled and re-placed a
  * whole new set of pointer arrays, 8–11 % of an activating worker's time and 11.5 % of
  * the activation's page faults (bench/RESULTS.md, issue 13, 2026-12-07 night and
- * late night). Now a slot is 4 B, plus 8 B per cell in the slab.
+ * late night). Now a slot is 4 B, plus 12 B per cell in the slab (the
+ * cell and its hash).
  *
  * Deleted slots become tombstones (probes continue past them); the slots are re-placed
  * from the tags and the cells' hashes, without touching a string, when live +
@@ -104,6 +105,13 @@ export class AgentTable<V extends Keyed> {
    * entries, but the first, which starts small and doubles up to SLAB_CHUNK.
    */
   private slab: Array<Array<V | undefined>>
+  /**
+   * The cells' hashes, by slab index, chunked like the slab: a rebuild reads these in
+   * order instead of each cell's `hash` (a cache miss per cell once the cells are spread
+   * over the old generation: the rebuild was 4.6–4.9 % of an activating worker reading
+   * the cells, bench/RESULTS.md, issue 13, 2026-12-07 late night).
+   */
+  private slabHashes: Int32Array[]
   /** Indexes never handed out start here. */
   private next = 0
   /** Indexes handed out before and free again (a stack). */
@@ -122,6 +130,7 @@ export class AgentTable<V extends Keyed> {
     this.mask = cap - 1
     this.shift = 32 - Math.log2(cap)
     this.slab = [new Array<V | undefined>(Math.min(cap, SLAB_CHUNK))]
+    this.slabHashes = [new Int32Array(Math.min(cap, SLAB_CHUNK))]
   }
 
   private home (h: number): number {
@@ -211,7 +220,7 @@ export class AgentTable<V extends Keyed> {
     }
     if (tomb >= 0) i = tomb
     else this.used++
-    slots[i] = tag | (this.place(value) + 1)
+    slots[i] = tag | (this.place(value, h) + 1)
     this.live++
   }
 
@@ -226,7 +235,7 @@ export class AgentTable<V extends Keyed> {
       if (e === EMPTY) { this.used++; break }
       if (e === TOMB) break
     }
-    slots[i] = tagOf(h) | (this.place(value) + 1)
+    slots[i] = tagOf(h) | (this.place(value, h) + 1)
     this.live++
   }
 
@@ -238,7 +247,7 @@ export class AgentTable<V extends Keyed> {
   }
 
   /** Put `value` in the slab: a freed index, else the next one (the slab grows by a chunk). */
-  private place (value: V): number {
+  private place (value: V, h: number): number {
     let x: number
     if (this.free.length > 0) {
       x = this.free.pop()!
@@ -255,13 +264,18 @@ export class AgentTable<V extends Keyed> {
           const grown = new Array<V | undefined>(first.length * 2)
           for (let k = 0; k < first.length; k++) grown[k] = first[k]
           slab[0] = grown
+          const hashes = new Int32Array(first.length * 2)
+          hashes.set(this.slabHashes[0]!)
+          this.slabHashes[0] = hashes
         }
       } else if (c >= slab.length) {
         slab.push(new Array<V | undefined>(SLAB_CHUNK))
+        this.slabHashes.push(new Int32Array(SLAB_CHUNK))
       }
       this.next = x + 1
     }
     this.slab[x >>> SLAB_BITS]![x & SLAB_MASK] = value
+    this.slabHashes[x >>> SLAB_BITS]![x & SLAB_MASK] = h
     return x
   }
 
@@ -339,17 +353,23 @@ export class AgentTable<V extends Keyed> {
     this.live = 0
     this.used = 0
     this.slab = [new Array<V | undefined>(MIN_CAPACITY)]
+    this.slabHashes = [new Int32Array(MIN_CAPACITY)]
     this.next = 0
     this.free = []
   }
 
   /**
-   * Re-place every cell's slot in a table of `capacity` slots, in slab order (the cells'
-   * hashes are read in the order they were made, mostly in memory order): no tombstone
-   * is kept, no cell moves.
+   * Re-place every cell's slot in a table of `capacity` slots, in slab order, from
+   * `slabHashes` (no cell is read): no tombstone is kept, no cell moves.
    */
   private rebuild (capacity: number): void {
     const slots = this.index = new Int32Array(capacity)
+    // written once, in order, before the probes below read it: a large typed array's
+    // pages come from the kernel untouched, and a page first *read* (a probe) maps the
+    // zero page, then faults again when written — two faults of ≈ 8.5 µs for each page
+    // of a doubled table, in random order (the rebuild's probe line was most of its
+    // 4.5–5.3 % of an activating worker; bench/RESULTS.md, issue 13, 2026-12-07 late night)
+    if (capacity > 4096) slots.fill(EMPTY)
     this.capacity = capacity
     const mask = this.mask = capacity - 1
     const shift = this.shift = 32 - Math.log2(capacity)
@@ -357,11 +377,12 @@ export class AgentTable<V extends Keyed> {
     const slab = this.slab
     for (let c = 0; c * SLAB_CHUNK < n; c++) {
       const chunk = slab[c]!
+      const hashes = this.slabHashes[c]!
       const end = Math.min(SLAB_CHUNK, n - c * SLAB_CHUNK)
       for (let k = 0; k < end; k++) {
         const v = chunk[k]
         if (v === undefined) continue
-        const h = v.hash | 0
+        const h = hashes[k]!
         let i = Math.imul(h, 0x9e3779b9) >>> shift
         while (slots[i] !== EMPTY) i = (i + 1) & mask
         slots[i] = tagOf(h) | (c * SLAB_CHUNK + k + 1)
