@@ -8,9 +8,10 @@
  *   slab:    c(i0)  c(i1)  ...                       the cells, by index, never moved
  *
  * Linear probing from the home slot `home(hash)`; a lookup compares 6-bit hash tags,
- * on a match the cell's int32 hash, and then the id: a resident cell holds no id string, only the ref of its id's
- * UTF-8 bytes in the runtime's IdArena (`cell.idRef`, see id-arena.ts), compared with a
- * string (`get`) or with a message frame's bytes (`getBytes`).
+ * on a match the cell's int32 hash, and then the id: a resident cell holds no id
+ * string, only the ref of its id's UTF-8 bytes in the runtime's IdArena (`cell.idRef`,
+ * see id-arena.ts), compared with a string (`get`) or with a message frame's bytes
+ * (`getBytes`).
  *
  * The home slot is the top bits of `hash × 2654435769` (Fibonacci hashing), not
  * `hash & mask`: the placement hash's top 12 bits chose the shard, and so the thread,
@@ -25,8 +26,8 @@
  *   on that string object), and its lookups were 44% of a worker's time at 1M agents;
  * - a V8 Map holds at most 2^24 (16,777,216) entries, and one thread may own 20 million
  *   agents (`workers: 0`);
- * - 4 bytes per slot at a load factor of at most 0.7, plus 8 per cell, against ~40 for a
- *   Map entry.
+ * - 4 bytes per slot at a load factor of at most 0.7, plus 12 per cell (the slab), against
+ *   ~40 for a Map entry.
  *
  * The table holds no pointer. A slot is one int32: the cell's index in the table's
  * *slab* (+1, so that 0 is an empty slot) in the low 26 bits and a 6-bit tag of the hash
@@ -39,12 +40,12 @@
  * Int32Array of hashes: 12 B a slot): each doubling allocated, filled and re-placed a
  * whole new set of pointer arrays, 8–11 % of an activating worker's time and 11.5 % of
  * the activation's page faults (bench/RESULTS.md, issue 13, 2026-12-07 night and
- * late night). Now a slot is 4 B, plus 12 B per cell in the slab (the
- * cell and its hash).
+ * late night). Now a slot is 4 B, plus 12 B per cell in the slab (the cell and its hash).
  *
  * Deleted slots become tombstones (probes continue past them); the slots are re-placed
- * from the tags and the cells' hashes, without touching a string, when live +
- * tombstones pass the load factor.
+ * from the slab's hashes, without touching a cell or a string, when live + tombstones
+ * pass the load factor. A table holds at most MAX_CELLS (67,108,862) cells: past that
+ * `CapacityExceededError`.
  *
  * The slab's first chunk starts at the table's capacity and doubles (copied) up to
  * SLAB_CHUNK (2^16) entries, so a runtime holding a handful of agents (the simulator
@@ -107,9 +108,10 @@ export class AgentTable<V extends Keyed> {
   private slab: Array<Array<V | undefined>>
   /**
    * The cells' hashes, by slab index, chunked like the slab: a rebuild reads these in
-   * order instead of each cell's `hash` (a cache miss per cell once the cells are spread
-   * over the old generation: the rebuild was 4.6–4.9 % of an activating worker reading
-   * the cells, bench/RESULTS.md, issue 13, 2026-12-07 late night).
+   * order and no cell (4 B a cell). Added for the cells' cache misses, it did not move the
+   * rebuild's share of an activating worker by itself (4.5–5.3 % against 4.6–4.9 %, single
+   * profiled runs — bench/RESULTS.md, issue 13, 2026-12-07 late night): a candidate to drop
+   * for the 4 B, measured with the rest, not apart.
    */
   private slabHashes: Int32Array[]
   /** Indexes never handed out start here. */
@@ -367,8 +369,8 @@ export class AgentTable<V extends Keyed> {
     // written once, in order, before the probes below read it: a large typed array's
     // pages come from the kernel untouched, and a page first *read* (a probe) maps the
     // zero page, then faults again when written — two faults of ≈ 8.5 µs for each page
-    // of a doubled table, in random order (the rebuild's probe line was most of its
-    // 4.5–5.3 % of an activating worker; bench/RESULTS.md, issue 13, 2026-12-07 late night)
+    // of a doubled table, in random order (the rebuild's probe line held most of its
+    // samples before; bench/RESULTS.md, issue 13, 2026-12-07 late night)
     if (capacity > 4096) slots.fill(EMPTY)
     this.capacity = capacity
     const mask = this.mask = capacity - 1
