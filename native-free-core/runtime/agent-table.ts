@@ -220,9 +220,10 @@ export class AgentTable<V extends Keyed> {
         }
       }
     }
+    const x = this.place(value, h) // may throw (the table is full): nothing changed before it
     if (tomb >= 0) i = tomb
     else this.used++
-    slots[i] = tag | (this.place(value, h) + 1)
+    slots[i] = tag | (x + 1)
     this.live++
   }
 
@@ -232,12 +233,15 @@ export class AgentTable<V extends Keyed> {
     const h = hash | 0
     const slots = this.index
     let i = this.home(h)
+    let fresh = false
     for (; ; i = (i + 1) & this.mask) {
       const e = slots[i]!
-      if (e === EMPTY) { this.used++; break }
+      if (e === EMPTY) { fresh = true; break }
       if (e === TOMB) break
     }
-    slots[i] = tagOf(h) | (this.place(value, h) + 1)
+    const x = this.place(value, h) // may throw (the table is full): nothing changed before it
+    if (fresh) this.used++
+    slots[i] = tagOf(h) | (x + 1)
     this.live++
   }
 

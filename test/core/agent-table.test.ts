@@ -1,7 +1,8 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import fc from 'fast-check'
-import { AgentTable } from '../../native-free-core/runtime/agent-table.ts'
+import { AgentTable, MAX_CELLS } from '../../native-free-core/runtime/agent-table.ts'
+import { CapacityExceededError } from '../../native-free-core/errors.ts'
 
 interface Item { readonly id: string, idRef: number | string, readonly hash: number, readonly v: number }
 
@@ -282,4 +283,23 @@ test('values() yields the cells in the order they were placed, a freed place reu
   table.add(77, late)
   // the last freed place (11's) is taken first
   assert.deepEqual([...table.values()].map((it) => it.v), [0, 1, 2, 4, 5, 6, 7, 8, 9, 10, 99, 12, 13, 14, 15, 16, 17, 18, 19])
+})
+
+test('a table past MAX_CELLS cells refuses the next one with a typed error, and a freed index is still taken', () => {
+  const table = new AgentTable<Item>(8)
+  const a = item(table, 'a', 1, 1)
+  table.add(1, a)
+  // 67M cells are too many for a unit test: the index counter is moved to the cap
+  ;(table as unknown as { next: number }).next = MAX_CELLS
+  const b = item(table, 'b', 2, 2)
+  assert.throws(() => table.add(2, b), (err: unknown) => err instanceof CapacityExceededError &&
+    (err as CapacityExceededError).code === 'SHOAL_ERR_CAPACITY_EXCEEDED' &&
+    (err.data as { limit: number }).limit === MAX_CELLS)
+  assert.throws(() => table.set('b', 2, b), CapacityExceededError)
+  assert.equal(table.get('b', 2), undefined)
+  assert.equal(table.size, 1)
+  assert.equal((table as unknown as { used: number }).used, 1, 'no slot counted for the refused cell')
+  assert.ok(table.remove(a))
+  table.add(2, b) // a's index, freed
+  assert.equal(table.get('b', 2), b)
 })
