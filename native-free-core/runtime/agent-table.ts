@@ -2,14 +2,16 @@
  * The resident agents of one shard runtime: id → cell, as an open-addressing hash
  * table keyed by the placement hash every message already carries.
  *
- *   slot:    0      1      2      3      ...   (capacity, a power of two)
- *   hashes:  [h0]   [h1]   [  ]   [h3]         Int32Array: the agent's 32-bit hash
- *   cells:   c0     c1     ∅      TOMB         the cell, ∅ (empty) or TOMB (deleted)
+ *   slot:    0        1        2      3        ...   (capacity, a power of two)
+ *   slots:   t0|1+i0  t1|1+i1  0      TOMB           Int32Array: hash tag | 1 + slab index,
+ *                                                    0 (empty) or TOMB (deleted)
+ *   slab:    c(i0)  c(i1)  ...                       the cells, by index, never moved
  *
- * Linear probing from the home slot `home(hash)`; a lookup compares int32 hashes and,
- * on a match, the id: a resident cell holds no id string, only the ref of its id's
- * UTF-8 bytes in the runtime's IdArena (`cell.idRef`, see id-arena.ts), compared with a
- * string (`get`) or with a message frame's bytes (`getBytes`).
+ * Linear probing from the home slot `home(hash)`; a lookup compares 6-bit hash tags,
+ * on a match the cell's int32 hash, and then the id: a resident cell holds no id
+ * string, only the ref of its id's UTF-8 bytes in the runtime's IdArena (`cell.idRef`,
+ * see id-arena.ts), compared with a string (`get`) or with a message frame's bytes
+ * (`getBytes`).
  *
  * The home slot is the top bits of `hash × 2654435769` (Fibonacci hashing), not
  * `hash & mask`: the placement hash's top 12 bits chose the shard, and so the thread,
@@ -24,34 +26,57 @@
  *   on that string object), and its lookups were 44% of a worker's time at 1M agents;
  * - a V8 Map holds at most 2^24 (16,777,216) entries, and one thread may own 20 million
  *   agents (`workers: 0`);
- * - 12 bytes per slot at a load factor of at most 0.7, against ~40 for a Map entry.
+ * - 4 bytes per slot at a load factor of at most 0.7, plus 12 per cell (the slab), against
+ *   ~40 for a Map entry.
  *
- * Deleted slots become tombstones (probes continue past them); the table is rebuilt
- * from the stored hashes, without touching a string, when live + tombstones pass the
- * load factor.
+ * The table holds no pointer. A slot is one int32: the cell's index in the table's
+ * *slab* (+1, so that 0 is an empty slot) in the low 26 bits and a 6-bit tag of the hash
+ * in the top 6; the cells themselves sit in the slab, chunks of SLAB_CHUNK entries
+ * filled in order (a removed cell's index is reused), never moved. A lookup compares
+ * tags, and on a match reads the cell and compares its hash and then its id: one tag in
+ * 64 matches by chance. Growth (doubling) re-places the int32 slots only — no cell is
+ * moved, no array of pointers is allocated and filled, nothing the GC visits. Before,
+ * the table held the cells themselves (a 1 MiB JS array per 2^17 slots, beside an
+ * Int32Array of hashes: 12 B a slot): each doubling allocated, filled and re-placed a
+ * whole new set of pointer arrays, 8–11 % of an activating worker's time and 11.5 % of
+ * the activation's page faults (bench/RESULTS.md, issue 13, 2026-12-07 night and
+ * late night). Now a slot is 4 B, plus 12 B per cell in the slab (the cell and its hash).
  *
- * The cells live in chunks of CHUNK slots (1 MiB each), not in one array: a grown
- * table is allocated young, and one array of 2^23 slots (64 MiB, 5.8M agents over two
- * workers) is a single object in V8's young large-object space. The scavenge that
- * promotes it visits its 8M slots in one piece, and was the longest GC pause of both
- * workers at 10M agents (60–84 ms, `--trace-gc-nvp`: 69 MB promoted). A 1 MiB chunk is
- * still a young large object — promoted by handing its page to the old generation, not
- * copied — but the young large-object space holds at most a semi-space's worth (16 MiB)
- * before a scavenge, so a rebuild is promoted a few chunks at a time: 3–17 ms pauses.
- * (Chunks of 64 KiB, ordinary young objects, were worse: each was copied twice, in a
- * burst of back-to-back 40–65 ms scavenges; bench/RESULTS.md, issue 13.)
+ * Deleted slots become tombstones (probes continue past them); the slots are re-placed
+ * from the slab's hashes, without touching a cell or a string, when live + tombstones
+ * pass the load factor. A table holds at most MAX_CELLS (67,108,862) cells: past that
+ * `CapacityExceededError`.
+ *
+ * The slab's first chunk starts at the table's capacity and doubles (copied) up to
+ * SLAB_CHUNK (2^16) entries, so a runtime holding a handful of agents (the simulator
+ * makes thousands) holds a small array; after it, each chunk is made whole, 512 KiB, a
+ * young large object, promoted by handing its page to the old generation, not copied.
+ * (The earlier layout allocated a grown table of pointers all at once: one 64 MiB
+ * array was the longest GC pause at 10M agents, chunks of 64 KiB were copied twice in
+ * bursts of 40–65 ms scavenges — bench/RESULTS.md, issue 13. The slab grows by one
+ * chunk per 65,536 activations instead.)
  */
 
+import { CapacityExceededError } from '../errors.ts'
 import { IdArena } from './id-arena.ts'
 
-const TOMB = Symbol('deleted')
 const MAX_LOAD = 0.7
 const MIN_CAPACITY = 1024
 const SMALLEST_CAPACITY = 8
-/** Slots per chunk: 2^17 × 8 B = 1 MiB, a young large object (see above). */
-const CHUNK_BITS = 17
-const CHUNK = 1 << CHUNK_BITS
-const CHUNK_MASK = CHUNK - 1
+/** A slot: the hash's tag in the top TAG_BITS bits, 1 + the cell's slab index in the rest. */
+const TAG_BITS = 6
+const IDX_BITS = 32 - TAG_BITS
+const IDX_MASK = (1 << IDX_BITS) - 1
+/** An empty slot (no probe runs past it). */
+const EMPTY = 0
+/** A deleted slot: all bits set — tag 63 with index field IDX_MASK, which no cell gets. */
+const TOMB = -1
+/** Cells one table can hold: index fields 1 .. IDX_MASK − 1. */
+export const MAX_CELLS = IDX_MASK - 1
+/** Cells per slab chunk: 2^16 × 8 B = 512 KiB, a young large object (see above). */
+const SLAB_BITS = 16
+const SLAB_CHUNK = 1 << SLAB_BITS
+const SLAB_MASK = SLAB_CHUNK - 1
 
 export interface Keyed {
   /** While in the table: the ref of the id's bytes in the table's IdArena (a number). */
@@ -59,28 +84,40 @@ export interface Keyed {
   readonly hash: number
 }
 
-type Slot<V> = V | typeof TOMB | undefined
-
-/** `capacity` slots, all empty, as chunks of min(capacity, CHUNK). */
-function emptyChunks<V> (capacity: number): Array<Array<Slot<V>>> {
-  const size = Math.min(capacity, CHUNK)
-  const chunks = new Array<Array<Slot<V>>>(capacity / size)
-  for (let c = 0; c < chunks.length; c++) chunks[c] = new Array<Slot<V>>(size).fill(undefined)
-  return chunks
+/** The tag a slot keeps of an (int32) hash: bits the home slot does not spend alone. */
+function tagOf (h: number): number {
+  return ((h ^ (h >>> 16)) & ((1 << TAG_BITS) - 1)) << IDX_BITS
 }
 
 export class AgentTable<V extends Keyed> {
   /** The ids of the cells in the table (the caller adds and releases them). */
   readonly ids: IdArena
-  private hashes: Int32Array
-  /** Slot i is `chunks[i >>> CHUNK_BITS][i & CHUNK_MASK]` (one chunk while capacity ≤ CHUNK). */
-  private chunks: Array<Array<Slot<V>>>
+  /** Slot i: tagOf(hash) | (1 + slab index), EMPTY or TOMB. */
+  private index: Int32Array
   private capacity: number
   private mask: number
   /** 32 − log2(capacity): the home slot is the product's top bits. */
   private shift: number
   private live = 0
   private used = 0 // live + tombstones
+  /**
+   * The cells by index: cell i is `slab[i >>> SLAB_BITS][i & SLAB_MASK]` (undefined once
+   * removed, its index then in `free`). Every chunk is a holey array of SLAB_CHUNK
+   * entries, but the first, which starts small and doubles up to SLAB_CHUNK.
+   */
+  private slab: Array<Array<V | undefined>>
+  /**
+   * The cells' hashes, by slab index, chunked like the slab: a rebuild reads these in
+   * order and no cell (4 B a cell). Added for the cells' cache misses, it did not move the
+   * rebuild's share of an activating worker by itself (4.5–5.3 % against 4.6–4.9 %, single
+   * profiled runs — bench/RESULTS.md, issue 13, 2026-12-07 late night): a candidate to drop
+   * for the 4 B, measured with the rest, not apart.
+   */
+  private slabHashes: Int32Array[]
+  /** Indexes never handed out start here. */
+  private next = 0
+  /** Indexes handed out before and free again (a stack). */
+  private free: number[] = []
 
   /**
    * `capacity` is rounded up to a power of two; below MIN_CAPACITY only when asked for
@@ -90,15 +127,21 @@ export class AgentTable<V extends Keyed> {
     this.ids = ids
     let cap = SMALLEST_CAPACITY
     while (cap < capacity) cap *= 2
-    this.hashes = new Int32Array(cap)
-    this.chunks = emptyChunks<V>(cap)
+    this.index = new Int32Array(cap)
     this.capacity = cap
     this.mask = cap - 1
     this.shift = 32 - Math.log2(cap)
+    this.slab = [new Array<V | undefined>(Math.min(cap, SLAB_CHUNK))]
+    this.slabHashes = [new Int32Array(Math.min(cap, SLAB_CHUNK))]
   }
 
   private home (h: number): number {
     return Math.imul(h, 0x9e3779b9) >>> this.shift
+  }
+
+  private cellAt (e: number): V {
+    const x = (e & IDX_MASK) - 1
+    return this.slab[x >>> SLAB_BITS]![x & SLAB_MASK]!
   }
 
   get size (): number {
@@ -112,11 +155,15 @@ export class AgentTable<V extends Keyed> {
 
   get (id: string, hash: number): V | undefined {
     const h = hash | 0
-    const chunks = this.chunks
+    const tag = tagOf(h)
+    const slots = this.index
     for (let i = this.home(h); ; i = (i + 1) & this.mask) {
-      const c = chunks[i >>> CHUNK_BITS]![i & CHUNK_MASK]
-      if (c === undefined) return undefined
-      if (this.hashes[i] === h && c !== TOMB && this.ids.equalsString(c.idRef as number, id)) return c
+      const e = slots[i]!
+      if (e === EMPTY) return undefined
+      if ((e & ~IDX_MASK) === tag && e !== TOMB) {
+        const c = this.cellAt(e)
+        if ((c.hash | 0) === h && this.ids.equalsString(c.idRef as number, id)) return c
+      }
     }
   }
 
@@ -126,78 +173,131 @@ export class AgentTable<V extends Keyed> {
    */
   getBytes (hash: number, bytes: Uint8Array, at: number, len: number): V | undefined {
     const h = hash | 0
-    const chunks = this.chunks
+    const tag = tagOf(h)
+    const slots = this.index
     for (let i = this.home(h); ; i = (i + 1) & this.mask) {
-      const c = chunks[i >>> CHUNK_BITS]![i & CHUNK_MASK]
-      if (c === undefined) return undefined
-      if (this.hashes[i] === h && c !== TOMB && this.ids.equalsBytes(c.idRef as number, bytes, at, len)) return c
+      const e = slots[i]!
+      if (e === EMPTY) return undefined
+      if ((e & ~IDX_MASK) === tag && e !== TOMB) {
+        const c = this.cellAt(e)
+        if ((c.hash | 0) === h && this.ids.equalsBytes(c.idRef as number, bytes, at, len)) return c
+      }
     }
   }
 
   /**
-   * The cell in `hash`'s home slot if its stored hash is `hash`, else undefined: a hint
-   * for prefetching (ShardRuntime.touch), not a lookup — the id is not compared, and a
-   * cell further along the probe path is not found.
+   * The cell in `hash`'s home slot if its tag is `hash`'s, else undefined: a hint for
+   * prefetching (ShardRuntime.touch), not a lookup — neither the hash nor the id is
+   * compared, and a cell further along the probe path is not found.
    */
   homeCell (hash: number): V | undefined {
     const h = hash | 0
-    const i = this.home(h)
-    const c = this.chunks[i >>> CHUNK_BITS]![i & CHUNK_MASK]
-    return this.hashes[i] === h && c !== TOMB ? c : undefined
+    const e = this.index[this.home(h)]!
+    return e !== EMPTY && e !== TOMB && (e & ~IDX_MASK) === tagOf(h) ? this.cellAt(e) : undefined
   }
 
   /**
    * Insert or replace (the cell whose id is `id`); `value.idRef` is the ref of `id`'s
-   * bytes in `ids`. Reuses the first tombstone on the probe path.
+   * bytes in `ids`, `value.hash` is `hash`. Reuses the first tombstone on the probe path.
    */
   set (id: string, hash: number, value: V): void {
-    if (this.used + 1 > this.capacity * MAX_LOAD) {
-      this.rebuild(this.live + 1 > this.capacity * MAX_LOAD / 2 ? this.capacity * 2 : this.capacity)
-    }
+    this.room()
     const h = hash | 0
-    const chunks = this.chunks
+    const tag = tagOf(h)
+    const slots = this.index
     let tomb = -1
     let i = this.home(h)
     for (; ; i = (i + 1) & this.mask) {
-      const c = chunks[i >>> CHUNK_BITS]![i & CHUNK_MASK]
-      if (c === undefined) break
-      if (c === TOMB) { if (tomb < 0) tomb = i; continue }
-      if (this.hashes[i] === h && this.ids.equalsString(c.idRef as number, id)) { chunks[i >>> CHUNK_BITS]![i & CHUNK_MASK] = value; return }
+      const e = slots[i]!
+      if (e === EMPTY) break
+      if (e === TOMB) { if (tomb < 0) tomb = i; continue }
+      if ((e & ~IDX_MASK) === tag) {
+        const c = this.cellAt(e)
+        if ((c.hash | 0) === h && this.ids.equalsString(c.idRef as number, id)) {
+          const x = (e & IDX_MASK) - 1
+          this.slab[x >>> SLAB_BITS]![x & SLAB_MASK] = value
+          return
+        }
+      }
     }
+    const x = this.place(value, h) // may throw (the table is full): nothing changed before it
     if (tomb >= 0) i = tomb
     else this.used++
-    chunks[i >>> CHUNK_BITS]![i & CHUNK_MASK] = value
-    this.hashes[i] = h
+    slots[i] = tag | (x + 1)
     this.live++
   }
 
-  /** Insert `value`, whose id the caller knows is not in the table (no id is compared). */
+  /** Insert `value` (its hash is `hash`), whose id the caller knows is not in the table (no id is compared). */
   add (hash: number, value: V): void {
+    this.room()
+    const h = hash | 0
+    const slots = this.index
+    let i = this.home(h)
+    let fresh = false
+    for (; ; i = (i + 1) & this.mask) {
+      const e = slots[i]!
+      if (e === EMPTY) { fresh = true; break }
+      if (e === TOMB) break
+    }
+    const x = this.place(value, h) // may throw (the table is full): nothing changed before it
+    if (fresh) this.used++
+    slots[i] = tagOf(h) | (x + 1)
+    this.live++
+  }
+
+  /** Grow (or purge tombstones) before a slot is taken, when it would pass the load factor. */
+  private room (): void {
     if (this.used + 1 > this.capacity * MAX_LOAD) {
       this.rebuild(this.live + 1 > this.capacity * MAX_LOAD / 2 ? this.capacity * 2 : this.capacity)
     }
-    const h = hash | 0
-    const chunks = this.chunks
-    let i = this.home(h)
-    for (; ; i = (i + 1) & this.mask) {
-      const c = chunks[i >>> CHUNK_BITS]![i & CHUNK_MASK]
-      if (c === undefined) { this.used++; break }
-      if (c === TOMB) break
+  }
+
+  /** Put `value` in the slab: a freed index, else the next one (the slab grows by a chunk). */
+  private place (value: V, h: number): number {
+    let x: number
+    if (this.free.length > 0) {
+      x = this.free.pop()!
+    } else {
+      x = this.next
+      if (x >= MAX_CELLS) {
+        throw new CapacityExceededError(`an agent table holds at most ${MAX_CELLS} agents`, { limit: MAX_CELLS })
+      }
+      const slab = this.slab
+      const c = x >>> SLAB_BITS
+      if (c === 0) {
+        const first = slab[0]!
+        if (x >= first.length) { // the first chunk doubles up to SLAB_CHUNK
+          const grown = new Array<V | undefined>(first.length * 2)
+          for (let k = 0; k < first.length; k++) grown[k] = first[k]
+          slab[0] = grown
+          const hashes = new Int32Array(first.length * 2)
+          hashes.set(this.slabHashes[0]!)
+          this.slabHashes[0] = hashes
+        }
+      } else if (c >= slab.length) {
+        slab.push(new Array<V | undefined>(SLAB_CHUNK))
+        this.slabHashes.push(new Int32Array(SLAB_CHUNK))
+      }
+      this.next = x + 1
     }
-    chunks[i >>> CHUNK_BITS]![i & CHUNK_MASK] = value
-    this.hashes[i] = h
-    this.live++
+    this.slab[x >>> SLAB_BITS]![x & SLAB_MASK] = value
+    this.slabHashes[x >>> SLAB_BITS]![x & SLAB_MASK] = h
+    return x
   }
 
   delete (id: string, hash: number): boolean {
     const h = hash | 0
-    const chunks = this.chunks
+    const tag = tagOf(h)
+    const slots = this.index
     for (let i = this.home(h); ; i = (i + 1) & this.mask) {
-      const c = chunks[i >>> CHUNK_BITS]![i & CHUNK_MASK]
-      if (c === undefined) return false
-      if (this.hashes[i] === h && c !== TOMB && this.ids.equalsString(c.idRef as number, id)) {
-        this.vacate(i)
-        return true
+      const e = slots[i]!
+      if (e === EMPTY) return false
+      if ((e & ~IDX_MASK) === tag && e !== TOMB) {
+        const c = this.cellAt(e)
+        if ((c.hash | 0) === h && this.ids.equalsString(c.idRef as number, id)) {
+          this.vacate(i)
+          return true
+        }
       }
     }
   }
@@ -205,11 +305,12 @@ export class AgentTable<V extends Keyed> {
   /** Remove `value` itself (found by identity, no id compared); false if it is not in the table. */
   remove (value: V): boolean {
     const h = value.hash | 0
-    const chunks = this.chunks
+    const tag = tagOf(h)
+    const slots = this.index
     for (let i = this.home(h); ; i = (i + 1) & this.mask) {
-      const c = chunks[i >>> CHUNK_BITS]![i & CHUNK_MASK]
-      if (c === undefined) return false
-      if (c === value) {
+      const e = slots[i]!
+      if (e === EMPTY) return false
+      if ((e & ~IDX_MASK) === tag && e !== TOMB && this.cellAt(e) === value) {
         this.vacate(i)
         return true
       }
@@ -217,15 +318,16 @@ export class AgentTable<V extends Keyed> {
   }
 
   private vacate (i: number): void {
-    const chunks = this.chunks
-    const chunk = chunks[i >>> CHUNK_BITS]!
+    const slots = this.index
+    const x = (slots[i]! & IDX_MASK) - 1
+    this.slab[x >>> SLAB_BITS]![x & SLAB_MASK] = undefined
+    this.free.push(x)
     // the next slot empty means no probe sequence runs through this one: no tombstone needed
-    const n = (i + 1) & this.mask
-    if (chunks[n >>> CHUNK_BITS]![n & CHUNK_MASK] === undefined) {
-      chunk[i & CHUNK_MASK] = undefined
+    if (slots[(i + 1) & this.mask] === EMPTY) {
+      slots[i] = EMPTY
       this.used--
     } else {
-      chunk[i & CHUNK_MASK] = TOMB
+      slots[i] = TOMB
     }
     this.live--
   }
@@ -234,49 +336,62 @@ export class AgentTable<V extends Keyed> {
   meanProbeDistance (): number {
     let total = 0
     for (let i = 0; i < this.capacity; i++) {
-      const c = this.chunks[i >>> CHUNK_BITS]![i & CHUNK_MASK]
-      if (c !== undefined && c !== TOMB) total += (i - this.home(this.hashes[i]!)) & this.mask
+      const e = this.index[i]!
+      if (e !== EMPTY && e !== TOMB) total += (i - this.home(this.cellAt(e).hash | 0)) & this.mask
     }
     return this.live === 0 ? 0 : total / this.live
   }
 
+  /** The cells, in slab order (the order they were placed in, freed indexes reused). */
   * values (): IterableIterator<V> {
-    for (const chunk of this.chunks) {
-      for (let i = 0; i < chunk.length; i++) {
-        const c = chunk[i]
-        if (c !== undefined && c !== TOMB) yield c
-      }
+    const n = this.next
+    for (let x = 0; x < n; x++) {
+      const c = this.slab[x >>> SLAB_BITS]![x & SLAB_MASK]
+      if (c !== undefined) yield c
     }
   }
 
   clear (): void {
-    this.hashes = new Int32Array(MIN_CAPACITY)
-    this.chunks = emptyChunks<V>(MIN_CAPACITY)
+    this.index = new Int32Array(MIN_CAPACITY)
     this.capacity = MIN_CAPACITY
     this.mask = MIN_CAPACITY - 1
     this.shift = 32 - Math.log2(MIN_CAPACITY)
     this.live = 0
     this.used = 0
+    this.slab = [new Array<V | undefined>(MIN_CAPACITY)]
+    this.slabHashes = [new Int32Array(MIN_CAPACITY)]
+    this.next = 0
+    this.free = []
   }
 
+  /**
+   * Re-place every cell's slot in a table of `capacity` slots, in slab order, from
+   * `slabHashes` (no cell is read): no tombstone is kept, no cell moves.
+   */
   private rebuild (capacity: number): void {
-    const oldHashes = this.hashes
-    const oldChunks = this.chunks
-    this.hashes = new Int32Array(capacity)
-    const chunks = this.chunks = emptyChunks<V>(capacity)
+    const slots = this.index = new Int32Array(capacity)
+    // written once, in order, before the probes below read it: a large typed array's
+    // pages come from the kernel untouched, and a page first *read* (a probe) maps the
+    // zero page, then faults again when written — two faults of ≈ 8.5 µs for each page
+    // of a doubled table, in random order (the rebuild's probe line held most of its
+    // samples before; bench/RESULTS.md, issue 13, 2026-12-07 late night)
+    if (capacity > 4096) slots.fill(EMPTY)
     this.capacity = capacity
-    this.mask = capacity - 1
-    this.shift = 32 - Math.log2(capacity)
-    let j = 0
-    for (const old of oldChunks) {
-      for (let k = 0; k < old.length; k++, j++) {
-        const c = old[k]
-        if (c === undefined || c === TOMB) continue
-        const h = oldHashes[j]!
-        let i = this.home(h)
-        while (chunks[i >>> CHUNK_BITS]![i & CHUNK_MASK] !== undefined) i = (i + 1) & this.mask
-        chunks[i >>> CHUNK_BITS]![i & CHUNK_MASK] = c
-        this.hashes[i] = h
+    const mask = this.mask = capacity - 1
+    const shift = this.shift = 32 - Math.log2(capacity)
+    const n = this.next
+    const slab = this.slab
+    for (let c = 0; c * SLAB_CHUNK < n; c++) {
+      const chunk = slab[c]!
+      const hashes = this.slabHashes[c]!
+      const end = Math.min(SLAB_CHUNK, n - c * SLAB_CHUNK)
+      for (let k = 0; k < end; k++) {
+        const v = chunk[k]
+        if (v === undefined) continue
+        const h = hashes[k]!
+        let i = Math.imul(h, 0x9e3779b9) >>> shift
+        while (slots[i] !== EMPTY) i = (i + 1) & mask
+        slots[i] = tagOf(h) | (c * SLAB_CHUNK + k + 1)
       }
     }
     this.used = this.live

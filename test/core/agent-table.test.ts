@@ -1,7 +1,8 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import fc from 'fast-check'
-import { AgentTable } from '../../native-free-core/runtime/agent-table.ts'
+import { AgentTable, MAX_CELLS } from '../../native-free-core/runtime/agent-table.ts'
+import { CapacityExceededError } from '../../native-free-core/errors.ts'
 
 interface Item { readonly id: string, idRef: number | string, readonly hash: number, readonly v: number }
 
@@ -151,4 +152,154 @@ test('remove takes out the cell itself, and only it', () => {
   assert.equal(table.get('a', 7), undefined)
   assert.equal(table.get('b', 7), b, 'found past the removed slot')
   assert.equal(table.size, 1)
+})
+
+/** xorshift32 from `seed`: the same ops every run. */
+function rng (seed: number): () => number {
+  let x = seed | 0
+  return () => { x ^= x << 13; x ^= x >>> 17; x ^= x << 5; return x >>> 0 }
+}
+
+/** Every model entry found by id (string and bytes) and no other; values() yields each live item once. */
+function checkAll (table: AgentTable<Item>, model: Map<string, Item>, gone: Item[]): void {
+  assert.equal(table.size, model.size)
+  for (const [id, it] of model) {
+    assert.equal(table.get(id, it.hash), it, id)
+    const b = Buffer.from(id)
+    assert.equal(table.getBytes(it.hash, b, 0, b.length), it, id)
+  }
+  for (const it of gone) if (!model.has(it.id)) assert.equal(table.get(it.id, it.hash), undefined, `${it.id} was removed`)
+  const seen = new Set<Item>()
+  for (const it of table.values()) {
+    assert.ok(!seen.has(it), 'values() yields a cell once')
+    seen.add(it)
+    assert.equal(model.get(it.id), it, 'values() yields live cells only')
+  }
+  assert.equal(seen.size, model.size)
+}
+
+test('growth: every id stays findable through doublings, removals, replaces and reused slab indexes (seeded)', () => {
+  const next = rng(0x5eed)
+  const table = new AgentTable<Item>(8)
+  const model = new Map<string, Item>()
+  const live: Item[] = [] // for picks; may hold stale entries, checked against the model
+  const gone: Item[] = []
+  let v = 0
+  let slots = table.slots
+  let doublings = 0
+  for (let op = 0; op < 240_000; op++) {
+    // mostly inserts first (past one slab chunk of 65,536 cells), then mostly churn
+    const r = next() % 100
+    if (r < (op < 200_000 ? 80 : 35) || live.length === 0) {
+      // a new id; a third of them share a few hashes (long chains, equal tags)
+      const id = `n${v}`
+      const h = next() % 3 === 0 ? (next() % 16) * 64 : next() | 0
+      const it = item(table, id, h, v++)
+      if (next() % 2 === 0) table.add(h, it)
+      else table.set(id, h, it)
+      model.set(id, it)
+      live.push(it)
+    } else {
+      const k = next() % live.length
+      const it = live[k]!
+      live[k] = live[live.length - 1]!
+      live.pop()
+      if (model.get(it.id) !== it) continue
+      if (r < 80) {
+        assert.equal(table.delete(it.id, it.hash), true)
+        model.delete(it.id)
+        gone.push(it)
+      } else if (r < 92) {
+        assert.equal(table.remove(it), true)
+        assert.equal(table.remove(it), false, 'removed once')
+        model.delete(it.id)
+        gone.push(it)
+      } else { // replace: same id and hash, another cell
+        const again = item(table, it.id, it.hash, v++)
+        table.set(it.id, it.hash, again)
+        model.set(it.id, again)
+        live.push(again)
+        assert.equal(table.remove(it), false, 'the replaced cell is no longer in the table')
+      }
+    }
+    if (table.slots !== slots) {
+      doublings++
+      slots = table.slots
+      checkAll(table, model, gone) // right after each rebuild
+    } else if (op % 25_013 === 0) {
+      checkAll(table, model, gone)
+    }
+  }
+  checkAll(table, model, gone)
+  assert.ok(doublings >= 10, `the table doubled ${doublings} times`)
+  // and emptied, then used again
+  for (const it of [...model.values()]) assert.equal(table.remove(it), true)
+  assert.equal(table.size, 0)
+  assert.deepEqual([...table.values()], [])
+  const it = item(table, 'after', 5, -1)
+  table.add(5, it)
+  assert.equal(table.get('after', 5), it)
+  table.clear()
+  assert.equal(table.get('after', 5), undefined)
+  assert.equal(table.size, 0)
+})
+
+test('a slot\'s tag matching is not a hit: the hash and then the id are compared', () => {
+  const table = new AgentTable<Item>(8)
+  // hashes 64 apart below 2^16 have equal tags (equal low 6 bits, equal high half); of
+  // those, one with the same home slot in 8 slots (the top 3 bits of h × 0x9e3779b9)
+  const h1 = 100
+  let h2 = h1 + 64
+  while (Math.imul(h2, 0x9e3779b9) >>> 29 !== Math.imul(h1, 0x9e3779b9) >>> 29) h2 += 64
+  assert.ok(h2 < 1 << 16)
+  const a = item(table, 'same', h1, 1)
+  table.add(h1, a)
+  assert.equal(table.get('same', h2), undefined, 'equal id, equal tag, equal home, another hash')
+  const bytes = Buffer.from('same')
+  assert.equal(table.getBytes(h2, bytes, 0, 4), undefined)
+  assert.equal(table.delete('same', h2), false)
+  const b = item(table, 'same', h2, 2)
+  table.set('same', h2, b) // another agent (another hash), not a replace of a
+  assert.equal(table.size, 2)
+  assert.equal(table.get('same', h1), a)
+  assert.equal(table.get('same', h2), b)
+  const c = item(table, 'other', h1, 3)
+  table.add(h1, c)
+  assert.equal(table.get('other', h1), c, 'equal hash, another id')
+  assert.equal(table.homeCell(h1), a, 'the home slot\'s cell, as a prefetch hint')
+  assert.ok(table.delete('same', h2))
+  assert.equal(table.get('same', h1), a)
+  assert.equal(table.get('same', h2), undefined)
+})
+
+test('values() yields the cells in the order they were placed, a freed place reused first', () => {
+  const table = new AgentTable<Item>(8)
+  const its = Array.from({ length: 20 }, (_, i) => item(table, `o${i}`, Math.imul(i + 1, 0x85ebca6b), i))
+  for (const it of its) table.add(it.hash, it)
+  assert.deepEqual([...table.values()].map((it) => it.v), its.map((it) => it.v))
+  assert.ok(table.remove(its[3]!))
+  assert.ok(table.remove(its[11]!))
+  const late = item(table, 'late', 77, 99)
+  table.add(77, late)
+  // the last freed place (11's) is taken first
+  assert.deepEqual([...table.values()].map((it) => it.v), [0, 1, 2, 4, 5, 6, 7, 8, 9, 10, 99, 12, 13, 14, 15, 16, 17, 18, 19])
+})
+
+test('a table past MAX_CELLS cells refuses the next one with a typed error, and a freed index is still taken', () => {
+  const table = new AgentTable<Item>(8)
+  const a = item(table, 'a', 1, 1)
+  table.add(1, a)
+  // 67M cells are too many for a unit test: the index counter is moved to the cap
+  ;(table as unknown as { next: number }).next = MAX_CELLS
+  const b = item(table, 'b', 2, 2)
+  assert.throws(() => table.add(2, b), (err: unknown) => err instanceof CapacityExceededError &&
+    (err as CapacityExceededError).code === 'SHOAL_ERR_CAPACITY_EXCEEDED' &&
+    (err.data as { limit: number }).limit === MAX_CELLS)
+  assert.throws(() => table.set('b', 2, b), CapacityExceededError)
+  assert.equal(table.get('b', 2), undefined)
+  assert.equal(table.size, 1)
+  assert.equal((table as unknown as { used: number }).used, 1, 'no slot counted for the refused cell')
+  assert.ok(table.remove(a))
+  table.add(2, b) // a's index, freed
+  assert.equal(table.get('b', 2), b)
 })
