@@ -24,7 +24,7 @@ import { open } from 'lmdb'
 import { Packr } from 'msgpackr'
 import { Doorbell } from '../../native-free-core/ring/doorbell.ts'
 import { RingConsumer, RingProducer, createRing, forEachFrame } from '../../native-free-core/ring/ring-queue.ts'
-import { holdWorkerYoungGeneration } from '../host/worker-young-generation.ts'
+import { workerWithOwnYoungGeneration } from '../host/worker-young-generation.ts'
 import type { BaselineWorkerData } from './baseline-worker.ts'
 
 const workerUrl = new URL('./baseline-worker.js', import.meta.url)
@@ -34,16 +34,7 @@ interface Started { readonly worker: Worker, readonly done: Promise<Record<strin
 async function startWorker (data: BaselineWorkerData): Promise<Started> {
   // sized as the engine's workers are (V8's default young generation), whatever
   // semi-space flags the process runs with: the baseline is the same thread's job
-  const release = holdWorkerYoungGeneration()
-  let worker: Worker
-  try {
-    worker = new Worker(workerUrl, { workerData: data })
-  } catch (err) {
-    release()
-    throw err
-  }
-  worker.once('online', release)
-  worker.once('exit', release)
+  const worker = workerWithOwnYoungGeneration(workerUrl, { workerData: data })
   let ready!: () => void
   const readyP = new Promise<void>((resolve) => { ready = resolve })
   const done = new Promise<Record<string, number>>((resolve, reject) => {

@@ -29,6 +29,8 @@
  * V8's defaults too.
  */
 import { setFlagsFromString } from 'node:v8'
+import { Worker } from 'node:worker_threads'
+import type { WorkerOptions } from 'node:worker_threads'
 
 /** The semi-space sizes (MiB) a process asked V8 for; null: not set (V8's default). */
 export interface SemiSpaceFlags {
@@ -82,4 +84,24 @@ export function holdWorkerYoungGeneration (): () => void {
     if (restore.min !== null) setFlagsFromString(`--min-semi-space-size=${restore.min}`)
     if (restore.max !== null) setFlagsFromString(`--max-semi-space-size=${restore.max}`)
   }
+}
+
+/**
+ * `new Worker(url, options)` with the process's semi-space flags held off until the
+ * worker is online (or has exited): its isolate is sized by `options.resourceLimits` or
+ * V8's default. Every thread the engine starts for agents, or measures as their
+ * baseline, is made here.
+ */
+export function workerWithOwnYoungGeneration (url: URL, options: WorkerOptions): Worker {
+  const release = holdWorkerYoungGeneration()
+  let worker: Worker
+  try {
+    worker = new Worker(url, options)
+  } catch (err) {
+    release()
+    throw err
+  }
+  worker.once('online', release)
+  worker.once('exit', release)
+  return worker
 }

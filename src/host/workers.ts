@@ -29,7 +29,7 @@ import type { PendingCalls } from './pending-calls.ts'
 import type { WorkerRestartEvent } from './host-events.ts'
 import type { ThreadInspection } from '../thread/inspect-agent.ts'
 import { claimForTerminate, initWord } from '../thread/init-phase.ts'
-import { holdWorkerYoungGeneration } from './worker-young-generation.ts'
+import { workerWithOwnYoungGeneration } from './worker-young-generation.ts'
 
 const workerUrl = new URL('../thread/worker-entry.js', import.meta.url)
 
@@ -233,16 +233,7 @@ export class WorkerSupervisor {
     const young = options.workerYoungGenerationMb
     // the process's semi-space flags (a tuning of the application's own thread) would
     // override the worker's limits: cleared until its isolate exists, a replacement's too
-    const release = holdWorkerYoungGeneration()
-    let worker: Worker
-    try {
-      worker = new Worker(workerUrl, young === null ? { workerData: data } : { workerData: data, resourceLimits: { maxYoungGenerationSizeMb: young } })
-    } catch (err) {
-      release()
-      throw err
-    }
-    worker.once('online', release)
-    worker.once('exit', release)
+    const worker = workerWithOwnYoungGeneration(workerUrl, young === null ? { workerData: data } : { workerData: data, resourceLimits: { maxYoungGenerationSizeMb: young } })
     slot.worker = worker
     slot.ready = false
     slot.lastError = null
