@@ -93,11 +93,11 @@ export class AgentTable<V extends Keyed> {
   /** The ids of the cells in the table (the caller adds and releases them). */
   readonly ids: IdArena
   /** Slot i: tagOf(hash) | (1 + slab index), EMPTY or TOMB. */
-  private index: Int32Array
-  private capacity: number
-  private mask: number
+  private index!: Int32Array
+  private capacity!: number
+  private mask!: number
   /** 32 − log2(capacity): the home slot is the product's top bits. */
-  private shift: number
+  private shift!: number
   private live = 0
   private used = 0 // live + tombstones
   /**
@@ -105,7 +105,7 @@ export class AgentTable<V extends Keyed> {
    * removed, its index then in `free`). Every chunk is a holey array of SLAB_CHUNK
    * entries, but the first, which starts small and doubles up to SLAB_CHUNK.
    */
-  private slab: Array<Array<V | undefined>>
+  private slab!: Array<Array<V | undefined>>
   /**
    * The cells' hashes, by slab index, chunked like the slab: a rebuild reads these in
    * order and no cell (4 B a cell). Added for the cells' cache misses, it did not move the
@@ -113,7 +113,7 @@ export class AgentTable<V extends Keyed> {
    * profiled runs — bench/RESULTS.md, issue 13, 2026-12-07 late night): a candidate to drop
    * for the 4 B, measured with the rest, not apart.
    */
-  private slabHashes: Int32Array[]
+  private slabHashes!: Int32Array[]
   /** Indexes never handed out start here. */
   private next = 0
   /** Indexes handed out before and free again (a stack). */
@@ -127,12 +127,26 @@ export class AgentTable<V extends Keyed> {
     this.ids = ids
     let cap = SMALLEST_CAPACITY
     while (cap < capacity) cap *= 2
-    this.index = new Int32Array(cap)
-    this.capacity = cap
-    this.mask = cap - 1
-    this.shift = 32 - Math.log2(cap)
-    this.slab = [new Array<V | undefined>(Math.min(cap, SLAB_CHUNK))]
-    this.slabHashes = [new Int32Array(Math.min(cap, SLAB_CHUNK))]
+    this.empty(cap)
+  }
+
+  /** No cell, `capacity` empty slots, and a first slab chunk of as many entries (at most SLAB_CHUNK). */
+  private empty (capacity: number): void {
+    this.newSlots(capacity)
+    this.live = 0
+    this.used = 0
+    this.slab = [new Array<V | undefined>(Math.min(capacity, SLAB_CHUNK))]
+    this.slabHashes = [new Int32Array(Math.min(capacity, SLAB_CHUNK))]
+    this.next = 0
+    this.free = []
+  }
+
+  /** A new slot array of `capacity` (a power of two), all empty, and the fields derived from its size. */
+  private newSlots (capacity: number): Int32Array {
+    this.capacity = capacity
+    this.mask = capacity - 1
+    this.shift = 32 - Math.log2(capacity)
+    return (this.index = new Int32Array(capacity))
   }
 
   private home (h: number): number {
@@ -352,16 +366,7 @@ export class AgentTable<V extends Keyed> {
   }
 
   clear (): void {
-    this.index = new Int32Array(MIN_CAPACITY)
-    this.capacity = MIN_CAPACITY
-    this.mask = MIN_CAPACITY - 1
-    this.shift = 32 - Math.log2(MIN_CAPACITY)
-    this.live = 0
-    this.used = 0
-    this.slab = [new Array<V | undefined>(MIN_CAPACITY)]
-    this.slabHashes = [new Int32Array(MIN_CAPACITY)]
-    this.next = 0
-    this.free = []
+    this.empty(MIN_CAPACITY)
   }
 
   /**
@@ -369,16 +374,15 @@ export class AgentTable<V extends Keyed> {
    * `slabHashes` (no cell is read): no tombstone is kept, no cell moves.
    */
   private rebuild (capacity: number): void {
-    const slots = this.index = new Int32Array(capacity)
+    const slots = this.newSlots(capacity)
     // written once, in order, before the probes below read it: a large typed array's
     // pages come from the kernel untouched, and a page first *read* (a probe) maps the
     // zero page, then faults again when written — two faults of ≈ 8.5 µs for each page
     // of a doubled table, in random order (the rebuild's probe line held most of its
     // samples before; bench/RESULTS.md, issue 13, 2026-12-07 late night)
     if (capacity > 4096) slots.fill(EMPTY)
-    this.capacity = capacity
-    const mask = this.mask = capacity - 1
-    const shift = this.shift = 32 - Math.log2(capacity)
+    const mask = this.mask
+    const shift = this.shift
     const n = this.next
     const slab = this.slab
     for (let c = 0; c * SLAB_CHUNK < n; c++) {
