@@ -66,7 +66,8 @@ import { openLoopStart, pace } from '../src/cli/scenarios/pacer.ts'
 import { lmdbMetrics } from '../src/cli/scenarios/raw-commit.ts'
 import type { LmdbMetrics } from '../src/cli/scenarios/raw-commit.ts'
 import { KeyScratch } from '../src/storage/lmdb-keys.ts'
-import { defaultFlushIntervalMs, lmdbEnvOptions, lmdbEnvOptionsFor, lmdbStateDbOptions } from '../src/storage/lmdb-store.ts'
+import { defaultFlushIntervalMs } from '../src/storage/durability.ts'
+import { lmdbEnvOptions, lmdbEnvOptionsFor, lmdbStateDbOptions } from '../src/storage/lmdb-store.ts'
 import { stateCodec } from '../src/thread/codec.ts'
 
 const argv = process.argv

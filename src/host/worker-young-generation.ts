@@ -68,7 +68,7 @@ let held: SemiSpaceFlags | null = null
  * created; returns the release (idempotent), to call once the worker is online or has
  * exited. Holds nest: the process's values come back when the last one is released.
  */
-export function holdWorkerYoungGeneration (): () => void {
+function holdWorkerYoungGeneration (): () => void {
   if (holds++ === 0) {
     const flags = held = semiSpaceFlags(process.execArgv, process.env.NODE_OPTIONS)
     if (flags.min !== null) setFlagsFromString('--min-semi-space-size=0')

@@ -123,7 +123,6 @@ export const lmdbEnvOptions = { maxDbs: 8 } as const
 export function lmdbEnvOptionsFor (durability: Durability): { readonly maxDbs: 8, readonly noSync?: true } {
   return durability === 'os' ? { ...lmdbEnvOptions, noSync: true } : lmdbEnvOptions
 }
-export { defaultFlushIntervalMs, kMaxFlushIntervalMs } from './durability.ts'
 /** The states database's options. */
 export const lmdbStateDbOptions = { name: 'states', encoding: 'binary', keyEncoding: 'binary' } as const
 

@@ -9,9 +9,10 @@
  * engine's `open`, lmdb-js's defaults besides — overlappingSync, fsync on), written from
  * the main thread while the host stands idle. Write i is *intended* at start + i / rate,
  * on the same schedule as the engine's open loop (the same pacer, pacer.ts); each is one
- * `put` of a counter state under a uniformly random bench agent's state key (the store's key bytes, lmdb-keys.ts), and its latency runs from the
- * intended time until the put has committed AND its transaction is flushed — as durable
- * as a command's reply (durability 'disk'). The flush is taken as the write is queued
+ * `put` of a counter state under a uniformly random bench agent's state key (the store's
+ * key bytes, lmdb-keys.ts), and its latency runs from the intended time until the put
+ * has committed AND its transaction is flushed — as durable as a command's reply
+ * (durability 'disk'). The flush is taken as the write is queued
  * (`env.flushed` then names the newest transaction, the one holding this write), so
  * each write waits for its own transaction's flush, not a later one's.
  *
