@@ -53,8 +53,8 @@ export const kDefaultQuota = 4096
 /**
  * The first bit of the type index in `flags`. Below it, the flag bits above (13 now, room
  * for 16); from it, the type index: at most MAX_AGENT_TYPES (2^14) types — the registry
- * refuses more — so that `flags` stays below
- * 2^30 — a V8 small integer even in a build with pointer compression (31-bit Smis).
+ * refuses more — so that `flags` stays below 2^30, a V8 small integer even in a build
+ * with pointer compression (31-bit Smis). A new flag must stay below bit 16.
  */
 export const TYPE_SHIFT = 16
 
