@@ -52,6 +52,12 @@ export function takesNoArgument (fn: (...args: never[]) => unknown): boolean {
   return open >= 0 && close > open && src.slice(open + 1, close).trim() === ''
 }
 
+/**
+ * Agent types one registry may hold: a resident cell keeps its type's index in the high
+ * bits of its `flags` (runtime/cell.ts, TYPE_SHIFT), which must stay a V8 small integer.
+ */
+export const MAX_AGENT_TYPES = 1 << 14
+
 export class AgentRegistry {
   readonly types: readonly TypeInfo[]
   private readonly byType: ReadonlyMap<string, TypeInfo>
@@ -64,6 +70,9 @@ export class AgentRegistry {
         throw new InvalidDefinitionError(`two different definitions use the agent type ${JSON.stringify(def.type)}`, { type: def.type })
       }
       unique.set(def.type, def)
+    }
+    if (unique.size > MAX_AGENT_TYPES) {
+      throw new InvalidDefinitionError(`a host runs at most ${MAX_AGENT_TYPES} agent types, not ${unique.size}`, { limit: MAX_AGENT_TYPES })
     }
     const sorted = [...unique.values()].sort((a, b) => (a.type < b.type ? -1 : a.type > b.type ? 1 : 0))
     this.types = sorted.map((def, index) => {

@@ -26,7 +26,7 @@
  *   on that string object), and its lookups were 44% of a worker's time at 1M agents;
  * - a V8 Map holds at most 2^24 (16,777,216) entries, and one thread may own 20 million
  *   agents (`workers: 0`);
- * - 4 bytes per slot at a load factor of at most 0.7, plus 12 per cell (the slab), against
+ * - 4 bytes per slot at a load factor of at most 0.7, plus 8 per cell (the slab), against
  *   ~40 for a Map entry.
  *
  * The table holds no pointer. A slot is one int32: the cell's index in the table's
@@ -40,10 +40,10 @@
  * Int32Array of hashes: 12 B a slot): each doubling allocated, filled and re-placed a
  * whole new set of pointer arrays, 8–11 % of an activating worker's time and 11.5 % of
  * the activation's page faults (bench/RESULTS.md, issue 13, 2026-12-07 night and
- * late night). Now a slot is 4 B, plus 12 B per cell in the slab (the cell and its hash).
+ * late night). Now a slot is 4 B, plus 8 B per cell in the slab (the cell).
  *
  * Deleted slots become tombstones (probes continue past them); the slots are re-placed
- * from the slab's hashes, without touching a cell or a string, when live + tombstones
+ * from the cells' hashes, in slab order, without touching a string, when live + tombstones
  * pass the load factor. A table holds at most MAX_CELLS (67,108,862) cells: past that
  * `CapacityExceededError`.
  *
@@ -106,14 +106,6 @@ export class AgentTable<V extends Keyed> {
    * entries, but the first, which starts small and doubles up to SLAB_CHUNK.
    */
   private slab!: Array<Array<V | undefined>>
-  /**
-   * The cells' hashes, by slab index, chunked like the slab: a rebuild reads these in
-   * order and no cell (4 B a cell). Added for the cells' cache misses, it did not move the
-   * rebuild's share of an activating worker by itself (4.5–5.3 % against 4.6–4.9 %, single
-   * profiled runs — bench/RESULTS.md, issue 13, 2026-12-07 late night): a candidate to drop
-   * for the 4 B, measured with the rest, not apart.
-   */
-  private slabHashes!: Int32Array[]
   /** Indexes never handed out start here. */
   private next = 0
   /** Indexes handed out before and free again (a stack). */
@@ -136,7 +128,6 @@ export class AgentTable<V extends Keyed> {
     this.live = 0
     this.used = 0
     this.slab = [new Array<V | undefined>(Math.min(capacity, SLAB_CHUNK))]
-    this.slabHashes = [new Int32Array(Math.min(capacity, SLAB_CHUNK))]
     this.next = 0
     this.free = []
   }
@@ -234,7 +225,7 @@ export class AgentTable<V extends Keyed> {
         }
       }
     }
-    const x = this.place(value, h) // may throw (the table is full): nothing changed before it
+    const x = this.place(value) // may throw (the table is full): nothing changed before it
     if (tomb >= 0) i = tomb
     else this.used++
     slots[i] = tag | (x + 1)
@@ -253,7 +244,7 @@ export class AgentTable<V extends Keyed> {
       if (e === EMPTY) { fresh = true; break }
       if (e === TOMB) break
     }
-    const x = this.place(value, h) // may throw (the table is full): nothing changed before it
+    const x = this.place(value) // may throw (the table is full): nothing changed before it
     if (fresh) this.used++
     slots[i] = tagOf(h) | (x + 1)
     this.live++
@@ -267,7 +258,7 @@ export class AgentTable<V extends Keyed> {
   }
 
   /** Put `value` in the slab: a freed index, else the next one (the slab grows by a chunk). */
-  private place (value: V, h: number): number {
+  private place (value: V): number {
     let x: number
     if (this.free.length > 0) {
       x = this.free.pop()!
@@ -284,18 +275,13 @@ export class AgentTable<V extends Keyed> {
           const grown = new Array<V | undefined>(first.length * 2)
           for (let k = 0; k < first.length; k++) grown[k] = first[k]
           slab[0] = grown
-          const hashes = new Int32Array(first.length * 2)
-          hashes.set(this.slabHashes[0]!)
-          this.slabHashes[0] = hashes
         }
       } else if (c >= slab.length) {
         slab.push(new Array<V | undefined>(SLAB_CHUNK))
-        this.slabHashes.push(new Int32Array(SLAB_CHUNK))
       }
       this.next = x + 1
     }
     this.slab[x >>> SLAB_BITS]![x & SLAB_MASK] = value
-    this.slabHashes[x >>> SLAB_BITS]![x & SLAB_MASK] = h
     return x
   }
 
@@ -370,8 +356,10 @@ export class AgentTable<V extends Keyed> {
   }
 
   /**
-   * Re-place every cell's slot in a table of `capacity` slots, in slab order, from
-   * `slabHashes` (no cell is read): no tombstone is kept, no cell moves.
+   * Re-place every cell's slot in a table of `capacity` slots, in slab order, from each
+   * cell's `hash`: no tombstone is kept, no cell moves. (An Int32Array of the hashes beside
+   * the slab, read instead of the cells, was 4 B a cell and no faster — bench/RESULTS.md,
+   * issue 13, 2026-12-08.)
    */
   private rebuild (capacity: number): void {
     const slots = this.newSlots(capacity)
@@ -387,12 +375,11 @@ export class AgentTable<V extends Keyed> {
     const slab = this.slab
     for (let c = 0; c * SLAB_CHUNK < n; c++) {
       const chunk = slab[c]!
-      const hashes = this.slabHashes[c]!
       const end = Math.min(SLAB_CHUNK, n - c * SLAB_CHUNK)
       for (let k = 0; k < end; k++) {
         const v = chunk[k]
         if (v === undefined) continue
-        const h = hashes[k]!
+        const h = v.hash | 0
         let i = Math.imul(h, 0x9e3779b9) >>> shift
         while (slots[i] !== EMPTY) i = (i + 1) & mask
         slots[i] = tagOf(h) | (c * SLAB_CHUNK + k + 1)

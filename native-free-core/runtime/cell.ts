@@ -7,8 +7,13 @@
  * `timer` holds a timing-wheel *node* (a small integer), not a handle: handles pass
  * 2^31 once a node has been reused 8 times, and one such double would turn the field
  * into a boxed number in every cell. See agent-timers.ts.
+ *
+ * The agent's type is not a field either: its registry index is in `flags`' high bits
+ * (from TYPE_SHIFT), set once when the cell is made; every write of `flags` sets or
+ * clears single bits (`|=`, `&= ~`), so the type stays. `typeIndexOf(cell)` reads it,
+ * the runtime's `infoOf(cell)` gives the TypeInfo. A TypeInfo pointer per cell was 8 of
+ * its 80 bytes (bench/RESULTS.md, issue 13, 2026-12-08).
  */
-import type { TypeInfo } from '../agent/registry.ts'
 
 /** An async handler is running: later messages wait in the mailbox. */
 export const kBusy = 1
@@ -45,6 +50,19 @@ export const kQueued = 2048
  */
 export const kDefaultQuota = 4096
 
+/**
+ * The first bit of the type index in `flags`. Below it, the flag bits above (13 now, room
+ * for 16); from it, the type index: at most MAX_AGENT_TYPES (2^14) types — the registry
+ * refuses more — so that `flags` stays below 2^30, a V8 small integer even in a build
+ * with pointer compression (31-bit Smis). A new flag must stay below bit 16.
+ */
+export const TYPE_SHIFT = 16
+
+/** The registry index of the cell's agent type (kept in `flags`' high bits). */
+export function typeIndexOf (cell: { readonly flags: number }): number {
+  return cell.flags >>> TYPE_SHIFT
+}
+
 /** `cell.timer` once `ctx.idleAfter` overrode the type's idleTicks (rare: most cells hold a number). */
 export interface TimerExtra {
   /** Wheel node of the agent's timer entry, or -1. */
@@ -63,22 +81,22 @@ export class Cell {
    */
   idRef: number | string
   readonly hash: number
-  readonly info: TypeInfo
   state: unknown
+  /** The k* bits above, and from TYPE_SHIFT up the type's registry index (`typeIndexOf`). */
   flags: number
   /** Tick of the last message (idle passivation). */
   lastTick: number
   /** This agent's timer entry: its wheel node or -1 (see agent-timers.ts), or a TimerExtra. */
   timer: number | TimerExtra
 
-  constructor (idRef: number | string, hash: number, info: TypeInfo, state: unknown, flags: number, tick: number) {
+  /** `typeIdx`: the type's registry index (< MAX_AGENT_TYPES); `flags`: k* bits only. */
+  constructor (idRef: number | string, hash: number, typeIdx: number, state: unknown, flags: number, tick: number) {
     this.idRef = idRef
     // as int32: a uint32 above 2^31 is not a V8 small integer, and one such value turns
     // the field into a boxed double in every cell
     this.hash = hash | 0
-    this.info = info
     this.state = state
-    this.flags = flags
+    this.flags = flags | (typeIdx << TYPE_SHIFT)
     this.lastTick = tick
     this.timer = -1
   }
@@ -91,6 +109,6 @@ export class Cell {
  * (pretenuring) — instead of copying each one through the young generation twice,
  * which was most of a worker's time while it activated agents.
  */
-export function newCell (idRef: number | string, hash: number, info: TypeInfo, state: unknown, flags: number, tick: number): Cell {
-  return { idRef, hash: hash | 0, info, state, flags, lastTick: tick, timer: -1 }
+export function newCell (idRef: number | string, hash: number, typeIdx: number, state: unknown, flags: number, tick: number): Cell {
+  return { idRef, hash: hash | 0, state, flags: flags | (typeIdx << TYPE_SHIFT), lastTick: tick, timer: -1 }
 }

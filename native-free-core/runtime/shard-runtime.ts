@@ -16,7 +16,7 @@
  */
 import { idOf, printable } from '../agent/agent-id.ts'
 import type { AgentAddress } from '../agent/agent-id.ts'
-import { newCell, kBusy, kCounted, kDeactivate, kDefaultQuota, kDelete, kDirty, kDropped, kLimited, kNew, kPersistent, kQueued, kSnapFresh } from './cell.ts'
+import { newCell, typeIndexOf, kBusy, kCounted, kDeactivate, kDefaultQuota, kDelete, kDirty, kDropped, kLimited, kNew, kPersistent, kQueued, kSnapFresh } from './cell.ts'
 import type { Cell } from './cell.ts'
 import { systemClock } from '../time/clock.ts'
 import type { Clock } from '../time/clock.ts'
@@ -468,7 +468,7 @@ export class ShardRuntime implements ContextHost, TimerHost, FollowHost, CommitH
     for (const [id, hash, typeIdx, ticksLeft] of timeouts) {
       const info = this.registry.types[typeIdx]
       if (info === undefined || !picks(hash) || this.table.get(id, hash) !== undefined) continue
-      this.timers.giveTimeout(newCell(id, hash, info, undefined, 0, this.tick), ticksLeft)
+      this.timers.giveTimeout(newCell(id, hash, typeIdx, undefined, 0, this.tick), ticksLeft)
     }
   }
 
@@ -553,8 +553,8 @@ export class ShardRuntime implements ContextHost, TimerHost, FollowHost, CommitH
       if (isDefaultQuotaId(env.id)) flags |= kDefaultQuota
     }
     const cell = this.limits !== null && this.limits.limited(info.index)
-      ? this.limits.create(env.id, ref, env.hash, info, state, flags, this.tick, this.now())
-      : newCell(ref, env.hash, info, state, flags, this.tick)
+      ? this.limits.create(env.id, ref, env.hash, info.index, state, flags, this.tick, this.now())
+      : newCell(ref, env.hash, info.index, state, flags, this.tick)
     this.table.add(env.hash, cell) // not resident: deliver looked it up
     this.timers.activated(cell)
     return cell
@@ -582,8 +582,8 @@ export class ShardRuntime implements ContextHost, TimerHost, FollowHost, CommitH
     if (wait === 0) return true
     this.rateLimited++
     const retryAfterMs = Math.ceil(wait * 1000) / 1000
-    this.reject(env, cell.info.methods[env.methodIdx]?.name ?? `#${env.methodIdx}`, new RateLimitedError(
-      `agent ${printable(this.idOf(cell))} is rate limited (${this.limits!.describe(cell.info.index)}): retry after ${retryAfterMs} ms`,
+    this.reject(env, this.infoOf(cell).methods[env.methodIdx]?.name ?? `#${env.methodIdx}`, new RateLimitedError(
+      `agent ${printable(this.idOf(cell))} is rate limited (${this.limits!.describe(typeIndexOf(cell))}): retry after ${retryAfterMs} ms`,
       { id: this.idOf(cell), retryAfterMs }))
     return false
   }
@@ -597,9 +597,10 @@ export class ShardRuntime implements ContextHost, TimerHost, FollowHost, CommitH
       this.outbox.forget({ shard: shardOf(env.hash), origin: env.origin, key: env.outboxKey }) // queued behind a busy agent's turn
       return
     }
-    const m = methodOf(cell.info, env)
+    const info = this.infoOf(cell)
+    const m = methodOf(info, env)
     if (m === undefined) {
-      this.reject(env, `#${env.methodIdx}`, new UnknownMethodError(cell.info.type, `#${env.methodIdx}`))
+      this.reject(env, `#${env.methodIdx}`, new UnknownMethodError(info.type, `#${env.methodIdx}`))
       return
     }
     if (env.outboxKey !== 0 && !this.outbox.admit(env)) {
@@ -665,7 +666,7 @@ export class ShardRuntime implements ContextHost, TimerHost, FollowHost, CommitH
     if (m.command && (cell.flags & kPersistent) !== 0) {
       const pipeline = this.pipeline
       pipeline.stage(cell)
-      if (ctx.reminderChanges !== null) this.reminders.applyTurn(this.idOf(cell), cell.hash, cell.info.index, ctx.reminderChanges)
+      if (ctx.reminderChanges !== null) this.reminders.applyTurn(this.idOf(cell), cell.hash, typeIndexOf(cell), ctx.reminderChanges)
       const storage = ctx.turnStorage
       if (storage !== null && storage.hasOwnWrites) pipeline.joinStorage(this.idOf(cell), storage)
       cell.flags &= ~kSnapFresh
@@ -803,6 +804,11 @@ export class ShardRuntime implements ContextHost, TimerHost, FollowHost, CommitH
    * except for the cell asked about last (a hot agent's turns ask for theirs again and
    * again: ctx.storage, commits).
    */
+  /** The cell's agent type (its index is in the cell's `flags`: cell.ts, TYPE_SHIFT). */
+  infoOf (cell: Cell): TypeInfo {
+    return this.registry.types[typeIndexOf(cell)]!
+  }
+
   idOf (cell: Cell): string {
     const ref = cell.idRef
     if (typeof ref !== 'number') return ref

@@ -12,6 +12,7 @@ import { kDeactivate, kDelete, kPersistent } from './cell.ts'
 import { MAX_TIMER_TICKS } from '../time/agent-timers.ts'
 import { MAX_REMINDER_MS } from '../time/agent-reminders.ts'
 import type { Cell } from './cell.ts'
+import type { TypeInfo } from '../agent/registry.ts'
 import { MAX_STORAGE_KEY_BYTES, TurnStorage } from '../storage/agent-storage.ts'
 import { utf8Length } from '../agent/agent-id.ts'
 import type { StorageHost } from '../storage/agent-storage.ts'
@@ -51,6 +52,8 @@ export interface ContextHost extends StorageHost {
   offload (name: string, input: unknown): Promise<unknown>
   /** The cell's id as a string (made on demand: a resident cell holds only its bytes' ref). */
   idOf (cell: Cell): string
+  /** The cell's agent type (a cell holds only its index: cell.ts, TYPE_SHIFT). */
+  infoOf (cell: Cell): TypeInfo
 }
 
 /** ctx.timeout, ctx.idleAfter, reminders and the parsed id of a turn: made on first use, most turns use none. */
@@ -156,8 +159,8 @@ export class TurnContext implements AgentContext {
     this.live('timeout')
     if (!this.command) throw new InvalidArgumentError('ctx.timeout is not allowed in a query: queries are read-only')
     checkTicks('timeout', ticks)
-    if (ticks !== 0 && this.cell.info.timeoutMethod === null) {
-      throw new InvalidArgumentError(`ctx.timeout needs a timeout(state, ctx) handler in the definition of ${JSON.stringify(this.cell.info.type)}`)
+    if (ticks !== 0 && this.host.infoOf(this.cell).timeoutMethod === null) {
+      throw new InvalidArgumentError(`ctx.timeout needs a timeout(state, ctx) handler in the definition of ${JSON.stringify(this.host.infoOf(this.cell).type)}`)
     }
     this.more.timeoutAt = ticks === 0 ? 0 : this.host.tick + ticks
   }
@@ -171,8 +174,8 @@ export class TurnContext implements AgentContext {
 
   remind (name: string, ms: number, options?: { every?: number }): void {
     this.checkReminder('remind', name)
-    if (this.cell.info.reminderMethod === null) {
-      throw new InvalidArgumentError(`ctx.remind needs a reminder(state, name, ctx) handler in the definition of ${JSON.stringify(this.cell.info.type)}`)
+    if (this.host.infoOf(this.cell).reminderMethod === null) {
+      throw new InvalidArgumentError(`ctx.remind needs a reminder(state, name, ctx) handler in the definition of ${JSON.stringify(this.host.infoOf(this.cell).type)}`)
     }
     checkMs('remind', 'ms', ms, 0)
     const every = options?.every
@@ -191,7 +194,7 @@ export class TurnContext implements AgentContext {
     this.live(what)
     if (!this.command) throw new InvalidArgumentError(`ctx.${what} is not allowed in a query: queries are read-only`)
     if ((this.cell.flags & kPersistent) === 0) {
-      throw new InvalidArgumentError(`ctx.${what} needs a persistent agent type: ${JSON.stringify(this.cell.info.type)} is defined with durable: false`)
+      throw new InvalidArgumentError(`ctx.${what} needs a persistent agent type: ${JSON.stringify(this.host.infoOf(this.cell).type)} is defined with durable: false`)
     }
     if (typeof name !== 'string' || name.length === 0 || !name.isWellFormed() || utf8Length(name) > MAX_STORAGE_KEY_BYTES) {
       throw new InvalidArgumentError(`ctx.${what}(name): name must be a well-formed string of 1 to ${MAX_STORAGE_KEY_BYTES} UTF-8 bytes`)
@@ -202,7 +205,7 @@ export class TurnContext implements AgentContext {
     if (this.turnStorage !== null) return this.turnStorage
     this.live('storage')
     if ((this.cell.flags & kPersistent) === 0) {
-      throw new InvalidArgumentError(`ctx.storage needs a persistent agent type: ${JSON.stringify(this.cell.info.type)} is defined with durable: false`)
+      throw new InvalidArgumentError(`ctx.storage needs a persistent agent type: ${JSON.stringify(this.host.infoOf(this.cell).type)} is defined with durable: false`)
     }
     const storage = this.turnStorage = new TurnStorage(this)
     if ((this.bits & kAsync) !== 0) storage.detach()

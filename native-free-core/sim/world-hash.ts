@@ -5,6 +5,7 @@
  * and pending timer work. Built from the lanes of state-hash.ts.
  */
 import type { Cell } from '../runtime/cell.ts'
+import type { TypeInfo } from '../agent/registry.ts'
 import { decodeSimValue, simCodec } from './codec.ts'
 import type { Network } from './network.ts'
 import type { SimStore } from './sim-store.ts'
@@ -28,7 +29,7 @@ export interface HashedWorld {
   /** The choices that reached this world: hashed when it is not mergeable, so every path is its own state. */
   readonly path: Iterable<number>
   /** The runtime whose `durable: false` agents' resident cells are hashed (their states live nowhere else), or null. */
-  readonly volatile: { readonly table: { values (): Iterable<Cell> }, idOf (cell: Cell): string } | null
+  readonly volatile: { readonly table: { values (): Iterable<Cell> }, idOf (cell: Cell): string, infoOf (cell: Cell): TypeInfo } | null
 }
 
 export function worldHash (w: HashedWorld): number {
@@ -42,7 +43,7 @@ export function worldHash (w: HashedWorld): number {
   if (w.volatile !== null) {
     const sum = new Hash2(0, 0)
     for (const cell of w.volatile.table.values()) {
-      if (cell.info.def.durable !== false) continue
+      if (w.volatile.infoOf(cell).def.durable !== false) continue
       // through the codec, as a commit would: what a host could keep of it
       let state: unknown
       try { state = decodeSimValue(simCodec.encode(cell.state)) } catch { state = kUnencodable }

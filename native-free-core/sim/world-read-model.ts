@@ -53,7 +53,7 @@ export class WorldReadModel {
 
   agents (filter: { readonly type?: string, readonly quota?: string } = {}): AgentId[] {
     const ids = new Set(this.store.ids(''))
-    if (this.hasVolatile) for (const cell of this.runtime.table.values()) if (cell.info.def.durable === false) ids.add(this.runtime.idOf(cell))
+    if (this.hasVolatile) for (const cell of this.runtime.table.values()) if (this.runtime.infoOf(cell).def.durable === false) ids.add(this.runtime.idOf(cell))
     return [...ids].sort().map(parseId)
       .filter((a) => (filter.type === undefined || a.type === filter.type) && (filter.quota === undefined || a.quota === filter.quota))
   }

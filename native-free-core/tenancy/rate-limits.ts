@@ -20,7 +20,7 @@
  * What counts: casts, calls and `ctx.send`s to the agent — one token each. Follow
  * subscriptions do not. Time is the runtime's injected Clock (milliseconds).
  */
-import { Cell, kLimited } from '../runtime/cell.ts'
+import { Cell, kLimited, typeIndexOf } from '../runtime/cell.ts'
 import type { TypeInfo } from '../agent/registry.ts'
 import { TokenBucket, kBucketBurst, kBucketFullAt, kBucketPerMs, kBucketSlack, kBucketStride } from './token-bucket.ts'
 
@@ -28,8 +28,8 @@ import { TokenBucket, kBucketBurst, kBucketFullAt, kBucketPerMs, kBucketSlack, k
 export class LimitedCell extends Cell {
   fullAt: number
 
-  constructor (idRef: number | string, hash: number, info: TypeInfo, state: unknown, flags: number, tick: number, fullAt: number) {
-    super(idRef, hash, info, state, flags | kLimited, tick)
+  constructor (idRef: number | string, hash: number, typeIdx: number, state: unknown, flags: number, tick: number, fullAt: number) {
+    super(idRef, hash, typeIdx, state, flags | kLimited, tick)
     this.fullAt = fullAt
   }
 }
@@ -69,18 +69,18 @@ export class RateLimits {
   }
 
   /** A new cell of a limited type: its bucket as it was when the agent was last dropped, or full. */
-  create (id: string, idRef: number | string, hash: number, info: TypeInfo, state: unknown, flags: number, tick: number, nowMs: number): LimitedCell {
+  create (id: string, idRef: number | string, hash: number, typeIdx: number, state: unknown, flags: number, tick: number, nowMs: number): LimitedCell {
     let fullAt = this.kept.get(id)
     if (fullAt !== undefined) this.kept.delete(id)
-    else fullAt = nowMs * this.records[info.index]![kBucketPerMs]!
-    return new LimitedCell(idRef, hash, info, state, flags, tick, fullAt)
+    else fullAt = nowMs * this.records[typeIdx]![kBucketPerMs]!
+    return new LimitedCell(idRef, hash, typeIdx, state, flags, tick, fullAt)
   }
 
   /** Take one token; returns 0 when granted, else the milliseconds until one is available. */
   take (cell: LimitedCell, nowMs: number): number {
     // TokenBucket.tryTakeAt's GCRA step, inlined without its argument checks (the
     // runtime's clock is trusted): this runs on every message to a limited agent
-    const t = cell.info.index
+    const t = typeIndexOf(cell)
     const at = nowMs * this.perMs[t]!
     const fullAt = cell.fullAt
     const next = (fullAt > at ? fullAt : at) + 1
@@ -97,7 +97,7 @@ export class RateLimits {
 
   /** A limited cell (agent `id`) leaves the table: keep its bucket if it has not refilled. */
   dropped (id: string, cell: LimitedCell, nowMs: number): void {
-    const r = this.records[cell.info.index]!
+    const r = this.records[typeIndexOf(cell)]!
     if (cell.fullAt <= nowMs * r[kBucketPerMs]!) return
     this.kept.set(id, cell.fullAt)
     if (this.kept.size >= this.sweepAt) this.sweep(nowMs)
@@ -121,7 +121,7 @@ export class RateLimits {
 
   /** @internal tokens of a cell's bucket at `nowMs` (tests). */
   tokens (cell: LimitedCell, nowMs: number): number {
-    const r = this.records[cell.info.index]!
+    const r = this.records[typeIndexOf(cell)]!
     r[kBucketFullAt] = cell.fullAt
     return TokenBucket.tokensAt(r, 0, nowMs)
   }

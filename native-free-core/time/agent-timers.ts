@@ -37,7 +37,7 @@
  * turn fires again within the same catch-up. `drain` stops after `budget` entries so a big
  * expiry (a million idle agents on one tick) is spread over several loop passes.
  */
-import { kBusy, kDeactivate, kDelete, kDropped, kQueued, kTimeoutArmed } from '../runtime/cell.ts'
+import { kBusy, kDeactivate, kDelete, kDropped, kQueued, kTimeoutArmed, typeIndexOf } from '../runtime/cell.ts'
 import type { Cell, TimerExtra } from '../runtime/cell.ts'
 import { TimingWheel } from './timing-wheel.ts'
 
@@ -174,7 +174,7 @@ export class AgentTimers {
     if ((cell.flags & kDropped) !== 0) return
     if (idle !== -1) {
       if (typeof cell.timer === 'number') {
-        if (idle !== this.idleOfType[cell.info.index]) cell.timer = { node: cell.timer, idle } satisfies TimerExtra
+        if (idle !== this.idleOfType[typeIndexOf(cell)]) cell.timer = { node: cell.timer, idle } satisfies TimerExtra
       } else {
         cell.timer.idle = idle
       }
@@ -204,7 +204,7 @@ export class AgentTimers {
       if (node === -1 || (cell.flags & kTimeoutArmed) === 0) return
       const h = this.wheel.handleAt(node, cell)
       if (h === -1) return
-      moved.push([this.host.idOf(cell), cell.hash, cell.info.index, Math.max(1, this.wheel.deadlineOf(h) - this.host.tick)])
+      moved.push([this.host.idOf(cell), cell.hash, typeIndexOf(cell), Math.max(1, this.wheel.deadlineOf(h) - this.host.tick)])
       this.wheel.cancel(h)
       setNode(cell, -1)
       cell.flags &= ~kTimeoutArmed
@@ -250,11 +250,11 @@ export class AgentTimers {
         if ((flags & (kDeactivate | kDelete)) !== 0) return
         // still an orphan during the turn, so the activation it causes adopts its idle period
         const id = this.host.idOf(cell)
-        this.host.timerTurn(id, cell.hash, cell.info.index)
+        this.host.timerTurn(id, cell.hash, typeIndexOf(cell))
         if (this.orphans.get(id) === cell) this.orphans.delete(id)
         return
       }
-      this.host.timerTurn(this.host.idOf(cell), cell.hash, cell.info.index)
+      this.host.timerTurn(this.host.idOf(cell), cell.hash, typeIndexOf(cell))
       // unless the turn re-armed, passivated or dropped the agent, idle checks resume
       if ((cell.flags & kDropped) === 0 && nodeOf(cell) === -1) this.fileIdle(cell, t + 1)
       return
@@ -287,7 +287,7 @@ export class AgentTimers {
 
   private idleOf (cell: Cell): number {
     const t = cell.timer
-    return typeof t === 'number' ? this.idleOfType[cell.info.index]! : t.idle
+    return typeof t === 'number' ? this.idleOfType[typeIndexOf(cell)]! : t.idle
   }
 
   /** File the idle check, no earlier than `earliest`. */

@@ -172,10 +172,10 @@ test('only limited types get limited cells; a registry without limits has no lim
   call('limited', 'a', 'hit')
   call('free', 'a', 'hit')
   const cells = [...rt.table.values()]
-  assert.deepEqual(cells.map((c) => [c.info.type, c instanceof LimitedCell]).sort(), [['free', false], ['limited', true]])
+  assert.deepEqual(cells.map((c) => [rt.infoOf(c).type, c instanceof LimitedCell]).sort(), [['free', false], ['limited', true]])
   // a plain cell carries no rate-limit fields: only the cell's own (cell.ts newCell)
-  assert.deepEqual(Object.keys(cells.find((c) => c.info.type === 'free')!).sort(),
-    ['flags', 'hash', 'idRef', 'info', 'lastTick', 'state', 'timer'])
+  assert.deepEqual(Object.keys(cells.find((c) => rt.infoOf(c).type === 'free')!).sort(),
+    ['flags', 'hash', 'idRef', 'lastTick', 'state', 'timer'])
   assert.equal(setup([free]).rt.limits, null)
   const { replies, call: callFree } = setup([free])
   for (let i = 0; i < 1000; i++) callFree('free', 'a', 'hit')
