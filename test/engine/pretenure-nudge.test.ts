@@ -17,8 +17,8 @@ test('minorGcNow makes one scavenge and exposes no gc', async () => {
     for (const e of list.getEntries()) if ((e as unknown as { detail?: { kind?: number } }).detail?.kind === 1) minors++
   })
   obs.observe({ entryTypes: ['gc'] })
-  minorGcNow()
-  minorGcNow()
+  assert.equal(minorGcNow(), true)
+  assert.equal(minorGcNow(), true)
   await new Promise((resolve) => setTimeout(resolve, 20))
   obs.disconnect()
   assert.ok(minors >= 2, `scavenges seen: ${minors}`)
