@@ -99,7 +99,7 @@ const kDefaultSemiSpaceMb = 16
 
 /**
  * The heap an engine worker starts with: its young generation at its largest size, and
- * an old generation that is not marked below 128 MiB.
+ * an old generation that is not marked below 256 MiB.
  *
  * Why (bench/RESULTS.md, issue 13, branch heap): a worker's first mass activation makes
  * cells and states that all survive. V8 pretenures an allocation site — allocates its
@@ -112,12 +112,16 @@ const kDefaultSemiSpaceMb = 16
  * cells then going straight to the old generation, it reaches V8's first limit — set
  * from the few MB a fresh worker holds — within the phase, and an incremental
  * mark-compact of a 30 MB heap ran on the helper threads (62–89 ms of CPU per worker);
- * a larger initial limit leaves 1M agents on 2 workers (~66 MB each) unmarked.
+ * a larger initial limit leaves 1M agents on 2 workers (~66 MB each) unmarked. 256 MiB,
+ * not 128: with 128 the first cycle of a 10M activation came at a 100–107 MB heap, where
+ * V8 on busy cores finalized it with the marking still to do (60–85 ms pauses); with 256
+ * the longest activation pause of 5 runs at 10M was 31.5 ms. The cost: up to that much
+ * garbage per worker before its first mark-compact.
  * `workerYoungGenerationMb` still sets the maximum: the start is capped at a third of it.
  */
 export function engineWorkerHeap (workerYoungGenerationMb: number | null): WorkerHeapStart {
   const semiSpaceMb = workerYoungGenerationMb === null ? kDefaultSemiSpaceMb : Math.max(1, Math.floor(workerYoungGenerationMb / 3))
-  return { semiSpaceMb, initialOldMb: 128 }
+  return { semiSpaceMb, initialOldMb: 256 }
 }
 
 let holds = 0

@@ -11,7 +11,7 @@
  *
  * Each worker's isolate is sized by the host option `workerYoungGenerationMb` or V8's
  * default, never by the process's semi-space flags, and starts with its young generation
- * at its largest and a 128 MiB initial old-generation limit (worker-young-generation.ts).
+ * at its largest and a 256 MiB initial old-generation limit (worker-young-generation.ts).
  */
 import { Worker } from 'node:worker_threads'
 import type { AgentRegistry } from '../../native-free-core/agent/registry.ts'
@@ -234,7 +234,7 @@ export class WorkerSupervisor {
     const young = options.workerYoungGenerationMb
     // the process's semi-space flags (a tuning of the application's own thread) would
     // override the worker's limits: cleared until its isolate exists, a replacement's too
-    // and it starts with the heap of a mass activation: the young generation at its largest, the old unmarked below 128 MiB
+    // and it starts with the heap of a mass activation: the young generation at its largest, the old unmarked below 256 MiB
     const worker = workerWithOwnYoungGeneration(workerUrl, young === null ? { workerData: data } : { workerData: data, resourceLimits: { maxYoungGenerationSizeMb: young } }, engineWorkerHeap(young))
     slot.worker = worker
     slot.ready = false

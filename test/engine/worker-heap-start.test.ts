@@ -2,7 +2,7 @@
  * The engine's workers start with the heap of a mass activation
  * (src/host/worker-young-generation.ts engineWorkerHeap): the young generation at its
  * largest size — V8 pretenures the new cells only after a scavenge at that size — and an
- * old generation not marked below 128 MiB; the process-wide V8 flags that do it are set
+ * old generation not marked below 256 MiB; the process-wide V8 flags that do it are set
  * only while the workers' isolates are created, so a Worker the application creates
  * afterwards starts as V8's default. Real child processes, real workers; the figures are
  * taken inside each thread (`v8.getHeapSpaceStatistics()`, a 'gc' PerformanceObserver).
@@ -31,7 +31,7 @@ function run (flags: readonly string[], args: readonly string[] = []): Promise<R
   })
 }
 
-test('engine workers start with a full-size young generation and make no mark-compact below 128 MiB; the application\'s later Worker starts as V8\'s default', async () => {
+test('engine workers start with a full-size young generation and make no mark-compact below 256 MiB; the application\'s later Worker starts as V8\'s default', async () => {
   const r = await run([])
   for (const w of r.workers) {
     // committed at its largest from the start: V8 reports 16 MiB here (main's workers 8, after their first scavenges
@@ -59,9 +59,9 @@ test('the process\'s own flags come back for the application: a command-line --i
 })
 
 test('engineWorkerHeap and initialOldSpaceFlag', () => {
-  assert.deepEqual(engineWorkerHeap(null), { semiSpaceMb: 16, initialOldMb: 128 })
-  assert.deepEqual(engineWorkerHeap(12), { semiSpaceMb: 4, initialOldMb: 128 })
-  assert.deepEqual(engineWorkerHeap(3), { semiSpaceMb: 1, initialOldMb: 128 })
+  assert.deepEqual(engineWorkerHeap(null), { semiSpaceMb: 16, initialOldMb: 256 })
+  assert.deepEqual(engineWorkerHeap(12), { semiSpaceMb: 4, initialOldMb: 256 })
+  assert.deepEqual(engineWorkerHeap(3), { semiSpaceMb: 1, initialOldMb: 256 })
   assert.equal(initialOldSpaceFlag([], undefined), null)
   assert.equal(initialOldSpaceFlag(['--initial-old-space-size=64'], '--initial_old_space_size=8'), 64)
   assert.equal(initialOldSpaceFlag([], ' --initial_old_space_size=8 '), 8)
