@@ -10,7 +10,8 @@
  * worker takes over the same shards. Calls made meanwhile wait in the new rings.
  *
  * Each worker's isolate is sized by the host option `workerYoungGenerationMb` or V8's
- * default, never by the process's semi-space flags (worker-young-generation.ts).
+ * default, never by the process's semi-space flags, and starts with its young generation
+ * at its largest and a 256 MiB initial old-generation limit (worker-young-generation.ts).
  */
 import { Worker } from 'node:worker_threads'
 import type { AgentRegistry } from '../../native-free-core/agent/registry.ts'
@@ -29,7 +30,7 @@ import type { PendingCalls } from './pending-calls.ts'
 import type { WorkerRestartEvent } from './host-events.ts'
 import type { ThreadInspection } from '../thread/inspect-agent.ts'
 import { claimForTerminate, initWord } from '../thread/init-phase.ts'
-import { workerWithOwnYoungGeneration } from './worker-young-generation.ts'
+import { engineWorkerHeap, workerWithOwnYoungGeneration } from './worker-young-generation.ts'
 
 const workerUrl = new URL('../thread/worker-entry.js', import.meta.url)
 
@@ -233,7 +234,8 @@ export class WorkerSupervisor {
     const young = options.workerYoungGenerationMb
     // the process's semi-space flags (a tuning of the application's own thread) would
     // override the worker's limits: cleared until its isolate exists, a replacement's too
-    const worker = workerWithOwnYoungGeneration(workerUrl, young === null ? { workerData: data } : { workerData: data, resourceLimits: { maxYoungGenerationSizeMb: young } })
+    // and it starts with the heap of a mass activation: the young generation at its largest, the old unmarked below 256 MiB
+    const worker = workerWithOwnYoungGeneration(workerUrl, young === null ? { workerData: data } : { workerData: data, resourceLimits: { maxYoungGenerationSizeMb: young } }, engineWorkerHeap(young))
     slot.worker = worker
     slot.ready = false
     slot.lastError = null

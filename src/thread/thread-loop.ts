@@ -24,6 +24,7 @@
  * it publishes the next tick its timers are due at, and re-checks the clock after
  * announcing sleep, so the clock rings its doorbell exactly when a tick has work for it.
  */
+import { kNudgeAfter, kNudgeTries, minorGcNow } from './pretenure-nudge.ts'
 import { Doorbell } from '../../native-free-core/ring/doorbell.ts'
 import { RingConsumer, RingProducer, align4 } from '../../native-free-core/ring/ring-queue.ts'
 import type { BytesView, FrameSink } from '../../native-free-core/ring/ring-queue.ts'
@@ -142,6 +143,9 @@ export class ThreadLoop implements RuntimeOutput {
   private stopped = false
   /** Producers written since the last publish. */
   private readonly dirty = new Set<number>()
+  /** The early minor GC of a worker's first mass activation is still to come (pretenure-nudge.ts). */
+  private nudgePending = true
+  private nudgeTries = 0
   private flushQueued = false
   /** What touchAhead's loads folded into (kept so that they are not optimized away). */
   private touchSink = 0
@@ -522,6 +526,11 @@ export class ThreadLoop implements RuntimeOutput {
         if (bytes === 0) continue
         this.dispatch(bytes, peer)
         if (ring.hasData()) more = true
+      }
+      // once, early in a worker's first mass activation: V8 pretenures the new cells (pretenure-nudge.ts)
+      if (this.nudgePending && rt !== null && rt.activations >= kNudgeAfter) {
+        // another thread may hold V8's flag off this instant: tried again on the next passes, a few times
+        if (this.index === 0 || minorGcNow() || ++this.nudgeTries >= kNudgeTries) this.nudgePending = false
       }
       this.runtime?.commit()
       this.handover?.check()
