@@ -29,8 +29,18 @@ type Gc = (options?: { type?: 'minor' | 'major' }) => void
 
 let minorGc: Gc | null = null
 
+const kExposeGc = /^--expose[-_]gc$/
+
+/**
+ * The process was started with --expose-gc — on its command line or in NODE_OPTIONS
+ * (which `execArgv` does not list): then the flag is left on.
+ */
+export function startedWithExposeGc (execArgv: readonly string[], nodeOptions: string | undefined): boolean {
+  return [...(nodeOptions ?? '').split(/\s+/), ...execArgv].some((a) => kExposeGc.test(a))
+}
+
 function gcFunction (): Gc | null {
-  const had = process.execArgv.includes('--expose-gc') || process.execArgv.includes('--expose_gc')
+  const had = startedWithExposeGc(process.execArgv, process.env.NODE_OPTIONS)
   try {
     if (!had) setFlagsFromString('--expose-gc')
     const gc = runInNewContext('gc') as unknown
