@@ -12,6 +12,8 @@ import { EncodeError, HostClosedError, InvalidArgumentError, ShoalError, Unknown
 import { hashAfter, prefixState } from '../../native-free-core/placement/hash.ts'
 import type { HostQuotas } from '../tenancy/host-quotas.ts'
 import type { ThreadLoop } from '../thread/thread-loop.ts'
+import { idPrefixBytes } from '../thread/frame-codec.ts'
+import type { IdPrefixBytes } from '../thread/frame-codec.ts'
 import type { Gateway } from './gateway.ts'
 import { AgentRef } from './agent-ref.ts'
 import type { RefTarget } from './agent-ref.ts'
@@ -40,7 +42,7 @@ export interface RouterParts {
 
 interface IdPrefix {
   readonly state: number
-  readonly bytes: Uint8Array
+  readonly bytes: IdPrefixBytes
 }
 
 export class Router implements RefTarget {
@@ -68,7 +70,7 @@ export class Router implements RefTarget {
     const quota = options?.quota === undefined ? DEFAULT_QUOTA : checkName('quota', options.quota)
     if (quota !== DEFAULT_QUOTA && !this.quotas.has(quota)) throw unknownQuota(quota)
     const prefix = this.prefixOf(quota, info.index)
-    if (prefix.bytes.length + key.length * 3 > MAX_ID_BYTES && prefix.bytes.length + utf8Length(key) > MAX_ID_BYTES) {
+    if (prefix.bytes.bytes.length + key.length * 3 > MAX_ID_BYTES && prefix.bytes.bytes.length + utf8Length(key) > MAX_ID_BYTES) {
       throw new InvalidArgumentError(`agent id is longer than ${MAX_ID_BYTES} UTF-8 bytes`, { type: info.type, quota })
     }
     return new AgentRef(this, info, quota, key, prefix.bytes, hashAfter(prefix.state, key))
@@ -85,7 +87,7 @@ export class Router implements RefTarget {
     if (prefixes === undefined) {
       prefixes = this.registry.types.map((t) => {
         const p = idString(quota, t.type, '')
-        return { state: prefixState(p), bytes: new Uint8Array(Buffer.from(p, 'utf8')) }
+        return { state: prefixState(p), bytes: idPrefixBytes(new Uint8Array(Buffer.from(p, 'utf8'))) }
       })
       if (this.prefixes.size < 10_000) this.prefixes.set(quota, prefixes)
     }

@@ -34,7 +34,7 @@ import { toWire } from '../../native-free-core/errors.ts'
 import { kStatActivations, kStatIdBytes, kStatSent, kStatStateReads } from './mesh.ts'
 import type { WireError } from '../../native-free-core/errors.ts'
 import { FRAME_CONTROL, FRAME_REPLY, FRAME_STATE, FRAME_TASK, FrameReader, FrameWriter, KIND_HELD } from './frame-codec.ts'
-import type { SendCopy } from './frame-codec.ts'
+import type { IdPrefixBytes, SendCopy } from './frame-codec.ts'
 import { FrameBuffer } from './frame-buffer.ts'
 import { ShardHandover } from './shard-handover.ts'
 import type { ControlOp } from './shard-handover.ts'
@@ -425,7 +425,7 @@ export class ThreadLoop implements RuntimeOutput {
    * `sendMessage` for an id given as the UTF-8 bytes of its `quota \x1f type \x1f` prefix
    * and its key (a ref's first message: no id string is made for it).
    */
-  sendMessageTo (to: number, kind: number, prefix: Uint8Array, key: string, hash: number, typeIdx: number, methodIdx: number,
+  sendMessageTo (to: number, kind: number, prefix: IdPrefixBytes, key: string, hash: number, typeIdx: number, methodIdx: number,
     payload: unknown, callId: number): boolean {
     const ring = this.producers[to]
     if (ring == null) return false
