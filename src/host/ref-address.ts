@@ -18,6 +18,7 @@ import type { IdPrefixBytes } from '../thread/frame-codec.ts'
  * main thread's 0.5 µs per activation (bench/RESULTS.md, issue 13).
  */
 export class RefAddress {
+  /** The id's placement hash as an int32 (hashId's 32 bits: `>>> 0` gives hashId's value; shardOf reads either). */
   readonly hash: number
   readonly info: TypeInfo
   readonly quota: string

@@ -7,7 +7,7 @@ import { DEFAULT_QUOTA, MAX_ID_BYTES, checkKey, checkName, idString, utf8Length 
 import { isAgentDefinition } from '../../native-free-core/agent/define-agent.ts'
 import type { AgentDefinition } from '../../native-free-core/agent/define-agent.ts'
 import { MSG_CALL, MSG_CAST, MSG_FOLLOW } from '../../native-free-core/agent/envelope.ts'
-import type { AgentRegistry, MethodInfo } from '../../native-free-core/agent/registry.ts'
+import type { AgentRegistry, MethodInfo, TypeInfo } from '../../native-free-core/agent/registry.ts'
 import { EncodeError, HostClosedError, InvalidArgumentError, ShoalError, UnknownQuotaError, errorFromWire, messageOf } from '../../native-free-core/errors.ts'
 import { hashAfter, prefixState } from '../../native-free-core/placement/hash.ts'
 import type { HostQuotas } from '../tenancy/host-quotas.ts'
@@ -53,6 +53,11 @@ export class Router implements RefTarget {
   private readonly life: HostLifecycle
   private readonly parts: RouterParts
   private readonly prefixes = new Map<string, IdPrefix[]>()
+  /** The default quota's prefixes, without the Map probe (nearly every ref's quota). */
+  private defaultPrefixes: IdPrefix[] | null = null
+  /** The last type `ref` was given (a definition or a name) and what it resolved to: a loop of refs names one type. */
+  private lastType: string | AgentDefinition | null = null
+  private lastInfo: TypeInfo | null = null
 
   constructor (parts: RouterParts) {
     this.parts = parts
@@ -64,16 +69,32 @@ export class Router implements RefTarget {
   }
 
   ref (type: string | AgentDefinition, key: string, options?: RefOptions): AgentRef {
-    // a registered type name is valid by construction: the name check only runs to explain a miss
-    const info = this.registry.get(isAgentDefinition(type) ? type.type : type) ?? this.registry.require(checkName('type', type))
+    let info: TypeInfo
+    // the registry never changes and definitions are frozen: the same argument resolves to the same type
+    if (type === this.lastType) info = this.lastInfo!
+    else {
+      // a registered type name is valid by construction: the name check only runs to explain a miss
+      info = this.registry.get(isAgentDefinition(type) ? type.type : type) ?? this.registry.require(checkName('type', type))
+      this.lastType = type
+      this.lastInfo = info
+    }
     checkKey(key)
-    const quota = options?.quota === undefined ? DEFAULT_QUOTA : checkName('quota', options.quota)
-    if (quota !== DEFAULT_QUOTA && !this.quotas.has(quota)) throw unknownQuota(quota)
-    const prefix = this.prefixOf(quota, info.index)
+    let quota: string
+    let prefix: IdPrefix
+    if (options?.quota === undefined) {
+      quota = DEFAULT_QUOTA
+      prefix = (this.defaultPrefixes ??= this.prefixesOf(DEFAULT_QUOTA))[info.index]!
+    } else {
+      quota = checkName('quota', options.quota)
+      if (quota !== DEFAULT_QUOTA && !this.quotas.has(quota)) throw unknownQuota(quota)
+      prefix = this.prefixOf(quota, info.index)
+    }
     if (prefix.bytes.bytes.length + key.length * 3 > MAX_ID_BYTES && prefix.bytes.bytes.length + utf8Length(key) > MAX_ID_BYTES) {
       throw new InvalidArgumentError(`agent id is longer than ${MAX_ID_BYTES} UTF-8 bytes`, { type: info.type, quota })
     }
-    return new AgentRef(this, info, quota, key, prefix.bytes, hashAfter(prefix.state, key))
+    // the hash as an int32 (the same 32 bits; frames and shardOf read it either way): a uint32 ≥ 2^31 is no small
+    // integer, and the ref's field would hold every hash in a heap number of its own
+    return new AgentRef(this, info, quota, key, prefix.bytes, hashAfter(prefix.state, key) | 0)
   }
 
   /**
@@ -83,15 +104,20 @@ export class Router implements RefTarget {
    * are usually the same objects, so the Map lookup reuses their cached V8 hash).
    */
   private prefixOf (quota: string, typeIndex: number): IdPrefix {
+    if (quota === DEFAULT_QUOTA) return (this.defaultPrefixes ??= this.prefixesOf(DEFAULT_QUOTA))[typeIndex]!
     let prefixes = this.prefixes.get(quota)
     if (prefixes === undefined) {
-      prefixes = this.registry.types.map((t) => {
-        const p = idString(quota, t.type, '')
-        return { state: prefixState(p), bytes: idPrefixBytes(new Uint8Array(Buffer.from(p, 'utf8'))) }
-      })
+      prefixes = this.prefixesOf(quota)
       if (this.prefixes.size < 10_000) this.prefixes.set(quota, prefixes)
     }
     return prefixes[typeIndex]!
+  }
+
+  private prefixesOf (quota: string): IdPrefix[] {
+    return this.registry.types.map((t) => {
+      const p = idString(quota, t.type, '')
+      return { state: prefixState(p), bytes: idPrefixBytes(new Uint8Array(Buffer.from(p, 'utf8'))) }
+    })
   }
 
   /** @internal RefTarget */

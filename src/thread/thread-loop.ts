@@ -142,6 +142,8 @@ export class ThreadLoop implements RuntimeOutput {
   private stopped = false
   /** Producers written since the last publish. */
   private readonly dirty = new Set<number>()
+  /** 1 for a peer in `dirty`: a cast tests a byte, not the Set, for a peer already written since the last publish. */
+  private dirtyMarks = new Uint8Array(0)
   private flushQueued = false
   /** What touchAhead's loads folded into (kept so that they are not optimized away). */
   private touchSink = 0
@@ -196,6 +198,12 @@ export class ThreadLoop implements RuntimeOutput {
     this.producers[peer] = out ? new RingProducer(out, this.bells[peer]!, bufferView) : null
     this.consumers[peer] = inn ? new RingConsumer(inn, this.bells[peer]!) : null
     this.dirty.delete(peer)
+    if (this.dirtyMarks.length <= peer) {
+      const marks = new Uint8Array(this.producers.length)
+      marks.set(this.dirtyMarks)
+      this.dirtyMarks = marks
+    }
+    this.dirtyMarks[peer] = 0
   }
 
   /** Process what `peer` already published, then switch to its new rings (it restarted). */
@@ -469,7 +477,10 @@ export class ThreadLoop implements RuntimeOutput {
 
   /** A producer was written: publish at the end of the current turn of the event loop. */
   private touched (peer: number): void {
-    this.dirty.add(peer)
+    if (this.dirtyMarks[peer] !== 1) {
+      this.dirtyMarks[peer] = 1
+      this.dirty.add(peer)
+    }
     if (!this.running && !this.flushQueued) {
       this.flushQueued = true
       queueMicrotask(() => {
@@ -483,7 +494,10 @@ export class ThreadLoop implements RuntimeOutput {
   flush (): void {
     for (const peer of this.dirty) {
       const ring = this.producers[peer]
-      if (ring == null || !ring.publish()) this.dirty.delete(peer)
+      if (ring == null || !ring.publish()) {
+        this.dirty.delete(peer)
+        this.dirtyMarks[peer] = 0
+      }
       // an overflowing producer stays in `dirty`: the consumer rings our bell when it frees space
     }
   }
