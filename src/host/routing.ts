@@ -41,6 +41,7 @@ export interface RouterParts {
 }
 
 interface IdPrefix {
+  readonly quota: string
   readonly state: number
   readonly bytes: IdPrefixBytes
 }
@@ -58,6 +59,10 @@ export class Router implements RefTarget {
   /** The last type `ref` was given (a definition or a name) and what it resolved to: a loop of refs names one type. */
   private lastType: string | AgentDefinition | null = null
   private lastInfo: TypeInfo | null = null
+  /** The last method `resolve` looked up in a type's Map (a loop of one-shot refs calls one method). */
+  private lastMethodType: TypeInfo | null = null
+  private lastMethodName = ''
+  private lastMethodInfo: MethodInfo | null = null
 
   constructor (parts: RouterParts) {
     this.parts = parts
@@ -68,33 +73,39 @@ export class Router implements RefTarget {
     this.life = parts.life
   }
 
+  /**
+   * Kept small on purpose (the rare cases are in `typeOf`, `quotaPrefix`, `checkIdLength`):
+   * V8 then inlines `ref` and `cast` into a caller's loop, and a one-shot
+   * `host.ref(t, k).cast(…)` allocates neither the AgentRef nor its RefAddress (escape
+   * analysis), where they were 168 B per ref (bench/RESULTS.md, branch mainref).
+   */
   ref (type: string | AgentDefinition, key: string, options?: RefOptions): AgentRef {
-    let info: TypeInfo
     // the registry never changes and definitions are frozen: the same argument resolves to the same type
-    if (type === this.lastType) info = this.lastInfo!
-    else {
-      // a registered type name is valid by construction: the name check only runs to explain a miss
-      info = this.registry.get(isAgentDefinition(type) ? type.type : type) ?? this.registry.require(checkName('type', type))
-      this.lastType = type
-      this.lastInfo = info
-    }
+    const info = type === this.lastType ? this.lastInfo! : this.typeOf(type)
     checkKey(key)
-    let quota: string
-    let prefix: IdPrefix
-    if (options?.quota === undefined) {
-      quota = DEFAULT_QUOTA
-      prefix = (this.defaultPrefixes ??= this.prefixesOf(DEFAULT_QUOTA))[info.index]!
-    } else {
-      quota = checkName('quota', options.quota)
-      if (quota !== DEFAULT_QUOTA && !this.quotas.has(quota)) throw unknownQuota(quota)
-      prefix = this.prefixOf(quota, info.index)
-    }
-    if (prefix.bytes.bytes.length + key.length * 3 > MAX_ID_BYTES && prefix.bytes.bytes.length + utf8Length(key) > MAX_ID_BYTES) {
-      throw new InvalidArgumentError(`agent id is longer than ${MAX_ID_BYTES} UTF-8 bytes`, { type: info.type, quota })
-    }
+    const prefix = options?.quota === undefined ? (this.defaultPrefixes ?? this.defaultPrefixesNow())[info.index]! : this.quotaPrefix(options.quota, info.index)
+    if (prefix.bytes.bytes.length + key.length * 3 > MAX_ID_BYTES) checkIdLength(prefix, key, info)
     // the hash as an int32 (the same 32 bits; frames and shardOf read it either way): a uint32 ≥ 2^31 is no small
     // integer, and the ref's field would hold every hash in a heap number of its own
-    return new AgentRef(this, info, quota, key, prefix.bytes, hashAfter(prefix.state, key) | 0)
+    return new AgentRef(this, info, prefix.quota, key, prefix.bytes, hashAfter(prefix.state, key) | 0)
+  }
+
+  private typeOf (type: string | AgentDefinition): TypeInfo {
+    // a registered type name is valid by construction: the name check only runs to explain a miss
+    const info = this.registry.get(isAgentDefinition(type) ? type.type : type) ?? this.registry.require(checkName('type', type))
+    this.lastType = type
+    this.lastInfo = info
+    return info
+  }
+
+  private defaultPrefixesNow (): IdPrefix[] {
+    return (this.defaultPrefixes = this.prefixesOf(DEFAULT_QUOTA))
+  }
+
+  private quotaPrefix (name: string, typeIndex: number): IdPrefix {
+    const quota = checkName('quota', name)
+    if (quota !== DEFAULT_QUOTA && !this.quotas.has(quota)) throw unknownQuota(quota)
+    return this.prefixOf(quota, typeIndex)
   }
 
   /**
@@ -116,7 +127,7 @@ export class Router implements RefTarget {
   private prefixesOf (quota: string): IdPrefix[] {
     return this.registry.types.map((t) => {
       const p = idString(quota, t.type, '')
-      return { state: prefixState(p), bytes: idPrefixBytes(new Uint8Array(Buffer.from(p, 'utf8'))) }
+      return { quota, state: prefixState(p), bytes: idPrefixBytes(new Uint8Array(Buffer.from(p, 'utf8'))) }
     })
   }
 
@@ -154,7 +165,7 @@ export class Router implements RefTarget {
     if (this.life.stopping) throw new HostClosedError()
     const m = this.resolve(to, method)
     const gateway = this.parts.gateway()
-    if (gateway !== null && gateway.isDirect(to.hash) && gateway.sendDirect(MSG_CAST, to.id, to.idBytes, to.hash, to.info.index, m.index, payload, 0)) return
+    if (gateway !== null && castDirect(gateway, to, m, payload)) return
     const loop = this.loop
     if (to.idBytes !== null) loop.sendMessage(loop.ownerOf(to.hash), MSG_CAST, to.id, to.idBytes, to.hash, to.info.index, m.index, payload, 0)
     else loop.sendMessageTo(loop.ownerOf(to.hash), MSG_CAST, to.prefix, to.key, to.hash, to.info.index, m.index, payload, 0)
@@ -177,15 +188,49 @@ export class Router implements RefTarget {
     loop.sendMessage(thread, kind, to.id, to.idBytes, to.hash, to.info.index, 0, undefined, sub.followId)
   }
 
-  /** The method of a ref's type; from the second message on, the ref keeps its id's bytes. */
+  /**
+   * The method of a ref's type; from the second message on, the ref keeps its id's bytes.
+   * Small, as `ref` (the rest in helpers): a ref used once looks its method up in the
+   * router's last one, not in its type's Map.
+   */
   private resolve (to: RefAddress, method: string): MethodInfo {
-    if (to.quota !== DEFAULT_QUOTA && !this.quotas.has(to.quota)) throw unknownQuota(to.quota)
-    if (++to.uses === 2) to.idBytes = Buffer.from(to.id, 'utf8')
-    if (method === to.lastMethod && to.lastMethodInfo !== null) return to.lastMethodInfo
-    const m = this.registry.method(to.info, method)
+    if (to.quota !== DEFAULT_QUOTA) this.checkQuota(to.quota)
+    if (++to.uses === 2) keepIdBytes(to)
+    let m = to.lastMethodInfo
+    if (m !== null && method === to.lastMethod) return m
+    m = to.info === this.lastMethodType && method === this.lastMethodName ? this.lastMethodInfo! : this.methodOf(to.info, method)
     to.lastMethod = method
     to.lastMethodInfo = m
     return m
+  }
+
+  private methodOf (info: TypeInfo, method: string): MethodInfo {
+    const m = this.registry.method(info, method)
+    this.lastMethodType = info
+    this.lastMethodName = method
+    this.lastMethodInfo = m
+    return m
+  }
+
+  private checkQuota (quota: string): void {
+    if (!this.quotas.has(quota)) throw unknownQuota(quota)
+  }
+}
+
+/** From a ref's second message on, its id's UTF-8 bytes are copied into frames. */
+function keepIdBytes (to: RefAddress): void {
+  to.idBytes = Buffer.from(to.id, 'utf8')
+}
+
+/** A cast to a shard another host serves, sent there directly (out of `cast`, which stays small). */
+function castDirect (gateway: Gateway, to: RefAddress, m: MethodInfo, payload: unknown): boolean {
+  return gateway.isDirect(to.hash) && gateway.sendDirect(MSG_CAST, to.id, to.idBytes, to.hash, to.info.index, m.index, payload, 0)
+}
+
+/** A ref's id over MAX_ID_BYTES (the caller's quick test counts 3 bytes per UTF-16 unit: this counts them). */
+function checkIdLength (prefix: IdPrefix, key: string, info: TypeInfo): void {
+  if (prefix.bytes.bytes.length + utf8Length(key) > MAX_ID_BYTES) {
+    throw new InvalidArgumentError(`agent id is longer than ${MAX_ID_BYTES} UTF-8 bytes`, { type: info.type, quota: prefix.quota })
   }
 }
 
