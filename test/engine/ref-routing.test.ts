@@ -1,7 +1,7 @@
 /**
  * `host.ref` in a loop, as an application (and the bench) makes them: one ref per key,
- * types and quotas mixed, bad refs in between. The router keeps the last type and the
- * default quota's id prefixes, and a ref keeps its hash as an int32; none of that may
+ * types and quotas mixed, bad refs in between. The router keeps the last type, the last
+ * method it looked up and the default quota's id prefixes, and a ref keeps its hash as an int32; none of that may
  * change where a message goes or what a ref shows. Checked against `host.inspect`,
  * which finds an agent from its own hash of the id string. Real worker threads.
  */
@@ -9,7 +9,7 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { hashId } from '../../native-free-core/placement/hash.ts'
 import { idString } from '../../native-free-core/agent/agent-id.ts'
-import { counter, recorder } from '../fixtures/agents.ts'
+import { counter, fragile, recorder } from '../fixtures/agents.ts'
 import { startHost } from './helpers.ts'
 
 /** `n` keys whose id's hash has its top bit set (`high`) or clear: both signs of the int32 the ref keeps. */
@@ -34,6 +34,10 @@ test('refs made one per key, types and quotas mixed and bad refs in between, rea
       assert.deepEqual(JSON.parse(JSON.stringify(byDef)), { quota: 'default', type: 'counter', key: k })
       assert.deepEqual(Object.keys(byDef), ['quota', 'type', 'key'])
       assert.equal(await byDef.call('add', i + 1), i + 1)
+      // the same method name on another type is another method (counter's get is its 2nd, fragile's its 3rd)
+      assert.equal(await host.ref(counter, k).call('get'), i + 1)
+      assert.deepEqual(await host.ref(fragile, k).call('get'), { n: 0, items: [] })
+      await assert.rejects(host.ref(recorder, k).call('get' as 'seen'), { code: 'SHOAL_ERR_UNKNOWN_METHOD' })
       assert.throws(() => host.ref('nope', k), { code: 'SHOAL_ERR_UNKNOWN_AGENT_TYPE' })
       await host.ref(recorder, k).call('record', ['r', i])
       assert.throws(() => host.ref('counter', k, { quota: 'nobody' }), { code: 'SHOAL_ERR_UNKNOWN_QUOTA' })
