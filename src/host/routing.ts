@@ -75,9 +75,9 @@ export class Router implements RefTarget {
 
   /**
    * Kept small on purpose (the rare cases are in `typeOf`, `quotaPrefix`, `checkIdLength`):
-   * V8 then inlines `ref` and `cast` into a caller's loop, and a one-shot
-   * `host.ref(t, k).cast(…)` allocates neither the AgentRef nor its RefAddress (escape
-   * analysis), where they were 168 B per ref (bench/RESULTS.md, branch mainref).
+   * at 432 bytes of bytecode V8 stopped inlining into a caller's loop here; small, `ref`,
+   * `cast` and the AgentRef and RefAddress constructors are inlined (bench/RESULTS.md,
+   * branch mainref). The two objects are still allocated: escape analysis does not drop them.
    */
   ref (type: string | AgentDefinition, key: string, options?: RefOptions): AgentRef {
     // the registry never changes and definitions are frozen: the same argument resolves to the same type
