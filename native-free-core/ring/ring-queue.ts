@@ -187,27 +187,22 @@ export class RingProducer implements FrameSink {
   }
 
   /**
-   * Touch one word of each cache line of the next WARM_BLOCK_BYTES ahead of the tail,
-   * keeping 1–2 blocks touched ahead. A line of a 4 MiB ring comes back to the producer a
-   * lap later, long out of its cache: its first store missed, and in the activate profile
-   * the main thread's largest self time was the first store of each frame. Touched
-   * together, a block's misses overlap instead of one stall per frame. Where the block is
-   * free space (the consumer has copied it out, by the head last read) the touch is a
-   * store of 0, which the thread does not wait for; otherwise a load (the consumer only
-   * reads those bytes).
+   * Load one word of each cache line of the next WARM_BLOCK_BYTES ahead of the tail, keeping
+   * 1–2 blocks loaded ahead. A line of a 4 MiB ring comes back to the producer a lap
+   * later, long out of its cache: its first store missed, and in the activate profile
+   * the main thread's largest self time was the first store of each frame. Loaded
+   * together, a block's misses overlap (the loads do not depend on each other), instead
+   * of one stall per frame. Reading ahead of the tail is harmless: those bytes are free,
+   * or not yet copied out by the consumer, which only reads them.
    */
   private warm (): void {
     if (((this.warmedTo - this.tail) | 0) < 0) this.warmedTo = this.tail // jumped (a skip marker, a long frame)
     const i32 = this.ring.i32
     const mask = this.mask
     const from = this.warmedTo
-    if (((from + WARM_BLOCK_BYTES - this.head) | 0) <= this.capacity) {
-      for (let k = 0; k < WARM_BLOCK_BYTES; k += 64) i32[((from + k) & mask) >> 2] = 0
-    } else {
-      let sink = this.warmSink
-      for (let k = 0; k < WARM_BLOCK_BYTES; k += 64) sink ^= i32[((from + k) & mask) >> 2]!
-      this.warmSink = sink
-    }
+    let sink = this.warmSink
+    for (let k = 0; k < WARM_BLOCK_BYTES; k += 64) sink ^= i32[((from + k) & mask) >> 2]!
+    this.warmSink = sink
     this.warmedTo = (from + WARM_BLOCK_BYTES) | 0
   }
 
