@@ -40,11 +40,6 @@ const kProducerWaiting = 32
 /** Publish at least every this many frames, so a long synchronous producer loop feeds the consumer while it runs. */
 const PUBLISH_EVERY = 64
 const OVERFLOW_CHUNK_BYTES = 64 * 1024
-/**
- * The producer loads the cache lines of the next this many ring bytes ahead of its tail,
- * a block at a time (see `warm`).
- */
-const WARM_BLOCK_BYTES = 1024
 
 /** Make a byte view; the host passes `Buffer.from` so that codecs get `utf8Write`/`utf8Slice`. */
 export type BytesView = (buffer: ArrayBufferLike, byteOffset: number, length: number) => Uint8Array
@@ -118,10 +113,6 @@ export class RingProducer implements FrameSink {
   private inRing = true
   /** Frames ever written to overflow, for stats. */
   overflowed = 0
-  /** The position up to which `warm` has loaded the ring's lines. */
-  private warmedTo: number
-  /** What warm's loads folded into (kept so that they are not optimized away). */
-  private warmSink = 0
 
   constructor (sab: SharedArrayBuffer, consumerBell: Doorbell, bytesView: BytesView = plainBytes) {
     this.capacity = ringCapacity(sab)
@@ -137,7 +128,6 @@ export class RingProducer implements FrameSink {
     this.consumerBell = consumerBell
     this.tail = this.published = Atomics.load(this.ctl, kTail)
     this.head = Atomics.load(this.ctl, kHead)
-    this.warmedTo = this.tail
   }
 
   /**
@@ -177,33 +167,11 @@ export class RingProducer implements FrameSink {
   /** Finish the frame begun by `begin`; `bytes` is its payload length. */
   end (bytes: number): void {
     this.target.i32[this.frameAt >> 2] = bytes
-    if (this.inRing) {
-      this.tail = (this.tail + 4 + align4(bytes)) | 0
-      if (((this.warmedTo - this.tail) | 0) < WARM_BLOCK_BYTES) this.warm()
-    } else (this.target as Chunk).used = this.frameAt + 4 + align4(bytes)
+    if (this.inRing) this.tail = (this.tail + 4 + align4(bytes)) | 0
+    else (this.target as Chunk).used = this.frameAt + 4 + align4(bytes)
     // in overflow too: a producer looping synchronously must keep moving overflow into the
     // ring as the consumer frees it, or the consumer starves until the loop ends
     if (++this.unpublished >= PUBLISH_EVERY) this.publish()
-  }
-
-  /**
-   * Load one word of each cache line of the next WARM_BLOCK_BYTES ahead of the tail, keeping
-   * 1–2 blocks loaded ahead. A line of a 4 MiB ring comes back to the producer a lap
-   * later, long out of its cache: its first store missed, and in the activate profile
-   * the main thread's largest self time was the first store of each frame. Loaded
-   * together, a block's misses overlap (the loads do not depend on each other), instead
-   * of one stall per frame. Reading ahead of the tail is harmless: those bytes are free,
-   * or not yet copied out by the consumer, which only reads them.
-   */
-  private warm (): void {
-    if (((this.warmedTo - this.tail) | 0) < 0) this.warmedTo = this.tail // jumped (a skip marker, a long frame)
-    const i32 = this.ring.i32
-    const mask = this.mask
-    const from = this.warmedTo
-    let sink = this.warmSink
-    for (let k = 0; k < WARM_BLOCK_BYTES; k += 64) sink ^= i32[((from + k) & mask) >> 2]!
-    this.warmSink = sink
-    this.warmedTo = (from + WARM_BLOCK_BYTES) | 0
   }
 
   /**
