@@ -74,13 +74,14 @@ export function checkName (what: 'quota' | 'type', name: unknown): string {
  * silently address a different agent on the other side of a ring or a socket.
  */
 export function checkKey (key: unknown): string {
-  if (typeof key !== 'string') {
-    throw new InvalidArgumentError(`agent key must be a string (got ${typeof key})`, { key: String(key) })
-  }
-  if (!key.isWellFormed()) {
-    throw new InvalidArgumentError('agent key must be a well-formed string (it contains a lone surrogate)', { key })
-  }
+  // the errors apart: a small function is inlined into `host.ref`
+  if (typeof key !== 'string' || !key.isWellFormed()) throw badKey(key)
   return key
+}
+
+function badKey (key: unknown): InvalidArgumentError {
+  if (typeof key !== 'string') return new InvalidArgumentError(`agent key must be a string (got ${typeof key})`, { key: String(key) })
+  return new InvalidArgumentError('agent key must be a well-formed string (it contains a lone surrogate)', { key })
 }
 
 /** Build and check the id string of an address; the quota defaults to `'default'`. */

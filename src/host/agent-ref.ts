@@ -11,6 +11,7 @@ import { checkCallOptions } from './pending-calls.ts'
 import type { CallOptions } from './pending-calls.ts'
 import type { FollowOptions } from './follow.ts'
 import { RefAddress } from './ref-address.ts'
+import type { IdPrefixBytes } from '../thread/frame-codec.ts'
 
 /** @internal What a ref needs from its host. */
 export interface RefTarget {
@@ -27,7 +28,7 @@ export class AgentRef<D extends AgentDefinition = AgentDefinition> implements Ag
   readonly #to: RefAddress
 
   /** @internal Use `host.ref(type, key)`. */
-  constructor (target: RefTarget, info: TypeInfo, quota: string, key: string, prefix: Uint8Array, hash: number) {
+  constructor (target: RefTarget, info: TypeInfo, quota: string, key: string, prefix: IdPrefixBytes, hash: number) {
     this.quota = quota
     this.type = info.type
     this.key = key

@@ -4,6 +4,7 @@
  */
 import { idString } from '../../native-free-core/agent/agent-id.ts'
 import type { MethodInfo, TypeInfo } from '../../native-free-core/agent/registry.ts'
+import type { IdPrefixBytes } from '../thread/frame-codec.ts'
 
 /**
  * Where a ref points, resolved once, plus what repeated use can skip: the id's UTF-8
@@ -17,19 +18,20 @@ import type { MethodInfo, TypeInfo } from '../../native-free-core/agent/registry
  * main thread's 0.5 µs per activation (bench/RESULTS.md, issue 13).
  */
 export class RefAddress {
+  /** The id's placement hash as an int32 (hashId's 32 bits: `>>> 0` gives hashId's value; shardOf reads either). */
   readonly hash: number
   readonly info: TypeInfo
   readonly quota: string
   readonly key: string
-  /** UTF-8 bytes of `quota \x1f type \x1f` (shared: never written). */
-  readonly prefix: Uint8Array
+  /** UTF-8 bytes of `quota \x1f type \x1f`, also as words (shared: never written). */
+  readonly prefix: IdPrefixBytes
   idBytes: Uint8Array | null = null
   uses = 0
   lastMethod = ''
   lastMethodInfo: MethodInfo | null = null
   #id: string | null = null
 
-  constructor (prefix: Uint8Array, key: string, hash: number, info: TypeInfo, quota: string) {
+  constructor (prefix: IdPrefixBytes, key: string, hash: number, info: TypeInfo, quota: string) {
     this.prefix = prefix
     this.key = key
     this.hash = hash

@@ -7,11 +7,13 @@ import { DEFAULT_QUOTA, MAX_ID_BYTES, checkKey, checkName, idString, utf8Length 
 import { isAgentDefinition } from '../../native-free-core/agent/define-agent.ts'
 import type { AgentDefinition } from '../../native-free-core/agent/define-agent.ts'
 import { MSG_CALL, MSG_CAST, MSG_FOLLOW } from '../../native-free-core/agent/envelope.ts'
-import type { AgentRegistry, MethodInfo } from '../../native-free-core/agent/registry.ts'
+import type { AgentRegistry, MethodInfo, TypeInfo } from '../../native-free-core/agent/registry.ts'
 import { EncodeError, HostClosedError, InvalidArgumentError, ShoalError, UnknownQuotaError, errorFromWire, messageOf } from '../../native-free-core/errors.ts'
 import { hashAfter, prefixState } from '../../native-free-core/placement/hash.ts'
 import type { HostQuotas } from '../tenancy/host-quotas.ts'
 import type { ThreadLoop } from '../thread/thread-loop.ts'
+import { idPrefixBytes } from '../thread/frame-codec.ts'
+import type { IdPrefixBytes } from '../thread/frame-codec.ts'
 import type { Gateway } from './gateway.ts'
 import { AgentRef } from './agent-ref.ts'
 import type { RefTarget } from './agent-ref.ts'
@@ -39,8 +41,9 @@ export interface RouterParts {
 }
 
 interface IdPrefix {
+  readonly quota: string
   readonly state: number
-  readonly bytes: Uint8Array
+  readonly bytes: IdPrefixBytes
 }
 
 export class Router implements RefTarget {
@@ -51,6 +54,15 @@ export class Router implements RefTarget {
   private readonly life: HostLifecycle
   private readonly parts: RouterParts
   private readonly prefixes = new Map<string, IdPrefix[]>()
+  /** The default quota's prefixes, without the Map probe (nearly every ref's quota). */
+  private defaultPrefixes: IdPrefix[] | null = null
+  /** The last type `ref` was given (a definition or a name) and what it resolved to: a loop of refs names one type. */
+  private lastType: string | AgentDefinition | null = null
+  private lastInfo: TypeInfo | null = null
+  /** The last method `resolve` looked up in a type's Map (a loop of one-shot refs calls one method). */
+  private lastMethodType: TypeInfo | null = null
+  private lastMethodName = ''
+  private lastMethodInfo: MethodInfo | null = null
 
   constructor (parts: RouterParts) {
     this.parts = parts
@@ -61,17 +73,39 @@ export class Router implements RefTarget {
     this.life = parts.life
   }
 
+  /**
+   * Kept small on purpose (the rare cases are in `typeOf`, `quotaPrefix`, `checkIdLength`):
+   * at 432 bytes of bytecode V8 stopped inlining into a caller's loop here; small, `ref`,
+   * `cast` and the AgentRef and RefAddress constructors are inlined (bench/RESULTS.md,
+   * branch mainref). The two objects are still allocated: escape analysis does not drop them.
+   */
   ref (type: string | AgentDefinition, key: string, options?: RefOptions): AgentRef {
+    // the registry never changes and definitions are frozen: the same argument resolves to the same type
+    const info = type === this.lastType ? this.lastInfo! : this.typeOf(type)
+    checkKey(key)
+    const prefix = options?.quota === undefined ? (this.defaultPrefixes ?? this.defaultPrefixesNow())[info.index]! : this.quotaPrefix(options.quota, info.index)
+    if (prefix.bytes.bytes.length + key.length * 3 > MAX_ID_BYTES) checkIdLength(prefix, key, info)
+    // the hash as an int32 (the same 32 bits; frames and shardOf read it either way): a uint32 ≥ 2^31 is no small
+    // integer, and the ref's field would hold every hash in a heap number of its own
+    return new AgentRef(this, info, prefix.quota, key, prefix.bytes, hashAfter(prefix.state, key) | 0)
+  }
+
+  private typeOf (type: string | AgentDefinition): TypeInfo {
     // a registered type name is valid by construction: the name check only runs to explain a miss
     const info = this.registry.get(isAgentDefinition(type) ? type.type : type) ?? this.registry.require(checkName('type', type))
-    checkKey(key)
-    const quota = options?.quota === undefined ? DEFAULT_QUOTA : checkName('quota', options.quota)
+    this.lastType = type
+    this.lastInfo = info
+    return info
+  }
+
+  private defaultPrefixesNow (): IdPrefix[] {
+    return (this.defaultPrefixes = this.prefixesOf(DEFAULT_QUOTA))
+  }
+
+  private quotaPrefix (name: string, typeIndex: number): IdPrefix {
+    const quota = checkName('quota', name)
     if (quota !== DEFAULT_QUOTA && !this.quotas.has(quota)) throw unknownQuota(quota)
-    const prefix = this.prefixOf(quota, info.index)
-    if (prefix.bytes.length + key.length * 3 > MAX_ID_BYTES && prefix.bytes.length + utf8Length(key) > MAX_ID_BYTES) {
-      throw new InvalidArgumentError(`agent id is longer than ${MAX_ID_BYTES} UTF-8 bytes`, { type: info.type, quota })
-    }
-    return new AgentRef(this, info, quota, key, prefix.bytes, hashAfter(prefix.state, key))
+    return this.prefixOf(quota, typeIndex)
   }
 
   /**
@@ -81,15 +115,20 @@ export class Router implements RefTarget {
    * are usually the same objects, so the Map lookup reuses their cached V8 hash).
    */
   private prefixOf (quota: string, typeIndex: number): IdPrefix {
+    if (quota === DEFAULT_QUOTA) return (this.defaultPrefixes ??= this.prefixesOf(DEFAULT_QUOTA))[typeIndex]!
     let prefixes = this.prefixes.get(quota)
     if (prefixes === undefined) {
-      prefixes = this.registry.types.map((t) => {
-        const p = idString(quota, t.type, '')
-        return { state: prefixState(p), bytes: new Uint8Array(Buffer.from(p, 'utf8')) }
-      })
+      prefixes = this.prefixesOf(quota)
       if (this.prefixes.size < 10_000) this.prefixes.set(quota, prefixes)
     }
     return prefixes[typeIndex]!
+  }
+
+  private prefixesOf (quota: string): IdPrefix[] {
+    return this.registry.types.map((t) => {
+      const p = idString(quota, t.type, '')
+      return { quota, state: prefixState(p), bytes: idPrefixBytes(new Uint8Array(Buffer.from(p, 'utf8'))) }
+    })
   }
 
   /** @internal RefTarget */
@@ -126,7 +165,7 @@ export class Router implements RefTarget {
     if (this.life.stopping) throw new HostClosedError()
     const m = this.resolve(to, method)
     const gateway = this.parts.gateway()
-    if (gateway !== null && gateway.isDirect(to.hash) && gateway.sendDirect(MSG_CAST, to.id, to.idBytes, to.hash, to.info.index, m.index, payload, 0)) return
+    if (gateway !== null && castDirect(gateway, to, m, payload)) return
     const loop = this.loop
     if (to.idBytes !== null) loop.sendMessage(loop.ownerOf(to.hash), MSG_CAST, to.id, to.idBytes, to.hash, to.info.index, m.index, payload, 0)
     else loop.sendMessageTo(loop.ownerOf(to.hash), MSG_CAST, to.prefix, to.key, to.hash, to.info.index, m.index, payload, 0)
@@ -149,15 +188,49 @@ export class Router implements RefTarget {
     loop.sendMessage(thread, kind, to.id, to.idBytes, to.hash, to.info.index, 0, undefined, sub.followId)
   }
 
-  /** The method of a ref's type; from the second message on, the ref keeps its id's bytes. */
+  /**
+   * The method of a ref's type; from the second message on, the ref keeps its id's bytes.
+   * Small, as `ref` (the rest in helpers): a ref used once looks its method up in the
+   * router's last one, not in its type's Map.
+   */
   private resolve (to: RefAddress, method: string): MethodInfo {
-    if (to.quota !== DEFAULT_QUOTA && !this.quotas.has(to.quota)) throw unknownQuota(to.quota)
-    if (++to.uses === 2) to.idBytes = Buffer.from(to.id, 'utf8')
-    if (method === to.lastMethod && to.lastMethodInfo !== null) return to.lastMethodInfo
-    const m = this.registry.method(to.info, method)
+    if (to.quota !== DEFAULT_QUOTA) this.checkQuota(to.quota)
+    if (++to.uses === 2) keepIdBytes(to)
+    let m = to.lastMethodInfo
+    if (m !== null && method === to.lastMethod) return m
+    m = to.info === this.lastMethodType && method === this.lastMethodName ? this.lastMethodInfo! : this.methodOf(to.info, method)
     to.lastMethod = method
     to.lastMethodInfo = m
     return m
+  }
+
+  private methodOf (info: TypeInfo, method: string): MethodInfo {
+    const m = this.registry.method(info, method)
+    this.lastMethodType = info
+    this.lastMethodName = method
+    this.lastMethodInfo = m
+    return m
+  }
+
+  private checkQuota (quota: string): void {
+    if (!this.quotas.has(quota)) throw unknownQuota(quota)
+  }
+}
+
+/** From a ref's second message on, its id's UTF-8 bytes are copied into frames. */
+function keepIdBytes (to: RefAddress): void {
+  to.idBytes = Buffer.from(to.id, 'utf8')
+}
+
+/** A cast to a shard another host serves, sent there directly (out of `cast`, which stays small). */
+function castDirect (gateway: Gateway, to: RefAddress, m: MethodInfo, payload: unknown): boolean {
+  return gateway.isDirect(to.hash) && gateway.sendDirect(MSG_CAST, to.id, to.idBytes, to.hash, to.info.index, m.index, payload, 0)
+}
+
+/** A ref's id over MAX_ID_BYTES (the caller's quick test counts 3 bytes per UTF-16 unit: this counts them). */
+function checkIdLength (prefix: IdPrefix, key: string, info: TypeInfo): void {
+  if (prefix.bytes.bytes.length + utf8Length(key) > MAX_ID_BYTES) {
+    throw new InvalidArgumentError(`agent id is longer than ${MAX_ID_BYTES} UTF-8 bytes`, { type: info.type, quota: prefix.quota })
   }
 }
 

@@ -183,28 +183,65 @@ class PayloadPlan {
   }
 }
 
-/** Copy `bytes` to `u8` at `at`: a loop for a short id prefix (cheaper than `set`'s call), `set` above. */
-function copyBytes (u8: Uint8Array, bytes: Uint8Array, at: number): number {
-  const n = bytes.length
-  if (n > 32) {
-    u8.set(bytes, at)
-    return n
-  }
-  for (let i = 0; i < n; i++) u8[at + i] = bytes[i]!
-  return n
+/**
+ * An id prefix `quota \x1f type \x1f` as a frame writes it: its UTF-8 `bytes`, and the same
+ * bytes as little-endian words (`words`, zero-padded to a multiple of 4). A ref's first
+ * frame stores the words — the id starts 4-aligned in every frame — instead of a byte
+ * per character: in the activate profile the byte loop was the main thread's largest
+ * self time (bench/RESULTS.md, branch mainref).
+ */
+export interface IdPrefixBytes {
+  readonly bytes: Uint8Array
+  readonly words: Int32Array
 }
 
-/** Write `s` as UTF-8 at `at`, returning the bytes written: short ASCII text by a loop, the rest by Buffer's encoder. */
-function writeText (u8: FastBuffer, s: string, at: number): number {
+/** `bytes` with the words a frame writer stores them as. */
+export function idPrefixBytes (bytes: Uint8Array): IdPrefixBytes {
+  const words = new Int32Array((bytes.length + 3) >> 2)
+  new Uint8Array(words.buffer).set(bytes)
+  return { bytes, words }
+}
+
+/**
+ * Write `s` as UTF-8 at `at`, returning the bytes written: short ASCII text by a loop, the
+ * rest by Buffer's encoder. At a 4-aligned `at`, four characters per word store (zeros
+ * after the last one up to the next multiple of 4: a frame's id is followed by padding
+ * to 4, which these bytes are part of).
+ */
+function writeText (u8: FastBuffer, i32: Int32Array, s: string, at: number): number {
   const n = s.length
   if (n <= 32) {
-    let i = 0
-    for (; i < n; i++) {
-      const c = s.charCodeAt(i)
-      if (c >= 0x80) break
-      u8[at + i] = c
+    if ((at & 3) === 0) {
+      let w = at >> 2
+      let i = 0
+      let high = 0
+      for (; i + 4 <= n; i += 4) {
+        const a = s.charCodeAt(i)
+        const b = s.charCodeAt(i + 1)
+        const c = s.charCodeAt(i + 2)
+        const d = s.charCodeAt(i + 3)
+        high |= a | b | c | d
+        i32[w++] = a | b << 8 | c << 16 | d << 24
+      }
+      if (i < n) {
+        let word = 0
+        for (let shift = 0; i < n; i++, shift += 8) {
+          const c = s.charCodeAt(i)
+          high |= c
+          word |= c << shift
+        }
+        i32[w] = word
+      }
+      if (high < 0x80) return n
+    } else {
+      let i = 0
+      for (; i < n; i++) {
+        const c = s.charCodeAt(i)
+        if (c >= 0x80) break
+        u8[at + i] = c
+      }
+      if (i === n) return n
     }
-    if (i === n) return n
   }
   return u8.utf8Write(s, at)
 }
@@ -227,7 +264,7 @@ export class FrameWriter {
    */
   message (ring: FrameSink, kind: number, id: string, idBytes: Uint8Array | null, hash: number, typeIdx: number, methodIdx: number,
     payload: unknown, replyTo: number, callId: number, durable: SendCopy | null = null, encoded: Uint8Array | null = null): void {
-    this.write(ring, kind, id, idBytes, null, hash, typeIdx, methodIdx, payload, replyTo, callId, durable, encoded)
+    this.write(ring, kind, id, idBytes, null, null, hash, typeIdx, methodIdx, payload, replyTo, callId, durable, encoded)
   }
 
   /**
@@ -235,14 +272,14 @@ export class FrameWriter {
    * its key: the bytes are copied and the key written after them, so that a one-shot ref
    * never builds (and flattens) the id string.
    */
-  messageTo (ring: FrameSink, kind: number, prefix: Uint8Array, key: string, hash: number, typeIdx: number, methodIdx: number,
+  messageTo (ring: FrameSink, kind: number, prefix: IdPrefixBytes, key: string, hash: number, typeIdx: number, methodIdx: number,
     payload: unknown, replyTo: number, callId: number): void {
-    this.write(ring, kind, '', prefix, key, hash, typeIdx, methodIdx, payload, replyTo, callId, null, null)
+    this.write(ring, kind, '', prefix.bytes, prefix.words, key, hash, typeIdx, methodIdx, payload, replyTo, callId, null, null)
   }
 
-  /** The id is `id`, or `idBytes` whole, or (`key` not null) `idBytes` then the key. */
-  private write (ring: FrameSink, kind: number, id: string, idBytes: Uint8Array | null, key: string | null, hash: number, typeIdx: number,
-    methodIdx: number, payload: unknown, replyTo: number, callId: number, durable: SendCopy | null, encoded: Uint8Array | null): void {
+  /** The id is `id`, or `idBytes` whole, or (`key` not null) `idBytes` (as `idWords`) then the key. */
+  private write (ring: FrameSink, kind: number, id: string, idBytes: Uint8Array | null, idWords: Int32Array | null, key: string | null, hash: number,
+    typeIdx: number, methodIdx: number, payload: unknown, replyTo: number, callId: number, durable: SendCopy | null, encoded: Uint8Array | null): void {
     const plan = this.plan
     if (encoded !== null) plan.planEncoded(encoded)
     else plan.plan(payload, 'payload')
@@ -260,25 +297,27 @@ export class FrameWriter {
     const o = ring.begin(max)
     const t = ring.target
     const u8 = t.u8 as FastBuffer
-    u8[o] = kind
-    u8[o + 1] = plan.tag
+    const i32 = t.i32
     let idLen: number
-    if (key !== null) {
-      idLen = copyBytes(u8, idBytes!, o + header)
-      idLen += writeText(u8, key, o + header + idLen)
+    if (idWords !== null) {
+      // the id starts 4-aligned (o and both headers are): the prefix as words, the key after it
+      const w = (o + header) >> 2
+      for (let i = 0; i < idWords.length; i++) i32[w + i] = idWords[i]!
+      idLen = idBytes!.length
+      idLen += writeText(u8, i32, key!, o + header + idLen)
     } else if (idBytes !== null) {
       u8.set(idBytes, o + header)
       idLen = idBytes.length
     } else {
       idLen = u8.utf8Write(id, o + header)
     }
-    t.u16[(o + 2) >> 1] = idLen
-    t.i32[(o + 4) >> 2] = hash
-    t.u16[(o + 12) >> 1] = typeIdx
-    t.u16[(o + 14) >> 1] = methodIdx
+    // kind, tag and the id's length as one word, as are the type and method indexes (little-endian, as every frame view)
+    i32[o >> 2] = kind | plan.tag << 8 | idLen << 16
+    i32[(o + 4) >> 2] = hash
+    i32[(o + 12) >> 2] = (typeIdx & 0xffff) | methodIdx << 16
     if (durable === null) {
-      t.i32[(o + 8) >> 2] = callId
-      t.i32[(o + 16) >> 2] = replyTo
+      i32[(o + 8) >> 2] = callId
+      i32[(o + 16) >> 2] = replyTo
     } else {
       t.i32[(o + 8) >> 2] = durable.key >>> 0
       t.i32[(o + 16) >> 2] = Math.floor(durable.key / 0x100000000)

@@ -35,7 +35,7 @@ import { toWire } from '../../native-free-core/errors.ts'
 import { kStatActivations, kStatIdBytes, kStatSent, kStatStateReads } from './mesh.ts'
 import type { WireError } from '../../native-free-core/errors.ts'
 import { FRAME_CONTROL, FRAME_REPLY, FRAME_STATE, FRAME_TASK, FrameReader, FrameWriter, KIND_HELD } from './frame-codec.ts'
-import type { SendCopy } from './frame-codec.ts'
+import type { IdPrefixBytes, SendCopy } from './frame-codec.ts'
 import { FrameBuffer } from './frame-buffer.ts'
 import { ShardHandover } from './shard-handover.ts'
 import type { ControlOp } from './shard-handover.ts'
@@ -146,6 +146,8 @@ export class ThreadLoop implements RuntimeOutput {
   /** The early minor GC of a worker's first mass activation is still to come (pretenure-nudge.ts). */
   private nudgePending = true
   private nudgeTries = 0
+  /** 1 for a peer in `dirty`: a cast tests a byte, not the Set, for a peer already written since the last publish. */
+  private dirtyMarks = new Uint8Array(0)
   private flushQueued = false
   /** What touchAhead's loads folded into (kept so that they are not optimized away). */
   private touchSink = 0
@@ -200,6 +202,12 @@ export class ThreadLoop implements RuntimeOutput {
     this.producers[peer] = out ? new RingProducer(out, this.bells[peer]!, bufferView) : null
     this.consumers[peer] = inn ? new RingConsumer(inn, this.bells[peer]!) : null
     this.dirty.delete(peer)
+    if (this.dirtyMarks.length <= peer) {
+      const marks = new Uint8Array(this.producers.length)
+      marks.set(this.dirtyMarks)
+      this.dirtyMarks = marks
+    }
+    this.dirtyMarks[peer] = 0
   }
 
   /** Process what `peer` already published, then switch to its new rings (it restarted). */
@@ -429,7 +437,7 @@ export class ThreadLoop implements RuntimeOutput {
    * `sendMessage` for an id given as the UTF-8 bytes of its `quota \x1f type \x1f` prefix
    * and its key (a ref's first message: no id string is made for it).
    */
-  sendMessageTo (to: number, kind: number, prefix: Uint8Array, key: string, hash: number, typeIdx: number, methodIdx: number,
+  sendMessageTo (to: number, kind: number, prefix: IdPrefixBytes, key: string, hash: number, typeIdx: number, methodIdx: number,
     payload: unknown, callId: number): boolean {
     const ring = this.producers[to]
     if (ring == null) return false
@@ -473,7 +481,10 @@ export class ThreadLoop implements RuntimeOutput {
 
   /** A producer was written: publish at the end of the current turn of the event loop. */
   private touched (peer: number): void {
-    this.dirty.add(peer)
+    if (this.dirtyMarks[peer] !== 1) {
+      this.dirtyMarks[peer] = 1
+      this.dirty.add(peer)
+    }
     if (!this.running && !this.flushQueued) {
       this.flushQueued = true
       queueMicrotask(() => {
@@ -487,7 +498,10 @@ export class ThreadLoop implements RuntimeOutput {
   flush (): void {
     for (const peer of this.dirty) {
       const ring = this.producers[peer]
-      if (ring == null || !ring.publish()) this.dirty.delete(peer)
+      if (ring == null || !ring.publish()) {
+        this.dirty.delete(peer)
+        this.dirtyMarks[peer] = 0
+      }
       // an overflowing producer stays in `dirty`: the consumer rings our bell when it frees space
     }
   }

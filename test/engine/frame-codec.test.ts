@@ -10,7 +10,7 @@ import { Doorbell, DOORBELL_BYTES } from '../../native-free-core/ring/doorbell.t
 import { RingConsumer, RingProducer, createRing, forEachFrame } from '../../native-free-core/ring/ring-queue.ts'
 import { Envelope, MSG_CALL, MSG_FORGET, MSG_SEND } from '../../native-free-core/agent/envelope.ts'
 import { hashId } from '../../native-free-core/placement/hash.ts'
-import { FrameReader, FrameWriter } from '../../src/thread/frame-codec.ts'
+import { FrameReader, FrameWriter, idPrefixBytes } from '../../src/thread/frame-codec.ts'
 
 /** A 64 KiB ring with its producer (Buffer views) and consumer, on one thread. */
 function ring (): { producer: RingProducer, consumer: RingConsumer } {
@@ -50,26 +50,30 @@ test('durable sends and forgets carry their identity; calls and plain sends do n
 })
 
 test('a message written from an id prefix\'s bytes and a key reads back as the same id as one written from the id string', () => {
-  const { producer, consumer } = ring()
-  const writer = new FrameWriter(1 << 14)
-  const prefix = 'tenant-a\u001fcounter\u001f'
-  const prefixBytes = new Uint8Array(Buffer.from(prefix))
-  // ASCII (the loop), non-ASCII at the start, the end and past the loop's 32 characters (Buffer's encoder), empty
-  const keys = ['k42', 'é-first', 'last-é', 'x'.repeat(31) + '€', 'y'.repeat(40), '😀', '']
-  for (const [i, key] of keys.entries()) writer.messageTo(producer, MSG_CALL, prefixBytes, key, hashId(prefix + key), 1, 2, i, 3, 100 + i)
-  producer.publish()
-  const reader = new FrameReader(1 << 16)
-  const bytes = consumer.copyOut(reader.scratch, 1 << 16)
-  const seen: Array<[string, number, unknown, number]> = []
-  forEachFrame(reader.i32, bytes, (o, len) => {
-    const e = reader.message(o, len)
-    seen.push([e.id, e.hash, e.payload, e.callId])
-  })
-  assert.deepEqual(seen, keys.map((key, i) => [prefix + key, hashId(prefix + key), i, 100 + i]))
-  // the size check counts the prefix and the key's UTF-8 bytes: over the limit writes nothing
-  const small = new FrameWriter(64)
-  assert.throws(() => small.messageTo(producer, MSG_CALL, prefixBytes, 'é'.repeat(20), 0, 1, 2, undefined, 0, 0), { name: 'MessageTooLargeError' })
-  assert.doesNotThrow(() => small.messageTo(producer, MSG_CALL, prefixBytes, 'é'.repeat(5), 0, 1, 2, undefined, 0, 0))
+  // a 16-byte prefix (the key starts 4-aligned: written four characters per word) and a 17-byte one (byte by byte)
+  for (const prefix of ['default\u001fcounter\u001f', 'tenant-a\u001fcounter\u001f']) {
+    const { producer, consumer } = ring()
+    const writer = new FrameWriter(1 << 14)
+    const prefixBytes = idPrefixBytes(new Uint8Array(Buffer.from(prefix)))
+    // ASCII (the loops) of every length mod 4, non-ASCII at the start, the end, in each place of a word
+    // (Latin-1 and above: both must fall back) and past the loops' 32 characters (Buffer's encoder), empty
+    const keys = ['k42', 'k', 'k1', 'k123', 'k1234', 'k123456', 'k1234567', 'é-first', 'last-é', 'abcé', 'abcdeĀ', 'ab\u0080d',
+      'x'.repeat(31) + '€', 'x'.repeat(32), 'y'.repeat(40), '😀', 'a😀', '']
+    for (const [i, key] of keys.entries()) writer.messageTo(producer, MSG_CALL, prefixBytes, key, hashId(prefix + key), 300 + i, 2 + i, i, 3, 100 + i)
+    producer.publish()
+    const reader = new FrameReader(1 << 16)
+    const bytes = consumer.copyOut(reader.scratch, 1 << 16)
+    const seen: Array<[string, number, unknown, number, number, number, number, number]> = []
+    forEachFrame(reader.i32, bytes, (o, len) => {
+      const e = reader.message(o, len)
+      seen.push([e.id, e.hash, e.payload, e.callId, e.kind, e.typeIdx, e.methodIdx, e.replyTo])
+    })
+    assert.deepEqual(seen, keys.map((key, i) => [prefix + key, hashId(prefix + key), i, 100 + i, MSG_CALL, 300 + i, 2 + i, 3]))
+    // the size check counts the prefix and the key's UTF-8 bytes: over the limit writes nothing
+    const small = new FrameWriter(64)
+    assert.throws(() => small.messageTo(producer, MSG_CALL, prefixBytes, 'é'.repeat(20), 0, 1, 2, undefined, 0, 0), { name: 'MessageTooLargeError' })
+    assert.doesNotThrow(() => small.messageTo(producer, MSG_CALL, prefixBytes, 'é'.repeat(5), 0, 1, 2, undefined, 0, 0))
+  }
 })
 
 test('ids stay bytes until read, and come back as decoded (never a string whose char codes only look like the bytes)', () => {
