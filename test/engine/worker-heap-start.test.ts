@@ -9,7 +9,7 @@
  */
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { spawn } from 'node:child_process'
+import { runJsonChild } from '../helpers/json-child.ts'
 import { engineWorkerHeap, initialOldSpaceFlag } from '../../src/host/worker-young-generation.ts'
 
 interface Thread { newSpace: number, majors: number }
@@ -18,17 +18,7 @@ interface Report { workers: Thread[], appWorker: Thread }
 const child = new URL('../fixtures/heap-start-child.js', import.meta.url)
 
 function run (flags: readonly string[], args: readonly string[] = []): Promise<Report> {
-  return new Promise((resolve, reject) => {
-    const proc = spawn(process.execPath, [...flags, child.pathname, ...args], { stdio: ['ignore', 'pipe', 'inherit'] })
-    let out = ''
-    proc.stdout.setEncoding('utf8')
-    proc.stdout.on('data', (chunk: string) => { out += chunk })
-    proc.on('error', reject)
-    proc.on('close', (code) => {
-      if (code !== 0) reject(new Error(`the child exited with ${code}: ${out}`))
-      else resolve(JSON.parse(out.trim().split('\n').at(-1)!) as Report)
-    })
-  })
+  return runJsonChild<Report>(child, flags, args)
 }
 
 test('engine workers start with a full-size young generation and make no mark-compact below 256 MiB; the application\'s later Worker starts as V8\'s default', async () => {

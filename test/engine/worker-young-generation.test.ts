@@ -10,7 +10,7 @@
  */
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { spawn } from 'node:child_process'
+import { runJsonChild } from '../helpers/json-child.ts'
 import { semiSpaceFlags } from '../../src/host/worker-young-generation.ts'
 
 interface Sizes { now: number, max: number }
@@ -19,17 +19,7 @@ interface Report { main: number, mainAfter: number, workers: Sizes[], replaced: 
 const child = new URL('../fixtures/young-gen-child.js', import.meta.url)
 
 function run (flags: readonly string[], args: readonly string[] = [], env: NodeJS.ProcessEnv = process.env): Promise<Report> {
-  return new Promise((resolve, reject) => {
-    const proc = spawn(process.execPath, [...flags, child.pathname, ...args], { stdio: ['ignore', 'pipe', 'inherit'], env })
-    let out = ''
-    proc.stdout.setEncoding('utf8')
-    proc.stdout.on('data', (chunk: string) => { out += chunk })
-    proc.on('error', reject)
-    proc.on('close', (code) => {
-      if (code !== 0) reject(new Error(`the child exited with ${code}: ${out}`))
-      else resolve(JSON.parse(out.trim().split('\n').at(-1)!) as Report)
-    })
-  })
+  return runJsonChild<Report>(child, flags, args, env)
 }
 
 // V8 on a 64-bit build: a semi-space grows from 1 MiB by survival up to 16 MiB unless
