@@ -55,7 +55,7 @@ export class Router implements RefTarget {
   private readonly parts: RouterParts
   private readonly prefixes = new Map<string, IdPrefix[]>()
   /** The default quota's prefixes, without the Map probe (nearly every ref's quota). */
-  private defaultPrefixes: IdPrefix[] | null = null
+  private readonly defaultPrefixes: IdPrefix[]
   /** The last type `ref` was given (a definition or a name) and what it resolved to: a loop of refs names one type. */
   private lastType: string | AgentDefinition | null = null
   private lastInfo: TypeInfo | null = null
@@ -71,6 +71,7 @@ export class Router implements RefTarget {
     this.pending = parts.pending
     this.quotas = parts.quotas
     this.life = parts.life
+    this.defaultPrefixes = this.prefixesOf(DEFAULT_QUOTA)
   }
 
   /**
@@ -83,7 +84,7 @@ export class Router implements RefTarget {
     // the registry never changes and definitions are frozen: the same argument resolves to the same type
     const info = type === this.lastType ? this.lastInfo! : this.typeOf(type)
     checkKey(key)
-    const prefix = options?.quota === undefined ? (this.defaultPrefixes ?? this.defaultPrefixesNow())[info.index]! : this.quotaPrefix(options.quota, info.index)
+    const prefix = options?.quota === undefined ? this.defaultPrefixes[info.index]! : this.quotaPrefix(options.quota, info.index)
     if (prefix.bytes.bytes.length + key.length * 3 > MAX_ID_BYTES) checkIdLength(prefix, key, info)
     // the hash as an int32 (the same 32 bits; frames and shardOf read it either way): a uint32 ≥ 2^31 is no small
     // integer, and the ref's field would hold every hash in a heap number of its own
@@ -96,10 +97,6 @@ export class Router implements RefTarget {
     this.lastType = type
     this.lastInfo = info
     return info
-  }
-
-  private defaultPrefixesNow (): IdPrefix[] {
-    return (this.defaultPrefixes = this.prefixesOf(DEFAULT_QUOTA))
   }
 
   private quotaPrefix (name: string, typeIndex: number): IdPrefix {
@@ -115,7 +112,7 @@ export class Router implements RefTarget {
    * are usually the same objects, so the Map lookup reuses their cached V8 hash).
    */
   private prefixOf (quota: string, typeIndex: number): IdPrefix {
-    if (quota === DEFAULT_QUOTA) return (this.defaultPrefixes ??= this.prefixesOf(DEFAULT_QUOTA))[typeIndex]!
+    if (quota === DEFAULT_QUOTA) return this.defaultPrefixes[typeIndex]!
     let prefixes = this.prefixes.get(quota)
     if (prefixes === undefined) {
       prefixes = this.prefixesOf(quota)
