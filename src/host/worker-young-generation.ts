@@ -38,6 +38,7 @@
 import { setFlagsFromString } from 'node:v8'
 import { Worker } from 'node:worker_threads'
 import type { WorkerOptions } from 'node:worker_threads'
+import { sizeFlag, startupFlags } from './node-flags.ts'
 
 /** The semi-space sizes (MiB) a process asked V8 for; null: not set (V8's default). */
 export interface SemiSpaceFlags {
@@ -45,42 +46,19 @@ export interface SemiSpaceFlags {
   readonly max: number | null
 }
 
-const kFlag = /^--?(min|max)[-_]semi[-_]space[-_]size=(\d+)$/
-
 /**
  * The semi-space flags in `NODE_OPTIONS` and on the command line (`execArgv`), the last
- * occurrence winning and the command line after `NODE_OPTIONS`. V8 takes `-` and `_`
- * alike in a flag's name, and a size only as `--flag=N` (`--flag N` is refused by Node).
+ * occurrence winning and the command line after `NODE_OPTIONS` (node-flags.ts).
  */
 export function semiSpaceFlags (execArgv: readonly string[], nodeOptions: string | undefined): SemiSpaceFlags {
-  let min: number | null = null
-  let max: number | null = null
-  const args = [...(nodeOptions ?? '').split(/\s+/), ...execArgv]
-  for (const arg of args) {
-    const m = kFlag.exec(arg)
-    if (m === null) continue
-    const mb = Number(m[2])
-    // 0 is V8's "unset"
-    if (m[1] === 'min') min = mb === 0 ? null : mb
-    else max = mb === 0 ? null : mb
-  }
-  return { min, max }
+  const flags = startupFlags(execArgv, nodeOptions)
+  return { min: sizeFlag(flags, 'min-semi-space-size'), max: sizeFlag(flags, 'max-semi-space-size') }
 }
 
-/**
- * The process's `--initial-old-space-size` (MiB) from `NODE_OPTIONS` and the command line,
- * the last occurrence winning; null: not set (0 is V8's "unset" too).
- */
+/** The process's `--initial-old-space-size` (MiB) from `NODE_OPTIONS` and the command line; null: not set. */
 export function initialOldSpaceFlag (execArgv: readonly string[], nodeOptions: string | undefined): number | null {
-  let mb: number | null = null
-  for (const arg of [...(nodeOptions ?? '').split(/\s+/), ...execArgv]) {
-    const m = kOldFlag.exec(arg)
-    if (m !== null) mb = Number(m[1]) === 0 ? null : Number(m[1])
-  }
-  return mb
+  return sizeFlag(startupFlags(execArgv, nodeOptions), 'initial-old-space-size')
 }
-
-const kOldFlag = /^--?initial[-_]old[-_]space[-_]size=(\d+)$/
 
 /**
  * How an engine worker's heap starts (engineWorkerHeap below). V8 has no per-isolate

@@ -18,6 +18,7 @@
  */
 import { setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
+import { hasFlag, startupFlags } from '../host/node-flags.ts'
 
 /** Activations of a worker before its one early minor GC. */
 export const kNudgeAfter = 2000
@@ -29,14 +30,12 @@ type Gc = (options?: { type?: 'minor' | 'major' }) => void
 
 let minorGc: Gc | null = null
 
-const kExposeGc = /^--expose[-_]gc$/
-
 /**
  * The process was started with --expose-gc — on its command line or in NODE_OPTIONS
  * (which `execArgv` does not list): then the flag is left on.
  */
 export function startedWithExposeGc (execArgv: readonly string[], nodeOptions: string | undefined): boolean {
-  return [...(nodeOptions ?? '').split(/\s+/), ...execArgv].some((a) => kExposeGc.test(a))
+  return hasFlag(startupFlags(execArgv, nodeOptions), 'expose-gc')
 }
 
 function gcFunction (): Gc | null {
